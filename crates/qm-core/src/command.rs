@@ -1,0 +1,86 @@
+//! Commands: what a user asks for, already parsed into checked types at the edge.
+
+use crate::event::Envelope;
+use crate::ids::*;
+use crate::model::*;
+use crate::policy::PolicyRules;
+use crate::quantity::Quantity;
+use time::Date;
+
+/// An item named in a command: a serial, or a quantity of a lot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ItemRef {
+    Serial(Serial),
+    Lot { lot: LotNo, quantity: Quantity },
+}
+
+/// One line of a receipt, which may bring a new serial or lot onto the books.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReceiptLine {
+    pub item_type: ItemTypeId,
+    pub serial: Option<Serial>,
+    pub lot: Option<LotNo>,
+    pub quantity: Quantity,
+    pub manufactured: Option<Date>,
+    pub expires: Option<Date>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    CreateUnit { unit: UnitId, name: String, parent: UnitId },
+    CreateLocation { location: LocationId, name: String, unit: UnitId, parent: Option<LocationId>, kind: LocationKind, keeper: Option<Badge>, magazine: Option<MagazineLicence> },
+    DefineItemType { item_type: ItemTypeId, name: String, kind: ItemKind, tracking: Tracking, unit_of_measure: String, neq_kg_per_unit: f64, un_code: Option<String>, qualification: Option<String> },
+    /// `pin_hash` is an Argon2id PHC string made at the edge; the core never sees a PIN.
+    RegisterPerson { badge: Badge, name: String, unit: UnitId, roles: Vec<Role>, pin_hash: String },
+    GrantQualification { badge: Badge, qualification: String, expires: Date },
+    SetPolicy { unit: UnitId, rules: PolicyRules },
+    Receive { to: LocationId, from: String, document: String, lines: Vec<ReceiptLine> },
+    /// `from` is needed for lots; serials are taken from wherever they are racked.
+    Issue { to: Badge, from: Option<LocationId>, items: Vec<ItemRef> },
+    Return { from: Badge, to: LocationId, items: Vec<ItemRef> },
+    Move { from: LocationId, to: LocationId, items: Vec<ItemRef> },
+    Dispatch { from: LocationId, to_unit: UnitId, items: Vec<ItemRef>, document: Option<String> },
+    ReceiveTransfer { transfer: TransferId, to: LocationId, received: Vec<ItemRef> },
+    Expend { from: Account, items: Vec<ItemRef>, document: String },
+    Destroy { from: LocationId, items: Vec<ItemRef>, document: String },
+    ReportLost { from: Account, items: Vec<ItemRef>, document: Option<String> },
+    Recover { to: LocationId, items: Vec<ItemRef>, document: Option<String> },
+    SetLotStatus { lot: LotNo, status: LotStatus, reason: String },
+    StartCount { root: LocationId, kind: CountKind, blind: bool },
+    RecordCount { count: CountId, location: LocationId, serials: Vec<Serial>, lots: Vec<(LotNo, Quantity)> },
+    CloseCount { count: CountId },
+    /// `item_type` is needed only to approve a find the catalog did not know.
+    ResolveDiscrepancy { discrepancy: DiscrepancyId, approve: bool, note: String, item_type: Option<ItemTypeId> },
+    /// The app looks up the entry to correct and passes it in, so the core stays free of I/O.
+    Correct { original: Box<Envelope>, reason: String },
+}
+
+impl Command {
+    /// The stable name of the operation, as used in docs/permissions.md and the CLI.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::CreateUnit { .. } => "create_unit",
+            Command::CreateLocation { .. } => "create_location",
+            Command::DefineItemType { .. } => "define_item_type",
+            Command::RegisterPerson { .. } => "register_person",
+            Command::GrantQualification { .. } => "grant_qualification",
+            Command::SetPolicy { .. } => "set_policy",
+            Command::Receive { .. } => "receive",
+            Command::Issue { .. } => "issue",
+            Command::Return { .. } => "return",
+            Command::Move { .. } => "move",
+            Command::Dispatch { .. } => "dispatch",
+            Command::ReceiveTransfer { .. } => "receive_transfer",
+            Command::Expend { .. } => "expend",
+            Command::Destroy { .. } => "destroy",
+            Command::ReportLost { .. } => "report_lost",
+            Command::Recover { .. } => "recover",
+            Command::SetLotStatus { .. } => "set_lot_status",
+            Command::StartCount { .. } => "start_count",
+            Command::RecordCount { .. } => "record_count",
+            Command::CloseCount { .. } => "close_count",
+            Command::ResolveDiscrepancy { .. } => "resolve_discrepancy",
+            Command::Correct { .. } => "correct",
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! Events: the facts the ledger records. Every projection is a fold over these.
+
+use crate::ids::*;
+use crate::model::*;
+use crate::policy::PolicyRules;
+use crate::quantity::Quantity;
+use serde::{Deserialize, Serialize};
+use time::{Date, OffsetDateTime};
+
+/// One ledger entry: who did what, when, under which idempotency key.
+/// Its canonical JSON encoding is the exact byte string that is hashed into the tree.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    pub site: String,
+    /// Position in the ledger, from 0.
+    pub seq: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub actor: Badge,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witness: Option<Badge>,
+    pub idempotency_key: String,
+    /// Set when this entry corrects an earlier one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrects: Option<Correction>,
+    pub event: Event,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Correction {
+    pub seq: u64,
+    pub reason: String,
+}
+
+/// One line of a movement: a serial item, or a quantity of a lot.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Line {
+    Serial { serial: Serial, item_type: ItemTypeId },
+    Lot { lot: LotNo, item_type: ItemTypeId, quantity: Quantity },
+}
+
+impl Line {
+    pub fn item_type(&self) -> &ItemTypeId {
+        match self {
+            Line::Serial { item_type, .. } | Line::Lot { item_type, .. } => item_type,
+        }
+    }
+    pub fn quantity(&self) -> Quantity {
+        match self {
+            Line::Serial { .. } => Quantity::ONE,
+            Line::Lot { quantity, .. } => *quantity,
+        }
+    }
+    pub fn label(&self) -> String {
+        match self {
+            Line::Serial { serial, .. } => format!("serial {serial}"),
+            Line::Lot { lot, quantity, .. } => format!("{quantity} of lot {lot}"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiscrepancyKind {
+    MissingSerial,
+    UnexpectedSerial,
+    QuantityShort,
+    QuantityOver,
+    WrongPlace,
+}
+
+impl DiscrepancyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiscrepancyKind::MissingSerial => "missing serial",
+            DiscrepancyKind::UnexpectedSerial => "unexpected serial",
+            DiscrepancyKind::QuantityShort => "quantity short",
+            DiscrepancyKind::QuantityOver => "quantity over",
+            DiscrepancyKind::WrongPlace => "found in the wrong place",
+        }
+    }
+}
+
+/// Where a discrepancy was found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiscrepancySource {
+    Count(CountId),
+    Transfer(TransferId),
+}
+
+/// What a discrepancy is, and the book change that approving it would make.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscrepancyFacts {
+    pub kind: DiscrepancyKind,
+    pub source: DiscrepancySource,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<Serial>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lot: Option<LotNo>,
+    /// None when the count found something the catalog does not know.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_type: Option<ItemTypeId>,
+    pub book_account: Option<Account>,
+    pub found_account: Option<Account>,
+    pub book_quantity: Quantity,
+    pub counted_quantity: Quantity,
+    /// The books move `from` → `to` by `quantity` if the discrepancy is approved.
+    pub adjust_from: Account,
+    pub adjust_to: Account,
+    pub adjust_quantity: Quantity,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Event {
+    SiteInitialized {
+        site: String,
+        verifier_key: String,
+        root_unit: UnitId,
+        root_unit_name: String,
+    },
+    UnitCreated {
+        unit: UnitId,
+        name: String,
+        parent: UnitId,
+    },
+    LocationCreated {
+        location: LocationId,
+        name: String,
+        unit: UnitId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent: Option<LocationId>,
+        kind: LocationKind,
+        /// The armorer or keeper who keeps the stock here.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        keeper: Option<Badge>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        magazine: Option<MagazineLicence>,
+    },
+    ItemTypeDefined {
+        item_type: ItemTypeId,
+        name: String,
+        kind: ItemKind,
+        tracking: Tracking,
+        unit_of_measure: String,
+        neq_kg_per_unit: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        un_code: Option<String>,
+        /// When set, a person must hold this qualification (unexpired) to be issued this type.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        qualification: Option<String>,
+    },
+    PersonRegistered {
+        badge: Badge,
+        name: String,
+        unit: UnitId,
+        roles: Vec<Role>,
+        /// Argon2id PHC string; never the PIN.
+        pin_hash: String,
+    },
+    QualificationGranted {
+        badge: Badge,
+        qualification: String,
+        expires: Date,
+    },
+    PolicySet {
+        unit: UnitId,
+        rules: PolicyRules,
+    },
+    SerialRegistered {
+        serial: Serial,
+        item_type: ItemTypeId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lot: Option<LotNo>,
+    },
+    LotRegistered {
+        lot: LotNo,
+        item_type: ItemTypeId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        manufactured: Option<Date>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires: Option<Date>,
+    },
+    Movement {
+        kind: MovementKind,
+        from: Account,
+        to: Account,
+        lines: Vec<Line>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        document: Option<String>,
+    },
+    LotStatusChanged {
+        lot: LotNo,
+        status: LotStatus,
+        reason: String,
+    },
+    TransferDispatched {
+        transfer: TransferId,
+        from_unit: UnitId,
+        to_unit: UnitId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        document: Option<String>,
+    },
+    TransferReceived {
+        transfer: TransferId,
+        location: LocationId,
+        discrepancies: Vec<DiscrepancyId>,
+    },
+    CountStarted {
+        count: CountId,
+        root: LocationId,
+        kind: CountKind,
+        blind: bool,
+        counter: Badge,
+    },
+    CountRecorded {
+        count: CountId,
+        location: LocationId,
+        serials: Vec<Serial>,
+        lots: Vec<(LotNo, Quantity)>,
+    },
+    DiscrepancyOpened {
+        discrepancy: DiscrepancyId,
+        facts: DiscrepancyFacts,
+    },
+    CountClosed {
+        count: CountId,
+        discrepancies: Vec<DiscrepancyId>,
+    },
+    DiscrepancyResolved {
+        discrepancy: DiscrepancyId,
+        /// true: the books were adjusted as the discrepancy proposed; false: explained, no change.
+        adjusted: bool,
+        note: String,
+    },
+}
+
+impl Event {
+    /// The stable name of the event's type, as in its JSON "type" field.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Event::SiteInitialized { .. } => "site_initialized",
+            Event::UnitCreated { .. } => "unit_created",
+            Event::LocationCreated { .. } => "location_created",
+            Event::ItemTypeDefined { .. } => "item_type_defined",
+            Event::PersonRegistered { .. } => "person_registered",
+            Event::QualificationGranted { .. } => "qualification_granted",
+            Event::PolicySet { .. } => "policy_set",
+            Event::SerialRegistered { .. } => "serial_registered",
+            Event::LotRegistered { .. } => "lot_registered",
+            Event::Movement { .. } => "movement",
+            Event::LotStatusChanged { .. } => "lot_status_changed",
+            Event::TransferDispatched { .. } => "transfer_dispatched",
+            Event::TransferReceived { .. } => "transfer_received",
+            Event::CountStarted { .. } => "count_started",
+            Event::CountRecorded { .. } => "count_recorded",
+            Event::DiscrepancyOpened { .. } => "discrepancy_opened",
+            Event::CountClosed { .. } => "count_closed",
+            Event::DiscrepancyResolved { .. } => "discrepancy_resolved",
+        }
+    }
+
+    /// Does this event concern the given serial? (for `qm history`)
+    pub fn mentions_serial(&self, s: &Serial) -> bool {
+        match self {
+            Event::SerialRegistered { serial, .. } => serial == s,
+            Event::Movement { lines, .. } => lines.iter().any(|l| matches!(l, Line::Serial { serial, .. } if serial == s)),
+            Event::CountRecorded { serials, .. } => serials.contains(s),
+            Event::DiscrepancyOpened { facts, .. } => facts.serial.as_ref() == Some(s),
+            _ => false,
+        }
+    }
+
+    /// Does this event concern the given lot? (for `qm history`)
+    pub fn mentions_lot(&self, l: &LotNo) -> bool {
+        match self {
+            Event::LotRegistered { lot, .. } | Event::LotStatusChanged { lot, .. } => lot == l,
+            Event::Movement { lines, .. } => lines.iter().any(|x| matches!(x, Line::Lot { lot, .. } if lot == l)),
+            Event::CountRecorded { lots, .. } => lots.iter().any(|(x, _)| x == l),
+            Event::DiscrepancyOpened { facts, .. } => facts.lot.as_ref() == Some(l),
+            _ => false,
+        }
+    }
+}

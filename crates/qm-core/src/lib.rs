@@ -1,0 +1,20 @@
+//! Quartermaster's domain core: commands, rules, events and projections. No I/O: clock and ids come in as arguments.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod command;
+pub mod event;
+pub mod ids;
+pub mod model;
+pub mod permissions;
+pub mod policy;
+pub mod quantity;
+pub mod rules;
+pub mod state;
+
+pub use command::{Command, ItemRef, ReceiptLine};
+pub use event::{Correction, Envelope, Event, Line};
+pub use ids::*;
+pub use model::*;
+pub use quantity::Quantity;
+pub use rules::{decide, Ctx, Decision, Rejection};
+pub use state::State;

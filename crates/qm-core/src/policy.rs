@@ -1,0 +1,75 @@
+//! Policy: what a unit requires, and the effective policy of a unit as the strictest over its ancestors.
+
+use crate::quantity::Quantity;
+use serde::{Deserialize, Serialize};
+
+/// What one unit sets for its subtree. A `false` or `None` means "this unit adds nothing",
+/// never "relax": the effective policy takes the strictest value along the path from the root,
+/// so a lower unit can tighten but never loosen what a higher one set.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRules {
+    /// Any movement of explosives (items with NEQ, or kind explosive/component) needs a witness.
+    #[serde(default)]
+    pub two_person_explosives: bool,
+    /// Every movement needs a witness (a raised posture).
+    #[serde(default)]
+    pub two_person_all_movements: bool,
+    /// Approving a discrepancy needs a witness.
+    #[serde(default)]
+    pub two_person_count_resolution: bool,
+    /// The counter may not be the keeper of a location in the counted subtree.
+    #[serde(default)]
+    pub counter_not_keeper: bool,
+    /// The counter may not be the person who did the previous count of that location.
+    #[serde(default)]
+    pub counter_not_previous: bool,
+    /// A cap on the quantity of ammunition one issue may carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_issue_quantity: Option<Quantity>,
+}
+
+impl PolicyRules {
+    /// Defaults the whole organization starts from (DESIGN.md: explosives and count resolutions need two people).
+    pub fn baseline() -> PolicyRules {
+        PolicyRules {
+            two_person_explosives: true,
+            two_person_count_resolution: true,
+            ..PolicyRules::default()
+        }
+    }
+
+    /// The stricter of two policies, field by field.
+    pub fn tighten(&self, other: &PolicyRules) -> PolicyRules {
+        PolicyRules {
+            two_person_explosives: self.two_person_explosives || other.two_person_explosives,
+            two_person_all_movements: self.two_person_all_movements || other.two_person_all_movements,
+            two_person_count_resolution: self.two_person_count_resolution || other.two_person_count_resolution,
+            counter_not_keeper: self.counter_not_keeper || other.counter_not_keeper,
+            counter_not_previous: self.counter_not_previous || other.counter_not_previous,
+            max_issue_quantity: match (self.max_issue_quantity, other.max_issue_quantity) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+        }
+    }
+}
+
+/// The policy in force at one unit: the baseline tightened by every unit's rules from the root down.
+/// Rules read only this, so directives (later) can tighten it without changing any rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EffectivePolicy(pub PolicyRules);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tighten_never_relaxes() {
+        let parent = PolicyRules { counter_not_keeper: true, max_issue_quantity: Some(Quantity::units(60)), ..PolicyRules::default() };
+        let child = PolicyRules { max_issue_quantity: Some(Quantity::units(90)), two_person_all_movements: true, ..PolicyRules::default() };
+        let eff = PolicyRules::baseline().tighten(&parent).tighten(&child);
+        assert!(eff.counter_not_keeper && eff.two_person_all_movements && eff.two_person_explosives);
+        assert_eq!(eff.max_issue_quantity, Some(Quantity::units(60)));
+    }
+}

@@ -1,0 +1,649 @@
+//! Projections: the current books, derived from the ledger by folding events, and stored as rows.
+//!
+//! The store keeps one row per projected object (kind, key, JSON value). After each event, `touched`
+//! names the rows that changed so the store writes only those; `verify` rebuilds a fresh `State`
+//! from the ledger and compares every row with the stored one.
+
+use crate::event::*;
+use crate::ids::*;
+use crate::model::*;
+use crate::policy::{EffectivePolicy, PolicyRules};
+use crate::quantity::Quantity;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use time::{Date, OffsetDateTime};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SiteInfo {
+    pub site: String,
+    pub verifier_key: String,
+    pub root_unit: UnitId,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Unit {
+    pub name: String,
+    pub parent: Option<UnitId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Location {
+    pub name: String,
+    pub unit: UnitId,
+    pub parent: Option<LocationId>,
+    pub kind: LocationKind,
+    pub keeper: Option<Badge>,
+    pub magazine: Option<MagazineLicence>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ItemType {
+    pub name: String,
+    pub kind: ItemKind,
+    pub tracking: Tracking,
+    pub unit_of_measure: String,
+    pub neq_kg_per_unit: f64,
+    pub un_code: Option<String>,
+    pub qualification: Option<String>,
+}
+
+impl ItemType {
+    /// Explosive for two-person purposes: anything that carries explosive weight.
+    pub fn is_explosive(&self) -> bool {
+        self.neq_kg_per_unit > 0.0 || matches!(self.kind, ItemKind::Explosive)
+    }
+}
+
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct Person {
+    pub name: String,
+    pub unit: UnitId,
+    pub roles: Vec<Role>,
+    pub pin_hash: String,
+    pub qualifications: BTreeMap<String, Date>,
+}
+
+impl std::fmt::Debug for Person {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Person")
+            .field("name", &self.name)
+            .field("unit", &self.unit)
+            .field("roles", &self.roles)
+            .field("pin_hash", &"<redacted>")
+            .field("qualifications", &self.qualifications)
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SerialItem {
+    pub item_type: ItemTypeId,
+    pub lot: Option<LotNo>,
+    pub account: Account,
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    pub since_seq: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Lot {
+    pub item_type: ItemTypeId,
+    pub manufactured: Option<Date>,
+    pub expires: Option<Date>,
+    pub status: LotStatus,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Balance {
+    pub quantity: Quantity,
+    /// When this account last went from holding none of the lot to holding some.
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Transfer {
+    pub from_unit: UnitId,
+    pub to_unit: UnitId,
+    pub document: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub dispatched_at: OffsetDateTime,
+    pub lines: Vec<Line>,
+    pub received_at_location: Option<LocationId>,
+    pub discrepancies: Vec<DiscrepancyId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Count {
+    pub root: LocationId,
+    pub kind: CountKind,
+    pub blind: bool,
+    pub counter: Badge,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    /// Per location: serials seen and quantities counted per lot (summed over recordings).
+    pub serials: BTreeMap<LocationId, BTreeSet<Serial>>,
+    pub lots: BTreeMap<LocationId, BTreeMap<LotNo, Quantity>>,
+    pub closed: bool,
+    pub discrepancies: Vec<DiscrepancyId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Discrepancy {
+    pub facts: DiscrepancyFacts,
+    pub resolution: Option<Resolution>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Resolution {
+    pub adjusted: bool,
+    pub note: String,
+    pub by: Badge,
+    pub witness: Option<Badge>,
+    pub seq: u64,
+}
+
+/// A projected row's address.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RowKey {
+    pub kind: &'static str,
+    pub key: String,
+}
+
+/// Why an event could not be applied to the books; on replay, a sign that the ledger is damaged.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("event {seq} cannot be applied: {reason}")]
+pub struct ApplyError {
+    pub seq: u64,
+    pub reason: String,
+}
+
+/// The books. Every field is derived from the ledger and can be rebuilt from it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct State {
+    pub site: Option<SiteInfo>,
+    pub next_seq: u64,
+    pub units: BTreeMap<UnitId, Unit>,
+    pub locations: BTreeMap<LocationId, Location>,
+    pub item_types: BTreeMap<ItemTypeId, ItemType>,
+    pub people: BTreeMap<Badge, Person>,
+    pub policies: BTreeMap<UnitId, PolicyRules>,
+    pub serials: BTreeMap<Serial, SerialItem>,
+    pub lots: BTreeMap<LotNo, Lot>,
+    pub balances: BTreeMap<(Account, LotNo), Balance>,
+    pub transfers: BTreeMap<TransferId, Transfer>,
+    pub counts: BTreeMap<CountId, Count>,
+    pub discrepancies: BTreeMap<DiscrepancyId, Discrepancy>,
+    /// The counter of the last closed count rooted at each location.
+    pub last_counter: BTreeMap<LocationId, Badge>,
+    /// Entries already corrected, so that nothing is corrected twice.
+    pub corrected: BTreeMap<u64, u64>,
+    /// Rows changed since the last `take_touched`.
+    touched: BTreeSet<RowKey>,
+}
+
+fn rk(kind: &'static str, key: impl ToString) -> RowKey {
+    RowKey { kind, key: key.to_string() }
+}
+
+fn balance_key(account: &Account, lot: &LotNo) -> String {
+    format!("{account}|{lot}")
+}
+
+impl State {
+    pub fn new() -> State {
+        State::default()
+    }
+
+    // ---- reading -------------------------------------------------------------------------
+
+    pub fn balance(&self, account: &Account, lot: &LotNo) -> Quantity {
+        self.balances.get(&(account.clone(), lot.clone())).map(|b| b.quantity).unwrap_or_default()
+    }
+
+    /// Is `unit` equal to `ancestor` or below it?
+    pub fn unit_within(&self, unit: &UnitId, ancestor: &UnitId) -> bool {
+        let mut cur = Some(unit);
+        let mut steps = 0;
+        while let Some(u) = cur {
+            if u == ancestor {
+                return true;
+            }
+            // A tree never has a path longer than its size; this bound stops a damaged cycle.
+            steps += 1;
+            if steps > self.units.len() + 1 {
+                return false;
+            }
+            cur = self.units.get(u).and_then(|x| x.parent.as_ref());
+        }
+        false
+    }
+
+    /// Units from the root down to `unit`.
+    pub fn unit_path(&self, unit: &UnitId) -> Vec<UnitId> {
+        let mut path = vec![];
+        let mut cur = Some(unit.clone());
+        while let Some(u) = cur {
+            if path.len() > self.units.len() {
+                break;
+            }
+            cur = self.units.get(&u).and_then(|x| x.parent.clone());
+            path.push(u);
+        }
+        path.reverse();
+        path
+    }
+
+    pub fn effective_policy(&self, unit: &UnitId) -> EffectivePolicy {
+        let mut p = PolicyRules::baseline();
+        for u in self.unit_path(unit) {
+            if let Some(rules) = self.policies.get(&u) {
+                p = p.tighten(rules);
+            }
+        }
+        EffectivePolicy(p)
+    }
+
+    /// Is location `loc` equal to `ancestor` or inside it?
+    pub fn location_within(&self, loc: &LocationId, ancestor: &LocationId) -> bool {
+        let mut cur = Some(loc);
+        let mut steps = 0;
+        while let Some(l) = cur {
+            if l == ancestor {
+                return true;
+            }
+            steps += 1;
+            if steps > self.locations.len() + 1 {
+                return false;
+            }
+            cur = self.locations.get(l).and_then(|x| x.parent.as_ref());
+        }
+        false
+    }
+
+    /// `root` and every location inside it.
+    pub fn location_subtree(&self, root: &LocationId) -> BTreeSet<LocationId> {
+        self.locations.keys().filter(|l| self.location_within(l, root)).cloned().collect()
+    }
+
+    /// The unit an account belongs to, for authorization; external accounts have none.
+    pub fn account_unit(&self, account: &Account) -> Option<UnitId> {
+        match account {
+            Account::Location(l) => self.locations.get(l).map(|x| x.unit.clone()),
+            Account::Person(b) => self.people.get(b).map(|x| x.unit.clone()),
+            Account::Transit(t) => self.transfers.get(t).map(|x| x.from_unit.clone()),
+            _ => None,
+        }
+    }
+
+    /// Everything a person holds: serials and lot balances.
+    pub fn custody(&self, badge: &Badge) -> (Vec<(&Serial, &SerialItem)>, Vec<(&LotNo, &Balance)>) {
+        let account = Account::Person(badge.clone());
+        let serials = self.serials.iter().filter(|(_, s)| s.account == account).collect();
+        let lots = self
+            .balances
+            .iter()
+            .filter(|((a, _), b)| *a == account && b.quantity.is_positive())
+            .map(|((_, l), b)| (l, b))
+            .collect();
+        (serials, lots)
+    }
+
+    // ---- rows ----------------------------------------------------------------------------
+
+    /// The rows changed since the last call, with their new values (None: row deleted).
+    pub fn take_touched(&mut self) -> Vec<(RowKey, Option<String>)> {
+        let keys = std::mem::take(&mut self.touched);
+        keys.into_iter()
+            .map(|k| {
+                let v = self.row(&k);
+                (k, v)
+            })
+            .collect()
+    }
+
+    /// Every row, sorted by kind and key.
+    pub fn all_rows(&self) -> Vec<(RowKey, String)> {
+        let mut keys: Vec<RowKey> = vec![rk("meta", "next_seq")];
+        if self.site.is_some() {
+            keys.push(rk("meta", "site"));
+        }
+        keys.extend(self.units.keys().map(|k| rk("unit", k)));
+        keys.extend(self.locations.keys().map(|k| rk("location", k)));
+        keys.extend(self.item_types.keys().map(|k| rk("item_type", k)));
+        keys.extend(self.people.keys().map(|k| rk("person", k)));
+        keys.extend(self.policies.keys().map(|k| rk("policy", k)));
+        keys.extend(self.serials.keys().map(|k| rk("serial", k)));
+        keys.extend(self.lots.keys().map(|k| rk("lot", k)));
+        keys.extend(self.balances.keys().map(|(a, l)| rk("balance", balance_key(a, l))));
+        keys.extend(self.transfers.keys().map(|k| rk("transfer", k)));
+        keys.extend(self.counts.keys().map(|k| rk("count", k)));
+        keys.extend(self.discrepancies.keys().map(|k| rk("discrepancy", k)));
+        keys.extend(self.last_counter.keys().map(|k| rk("last_counter", k)));
+        keys.extend(self.corrected.keys().map(|k| rk("corrected", k)));
+        let mut rows: Vec<(RowKey, String)> = keys.into_iter().filter_map(|k| self.row(&k).map(|v| (k, v))).collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows
+    }
+
+    fn row(&self, k: &RowKey) -> Option<String> {
+        fn js<T: Serialize>(v: Option<&T>) -> Option<String> {
+            v.and_then(|v| serde_json::to_string(v).ok())
+        }
+        let key = k.key.as_str();
+        match k.kind {
+            "meta" if key == "next_seq" => Some(self.next_seq.to_string()),
+            "meta" if key == "site" => js(self.site.as_ref()),
+            "unit" => js(UnitId::parse(key).ok().and_then(|id| self.units.get(&id))),
+            "location" => js(LocationId::parse(key).ok().and_then(|id| self.locations.get(&id))),
+            "item_type" => js(ItemTypeId::parse(key).ok().and_then(|id| self.item_types.get(&id))),
+            "person" => js(Badge::parse(key).ok().and_then(|id| self.people.get(&id))),
+            "policy" => js(UnitId::parse(key).ok().and_then(|id| self.policies.get(&id))),
+            "serial" => js(Serial::parse(key).ok().and_then(|id| self.serials.get(&id))),
+            "lot" => js(LotNo::parse(key).ok().and_then(|id| self.lots.get(&id))),
+            "balance" => {
+                let (a, l) = key.rsplit_once('|')?;
+                let a = Account::try_from(a.to_string()).ok()?;
+                let l = LotNo::parse(l).ok()?;
+                js(self.balances.get(&(a, l)))
+            }
+            "transfer" => js(TransferId::parse(key).ok().and_then(|id| self.transfers.get(&id))),
+            "count" => js(CountId::parse(key).ok().and_then(|id| self.counts.get(&id))),
+            "discrepancy" => js(DiscrepancyId::parse(key).ok().and_then(|id| self.discrepancies.get(&id))),
+            "last_counter" => js(LocationId::parse(key).ok().and_then(|id| self.last_counter.get(&id))),
+            "corrected" => key.parse::<u64>().ok().and_then(|s| self.corrected.get(&s)).map(|v| v.to_string()),
+            _ => None,
+        }
+    }
+
+    /// Loads one stored row into the books (the opposite of `row`); used when opening a store.
+    pub fn load_row(&mut self, kind: &str, key: &str, value: &str) -> Result<(), String> {
+        fn de<T: for<'a> Deserialize<'a>>(kind: &str, key: &str, v: &str) -> Result<T, String> {
+            serde_json::from_str(v).map_err(|e| format!("stored {kind} row {key:?} is unreadable: {e}"))
+        }
+        let bad = |e: crate::ids::IdError| format!("stored {kind} row key {key:?}: {e}");
+        match kind {
+            "meta" if key == "next_seq" => self.next_seq = value.parse().map_err(|_| format!("stored next_seq {value:?} is not a number"))?,
+            "meta" if key == "site" => self.site = Some(de(kind, key, value)?),
+            "unit" => {
+                self.units.insert(UnitId::parse(key).map_err(bad)?, de(kind, key, value)?);
+            }
+            "location" => {
+                self.locations.insert(LocationId::parse(key).map_err(bad)?, de(kind, key, value)?);
+            }
+            "item_type" => {
+                self.item_types.insert(ItemTypeId::parse(key).map_err(bad)?, de(kind, key, value)?);
+            }
+            "person" => {
+                self.people.insert(Badge::parse(key).map_err(bad)?, de(kind, key, value)?);
+            }
+            "policy" => {
+                self.policies.insert(UnitId::parse(key).map_err(bad)?, de(kind, key, value)?);
+            }
+            "serial" => {
+                self.serials.insert(Serial::parse(key).map_err(bad)?, de(kind, key, value)?);
+            }
+            "lot" => {
+                self.lots.insert(LotNo::parse(key).map_err(bad)?, de(kind, key, value)?);
+            }
+            "balance" => {
+                let (a, l) = key.rsplit_once('|').ok_or_else(|| format!("stored balance key {key:?} has no '|'"))?;
+                let a = Account::try_from(a.to_string())?;
+                let l = LotNo::parse(l).map_err(bad)?;
+                self.balances.insert((a, l), de(kind, key, value)?);
+            }
+            "transfer" => {
+                self.transfers.insert(TransferId::parse(key).map_err(bad)?, de(kind, key, value)?);
+            }
+            "count" => {
+                self.counts.insert(CountId::parse(key).map_err(bad)?, de(kind, key, value)?);
+            }
+            "discrepancy" => {
+                self.discrepancies.insert(DiscrepancyId::parse(key).map_err(bad)?, de(kind, key, value)?);
+            }
+            "last_counter" => {
+                self.last_counter.insert(LocationId::parse(key).map_err(bad)?, de(kind, key, value)?);
+            }
+            "corrected" => {
+                let k = key.parse().map_err(|_| format!("stored corrected key {key:?} is not a number"))?;
+                self.corrected.insert(k, value.parse().map_err(|_| format!("stored corrected value {value:?} is not a number"))?);
+            }
+            other => return Err(format!("unknown projection row kind {other:?}")),
+        }
+        Ok(())
+    }
+
+    // ---- applying ------------------------------------------------------------------------
+
+    /// Folds one ledger entry into the books. Rules have checked it before it was appended;
+    /// an error here on replay means the ledger is damaged or was written by a broken build.
+    pub fn apply(&mut self, env: &Envelope) -> Result<(), ApplyError> {
+        let fail = |reason: String| ApplyError { seq: env.seq, reason };
+        if env.seq != self.next_seq {
+            return Err(fail(format!("expected sequence number {}, found {}", self.next_seq, env.seq)));
+        }
+        if let Some(site) = &self.site {
+            if env.site != site.site {
+                return Err(fail(format!("entry belongs to site {:?}, not {:?}", env.site, site.site)));
+            }
+        }
+        self.touched.insert(rk("meta", "next_seq"));
+        match &env.event {
+            Event::SiteInitialized { site, verifier_key, root_unit, root_unit_name } => {
+                if self.site.is_some() {
+                    return Err(fail("site initialized twice".into()));
+                }
+                self.site = Some(SiteInfo { site: site.clone(), verifier_key: verifier_key.clone(), root_unit: root_unit.clone() });
+                self.touched.insert(rk("meta", "site"));
+                self.units.insert(root_unit.clone(), Unit { name: root_unit_name.clone(), parent: None });
+                self.touched.insert(rk("unit", root_unit));
+            }
+            Event::UnitCreated { unit, name, parent } => {
+                self.units.insert(unit.clone(), Unit { name: name.clone(), parent: Some(parent.clone()) });
+                self.touched.insert(rk("unit", unit));
+            }
+            Event::LocationCreated { location, name, unit, parent, kind, keeper, magazine } => {
+                self.locations.insert(
+                    location.clone(),
+                    Location {
+                        name: name.clone(),
+                        unit: unit.clone(),
+                        parent: parent.clone(),
+                        kind: *kind,
+                        keeper: keeper.clone(),
+                        magazine: magazine.clone(),
+                    },
+                );
+                self.touched.insert(rk("location", location));
+            }
+            Event::ItemTypeDefined { item_type, name, kind, tracking, unit_of_measure, neq_kg_per_unit, un_code, qualification } => {
+                self.item_types.insert(
+                    item_type.clone(),
+                    ItemType {
+                        name: name.clone(),
+                        kind: *kind,
+                        tracking: *tracking,
+                        unit_of_measure: unit_of_measure.clone(),
+                        neq_kg_per_unit: *neq_kg_per_unit,
+                        un_code: un_code.clone(),
+                        qualification: qualification.clone(),
+                    },
+                );
+                self.touched.insert(rk("item_type", item_type));
+            }
+            Event::PersonRegistered { badge, name, unit, roles, pin_hash } => {
+                let qualifications = self.people.get(badge).map(|p| p.qualifications.clone()).unwrap_or_default();
+                self.people.insert(
+                    badge.clone(),
+                    Person { name: name.clone(), unit: unit.clone(), roles: roles.clone(), pin_hash: pin_hash.clone(), qualifications },
+                );
+                self.touched.insert(rk("person", badge));
+            }
+            Event::QualificationGranted { badge, qualification, expires } => {
+                let p = self.people.get_mut(badge).ok_or_else(|| fail(format!("unknown badge {badge}")))?;
+                p.qualifications.insert(qualification.clone(), *expires);
+                self.touched.insert(rk("person", badge));
+            }
+            Event::PolicySet { unit, rules } => {
+                self.policies.insert(unit.clone(), rules.clone());
+                self.touched.insert(rk("policy", unit));
+            }
+            Event::SerialRegistered { serial, item_type, lot } => {
+                if self.serials.contains_key(serial) {
+                    return Err(fail(format!("serial {serial} registered twice")));
+                }
+                // A registered serial starts at its supplier; the receipt's movement brings it in.
+                self.serials.insert(
+                    serial.clone(),
+                    SerialItem {
+                        item_type: item_type.clone(),
+                        lot: lot.clone(),
+                        account: Account::Found,
+                        since: env.at,
+                        since_seq: env.seq,
+                    },
+                );
+                self.touched.insert(rk("serial", serial));
+            }
+            Event::LotRegistered { lot, item_type, manufactured, expires } => {
+                self.lots.insert(
+                    lot.clone(),
+                    Lot { item_type: item_type.clone(), manufactured: *manufactured, expires: *expires, status: LotStatus::Serviceable },
+                );
+                self.touched.insert(rk("lot", lot));
+            }
+            Event::Movement { from, to, lines, kind, .. } => {
+                for line in lines {
+                    match line {
+                        Line::Serial { serial, .. } => {
+                            let s = self.serials.get_mut(serial).ok_or_else(|| fail(format!("unknown serial {serial}")))?;
+                            // A receipt or a found item starts outside the books, wherever registration left it.
+                            let entering = matches!(kind, MovementKind::Receive | MovementKind::Adjust | MovementKind::Correct) && !from.is_internal();
+                            if s.account != *from && !(entering && s.account == Account::Found) {
+                                return Err(fail(format!("serial {serial} is at {}, not at {from}", s.account)));
+                            }
+                            s.account = to.clone();
+                            s.since = env.at;
+                            s.since_seq = env.seq;
+                            self.touched.insert(rk("serial", serial));
+                        }
+                        Line::Lot { lot, quantity, .. } => {
+                            self.add_balance(from, lot, Quantity(-quantity.0), env.at);
+                            self.add_balance(to, lot, *quantity, env.at);
+                        }
+                    }
+                }
+            }
+            Event::LotStatusChanged { lot, status, .. } => {
+                let l = self.lots.get_mut(lot).ok_or_else(|| fail(format!("unknown lot {lot}")))?;
+                l.status = *status;
+                self.touched.insert(rk("lot", lot));
+            }
+            Event::TransferDispatched { transfer, from_unit, to_unit, document } => {
+                self.transfers.insert(
+                    transfer.clone(),
+                    Transfer {
+                        from_unit: from_unit.clone(),
+                        to_unit: to_unit.clone(),
+                        document: document.clone(),
+                        dispatched_at: env.at,
+                        lines: vec![],
+                        received_at_location: None,
+                        discrepancies: vec![],
+                    },
+                );
+                self.touched.insert(rk("transfer", transfer));
+            }
+            Event::TransferReceived { transfer, location, discrepancies } => {
+                let t = self.transfers.get_mut(transfer).ok_or_else(|| fail(format!("unknown transfer {transfer}")))?;
+                t.received_at_location = Some(location.clone());
+                t.discrepancies = discrepancies.clone();
+                self.touched.insert(rk("transfer", transfer));
+            }
+            Event::CountStarted { count, root, kind, blind, counter } => {
+                self.counts.insert(
+                    count.clone(),
+                    Count {
+                        root: root.clone(),
+                        kind: *kind,
+                        blind: *blind,
+                        counter: counter.clone(),
+                        started_at: env.at,
+                        serials: BTreeMap::new(),
+                        lots: BTreeMap::new(),
+                        closed: false,
+                        discrepancies: vec![],
+                    },
+                );
+                self.touched.insert(rk("count", count));
+            }
+            Event::CountRecorded { count, location, serials, lots } => {
+                let c = self.counts.get_mut(count).ok_or_else(|| fail(format!("unknown count {count}")))?;
+                c.serials.entry(location.clone()).or_default().extend(serials.iter().cloned());
+                let per_lot = c.lots.entry(location.clone()).or_default();
+                for (lot, q) in lots {
+                    *per_lot.entry(lot.clone()).or_default() += *q;
+                }
+                self.touched.insert(rk("count", count));
+            }
+            Event::DiscrepancyOpened { discrepancy, facts } => {
+                if let DiscrepancySource::Transfer(t) = &facts.source {
+                    if let Some(tr) = self.transfers.get_mut(t) {
+                        tr.discrepancies.push(discrepancy.clone());
+                        self.touched.insert(rk("transfer", t));
+                    }
+                }
+                self.discrepancies.insert(discrepancy.clone(), Discrepancy { facts: facts.clone(), resolution: None });
+                self.touched.insert(rk("discrepancy", discrepancy));
+            }
+            Event::CountClosed { count, discrepancies } => {
+                let c = self.counts.get_mut(count).ok_or_else(|| fail(format!("unknown count {count}")))?;
+                c.closed = true;
+                c.discrepancies = discrepancies.clone();
+                self.last_counter.insert(c.root.clone(), c.counter.clone());
+                self.touched.insert(rk("last_counter", &c.root));
+                self.touched.insert(rk("count", count));
+            }
+            Event::DiscrepancyResolved { discrepancy, adjusted, note } => {
+                let d = self.discrepancies.get_mut(discrepancy).ok_or_else(|| fail(format!("unknown discrepancy {discrepancy}")))?;
+                d.resolution = Some(Resolution {
+                    adjusted: *adjusted,
+                    note: note.clone(),
+                    by: env.actor.clone(),
+                    witness: env.witness.clone(),
+                    seq: env.seq,
+                });
+                self.touched.insert(rk("discrepancy", discrepancy));
+            }
+        }
+        if let Some(c) = &env.corrects {
+            self.corrected.insert(c.seq, env.seq);
+            self.touched.insert(rk("corrected", c.seq));
+        }
+        // Transfers remember what was dispatched, for the receiving count.
+        if let Event::Movement { kind: MovementKind::Dispatch, to: Account::Transit(t), lines, .. } = &env.event {
+            if let Some(tr) = self.transfers.get_mut(t) {
+                tr.lines.extend(lines.iter().cloned());
+            }
+        }
+        self.next_seq += 1;
+        Ok(())
+    }
+
+    fn add_balance(&mut self, account: &Account, lot: &LotNo, delta: Quantity, at: OffsetDateTime) {
+        // Suppliers are sources without a balance: tracking them would only record negative numbers.
+        if matches!(account, Account::Supplier(_)) {
+            return;
+        }
+        let key = (account.clone(), lot.clone());
+        self.touched.insert(rk("balance", balance_key(account, lot)));
+        let entry = self.balances.entry(key.clone()).or_insert(Balance { quantity: Quantity::ZERO, since: at });
+        if entry.quantity.0 <= 0 && delta.is_positive() {
+            entry.since = at;
+        }
+        entry.quantity += delta;
+        if entry.quantity == Quantity::ZERO {
+            self.balances.remove(&key);
+        }
+    }
+}
