@@ -1,1 +1,634 @@
-//! placeholder
+//! The application service: authenticates people, runs commands through the core rules, appends the
+//! resulting events to the ledger through a store (group commit), signs checkpoints and verifies.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod demo;
+pub mod import;
+pub mod query;
+pub mod verify;
+
+use qm_core::rules::{genesis, Decision};
+use qm_core::{decide, Badge, Command, Correction, Ctx, Envelope, Event, Rejection, State, UnitId};
+use qm_ledger::{leaf_hash, sign_checkpoint, Checkpoint, Frontier, LedgerError, SiteKey};
+use qm_store::{Commit, RowChange, Store, StoreError, StoreHashes, StoredCheckpoint, StoredEntry};
+use qm_store_sqlite::SqliteStore;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use time::OffsetDateTime;
+
+/// Longest idempotency key accepted.
+pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 128;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    Rejected(#[from] Rejection),
+    #[error("refused: badge {badge}: badge or PIN not accepted (rule auth.pin)")]
+    BadCredentials { badge: String },
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("ledger: {0}")]
+    Ledger(#[from] LedgerError),
+    #[error("usage: {0}")]
+    Usage(String),
+    #[error("{file}: {message}")]
+    Import { file: String, message: String },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    /// Exit code for the CLI: 2 usage, 3 refused by a rule, 4 not found, 1 anything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            AppError::Rejected(Rejection::Refused { .. }) | AppError::BadCredentials { .. } => 3,
+            AppError::Rejected(Rejection::NotFound { .. }) => 4,
+            AppError::Rejected(Rejection::Invalid(_))
+            | AppError::Usage(_)
+            | AppError::Import { .. } => 2,
+            AppError::Store(StoreError::Missing(_)) => 4,
+            _ => 1,
+        }
+    }
+    /// A stable code for machine-readable output.
+    pub fn code(&self) -> &str {
+        match self {
+            AppError::Rejected(r) => r.code(),
+            AppError::BadCredentials { .. } => "auth.pin",
+            AppError::Store(_) => "store",
+            AppError::Ledger(_) => "ledger",
+            AppError::Usage(_) => "usage",
+            AppError::Import { .. } => "import",
+            AppError::Internal(_) => "internal",
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, AppError>;
+
+/// One command to run, with who asks and under which idempotency key.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub actor: Badge,
+    pub witness: Option<Badge>,
+    pub command: Command,
+    pub idempotency_key: String,
+    pub at: OffsetDateTime,
+}
+
+/// What a command appended (or, on a retry with the same idempotency key, had appended).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Outcome {
+    pub first_seq: u64,
+    pub last_seq: u64,
+    /// True when this was a retry and nothing new was appended.
+    pub replayed: bool,
+    pub entries: Vec<Envelope>,
+}
+
+/// Hashes a PIN or password with Argon2id and a random salt, as a PHC string.
+pub fn hash_secret(secret: &str) -> Result<String> {
+    use argon2::password_hash::PasswordHasher;
+    if secret.len() < 4 || secret.len() > 128 {
+        return Err(AppError::Usage("a PIN has 4 to 128 characters".into()));
+    }
+    argon2::Argon2::default()
+        .hash_password(secret.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| AppError::Internal(format!("hashing a PIN: {e}")))
+}
+
+fn secret_matches(secret: &str, phc: &str) -> bool {
+    use argon2::password_hash::{phc::PasswordHash, PasswordVerifier};
+    match PasswordHash::new(phc) {
+        Ok(h) => argon2::Argon2::default()
+            .verify_password(secret.as_bytes(), &h)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// The canonical bytes of an entry (RFC 8785 JSON): exactly what is hashed and stored.
+pub fn encode(env: &Envelope) -> Result<Vec<u8>> {
+    serde_json_canonicalizer::to_vec(env)
+        .map_err(|e| AppError::Internal(format!("encoding entry {}: {e}", env.seq)))
+}
+
+/// Decodes stored bytes; the verifier hashes the bytes themselves, never a re-encoding.
+pub fn decode(bytes: &[u8]) -> std::result::Result<Envelope, String> {
+    serde_json::from_slice(bytes).map_err(|e| e.to_string())
+}
+
+/// The default path of a site's signing key: next to its database.
+pub fn default_key_path(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(".key");
+    PathBuf::from(p)
+}
+
+/// Opens a store by its location. Only SQLite files for now; a `postgres://` URL selects PostgreSQL later.
+pub fn open_store(db: &str, create: bool) -> Result<Box<dyn Store>> {
+    if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+        return Err(AppError::Usage(
+            "PostgreSQL is not built into this version yet; give a SQLite file path".into(),
+        ));
+    }
+    let path = Path::new(db);
+    Ok(if create {
+        Box::new(SqliteStore::create(path)?)
+    } else {
+        Box::new(SqliteStore::open(path)?)
+    })
+}
+
+/// One site's books: the store, the projections in memory, and the tree's right edge.
+pub struct Site {
+    store: Box<dyn Store>,
+    state: State,
+    frontier: Frontier,
+    key: Option<SiteKey>,
+}
+
+/// What `init` needs to start a site.
+pub struct Genesis<'a> {
+    pub site: &'a str,
+    pub root_unit: &'a UnitId,
+    pub root_unit_name: &'a str,
+    pub admin: &'a Badge,
+    pub admin_name: &'a str,
+    pub admin_pin: &'a str,
+    pub at: OffsetDateTime,
+}
+
+impl Site {
+    /// Creates a database and the site's signing key; refuses to overwrite either.
+    pub fn init(db: &str, key_path: &Path, g: &Genesis) -> Result<Site> {
+        if key_path.exists() {
+            return Err(AppError::Store(StoreError::Exists(
+                key_path.display().to_string(),
+            )));
+        }
+        if g.site.trim().is_empty() || g.site.contains(char::is_whitespace) || g.site.contains('+')
+        {
+            return Err(AppError::Usage(format!(
+                "site name {:?} must be one word without spaces or '+' (it names the signing key)",
+                g.site
+            )));
+        }
+        let key = SiteKey::generate(g.site);
+        let pin_hash = hash_secret(g.admin_pin)?;
+        let store = open_store(db, true)?;
+        key.write_new(key_path)?;
+        let mut site = Site {
+            store,
+            state: State::new(),
+            frontier: Frontier::new(),
+            key: Some(key),
+        };
+        let verifier = site
+            .key
+            .as_ref()
+            .map(SiteKey::verifier_key)
+            .unwrap_or_default();
+        let events = genesis(
+            g.site,
+            &verifier,
+            g.root_unit,
+            g.root_unit_name,
+            g.admin,
+            g.admin_name,
+            &pin_hash,
+        );
+        let decision = Decision {
+            events,
+            corrects: None,
+        };
+        let mut commit = Commit::default();
+        site.stage(g.admin, None, "genesis", g.at, decision, &mut commit)?;
+        site.flush(commit)?;
+        site.checkpoint()?;
+        Ok(site)
+    }
+
+    /// Opens an existing site. The key is optional: without it the site can be read and verified, not signed.
+    pub fn open(db: &str, key_path: Option<&Path>) -> Result<Site> {
+        let store = open_store(db, false)?;
+        let key = match key_path {
+            Some(p) if p.exists() => Some(SiteKey::read(p)?),
+            _ => None,
+        };
+        let (state, frontier) = load(store.as_ref())?;
+        Ok(Site {
+            store,
+            state,
+            frontier,
+            key,
+        })
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+    pub fn size(&self) -> u64 {
+        self.frontier.size()
+    }
+    pub fn root(&self) -> qm_ledger::Hash {
+        self.frontier.root()
+    }
+    pub fn site_name(&self) -> String {
+        self.state
+            .site
+            .as_ref()
+            .map(|s| s.site.clone())
+            .unwrap_or_default()
+    }
+    pub fn has_key(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// Checks a badge and PIN against the stored Argon2id hash.
+    pub fn authenticate(&self, badge: &Badge, pin: &str) -> Result<()> {
+        match self.state.people.get(badge) {
+            Some(p) if secret_matches(pin, &p.pin_hash) => Ok(()),
+            _ => Err(AppError::BadCredentials {
+                badge: badge.to_string(),
+            }),
+        }
+    }
+
+    /// Runs one command and commits it durably.
+    pub fn execute(&mut self, req: Request) -> Result<Outcome> {
+        self.execute_batch(vec![req])
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| Err(AppError::Internal("empty batch result".into())))
+    }
+
+    /// Group commit: validates each request in order against the books as the earlier ones left
+    /// them, then commits all accepted ones in one durable transaction. A refused request does
+    /// not fail the others; if the commit itself fails, every accepted request fails with it.
+    pub fn execute_batch(&mut self, reqs: Vec<Request>) -> Vec<Result<Outcome>> {
+        let mut results: Vec<Result<Outcome>> = Vec::with_capacity(reqs.len());
+        let mut commit = Commit::default();
+        let mut in_batch: HashMap<String, usize> = HashMap::new();
+        let mut accepted = vec![];
+        for req in reqs {
+            let r = self.stage_request(&req, &mut commit, &mut in_batch, &results);
+            if let Ok(o) = &r {
+                if !o.replayed {
+                    accepted.push(results.len());
+                    in_batch.insert(req.idempotency_key.clone(), results.len());
+                }
+            }
+            if let Err(AppError::Internal(_)) = &r {
+                // The books in memory may be half-updated: throw the batch away and reload.
+                return self.abandon(results.len() + 1, r);
+            }
+            results.push(r);
+        }
+        if commit.entries.is_empty() {
+            return results;
+        }
+        if let Err(e) = self.flush(commit) {
+            let msg = e.to_string();
+            let _ = self.reload();
+            for i in accepted {
+                results[i] = Err(AppError::Internal(format!(
+                    "commit failed, nothing was recorded: {msg}"
+                )));
+            }
+        }
+        results
+    }
+
+    fn abandon(&mut self, n: usize, err: Result<Outcome>) -> Vec<Result<Outcome>> {
+        let msg = match err {
+            Err(e) => e.to_string(),
+            Ok(_) => String::new(),
+        };
+        let _ = self.reload();
+        (0..n)
+            .map(|_| {
+                Err(AppError::Internal(format!(
+                    "batch abandoned, nothing was recorded: {msg}"
+                )))
+            })
+            .collect()
+    }
+
+    fn stage_request(
+        &mut self,
+        req: &Request,
+        commit: &mut Commit,
+        in_batch: &HashMap<String, usize>,
+        earlier: &[Result<Outcome>],
+    ) -> Result<Outcome> {
+        let key = req.idempotency_key.trim();
+        if key.is_empty() || key.len() > IDEMPOTENCY_KEY_LEN_MAX {
+            return Err(AppError::Usage(format!(
+                "an idempotency key has 1 to {IDEMPOTENCY_KEY_LEN_MAX} characters"
+            )));
+        }
+        if let Some(i) = in_batch.get(key) {
+            if let Some(Ok(o)) = earlier.get(*i) {
+                return Ok(Outcome {
+                    replayed: true,
+                    ..o.clone()
+                });
+            }
+        }
+        if let Some((first, last)) = self.store.find_idempotency_key(key)? {
+            let entries = self.read_envelopes(first, last)?;
+            return Ok(Outcome {
+                first_seq: first,
+                last_seq: last,
+                replayed: true,
+                entries,
+            });
+        }
+        let ctx = Ctx {
+            actor: req.actor.clone(),
+            witness: req.witness.clone(),
+            at: req.at,
+        };
+        let decision = decide(&self.state, &ctx, &req.command)?;
+        self.stage(
+            &req.actor,
+            req.witness.as_ref(),
+            key,
+            req.at,
+            decision,
+            commit,
+        )
+    }
+
+    /// Turns a decision into entries, applies them to the books and adds them to the commit.
+    fn stage(
+        &mut self,
+        actor: &Badge,
+        witness: Option<&Badge>,
+        key: &str,
+        at: OffsetDateTime,
+        decision: Decision,
+        commit: &mut Commit,
+    ) -> Result<Outcome> {
+        let site = match (&self.state.site, decision.events.first()) {
+            (Some(s), _) => s.site.clone(),
+            (None, Some(Event::SiteInitialized { site, .. })) => site.clone(),
+            (None, _) => return Err(AppError::Internal("site is not initialized".into())),
+        };
+        let first = self.state.next_seq;
+        let mut entries = vec![];
+        let n = decision.events.len();
+        for (i, event) in decision.events.into_iter().enumerate() {
+            let env = Envelope {
+                site: site.clone(),
+                seq: self.state.next_seq,
+                at,
+                actor: actor.clone(),
+                witness: witness.cloned(),
+                idempotency_key: key.to_string(),
+                // The correction reference sits on the last entry, the reverse movement itself.
+                corrects: if i + 1 == n {
+                    decision.corrects.clone()
+                } else {
+                    None
+                }
+                .map(|c: Correction| c),
+                event,
+            };
+            let bytes = encode(&env)?;
+            self.state
+                .apply(&env)
+                .map_err(|e| AppError::Internal(e.to_string()))?;
+            let hashes = self.frontier.push(leaf_hash(&bytes));
+            commit.entries.push(StoredEntry {
+                seq: env.seq,
+                idempotency_key: key.to_string(),
+                bytes,
+                hashes,
+            });
+            entries.push(env);
+        }
+        Ok(Outcome {
+            first_seq: first,
+            last_seq: self.state.next_seq.saturating_sub(1),
+            replayed: false,
+            entries,
+        })
+    }
+
+    fn flush(&mut self, mut commit: Commit) -> Result<()> {
+        commit.rows = self
+            .state
+            .take_touched()
+            .into_iter()
+            .map(|(k, v)| RowChange {
+                kind: k.kind.to_string(),
+                key: k.key,
+                value: v,
+            })
+            .collect();
+        self.store.commit(&commit)?;
+        Ok(())
+    }
+
+    /// Re-reads the books from the store after a failed commit.
+    pub fn reload(&mut self) -> Result<()> {
+        let (state, frontier) = load(self.store.as_ref())?;
+        self.state = state;
+        self.frontier = frontier;
+        Ok(())
+    }
+
+    /// Runs requests all or nothing (an import): the first refusal discards them all.
+    pub fn execute_all_or_nothing(
+        &mut self,
+        reqs: Vec<Request>,
+        progress: &mut dyn FnMut(u64),
+    ) -> std::result::Result<Vec<Outcome>, (usize, AppError)> {
+        let mut commit = Commit::default();
+        let mut outcomes = vec![];
+        let in_batch = HashMap::new();
+        for (i, req) in reqs.iter().enumerate() {
+            match self.stage_request(req, &mut commit, &in_batch, &[]) {
+                Ok(o) => outcomes.push(o),
+                Err(e) => {
+                    let _ = self.reload();
+                    return Err((i, e));
+                }
+            }
+            progress(1);
+        }
+        if !commit.entries.is_empty() {
+            if let Err(e) = self.flush(commit) {
+                let _ = self.reload();
+                return Err((reqs.len(), e));
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Signs a checkpoint of the whole (durable) tree with the site key and stores it.
+    pub fn checkpoint(&mut self) -> Result<String> {
+        let Some(key) = &self.key else {
+            return Err(AppError::Usage(
+                "the site's signing key is not available here; give --key".into(),
+            ));
+        };
+        let cp = Checkpoint {
+            origin: self.site_name(),
+            size: self.frontier.size(),
+            root: self.frontier.root(),
+        };
+        let note = sign_checkpoint(key, &cp)?;
+        self.store.add_checkpoint(&StoredCheckpoint {
+            size: cp.size,
+            note: note.clone(),
+        })?;
+        Ok(note)
+    }
+
+    /// Checkpoints only if the key is here and the tree grew since the last one.
+    pub fn checkpoint_if_grown(&mut self) -> Result<Option<String>> {
+        if self.key.is_none() {
+            return Ok(None);
+        }
+        let last = self
+            .store
+            .checkpoints()?
+            .last()
+            .map(|c| c.size)
+            .unwrap_or(0);
+        if last == self.frontier.size() {
+            return Ok(None);
+        }
+        self.checkpoint().map(Some)
+    }
+
+    pub fn read_envelopes(&self, first: u64, last: u64) -> Result<Vec<Envelope>> {
+        let n = (last + 1).saturating_sub(first) as usize;
+        self.store
+            .read_entries(first, n)?
+            .into_iter()
+            .map(|e| {
+                decode(&e.bytes).map_err(|m| {
+                    AppError::Store(StoreError::Damaged(format!("entry {}: {m}", e.seq)))
+                })
+            })
+            .collect()
+    }
+
+    pub fn envelope(&self, seq: u64) -> Result<Envelope> {
+        self.read_envelopes(seq, seq)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                AppError::Rejected(Rejection::NotFound {
+                    what: "entry",
+                    id: seq.to_string(),
+                })
+            })
+    }
+
+    /// An inclusion proof of entry `seq` against the latest checkpoint.
+    pub fn prove(&self, seq: u64) -> Result<query::InclusionProof> {
+        let cps = self.store.checkpoints()?;
+        let Some(cp) = cps.last() else {
+            return Err(AppError::Usage(
+                "no checkpoint yet; run `qm checkpoint`".into(),
+            ));
+        };
+        if seq >= cp.size {
+            return Err(AppError::Usage(format!("entry {seq} is not covered by the latest checkpoint (size {}); run `qm checkpoint` first", cp.size)));
+        }
+        let entry = self
+            .store
+            .read_entries(seq, 1)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                AppError::Rejected(Rejection::NotFound {
+                    what: "entry",
+                    id: seq.to_string(),
+                })
+            })?;
+        let leaf = leaf_hash(&entry.bytes);
+        let reader = StoreHashes(self.store.as_ref());
+        let proof = qm_ledger::prove_inclusion(seq, cp.size, &reader)?;
+        let verifier = self
+            .state
+            .site
+            .as_ref()
+            .map(|s| s.verifier_key.clone())
+            .unwrap_or_default();
+        let opened = qm_ledger::open_checkpoint(&cp.note, &verifier)?;
+        qm_ledger::check_inclusion(&proof, cp.size, &opened.root, seq, &leaf)?;
+        Ok(query::InclusionProof {
+            seq,
+            tree_size: cp.size,
+            leaf_hash: hex(&leaf),
+            proof: proof.iter().map(|h| hex(h)).collect(),
+            checkpoint: cp.note.clone(),
+            entry: String::from_utf8_lossy(&entry.bytes).into_owned(),
+        })
+    }
+
+    /// A consistency proof between two tree sizes, each of which must have a stored checkpoint.
+    pub fn prove_consistency(&self, old: u64, new: u64) -> Result<query::ConsistencyProof> {
+        let cps = self.store.checkpoints()?;
+        let find = |n: u64| {
+            cps.iter().find(|c| c.size == n).cloned().ok_or_else(|| {
+                AppError::Usage(format!(
+                    "no checkpoint of size {n}; `qm checkpoints` lists them"
+                ))
+            })
+        };
+        let (a, b) = (find(old)?, find(new)?);
+        let verifier = self
+            .state
+            .site
+            .as_ref()
+            .map(|s| s.verifier_key.clone())
+            .unwrap_or_default();
+        let (ca, cb) = (
+            qm_ledger::open_checkpoint(&a.note, &verifier)?,
+            qm_ledger::open_checkpoint(&b.note, &verifier)?,
+        );
+        let reader = StoreHashes(self.store.as_ref());
+        let proof = qm_ledger::prove_consistency(old, new, &reader)?;
+        qm_ledger::check_consistency(&proof, old, &ca.root, new, &cb.root)?;
+        Ok(query::ConsistencyProof {
+            old_size: old,
+            new_size: new,
+            proof: proof.iter().map(|h| hex(h)).collect(),
+            old_checkpoint: a.note,
+            new_checkpoint: b.note,
+        })
+    }
+}
+
+pub fn hex(h: &[u8]) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Loads the books from stored rows and the tree edge from stored hashes.
+fn load(store: &dyn Store) -> Result<(State, Frontier)> {
+    let mut state = State::new();
+    store.for_each_row(&mut |kind, key, value| state.load_row(kind, key, value))?;
+    let size = store.entry_count()?;
+    if state.next_seq != size {
+        return Err(AppError::Store(StoreError::Damaged(format!(
+            "the stored projections cover {} entries but the ledger holds {size}; run `qm verify`",
+            state.next_seq
+        ))));
+    }
+    let frontier = Frontier::load(size, &StoreHashes(store))?;
+    Ok((state, frontier))
+}

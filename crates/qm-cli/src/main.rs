@@ -1,1 +1,847 @@
-fn main() {}
+//! `qm`: the Quartermaster command line. Parses, authenticates, calls the application service, prints.
+
+mod args;
+mod output;
+
+use args::*;
+use clap::Parser;
+use output::{fail, Out};
+use qm_app::query::{self, StockFilter};
+use qm_app::{AppError, Request, Site};
+use qm_core::policy::PolicyRules;
+use qm_core::*;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use time::OffsetDateTime;
+
+type R<T> = Result<T, AppError>;
+
+fn usage(msg: impl std::fmt::Display) -> AppError {
+    AppError::Usage(msg.to_string())
+}
+
+fn p<T, E: std::fmt::Display>(r: Result<T, E>) -> R<T> {
+    r.map_err(usage)
+}
+
+/// An item on the command line: SERIAL, LOT:QTY.
+fn item(s: &str) -> R<ItemRef> {
+    match s.split_once(':') {
+        Some((lot, q)) => Ok(ItemRef::Lot {
+            lot: p(LotNo::parse(lot))?,
+            quantity: p(Quantity::parse(q))?,
+        }),
+        None => Ok(ItemRef::Serial(p(Serial::parse(s))?)),
+    }
+}
+
+fn items(v: &[String]) -> R<Vec<ItemRef>> {
+    v.iter().map(|s| item(s)).collect()
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn key_path(cli: &Cli) -> PathBuf {
+    cli.key
+        .as_ref()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| qm_app::default_key_path(std::path::Path::new(&cli.db)))
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let out = Out { json: cli.json };
+    match run(&cli, &out) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => fail(&out, &e),
+    }
+}
+
+/// Runs one command as `write` does and prints what it appended.
+fn write(site: &mut Site, who: &Who, command: Command, out: &Out) -> R<u8> {
+    let outcome = exec(site, who, command)?;
+    out.outcome(&outcome);
+    Ok(0)
+}
+
+/// Authenticates the actor (and witness) and runs one command; checkpoints after a write.
+fn exec(site: &mut Site, who: &Who, command: Command) -> R<qm_app::Outcome> {
+    let actor = p(Badge::parse(who.actor.as_deref().ok_or_else(|| {
+        usage("give --actor BADGE (or QM_ACTOR) and the PIN in QM_PIN")
+    })?))?;
+    let pin = who
+        .pin
+        .as_deref()
+        .ok_or_else(|| usage("give the actor's PIN in QM_PIN (or --pin)"))?;
+    site.authenticate(&actor, pin)?;
+    let witness = match &who.witness {
+        Some(w) => {
+            let w = p(Badge::parse(w))?;
+            let wp = who.witness_pin.as_deref().ok_or_else(|| {
+                usage("give the witness's PIN in QM_WITNESS_PIN (or --witness-pin)")
+            })?;
+            site.authenticate(&w, wp)?;
+            Some(w)
+        }
+        None => None,
+    };
+    let key = who
+        .idempotency_key
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let outcome = site.execute(Request {
+        actor,
+        witness,
+        command,
+        idempotency_key: key,
+        at: now(),
+    })?;
+    site.checkpoint_if_grown()?;
+    Ok(outcome)
+}
+
+fn run(cli: &Cli, out: &Out) -> R<u8> {
+    let who = &cli.who;
+    let open = || Site::open(&cli.db, Some(&key_path(cli)));
+    match &cli.command {
+        Cmd::Init {
+            site,
+            root_unit,
+            root_unit_name,
+            admin_badge,
+            admin_name,
+            admin_pin,
+        } => {
+            let g = qm_app::Genesis {
+                site,
+                root_unit: &p(UnitId::parse(root_unit))?,
+                root_unit_name,
+                admin: &p(Badge::parse(admin_badge))?,
+                admin_name,
+                admin_pin,
+                at: now(),
+            };
+            let s = Site::init(&cli.db, &key_path(cli), &g)?;
+            out.kv(&[
+                ("database", cli.db.clone()),
+                ("key", key_path(cli).display().to_string()),
+                ("site", s.site_name()),
+                (
+                    "verifier_key",
+                    s.state()
+                        .site
+                        .as_ref()
+                        .map(|x| x.verifier_key.clone())
+                        .unwrap_or_default(),
+                ),
+            ]);
+            Ok(0)
+        }
+        Cmd::Demo { out: path } => output::demo(path, out),
+        Cmd::Unit(UnitCmd::Add { id, name, parent }) => {
+            let mut s = open()?;
+            write(
+                &mut s,
+                who,
+                Command::CreateUnit {
+                    unit: p(UnitId::parse(id))?,
+                    name: name.clone(),
+                    parent: p(UnitId::parse(parent))?,
+                },
+                out,
+            )
+        }
+        Cmd::Unit(UnitCmd::List) => {
+            let s = open()?;
+            out.units(s.state());
+            Ok(0)
+        }
+        Cmd::Location(LocationCmd::Add {
+            id,
+            name,
+            unit,
+            kind,
+            parent,
+            keeper,
+            neq_limit_kg,
+            hazard_divisions,
+            compatibility_groups,
+            distance,
+        }) => {
+            let kind = p(LocationKind::parse(kind))?;
+            let magazine = if kind == LocationKind::Magazine {
+                let exposed_sites = distance
+                    .iter()
+                    .map(|d| {
+                        let (k, m) = d
+                            .split_once('=')
+                            .ok_or_else(|| usage(format!("--distance {d:?}: write KIND=METRES")))?;
+                        Ok(ExposedSite {
+                            kind: k.to_string(),
+                            distance_m: m.parse().map_err(|_| {
+                                usage(format!("--distance {d:?}: {m:?} is not a number"))
+                            })?,
+                        })
+                    })
+                    .collect::<R<Vec<_>>>()?;
+                Some(MagazineLicence {
+                    neq_limit_kg: neq_limit_kg
+                        .ok_or_else(|| usage("a magazine needs --neq-limit-kg"))?,
+                    hazard_divisions: hazard_divisions.clone(),
+                    compatibility_groups: compatibility_groups.clone(),
+                    exposed_sites,
+                })
+            } else {
+                None
+            };
+            let mut s = open()?;
+            let cmd = Command::CreateLocation {
+                location: p(LocationId::parse(id))?,
+                name: name.clone(),
+                unit: p(UnitId::parse(unit))?,
+                parent: parent
+                    .as_deref()
+                    .map(LocationId::parse)
+                    .transpose()
+                    .map_err(usage)?,
+                kind,
+                keeper: keeper
+                    .as_deref()
+                    .map(Badge::parse)
+                    .transpose()
+                    .map_err(usage)?,
+                magazine,
+            };
+            write(&mut s, who, cmd, out)
+        }
+        Cmd::Location(LocationCmd::List) => {
+            let s = open()?;
+            out.locations(s.state());
+            Ok(0)
+        }
+        Cmd::ItemType(ItemTypeCmd::Add {
+            id,
+            name,
+            kind,
+            tracking,
+            unit_of_measure,
+            neq_kg_per_unit,
+            un_code,
+            qualification,
+        }) => {
+            let mut s = open()?;
+            let cmd = Command::DefineItemType {
+                item_type: p(ItemTypeId::parse(id))?,
+                name: name.clone(),
+                kind: p(ItemKind::parse(kind))?,
+                tracking: p(Tracking::parse(tracking))?,
+                unit_of_measure: unit_of_measure.clone(),
+                neq_kg_per_unit: *neq_kg_per_unit,
+                un_code: un_code.clone(),
+                qualification: qualification.clone(),
+            };
+            write(&mut s, who, cmd, out)
+        }
+        Cmd::ItemType(ItemTypeCmd::List) => {
+            let s = open()?;
+            out.item_types(s.state());
+            Ok(0)
+        }
+        Cmd::Person(PersonCmd::Add {
+            badge,
+            name,
+            unit,
+            roles,
+            new_pin,
+        }) => {
+            let mut s = open()?;
+            let roles = roles
+                .iter()
+                .map(|r| Role::parse(r))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(usage)?;
+            let cmd = Command::RegisterPerson {
+                badge: p(Badge::parse(badge))?,
+                name: name.clone(),
+                unit: p(UnitId::parse(unit))?,
+                roles,
+                pin_hash: qm_app::hash_secret(new_pin)?,
+            };
+            write(&mut s, who, cmd, out)
+        }
+        Cmd::Person(PersonCmd::Qualify {
+            badge,
+            qualification,
+            expires,
+        }) => {
+            let mut s = open()?;
+            let cmd = Command::GrantQualification {
+                badge: p(Badge::parse(badge))?,
+                qualification: qualification.clone(),
+                expires: p(qm_app::import::parse_date(expires))?,
+            };
+            write(&mut s, who, cmd, out)
+        }
+        Cmd::Person(PersonCmd::List) => {
+            let s = open()?;
+            out.people(s.state());
+            Ok(0)
+        }
+        Cmd::Policy(a) => {
+            let mut s = open()?;
+            let rules = PolicyRules {
+                two_person_explosives: a.two_person_explosives,
+                two_person_all_movements: a.two_person_all_movements,
+                two_person_count_resolution: a.two_person_count_resolution,
+                counter_not_keeper: a.counter_not_keeper,
+                counter_not_previous: a.counter_not_previous,
+                max_issue_quantity: a
+                    .max_issue_quantity
+                    .as_deref()
+                    .map(Quantity::parse)
+                    .transpose()
+                    .map_err(usage)?,
+            };
+            write(
+                &mut s,
+                who,
+                Command::SetPolicy {
+                    unit: p(UnitId::parse(&a.unit))?,
+                    rules,
+                },
+                out,
+            )
+        }
+        Cmd::Import { kind, file } => {
+            let kind = p(qm_app::import::ImportKind::parse(kind))?;
+            let mut s = open()?;
+            let actor = p(Badge::parse(
+                who.actor
+                    .as_deref()
+                    .ok_or_else(|| usage("give --actor BADGE and QM_PIN"))?,
+            ))?;
+            s.authenticate(
+                &actor,
+                who.pin
+                    .as_deref()
+                    .ok_or_else(|| usage("give the actor's PIN in QM_PIN"))?,
+            )?;
+            let bar = output::progress(out);
+            let report = qm_app::import::import(
+                &mut s,
+                kind,
+                std::path::Path::new(file),
+                &actor,
+                now(),
+                &mut |done, total| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                },
+            );
+            bar.finish_and_clear();
+            let report = report?;
+            s.checkpoint_if_grown()?;
+            out.json_or(&report, || {
+                format!(
+                    "imported {} rows from {} as {} ledger entries",
+                    report.rows, report.file, report.entries
+                )
+            });
+            Ok(0)
+        }
+        Cmd::Receive {
+            to,
+            from,
+            document,
+            item_type,
+            manufactured,
+            expires,
+            items: list,
+        } => {
+            let item_type = p(ItemTypeId::parse(item_type))?;
+            let manufactured = manufactured
+                .as_deref()
+                .map(qm_app::import::parse_date)
+                .transpose()
+                .map_err(usage)?;
+            let expires = expires
+                .as_deref()
+                .map(qm_app::import::parse_date)
+                .transpose()
+                .map_err(usage)?;
+            let lines = list
+                .iter()
+                .map(|s| {
+                    let (serial, lot, quantity) = match (s.split_once('@'), s.split_once(':')) {
+                        (Some((serial, lot)), _) => (
+                            Some(p(Serial::parse(serial))?),
+                            Some(p(LotNo::parse(lot))?),
+                            Quantity::ONE,
+                        ),
+                        (None, Some((lot, q))) => {
+                            (None, Some(p(LotNo::parse(lot))?), p(Quantity::parse(q))?)
+                        }
+                        (None, None) => (Some(p(Serial::parse(s))?), None, Quantity::ONE),
+                    };
+                    Ok(ReceiptLine {
+                        item_type: item_type.clone(),
+                        serial,
+                        lot,
+                        quantity,
+                        manufactured,
+                        expires,
+                    })
+                })
+                .collect::<R<Vec<_>>>()?;
+            let mut s = open()?;
+            write(
+                &mut s,
+                who,
+                Command::Receive {
+                    to: p(LocationId::parse(to))?,
+                    from: from.clone(),
+                    document: document.clone(),
+                    lines,
+                },
+                out,
+            )
+        }
+        Cmd::Issue {
+            to,
+            from,
+            items: list,
+        } => {
+            let mut s = open()?;
+            let from = from
+                .as_deref()
+                .map(LocationId::parse)
+                .transpose()
+                .map_err(usage)?;
+            write(
+                &mut s,
+                who,
+                Command::Issue {
+                    to: p(Badge::parse(to))?,
+                    from,
+                    items: items(list)?,
+                },
+                out,
+            )
+        }
+        Cmd::Return {
+            from,
+            to,
+            items: list,
+        } => {
+            let mut s = open()?;
+            write(
+                &mut s,
+                who,
+                Command::Return {
+                    from: p(Badge::parse(from))?,
+                    to: p(LocationId::parse(to))?,
+                    items: items(list)?,
+                },
+                out,
+            )
+        }
+        Cmd::Move {
+            from,
+            to,
+            items: list,
+        } => {
+            let mut s = open()?;
+            write(
+                &mut s,
+                who,
+                Command::Move {
+                    from: p(LocationId::parse(from))?,
+                    to: p(LocationId::parse(to))?,
+                    items: items(list)?,
+                },
+                out,
+            )
+        }
+        Cmd::Transfer(TransferCmd::Dispatch {
+            from,
+            to_unit,
+            document,
+            items: list,
+        }) => {
+            let mut s = open()?;
+            write(
+                &mut s,
+                who,
+                Command::Dispatch {
+                    from: p(LocationId::parse(from))?,
+                    to_unit: p(UnitId::parse(to_unit))?,
+                    items: items(list)?,
+                    document: document.clone(),
+                },
+                out,
+            )
+        }
+        Cmd::Transfer(TransferCmd::Receive {
+            transfer,
+            to,
+            items: list,
+        }) => {
+            let mut s = open()?;
+            write(
+                &mut s,
+                who,
+                Command::ReceiveTransfer {
+                    transfer: p(TransferId::parse(transfer))?,
+                    to: p(LocationId::parse(to))?,
+                    received: items(list)?,
+                },
+                out,
+            )
+        }
+        Cmd::Transfers { all } => {
+            let s = open()?;
+            out.transfers(&query::transfers(s.state(), *all));
+            Ok(0)
+        }
+        Cmd::Expend {
+            from,
+            document,
+            items: list,
+        } => {
+            let mut s = open()?;
+            write(
+                &mut s,
+                who,
+                Command::Expend {
+                    from: account(from)?,
+                    items: items(list)?,
+                    document: document.clone(),
+                },
+                out,
+            )
+        }
+        Cmd::Destroy {
+            from,
+            document,
+            items: list,
+        } => {
+            let mut s = open()?;
+            write(
+                &mut s,
+                who,
+                Command::Destroy {
+                    from: p(LocationId::parse(from))?,
+                    items: items(list)?,
+                    document: document.clone(),
+                },
+                out,
+            )
+        }
+        Cmd::ReportLoss {
+            from,
+            document,
+            items: list,
+        } => {
+            let mut s = open()?;
+            write(
+                &mut s,
+                who,
+                Command::ReportLost {
+                    from: account(from)?,
+                    items: items(list)?,
+                    document: document.clone(),
+                },
+                out,
+            )
+        }
+        Cmd::Recover {
+            to,
+            document,
+            items: list,
+        } => {
+            let mut s = open()?;
+            write(
+                &mut s,
+                who,
+                Command::Recover {
+                    to: p(LocationId::parse(to))?,
+                    items: items(list)?,
+                    document: document.clone(),
+                },
+                out,
+            )
+        }
+        Cmd::Lot(LotCmd::Status {
+            lot,
+            status,
+            reason,
+        }) => {
+            let mut s = open()?;
+            write(
+                &mut s,
+                who,
+                Command::SetLotStatus {
+                    lot: p(LotNo::parse(lot))?,
+                    status: p(LotStatus::parse(status))?,
+                    reason: reason.clone(),
+                },
+                out,
+            )
+        }
+        Cmd::Count(c) => count(cli, c, out),
+        Cmd::Correct { seq, reason } => {
+            let mut s = open()?;
+            let original = Box::new(s.envelope(*seq)?);
+            write(
+                &mut s,
+                who,
+                Command::Correct {
+                    original,
+                    reason: reason.clone(),
+                },
+                out,
+            )
+        }
+        Cmd::Stock {
+            unit,
+            location,
+            item_type,
+        } => {
+            let s = open()?;
+            let f = StockFilter {
+                unit: unit
+                    .as_deref()
+                    .map(UnitId::parse)
+                    .transpose()
+                    .map_err(usage)?,
+                location: location
+                    .as_deref()
+                    .map(LocationId::parse)
+                    .transpose()
+                    .map_err(usage)?,
+                item_type: item_type
+                    .as_deref()
+                    .map(ItemTypeId::parse)
+                    .transpose()
+                    .map_err(usage)?,
+            };
+            out.stock(&query::stock(s.state(), &f));
+            Ok(0)
+        }
+        Cmd::Where { serial } => {
+            let s = open()?;
+            let w = query::where_is(s.state(), &p(Serial::parse(serial))?)?;
+            out.json_or(&w, || {
+                let holder = w
+                    .holder
+                    .as_ref()
+                    .map(|h| format!(" — {h}"))
+                    .unwrap_or_default();
+                format!(
+                    "{} ({}) is at {}{holder} since {} (entry {})",
+                    w.serial, w.item_type, w.account, w.since, w.since_seq
+                )
+            });
+            Ok(0)
+        }
+        Cmd::History { item: what } => {
+            let s = open()?;
+            out.log(&query::history(&s, what)?);
+            Ok(0)
+        }
+        Cmd::Custody { badge } => {
+            let s = open()?;
+            out.custody(&query::custody(s.state(), &p(Badge::parse(badge))?)?);
+            Ok(0)
+        }
+        Cmd::Log { limit } => {
+            let s = open()?;
+            out.log(&query::log(&s, (*limit).min(10_000))?);
+            Ok(0)
+        }
+        Cmd::Checkpoint => {
+            let mut s = open()?;
+            let note = s.checkpoint()?;
+            out.json_or(&serde_json::json!({ "checkpoint": note }), || note.clone());
+            Ok(0)
+        }
+        Cmd::Checkpoints => {
+            let s = open()?;
+            let cps = s.store().checkpoints()?;
+            let rows: Vec<_> = cps
+                .iter()
+                .map(|c| serde_json::json!({"size": c.size, "note": c.note}))
+                .collect();
+            out.json_or(&rows, || {
+                cps.iter()
+                    .map(|c| c.note.clone())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            Ok(0)
+        }
+        Cmd::Prove { seq } => {
+            let s = open()?;
+            let pr = s.prove(*seq)?;
+            out.json_or(&pr, || {
+                format!(
+                    "entry {} in tree of size {}\nleaf hash {}\nproof:\n{}\ncheckpoint:\n{}\nentry:\n{}",
+                    pr.seq,
+                    pr.tree_size,
+                    pr.leaf_hash,
+                    pr.proof.iter().map(|h| format!("  {h}")).collect::<Vec<_>>().join("\n"),
+                    pr.checkpoint,
+                    pr.entry
+                )
+            });
+            Ok(0)
+        }
+        Cmd::Consistency { old, new } => {
+            let s = open()?;
+            let pr = s.prove_consistency(*old, *new)?;
+            out.json_or(&pr, || {
+                format!(
+                    "consistency {} → {} verified\nproof:\n{}",
+                    pr.old_size,
+                    pr.new_size,
+                    pr.proof
+                        .iter()
+                        .map(|h| format!("  {h}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                )
+            });
+            Ok(0)
+        }
+        Cmd::VerifierKey => {
+            let s = open()?;
+            let vk = s
+                .state()
+                .site
+                .as_ref()
+                .map(|x| x.verifier_key.clone())
+                .unwrap_or_default();
+            out.json_or(&serde_json::json!({ "verifier_key": vk }), || vk.clone());
+            Ok(0)
+        }
+        Cmd::Verify { verifier_key } => {
+            // Verify reads the store directly: a damaged file must still be examined, not refused at open.
+            let store = qm_app::open_store(&cli.db, false)?;
+            let report = qm_app::verify::verify(
+                store.as_ref(),
+                &qm_app::verify::VerifyOptions {
+                    verifier_key: verifier_key.clone(),
+                    skip_replay: false,
+                },
+            );
+            out.verify(&report);
+            Ok(if report.ok() { 0 } else { 1 })
+        }
+        Cmd::Permissions => {
+            out.json_or(
+                &serde_json::json!({ "table": qm_core::permissions::markdown_table() }),
+                qm_core::permissions::markdown_table,
+            );
+            Ok(0)
+        }
+    }
+}
+
+fn account(f: &FromAccount) -> R<Account> {
+    match (&f.from, &f.from_person) {
+        (Some(l), None) => Ok(Account::Location(p(LocationId::parse(l))?)),
+        (None, Some(b)) => Ok(Account::Person(p(Badge::parse(b))?)),
+        _ => Err(usage("give --from LOCATION or --from-person BADGE")),
+    }
+}
+
+fn count(cli: &Cli, c: &CountCmd, out: &Out) -> R<u8> {
+    let mut s = Site::open(&cli.db, Some(&key_path(cli)))?;
+    let who = &cli.who;
+    match c {
+        CountCmd::Start {
+            location,
+            cycle,
+            blind,
+        } => {
+            let kind = if *cycle {
+                CountKind::Cycle
+            } else {
+                CountKind::Full
+            };
+            write(
+                &mut s,
+                who,
+                Command::StartCount {
+                    root: p(LocationId::parse(location))?,
+                    kind,
+                    blind: *blind,
+                },
+                out,
+            )
+        }
+        CountCmd::Record {
+            count,
+            location,
+            items: list,
+        } => {
+            let mut serials = vec![];
+            let mut lots = vec![];
+            for i in items(list)? {
+                match i {
+                    ItemRef::Serial(x) => serials.push(x),
+                    ItemRef::Lot { lot, quantity } => lots.push((lot, quantity)),
+                }
+            }
+            write(
+                &mut s,
+                who,
+                Command::RecordCount {
+                    count: p(CountId::parse(count))?,
+                    location: p(LocationId::parse(location))?,
+                    serials,
+                    lots,
+                },
+                out,
+            )
+        }
+        CountCmd::Close { count } => {
+            let id = p(CountId::parse(count))?;
+            exec(&mut s, who, Command::CloseCount { count: id.clone() })?;
+            out.count(&query::count_view(s.state(), &id)?);
+            Ok(0)
+        }
+        CountCmd::Show { count } => {
+            out.count(&query::count_view(s.state(), &p(CountId::parse(count))?)?);
+            Ok(0)
+        }
+        CountCmd::Resolve {
+            discrepancy,
+            approve,
+            explain: _,
+            note,
+            item_type,
+        } => {
+            let cmd = Command::ResolveDiscrepancy {
+                discrepancy: p(DiscrepancyId::parse(discrepancy))?,
+                approve: *approve,
+                note: note.clone(),
+                item_type: item_type
+                    .as_deref()
+                    .map(ItemTypeId::parse)
+                    .transpose()
+                    .map_err(usage)?,
+            };
+            write(&mut s, who, cmd, out)
+        }
+    }
+}

@@ -27,32 +27,131 @@ pub struct ReceiptLine {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
-    CreateUnit { unit: UnitId, name: String, parent: UnitId },
-    CreateLocation { location: LocationId, name: String, unit: UnitId, parent: Option<LocationId>, kind: LocationKind, keeper: Option<Badge>, magazine: Option<MagazineLicence> },
-    DefineItemType { item_type: ItemTypeId, name: String, kind: ItemKind, tracking: Tracking, unit_of_measure: String, neq_kg_per_unit: f64, un_code: Option<String>, qualification: Option<String> },
+    CreateUnit {
+        unit: UnitId,
+        name: String,
+        parent: UnitId,
+    },
+    CreateLocation {
+        location: LocationId,
+        name: String,
+        unit: UnitId,
+        parent: Option<LocationId>,
+        kind: LocationKind,
+        keeper: Option<Badge>,
+        magazine: Option<MagazineLicence>,
+    },
+    DefineItemType {
+        item_type: ItemTypeId,
+        name: String,
+        kind: ItemKind,
+        tracking: Tracking,
+        unit_of_measure: String,
+        neq_kg_per_unit: f64,
+        un_code: Option<String>,
+        qualification: Option<String>,
+    },
     /// `pin_hash` is an Argon2id PHC string made at the edge; the core never sees a PIN.
-    RegisterPerson { badge: Badge, name: String, unit: UnitId, roles: Vec<Role>, pin_hash: String },
-    GrantQualification { badge: Badge, qualification: String, expires: Date },
-    SetPolicy { unit: UnitId, rules: PolicyRules },
-    Receive { to: LocationId, from: String, document: String, lines: Vec<ReceiptLine> },
+    RegisterPerson {
+        badge: Badge,
+        name: String,
+        unit: UnitId,
+        roles: Vec<Role>,
+        pin_hash: String,
+    },
+    GrantQualification {
+        badge: Badge,
+        qualification: String,
+        expires: Date,
+    },
+    SetPolicy {
+        unit: UnitId,
+        rules: PolicyRules,
+    },
+    Receive {
+        to: LocationId,
+        from: String,
+        document: String,
+        lines: Vec<ReceiptLine>,
+    },
     /// `from` is needed for lots; serials are taken from wherever they are racked.
-    Issue { to: Badge, from: Option<LocationId>, items: Vec<ItemRef> },
-    Return { from: Badge, to: LocationId, items: Vec<ItemRef> },
-    Move { from: LocationId, to: LocationId, items: Vec<ItemRef> },
-    Dispatch { from: LocationId, to_unit: UnitId, items: Vec<ItemRef>, document: Option<String> },
-    ReceiveTransfer { transfer: TransferId, to: LocationId, received: Vec<ItemRef> },
-    Expend { from: Account, items: Vec<ItemRef>, document: String },
-    Destroy { from: LocationId, items: Vec<ItemRef>, document: String },
-    ReportLost { from: Account, items: Vec<ItemRef>, document: Option<String> },
-    Recover { to: LocationId, items: Vec<ItemRef>, document: Option<String> },
-    SetLotStatus { lot: LotNo, status: LotStatus, reason: String },
-    StartCount { root: LocationId, kind: CountKind, blind: bool },
-    RecordCount { count: CountId, location: LocationId, serials: Vec<Serial>, lots: Vec<(LotNo, Quantity)> },
-    CloseCount { count: CountId },
+    Issue {
+        to: Badge,
+        from: Option<LocationId>,
+        items: Vec<ItemRef>,
+    },
+    Return {
+        from: Badge,
+        to: LocationId,
+        items: Vec<ItemRef>,
+    },
+    Move {
+        from: LocationId,
+        to: LocationId,
+        items: Vec<ItemRef>,
+    },
+    Dispatch {
+        from: LocationId,
+        to_unit: UnitId,
+        items: Vec<ItemRef>,
+        document: Option<String>,
+    },
+    ReceiveTransfer {
+        transfer: TransferId,
+        to: LocationId,
+        received: Vec<ItemRef>,
+    },
+    Expend {
+        from: Account,
+        items: Vec<ItemRef>,
+        document: String,
+    },
+    Destroy {
+        from: LocationId,
+        items: Vec<ItemRef>,
+        document: String,
+    },
+    ReportLost {
+        from: Account,
+        items: Vec<ItemRef>,
+        document: Option<String>,
+    },
+    Recover {
+        to: LocationId,
+        items: Vec<ItemRef>,
+        document: Option<String>,
+    },
+    SetLotStatus {
+        lot: LotNo,
+        status: LotStatus,
+        reason: String,
+    },
+    StartCount {
+        root: LocationId,
+        kind: CountKind,
+        blind: bool,
+    },
+    RecordCount {
+        count: CountId,
+        location: LocationId,
+        serials: Vec<Serial>,
+        lots: Vec<(LotNo, Quantity)>,
+    },
+    CloseCount {
+        count: CountId,
+    },
     /// `item_type` is needed only to approve a find the catalog did not know.
-    ResolveDiscrepancy { discrepancy: DiscrepancyId, approve: bool, note: String, item_type: Option<ItemTypeId> },
+    ResolveDiscrepancy {
+        discrepancy: DiscrepancyId,
+        approve: bool,
+        note: String,
+        item_type: Option<ItemTypeId>,
+    },
     /// The app looks up the entry to correct and passes it in, so the core stays free of I/O.
-    Correct { original: Box<Envelope>, reason: String },
+    Correct {
+        original: Box<Envelope>,
+        reason: String,
+    },
 }
 
 impl Command {

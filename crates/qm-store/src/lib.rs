@@ -1,1 +1,119 @@
-//! placeholder
+//! The storage interface every backend implements: ledger entries, tree hashes, checkpoints, projection rows.
+//!
+//! A backend stores bytes it is given; it never interprets an entry. One `commit` is one durable
+//! transaction: entries, their tree hashes and the projection rows they changed land together or not at all.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub use qm_ledger::Hash;
+
+/// One ledger entry as stored: its canonical bytes and the tree hashes its append created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEntry {
+    pub seq: u64,
+    pub idempotency_key: String,
+    pub bytes: Vec<u8>,
+    /// The stored tree hashes this entry's append created (see `qm_ledger::Frontier::push`).
+    pub hashes: Vec<Hash>,
+}
+
+/// A projection row change: `value: None` deletes the row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowChange {
+    pub kind: String,
+    pub key: String,
+    pub value: Option<String>,
+}
+
+/// Everything one durable transaction writes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Commit {
+    pub entries: Vec<StoredEntry>,
+    pub rows: Vec<RowChange>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub size: u64,
+    pub note: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path} is not a Quartermaster database{detail}")]
+    NotOurs { path: String, detail: String },
+    #[error("{path} has schema version {found}; this build of qm understands up to {supported}: use a newer qm")]
+    TooNew {
+        path: String,
+        found: i64,
+        supported: i64,
+    },
+    #[error("{0} already exists; refusing to overwrite it")]
+    Exists(String),
+    #[error("{0} does not exist; create it with `qm init`")]
+    Missing(String),
+    #[error("the ledger already holds entry {seq}; another writer appended first")]
+    Conflict { seq: u64 },
+    #[error("stored data is damaged: {0}")]
+    Damaged(String),
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The one storage interface. SQLite implements it now; PostgreSQL implements the same trait.
+pub trait Store: Send {
+    /// "sqlite" or "postgres", for messages and benchmarks.
+    fn backend(&self) -> &'static str;
+    /// Appends entries and applies row changes in one durable transaction.
+    fn commit(&mut self, commit: &Commit) -> Result<()>;
+    fn entry_count(&self) -> Result<u64>;
+    /// Entries with `seq` in `[from, from + limit)`, in order.
+    fn read_entries(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>>;
+    /// The stored hashes of the given entries, in order.
+    fn read_entry_hashes(&self, seqs: &[u64]) -> Result<Vec<Vec<Hash>>>;
+    /// The first and last entry written under an idempotency key, if any.
+    fn find_idempotency_key(&self, key: &str) -> Result<Option<(u64, u64)>>;
+    fn add_checkpoint(&mut self, checkpoint: &StoredCheckpoint) -> Result<()>;
+    /// All checkpoints, by size.
+    fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>>;
+    /// Calls `f(kind, key, value)` for every stored projection row.
+    fn for_each_row(
+        &self,
+        f: &mut dyn FnMut(&str, &str, &str) -> std::result::Result<(), String>,
+    ) -> Result<()>;
+}
+
+/// Reads tree hashes through a store, for proofs and for loading the frontier.
+pub struct StoreHashes<'a>(pub &'a dyn Store);
+
+impl qm_ledger::HashReader for StoreHashes<'_> {
+    fn read_hashes(
+        &self,
+        indexes: &[u64],
+    ) -> std::result::Result<Vec<Hash>, qm_ledger::LedgerError> {
+        let located: Vec<(u64, usize)> = indexes
+            .iter()
+            .map(|i| qm_ledger::locate_stored_hash(*i))
+            .collect();
+        let seqs: Vec<u64> = located.iter().map(|(n, _)| *n).collect();
+        let per_entry = self
+            .0
+            .read_entry_hashes(&seqs)
+            .map_err(|e| qm_ledger::LedgerError::HashStore(e.to_string()))?;
+        located
+            .iter()
+            .zip(per_entry)
+            .map(|((n, pos), hashes)| {
+                hashes.get(*pos).copied().ok_or_else(|| {
+                    qm_ledger::LedgerError::HashStore(format!(
+                        "entry {n} has no stored hash at position {pos}"
+                    ))
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,602 @@
+//! Read-only views of the books for the CLI (and later the API): stock, where, history, custody, transfers, counts, log.
+
+use crate::{decode, AppError, Result, Site};
+use qm_core::event::{DiscrepancyFacts, Line};
+use qm_core::rules::when;
+use qm_core::*;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct InclusionProof {
+    pub seq: u64,
+    pub tree_size: u64,
+    pub leaf_hash: String,
+    pub proof: Vec<String>,
+    pub checkpoint: String,
+    pub entry: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ConsistencyProof {
+    pub old_size: u64,
+    pub new_size: u64,
+    pub proof: Vec<String>,
+    pub old_checkpoint: String,
+    pub new_checkpoint: String,
+}
+
+/// One line of the stock report: what an account holds of one item type (and lot).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct StockLine {
+    pub unit: String,
+    pub account: String,
+    pub item_type: String,
+    pub lot: Option<String>,
+    pub status: Option<String>,
+    pub quantity: String,
+    pub unit_of_measure: String,
+    pub serials: usize,
+}
+
+/// Filters for `stock`.
+#[derive(Clone, Debug, Default)]
+pub struct StockFilter {
+    pub unit: Option<UnitId>,
+    pub location: Option<LocationId>,
+    pub item_type: Option<ItemTypeId>,
+}
+
+/// Balances by unit, account and item type: serials counted per type, lots per lot.
+pub fn stock(state: &State, f: &StockFilter) -> Vec<StockLine> {
+    let keep = |account: &Account, item_type: &ItemTypeId| -> Option<String> {
+        if !account.is_internal() {
+            return None;
+        }
+        let unit = state.account_unit(account)?;
+        if let Some(u) = &f.unit {
+            if !state.unit_within(&unit, u) {
+                return None;
+            }
+        }
+        if let Some(l) = &f.location {
+            match account {
+                Account::Location(x) if state.location_within(x, l) => {}
+                _ => return None,
+            }
+        }
+        if f.item_type.as_ref().is_some_and(|t| t != item_type) {
+            return None;
+        }
+        Some(unit.to_string())
+    };
+    let uom = |t: &ItemTypeId| {
+        state
+            .item_types
+            .get(t)
+            .map(|x| x.unit_of_measure.clone())
+            .unwrap_or_default()
+    };
+    let mut serial_counts: BTreeMap<(String, Account, ItemTypeId), usize> = BTreeMap::new();
+    for s in state.serials.values() {
+        if let Some(unit) = keep(&s.account, &s.item_type) {
+            *serial_counts
+                .entry((unit, s.account.clone(), s.item_type.clone()))
+                .or_default() += 1;
+        }
+    }
+    let mut out: Vec<StockLine> = serial_counts
+        .into_iter()
+        .map(|((unit, account, t), n)| StockLine {
+            unit,
+            account: account.to_string(),
+            item_type: t.to_string(),
+            lot: None,
+            status: None,
+            quantity: n.to_string(),
+            unit_of_measure: uom(&t),
+            serials: n,
+        })
+        .collect();
+    for ((account, lot), b) in &state.balances {
+        let Some(l) = state.lots.get(lot) else {
+            continue;
+        };
+        if let Some(unit) = keep(account, &l.item_type) {
+            if b.quantity.is_positive() {
+                out.push(StockLine {
+                    unit,
+                    account: account.to_string(),
+                    item_type: l.item_type.to_string(),
+                    lot: Some(lot.to_string()),
+                    status: Some(l.status.to_string()),
+                    quantity: b.quantity.to_string(),
+                    unit_of_measure: uom(&l.item_type),
+                    serials: 0,
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| {
+        (&a.unit, &a.account, &a.item_type, &a.lot).cmp(&(
+            &b.unit,
+            &b.account,
+            &b.item_type,
+            &b.lot,
+        ))
+    });
+    out
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct WhereIs {
+    pub serial: String,
+    pub item_type: String,
+    pub lot: Option<String>,
+    pub account: String,
+    pub holder: Option<String>,
+    pub unit: Option<String>,
+    pub since: String,
+    pub since_seq: u64,
+}
+
+pub fn where_is(state: &State, serial: &Serial) -> Result<WhereIs> {
+    let s = state.serials.get(serial).ok_or_else(|| {
+        AppError::Rejected(Rejection::NotFound {
+            what: "serial",
+            id: serial.to_string(),
+        })
+    })?;
+    let holder = match &s.account {
+        Account::Person(b) => state.people.get(b).map(|p| format!("{} ({b})", p.name)),
+        _ => None,
+    };
+    Ok(WhereIs {
+        serial: serial.to_string(),
+        item_type: s.item_type.to_string(),
+        lot: s.lot.as_ref().map(|l| l.to_string()),
+        account: s.account.to_string(),
+        holder,
+        unit: state.account_unit(&s.account).map(|u| u.to_string()),
+        since: when(s.since),
+        since_seq: s.since_seq,
+    })
+}
+
+/// One ledger entry shown to people.
+#[derive(Clone, Debug, Serialize)]
+pub struct LogLine {
+    pub seq: u64,
+    pub at: String,
+    pub actor: String,
+    pub witness: Option<String>,
+    pub r#type: String,
+    pub summary: String,
+    pub corrects: Option<u64>,
+}
+
+pub fn summarize(env: &Envelope) -> String {
+    let lines = |ls: &[Line]| ls.iter().map(Line::label).collect::<Vec<_>>().join(", ");
+    match &env.event {
+        Event::Movement {
+            kind,
+            from,
+            to,
+            lines: ls,
+            document,
+        } => {
+            let doc = document
+                .as_ref()
+                .map(|d| format!(" [doc {d}]"))
+                .unwrap_or_default();
+            let why = env
+                .corrects
+                .as_ref()
+                .map(|c| format!(" — corrects entry {}: {}", c.seq, c.reason))
+                .unwrap_or_default();
+            format!("{kind}: {} from {from} to {to}{doc}{why}", lines(ls))
+        }
+        Event::SiteInitialized {
+            site, root_unit, ..
+        } => format!("site {site} initialized, root unit {root_unit}"),
+        Event::UnitCreated { unit, name, parent } => format!("unit {unit} ({name}) under {parent}"),
+        Event::LocationCreated {
+            location,
+            name,
+            unit,
+            kind,
+            ..
+        } => format!("{kind} {location} ({name}) in unit {unit}"),
+        Event::ItemTypeDefined {
+            item_type,
+            name,
+            kind,
+            ..
+        } => format!("item type {item_type}: {name} ({kind})"),
+        Event::PersonRegistered {
+            badge,
+            name,
+            unit,
+            roles,
+            ..
+        } => {
+            format!(
+                "badge {badge} {name}, unit {unit}, roles {}",
+                roles
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+        Event::QualificationGranted {
+            badge,
+            qualification,
+            expires,
+        } => format!("badge {badge} qualified on {qualification} until {expires}"),
+        Event::PolicySet { unit, .. } => format!("policy set at unit {unit}"),
+        Event::SerialRegistered {
+            serial, item_type, ..
+        } => format!("serial {serial} registered as {item_type}"),
+        Event::LotRegistered {
+            lot,
+            item_type,
+            expires,
+            ..
+        } => {
+            format!(
+                "lot {lot} registered as {item_type}{}",
+                expires
+                    .map(|e| format!(", expires {e}"))
+                    .unwrap_or_default()
+            )
+        }
+        Event::LotStatusChanged {
+            lot,
+            status,
+            reason,
+        } => format!("lot {lot} now {status}: {reason}"),
+        Event::TransferDispatched {
+            transfer,
+            from_unit,
+            to_unit,
+            ..
+        } => format!("transfer {transfer} dispatched from {from_unit} to {to_unit}"),
+        Event::TransferReceived {
+            transfer,
+            location,
+            discrepancies,
+        } => {
+            format!(
+                "transfer {transfer} received at {location}, {} discrepancies",
+                discrepancies.len()
+            )
+        }
+        Event::CountStarted {
+            count,
+            root,
+            kind,
+            blind,
+            counter,
+        } => {
+            format!(
+                "{kind}{} count {count} of {root} started by badge {counter}",
+                if *blind { " blind" } else { "" }
+            )
+        }
+        Event::CountRecorded {
+            count,
+            location,
+            serials,
+            lots,
+        } => format!(
+            "count {count} at {location}: {} serials, {} lots",
+            serials.len(),
+            lots.len()
+        ),
+        Event::DiscrepancyOpened { discrepancy, facts } => {
+            format!("discrepancy {discrepancy}: {}", describe_facts(facts))
+        }
+        Event::CountClosed {
+            count,
+            discrepancies,
+        } => format!(
+            "count {count} closed with {} discrepancies",
+            discrepancies.len()
+        ),
+        Event::DiscrepancyResolved {
+            discrepancy,
+            adjusted,
+            note,
+        } => {
+            format!(
+                "discrepancy {discrepancy} {}: {note}",
+                if *adjusted {
+                    "approved, books adjusted"
+                } else {
+                    "explained, no change"
+                }
+            )
+        }
+    }
+}
+
+pub fn describe_facts(f: &DiscrepancyFacts) -> String {
+    let what = match (&f.serial, &f.lot) {
+        (Some(s), _) => format!("serial {s}"),
+        (None, Some(l)) => format!("lot {l}"),
+        _ => "item".into(),
+    };
+    let book = f
+        .book_account
+        .as_ref()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "not on the books".into());
+    let found = f
+        .found_account
+        .as_ref()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "not found".into());
+    format!(
+        "{}: {what}; books {} at {book}, counted {} at {found}",
+        f.kind.as_str(),
+        f.book_quantity,
+        f.counted_quantity
+    )
+}
+
+pub fn log_line(env: &Envelope) -> LogLine {
+    LogLine {
+        seq: env.seq,
+        at: when(env.at),
+        actor: env.actor.to_string(),
+        witness: env.witness.as_ref().map(|w| w.to_string()),
+        r#type: env.event.type_name().to_string(),
+        summary: summarize(env),
+        corrects: env.corrects.as_ref().map(|c| c.seq),
+    }
+}
+
+/// The last `limit` entries, newest last.
+pub fn log(site: &Site, limit: usize) -> Result<Vec<LogLine>> {
+    let size = site.size();
+    let first = size.saturating_sub(limit as u64);
+    if size == 0 {
+        return Ok(vec![]);
+    }
+    Ok(site
+        .read_envelopes(first, size - 1)?
+        .iter()
+        .map(log_line)
+        .collect())
+}
+
+/// Every entry that concerns a serial or a lot, oldest first. A full scan: history is rare and must be complete.
+pub fn history(site: &Site, what: &str) -> Result<Vec<LogLine>> {
+    let serial = Serial::parse(what)
+        .ok()
+        .filter(|s| site.state().serials.contains_key(s));
+    let lot = LotNo::parse(what)
+        .ok()
+        .filter(|l| site.state().lots.contains_key(l));
+    if serial.is_none() && lot.is_none() {
+        return Err(AppError::Rejected(Rejection::NotFound {
+            what: "serial or lot",
+            id: what.to_string(),
+        }));
+    }
+    let mut out = vec![];
+    let mut from = 0;
+    loop {
+        let page = site.store().read_entries(from, 4096)?;
+        let Some(last) = page.last() else { break };
+        from = last.seq + 1;
+        for e in &page {
+            let env = decode(&e.bytes)
+                .map_err(|m| AppError::Internal(format!("entry {}: {m}", e.seq)))?;
+            let hit = serial
+                .as_ref()
+                .is_some_and(|s| env.event.mentions_serial(s))
+                || lot.as_ref().is_some_and(|l| env.event.mentions_lot(l));
+            if hit {
+                out.push(log_line(&env));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CustodyLine {
+    pub item: String,
+    pub item_type: String,
+    pub quantity: String,
+    pub since: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Custody {
+    pub badge: String,
+    pub name: String,
+    pub unit: String,
+    pub holds: Vec<CustodyLine>,
+}
+
+pub fn custody(state: &State, badge: &Badge) -> Result<Custody> {
+    let p = state.people.get(badge).ok_or_else(|| {
+        AppError::Rejected(Rejection::NotFound {
+            what: "badge",
+            id: badge.to_string(),
+        })
+    })?;
+    let (serials, lots) = state.custody(badge);
+    let mut holds: Vec<CustodyLine> = serials
+        .into_iter()
+        .map(|(s, si)| CustodyLine {
+            item: format!("serial {s}"),
+            item_type: si.item_type.to_string(),
+            quantity: "1".into(),
+            since: when(si.since),
+        })
+        .collect();
+    holds.extend(lots.into_iter().map(|(l, b)| {
+        CustodyLine {
+            item: format!("lot {l}"),
+            item_type: state
+                .lots
+                .get(l)
+                .map(|x| x.item_type.to_string())
+                .unwrap_or_default(),
+            quantity: b.quantity.to_string(),
+            since: when(b.since),
+        }
+    }));
+    Ok(Custody {
+        badge: badge.to_string(),
+        name: p.name.clone(),
+        unit: p.unit.to_string(),
+        holds,
+    })
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TransferView {
+    pub transfer: String,
+    pub from_unit: String,
+    pub to_unit: String,
+    pub dispatched_at: String,
+    pub document: Option<String>,
+    pub lines: Vec<String>,
+    pub received_at: Option<String>,
+    pub discrepancies: Vec<String>,
+}
+
+/// Transfers still in transit (or all, with `all`).
+pub fn transfers(state: &State, all: bool) -> Vec<TransferView> {
+    state
+        .transfers
+        .iter()
+        .filter(|(_, t)| all || t.received_at_location.is_none())
+        .map(|(id, t)| TransferView {
+            transfer: id.to_string(),
+            from_unit: t.from_unit.to_string(),
+            to_unit: t.to_unit.to_string(),
+            dispatched_at: when(t.dispatched_at),
+            document: t.document.clone(),
+            lines: t.lines.iter().map(Line::label).collect(),
+            received_at: t.received_at_location.as_ref().map(|l| l.to_string()),
+            discrepancies: t.discrepancies.iter().map(|d| d.to_string()).collect(),
+        })
+        .collect()
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DiscrepancyView {
+    pub id: String,
+    pub description: String,
+    pub kind: String,
+    pub proposed_adjustment: String,
+    pub resolution: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CountView {
+    pub count: String,
+    pub root: String,
+    pub kind: String,
+    pub blind: bool,
+    pub counter: String,
+    pub started_at: String,
+    pub closed: bool,
+    pub recorded: Vec<String>,
+    /// Book figures are hidden from a blind count until it closes.
+    pub book: Option<Vec<String>>,
+    pub discrepancies: Vec<DiscrepancyView>,
+}
+
+pub fn discrepancy_view(state: &State, id: &DiscrepancyId) -> Option<DiscrepancyView> {
+    let d = state.discrepancies.get(id)?;
+    let f = &d.facts;
+    Some(DiscrepancyView {
+        id: id.to_string(),
+        description: describe_facts(f),
+        kind: f.kind.as_str().to_string(),
+        proposed_adjustment: format!(
+            "move {} from {} to {}",
+            f.adjust_quantity, f.adjust_from, f.adjust_to
+        ),
+        resolution: d.resolution.as_ref().map(|r| {
+            format!(
+                "{} by badge {}{} (entry {}): {}",
+                if r.adjusted { "approved" } else { "explained" },
+                r.by,
+                r.witness
+                    .as_ref()
+                    .map(|w| format!(", witness {w}"))
+                    .unwrap_or_default(),
+                r.seq,
+                r.note
+            )
+        }),
+    })
+}
+
+pub fn count_view(state: &State, id: &CountId) -> Result<CountView> {
+    let c = state.counts.get(id).ok_or_else(|| {
+        AppError::Rejected(Rejection::NotFound {
+            what: "count",
+            id: id.to_string(),
+        })
+    })?;
+    let mut recorded = vec![];
+    for (loc, serials) in &c.serials {
+        for s in serials {
+            recorded.push(format!("{loc}: serial {s}"));
+        }
+    }
+    for (loc, lots) in &c.lots {
+        for (l, q) in lots {
+            recorded.push(format!("{loc}: {q} of lot {l}"));
+        }
+    }
+    let book = if c.blind && !c.closed {
+        None
+    } else {
+        Some(
+            stock(
+                state,
+                &StockFilter {
+                    location: Some(c.root.clone()),
+                    ..StockFilter::default()
+                },
+            )
+            .into_iter()
+            .map(|l| {
+                format!(
+                    "{}: {} {} {}",
+                    l.account,
+                    l.quantity,
+                    l.item_type,
+                    l.lot.map(|x| format!("lot {x}")).unwrap_or_default()
+                )
+            })
+            .collect(),
+        )
+    };
+    Ok(CountView {
+        count: id.to_string(),
+        root: c.root.to_string(),
+        kind: c.kind.to_string(),
+        blind: c.blind,
+        counter: c.counter.to_string(),
+        started_at: when(c.started_at),
+        closed: c.closed,
+        recorded,
+        book,
+        discrepancies: c
+            .discrepancies
+            .iter()
+            .filter_map(|d| discrepancy_view(state, d))
+            .collect(),
+    })
+}

@@ -1,0 +1,240 @@
+//! The auditor: re-hashes every stored entry, checks every checkpoint, replays the ledger into fresh
+//! projections and compares them with the stored ones. Used by `qm verify` and by the tests.
+
+use crate::decode;
+use qm_core::State;
+use qm_ledger::{leaf_hash, open_checkpoint, Frontier, Hash};
+use qm_store::{Store, StoreHashes};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Entries read per page while verifying, so memory stays flat on a large ledger.
+const PAGE: usize = 4096;
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct VerifyReport {
+    pub entries: u64,
+    pub checkpoints: usize,
+    pub projection_rows: usize,
+    /// Index of the first entry found bad, if any.
+    pub first_bad_entry: Option<u64>,
+    pub problems: Vec<String>,
+    pub root: String,
+}
+
+impl VerifyReport {
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Options for an auditor who brings their own trust anchor.
+#[derive(Clone, Debug, Default)]
+pub struct VerifyOptions {
+    /// Verifier key to check checkpoints with; default: the one recorded at the site's genesis.
+    pub verifier_key: Option<String>,
+    /// Skip the projection replay (only the cryptographic checks).
+    pub skip_replay: bool,
+}
+
+/// Runs every check; never stops at the first problem of a kind it can still look past.
+pub fn verify(store: &dyn Store, opts: &VerifyOptions) -> VerifyReport {
+    let mut report = VerifyReport::default();
+    let problem = |r: &mut VerifyReport, bad: Option<u64>, msg: String| {
+        if r.first_bad_entry.is_none() {
+            r.first_bad_entry = bad;
+        }
+        if r.problems.len() < 50 {
+            r.problems.push(msg);
+        }
+    };
+    let checkpoints = match store.checkpoints() {
+        Ok(c) => c,
+        Err(e) => {
+            problem(&mut report, None, format!("cannot read checkpoints: {e}"));
+            vec![]
+        }
+    };
+    report.checkpoints = checkpoints.len();
+    let sizes: BTreeMap<u64, usize> = checkpoints
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.size, i))
+        .collect();
+    let mut roots_at: BTreeMap<u64, Hash> = BTreeMap::new();
+    let mut frontier = Frontier::new();
+    let mut state = State::new();
+    let mut replay_ok = !opts.skip_replay;
+    let mut expected = 0u64;
+    if let Some(i) = sizes.get(&0) {
+        let _ = i;
+        roots_at.insert(0, frontier.root());
+    }
+    'pages: loop {
+        let page = match store.read_entries(expected, PAGE) {
+            Ok(p) => p,
+            Err(e) => {
+                problem(
+                    &mut report,
+                    Some(expected),
+                    format!("entry {expected}: cannot be read: {e}"),
+                );
+                break;
+            }
+        };
+        if page.is_empty() {
+            break;
+        }
+        for entry in page {
+            if entry.seq != expected {
+                problem(
+                    &mut report,
+                    Some(expected),
+                    format!(
+                        "entry {expected} is missing (next stored entry is {})",
+                        entry.seq
+                    ),
+                );
+                break 'pages;
+            }
+            let leaf = leaf_hash(&entry.bytes);
+            let hashes = frontier.push(leaf);
+            if hashes != entry.hashes {
+                problem(&mut report, Some(entry.seq), format!("entry {}: its bytes do not hash to the tree hashes stored with it: the entry or its hashes were altered", entry.seq));
+            }
+            if replay_ok {
+                match decode(&entry.bytes) {
+                    Err(e) => {
+                        problem(
+                            &mut report,
+                            Some(entry.seq),
+                            format!("entry {}: not a readable event: {e}", entry.seq),
+                        );
+                        replay_ok = false;
+                    }
+                    Ok(env) => {
+                        if env.idempotency_key != entry.idempotency_key {
+                            problem(
+                                &mut report,
+                                Some(entry.seq),
+                                format!(
+                                    "entry {}: idempotency key column differs from the entry",
+                                    entry.seq
+                                ),
+                            );
+                        }
+                        if let Err(e) = state.apply(&env) {
+                            problem(
+                                &mut report,
+                                Some(entry.seq),
+                                format!("entry {}: replay fails: {}", entry.seq, e.reason),
+                            );
+                            replay_ok = false;
+                        }
+                    }
+                }
+            }
+            expected += 1;
+            if sizes.contains_key(&expected) {
+                roots_at.insert(expected, frontier.root());
+            }
+        }
+    }
+    report.entries = expected;
+    report.root = crate::hex(&frontier.root());
+
+    // Checkpoints: each signed by the site key, and each root equal to the tree rebuilt from the entries.
+    let verifier = opts
+        .verifier_key
+        .clone()
+        .or_else(|| state.site.as_ref().map(|s| s.verifier_key.clone()));
+    match &verifier {
+        None => problem(
+            &mut report,
+            None,
+            "no verifier key: the ledger has no readable genesis entry; pass --verifier-key".into(),
+        ),
+        Some(vk) => {
+            let mut previous: Option<(u64, Hash)> = None;
+            for cp in &checkpoints {
+                match open_checkpoint(&cp.note, vk) {
+                    Err(e) => problem(
+                        &mut report,
+                        None,
+                        format!(
+                            "checkpoint of size {}: signature does not verify: {e}",
+                            cp.size
+                        ),
+                    ),
+                    Ok(c) if c.size != cp.size => problem(
+                        &mut report,
+                        None,
+                        format!("checkpoint stored as size {} says size {}", cp.size, c.size),
+                    ),
+                    Ok(c) => {
+                        match roots_at.get(&c.size) {
+                            None => problem(
+                                &mut report,
+                                Some(expected),
+                                format!("checkpoint of size {} is signed, but the ledger holds only {expected} entries: the tree no longer matches the latest checkpoint (entries were removed)", c.size),
+                            ),
+                            Some(root) if *root != c.root => problem(
+                                &mut report,
+                                None,
+                                format!("checkpoint of size {}: the tree rebuilt from the stored entries has a different root: history was altered", c.size),
+                            ),
+                            Some(_) => {}
+                        }
+                        // Each checkpoint must extend the previous one (a consistency proof from stored hashes).
+                        if let Some((psize, proot)) = previous {
+                            if c.size <= expected {
+                                let reader = StoreHashes(store);
+                                let ok = qm_ledger::prove_consistency(psize, c.size, &reader)
+                                    .and_then(|p| {
+                                        qm_ledger::check_consistency(
+                                            &p, psize, &proot, c.size, &c.root,
+                                        )
+                                    });
+                                if let Err(e) = ok {
+                                    problem(&mut report, None, format!("checkpoints of size {psize} and {} are not consistent: {e}", c.size));
+                                }
+                            }
+                        }
+                        previous = Some((c.size, c.root));
+                    }
+                }
+            }
+        }
+    }
+
+    // Projections: the stored rows must equal a fresh replay, row for row.
+    if replay_ok {
+        let fresh = state.all_rows();
+        let mut stored: Vec<(String, String, String)> = vec![];
+        if let Err(e) = store.for_each_row(&mut |k, key, v| {
+            stored.push((k.to_string(), key.to_string(), v.to_string()));
+            Ok(())
+        }) {
+            problem(
+                &mut report,
+                None,
+                format!("cannot read stored projections: {e}"),
+            );
+        }
+        stored.sort();
+        report.projection_rows = stored.len();
+        let fresh: Vec<(String, String, String)> = fresh
+            .into_iter()
+            .map(|(k, v)| (k.kind.to_string(), k.key, v))
+            .collect();
+        if fresh != stored {
+            let diff = fresh.iter().zip(stored.iter()).find(|(a, b)| a != b);
+            let msg = match diff {
+                Some((a, b)) => format!("stored projection differs from a replay of the ledger: replay has {} {:?} = {}, store has {} {:?} = {}", a.0, a.1, a.2, b.0, b.1, b.2),
+                None => format!("stored projection has {} rows, a replay of the ledger gives {}", stored.len(), fresh.len()),
+            };
+            problem(&mut report, None, msg);
+        }
+    }
+    report
+}

@@ -1,0 +1,417 @@
+//! Command-line arguments: parsing only checks shapes; the rules live in the core.
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "qm",
+    version,
+    about = "Quartermaster: the system of record for weapons, ammunition and explosives"
+)]
+pub struct Cli {
+    /// The database: a SQLite file.
+    #[arg(long, global = true, env = "QM_DB", default_value = "quartermaster.db")]
+    pub db: String,
+    /// The site's signing key (default: the database path + ".key").
+    #[arg(long, global = true, env = "QM_KEY")]
+    pub key: Option<String>,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(flatten)]
+    pub who: Who,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+/// Who acts, who witnesses; PINs come from the environment so they stay out of shell history.
+#[derive(Args, Debug, Clone)]
+pub struct Who {
+    /// Badge of the person acting.
+    #[arg(long, global = true, env = "QM_ACTOR")]
+    pub actor: Option<String>,
+    /// PIN of the person acting (prefer the QM_PIN environment variable).
+    #[arg(long, global = true, env = "QM_PIN", hide_env_values = true)]
+    pub pin: Option<String>,
+    /// Badge of the witness, when two-person integrity applies.
+    #[arg(long, global = true)]
+    pub witness: Option<String>,
+    /// PIN of the witness (prefer QM_WITNESS_PIN).
+    #[arg(long, global = true, env = "QM_WITNESS_PIN", hide_env_values = true)]
+    pub witness_pin: Option<String>,
+    /// Idempotency key: a retried command with the same key appends nothing. Default: a new random key.
+    #[arg(long, global = true)]
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Create a database and the site's signing key (owner-only); refuses to overwrite either.
+    Init {
+        #[arg(long)]
+        site: String,
+        #[arg(long, default_value = "HQ")]
+        root_unit: String,
+        #[arg(long, default_value = "Headquarters")]
+        root_unit_name: String,
+        #[arg(long, default_value = "0001")]
+        admin_badge: String,
+        #[arg(long, default_value = "Administrator")]
+        admin_name: String,
+        /// The first administrator's PIN (prefer QM_ADMIN_PIN).
+        #[arg(long, env = "QM_ADMIN_PIN", hide_env_values = true)]
+        admin_pin: String,
+    },
+    /// Create a demo database, run a realistic day, print stock, a count reconciliation and verify.
+    Demo {
+        /// Where to write the demo database (replaced if it is a previous demo).
+        #[arg(long, default_value = "demo-data/demo.db")]
+        out: String,
+    },
+    /// Units of the organization.
+    #[command(subcommand)]
+    Unit(UnitCmd),
+    /// Locations inside units.
+    #[command(subcommand)]
+    Location(LocationCmd),
+    /// The catalog.
+    #[command(subcommand, name = "item-type")]
+    ItemType(ItemTypeCmd),
+    /// Staff.
+    #[command(subcommand)]
+    Person(PersonCmd),
+    /// Policy a unit sets for its subtree (tightens, never relaxes).
+    Policy(PolicyArgs),
+    /// Import a CSV file (item-types, people, serials, lots): all rows or none.
+    Import { kind: String, file: String },
+    /// Receive stock from a supplier or outside unit.
+    Receive {
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        document: String,
+        #[arg(long)]
+        item_type: String,
+        /// For lots: manufacture date.
+        #[arg(long)]
+        manufactured: Option<String>,
+        /// For lots: expiry or next inspection date.
+        #[arg(long)]
+        expires: Option<String>,
+        /// Items: SERIAL, LOT:QTY, or SERIAL@LOT for items tracked by both.
+        #[arg(required = true)]
+        items: Vec<String>,
+    },
+    /// Issue to a person.
+    Issue {
+        #[arg(long)]
+        to: String,
+        /// Where lots are drawn from (serials are taken from their rack).
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(required = true)]
+        items: Vec<String>,
+    },
+    /// Take back from a person.
+    Return {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(required = true)]
+        items: Vec<String>,
+    },
+    /// Move within a unit.
+    Move {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(required = true)]
+        items: Vec<String>,
+    },
+    /// Transfers between units.
+    #[command(subcommand)]
+    Transfer(TransferCmd),
+    /// Transfers in transit.
+    Transfers {
+        /// Include received transfers.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Expend (fired, used) with a document reference.
+    Expend {
+        #[command(flatten)]
+        from: FromAccount,
+        #[arg(long)]
+        document: String,
+        #[arg(required = true)]
+        items: Vec<String>,
+    },
+    /// Destroy with a document reference.
+    Destroy {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        document: String,
+        #[arg(required = true)]
+        items: Vec<String>,
+    },
+    /// Report items lost.
+    ReportLoss {
+        #[command(flatten)]
+        from: FromAccount,
+        #[arg(long)]
+        document: Option<String>,
+        #[arg(required = true)]
+        items: Vec<String>,
+    },
+    /// Bring lost items back onto the books.
+    Recover {
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        document: Option<String>,
+        #[arg(required = true)]
+        items: Vec<String>,
+    },
+    /// Lots.
+    #[command(subcommand)]
+    Lot(LotCmd),
+    /// Inventory counts.
+    #[command(subcommand)]
+    Count(CountCmd),
+    /// Correct an entry by a reverse movement that refers to it.
+    Correct {
+        seq: u64,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Balances by unit, location, item type.
+    Stock {
+        #[arg(long)]
+        unit: Option<String>,
+        #[arg(long)]
+        location: Option<String>,
+        #[arg(long)]
+        item_type: Option<String>,
+    },
+    /// Where a serial is now.
+    Where { serial: String },
+    /// Every event for a serial or lot, with actor and witness.
+    History { item: String },
+    /// What a person holds now, and since when.
+    Custody { badge: String },
+    /// Recent ledger entries.
+    Log {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Sign a checkpoint of the ledger with the site key.
+    Checkpoint,
+    /// List stored checkpoints.
+    Checkpoints,
+    /// Inclusion proof of an entry against the latest checkpoint.
+    Prove { seq: u64 },
+    /// Consistency proof between two checkpoints.
+    Consistency { old: u64, new: u64 },
+    /// The signed-note verifier key an auditor uses to check checkpoints.
+    VerifierKey,
+    /// Re-hash every entry, check checkpoints, replay and compare projections.
+    Verify {
+        /// Check checkpoints against this verifier key instead of the one recorded at genesis.
+        #[arg(long)]
+        verifier_key: Option<String>,
+    },
+    /// Print the permission table (role × operation).
+    Permissions,
+}
+
+#[derive(Args, Debug)]
+pub struct FromAccount {
+    /// A location.
+    #[arg(
+        long,
+        conflicts_with = "from_person",
+        required_unless_present = "from_person"
+    )]
+    pub from: Option<String>,
+    /// A person's custody.
+    #[arg(long)]
+    pub from_person: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UnitCmd {
+    Add {
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        parent: String,
+    },
+    /// The unit tree.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LocationCmd {
+    Add {
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        unit: String,
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        parent: Option<String>,
+        #[arg(long)]
+        keeper: Option<String>,
+        /// Magazines: licensed NEQ limit in kg.
+        #[arg(long)]
+        neq_limit_kg: Option<f64>,
+        /// Magazines: hazard divisions allowed, e.g. 1.1,1.4.
+        #[arg(long, value_delimiter = ',')]
+        hazard_divisions: Vec<String>,
+        /// Magazines: compatibility groups allowed, e.g. D,S.
+        #[arg(long, value_delimiter = ',')]
+        compatibility_groups: Vec<String>,
+        /// Magazines: distance to an exposed site, KIND=METRES (repeatable).
+        #[arg(long)]
+        distance: Vec<String>,
+    },
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ItemTypeCmd {
+    Add {
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        tracking: String,
+        #[arg(long, default_value = "each")]
+        unit_of_measure: String,
+        #[arg(long, default_value_t = 0.0)]
+        neq_kg_per_unit: f64,
+        #[arg(long)]
+        un_code: Option<String>,
+        #[arg(long)]
+        qualification: Option<String>,
+    },
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PersonCmd {
+    Add {
+        badge: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        unit: String,
+        #[arg(long, value_delimiter = ',', required = true)]
+        roles: Vec<String>,
+        /// The new person's PIN (prefer QM_NEW_PIN).
+        #[arg(long, env = "QM_NEW_PIN", hide_env_values = true)]
+        new_pin: String,
+    },
+    Qualify {
+        badge: String,
+        qualification: String,
+        #[arg(long)]
+        expires: String,
+    },
+    List,
+}
+
+#[derive(Args, Debug)]
+pub struct PolicyArgs {
+    pub unit: String,
+    #[arg(long)]
+    pub two_person_explosives: bool,
+    #[arg(long)]
+    pub two_person_all_movements: bool,
+    #[arg(long)]
+    pub two_person_count_resolution: bool,
+    #[arg(long)]
+    pub counter_not_keeper: bool,
+    #[arg(long)]
+    pub counter_not_previous: bool,
+    #[arg(long)]
+    pub max_issue_quantity: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TransferCmd {
+    Dispatch {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to_unit: String,
+        #[arg(long)]
+        document: Option<String>,
+        #[arg(required = true)]
+        items: Vec<String>,
+    },
+    /// Receive a transfer, with the quantities actually received.
+    Receive {
+        transfer: String,
+        #[arg(long)]
+        to: String,
+        items: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LotCmd {
+    Status {
+        lot: String,
+        status: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CountCmd {
+    Start {
+        location: String,
+        #[arg(long)]
+        cycle: bool,
+        #[arg(long)]
+        blind: bool,
+    },
+    Record {
+        count: String,
+        #[arg(long)]
+        location: String,
+        /// Serials seen and LOT:QTY counted.
+        items: Vec<String>,
+    },
+    Close {
+        count: String,
+    },
+    Show {
+        count: String,
+    },
+    Resolve {
+        discrepancy: String,
+        /// Approve: the books follow the count.
+        #[arg(long, conflicts_with = "explain", required_unless_present = "explain")]
+        approve: bool,
+        /// Explain: no book change.
+        #[arg(long)]
+        explain: bool,
+        #[arg(long)]
+        note: String,
+        #[arg(long)]
+        item_type: Option<String>,
+    },
+}

@@ -1,0 +1,458 @@
+//! Printing: plain text for people at a terminal, JSON with `--json` for scripts.
+
+use qm_app::query::*;
+use qm_app::verify::VerifyReport;
+use qm_app::{AppError, Outcome};
+use qm_core::State;
+use serde::Serialize;
+use std::process::ExitCode;
+
+pub struct Out {
+    pub json: bool,
+}
+
+fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<String>| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{:<w$}", c, w = widths.get(i).copied().unwrap_or(0)))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = vec![line(headers.iter().map(|h| h.to_string()).collect())];
+    out.extend(rows.into_iter().map(line));
+    out.join("\n")
+}
+
+impl Out {
+    pub fn json_or<T: Serialize>(&self, value: &T, text: impl FnOnce() -> String) {
+        if self.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(value)
+                    .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+            );
+        } else {
+            println!("{}", text());
+        }
+    }
+
+    pub fn kv(&self, pairs: &[(&str, String)]) {
+        let map: serde_json::Map<String, serde_json::Value> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone())))
+            .collect();
+        self.json_or(&map, || {
+            pairs
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        });
+    }
+
+    pub fn outcome(&self, o: &Outcome) {
+        self.json_or(o, || {
+            let head = if o.replayed {
+                format!(
+                    "already recorded as entries {}–{} (same idempotency key); nothing appended",
+                    o.first_seq, o.last_seq
+                )
+            } else {
+                format!("recorded entries {}–{}", o.first_seq, o.last_seq)
+            };
+            let lines: Vec<String> = o
+                .entries
+                .iter()
+                .map(|e| format!("  {:>6}  {}", e.seq, summarize(e)))
+                .collect();
+            format!("{head}\n{}", lines.join("\n"))
+        });
+    }
+
+    pub fn stock(&self, lines: &[StockLine]) {
+        self.json_or(&lines, || {
+            if lines.is_empty() {
+                return "no stock".into();
+            }
+            table(
+                &[
+                    "unit",
+                    "account",
+                    "item type",
+                    "lot",
+                    "status",
+                    "quantity",
+                    "uom",
+                ],
+                lines
+                    .iter()
+                    .map(|l| {
+                        vec![
+                            l.unit.clone(),
+                            l.account.clone(),
+                            l.item_type.clone(),
+                            l.lot.clone().unwrap_or_else(|| "-".into()),
+                            l.status.clone().unwrap_or_else(|| "-".into()),
+                            l.quantity.clone(),
+                            l.unit_of_measure.clone(),
+                        ]
+                    })
+                    .collect(),
+            )
+        });
+    }
+
+    pub fn log(&self, lines: &[LogLine]) {
+        self.json_or(&lines, || {
+            table(
+                &["seq", "at", "actor", "witness", "what"],
+                lines
+                    .iter()
+                    .map(|l| {
+                        vec![
+                            l.seq.to_string(),
+                            l.at.clone(),
+                            l.actor.clone(),
+                            l.witness.clone().unwrap_or_else(|| "-".into()),
+                            l.summary.clone(),
+                        ]
+                    })
+                    .collect(),
+            )
+        });
+    }
+
+    pub fn custody(&self, c: &Custody) {
+        self.json_or(c, || {
+            if c.holds.is_empty() {
+                return format!(
+                    "badge {} ({}, unit {}) holds nothing",
+                    c.badge, c.name, c.unit
+                );
+            }
+            format!(
+                "badge {} ({}, unit {}) holds:\n{}",
+                c.badge,
+                c.name,
+                c.unit,
+                table(
+                    &["item", "item type", "quantity", "since"],
+                    c.holds
+                        .iter()
+                        .map(|h| vec![
+                            h.item.clone(),
+                            h.item_type.clone(),
+                            h.quantity.clone(),
+                            h.since.clone()
+                        ])
+                        .collect()
+                )
+            )
+        });
+    }
+
+    pub fn transfers(&self, t: &[TransferView]) {
+        self.json_or(&t, || {
+            if t.is_empty() {
+                return "no transfers in transit".into();
+            }
+            table(
+                &[
+                    "transfer",
+                    "from",
+                    "to",
+                    "dispatched",
+                    "document",
+                    "lines",
+                    "received at",
+                ],
+                t.iter()
+                    .map(|x| {
+                        vec![
+                            x.transfer.clone(),
+                            x.from_unit.clone(),
+                            x.to_unit.clone(),
+                            x.dispatched_at.clone(),
+                            x.document.clone().unwrap_or_default(),
+                            x.lines.join(", "),
+                            x.received_at.clone().unwrap_or_else(|| "in transit".into()),
+                        ]
+                    })
+                    .collect(),
+            )
+        });
+    }
+
+    pub fn count(&self, c: &CountView) {
+        self.json_or(c, || {
+            let mut s = format!(
+                "count {} of {} ({}{}) by badge {}, started {} — {}\n",
+                c.count,
+                c.root,
+                c.kind,
+                if c.blind { ", blind" } else { "" },
+                c.counter,
+                c.started_at,
+                if c.closed { "closed" } else { "open" }
+            );
+            s.push_str(&format!("recorded ({}):\n", c.recorded.len()));
+            for r in &c.recorded {
+                s.push_str(&format!("  {r}\n"));
+            }
+            match &c.book {
+                Some(b) => {
+                    s.push_str("book:\n");
+                    for r in b {
+                        s.push_str(&format!("  {r}\n"));
+                    }
+                }
+                None => s.push_str("book: hidden until the blind count closes\n"),
+            }
+            if c.closed {
+                s.push_str(&format!(
+                    "reconciliation: {} discrepancies\n",
+                    c.discrepancies.len()
+                ));
+                for d in &c.discrepancies {
+                    s.push_str(&format!(
+                        "  {}  {}\n      proposed: {}\n      {}\n",
+                        d.id,
+                        d.description,
+                        d.proposed_adjustment,
+                        d.resolution
+                            .clone()
+                            .unwrap_or_else(|| "OPEN: needs resolution".into())
+                    ));
+                }
+            }
+            s.trim_end().to_string()
+        });
+    }
+
+    pub fn verify(&self, r: &VerifyReport) {
+        self.json_or(&serde_json::json!({"ok": r.ok(), "report": r}), || {
+            if r.ok() {
+                format!("verify: OK — {} entries re-hashed, {} checkpoints verified, {} projection rows equal a replay; root {}", r.entries, r.checkpoints, r.projection_rows, r.root)
+            } else {
+                let first = r.first_bad_entry.map(|i| format!("first bad entry: {i}\n")).unwrap_or_default();
+                format!("verify: FAILED\n{first}{}", r.problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))
+            }
+        });
+    }
+
+    pub fn units(&self, s: &State) {
+        let rows: Vec<Vec<String>> = s
+            .units
+            .iter()
+            .map(|(id, u)| {
+                vec![
+                    id.to_string(),
+                    u.name.clone(),
+                    u.parent
+                        .as_ref()
+                        .map(|p| p.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        self.json_or(&rows, || table(&["unit", "name", "parent"], rows.clone()));
+    }
+
+    pub fn locations(&self, s: &State) {
+        let rows: Vec<Vec<String>> = s
+            .locations
+            .iter()
+            .map(|(id, l)| {
+                vec![
+                    id.to_string(),
+                    l.kind.to_string(),
+                    l.name.clone(),
+                    l.unit.to_string(),
+                    l.parent
+                        .as_ref()
+                        .map(|p| p.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    l.keeper
+                        .as_ref()
+                        .map(|p| p.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        self.json_or(&rows, || {
+            table(
+                &["location", "kind", "name", "unit", "parent", "keeper"],
+                rows.clone(),
+            )
+        });
+    }
+
+    pub fn item_types(&self, s: &State) {
+        let rows: Vec<Vec<String>> = s
+            .item_types
+            .iter()
+            .map(|(id, t)| {
+                vec![
+                    id.to_string(),
+                    t.kind.to_string(),
+                    t.tracking.to_string(),
+                    t.unit_of_measure.clone(),
+                    t.neq_kg_per_unit.to_string(),
+                    t.un_code.clone().unwrap_or_else(|| "-".into()),
+                    t.name.clone(),
+                ]
+            })
+            .collect();
+        self.json_or(&rows, || {
+            table(
+                &[
+                    "item type",
+                    "kind",
+                    "tracking",
+                    "uom",
+                    "NEQ kg",
+                    "UN",
+                    "name",
+                ],
+                rows.clone(),
+            )
+        });
+    }
+
+    pub fn people(&self, s: &State) {
+        let rows: Vec<Vec<String>> = s
+            .people
+            .iter()
+            .map(|(b, p)| {
+                vec![
+                    b.to_string(),
+                    p.name.clone(),
+                    p.unit.to_string(),
+                    p.roles
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    p.qualifications
+                        .iter()
+                        .map(|(q, d)| format!("{q} until {d}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ]
+            })
+            .collect();
+        self.json_or(&rows, || {
+            table(
+                &["badge", "name", "unit", "roles", "qualifications"],
+                rows.clone(),
+            )
+        });
+    }
+}
+
+/// Prints an error (as JSON too with --json) and turns it into the documented exit code.
+pub fn fail(out: &Out, e: &AppError) -> ExitCode {
+    if out.json {
+        println!(
+            "{}",
+            serde_json::json!({"error": {"code": e.code(), "message": e.to_string()}})
+        );
+    }
+    eprintln!("{e}");
+    ExitCode::from(e.exit_code() as u8)
+}
+
+pub fn progress(out: &Out) -> indicatif::ProgressBar {
+    if out.json {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} commands {elapsed}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// `qm demo`: a fresh demo site, a day of operations, and what an armorer and an inspector would look at.
+pub fn demo(path: &str, out: &Out) -> Result<u8, AppError> {
+    use qm_core::*;
+    let db = std::path::Path::new(path);
+    let key = qm_app::default_key_path(db);
+    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| AppError::Usage(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    // Replace only a previous demo: a file whose site is the demo site.
+    if db.exists() {
+        let previous = qm_app::Site::open(path, None).map(|s| s.site_name());
+        if previous.as_deref().ok() != Some("demo.quartermaster") {
+            return Err(AppError::Usage(format!(
+                "{path} exists and is not a demo database; choose another --out"
+            )));
+        }
+        for suffix in ["", "-wal", "-shm", ".key"] {
+            let _ = std::fs::remove_file(format!("{path}{suffix}"));
+        }
+    }
+    let today = time::OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
+    let (mut site, count) = qm_app::demo::create(path, &key, today)?;
+    // Show one refusal as the armorer would see it: Officer Jones's rifle qualification has lapsed.
+    let refusal = site
+        .execute(qm_app::Request {
+            actor: Badge::parse("0417").map_err(|e| AppError::Internal(e.to_string()))?,
+            witness: None,
+            command: Command::Issue {
+                to: Badge::parse("1003").map_err(|e| AppError::Internal(e.to_string()))?,
+                from: None,
+                items: vec![ItemRef::Serial(
+                    Serial::parse("R-1043").map_err(|e| AppError::Internal(e.to_string()))?,
+                )],
+            },
+            idempotency_key: "demo-refusal".into(),
+            at: today + time::Duration::hours(20),
+        })
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    let stock = stock(site.state(), &StockFilter::default());
+    let count_view = count_view(site.state(), &count)?;
+    let report = qm_app::verify::verify(site.store(), &qm_app::verify::VerifyOptions::default());
+    if out.json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"database": path, "stock": stock, "count": count_view, "refusal_example": refusal, "verify": report, "verify_ok": report.ok()})).unwrap_or_default());
+    } else {
+        println!(
+            "Quartermaster demo — database {path} (site key {})\n",
+            key.display()
+        );
+        println!("== Stock status ==");
+        out.stock(&stock);
+        println!("\n== Count reconciliation ==");
+        out.count(&count_view);
+        println!("\n== A refusal at the counter ==\n{refusal}\n");
+        println!("== Verify ==");
+        out.verify(&report);
+        println!("\nTry it (every demo PIN is {}):", qm_app::demo::DEMO_PIN);
+        println!(
+            "  export QM_DB={path} QM_ACTOR=0417 QM_PIN={}",
+            qm_app::demo::DEMO_PIN
+        );
+        println!("  qm stock --location D11-ARM    qm where R-1042    qm history R-1049    qm custody 1001    qm log");
+        println!("  qm issue --to 1001 R-1043      qm return --from 1001 --to D11-RACK-A R-1043");
+        println!("  qm prove 40    qm verify");
+    }
+    Ok(if report.ok() { 0 } else { 1 })
+}
