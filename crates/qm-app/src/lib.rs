@@ -279,7 +279,7 @@ impl Site {
         let mut in_batch: HashMap<String, usize> = HashMap::new();
         let mut accepted = vec![];
         for req in reqs {
-            let r = self.stage_request(&req, &mut commit, &mut in_batch, &results);
+            let r = self.stage_request(&req, &mut commit, &in_batch, &results);
             if let Ok(o) = &r {
                 if !o.replayed {
                     accepted.push(results.len());

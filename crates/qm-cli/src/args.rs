@@ -257,6 +257,7 @@ pub enum UnitCmd {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process; boxing would only add noise
 pub enum LocationCmd {
     Add {
         id: String,

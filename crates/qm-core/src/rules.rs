@@ -255,8 +255,8 @@ impl<'a> Checker<'a> {
                     let total = wanted.entry(lot).or_default();
                     *total += *quantity;
                     let held = self.state.balance(from, lot);
-                    if from.is_internal() || *from == Account::Lost {
-                        if held < *total {
+                    if (from.is_internal() || *from == Account::Lost) && held < *total {
+                        {
                             let who = match from {
                                 Account::Person(b) => format!("badge {b} holds"),
                                 other => format!("{other} holds"),

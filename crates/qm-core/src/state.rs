@@ -143,6 +143,12 @@ pub struct Resolution {
     pub seq: u64,
 }
 
+/// What one account holds: its serials, and its lot balances.
+pub type Holdings<'a> = (
+    Vec<(&'a Serial, &'a SerialItem)>,
+    Vec<(&'a LotNo, &'a Balance)>,
+);
+
 /// A projected row's address.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RowKey {
@@ -287,7 +293,7 @@ impl State {
     }
 
     /// Everything a person holds: serials and lot balances.
-    pub fn custody(&self, badge: &Badge) -> (Vec<(&Serial, &SerialItem)>, Vec<(&LotNo, &Balance)>) {
+    pub fn custody(&self, badge: &Badge) -> Holdings<'_> {
         let account = Account::Person(badge.clone());
         let serials = self
             .serials

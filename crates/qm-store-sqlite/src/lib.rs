@@ -74,7 +74,7 @@ impl SqliteStore {
         let mode: String = conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
             .map_err(be)?;
-        if mode.to_ascii_lowercase() != "wal" {
+        if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Backend(format!(
                 "could not switch {shown} to WAL mode (got {mode})"
             )));
@@ -127,7 +127,7 @@ fn hashes_to_blob(hashes: &[Hash]) -> Vec<u8> {
 }
 
 fn blob_to_hashes(seq: u64, blob: &[u8]) -> Result<Vec<Hash>> {
-    if blob.len() % 32 != 0 {
+    if !blob.len().is_multiple_of(32) {
         return Err(StoreError::Damaged(format!(
             "entry {seq}: stored tree hashes are {} bytes, not a multiple of 32",
             blob.len()
