@@ -5,20 +5,13 @@ use xtask::{files, root, sha256_hex};
 #[test]
 fn every_rust_file_says_what_it_is_for() {
     let mut missing = vec![];
-    for f in files(&root().join("crates"), "rs")
-        .into_iter()
-        .chain(files(&root().join("xtask"), "rs"))
-    {
+    for f in files(&root().join("crates"), "rs").into_iter().chain(files(&root().join("xtask"), "rs")) {
         let text = std::fs::read_to_string(&f).unwrap();
         if !text.trim_start().starts_with("//!") {
             missing.push(f.display().to_string());
         }
     }
-    assert!(
-        missing.is_empty(),
-        "files without a leading //! line:\n{}",
-        missing.join("\n")
-    );
+    assert!(missing.is_empty(), "files without a leading //! line:\n{}", missing.join("\n"));
 }
 
 #[test]
@@ -35,69 +28,40 @@ fn the_core_does_no_io() {
         }
         if in_deps && !l.is_empty() && !l.starts_with('#') {
             let name = l.split(['=', '.']).next().unwrap().trim();
-            assert!(
-                allowed.contains(&name),
-                "qm-core must not depend on {name}: the core does no I/O"
-            );
+            assert!(allowed.contains(&name), "qm-core must not depend on {name}: the core does no I/O");
         }
     }
     for f in files(&root().join("crates/qm-core/src"), "rs") {
         let text = std::fs::read_to_string(&f).unwrap();
-        for banned in [
-            "std::fs",
-            "std::net",
-            "std::process",
-            "now_utc()",
-            "SystemTime",
-            "std::thread",
-        ] {
-            assert!(
-                !text.contains(banned),
-                "{} uses {banned}: the core does no I/O and reads no clock",
-                f.display()
-            );
+        for banned in ["std::fs", "std::net", "std::process", "now_utc()", "SystemTime", "std::thread"] {
+            assert!(!text.contains(banned), "{} uses {banned}: the core does no I/O and reads no clock", f.display());
         }
     }
 }
 
 /// Released migrations are never edited: add a new file instead. Update this list only when adding one.
-const RELEASED_MIGRATIONS: &[(&str, &str)] = &[(
-    "crates/qm-store-sqlite/migrations/0001_ledger.sql",
-    "c721cced4be53fdcfc54fa37cceaab21a77b93b7d302684b6a4fb33b93dad1ce",
-)];
+const RELEASED_MIGRATIONS: &[(&str, &str)] =
+    &[("crates/qm-store-sqlite/migrations/0001_ledger.sql", "c721cced4be53fdcfc54fa37cceaab21a77b93b7d302684b6a4fb33b93dad1ce")];
 
 #[test]
 fn released_migrations_are_never_edited() {
     for (path, pinned) in RELEASED_MIGRATIONS {
         let bytes = std::fs::read(root().join(path)).unwrap();
         let actual = sha256_hex(&bytes);
-        assert_eq!(
-            &actual, pinned,
-            "{path} changed: released migrations are never edited; add a new migration"
-        );
+        assert_eq!(&actual, pinned, "{path} changed: released migrations are never edited; add a new migration");
     }
     let all = files(&root().join("crates"), "sql");
     for f in all {
         let rel = f.strip_prefix(root()).unwrap().display().to_string();
-        assert!(
-            RELEASED_MIGRATIONS.iter().any(|(p, _)| *p == rel),
-            "{rel} is not listed in RELEASED_MIGRATIONS (tidy.rs)"
-        );
+        assert!(RELEASED_MIGRATIONS.iter().any(|(p, _)| *p == rel), "{rel} is not listed in RELEASED_MIGRATIONS (tidy.rs)");
     }
 }
 
 #[test]
 fn libraries_do_not_unwrap() {
     // The libraries deny unwrap/expect/panic outside tests (checked by clippy); this keeps the attribute there.
-    for lib in [
-        "qm-core",
-        "qm-ledger",
-        "qm-store",
-        "qm-store-sqlite",
-        "qm-app",
-    ] {
-        let text =
-            std::fs::read_to_string(root().join(format!("crates/{lib}/src/lib.rs"))).unwrap();
+    for lib in ["qm-core", "qm-ledger", "qm-store", "qm-store-sqlite", "qm-app"] {
+        let text = std::fs::read_to_string(root().join(format!("crates/{lib}/src/lib.rs"))).unwrap();
         assert!(
             text.contains("clippy::unwrap_used") && text.contains("clippy::panic"),
             "crates/{lib}/src/lib.rs must deny unwrap/expect/panic"

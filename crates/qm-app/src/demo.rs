@@ -18,20 +18,11 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
-    fn run(
-        &mut self,
-        actor: &str,
-        witness: Option<&str>,
-        at: OffsetDateTime,
-        command: Command,
-    ) -> Result<Outcome> {
+    fn run(&mut self, actor: &str, witness: Option<&str>, at: OffsetDateTime, command: Command) -> Result<Outcome> {
         self.n += 1;
         let req = Request {
             actor: id(Badge::parse(actor))?,
-            witness: witness
-                .map(Badge::parse)
-                .transpose()
-                .map_err(|e| AppError::Internal(e.to_string()))?,
+            witness: witness.map(Badge::parse).transpose().map_err(|e| AppError::Internal(e.to_string()))?,
             command,
             idempotency_key: format!("demo-{}", self.n),
             at,
@@ -43,10 +34,7 @@ impl Runner<'_> {
 fn items(list: &[&str]) -> Result<Vec<ItemRef>> {
     list.iter()
         .map(|s| match s.split_once(':') {
-            Some((lot, q)) => Ok(ItemRef::Lot {
-                lot: id(LotNo::parse(lot))?,
-                quantity: Quantity::parse(q).map_err(AppError::Internal)?,
-            }),
+            Some((lot, q)) => Ok(ItemRef::Lot { lot: id(LotNo::parse(lot))?, quantity: Quantity::parse(q).map_err(AppError::Internal)? }),
             None => Ok(ItemRef::Serial(id(Serial::parse(s))?)),
         })
         .collect()
@@ -70,26 +58,17 @@ pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountI
         },
     )?;
     let setup_at = day - Duration::days(2);
-    let mut r = Runner {
-        site: &mut site,
-        n: 0,
-    };
+    let mut r = Runner { site: &mut site, n: 0 };
     let admin = "0001";
     let pin = crate::hash_secret(DEMO_PIN)?;
-    for (unit, name, parent) in [
-        ("NORTH", "Northern Region", "HQ"),
-        ("D-11", "Riverside Department", "NORTH"),
-        ("D-12", "Hilltop Department", "NORTH"),
-    ] {
+    for (unit, name, parent) in
+        [("NORTH", "Northern Region", "HQ"), ("D-11", "Riverside Department", "NORTH"), ("D-12", "Hilltop Department", "NORTH")]
+    {
         r.run(
             admin,
             None,
             setup_at,
-            Command::CreateUnit {
-                unit: id(UnitId::parse(unit))?,
-                name: name.into(),
-                parent: id(UnitId::parse(parent))?,
-            },
+            Command::CreateUnit { unit: id(UnitId::parse(unit))?, name: name.into(), parent: id(UnitId::parse(parent))? },
         )?;
     }
     for (badge, name, unit, roles) in [
@@ -99,12 +78,7 @@ pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountI
         ("0502", "M. Diaz", "NORTH", vec![Role::Inspector]),
         ("0610", "N. Evans", "D-11", vec![Role::Armorer]),
         ("0611", "O. Fischer", "D-11", vec![Role::Logistics]),
-        (
-            "0710",
-            "P. Garcia",
-            "D-12",
-            vec![Role::Logistics, Role::Armorer],
-        ),
+        ("0710", "P. Garcia", "D-12", vec![Role::Logistics, Role::Armorer]),
         ("1001", "Officer Q. Hughes", "D-11", vec![Role::Armorer]),
         ("1002", "Officer R. Ito", "D-11", vec![Role::Armorer]),
         ("1003", "Officer S. Jones", "D-11", vec![Role::Armorer]),
@@ -124,54 +98,12 @@ pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountI
     }
     let loc = |l: &str| id(LocationId::parse(l));
     for (l, name, unit, parent, kind, keeper) in [
-        (
-            "D11-ARM",
-            "Riverside armory",
-            "D-11",
-            None,
-            LocationKind::Armory,
-            None,
-        ),
-        (
-            "D11-RACK-A",
-            "Rifle rack A",
-            "D-11",
-            Some("D11-ARM"),
-            LocationKind::Rack,
-            Some("0417"),
-        ),
-        (
-            "D11-RACK-B",
-            "Pistol rack B",
-            "D-11",
-            Some("D11-ARM"),
-            LocationKind::Rack,
-            Some("0417"),
-        ),
-        (
-            "D11-AMMO",
-            "Ammunition locker",
-            "D-11",
-            Some("D11-ARM"),
-            LocationKind::Locker,
-            Some("0417"),
-        ),
-        (
-            "D11-KEYS",
-            "Key safe",
-            "D-11",
-            Some("D11-ARM"),
-            LocationKind::Safe,
-            Some("0501"),
-        ),
-        (
-            "D12-ARM",
-            "Hilltop armory",
-            "D-12",
-            None,
-            LocationKind::Armory,
-            None,
-        ),
+        ("D11-ARM", "Riverside armory", "D-11", None, LocationKind::Armory, None),
+        ("D11-RACK-A", "Rifle rack A", "D-11", Some("D11-ARM"), LocationKind::Rack, Some("0417")),
+        ("D11-RACK-B", "Pistol rack B", "D-11", Some("D11-ARM"), LocationKind::Rack, Some("0417")),
+        ("D11-AMMO", "Ammunition locker", "D-11", Some("D11-ARM"), LocationKind::Locker, Some("0417")),
+        ("D11-KEYS", "Key safe", "D-11", Some("D11-ARM"), LocationKind::Safe, Some("0501")),
+        ("D12-ARM", "Hilltop armory", "D-12", None, LocationKind::Armory, None),
     ] {
         r.run(
             admin,
@@ -183,10 +115,7 @@ pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountI
                 unit: id(UnitId::parse(unit))?,
                 parent: parent.map(loc).transpose()?,
                 kind,
-                keeper: keeper
-                    .map(Badge::parse)
-                    .transpose()
-                    .map_err(|e| AppError::Internal(e.to_string()))?,
+                keeper: keeper.map(Badge::parse).transpose().map_err(|e| AppError::Internal(e.to_string()))?,
                 magazine: None,
             },
         )?;
@@ -206,74 +135,17 @@ pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountI
                 neq_limit_kg: 500.0,
                 hazard_divisions: vec!["1.1".into(), "1.4".into()],
                 compatibility_groups: vec!["D".into(), "S".into()],
-                exposed_sites: vec![ExposedSite {
-                    kind: "inhabited_building".into(),
-                    distance_m: 400.0,
-                }],
+                exposed_sites: vec![ExposedSite { kind: "inhabited_building".into(), distance_m: 400.0 }],
             }),
         },
     )?;
     for (t, name, kind, tracking, uom, neq, un, qual) in [
-        (
-            "RIFLE-G36",
-            "Rifle G36, 5.56 mm",
-            ItemKind::Weapon,
-            Tracking::Serial,
-            "each",
-            0.0,
-            None,
-            Some("G36"),
-        ),
-        (
-            "PISTOL-P8",
-            "Pistol P8, 9 mm",
-            ItemKind::Weapon,
-            Tracking::Serial,
-            "each",
-            0.0,
-            None,
-            Some("P8"),
-        ),
-        (
-            "AMMO-556",
-            "Cartridge 5.56 mm ball",
-            ItemKind::Ammunition,
-            Tracking::Lot,
-            "round",
-            0.0,
-            Some("1.4S"),
-            None,
-        ),
-        (
-            "AMMO-9MM",
-            "Cartridge 9 mm",
-            ItemKind::Ammunition,
-            Tracking::Lot,
-            "round",
-            0.0,
-            Some("1.4S"),
-            None,
-        ),
-        (
-            "TNT-BLOCK",
-            "TNT demolition block 200 g",
-            ItemKind::Explosive,
-            Tracking::Lot,
-            "each",
-            0.2,
-            Some("1.1D"),
-            None,
-        ),
-        (
-            "KEY-ARM",
-            "Armory key",
-            ItemKind::Key,
-            Tracking::Serial,
-            "each",
-            0.0,
-            None,
-            None,
-        ),
+        ("RIFLE-G36", "Rifle G36, 5.56 mm", ItemKind::Weapon, Tracking::Serial, "each", 0.0, None, Some("G36")),
+        ("PISTOL-P8", "Pistol P8, 9 mm", ItemKind::Weapon, Tracking::Serial, "each", 0.0, None, Some("P8")),
+        ("AMMO-556", "Cartridge 5.56 mm ball", ItemKind::Ammunition, Tracking::Lot, "round", 0.0, Some("1.4S"), None),
+        ("AMMO-9MM", "Cartridge 9 mm", ItemKind::Ammunition, Tracking::Lot, "round", 0.0, Some("1.4S"), None),
+        ("TNT-BLOCK", "TNT demolition block 200 g", ItemKind::Explosive, Tracking::Lot, "each", 0.2, Some("1.1D"), None),
+        ("KEY-ARM", "Armory key", ItemKind::Key, Tracking::Serial, "each", 0.0, None, None),
     ] {
         r.run(
             admin,
@@ -297,21 +169,13 @@ pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountI
             admin,
             None,
             setup_at,
-            Command::GrantQualification {
-                badge: id(Badge::parse(badge))?,
-                qualification: "G36".into(),
-                expires: quals_until,
-            },
+            Command::GrantQualification { badge: id(Badge::parse(badge))?, qualification: "G36".into(), expires: quals_until },
         )?;
         r.run(
             admin,
             None,
             setup_at,
-            Command::GrantQualification {
-                badge: id(Badge::parse(badge))?,
-                qualification: "P8".into(),
-                expires: quals_until,
-            },
+            Command::GrantQualification { badge: id(Badge::parse(badge))?, qualification: "P8".into(), expires: quals_until },
         )?;
     }
     // Officer Jones's G36 qualification lapsed last month: the counter will refuse her a rifle.
@@ -328,22 +192,11 @@ pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountI
 
     // The day before: deliveries.
     let before = day - Duration::days(1) + Duration::hours(10);
-    let receipt = |t: &str,
-                   serial: Option<&str>,
-                   lot: Option<&str>,
-                   q: i64,
-                   exp: Option<time::Date>|
-     -> Result<ReceiptLine> {
+    let receipt = |t: &str, serial: Option<&str>, lot: Option<&str>, q: i64, exp: Option<time::Date>| -> Result<ReceiptLine> {
         Ok(ReceiptLine {
             item_type: id(ItemTypeId::parse(t))?,
-            serial: serial
-                .map(Serial::parse)
-                .transpose()
-                .map_err(|e| AppError::Internal(e.to_string()))?,
-            lot: lot
-                .map(LotNo::parse)
-                .transpose()
-                .map_err(|e| AppError::Internal(e.to_string()))?,
+            serial: serial.map(Serial::parse).transpose().map_err(|e| AppError::Internal(e.to_string()))?,
+            lot: lot.map(LotNo::parse).transpose().map_err(|e| AppError::Internal(e.to_string()))?,
             quantity: Quantity::units(q),
             manufactured: None,
             expires: exp,
@@ -351,46 +204,24 @@ pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountI
     };
     let mut rifles = vec![];
     for i in 1..=12 {
-        rifles.push(receipt(
-            "RIFLE-G36",
-            Some(&format!("R-{}", 1040 + i)),
-            None,
-            1,
-            None,
-        )?);
+        rifles.push(receipt("RIFLE-G36", Some(&format!("R-{}", 1040 + i)), None, 1, None)?);
     }
     r.run(
         "0417",
         None,
         before,
-        Command::Receive {
-            to: loc("D11-RACK-A")?,
-            from: "National Arms Depot".into(),
-            document: "DN-2026-0871".into(),
-            lines: rifles,
-        },
+        Command::Receive { to: loc("D11-RACK-A")?, from: "National Arms Depot".into(), document: "DN-2026-0871".into(), lines: rifles },
     )?;
     let mut pistols = vec![];
     for i in 1..=8 {
-        pistols.push(receipt(
-            "PISTOL-P8",
-            Some(&format!("P-{}", 220 + i)),
-            None,
-            1,
-            None,
-        )?);
+        pistols.push(receipt("PISTOL-P8", Some(&format!("P-{}", 220 + i)), None, 1, None)?);
     }
     pistols.push(receipt("KEY-ARM", Some("KEY-ARM-1"), None, 1, None)?);
     r.run(
         "0417",
         None,
         before,
-        Command::Receive {
-            to: loc("D11-RACK-B")?,
-            from: "National Arms Depot".into(),
-            document: "DN-2026-0872".into(),
-            lines: pistols,
-        },
+        Command::Receive { to: loc("D11-RACK-B")?, from: "National Arms Depot".into(), document: "DN-2026-0872".into(), lines: pistols },
     )?;
     let exp = Some(day.date() + Duration::days(900));
     r.run(
@@ -404,13 +235,7 @@ pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountI
             lines: vec![
                 receipt("AMMO-556", None, Some("L556-2024-07"), 3000, exp)?,
                 receipt("AMMO-9MM", None, Some("L9-2025-02"), 2000, exp)?,
-                receipt(
-                    "AMMO-9MM",
-                    None,
-                    Some("L9-2021-11"),
-                    500,
-                    Some(day.date() - Duration::days(10)),
-                )?,
+                receipt("AMMO-9MM", None, Some("L9-2021-11"), 500, Some(day.date() - Duration::days(10)))?,
             ],
         },
     )?;
@@ -428,16 +253,7 @@ pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountI
 
     // Shift start, 06:00: officers draw rifles, pistols and ammunition.
     let shift = day + Duration::hours(6);
-    r.run(
-        "0417",
-        None,
-        shift,
-        Command::Issue {
-            to: id(Badge::parse("1001"))?,
-            from: None,
-            items: items(&["R-1041", "P-221"])?,
-        },
-    )?;
+    r.run("0417", None, shift, Command::Issue { to: id(Badge::parse("1001"))?, from: None, items: items(&["R-1041", "P-221"])? })?;
     r.run(
         "0417",
         None,
@@ -452,53 +268,33 @@ pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountI
         "0417",
         None,
         shift + Duration::minutes(2),
-        Command::Issue {
-            to: id(Badge::parse("1002"))?,
-            from: None,
-            items: items(&["R-1042", "P-222"])?,
-        },
+        Command::Issue { to: id(Badge::parse("1002"))?, from: None, items: items(&["R-1042", "P-222"])? },
     )?;
     r.run(
         "0417",
         None,
         shift + Duration::minutes(2),
-        Command::Issue {
-            to: id(Badge::parse("1002"))?,
-            from: Some(loc("D11-AMMO")?),
-            items: items(&["L556-2024-07:60"])?,
-        },
+        Command::Issue { to: id(Badge::parse("1002"))?, from: Some(loc("D11-AMMO")?), items: items(&["L556-2024-07:60"])? },
     )?;
     r.run(
         "0417",
         None,
         shift + Duration::minutes(4),
-        Command::Issue {
-            to: id(Badge::parse("1003"))?,
-            from: None,
-            items: items(&["P-223"])?,
-        },
+        Command::Issue { to: id(Badge::parse("1003"))?, from: None, items: items(&["P-223"])? },
     )?;
     // The duty officer takes the armory key for the day: the key register is the ledger too.
     r.run(
         "0501",
         None,
         shift + Duration::minutes(5),
-        Command::Issue {
-            to: id(Badge::parse("0501"))?,
-            from: None,
-            items: items(&["KEY-ARM-1"])?,
-        },
+        Command::Issue { to: id(Badge::parse("0501"))?, from: None, items: items(&["KEY-ARM-1"])? },
     )?;
     // Mid-morning: the magazine keeper draws demolition charges for training, witnessed.
     r.run(
         "0420",
         Some("0501"),
         day + Duration::hours(9),
-        Command::Expend {
-            from: Account::Location(loc("D11-MAG-1")?),
-            items: items(&["TNT-3:12"])?,
-            document: "TRG-ORDER-2026-33".into(),
-        },
+        Command::Expend { from: Account::Location(loc("D11-MAG-1")?), items: items(&["TNT-3:12"])?, document: "TRG-ORDER-2026-33".into() },
     )?;
     // A transfer of spare rifles to the Hilltop department.
     r.run(
@@ -516,63 +312,29 @@ pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountI
         "0710",
         None,
         day + Duration::hours(13),
-        Command::ReceiveTransfer {
-            transfer: id(TransferId::parse("T-1"))?,
-            to: loc("D12-ARM")?,
-            received: items(&["R-1051", "R-1052"])?,
-        },
+        Command::ReceiveTransfer { transfer: id(TransferId::parse("T-1"))?, to: loc("D12-ARM")?, received: items(&["R-1051", "R-1052"])? },
     )?;
     // Shift end, 18:00: returns; Officer Ito fired 12 rounds on the range, recorded as expended.
     let end = day + Duration::hours(18);
+    r.run("0610", None, end, Command::Return { from: id(Badge::parse("1001"))?, to: loc("D11-RACK-A")?, items: items(&["R-1041"])? })?;
+    r.run("0610", None, end, Command::Return { from: id(Badge::parse("1001"))?, to: loc("D11-RACK-B")?, items: items(&["P-221"])? })?;
     r.run(
         "0610",
         None,
         end,
-        Command::Return {
-            from: id(Badge::parse("1001"))?,
-            to: loc("D11-RACK-A")?,
-            items: items(&["R-1041"])?,
-        },
-    )?;
-    r.run(
-        "0610",
-        None,
-        end,
-        Command::Return {
-            from: id(Badge::parse("1001"))?,
-            to: loc("D11-RACK-B")?,
-            items: items(&["P-221"])?,
-        },
-    )?;
-    r.run(
-        "0610",
-        None,
-        end,
-        Command::Return {
-            from: id(Badge::parse("1001"))?,
-            to: loc("D11-AMMO")?,
-            items: items(&["L556-2024-07:60", "L9-2025-02:30"])?,
-        },
+        Command::Return { from: id(Badge::parse("1001"))?, to: loc("D11-AMMO")?, items: items(&["L556-2024-07:60", "L9-2025-02:30"])? },
     )?;
     r.run(
         "0610",
         None,
         end + Duration::minutes(3),
-        Command::Return {
-            from: id(Badge::parse("1002"))?,
-            to: loc("D11-RACK-A")?,
-            items: items(&["R-1042"])?,
-        },
+        Command::Return { from: id(Badge::parse("1002"))?, to: loc("D11-RACK-A")?, items: items(&["R-1042"])? },
     )?;
     r.run(
         "0610",
         None,
         end + Duration::minutes(3),
-        Command::Return {
-            from: id(Badge::parse("1002"))?,
-            to: loc("D11-RACK-B")?,
-            items: items(&["P-222"])?,
-        },
+        Command::Return { from: id(Badge::parse("1002"))?, to: loc("D11-RACK-B")?, items: items(&["P-222"])? },
     )?;
     r.run(
         "0610",
@@ -588,65 +350,36 @@ pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountI
         "0610",
         None,
         end + Duration::minutes(4),
-        Command::Return {
-            from: id(Badge::parse("1002"))?,
-            to: loc("D11-AMMO")?,
-            items: items(&["L556-2024-07:48"])?,
-        },
+        Command::Return { from: id(Badge::parse("1002"))?, to: loc("D11-AMMO")?, items: items(&["L556-2024-07:48"])? },
     )?;
     r.run(
         "0610",
         None,
         end + Duration::minutes(5),
-        Command::Return {
-            from: id(Badge::parse("1003"))?,
-            to: loc("D11-RACK-B")?,
-            items: items(&["P-223"])?,
-        },
+        Command::Return { from: id(Badge::parse("1003"))?, to: loc("D11-RACK-B")?, items: items(&["P-223"])? },
     )?;
     r.run(
         "0501",
         None,
         end + Duration::minutes(10),
-        Command::Return {
-            from: id(Badge::parse("0501"))?,
-            to: loc("D11-KEYS")?,
-            items: items(&["KEY-ARM-1"])?,
-        },
+        Command::Return { from: id(Badge::parse("0501"))?, to: loc("D11-KEYS")?, items: items(&["KEY-ARM-1"])? },
     )?;
 
     // Evening: the regional inspector does a blind full count of the armory. Rifle R-1049 is
     // racked in B instead of A, and the locker holds 20 rounds fewer than the books.
     let count_at = day + Duration::hours(19);
-    let c = r.run(
-        "0502",
-        None,
-        count_at,
-        Command::StartCount {
-            root: loc("D11-ARM")?,
-            kind: CountKind::Full,
-            blind: true,
-        },
-    )?;
+    let c = r.run("0502", None, count_at, Command::StartCount { root: loc("D11-ARM")?, kind: CountKind::Full, blind: true })?;
     let count = match c.entries.first().map(|e| &e.event) {
         Some(Event::CountStarted { count, .. }) => count.clone(),
         _ => return Err(AppError::Internal("count did not start".into())),
     };
-    let rack_a: Vec<&str> = vec![
-        "R-1041", "R-1042", "R-1043", "R-1044", "R-1045", "R-1046", "R-1047", "R-1048", "R-1050",
-    ];
-    let serials =
-        |v: &[&str]| -> Result<Vec<Serial>> { v.iter().map(|s| id(Serial::parse(s))).collect() };
+    let rack_a: Vec<&str> = vec!["R-1041", "R-1042", "R-1043", "R-1044", "R-1045", "R-1046", "R-1047", "R-1048", "R-1050"];
+    let serials = |v: &[&str]| -> Result<Vec<Serial>> { v.iter().map(|s| id(Serial::parse(s))).collect() };
     r.run(
         "0502",
         None,
         count_at,
-        Command::RecordCount {
-            count: count.clone(),
-            location: loc("D11-RACK-A")?,
-            serials: serials(&rack_a)?,
-            lots: vec![],
-        },
+        Command::RecordCount { count: count.clone(), location: loc("D11-RACK-A")?, serials: serials(&rack_a)?, lots: vec![] },
     )?;
     r.run(
         "0502",
@@ -655,9 +388,7 @@ pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountI
         Command::RecordCount {
             count: count.clone(),
             location: loc("D11-RACK-B")?,
-            serials: serials(&[
-                "P-221", "P-222", "P-223", "P-224", "P-225", "P-226", "P-227", "P-228", "R-1049",
-            ])?,
+            serials: serials(&["P-221", "P-222", "P-223", "P-224", "P-225", "P-226", "P-227", "P-228", "R-1049"])?,
             lots: vec![],
         },
     )?;
@@ -665,12 +396,7 @@ pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountI
         "0502",
         None,
         count_at,
-        Command::RecordCount {
-            count: count.clone(),
-            location: loc("D11-KEYS")?,
-            serials: serials(&["KEY-ARM-1"])?,
-            lots: vec![],
-        },
+        Command::RecordCount { count: count.clone(), location: loc("D11-KEYS")?, serials: serials(&["KEY-ARM-1"])?, lots: vec![] },
     )?;
     r.run(
         "0502",
@@ -687,22 +413,10 @@ pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountI
             ],
         },
     )?;
-    r.run(
-        "0502",
-        None,
-        count_at + Duration::minutes(40),
-        Command::CloseCount {
-            count: count.clone(),
-        },
-    )?;
+    r.run("0502", None, count_at + Duration::minutes(40), Command::CloseCount { count: count.clone() })?;
     // The duty officer explains the misplaced rifle (it is moved back physically, books unchanged
     // until approved) by approving the move, witnessed by the armorer.
-    let first = r
-        .site
-        .state()
-        .counts
-        .get(&count)
-        .and_then(|c| c.discrepancies.first().cloned());
+    let first = r.site.state().counts.get(&count).and_then(|c| c.discrepancies.first().cloned());
     if let Some(d) = first {
         r.run(
             "0501",

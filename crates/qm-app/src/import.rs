@@ -30,56 +30,20 @@ impl ImportKind {
             "people" => Ok(ImportKind::People),
             "serials" => Ok(ImportKind::Serials),
             "lots" => Ok(ImportKind::Lots),
-            other => Err(format!(
-                "{other:?}: import one of item-types, people, serials, lots"
-            )),
+            other => Err(format!("{other:?}: import one of item-types, people, serials, lots")),
         }
     }
     pub fn columns(self) -> &'static [&'static str] {
         match self {
-            ImportKind::ItemTypes => &[
-                "id",
-                "name",
-                "kind",
-                "tracking",
-                "unit_of_measure",
-                "neq_kg_per_unit",
-                "un_code",
-                "qualification",
-            ],
+            ImportKind::ItemTypes => &["id", "name", "kind", "tracking", "unit_of_measure", "neq_kg_per_unit", "un_code", "qualification"],
             ImportKind::People => &["badge", "name", "unit", "roles", "pin", "qualifications"],
-            ImportKind::Serials => &[
-                "serial",
-                "item_type",
-                "lot",
-                "location",
-                "supplier",
-                "document",
-            ],
-            ImportKind::Lots => &[
-                "lot",
-                "item_type",
-                "quantity",
-                "location",
-                "manufactured",
-                "expires",
-                "supplier",
-                "document",
-            ],
+            ImportKind::Serials => &["serial", "item_type", "lot", "location", "supplier", "document"],
+            ImportKind::Lots => &["lot", "item_type", "quantity", "location", "manufactured", "expires", "supplier", "document"],
         }
     }
     /// Columns that may be left out of the header or empty in a row.
     fn optional(self, column: &str) -> bool {
-        matches!(
-            column,
-            "un_code"
-                | "qualification"
-                | "qualifications"
-                | "lot"
-                | "manufactured"
-                | "expires"
-                | "neq_kg_per_unit"
-        )
+        matches!(column, "un_code" | "qualification" | "qualifications" | "lot" | "manufactured" | "expires" | "neq_kg_per_unit")
     }
 }
 
@@ -101,17 +65,10 @@ struct Row<'a> {
 
 impl Row<'_> {
     fn err(&self, column: &str, msg: impl std::fmt::Display) -> AppError {
-        AppError::Import {
-            file: self.file.to_string(),
-            message: format!("line {}, column {column}: {msg}", self.line),
-        }
+        AppError::Import { file: self.file.to_string(), message: format!("line {}, column {column}: {msg}", self.line) }
     }
     fn get(&self, column: &str) -> &str {
-        self.index
-            .get(column)
-            .and_then(|i| self.record.get(*i))
-            .map(str::trim)
-            .unwrap_or("")
+        self.index.get(column).and_then(|i| self.record.get(*i)).map(str::trim).unwrap_or("")
     }
     fn req(&self, column: &str) -> Result<&str> {
         let v = self.get(column);
@@ -123,21 +80,11 @@ impl Row<'_> {
     fn opt(&self, column: &str) -> Option<&str> {
         Some(self.get(column)).filter(|v| !v.is_empty())
     }
-    fn parse<T, E: std::fmt::Display>(
-        &self,
-        column: &str,
-        f: impl Fn(&str) -> std::result::Result<T, E>,
-    ) -> Result<T> {
+    fn parse<T, E: std::fmt::Display>(&self, column: &str, f: impl Fn(&str) -> std::result::Result<T, E>) -> Result<T> {
         f(self.req(column)?).map_err(|e| self.err(column, e))
     }
-    fn parse_opt<T, E: std::fmt::Display>(
-        &self,
-        column: &str,
-        f: impl Fn(&str) -> std::result::Result<T, E>,
-    ) -> Result<Option<T>> {
-        self.opt(column)
-            .map(|v| f(v).map_err(|e| self.err(column, e)))
-            .transpose()
+    fn parse_opt<T, E: std::fmt::Display>(&self, column: &str, f: impl Fn(&str) -> std::result::Result<T, E>) -> Result<Option<T>> {
+        self.opt(column).map(|v| f(v).map_err(|e| self.err(column, e))).transpose()
     }
 }
 
@@ -162,43 +109,21 @@ pub fn import(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<ImportReport> {
     let file = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|e| AppError::Import {
-        file: file.clone(),
-        message: e.to_string(),
-    })?;
+    let meta = std::fs::metadata(path).map_err(|e| AppError::Import { file: file.clone(), message: e.to_string() })?;
     if meta.len() > IMPORT_FILE_BYTES_MAX {
-        return Err(AppError::Import {
-            file,
-            message: format!("{} bytes; the limit is {IMPORT_FILE_BYTES_MAX}", meta.len()),
-        });
+        return Err(AppError::Import { file, message: format!("{} bytes; the limit is {IMPORT_FILE_BYTES_MAX}", meta.len()) });
     }
     let mut reader = csv::ReaderBuilder::new()
         .flexible(false)
         .from_path(path)
-        .map_err(|e| AppError::Import {
-            file: file.clone(),
-            message: e.to_string(),
-        })?;
-    let headers = reader
-        .headers()
-        .map_err(|e| AppError::Import {
-            file: file.clone(),
-            message: format!("line 1: {e}"),
-        })?
-        .clone();
-    let index: BTreeMap<String, usize> = headers
-        .iter()
-        .enumerate()
-        .map(|(i, h)| (h.trim().to_ascii_lowercase(), i))
-        .collect();
+        .map_err(|e| AppError::Import { file: file.clone(), message: e.to_string() })?;
+    let headers = reader.headers().map_err(|e| AppError::Import { file: file.clone(), message: format!("line 1: {e}") })?.clone();
+    let index: BTreeMap<String, usize> = headers.iter().enumerate().map(|(i, h)| (h.trim().to_ascii_lowercase(), i)).collect();
     for c in kind.columns() {
         if !index.contains_key(*c) && !kind.optional(c) {
             return Err(AppError::Import {
                 file,
-                message: format!(
-                    "line 1: column {c} is missing; expected columns: {}",
-                    kind.columns().join(",")
-                ),
+                message: format!("line 1: column {c} is missing; expected columns: {}", kind.columns().join(",")),
             });
         }
     }
@@ -206,10 +131,7 @@ pub fn import(
         if !kind.columns().contains(&h.as_str()) {
             return Err(AppError::Import {
                 file,
-                message: format!(
-                    "line 1, column {h}: unknown column; expected: {}",
-                    kind.columns().join(",")
-                ),
+                message: format!("line 1, column {h}: unknown column; expected: {}", kind.columns().join(",")),
             });
         }
     }
@@ -221,42 +143,24 @@ pub fn import(
     loop {
         let more = reader.read_record(&mut record).map_err(|e| {
             let line = e.position().map(|p| p.line()).unwrap_or(0);
-            AppError::Import {
-                file: file.clone(),
-                message: format!("line {line}: {e}"),
-            }
+            AppError::Import { file: file.clone(), message: format!("line {line}: {e}") }
         })?;
         if !more {
             break;
         }
         rows += 1;
-        let line = record
-            .position()
-            .map(|p| p.line())
-            .unwrap_or(rows as u64 + 1);
-        let row = Row {
-            file: &file,
-            line,
-            record: &record,
-            index: &index,
-        };
+        let line = record.position().map(|p| p.line()).unwrap_or(rows as u64 + 1);
+        let row = Row { file: &file, line, record: &record, index: &index };
         match kind {
             ImportKind::ItemTypes => {
                 let un_code = row.opt("un_code").map(str::to_string);
                 if let Some(c) = &un_code {
                     if !qm_core::rules::valid_un_code(c) {
-                        return Err(row.err(
-                            "un_code",
-                            format!("{c:?} is not a class 1 code such as 1.1D or 1.4S"),
-                        ));
+                        return Err(row.err("un_code", format!("{c:?} is not a class 1 code such as 1.1D or 1.4S")));
                     }
                 }
-                let neq = row
-                    .parse_opt("neq_kg_per_unit", |s| {
-                        s.parse::<f64>()
-                            .map_err(|_| format!("{s:?} is not a number"))
-                    })?
-                    .unwrap_or(0.0);
+                let neq =
+                    row.parse_opt("neq_kg_per_unit", |s| s.parse::<f64>().map_err(|_| format!("{s:?} is not a number")))?.unwrap_or(0.0);
                 pending.push(Pending {
                     lines: vec![line],
                     command: Command::DefineItemType {
@@ -294,17 +198,12 @@ pub fn import(
                 });
                 if let Some(qs) = row.opt("qualifications") {
                     for q in qs.split(';').filter(|s| !s.trim().is_empty()) {
-                        let (name, date) = q.split_once(':').ok_or_else(|| {
-                            row.err("qualifications", format!("{q:?}: write NAME:YYYY-MM-DD"))
-                        })?;
+                        let (name, date) =
+                            q.split_once(':').ok_or_else(|| row.err("qualifications", format!("{q:?}: write NAME:YYYY-MM-DD")))?;
                         let expires = parse_date(date).map_err(|e| row.err("qualifications", e))?;
                         pending.push(Pending {
                             lines: vec![line],
-                            command: Command::GrantQualification {
-                                badge: badge.clone(),
-                                qualification: name.trim().to_string(),
-                                expires,
-                            },
+                            command: Command::GrantQualification { badge: badge.clone(), qualification: name.trim().to_string(), expires },
                         });
                     }
                 }
@@ -332,10 +231,7 @@ pub fn import(
                         expires: row.parse_opt("expires", parse_date)?,
                     }
                 };
-                receipts
-                    .entry((location.to_string(), supplier, document))
-                    .or_default()
-                    .push((line, rl));
+                receipts.entry((location.to_string(), supplier, document)).or_default().push((line, rl));
             }
         }
     }
@@ -376,25 +272,14 @@ pub fn import(
             let Some(p) = pending.get(i) else { return e };
             // Point at the CSV line: a receipt's "line k:" is the k-th row of its group.
             let msg = e.to_string();
-            let (line, rest) = match msg
-                .split_once(": line ")
-                .and_then(|(head, tail)| tail.split_once(':').map(|(k, r)| (head, k, r)))
-            {
-                Some((head, k, r)) => match k
-                    .trim()
-                    .parse::<usize>()
-                    .ok()
-                    .and_then(|k| p.lines.get(k.saturating_sub(1)))
-                {
+            let (line, rest) = match msg.split_once(": line ").and_then(|(head, tail)| tail.split_once(':').map(|(k, r)| (head, k, r))) {
+                Some((head, k, r)) => match k.trim().parse::<usize>().ok().and_then(|k| p.lines.get(k.saturating_sub(1))) {
                     Some(l) => (*l, format!("{head}:{r}")),
                     None => (p.lines[0], msg.clone()),
                 },
                 None => (p.lines.first().copied().unwrap_or(0), msg.clone()),
             };
-            AppError::Import {
-                file: file.clone(),
-                message: format!("line {line}: {rest}; nothing from this file was recorded"),
-            }
+            AppError::Import { file: file.clone(), message: format!("line {line}: {rest}; nothing from this file was recorded") }
         })?;
     Ok(ImportReport {
         file,

@@ -1,9 +1,6 @@
 //! The application service: authenticates people, runs commands through the core rules, appends the
 //! resulting events to the ledger through a store (group commit), signs checkpoints and verifies.
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod demo;
 pub mod import;
@@ -15,7 +12,7 @@ use qm_core::{decide, Badge, Command, Correction, Ctx, Envelope, Event, Rejectio
 use qm_ledger::{leaf_hash, sign_checkpoint, Checkpoint, Frontier, LedgerError, SiteKey};
 use qm_store::{Commit, RowChange, Store, StoreError, StoreHashes, StoredCheckpoint, StoredEntry};
 use qm_store_sqlite::SqliteStore;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
@@ -46,9 +43,7 @@ impl AppError {
         match self {
             AppError::Rejected(Rejection::Refused { .. }) | AppError::BadCredentials { .. } => 3,
             AppError::Rejected(Rejection::NotFound { .. }) => 4,
-            AppError::Rejected(Rejection::Invalid(_))
-            | AppError::Usage(_)
-            | AppError::Import { .. } => 2,
+            AppError::Rejected(Rejection::Invalid(_)) | AppError::Usage(_) | AppError::Import { .. } => 2,
             AppError::Store(StoreError::Missing(_)) => 4,
             _ => 1,
         }
@@ -104,17 +99,39 @@ pub fn hash_secret(secret: &str) -> Result<String> {
 fn secret_matches(secret: &str, phc: &str) -> bool {
     use argon2::password_hash::{phc::PasswordHash, PasswordVerifier};
     match PasswordHash::new(phc) {
-        Ok(h) => argon2::Argon2::default()
-            .verify_password(secret.as_bytes(), &h)
-            .is_ok(),
+        Ok(h) => argon2::Argon2::default().verify_password(secret.as_bytes(), &h).is_ok(),
         Err(_) => false,
     }
 }
 
 /// The canonical bytes of an entry (RFC 8785 JSON): exactly what is hashed and stored.
+///
+/// serde_json's map keeps keys sorted, and our keys are ASCII, so for entries without floating-point
+/// numbers its compact output already is RFC 8785. Entries with floats (NEQ, distances) go through
+/// `serde_json_canonicalizer`, whose number format follows ECMAScript. A property test checks that
+/// both paths agree with `serde_json_canonicalizer` on every kind of entry.
 pub fn encode(env: &Envelope) -> Result<Vec<u8>> {
-    serde_json_canonicalizer::to_vec(env)
-        .map_err(|e| AppError::Internal(format!("encoding entry {}: {e}", env.seq)))
+    let err = |e: String| AppError::Internal(format!("encoding entry {}: {e}", env.seq));
+    let value = serde_json::to_value(env).map_err(|e| err(e.to_string()))?;
+    if has_float(&value) {
+        serde_json_canonicalizer::to_vec(&value).map_err(|e| err(e.to_string()))
+    } else {
+        serde_json::to_vec(&value).map_err(|e| err(e.to_string()))
+    }
+}
+
+fn has_float(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Number(n) => n.is_f64(),
+        serde_json::Value::Array(a) => a.iter().any(has_float),
+        serde_json::Value::Object(o) => o.values().any(has_float),
+        _ => false,
+    }
+}
+
+/// The reference encoder, kept for tests that check `encode` against it.
+pub fn encode_reference(env: &Envelope) -> Result<Vec<u8>> {
+    serde_json_canonicalizer::to_vec(env).map_err(|e| AppError::Internal(format!("encoding entry {}: {e}", env.seq)))
 }
 
 /// Decodes stored bytes; the verifier hashes the bytes themselves, never a re-encoding.
@@ -132,16 +149,10 @@ pub fn default_key_path(db: &Path) -> PathBuf {
 /// Opens a store by its location. Only SQLite files for now; a `postgres://` URL selects PostgreSQL later.
 pub fn open_store(db: &str, create: bool) -> Result<Box<dyn Store>> {
     if db.starts_with("postgres://") || db.starts_with("postgresql://") {
-        return Err(AppError::Usage(
-            "PostgreSQL is not built into this version yet; give a SQLite file path".into(),
-        ));
+        return Err(AppError::Usage("PostgreSQL is not built into this version yet; give a SQLite file path".into()));
     }
     let path = Path::new(db);
-    Ok(if create {
-        Box::new(SqliteStore::create(path)?)
-    } else {
-        Box::new(SqliteStore::open(path)?)
-    })
+    Ok(if create { Box::new(SqliteStore::create(path)?) } else { Box::new(SqliteStore::open(path)?) })
 }
 
 /// One site's books: the store, the projections in memory, and the tree's right edge.
@@ -167,12 +178,9 @@ impl Site {
     /// Creates a database and the site's signing key; refuses to overwrite either.
     pub fn init(db: &str, key_path: &Path, g: &Genesis) -> Result<Site> {
         if key_path.exists() {
-            return Err(AppError::Store(StoreError::Exists(
-                key_path.display().to_string(),
-            )));
+            return Err(AppError::Store(StoreError::Exists(key_path.display().to_string())));
         }
-        if g.site.trim().is_empty() || g.site.contains(char::is_whitespace) || g.site.contains('+')
-        {
+        if g.site.trim().is_empty() || g.site.contains(char::is_whitespace) || g.site.contains('+') {
             return Err(AppError::Usage(format!(
                 "site name {:?} must be one word without spaces or '+' (it names the signing key)",
                 g.site
@@ -182,30 +190,10 @@ impl Site {
         let pin_hash = hash_secret(g.admin_pin)?;
         let store = open_store(db, true)?;
         key.write_new(key_path)?;
-        let mut site = Site {
-            store,
-            state: State::new(),
-            frontier: Frontier::new(),
-            key: Some(key),
-        };
-        let verifier = site
-            .key
-            .as_ref()
-            .map(SiteKey::verifier_key)
-            .unwrap_or_default();
-        let events = genesis(
-            g.site,
-            &verifier,
-            g.root_unit,
-            g.root_unit_name,
-            g.admin,
-            g.admin_name,
-            &pin_hash,
-        );
-        let decision = Decision {
-            events,
-            corrects: None,
-        };
+        let mut site = Site { store, state: State::new(), frontier: Frontier::new(), key: Some(key) };
+        let verifier = site.key.as_ref().map(SiteKey::verifier_key).unwrap_or_default();
+        let events = genesis(g.site, &verifier, g.root_unit, g.root_unit_name, g.admin, g.admin_name, &pin_hash);
+        let decision = Decision { events, corrects: None };
         let mut commit = Commit::default();
         site.stage(g.admin, None, "genesis", g.at, decision, &mut commit)?;
         site.flush(commit)?;
@@ -221,12 +209,7 @@ impl Site {
             _ => None,
         };
         let (state, frontier) = load(store.as_ref())?;
-        Ok(Site {
-            store,
-            state,
-            frontier,
-            key,
-        })
+        Ok(Site { store, state, frontier, key })
     }
 
     pub fn state(&self) -> &State {
@@ -242,11 +225,7 @@ impl Site {
         self.frontier.root()
     }
     pub fn site_name(&self) -> String {
-        self.state
-            .site
-            .as_ref()
-            .map(|s| s.site.clone())
-            .unwrap_or_default()
+        self.state.site.as_ref().map(|s| s.site.clone()).unwrap_or_default()
     }
     pub fn has_key(&self) -> bool {
         self.key.is_some()
@@ -256,18 +235,13 @@ impl Site {
     pub fn authenticate(&self, badge: &Badge, pin: &str) -> Result<()> {
         match self.state.people.get(badge) {
             Some(p) if secret_matches(pin, &p.pin_hash) => Ok(()),
-            _ => Err(AppError::BadCredentials {
-                badge: badge.to_string(),
-            }),
+            _ => Err(AppError::BadCredentials { badge: badge.to_string() }),
         }
     }
 
     /// Runs one command and commits it durably.
     pub fn execute(&mut self, req: Request) -> Result<Outcome> {
-        self.execute_batch(vec![req])
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| Err(AppError::Internal("empty batch result".into())))
+        self.execute_batch(vec![req]).into_iter().next().unwrap_or_else(|| Err(AppError::Internal("empty batch result".into())))
     }
 
     /// Group commit: validates each request in order against the books as the earlier ones left
@@ -278,8 +252,16 @@ impl Site {
         let mut commit = Commit::default();
         let mut in_batch: HashMap<String, usize> = HashMap::new();
         let mut accepted = vec![];
+        let keys: Vec<&str> = reqs.iter().map(|r| r.idempotency_key.trim()).collect();
+        let used = match self.store.used_idempotency_keys(&keys) {
+            Ok(u) => u,
+            Err(e) => {
+                let msg = e.to_string();
+                return reqs.iter().map(|_| Err(AppError::Internal(format!("reading idempotency keys: {msg}")))).collect();
+            }
+        };
         for req in reqs {
-            let r = self.stage_request(&req, &mut commit, &in_batch, &results);
+            let r = self.stage_request(&req, &mut commit, &in_batch, &results, Some(&used));
             if let Ok(o) = &r {
                 if !o.replayed {
                     accepted.push(results.len());
@@ -299,9 +281,7 @@ impl Site {
             let msg = e.to_string();
             let _ = self.reload();
             for i in accepted {
-                results[i] = Err(AppError::Internal(format!(
-                    "commit failed, nothing was recorded: {msg}"
-                )));
+                results[i] = Err(AppError::Internal(format!("commit failed, nothing was recorded: {msg}")));
             }
         }
         results
@@ -313,59 +293,35 @@ impl Site {
             Ok(_) => String::new(),
         };
         let _ = self.reload();
-        (0..n)
-            .map(|_| {
-                Err(AppError::Internal(format!(
-                    "batch abandoned, nothing was recorded: {msg}"
-                )))
-            })
-            .collect()
+        (0..n).map(|_| Err(AppError::Internal(format!("batch abandoned, nothing was recorded: {msg}")))).collect()
     }
 
+    /// `used`: the batch's keys already in the store, when known; otherwise the store is asked.
     fn stage_request(
         &mut self,
         req: &Request,
         commit: &mut Commit,
         in_batch: &HashMap<String, usize>,
         earlier: &[Result<Outcome>],
+        used: Option<&HashSet<String>>,
     ) -> Result<Outcome> {
         let key = req.idempotency_key.trim();
         if key.is_empty() || key.len() > IDEMPOTENCY_KEY_LEN_MAX {
-            return Err(AppError::Usage(format!(
-                "an idempotency key has 1 to {IDEMPOTENCY_KEY_LEN_MAX} characters"
-            )));
+            return Err(AppError::Usage(format!("an idempotency key has 1 to {IDEMPOTENCY_KEY_LEN_MAX} characters")));
         }
         if let Some(i) = in_batch.get(key) {
             if let Some(Ok(o)) = earlier.get(*i) {
-                return Ok(Outcome {
-                    replayed: true,
-                    ..o.clone()
-                });
+                return Ok(Outcome { replayed: true, ..o.clone() });
             }
         }
-        if let Some((first, last)) = self.store.find_idempotency_key(key)? {
+        let maybe_used = used.is_none_or(|u| u.contains(key));
+        if let Some((first, last)) = if maybe_used { self.store.find_idempotency_key(key)? } else { None } {
             let entries = self.read_envelopes(first, last)?;
-            return Ok(Outcome {
-                first_seq: first,
-                last_seq: last,
-                replayed: true,
-                entries,
-            });
+            return Ok(Outcome { first_seq: first, last_seq: last, replayed: true, entries });
         }
-        let ctx = Ctx {
-            actor: req.actor.clone(),
-            witness: req.witness.clone(),
-            at: req.at,
-        };
+        let ctx = Ctx { actor: req.actor.clone(), witness: req.witness.clone(), at: req.at };
         let decision = decide(&self.state, &ctx, &req.command)?;
-        self.stage(
-            &req.actor,
-            req.witness.as_ref(),
-            key,
-            req.at,
-            decision,
-            commit,
-        )
+        self.stage(&req.actor, req.witness.as_ref(), key, req.at, decision, commit)
     }
 
     /// Turns a decision into entries, applies them to the books and adds them to the commit.
@@ -395,46 +351,21 @@ impl Site {
                 witness: witness.cloned(),
                 idempotency_key: key.to_string(),
                 // The correction reference sits on the last entry, the reverse movement itself.
-                corrects: if i + 1 == n {
-                    decision.corrects.clone()
-                } else {
-                    None
-                }
-                .map(|c: Correction| c),
+                corrects: if i + 1 == n { decision.corrects.clone() } else { None }.map(|c: Correction| c),
                 event,
             };
             let bytes = encode(&env)?;
-            self.state
-                .apply(&env)
-                .map_err(|e| AppError::Internal(e.to_string()))?;
+            self.state.apply(&env).map_err(|e| AppError::Internal(e.to_string()))?;
             let hashes = self.frontier.push(leaf_hash(&bytes));
-            commit.entries.push(StoredEntry {
-                seq: env.seq,
-                idempotency_key: key.to_string(),
-                bytes,
-                hashes,
-            });
+            commit.entries.push(StoredEntry { seq: env.seq, idempotency_key: key.to_string(), bytes, hashes });
             entries.push(env);
         }
-        Ok(Outcome {
-            first_seq: first,
-            last_seq: self.state.next_seq.saturating_sub(1),
-            replayed: false,
-            entries,
-        })
+        Ok(Outcome { first_seq: first, last_seq: self.state.next_seq.saturating_sub(1), replayed: false, entries })
     }
 
     fn flush(&mut self, mut commit: Commit) -> Result<()> {
-        commit.rows = self
-            .state
-            .take_touched()
-            .into_iter()
-            .map(|(k, v)| RowChange {
-                kind: k.kind.to_string(),
-                key: k.key,
-                value: v,
-            })
-            .collect();
+        commit.rows =
+            self.state.take_touched().into_iter().map(|(k, v)| RowChange { kind: k.kind.to_string(), key: k.key, value: v }).collect();
         self.store.commit(&commit)?;
         Ok(())
     }
@@ -457,7 +388,7 @@ impl Site {
         let mut outcomes = vec![];
         let in_batch = HashMap::new();
         for (i, req) in reqs.iter().enumerate() {
-            match self.stage_request(req, &mut commit, &in_batch, &[]) {
+            match self.stage_request(req, &mut commit, &in_batch, &[], None) {
                 Ok(o) => outcomes.push(o),
                 Err(e) => {
                     let _ = self.reload();
@@ -478,20 +409,11 @@ impl Site {
     /// Signs a checkpoint of the whole (durable) tree with the site key and stores it.
     pub fn checkpoint(&mut self) -> Result<String> {
         let Some(key) = &self.key else {
-            return Err(AppError::Usage(
-                "the site's signing key is not available here; give --key".into(),
-            ));
+            return Err(AppError::Usage("the site's signing key is not available here; give --key".into()));
         };
-        let cp = Checkpoint {
-            origin: self.site_name(),
-            size: self.frontier.size(),
-            root: self.frontier.root(),
-        };
+        let cp = Checkpoint { origin: self.site_name(), size: self.frontier.size(), root: self.frontier.root() };
         let note = sign_checkpoint(key, &cp)?;
-        self.store.add_checkpoint(&StoredCheckpoint {
-            size: cp.size,
-            note: note.clone(),
-        })?;
+        self.store.add_checkpoint(&StoredCheckpoint { size: cp.size, note: note.clone() })?;
         Ok(note)
     }
 
@@ -500,12 +422,7 @@ impl Site {
         if self.key.is_none() {
             return Ok(None);
         }
-        let last = self
-            .store
-            .checkpoints()?
-            .last()
-            .map(|c| c.size)
-            .unwrap_or(0);
+        let last = self.store.checkpoints()?.last().map(|c| c.size).unwrap_or(0);
         if last == self.frontier.size() {
             return Ok(None);
         }
@@ -517,11 +434,7 @@ impl Site {
         self.store
             .read_entries(first, n)?
             .into_iter()
-            .map(|e| {
-                decode(&e.bytes).map_err(|m| {
-                    AppError::Store(StoreError::Damaged(format!("entry {}: {m}", e.seq)))
-                })
-            })
+            .map(|e| decode(&e.bytes).map_err(|m| AppError::Store(StoreError::Damaged(format!("entry {}: {m}", e.seq)))))
             .collect()
     }
 
@@ -529,45 +442,31 @@ impl Site {
         self.read_envelopes(seq, seq)?
             .into_iter()
             .next()
-            .ok_or_else(|| {
-                AppError::Rejected(Rejection::NotFound {
-                    what: "entry",
-                    id: seq.to_string(),
-                })
-            })
+            .ok_or_else(|| AppError::Rejected(Rejection::NotFound { what: "entry", id: seq.to_string() }))
     }
 
     /// An inclusion proof of entry `seq` against the latest checkpoint.
     pub fn prove(&self, seq: u64) -> Result<query::InclusionProof> {
         let cps = self.store.checkpoints()?;
         let Some(cp) = cps.last() else {
-            return Err(AppError::Usage(
-                "no checkpoint yet; run `qm checkpoint`".into(),
-            ));
+            return Err(AppError::Usage("no checkpoint yet; run `qm checkpoint`".into()));
         };
         if seq >= cp.size {
-            return Err(AppError::Usage(format!("entry {seq} is not covered by the latest checkpoint (size {}); run `qm checkpoint` first", cp.size)));
+            return Err(AppError::Usage(format!(
+                "entry {seq} is not covered by the latest checkpoint (size {}); run `qm checkpoint` first",
+                cp.size
+            )));
         }
         let entry = self
             .store
             .read_entries(seq, 1)?
             .into_iter()
             .next()
-            .ok_or_else(|| {
-                AppError::Rejected(Rejection::NotFound {
-                    what: "entry",
-                    id: seq.to_string(),
-                })
-            })?;
+            .ok_or_else(|| AppError::Rejected(Rejection::NotFound { what: "entry", id: seq.to_string() }))?;
         let leaf = leaf_hash(&entry.bytes);
         let reader = StoreHashes(self.store.as_ref());
         let proof = qm_ledger::prove_inclusion(seq, cp.size, &reader)?;
-        let verifier = self
-            .state
-            .site
-            .as_ref()
-            .map(|s| s.verifier_key.clone())
-            .unwrap_or_default();
+        let verifier = self.state.site.as_ref().map(|s| s.verifier_key.clone()).unwrap_or_default();
         let opened = qm_ledger::open_checkpoint(&cp.note, &verifier)?;
         qm_ledger::check_inclusion(&proof, cp.size, &opened.root, seq, &leaf)?;
         Ok(query::InclusionProof {
@@ -584,23 +483,14 @@ impl Site {
     pub fn prove_consistency(&self, old: u64, new: u64) -> Result<query::ConsistencyProof> {
         let cps = self.store.checkpoints()?;
         let find = |n: u64| {
-            cps.iter().find(|c| c.size == n).cloned().ok_or_else(|| {
-                AppError::Usage(format!(
-                    "no checkpoint of size {n}; `qm checkpoints` lists them"
-                ))
-            })
+            cps.iter()
+                .find(|c| c.size == n)
+                .cloned()
+                .ok_or_else(|| AppError::Usage(format!("no checkpoint of size {n}; `qm checkpoints` lists them")))
         };
         let (a, b) = (find(old)?, find(new)?);
-        let verifier = self
-            .state
-            .site
-            .as_ref()
-            .map(|s| s.verifier_key.clone())
-            .unwrap_or_default();
-        let (ca, cb) = (
-            qm_ledger::open_checkpoint(&a.note, &verifier)?,
-            qm_ledger::open_checkpoint(&b.note, &verifier)?,
-        );
+        let verifier = self.state.site.as_ref().map(|s| s.verifier_key.clone()).unwrap_or_default();
+        let (ca, cb) = (qm_ledger::open_checkpoint(&a.note, &verifier)?, qm_ledger::open_checkpoint(&b.note, &verifier)?);
         let reader = StoreHashes(self.store.as_ref());
         let proof = qm_ledger::prove_consistency(old, new, &reader)?;
         qm_ledger::check_consistency(&proof, old, &ca.root, new, &cb.root)?;

@@ -70,19 +70,11 @@ pub fn stock(state: &State, f: &StockFilter) -> Vec<StockLine> {
         }
         Some(unit.to_string())
     };
-    let uom = |t: &ItemTypeId| {
-        state
-            .item_types
-            .get(t)
-            .map(|x| x.unit_of_measure.clone())
-            .unwrap_or_default()
-    };
+    let uom = |t: &ItemTypeId| state.item_types.get(t).map(|x| x.unit_of_measure.clone()).unwrap_or_default();
     let mut serial_counts: BTreeMap<(String, Account, ItemTypeId), usize> = BTreeMap::new();
     for s in state.serials.values() {
         if let Some(unit) = keep(&s.account, &s.item_type) {
-            *serial_counts
-                .entry((unit, s.account.clone(), s.item_type.clone()))
-                .or_default() += 1;
+            *serial_counts.entry((unit, s.account.clone(), s.item_type.clone())).or_default() += 1;
         }
     }
     let mut out: Vec<StockLine> = serial_counts
@@ -117,14 +109,7 @@ pub fn stock(state: &State, f: &StockFilter) -> Vec<StockLine> {
             }
         }
     }
-    out.sort_by(|a, b| {
-        (&a.unit, &a.account, &a.item_type, &a.lot).cmp(&(
-            &b.unit,
-            &b.account,
-            &b.item_type,
-            &b.lot,
-        ))
-    });
+    out.sort_by(|a, b| (&a.unit, &a.account, &a.item_type, &a.lot).cmp(&(&b.unit, &b.account, &b.item_type, &b.lot)));
     out
 }
 
@@ -141,12 +126,7 @@ pub struct WhereIs {
 }
 
 pub fn where_is(state: &State, serial: &Serial) -> Result<WhereIs> {
-    let s = state.serials.get(serial).ok_or_else(|| {
-        AppError::Rejected(Rejection::NotFound {
-            what: "serial",
-            id: serial.to_string(),
-        })
-    })?;
+    let s = state.serials.get(serial).ok_or_else(|| AppError::Rejected(Rejection::NotFound { what: "serial", id: serial.to_string() }))?;
     let holder = match &s.account {
         Account::Person(b) => state.people.get(b).map(|p| format!("{} ({b})", p.name)),
         _ => None,
@@ -178,145 +158,45 @@ pub struct LogLine {
 pub fn summarize(env: &Envelope) -> String {
     let lines = |ls: &[Line]| ls.iter().map(Line::label).collect::<Vec<_>>().join(", ");
     match &env.event {
-        Event::Movement {
-            kind,
-            from,
-            to,
-            lines: ls,
-            document,
-        } => {
-            let doc = document
-                .as_ref()
-                .map(|d| format!(" [doc {d}]"))
-                .unwrap_or_default();
-            let why = env
-                .corrects
-                .as_ref()
-                .map(|c| format!(" — corrects entry {}: {}", c.seq, c.reason))
-                .unwrap_or_default();
+        Event::Movement { kind, from, to, lines: ls, document } => {
+            let doc = document.as_ref().map(|d| format!(" [doc {d}]")).unwrap_or_default();
+            let why = env.corrects.as_ref().map(|c| format!(" — corrects entry {}: {}", c.seq, c.reason)).unwrap_or_default();
             format!("{kind}: {} from {from} to {to}{doc}{why}", lines(ls))
         }
-        Event::SiteInitialized {
-            site, root_unit, ..
-        } => format!("site {site} initialized, root unit {root_unit}"),
+        Event::SiteInitialized { site, root_unit, .. } => format!("site {site} initialized, root unit {root_unit}"),
         Event::UnitCreated { unit, name, parent } => format!("unit {unit} ({name}) under {parent}"),
-        Event::LocationCreated {
-            location,
-            name,
-            unit,
-            kind,
-            ..
-        } => format!("{kind} {location} ({name}) in unit {unit}"),
-        Event::ItemTypeDefined {
-            item_type,
-            name,
-            kind,
-            ..
-        } => format!("item type {item_type}: {name} ({kind})"),
-        Event::PersonRegistered {
-            badge,
-            name,
-            unit,
-            roles,
-            ..
-        } => {
-            format!(
-                "badge {badge} {name}, unit {unit}, roles {}",
-                roles
-                    .iter()
-                    .map(|r| r.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+        Event::LocationCreated { location, name, unit, kind, .. } => format!("{kind} {location} ({name}) in unit {unit}"),
+        Event::ItemTypeDefined { item_type, name, kind, .. } => format!("item type {item_type}: {name} ({kind})"),
+        Event::PersonRegistered { badge, name, unit, roles, .. } => {
+            format!("badge {badge} {name}, unit {unit}, roles {}", roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "))
         }
-        Event::QualificationGranted {
-            badge,
-            qualification,
-            expires,
-        } => format!("badge {badge} qualified on {qualification} until {expires}"),
+        Event::QualificationGranted { badge, qualification, expires } => {
+            format!("badge {badge} qualified on {qualification} until {expires}")
+        }
         Event::PolicySet { unit, .. } => format!("policy set at unit {unit}"),
-        Event::SerialRegistered {
-            serial, item_type, ..
-        } => format!("serial {serial} registered as {item_type}"),
-        Event::LotRegistered {
-            lot,
-            item_type,
-            expires,
-            ..
-        } => {
-            format!(
-                "lot {lot} registered as {item_type}{}",
-                expires
-                    .map(|e| format!(", expires {e}"))
-                    .unwrap_or_default()
-            )
+        Event::SerialRegistered { serial, item_type, .. } => format!("serial {serial} registered as {item_type}"),
+        Event::LotRegistered { lot, item_type, expires, .. } => {
+            format!("lot {lot} registered as {item_type}{}", expires.map(|e| format!(", expires {e}")).unwrap_or_default())
         }
-        Event::LotStatusChanged {
-            lot,
-            status,
-            reason,
-        } => format!("lot {lot} now {status}: {reason}"),
-        Event::TransferDispatched {
-            transfer,
-            from_unit,
-            to_unit,
-            ..
-        } => format!("transfer {transfer} dispatched from {from_unit} to {to_unit}"),
-        Event::TransferReceived {
-            transfer,
-            location,
-            discrepancies,
-        } => {
-            format!(
-                "transfer {transfer} received at {location}, {} discrepancies",
-                discrepancies.len()
-            )
+        Event::LotStatusChanged { lot, status, reason } => format!("lot {lot} now {status}: {reason}"),
+        Event::TransferDispatched { transfer, from_unit, to_unit, .. } => {
+            format!("transfer {transfer} dispatched from {from_unit} to {to_unit}")
         }
-        Event::CountStarted {
-            count,
-            root,
-            kind,
-            blind,
-            counter,
-        } => {
-            format!(
-                "{kind}{} count {count} of {root} started by badge {counter}",
-                if *blind { " blind" } else { "" }
-            )
+        Event::TransferReceived { transfer, location, discrepancies } => {
+            format!("transfer {transfer} received at {location}, {} discrepancies", discrepancies.len())
         }
-        Event::CountRecorded {
-            count,
-            location,
-            serials,
-            lots,
-        } => format!(
-            "count {count} at {location}: {} serials, {} lots",
-            serials.len(),
-            lots.len()
-        ),
+        Event::CountStarted { count, root, kind, blind, counter } => {
+            format!("{kind}{} count {count} of {root} started by badge {counter}", if *blind { " blind" } else { "" })
+        }
+        Event::CountRecorded { count, location, serials, lots } => {
+            format!("count {count} at {location}: {} serials, {} lots", serials.len(), lots.len())
+        }
         Event::DiscrepancyOpened { discrepancy, facts } => {
             format!("discrepancy {discrepancy}: {}", describe_facts(facts))
         }
-        Event::CountClosed {
-            count,
-            discrepancies,
-        } => format!(
-            "count {count} closed with {} discrepancies",
-            discrepancies.len()
-        ),
-        Event::DiscrepancyResolved {
-            discrepancy,
-            adjusted,
-            note,
-        } => {
-            format!(
-                "discrepancy {discrepancy} {}: {note}",
-                if *adjusted {
-                    "approved, books adjusted"
-                } else {
-                    "explained, no change"
-                }
-            )
+        Event::CountClosed { count, discrepancies } => format!("count {count} closed with {} discrepancies", discrepancies.len()),
+        Event::DiscrepancyResolved { discrepancy, adjusted, note } => {
+            format!("discrepancy {discrepancy} {}: {note}", if *adjusted { "approved, books adjusted" } else { "explained, no change" })
         }
     }
 }
@@ -327,22 +207,9 @@ pub fn describe_facts(f: &DiscrepancyFacts) -> String {
         (None, Some(l)) => format!("lot {l}"),
         _ => "item".into(),
     };
-    let book = f
-        .book_account
-        .as_ref()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|| "not on the books".into());
-    let found = f
-        .found_account
-        .as_ref()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|| "not found".into());
-    format!(
-        "{}: {what}; books {} at {book}, counted {} at {found}",
-        f.kind.as_str(),
-        f.book_quantity,
-        f.counted_quantity
-    )
+    let book = f.book_account.as_ref().map(|a| a.to_string()).unwrap_or_else(|| "not on the books".into());
+    let found = f.found_account.as_ref().map(|a| a.to_string()).unwrap_or_else(|| "not found".into());
+    format!("{}: {what}; books {} at {book}, counted {} at {found}", f.kind.as_str(), f.book_quantity, f.counted_quantity)
 }
 
 pub fn log_line(env: &Envelope) -> LogLine {
@@ -364,26 +231,15 @@ pub fn log(site: &Site, limit: usize) -> Result<Vec<LogLine>> {
     if size == 0 {
         return Ok(vec![]);
     }
-    Ok(site
-        .read_envelopes(first, size - 1)?
-        .iter()
-        .map(log_line)
-        .collect())
+    Ok(site.read_envelopes(first, size - 1)?.iter().map(log_line).collect())
 }
 
 /// Every entry that concerns a serial or a lot, oldest first. A full scan: history is rare and must be complete.
 pub fn history(site: &Site, what: &str) -> Result<Vec<LogLine>> {
-    let serial = Serial::parse(what)
-        .ok()
-        .filter(|s| site.state().serials.contains_key(s));
-    let lot = LotNo::parse(what)
-        .ok()
-        .filter(|l| site.state().lots.contains_key(l));
+    let serial = Serial::parse(what).ok().filter(|s| site.state().serials.contains_key(s));
+    let lot = LotNo::parse(what).ok().filter(|l| site.state().lots.contains_key(l));
     if serial.is_none() && lot.is_none() {
-        return Err(AppError::Rejected(Rejection::NotFound {
-            what: "serial or lot",
-            id: what.to_string(),
-        }));
+        return Err(AppError::Rejected(Rejection::NotFound { what: "serial or lot", id: what.to_string() }));
     }
     let mut out = vec![];
     let mut from = 0;
@@ -392,12 +248,9 @@ pub fn history(site: &Site, what: &str) -> Result<Vec<LogLine>> {
         let Some(last) = page.last() else { break };
         from = last.seq + 1;
         for e in &page {
-            let env = decode(&e.bytes)
-                .map_err(|m| AppError::Internal(format!("entry {}: {m}", e.seq)))?;
-            let hit = serial
-                .as_ref()
-                .is_some_and(|s| env.event.mentions_serial(s))
-                || lot.as_ref().is_some_and(|l| env.event.mentions_lot(l));
+            let env = decode(&e.bytes).map_err(|m| AppError::Internal(format!("entry {}: {m}", e.seq)))?;
+            let hit =
+                serial.as_ref().is_some_and(|s| env.event.mentions_serial(s)) || lot.as_ref().is_some_and(|l| env.event.mentions_lot(l));
             if hit {
                 out.push(log_line(&env));
             }
@@ -423,12 +276,7 @@ pub struct Custody {
 }
 
 pub fn custody(state: &State, badge: &Badge) -> Result<Custody> {
-    let p = state.people.get(badge).ok_or_else(|| {
-        AppError::Rejected(Rejection::NotFound {
-            what: "badge",
-            id: badge.to_string(),
-        })
-    })?;
+    let p = state.people.get(badge).ok_or_else(|| AppError::Rejected(Rejection::NotFound { what: "badge", id: badge.to_string() }))?;
     let (serials, lots) = state.custody(badge);
     let mut holds: Vec<CustodyLine> = serials
         .into_iter()
@@ -439,24 +287,13 @@ pub fn custody(state: &State, badge: &Badge) -> Result<Custody> {
             since: when(si.since),
         })
         .collect();
-    holds.extend(lots.into_iter().map(|(l, b)| {
-        CustodyLine {
-            item: format!("lot {l}"),
-            item_type: state
-                .lots
-                .get(l)
-                .map(|x| x.item_type.to_string())
-                .unwrap_or_default(),
-            quantity: b.quantity.to_string(),
-            since: when(b.since),
-        }
+    holds.extend(lots.into_iter().map(|(l, b)| CustodyLine {
+        item: format!("lot {l}"),
+        item_type: state.lots.get(l).map(|x| x.item_type.to_string()).unwrap_or_default(),
+        quantity: b.quantity.to_string(),
+        since: when(b.since),
     }));
-    Ok(Custody {
-        badge: badge.to_string(),
-        name: p.name.clone(),
-        unit: p.unit.to_string(),
-        holds,
-    })
+    Ok(Custody { badge: badge.to_string(), name: p.name.clone(), unit: p.unit.to_string(), holds })
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -521,19 +358,13 @@ pub fn discrepancy_view(state: &State, id: &DiscrepancyId) -> Option<Discrepancy
         id: id.to_string(),
         description: describe_facts(f),
         kind: f.kind.as_str().to_string(),
-        proposed_adjustment: format!(
-            "move {} from {} to {}",
-            f.adjust_quantity, f.adjust_from, f.adjust_to
-        ),
+        proposed_adjustment: format!("move {} from {} to {}", f.adjust_quantity, f.adjust_from, f.adjust_to),
         resolution: d.resolution.as_ref().map(|r| {
             format!(
                 "{} by badge {}{} (entry {}): {}",
                 if r.adjusted { "approved" } else { "explained" },
                 r.by,
-                r.witness
-                    .as_ref()
-                    .map(|w| format!(", witness {w}"))
-                    .unwrap_or_default(),
+                r.witness.as_ref().map(|w| format!(", witness {w}")).unwrap_or_default(),
                 r.seq,
                 r.note
             )
@@ -542,12 +373,7 @@ pub fn discrepancy_view(state: &State, id: &DiscrepancyId) -> Option<Discrepancy
 }
 
 pub fn count_view(state: &State, id: &CountId) -> Result<CountView> {
-    let c = state.counts.get(id).ok_or_else(|| {
-        AppError::Rejected(Rejection::NotFound {
-            what: "count",
-            id: id.to_string(),
-        })
-    })?;
+    let c = state.counts.get(id).ok_or_else(|| AppError::Rejected(Rejection::NotFound { what: "count", id: id.to_string() }))?;
     let mut recorded = vec![];
     for (loc, serials) in &c.serials {
         for s in serials {
@@ -563,24 +389,10 @@ pub fn count_view(state: &State, id: &CountId) -> Result<CountView> {
         None
     } else {
         Some(
-            stock(
-                state,
-                &StockFilter {
-                    location: Some(c.root.clone()),
-                    ..StockFilter::default()
-                },
-            )
-            .into_iter()
-            .map(|l| {
-                format!(
-                    "{}: {} {} {}",
-                    l.account,
-                    l.quantity,
-                    l.item_type,
-                    l.lot.map(|x| format!("lot {x}")).unwrap_or_default()
-                )
-            })
-            .collect(),
+            stock(state, &StockFilter { location: Some(c.root.clone()), ..StockFilter::default() })
+                .into_iter()
+                .map(|l| format!("{}: {} {} {}", l.account, l.quantity, l.item_type, l.lot.map(|x| format!("lot {x}")).unwrap_or_default()))
+                .collect(),
         )
     };
     Ok(CountView {
@@ -593,10 +405,6 @@ pub fn count_view(state: &State, id: &CountId) -> Result<CountView> {
         closed: c.closed,
         recorded,
         book,
-        discrepancies: c
-            .discrepancies
-            .iter()
-            .filter_map(|d| discrepancy_view(state, d))
-            .collect(),
+        discrepancies: c.discrepancies.iter().filter_map(|d| discrepancy_view(state, d)).collect(),
     })
 }

@@ -56,11 +56,7 @@ pub fn verify(store: &dyn Store, opts: &VerifyOptions) -> VerifyReport {
         }
     };
     report.checkpoints = checkpoints.len();
-    let sizes: BTreeMap<u64, usize> = checkpoints
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.size, i))
-        .collect();
+    let sizes: BTreeMap<u64, usize> = checkpoints.iter().enumerate().map(|(i, c)| (c.size, i)).collect();
     let mut roots_at: BTreeMap<u64, Hash> = BTreeMap::new();
     let mut frontier = Frontier::new();
     let mut state = State::new();
@@ -74,11 +70,7 @@ pub fn verify(store: &dyn Store, opts: &VerifyOptions) -> VerifyReport {
         let page = match store.read_entries(expected, PAGE) {
             Ok(p) => p,
             Err(e) => {
-                problem(
-                    &mut report,
-                    Some(expected),
-                    format!("entry {expected}: cannot be read: {e}"),
-                );
+                problem(&mut report, Some(expected), format!("entry {expected}: cannot be read: {e}"));
                 break;
             }
         };
@@ -87,29 +79,25 @@ pub fn verify(store: &dyn Store, opts: &VerifyOptions) -> VerifyReport {
         }
         for entry in page {
             if entry.seq != expected {
-                problem(
-                    &mut report,
-                    Some(expected),
-                    format!(
-                        "entry {expected} is missing (next stored entry is {})",
-                        entry.seq
-                    ),
-                );
+                problem(&mut report, Some(expected), format!("entry {expected} is missing (next stored entry is {})", entry.seq));
                 break 'pages;
             }
             let leaf = leaf_hash(&entry.bytes);
             let hashes = frontier.push(leaf);
             if hashes != entry.hashes {
-                problem(&mut report, Some(entry.seq), format!("entry {}: its bytes do not hash to the tree hashes stored with it: the entry or its hashes were altered", entry.seq));
+                problem(
+                    &mut report,
+                    Some(entry.seq),
+                    format!(
+                        "entry {}: its bytes do not hash to the tree hashes stored with it: the entry or its hashes were altered",
+                        entry.seq
+                    ),
+                );
             }
             if replay_ok {
                 match decode(&entry.bytes) {
                     Err(e) => {
-                        problem(
-                            &mut report,
-                            Some(entry.seq),
-                            format!("entry {}: not a readable event: {e}", entry.seq),
-                        );
+                        problem(&mut report, Some(entry.seq), format!("entry {}: not a readable event: {e}", entry.seq));
                         replay_ok = false;
                     }
                     Ok(env) => {
@@ -117,18 +105,11 @@ pub fn verify(store: &dyn Store, opts: &VerifyOptions) -> VerifyReport {
                             problem(
                                 &mut report,
                                 Some(entry.seq),
-                                format!(
-                                    "entry {}: idempotency key column differs from the entry",
-                                    entry.seq
-                                ),
+                                format!("entry {}: idempotency key column differs from the entry", entry.seq),
                             );
                         }
                         if let Err(e) = state.apply(&env) {
-                            problem(
-                                &mut report,
-                                Some(entry.seq),
-                                format!("entry {}: replay fails: {}", entry.seq, e.reason),
-                            );
+                            problem(&mut report, Some(entry.seq), format!("entry {}: replay fails: {}", entry.seq, e.reason));
                             replay_ok = false;
                         }
                     }
@@ -144,33 +125,24 @@ pub fn verify(store: &dyn Store, opts: &VerifyOptions) -> VerifyReport {
     report.root = crate::hex(&frontier.root());
 
     // Checkpoints: each signed by the site key, and each root equal to the tree rebuilt from the entries.
-    let verifier = opts
-        .verifier_key
-        .clone()
-        .or_else(|| state.site.as_ref().map(|s| s.verifier_key.clone()));
+    let genesis_key = || -> Option<String> {
+        let first = store.read_entries(0, 1).ok()?.into_iter().next()?;
+        match decode(&first.bytes).ok()?.event {
+            qm_core::Event::SiteInitialized { verifier_key, .. } => Some(verifier_key),
+            _ => None,
+        }
+    };
+    let verifier = opts.verifier_key.clone().or_else(|| state.site.as_ref().map(|s| s.verifier_key.clone())).or_else(genesis_key);
     match &verifier {
-        None => problem(
-            &mut report,
-            None,
-            "no verifier key: the ledger has no readable genesis entry; pass --verifier-key".into(),
-        ),
+        None => problem(&mut report, None, "no verifier key: the ledger has no readable genesis entry; pass --verifier-key".into()),
         Some(vk) => {
             let mut previous: Option<(u64, Hash)> = None;
             for cp in &checkpoints {
                 match open_checkpoint(&cp.note, vk) {
-                    Err(e) => problem(
-                        &mut report,
-                        None,
-                        format!(
-                            "checkpoint of size {}: signature does not verify: {e}",
-                            cp.size
-                        ),
-                    ),
-                    Ok(c) if c.size != cp.size => problem(
-                        &mut report,
-                        None,
-                        format!("checkpoint stored as size {} says size {}", cp.size, c.size),
-                    ),
+                    Err(e) => problem(&mut report, None, format!("checkpoint of size {}: signature does not verify: {e}", cp.size)),
+                    Ok(c) if c.size != cp.size => {
+                        problem(&mut report, None, format!("checkpoint stored as size {} says size {}", cp.size, c.size))
+                    }
                     Ok(c) => {
                         match roots_at.get(&c.size) {
                             None => problem(
@@ -190,13 +162,13 @@ pub fn verify(store: &dyn Store, opts: &VerifyOptions) -> VerifyReport {
                             if c.size <= expected {
                                 let reader = StoreHashes(store);
                                 let ok = qm_ledger::prove_consistency(psize, c.size, &reader)
-                                    .and_then(|p| {
-                                        qm_ledger::check_consistency(
-                                            &p, psize, &proot, c.size, &c.root,
-                                        )
-                                    });
+                                    .and_then(|p| qm_ledger::check_consistency(&p, psize, &proot, c.size, &c.root));
                                 if let Err(e) = ok {
-                                    problem(&mut report, None, format!("checkpoints of size {psize} and {} are not consistent: {e}", c.size));
+                                    problem(
+                                        &mut report,
+                                        None,
+                                        format!("checkpoints of size {psize} and {} are not consistent: {e}", c.size),
+                                    );
                                 }
                             }
                         }
@@ -215,22 +187,18 @@ pub fn verify(store: &dyn Store, opts: &VerifyOptions) -> VerifyReport {
             stored.push((k.to_string(), key.to_string(), v.to_string()));
             Ok(())
         }) {
-            problem(
-                &mut report,
-                None,
-                format!("cannot read stored projections: {e}"),
-            );
+            problem(&mut report, None, format!("cannot read stored projections: {e}"));
         }
         stored.sort();
         report.projection_rows = stored.len();
-        let fresh: Vec<(String, String, String)> = fresh
-            .into_iter()
-            .map(|(k, v)| (k.kind.to_string(), k.key, v))
-            .collect();
+        let fresh: Vec<(String, String, String)> = fresh.into_iter().map(|(k, v)| (k.kind.to_string(), k.key, v)).collect();
         if fresh != stored {
             let diff = fresh.iter().zip(stored.iter()).find(|(a, b)| a != b);
             let msg = match diff {
-                Some((a, b)) => format!("stored projection differs from a replay of the ledger: replay has {} {:?} = {}, store has {} {:?} = {}", a.0, a.1, a.2, b.0, b.1, b.2),
+                Some((a, b)) => format!(
+                    "stored projection differs from a replay of the ledger: replay has {} {:?} = {}, store has {} {:?} = {}",
+                    a.0, a.1, a.2, b.0, b.1, b.2
+                ),
                 None => format!("stored projection has {} rows, a replay of the ledger gives {}", stored.len(), fresh.len()),
             };
             problem(&mut report, None, msg);

@@ -3,11 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "qm",
-    version,
-    about = "Quartermaster: the system of record for weapons, ammunition and explosives"
-)]
+#[command(name = "qm", version, about = "Quartermaster: the system of record for weapons, ammunition and explosives")]
 pub struct Cli {
     /// The database: a SQLite file.
     #[arg(long, global = true, env = "QM_DB", default_value = "quartermaster.db")]
@@ -232,11 +228,7 @@ pub enum Cmd {
 #[derive(Args, Debug)]
 pub struct FromAccount {
     /// A location.
-    #[arg(
-        long,
-        conflicts_with = "from_person",
-        required_unless_present = "from_person"
-    )]
+    #[arg(long, conflicts_with = "from_person", required_unless_present = "from_person")]
     pub from: Option<String>,
     /// A person's custody.
     #[arg(long)]

@@ -27,10 +27,7 @@ fn p<T, E: std::fmt::Display>(r: Result<T, E>) -> R<T> {
 /// An item on the command line: SERIAL, LOT:QTY.
 fn item(s: &str) -> R<ItemRef> {
     match s.split_once(':') {
-        Some((lot, q)) => Ok(ItemRef::Lot {
-            lot: p(LotNo::parse(lot))?,
-            quantity: p(Quantity::parse(q))?,
-        }),
+        Some((lot, q)) => Ok(ItemRef::Lot { lot: p(LotNo::parse(lot))?, quantity: p(Quantity::parse(q))? }),
         None => Ok(ItemRef::Serial(p(Serial::parse(s))?)),
     }
 }
@@ -44,10 +41,7 @@ fn now() -> OffsetDateTime {
 }
 
 fn key_path(cli: &Cli) -> PathBuf {
-    cli.key
-        .as_ref()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| qm_app::default_key_path(std::path::Path::new(&cli.db)))
+    cli.key.as_ref().map(PathBuf::from).unwrap_or_else(|| qm_app::default_key_path(std::path::Path::new(&cli.db)))
 }
 
 fn main() -> ExitCode {
@@ -75,36 +69,20 @@ fn write(site: &mut Site, who: &Who, command: Command, out: &Out) -> R<u8> {
 
 /// Authenticates the actor (and witness) and runs one command; checkpoints after a write.
 fn exec(site: &mut Site, who: &Who, command: Command) -> R<qm_app::Outcome> {
-    let actor = p(Badge::parse(who.actor.as_deref().ok_or_else(|| {
-        usage("give --actor BADGE (or QM_ACTOR) and the PIN in QM_PIN")
-    })?))?;
-    let pin = who
-        .pin
-        .as_deref()
-        .ok_or_else(|| usage("give the actor's PIN in QM_PIN (or --pin)"))?;
+    let actor = p(Badge::parse(who.actor.as_deref().ok_or_else(|| usage("give --actor BADGE (or QM_ACTOR) and the PIN in QM_PIN"))?))?;
+    let pin = who.pin.as_deref().ok_or_else(|| usage("give the actor's PIN in QM_PIN (or --pin)"))?;
     site.authenticate(&actor, pin)?;
     let witness = match &who.witness {
         Some(w) => {
             let w = p(Badge::parse(w))?;
-            let wp = who.witness_pin.as_deref().ok_or_else(|| {
-                usage("give the witness's PIN in QM_WITNESS_PIN (or --witness-pin)")
-            })?;
+            let wp = who.witness_pin.as_deref().ok_or_else(|| usage("give the witness's PIN in QM_WITNESS_PIN (or --witness-pin)"))?;
             site.authenticate(&w, wp)?;
             Some(w)
         }
         None => None,
     };
-    let key = who
-        .idempotency_key
-        .clone()
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let outcome = site.execute(Request {
-        actor,
-        witness,
-        command,
-        idempotency_key: key,
-        at: now(),
-    })?;
+    let key = who.idempotency_key.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let outcome = site.execute(Request { actor, witness, command, idempotency_key: key, at: now() })?;
     site.checkpoint_if_grown()?;
     Ok(outcome)
 }
@@ -113,14 +91,7 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
     let who = &cli.who;
     let open = || Site::open(&cli.db, Some(&key_path(cli)));
     match &cli.command {
-        Cmd::Init {
-            site,
-            root_unit,
-            root_unit_name,
-            admin_badge,
-            admin_name,
-            admin_pin,
-        } => {
+        Cmd::Init { site, root_unit, root_unit_name, admin_badge, admin_name, admin_pin } => {
             let g = qm_app::Genesis {
                 site,
                 root_unit: &p(UnitId::parse(root_unit))?,
@@ -135,14 +106,7 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
                 ("database", cli.db.clone()),
                 ("key", key_path(cli).display().to_string()),
                 ("site", s.site_name()),
-                (
-                    "verifier_key",
-                    s.state()
-                        .site
-                        .as_ref()
-                        .map(|x| x.verifier_key.clone())
-                        .unwrap_or_default(),
-                ),
+                ("verifier_key", s.state().site.as_ref().map(|x| x.verifier_key.clone()).unwrap_or_default()),
             ]);
             Ok(0)
         }
@@ -152,11 +116,7 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
             write(
                 &mut s,
                 who,
-                Command::CreateUnit {
-                    unit: p(UnitId::parse(id))?,
-                    name: name.clone(),
-                    parent: p(UnitId::parse(parent))?,
-                },
+                Command::CreateUnit { unit: p(UnitId::parse(id))?, name: name.clone(), parent: p(UnitId::parse(parent))? },
                 out,
             )
         }
@@ -182,20 +142,15 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
                 let exposed_sites = distance
                     .iter()
                     .map(|d| {
-                        let (k, m) = d
-                            .split_once('=')
-                            .ok_or_else(|| usage(format!("--distance {d:?}: write KIND=METRES")))?;
+                        let (k, m) = d.split_once('=').ok_or_else(|| usage(format!("--distance {d:?}: write KIND=METRES")))?;
                         Ok(ExposedSite {
                             kind: k.to_string(),
-                            distance_m: m.parse().map_err(|_| {
-                                usage(format!("--distance {d:?}: {m:?} is not a number"))
-                            })?,
+                            distance_m: m.parse().map_err(|_| usage(format!("--distance {d:?}: {m:?} is not a number")))?,
                         })
                     })
                     .collect::<R<Vec<_>>>()?;
                 Some(MagazineLicence {
-                    neq_limit_kg: neq_limit_kg
-                        .ok_or_else(|| usage("a magazine needs --neq-limit-kg"))?,
+                    neq_limit_kg: neq_limit_kg.ok_or_else(|| usage("a magazine needs --neq-limit-kg"))?,
                     hazard_divisions: hazard_divisions.clone(),
                     compatibility_groups: compatibility_groups.clone(),
                     exposed_sites,
@@ -208,17 +163,9 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
                 location: p(LocationId::parse(id))?,
                 name: name.clone(),
                 unit: p(UnitId::parse(unit))?,
-                parent: parent
-                    .as_deref()
-                    .map(LocationId::parse)
-                    .transpose()
-                    .map_err(usage)?,
+                parent: parent.as_deref().map(LocationId::parse).transpose().map_err(usage)?,
                 kind,
-                keeper: keeper
-                    .as_deref()
-                    .map(Badge::parse)
-                    .transpose()
-                    .map_err(usage)?,
+                keeper: keeper.as_deref().map(Badge::parse).transpose().map_err(usage)?,
                 magazine,
             };
             write(&mut s, who, cmd, out)
@@ -228,16 +175,7 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
             out.locations(s.state());
             Ok(0)
         }
-        Cmd::ItemType(ItemTypeCmd::Add {
-            id,
-            name,
-            kind,
-            tracking,
-            unit_of_measure,
-            neq_kg_per_unit,
-            un_code,
-            qualification,
-        }) => {
+        Cmd::ItemType(ItemTypeCmd::Add { id, name, kind, tracking, unit_of_measure, neq_kg_per_unit, un_code, qualification }) => {
             let mut s = open()?;
             let cmd = Command::DefineItemType {
                 item_type: p(ItemTypeId::parse(id))?,
@@ -256,19 +194,9 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
             out.item_types(s.state());
             Ok(0)
         }
-        Cmd::Person(PersonCmd::Add {
-            badge,
-            name,
-            unit,
-            roles,
-            new_pin,
-        }) => {
+        Cmd::Person(PersonCmd::Add { badge, name, unit, roles, new_pin }) => {
             let mut s = open()?;
-            let roles = roles
-                .iter()
-                .map(|r| Role::parse(r))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(usage)?;
+            let roles = roles.iter().map(|r| Role::parse(r)).collect::<Result<Vec<_>, _>>().map_err(usage)?;
             let cmd = Command::RegisterPerson {
                 badge: p(Badge::parse(badge))?,
                 name: name.clone(),
@@ -278,11 +206,7 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
             };
             write(&mut s, who, cmd, out)
         }
-        Cmd::Person(PersonCmd::Qualify {
-            badge,
-            qualification,
-            expires,
-        }) => {
+        Cmd::Person(PersonCmd::Qualify { badge, qualification, expires }) => {
             let mut s = open()?;
             let cmd = Command::GrantQualification {
                 badge: p(Badge::parse(badge))?,
@@ -304,179 +228,63 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
                 two_person_count_resolution: a.two_person_count_resolution,
                 counter_not_keeper: a.counter_not_keeper,
                 counter_not_previous: a.counter_not_previous,
-                max_issue_quantity: a
-                    .max_issue_quantity
-                    .as_deref()
-                    .map(Quantity::parse)
-                    .transpose()
-                    .map_err(usage)?,
+                max_issue_quantity: a.max_issue_quantity.as_deref().map(Quantity::parse).transpose().map_err(usage)?,
             };
-            write(
-                &mut s,
-                who,
-                Command::SetPolicy {
-                    unit: p(UnitId::parse(&a.unit))?,
-                    rules,
-                },
-                out,
-            )
+            write(&mut s, who, Command::SetPolicy { unit: p(UnitId::parse(&a.unit))?, rules }, out)
         }
         Cmd::Import { kind, file } => {
             let kind = p(qm_app::import::ImportKind::parse(kind))?;
             let mut s = open()?;
-            let actor = p(Badge::parse(
-                who.actor
-                    .as_deref()
-                    .ok_or_else(|| usage("give --actor BADGE and QM_PIN"))?,
-            ))?;
-            s.authenticate(
-                &actor,
-                who.pin
-                    .as_deref()
-                    .ok_or_else(|| usage("give the actor's PIN in QM_PIN"))?,
-            )?;
+            let actor = p(Badge::parse(who.actor.as_deref().ok_or_else(|| usage("give --actor BADGE and QM_PIN"))?))?;
+            s.authenticate(&actor, who.pin.as_deref().ok_or_else(|| usage("give the actor's PIN in QM_PIN"))?)?;
             let bar = output::progress(out);
-            let report = qm_app::import::import(
-                &mut s,
-                kind,
-                std::path::Path::new(file),
-                &actor,
-                now(),
-                &mut |done, total| {
-                    bar.set_length(total);
-                    bar.set_position(done);
-                },
-            );
+            let report = qm_app::import::import(&mut s, kind, std::path::Path::new(file), &actor, now(), &mut |done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            });
             bar.finish_and_clear();
             let report = report?;
             s.checkpoint_if_grown()?;
-            out.json_or(&report, || {
-                format!(
-                    "imported {} rows from {} as {} ledger entries",
-                    report.rows, report.file, report.entries
-                )
-            });
+            out.json_or(&report, || format!("imported {} rows from {} as {} ledger entries", report.rows, report.file, report.entries));
             Ok(0)
         }
-        Cmd::Receive {
-            to,
-            from,
-            document,
-            item_type,
-            manufactured,
-            expires,
-            items: list,
-        } => {
+        Cmd::Receive { to, from, document, item_type, manufactured, expires, items: list } => {
             let item_type = p(ItemTypeId::parse(item_type))?;
-            let manufactured = manufactured
-                .as_deref()
-                .map(qm_app::import::parse_date)
-                .transpose()
-                .map_err(usage)?;
-            let expires = expires
-                .as_deref()
-                .map(qm_app::import::parse_date)
-                .transpose()
-                .map_err(usage)?;
+            let manufactured = manufactured.as_deref().map(qm_app::import::parse_date).transpose().map_err(usage)?;
+            let expires = expires.as_deref().map(qm_app::import::parse_date).transpose().map_err(usage)?;
             let lines = list
                 .iter()
                 .map(|s| {
                     let (serial, lot, quantity) = match (s.split_once('@'), s.split_once(':')) {
-                        (Some((serial, lot)), _) => (
-                            Some(p(Serial::parse(serial))?),
-                            Some(p(LotNo::parse(lot))?),
-                            Quantity::ONE,
-                        ),
-                        (None, Some((lot, q))) => {
-                            (None, Some(p(LotNo::parse(lot))?), p(Quantity::parse(q))?)
-                        }
+                        (Some((serial, lot)), _) => (Some(p(Serial::parse(serial))?), Some(p(LotNo::parse(lot))?), Quantity::ONE),
+                        (None, Some((lot, q))) => (None, Some(p(LotNo::parse(lot))?), p(Quantity::parse(q))?),
                         (None, None) => (Some(p(Serial::parse(s))?), None, Quantity::ONE),
                     };
-                    Ok(ReceiptLine {
-                        item_type: item_type.clone(),
-                        serial,
-                        lot,
-                        quantity,
-                        manufactured,
-                        expires,
-                    })
+                    Ok(ReceiptLine { item_type: item_type.clone(), serial, lot, quantity, manufactured, expires })
                 })
                 .collect::<R<Vec<_>>>()?;
             let mut s = open()?;
             write(
                 &mut s,
                 who,
-                Command::Receive {
-                    to: p(LocationId::parse(to))?,
-                    from: from.clone(),
-                    document: document.clone(),
-                    lines,
-                },
+                Command::Receive { to: p(LocationId::parse(to))?, from: from.clone(), document: document.clone(), lines },
                 out,
             )
         }
-        Cmd::Issue {
-            to,
-            from,
-            items: list,
-        } => {
+        Cmd::Issue { to, from, items: list } => {
             let mut s = open()?;
-            let from = from
-                .as_deref()
-                .map(LocationId::parse)
-                .transpose()
-                .map_err(usage)?;
-            write(
-                &mut s,
-                who,
-                Command::Issue {
-                    to: p(Badge::parse(to))?,
-                    from,
-                    items: items(list)?,
-                },
-                out,
-            )
+            let from = from.as_deref().map(LocationId::parse).transpose().map_err(usage)?;
+            write(&mut s, who, Command::Issue { to: p(Badge::parse(to))?, from, items: items(list)? }, out)
         }
-        Cmd::Return {
-            from,
-            to,
-            items: list,
-        } => {
+        Cmd::Return { from, to, items: list } => {
             let mut s = open()?;
-            write(
-                &mut s,
-                who,
-                Command::Return {
-                    from: p(Badge::parse(from))?,
-                    to: p(LocationId::parse(to))?,
-                    items: items(list)?,
-                },
-                out,
-            )
+            write(&mut s, who, Command::Return { from: p(Badge::parse(from))?, to: p(LocationId::parse(to))?, items: items(list)? }, out)
         }
-        Cmd::Move {
-            from,
-            to,
-            items: list,
-        } => {
+        Cmd::Move { from, to, items: list } => {
             let mut s = open()?;
-            write(
-                &mut s,
-                who,
-                Command::Move {
-                    from: p(LocationId::parse(from))?,
-                    to: p(LocationId::parse(to))?,
-                    items: items(list)?,
-                },
-                out,
-            )
+            write(&mut s, who, Command::Move { from: p(LocationId::parse(from))?, to: p(LocationId::parse(to))?, items: items(list)? }, out)
         }
-        Cmd::Transfer(TransferCmd::Dispatch {
-            from,
-            to_unit,
-            document,
-            items: list,
-        }) => {
+        Cmd::Transfer(TransferCmd::Dispatch { from, to_unit, document, items: list }) => {
             let mut s = open()?;
             write(
                 &mut s,
@@ -490,11 +298,7 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
                 out,
             )
         }
-        Cmd::Transfer(TransferCmd::Receive {
-            transfer,
-            to,
-            items: list,
-        }) => {
+        Cmd::Transfer(TransferCmd::Receive { transfer, to, items: list }) => {
             let mut s = open()?;
             write(
                 &mut s,
@@ -512,88 +316,28 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
             out.transfers(&query::transfers(s.state(), *all));
             Ok(0)
         }
-        Cmd::Expend {
-            from,
-            document,
-            items: list,
-        } => {
+        Cmd::Expend { from, document, items: list } => {
             let mut s = open()?;
-            write(
-                &mut s,
-                who,
-                Command::Expend {
-                    from: account(from)?,
-                    items: items(list)?,
-                    document: document.clone(),
-                },
-                out,
-            )
+            write(&mut s, who, Command::Expend { from: account(from)?, items: items(list)?, document: document.clone() }, out)
         }
-        Cmd::Destroy {
-            from,
-            document,
-            items: list,
-        } => {
+        Cmd::Destroy { from, document, items: list } => {
             let mut s = open()?;
-            write(
-                &mut s,
-                who,
-                Command::Destroy {
-                    from: p(LocationId::parse(from))?,
-                    items: items(list)?,
-                    document: document.clone(),
-                },
-                out,
-            )
+            write(&mut s, who, Command::Destroy { from: p(LocationId::parse(from))?, items: items(list)?, document: document.clone() }, out)
         }
-        Cmd::ReportLoss {
-            from,
-            document,
-            items: list,
-        } => {
+        Cmd::ReportLoss { from, document, items: list } => {
             let mut s = open()?;
-            write(
-                &mut s,
-                who,
-                Command::ReportLost {
-                    from: account(from)?,
-                    items: items(list)?,
-                    document: document.clone(),
-                },
-                out,
-            )
+            write(&mut s, who, Command::ReportLost { from: account(from)?, items: items(list)?, document: document.clone() }, out)
         }
-        Cmd::Recover {
-            to,
-            document,
-            items: list,
-        } => {
+        Cmd::Recover { to, document, items: list } => {
             let mut s = open()?;
-            write(
-                &mut s,
-                who,
-                Command::Recover {
-                    to: p(LocationId::parse(to))?,
-                    items: items(list)?,
-                    document: document.clone(),
-                },
-                out,
-            )
+            write(&mut s, who, Command::Recover { to: p(LocationId::parse(to))?, items: items(list)?, document: document.clone() }, out)
         }
-        Cmd::Lot(LotCmd::Status {
-            lot,
-            status,
-            reason,
-        }) => {
+        Cmd::Lot(LotCmd::Status { lot, status, reason }) => {
             let mut s = open()?;
             write(
                 &mut s,
                 who,
-                Command::SetLotStatus {
-                    lot: p(LotNo::parse(lot))?,
-                    status: p(LotStatus::parse(status))?,
-                    reason: reason.clone(),
-                },
+                Command::SetLotStatus { lot: p(LotNo::parse(lot))?, status: p(LotStatus::parse(status))?, reason: reason.clone() },
                 out,
             )
         }
@@ -601,38 +345,14 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
         Cmd::Correct { seq, reason } => {
             let mut s = open()?;
             let original = Box::new(s.envelope(*seq)?);
-            write(
-                &mut s,
-                who,
-                Command::Correct {
-                    original,
-                    reason: reason.clone(),
-                },
-                out,
-            )
+            write(&mut s, who, Command::Correct { original, reason: reason.clone() }, out)
         }
-        Cmd::Stock {
-            unit,
-            location,
-            item_type,
-        } => {
+        Cmd::Stock { unit, location, item_type } => {
             let s = open()?;
             let f = StockFilter {
-                unit: unit
-                    .as_deref()
-                    .map(UnitId::parse)
-                    .transpose()
-                    .map_err(usage)?,
-                location: location
-                    .as_deref()
-                    .map(LocationId::parse)
-                    .transpose()
-                    .map_err(usage)?,
-                item_type: item_type
-                    .as_deref()
-                    .map(ItemTypeId::parse)
-                    .transpose()
-                    .map_err(usage)?,
+                unit: unit.as_deref().map(UnitId::parse).transpose().map_err(usage)?,
+                location: location.as_deref().map(LocationId::parse).transpose().map_err(usage)?,
+                item_type: item_type.as_deref().map(ItemTypeId::parse).transpose().map_err(usage)?,
             };
             out.stock(&query::stock(s.state(), &f));
             Ok(0)
@@ -641,15 +361,8 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
             let s = open()?;
             let w = query::where_is(s.state(), &p(Serial::parse(serial))?)?;
             out.json_or(&w, || {
-                let holder = w
-                    .holder
-                    .as_ref()
-                    .map(|h| format!(" — {h}"))
-                    .unwrap_or_default();
-                format!(
-                    "{} ({}) is at {}{holder} since {} (entry {})",
-                    w.serial, w.item_type, w.account, w.since, w.since_seq
-                )
+                let holder = w.holder.as_ref().map(|h| format!(" — {h}")).unwrap_or_default();
+                format!("{} ({}) is at {}{holder} since {} (entry {})", w.serial, w.item_type, w.account, w.since, w.since_seq)
             });
             Ok(0)
         }
@@ -677,16 +390,8 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
         Cmd::Checkpoints => {
             let s = open()?;
             let cps = s.store().checkpoints()?;
-            let rows: Vec<_> = cps
-                .iter()
-                .map(|c| serde_json::json!({"size": c.size, "note": c.note}))
-                .collect();
-            out.json_or(&rows, || {
-                cps.iter()
-                    .map(|c| c.note.clone())
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            });
+            let rows: Vec<_> = cps.iter().map(|c| serde_json::json!({"size": c.size, "note": c.note})).collect();
+            out.json_or(&rows, || cps.iter().map(|c| c.note.clone()).collect::<Vec<_>>().join("\n"));
             Ok(0)
         }
         Cmd::Prove { seq } => {
@@ -713,23 +418,14 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
                     "consistency {} → {} verified\nproof:\n{}",
                     pr.old_size,
                     pr.new_size,
-                    pr.proof
-                        .iter()
-                        .map(|h| format!("  {h}"))
-                        .collect::<Vec<_>>()
-                        .join("\n")
+                    pr.proof.iter().map(|h| format!("  {h}")).collect::<Vec<_>>().join("\n")
                 )
             });
             Ok(0)
         }
         Cmd::VerifierKey => {
             let s = open()?;
-            let vk = s
-                .state()
-                .site
-                .as_ref()
-                .map(|x| x.verifier_key.clone())
-                .unwrap_or_default();
+            let vk = s.state().site.as_ref().map(|x| x.verifier_key.clone()).unwrap_or_default();
             out.json_or(&serde_json::json!({ "verifier_key": vk }), || vk.clone());
             Ok(0)
         }
@@ -738,19 +434,13 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
             let store = qm_app::open_store(&cli.db, false)?;
             let report = qm_app::verify::verify(
                 store.as_ref(),
-                &qm_app::verify::VerifyOptions {
-                    verifier_key: verifier_key.clone(),
-                    skip_replay: false,
-                },
+                &qm_app::verify::VerifyOptions { verifier_key: verifier_key.clone(), skip_replay: false },
             );
             out.verify(&report);
             Ok(if report.ok() { 0 } else { 1 })
         }
         Cmd::Permissions => {
-            out.json_or(
-                &serde_json::json!({ "table": qm_core::permissions::markdown_table() }),
-                qm_core::permissions::markdown_table,
-            );
+            out.json_or(&serde_json::json!({ "table": qm_core::permissions::markdown_table() }), qm_core::permissions::markdown_table);
             Ok(0)
         }
     }
@@ -768,32 +458,11 @@ fn count(cli: &Cli, c: &CountCmd, out: &Out) -> R<u8> {
     let mut s = Site::open(&cli.db, Some(&key_path(cli)))?;
     let who = &cli.who;
     match c {
-        CountCmd::Start {
-            location,
-            cycle,
-            blind,
-        } => {
-            let kind = if *cycle {
-                CountKind::Cycle
-            } else {
-                CountKind::Full
-            };
-            write(
-                &mut s,
-                who,
-                Command::StartCount {
-                    root: p(LocationId::parse(location))?,
-                    kind,
-                    blind: *blind,
-                },
-                out,
-            )
+        CountCmd::Start { location, cycle, blind } => {
+            let kind = if *cycle { CountKind::Cycle } else { CountKind::Full };
+            write(&mut s, who, Command::StartCount { root: p(LocationId::parse(location))?, kind, blind: *blind }, out)
         }
-        CountCmd::Record {
-            count,
-            location,
-            items: list,
-        } => {
+        CountCmd::Record { count, location, items: list } => {
             let mut serials = vec![];
             let mut lots = vec![];
             for i in items(list)? {
@@ -805,12 +474,7 @@ fn count(cli: &Cli, c: &CountCmd, out: &Out) -> R<u8> {
             write(
                 &mut s,
                 who,
-                Command::RecordCount {
-                    count: p(CountId::parse(count))?,
-                    location: p(LocationId::parse(location))?,
-                    serials,
-                    lots,
-                },
+                Command::RecordCount { count: p(CountId::parse(count))?, location: p(LocationId::parse(location))?, serials, lots },
                 out,
             )
         }
@@ -824,22 +488,12 @@ fn count(cli: &Cli, c: &CountCmd, out: &Out) -> R<u8> {
             out.count(&query::count_view(s.state(), &p(CountId::parse(count))?)?);
             Ok(0)
         }
-        CountCmd::Resolve {
-            discrepancy,
-            approve,
-            explain: _,
-            note,
-            item_type,
-        } => {
+        CountCmd::Resolve { discrepancy, approve, explain: _, note, item_type } => {
             let cmd = Command::ResolveDiscrepancy {
                 discrepancy: p(DiscrepancyId::parse(discrepancy))?,
                 approve: *approve,
                 note: note.clone(),
-                item_type: item_type
-                    .as_deref()
-                    .map(ItemTypeId::parse)
-                    .transpose()
-                    .map_err(usage)?,
+                item_type: item_type.as_deref().map(ItemTypeId::parse).transpose().map_err(usage)?,
             };
             write(&mut s, who, cmd, out)
         }

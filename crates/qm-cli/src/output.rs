@@ -38,45 +38,26 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
 impl Out {
     pub fn json_or<T: Serialize>(&self, value: &T, text: impl FnOnce() -> String) {
         if self.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(value)
-                    .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
-            );
+            println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")));
         } else {
             println!("{}", text());
         }
     }
 
     pub fn kv(&self, pairs: &[(&str, String)]) {
-        let map: serde_json::Map<String, serde_json::Value> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone())))
-            .collect();
-        self.json_or(&map, || {
-            pairs
-                .iter()
-                .map(|(k, v)| format!("{k}: {v}"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        });
+        let map: serde_json::Map<String, serde_json::Value> =
+            pairs.iter().map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone()))).collect();
+        self.json_or(&map, || pairs.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("\n"));
     }
 
     pub fn outcome(&self, o: &Outcome) {
         self.json_or(o, || {
             let head = if o.replayed {
-                format!(
-                    "already recorded as entries {}–{} (same idempotency key); nothing appended",
-                    o.first_seq, o.last_seq
-                )
+                format!("already recorded as entries {}–{} (same idempotency key); nothing appended", o.first_seq, o.last_seq)
             } else {
                 format!("recorded entries {}–{}", o.first_seq, o.last_seq)
             };
-            let lines: Vec<String> = o
-                .entries
-                .iter()
-                .map(|e| format!("  {:>6}  {}", e.seq, summarize(e)))
-                .collect();
+            let lines: Vec<String> = o.entries.iter().map(|e| format!("  {:>6}  {}", e.seq, summarize(e))).collect();
             format!("{head}\n{}", lines.join("\n"))
         });
     }
@@ -87,15 +68,7 @@ impl Out {
                 return "no stock".into();
             }
             table(
-                &[
-                    "unit",
-                    "account",
-                    "item type",
-                    "lot",
-                    "status",
-                    "quantity",
-                    "uom",
-                ],
+                &["unit", "account", "item type", "lot", "status", "quantity", "uom"],
                 lines
                     .iter()
                     .map(|l| {
@@ -137,10 +110,7 @@ impl Out {
     pub fn custody(&self, c: &Custody) {
         self.json_or(c, || {
             if c.holds.is_empty() {
-                return format!(
-                    "badge {} ({}, unit {}) holds nothing",
-                    c.badge, c.name, c.unit
-                );
+                return format!("badge {} ({}, unit {}) holds nothing", c.badge, c.name, c.unit);
             }
             format!(
                 "badge {} ({}, unit {}) holds:\n{}",
@@ -149,15 +119,7 @@ impl Out {
                 c.unit,
                 table(
                     &["item", "item type", "quantity", "since"],
-                    c.holds
-                        .iter()
-                        .map(|h| vec![
-                            h.item.clone(),
-                            h.item_type.clone(),
-                            h.quantity.clone(),
-                            h.since.clone()
-                        ])
-                        .collect()
+                    c.holds.iter().map(|h| vec![h.item.clone(), h.item_type.clone(), h.quantity.clone(), h.since.clone()]).collect()
                 )
             )
         });
@@ -169,15 +131,7 @@ impl Out {
                 return "no transfers in transit".into();
             }
             table(
-                &[
-                    "transfer",
-                    "from",
-                    "to",
-                    "dispatched",
-                    "document",
-                    "lines",
-                    "received at",
-                ],
+                &["transfer", "from", "to", "dispatched", "document", "lines", "received at"],
                 t.iter()
                     .map(|x| {
                         vec![
@@ -221,19 +175,14 @@ impl Out {
                 None => s.push_str("book: hidden until the blind count closes\n"),
             }
             if c.closed {
-                s.push_str(&format!(
-                    "reconciliation: {} discrepancies\n",
-                    c.discrepancies.len()
-                ));
+                s.push_str(&format!("reconciliation: {} discrepancies\n", c.discrepancies.len()));
                 for d in &c.discrepancies {
                     s.push_str(&format!(
                         "  {}  {}\n      proposed: {}\n      {}\n",
                         d.id,
                         d.description,
                         d.proposed_adjustment,
-                        d.resolution
-                            .clone()
-                            .unwrap_or_else(|| "OPEN: needs resolution".into())
+                        d.resolution.clone().unwrap_or_else(|| "OPEN: needs resolution".into())
                     ));
                 }
             }
@@ -244,7 +193,10 @@ impl Out {
     pub fn verify(&self, r: &VerifyReport) {
         self.json_or(&serde_json::json!({"ok": r.ok(), "report": r}), || {
             if r.ok() {
-                format!("verify: OK — {} entries re-hashed, {} checkpoints verified, {} projection rows equal a replay; root {}", r.entries, r.checkpoints, r.projection_rows, r.root)
+                format!(
+                    "verify: OK — {} entries re-hashed, {} checkpoints verified, {} projection rows equal a replay; root {}",
+                    r.entries, r.checkpoints, r.projection_rows, r.root
+                )
             } else {
                 let first = r.first_bad_entry.map(|i| format!("first bad entry: {i}\n")).unwrap_or_default();
                 format!("verify: FAILED\n{first}{}", r.problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))
@@ -256,16 +208,7 @@ impl Out {
         let rows: Vec<Vec<String>> = s
             .units
             .iter()
-            .map(|(id, u)| {
-                vec![
-                    id.to_string(),
-                    u.name.clone(),
-                    u.parent
-                        .as_ref()
-                        .map(|p| p.to_string())
-                        .unwrap_or_else(|| "-".into()),
-                ]
-            })
+            .map(|(id, u)| vec![id.to_string(), u.name.clone(), u.parent.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "-".into())])
             .collect();
         self.json_or(&rows, || table(&["unit", "name", "parent"], rows.clone()));
     }
@@ -280,23 +223,12 @@ impl Out {
                     l.kind.to_string(),
                     l.name.clone(),
                     l.unit.to_string(),
-                    l.parent
-                        .as_ref()
-                        .map(|p| p.to_string())
-                        .unwrap_or_else(|| "-".into()),
-                    l.keeper
-                        .as_ref()
-                        .map(|p| p.to_string())
-                        .unwrap_or_else(|| "-".into()),
+                    l.parent.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                    l.keeper.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
                 ]
             })
             .collect();
-        self.json_or(&rows, || {
-            table(
-                &["location", "kind", "name", "unit", "parent", "keeper"],
-                rows.clone(),
-            )
-        });
+        self.json_or(&rows, || table(&["location", "kind", "name", "unit", "parent", "keeper"], rows.clone()));
     }
 
     pub fn item_types(&self, s: &State) {
@@ -315,20 +247,7 @@ impl Out {
                 ]
             })
             .collect();
-        self.json_or(&rows, || {
-            table(
-                &[
-                    "item type",
-                    "kind",
-                    "tracking",
-                    "uom",
-                    "NEQ kg",
-                    "UN",
-                    "name",
-                ],
-                rows.clone(),
-            )
-        });
+        self.json_or(&rows, || table(&["item type", "kind", "tracking", "uom", "NEQ kg", "UN", "name"], rows.clone()));
     }
 
     pub fn people(&self, s: &State) {
@@ -340,35 +259,19 @@ impl Out {
                     b.to_string(),
                     p.name.clone(),
                     p.unit.to_string(),
-                    p.roles
-                        .iter()
-                        .map(|r| r.as_str())
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    p.qualifications
-                        .iter()
-                        .map(|(q, d)| format!("{q} until {d}"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    p.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(","),
+                    p.qualifications.iter().map(|(q, d)| format!("{q} until {d}")).collect::<Vec<_>>().join(", "),
                 ]
             })
             .collect();
-        self.json_or(&rows, || {
-            table(
-                &["badge", "name", "unit", "roles", "qualifications"],
-                rows.clone(),
-            )
-        });
+        self.json_or(&rows, || table(&["badge", "name", "unit", "roles", "qualifications"], rows.clone()));
     }
 }
 
 /// Prints an error (as JSON too with --json) and turns it into the documented exit code.
 pub fn fail(out: &Out, e: &AppError) -> ExitCode {
     if out.json {
-        println!(
-            "{}",
-            serde_json::json!({"error": {"code": e.code(), "message": e.to_string()}})
-        );
+        println!("{}", serde_json::json!({"error": {"code": e.code(), "message": e.to_string()}}));
     }
     eprintln!("{e}");
     ExitCode::from(e.exit_code() as u8)
@@ -379,9 +282,7 @@ pub fn progress(out: &Out) -> indicatif::ProgressBar {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(0);
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} commands {elapsed}")
-    {
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} commands {elapsed}") {
         bar.set_style(style);
     }
     bar
@@ -393,16 +294,13 @@ pub fn demo(path: &str, out: &Out) -> Result<u8, AppError> {
     let db = std::path::Path::new(path);
     let key = qm_app::default_key_path(db);
     if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| AppError::Usage(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| AppError::Usage(format!("cannot create {}: {e}", dir.display())))?;
     }
     // Replace only a previous demo: a file whose site is the demo site.
     if db.exists() {
         let previous = qm_app::Site::open(path, None).map(|s| s.site_name());
         if previous.as_deref().ok() != Some("demo.quartermaster") {
-            return Err(AppError::Usage(format!(
-                "{path} exists and is not a demo database; choose another --out"
-            )));
+            return Err(AppError::Usage(format!("{path} exists and is not a demo database; choose another --out")));
         }
         for suffix in ["", "-wal", "-shm", ".key"] {
             let _ = std::fs::remove_file(format!("{path}{suffix}"));
@@ -418,9 +316,7 @@ pub fn demo(path: &str, out: &Out) -> Result<u8, AppError> {
             command: Command::Issue {
                 to: Badge::parse("1003").map_err(|e| AppError::Internal(e.to_string()))?,
                 from: None,
-                items: vec![ItemRef::Serial(
-                    Serial::parse("R-1043").map_err(|e| AppError::Internal(e.to_string()))?,
-                )],
+                items: vec![ItemRef::Serial(Serial::parse("R-1043").map_err(|e| AppError::Internal(e.to_string()))?)],
             },
             idempotency_key: "demo-refusal".into(),
             at: today + time::Duration::hours(20),
@@ -434,10 +330,7 @@ pub fn demo(path: &str, out: &Out) -> Result<u8, AppError> {
     if out.json {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({"database": path, "stock": stock, "count": count_view, "refusal_example": refusal, "verify": report, "verify_ok": report.ok()})).unwrap_or_default());
     } else {
-        println!(
-            "Quartermaster demo — database {path} (site key {})\n",
-            key.display()
-        );
+        println!("Quartermaster demo — database {path} (site key {})\n", key.display());
         println!("== Stock status ==");
         out.stock(&stock);
         println!("\n== Count reconciliation ==");
@@ -446,10 +339,7 @@ pub fn demo(path: &str, out: &Out) -> Result<u8, AppError> {
         println!("== Verify ==");
         out.verify(&report);
         println!("\nTry it (every demo PIN is {}):", qm_app::demo::DEMO_PIN);
-        println!(
-            "  export QM_DB={path} QM_ACTOR=0417 QM_PIN={}",
-            qm_app::demo::DEMO_PIN
-        );
+        println!("  export QM_DB={path} QM_ACTOR=0417 QM_PIN={}", qm_app::demo::DEMO_PIN);
         println!("  qm stock --location D11-ARM    qm where R-1042    qm history R-1049    qm custody 1001    qm log");
         println!("  qm issue --to 1001 R-1043      qm return --from 1001 --to D11-RACK-A R-1043");
         println!("  qm prove 40    qm verify");

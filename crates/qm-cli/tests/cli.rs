@@ -15,9 +15,7 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
-        Env {
-            dir: tempfile::tempdir().unwrap(),
-        }
+        Env { dir: tempfile::tempdir().unwrap() }
     }
     fn db(&self) -> PathBuf {
         self.dir.path().join("site.db")
@@ -42,13 +40,7 @@ impl Env {
             stdout: String::from_utf8_lossy(&out.stdout).into(),
             stderr: String::from_utf8_lossy(&out.stderr).into(),
         };
-        eprintln!(
-            "$ qm {} (as {actor})\n-> exit {}\n{}{}",
-            args.join(" "),
-            run.code,
-            run.stdout,
-            run.stderr
-        );
+        eprintln!("$ qm {} (as {actor})\n-> exit {}\n{}{}", args.join(" "), run.code, run.stdout, run.stderr);
         run
     }
     fn qm(&self, args: &[&str]) -> Run {
@@ -66,84 +58,19 @@ impl Env {
     }
     fn entries(&self) -> u64 {
         let v = self.json("0001", &["log", "--limit", "1"]);
-        v.as_array()
-            .unwrap()
-            .last()
-            .map(|e| e["seq"].as_u64().unwrap() + 1)
-            .unwrap_or(0)
+        v.as_array().unwrap().last().map(|e| e["seq"].as_u64().unwrap() + 1).unwrap_or(0)
     }
 
     /// A small organization: HQ > D-1 with an armory and two racks, an armorer, a duty officer, an officer.
     fn setup(&self) {
-        self.ok(
-            "0001",
-            &["init", "--site", "test.site", "--admin-pin", "1234"],
-        );
-        self.ok(
-            "0001",
-            &[
-                "unit",
-                "add",
-                "D-1",
-                "--name",
-                "Department 1",
-                "--parent",
-                "HQ",
-            ],
-        );
-        self.ok(
-            "0001",
-            &[
-                "unit",
-                "add",
-                "D-2",
-                "--name",
-                "Department 2",
-                "--parent",
-                "HQ",
-            ],
-        );
-        self.ok(
-            "0001",
-            &[
-                "location", "add", "ARM", "--name", "Armory", "--unit", "D-1", "--kind", "armory",
-            ],
-        );
-        self.ok(
-            "0001",
-            &[
-                "location", "add", "RACK-A", "--name", "Rack A", "--unit", "D-1", "--kind", "rack",
-                "--parent", "ARM",
-            ],
-        );
-        self.ok(
-            "0001",
-            &[
-                "location", "add", "RACK-B", "--name", "Rack B", "--unit", "D-1", "--kind", "rack",
-                "--parent", "ARM",
-            ],
-        );
-        self.ok(
-            "0001",
-            &[
-                "location", "add", "D2-ARM", "--name", "Armory 2", "--unit", "D-2", "--kind",
-                "armory",
-            ],
-        );
-        self.ok(
-            "0001",
-            &[
-                "item-type",
-                "add",
-                "RIFLE",
-                "--name",
-                "Rifle",
-                "--kind",
-                "weapon",
-                "--tracking",
-                "serial",
-            ],
-        );
+        self.ok("0001", &["init", "--site", "test.site", "--admin-pin", "1234"]);
+        self.ok("0001", &["unit", "add", "D-1", "--name", "Department 1", "--parent", "HQ"]);
+        self.ok("0001", &["unit", "add", "D-2", "--name", "Department 2", "--parent", "HQ"]);
+        self.ok("0001", &["location", "add", "ARM", "--name", "Armory", "--unit", "D-1", "--kind", "armory"]);
+        self.ok("0001", &["location", "add", "RACK-A", "--name", "Rack A", "--unit", "D-1", "--kind", "rack", "--parent", "ARM"]);
+        self.ok("0001", &["location", "add", "RACK-B", "--name", "Rack B", "--unit", "D-1", "--kind", "rack", "--parent", "ARM"]);
+        self.ok("0001", &["location", "add", "D2-ARM", "--name", "Armory 2", "--unit", "D-2", "--kind", "armory"]);
+        self.ok("0001", &["item-type", "add", "RIFLE", "--name", "Rifle", "--kind", "weapon", "--tracking", "serial"]);
         self.ok(
             "0001",
             &[
@@ -162,76 +89,11 @@ impl Env {
                 "1.4S",
             ],
         );
-        self.ok(
-            "0001",
-            &[
-                "person",
-                "add",
-                "0417",
-                "--name",
-                "J. Armstrong",
-                "--unit",
-                "D-1",
-                "--roles",
-                "armorer",
-            ],
-        );
-        self.ok(
-            "0001",
-            &[
-                "person",
-                "add",
-                "0501",
-                "--name",
-                "L. Chen",
-                "--unit",
-                "D-1",
-                "--roles",
-                "duty_officer",
-            ],
-        );
-        self.ok(
-            "0001",
-            &[
-                "person",
-                "add",
-                "0502",
-                "--name",
-                "M. Diaz",
-                "--unit",
-                "HQ",
-                "--roles",
-                "inspector",
-            ],
-        );
-        self.ok(
-            "0001",
-            &[
-                "person",
-                "add",
-                "1001",
-                "--name",
-                "Q. Hughes",
-                "--unit",
-                "D-1",
-                "--roles",
-                "armorer",
-            ],
-        );
-        self.ok(
-            "0001",
-            &[
-                "person",
-                "add",
-                "0710",
-                "--name",
-                "P. Garcia",
-                "--unit",
-                "D-2",
-                "--roles",
-                "logistics,armorer",
-            ],
-        );
+        self.ok("0001", &["person", "add", "0417", "--name", "J. Armstrong", "--unit", "D-1", "--roles", "armorer"]);
+        self.ok("0001", &["person", "add", "0501", "--name", "L. Chen", "--unit", "D-1", "--roles", "duty_officer"]);
+        self.ok("0001", &["person", "add", "0502", "--name", "M. Diaz", "--unit", "HQ", "--roles", "inspector"]);
+        self.ok("0001", &["person", "add", "1001", "--name", "Q. Hughes", "--unit", "D-1", "--roles", "armorer"]);
+        self.ok("0001", &["person", "add", "0710", "--name", "P. Garcia", "--unit", "D-2", "--roles", "logistics,armorer"]);
         self.ok(
             "0417",
             &[
@@ -278,10 +140,7 @@ fn mode(p: &Path) -> u32 {
 #[test]
 fn init_creates_database_and_owner_only_key_and_refuses_to_overwrite() {
     let e = Env::new();
-    e.ok(
-        "0001",
-        &["init", "--site", "test.site", "--admin-pin", "1234"],
-    );
+    e.ok("0001", &["init", "--site", "test.site", "--admin-pin", "1234"]);
     assert!(e.db().exists());
     let key = e.path("site.db.key");
     assert_eq!(mode(&key), 0o600, "signing key must be owner-only");
@@ -299,158 +158,59 @@ fn a_day_at_the_counter() {
     let e = Env::new();
     e.setup();
     let out = e.ok("0417", &["issue", "--to", "1001", "R-1042"]);
-    assert!(
-        out.contains("issue: serial R-1042 from location:RACK-A to person:1001"),
-        "{out}"
-    );
+    assert!(out.contains("issue: serial R-1042 from location:RACK-A to person:1001"), "{out}");
     let w = e.json("0417", &["where", "R-1042"]);
     assert_eq!(w["account"], "person:1001");
     // The same rifle cannot go out twice: the refusal names the rule and the facts, exit 3, nothing appended.
     let before = e.entries();
     let r = e.qm_as("0417", &["issue", "--to", "0417", "R-1042"]);
     assert_eq!(r.code, 3);
-    assert!(
-        r.stderr
-            .contains("refused: serial R-1042 is issued to badge 1001 (Q. Hughes) since"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("refused: serial R-1042 is issued to badge 1001 (Q. Hughes) since"), "{}", r.stderr);
     assert!(r.stderr.contains("return it first"), "{}", r.stderr);
     assert_eq!(e.entries(), before);
     // Lots: issue, then a return of more than was issued is refused.
-    e.ok(
-        "0417",
-        &["issue", "--to", "1001", "--from", "ARM", "L-1:60"],
-    );
+    e.ok("0417", &["issue", "--to", "1001", "--from", "ARM", "L-1:60"]);
     let c = e.json("0417", &["custody", "1001"]);
     let holds = c["holds"].as_array().unwrap();
     assert_eq!(holds.len(), 2, "{c}");
-    let r = e.qm_as(
-        "0417",
-        &["return", "--from", "1001", "--to", "ARM", "L-1:61"],
-    );
+    let r = e.qm_as("0417", &["return", "--from", "1001", "--to", "ARM", "L-1:61"]);
     assert_eq!(r.code, 3);
-    assert!(
-        r.stderr.contains("badge 1001 holds 60 of lot L-1, not 61"),
-        "{}",
-        r.stderr
-    );
-    e.ok(
-        "0417",
-        &["return", "--from", "1001", "--to", "ARM", "L-1:60"],
-    );
-    let r = e.qm_as(
-        "0417",
-        &["return", "--from", "1001", "--to", "RACK-A", "R-1041"],
-    );
+    assert!(r.stderr.contains("badge 1001 holds 60 of lot L-1, not 61"), "{}", r.stderr);
+    e.ok("0417", &["return", "--from", "1001", "--to", "ARM", "L-1:60"]);
+    let r = e.qm_as("0417", &["return", "--from", "1001", "--to", "RACK-A", "R-1041"]);
     assert_eq!(r.code, 3);
     assert!(r.stderr.contains("custody.return_matches"), "{}", r.stderr);
-    e.ok(
-        "0417",
-        &["return", "--from", "1001", "--to", "RACK-A", "R-1042"],
-    );
-    assert_eq!(
-        e.json("0417", &["custody", "1001"])["holds"]
-            .as_array()
-            .unwrap()
-            .len(),
-        0
-    );
+    e.ok("0417", &["return", "--from", "1001", "--to", "RACK-A", "R-1042"]);
+    assert_eq!(e.json("0417", &["custody", "1001"])["holds"].as_array().unwrap().len(), 0);
     // Stock by location, as JSON.
     let s = e.json("0417", &["stock", "--location", "ARM"]);
     let lines = s.as_array().unwrap();
-    assert!(
-        lines
-            .iter()
-            .any(|l| l["account"] == "location:RACK-A" && l["quantity"] == "3"),
-        "{s}"
-    );
-    assert!(
-        lines
-            .iter()
-            .any(|l| l["lot"] == "L-1" && l["quantity"] == "1000"),
-        "{s}"
-    );
+    assert!(lines.iter().any(|l| l["account"] == "location:RACK-A" && l["quantity"] == "3"), "{s}");
+    assert!(lines.iter().any(|l| l["lot"] == "L-1" && l["quantity"] == "1000"), "{s}");
     // History shows every event for the serial with its actor.
     let h = e.json("0417", &["history", "R-1042"]);
-    let kinds: Vec<String> = h
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| {
-            x["summary"]
-                .as_str()
-                .unwrap()
-                .split(':')
-                .next()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
-    assert_eq!(
-        kinds,
-        vec![
-            "serial R-1042 registered as RIFLE",
-            "receive",
-            "issue",
-            "return"
-        ],
-        "{h}"
-    );
+    let kinds: Vec<String> =
+        h.as_array().unwrap().iter().map(|x| x["summary"].as_str().unwrap().split(':').next().unwrap().to_string()).collect();
+    assert_eq!(kinds, vec!["serial R-1042 registered as RIFLE", "receive", "issue", "return"], "{h}");
     assert!(h.as_array().unwrap().iter().all(|x| x["actor"] == "0417"));
     // Move within the unit; move to another unit is refused.
-    e.ok(
-        "0417",
-        &["move", "--from", "RACK-A", "--to", "RACK-B", "R-1043"],
-    );
-    let r = e.qm_as(
-        "0417",
-        &["move", "--from", "RACK-B", "--to", "D2-ARM", "R-1043"],
-    );
+    e.ok("0417", &["move", "--from", "RACK-A", "--to", "RACK-B", "R-1043"]);
+    let r = e.qm_as("0417", &["move", "--from", "RACK-B", "--to", "D2-ARM", "R-1043"]);
     assert_eq!(r.code, 3);
     assert!(r.stderr.contains("move.same_unit"), "{}", r.stderr);
     // Expend needs a document; destroy is for the duty officer.
-    e.ok(
-        "0417",
-        &[
-            "expend",
-            "--from",
-            "ARM",
-            "--document",
-            "RANGE-1",
-            "L-1:100",
-        ],
-    );
-    let r = e.qm_as(
-        "0417",
-        &["destroy", "--from", "ARM", "--document", "DEST-1", "L-1:10"],
-    );
+    e.ok("0417", &["expend", "--from", "ARM", "--document", "RANGE-1", "L-1:100"]);
+    let r = e.qm_as("0417", &["destroy", "--from", "ARM", "--document", "DEST-1", "L-1:10"]);
     assert_eq!(r.code, 3);
     assert!(r.stderr.contains("permission.role"), "{}", r.stderr);
-    e.ok(
-        "0501",
-        &["destroy", "--from", "ARM", "--document", "DEST-1", "L-1:10"],
-    );
+    e.ok("0501", &["destroy", "--from", "ARM", "--document", "DEST-1", "L-1:10"]);
     // Loss and recovery.
     e.ok("0417", &["report-loss", "--from", "RACK-B", "R-1043"]);
     assert_eq!(e.json("0417", &["where", "R-1043"])["account"], "lost");
     e.ok("0501", &["recover", "--to", "RACK-A", "R-1043"]);
     // Suspended lot cannot be issued.
-    e.ok(
-        "0501",
-        &[
-            "lot",
-            "status",
-            "L-1",
-            "suspended",
-            "--reason",
-            "bulletin 26-14",
-        ],
-    );
-    let r = e.qm_as(
-        "0417",
-        &["issue", "--to", "1001", "--from", "ARM", "L-1:10"],
-    );
+    e.ok("0501", &["lot", "status", "L-1", "suspended", "--reason", "bulletin 26-14"]);
+    let r = e.qm_as("0417", &["issue", "--to", "1001", "--from", "ARM", "L-1:10"]);
     assert_eq!(r.code, 3);
     assert!(r.stderr.contains("lot L-1 is suspended"), "{}", r.stderr);
     // The whole day verifies.
@@ -462,19 +222,9 @@ fn a_day_at_the_counter() {
 fn exit_codes_for_usage_unknown_objects_and_bad_pins() {
     let e = Env::new();
     e.setup();
-    assert_eq!(
-        e.qm_as("0417", &["issue", "--to", "1001", "R-9999"]).code,
-        4
-    );
+    assert_eq!(e.qm_as("0417", &["issue", "--to", "1001", "R-9999"]).code, 4);
     assert_eq!(e.qm_as("0417", &["where", "R-9999"]).code, 4);
-    assert_eq!(
-        e.qm_as(
-            "0417",
-            &["issue", "--to", "1001", "--from", "ARM", "L-1:abc"]
-        )
-        .code,
-        2
-    );
+    assert_eq!(e.qm_as("0417", &["issue", "--to", "1001", "--from", "ARM", "L-1:abc"]).code, 2);
     assert_eq!(e.qm_as("0417", &["issue"]).code, 2);
     assert_eq!(e.qm_as("0417", &["frobnicate"]).code, 2);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_qm"));
@@ -489,21 +239,7 @@ fn exit_codes_for_usage_unknown_objects_and_bad_pins() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("badge or PIN not accepted"));
     // An armorer of D-1 may not act in D-2; the refusal says why.
-    let r = e.qm_as(
-        "0417",
-        &[
-            "receive",
-            "--to",
-            "D2-ARM",
-            "--from",
-            "X",
-            "--document",
-            "D",
-            "--item-type",
-            "RIFLE",
-            "R-1",
-        ],
-    );
+    let r = e.qm_as("0417", &["receive", "--to", "D2-ARM", "--from", "X", "--document", "D", "--item-type", "RIFLE", "R-1"]);
     assert_eq!(r.code, 3);
     assert!(r.stderr.contains("outside its subtree"), "{}", r.stderr);
     // JSON errors carry a stable code.
@@ -516,29 +252,9 @@ fn exit_codes_for_usage_unknown_objects_and_bad_pins() {
 fn a_retried_command_with_the_same_idempotency_key_appends_nothing() {
     let e = Env::new();
     e.setup();
-    let first = e.json(
-        "0417",
-        &[
-            "issue",
-            "--to",
-            "1001",
-            "R-1041",
-            "--idempotency-key",
-            "scan-77",
-        ],
-    );
+    let first = e.json("0417", &["issue", "--to", "1001", "R-1041", "--idempotency-key", "scan-77"]);
     let n = e.entries();
-    let again = e.json(
-        "0417",
-        &[
-            "issue",
-            "--to",
-            "1001",
-            "R-1041",
-            "--idempotency-key",
-            "scan-77",
-        ],
-    );
+    let again = e.json("0417", &["issue", "--to", "1001", "R-1041", "--idempotency-key", "scan-77"]);
     assert_eq!(again["replayed"], true);
     assert_eq!(again["first_seq"], first["first_seq"]);
     assert_eq!(e.entries(), n);
@@ -553,181 +269,41 @@ fn count_transfer_resolution_and_correction() {
     assert!(started["entries"][0]["event"]["count"] == "C-1");
     let show = e.json("0502", &["count", "show", "C-1"]);
     assert!(show["book"].is_null(), "{show}");
-    e.ok(
-        "0502",
-        &[
-            "count",
-            "record",
-            "C-1",
-            "--location",
-            "RACK-A",
-            "R-1041",
-            "R-1042",
-            "R-7777",
-        ],
-    );
-    e.ok(
-        "0502",
-        &["count", "record", "C-1", "--location", "ARM", "L-1:990"],
-    );
+    e.ok("0502", &["count", "record", "C-1", "--location", "RACK-A", "R-1041", "R-1042", "R-7777"]);
+    e.ok("0502", &["count", "record", "C-1", "--location", "ARM", "L-1:990"]);
     let closed = e.json("0502", &["count", "close", "C-1"]);
-    let kinds: Vec<&str> = closed["discrepancies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["kind"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        kinds,
-        vec!["missing serial", "unexpected serial", "quantity short"],
-        "{closed}"
-    );
+    let kinds: Vec<&str> = closed["discrepancies"].as_array().unwrap().iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, vec!["missing serial", "unexpected serial", "quantity short"], "{closed}");
     // The counter may not resolve; a resolution needs a witness by default.
-    let r = e.qm_as(
-        "0502",
-        &["count", "resolve", "D-1", "--approve", "--note", "x"],
-    );
+    let r = e.qm_as("0502", &["count", "resolve", "D-1", "--approve", "--note", "x"]);
     assert_eq!(r.code, 3);
-    let r = e.qm_as(
-        "0501",
-        &[
-            "count",
-            "resolve",
-            "D-1",
-            "--approve",
-            "--note",
-            "rifle missing, reported",
-        ],
-    );
+    let r = e.qm_as("0501", &["count", "resolve", "D-1", "--approve", "--note", "rifle missing, reported"]);
     assert_eq!(r.code, 3);
     assert!(r.stderr.contains("requires a witness"), "{}", r.stderr);
-    let r = e.qm_as(
-        "0501",
-        &[
-            "count",
-            "resolve",
-            "D-1",
-            "--approve",
-            "--note",
-            "rifle missing, reported",
-            "--witness",
-            "0501",
-        ],
-    );
+    let r = e.qm_as("0501", &["count", "resolve", "D-1", "--approve", "--note", "rifle missing, reported", "--witness", "0501"]);
     assert!(r.stderr.contains("different person"), "{}", r.stderr);
-    e.ok(
-        "0501",
-        &[
-            "count",
-            "resolve",
-            "D-1",
-            "--approve",
-            "--note",
-            "rifle missing, reported",
-            "--witness",
-            "0417",
-        ],
-    );
+    e.ok("0501", &["count", "resolve", "D-1", "--approve", "--note", "rifle missing, reported", "--witness", "0417"]);
     assert_eq!(e.json("0417", &["where", "R-1043"])["account"], "lost");
-    e.ok(
-        "0501",
-        &[
-            "count",
-            "resolve",
-            "D-2",
-            "--approve",
-            "--note",
-            "rifle found",
-            "--item-type",
-            "RIFLE",
-            "--witness",
-            "0417",
-        ],
-    );
-    assert_eq!(
-        e.json("0417", &["where", "R-7777"])["account"],
-        "location:RACK-A"
-    );
-    e.ok(
-        "0501",
-        &[
-            "count",
-            "resolve",
-            "D-3",
-            "--explain",
-            "--note",
-            "10 rounds in the range box",
-            "--witness",
-            "0417",
-        ],
-    );
+    e.ok("0501", &["count", "resolve", "D-2", "--approve", "--note", "rifle found", "--item-type", "RIFLE", "--witness", "0417"]);
+    assert_eq!(e.json("0417", &["where", "R-7777"])["account"], "location:RACK-A");
+    e.ok("0501", &["count", "resolve", "D-3", "--explain", "--note", "10 rounds in the range box", "--witness", "0417"]);
     let show = e.json("0502", &["count", "show", "C-1"]);
-    assert!(
-        show["discrepancies"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|d| !d["resolution"].is_null()),
-        "{show}"
-    );
+    assert!(show["discrepancies"].as_array().unwrap().iter().all(|d| !d["resolution"].is_null()), "{show}");
     // A transfer with a shortage.
-    e.ok(
-        "0001",
-        &[
-            "person",
-            "add",
-            "0611",
-            "--name",
-            "O. Fischer",
-            "--unit",
-            "D-1",
-            "--roles",
-            "logistics",
-        ],
-    );
-    e.ok(
-        "0611",
-        &[
-            "transfer",
-            "dispatch",
-            "--from",
-            "ARM",
-            "--to-unit",
-            "D-2",
-            "--document",
-            "TR-9",
-            "L-1:100",
-        ],
-    );
+    e.ok("0001", &["person", "add", "0611", "--name", "O. Fischer", "--unit", "D-1", "--roles", "logistics"]);
+    e.ok("0611", &["transfer", "dispatch", "--from", "ARM", "--to-unit", "D-2", "--document", "TR-9", "L-1:100"]);
     let t = e.json("0611", &["transfers"]);
     assert_eq!(t.as_array().unwrap().len(), 1);
-    let r = e.json(
-        "0710",
-        &["transfer", "receive", "T-1", "--to", "D2-ARM", "L-1:95"],
-    );
-    let types: Vec<&str> = r["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["event"]["type"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        types,
-        vec!["movement", "discrepancy_opened", "transfer_received"]
-    );
+    let r = e.json("0710", &["transfer", "receive", "T-1", "--to", "D2-ARM", "L-1:95"]);
+    let types: Vec<&str> = r["entries"].as_array().unwrap().iter().map(|x| x["event"]["type"].as_str().unwrap()).collect();
+    assert_eq!(types, vec!["movement", "discrepancy_opened", "transfer_received"]);
     assert_eq!(r["entries"][1]["event"]["facts"]["kind"], "quantity_short");
     assert_eq!(e.json("0611", &["transfers"]).as_array().unwrap().len(), 0);
     // A correction: a mistaken move is reversed by a new entry that refers to it.
-    let mv = e.json(
-        "0417",
-        &["move", "--from", "RACK-A", "--to", "RACK-B", "R-1041"],
-    );
+    let mv = e.json("0417", &["move", "--from", "RACK-A", "--to", "RACK-B", "R-1041"]);
     let seq = mv["first_seq"].as_u64().unwrap().to_string();
     e.ok("0501", &["correct", &seq, "--reason", "wrong rack scanned"]);
-    assert_eq!(
-        e.json("0417", &["where", "R-1041"])["account"],
-        "location:RACK-A"
-    );
+    assert_eq!(e.json("0417", &["where", "R-1041"])["account"], "location:RACK-A");
     let r = e.qm_as("0501", &["correct", &seq, "--reason", "again"]);
     assert_eq!(r.code, 3);
     assert!(r.stderr.contains("already corrected"), "{}", r.stderr);
@@ -745,21 +321,12 @@ fn checkpoints_and_proofs() {
     assert_eq!(p["seq"], 3);
     assert!(p["proof"].as_array().unwrap().len() >= 2);
     let cps = e.json("0001", &["checkpoints"]);
-    let sizes: Vec<u64> = cps
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["size"].as_u64().unwrap())
-        .collect();
+    let sizes: Vec<u64> = cps.as_array().unwrap().iter().map(|c| c["size"].as_u64().unwrap()).collect();
     let (a, b) = (sizes[0].to_string(), sizes[sizes.len() - 1].to_string());
     let c = e.json("0001", &["consistency", &a, &b]);
     assert!(!c["proof"].as_array().unwrap().is_empty());
     // An auditor's wrong key is caught.
-    let r = e.qm(&[
-        "verify",
-        "--verifier-key",
-        "other+01020304+AWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1+f4A=",
-    ]);
+    let r = e.qm(&["verify", "--verifier-key", "other+01020304+AWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1+f4A="]);
     assert_eq!(r.code, 1);
 }
 
@@ -767,62 +334,24 @@ fn checkpoints_and_proofs() {
 fn changing_one_byte_of_a_stored_entry_is_found_by_verify() {
     let e = Env::new();
     e.setup();
-    e.ok(
-        "0417",
-        &[
-            "receive",
-            "--to",
-            "RACK-A",
-            "--from",
-            "Arms Depot",
-            "--document",
-            "DN-TAMPER",
-            "--item-type",
-            "RIFLE",
-            "R-2001",
-        ],
-    );
+    e.ok("0417", &["receive", "--to", "RACK-A", "--from", "Arms Depot", "--document", "DN-TAMPER", "--item-type", "RIFLE", "R-2001"]);
     e.ok("0417", &["issue", "--to", "1001", "R-2001"]);
     let log = e.json("0001", &["log", "--limit", "100"]);
-    let target = log
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["summary"].as_str().unwrap().contains("DN-TAMPER"))
-        .unwrap()["seq"]
-        .as_u64()
-        .unwrap();
+    let target =
+        log.as_array().unwrap().iter().find(|l| l["summary"].as_str().unwrap().contains("DN-TAMPER")).unwrap()["seq"].as_u64().unwrap();
     assert!(e.ok("0001", &["verify"]).contains("OK"));
     // Edit the file itself, as someone with a hex editor would: one byte inside that entry.
     let mut bytes = std::fs::read(e.db()).unwrap();
-    assert!(
-        !e.path("site.db-wal").exists()
-            || std::fs::metadata(e.path("site.db-wal")).unwrap().len() == 0
-    );
+    assert!(!e.path("site.db-wal").exists() || std::fs::metadata(e.path("site.db-wal")).unwrap().len() == 0);
     let needle = b"\"document\":\"DN-TAMPER\"";
-    let at = bytes
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .expect("entry bytes are in the file");
-    assert_eq!(
-        bytes.windows(needle.len()).filter(|w| *w == needle).count(),
-        1
-    );
+    let at = bytes.windows(needle.len()).position(|w| w == needle).expect("entry bytes are in the file");
+    assert_eq!(bytes.windows(needle.len()).filter(|w| *w == needle).count(), 1);
     bytes[at + 13] = b'X'; // DN-TAMPER -> XN-TAMPER
     std::fs::write(e.db(), &bytes).unwrap();
     let r = e.qm(&["verify"]);
     assert_eq!(r.code, 1);
-    assert!(
-        r.stdout.contains(&format!("first bad entry: {target}")),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout
-            .contains(&format!("entry {target}: its bytes do not hash")),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains(&format!("first bad entry: {target}")), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("entry {target}: its bytes do not hash")), "{}", r.stdout);
 }
 
 #[test]
@@ -834,21 +363,13 @@ fn deleting_the_last_entry_no_longer_matches_the_latest_checkpoint() {
     {
         let c = rusqlite::Connection::open(e.db()).unwrap();
         // The database refuses deletes by trigger; an attacker drops the trigger first.
-        assert!(c
-            .execute("DELETE FROM entries WHERE seq = ?1", [n as i64 - 1])
-            .is_err());
+        assert!(c.execute("DELETE FROM entries WHERE seq = ?1", [n as i64 - 1]).is_err());
         c.execute_batch("DROP TRIGGER entries_no_delete").unwrap();
-        c.execute("DELETE FROM entries WHERE seq = ?1", [n as i64 - 1])
-            .unwrap();
+        c.execute("DELETE FROM entries WHERE seq = ?1", [n as i64 - 1]).unwrap();
     }
     let r = e.qm(&["verify"]);
     assert_eq!(r.code, 1);
-    assert!(
-        r.stdout
-            .contains("the tree no longer matches the latest checkpoint"),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains("the tree no longer matches the latest checkpoint"), "{}", r.stdout);
     // Normal commands refuse to run on a ledger whose projections no longer match it.
     let r = e.qm_as("0417", &["issue", "--to", "1001", "R-1042"]);
     assert_ne!(r.code, 0);
@@ -862,24 +383,26 @@ fn csv_import_reports_file_line_and_column_and_commits_nothing_from_a_bad_file()
     std::fs::write(e.path("types.csv"), "id,name,kind,tracking,unit_of_measure,neq_kg_per_unit,un_code,qualification\nPISTOL,Pistol P8,weapon,serial,each,,,P8\nDET,Detonator,component,lot,each,0.001,1.1B,\n").unwrap();
     let out = e.ok("0001", &["import", "item-types", "types.csv"]);
     assert!(out.contains("imported 2 rows"), "{out}");
-    std::fs::write(e.path("people.csv"), "badge,name,unit,roles,pin,qualifications\n2001,A. One,D-1,armorer,1234,P8:2030-01-01\n2002,B. Two,D-1,armourer,1234,\n").unwrap();
+    std::fs::write(
+        e.path("people.csv"),
+        "badge,name,unit,roles,pin,qualifications\n2001,A. One,D-1,armorer,1234,P8:2030-01-01\n2002,B. Two,D-1,armourer,1234,\n",
+    )
+    .unwrap();
     let before = e.entries();
     let r = e.qm(&["import", "people", "people.csv"]);
     assert_eq!(r.code, 2);
-    assert!(
-        r.stderr.contains("people.csv: line 3, column roles"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("people.csv: line 3, column roles"), "{}", r.stderr);
     assert_eq!(e.entries(), before, "nothing from a bad file is committed");
     // A row the rules refuse (a serial already on the books) also discards the whole file.
-    std::fs::write(e.path("serials.csv"), "serial,item_type,lot,location,supplier,document\nR-5001,RIFLE,,RACK-A,Depot,DN-7\nR-1041,RIFLE,,RACK-A,Depot,DN-7\n").unwrap();
+    std::fs::write(
+        e.path("serials.csv"),
+        "serial,item_type,lot,location,supplier,document\nR-5001,RIFLE,,RACK-A,Depot,DN-7\nR-1041,RIFLE,,RACK-A,Depot,DN-7\n",
+    )
+    .unwrap();
     let r = e.qm_as("0417", &["import", "serials", "serials.csv"]);
     assert_eq!(r.code, 2);
     assert!(
-        r.stderr.contains("serials.csv: line 3")
-            && r.stderr.contains("R-1041")
-            && r.stderr.contains("nothing from this file was recorded"),
+        r.stderr.contains("serials.csv: line 3") && r.stderr.contains("R-1041") && r.stderr.contains("nothing from this file was recorded"),
         "{}",
         r.stderr
     );
@@ -888,25 +411,11 @@ fn csv_import_reports_file_line_and_column_and_commits_nothing_from_a_bad_file()
     std::fs::write(e.path("lots.csv"), "lot,item_type,quantity,location,manufactured,expires,supplier,document\nL-9,AMMO,500,ARM,2024-01-01,2030-01-01,Depot,DN-8\nL-10,AMMO,250.5,ARM,,,Depot,DN-8\n").unwrap();
     e.ok("0417", &["import", "lots", "lots.csv"]);
     let s = e.json("0417", &["stock", "--item-type", "AMMO"]);
-    assert!(
-        s.as_array()
-            .unwrap()
-            .iter()
-            .any(|l| l["lot"] == "L-10" && l["quantity"] == "250.5"),
-        "{s}"
-    );
-    std::fs::write(
-        e.path("bad.csv"),
-        "lot,item_type,quantity,location,supplier,document\nL-11,AMMO,-5,ARM,Depot,DN-9\n",
-    )
-    .unwrap();
+    assert!(s.as_array().unwrap().iter().any(|l| l["lot"] == "L-10" && l["quantity"] == "250.5"), "{s}");
+    std::fs::write(e.path("bad.csv"), "lot,item_type,quantity,location,supplier,document\nL-11,AMMO,-5,ARM,Depot,DN-9\n").unwrap();
     let r = e.qm_as("0417", &["import", "lots", "bad.csv"]);
     assert_eq!(r.code, 2);
-    assert!(
-        r.stderr.contains("bad.csv: line 2, column quantity"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("bad.csv: line 2, column quantity"), "{}", r.stderr);
 }
 
 #[test]
@@ -915,42 +424,21 @@ fn a_file_that_is_not_ours_gets_a_clear_error_not_a_panic() {
     std::fs::write(e.db(), b"this is not a database, it is a shopping list").unwrap();
     let r = e.qm(&["stock"]);
     assert_eq!(r.code, 1);
-    assert!(
-        r.stderr.contains("is not a Quartermaster database"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("is not a Quartermaster database"), "{}", r.stderr);
     assert!(!r.stderr.contains("panicked"));
     std::fs::remove_file(e.db()).unwrap();
-    rusqlite::Connection::open(e.db())
-        .unwrap()
-        .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
-        .unwrap();
+    rusqlite::Connection::open(e.db()).unwrap().execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);").unwrap();
     let r = e.qm(&["stock"]);
-    assert!(
-        r.stderr.contains("is not a Quartermaster database"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("is not a Quartermaster database"), "{}", r.stderr);
     // A Quartermaster file from a newer build is refused, not migrated backwards.
     std::fs::remove_file(e.db()).unwrap();
-    e.ok(
-        "0001",
-        &["init", "--site", "test.site", "--admin-pin", "1234"],
-    );
-    rusqlite::Connection::open(e.db())
-        .unwrap()
-        .execute_batch("PRAGMA user_version = 99")
-        .unwrap();
+    e.ok("0001", &["init", "--site", "test.site", "--admin-pin", "1234"]);
+    rusqlite::Connection::open(e.db()).unwrap().execute_batch("PRAGMA user_version = 99").unwrap();
     let r = e.qm(&["stock"]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("schema version 99"), "{}", r.stderr);
     // A missing file is "not found".
-    let r = Command::new(env!("CARGO_BIN_EXE_qm"))
-        .env_clear()
-        .args(["--db", "/nonexistent/x.db", "stock"])
-        .output()
-        .unwrap();
+    let r = Command::new(env!("CARGO_BIN_EXE_qm")).env_clear().args(["--db", "/nonexistent/x.db", "stock"]).output().unwrap();
     assert_eq!(r.status.code(), Some(4));
 }
 
@@ -968,15 +456,8 @@ fn the_demo_runs_a_day_and_verifies() {
 
 #[test]
 fn permissions_doc_matches_the_code() {
-    let doc = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../docs/permissions.md"
-    ))
-    .unwrap();
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/permissions.md")).unwrap();
     let e = Env::new();
     let table = e.ok("0001", &["permissions"]);
-    assert!(
-        doc.contains(table.trim()),
-        "docs/permissions.md must contain the table `qm permissions` prints:\n{table}"
-    );
+    assert!(doc.contains(table.trim()), "docs/permissions.md must contain the table `qm permissions` prints:\n{table}");
 }

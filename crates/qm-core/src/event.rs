@@ -38,15 +38,8 @@ pub struct Correction {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "by", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Line {
-    Serial {
-        serial: Serial,
-        item_type: ItemTypeId,
-    },
-    Lot {
-        lot: LotNo,
-        item_type: ItemTypeId,
-        quantity: Quantity,
-    },
+    Serial { serial: Serial, item_type: ItemTypeId },
+    Lot { lot: LotNo, item_type: ItemTypeId, quantity: Quantity },
 }
 
 impl Line {
@@ -276,9 +269,7 @@ impl Event {
     pub fn mentions_serial(&self, s: &Serial) -> bool {
         match self {
             Event::SerialRegistered { serial, .. } => serial == s,
-            Event::Movement { lines, .. } => lines
-                .iter()
-                .any(|l| matches!(l, Line::Serial { serial, .. } if serial == s)),
+            Event::Movement { lines, .. } => lines.iter().any(|l| matches!(l, Line::Serial { serial, .. } if serial == s)),
             Event::CountRecorded { serials, .. } => serials.contains(s),
             Event::DiscrepancyOpened { facts, .. } => facts.serial.as_ref() == Some(s),
             _ => false,
@@ -289,9 +280,7 @@ impl Event {
     pub fn mentions_lot(&self, l: &LotNo) -> bool {
         match self {
             Event::LotRegistered { lot, .. } | Event::LotStatusChanged { lot, .. } => lot == l,
-            Event::Movement { lines, .. } => lines
-                .iter()
-                .any(|x| matches!(x, Line::Lot { lot, .. } if lot == l)),
+            Event::Movement { lines, .. } => lines.iter().any(|x| matches!(x, Line::Lot { lot, .. } if lot == l)),
             Event::CountRecorded { lots, .. } => lots.iter().any(|(x, _)| x == l),
             Event::DiscrepancyOpened { facts, .. } => facts.lot.as_ref() == Some(l),
             _ => false,

@@ -14,11 +14,7 @@ pub enum IdError {
     #[error("{what} {value:?} is longer than {ID_LEN_MAX} characters")]
     TooLong { what: &'static str, value: String },
     #[error("{what} {value:?} contains {ch:?}; use letters, digits and . _ - / only")]
-    BadChar {
-        what: &'static str,
-        value: String,
-        ch: char,
-    },
+    BadChar { what: &'static str, value: String, ch: char },
 }
 
 fn check(what: &'static str, value: &str) -> Result<(), IdError> {
@@ -26,20 +22,10 @@ fn check(what: &'static str, value: &str) -> Result<(), IdError> {
         return Err(IdError::Empty { what });
     }
     if value.chars().count() > ID_LEN_MAX {
-        return Err(IdError::TooLong {
-            what,
-            value: value.to_string(),
-        });
+        return Err(IdError::TooLong { what, value: value.to_string() });
     }
-    if let Some(ch) = value
-        .chars()
-        .find(|c| !(c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '/')))
-    {
-        return Err(IdError::BadChar {
-            what,
-            value: value.to_string(),
-            ch,
-        });
+    if let Some(ch) = value.chars().find(|c| !(c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))) {
+        return Err(IdError::BadChar { what, value: value.to_string(), ch });
     }
     Ok(())
 }
@@ -113,19 +99,10 @@ mod tests {
     #[test]
     fn ids_are_checked() {
         assert!(Serial::parse("R-1042").is_ok());
-        assert_eq!(
-            Serial::parse(" R-1042 ").map(|s| s.to_string()),
-            Ok("R-1042".to_string())
-        );
+        assert_eq!(Serial::parse(" R-1042 ").map(|s| s.to_string()), Ok("R-1042".to_string()));
         assert!(matches!(Serial::parse(""), Err(IdError::Empty { .. })));
-        assert!(matches!(
-            Serial::parse("a b"),
-            Err(IdError::BadChar { ch: ' ', .. })
-        ));
-        assert!(matches!(
-            Serial::parse(&"x".repeat(65)),
-            Err(IdError::TooLong { .. })
-        ));
+        assert!(matches!(Serial::parse("a b"), Err(IdError::BadChar { ch: ' ', .. })));
+        assert!(matches!(Serial::parse(&"x".repeat(65)), Err(IdError::TooLong { .. })));
         let json = serde_json::to_string(&Badge::parse("0417").unwrap()).unwrap();
         assert_eq!(json, "\"0417\"");
         assert!(serde_json::from_str::<Badge>("\"a;b\"").is_err());

@@ -1,8 +1,5 @@
 //! Quartermaster's domain core: commands, rules, events and projections. No I/O: clock and ids come in as arguments.
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod command;
 pub mod event;

@@ -120,10 +120,7 @@ pub enum Account {
 
 impl Account {
     pub fn is_internal(&self) -> bool {
-        matches!(
-            self,
-            Account::Location(_) | Account::Person(_) | Account::Transit(_)
-        )
+        matches!(self, Account::Location(_) | Account::Person(_) | Account::Transit(_))
     }
 }
 
@@ -150,9 +147,7 @@ impl TryFrom<String> for Account {
             Some(("location", v)) => Account::Location(LocationId::parse(v).map_err(err)?),
             Some(("person", v)) => Account::Person(Badge::parse(v).map_err(err)?),
             Some(("transit", v)) => Account::Transit(TransferId::parse(v).map_err(err)?),
-            Some(("supplier", v)) if !v.trim().is_empty() && v.len() <= 128 => {
-                Account::Supplier(v.trim().to_string())
-            }
+            Some(("supplier", v)) if !v.trim().is_empty() && v.len() <= 128 => Account::Supplier(v.trim().to_string()),
             None if s == "expended" => Account::Expended,
             None if s == "destroyed" => Account::Destroyed,
             None if s == "lost" => Account::Lost,

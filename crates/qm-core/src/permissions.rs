@@ -68,28 +68,12 @@ impl Op {
 pub fn role_allows(role: Role, op: Op) -> bool {
     use Op::*;
     match role {
-        Role::Armorer => matches!(
-            op,
-            Receive | Issue | Return | Move | Expend | ReportLost | Count | Witness
-        ),
-        Role::MagazineKeeper => matches!(
-            op,
-            Receive | Issue | Return | Move | Expend | ReportLost | Count | Witness
-        ),
+        Role::Armorer => matches!(op, Receive | Issue | Return | Move | Expend | ReportLost | Count | Witness),
+        Role::MagazineKeeper => matches!(op, Receive | Issue | Return | Move | Expend | ReportLost | Count | Witness),
         Role::Logistics => matches!(op, Receive | Move | Transfer),
-        Role::DutyOfficer => matches!(
-            op,
-            Issue
-                | Return
-                | Destroy
-                | ReportLost
-                | Recover
-                | LotStatus
-                | Count
-                | Resolve
-                | Correct
-                | Witness
-        ),
+        Role::DutyOfficer => {
+            matches!(op, Issue | Return | Destroy | ReportLost | Recover | LotStatus | Count | Resolve | Correct | Witness)
+        }
         Role::Inspector => matches!(op, Count | Witness),
         Role::Admin => matches!(op, Setup),
     }
@@ -109,11 +93,7 @@ pub fn markdown_table() -> String {
     for op in Op::ALL {
         out.push_str(&format!("| {} |", op.as_str()));
         for r in Role::ALL {
-            out.push_str(if role_allows(*r, *op) {
-                " yes |"
-            } else {
-                " – |"
-            });
+            out.push_str(if role_allows(*r, *op) { " yes |" } else { " – |" });
         }
         out.push('\n');
     }

@@ -32,21 +32,15 @@ pub struct PolicyRules {
 impl PolicyRules {
     /// Defaults the whole organization starts from (DESIGN.md: explosives and count resolutions need two people).
     pub fn baseline() -> PolicyRules {
-        PolicyRules {
-            two_person_explosives: true,
-            two_person_count_resolution: true,
-            ..PolicyRules::default()
-        }
+        PolicyRules { two_person_explosives: true, two_person_count_resolution: true, ..PolicyRules::default() }
     }
 
     /// The stricter of two policies, field by field.
     pub fn tighten(&self, other: &PolicyRules) -> PolicyRules {
         PolicyRules {
             two_person_explosives: self.two_person_explosives || other.two_person_explosives,
-            two_person_all_movements: self.two_person_all_movements
-                || other.two_person_all_movements,
-            two_person_count_resolution: self.two_person_count_resolution
-                || other.two_person_count_resolution,
+            two_person_all_movements: self.two_person_all_movements || other.two_person_all_movements,
+            two_person_count_resolution: self.two_person_count_resolution || other.two_person_count_resolution,
             counter_not_keeper: self.counter_not_keeper || other.counter_not_keeper,
             counter_not_previous: self.counter_not_previous || other.counter_not_previous,
             max_issue_quantity: match (self.max_issue_quantity, other.max_issue_quantity) {
@@ -68,20 +62,10 @@ mod tests {
 
     #[test]
     fn tighten_never_relaxes() {
-        let parent = PolicyRules {
-            counter_not_keeper: true,
-            max_issue_quantity: Some(Quantity::units(60)),
-            ..PolicyRules::default()
-        };
-        let child = PolicyRules {
-            max_issue_quantity: Some(Quantity::units(90)),
-            two_person_all_movements: true,
-            ..PolicyRules::default()
-        };
+        let parent = PolicyRules { counter_not_keeper: true, max_issue_quantity: Some(Quantity::units(60)), ..PolicyRules::default() };
+        let child = PolicyRules { max_issue_quantity: Some(Quantity::units(90)), two_person_all_movements: true, ..PolicyRules::default() };
         let eff = PolicyRules::baseline().tighten(&parent).tighten(&child);
-        assert!(
-            eff.counter_not_keeper && eff.two_person_all_movements && eff.two_person_explosives
-        );
+        assert!(eff.counter_not_keeper && eff.two_person_all_movements && eff.two_person_explosives);
         assert_eq!(eff.max_issue_quantity, Some(Quantity::units(60)));
     }
 }

@@ -5,13 +5,12 @@ use std::fmt;
 
 /// A quantity of a lot, in thousandths of its unit of measure (1 round = 1000, 2.5 kg = 2500).
 /// Integers keep sums exact: a ledger must never lose a gram to rounding.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Quantity(pub i64);
 
-/// Largest quantity one line may carry, to keep every sum far from overflow.
+/// Largest quantity (in thousandths) one line or one balance may reach: 10^12 units. It keeps every
+/// figure below 2^53, because canonical JSON (RFC 8785) reads numbers as IEEE doubles.
 pub const QUANTITY_MAX: i64 = 1_000_000_000_000_000;
 
 impl Quantity {
@@ -29,29 +28,16 @@ impl Quantity {
             Some((i, f)) => (i, f),
             None => (t, ""),
         };
-        let bad =
-            || format!("quantity {text:?} is not a positive number with at most three decimals");
-        if int.is_empty()
-            || !int.bytes().all(|b| b.is_ascii_digit())
-            || frac.len() > 3
-            || !frac.bytes().all(|b| b.is_ascii_digit())
-        {
+        let bad = || format!("quantity {text:?} is not a positive number with at most three decimals");
+        if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
         }
-        if int.len() > 15 {
-            return Err(format!(
-                "quantity {text:?} is larger than the limit of {}",
-                QUANTITY_MAX / 1000
-            ));
+        if int.len() > 12 {
+            return Err(format!("quantity {text:?} is larger than the limit of {}", QUANTITY_MAX / 1000));
         }
         let whole: i64 = int.parse().map_err(|_| bad())?;
         let mut thousandths = 0i64;
-        for (i, b) in frac
-            .bytes()
-            .chain(std::iter::repeat(b'0'))
-            .take(3)
-            .enumerate()
-        {
+        for (i, b) in frac.bytes().chain(std::iter::repeat(b'0')).take(3).enumerate() {
             let _ = i;
             thousandths = thousandths * 10 + i64::from(b - b'0');
         }
@@ -112,22 +98,10 @@ mod tests {
     fn parse_and_print() {
         assert_eq!(Quantity::parse("12"), Ok(Quantity(12_000)));
         assert_eq!(Quantity::parse("2.5"), Ok(Quantity(2_500)));
-        assert_eq!(
-            Quantity::parse("0.125").map(|q| q.to_string()),
-            Ok("0.125".into())
-        );
+        assert_eq!(Quantity::parse("0.125").map(|q| q.to_string()), Ok("0.125".into()));
         assert_eq!(Quantity(2_500).to_string(), "2.5");
         assert_eq!(Quantity(-3_000).to_string(), "-3");
-        for bad in [
-            "",
-            "0",
-            "-1",
-            "1.2345",
-            "abc",
-            "1e3",
-            ".5",
-            "9999999999999999",
-        ] {
+        for bad in ["", "0", "-1", "1.2345", "abc", "1e3", ".5", "9999999999999999"] {
             assert!(Quantity::parse(bad).is_err(), "{bad}");
         }
     }

@@ -54,16 +54,10 @@ pub struct Decision {
 type R<T> = Result<T, Rejection>;
 
 fn refuse<T>(rule: &'static str, message: impl Into<String>) -> R<T> {
-    Err(Rejection::Refused {
-        rule,
-        message: message.into(),
-    })
+    Err(Rejection::Refused { rule, message: message.into() })
 }
 fn not_found<T>(what: &'static str, id: impl ToString) -> R<T> {
-    Err(Rejection::NotFound {
-        what,
-        id: id.to_string(),
-    })
+    Err(Rejection::NotFound { what, id: id.to_string() })
 }
 fn invalid<T>(message: impl Into<String>) -> R<T> {
     Err(Rejection::Invalid(message.into()))
@@ -86,28 +80,15 @@ fn text(what: &str, value: &str, required: bool) -> R<()> {
 
 /// Short form of a time for messages at the counter.
 pub fn when(t: OffsetDateTime) -> String {
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute()
-    )
+    format!("{:04}-{:02}-{:02} {:02}:{:02}", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute())
 }
 
 /// Describes where an account is, in words for a refusal.
 fn describe(state: &State, account: &Account, since: Option<OffsetDateTime>) -> String {
-    let since = since
-        .map(|t| format!(" since {}", when(t)))
-        .unwrap_or_default();
+    let since = since.map(|t| format!(" since {}", when(t))).unwrap_or_default();
     match account {
         Account::Person(b) => {
-            let name = state
-                .people
-                .get(b)
-                .map(|p| format!(" ({})", p.name))
-                .unwrap_or_default();
+            let name = state.people.get(b).map(|p| format!(" ({})", p.name)).unwrap_or_default();
             format!("is issued to badge {b}{name}{since}")
         }
         Account::Location(l) => format!("is at location {l}{since}"),
@@ -133,18 +114,19 @@ impl<'a> Checker<'a> {
             let roles: Vec<&str> = self.actor.roles.iter().map(|r| r.as_str()).collect();
             return refuse(
                 "permission.role",
-                format!(
-                    "badge {} ({}) may not {}: no role of theirs allows it",
-                    self.ctx.actor,
-                    roles.join(", "),
-                    op.as_str()
-                ),
+                format!("badge {} ({}) may not {}: no role of theirs allows it", self.ctx.actor, roles.join(", "), op.as_str()),
             );
         }
         if !self.state.unit_within(unit, &self.actor.unit) {
             return refuse(
                 "permission.subtree",
-                format!("badge {} belongs to unit {} and may not {} at unit {}, which is outside its subtree", self.ctx.actor, self.actor.unit, op.as_str(), unit),
+                format!(
+                    "badge {} belongs to unit {} and may not {} at unit {}, which is outside its subtree",
+                    self.ctx.actor,
+                    self.actor.unit,
+                    op.as_str(),
+                    unit
+                ),
             );
         }
         Ok(())
@@ -181,25 +163,17 @@ impl<'a> Checker<'a> {
     /// Two-person integrity: a second, different, authorized person, already authenticated by PIN.
     fn witness(&self, unit: &UnitId, why: &str) -> R<()> {
         let Some(w) = &self.ctx.witness else {
-            return refuse("two_person", format!("{why}: the effective policy at unit {unit} requires a witness; give a second person's badge and PIN"));
+            return refuse(
+                "two_person",
+                format!("{why}: the effective policy at unit {unit} requires a witness; give a second person's badge and PIN"),
+            );
         };
         if *w == self.ctx.actor {
-            return refuse(
-                "two_person",
-                format!(
-                    "{why}: the witness must be a different person from badge {}",
-                    self.ctx.actor
-                ),
-            );
+            return refuse("two_person", format!("{why}: the witness must be a different person from badge {}", self.ctx.actor));
         }
         let p = self.person(w)?;
-        if !p.roles.iter().any(|r| role_allows(*r, Op::Witness))
-            || !self.state.unit_within(unit, &p.unit)
-        {
-            return refuse(
-                "two_person",
-                format!("{why}: badge {w} is not authorized to witness at unit {unit}"),
-            );
+        if !p.roles.iter().any(|r| role_allows(*r, Op::Witness)) || !self.state.unit_within(unit, &p.unit) {
+            return refuse("two_person", format!("{why}: badge {w} is not authorized to witness at unit {unit}"));
         }
         Ok(())
     }
@@ -210,10 +184,7 @@ impl<'a> Checker<'a> {
             return invalid("no items given");
         }
         if items.len() > LINES_MAX {
-            return invalid(format!(
-                "{} lines; at most {LINES_MAX} per command",
-                items.len()
-            ));
+            return invalid(format!("{} lines; at most {LINES_MAX} per command", items.len()));
         }
         let mut seen = BTreeSet::new();
         let mut wanted: BTreeMap<&LotNo, Quantity> = BTreeMap::new();
@@ -234,16 +205,10 @@ impl<'a> Checker<'a> {
                         };
                         return refuse(
                             "custody.one_account",
-                            format!(
-                                "serial {s} {}{hint}, not {from}",
-                                describe(self.state, &si.account, Some(si.since))
-                            ),
+                            format!("serial {s} {}{hint}, not {from}", describe(self.state, &si.account, Some(si.since))),
                         );
                     }
-                    lines.push(Line::Serial {
-                        serial: s.clone(),
-                        item_type: si.item_type.clone(),
-                    });
+                    lines.push(Line::Serial { serial: s.clone(), item_type: si.item_type.clone() });
                 }
                 ItemRef::Lot { lot, quantity } => {
                     let Some(l) = self.state.lots.get(lot) else {
@@ -261,14 +226,13 @@ impl<'a> Checker<'a> {
                                 Account::Person(b) => format!("badge {b} holds"),
                                 other => format!("{other} holds"),
                             };
-                            return refuse("balance.not_negative", format!("{who} {held} of lot {lot}, not {total}; no balance may go negative"));
+                            return refuse(
+                                "balance.not_negative",
+                                format!("{who} {held} of lot {lot}, not {total}; no balance may go negative"),
+                            );
                         }
                     }
-                    lines.push(Line::Lot {
-                        lot: lot.clone(),
-                        item_type: l.item_type.clone(),
-                        quantity: *quantity,
-                    });
+                    lines.push(Line::Lot { lot: lot.clone(), item_type: l.item_type.clone(), quantity: *quantity });
                 }
             }
         }
@@ -276,12 +240,7 @@ impl<'a> Checker<'a> {
     }
 
     fn explosive(&self, lines: &[Line]) -> bool {
-        lines.iter().any(|l| {
-            self.state
-                .item_types
-                .get(l.item_type())
-                .is_some_and(ItemType::is_explosive)
-        })
+        lines.iter().any(|l| self.state.item_types.get(l.item_type()).is_some_and(ItemType::is_explosive))
     }
 
     /// Witness if the effective policy wants one for these lines at that unit.
@@ -300,49 +259,26 @@ impl<'a> Checker<'a> {
     fn issuable(&self, line: &Line) -> R<()> {
         let lot = match line {
             Line::Lot { lot, .. } => Some(lot),
-            Line::Serial { serial, .. } => {
-                self.state.serials.get(serial).and_then(|s| s.lot.as_ref())
-            }
+            Line::Serial { serial, .. } => self.state.serials.get(serial).and_then(|s| s.lot.as_ref()),
         };
         let Some(lot_no) = lot else { return Ok(()) };
         let Some(lot) = self.state.lots.get(lot_no) else {
             return Ok(());
         };
         if lot.status != LotStatus::Serviceable {
-            return refuse(
-                "lot.status",
-                format!("lot {lot_no} is {}; it cannot be issued", lot.status),
-            );
+            return refuse("lot.status", format!("lot {lot_no} is {}; it cannot be issued", lot.status));
         }
         if let Some(exp) = lot.expires {
             if exp < self.ctx.at.date() {
-                return refuse(
-                    "lot.expired",
-                    format!("lot {lot_no} expired on {exp}; it cannot be issued"),
-                );
+                return refuse("lot.expired", format!("lot {lot_no} expired on {exp}; it cannot be issued"));
             }
         }
         Ok(())
     }
 }
 
-fn single_movement(
-    kind: MovementKind,
-    from: Account,
-    to: Account,
-    lines: Vec<Line>,
-    document: Option<String>,
-) -> Decision {
-    Decision {
-        events: vec![Event::Movement {
-            kind,
-            from,
-            to,
-            lines,
-            document,
-        }],
-        corrects: None,
-    }
+fn single_movement(kind: MovementKind, from: Account, to: Account, lines: Vec<Line>, document: Option<String>) -> Decision {
+    Decision { events: vec![Event::Movement { kind, from, to, lines, document }], corrects: None }
 }
 
 /// Checks a command against the books; returns the events it becomes, or why not.
@@ -351,12 +287,7 @@ pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, R
         return not_found("badge", &ctx.actor);
     };
     let c = Checker { state, ctx, actor };
-    let one = |e: Event| {
-        Ok(Decision {
-            events: vec![e],
-            corrects: None,
-        })
-    };
+    let one = |e: Event| Ok(Decision { events: vec![e], corrects: None });
     match command {
         Command::CreateUnit { unit, name, parent } => {
             text("unit name", name, true)?;
@@ -367,21 +298,9 @@ pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, R
             if state.units.contains_key(unit) {
                 return refuse("unique", format!("unit {unit} already exists"));
             }
-            one(Event::UnitCreated {
-                unit: unit.clone(),
-                name: name.clone(),
-                parent: parent.clone(),
-            })
+            one(Event::UnitCreated { unit: unit.clone(), name: name.clone(), parent: parent.clone() })
         }
-        Command::CreateLocation {
-            location,
-            name,
-            unit,
-            parent,
-            kind,
-            keeper,
-            magazine,
-        } => {
+        Command::CreateLocation { location, name, unit, parent, kind, keeper, magazine } => {
             text("location name", name, true)?;
             if !state.units.contains_key(unit) {
                 return not_found("unit", unit);
@@ -393,7 +312,10 @@ pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, R
             if let Some(p) = parent {
                 let pl = c.location(p)?;
                 if pl.unit != *unit {
-                    return refuse("location.same_unit", format!("location {location} is in unit {unit} but its parent {p} is in unit {}", pl.unit));
+                    return refuse(
+                        "location.same_unit",
+                        format!("location {location} is in unit {unit} but its parent {p} is in unit {}", pl.unit),
+                    );
                 }
             }
             if let Some(k) = keeper {
@@ -401,14 +323,10 @@ pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, R
             }
             if let Some(m) = magazine {
                 if *kind != LocationKind::Magazine {
-                    return invalid(format!(
-                        "only a magazine carries a licence; {location} is a {kind}"
-                    ));
+                    return invalid(format!("only a magazine carries a licence; {location} is a {kind}"));
                 }
                 if !(m.neq_limit_kg.is_finite() && m.neq_limit_kg >= 0.0)
-                    || m.exposed_sites
-                        .iter()
-                        .any(|e| !(e.distance_m.is_finite() && e.distance_m >= 0.0))
+                    || m.exposed_sites.iter().any(|e| !(e.distance_m.is_finite() && e.distance_m >= 0.0))
                 {
                     return invalid("licence figures must be finite, non-negative numbers");
                 }
@@ -423,32 +341,17 @@ pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, R
                 magazine: magazine.clone(),
             })
         }
-        Command::DefineItemType {
-            item_type,
-            name,
-            kind,
-            tracking,
-            unit_of_measure,
-            neq_kg_per_unit,
-            un_code,
-            qualification,
-        } => {
+        Command::DefineItemType { item_type, name, kind, tracking, unit_of_measure, neq_kg_per_unit, un_code, qualification } => {
             text("item type name", name, true)?;
             text("unit of measure", unit_of_measure, true)?;
-            let root = state
-                .site
-                .as_ref()
-                .map(|s| s.root_unit.clone())
-                .unwrap_or_else(|| actor.unit.clone());
+            let root = state.site.as_ref().map(|s| s.root_unit.clone()).unwrap_or_else(|| actor.unit.clone());
             // The catalog is shared by the whole site, so only an administrator at the root may change it.
             c.authorize(Op::Setup, &root)?;
             if state.item_types.contains_key(item_type) {
                 return refuse("unique", format!("item type {item_type} already exists"));
             }
             if !(neq_kg_per_unit.is_finite() && *neq_kg_per_unit >= 0.0) {
-                return invalid(format!(
-                    "NEQ per unit {neq_kg_per_unit} kg must be a finite number ≥ 0"
-                ));
+                return invalid(format!("NEQ per unit {neq_kg_per_unit} kg must be a finite number ≥ 0"));
             }
             if let Some(code) = un_code {
                 if !valid_un_code(code) {
@@ -472,13 +375,7 @@ pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, R
                 qualification: qualification.clone(),
             })
         }
-        Command::RegisterPerson {
-            badge,
-            name,
-            unit,
-            roles,
-            pin_hash,
-        } => {
+        Command::RegisterPerson { badge, name, unit, roles, pin_hash } => {
             text("name", name, true)?;
             if !state.units.contains_key(unit) {
                 return not_found("unit", unit);
@@ -498,36 +395,20 @@ pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, R
                 pin_hash: pin_hash.clone(),
             })
         }
-        Command::GrantQualification {
-            badge,
-            qualification,
-            expires,
-        } => {
+        Command::GrantQualification { badge, qualification, expires } => {
             text("qualification", qualification, true)?;
             let p = c.person(badge)?;
             c.authorize(Op::Setup, &p.unit)?;
-            one(Event::QualificationGranted {
-                badge: badge.clone(),
-                qualification: qualification.clone(),
-                expires: *expires,
-            })
+            one(Event::QualificationGranted { badge: badge.clone(), qualification: qualification.clone(), expires: *expires })
         }
         Command::SetPolicy { unit, rules } => {
             if !state.units.contains_key(unit) {
                 return not_found("unit", unit);
             }
             c.authorize(Op::Setup, unit)?;
-            one(Event::PolicySet {
-                unit: unit.clone(),
-                rules: rules.clone(),
-            })
+            one(Event::PolicySet { unit: unit.clone(), rules: rules.clone() })
         }
-        Command::Receive {
-            to,
-            from,
-            document,
-            lines,
-        } => decide_receive(&c, to, from, document, lines),
+        Command::Receive { to, from, document, lines } => decide_receive(&c, to, from, document, lines),
         Command::Issue { to, from, items } => decide_issue(&c, to, from.as_ref(), items),
         Command::Return { from, to, items } => {
             let loc = c.location(to)?;
@@ -536,57 +417,37 @@ pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, R
             if !state.unit_within(&p.unit, &actor.unit) {
                 return refuse(
                     "permission.subtree",
-                    format!(
-                        "badge {from} belongs to unit {}, outside the subtree of badge {}",
-                        p.unit, ctx.actor
-                    ),
+                    format!("badge {from} belongs to unit {}, outside the subtree of badge {}", p.unit, ctx.actor),
                 );
             }
             let account = Account::Person(from.clone());
             let lines = c.take(&account, items).map_err(|e| match e {
-                Rejection::Refused {
-                    rule: "custody.one_account",
-                    message,
-                } => Rejection::Refused {
+                Rejection::Refused { rule: "custody.one_account", message } => Rejection::Refused {
                     rule: "custody.return_matches",
                     message: format!("{message}; a return must match what badge {from} holds"),
                 },
                 other => other,
             })?;
             c.movement_witness(&loc.unit, &lines, "return")?;
-            Ok(single_movement(
-                MovementKind::Return,
-                account,
-                Account::Location(to.clone()),
-                lines,
-                None,
-            ))
+            Ok(single_movement(MovementKind::Return, account, Account::Location(to.clone()), lines, None))
         }
         Command::Move { from, to, items } => {
             let (fl, tl) = (c.location(from)?, c.location(to)?);
             c.authorize(Op::Move, &fl.unit)?;
             if fl.unit != tl.unit {
-                return refuse("move.same_unit", format!("{from} is in unit {} and {to} in unit {}; stock leaves a unit only by transfer", fl.unit, tl.unit));
+                return refuse(
+                    "move.same_unit",
+                    format!("{from} is in unit {} and {to} in unit {}; stock leaves a unit only by transfer", fl.unit, tl.unit),
+                );
             }
             if from == to {
                 return invalid(format!("{from} is both source and destination"));
             }
             let lines = c.take(&Account::Location(from.clone()), items)?;
             c.movement_witness(&fl.unit, &lines, "move")?;
-            Ok(single_movement(
-                MovementKind::Move,
-                Account::Location(from.clone()),
-                Account::Location(to.clone()),
-                lines,
-                None,
-            ))
+            Ok(single_movement(MovementKind::Move, Account::Location(from.clone()), Account::Location(to.clone()), lines, None))
         }
-        Command::Dispatch {
-            from,
-            to_unit,
-            items,
-            document,
-        } => {
+        Command::Dispatch { from, to_unit, items, document } => {
             if let Some(d) = document {
                 text("document", d, false)?;
             }
@@ -596,15 +457,11 @@ pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, R
                 return not_found("unit", to_unit);
             }
             if *to_unit == fl.unit {
-                return invalid(format!(
-                    "transfer from unit {} to itself; use move",
-                    fl.unit
-                ));
+                return invalid(format!("transfer from unit {} to itself; use move", fl.unit));
             }
             let lines = c.take(&Account::Location(from.clone()), items)?;
             c.movement_witness(&fl.unit, &lines, "dispatch")?;
-            let transfer = TransferId::parse(&format!("T-{}", state.transfers.len() + 1))
-                .map_err(|e| Rejection::Invalid(e.to_string()))?;
+            let transfer = TransferId::parse(&format!("T-{}", state.transfers.len() + 1)).map_err(|e| Rejection::Invalid(e.to_string()))?;
             Ok(Decision {
                 events: vec![
                     Event::TransferDispatched {
@@ -624,99 +481,47 @@ pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, R
                 corrects: None,
             })
         }
-        Command::ReceiveTransfer {
-            transfer,
-            to,
-            received,
-        } => decide_receive_transfer(&c, transfer, to, received),
-        Command::Expend {
-            from,
-            items,
-            document,
-        } => {
+        Command::ReceiveTransfer { transfer, to, received } => decide_receive_transfer(&c, transfer, to, received),
+        Command::Expend { from, items, document } => {
             text("document", document, true)?;
             let unit = c.unit_of(from)?;
             c.authorize(Op::Expend, &unit)?;
             let lines = c.take(from, items)?;
             c.movement_witness(&unit, &lines, "expenditure")?;
-            Ok(single_movement(
-                MovementKind::Expend,
-                from.clone(),
-                Account::Expended,
-                lines,
-                Some(document.clone()),
-            ))
+            Ok(single_movement(MovementKind::Expend, from.clone(), Account::Expended, lines, Some(document.clone())))
         }
-        Command::Destroy {
-            from,
-            items,
-            document,
-        } => {
+        Command::Destroy { from, items, document } => {
             text("document", document, true)?;
             let fl = c.location(from)?;
             c.authorize(Op::Destroy, &fl.unit)?;
             let lines = c.take(&Account::Location(from.clone()), items)?;
             c.movement_witness(&fl.unit, &lines, "destruction")?;
-            Ok(single_movement(
-                MovementKind::Destroy,
-                Account::Location(from.clone()),
-                Account::Destroyed,
-                lines,
-                Some(document.clone()),
-            ))
+            Ok(single_movement(MovementKind::Destroy, Account::Location(from.clone()), Account::Destroyed, lines, Some(document.clone())))
         }
-        Command::ReportLost {
-            from,
-            items,
-            document,
-        } => {
+        Command::ReportLost { from, items, document } => {
             if let Some(d) = document {
                 text("document", d, false)?;
             }
             let unit = c.unit_of(from)?;
             c.authorize(Op::ReportLost, &unit)?;
             let lines = c.take(from, items)?;
-            Ok(single_movement(
-                MovementKind::Lose,
-                from.clone(),
-                Account::Lost,
-                lines,
-                document.clone(),
-            ))
+            Ok(single_movement(MovementKind::Lose, from.clone(), Account::Lost, lines, document.clone()))
         }
-        Command::Recover {
-            to,
-            items,
-            document,
-        } => {
+        Command::Recover { to, items, document } => {
             let loc = c.location(to)?;
             c.authorize(Op::Recover, &loc.unit)?;
             let lines = c.take(&Account::Lost, items)?;
             c.movement_witness(&loc.unit, &lines, "recovery")?;
-            Ok(single_movement(
-                MovementKind::Recover,
-                Account::Lost,
-                Account::Location(to.clone()),
-                lines,
-                document.clone(),
-            ))
+            Ok(single_movement(MovementKind::Recover, Account::Lost, Account::Location(to.clone()), lines, document.clone()))
         }
-        Command::SetLotStatus {
-            lot,
-            status,
-            reason,
-        } => {
+        Command::SetLotStatus { lot, status, reason } => {
             text("reason", reason, true)?;
             let Some(l) = state.lots.get(lot) else {
                 return not_found("lot", lot);
             };
             // The decider needs authority over every unit where the lot is held, or the whole site.
-            let mut units: BTreeSet<UnitId> = state
-                .balances
-                .keys()
-                .filter(|(_, l)| l == lot)
-                .filter_map(|(a, _)| state.account_unit(a))
-                .collect();
+            let mut units: BTreeSet<UnitId> =
+                state.balances.keys().filter(|(_, l)| l == lot).filter_map(|(a, _)| state.account_unit(a)).collect();
             if units.is_empty() {
                 units.insert(actor.unit.clone());
             }
@@ -726,11 +531,7 @@ pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, R
             if l.status == *status {
                 return refuse("lot.status", format!("lot {lot} is already {status}"));
             }
-            one(Event::LotStatusChanged {
-                lot: lot.clone(),
-                status: *status,
-                reason: reason.clone(),
-            })
+            one(Event::LotStatusChanged { lot: lot.clone(), status: *status, reason: reason.clone() })
         }
         Command::StartCount { root, kind, blind } => {
             let loc = c.location(root)?;
@@ -738,39 +539,34 @@ pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, R
             let policy = state.effective_policy(&loc.unit).0;
             let subtree = state.location_subtree(root);
             if policy.counter_not_keeper {
-                if let Some(l) = subtree.iter().find(|l| {
-                    state.locations.get(*l).and_then(|x| x.keeper.as_ref()) == Some(&ctx.actor)
-                }) {
-                    return refuse("count.counter_not_keeper", format!("badge {} keeps location {l} in the counted subtree; policy at unit {} requires someone else to count it", ctx.actor, loc.unit));
+                if let Some(l) = subtree.iter().find(|l| state.locations.get(*l).and_then(|x| x.keeper.as_ref()) == Some(&ctx.actor)) {
+                    return refuse(
+                        "count.counter_not_keeper",
+                        format!(
+                            "badge {} keeps location {l} in the counted subtree; policy at unit {} requires someone else to count it",
+                            ctx.actor, loc.unit
+                        ),
+                    );
                 }
             }
             if policy.counter_not_previous && state.last_counter.get(root) == Some(&ctx.actor) {
-                return refuse("count.counter_not_previous", format!("badge {} did the previous count of {root}; policy at unit {} requires a different counter", ctx.actor, loc.unit));
-            }
-            if let Some((id, _)) = state.counts.iter().find(|(_, k)| {
-                !k.closed && (subtree.contains(&k.root) || state.location_within(root, &k.root))
-            }) {
                 return refuse(
-                    "count.one_open",
-                    format!("count {id} is still open over {root}; close it first"),
+                    "count.counter_not_previous",
+                    format!(
+                        "badge {} did the previous count of {root}; policy at unit {} requires a different counter",
+                        ctx.actor, loc.unit
+                    ),
                 );
             }
-            let count = CountId::parse(&format!("C-{}", state.counts.len() + 1))
-                .map_err(|e| Rejection::Invalid(e.to_string()))?;
-            one(Event::CountStarted {
-                count,
-                root: root.clone(),
-                kind: *kind,
-                blind: *blind,
-                counter: ctx.actor.clone(),
-            })
+            if let Some((id, _)) =
+                state.counts.iter().find(|(_, k)| !k.closed && (subtree.contains(&k.root) || state.location_within(root, &k.root)))
+            {
+                return refuse("count.one_open", format!("count {id} is still open over {root}; close it first"));
+            }
+            let count = CountId::parse(&format!("C-{}", state.counts.len() + 1)).map_err(|e| Rejection::Invalid(e.to_string()))?;
+            one(Event::CountStarted { count, root: root.clone(), kind: *kind, blind: *blind, counter: ctx.actor.clone() })
         }
-        Command::RecordCount {
-            count,
-            location,
-            serials,
-            lots,
-        } => {
+        Command::RecordCount { count, location, serials, lots } => {
             let Some(k) = state.counts.get(count) else {
                 return not_found("count", count);
             };
@@ -778,56 +574,27 @@ pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, R
                 return refuse("count.open", format!("count {count} is closed"));
             }
             if k.counter != ctx.actor {
-                return refuse(
-                    "count.counter",
-                    format!(
-                        "count {count} is being counted by badge {}, not {}",
-                        k.counter, ctx.actor
-                    ),
-                );
+                return refuse("count.counter", format!("count {count} is being counted by badge {}, not {}", k.counter, ctx.actor));
             }
             c.location(location)?;
             if !state.location_within(location, &k.root) {
-                return refuse(
-                    "count.scope",
-                    format!(
-                        "location {location} is not inside {}, the subtree of count {count}",
-                        k.root
-                    ),
-                );
+                return refuse("count.scope", format!("location {location} is not inside {}, the subtree of count {count}", k.root));
             }
             if serials.len() + lots.len() > LINES_MAX {
                 return invalid(format!("at most {LINES_MAX} lines per recording"));
             }
             if lots.iter().any(|(_, q)| !q.is_positive()) {
-                return invalid(
-                    "counted quantities must be more than zero; leave out what is not there",
-                );
+                return invalid("counted quantities must be more than zero; leave out what is not there");
             }
-            one(Event::CountRecorded {
-                count: count.clone(),
-                location: location.clone(),
-                serials: serials.clone(),
-                lots: lots.clone(),
-            })
+            one(Event::CountRecorded { count: count.clone(), location: location.clone(), serials: serials.clone(), lots: lots.clone() })
         }
         Command::CloseCount { count } => decide_close_count(&c, count),
-        Command::ResolveDiscrepancy {
-            discrepancy,
-            approve,
-            note,
-            item_type,
-        } => decide_resolve(&c, discrepancy, *approve, note, item_type.as_ref()),
+        Command::ResolveDiscrepancy { discrepancy, approve, note, item_type } => {
+            decide_resolve(&c, discrepancy, *approve, note, item_type.as_ref())
+        }
         Command::Correct { original, reason } => {
             text("reason", reason, true)?;
-            let Event::Movement {
-                kind,
-                from,
-                to,
-                lines,
-                document,
-            } = &original.event
-            else {
+            let Event::Movement { kind, from, to, lines, document } = &original.event else {
                 return refuse(
                     "correction.movement_only",
                     format!(
@@ -840,17 +607,11 @@ pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, R
             if *kind == MovementKind::Correct {
                 return refuse(
                     "correction.movement_only",
-                    format!(
-                        "entry {} is itself a correction; record a new movement instead",
-                        original.seq
-                    ),
+                    format!("entry {} is itself a correction; record a new movement instead", original.seq),
                 );
             }
             if let Some(by) = state.corrected.get(&original.seq) {
-                return refuse(
-                    "correction.once",
-                    format!("entry {} was already corrected by entry {by}", original.seq),
-                );
+                return refuse("correction.once", format!("entry {} was already corrected by entry {by}", original.seq));
             }
             let unit = c.unit_of(if from.is_internal() { from } else { to })?;
             c.authorize(Op::Correct, &unit)?;
@@ -858,10 +619,7 @@ pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, R
                 .iter()
                 .map(|l| match l {
                     Line::Serial { serial, .. } => ItemRef::Serial(serial.clone()),
-                    Line::Lot { lot, quantity, .. } => ItemRef::Lot {
-                        lot: lot.clone(),
-                        quantity: *quantity,
-                    },
+                    Line::Lot { lot, quantity, .. } => ItemRef::Lot { lot: lot.clone(), quantity: *quantity },
                 })
                 .collect();
             // The reverse movement must itself be possible now: the stock must still be where the entry put it.
@@ -875,10 +633,7 @@ pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, R
                     lines,
                     document: document.clone(),
                 }],
-                corrects: Some(Correction {
-                    seq: original.seq,
-                    reason: reason.clone(),
-                }),
+                corrects: Some(Correction { seq: original.seq, reason: reason.clone() }),
             })
         }
     }
@@ -887,20 +642,10 @@ pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, R
 /// `1.1D`, `1.4S` …: division 1 to 6 and a compatibility group letter.
 pub fn valid_un_code(code: &str) -> bool {
     let b = code.as_bytes();
-    b.len() == 4
-        && b[0] == b'1'
-        && b[1] == b'.'
-        && (b'1'..=b'6').contains(&b[2])
-        && b"ABCDEFGHJKLNS".contains(&b[3])
+    b.len() == 4 && b[0] == b'1' && b[1] == b'.' && (b'1'..=b'6').contains(&b[2]) && b"ABCDEFGHJKLNS".contains(&b[3])
 }
 
-fn decide_receive(
-    c: &Checker,
-    to: &LocationId,
-    from: &str,
-    document: &str,
-    lines: &[ReceiptLine],
-) -> R<Decision> {
+fn decide_receive(c: &Checker, to: &LocationId, from: &str, document: &str, lines: &[ReceiptLine]) -> R<Decision> {
     let state = c.state;
     text("document", document, true)?;
     text("supplier", from, true)?;
@@ -910,10 +655,7 @@ fn decide_receive(
         return invalid("a receipt needs at least one line");
     }
     if lines.len() > LINES_MAX {
-        return invalid(format!(
-            "{} lines; at most {LINES_MAX} per receipt",
-            lines.len()
-        ));
+        return invalid(format!("{} lines; at most {LINES_MAX} per receipt", lines.len()));
     }
     let mut events = vec![];
     let mut out = vec![];
@@ -924,28 +666,16 @@ fn decide_receive(
         let t = c.item_type(&line.item_type)?;
         match (t.tracking, &line.serial, &line.lot) {
             (Tracking::Serial, None, _) | (Tracking::Both, None, _) => {
-                return invalid(format!(
-                    "line {n}: item type {} is tracked by serial; give a serial",
-                    line.item_type
-                ))
+                return invalid(format!("line {n}: item type {} is tracked by serial; give a serial", line.item_type))
             }
             (Tracking::Both, Some(_), None) => {
-                return invalid(format!(
-                    "line {n}: item type {} is tracked by serial and lot; give both",
-                    line.item_type
-                ))
+                return invalid(format!("line {n}: item type {} is tracked by serial and lot; give both", line.item_type))
             }
             (Tracking::Lot, Some(_), _) => {
-                return invalid(format!(
-                    "line {n}: item type {} is tracked by lot; a serial is not expected",
-                    line.item_type
-                ))
+                return invalid(format!("line {n}: item type {} is tracked by lot; a serial is not expected", line.item_type))
             }
             (Tracking::Lot, None, None) => {
-                return invalid(format!(
-                    "line {n}: item type {} is tracked by lot; give a lot number",
-                    line.item_type
-                ))
+                return invalid(format!("line {n}: item type {} is tracked by lot; give a lot number", line.item_type))
             }
             _ => {}
         }
@@ -954,71 +684,53 @@ fn decide_receive(
                 Some(l) if l.item_type != line.item_type => {
                     return refuse(
                         "lot.one_item_type",
-                        format!(
-                            "line {n}: lot {lot} is already on the books as item type {}, not {}",
-                            l.item_type, line.item_type
-                        ),
+                        format!("line {n}: lot {lot} is already on the books as item type {}, not {}", l.item_type, line.item_type),
                     );
                 }
                 Some(_) => {}
-                None => {
-                    match new_lots.get(lot) {
-                        Some(t) if **t != line.item_type => {
-                            return refuse(
-                                "lot.one_item_type",
-                                format!("line {n}: lot {lot} is named with two item types"),
-                            )
-                        }
-                        Some(_) => {}
-                        None => {
-                            new_lots.insert(lot, &line.item_type);
-                            if let (Some(m), Some(e)) = (line.manufactured, line.expires) {
-                                if e < m {
-                                    return invalid(format!("line {n}: lot {lot} expires ({e}) before it was made ({m})"));
-                                }
-                            }
-                            events.push(Event::LotRegistered {
-                                lot: lot.clone(),
-                                item_type: line.item_type.clone(),
-                                manufactured: line.manufactured,
-                                expires: line.expires,
-                            });
-                        }
+                None => match new_lots.get(lot) {
+                    Some(t) if **t != line.item_type => {
+                        return refuse("lot.one_item_type", format!("line {n}: lot {lot} is named with two item types"))
                     }
-                }
+                    Some(_) => {}
+                    None => {
+                        new_lots.insert(lot, &line.item_type);
+                        if let (Some(m), Some(e)) = (line.manufactured, line.expires) {
+                            if e < m {
+                                return invalid(format!("line {n}: lot {lot} expires ({e}) before it was made ({m})"));
+                            }
+                        }
+                        events.push(Event::LotRegistered {
+                            lot: lot.clone(),
+                            item_type: line.item_type.clone(),
+                            manufactured: line.manufactured,
+                            expires: line.expires,
+                        });
+                    }
+                },
             }
         }
         if let Some(s) = &line.serial {
             if let Some(si) = state.serials.get(s) {
                 return refuse(
                     "custody.one_account",
-                    format!(
-                        "line {n}: serial {s} is already on the books: it {}",
-                        describe(state, &si.account, Some(si.since))
-                    ),
+                    format!("line {n}: serial {s} is already on the books: it {}", describe(state, &si.account, Some(si.since))),
                 );
             }
             if !new_serials.insert(s) {
                 return invalid(format!("line {n}: serial {s} is named twice"));
             }
-            events.push(Event::SerialRegistered {
-                serial: s.clone(),
-                item_type: line.item_type.clone(),
-                lot: line.lot.clone(),
-            });
-            out.push(Line::Serial {
-                serial: s.clone(),
-                item_type: line.item_type.clone(),
-            });
+            events.push(Event::SerialRegistered { serial: s.clone(), item_type: line.item_type.clone(), lot: line.lot.clone() });
+            out.push(Line::Serial { serial: s.clone(), item_type: line.item_type.clone() });
         } else if let Some(lot) = &line.lot {
             if !line.quantity.is_positive() {
                 return invalid(format!("line {n}: quantity must be more than zero"));
             }
-            out.push(Line::Lot {
-                lot: lot.clone(),
-                item_type: line.item_type.clone(),
-                quantity: line.quantity,
-            });
+            let after = state.balance(&Account::Location(to.clone()), lot) + line.quantity;
+            if after.0 > crate::quantity::QUANTITY_MAX {
+                return invalid(format!("line {n}: {to} would hold {after} of lot {lot}, above the limit of one balance"));
+            }
+            out.push(Line::Lot { lot: lot.clone(), item_type: line.item_type.clone(), quantity: line.quantity });
         }
     }
     c.movement_witness(&loc.unit, &out, "receipt")?;
@@ -1029,18 +741,10 @@ fn decide_receive(
         lines: out,
         document: Some(document.to_string()),
     });
-    Ok(Decision {
-        events,
-        corrects: None,
-    })
+    Ok(Decision { events, corrects: None })
 }
 
-fn decide_issue(
-    c: &Checker,
-    to: &Badge,
-    from: Option<&LocationId>,
-    items: &[ItemRef],
-) -> R<Decision> {
+fn decide_issue(c: &Checker, to: &Badge, from: Option<&LocationId>, items: &[ItemRef]) -> R<Decision> {
     let state = c.state;
     let person = c.person(to)?;
     if items.is_empty() {
@@ -1056,24 +760,12 @@ fn decide_issue(
                 Some(si) => match &si.account {
                     Account::Location(l) => l.clone(),
                     other => {
-                        let hint = if matches!(other, Account::Person(_)) {
-                            "; return it first"
-                        } else {
-                            ""
-                        };
-                        return refuse(
-                            "custody.one_account",
-                            format!(
-                                "serial {s} {}{hint}",
-                                describe(state, other, Some(si.since))
-                            ),
-                        );
+                        let hint = if matches!(other, Account::Person(_)) { "; return it first" } else { "" };
+                        return refuse("custody.one_account", format!("serial {s} {}{hint}", describe(state, other, Some(si.since))));
                     }
                 },
             },
-            (ItemRef::Lot { lot, .. }, None) => {
-                return invalid(format!("lot {lot}: say which location it is drawn from"))
-            }
+            (ItemRef::Lot { lot, .. }, None) => return invalid(format!("lot {lot}: say which location it is drawn from")),
         };
         by_source.entry(source).or_default().push(item.clone());
     }
@@ -1084,10 +776,7 @@ fn decide_issue(
         if !state.unit_within(&person.unit, &c.actor.unit) {
             return refuse(
                 "permission.subtree",
-                format!(
-                    "badge {to} belongs to unit {}, outside the subtree of badge {}",
-                    person.unit, c.ctx.actor
-                ),
+                format!("badge {to} belongs to unit {}, outside the subtree of badge {}", person.unit, c.ctx.actor),
             );
         }
         let lines = c.take(&Account::Location(source.clone()), items)?;
@@ -1098,9 +787,21 @@ fn decide_issue(
             let t = c.item_type(line.item_type())?;
             if let Some(q) = &t.qualification {
                 match person.qualifications.get(q) {
-                    None => return refuse("qualification", format!("badge {to} ({}) is not qualified on {q}, required for item type {}", person.name, line.item_type())),
+                    None => {
+                        return refuse(
+                            "qualification",
+                            format!("badge {to} ({}) is not qualified on {q}, required for item type {}", person.name, line.item_type()),
+                        )
+                    }
                     Some(exp) if *exp < c.ctx.at.date() => {
-                        return refuse("qualification", format!("badge {to} ({}) qualification {q} expired on {exp}; item type {} requires it", person.name, line.item_type()))
+                        return refuse(
+                            "qualification",
+                            format!(
+                                "badge {to} ({}) qualification {q} expired on {exp}; item type {} requires it",
+                                person.name,
+                                line.item_type()
+                            ),
+                        )
                     }
                     Some(_) => {}
                 }
@@ -1111,7 +812,10 @@ fn decide_issue(
         }
         if let Some(cap) = policy.max_issue_quantity {
             if ammunition > cap {
-                return refuse("policy.max_issue_quantity", format!("issue of {ammunition} rounds to badge {to} exceeds the cap of {cap} per issue in force at unit {}", loc.unit));
+                return refuse(
+                    "policy.max_issue_quantity",
+                    format!("issue of {ammunition} rounds to badge {to} exceeds the cap of {cap} per issue in force at unit {}", loc.unit),
+                );
             }
         }
         c.movement_witness(&loc.unit, &lines, "issue")?;
@@ -1123,45 +827,27 @@ fn decide_issue(
             document: None,
         });
     }
-    Ok(Decision {
-        events,
-        corrects: None,
-    })
+    Ok(Decision { events, corrects: None })
 }
 
 fn next_discrepancy_ids(state: &State, n: usize) -> R<Vec<DiscrepancyId>> {
     let start = state.discrepancies.len() + 1;
-    (start..start + n)
-        .map(|i| {
-            DiscrepancyId::parse(&format!("D-{i}")).map_err(|e| Rejection::Invalid(e.to_string()))
-        })
-        .collect()
+    (start..start + n).map(|i| DiscrepancyId::parse(&format!("D-{i}")).map_err(|e| Rejection::Invalid(e.to_string()))).collect()
 }
 
-fn decide_receive_transfer(
-    c: &Checker,
-    transfer: &TransferId,
-    to: &LocationId,
-    received: &[ItemRef],
-) -> R<Decision> {
+fn decide_receive_transfer(c: &Checker, transfer: &TransferId, to: &LocationId, received: &[ItemRef]) -> R<Decision> {
     let state = c.state;
     let Some(t) = state.transfers.get(transfer) else {
         return not_found("transfer", transfer);
     };
     if t.received_at_location.is_some() {
-        return refuse(
-            "transfer.once",
-            format!("transfer {transfer} was already received"),
-        );
+        return refuse("transfer.once", format!("transfer {transfer} was already received"));
     }
     let loc = c.location(to)?;
     if loc.unit != t.to_unit {
         return refuse(
             "transfer.destination",
-            format!(
-                "transfer {transfer} is addressed to unit {}, and {to} is in unit {}",
-                t.to_unit, loc.unit
-            ),
+            format!("transfer {transfer} is addressed to unit {}, and {to} is in unit {}", t.to_unit, loc.unit),
         );
     }
     c.authorize(Op::Transfer, &loc.unit)?;
@@ -1174,11 +860,7 @@ fn decide_receive_transfer(
             Line::Serial { serial, item_type } => {
                 sent_serials.insert(serial, item_type);
             }
-            Line::Lot {
-                lot,
-                item_type,
-                quantity,
-            } => {
+            Line::Lot { lot, item_type, quantity } => {
                 let e = sent_lots.entry(lot).or_insert((Quantity::ZERO, item_type));
                 e.0 += *quantity;
             }
@@ -1222,10 +904,7 @@ fn decide_receive_transfer(
     };
     for (s, it) in &sent_serials {
         if got_serials.contains(*s) {
-            lines.push(Line::Serial {
-                serial: (*s).clone(),
-                item_type: (*it).clone(),
-            });
+            lines.push(Line::Serial { serial: (*s).clone(), item_type: (*it).clone() });
         } else {
             facts.push(fact(
                 DiscrepancyKind::MissingSerial,
@@ -1261,11 +940,7 @@ fn decide_receive_transfer(
         let got = got_lots.get(*lot).copied().unwrap_or_default();
         let moved = got.min(*sent);
         if moved.is_positive() {
-            lines.push(Line::Lot {
-                lot: (*lot).clone(),
-                item_type: (*it).clone(),
-                quantity: moved,
-            });
+            lines.push(Line::Lot { lot: (*lot).clone(), item_type: (*it).clone(), quantity: moved });
         }
         if got < *sent {
             facts.push(fact(
@@ -1296,17 +971,7 @@ fn decide_receive_transfer(
     for (lot, got) in &got_lots {
         if !sent_lots.contains_key(*lot) {
             let it = state.lots.get(*lot).map(|l| &l.item_type);
-            facts.push(fact(
-                DiscrepancyKind::QuantityOver,
-                None,
-                Some(lot),
-                it,
-                Quantity::ZERO,
-                *got,
-                Account::Found,
-                dest.clone(),
-                *got,
-            ));
+            facts.push(fact(DiscrepancyKind::QuantityOver, None, Some(lot), it, Quantity::ZERO, *got, Account::Found, dest.clone(), *got));
         }
     }
     let mut events = vec![];
@@ -1322,20 +987,10 @@ fn decide_receive_transfer(
     }
     let ids = next_discrepancy_ids(state, facts.len())?;
     for (id, f) in ids.iter().zip(facts) {
-        events.push(Event::DiscrepancyOpened {
-            discrepancy: id.clone(),
-            facts: f,
-        });
+        events.push(Event::DiscrepancyOpened { discrepancy: id.clone(), facts: f });
     }
-    events.push(Event::TransferReceived {
-        transfer: transfer.clone(),
-        location: to.clone(),
-        discrepancies: ids,
-    });
-    Ok(Decision {
-        events,
-        corrects: None,
-    })
+    events.push(Event::TransferReceived { transfer: transfer.clone(), location: to.clone(), discrepancies: ids });
+    Ok(Decision { events, corrects: None })
 }
 
 fn decide_close_count(c: &Checker, count: &CountId) -> R<Decision> {
@@ -1452,30 +1107,15 @@ fn decide_close_count(c: &Checker, count: &CountId) -> R<Decision> {
     }
     for (loc, lot) in all_keys {
         let book = book_lots.get(&(loc, lot)).copied().unwrap_or_default();
-        let got = k
-            .lots
-            .get(loc)
-            .and_then(|m| m.get(lot))
-            .copied()
-            .unwrap_or_default();
+        let got = k.lots.get(loc).and_then(|m| m.get(lot)).copied().unwrap_or_default();
         if book == got {
             continue;
         }
         let here = Account::Location(loc.clone());
         let (kind, from, to, q) = if got < book {
-            (
-                DiscrepancyKind::QuantityShort,
-                here.clone(),
-                Account::Lost,
-                book - got,
-            )
+            (DiscrepancyKind::QuantityShort, here.clone(), Account::Lost, book - got)
         } else {
-            (
-                DiscrepancyKind::QuantityOver,
-                Account::Found,
-                here.clone(),
-                got - book,
-            )
+            (DiscrepancyKind::QuantityOver, Account::Found, here.clone(), got - book)
         };
         facts.push(DiscrepancyFacts {
             kind,
@@ -1493,44 +1133,20 @@ fn decide_close_count(c: &Checker, count: &CountId) -> R<Decision> {
         });
     }
     let ids = next_discrepancy_ids(state, facts.len())?;
-    let mut events: Vec<Event> = ids
-        .iter()
-        .zip(facts)
-        .map(|(id, f)| Event::DiscrepancyOpened {
-            discrepancy: id.clone(),
-            facts: f,
-        })
-        .collect();
-    events.push(Event::CountClosed {
-        count: count.clone(),
-        discrepancies: ids,
-    });
-    Ok(Decision {
-        events,
-        corrects: None,
-    })
+    let mut events: Vec<Event> =
+        ids.iter().zip(facts).map(|(id, f)| Event::DiscrepancyOpened { discrepancy: id.clone(), facts: f }).collect();
+    events.push(Event::CountClosed { count: count.clone(), discrepancies: ids });
+    Ok(Decision { events, corrects: None })
 }
 
-fn decide_resolve(
-    c: &Checker,
-    id: &DiscrepancyId,
-    approve: bool,
-    note: &str,
-    item_type: Option<&ItemTypeId>,
-) -> R<Decision> {
+fn decide_resolve(c: &Checker, id: &DiscrepancyId, approve: bool, note: &str, item_type: Option<&ItemTypeId>) -> R<Decision> {
     let state = c.state;
     text("note", note, true)?;
     let Some(d) = state.discrepancies.get(id) else {
         return not_found("discrepancy", id);
     };
     if let Some(r) = &d.resolution {
-        return refuse(
-            "discrepancy.once",
-            format!(
-                "discrepancy {id} was already resolved by badge {} in entry {}",
-                r.by, r.seq
-            ),
-        );
+        return refuse("discrepancy.once", format!("discrepancy {id} was already resolved by badge {} in entry {}", r.by, r.seq));
     }
     let f = &d.facts;
     let place = f.found_account.as_ref().or(f.book_account.as_ref());
@@ -1540,17 +1156,10 @@ fn decide_resolve(
     };
     c.authorize(Op::Resolve, &unit)?;
     if let DiscrepancySource::Count(count) = &f.source {
-        if state
-            .counts
-            .get(count)
-            .is_some_and(|k| k.counter == c.ctx.actor)
-        {
+        if state.counts.get(count).is_some_and(|k| k.counter == c.ctx.actor) {
             return refuse(
                 "count.resolver_not_counter",
-                format!(
-                    "badge {} counted {count} and may not resolve its discrepancies",
-                    c.ctx.actor
-                ),
+                format!("badge {} counted {count} and may not resolve its discrepancies", c.ctx.actor),
             );
         }
     }
@@ -1565,64 +1174,43 @@ fn decide_resolve(
                 c.item_type(t)?;
                 t.clone()
             }
-            (None, None) => return invalid(format!("discrepancy {id} is about something the catalog does not know; give its item type to approve it")),
+            (None, None) => {
+                return invalid(format!("discrepancy {id} is about something the catalog does not know; give its item type to approve it"))
+            }
         };
         // Bring unknown finds onto the books first, so the adjustment moves a known thing.
         let mut items = vec![];
         if let Some(s) = &f.serial {
             if !state.serials.contains_key(s) {
-                events.push(Event::SerialRegistered {
-                    serial: s.clone(),
-                    item_type: it.clone(),
-                    lot: None,
-                });
+                events.push(Event::SerialRegistered { serial: s.clone(), item_type: it.clone(), lot: None });
             }
             items.push(ItemRef::Serial(s.clone()));
         }
         if let Some(lot) = &f.lot {
             if !state.lots.contains_key(lot) {
-                events.push(Event::LotRegistered {
-                    lot: lot.clone(),
-                    item_type: it.clone(),
-                    manufactured: None,
-                    expires: None,
-                });
+                events.push(Event::LotRegistered { lot: lot.clone(), item_type: it.clone(), manufactured: None, expires: None });
             }
-            items.push(ItemRef::Lot {
-                lot: lot.clone(),
-                quantity: f.adjust_quantity,
-            });
+            items.push(ItemRef::Lot { lot: lot.clone(), quantity: f.adjust_quantity });
         }
         let lines = if events.is_empty() {
             c.take(&f.adjust_from, &items).map_err(|e| match e {
                 Rejection::Refused { message, .. } => Rejection::Refused {
                     rule: "discrepancy.still_applies",
-                    message: format!(
-                        "the books changed since discrepancy {id} was found: {message}"
-                    ),
+                    message: format!("the books changed since discrepancy {id} was found: {message}"),
                 },
                 other => other,
             })?
         } else {
             vec![match &f.serial {
-                Some(s) => Line::Serial {
-                    serial: s.clone(),
-                    item_type: it.clone(),
-                },
+                Some(s) => Line::Serial { serial: s.clone(), item_type: it.clone() },
                 None => Line::Lot {
-                    lot: f.lot.clone().ok_or_else(|| {
-                        Rejection::Invalid("discrepancy without serial or lot".into())
-                    })?,
+                    lot: f.lot.clone().ok_or_else(|| Rejection::Invalid("discrepancy without serial or lot".into()))?,
                     item_type: it.clone(),
                     quantity: f.adjust_quantity,
                 },
             }]
         };
-        events.push(Event::DiscrepancyResolved {
-            discrepancy: id.clone(),
-            adjusted: true,
-            note: note.to_string(),
-        });
+        events.push(Event::DiscrepancyResolved { discrepancy: id.clone(), adjusted: true, note: note.to_string() });
         events.push(Event::Movement {
             kind: MovementKind::Adjust,
             from: f.adjust_from.clone(),
@@ -1631,16 +1219,9 @@ fn decide_resolve(
             document: Some(format!("discrepancy {id}")),
         });
     } else {
-        events.push(Event::DiscrepancyResolved {
-            discrepancy: id.clone(),
-            adjusted: false,
-            note: note.to_string(),
-        });
+        events.push(Event::DiscrepancyResolved { discrepancy: id.clone(), adjusted: false, note: note.to_string() });
     }
-    Ok(Decision {
-        events,
-        corrects: None,
-    })
+    Ok(Decision { events, corrects: None })
 }
 
 /// The first events of a new site: its identity, its root unit, and its first administrator.

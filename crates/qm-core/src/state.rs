@@ -144,10 +144,7 @@ pub struct Resolution {
 }
 
 /// What one account holds: its serials, and its lot balances.
-pub type Holdings<'a> = (
-    Vec<(&'a Serial, &'a SerialItem)>,
-    Vec<(&'a LotNo, &'a Balance)>,
-);
+pub type Holdings<'a> = (Vec<(&'a Serial, &'a SerialItem)>, Vec<(&'a LotNo, &'a Balance)>);
 
 /// A projected row's address.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -189,10 +186,7 @@ pub struct State {
 }
 
 fn rk(kind: &'static str, key: impl ToString) -> RowKey {
-    RowKey {
-        kind,
-        key: key.to_string(),
-    }
+    RowKey { kind, key: key.to_string() }
 }
 
 fn balance_key(account: &Account, lot: &LotNo) -> String {
@@ -207,10 +201,7 @@ impl State {
     // ---- reading -------------------------------------------------------------------------
 
     pub fn balance(&self, account: &Account, lot: &LotNo) -> Quantity {
-        self.balances
-            .get(&(account.clone(), lot.clone()))
-            .map(|b| b.quantity)
-            .unwrap_or_default()
+        self.balances.get(&(account.clone(), lot.clone())).map(|b| b.quantity).unwrap_or_default()
     }
 
     /// Is `unit` equal to `ancestor` or below it?
@@ -275,11 +266,7 @@ impl State {
 
     /// `root` and every location inside it.
     pub fn location_subtree(&self, root: &LocationId) -> BTreeSet<LocationId> {
-        self.locations
-            .keys()
-            .filter(|l| self.location_within(l, root))
-            .cloned()
-            .collect()
+        self.locations.keys().filter(|l| self.location_within(l, root)).cloned().collect()
     }
 
     /// The unit an account belongs to, for authorization; external accounts have none.
@@ -295,17 +282,8 @@ impl State {
     /// Everything a person holds: serials and lot balances.
     pub fn custody(&self, badge: &Badge) -> Holdings<'_> {
         let account = Account::Person(badge.clone());
-        let serials = self
-            .serials
-            .iter()
-            .filter(|(_, s)| s.account == account)
-            .collect();
-        let lots = self
-            .balances
-            .iter()
-            .filter(|((a, _), b)| *a == account && b.quantity.is_positive())
-            .map(|((_, l), b)| (l, b))
-            .collect();
+        let serials = self.serials.iter().filter(|(_, s)| s.account == account).collect();
+        let lots = self.balances.iter().filter(|((a, _), b)| *a == account && b.quantity.is_positive()).map(|((_, l), b)| (l, b)).collect();
         (serials, lots)
     }
 
@@ -335,20 +313,13 @@ impl State {
         keys.extend(self.policies.keys().map(|k| rk("policy", k)));
         keys.extend(self.serials.keys().map(|k| rk("serial", k)));
         keys.extend(self.lots.keys().map(|k| rk("lot", k)));
-        keys.extend(
-            self.balances
-                .keys()
-                .map(|(a, l)| rk("balance", balance_key(a, l))),
-        );
+        keys.extend(self.balances.keys().map(|(a, l)| rk("balance", balance_key(a, l))));
         keys.extend(self.transfers.keys().map(|k| rk("transfer", k)));
         keys.extend(self.counts.keys().map(|k| rk("count", k)));
         keys.extend(self.discrepancies.keys().map(|k| rk("discrepancy", k)));
         keys.extend(self.last_counter.keys().map(|k| rk("last_counter", k)));
         keys.extend(self.corrected.keys().map(|k| rk("corrected", k)));
-        let mut rows: Vec<(RowKey, String)> = keys
-            .into_iter()
-            .filter_map(|k| self.row(&k).map(|v| (k, v)))
-            .collect();
+        let mut rows: Vec<(RowKey, String)> = keys.into_iter().filter_map(|k| self.row(&k).map(|v| (k, v))).collect();
         rows.sort_by(|a, b| a.0.cmp(&b.0));
         rows
     }
@@ -362,16 +333,10 @@ impl State {
             "meta" if key == "next_seq" => Some(self.next_seq.to_string()),
             "meta" if key == "site" => js(self.site.as_ref()),
             "unit" => js(UnitId::parse(key).ok().and_then(|id| self.units.get(&id))),
-            "location" => js(LocationId::parse(key)
-                .ok()
-                .and_then(|id| self.locations.get(&id))),
-            "item_type" => js(ItemTypeId::parse(key)
-                .ok()
-                .and_then(|id| self.item_types.get(&id))),
+            "location" => js(LocationId::parse(key).ok().and_then(|id| self.locations.get(&id))),
+            "item_type" => js(ItemTypeId::parse(key).ok().and_then(|id| self.item_types.get(&id))),
             "person" => js(Badge::parse(key).ok().and_then(|id| self.people.get(&id))),
-            "policy" => js(UnitId::parse(key)
-                .ok()
-                .and_then(|id| self.policies.get(&id))),
+            "policy" => js(UnitId::parse(key).ok().and_then(|id| self.policies.get(&id))),
             "serial" => js(Serial::parse(key).ok().and_then(|id| self.serials.get(&id))),
             "lot" => js(LotNo::parse(key).ok().and_then(|id| self.lots.get(&id))),
             "balance" => {
@@ -380,21 +345,11 @@ impl State {
                 let l = LotNo::parse(l).ok()?;
                 js(self.balances.get(&(a, l)))
             }
-            "transfer" => js(TransferId::parse(key)
-                .ok()
-                .and_then(|id| self.transfers.get(&id))),
+            "transfer" => js(TransferId::parse(key).ok().and_then(|id| self.transfers.get(&id))),
             "count" => js(CountId::parse(key).ok().and_then(|id| self.counts.get(&id))),
-            "discrepancy" => js(DiscrepancyId::parse(key)
-                .ok()
-                .and_then(|id| self.discrepancies.get(&id))),
-            "last_counter" => js(LocationId::parse(key)
-                .ok()
-                .and_then(|id| self.last_counter.get(&id))),
-            "corrected" => key
-                .parse::<u64>()
-                .ok()
-                .and_then(|s| self.corrected.get(&s))
-                .map(|v| v.to_string()),
+            "discrepancy" => js(DiscrepancyId::parse(key).ok().and_then(|id| self.discrepancies.get(&id))),
+            "last_counter" => js(LocationId::parse(key).ok().and_then(|id| self.last_counter.get(&id))),
+            "corrected" => key.parse::<u64>().ok().and_then(|s| self.corrected.get(&s)).map(|v| v.to_string()),
             _ => None,
         }
     }
@@ -402,81 +357,56 @@ impl State {
     /// Loads one stored row into the books (the opposite of `row`); used when opening a store.
     pub fn load_row(&mut self, kind: &str, key: &str, value: &str) -> Result<(), String> {
         fn de<T: for<'a> Deserialize<'a>>(kind: &str, key: &str, v: &str) -> Result<T, String> {
-            serde_json::from_str(v)
-                .map_err(|e| format!("stored {kind} row {key:?} is unreadable: {e}"))
+            serde_json::from_str(v).map_err(|e| format!("stored {kind} row {key:?} is unreadable: {e}"))
         }
         let bad = |e: crate::ids::IdError| format!("stored {kind} row key {key:?}: {e}");
         match kind {
             "meta" if key == "next_seq" => {
-                self.next_seq = value
-                    .parse()
-                    .map_err(|_| format!("stored next_seq {value:?} is not a number"))?
+                self.next_seq = value.parse().map_err(|_| format!("stored next_seq {value:?} is not a number"))?
             }
             "meta" if key == "site" => self.site = Some(de(kind, key, value)?),
             "unit" => {
-                self.units
-                    .insert(UnitId::parse(key).map_err(bad)?, de(kind, key, value)?);
+                self.units.insert(UnitId::parse(key).map_err(bad)?, de(kind, key, value)?);
             }
             "location" => {
-                self.locations
-                    .insert(LocationId::parse(key).map_err(bad)?, de(kind, key, value)?);
+                self.locations.insert(LocationId::parse(key).map_err(bad)?, de(kind, key, value)?);
             }
             "item_type" => {
-                self.item_types
-                    .insert(ItemTypeId::parse(key).map_err(bad)?, de(kind, key, value)?);
+                self.item_types.insert(ItemTypeId::parse(key).map_err(bad)?, de(kind, key, value)?);
             }
             "person" => {
-                self.people
-                    .insert(Badge::parse(key).map_err(bad)?, de(kind, key, value)?);
+                self.people.insert(Badge::parse(key).map_err(bad)?, de(kind, key, value)?);
             }
             "policy" => {
-                self.policies
-                    .insert(UnitId::parse(key).map_err(bad)?, de(kind, key, value)?);
+                self.policies.insert(UnitId::parse(key).map_err(bad)?, de(kind, key, value)?);
             }
             "serial" => {
-                self.serials
-                    .insert(Serial::parse(key).map_err(bad)?, de(kind, key, value)?);
+                self.serials.insert(Serial::parse(key).map_err(bad)?, de(kind, key, value)?);
             }
             "lot" => {
-                self.lots
-                    .insert(LotNo::parse(key).map_err(bad)?, de(kind, key, value)?);
+                self.lots.insert(LotNo::parse(key).map_err(bad)?, de(kind, key, value)?);
             }
             "balance" => {
-                let (a, l) = key
-                    .rsplit_once('|')
-                    .ok_or_else(|| format!("stored balance key {key:?} has no '|'"))?;
+                let (a, l) = key.rsplit_once('|').ok_or_else(|| format!("stored balance key {key:?} has no '|'"))?;
                 let a = Account::try_from(a.to_string())?;
                 let l = LotNo::parse(l).map_err(bad)?;
                 self.balances.insert((a, l), de(kind, key, value)?);
             }
             "transfer" => {
-                self.transfers
-                    .insert(TransferId::parse(key).map_err(bad)?, de(kind, key, value)?);
+                self.transfers.insert(TransferId::parse(key).map_err(bad)?, de(kind, key, value)?);
             }
             "count" => {
-                self.counts
-                    .insert(CountId::parse(key).map_err(bad)?, de(kind, key, value)?);
+                self.counts.insert(CountId::parse(key).map_err(bad)?, de(kind, key, value)?);
             }
             "discrepancy" => {
-                self.discrepancies.insert(
-                    DiscrepancyId::parse(key).map_err(bad)?,
-                    de(kind, key, value)?,
-                );
+                self.discrepancies.insert(DiscrepancyId::parse(key).map_err(bad)?, de(kind, key, value)?);
             }
             "last_counter" => {
-                self.last_counter
-                    .insert(LocationId::parse(key).map_err(bad)?, de(kind, key, value)?);
+                self.last_counter.insert(LocationId::parse(key).map_err(bad)?, de(kind, key, value)?);
             }
             "corrected" => {
-                let k = key
-                    .parse()
-                    .map_err(|_| format!("stored corrected key {key:?} is not a number"))?;
-                self.corrected.insert(
-                    k,
-                    value
-                        .parse()
-                        .map_err(|_| format!("stored corrected value {value:?} is not a number"))?,
-                );
+                let k = key.parse().map_err(|_| format!("stored corrected key {key:?} is not a number"))?;
+                self.corrected.insert(k, value.parse().map_err(|_| format!("stored corrected value {value:?} is not a number"))?);
             }
             other => return Err(format!("unknown projection row kind {other:?}")),
         }
@@ -488,69 +418,31 @@ impl State {
     /// Folds one ledger entry into the books. Rules have checked it before it was appended;
     /// an error here on replay means the ledger is damaged or was written by a broken build.
     pub fn apply(&mut self, env: &Envelope) -> Result<(), ApplyError> {
-        let fail = |reason: String| ApplyError {
-            seq: env.seq,
-            reason,
-        };
+        let fail = |reason: String| ApplyError { seq: env.seq, reason };
         if env.seq != self.next_seq {
-            return Err(fail(format!(
-                "expected sequence number {}, found {}",
-                self.next_seq, env.seq
-            )));
+            return Err(fail(format!("expected sequence number {}, found {}", self.next_seq, env.seq)));
         }
         if let Some(site) = &self.site {
             if env.site != site.site {
-                return Err(fail(format!(
-                    "entry belongs to site {:?}, not {:?}",
-                    env.site, site.site
-                )));
+                return Err(fail(format!("entry belongs to site {:?}, not {:?}", env.site, site.site)));
             }
         }
         self.touched.insert(rk("meta", "next_seq"));
         match &env.event {
-            Event::SiteInitialized {
-                site,
-                verifier_key,
-                root_unit,
-                root_unit_name,
-            } => {
+            Event::SiteInitialized { site, verifier_key, root_unit, root_unit_name } => {
                 if self.site.is_some() {
                     return Err(fail("site initialized twice".into()));
                 }
-                self.site = Some(SiteInfo {
-                    site: site.clone(),
-                    verifier_key: verifier_key.clone(),
-                    root_unit: root_unit.clone(),
-                });
+                self.site = Some(SiteInfo { site: site.clone(), verifier_key: verifier_key.clone(), root_unit: root_unit.clone() });
                 self.touched.insert(rk("meta", "site"));
-                self.units.insert(
-                    root_unit.clone(),
-                    Unit {
-                        name: root_unit_name.clone(),
-                        parent: None,
-                    },
-                );
+                self.units.insert(root_unit.clone(), Unit { name: root_unit_name.clone(), parent: None });
                 self.touched.insert(rk("unit", root_unit));
             }
             Event::UnitCreated { unit, name, parent } => {
-                self.units.insert(
-                    unit.clone(),
-                    Unit {
-                        name: name.clone(),
-                        parent: Some(parent.clone()),
-                    },
-                );
+                self.units.insert(unit.clone(), Unit { name: name.clone(), parent: Some(parent.clone()) });
                 self.touched.insert(rk("unit", unit));
             }
-            Event::LocationCreated {
-                location,
-                name,
-                unit,
-                parent,
-                kind,
-                keeper,
-                magazine,
-            } => {
+            Event::LocationCreated { location, name, unit, parent, kind, keeper, magazine } => {
                 self.locations.insert(
                     location.clone(),
                     Location {
@@ -564,16 +456,7 @@ impl State {
                 );
                 self.touched.insert(rk("location", location));
             }
-            Event::ItemTypeDefined {
-                item_type,
-                name,
-                kind,
-                tracking,
-                unit_of_measure,
-                neq_kg_per_unit,
-                un_code,
-                qualification,
-            } => {
+            Event::ItemTypeDefined { item_type, name, kind, tracking, unit_of_measure, neq_kg_per_unit, un_code, qualification } => {
                 self.item_types.insert(
                     item_type.clone(),
                     ItemType {
@@ -588,39 +471,16 @@ impl State {
                 );
                 self.touched.insert(rk("item_type", item_type));
             }
-            Event::PersonRegistered {
-                badge,
-                name,
-                unit,
-                roles,
-                pin_hash,
-            } => {
-                let qualifications = self
-                    .people
-                    .get(badge)
-                    .map(|p| p.qualifications.clone())
-                    .unwrap_or_default();
+            Event::PersonRegistered { badge, name, unit, roles, pin_hash } => {
+                let qualifications = self.people.get(badge).map(|p| p.qualifications.clone()).unwrap_or_default();
                 self.people.insert(
                     badge.clone(),
-                    Person {
-                        name: name.clone(),
-                        unit: unit.clone(),
-                        roles: roles.clone(),
-                        pin_hash: pin_hash.clone(),
-                        qualifications,
-                    },
+                    Person { name: name.clone(), unit: unit.clone(), roles: roles.clone(), pin_hash: pin_hash.clone(), qualifications },
                 );
                 self.touched.insert(rk("person", badge));
             }
-            Event::QualificationGranted {
-                badge,
-                qualification,
-                expires,
-            } => {
-                let p = self
-                    .people
-                    .get_mut(badge)
-                    .ok_or_else(|| fail(format!("unknown badge {badge}")))?;
+            Event::QualificationGranted { badge, qualification, expires } => {
+                let p = self.people.get_mut(badge).ok_or_else(|| fail(format!("unknown badge {badge}")))?;
                 p.qualifications.insert(qualification.clone(), *expires);
                 self.touched.insert(rk("person", badge));
             }
@@ -628,11 +488,7 @@ impl State {
                 self.policies.insert(unit.clone(), rules.clone());
                 self.touched.insert(rk("policy", unit));
             }
-            Event::SerialRegistered {
-                serial,
-                item_type,
-                lot,
-            } => {
+            Event::SerialRegistered { serial, item_type, lot } => {
                 if self.serials.contains_key(serial) {
                     return Err(fail(format!("serial {serial} registered twice")));
                 }
@@ -649,49 +505,23 @@ impl State {
                 );
                 self.touched.insert(rk("serial", serial));
             }
-            Event::LotRegistered {
-                lot,
-                item_type,
-                manufactured,
-                expires,
-            } => {
+            Event::LotRegistered { lot, item_type, manufactured, expires } => {
                 self.lots.insert(
                     lot.clone(),
-                    Lot {
-                        item_type: item_type.clone(),
-                        manufactured: *manufactured,
-                        expires: *expires,
-                        status: LotStatus::Serviceable,
-                    },
+                    Lot { item_type: item_type.clone(), manufactured: *manufactured, expires: *expires, status: LotStatus::Serviceable },
                 );
                 self.touched.insert(rk("lot", lot));
             }
-            Event::Movement {
-                from,
-                to,
-                lines,
-                kind,
-                ..
-            } => {
+            Event::Movement { from, to, lines, kind, .. } => {
                 for line in lines {
                     match line {
                         Line::Serial { serial, .. } => {
-                            let s = self
-                                .serials
-                                .get_mut(serial)
-                                .ok_or_else(|| fail(format!("unknown serial {serial}")))?;
+                            let s = self.serials.get_mut(serial).ok_or_else(|| fail(format!("unknown serial {serial}")))?;
                             // A receipt or a found item starts outside the books, wherever registration left it.
-                            let entering = matches!(
-                                kind,
-                                MovementKind::Receive
-                                    | MovementKind::Adjust
-                                    | MovementKind::Correct
-                            ) && !from.is_internal();
+                            let entering =
+                                matches!(kind, MovementKind::Receive | MovementKind::Adjust | MovementKind::Correct) && !from.is_internal();
                             if s.account != *from && !(entering && s.account == Account::Found) {
-                                return Err(fail(format!(
-                                    "serial {serial} is at {}, not at {from}",
-                                    s.account
-                                )));
+                                return Err(fail(format!("serial {serial} is at {}, not at {from}", s.account)));
                             }
                             s.account = to.clone();
                             s.since = env.at;
@@ -706,19 +536,11 @@ impl State {
                 }
             }
             Event::LotStatusChanged { lot, status, .. } => {
-                let l = self
-                    .lots
-                    .get_mut(lot)
-                    .ok_or_else(|| fail(format!("unknown lot {lot}")))?;
+                let l = self.lots.get_mut(lot).ok_or_else(|| fail(format!("unknown lot {lot}")))?;
                 l.status = *status;
                 self.touched.insert(rk("lot", lot));
             }
-            Event::TransferDispatched {
-                transfer,
-                from_unit,
-                to_unit,
-                document,
-            } => {
+            Event::TransferDispatched { transfer, from_unit, to_unit, document } => {
                 self.transfers.insert(
                     transfer.clone(),
                     Transfer {
@@ -733,26 +555,13 @@ impl State {
                 );
                 self.touched.insert(rk("transfer", transfer));
             }
-            Event::TransferReceived {
-                transfer,
-                location,
-                discrepancies,
-            } => {
-                let t = self
-                    .transfers
-                    .get_mut(transfer)
-                    .ok_or_else(|| fail(format!("unknown transfer {transfer}")))?;
+            Event::TransferReceived { transfer, location, discrepancies } => {
+                let t = self.transfers.get_mut(transfer).ok_or_else(|| fail(format!("unknown transfer {transfer}")))?;
                 t.received_at_location = Some(location.clone());
                 t.discrepancies = discrepancies.clone();
                 self.touched.insert(rk("transfer", transfer));
             }
-            Event::CountStarted {
-                count,
-                root,
-                kind,
-                blind,
-                counter,
-            } => {
+            Event::CountStarted { count, root, kind, blind, counter } => {
                 self.counts.insert(
                     count.clone(),
                     Count {
@@ -769,20 +578,9 @@ impl State {
                 );
                 self.touched.insert(rk("count", count));
             }
-            Event::CountRecorded {
-                count,
-                location,
-                serials,
-                lots,
-            } => {
-                let c = self
-                    .counts
-                    .get_mut(count)
-                    .ok_or_else(|| fail(format!("unknown count {count}")))?;
-                c.serials
-                    .entry(location.clone())
-                    .or_default()
-                    .extend(serials.iter().cloned());
+            Event::CountRecorded { count, location, serials, lots } => {
+                let c = self.counts.get_mut(count).ok_or_else(|| fail(format!("unknown count {count}")))?;
+                c.serials.entry(location.clone()).or_default().extend(serials.iter().cloned());
                 let per_lot = c.lots.entry(location.clone()).or_default();
                 for (lot, q) in lots {
                     *per_lot.entry(lot.clone()).or_default() += *q;
@@ -796,38 +594,19 @@ impl State {
                         self.touched.insert(rk("transfer", t));
                     }
                 }
-                self.discrepancies.insert(
-                    discrepancy.clone(),
-                    Discrepancy {
-                        facts: facts.clone(),
-                        resolution: None,
-                    },
-                );
+                self.discrepancies.insert(discrepancy.clone(), Discrepancy { facts: facts.clone(), resolution: None });
                 self.touched.insert(rk("discrepancy", discrepancy));
             }
-            Event::CountClosed {
-                count,
-                discrepancies,
-            } => {
-                let c = self
-                    .counts
-                    .get_mut(count)
-                    .ok_or_else(|| fail(format!("unknown count {count}")))?;
+            Event::CountClosed { count, discrepancies } => {
+                let c = self.counts.get_mut(count).ok_or_else(|| fail(format!("unknown count {count}")))?;
                 c.closed = true;
                 c.discrepancies = discrepancies.clone();
                 self.last_counter.insert(c.root.clone(), c.counter.clone());
                 self.touched.insert(rk("last_counter", &c.root));
                 self.touched.insert(rk("count", count));
             }
-            Event::DiscrepancyResolved {
-                discrepancy,
-                adjusted,
-                note,
-            } => {
-                let d = self
-                    .discrepancies
-                    .get_mut(discrepancy)
-                    .ok_or_else(|| fail(format!("unknown discrepancy {discrepancy}")))?;
+            Event::DiscrepancyResolved { discrepancy, adjusted, note } => {
+                let d = self.discrepancies.get_mut(discrepancy).ok_or_else(|| fail(format!("unknown discrepancy {discrepancy}")))?;
                 d.resolution = Some(Resolution {
                     adjusted: *adjusted,
                     note: note.clone(),
@@ -843,13 +622,7 @@ impl State {
             self.touched.insert(rk("corrected", c.seq));
         }
         // Transfers remember what was dispatched, for the receiving count.
-        if let Event::Movement {
-            kind: MovementKind::Dispatch,
-            to: Account::Transit(t),
-            lines,
-            ..
-        } = &env.event
-        {
+        if let Event::Movement { kind: MovementKind::Dispatch, to: Account::Transit(t), lines, .. } = &env.event {
             if let Some(tr) = self.transfers.get_mut(t) {
                 tr.lines.extend(lines.iter().cloned());
             }
@@ -864,12 +637,8 @@ impl State {
             return;
         }
         let key = (account.clone(), lot.clone());
-        self.touched
-            .insert(rk("balance", balance_key(account, lot)));
-        let entry = self.balances.entry(key.clone()).or_insert(Balance {
-            quantity: Quantity::ZERO,
-            since: at,
-        });
+        self.touched.insert(rk("balance", balance_key(account, lot)));
+        let entry = self.balances.entry(key.clone()).or_insert(Balance { quantity: Quantity::ZERO, since: at });
         if entry.quantity.0 <= 0 && delta.is_positive() {
             entry.since = at;
         }

@@ -42,10 +42,7 @@ impl SiteKey {
     /// origin); it must be non-empty without spaces or '+', or signing will fail.
     pub fn generate(name: &str) -> Self {
         let signing = SigningKey::generate(&mut rand_core::OsRng);
-        Self {
-            name: name.to_owned(),
-            signing,
-        }
+        Self { name: name.to_owned(), signing }
     }
 
     pub fn name(&self) -> &str {
@@ -71,21 +68,13 @@ impl SiteKey {
     fn signer_key_string(&self) -> String {
         let mut secret = vec![ALG_ED25519];
         secret.extend_from_slice(self.signing.as_bytes());
-        format!(
-            "PRIVATE+KEY+{}+{:08x}+{}",
-            self.name,
-            self.key_id(),
-            BASE64_STANDARD.encode(&secret)
-        )
+        format!("PRIVATE+KEY+{}+{:08x}+{}", self.name, self.key_id(), BASE64_STANDARD.encode(&secret))
     }
 
     /// Writes the key to `path`, creating it with mode 0600. Refuses if the file already exists.
     pub fn write_new(&self, path: &Path) -> Result<(), LedgerError> {
         if !signed_note::is_key_name_valid(&self.name) {
-            return Err(LedgerError::MalformedKey(format!(
-                "key name {:?} must be non-empty with no spaces or '+'",
-                self.name
-            )));
+            return Err(LedgerError::MalformedKey(format!("key name {:?} must be non-empty with no spaces or '+'", self.name)));
         }
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create_new(true);
@@ -99,28 +88,18 @@ impl SiteKey {
             if source.kind() == std::io::ErrorKind::AlreadyExists {
                 LedgerError::KeyFileExists(path.to_owned())
             } else {
-                LedgerError::KeyIo {
-                    path: path.to_owned(),
-                    source,
-                }
+                LedgerError::KeyIo { path: path.to_owned(), source }
             }
         })?;
-        let io_err = |source| LedgerError::KeyIo {
-            path: path.to_owned(),
-            source,
-        };
-        file.write_all(format!("{}\n", self.signer_key_string()).as_bytes())
-            .map_err(io_err)?;
+        let io_err = |source| LedgerError::KeyIo { path: path.to_owned(), source };
+        file.write_all(format!("{}\n", self.signer_key_string()).as_bytes()).map_err(io_err)?;
         file.sync_all().map_err(io_err)
     }
 
     /// Reads a key written by [`SiteKey::write_new`]. Refuses a file readable or writable by group
     /// or others (mode & 0o077 != 0).
     pub fn read(path: &Path) -> Result<Self, LedgerError> {
-        let io_err = |source| LedgerError::KeyIo {
-            path: path.to_owned(),
-            source,
-        };
+        let io_err = |source| LedgerError::KeyIo { path: path.to_owned(), source };
         let mut file = std::fs::File::open(path).map_err(io_err)?;
         #[cfg(unix)]
         {
@@ -128,10 +107,7 @@ impl SiteKey {
             // Check the opened handle, not the path, so the file cannot be swapped in between.
             let mode = file.metadata().map_err(io_err)?.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
-                return Err(LedgerError::KeyFilePermissions {
-                    path: path.to_owned(),
-                    mode,
-                });
+                return Err(LedgerError::KeyFilePermissions { path: path.to_owned(), mode });
             }
         }
         let mut text = String::new();
@@ -143,12 +119,8 @@ impl SiteKey {
     /// derived public key as Go's `note.NewSigner` does.
     fn parse_signer_key(s: &str) -> Result<Self, LedgerError> {
         let bad = |why: &str| LedgerError::MalformedKey(why.to_owned());
-        let rest = s
-            .strip_prefix("PRIVATE+KEY+")
-            .ok_or_else(|| bad("missing PRIVATE+KEY+ prefix"))?;
-        let (name, rest) = rest
-            .split_once('+')
-            .ok_or_else(|| bad("missing key name"))?;
+        let rest = s.strip_prefix("PRIVATE+KEY+").ok_or_else(|| bad("missing PRIVATE+KEY+ prefix"))?;
+        let (name, rest) = rest.split_once('+').ok_or_else(|| bad("missing key name"))?;
         let (id_hex, key_b64) = rest.split_once('+').ok_or_else(|| bad("missing key id"))?;
         if !signed_note::is_key_name_valid(name) {
             return Err(bad("invalid key name"));
@@ -157,22 +129,15 @@ impl SiteKey {
             return Err(bad("key id must be 8 hex digits"));
         }
         let id = u32::from_str_radix(id_hex, 16).map_err(|_| bad("key id is not hex"))?;
-        let raw = BASE64_STANDARD
-            .decode(key_b64)
-            .map_err(|_| bad("key is not base64"))?;
+        let raw = BASE64_STANDARD.decode(key_b64).map_err(|_| bad("key is not base64"))?;
         let Some((&alg, seed)) = raw.split_first() else {
             return Err(bad("empty key"));
         };
         if alg != ALG_ED25519 {
             return Err(bad("not an Ed25519 key"));
         }
-        let seed: &[u8; 32] = seed
-            .try_into()
-            .map_err(|_| bad("Ed25519 seed must be 32 bytes"))?;
-        let key = Self {
-            name: name.to_owned(),
-            signing: SigningKey::from_bytes(seed),
-        };
+        let seed: &[u8; 32] = seed.try_into().map_err(|_| bad("Ed25519 seed must be 32 bytes"))?;
+        let key = Self { name: name.to_owned(), signing: SigningKey::from_bytes(seed) };
         if key.key_id() != id {
             return Err(bad("key id does not match the key"));
         }
@@ -210,15 +175,11 @@ impl Checkpoint {
         // tlog_tiles only rejects an empty origin; a control character (notably '\n') would let
         // the origin forge extra body lines, and signed notes forbid control characters anyway.
         if self.origin.chars().any(char::is_control) {
-            return Err(LedgerError::MalformedCheckpoint(
-                "origin contains a control character".into(),
-            ));
+            return Err(LedgerError::MalformedCheckpoint("origin contains a control character".into()));
         }
-        let cp =
-            tlog_tiles::Checkpoint::new(&self.origin, self.size, tlog_tiles::Hash(self.root), "")
-                .map_err(|_| LedgerError::MalformedCheckpoint("origin must not be empty".into()))?;
-        String::from_utf8(cp.to_bytes())
-            .map_err(|_| LedgerError::MalformedCheckpoint("body is not UTF-8".into()))
+        let cp = tlog_tiles::Checkpoint::new(&self.origin, self.size, tlog_tiles::Hash(self.root), "")
+            .map_err(|_| LedgerError::MalformedCheckpoint("origin must not be empty".into()))?;
+        String::from_utf8(cp.to_bytes()).map_err(|_| LedgerError::MalformedCheckpoint("body is not UTF-8".into()))
     }
 }
 
@@ -226,8 +187,7 @@ impl Checkpoint {
 pub fn sign_checkpoint(key: &SiteKey, cp: &Checkpoint) -> Result<String, LedgerError> {
     let body = cp.body()?;
     let mut note = Note::new(body.as_bytes(), &[]).map_err(|e| LedgerError::Note(e.to_string()))?;
-    note.add_sigs(&[key])
-        .map_err(|e| LedgerError::Note(e.to_string()))?;
+    note.add_sigs(&[key]).map_err(|e| LedgerError::Note(e.to_string()))?;
     String::from_utf8(note.to_bytes()).map_err(|_| LedgerError::Note("note is not UTF-8".into()))
 }
 
@@ -236,24 +196,14 @@ pub fn sign_checkpoint(key: &SiteKey, cp: &Checkpoint) -> Result<String, LedgerE
 /// Signatures by other keys (e.g. witness cosignatures) are tolerated, but the note must carry a
 /// valid signature by `verifier_key`.
 pub fn open_checkpoint(note: &str, verifier_key: &str) -> Result<Checkpoint, LedgerError> {
-    let verifier = StandardVerifier::new(verifier_key)
-        .map_err(|e| LedgerError::MalformedVerifierKey(e.to_string()))?;
+    let verifier = StandardVerifier::new(verifier_key).map_err(|e| LedgerError::MalformedVerifierKey(e.to_string()))?;
     let verifiers = VerifierList::new(vec![Box::new(verifier)]);
     let parsed = Note::from_bytes(note.as_bytes()).map_err(|e| LedgerError::Note(e.to_string()))?;
-    parsed
-        .verify(&verifiers)
-        .map_err(|e| LedgerError::Note(e.to_string()))?;
-    let cp = tlog_tiles::Checkpoint::from_bytes(parsed.text()).map_err(|_| {
-        LedgerError::MalformedCheckpoint("body is not origin, size, base64 root lines".into())
-    })?;
+    parsed.verify(&verifiers).map_err(|e| LedgerError::Note(e.to_string()))?;
+    let cp = tlog_tiles::Checkpoint::from_bytes(parsed.text())
+        .map_err(|_| LedgerError::MalformedCheckpoint("body is not origin, size, base64 root lines".into()))?;
     if !cp.extension().is_empty() {
-        return Err(LedgerError::MalformedCheckpoint(
-            "unexpected extension lines after the root hash".into(),
-        ));
+        return Err(LedgerError::MalformedCheckpoint("unexpected extension lines after the root hash".into()));
     }
-    Ok(Checkpoint {
-        origin: cp.origin().to_owned(),
-        size: cp.size(),
-        root: cp.hash().0,
-    })
+    Ok(Checkpoint { origin: cp.origin().to_owned(), size: cp.size(), root: cp.hash().0 })
 }

@@ -11,8 +11,8 @@ mod tree;
 
 pub use checkpoint::{open_checkpoint, sign_checkpoint, Checkpoint, SiteKey};
 pub use tree::{
-    check_consistency, check_inclusion, empty_root, leaf_hash, locate_stored_hash, node_hash,
-    prove_consistency, prove_inclusion, stored_hash_index, tree_root, Frontier, HashReader,
+    check_consistency, check_inclusion, empty_root, leaf_hash, locate_stored_hash, node_hash, prove_consistency, prove_inclusion,
+    stored_hash_index, tree_root, Frontier, HashReader,
 };
 
 /// A SHA-256 digest: a leaf hash, an interior node hash, or a tree root.
@@ -44,9 +44,7 @@ pub enum LedgerError {
     #[error("key file {0} already exists; refusing to overwrite it")]
     KeyFileExists(std::path::PathBuf),
     /// A secret key file that others can read is treated as compromised-by-configuration.
-    #[error(
-        "key file {path} is accessible by group or others (mode {mode:03o}); run `chmod 600` on it"
-    )]
+    #[error("key file {path} is accessible by group or others (mode {mode:03o}); run `chmod 600` on it")]
     KeyFilePermissions { path: std::path::PathBuf, mode: u32 },
     /// The key file or key name is not a valid signed-note Ed25519 signer key.
     #[error("malformed signing key: {0}")]

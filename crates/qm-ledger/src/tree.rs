@@ -133,11 +133,7 @@ fn read_exact(reader: &impl HashReader, indexes: &[u64]) -> Result<Vec<Hash>, Le
     }
     let hashes = reader.read_hashes(indexes)?;
     if hashes.len() != indexes.len() {
-        return Err(LedgerError::HashStore(format!(
-            "asked for {} hashes, got {}",
-            indexes.len(),
-            hashes.len()
-        )));
+        return Err(LedgerError::HashStore(format!("asked for {} hashes, got {}", indexes.len(), hashes.len())));
     }
     Ok(hashes)
 }
@@ -152,10 +148,7 @@ struct Adapter<'a, R: HashReader> {
 
 impl<'a, R: HashReader> Adapter<'a, R> {
     fn new(inner: &'a R) -> Self {
-        Self {
-            inner,
-            failure: RefCell::new(None),
-        }
+        Self { inner, failure: RefCell::new(None) }
     }
 
     fn finish<T>(self, result: Result<T, tlog::Error>) -> Result<T, LedgerError> {
@@ -203,15 +196,9 @@ pub fn tree_root(size: u64, reader: &impl HashReader) -> Result<Hash, LedgerErro
 }
 
 /// RFC 9162 inclusion proof (audit path) for entry `index` in the tree of `size` entries.
-pub fn prove_inclusion(
-    index: u64,
-    size: u64,
-    reader: &impl HashReader,
-) -> Result<Vec<Hash>, LedgerError> {
+pub fn prove_inclusion(index: u64, size: u64, reader: &impl HashReader) -> Result<Vec<Hash>, LedgerError> {
     if index >= size {
-        return Err(LedgerError::InvalidInput(format!(
-            "entry index {index} is not in a tree of size {size}"
-        )));
+        return Err(LedgerError::InvalidInput(format!("entry index {index} is not in a tree of size {size}")));
     }
     let adapter = Adapter::new(reader);
     let result = tlog::prove_record(size, index, &adapter);
@@ -220,15 +207,9 @@ pub fn prove_inclusion(
 
 /// RFC 9162 consistency proof that the tree of `old_size` entries is a prefix of the tree of
 /// `new_size` entries. For `old_size == 0` the proof is empty (every tree extends the empty one).
-pub fn prove_consistency(
-    old_size: u64,
-    new_size: u64,
-    reader: &impl HashReader,
-) -> Result<Vec<Hash>, LedgerError> {
+pub fn prove_consistency(old_size: u64, new_size: u64, reader: &impl HashReader) -> Result<Vec<Hash>, LedgerError> {
     if old_size > new_size {
-        return Err(LedgerError::InvalidInput(format!(
-            "old size {old_size} is larger than new size {new_size}"
-        )));
+        return Err(LedgerError::InvalidInput(format!("old size {old_size} is larger than new size {new_size}")));
     }
     if old_size == 0 {
         return Ok(Vec::new());
@@ -239,43 +220,20 @@ pub fn prove_consistency(
 }
 
 /// Verify that `leaf` is entry `index` of the tree of `size` entries with root `root`.
-pub fn check_inclusion(
-    proof: &[Hash],
-    size: u64,
-    root: &Hash,
-    index: u64,
-    leaf: &Hash,
-) -> Result<(), LedgerError> {
+pub fn check_inclusion(proof: &[Hash], size: u64, root: &Hash, index: u64, leaf: &Hash) -> Result<(), LedgerError> {
     if index >= size {
-        return Err(LedgerError::InvalidInput(format!(
-            "entry index {index} is not in a tree of size {size}"
-        )));
+        return Err(LedgerError::InvalidInput(format!("entry index {index} is not in a tree of size {size}")));
     }
-    tlog::check_record(
-        &to_tlog(proof),
-        size,
-        tlog::Hash(*root),
-        index,
-        tlog::Hash(*leaf),
-    )
-    .map_err(from_tlog)
+    tlog::check_record(&to_tlog(proof), size, tlog::Hash(*root), index, tlog::Hash(*leaf)).map_err(from_tlog)
 }
 
 /// Verify that the tree (`old_size`, `old_root`) is a prefix of (`new_size`, `new_root`).
 ///
 /// `old_size == 0` is accepted only with an empty proof and `old_root` equal to the empty-tree root,
 /// matching what [`prove_consistency`] produces.
-pub fn check_consistency(
-    proof: &[Hash],
-    old_size: u64,
-    old_root: &Hash,
-    new_size: u64,
-    new_root: &Hash,
-) -> Result<(), LedgerError> {
+pub fn check_consistency(proof: &[Hash], old_size: u64, old_root: &Hash, new_size: u64, new_root: &Hash) -> Result<(), LedgerError> {
     if old_size > new_size {
-        return Err(LedgerError::InvalidInput(format!(
-            "old size {old_size} is larger than new size {new_size}"
-        )));
+        return Err(LedgerError::InvalidInput(format!("old size {old_size} is larger than new size {new_size}")));
     }
     if old_size == 0 {
         if proof.is_empty() && *old_root == empty_root() {
@@ -283,14 +241,7 @@ pub fn check_consistency(
         }
         return Err(LedgerError::InvalidProof);
     }
-    tlog::check_tree(
-        &to_tlog(proof),
-        new_size,
-        tlog::Hash(*new_root),
-        old_size,
-        tlog::Hash(*old_root),
-    )
-    .map_err(from_tlog)
+    tlog::check_tree(&to_tlog(proof), new_size, tlog::Hash(*new_root), old_size, tlog::Hash(*old_root)).map_err(from_tlog)
 }
 
 #[cfg(test)]

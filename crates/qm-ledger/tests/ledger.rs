@@ -146,11 +146,7 @@ struct ConsistencyVector {
 fn load_vectors() -> (Vectors, Vec<Hash>, MemStore) {
     let text = include_str!("data/merkle-vectors.json");
     let v: Vectors = serde_json::from_str(text).unwrap();
-    let leaves: Vec<Hash> = v
-        .leaves_hex
-        .iter()
-        .map(|h| leaf_hash(&hex::decode(h).unwrap()))
-        .collect();
+    let leaves: Vec<Hash> = v.leaves_hex.iter().map(|h| leaf_hash(&hex::decode(h).unwrap())).collect();
     let store = MemStore::from_leaves(&leaves);
     (v, leaves, store)
 }
@@ -171,17 +167,10 @@ fn vectors_roots() {
         let size = i as u64 + 1;
         let want = root_of(&v, size);
         assert_eq!(f.root(), want, "frontier root size {size}");
-        assert_eq!(
-            tree_root(size, &store).unwrap(),
-            want,
-            "tree_root size {size}"
-        );
+        assert_eq!(tree_root(size, &store).unwrap(), want, "tree_root size {size}");
         assert_eq!(Frontier::load(size, &store).unwrap().root(), want);
     }
-    assert_eq!(
-        hex::encode(f.root()),
-        "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"
-    );
+    assert_eq!(hex::encode(f.root()), "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328");
 }
 
 #[test]
@@ -200,10 +189,7 @@ fn vectors_inclusion() {
         for i in 0..want.len() {
             let mut bad = want.clone();
             bad[i][0] ^= 1;
-            assert!(matches!(
-                check_inclusion(&bad, c.tree_size, &root, c.index, &leaf),
-                Err(LedgerError::InvalidProof)
-            ));
+            assert!(matches!(check_inclusion(&bad, c.tree_size, &root, c.index, &leaf), Err(LedgerError::InvalidProof)));
         }
         let mut bad_leaf = leaf;
         bad_leaf[31] ^= 0x80;
@@ -256,14 +242,8 @@ fn vectors_consistency() {
 fn edge_cases_and_errors() {
     let (_v, leaves, store) = load_vectors();
     let n = leaves.len() as u64;
-    assert!(matches!(
-        prove_inclusion(n, n, &store),
-        Err(LedgerError::InvalidInput(_))
-    ));
-    assert!(matches!(
-        prove_consistency(5, 4, &store),
-        Err(LedgerError::InvalidInput(_))
-    ));
+    assert!(matches!(prove_inclusion(n, n, &store), Err(LedgerError::InvalidInput(_))));
+    assert!(matches!(prove_consistency(5, 4, &store), Err(LedgerError::InvalidInput(_))));
     assert!(check_inclusion(&[], 0, &sha(&[]), 0, &leaves[0]).is_err());
     // Empty tree is a prefix of everything, but only with the empty root and empty proof.
     assert_eq!(prove_consistency(0, n, &store).unwrap(), Vec::<Hash>::new());
@@ -275,14 +255,8 @@ fn edge_cases_and_errors() {
     let err = tree_root(8, &short).unwrap_err();
     assert!(matches!(err, LedgerError::HashStore(_)), "{err:?}");
     assert!(err.to_string().starts_with("hash store read failed: "));
-    assert!(matches!(
-        prove_inclusion(1, 8, &short),
-        Err(LedgerError::HashStore(_))
-    ));
-    assert!(matches!(
-        Frontier::load(8, &short),
-        Err(LedgerError::HashStore(_))
-    ));
+    assert!(matches!(prove_inclusion(1, 8, &short), Err(LedgerError::HashStore(_))));
+    assert!(matches!(Frontier::load(8, &short), Err(LedgerError::HashStore(_))));
     // A store returning the wrong number of hashes is an error, not a tlog_tiles panic.
     struct Liar;
     impl HashReader for Liar {
@@ -290,14 +264,8 @@ fn edge_cases_and_errors() {
             Ok(vec![])
         }
     }
-    assert!(matches!(
-        tree_root(5, &Liar),
-        Err(LedgerError::HashStore(_))
-    ));
-    assert!(matches!(
-        prove_consistency(3, 5, &Liar),
-        Err(LedgerError::HashStore(_))
-    ));
+    assert!(matches!(tree_root(5, &Liar), Err(LedgerError::HashStore(_))));
+    assert!(matches!(prove_consistency(3, 5, &Liar), Err(LedgerError::HashStore(_))));
 }
 
 #[test]
@@ -391,18 +359,9 @@ fn cross_check_ct_merkle() {
         let entry = format!("{{\"event\":{i}}}").into_bytes();
         per_entry.push(ours.push(leaf_hash(&entry)));
         theirs.push(entry);
-        assert_eq!(
-            ours.root().as_slice(),
-            theirs.root().as_bytes().as_slice(),
-            "size {}",
-            i + 1
-        );
+        assert_eq!(ours.root().as_slice(), theirs.root().as_bytes().as_slice(), "size {}", i + 1);
     }
-    let store = MemStore {
-        per_entry,
-        frontier: ours,
-        reads: Cell::new(0),
-    };
+    let store = MemStore { per_entry, frontier: ours, reads: Cell::new(0) };
     let size = theirs.len();
     for idx in [0usize, 1, 63, 64, 100, 129] {
         let proof = prove_inclusion(idx as u64, size, &store).unwrap();
@@ -410,10 +369,7 @@ fn cross_check_ct_merkle() {
         assert_eq!(proof.concat(), theirs_proof.as_bytes(), "inclusion {idx}");
         // And their verifier accepts our proof.
         let ip = ct_merkle::InclusionProof::<sha2_011::Sha256>::from_bytes(proof.concat());
-        theirs
-            .root()
-            .verify_inclusion(theirs.get(idx).unwrap(), idx as u64, &ip)
-            .unwrap();
+        theirs.root().verify_inclusion(theirs.get(idx).unwrap(), idx as u64, &ip).unwrap();
     }
     for additions in [1usize, 2, 66, 129] {
         let old = size - additions as u64;
@@ -426,11 +382,7 @@ fn cross_check_ct_merkle() {
 // ---------------------------------------------------------------- 4. keys and checkpoints
 
 fn sample_cp() -> Checkpoint {
-    Checkpoint {
-        origin: "quartermaster.example/site-7".into(),
-        size: 1234,
-        root: leaf_hash(b"root"),
-    }
+    Checkpoint { origin: "quartermaster.example/site-7".into(), size: 1234, root: leaf_hash(b"root") }
 }
 
 #[test]
@@ -442,19 +394,14 @@ fn checkpoint_roundtrip_and_format() {
     assert_eq!(open_checkpoint(&note, &key.verifier_key()).unwrap(), cp);
 
     // C2SP tlog-checkpoint body, blank line, one em-dash signature line.
-    let body = format!(
-        "quartermaster.example/site-7\n1234\n{}\n",
-        BASE64_STANDARD.encode(cp.root)
-    );
+    let body = format!("quartermaster.example/site-7\n1234\n{}\n", BASE64_STANDARD.encode(cp.root));
     assert!(note.starts_with(&body), "{note}");
     let rest = &note[body.len()..];
     let sig_line = rest.strip_prefix('\n').unwrap();
     assert!(sig_line.ends_with('\n'));
     let sig_line = sig_line.strip_suffix('\n').unwrap();
     assert!(!sig_line.contains('\n'));
-    let sig_b64 = sig_line
-        .strip_prefix("\u{2014} quartermaster.example/site-7 ")
-        .unwrap();
+    let sig_b64 = sig_line.strip_prefix("\u{2014} quartermaster.example/site-7 ").unwrap();
     let sig = BASE64_STANDARD.decode(sig_b64).unwrap();
     assert_eq!(sig.len(), 4 + 64); // key hash + Ed25519 signature
     let vk = key.verifier_key();
@@ -468,11 +415,7 @@ fn checkpoint_roundtrip_and_format() {
     assert_eq!(pk[0], 0x01);
 
     // Size 0 / empty root are fine and decimal.
-    let empty = Checkpoint {
-        origin: "o".into(),
-        size: 0,
-        root: tree_root(0, &MemStore::default()).unwrap(),
-    };
+    let empty = Checkpoint { origin: "o".into(), size: 0, root: tree_root(0, &MemStore::default()).unwrap() };
     let n = sign_checkpoint(&key, &empty).unwrap();
     assert!(n.starts_with("o\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n\n"));
     assert_eq!(open_checkpoint(&n, &key.verifier_key()).unwrap(), empty);
@@ -493,10 +436,7 @@ fn checkpoint_rejects_wrong_key_and_tampering() {
         let mut t = bytes.to_vec();
         t[i] = if t[i] == b'A' { b'B' } else { b'A' };
         let t = String::from_utf8(t).unwrap();
-        assert!(
-            open_checkpoint(&t, &key.verifier_key()).is_err(),
-            "byte {i}"
-        );
+        assert!(open_checkpoint(&t, &key.verifier_key()).is_err(), "byte {i}");
     }
     // A signature-only note by another key is not accepted either.
     let forged = sign_checkpoint(&other, &sample_cp()).unwrap();
@@ -527,17 +467,11 @@ fn key_file_permissions_and_redaction() {
     assert_eq!(back.name(), "site-7");
     assert_eq!(back.verifier_key(), key.verifier_key());
     let note = sign_checkpoint(&back, &sample_cp()).unwrap();
-    assert_eq!(
-        open_checkpoint(&note, &key.verifier_key()).unwrap(),
-        sample_cp()
-    );
+    assert_eq!(open_checkpoint(&note, &key.verifier_key()).unwrap(), sample_cp());
 
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let err = SiteKey::read(&path).unwrap_err();
-    assert!(
-        matches!(err, LedgerError::KeyFilePermissions { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, LedgerError::KeyFilePermissions { .. }), "{err:?}");
 
     // Debug shows neither the raw secret nor its base64 form.
     let text = std::fs::read_to_string(&path).unwrap();
@@ -562,9 +496,6 @@ fn key_file_permissions_and_redaction() {
         let p = bad.with_extension(i.to_string());
         std::fs::write(&p, content).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(matches!(
-            SiteKey::read(&p),
-            Err(LedgerError::MalformedKey(_))
-        ));
+        assert!(matches!(SiteKey::read(&p), Err(LedgerError::MalformedKey(_))));
     }
 }

@@ -1,8 +1,5 @@
 //! The SQLite store: one file, WAL mode, `synchronous=FULL`, versioned migrations that run on open.
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 use qm_store::{Commit, Hash, Result, StoreError, StoredCheckpoint, StoredEntry};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
@@ -13,10 +10,7 @@ pub const APPLICATION_ID: i64 = 0x514D_4C47;
 
 /// Migrations in order; index + 1 is the schema version they bring the file to.
 /// Released migrations are never edited (a tidy test pins their hashes).
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_ledger.sql",
-    include_str!("../migrations/0001_ledger.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[("0001_ledger.sql", include_str!("../migrations/0001_ledger.sql"))];
 
 pub struct SqliteStore {
     conn: Connection,
@@ -33,13 +27,8 @@ impl SqliteStore {
         if path.exists() {
             return Err(StoreError::Exists(path.display().to_string()));
         }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
-        )
-        .map_err(be)?;
-        conn.pragma_update(None, "application_id", APPLICATION_ID)
-            .map_err(be)?;
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE).map_err(be)?;
+        conn.pragma_update(None, "application_id", APPLICATION_ID).map_err(be)?;
         Self::setup(conn, path)
     }
 
@@ -48,21 +37,14 @@ impl SqliteStore {
         if !path.exists() {
             return Err(StoreError::Missing(path.display().to_string()));
         }
-        let conn =
-            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE).map_err(be)?;
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE).map_err(be)?;
         let shown = path.display().to_string();
         // A file that is not SQLite at all fails on its first read, with "file is not a database".
         let app_id: i64 = conn
             .query_row("PRAGMA application_id", [], |r| r.get(0))
-            .map_err(|e| StoreError::NotOurs {
-                path: shown.clone(),
-                detail: format!(": {e}"),
-            })?;
+            .map_err(|e| StoreError::NotOurs { path: shown.clone(), detail: format!(": {e}") })?;
         if app_id != APPLICATION_ID {
-            return Err(StoreError::NotOurs {
-                path: shown,
-                detail: format!(" (application id {app_id:#x})"),
-            });
+            return Err(StoreError::NotOurs { path: shown, detail: format!(" (application id {app_id:#x})") });
         }
         Self::setup(conn, path)
     }
@@ -71,42 +53,28 @@ impl SqliteStore {
         let shown = path.display().to_string();
         // WAL lets readers (a backup, `qm stock`) run beside the writer; FULL makes every commit durable
         // before it returns, so an acknowledged movement survives a power cut.
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(be)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(be)?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Backend(format!(
-                "could not switch {shown} to WAL mode (got {mode})"
-            )));
+            return Err(StoreError::Backend(format!("could not switch {shown} to WAL mode (got {mode})")));
         }
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(be)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(be)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(be)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(be)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(be)?;
         let mut store = SqliteStore { conn, path: shown };
         store.migrate()?;
         Ok(store)
     }
 
     fn migrate(&mut self) -> Result<()> {
-        let version: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(be)?;
+        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(be)?;
         let supported = MIGRATIONS.len() as i64;
         if version > supported {
-            return Err(StoreError::TooNew {
-                path: self.path.clone(),
-                found: version,
-                supported,
-            });
+            return Err(StoreError::TooNew { path: self.path.clone(), found: version, supported });
         }
         for (i, (_, sql)) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = self.conn.transaction().map_err(be)?;
             tx.execute_batch(sql).map_err(be)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)
-                .map_err(be)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(be)?;
             tx.commit().map_err(be)?;
         }
         Ok(())
@@ -128,10 +96,7 @@ fn hashes_to_blob(hashes: &[Hash]) -> Vec<u8> {
 
 fn blob_to_hashes(seq: u64, blob: &[u8]) -> Result<Vec<Hash>> {
     if !blob.len().is_multiple_of(32) {
-        return Err(StoreError::Damaged(format!(
-            "entry {seq}: stored tree hashes are {} bytes, not a multiple of 32",
-            blob.len()
-        )));
+        return Err(StoreError::Damaged(format!("entry {seq}: stored tree hashes are {} bytes, not a multiple of 32", blob.len())));
     }
     Ok(blob
         .chunks_exact(32)
@@ -151,22 +116,10 @@ impl qm_store::Store for SqliteStore {
     fn commit(&mut self, commit: &Commit) -> Result<()> {
         let tx = self.conn.transaction().map_err(be)?;
         {
-            let mut ins = tx
-                .prepare_cached(
-                    "INSERT INTO entries (seq, idem, bytes, hashes) VALUES (?1, ?2, ?3, ?4)",
-                )
-                .map_err(be)?;
+            let mut ins = tx.prepare_cached("INSERT INTO entries (seq, idem, bytes, hashes) VALUES (?1, ?2, ?3, ?4)").map_err(be)?;
             for e in &commit.entries {
-                ins.execute(params![
-                    e.seq as i64,
-                    e.idempotency_key,
-                    e.bytes,
-                    hashes_to_blob(&e.hashes)
-                ])
-                .map_err(|err| match err {
-                    rusqlite::Error::SqliteFailure(f, _)
-                        if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-                    {
+                ins.execute(params![e.seq as i64, e.idempotency_key, e.bytes, hashes_to_blob(&e.hashes)]).map_err(|err| match err {
+                    rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
                         StoreError::Conflict { seq: e.seq }
                     }
                     other => be(other),
@@ -175,9 +128,7 @@ impl qm_store::Store for SqliteStore {
             let mut up = tx
                 .prepare_cached("INSERT INTO projection (kind, key, value) VALUES (?1, ?2, ?3) ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value")
                 .map_err(be)?;
-            let mut del = tx
-                .prepare_cached("DELETE FROM projection WHERE kind = ?1 AND key = ?2")
-                .map_err(be)?;
+            let mut del = tx.prepare_cached("DELETE FROM projection WHERE kind = ?1 AND key = ?2").map_err(be)?;
             for r in &commit.rows {
                 match &r.value {
                     Some(v) => up.execute(params![r.kind, r.key, v]).map_err(be)?,
@@ -189,50 +140,32 @@ impl qm_store::Store for SqliteStore {
     }
 
     fn entry_count(&self) -> Result<u64> {
-        let n: Option<i64> = self
-            .conn
-            .query_row("SELECT max(seq) FROM entries", [], |r| r.get(0))
-            .map_err(be)?;
+        let n: Option<i64> = self.conn.query_row("SELECT max(seq) FROM entries", [], |r| r.get(0)).map_err(be)?;
         Ok(n.map(|n| n as u64 + 1).unwrap_or(0))
     }
 
     fn read_entries(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>> {
-        let mut st = self.conn.prepare_cached("SELECT seq, idem, bytes, hashes FROM entries WHERE seq >= ?1 ORDER BY seq LIMIT ?2").map_err(be)?;
+        let mut st =
+            self.conn.prepare_cached("SELECT seq, idem, bytes, hashes FROM entries WHERE seq >= ?1 ORDER BY seq LIMIT ?2").map_err(be)?;
         let rows = st
             .query_map(params![from as i64, limit as i64], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Vec<u8>>(2)?,
-                    r.get::<_, Vec<u8>>(3)?,
-                ))
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?, r.get::<_, Vec<u8>>(3)?))
             })
             .map_err(be)?;
         let mut out = Vec::new();
         for row in rows {
             let (seq, idem, bytes, hashes) = row.map_err(be)?;
             let seq = seq as u64;
-            out.push(StoredEntry {
-                seq,
-                idempotency_key: idem,
-                bytes,
-                hashes: blob_to_hashes(seq, &hashes)?,
-            });
+            out.push(StoredEntry { seq, idempotency_key: idem, bytes, hashes: blob_to_hashes(seq, &hashes)? });
         }
         Ok(out)
     }
 
     fn read_entry_hashes(&self, seqs: &[u64]) -> Result<Vec<Vec<Hash>>> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT hashes FROM entries WHERE seq = ?1")
-            .map_err(be)?;
+        let mut st = self.conn.prepare_cached("SELECT hashes FROM entries WHERE seq = ?1").map_err(be)?;
         seqs.iter()
             .map(|s| {
-                let blob: Option<Vec<u8>> = st
-                    .query_row(params![*s as i64], |r| r.get(0))
-                    .optional()
-                    .map_err(be)?;
+                let blob: Option<Vec<u8>> = st.query_row(params![*s as i64], |r| r.get(0)).optional().map_err(be)?;
                 match blob {
                     Some(b) => blob_to_hashes(*s, &b),
                     None => Err(StoreError::Damaged(format!("entry {s} is missing"))),
@@ -254,37 +187,41 @@ impl qm_store::Store for SqliteStore {
         })
     }
 
+    fn used_idempotency_keys(&self, keys: &[&str]) -> Result<std::collections::HashSet<String>> {
+        let mut used = std::collections::HashSet::new();
+        // SQLite allows 32766 parameters; stay far below.
+        for chunk in keys.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let mut st = self.conn.prepare_cached(&format!("SELECT DISTINCT idem FROM entries WHERE idem IN ({marks})")).map_err(be)?;
+            let rows = st.query_map(rusqlite::params_from_iter(chunk.iter()), |r| r.get::<_, String>(0)).map_err(be)?;
+            for r in rows {
+                used.insert(r.map_err(be)?);
+            }
+        }
+        Ok(used)
+    }
+
     fn add_checkpoint(&mut self, cp: &StoredCheckpoint) -> Result<()> {
-        self.conn
-            .execute("INSERT INTO checkpoints (size, note) VALUES (?1, ?2) ON CONFLICT (size) DO NOTHING", params![cp.size as i64, cp.note])
-            .map_err(be)?;
+        // The checkpoint signs entries that are already durable; it needs no flush of its own
+        // (a lost checkpoint is re-signed from the same entries), so it skips the fsync.
+        self.conn.pragma_update(None, "synchronous", "NORMAL").map_err(be)?;
+        let r = self.conn.execute(
+            "INSERT INTO checkpoints (size, note) VALUES (?1, ?2) ON CONFLICT (size) DO NOTHING",
+            params![cp.size as i64, cp.note],
+        );
+        self.conn.pragma_update(None, "synchronous", "FULL").map_err(be)?;
+        r.map_err(be)?;
         Ok(())
     }
 
     fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT size, note FROM checkpoints ORDER BY size")
-            .map_err(be)?;
-        let rows = st
-            .query_map([], |r| {
-                Ok(StoredCheckpoint {
-                    size: r.get::<_, i64>(0)? as u64,
-                    note: r.get(1)?,
-                })
-            })
-            .map_err(be)?;
+        let mut st = self.conn.prepare_cached("SELECT size, note FROM checkpoints ORDER BY size").map_err(be)?;
+        let rows = st.query_map([], |r| Ok(StoredCheckpoint { size: r.get::<_, i64>(0)? as u64, note: r.get(1)? })).map_err(be)?;
         rows.collect::<std::result::Result<Vec<_>, _>>().map_err(be)
     }
 
-    fn for_each_row(
-        &self,
-        f: &mut dyn FnMut(&str, &str, &str) -> std::result::Result<(), String>,
-    ) -> Result<()> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT kind, key, value FROM projection ORDER BY kind, key")
-            .map_err(be)?;
+    fn for_each_row(&self, f: &mut dyn FnMut(&str, &str, &str) -> std::result::Result<(), String>) -> Result<()> {
+        let mut st = self.conn.prepare_cached("SELECT kind, key, value FROM projection ORDER BY kind, key").map_err(be)?;
         let mut rows = st.query([]).map_err(be)?;
         while let Some(r) = rows.next().map_err(be)? {
             let kind: String = r.get(0).map_err(be)?;

@@ -2,10 +2,7 @@
 //!
 //! A backend stores bytes it is given; it never interprets an entry. One `commit` is one durable
 //! transaction: entries, their tree hashes and the projection rows they changed land together or not at all.
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub use qm_ledger::Hash;
 
@@ -45,11 +42,7 @@ pub enum StoreError {
     #[error("{path} is not a Quartermaster database{detail}")]
     NotOurs { path: String, detail: String },
     #[error("{path} has schema version {found}; this build of qm understands up to {supported}: use a newer qm")]
-    TooNew {
-        path: String,
-        found: i64,
-        supported: i64,
-    },
+    TooNew { path: String, found: i64, supported: i64 },
     #[error("{0} already exists; refusing to overwrite it")]
     Exists(String),
     #[error("{0} does not exist; create it with `qm init`")]
@@ -77,42 +70,33 @@ pub trait Store: Send {
     fn read_entry_hashes(&self, seqs: &[u64]) -> Result<Vec<Vec<Hash>>>;
     /// The first and last entry written under an idempotency key, if any.
     fn find_idempotency_key(&self, key: &str) -> Result<Option<(u64, u64)>>;
+    /// Which of these idempotency keys are already used: one round trip for a whole batch.
+    fn used_idempotency_keys(&self, keys: &[&str]) -> Result<std::collections::HashSet<String>>;
+    /// Stores a signed checkpoint. It need not be durable on its own: a checkpoint is re-derivable
+    /// from durable entries, and the next commit makes it durable.
     fn add_checkpoint(&mut self, checkpoint: &StoredCheckpoint) -> Result<()>;
     /// All checkpoints, by size.
     fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>>;
     /// Calls `f(kind, key, value)` for every stored projection row.
-    fn for_each_row(
-        &self,
-        f: &mut dyn FnMut(&str, &str, &str) -> std::result::Result<(), String>,
-    ) -> Result<()>;
+    fn for_each_row(&self, f: &mut dyn FnMut(&str, &str, &str) -> std::result::Result<(), String>) -> Result<()>;
 }
 
 /// Reads tree hashes through a store, for proofs and for loading the frontier.
 pub struct StoreHashes<'a>(pub &'a dyn Store);
 
 impl qm_ledger::HashReader for StoreHashes<'_> {
-    fn read_hashes(
-        &self,
-        indexes: &[u64],
-    ) -> std::result::Result<Vec<Hash>, qm_ledger::LedgerError> {
-        let located: Vec<(u64, usize)> = indexes
-            .iter()
-            .map(|i| qm_ledger::locate_stored_hash(*i))
-            .collect();
+    fn read_hashes(&self, indexes: &[u64]) -> std::result::Result<Vec<Hash>, qm_ledger::LedgerError> {
+        let located: Vec<(u64, usize)> = indexes.iter().map(|i| qm_ledger::locate_stored_hash(*i)).collect();
         let seqs: Vec<u64> = located.iter().map(|(n, _)| *n).collect();
-        let per_entry = self
-            .0
-            .read_entry_hashes(&seqs)
-            .map_err(|e| qm_ledger::LedgerError::HashStore(e.to_string()))?;
+        let per_entry = self.0.read_entry_hashes(&seqs).map_err(|e| qm_ledger::LedgerError::HashStore(e.to_string()))?;
         located
             .iter()
             .zip(per_entry)
             .map(|((n, pos), hashes)| {
-                hashes.get(*pos).copied().ok_or_else(|| {
-                    qm_ledger::LedgerError::HashStore(format!(
-                        "entry {n} has no stored hash at position {pos}"
-                    ))
-                })
+                hashes
+                    .get(*pos)
+                    .copied()
+                    .ok_or_else(|| qm_ledger::LedgerError::HashStore(format!("entry {n} has no stored hash at position {pos}")))
             })
             .collect()
     }
