@@ -1,0 +1,1 @@
+//! Explosives safety tables and calculations (placeholder until written).

@@ -1,0 +1,1 @@
+//! The Quartermaster server (placeholder until written).
