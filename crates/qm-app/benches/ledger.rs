@@ -222,7 +222,10 @@ fn main() {
     }
     let read_s = t.elapsed().as_secs_f64();
     std::hint::black_box(read_bytes);
-    println!("raw SQLite sequential read of the same rows (no copy, no hashing): {:>8.1} MB/s of entry bytes", total_bytes as f64 / read_s / 1e6);
+    println!(
+        "raw SQLite sequential read of the same rows (no copy, no hashing): {:>8.1} MB/s of entry bytes",
+        total_bytes as f64 / read_s / 1e6
+    );
     let store = site.store();
     let t = Instant::now();
     let r = verify(store, &VerifyOptions { verifier_key: None, skip_replay: true });

@@ -37,7 +37,15 @@ fn stored_entries_are_canonical_json_and_decode_to_themselves() {
         assert_eq!(encode_reference(&env).unwrap(), e.bytes, "entry {} differs from the RFC 8785 reference encoder", e.seq);
     }
     // The demo day exercises (almost) every kind of event, floats included (magazine licence, NEQ).
-    for k in ["site_initialized", "location_created", "item_type_defined", "movement", "count_closed", "discrepancy_opened", "discrepancy_resolved"] {
+    for k in [
+        "site_initialized",
+        "location_created",
+        "item_type_defined",
+        "movement",
+        "count_closed",
+        "discrepancy_opened",
+        "discrepancy_resolved",
+    ] {
         assert!(kinds.contains(k), "demo lacks {k}");
     }
 }

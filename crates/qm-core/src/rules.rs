@@ -855,14 +855,20 @@ fn decide_receive_transfer(c: &Checker, transfer: &TransferId, to: &LocationId, 
     let dest = Account::Location(to.clone());
     let mut sent_serials: BTreeMap<&Serial, &ItemTypeId> = BTreeMap::new();
     let mut sent_lots: BTreeMap<&LotNo, (Quantity, &ItemTypeId)> = BTreeMap::new();
+    // What is still in transit, not what was dispatched: stock may have left transit since
+    // (reported lost on the road, or the dispatch corrected), and only what is there can arrive.
     for l in &t.lines {
         match l {
             Line::Serial { serial, item_type } => {
-                sent_serials.insert(serial, item_type);
+                if state.serials.get(serial).is_some_and(|s| s.account == transit) {
+                    sent_serials.insert(serial, item_type);
+                }
             }
-            Line::Lot { lot, item_type, quantity } => {
-                let e = sent_lots.entry(lot).or_insert((Quantity::ZERO, item_type));
-                e.0 += *quantity;
+            Line::Lot { lot, item_type, .. } => {
+                let held = state.balance(&transit, lot);
+                if held.is_positive() {
+                    sent_lots.insert(lot, (held, item_type));
+                }
             }
         }
     }
@@ -875,7 +881,12 @@ fn decide_receive_transfer(c: &Checker, transfer: &TransferId, to: &LocationId, 
                     return invalid(format!("serial {s} is named twice"));
                 }
             }
-            ItemRef::Lot { lot, quantity } => *got_lots.entry(lot).or_default() += *quantity,
+            ItemRef::Lot { lot, quantity } => {
+                if !quantity.is_positive() {
+                    return invalid(format!("received quantity of lot {lot} must be more than zero; leave out what did not arrive"));
+                }
+                *got_lots.entry(lot).or_default() += *quantity
+            }
         }
     }
     let mut lines = vec![];
@@ -1155,6 +1166,20 @@ fn decide_resolve(c: &Checker, id: &DiscrepancyId, approve: bool, note: &str, it
         None => c.actor.unit.clone(),
     };
     c.authorize(Op::Resolve, &unit)?;
+    // The adjustment may touch a second unit (a find whose books are elsewhere): the resolver needs
+    // authority there too, and stock never changes unit except by transfer.
+    // A transit account belongs to both ends of its transfer; the receiving unit may write off a shortage.
+    for account in [&f.adjust_from, &f.adjust_to].into_iter().filter(|a| !matches!(a, Account::Transit(_))) {
+        if let Some(u) = state.account_unit(account) {
+            c.authorize(Op::Resolve, &u)?;
+            if u != unit && matches!(account, Account::Location(_)) {
+                return refuse(
+                    "move.same_unit",
+                    format!("approving discrepancy {id} would move stock between unit {u} and unit {unit}; stock leaves a unit only by transfer: transfer it, then resolve with --explain"),
+                );
+            }
+        }
+    }
     if let DiscrepancySource::Count(count) = &f.source {
         if state.counts.get(count).is_some_and(|k| k.counter == c.ctx.actor) {
             return refuse(
