@@ -239,6 +239,47 @@ impl Site {
         }
     }
 
+    /// Records a denied sign-in or request in the ledger (durably) and returns nothing else.
+    pub fn record_denial(&mut self, who: &str, operation: &str, reason: &str, at: OffsetDateTime) -> Result<()> {
+        let actor = Badge::parse(who).or_else(|_| Badge::parse("unknown")).map_err(|e| AppError::Internal(e.to_string()))?;
+        let denied = Decision {
+            events: vec![Event::AccessDenied {
+                who: who.chars().take(64).collect(),
+                operation: operation.to_string(),
+                reason: reason.to_string(),
+            }],
+            corrects: None,
+        };
+        let mut commit = Commit::default();
+        let key = format!("denied-{}", uuid::Uuid::now_v7());
+        if let Err(e) = self.stage(&actor, None, &key, at, denied, &mut commit) {
+            let _ = self.reload();
+            return Err(e);
+        }
+        if let Err(e) = self.flush(commit) {
+            let _ = self.reload();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Checks a badge and password (web sign-in) against the stored Argon2id hash.
+    pub fn authenticate_password(&self, badge: &Badge, password: &str) -> Result<()> {
+        match self.state.people.get(badge).and_then(|p| p.password_hash.as_ref()) {
+            Some(h) if secret_matches(password, h) => Ok(()),
+            _ => Err(AppError::BadCredentials { badge: badge.to_string() }),
+        }
+    }
+
+    /// Checks an API token `ID.SECRET`; returns the token's id when it is valid and not revoked.
+    pub fn authenticate_token(&self, presented: &str) -> Result<String> {
+        let (id, secret) = presented.split_once('.').ok_or_else(|| AppError::BadCredentials { badge: "token".into() })?;
+        match self.state.tokens.get(id) {
+            Some(t) if !t.revoked && secret_matches(secret, &t.secret_hash) => Ok(id.to_string()),
+            _ => Err(AppError::BadCredentials { badge: format!("token {id}") }),
+        }
+    }
+
     /// Runs one command and commits it durably.
     pub fn execute(&mut self, req: Request) -> Result<Outcome> {
         self.execute_batch(vec![req]).into_iter().next().unwrap_or_else(|| Err(AppError::Internal("empty batch result".into())))
@@ -320,7 +361,23 @@ impl Site {
             return Ok(Outcome { first_seq: first, last_seq: last, replayed: true, entries });
         }
         let ctx = Ctx { actor: req.actor.clone(), witness: req.witness.clone(), at: req.at };
-        let decision = decide(&self.state, &ctx, &req.command)?;
+        let decision = match decide(&self.state, &ctx, &req.command) {
+            Ok(d) => d,
+            Err(Rejection::Refused { rule, message }) if rule.starts_with("permission.") => {
+                // A denied attempt leaves a trace in the ledger (who, what, when); the command itself appends nothing.
+                let denied = Decision {
+                    events: vec![Event::AccessDenied {
+                        who: req.actor.to_string(),
+                        operation: req.command.name().to_string(),
+                        reason: message.clone(),
+                    }],
+                    corrects: None,
+                };
+                self.stage(&req.actor, None, &format!("denied-{key}"), req.at, denied, commit)?;
+                return Err(AppError::Rejected(Rejection::Refused { rule, message }));
+            }
+            Err(e) => return Err(e.into()),
+        };
         self.stage(&req.actor, req.witness.as_ref(), key, req.at, decision, commit)
     }
 

@@ -170,6 +170,14 @@ pub fn summarize(env: &Envelope) -> String {
         Event::PersonRegistered { badge, name, unit, roles, .. } => {
             format!("badge {badge} {name}, unit {unit}, roles {}", roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "))
         }
+        Event::CredentialSet { badge, kind, .. } => {
+            format!("new {} for badge {badge}", if matches!(kind, qm_core::event::CredentialKind::Pin) { "PIN" } else { "password" })
+        }
+        Event::TokenIssued { token, label, unit, operations, .. } => {
+            format!("API token {token} ({label}) for unit {unit}: {}", operations.join(", "))
+        }
+        Event::TokenRevoked { token, reason } => format!("API token {token} revoked: {reason}"),
+        Event::AccessDenied { who, operation, reason } => format!("DENIED {who}: {operation}: {reason}"),
         Event::QualificationGranted { badge, qualification, expires } => {
             format!("badge {badge} qualified on {qualification} until {expires}")
         }

@@ -176,6 +176,9 @@ pub enum Cmd {
     /// Lots.
     #[command(subcommand)]
     Lot(LotCmd),
+    /// API tokens for devices and scripts.
+    #[command(subcommand)]
+    Token(TokenCmd),
     /// Inventory counts.
     #[command(subcommand)]
     Count(CountCmd),
@@ -315,6 +318,18 @@ pub enum PersonCmd {
         #[arg(long, env = "QM_NEW_PIN", hide_env_values = true)]
         new_pin: String,
     },
+    /// Set a new PIN (QM_NEW_PIN) for a person: your own, or anyone's in your subtree as administrator.
+    Pin {
+        badge: String,
+        #[arg(long, env = "QM_NEW_PIN", hide_env_values = true)]
+        new_pin: String,
+    },
+    /// Set a web sign-in password (QM_NEW_PASSWORD) for a person.
+    Password {
+        badge: String,
+        #[arg(long, env = "QM_NEW_PASSWORD", hide_env_values = true)]
+        new_password: String,
+    },
     Qualify {
         badge: String,
         qualification: String,
@@ -359,6 +374,26 @@ pub enum TransferCmd {
         #[arg(long)]
         to: String,
         items: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCmd {
+    /// Issue a token scoped to a unit subtree and operations; prints the secret once.
+    Issue {
+        id: String,
+        #[arg(long)]
+        label: String,
+        #[arg(long)]
+        unit: String,
+        /// Operations the token may perform (see `qm permissions`), comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        operations: Vec<String>,
+    },
+    Revoke {
+        id: String,
+        #[arg(long)]
+        reason: String,
     },
 }
 

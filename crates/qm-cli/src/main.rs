@@ -71,12 +71,18 @@ fn write(site: &mut Site, who: &Who, command: Command, out: &Out) -> R<u8> {
 fn exec(site: &mut Site, who: &Who, command: Command) -> R<qm_app::Outcome> {
     let actor = p(Badge::parse(who.actor.as_deref().ok_or_else(|| usage("give --actor BADGE (or QM_ACTOR) and the PIN in QM_PIN"))?))?;
     let pin = who.pin.as_deref().ok_or_else(|| usage("give the actor's PIN in QM_PIN (or --pin)"))?;
-    site.authenticate(&actor, pin)?;
+    if let Err(e) = site.authenticate(&actor, pin) {
+        site.record_denial(actor.as_str(), command.name(), "badge or PIN not accepted", now())?;
+        return Err(e);
+    }
     let witness = match &who.witness {
         Some(w) => {
             let w = p(Badge::parse(w))?;
             let wp = who.witness_pin.as_deref().ok_or_else(|| usage("give the witness's PIN in QM_WITNESS_PIN (or --witness-pin)"))?;
-            site.authenticate(&w, wp)?;
+            if let Err(e) = site.authenticate(&w, wp) {
+                site.record_denial(w.as_str(), "witness", "witness badge or PIN not accepted", now())?;
+                return Err(e);
+            }
             Some(w)
         }
         None => None,
@@ -214,6 +220,48 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
                 expires: p(qm_app::import::parse_date(expires))?,
             };
             write(&mut s, who, cmd, out)
+        }
+        Cmd::Person(PersonCmd::Pin { badge, new_pin }) => {
+            let mut s = open()?;
+            let cmd = Command::SetCredential {
+                badge: p(Badge::parse(badge))?,
+                kind: qm_core::event::CredentialKind::Pin,
+                hash: qm_app::hash_secret(new_pin)?,
+            };
+            write(&mut s, who, cmd, out)
+        }
+        Cmd::Person(PersonCmd::Password { badge, new_password }) => {
+            if new_password.chars().count() < 10 {
+                return Err(usage("a password has at least 10 characters"));
+            }
+            let mut s = open()?;
+            let cmd = Command::SetCredential {
+                badge: p(Badge::parse(badge))?,
+                kind: qm_core::event::CredentialKind::Password,
+                hash: qm_app::hash_secret(new_password)?,
+            };
+            write(&mut s, who, cmd, out)
+        }
+        Cmd::Token(TokenCmd::Issue { id, label, unit, operations }) => {
+            let mut s = open()?;
+            let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+            let cmd = Command::IssueToken {
+                token: id.clone(),
+                label: label.clone(),
+                unit: p(UnitId::parse(unit))?,
+                operations: operations.clone(),
+                secret_hash: qm_app::hash_secret(&secret)?,
+            };
+            let outcome = exec(&mut s, who, cmd)?;
+            let token = format!("{id}.{secret}");
+            out.json_or(&serde_json::json!({"token": token, "first_seq": outcome.first_seq}), || {
+                format!("token (shown once; store it now): {token}")
+            });
+            Ok(0)
+        }
+        Cmd::Token(TokenCmd::Revoke { id, reason }) => {
+            let mut s = open()?;
+            write(&mut s, who, Command::RevokeToken { token: id.clone(), reason: reason.clone() }, out)
         }
         Cmd::Person(PersonCmd::List) => {
             let s = open()?;

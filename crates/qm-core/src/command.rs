@@ -59,6 +59,24 @@ pub enum Command {
         roles: Vec<Role>,
         pin_hash: String,
     },
+    /// A new PIN or password (hashed at the edge). A person may change their own; an administrator anyone's in their subtree.
+    SetCredential {
+        badge: Badge,
+        kind: crate::event::CredentialKind,
+        hash: String,
+    },
+    /// `secret_hash` is made at the edge; the secret is shown once to the administrator.
+    IssueToken {
+        token: String,
+        label: String,
+        unit: UnitId,
+        operations: Vec<String>,
+        secret_hash: String,
+    },
+    RevokeToken {
+        token: String,
+        reason: String,
+    },
     GrantQualification {
         badge: Badge,
         qualification: String,
@@ -163,6 +181,9 @@ impl Command {
             Command::DefineItemType { .. } => "define_item_type",
             Command::RegisterPerson { .. } => "register_person",
             Command::GrantQualification { .. } => "grant_qualification",
+            Command::SetCredential { .. } => "set_credential",
+            Command::IssueToken { .. } => "issue_token",
+            Command::RevokeToken { .. } => "revoke_token",
             Command::SetPolicy { .. } => "set_policy",
             Command::Receive { .. } => "receive",
             Command::Issue { .. } => "issue",

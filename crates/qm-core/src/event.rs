@@ -64,6 +64,13 @@ impl Line {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    Pin,
+    Password,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DiscrepancyKind {
     MissingSerial,
     UnexpectedSerial,
@@ -163,6 +170,31 @@ pub enum Event {
         /// Argon2id PHC string; never the PIN.
         pin_hash: String,
     },
+    /// A new PIN (counter, witness) or password (web sign-in) for a person, as an Argon2id PHC string.
+    CredentialSet {
+        badge: Badge,
+        kind: CredentialKind,
+        hash: String,
+    },
+    /// An API token for a device or script, scoped to a unit subtree and a set of operations.
+    TokenIssued {
+        token: String,
+        label: String,
+        unit: UnitId,
+        operations: Vec<String>,
+        /// Argon2id hash of the token's secret; the secret itself is shown once and never stored.
+        secret_hash: String,
+    },
+    TokenRevoked {
+        token: String,
+        reason: String,
+    },
+    /// A sign-in or request that was denied: recorded so that attempts leave a trace.
+    AccessDenied {
+        who: String,
+        operation: String,
+        reason: String,
+    },
     QualificationGranted {
         badge: Badge,
         qualification: String,
@@ -250,6 +282,10 @@ impl Event {
             Event::ItemTypeDefined { .. } => "item_type_defined",
             Event::PersonRegistered { .. } => "person_registered",
             Event::QualificationGranted { .. } => "qualification_granted",
+            Event::CredentialSet { .. } => "credential_set",
+            Event::TokenIssued { .. } => "token_issued",
+            Event::TokenRevoked { .. } => "token_revoked",
+            Event::AccessDenied { .. } => "access_denied",
             Event::PolicySet { .. } => "policy_set",
             Event::SerialRegistered { .. } => "serial_registered",
             Event::LotRegistered { .. } => "lot_registered",

@@ -401,6 +401,48 @@ pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, R
             c.authorize(Op::Setup, &p.unit)?;
             one(Event::QualificationGranted { badge: badge.clone(), qualification: qualification.clone(), expires: *expires })
         }
+        Command::SetCredential { badge, kind, hash } => {
+            let p = c.person(badge)?;
+            if *badge != ctx.actor {
+                c.authorize(Op::Setup, &p.unit)?;
+            }
+            if hash.is_empty() {
+                return invalid("empty credential hash");
+            }
+            one(Event::CredentialSet { badge: badge.clone(), kind: *kind, hash: hash.clone() })
+        }
+        Command::IssueToken { token, label, unit, operations, secret_hash } => {
+            text("token label", label, true)?;
+            if !state.units.contains_key(unit) {
+                return not_found("unit", unit);
+            }
+            c.authorize(Op::Setup, unit)?;
+            if token.is_empty() || token.len() > 64 || !token.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-') {
+                return invalid("a token id has 1 to 64 letters, digits or '-'");
+            }
+            if state.tokens.contains_key(token) {
+                return refuse("unique", format!("token {token} already exists"));
+            }
+            if operations.is_empty() {
+                return invalid("a token needs at least one operation");
+            }
+            one(Event::TokenIssued {
+                token: token.clone(),
+                label: label.clone(),
+                unit: unit.clone(),
+                operations: operations.clone(),
+                secret_hash: secret_hash.clone(),
+            })
+        }
+        Command::RevokeToken { token, reason } => {
+            text("reason", reason, true)?;
+            let Some(t) = state.tokens.get(token) else { return not_found("token", token) };
+            c.authorize(Op::Setup, &t.unit)?;
+            if t.revoked {
+                return refuse("token.revoked", format!("token {token} is already revoked"));
+            }
+            one(Event::TokenRevoked { token: token.clone(), reason: reason.clone() })
+        }
         Command::SetPolicy { unit, rules } => {
             if !state.units.contains_key(unit) {
                 return not_found("unit", unit);

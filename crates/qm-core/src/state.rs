@@ -60,7 +60,32 @@ pub struct Person {
     pub unit: UnitId,
     pub roles: Vec<Role>,
     pub pin_hash: String,
+    /// For web sign-in; None until one is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
     pub qualifications: BTreeMap<String, Date>,
+}
+
+/// An API token's scope; the secret is kept only as a hash.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiToken {
+    pub label: String,
+    pub unit: UnitId,
+    pub operations: Vec<String>,
+    pub secret_hash: String,
+    pub issued_by: Badge,
+    pub revoked: bool,
+}
+
+impl std::fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiToken")
+            .field("label", &self.label)
+            .field("unit", &self.unit)
+            .field("operations", &self.operations)
+            .field("revoked", &self.revoked)
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for Person {
@@ -70,6 +95,7 @@ impl std::fmt::Debug for Person {
             .field("unit", &self.unit)
             .field("roles", &self.roles)
             .field("pin_hash", &"<redacted>")
+            .field("password_hash", &self.password_hash.as_ref().map(|_| "<redacted>"))
             .field("qualifications", &self.qualifications)
             .finish()
     }
@@ -171,6 +197,7 @@ pub struct State {
     pub item_types: BTreeMap<ItemTypeId, ItemType>,
     pub people: BTreeMap<Badge, Person>,
     pub policies: BTreeMap<UnitId, PolicyRules>,
+    pub tokens: BTreeMap<String, ApiToken>,
     pub serials: BTreeMap<Serial, SerialItem>,
     pub lots: BTreeMap<LotNo, Lot>,
     pub balances: BTreeMap<(Account, LotNo), Balance>,
@@ -311,6 +338,7 @@ impl State {
         keys.extend(self.item_types.keys().map(|k| rk("item_type", k)));
         keys.extend(self.people.keys().map(|k| rk("person", k)));
         keys.extend(self.policies.keys().map(|k| rk("policy", k)));
+        keys.extend(self.tokens.keys().map(|k| rk("token", k)));
         keys.extend(self.serials.keys().map(|k| rk("serial", k)));
         keys.extend(self.lots.keys().map(|k| rk("lot", k)));
         keys.extend(self.balances.keys().map(|(a, l)| rk("balance", balance_key(a, l))));
@@ -337,6 +365,7 @@ impl State {
             "item_type" => js(ItemTypeId::parse(key).ok().and_then(|id| self.item_types.get(&id))),
             "person" => js(Badge::parse(key).ok().and_then(|id| self.people.get(&id))),
             "policy" => js(UnitId::parse(key).ok().and_then(|id| self.policies.get(&id))),
+            "token" => js(self.tokens.get(key)),
             "serial" => js(Serial::parse(key).ok().and_then(|id| self.serials.get(&id))),
             "lot" => js(LotNo::parse(key).ok().and_then(|id| self.lots.get(&id))),
             "balance" => {
@@ -379,6 +408,9 @@ impl State {
             }
             "policy" => {
                 self.policies.insert(UnitId::parse(key).map_err(bad)?, de(kind, key, value)?);
+            }
+            "token" => {
+                self.tokens.insert(key.to_string(), de(kind, key, value)?);
             }
             "serial" => {
                 self.serials.insert(Serial::parse(key).map_err(bad)?, de(kind, key, value)?);
@@ -473,12 +505,48 @@ impl State {
             }
             Event::PersonRegistered { badge, name, unit, roles, pin_hash } => {
                 let qualifications = self.people.get(badge).map(|p| p.qualifications.clone()).unwrap_or_default();
+                let password_hash = self.people.get(badge).and_then(|p| p.password_hash.clone());
                 self.people.insert(
                     badge.clone(),
-                    Person { name: name.clone(), unit: unit.clone(), roles: roles.clone(), pin_hash: pin_hash.clone(), qualifications },
+                    Person {
+                        name: name.clone(),
+                        unit: unit.clone(),
+                        roles: roles.clone(),
+                        pin_hash: pin_hash.clone(),
+                        password_hash,
+                        qualifications,
+                    },
                 );
                 self.touched.insert(rk("person", badge));
             }
+            Event::CredentialSet { badge, kind, hash } => {
+                let p = self.people.get_mut(badge).ok_or_else(|| fail(format!("unknown badge {badge}")))?;
+                match kind {
+                    CredentialKind::Pin => p.pin_hash = hash.clone(),
+                    CredentialKind::Password => p.password_hash = Some(hash.clone()),
+                }
+                self.touched.insert(rk("person", badge));
+            }
+            Event::TokenIssued { token, label, unit, operations, secret_hash } => {
+                self.tokens.insert(
+                    token.clone(),
+                    ApiToken {
+                        label: label.clone(),
+                        unit: unit.clone(),
+                        operations: operations.clone(),
+                        secret_hash: secret_hash.clone(),
+                        issued_by: env.actor.clone(),
+                        revoked: false,
+                    },
+                );
+                self.touched.insert(rk("token", token));
+            }
+            Event::TokenRevoked { token, .. } => {
+                let t = self.tokens.get_mut(token).ok_or_else(|| fail(format!("unknown token {token}")))?;
+                t.revoked = true;
+                self.touched.insert(rk("token", token));
+            }
+            Event::AccessDenied { .. } => {}
             Event::QualificationGranted { badge, qualification, expires } => {
                 let p = self.people.get_mut(badge).ok_or_else(|| fail(format!("unknown badge {badge}")))?;
                 p.qualifications.insert(qualification.clone(), *expires);
