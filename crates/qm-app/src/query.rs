@@ -186,7 +186,9 @@ pub fn summarize(env: &Envelope) -> String {
         Event::LotRegistered { lot, item_type, expires, .. } => {
             format!("lot {lot} registered as {item_type}{}", expires.map(|e| format!(", expires {e}")).unwrap_or_default())
         }
-        Event::LotStatusChanged { lot, status, reason } => format!("lot {lot} now {status}: {reason}"),
+        Event::LotStatusChanged { lot, status, reason, unit } => {
+            format!("lot {lot} now {status}{}: {reason}", unit.as_ref().map(|u| format!(" in unit {u} and below")).unwrap_or_default())
+        }
         Event::TransferDispatched { transfer, from_unit, to_unit, .. } => {
             format!("transfer {transfer} dispatched from {from_unit} to {to_unit}")
         }

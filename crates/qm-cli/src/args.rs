@@ -399,11 +399,14 @@ pub enum TokenCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum LotCmd {
+    /// Suspend, reinstate or condemn a lot for a unit's subtree (default: your unit).
     Status {
         lot: String,
         status: String,
         #[arg(long)]
         reason: String,
+        #[arg(long)]
+        unit: Option<String>,
     },
 }
 

@@ -380,12 +380,17 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
             let mut s = open()?;
             write(&mut s, who, Command::Recover { to: p(LocationId::parse(to))?, items: items(list)?, document: document.clone() }, out)
         }
-        Cmd::Lot(LotCmd::Status { lot, status, reason }) => {
+        Cmd::Lot(LotCmd::Status { lot, status, reason, unit }) => {
             let mut s = open()?;
             write(
                 &mut s,
                 who,
-                Command::SetLotStatus { lot: p(LotNo::parse(lot))?, status: p(LotStatus::parse(status))?, reason: reason.clone() },
+                Command::SetLotStatus {
+                    lot: p(LotNo::parse(lot))?,
+                    status: p(LotStatus::parse(status))?,
+                    reason: reason.clone(),
+                    unit: unit.as_deref().map(UnitId::parse).transpose().map_err(usage)?,
+                },
                 out,
             )
         }

@@ -244,7 +244,13 @@ fn exit_codes_for_usage_unknown_objects_and_bad_pins() {
     assert!(r.stderr.contains("outside its subtree"), "{}", r.stderr);
     // Denied attempts (a wrong PIN, an act outside one's subtree) leave a trace in the ledger.
     let log = e.json("0001", &["log", "--limit", "5"]);
-    let denied: Vec<String> = log.as_array().unwrap().iter().filter(|l| l["type"] == "access_denied").map(|l| l["summary"].as_str().unwrap().to_string()).collect();
+    let denied: Vec<String> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["type"] == "access_denied")
+        .map(|l| l["summary"].as_str().unwrap().to_string())
+        .collect();
     assert!(denied.iter().any(|d| d.contains("DENIED 0417: issue: badge or PIN not accepted")), "{denied:?}");
     assert!(denied.iter().any(|d| d.contains("DENIED 0417: receive:") && d.contains("outside its subtree")), "{denied:?}");
     // JSON errors carry a stable code.

@@ -139,10 +139,12 @@ pub enum Command {
         items: Vec<ItemRef>,
         document: Option<String>,
     },
+    /// Decided at `unit` (default: the actor's unit), it applies to the lot wherever it is held in that subtree.
     SetLotStatus {
         lot: LotNo,
         status: LotStatus,
         reason: String,
+        unit: Option<UnitId>,
     },
     StartCount {
         root: LocationId,

@@ -230,6 +230,9 @@ pub enum Event {
         lot: LotNo,
         status: LotStatus,
         reason: String,
+        /// The unit whose subtree the decision covers; None: the whole site.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unit: Option<UnitId>,
     },
     TransferDispatched {
         transfer: TransferId,

@@ -256,7 +256,7 @@ impl<'a> Checker<'a> {
     }
 
     /// A lot (or the lot of a serial) that may not go out to a person.
-    fn issuable(&self, line: &Line) -> R<()> {
+    fn issuable(&self, line: &Line, unit: &UnitId) -> R<()> {
         let lot = match line {
             Line::Lot { lot, .. } => Some(lot),
             Line::Serial { serial, .. } => self.state.serials.get(serial).and_then(|s| s.lot.as_ref()),
@@ -265,8 +265,17 @@ impl<'a> Checker<'a> {
         let Some(lot) = self.state.lots.get(lot_no) else {
             return Ok(());
         };
-        if lot.status != LotStatus::Serviceable {
-            return refuse("lot.status", format!("lot {lot_no} is {}; it cannot be issued", lot.status));
+        if let Some((status, by)) = self.state.lot_status_at(lot_no, unit) {
+            if status != LotStatus::Serviceable {
+                let by = match by {
+                    Some(u) => {
+                        let reason = lot.decisions.get(&u).map(|d| format!(": {}", d.reason)).unwrap_or_default();
+                        format!(" by decision of unit {u}{reason}")
+                    }
+                    None => String::new(),
+                };
+                return refuse("lot.status", format!("lot {lot_no} is {status}{by}; it cannot be issued"));
+            }
         }
         if let Some(exp) = lot.expires {
             if exp < self.ctx.at.date() {
@@ -502,6 +511,18 @@ pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, R
                 return invalid(format!("transfer from unit {} to itself; use move", fl.unit));
             }
             let lines = c.take(&Account::Location(from.clone()), items)?;
+            // Suspended stock stays where it is until the unit that suspended it decides otherwise.
+            for line in &lines {
+                if let Line::Lot { lot, .. } = line {
+                    if let Some((LotStatus::Suspended, by)) = state.lot_status_at(lot, &fl.unit) {
+                        let by = by.map(|u| format!(" by decision of unit {u}")).unwrap_or_default();
+                        return refuse(
+                            "lot.status",
+                            format!("lot {lot} is suspended{by}; suspended stock does not move until that decision is lifted"),
+                        );
+                    }
+                }
+            }
             c.movement_witness(&fl.unit, &lines, "dispatch")?;
             let transfer = TransferId::parse(&format!("T-{}", state.transfers.len() + 1)).map_err(|e| Rejection::Invalid(e.to_string()))?;
             Ok(Decision {
@@ -556,24 +577,23 @@ pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, R
             c.movement_witness(&loc.unit, &lines, "recovery")?;
             Ok(single_movement(MovementKind::Recover, Account::Lost, Account::Location(to.clone()), lines, document.clone()))
         }
-        Command::SetLotStatus { lot, status, reason } => {
+        Command::SetLotStatus { lot, status, reason, unit } => {
             text("reason", reason, true)?;
             let Some(l) = state.lots.get(lot) else {
                 return not_found("lot", lot);
             };
-            // The decider needs authority over every unit where the lot is held, or the whole site.
-            let mut units: BTreeSet<UnitId> =
-                state.balances.keys().filter(|(_, l)| l == lot).filter_map(|(a, _)| state.account_unit(a)).collect();
-            if units.is_empty() {
-                units.insert(actor.unit.clone());
+            let unit = unit.clone().unwrap_or_else(|| actor.unit.clone());
+            if !state.units.contains_key(&unit) {
+                return not_found("unit", &unit);
             }
-            for u in &units {
-                c.authorize(Op::LotStatus, u)?;
+            c.authorize(Op::LotStatus, &unit)?;
+            let root = state.site.as_ref().map(|s| &s.root_unit);
+            let current =
+                if Some(&unit) == root { l.status } else { l.decisions.get(&unit).map(|d| d.status).unwrap_or(LotStatus::Serviceable) };
+            if current == *status {
+                return refuse("lot.status", format!("lot {lot} is already {status} by decision of unit {unit}"));
             }
-            if l.status == *status {
-                return refuse("lot.status", format!("lot {lot} is already {status}"));
-            }
-            one(Event::LotStatusChanged { lot: lot.clone(), status: *status, reason: reason.clone() })
+            one(Event::LotStatusChanged { lot: lot.clone(), status: *status, reason: reason.clone(), unit: Some(unit) })
         }
         Command::StartCount { root, kind, blind } => {
             let loc = c.location(root)?;
@@ -825,7 +845,7 @@ fn decide_issue(c: &Checker, to: &Badge, from: Option<&LocationId>, items: &[Ite
         let policy = state.effective_policy(&loc.unit).0;
         let mut ammunition = Quantity::ZERO;
         for line in &lines {
-            c.issuable(line)?;
+            c.issuable(line, &loc.unit)?;
             let t = c.item_type(line.item_type())?;
             if let Some(q) = &t.qualification {
                 match person.qualifications.get(q) {

@@ -116,7 +116,25 @@ pub struct Lot {
     pub item_type: ItemTypeId,
     pub manufactured: Option<Date>,
     pub expires: Option<Date>,
+    /// The site-wide status (decided at the root unit).
     pub status: LotStatus,
+    /// Decisions taken at lower units, each covering that unit's subtree.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub decisions: BTreeMap<UnitId, LotDecision>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LotDecision {
+    pub status: LotStatus,
+    pub reason: String,
+}
+
+fn severity(s: LotStatus) -> u8 {
+    match s {
+        LotStatus::Serviceable => 0,
+        LotStatus::Suspended => 1,
+        LotStatus::Unserviceable => 2,
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -229,6 +247,21 @@ impl State {
 
     pub fn balance(&self, account: &Account, lot: &LotNo) -> Quantity {
         self.balances.get(&(account.clone(), lot.clone())).map(|b| b.quantity).unwrap_or_default()
+    }
+
+    /// The status of a lot as it applies at `unit`: the strictest of the site-wide status and every
+    /// decision taken at `unit` or above it, with the unit that decided (None: site-wide).
+    pub fn lot_status_at(&self, lot: &LotNo, unit: &UnitId) -> Option<(LotStatus, Option<UnitId>)> {
+        let l = self.lots.get(lot)?;
+        let mut best = (l.status, None);
+        for u in self.unit_path(unit) {
+            if let Some(d) = l.decisions.get(&u) {
+                if severity(d.status) > severity(best.0) {
+                    best = (d.status, Some(u.clone()));
+                }
+            }
+        }
+        Some(best)
     }
 
     /// Is `unit` equal to `ancestor` or below it?
@@ -576,7 +609,13 @@ impl State {
             Event::LotRegistered { lot, item_type, manufactured, expires } => {
                 self.lots.insert(
                     lot.clone(),
-                    Lot { item_type: item_type.clone(), manufactured: *manufactured, expires: *expires, status: LotStatus::Serviceable },
+                    Lot {
+                        item_type: item_type.clone(),
+                        manufactured: *manufactured,
+                        expires: *expires,
+                        status: LotStatus::Serviceable,
+                        decisions: BTreeMap::new(),
+                    },
                 );
                 self.touched.insert(rk("lot", lot));
             }
@@ -603,9 +642,19 @@ impl State {
                     }
                 }
             }
-            Event::LotStatusChanged { lot, status, .. } => {
+            Event::LotStatusChanged { lot, status, reason, unit } => {
+                let root = self.site.as_ref().map(|s| s.root_unit.clone());
                 let l = self.lots.get_mut(lot).ok_or_else(|| fail(format!("unknown lot {lot}")))?;
-                l.status = *status;
+                match unit {
+                    Some(u) if Some(u) != root.as_ref() => {
+                        if *status == LotStatus::Serviceable {
+                            l.decisions.remove(u);
+                        } else {
+                            l.decisions.insert(u.clone(), LotDecision { status: *status, reason: reason.clone() });
+                        }
+                    }
+                    _ => l.status = *status,
+                }
                 self.touched.insert(rk("lot", lot));
             }
             Event::TransferDispatched { transfer, from_unit, to_unit, document } => {

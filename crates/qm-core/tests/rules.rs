@@ -753,7 +753,12 @@ fn suspended_and_expired_lots_cannot_be_issued() {
         "lot.expired",
         &["lot A-OLD expired on 2024-12-31", "cannot be issued"],
     );
-    exec(&mut s, "0501", None, Command::SetLotStatus { lot: lot("A-1"), status: LotStatus::Suspended, reason: "misfires reported".into() });
+    exec(
+        &mut s,
+        "0501",
+        None,
+        Command::SetLotStatus { lot: lot("A-1"), status: LotStatus::Suspended, reason: "misfires reported".into(), unit: None },
+    );
     assert_refused(
         run(&s, "0417", None, issue("1001", Some("ARM11"), vec![lots("A-1", 10)])),
         "lot.status",
@@ -772,7 +777,12 @@ fn a_serial_of_a_suspended_lot_cannot_be_issued() {
         receipt("RACK11", vec![serial_line("P-1", "PISTOL")]),
     ]);
     assert!(run(&s, "0417", None, issue("1002", None, vec![ser("P-1")])).is_ok());
-    exec(&mut s, "0501", None, Command::SetLotStatus { lot: lot("P-LOT"), status: LotStatus::Unserviceable, reason: "recall".into() });
+    exec(
+        &mut s,
+        "0501",
+        None,
+        Command::SetLotStatus { lot: lot("P-LOT"), status: LotStatus::Unserviceable, reason: "recall".into(), unit: None },
+    );
     assert_refused(run(&s, "0417", None, issue("1002", None, vec![ser("P-1")])), "lot.status", &["lot P-LOT is unserviceable"]);
 }
 
@@ -1239,19 +1249,60 @@ fn reporting_a_loss_and_recovering_it() {
 #[test]
 fn setting_a_lot_status() {
     let s = stocked();
-    let set = |lot_no: &str, status, reason: &str| Command::SetLotStatus { lot: lot(lot_no), status, reason: reason.into() };
+    let set = |lot_no: &str, status, reason: &str, unit: Option<&str>| Command::SetLotStatus {
+        lot: lot(lot_no),
+        status,
+        reason: reason.into(),
+        unit: unit.map(|u| UnitId::parse(u).unwrap()),
+    };
+    // Without a unit, the decision is taken for the actor's own unit and its subtree.
     assert_eq!(
-        events(run(&s, "0501", None, set("A-1", LotStatus::Suspended, "misfires"))),
-        vec![Event::LotStatusChanged { lot: lot("A-1"), status: LotStatus::Suspended, reason: "misfires".into() }]
+        events(run(&s, "0501", None, set("A-1", LotStatus::Suspended, "misfires", None))),
+        vec![Event::LotStatusChanged {
+            lot: lot("A-1"),
+            status: LotStatus::Suspended,
+            reason: "misfires".into(),
+            unit: Some(UnitId::parse("D-11").unwrap())
+        }]
     );
-    assert_refused(run(&s, "0501", None, set("A-1", LotStatus::Serviceable, "fine")), "lot.status", &["lot A-1 is already serviceable"]);
-    assert_not_found(run(&s, "0501", None, set("NO-LOT", LotStatus::Suspended, "x")), "lot", "NO-LOT");
-    assert_refused(run(&s, "0417", None, set("A-1", LotStatus::Suspended, "x")), "permission.role", &["may not lot_status"]);
-    // The decider needs authority wherever the lot is held.
-    assert_refused(run(&s, "0720", None, set("A-1", LotStatus::Suspended, "x")), "permission.subtree", &["badge 0720", "unit D-11"]);
-    assert!(run(&s, "0720", None, set("A-2", LotStatus::Suspended, "x")).is_ok());
-    assert!(run(&s, "0503", None, set("A-1", LotStatus::Suspended, "x")).is_ok());
-    assert_invalid(run(&s, "0501", None, set("A-1", LotStatus::Suspended, " ")), "reason is required");
+    assert_refused(
+        run(&s, "0501", None, set("A-1", LotStatus::Serviceable, "fine", None)),
+        "lot.status",
+        &["lot A-1 is already serviceable"],
+    );
+    assert_not_found(run(&s, "0501", None, set("NO-LOT", LotStatus::Suspended, "x", None)), "lot", "NO-LOT");
+    assert_refused(run(&s, "0417", None, set("A-1", LotStatus::Suspended, "x", None)), "permission.role", &["may not lot_status"]);
+    // A decision for another unit's subtree needs authority there.
+    assert_refused(
+        run(&s, "0720", None, set("A-1", LotStatus::Suspended, "x", Some("D-11"))),
+        "permission.subtree",
+        &["badge 0720", "unit D-11"],
+    );
+    assert!(run(&s, "0720", None, set("A-1", LotStatus::Suspended, "x", None)).is_ok());
+    assert!(run(&s, "0503", None, set("A-1", LotStatus::Suspended, "x", Some("D-11"))).is_ok());
+    assert_invalid(run(&s, "0501", None, set("A-1", LotStatus::Suspended, " ", None)), "reason is required");
+}
+
+#[test]
+fn a_suspension_decided_at_a_higher_unit_applies_in_its_whole_subtree_and_only_there() {
+    let mut s = stocked();
+    let north = UnitId::parse("NORTH").unwrap();
+    exec(
+        &mut s,
+        "0503",
+        None,
+        Command::SetLotStatus { lot: lot("A-1"), status: LotStatus::Suspended, reason: "bulletin 26-14".into(), unit: Some(north.clone()) },
+    );
+    assert_eq!(s.lot_status_at(&lot("A-1"), &UnitId::parse("D-11").unwrap()).map(|x| x.0), Some(LotStatus::Suspended));
+    assert_eq!(s.lot_status_at(&lot("A-1"), &UnitId::parse("D-12").unwrap()).map(|x| x.1), Some(Some(north.clone())));
+    assert_eq!(s.lot_status_at(&lot("A-1"), &UnitId::parse("SOUTH").unwrap()).map(|x| x.0), Some(LotStatus::Serviceable));
+    // A department cannot lift what its region decided: its own "serviceable" changes nothing above it.
+    assert_refused(
+        run(&s, "0501", None, Command::SetLotStatus { lot: lot("A-1"), status: LotStatus::Serviceable, reason: "x".into(), unit: None }),
+        "lot.status",
+        &["already serviceable"],
+    );
+    assert_eq!(s.lot_status_at(&lot("A-1"), &UnitId::parse("D-11").unwrap()).map(|x| x.0), Some(LotStatus::Suspended));
 }
 
 // ---- counts ----------------------------------------------------------------------------------
@@ -1645,7 +1696,8 @@ fn a_correction_reverses_a_movement_once() {
 fn only_movements_are_corrected_and_only_while_the_stock_is_still_there() {
     let mut s = stocked();
     let status =
-        exec(&mut s, "0501", None, Command::SetLotStatus { lot: lot("A-1"), status: LotStatus::Suspended, reason: "x".into() }).remove(0);
+        exec(&mut s, "0501", None, Command::SetLotStatus { lot: lot("A-1"), status: LotStatus::Suspended, reason: "x".into(), unit: None })
+            .remove(0);
     assert_refused(
         run(&s, "0501", None, Command::Correct { original: Box::new(status.clone()), reason: "oops".into() }),
         "correction.movement_only",
