@@ -2,8 +2,11 @@
 //! resulting events to the ledger through a store (group commit), signs checkpoints and verifies.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod conditions;
 pub mod demo;
+pub mod demo_org;
 pub mod import;
+pub mod magazines;
 pub mod query;
 pub mod verify;
 
@@ -139,6 +142,12 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Envelope, String> {
     serde_json::from_slice(bytes).map_err(|e| e.to_string())
 }
 
+/// Reads and validates an organization's safety tables; a wrong table is refused with file, key and reason.
+pub fn load_safety_tables(path: &Path) -> Result<qm_safety::SafetyTables> {
+    let text = std::fs::read_to_string(path).map_err(|e| AppError::Usage(format!("{}: {e}", path.display())))?;
+    qm_safety::SafetyTables::from_toml_str(&text, &path.display().to_string()).map_err(|e| AppError::Usage(e.to_string()))
+}
+
 /// The default path of a site's signing key: next to its database.
 pub fn default_key_path(db: &Path) -> PathBuf {
     let mut p = db.as_os_str().to_owned();
@@ -210,6 +219,11 @@ impl Site {
         };
         let (state, frontier) = load(store.as_ref())?;
         Ok(Site { store, state, frontier, key })
+    }
+
+    /// Replaces the safety tables the rules read (an organization's national tables).
+    pub fn set_safety_tables(&mut self, tables: qm_safety::SafetyTables) {
+        self.state.safety = qm_core::state::Tables(std::sync::Arc::new(tables));
     }
 
     pub fn state(&self) -> &State {
@@ -435,6 +449,25 @@ impl Site {
         Ok(())
     }
 
+    /// Stages one request into `commit` (for ingest paths that add their own data to the commit).
+    pub(crate) fn stage_request_public(
+        &mut self,
+        req: &Request,
+        commit: &mut Commit,
+        in_batch: &HashMap<String, usize>,
+    ) -> Result<Outcome> {
+        self.stage_request(req, commit, in_batch, &[], None)
+    }
+
+    /// Commits, or reloads the books from the store if the commit fails.
+    pub(crate) fn flush_or_reload(&mut self, commit: Commit) -> Result<()> {
+        if let Err(e) = self.flush(commit) {
+            let _ = self.reload();
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// Runs requests all or nothing (an import): the first refusal discards them all.
     pub fn execute_all_or_nothing(
         &mut self,
@@ -569,6 +602,7 @@ pub fn hex(h: &[u8]) -> String {
 fn load(store: &dyn Store) -> Result<(State, Frontier)> {
     let mut state = State::new();
     store.for_each_row(&mut |kind, key, value| state.load_row(kind, key, value))?;
+    state.rebuild_indexes();
     let size = store.entry_count()?;
     if state.next_seq != size {
         return Err(AppError::Store(StoreError::Damaged(format!(

@@ -177,6 +177,37 @@ pub fn summarize(env: &Envelope) -> String {
             format!("API token {token} ({label}) for unit {unit}: {}", operations.join(", "))
         }
         Event::TokenRevoked { token, reason } => format!("API token {token} revoked: {reason}"),
+        Event::LocationSafetySet { location, flags, conditions } => format!(
+            "safety settings of {location}: flags [{}]{}",
+            flags.join(", "),
+            conditions.map(|c| format!(", conditions {c:?}")).unwrap_or_default()
+        ),
+        Event::ItemTypeStorageSet { item_type, temperature_c, humidity_pct } => format!(
+            "storage range of {item_type}: {}{}",
+            temperature_c.map(|r| format!("{}–{} °C ", r.min, r.max)).unwrap_or_default(),
+            humidity_pct.map(|r| format!("{}–{} % RH", r.min, r.max)).unwrap_or_default()
+        ),
+        Event::ReadingsRecorded { location, count, first_at, last_at, sha256, .. } => {
+            format!(
+                "{count} condition readings at {location} from {} to {} (sha256 {})",
+                when(*first_at),
+                when(*last_at),
+                &sha256[..12.min(sha256.len())]
+            )
+        }
+        Event::ExcursionStarted { excursion, location, measure, direction, started_at, limit, peak, lots_exposed, .. } => format!(
+            "EXCURSION {excursion} at {location}: {} {} limit {limit} {} since {}, peak {peak}; lots exposed: {}",
+            measure.as_str(),
+            if matches!(direction, qm_core::conditions::Direction::High) { "above" } else { "below" },
+            measure.unit(),
+            when(*started_at),
+            if lots_exposed.is_empty() {
+                "none".to_string()
+            } else {
+                lots_exposed.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", ")
+            }
+        ),
+        Event::ExcursionEnded { excursion, ended_at, peak } => format!("excursion {excursion} ended {}, peak {peak}", when(*ended_at)),
         Event::AccessDenied { who, operation, reason } => format!("DENIED {who}: {operation}: {reason}"),
         Event::QualificationGranted { badge, qualification, expires } => {
             format!("badge {badge} qualified on {qualification} until {expires}")

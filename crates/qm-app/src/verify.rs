@@ -16,6 +16,7 @@ pub struct VerifyReport {
     pub entries: u64,
     pub checkpoints: usize,
     pub projection_rows: usize,
+    pub readings_batches: usize,
     /// Index of the first entry found bad, if any.
     pub first_bad_entry: Option<u64>,
     pub problems: Vec<String>,
@@ -62,6 +63,7 @@ pub fn verify(store: &dyn Store, opts: &VerifyOptions) -> VerifyReport {
     let mut state = State::new();
     let mut replay_ok = !opts.skip_replay;
     let mut expected = 0u64;
+    let mut digests: Vec<(u64, String, u64, String)> = vec![];
     if let Some(i) = sizes.get(&0) {
         let _ = i;
         roots_at.insert(0, frontier.root());
@@ -107,6 +109,9 @@ pub fn verify(store: &dyn Store, opts: &VerifyOptions) -> VerifyReport {
                                 Some(entry.seq),
                                 format!("entry {}: idempotency key column differs from the entry", entry.seq),
                             );
+                        }
+                        if let qm_core::Event::ReadingsRecorded { location, count, sha256, .. } = &env.event {
+                            digests.push((entry.seq, location.to_string(), *count, sha256.clone()));
                         }
                         if let Err(e) = state.apply(&env) {
                             problem(&mut report, Some(entry.seq), format!("entry {}: replay fails: {}", entry.seq, e.reason));
@@ -178,6 +183,26 @@ pub fn verify(store: &dyn Store, opts: &VerifyOptions) -> VerifyReport {
             }
         }
     }
+
+    // Condition readings: each batch must still hash to the digest its ledger entry recorded.
+    for (seq, location, count, sha) in &digests {
+        match store.readings_of_digest(*seq) {
+            Err(e) => problem(&mut report, Some(*seq), format!("entry {seq}: cannot read its condition readings: {e}")),
+            Ok(rows) => {
+                let actual = crate::conditions::digest(
+                    rows.iter().map(|r| crate::conditions::digest_line(&r.location, r.at_ms, r.temperature_c, r.humidity_pct)),
+                );
+                if rows.len() as u64 != *count || actual != *sha || rows.iter().any(|r| r.location != *location) {
+                    problem(
+                        &mut report,
+                        Some(*seq),
+                        format!("entry {seq}: the {} stored condition readings of {location} no longer match the digest recorded for {count} readings: the series was altered", rows.len()),
+                    );
+                }
+            }
+        }
+    }
+    report.readings_batches = digests.len();
 
     // Projections: the stored rows must equal a fresh replay, row for row.
     if replay_ok {

@@ -11,6 +11,9 @@ pub struct Cli {
     /// The site's signing key (default: the database path + ".key").
     #[arg(long, global = true, env = "QM_KEY")]
     pub key: Option<String>,
+    /// Safety tables (hazard divisions, mixing chart, quantity-distance) replacing the shipped defaults.
+    #[arg(long, global = true, env = "QM_SAFETY_TABLES")]
+    pub safety_tables: Option<String>,
     /// Print machine-readable JSON.
     #[arg(long, global = true)]
     pub json: bool,
@@ -57,6 +60,18 @@ pub enum Cmd {
         /// The first administrator's PIN (prefer QM_ADMIN_PIN).
         #[arg(long, env = "QM_ADMIN_PIN", hide_env_values = true)]
         admin_pin: String,
+    },
+    /// Run the server: JSON API and web UI (see docs/server.md).
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080, or QM_ADDR, or the config file's `addr`).
+        #[arg(long)]
+        addr: Option<String>,
+        /// A TOML configuration file.
+        #[arg(long)]
+        config: Option<String>,
+        /// Create (or reopen) demo-data/serve-demo.db with a demo organization and print its sign-ins.
+        #[arg(long)]
+        demo: bool,
     },
     /// Create a demo database, run a realistic day, print stock, a count reconciliation and verify.
     Demo {
@@ -226,6 +241,41 @@ pub enum Cmd {
     },
     /// Print the permission table (role × operation).
     Permissions,
+    /// Quantity-distance: required distances for a hazard division and NEQ, or the NEQ that distances allow.
+    Qd {
+        /// Hazard division, e.g. 1.1.
+        #[arg(long)]
+        hd: String,
+        /// NEQ in kg: print the required distance to every kind of exposed site.
+        #[arg(long, conflicts_with = "distance", required_unless_present = "distance")]
+        neq_kg: Option<f64>,
+        /// KIND=METRES (repeatable): print the largest NEQ each distance allows.
+        #[arg(long)]
+        distance: Vec<String>,
+    },
+    /// Magazines and depots: NEQ by hazard division against licence and quantity-distance.
+    Magazines {
+        #[arg(long)]
+        unit: Option<String>,
+    },
+    /// Lots and where they are held: expiring, expired or suspended.
+    Lots {
+        /// e.g. 90d: lots whose expiry or inspection date falls within that many days (or is past).
+        #[arg(long)]
+        expiring: Option<String>,
+        #[arg(long)]
+        expired: bool,
+        #[arg(long)]
+        suspended: bool,
+        #[arg(long)]
+        unit: Option<String>,
+    },
+    /// Storage-condition readings, excursions and charts.
+    #[command(subcommand)]
+    Conditions(ConditionsCmd),
+    /// Reports.
+    #[command(subcommand)]
+    Report(ReportCmd),
 }
 
 #[derive(Args, Debug)]
@@ -280,6 +330,20 @@ pub enum LocationCmd {
         distance: Vec<String>,
     },
     List,
+    /// Safety settings: condition flags for the mixing chart's footnotes, and the storage band.
+    Safety {
+        id: String,
+        #[arg(long)]
+        flag: Vec<String>,
+        /// MIN:MAX in °C.
+        #[arg(long)]
+        temperature_c: Option<String>,
+        /// MIN:MAX in % RH.
+        #[arg(long)]
+        humidity_pct: Option<String>,
+        #[arg(long)]
+        excursion_minutes: Option<i64>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -302,6 +366,16 @@ pub enum ItemTypeCmd {
         qualification: Option<String>,
     },
     List,
+    /// The storage range an item type needs.
+    Storage {
+        id: String,
+        /// MIN:MAX in °C.
+        #[arg(long)]
+        temperature_c: Option<String>,
+        /// MIN:MAX in % RH.
+        #[arg(long)]
+        humidity_pct: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -374,6 +448,49 @@ pub enum TransferCmd {
         #[arg(long)]
         to: String,
         items: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConditionsCmd {
+    /// Record one reading.
+    Record {
+        location: String,
+        #[arg(long)]
+        temperature_c: Option<f64>,
+        #[arg(long)]
+        humidity_pct: Option<f64>,
+        /// When it was read (RFC 3339); default now.
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Import readings from CSV: location,at,temperature_c,humidity_pct.
+    Import { file: String },
+    /// A place's series, band and excursions; with --svg, a chart.
+    Show {
+        location: String,
+        /// YYYY-MM-DD or RFC 3339.
+        #[arg(long)]
+        since: String,
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long)]
+        svg: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReportCmd {
+    /// Daily summary of magazine transactions (27 CFR 555.127).
+    Dsmt {
+        #[arg(long)]
+        magazine: String,
+        /// YYYY-MM-DD (UTC day).
+        #[arg(long)]
+        date: String,
+        /// text, csv or json.
+        #[arg(long, default_value = "text")]
+        format: String,
     },
 }
 

@@ -2,6 +2,8 @@
 
 mod args;
 mod output;
+mod safety_cmds;
+mod serve;
 
 use args::*;
 use clap::Parser;
@@ -95,7 +97,7 @@ fn exec(site: &mut Site, who: &Who, command: Command) -> R<qm_app::Outcome> {
 
 fn run(cli: &Cli, out: &Out) -> R<u8> {
     let who = &cli.who;
-    let open = || Site::open(&cli.db, Some(&key_path(cli)));
+    let open = || open_site(cli);
     match &cli.command {
         Cmd::Init { site, root_unit, root_unit_name, admin_badge, admin_name, admin_pin } => {
             let g = qm_app::Genesis {
@@ -117,6 +119,13 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
             Ok(0)
         }
         Cmd::Demo { out: path } => output::demo(path, out),
+        Cmd::Serve { addr, config, demo } => serve::serve(serve::ServeArgs {
+            db: &cli.db,
+            key: cli.key.as_deref(),
+            addr: addr.as_deref(),
+            config: config.as_deref(),
+            demo: *demo,
+        }),
         Cmd::Unit(UnitCmd::Add { id, name, parent }) => {
             let mut s = open()?;
             write(
@@ -176,6 +185,19 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
             };
             write(&mut s, who, cmd, out)
         }
+        Cmd::Location(LocationCmd::Safety { id, flag, temperature_c, humidity_pct, excursion_minutes }) => {
+            let mut s = open()?;
+            let conditions = if temperature_c.is_some() || humidity_pct.is_some() || excursion_minutes.is_some() {
+                Some(qm_core::event::LocationConditions {
+                    temperature_c: temperature_c.as_deref().map(safety_cmds::range).transpose()?,
+                    humidity_pct: humidity_pct.as_deref().map(safety_cmds::range).transpose()?,
+                    excursion_minutes: *excursion_minutes,
+                })
+            } else {
+                None
+            };
+            write(&mut s, who, Command::SetLocationSafety { location: p(LocationId::parse(id))?, flags: flag.clone(), conditions }, out)
+        }
         Cmd::Location(LocationCmd::List) => {
             let s = open()?;
             out.locations(s.state());
@@ -192,6 +214,15 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
                 neq_kg_per_unit: *neq_kg_per_unit,
                 un_code: un_code.clone(),
                 qualification: qualification.clone(),
+            };
+            write(&mut s, who, cmd, out)
+        }
+        Cmd::ItemType(ItemTypeCmd::Storage { id, temperature_c, humidity_pct }) => {
+            let mut s = open()?;
+            let cmd = Command::SetItemTypeStorage {
+                item_type: p(ItemTypeId::parse(id))?,
+                temperature_c: temperature_c.as_deref().map(safety_cmds::range).transpose()?,
+                humidity_pct: humidity_pct.as_deref().map(safety_cmds::range).transpose()?,
             };
             write(&mut s, who, cmd, out)
         }
@@ -496,6 +527,24 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
             out.json_or(&serde_json::json!({ "table": qm_core::permissions::markdown_table() }), qm_core::permissions::markdown_table);
             Ok(0)
         }
+        Cmd::Qd { .. } | Cmd::Magazines { .. } | Cmd::Lots { .. } | Cmd::Conditions(_) | Cmd::Report(_) => safety_cmds::run(cli, out),
+    }
+}
+
+/// Opens the site, with the organization's safety tables when given.
+pub(crate) fn open_site(cli: &Cli) -> R<Site> {
+    let mut site = Site::open(&cli.db, Some(&key_path(cli)))?;
+    if let Some(t) = &cli.safety_tables {
+        site.set_safety_tables(qm_app::load_safety_tables(std::path::Path::new(t))?);
+    }
+    Ok(site)
+}
+
+/// The tables to use without a site (for `qm qd`).
+pub(crate) fn tables(cli: &Cli) -> R<qm_safety::SafetyTables> {
+    match &cli.safety_tables {
+        Some(t) => qm_app::load_safety_tables(std::path::Path::new(t)),
+        None => Ok(qm_safety::SafetyTables::default_tables()),
     }
 }
 
@@ -508,7 +557,7 @@ fn account(f: &FromAccount) -> R<Account> {
 }
 
 fn count(cli: &Cli, c: &CountCmd, out: &Out) -> R<u8> {
-    let mut s = Site::open(&cli.db, Some(&key_path(cli)))?;
+    let mut s = open_site(cli)?;
     let who = &cli.who;
     match c {
         CountCmd::Start { location, cycle, blind } => {

@@ -59,6 +59,24 @@ pub enum Command {
         roles: Vec<Role>,
         pin_hash: String,
     },
+    SetLocationSafety {
+        location: LocationId,
+        flags: Vec<String>,
+        conditions: Option<crate::event::LocationConditions>,
+    },
+    SetItemTypeStorage {
+        item_type: ItemTypeId,
+        temperature_c: Option<crate::conditions::Range>,
+        humidity_pct: Option<crate::conditions::Range>,
+    },
+    /// New readings for one place, with the recent window of stored readings before them (read by the
+    /// edge) so that excursions spanning batches are found; `sha256` is the digest of the new readings.
+    RecordReadings {
+        location: LocationId,
+        readings: Vec<crate::conditions::Reading>,
+        window: Vec<crate::conditions::Reading>,
+        sha256: String,
+    },
     /// A new PIN or password (hashed at the edge). A person may change their own; an administrator anyone's in their subtree.
     SetCredential {
         badge: Badge,
@@ -184,6 +202,9 @@ impl Command {
             Command::RegisterPerson { .. } => "register_person",
             Command::GrantQualification { .. } => "grant_qualification",
             Command::SetCredential { .. } => "set_credential",
+            Command::SetLocationSafety { .. } => "set_location_safety",
+            Command::SetItemTypeStorage { .. } => "set_item_type_storage",
+            Command::RecordReadings { .. } => "record_readings",
             Command::IssueToken { .. } => "issue_token",
             Command::RevokeToken { .. } => "revoke_token",
             Command::SetPolicy { .. } => "set_policy",

@@ -1,5 +1,6 @@
 //! Events: the facts the ledger records. Every projection is a fold over these.
 
+use crate::conditions::{Direction, Measure, Range};
 use crate::ids::*;
 use crate::model::*;
 use crate::policy::PolicyRules;
@@ -60,6 +61,18 @@ impl Line {
             Line::Lot { lot, quantity, .. } => format!("{quantity} of lot {lot}"),
         }
     }
+}
+
+/// A place's own storage-condition settings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocationConditions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature_c: Option<Range>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub humidity_pct: Option<Range>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excursion_minutes: Option<i64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,6 +161,56 @@ pub enum Event {
         keeper: Option<Badge>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         magazine: Option<MagazineLicence>,
+    },
+    /// Safety settings of a place: condition flags the mixing chart's footnotes may require, and
+    /// its own storage-condition band.
+    LocationSafetySet {
+        location: LocationId,
+        flags: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conditions: Option<LocationConditions>,
+    },
+    /// The storage range an item type needs.
+    ItemTypeStorageSet {
+        item_type: ItemTypeId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        temperature_c: Option<Range>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        humidity_pct: Option<Range>,
+    },
+    /// A digest of a batch of condition readings (kept outside the ledger), so the series is tamper-evident.
+    ReadingsRecorded {
+        location: LocationId,
+        count: u64,
+        #[serde(with = "time::serde::rfc3339")]
+        first_at: OffsetDateTime,
+        #[serde(with = "time::serde::rfc3339")]
+        last_at: OffsetDateTime,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        temperature_c: Option<Range>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        humidity_pct: Option<Range>,
+        /// SHA-256 (hex) of the batch's readings in their canonical line form (docs/conditions.md).
+        sha256: String,
+    },
+    /// Conditions at a place stayed out of band longer than allowed: an incident.
+    ExcursionStarted {
+        excursion: String,
+        location: LocationId,
+        measure: Measure,
+        direction: Direction,
+        #[serde(with = "time::serde::rfc3339")]
+        started_at: OffsetDateTime,
+        limit: f64,
+        peak: f64,
+        lots_exposed: Vec<LotNo>,
+        serials_exposed: u64,
+    },
+    ExcursionEnded {
+        excursion: String,
+        #[serde(with = "time::serde::rfc3339")]
+        ended_at: OffsetDateTime,
+        peak: f64,
     },
     ItemTypeDefined {
         item_type: ItemTypeId,
@@ -283,6 +346,11 @@ impl Event {
             Event::UnitCreated { .. } => "unit_created",
             Event::LocationCreated { .. } => "location_created",
             Event::ItemTypeDefined { .. } => "item_type_defined",
+            Event::LocationSafetySet { .. } => "location_safety_set",
+            Event::ItemTypeStorageSet { .. } => "item_type_storage_set",
+            Event::ReadingsRecorded { .. } => "readings_recorded",
+            Event::ExcursionStarted { .. } => "excursion_started",
+            Event::ExcursionEnded { .. } => "excursion_ended",
             Event::PersonRegistered { .. } => "person_registered",
             Event::QualificationGranted { .. } => "qualification_granted",
             Event::CredentialSet { .. } => "credential_set",

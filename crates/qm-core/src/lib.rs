@@ -2,6 +2,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod command;
+pub mod conditions;
 pub mod event;
 pub mod ids;
 pub mod model;
@@ -9,6 +10,7 @@ pub mod permissions;
 pub mod policy;
 pub mod quantity;
 pub mod rules;
+pub mod safety;
 pub mod state;
 
 pub use command::{Command, ItemRef, ReceiptLine};

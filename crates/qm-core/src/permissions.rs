@@ -21,6 +21,8 @@ pub enum Op {
     Resolve,
     Correct,
     Witness,
+    /// Record storage-condition readings.
+    Conditions,
 }
 
 impl Op {
@@ -40,6 +42,7 @@ impl Op {
         Op::Resolve,
         Op::Correct,
         Op::Witness,
+        Op::Conditions,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -58,6 +61,7 @@ impl Op {
             Op::Resolve => "resolve",
             Op::Correct => "correct",
             Op::Witness => "witness",
+            Op::Conditions => "conditions",
         }
     }
 }
@@ -68,8 +72,8 @@ impl Op {
 pub fn role_allows(role: Role, op: Op) -> bool {
     use Op::*;
     match role {
-        Role::Armorer => matches!(op, Receive | Issue | Return | Move | Expend | ReportLost | Count | Witness),
-        Role::MagazineKeeper => matches!(op, Receive | Issue | Return | Move | Expend | ReportLost | Count | Witness),
+        Role::Armorer => matches!(op, Receive | Issue | Return | Move | Expend | ReportLost | Count | Witness | Conditions),
+        Role::MagazineKeeper => matches!(op, Receive | Issue | Return | Move | Expend | ReportLost | Count | Witness | Conditions),
         Role::Logistics => matches!(op, Receive | Move | Transfer),
         Role::DutyOfficer => {
             matches!(op, Issue | Return | Destroy | ReportLost | Recover | LotStatus | Count | Resolve | Correct | Witness)

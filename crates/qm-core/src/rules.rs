@@ -292,6 +292,13 @@ fn single_movement(kind: MovementKind, from: Account, to: Account, lines: Vec<Li
 
 /// Checks a command against the books; returns the events it becomes, or why not.
 pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, Rejection> {
+    let decision = decide_command(state, ctx, command)?;
+    // Storage safety applies to every movement that ends in a magazine or depot, whatever the command.
+    crate::safety::check_decision(state, &decision.events)?;
+    Ok(decision)
+}
+
+fn decide_command(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, Rejection> {
     let Some(actor) = state.people.get(&ctx.actor) else {
         return not_found("badge", &ctx.actor);
     };
@@ -410,6 +417,38 @@ pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, R
             c.authorize(Op::Setup, &p.unit)?;
             one(Event::QualificationGranted { badge: badge.clone(), qualification: qualification.clone(), expires: *expires })
         }
+        Command::SetLocationSafety { location, flags, conditions } => {
+            let loc = c.location(location)?;
+            c.authorize(Op::Setup, &loc.unit)?;
+            if flags.len() > 32
+                || flags.iter().any(|f| f.is_empty() || f.len() > 64 || !f.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_'))
+            {
+                return invalid("flags are up to 32 words of letters, digits and '_'");
+            }
+            if let Some(cond) = conditions {
+                for r in [cond.temperature_c, cond.humidity_pct].into_iter().flatten() {
+                    if !(r.min.is_finite() && r.max.is_finite() && r.min <= r.max) {
+                        return invalid(format!("range {}–{} is not a range", r.min, r.max));
+                    }
+                }
+                if cond.excursion_minutes.is_some_and(|m| !(0..=60 * 24 * 30).contains(&m)) {
+                    return invalid("excursion time is 0 to 43200 minutes");
+                }
+            }
+            one(Event::LocationSafetySet { location: location.clone(), flags: flags.clone(), conditions: *conditions })
+        }
+        Command::SetItemTypeStorage { item_type, temperature_c, humidity_pct } => {
+            c.item_type(item_type)?;
+            let root = state.site.as_ref().map(|s| s.root_unit.clone()).unwrap_or_else(|| actor.unit.clone());
+            c.authorize(Op::Setup, &root)?;
+            for r in [temperature_c, humidity_pct].into_iter().flatten() {
+                if !(r.min.is_finite() && r.max.is_finite() && r.min <= r.max) {
+                    return invalid(format!("range {}–{} is not a range", r.min, r.max));
+                }
+            }
+            one(Event::ItemTypeStorageSet { item_type: item_type.clone(), temperature_c: *temperature_c, humidity_pct: *humidity_pct })
+        }
+        Command::RecordReadings { location, readings, window, sha256 } => decide_readings(&c, location, readings, window, sha256),
         Command::SetCredential { badge, kind, hash } => {
             let p = c.person(badge)?;
             if *badge != ctx.actor {
@@ -1336,4 +1375,100 @@ pub fn genesis(
             pin_hash: pin_hash.to_string(),
         },
     ]
+}
+
+/// Most readings one command may carry; a larger file is split by the edge.
+pub const READINGS_MAX: usize = 100_000;
+
+fn decide_readings(
+    c: &Checker,
+    location: &LocationId,
+    readings: &[crate::conditions::Reading],
+    window: &[crate::conditions::Reading],
+    sha256: &str,
+) -> R<Decision> {
+    use crate::conditions::{detect, Range};
+    let state = c.state;
+    let loc = c.location(location)?;
+    c.authorize(Op::Conditions, &loc.unit)?;
+    if readings.is_empty() {
+        return invalid("no readings given");
+    }
+    if readings.len() > READINGS_MAX || window.len() > READINGS_MAX {
+        return invalid(format!("at most {READINGS_MAX} readings per batch"));
+    }
+    for (i, r) in readings.iter().enumerate() {
+        if r.temperature_c.is_none() && r.humidity_pct.is_none() {
+            return invalid(format!("reading {}: neither temperature nor humidity", i + 1));
+        }
+        if r.temperature_c.is_some_and(|t| !(t.is_finite() && (-80.0..=150.0).contains(&t))) {
+            return invalid(format!("reading {}: temperature {:?} °C is not plausible (-80 to 150)", i + 1, r.temperature_c));
+        }
+        if r.humidity_pct.is_some_and(|h| !(h.is_finite() && (0.0..=100.0).contains(&h))) {
+            return invalid(format!("reading {}: humidity {:?} % is not between 0 and 100", i + 1, r.humidity_pct));
+        }
+        if r.at > c.ctx.at + time::Duration::minutes(5) {
+            return invalid(format!("reading {}: time {} is in the future", i + 1, when(r.at)));
+        }
+    }
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return invalid("digest must be 64 hex digits of SHA-256");
+    }
+    let span = |f: fn(&crate::conditions::Reading) -> Option<f64>| -> Option<Range> {
+        let vals: Vec<f64> = readings.iter().filter_map(f).collect();
+        let first = *vals.first()?;
+        Some(vals.iter().fold(Range { min: first, max: first }, |r, v| Range { min: r.min.min(*v), max: r.max.max(*v) }))
+    };
+    let first_at = readings.iter().map(|r| r.at).min().unwrap_or(c.ctx.at);
+    let last_at = readings.iter().map(|r| r.at).max().unwrap_or(c.ctx.at);
+    let mut events = vec![Event::ReadingsRecorded {
+        location: location.clone(),
+        count: readings.len() as u64,
+        first_at,
+        last_at,
+        temperature_c: span(|r| r.temperature_c),
+        humidity_pct: span(|r| r.humidity_pct),
+        sha256: sha256.to_ascii_lowercase(),
+    }];
+    let mut series: Vec<crate::conditions::Reading> = window.iter().chain(readings.iter()).cloned().collect();
+    series.sort_by_key(|r| r.at);
+    let band = state.band_at(location);
+    let (lots, serials) = state.stored_below(location);
+    let serials_exposed = serials.values().sum();
+    let mut next = state.excursions.len() + 1;
+    for d in detect(&series, &band) {
+        let known = state.excursions.iter().find(|(_, x)| x.location == *location && x.measure == d.measure && x.started_at == d.start);
+        match known {
+            Some((id, x)) => {
+                if x.ended_at.is_none() {
+                    if let Some(end) = d.end {
+                        events.push(Event::ExcursionEnded { excursion: id.clone(), ended_at: end, peak: d.peak });
+                    }
+                }
+            }
+            None => {
+                // Only runs that reach into the new readings are news; older ones were judged before.
+                if d.end.is_some_and(|e| e < first_at) {
+                    continue;
+                }
+                let id = format!("X-{next}");
+                next += 1;
+                events.push(Event::ExcursionStarted {
+                    excursion: id.clone(),
+                    location: location.clone(),
+                    measure: d.measure,
+                    direction: d.direction,
+                    started_at: d.start,
+                    limit: d.limit,
+                    peak: d.peak,
+                    lots_exposed: lots.clone(),
+                    serials_exposed,
+                });
+                if let Some(end) = d.end {
+                    events.push(Event::ExcursionEnded { excursion: id, ended_at: end, peak: d.peak });
+                }
+            }
+        }
+    }
+    Ok(Decision { events, corrects: None })
 }

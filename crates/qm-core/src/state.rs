@@ -4,6 +4,7 @@
 //! names the rows that changed so the store writes only those; `verify` rebuilds a fresh `State`
 //! from the ledger and compares every row with the stored one.
 
+use crate::conditions::{Band, Direction, Measure, Range, DEFAULT_BAND};
 use crate::event::*;
 use crate::ids::*;
 use crate::model::*;
@@ -34,6 +35,10 @@ pub struct Location {
     pub kind: LocationKind,
     pub keeper: Option<Badge>,
     pub magazine: Option<MagazineLicence>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<LocationConditions>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -45,6 +50,10 @@ pub struct ItemType {
     pub neq_kg_per_unit: f64,
     pub un_code: Option<String>,
     pub qualification: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature_c: Option<Range>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub humidity_pct: Option<Range>,
 }
 
 impl ItemType {
@@ -190,6 +199,33 @@ pub struct Resolution {
 /// What one account holds: its serials, and its lot balances.
 pub type Holdings<'a> = (Vec<(&'a Serial, &'a SerialItem)>, Vec<(&'a LotNo, &'a Balance)>);
 
+/// An excursion of storage conditions: an incident with start, end, peak and what was exposed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Excursion {
+    pub location: LocationId,
+    pub measure: Measure,
+    pub direction: Direction,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub ended_at: Option<OffsetDateTime>,
+    pub limit: f64,
+    pub peak: f64,
+    pub lots_exposed: Vec<LotNo>,
+    pub serials_exposed: u64,
+}
+
+/// The safety tables the rules read (configuration, not books: they are not stored as rows).
+/// Equal by content, so that two states built with the same tables compare equal.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tables(pub std::sync::Arc<qm_safety::SafetyTables>);
+
+impl Default for Tables {
+    fn default() -> Tables {
+        Tables(std::sync::Arc::new(qm_safety::SafetyTables::default_tables()))
+    }
+}
+
 /// A projected row's address.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RowKey {
@@ -222,6 +258,11 @@ pub struct State {
     pub transfers: BTreeMap<TransferId, Transfer>,
     pub counts: BTreeMap<CountId, Count>,
     pub discrepancies: BTreeMap<DiscrepancyId, Discrepancy>,
+    pub excursions: BTreeMap<String, Excursion>,
+    /// Per magazine or depot: quantity held per item type in its whole subtree. An index derived from
+    /// serials and balances (rebuilt on load), so the safety check does not scan every lot.
+    pub store_stock: BTreeMap<LocationId, BTreeMap<ItemTypeId, Quantity>>,
+    pub safety: Tables,
     /// The counter of the last closed count rooted at each location.
     pub last_counter: BTreeMap<LocationId, Badge>,
     /// Entries already corrected, so that nothing is corrected twice.
@@ -262,6 +303,108 @@ impl State {
             }
         }
         Some(best)
+    }
+
+    /// The storage-condition band at a place: its own settings (or the defaults), tightened by the
+    /// range of every item type stored there or below.
+    pub fn band_at(&self, location: &LocationId) -> Band {
+        let own = self.locations.get(location).and_then(|l| l.conditions).unwrap_or_default();
+        let defaults = self.default_band();
+        let mut band = Band {
+            temperature_c: own.temperature_c.unwrap_or(defaults.temperature_c),
+            humidity_pct: own.humidity_pct.unwrap_or(defaults.humidity_pct),
+            excursion_minutes: own.excursion_minutes.unwrap_or(defaults.excursion_minutes),
+        };
+        let (lots, serial_types) = self.stored_below(location);
+        let mut types: std::collections::BTreeSet<&ItemTypeId> = serial_types.keys().collect();
+        types.extend(lots.iter().filter_map(|l| self.lots.get(l).map(|x| &x.item_type)));
+        for t in types {
+            if let Some(it) = self.item_types.get(t) {
+                if let Some(r) = it.temperature_c {
+                    band.temperature_c = band.temperature_c.tighten(r);
+                }
+                if let Some(r) = it.humidity_pct {
+                    band.humidity_pct = band.humidity_pct.tighten(r);
+                }
+            }
+        }
+        band
+    }
+
+    /// The band a place gets when it sets none: up to the safety tables' sustained-heat alarm and
+    /// humidity warning level, with their default excursion time; the lower bound is freezing.
+    pub fn default_band(&self) -> Band {
+        let sc = self.safety.0.storage_conditions();
+        Band {
+            temperature_c: Range { min: DEFAULT_BAND.temperature_c.min, max: sc.temperature_alarm_c },
+            humidity_pct: Range { min: DEFAULT_BAND.humidity_pct.min, max: sc.humidity_warn_pct },
+            excursion_minutes: i64::from(sc.excursion_default_minutes),
+        }
+    }
+
+    /// Lots held at `location` or below it, and serial items there by item type.
+    pub fn stored_below(&self, location: &LocationId) -> (Vec<LotNo>, BTreeMap<ItemTypeId, u64>) {
+        let places = self.location_subtree(location);
+        let mut lots: Vec<LotNo> = self
+            .balances
+            .iter()
+            .filter(|((a, _), b)| b.quantity.is_positive() && matches!(a, Account::Location(l) if places.contains(l)))
+            .map(|((_, lot), _)| lot.clone())
+            .collect();
+        lots.dedup();
+        let mut serials: BTreeMap<ItemTypeId, u64> = BTreeMap::new();
+        for s in self.serials.values() {
+            if matches!(&s.account, Account::Location(l) if places.contains(l)) {
+                *serials.entry(s.item_type.clone()).or_default() += 1;
+            }
+        }
+        (lots, serials)
+    }
+
+    /// The magazine or depot that contains `location` (itself included), if any.
+    pub fn enclosing_store(&self, location: &LocationId) -> Option<&LocationId> {
+        let mut cur = Some(location);
+        let mut steps = 0;
+        while let Some(l) = cur {
+            let loc = self.locations.get(l)?;
+            if matches!(loc.kind, LocationKind::Magazine | LocationKind::Depot) {
+                return self.locations.get_key_value(l).map(|(k, _)| k);
+            }
+            steps += 1;
+            if steps > self.locations.len() {
+                return None;
+            }
+            cur = loc.parent.as_ref();
+        }
+        None
+    }
+
+    /// Recomputes the derived indexes after rows were loaded.
+    pub fn rebuild_indexes(&mut self) {
+        self.store_stock.clear();
+        let serials: Vec<(Account, ItemTypeId)> = self.serials.values().map(|s| (s.account.clone(), s.item_type.clone())).collect();
+        for (a, t) in serials {
+            self.index_stock(&a, &t, Quantity::ONE);
+        }
+        let lots: Vec<(Account, ItemTypeId, Quantity)> =
+            self.balances.iter().filter_map(|((a, l), b)| self.lots.get(l).map(|x| (a.clone(), x.item_type.clone(), b.quantity))).collect();
+        for (a, t, q) in lots {
+            self.index_stock(&a, &t, q);
+        }
+    }
+
+    fn index_stock(&mut self, account: &Account, item_type: &ItemTypeId, delta: Quantity) {
+        let Account::Location(l) = account else { return };
+        let Some(store) = self.enclosing_store(l).cloned() else { return };
+        let per_type = self.store_stock.entry(store.clone()).or_default();
+        let q = per_type.entry(item_type.clone()).or_default();
+        *q += delta;
+        if *q == Quantity::ZERO {
+            per_type.remove(item_type);
+            if per_type.is_empty() {
+                self.store_stock.remove(&store);
+            }
+        }
     }
 
     /// Is `unit` equal to `ancestor` or below it?
@@ -378,6 +521,7 @@ impl State {
         keys.extend(self.transfers.keys().map(|k| rk("transfer", k)));
         keys.extend(self.counts.keys().map(|k| rk("count", k)));
         keys.extend(self.discrepancies.keys().map(|k| rk("discrepancy", k)));
+        keys.extend(self.excursions.keys().map(|k| rk("excursion", k)));
         keys.extend(self.last_counter.keys().map(|k| rk("last_counter", k)));
         keys.extend(self.corrected.keys().map(|k| rk("corrected", k)));
         let mut rows: Vec<(RowKey, String)> = keys.into_iter().filter_map(|k| self.row(&k).map(|v| (k, v))).collect();
@@ -408,6 +552,7 @@ impl State {
                 js(self.balances.get(&(a, l)))
             }
             "transfer" => js(TransferId::parse(key).ok().and_then(|id| self.transfers.get(&id))),
+            "excursion" => js(self.excursions.get(key)),
             "count" => js(CountId::parse(key).ok().and_then(|id| self.counts.get(&id))),
             "discrepancy" => js(DiscrepancyId::parse(key).ok().and_then(|id| self.discrepancies.get(&id))),
             "last_counter" => js(LocationId::parse(key).ok().and_then(|id| self.last_counter.get(&id))),
@@ -456,6 +601,9 @@ impl State {
                 let a = Account::try_from(a.to_string())?;
                 let l = LotNo::parse(l).map_err(bad)?;
                 self.balances.insert((a, l), de(kind, key, value)?);
+            }
+            "excursion" => {
+                self.excursions.insert(key.to_string(), de(kind, key, value)?);
             }
             "transfer" => {
                 self.transfers.insert(TransferId::parse(key).map_err(bad)?, de(kind, key, value)?);
@@ -517,6 +665,8 @@ impl State {
                         kind: *kind,
                         keeper: keeper.clone(),
                         magazine: magazine.clone(),
+                        flags: vec![],
+                        conditions: None,
                     },
                 );
                 self.touched.insert(rk("location", location));
@@ -532,9 +682,47 @@ impl State {
                         neq_kg_per_unit: *neq_kg_per_unit,
                         un_code: un_code.clone(),
                         qualification: qualification.clone(),
+                        temperature_c: None,
+                        humidity_pct: None,
                     },
                 );
                 self.touched.insert(rk("item_type", item_type));
+            }
+            Event::LocationSafetySet { location, flags, conditions } => {
+                let l = self.locations.get_mut(location).ok_or_else(|| fail(format!("unknown location {location}")))?;
+                l.flags = flags.clone();
+                l.conditions = *conditions;
+                self.touched.insert(rk("location", location));
+            }
+            Event::ItemTypeStorageSet { item_type, temperature_c, humidity_pct } => {
+                let t = self.item_types.get_mut(item_type).ok_or_else(|| fail(format!("unknown item type {item_type}")))?;
+                t.temperature_c = *temperature_c;
+                t.humidity_pct = *humidity_pct;
+                self.touched.insert(rk("item_type", item_type));
+            }
+            Event::ReadingsRecorded { .. } => {}
+            Event::ExcursionStarted { excursion, location, measure, direction, started_at, limit, peak, lots_exposed, serials_exposed } => {
+                self.excursions.insert(
+                    excursion.clone(),
+                    Excursion {
+                        location: location.clone(),
+                        measure: *measure,
+                        direction: *direction,
+                        started_at: *started_at,
+                        ended_at: None,
+                        limit: *limit,
+                        peak: *peak,
+                        lots_exposed: lots_exposed.clone(),
+                        serials_exposed: *serials_exposed,
+                    },
+                );
+                self.touched.insert(rk("excursion", excursion));
+            }
+            Event::ExcursionEnded { excursion, ended_at, peak } => {
+                let x = self.excursions.get_mut(excursion).ok_or_else(|| fail(format!("unknown excursion {excursion}")))?;
+                x.ended_at = Some(*ended_at);
+                x.peak = *peak;
+                self.touched.insert(rk("excursion", excursion));
             }
             Event::PersonRegistered { badge, name, unit, roles, pin_hash } => {
                 let qualifications = self.people.get(badge).map(|p| p.qualifications.clone()).unwrap_or_default();
@@ -621,6 +809,8 @@ impl State {
             }
             Event::Movement { from, to, lines, kind, .. } => {
                 for line in lines {
+                    self.index_stock(from, line.item_type(), Quantity(-line.quantity().0));
+                    self.index_stock(to, line.item_type(), line.quantity());
                     match line {
                         Line::Serial { serial, .. } => {
                             let s = self.serials.get_mut(serial).ok_or_else(|| fail(format!("unknown serial {serial}")))?;

@@ -1,1 +1,118 @@
-//! The Quartermaster server (placeholder until written).
+//! The Quartermaster server: the HTTP JSON API, web sign-in and permissions, and the server-rendered web UI.
+//!
+//! One thread owns the `Site` (it is not `Sync`); handlers talk to it over a channel (`worker`), which
+//! also lets concurrent writes share one durable commit (group commit). Everything else here is the
+//! edge: parsing, authentication, scope checks, HTML and JSON.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod labels;
+pub mod scope;
+pub mod views;
+pub mod web;
+pub mod worker;
+
+pub use config::Config;
+pub use error::ApiError;
+pub use worker::SiteHandle;
+
+use axum::http::{header, HeaderValue};
+use axum::Router;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+/// The content security policy: our own scripts and styles only, no inline script, no framing.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+    form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+
+/// Everything a request handler needs: the site, the sessions and the sign-in limiter.
+#[derive(Clone)]
+pub struct AppState {
+    pub site: SiteHandle,
+    pub auth: Arc<auth::Auth>,
+    pub config: Arc<Config>,
+}
+
+/// The whole application: API, web UI, assets, with the body limit, CSP and request tracing layers.
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.body_limit_bytes;
+    Router::new()
+        .merge(api::routes())
+        .merge(web::routes())
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(limit))
+        .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// A running server: its address, and how to stop it and wait until every commit is finished.
+pub struct Running {
+    pub addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+impl Running {
+    /// Serves until the shutdown signal given to `start_with`, then finishes as `stop` does.
+    pub async fn wait(mut self) -> Result<(), String> {
+        let _keep = self.shutdown.take();
+        self.task.await.map_err(|e| format!("server task: {e}"))?
+    }
+
+    /// Stops accepting connections, finishes in-flight requests and commits, checkpoints, returns.
+    pub async fn stop(mut self) -> Result<(), String> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task.await.map_err(|e| format!("server task: {e}"))?
+    }
+}
+
+/// Binds `config.addr`, starts the site's worker and serves until `stop` (or `shutdown` resolves).
+pub async fn start(config: Config, site: qm_app::Site) -> Result<Running, String> {
+    start_with(config, site, std::future::pending::<()>()).await
+}
+
+/// As `start`, and also stops when `signal` resolves (SIGINT/SIGTERM for `qm serve`).
+pub async fn start_with(
+    config: Config,
+    site: qm_app::Site,
+    signal: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Running, String> {
+    let listener = tokio::net::TcpListener::bind(&config.addr).await.map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let (handle, worker) = worker::spawn(site, config.checkpoint_every_s);
+    let state = AppState { site: handle.clone(), auth: Arc::new(auth::Auth::new(&config)), config: Arc::new(config) };
+    let app = router(state);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let stop = async move {
+            tokio::select! {
+                _ = rx => {}
+                _ = signal => {}
+            }
+            tracing::info!("shutting down: finishing in-flight requests and commits");
+        };
+        let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(stop)
+            .await
+            .map_err(|e| format!("server: {e}"));
+        // Every request has finished; the worker commits what is queued, checkpoints and exits.
+        handle.shutdown().await;
+        let joined = tokio::task::spawn_blocking(move || worker.join()).await;
+        if !matches!(joined, Ok(Ok(()))) {
+            return Err("the site worker did not stop cleanly".into());
+        }
+        tracing::info!("stopped");
+        served
+    });
+    Ok(Running { addr, shutdown: Some(tx), task })
+}

@@ -1,7 +1,7 @@
 //! The SQLite store: one file, WAL mode, `synchronous=FULL`, versioned migrations that run on open.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-use qm_store::{Commit, Hash, Result, StoreError, StoredCheckpoint, StoredEntry};
+use qm_store::{Commit, Hash, Result, StoreError, StoredCheckpoint, StoredEntry, StoredReading};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::path::Path;
 
@@ -10,7 +10,10 @@ pub const APPLICATION_ID: i64 = 0x514D_4C47;
 
 /// Migrations in order; index + 1 is the schema version they bring the file to.
 /// Released migrations are never edited (a tidy test pins their hashes).
-pub const MIGRATIONS: &[(&str, &str)] = &[("0001_ledger.sql", include_str!("../migrations/0001_ledger.sql"))];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_ledger.sql", include_str!("../migrations/0001_ledger.sql")),
+    ("0002_readings.sql", include_str!("../migrations/0002_readings.sql")),
+];
 
 pub struct SqliteStore {
     conn: Connection,
@@ -90,6 +93,16 @@ impl SqliteStore {
     }
 }
 
+fn reading_row(r: &rusqlite::Row) -> rusqlite::Result<StoredReading> {
+    Ok(StoredReading {
+        location: r.get(0)?,
+        at_ms: r.get(1)?,
+        temperature_c: r.get(2)?,
+        humidity_pct: r.get(3)?,
+        digest_seq: r.get::<_, i64>(4)? as u64,
+    })
+}
+
 fn hashes_to_blob(hashes: &[Hash]) -> Vec<u8> {
     hashes.iter().flat_map(|h| h.iter().copied()).collect()
 }
@@ -129,6 +142,14 @@ impl qm_store::Store for SqliteStore {
                 .prepare_cached("INSERT INTO projection (kind, key, value) VALUES (?1, ?2, ?3) ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value")
                 .map_err(be)?;
             let mut del = tx.prepare_cached("DELETE FROM projection WHERE kind = ?1 AND key = ?2").map_err(be)?;
+            let mut reading = tx
+                .prepare_cached(
+                    "INSERT INTO readings (location, at_ms, temperature_c, humidity_pct, digest_seq) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(be)?;
+            for r in &commit.readings {
+                reading.execute(params![r.location, r.at_ms, r.temperature_c, r.humidity_pct, r.digest_seq as i64]).map_err(be)?;
+            }
             for r in &commit.rows {
                 match &r.value {
                     Some(v) => up.execute(params![r.kind, r.key, v]).map_err(be)?,
@@ -217,6 +238,28 @@ impl qm_store::Store for SqliteStore {
     fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>> {
         let mut st = self.conn.prepare_cached("SELECT size, note FROM checkpoints ORDER BY size").map_err(be)?;
         let rows = st.query_map([], |r| Ok(StoredCheckpoint { size: r.get::<_, i64>(0)? as u64, note: r.get(1)? })).map_err(be)?;
+        rows.collect::<std::result::Result<Vec<_>, _>>().map_err(be)
+    }
+
+    fn readings(&self, location: &str, from_ms: i64, to_ms: i64, limit: usize) -> Result<Vec<StoredReading>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT location, at_ms, temperature_c, humidity_pct, digest_seq FROM readings WHERE location = ?1 AND at_ms >= ?2 AND at_ms <= ?3 ORDER BY at_ms LIMIT ?4",
+            )
+            .map_err(be)?;
+        let rows = st.query_map(params![location, from_ms, to_ms, limit as i64], reading_row).map_err(be)?;
+        rows.collect::<std::result::Result<Vec<_>, _>>().map_err(be)
+    }
+
+    fn readings_of_digest(&self, digest_seq: u64) -> Result<Vec<StoredReading>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT location, at_ms, temperature_c, humidity_pct, digest_seq FROM readings WHERE digest_seq = ?1 ORDER BY rowid",
+            )
+            .map_err(be)?;
+        let rows = st.query_map(params![digest_seq as i64], reading_row).map_err(be)?;
         rows.collect::<std::result::Result<Vec<_>, _>>().map_err(be)
     }
 

@@ -24,11 +24,22 @@ pub struct RowChange {
     pub value: Option<String>,
 }
 
+/// One storage-condition reading, kept outside the ledger and covered by the digest entry `digest_seq`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredReading {
+    pub location: String,
+    pub at_ms: i64,
+    pub temperature_c: Option<f64>,
+    pub humidity_pct: Option<f64>,
+    pub digest_seq: u64,
+}
+
 /// Everything one durable transaction writes.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Commit {
     pub entries: Vec<StoredEntry>,
     pub rows: Vec<RowChange>,
+    pub readings: Vec<StoredReading>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,6 +88,10 @@ pub trait Store: Send {
     fn add_checkpoint(&mut self, checkpoint: &StoredCheckpoint) -> Result<()>;
     /// All checkpoints, by size.
     fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>>;
+    /// Readings of one place in a time range (milliseconds since the epoch, inclusive), oldest first.
+    fn readings(&self, location: &str, from_ms: i64, to_ms: i64, limit: usize) -> Result<Vec<StoredReading>>;
+    /// The readings a digest entry covers, in the order they were written.
+    fn readings_of_digest(&self, digest_seq: u64) -> Result<Vec<StoredReading>>;
     /// Calls `f(kind, key, value)` for every stored projection row.
     fn for_each_row(&self, f: &mut dyn FnMut(&str, &str, &str) -> std::result::Result<(), String>) -> Result<()>;
 }

@@ -1,0 +1,183 @@
+//! Storage safety rules, checked on every movement into a magazine or depot (or a place inside one):
+//! hazard divisions and compatibility groups the licence allows, the mixing chart, and the aggregated
+//! NEQ against the licence and against quantity-distance. The figures come from `qm_safety` tables.
+
+use crate::event::{Event, Line};
+use crate::ids::*;
+use crate::model::*;
+use crate::quantity::Quantity;
+use crate::rules::Rejection;
+use crate::state::State;
+use std::collections::{BTreeMap, BTreeSet};
+
+fn refuse<T>(rule: &'static str, message: String) -> Result<T, Rejection> {
+    Err(Rejection::Refused { rule, message })
+}
+
+/// What one item type contributes to a store.
+struct Part {
+    division: String,
+    group: char,
+    neq_kg: f64,
+}
+
+/// A label for an item type in a store, naming one of its lots there: "TNT-BLOCK 1.1D (lot TNT-3)".
+fn label(state: &State, store: &LocationId, item_type: &ItemTypeId, incoming: &[Line]) -> String {
+    let code = state.item_types.get(item_type).and_then(|t| t.un_code.clone()).unwrap_or_default();
+    let name = state.item_types.get(item_type).map(|t| t.name.clone()).unwrap_or_else(|| item_type.to_string());
+    let lot = incoming
+        .iter()
+        .find_map(|l| match l {
+            Line::Lot { lot, item_type: t, .. } if t == item_type => Some(lot.clone()),
+            _ => None,
+        })
+        .or_else(|| {
+            // Only on a refusal: find a lot of that type held in the store.
+            let places = state.location_subtree(store);
+            state.balances.iter().find_map(|((a, lot), b)| match a {
+                Account::Location(l)
+                    if places.contains(l) && b.quantity.is_positive() && state.lots.get(lot).is_some_and(|x| &x.item_type == item_type) =>
+                {
+                    Some(lot.clone())
+                }
+                _ => None,
+            })
+        });
+    match lot {
+        Some(l) => format!("{name} {code} (lot {l})"),
+        None => format!("{name} {code}"),
+    }
+}
+
+/// Checks that a movement into `to` leaves its magazine or depot safe. Movements within one store
+/// change nothing there and pass.
+pub fn check_movement(state: &State, from: &Account, to: &Account, lines: &[Line]) -> Result<(), Rejection> {
+    let Account::Location(dest) = to else { return Ok(()) };
+    let Some(store_id) = state.enclosing_store(dest) else { return Ok(()) };
+    if let Account::Location(src) = from {
+        if state.enclosing_store(src) == Some(store_id) {
+            return Ok(());
+        }
+    }
+    let Some(store) = state.locations.get(store_id) else { return Ok(()) };
+    let tables = &state.safety.0;
+    // Quantities after the movement, per item type, from the index plus what arrives.
+    let mut after: BTreeMap<ItemTypeId, Quantity> = state.store_stock.get(store_id).cloned().unwrap_or_default();
+    let mut arriving: BTreeSet<ItemTypeId> = BTreeSet::new();
+    for l in lines {
+        *after.entry(l.item_type().clone()).or_default() += l.quantity();
+        arriving.insert(l.item_type().clone());
+    }
+    let mut parts: BTreeMap<ItemTypeId, Part> = BTreeMap::new();
+    for (t, q) in &after {
+        let Some(it) = state.item_types.get(t) else { continue };
+        let Some(code) = &it.un_code else {
+            if it.is_explosive() && arriving.contains(t) {
+                return refuse(
+                    "safety.classification",
+                    format!("item type {t} carries explosive weight but has no UN classification code (such as 1.1D); it cannot be placed in {} {store_id}", store.kind),
+                );
+            }
+            continue;
+        };
+        let c = match tables.parse_classification(code) {
+            Ok(c) => c,
+            Err(e) => return refuse("safety.classification", format!("item type {t}: {e}")),
+        };
+        let neq_kg = (q.0 as f64 / 1000.0) * it.neq_kg_per_unit;
+        parts.insert(t.clone(), Part { division: c.division.clone(), group: c.group, neq_kg });
+    }
+    if parts.is_empty() {
+        return Ok(());
+    }
+    // The licence's divisions and groups.
+    if let Some(lic) = &store.magazine {
+        for t in &arriving {
+            let Some(p) = parts.get(t) else { continue };
+            if !lic.hazard_divisions.is_empty() && !lic.hazard_divisions.iter().any(|d| d == &p.division) {
+                return refuse(
+                    "safety.hazard_division",
+                    format!(
+                        "{} is hazard division {}, which {} {store_id} is not licensed for (licensed: {})",
+                        label(state, store_id, t, lines),
+                        p.division,
+                        store.kind,
+                        lic.hazard_divisions.join(", ")
+                    ),
+                );
+            }
+            if !lic.compatibility_groups.is_empty() && !lic.compatibility_groups.iter().any(|g| g.starts_with(p.group)) {
+                return refuse(
+                    "safety.compatibility_group",
+                    format!(
+                        "{} is compatibility group {}, which {} {store_id} is not licensed for (licensed: {})",
+                        label(state, store_id, t, lines),
+                        p.group,
+                        store.kind,
+                        lic.compatibility_groups.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    // The mixing chart: every arriving group against every group present after the movement.
+    for t in &arriving {
+        let Some(p) = parts.get(t) else { continue };
+        for (u, q) in &parts {
+            if let Err(reason) = tables.may_mix(p.group, q.group, &store.flags) {
+                let (a, b) = (label(state, store_id, t, lines), label(state, store_id, u, lines));
+                return refuse("safety.mixing", format!("{a} may not be stored with {b} in {} {store_id} — {reason}", store.kind));
+            }
+        }
+    }
+    // Aggregated NEQ against the licence and quantity-distance, when the movement adds any.
+    let adds: f64 = arriving.iter().filter_map(|t| parts.get(t)).map(|p| p.neq_kg).sum();
+    if adds <= 0.0 {
+        return Ok(());
+    }
+    let mut by_division: BTreeMap<String, f64> = BTreeMap::new();
+    for p in parts.values() {
+        *by_division.entry(p.division.clone()).or_default() += p.neq_kg;
+    }
+    let Some(agg) = tables.aggregate(&by_division) else { return Ok(()) };
+    let Some(lic) = &store.magazine else { return Ok(()) };
+    let mut limits: Vec<(f64, String)> = vec![(lic.neq_limit_kg, format!("licence {} kg", fmt_kg(lic.neq_limit_kg)))];
+    for site in &lic.exposed_sites {
+        if let Some(fig) = tables.max_neq(&agg.division, &site.kind, site.distance_m) {
+            let allows = if fig.value.is_finite() { format!("{} kg", fmt_kg(fig.value)) } else { "any quantity".to_string() };
+            limits.push((
+                fig.value,
+                format!("quantity-distance to {} at {} m allows {allows}", site.kind.replace('_', " "), fmt_kg(site.distance_m)),
+            ));
+        }
+    }
+    let smallest = limits.iter().map(|(v, _)| *v).fold(f64::INFINITY, f64::min);
+    if agg.neq_kg > smallest + 1e-9 {
+        let facts: Vec<&str> = limits.iter().map(|(_, s)| s.as_str()).collect();
+        return refuse(
+            "safety.neq",
+            format!("{store_id} would hold {} kg NEQ (HD {}); {}", fmt_kg(agg.neq_kg), agg.division, facts.join("; ")),
+        );
+    }
+    Ok(())
+}
+
+/// Checks every movement of a decision that ends in a store.
+pub fn check_decision(state: &State, events: &[Event]) -> Result<(), Rejection> {
+    for e in events {
+        if let Event::Movement { from, to, lines, .. } = e {
+            check_movement(state, from, to, lines)?;
+        }
+    }
+    Ok(())
+}
+
+/// Kilograms for people: one decimal, no trailing ".0".
+pub fn fmt_kg(v: f64) -> String {
+    let r = (v * 10.0).round() / 10.0;
+    if r.fract() == 0.0 {
+        format!("{r:.0}")
+    } else {
+        format!("{r:.1}")
+    }
+}

@@ -1,0 +1,2 @@
+//! Benchmark: issue/return over HTTP beside the library.
+fn main() {}

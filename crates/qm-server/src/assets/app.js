@@ -1,0 +1,42 @@
+// Quartermaster: keyboard and barcode-scanner helpers. A USB scanner types like a keyboard and
+// ends with Enter. No inline scripts (the CSP forbids them): everything is wired up here.
+(function () {
+  "use strict";
+  function byId(id) { return document.getElementById(id); }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    // Badge field: Enter moves on to the scan field instead of submitting.
+    var badge = byId("badge"), scan = byId("scan");
+    if (badge && scan) {
+      badge.addEventListener("keydown", function (e) {
+        if (e.key === "Enter") { e.preventDefault(); scan.focus(); }
+      });
+    }
+    // Scan field: Enter appends the scanned item to the list; Enter on an empty field submits.
+    if (scan) {
+      var target = byId(scan.getAttribute("data-target") || "items");
+      scan.addEventListener("keydown", function (e) {
+        if (e.key !== "Enter") { return; }
+        e.preventDefault();
+        var v = scan.value.trim();
+        if (v === "") { if (scan.form) { scan.form.requestSubmit ? scan.form.requestSubmit() : scan.form.submit(); } return; }
+        if (target) {
+          var text = target.value.replace(/\s+$/, "");
+          target.value = (text === "" ? "" : text + "\n") + v + "\n";
+        }
+        scan.value = "";
+      });
+    }
+    // Escape on the preview goes back to change the request.
+    var back = byId("back");
+    if (back) {
+      document.addEventListener("keydown", function (e) {
+        if (e.key === "Escape") { window.location.href = back.getAttribute("href"); }
+      });
+    }
+    // Print buttons on label pages.
+    Array.prototype.forEach.call(document.querySelectorAll("button.print"), function (b) {
+      b.addEventListener("click", function () { window.print(); });
+    });
+  });
+})();

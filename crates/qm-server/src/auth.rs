@@ -1,0 +1,399 @@
+//! Who is asking: web sessions (cookie + CSRF token), API tokens (Bearer), and the sign-in limiter.
+//!
+//! Session ids and CSRF tokens are 256 random bits from the OS; sessions live in memory only and
+//! end after `session_idle_s` without a request or `session_max_s` after sign-in. Secrets never
+//! reach a log or a `Debug` output.
+
+use crate::error::ApiError;
+use crate::AppState;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use qm_app::AppError;
+use qm_core::{Badge, Role, UnitId};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+
+pub const SESSION_COOKIE: &str = "qm_session";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// Most sessions held at once; the oldest are dropped beyond it.
+pub const SESSIONS_MAX: usize = 100_000;
+
+/// 256 random bits, hex.
+pub fn random_token() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    qm_app::hex(&b)
+}
+
+/// Compares two secrets in time independent of where they differ.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[derive(Clone)]
+pub struct Session {
+    /// None for the anonymous session that carries the sign-in form's CSRF token.
+    pub badge: Option<Badge>,
+    pub csrf: String,
+    created: Instant,
+    last: Instant,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("badge", &self.badge).field("csrf", &"<redacted>").finish()
+    }
+}
+
+/// Sessions, the sign-in failure counts, and verified API tokens.
+pub struct Auth {
+    sessions: Mutex<HashMap<String, Session>>,
+    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    /// Token id → the exact token string already verified once with Argon2 (so a device does not pay
+    /// for a hash on every request). Revocation is still checked on every request.
+    tokens: Mutex<HashMap<String, String>>,
+    idle: Duration,
+    max: Duration,
+    failures_max: u32,
+    window: Duration,
+    secure: bool,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Auth { <redacted> }")
+    }
+}
+
+impl Auth {
+    pub fn new(c: &crate::Config) -> Auth {
+        Auth {
+            sessions: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::new()),
+            idle: Duration::from_secs(c.session_idle_s),
+            max: Duration::from_secs(c.session_max_s),
+            failures_max: c.sign_in_failures_max,
+            window: Duration::from_secs(c.sign_in_window_s),
+            secure: c.secure_cookies,
+        }
+    }
+
+    /// A new session; returns its id and CSRF token.
+    pub fn create(&self, badge: Option<Badge>) -> (String, String) {
+        let id = random_token();
+        let csrf = random_token();
+        let now = Instant::now();
+        let mut s = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if s.len() >= SESSIONS_MAX {
+            let (idle, max) = (self.idle, self.max);
+            s.retain(|_, x| x.last.elapsed() < idle && x.created.elapsed() < max);
+            if s.len() >= SESSIONS_MAX {
+                if let Some(oldest) = s.iter().min_by_key(|(_, x)| x.last).map(|(k, _)| k.clone()) {
+                    s.remove(&oldest);
+                }
+            }
+        }
+        s.insert(id.clone(), Session { badge, csrf: csrf.clone(), created: now, last: now });
+        (id, csrf)
+    }
+
+    /// The live session with this id (and marks it used), or None.
+    pub fn get(&self, id: &str) -> Option<Session> {
+        let mut s = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let live = s.get(id).is_some_and(|x| x.last.elapsed() < self.idle && x.created.elapsed() < self.max);
+        if !live {
+            s.remove(id);
+            return None;
+        }
+        let x = s.get_mut(id)?;
+        x.last = Instant::now();
+        Some(x.clone())
+    }
+
+    pub fn remove(&self, id: &str) {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+
+    /// The Set-Cookie value for a session id.
+    pub fn cookie(&self, id: &str) -> String {
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}", self.max.as_secs())
+    }
+
+    pub fn clear_cookie(&self) -> String {
+        format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+    }
+
+    /// True when `key` (a badge or an address) has failed too often lately.
+    pub fn limited(&self, key: &str) -> bool {
+        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        match f.get_mut(key) {
+            Some(q) => {
+                while q.front().is_some_and(|t| t.elapsed() >= self.window) {
+                    q.pop_front();
+                }
+                q.len() >= self.failures_max as usize
+            }
+            None => false,
+        }
+    }
+
+    pub fn fail(&self, key: &str) {
+        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if f.len() > SESSIONS_MAX {
+            let window = self.window;
+            f.retain(|_, q| q.back().is_some_and(|t| t.elapsed() < window));
+        }
+        let q = f.entry(key.to_string()).or_default();
+        q.push_back(Instant::now());
+        while q.len() > self.failures_max as usize + 1 {
+            q.pop_front();
+        }
+    }
+
+    pub fn clear(&self, key: &str) {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+
+    pub fn window_s(&self) -> u64 {
+        self.window.as_secs()
+    }
+}
+
+/// How a principal signed in.
+#[derive(Clone)]
+pub enum Via {
+    Session {
+        id: String,
+        csrf: String,
+    },
+    /// An API token: limited to `unit`'s subtree and the listed operations; acts as its issuer.
+    Token {
+        id: String,
+        operations: Vec<String>,
+    },
+}
+
+impl std::fmt::Debug for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Via::Session { .. } => f.write_str("Session(<redacted>)"),
+            Via::Token { id, operations } => write!(f, "Token({id}, {operations:?})"),
+        }
+    }
+}
+
+/// The authenticated person behind a request, and the unit subtree it may see and change.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub badge: Badge,
+    pub name: String,
+    /// The person's unit, or the token's unit for a token.
+    pub unit: UnitId,
+    pub roles: Vec<Role>,
+    pub via: Via,
+    /// True when the scope unit is the site's root unit (HQ).
+    pub at_root: bool,
+}
+
+impl Principal {
+    pub fn csrf(&self) -> &str {
+        match &self.via {
+            Via::Session { csrf, .. } => csrf,
+            Via::Token { .. } => "",
+        }
+    }
+}
+
+pub fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+pub fn client_ip(parts: &Parts) -> String {
+    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_else(|| "unknown".into())
+}
+
+pub fn session_id(headers: &HeaderMap) -> Option<String> {
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
+        let (k, v) = c.trim().split_once('=')?;
+        (k == SESSION_COOKIE && !v.is_empty()).then(|| v.to_string())
+    })
+}
+
+/// Records a denied request in the ledger; a failure to record is logged, never hidden from the operator.
+pub async fn record_denial(st: &AppState, who: &str, operation: &str, reason: &str) {
+    let (who, operation, reason) = (who.to_string(), operation.to_string(), reason.to_string());
+    match st.site.call(move |site| site.record_denial(&who, &operation, &reason, now())).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) | Err(e) => tracing::error!("could not record a denial in the ledger: {e}"),
+    }
+}
+
+/// Resolves the principal from a Bearer token or a session cookie. `Ok(None)`: nobody signed in.
+pub async fn resolve(st: &AppState, parts: &Parts) -> Result<Option<Principal>, ApiError> {
+    if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+        let presented = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim).unwrap_or("").to_string();
+        return token(st, parts, presented).await.map(Some);
+    }
+    let Some(id) = session_id(&parts.headers) else { return Ok(None) };
+    let Some(session) = st.auth.get(&id) else { return Ok(None) };
+    let Some(badge) = session.badge else { return Ok(None) };
+    let b = badge.clone();
+    let found = st
+        .site
+        .call(move |site| {
+            let s = site.state();
+            let root = s.site.as_ref().map(|x| x.root_unit.clone());
+            s.people.get(&b).map(|p| (p.name.clone(), p.unit.clone(), p.roles.clone(), root.as_ref() == Some(&p.unit)))
+        })
+        .await?;
+    let Some((name, unit, roles, at_root)) = found else {
+        st.auth.remove(&id);
+        return Ok(None);
+    };
+    Ok(Some(Principal { badge, name, unit, roles, via: Via::Session { id, csrf: session.csrf }, at_root }))
+}
+
+async fn token(st: &AppState, parts: &Parts, presented: String) -> Result<Principal, ApiError> {
+    let ip = client_ip(parts);
+    let ip_key = format!("ip:{ip}");
+    let refused = || ApiError::unauthorized("refused: API token not accepted (rule auth.token)");
+    if st.auth.limited(&ip_key) {
+        return Err(too_many(&st.auth));
+    }
+    let id = presented.split_once('.').map(|(i, _)| i.chars().take(64).collect::<String>()).unwrap_or_default();
+    let cached = st.auth.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&id).is_some_and(|known| same_secret(known, &presented));
+    let p = presented.clone();
+    let result = st
+        .site
+        .call(move |site| -> Result<Principal, AppError> {
+            let id = if cached { p.split_once('.').map(|(i, _)| i.to_string()).unwrap_or_default() } else { site.authenticate_token(&p)? };
+            let s = site.state();
+            let t = s.tokens.get(&id).filter(|t| !t.revoked).ok_or_else(|| AppError::BadCredentials { badge: format!("token {id}") })?;
+            let issuer = s.people.get(&t.issued_by).ok_or_else(|| AppError::BadCredentials { badge: format!("token {id}") })?;
+            let root = s.site.as_ref().map(|x| x.root_unit.clone());
+            Ok(Principal {
+                badge: t.issued_by.clone(),
+                name: issuer.name.clone(),
+                unit: t.unit.clone(),
+                roles: issuer.roles.clone(),
+                at_root: root.as_ref() == Some(&t.unit),
+                via: Via::Token { id, operations: t.operations.clone() },
+            })
+        })
+        .await?;
+    match result {
+        Ok(p) => {
+            if !cached {
+                st.auth.tokens.lock().unwrap_or_else(|p| p.into_inner()).insert(id, presented);
+            }
+            Ok(p)
+        }
+        Err(_) => {
+            st.auth.fail(&ip_key);
+            st.auth.tokens.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            record_denial(st, &format!("token {id}"), "api", &format!("API token not accepted, from {ip}")).await;
+            Err(refused())
+        }
+    }
+}
+
+pub fn too_many(auth: &Auth) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "auth.rate_limited",
+        format!("refused: too many failed sign-in attempts; wait {} minutes (rule auth.rate_limited)", auth.window_s().div_ceil(60)),
+    )
+}
+
+/// Checks a badge and password (web sign-in), with the limiter, recording failures in the ledger.
+/// Returns the new session's id and CSRF token.
+pub async fn sign_in(st: &AppState, ip: &str, badge: &str, password: &str) -> Result<(String, String), ApiError> {
+    let badge_key = format!("badge:{}", badge.trim());
+    let ip_key = format!("ip:{ip}");
+    if st.auth.limited(&badge_key) || st.auth.limited(&ip_key) {
+        record_denial(st, badge.trim(), "sign_in", &format!("too many failed attempts, from {ip}")).await;
+        return Err(too_many(&st.auth));
+    }
+    let parsed = Badge::parse(badge);
+    let ok = match &parsed {
+        Ok(b) => {
+            let (b, pw) = (b.clone(), password.to_string());
+            st.site.call(move |site| site.authenticate_password(&b, &pw).is_ok()).await?
+        }
+        Err(_) => false,
+    };
+    match (ok, parsed) {
+        (true, Ok(b)) => {
+            st.auth.clear(&badge_key);
+            Ok(st.auth.create(Some(b)))
+        }
+        _ => {
+            st.auth.fail(&badge_key);
+            st.auth.fail(&ip_key);
+            record_denial(st, badge.trim(), "sign_in", &format!("badge or password not accepted, from {ip}")).await;
+            Err(ApiError::unauthorized(format!(
+                "refused: badge {}: badge or password not accepted (rule auth.password)",
+                badge.trim().chars().take(64).collect::<String>()
+            )))
+        }
+    }
+}
+
+/// Checks a witness's (or counter person's) badge and PIN, with the limiter; failures are recorded.
+pub async fn check_pin(st: &AppState, ip: &str, badge: &Badge, pin: &str, operation: &str) -> Result<(), ApiError> {
+    let key = format!("pin:{badge}");
+    if st.auth.limited(&key) {
+        record_denial(st, badge.as_str(), operation, &format!("too many failed PIN attempts, from {ip}")).await;
+        return Err(too_many(&st.auth));
+    }
+    let (b, p) = (badge.clone(), pin.to_string());
+    match st.site.call(move |site| site.authenticate(&b, &p)).await? {
+        Ok(()) => {
+            st.auth.clear(&key);
+            Ok(())
+        }
+        Err(e) => {
+            st.auth.fail(&key);
+            record_denial(st, badge.as_str(), operation, &format!("badge or PIN not accepted, from {ip}")).await;
+            Err(e.into())
+        }
+    }
+}
+
+/// An API caller: a token, or a signed-in session (which must send its CSRF token on writes).
+pub struct ApiUser(pub Principal);
+
+impl FromRequestParts<AppState> for ApiUser {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<ApiUser, ApiError> {
+        let p = resolve(st, parts).await?.ok_or_else(|| {
+            ApiError::unauthorized("sign in first: send `Authorization: Bearer ID.SECRET`, or a session cookie from POST /api/session")
+        })?;
+        if let Via::Session { csrf, .. } = &p.via {
+            if !matches!(parts.method, Method::GET | Method::HEAD) {
+                let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+                if !same_secret(sent, csrf) {
+                    return Err(ApiError::forbidden("csrf", "refused: missing or wrong X-CSRF-Token header for this session (rule csrf)"));
+                }
+            }
+        }
+        Ok(ApiUser(p))
+    }
+}
+
+/// The client's address, for the limiter and the ledger.
+pub struct ClientIp(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<ClientIp, Self::Rejection> {
+        Ok(ClientIp(client_ip(parts)))
+    }
+}

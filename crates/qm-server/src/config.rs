@@ -1,0 +1,118 @@
+//! Server configuration: defaults, then a TOML file, then environment variables (QM_*), then flags.
+
+use serde::Deserialize;
+use std::path::Path;
+
+/// Largest request body accepted by default (a CSV import is the largest thing one sends).
+pub const BODY_LIMIT_BYTES_DEFAULT: usize = 4 * 1024 * 1024;
+
+/// How the server runs. Every field has a default; see docs/server.md.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on, e.g. `127.0.0.1:8080` (port 0 picks a free one).
+    pub addr: String,
+    /// The SQLite database file.
+    pub db: String,
+    /// The signing key (default: the database path + ".key").
+    pub key: Option<String>,
+    /// Largest request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// A web session ends after this long without a request.
+    pub session_idle_s: u64,
+    /// A web session ends this long after sign-in, whatever happens.
+    pub session_max_s: u64,
+    /// Failed sign-ins per badge, and per client address, within `sign_in_window_s` before 429.
+    pub sign_in_failures_max: u32,
+    pub sign_in_window_s: u64,
+    /// Sign a checkpoint at most this often while writes arrive (and always at shutdown).
+    pub checkpoint_every_s: u64,
+    /// Set the `Secure` flag on the session cookie (behind TLS).
+    pub secure_cookies: bool,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            addr: "127.0.0.1:8080".into(),
+            db: "quartermaster.db".into(),
+            key: None,
+            body_limit_bytes: BODY_LIMIT_BYTES_DEFAULT,
+            session_idle_s: 30 * 60,
+            session_max_s: 12 * 3600,
+            sign_in_failures_max: 5,
+            sign_in_window_s: 5 * 60,
+            checkpoint_every_s: 10,
+            secure_cookies: false,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, overlaid by the TOML file if one is given.
+    pub fn load(file: Option<&Path>) -> Result<Config, String> {
+        let mut c = match file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| format!("config file {}: {e}", p.display()))?;
+                toml::from_str::<Config>(&text).map_err(|e| format!("config file {}: {e}", p.display()))?
+            }
+            None => Config::default(),
+        };
+        c.apply_env(|k| std::env::var(k).ok())?;
+        Ok(c)
+    }
+
+    /// Environment variables win over the file: QM_ADDR, QM_DB, QM_KEY, QM_BODY_LIMIT_BYTES,
+    /// QM_SESSION_IDLE_S, QM_SESSION_MAX_S, QM_SECURE_COOKIES.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), String> {
+        fn num<T: std::str::FromStr>(name: &str, v: String) -> Result<T, String> {
+            v.trim().parse().map_err(|_| format!("environment variable {name}={v:?} is not a number"))
+        }
+        if let Some(v) = get("QM_ADDR") {
+            self.addr = v;
+        }
+        if let Some(v) = get("QM_DB") {
+            self.db = v;
+        }
+        if let Some(v) = get("QM_KEY") {
+            self.key = Some(v);
+        }
+        if let Some(v) = get("QM_BODY_LIMIT_BYTES") {
+            self.body_limit_bytes = num("QM_BODY_LIMIT_BYTES", v)?;
+        }
+        if let Some(v) = get("QM_SESSION_IDLE_S") {
+            self.session_idle_s = num("QM_SESSION_IDLE_S", v)?;
+        }
+        if let Some(v) = get("QM_SESSION_MAX_S") {
+            self.session_max_s = num("QM_SESSION_MAX_S", v)?;
+        }
+        if let Some(v) = get("QM_SECURE_COOKIES") {
+            self.secure_cookies = matches!(v.trim(), "1" | "true" | "yes");
+        }
+        Ok(())
+    }
+
+    /// The signing key's path.
+    pub fn key_path(&self) -> std::path::PathBuf {
+        match &self.key {
+            Some(k) => k.into(),
+            None => qm_app::default_key_path(Path::new(&self.db)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment() {
+        let mut c: Config = toml::from_str("addr = \"0.0.0.0:9000\"\nbody_limit_bytes = 1000").unwrap();
+        assert_eq!(c.addr, "0.0.0.0:9000");
+        c.apply_env(|k| (k == "QM_ADDR").then(|| "127.0.0.1:1".to_string())).unwrap();
+        assert_eq!(c.addr, "127.0.0.1:1");
+        assert_eq!(c.body_limit_bytes, 1000);
+        assert!(c.apply_env(|k| (k == "QM_BODY_LIMIT_BYTES").then(|| "lots".to_string())).is_err());
+        assert!(toml::from_str::<Config>("adress = 1").is_err());
+    }
+}

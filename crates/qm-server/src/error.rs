@@ -1,0 +1,94 @@
+//! One error type at the protocol boundary: an HTTP status, a stable code and the CLI's message, as JSON.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use qm_app::AppError;
+use qm_core::Rejection;
+use qm_store::StoreError;
+use serde::Serialize;
+
+/// An error as the API returns it: `{"error": {"code": ..., "message": ...}}`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// `code` is stable (a rule code such as `custody.one_account`, or `not_found`, `usage`, …);
+/// `message` is exactly what the CLI prints.
+#[derive(Serialize, utoipa::ToSchema, Debug, Clone)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code: code.to_string(), message: message.into() }
+    }
+    pub fn usage(message: impl std::fmt::Display) -> ApiError {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "usage", format!("usage: {message}"))
+    }
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "auth.required", message)
+    }
+    pub fn forbidden(code: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, code, message)
+    }
+    pub fn not_found(what: &str, id: &str) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("not found: {what} {id}"))
+    }
+}
+
+/// The CLI's classification, as HTTP: refused 409 (403 for `permission.*`), bad credentials 401,
+/// not found 404, invalid input 422, anything else 500.
+pub fn status_of(e: &AppError) -> StatusCode {
+    match e {
+        AppError::Rejected(Rejection::Refused { rule, .. }) if rule.starts_with("permission.") => StatusCode::FORBIDDEN,
+        AppError::Rejected(Rejection::Refused { .. }) => StatusCode::CONFLICT,
+        AppError::BadCredentials { .. } => StatusCode::UNAUTHORIZED,
+        AppError::Rejected(Rejection::NotFound { .. }) | AppError::Store(StoreError::Missing(_)) => StatusCode::NOT_FOUND,
+        AppError::Rejected(Rejection::Invalid(_)) | AppError::Usage(_) | AppError::Import { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> ApiError {
+        let status = status_of(&e);
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(code = e.code(), "{e}");
+        }
+        ApiError { status, code: e.code().to_string(), message: e.to_string() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message } };
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_follow_the_cli() {
+        let refused = AppError::Rejected(Rejection::Refused { rule: "custody.one_account", message: "x".into() });
+        assert_eq!(status_of(&refused), StatusCode::CONFLICT);
+        let denied = AppError::Rejected(Rejection::Refused { rule: "permission.role", message: "x".into() });
+        assert_eq!(status_of(&denied), StatusCode::FORBIDDEN);
+        assert_eq!(status_of(&AppError::Rejected(Rejection::NotFound { what: "serial", id: "X".into() })), StatusCode::NOT_FOUND);
+        assert_eq!(status_of(&AppError::Usage("x".into())), StatusCode::UNPROCESSABLE_ENTITY);
+        let e = ApiError::from(refused);
+        assert_eq!(e.message, "refused: x (rule custody.one_account)");
+    }
+}

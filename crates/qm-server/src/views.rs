@@ -1,0 +1,69 @@
+//! HTML building blocks: the page layout, navigation, messages and tables shared by the web pages.
+
+use crate::auth::Principal;
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+
+/// A whole page: header with navigation and the signed-in person, then `body`.
+pub fn page(title: &str, p: Option<&Principal>, active: &str, body: Markup) -> Markup {
+    let nav = [
+        ("/", "Dashboard"),
+        ("/counter", "Counter"),
+        ("/stock", "Stock"),
+        ("/items", "Items"),
+        ("/custody", "Custody"),
+        ("/transfers", "Transfers"),
+        ("/counts", "Counts"),
+        ("/log", "Log"),
+        ("/labels", "Labels"),
+    ];
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Quartermaster" }
+                link rel="stylesheet" href="/assets/app.css";
+                script src="/assets/app.js" defer {}
+            }
+            body {
+                header.top {
+                    a.brand href="/" { "Quartermaster" }
+                    @if let Some(p) = p {
+                        nav {
+                            @for (href, label) in nav {
+                                @if label == active { a.active href=(href) aria-current="page" { (label) } } @else { a href=(href) { (label) } }
+                            }
+                        }
+                        div.who {
+                            span { (p.name) " · " (p.badge) " · unit " (p.unit) }
+                            form method="post" action="/signout" {
+                                input type="hidden" name="csrf" value=(p.csrf());
+                                button.link type="submit" { "Sign out" }
+                            }
+                        }
+                    }
+                }
+                main { h1 { (title) } (body) }
+            }
+        }
+    }
+}
+
+pub fn ok(message: &str) -> Markup {
+    html! { div.msg.ok role="status" { (message) } }
+}
+
+pub fn err(message: &str) -> Markup {
+    html! { div.msg.err role="alert" { (message) } }
+}
+
+pub fn csrf(p: &Principal) -> Markup {
+    html! { input type="hidden" name="csrf" value=(p.csrf()); }
+}
+
+/// An SVG document inlined in HTML (the XML declaration dropped).
+pub fn svg(document: &str) -> Markup {
+    let start = document.find("<svg").unwrap_or(0);
+    PreEscaped(document[start..].to_string())
+}

@@ -1,0 +1,217 @@
+//! Browser tests: the web UI in headless Chromium through WebDriver (Debian's chromium and
+//! chromium-driver). Sign-in, a counter issue and return typed like a USB scanner, a refusal, a count
+//! from start to reconciliation, the HQ dashboard; screenshots go to target/screenshots/.
+
+use crate::util::*;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use thirtyfour::prelude::*;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const ENTER: &str = "\u{e007}";
+
+/// chromedriver on a free loopback port, killed by PID when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_chromedriver() -> Driver {
+    for bin in [CHROMIUM, CHROMEDRIVER] {
+        assert!(
+            std::path::Path::new(bin).exists(),
+            "{bin} is missing: the browser tests need Debian's chromium and chromium-driver \
+             (`apt-get install -y --no-install-recommends chromium chromium-driver`; scripts/test-all installs them)"
+        );
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(CHROMEDRIVER).arg(format!("--port={port}")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Driver { child, port, _profile: tempfile::tempdir().unwrap() }
+}
+
+fn shots() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn browser(d: &Driver) -> WebDriver {
+    let mut caps = DesiredCapabilities::chrome();
+    caps.set_binary(CHROMIUM).unwrap();
+    for arg in [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        "--no-first-run",
+        "--window-size=1280,900",
+    ] {
+        caps.add_arg(arg).unwrap();
+    }
+    caps.add_arg(&format!("--user-data-dir={}", d._profile.path().display())).unwrap();
+    WebDriver::new(format!("http://127.0.0.1:{}", d.port), caps).await.unwrap()
+}
+
+async fn shot(b: &WebDriver, name: &str) {
+    b.screenshot(&shots().join(format!("{name}.png"))).await.unwrap();
+}
+
+async fn sign_in_as(b: &WebDriver, url: &str, badge: &str, password: &str) {
+    b.delete_all_cookies().await.unwrap();
+    b.goto(format!("{url}/signin")).await.unwrap();
+    b.find(By::Id("badge")).await.unwrap().send_keys(badge).await.unwrap();
+    b.find(By::Id("password")).await.unwrap().send_keys(format!("{password}{ENTER}")).await.unwrap();
+    b.find(By::Css("header .who")).await.unwrap();
+}
+
+async fn text(b: &WebDriver, css: &str) -> String {
+    b.find(By::Css(css)).await.unwrap().text().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_web_ui_in_chromium() {
+    let driver = start_chromedriver();
+    // The demo organization, as `qm serve --demo` makes it.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db").display().to_string();
+    let site = tokio::task::spawn_blocking({
+        let db = db.clone();
+        move || qm_app::demo_org::create(&db, &qm_app::default_key_path(std::path::Path::new(&db)), time::OffsetDateTime::now_utc()).unwrap()
+    })
+    .await
+    .unwrap();
+    let app = serve(dir, db, site).await;
+    let url = app.url.clone();
+    let pw = qm_app::demo_org::DEMO_PASSWORD;
+    let b = browser(&driver).await;
+
+    // Sign-in: a wrong password is refused on the page; the right one opens the dashboard.
+    b.goto(format!("{url}/signin")).await.unwrap();
+    shot(&b, "01-signin").await;
+    b.find(By::Id("badge")).await.unwrap().send_keys("1101").await.unwrap();
+    b.find(By::Id("password")).await.unwrap().send_keys(format!("not-it{ENTER}")).await.unwrap();
+    assert!(text(&b, ".msg.err").await.contains("badge or password not accepted"));
+    sign_in_as(&b, &url, "1101", pw).await;
+    assert!(text(&b, "h1").await.contains("Dashboard"));
+    shot(&b, "02-dashboard-armorer").await;
+
+    // Counter: an issue, typed as a scanner types (each scan ends with Enter).
+    b.goto(format!("{url}/counter")).await.unwrap();
+    b.find(By::Id("location")).await.unwrap().send_keys("D11-AMMO").await.unwrap();
+    b.find(By::Id("badge")).await.unwrap().send_keys(format!("1110{ENTER}")).await.unwrap();
+    let scan = b.active_element().await.unwrap();
+    assert_eq!(scan.id().await.unwrap().as_deref(), Some("scan"), "Enter after the badge moves to the scan field");
+    for item in ["G36-D11-040", "L9-D11-A:30"] {
+        scan.send_keys(format!("{item}{ENTER}")).await.unwrap();
+    }
+    assert_eq!(b.find(By::Id("items")).await.unwrap().value().await.unwrap().unwrap_or_default().lines().count(), 2);
+    shot(&b, "03-counter-scanned").await;
+    scan.send_keys(ENTER).await.unwrap();
+    let will = text(&b, "#will").await;
+    assert!(will.contains("issue: serial G36-D11-040"), "{will}");
+    shot(&b, "04-counter-preview").await;
+    b.active_element().await.unwrap().send_keys(ENTER).await.unwrap();
+    let done = text(&b, "#done").await;
+    assert!(done.contains("Issued"), "{done}");
+    shot(&b, "05-counter-issued").await;
+
+    // The return of the rifle to its rack.
+    b.find(By::Css("input[name=mode][value=return]")).await.unwrap().click().await.unwrap();
+    let loc = b.find(By::Id("location")).await.unwrap();
+    loc.clear().await.unwrap();
+    loc.send_keys("D11-RACK-A").await.unwrap();
+    b.find(By::Id("badge")).await.unwrap().send_keys(format!("1110{ENTER}")).await.unwrap();
+    let scan = b.active_element().await.unwrap();
+    scan.send_keys(format!("G36-D11-040{ENTER}")).await.unwrap();
+    scan.send_keys(ENTER).await.unwrap();
+    assert!(text(&b, "#will").await.contains("return: serial G36-D11-040"));
+    b.active_element().await.unwrap().send_keys(ENTER).await.unwrap();
+    assert!(text(&b, "#done").await.contains("Returned"));
+
+    // A refusal explained before confirming: officer 1117's rifle qualification has lapsed.
+    b.goto(format!("{url}/counter")).await.unwrap();
+    b.find(By::Id("badge")).await.unwrap().send_keys(format!("1117{ENTER}")).await.unwrap();
+    let scan = b.active_element().await.unwrap();
+    scan.send_keys(format!("G36-D11-039{ENTER}")).await.unwrap();
+    scan.send_keys(ENTER).await.unwrap();
+    let refusal = text(&b, "#refusal").await;
+    assert!(refusal.contains("rule qualification"), "{refusal}");
+    assert!(b.find(By::Id("confirm-button")).await.is_err(), "a refused issue offers no confirmation");
+    shot(&b, "06-counter-refusal").await;
+
+    // Stock, an item's history, the event log, labels.
+    b.goto(format!("{url}/stock")).await.unwrap();
+    shot(&b, "07-stock").await;
+    b.goto(format!("{url}/items/G36-D11-040")).await.unwrap();
+    assert!(text(&b, "#where").await.contains("location:D11-RACK-A"));
+    shot(&b, "08-item-history").await;
+    b.goto(format!("{url}/log")).await.unwrap();
+    shot(&b, "09-log").await;
+    b.goto(format!("{url}/labels?location=D11-RACK-B")).await.unwrap();
+    assert!(b.find_all(By::Css(".label svg")).await.unwrap().len() > 10);
+    shot(&b, "10-labels").await;
+
+    // A count from start to reconciliation: the region's inspector counts D-12's key safe.
+    sign_in_as(&b, &url, "0101", pw).await;
+    b.goto(format!("{url}/counts")).await.unwrap();
+    b.find(By::Id("count-location")).await.unwrap().send_keys("D12-KEYS").await.unwrap();
+    b.find(By::Css("input[name=blind]")).await.unwrap().click().await.unwrap();
+    b.find(By::Id("start")).await.unwrap().click().await.unwrap();
+    assert_eq!(text(&b, "#count-state").await, "open");
+    let scan = b.find(By::Id("scan")).await.unwrap();
+    scan.send_keys(format!("KEY-D12-1{ENTER}")).await.unwrap();
+    scan.send_keys(ENTER).await.unwrap();
+    assert!(text(&b, ".msg.ok").await.contains("Recorded"));
+    shot(&b, "11-count-recorded").await;
+    b.find(By::Id("close")).await.unwrap().click().await.unwrap();
+    assert_eq!(text(&b, "#count-state").await, "closed");
+    let disc = text(&b, ".discrepancy").await;
+    assert!(disc.contains("missing serial") && disc.contains("KEY-D12-2"), "{disc}");
+    shot(&b, "12-count-reconciled").await;
+    let count_url = b.current_url().await.unwrap().to_string();
+
+    // The department's duty officer explains it, witnessed by an armorer.
+    sign_in_as(&b, &url, "1204", pw).await;
+    b.goto(count_url).await.unwrap();
+    b.find(By::Css("form.resolve input[name=note]")).await.unwrap().send_keys("key with the locksmith for repair").await.unwrap();
+    b.find(By::Css("form.resolve input[value=explain]")).await.unwrap().click().await.unwrap();
+    b.find(By::Css("form.resolve input[name=witness_badge]")).await.unwrap().send_keys("1201").await.unwrap();
+    b.find(By::Css("form.resolve input[name=witness_pin]")).await.unwrap().send_keys(format!("{}{ENTER}", qm_app::demo_org::DEMO_PIN)).await.unwrap();
+    assert!(text(&b, ".resolved").await.contains("explained by badge 1204, witness 1201"));
+
+    // The HQ dashboard: every unit, its open discrepancies, overdue returns and transfers in transit.
+    sign_in_as(&b, &url, "0002", pw).await;
+    let units = text(&b, "#units").await;
+    for u in ["HQ", "NORTH", "SOUTH", "D-11", "D-12", "D-21", "D-22"] {
+        assert!(units.contains(u), "{u} missing from the dashboard: {units}");
+    }
+    assert!(b.find_all(By::Css("#units td.bad")).await.unwrap().len() >= 3, "{units}");
+    shot(&b, "13-dashboard-hq").await;
+    b.goto(format!("{url}/transfers")).await.unwrap();
+    assert!(text(&b, "#transfers").await.contains("D-22"));
+    shot(&b, "14-transfers").await;
+
+    b.quit().await.unwrap();
+    drop(driver);
+    app.stop().await;
+}

@@ -1,0 +1,6 @@
+//! The server's integration tests (one test binary): the JSON API over HTTP on loopback, the
+//! permission matrix, and the web UI in headless Chromium through WebDriver.
+
+mod api;
+mod browser;
+mod util;
