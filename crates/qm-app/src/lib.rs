@@ -5,6 +5,7 @@
 pub mod conditions;
 pub mod demo;
 pub mod demo_org;
+pub mod demo_org;
 pub mod import;
 pub mod magazines;
 pub mod query;

@@ -921,14 +921,21 @@ pub const READINGS_MAX: usize = 10_000;
 /// into the ledger, and checked for excursions.
 #[utoipa::path(post, path = "/api/locations/{id}/readings", tag = "safety", request_body = ReadingsIn, params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, body = WriteOut), (status = "4XX", body = ErrorBody)))]
-async fn readings(State(st): State<AppState>, ApiUser(p): ApiUser, Path(loc): Path<String>, h: HeaderMap, JsonBody(b): JsonBody<ReadingsIn>) -> Result<Json<WriteOut>, ApiError> {
+async fn readings(
+    State(st): State<AppState>,
+    ApiUser(p): ApiUser,
+    Path(loc): Path<String>,
+    h: HeaderMap,
+    JsonBody(b): JsonBody<ReadingsIn>,
+) -> Result<Json<WriteOut>, ApiError> {
     if b.readings.len() > READINGS_MAX {
         return Err(ApiError::usage(format!("{} readings in one request; the limit is {READINGS_MAX}", b.readings.len())));
     }
     let location = id(LocationId::parse(&loc))?;
     let mut list = vec![];
     for r in &b.readings {
-        let at = time::OffsetDateTime::parse(&r.at, &time::format_description::well_known::Rfc3339).map_err(|e| ApiError::usage(format!("reading time {:?}: {e}", r.at)))?;
+        let at = time::OffsetDateTime::parse(&r.at, &time::format_description::well_known::Rfc3339)
+            .map_err(|e| ApiError::usage(format!("reading time {:?}: {e}", r.at)))?;
         list.push(qm_core::conditions::Reading { at, temperature_c: r.temperature_c, humidity_pct: r.humidity_pct });
     }
     if matches!(p.via, Via::Token { .. }) {

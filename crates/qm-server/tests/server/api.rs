@@ -13,7 +13,10 @@ async fn log(admin: &Session, limit: usize) -> Vec<Value> {
 }
 
 async fn denial_recorded(admin: &Session, who: &str) -> bool {
-    log(admin, 5).await.iter().any(|l| l["type"] == "access_denied" && l["summary"].as_str().unwrap_or("").starts_with(&format!("DENIED {who}")))
+    log(admin, 5)
+        .await
+        .iter()
+        .any(|l| l["type"] == "access_denied" && l["summary"].as_str().unwrap_or("").starts_with(&format!("DENIED {who}")))
 }
 
 /// The request that exercises `op` for the actor `actor` (a D-11 person); `d` is the department
@@ -22,7 +25,10 @@ fn request(op: Op, d: &str, actor: &str, role_tag: &str, movement_seq: u64) -> (
     let tag = format!("{role_tag}-{d}");
     match op {
         Op::Setup => ("/api/units".into(), json!({"unit": format!("U-{tag}"), "name": "New unit", "parent": format!("D-{d}")})),
-        Op::Receive => ("/api/receive".into(), json!({"to": format!("D{d}-ARM"), "from": "Factory", "document": "DN-9", "item_type": "AMMO", "items": [format!("N-{tag}:10")]})),
+        Op::Receive => (
+            "/api/receive".into(),
+            json!({"to": format!("D{d}-ARM"), "from": "Factory", "document": "DN-9", "item_type": "AMMO", "items": [format!("N-{tag}:10")]}),
+        ),
         Op::Issue => ("/api/issue".into(), json!({"to": format!("{d}10"), "from": format!("D{d}-ARM"), "items": [format!("A{d}:1")]})),
         Op::Return => ("/api/return".into(), json!({"from": format!("{d}10"), "to": format!("D{d}-ARM"), "items": [format!("A{d}:1")]})),
         Op::Move => ("/api/move".into(), json!({"from": format!("D{d}-ARM"), "to": format!("D{d}-RACK"), "items": [format!("A{d}:1")]})),
@@ -34,11 +40,18 @@ fn request(op: Op, d: &str, actor: &str, role_tag: &str, movement_seq: u64) -> (
         Op::Destroy => ("/api/destroy".into(), json!({"from": format!("D{d}-ARM"), "document": "DS-1", "items": [format!("A{d}:1")]})),
         Op::ReportLost => ("/api/report-loss".into(), json!({"from": format!("D{d}-ARM"), "items": [format!("A{d}:1")]})),
         Op::Recover => ("/api/recover".into(), json!({"to": format!("D{d}-ARM"), "items": [format!("A{d}:1")]})),
-        Op::LotStatus => (format!("/api/lots/LS{d}/status"), json!({"status": "suspended", "reason": "inspection", "unit": format!("D-{d}")})),
+        Op::LotStatus => {
+            (format!("/api/lots/LS{d}/status"), json!({"status": "suspended", "reason": "inspection", "unit": format!("D-{d}")}))
+        }
         Op::Count => ("/api/counts".into(), json!({"location": format!("D{d}-ARM"), "cycle": true})),
-        Op::Resolve => (format!("/api/discrepancies/{}/resolve", if d == "11" { "D-1" } else { "D-2" }), json!({"approve": false, "note": "checked"})),
+        Op::Resolve => {
+            (format!("/api/discrepancies/{}/resolve", if d == "11" { "D-1" } else { "D-2" }), json!({"approve": false, "note": "checked"}))
+        }
         Op::Correct => ("/api/corrections".into(), json!({"seq": movement_seq, "reason": "typed twice"})),
-        Op::Conditions => (format!("/api/locations/D{d}-MAG/readings"), json!({"readings": [{"at": "2026-01-01T10:00:00Z", "temperature_c": 18.5, "humidity_pct": 40.0}]})),
+        Op::Conditions => (
+            format!("/api/locations/D{d}-MAG/readings"),
+            json!({"readings": [{"at": "2026-01-01T10:00:00Z", "temperature_c": 18.5, "humidity_pct": 40.0}]}),
+        ),
         // The witness is the role's person of department `d`; the receipt is into D-11's magazine.
         Op::Witness => (
             "/api/receive".into(),
@@ -67,7 +80,9 @@ async fn permission_matrix_over_http() {
                 let mut seq = 0;
                 if *op == Op::Correct {
                     let m = &movers[usize::from(!inside)];
-                    let (s, v) = m.post("/api/move", json!({"from": format!("D{d}-ARM"), "to": format!("D{d}-RACK"), "items": [format!("A{d}:1")]})).await;
+                    let (s, v) = m
+                        .post("/api/move", json!({"from": format!("D{d}-ARM"), "to": format!("D{d}-RACK"), "items": [format!("A{d}:1")]}))
+                        .await;
                     assert_eq!(s, 200, "{v}");
                     seq = v["first_seq"].as_u64().unwrap();
                 }
@@ -148,7 +163,15 @@ async fn writes_errors_idempotency_and_limits() {
     let (s, v) = armorer.post("/api/return", json!({"from": "1110", "to": "D11-RACK", "items": ["R11-005"]})).await;
     assert_eq!(s, 200, "{v}");
     let big = "x".repeat(100 * 1024);
-    let r = armorer.client.post(format!("{}/api/issue", app.url)).header("x-csrf-token", &armorer.csrf).header("content-type", "application/json").body(big).send().await.unwrap();
+    let r = armorer
+        .client
+        .post(format!("{}/api/issue", app.url))
+        .header("x-csrf-token", &armorer.csrf)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
     // A session without its CSRF token cannot write.
     let r = armorer.client.post(format!("{}/api/issue", app.url)).json(&json!({"to": "1110", "items": ["R11-006"]})).send().await.unwrap();
@@ -157,7 +180,8 @@ async fn writes_errors_idempotency_and_limits() {
     let r = client().get(format!("{}/api/stock", app.url)).send().await.unwrap();
     assert_eq!(r.status(), 401);
     // Witness needed for explosives: 409 two_person without one; with a wrong PIN 401.
-    let (s, v) = armorer.post("/api/receive", json!({"to": "D11-MAG", "from": "S", "document": "D", "item_type": "TNT", "items": ["TX:5"]})).await;
+    let (s, v) =
+        armorer.post("/api/receive", json!({"to": "D11-MAG", "from": "S", "document": "D", "item_type": "TNT", "items": ["TX:5"]})).await;
     assert_eq!((s, v["error"]["code"].as_str()), (409, Some("two_person")), "{v}");
     let (s, v) = armorer.post("/api/receive", json!({"to": "D11-MAG", "from": "S", "document": "D", "item_type": "TNT", "items": ["TX:5"], "witness": {"badge": "1103", "pin": "0000"}})).await;
     assert_eq!(s, 401, "{v}");
@@ -180,7 +204,12 @@ async fn sign_in_is_rate_limited_and_recorded() {
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
     for i in 0..5 {
-        let r = c.post(format!("{}/api/session", app.url)).json(&json!({"badge": "1101", "password": format!("wrong-{i}")})).send().await.unwrap();
+        let r = c
+            .post(format!("{}/api/session", app.url))
+            .json(&json!({"badge": "1101", "password": format!("wrong-{i}")}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 401);
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["error"]["code"], "auth.required");
@@ -203,12 +232,11 @@ async fn sign_in_is_rate_limited_and_recorded() {
 async fn tokens_are_scoped_and_revocable_and_reads_are_filtered() {
     let app = spawn_app().await;
     let admin = sign_in(&app, "0001").await;
-    let (s, v) = admin.post("/api/tokens", json!({"id": "kiosk-11", "label": "D-11 setup kiosk", "unit": "D-11", "operations": ["setup"]})).await;
+    let (s, v) =
+        admin.post("/api/tokens", json!({"id": "kiosk-11", "label": "D-11 setup kiosk", "unit": "D-11", "operations": ["setup"]})).await;
     assert_eq!(s, 200, "{v}");
     let token = v["token"].as_str().unwrap().to_string();
-    let bearer = |path: &str, body: Value| {
-        app.client.post(format!("{}{path}", app.url)).bearer_auth(&token).json(&body).send()
-    };
+    let bearer = |path: &str, body: Value| app.client.post(format!("{}{path}", app.url)).bearer_auth(&token).json(&body).send();
     // Inside the token's unit: done, recorded as its issuer. No CSRF token needed for Bearer.
     let r = bearer("/api/units", json!({"unit": "D-11-A", "name": "Annex", "parent": "D-11"})).await.unwrap();
     assert_eq!(r.status(), 200);
@@ -265,7 +293,9 @@ async fn shutdown_finishes_in_flight_commits() {
     let mut tasks = vec![];
     for i in 0..40 {
         let a = armorer.clone();
-        tasks.push(tokio::spawn(async move { a.post("/api/move", json!({"from": "D11-ARM", "to": "D11-RACK", "items": [format!("A11:{}", i + 1)]})).await }));
+        tasks.push(tokio::spawn(async move {
+            a.post("/api/move", json!({"from": "D11-ARM", "to": "D11-RACK", "items": [format!("A11:{}", i + 1)]})).await
+        }));
     }
     // Give the requests a moment to arrive, then stop while they are being committed.
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -96,7 +96,9 @@ async fn the_web_ui_in_chromium() {
     let db = dir.path().join("demo.db").display().to_string();
     let site = tokio::task::spawn_blocking({
         let db = db.clone();
-        move || qm_app::demo_org::create(&db, &qm_app::default_key_path(std::path::Path::new(&db)), time::OffsetDateTime::now_utc()).unwrap()
+        move || {
+            qm_app::demo_org::create(&db, &qm_app::default_key_path(std::path::Path::new(&db)), time::OffsetDateTime::now_utc()).unwrap()
+        }
     })
     .await
     .unwrap();
@@ -196,7 +198,12 @@ async fn the_web_ui_in_chromium() {
     b.find(By::Css("form.resolve input[name=note]")).await.unwrap().send_keys("key with the locksmith for repair").await.unwrap();
     b.find(By::Css("form.resolve input[value=explain]")).await.unwrap().click().await.unwrap();
     b.find(By::Css("form.resolve input[name=witness_badge]")).await.unwrap().send_keys("1201").await.unwrap();
-    b.find(By::Css("form.resolve input[name=witness_pin]")).await.unwrap().send_keys(format!("{}{ENTER}", qm_app::demo_org::DEMO_PIN)).await.unwrap();
+    b.find(By::Css("form.resolve input[name=witness_pin]"))
+        .await
+        .unwrap()
+        .send_keys(format!("{}{ENTER}", qm_app::demo_org::DEMO_PIN))
+        .await
+        .unwrap();
     assert!(text(&b, ".resolved").await.contains("explained by badge 1204, witness 1201"));
 
     // The HQ dashboard: every unit, its open discrepancies, overdue returns and transfers in transit.

@@ -56,7 +56,15 @@ pub fn fixture(db: &str) -> Site {
     let mut site = Site::init(
         db,
         &key,
-        &Genesis { site: "test.site", root_unit: &id(UnitId::parse("HQ")), root_unit_name: "HQ", admin: &id(Badge::parse("0001")), admin_name: "Admin", admin_pin: PIN, at },
+        &Genesis {
+            site: "test.site",
+            root_unit: &id(UnitId::parse("HQ")),
+            root_unit_name: "HQ",
+            admin: &id(Badge::parse("0001")),
+            admin_name: "Admin",
+            admin_pin: PIN,
+            at,
+        },
     )
     .unwrap();
     let pin = qm_app::hash_secret(PIN).unwrap();
@@ -83,7 +91,17 @@ pub fn fixture(db: &str) -> Site {
         people.push((format!("{d}20"), vec![Role::MagazineKeeper]));
         for (badge, roles) in people {
             let b = id(Badge::parse(&badge));
-            add("0001", None, Command::RegisterPerson { badge: b.clone(), name: format!("Person {badge}"), unit: unit.clone(), roles, pin_hash: pin.clone() });
+            add(
+                "0001",
+                None,
+                Command::RegisterPerson {
+                    badge: b.clone(),
+                    name: format!("Person {badge}"),
+                    unit: unit.clone(),
+                    roles,
+                    pin_hash: pin.clone(),
+                },
+            );
             add("0001", None, Command::SetCredential { badge: b, kind: CredentialKind::Password, hash: pw.clone() });
         }
         for (l, kind, parent, magazine) in [
@@ -93,7 +111,12 @@ pub fn fixture(db: &str) -> Site {
                 format!("D{d}-MAG"),
                 LocationKind::Magazine,
                 None,
-                Some(MagazineLicence { neq_limit_kg: 1000.0, hazard_divisions: vec!["1.1".into()], compatibility_groups: vec!["D".into()], exposed_sites: vec![] }),
+                Some(MagazineLicence {
+                    neq_limit_kg: 1000.0,
+                    hazard_divisions: vec!["1.1".into()],
+                    compatibility_groups: vec!["D".into()],
+                    exposed_sites: vec![],
+                }),
             ),
         ] {
             add(
@@ -142,7 +165,16 @@ pub fn fixture(db: &str) -> Site {
             expires: exp,
         };
         let rifles = (1..=20).map(|i| line("RIFLE", Some(format!("R{d}-{i:03}")), None, 1)).collect();
-        add(&format!("{d}01"), None, Command::Receive { to: id(LocationId::parse(&format!("D{d}-RACK"))), from: "Factory".into(), document: "DN-1".into(), lines: rifles });
+        add(
+            &format!("{d}01"),
+            None,
+            Command::Receive {
+                to: id(LocationId::parse(&format!("D{d}-RACK"))),
+                from: "Factory".into(),
+                document: "DN-1".into(),
+                lines: rifles,
+            },
+        );
         add(
             &format!("{d}01"),
             None,
@@ -154,9 +186,33 @@ pub fn fixture(db: &str) -> Site {
             },
         );
         // The officer holds some ammunition (so returns can succeed); some is reported lost (so recoveries can).
-        add(&format!("{d}01"), None, Command::Issue { to: id(Badge::parse(&format!("{d}10"))), from: Some(id(LocationId::parse(&format!("D{d}-ARM")))), items: items(&[&format!("A{d}:1000")]) });
-        add(&format!("{d}01"), None, Command::ReportLost { from: Account::Location(id(LocationId::parse(&format!("D{d}-ARM")))), items: items(&[&format!("A{d}:100")]), document: None });
-        add(&format!("{d}01"), None, Command::Move { from: id(LocationId::parse(&format!("D{d}-ARM"))), to: id(LocationId::parse(&format!("D{d}-RACK"))), items: items(&[&format!("A{d}:10")]) });
+        add(
+            &format!("{d}01"),
+            None,
+            Command::Issue {
+                to: id(Badge::parse(&format!("{d}10"))),
+                from: Some(id(LocationId::parse(&format!("D{d}-ARM")))),
+                items: items(&[&format!("A{d}:1000")]),
+            },
+        );
+        add(
+            &format!("{d}01"),
+            None,
+            Command::ReportLost {
+                from: Account::Location(id(LocationId::parse(&format!("D{d}-ARM")))),
+                items: items(&[&format!("A{d}:100")]),
+                document: None,
+            },
+        );
+        add(
+            &format!("{d}01"),
+            None,
+            Command::Move {
+                from: id(LocationId::parse(&format!("D{d}-ARM"))),
+                to: id(LocationId::parse(&format!("D{d}-RACK"))),
+                items: items(&[&format!("A{d}:10")]),
+            },
+        );
     }
     for r in site.execute_batch(reqs) {
         r.unwrap();
@@ -166,14 +222,37 @@ pub fn fixture(db: &str) -> Site {
         let inspector = id(Badge::parse(&format!("{d}04")));
         let rack = id(LocationId::parse(&format!("D{d}-RACK")));
         let o = site
-            .execute(Request { actor: inspector.clone(), witness: None, command: Command::StartCount { root: rack.clone(), kind: CountKind::Cycle, blind: false }, idempotency_key: format!("count-{d}"), at })
+            .execute(Request {
+                actor: inspector.clone(),
+                witness: None,
+                command: Command::StartCount { root: rack.clone(), kind: CountKind::Cycle, blind: false },
+                idempotency_key: format!("count-{d}"),
+                at,
+            })
             .unwrap();
-        let count = o.entries.iter().find_map(|e| if let Event::CountStarted { count, .. } = &e.event { Some(count.clone()) } else { None }).unwrap();
+        let count = o
+            .entries
+            .iter()
+            .find_map(|e| if let Event::CountStarted { count, .. } = &e.event { Some(count.clone()) } else { None })
+            .unwrap();
         let serials = (2..=20).map(|i| id(Serial::parse(&format!("R{d}-{i:03}")))).collect();
         let lots = vec![(id(LotNo::parse(&format!("A{d}"))), Quantity::units(10))];
-        site.execute(Request { actor: inspector.clone(), witness: None, command: Command::RecordCount { count: count.clone(), location: rack, serials, lots }, idempotency_key: format!("record-{d}"), at })
-            .unwrap();
-        site.execute(Request { actor: inspector, witness: None, command: Command::CloseCount { count }, idempotency_key: format!("close-{d}"), at }).unwrap();
+        site.execute(Request {
+            actor: inspector.clone(),
+            witness: None,
+            command: Command::RecordCount { count: count.clone(), location: rack, serials, lots },
+            idempotency_key: format!("record-{d}"),
+            at,
+        })
+        .unwrap();
+        site.execute(Request {
+            actor: inspector,
+            witness: None,
+            command: Command::CloseCount { count },
+            idempotency_key: format!("close-{d}"),
+            at,
+        })
+        .unwrap();
     }
     site.checkpoint().unwrap();
     site
@@ -193,7 +272,8 @@ pub async fn spawn_app() -> App {
 }
 
 pub async fn serve(dir: tempfile::TempDir, db: String, site: Site) -> App {
-    let config = qm_server::Config { addr: "127.0.0.1:0".into(), db: db.clone(), body_limit_bytes: 64 * 1024, ..qm_server::Config::default() };
+    let config =
+        qm_server::Config { addr: "127.0.0.1:0".into(), db: db.clone(), body_limit_bytes: 64 * 1024, ..qm_server::Config::default() };
     let running = qm_server::start(config, site).await.unwrap();
     let url = format!("http://{}", running.addr);
     App { url, client: client(), running: Some(running), dir, db }
