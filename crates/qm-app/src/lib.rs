@@ -5,7 +5,6 @@
 pub mod conditions;
 pub mod demo;
 pub mod demo_org;
-pub mod demo_org;
 pub mod import;
 pub mod magazines;
 pub mod query;

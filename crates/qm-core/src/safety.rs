@@ -141,19 +141,19 @@ pub fn check_movement(state: &State, from: &Account, to: &Account, lines: &[Line
     }
     let Some(agg) = tables.aggregate(&by_division) else { return Ok(()) };
     let Some(lic) = &store.magazine else { return Ok(()) };
-    let mut limits: Vec<(f64, String)> = vec![(lic.neq_limit_kg, format!("licence {} kg", fmt_kg(lic.neq_limit_kg)))];
-    for site in &lic.exposed_sites {
-        if let Some(fig) = tables.max_neq(&agg.division, &site.kind, site.distance_m) {
-            let allows = if fig.value.is_finite() { format!("{} kg", fmt_kg(fig.value)) } else { "any quantity".to_string() };
-            limits.push((
-                fig.value,
-                format!("quantity-distance to {} at {} m allows {allows}", site.kind.replace('_', " "), fmt_kg(site.distance_m)),
-            ));
-        }
-    }
-    let smallest = limits.iter().map(|(v, _)| *v).fold(f64::INFINITY, f64::min);
+    // Numbers first; the sentences are written only for a refusal.
+    let qd: Vec<(f64, &ExposedSite)> = lic
+        .exposed_sites
+        .iter()
+        .filter_map(|site| tables.max_neq_kg(&agg.division, &site.kind, site.distance_m).map(|v| (v, site)))
+        .collect();
+    let smallest = qd.iter().map(|(v, _)| *v).fold(lic.neq_limit_kg, f64::min);
     if agg.neq_kg > smallest + 1e-9 {
-        let facts: Vec<&str> = limits.iter().map(|(_, s)| s.as_str()).collect();
+        let mut facts = vec![format!("licence {} kg", fmt_kg(lic.neq_limit_kg))];
+        for (v, site) in &qd {
+            let allows = if v.is_finite() { format!("{} kg", fmt_kg(*v)) } else { "any quantity".to_string() };
+            facts.push(format!("quantity-distance to {} at {} m allows {allows}", site.kind.replace('_', " "), fmt_kg(site.distance_m)));
+        }
         return refuse(
             "safety.neq",
             format!("{store_id} would hold {} kg NEQ (HD {}); {}", fmt_kg(agg.neq_kg), agg.division, facts.join("; ")),

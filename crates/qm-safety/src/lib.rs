@@ -424,6 +424,30 @@ impl SafetyTables {
     /// `f64::INFINITY` when the distance meets it and 0 when it does not; a
     /// scaled law gives 0 below its minimum distance. `None` for an unknown
     /// division or kind, or a distance that is negative or not finite.
+    /// The number alone of [`SafetyTables::max_neq`], without building its explanation: for the rule
+    /// that runs on every movement into a magazine.
+    pub fn max_neq_kg(&self, division: &str, exposed: &str, distance_m: f64) -> Option<f64> {
+        if !distance_m.is_finite() || distance_m < 0.0 {
+            return None;
+        }
+        Some(match self.qd_law(division, exposed)? {
+            QdLaw::Scaled { k, exponent, min_m, .. } => {
+                if distance_m < *min_m {
+                    0.0
+                } else {
+                    (distance_m / k).powf(1.0 / exponent)
+                }
+            }
+            QdLaw::Fixed { fixed_m, .. } => {
+                if distance_m >= *fixed_m {
+                    f64::INFINITY
+                } else {
+                    0.0
+                }
+            }
+        })
+    }
+
     pub fn max_neq(&self, division: &str, exposed: &str, distance_m: f64) -> Option<QdFigure> {
         if !distance_m.is_finite() || distance_m < 0.0 {
             return None;
