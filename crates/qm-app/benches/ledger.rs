@@ -136,20 +136,39 @@ fn main() {
             .collect()
     };
     let start_seq = site.size();
-    let mut stage_s = 0.0;
+    // One batch at a time: validate, commit, checkpoint.
+    let half = moves / 2;
     let t = Instant::now();
-    while k < moves {
+    while k < half {
         let batch = make_batch(&mut k);
-        let t0 = Instant::now();
         for r in site.execute_batch(batch) {
             r.unwrap();
         }
-        stage_s += t0.elapsed().as_secs_f64();
         site.checkpoint().unwrap();
     }
-    eprintln!("(time in execute_batch: {stage_s:.2} s)");
-    let elapsed = t.elapsed().as_secs_f64();
-    let move_rate = moves as f64 / elapsed;
+    let serial_rate = half as f64 / t.elapsed().as_secs_f64();
+    // Pipelined group commit: the next batch is validated while the writer thread commits the last;
+    // every result is acknowledged only after its batch is durable, with one checkpoint per batch.
+    site.start_writer().unwrap();
+    let t = Instant::now();
+    let mut pending: Option<qm_app::Ticket> = None;
+    while k < moves {
+        let batch = make_batch(&mut k);
+        let ticket = site.submit(batch);
+        if let Some(p) = pending.take() {
+            for r in site.finish(p) {
+                r.unwrap();
+            }
+        }
+        pending = Some(ticket);
+    }
+    if let Some(p) = pending.take() {
+        for r in site.finish(p) {
+            r.unwrap();
+        }
+    }
+    let move_rate = (moves - half) as f64 / t.elapsed().as_secs_f64();
+    println!("append validated movements, one batch at a time: {serial_rate:>10.0} /s");
     let sample = site.store().read_entries(start_seq, 2000).unwrap();
     let avg_len = sample.iter().map(|e| e.bytes.len()).sum::<usize>() / sample.len();
     let avg_hashes = sample.iter().map(|e| e.hashes.len() * 32).sum::<usize>() / sample.len();
@@ -177,7 +196,7 @@ fn main() {
         tx.commit().unwrap();
     }
     let raw_rate = moves as f64 / t.elapsed().as_secs_f64();
-    println!("append validated movements, batches of {BATCH}: {move_rate:>10.0} /s   raw SQLite inserts of {avg_len}+{avg_hashes}-byte rows: {raw_rate:>10.0} /s   ratio {:.2} (target >= 0.30)", move_rate / raw_rate);
+    println!("append validated movements, pipelined group commit, batches of {BATCH}: {move_rate:>10.0} /s   raw SQLite inserts of {avg_len}+{avg_hashes}-byte rows: {raw_rate:>10.0} /s   ratio {:.2} (target >= 0.30)", move_rate / raw_rate);
 
     // Grow the ledger to the verify size.
     let t = Instant::now();

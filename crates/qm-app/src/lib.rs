@@ -170,6 +170,45 @@ pub struct Site {
     state: State,
     frontier: Frontier,
     key: Option<SiteKey>,
+    db: String,
+    writer: Option<Writer>,
+    /// Outcomes of batches handed to the writer and not yet finished, by idempotency key, so a
+    /// retry arriving meanwhile gets the first result.
+    in_flight: HashMap<String, Outcome>,
+}
+
+/// Work for the writer thread, done in order.
+enum Job {
+    Commit(Commit, std::sync::mpsc::Sender<std::result::Result<(), String>>),
+    /// A checkpoint over entries already durable; nobody waits for it.
+    Checkpoint(StoredCheckpoint),
+}
+
+/// A thread with its own connection that commits staged batches in order, so that validating the
+/// next batch (CPU) overlaps committing the previous one (the disk) on a two-core machine.
+struct Writer {
+    jobs: Option<std::sync::mpsc::Sender<Job>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the queue lets the thread finish the commits it has, then end.
+        self.jobs.take();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// A batch handed to the writer. Its results may be acknowledged only after `Site::finish` returns them.
+pub struct Ticket {
+    results: Vec<Result<Outcome>>,
+    accepted: Vec<usize>,
+    done: Option<std::sync::mpsc::Receiver<std::result::Result<(), String>>>,
+    /// Tree size and root once this batch is durable, for its checkpoint.
+    size: u64,
+    root: qm_ledger::Hash,
 }
 
 /// What `init` needs to start a site.
@@ -199,7 +238,15 @@ impl Site {
         let pin_hash = hash_secret(g.admin_pin)?;
         let store = open_store(db, true)?;
         key.write_new(key_path)?;
-        let mut site = Site { store, state: State::new(), frontier: Frontier::new(), key: Some(key) };
+        let mut site = Site {
+            store,
+            state: State::new(),
+            frontier: Frontier::new(),
+            key: Some(key),
+            db: db.to_string(),
+            writer: None,
+            in_flight: HashMap::new(),
+        };
         let verifier = site.key.as_ref().map(SiteKey::verifier_key).unwrap_or_default();
         let events = genesis(g.site, &verifier, g.root_unit, g.root_unit_name, g.admin, g.admin_name, &pin_hash);
         let decision = Decision { events, corrects: None };
@@ -218,7 +265,7 @@ impl Site {
             _ => None,
         };
         let (state, frontier) = load(store.as_ref())?;
-        Ok(Site { store, state, frontier, key })
+        Ok(Site { store, state, frontier, key, db: db.to_string(), writer: None, in_flight: HashMap::new() })
     }
 
     /// Replaces the safety tables the rules read (an organization's national tables).
@@ -303,6 +350,141 @@ impl Site {
     /// them, then commits all accepted ones in one durable transaction. A refused request does
     /// not fail the others; if the commit itself fails, every accepted request fails with it.
     pub fn execute_batch(&mut self, reqs: Vec<Request>) -> Vec<Result<Outcome>> {
+        let (mut results, accepted, commit) = self.stage_batch(reqs);
+        let Some(commit) = commit else { return results };
+        if let Err(e) = self.flush(commit) {
+            let msg = e.to_string();
+            let _ = self.reload();
+            for i in accepted {
+                results[i] = Err(AppError::Internal(format!("commit failed, nothing was recorded: {msg}")));
+            }
+        }
+        results
+    }
+
+    /// Starts the writer thread (pipelined group commit). Without it, `submit` commits in place.
+    pub fn start_writer(&mut self) -> Result<()> {
+        if self.writer.is_some() {
+            return Ok(());
+        }
+        let mut store = open_store(&self.db, false)?;
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let handle = std::thread::Builder::new()
+            .name("qm-writer".into())
+            .spawn(move || {
+                // After a failed commit every later batch fails too: they were validated on top of it.
+                let mut failed: Option<String> = None;
+                for job in rx {
+                    match job {
+                        Job::Commit(commit, reply) => {
+                            let r = match &failed {
+                                Some(m) => Err(format!("an earlier commit failed: {m}")),
+                                None => store.commit(&commit).map_err(|e| e.to_string()),
+                            };
+                            if let Err(m) = &r {
+                                failed.get_or_insert_with(|| m.clone());
+                            }
+                            let _ = reply.send(r);
+                        }
+                        Job::Checkpoint(cp) => {
+                            if failed.is_none() {
+                                if let Err(e) = store.add_checkpoint(&cp) {
+                                    tracing_free_log(&format!("storing checkpoint {}: {e}", cp.size));
+                                }
+                            }
+                        }
+                    }
+                }
+            })
+            .map_err(|e| AppError::Internal(format!("starting the writer thread: {e}")))?;
+        self.writer = Some(Writer { jobs: Some(tx), handle: Some(handle) });
+        Ok(())
+    }
+
+    /// Validates a batch against the books as the earlier batches left them and hands its commit to
+    /// the writer; returns at once. Call `finish` on tickets in the order they were submitted.
+    pub fn submit(&mut self, reqs: Vec<Request>) -> Ticket {
+        let (results, accepted, commit) = self.stage_batch(reqs);
+        let size = self.frontier.size();
+        let root = self.frontier.root();
+        let mut ticket = Ticket { results, accepted, done: None, size, root };
+        let Some(commit) = commit else { return ticket };
+        let rows =
+            self.state.take_touched().into_iter().map(|(k, v)| RowChange { kind: k.kind.to_string(), key: k.key, value: v }).collect();
+        let commit = Commit { rows, ..commit };
+        for i in &ticket.accepted {
+            if let Some(Ok(o)) = ticket.results.get(*i) {
+                if let Some(k) = o.entries.first().map(|e| e.idempotency_key.clone()) {
+                    self.in_flight.insert(k, o.clone());
+                }
+            }
+        }
+        let (reply, done) = std::sync::mpsc::channel();
+        let unsent = match self.writer.as_ref().and_then(|w| w.jobs.as_ref()) {
+            Some(jobs) => jobs.send(Job::Commit(commit, reply)).err().and_then(|e| match e.0 {
+                Job::Commit(c, _) => Some(c),
+                Job::Checkpoint(_) => None,
+            }),
+            None => Some(commit),
+        };
+        // No writer (or it is gone): commit here and now.
+        if let Some(commit) = unsent {
+            let (reply, done) = std::sync::mpsc::channel();
+            let _ = reply.send(self.store.commit(&commit).map_err(|e| e.to_string()));
+            ticket.done = Some(done);
+        } else {
+            ticket.done = Some(done);
+        }
+        ticket
+    }
+
+    /// Waits until a submitted batch is durable and returns its results; signs one checkpoint for it
+    /// when the key is here. If the commit failed, every accepted request in it fails and the books
+    /// are reloaded from the store.
+    pub fn finish(&mut self, mut ticket: Ticket) -> Vec<Result<Outcome>> {
+        let outcome = match ticket.done.take() {
+            None => Ok(()),
+            Some(rx) => rx.recv().unwrap_or_else(|_| Err("the writer thread stopped".into())),
+        };
+        for i in &ticket.accepted {
+            if let Some(Ok(o)) = ticket.results.get(*i) {
+                if let Some(e) = o.entries.first() {
+                    self.in_flight.remove(&e.idempotency_key);
+                }
+            }
+        }
+        match outcome {
+            Ok(()) => {
+                if self.key.is_some() && !ticket.accepted.is_empty() {
+                    // Through the writer when there is one, so that two connections never contend.
+                    match self.sign(ticket.size, ticket.root) {
+                        Ok(cp) => {
+                            let queued =
+                                self.writer.as_ref().and_then(|w| w.jobs.as_ref()).map(|j| j.send(Job::Checkpoint(cp.clone())).is_ok());
+                            if queued != Some(true) {
+                                if let Err(e) = self.store.add_checkpoint(&cp) {
+                                    tracing_free_log(&format!("storing checkpoint {}: {e}", cp.size));
+                                }
+                            }
+                        }
+                        Err(e) => tracing_free_log(&format!("signing a checkpoint after commit: {e}")),
+                    }
+                }
+            }
+            Err(msg) => {
+                self.in_flight.clear();
+                let _ = self.reload();
+                for i in ticket.accepted {
+                    ticket.results[i] = Err(AppError::Internal(format!("commit failed, nothing was recorded: {msg}")));
+                }
+            }
+        }
+        ticket.results
+    }
+
+    /// Validates and stages a batch: results, the indexes of accepted requests, and the commit to write.
+    #[allow(clippy::type_complexity)]
+    fn stage_batch(&mut self, reqs: Vec<Request>) -> (Vec<Result<Outcome>>, Vec<usize>, Option<Commit>) {
         let mut results: Vec<Result<Outcome>> = Vec::with_capacity(reqs.len());
         let mut commit = Commit::default();
         let mut in_batch: HashMap<String, usize> = HashMap::new();
@@ -312,7 +494,7 @@ impl Site {
             Ok(u) => u,
             Err(e) => {
                 let msg = e.to_string();
-                return reqs.iter().map(|_| Err(AppError::Internal(format!("reading idempotency keys: {msg}")))).collect();
+                return (reqs.iter().map(|_| Err(AppError::Internal(format!("reading idempotency keys: {msg}")))).collect(), vec![], None);
             }
         };
         for req in reqs {
@@ -324,22 +506,12 @@ impl Site {
                 }
             }
             if let Err(AppError::Internal(_)) = &r {
-                // The books in memory may be half-updated: throw the batch away and reload.
-                return self.abandon(results.len() + 1, r);
+                return (self.abandon(results.len() + 1, r), vec![], None);
             }
             results.push(r);
         }
-        if commit.entries.is_empty() {
-            return results;
-        }
-        if let Err(e) = self.flush(commit) {
-            let msg = e.to_string();
-            let _ = self.reload();
-            for i in accepted {
-                results[i] = Err(AppError::Internal(format!("commit failed, nothing was recorded: {msg}")));
-            }
-        }
-        results
+        let commit = (!commit.entries.is_empty()).then_some(commit);
+        (results, accepted, commit)
     }
 
     fn abandon(&mut self, n: usize, err: Result<Outcome>) -> Vec<Result<Outcome>> {
@@ -368,6 +540,9 @@ impl Site {
             if let Some(Ok(o)) = earlier.get(*i) {
                 return Ok(Outcome { replayed: true, ..o.clone() });
             }
+        }
+        if let Some(o) = self.in_flight.get(key) {
+            return Ok(Outcome { replayed: true, ..o.clone() });
         }
         let maybe_used = used.is_none_or(|u| u.contains(key));
         if let Some((first, last)) = if maybe_used { self.store.find_idempotency_key(key)? } else { None } {
@@ -498,10 +673,24 @@ impl Site {
 
     /// Signs a checkpoint of the whole (durable) tree with the site key and stores it.
     pub fn checkpoint(&mut self) -> Result<String> {
+        self.checkpoint_at(self.frontier.size(), self.frontier.root())
+    }
+
+    /// Signs a checkpoint of the tree at a size already durable, without storing it.
+    fn sign(&self, size: u64, root: qm_ledger::Hash) -> Result<StoredCheckpoint> {
         let Some(key) = &self.key else {
             return Err(AppError::Usage("the site's signing key is not available here; give --key".into()));
         };
-        let cp = Checkpoint { origin: self.site_name(), size: self.frontier.size(), root: self.frontier.root() };
+        let note = sign_checkpoint(key, &Checkpoint { origin: self.site_name(), size, root })?;
+        Ok(StoredCheckpoint { size, note })
+    }
+
+    /// Signs a checkpoint of the tree at a size already durable.
+    fn checkpoint_at(&mut self, size: u64, root: qm_ledger::Hash) -> Result<String> {
+        let Some(key) = &self.key else {
+            return Err(AppError::Usage("the site's signing key is not available here; give --key".into()));
+        };
+        let cp = Checkpoint { origin: self.site_name(), size, root };
         let note = sign_checkpoint(key, &cp)?;
         self.store.add_checkpoint(&StoredCheckpoint { size: cp.size, note: note.clone() })?;
         Ok(note)
@@ -612,4 +801,10 @@ fn load(store: &dyn Store) -> Result<(State, Frontier)> {
     }
     let frontier = Frontier::load(size, &StoreHashes(store))?;
     Ok((state, frontier))
+}
+
+/// The libraries do not own a logger; a failed checkpoint after a durable commit is reported on stderr
+/// and re-signed at the next batch.
+fn tracing_free_log(message: &str) {
+    eprintln!("qm: {message}");
 }
