@@ -1485,19 +1485,48 @@ pub struct PreviewIn {
     pub witness: Option<String>,
 }
 
-/// Builds the counter's command: issue to a badge, or return from a badge.
-pub fn counter_command(mode: &str, badge: &str, location: &Option<String>, list: &[String]) -> Result<Command, ApiError> {
+/// Builds the counter's commands: an issue to a badge (serials from wherever they are racked, lots
+/// from `location`: two commands when both are scanned), or a return from a badge to `location`.
+pub fn counter_commands(mode: &str, badge: &str, location: &Option<String>, list: &[String]) -> Result<Vec<Command>, ApiError> {
     let badge = id(Badge::parse(badge))?;
     let list = items(list)?;
+    if list.is_empty() {
+        return Err(ApiError::usage("scan or type at least one item"));
+    }
     match mode {
-        "issue" => Ok(Command::Issue { to: badge, from: opt(location, LocationId::parse)?, items: list }),
+        "issue" => {
+            let from = opt(location, LocationId::parse)?;
+            let (serials, lots): (Vec<ItemRef>, Vec<ItemRef>) = list.into_iter().partition(|i| matches!(i, ItemRef::Serial(_)));
+            let mut out = vec![];
+            if !serials.is_empty() {
+                out.push(Command::Issue { to: badge.clone(), from: None, items: serials });
+            }
+            if !lots.is_empty() {
+                let from = from.ok_or_else(|| ApiError::usage("lots are drawn from a location: give the location"))?;
+                out.push(Command::Issue { to: badge, from: Some(from), items: lots });
+            }
+            Ok(out)
+        }
         "return" => {
             let to =
                 opt(location, LocationId::parse)?.ok_or_else(|| ApiError::usage("a return needs the location the items go back to"))?;
-            Ok(Command::Return { from: badge, to, items: list })
+            Ok(vec![Command::Return { from: badge, to, items: list }])
         }
         other => Err(ApiError::usage(format!("mode {other:?}: expected issue or return"))),
     }
+}
+
+/// Previews several commands as one: every summary, or the first refusal.
+pub async fn preview_all(st: &AppState, p: &Principal, witness: Option<Badge>, commands: Vec<Command>) -> Result<PreviewOut, ApiError> {
+    let mut all = PreviewOut { ok: true, summaries: vec![], error: None, needs_witness: false };
+    for c in commands {
+        let one = preview(st, p, witness.clone(), c).await?;
+        all.summaries.extend(one.summaries);
+        if !one.ok {
+            return Ok(PreviewOut { summaries: vec![], ..one });
+        }
+    }
+    Ok(all)
 }
 
 /// The counter's preview of an issue or a return.
@@ -1507,9 +1536,9 @@ async fn preview_api(
     ApiUser(p): ApiUser,
     JsonBody(b): JsonBody<PreviewIn>,
 ) -> Result<Json<PreviewOut>, ApiError> {
-    let c = counter_command(&b.mode, &b.badge, &b.location, &b.items)?;
+    let c = counter_commands(&b.mode, &b.badge, &b.location, &b.items)?;
     let w = opt(&b.witness, Badge::parse)?;
-    Ok(Json(preview(&st, &p, w, c).await?))
+    Ok(Json(preview_all(&st, &p, w, c).await?))
 }
 
 // ---- the document and the routes --------------------------------------------------------

@@ -91,6 +91,25 @@ pub async fn start_with(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let (handle, worker) = worker::spawn(site, config.checkpoint_every_s);
     let state = AppState { site: handle.clone(), auth: Arc::new(auth::Auth::new(&config)), config: Arc::new(config) };
+    // Checkpoints also when writes stop: the worker signs only after a batch, at most every N seconds.
+    let ticker = {
+        let h = handle.clone();
+        let every = std::time::Duration::from_secs(state.config.checkpoint_every_s.max(1));
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(every);
+            t.tick().await;
+            loop {
+                t.tick().await;
+                let r = h.call(|site| site.checkpoint_if_grown().map(|c| c.is_some())).await;
+                if let Ok(Err(e)) = &r {
+                    tracing::warn!("checkpoint failed: {e}");
+                }
+                if r.is_err() {
+                    break;
+                }
+            }
+        })
+    };
     let app = router(state);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -106,6 +125,7 @@ pub async fn start_with(
             .await
             .map_err(|e| format!("server: {e}"));
         // Every request has finished; the worker commits what is queued, checkpoints and exits.
+        ticker.abort();
         handle.shutdown().await;
         let joined = tokio::task::spawn_blocking(move || worker.join()).await;
         if !matches!(joined, Ok(Ok(()))) {

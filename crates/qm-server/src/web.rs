@@ -2,7 +2,7 @@
 //! the event log, the HQ dashboard and labels. Every form carries the session's CSRF token, checked
 //! on every POST; scripts and styles are served from the binary (`/assets`), never a CDN.
 
-use crate::api::{self, counter_command, id, items, opt, perform, WitnessIn};
+use crate::api::{self, counter_commands, id, items, opt, perform, WitnessIn};
 use crate::auth::{self, now, resolve, same_secret, ClientIp, Principal};
 use crate::error::ApiError;
 use crate::scope::{self, sees};
@@ -106,9 +106,11 @@ fn signin_page(csrf: &str, badge: &str, error: Option<&str>) -> Markup {
     )
 }
 
-async fn signin_get(State(st): State<AppState>) -> Response {
-    // An anonymous session carries the sign-in form's CSRF token; signing in replaces it.
-    let (sid, csrf) = st.auth.create(None);
+async fn signin_get(State(st): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    // An anonymous session carries the sign-in form's CSRF token; signing in replaces it. A live one
+    // is reused, so that a second tab (or a stray request) does not invalidate the form on screen.
+    let live = auth::session_id(&headers).and_then(|id| st.auth.get(&id).filter(|s| s.badge.is_none()).map(|s| (id, s.csrf)));
+    let (sid, csrf) = live.unwrap_or_else(|| st.auth.create(None));
     ([(header::SET_COOKIE, st.auth.cookie(&sid))], signin_page(&csrf, "", None)).into_response()
 }
 
@@ -339,7 +341,7 @@ async fn counter_preview(State(st): State<AppState>, WebUser(p): WebUser, Form(f
         location: f.location.clone(),
         items: Some(f.items.clone()),
     };
-    let command = match counter_command(&f.mode, &f.badge, &f.location, &list) {
+    let commands = match counter_commands(&f.mode, &f.badge, &f.location, &list) {
         Ok(c) => c,
         Err(e) => {
             let locs = locations_in_scope(&st, &p).await?;
@@ -356,7 +358,7 @@ async fn counter_preview(State(st): State<AppState>, WebUser(p): WebUser, Form(f
             b.and_then(|b| query::custody(s, &b).ok())
         })
         .await?;
-    let pv = api::preview(&st, &p, None, command).await?;
+    let pv = api::preview_all(&st, &p, None, commands).await?;
     let key = uuid::Uuid::now_v7().to_string();
     let verb = if f.mode == "return" { "Return from" } else { "Issue to" };
     let body = html! {
@@ -437,18 +439,30 @@ async fn counter_confirm(State(st): State<AppState>, WebUser(p): WebUser, Client
         .clone()
         .filter(|w| !w.trim().is_empty())
         .map(|badge| WitnessIn { badge, pin: f.witness_pin.clone().unwrap_or_default() });
-    let result = match counter_command(&f.mode, &f.badge, &f.location, &list) {
-        Ok(c) => perform(&st, &p, &ip, witness, f.key.clone().filter(|k| !k.is_empty()), c).await,
-        Err(e) => Err(e),
-    };
+    // Two commands when serials and lots are issued together; each has its own idempotency key
+    // derived from the form's, so a double submit records nothing twice.
+    let key = f.key.clone().filter(|k| !k.is_empty()).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let result: Result<Vec<qm_app::Outcome>, ApiError> = async {
+        let mut done = vec![];
+        for (i, c) in counter_commands(&f.mode, &f.badge, &f.location, &list)?.into_iter().enumerate() {
+            let w = witness.as_ref().map(|w| WitnessIn { badge: w.badge.clone(), pin: w.pin.clone() });
+            match perform(&st, &p, &ip, w, Some(format!("{key}-{i}")), c).await {
+                Ok(o) => done.push(o),
+                Err(e) if done.is_empty() => return Err(e),
+                Err(e) => return Err(ApiError { message: format!("{} (the serial items above it were recorded)", e.message), ..e }),
+            }
+        }
+        Ok(done)
+    }
+    .await;
     let locs = locations_in_scope(&st, &p).await?;
     match result {
         Ok(o) => {
             let done = html! {
                 div.msg.ok #done role="status" {
                     strong { (if f.mode == "return" { "Returned. " } else { "Issued. " }) }
-                    @for e in &o.entries { (query::summarize(e)) " (entry " (e.seq) ") " }
-                    @if o.replayed { " — already recorded; nothing new appended." }
+                    @for o in &o { @for e in &o.entries { (query::summarize(e)) " (entry " (e.seq) ") " } }
+                    @if o.iter().any(|x| x.replayed) { " — already recorded; nothing new appended." }
                 }
             };
             let fresh = CounterQuery { mode: Some(f.mode.clone()), location: f.location.clone(), ..CounterQuery::default() };
@@ -988,6 +1002,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/assets/app.css", get(assets_css))
         .route("/assets/app.js", get(assets_js))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/signin", get(signin_get).post(signin_post))
         .route("/signout", post(signout))
         .route("/", get(dashboard))

@@ -90,6 +90,7 @@ async fn text(b: &WebDriver, css: &str) -> String {
 
 #[tokio::test]
 async fn the_web_ui_in_chromium() {
+    let started = std::time::Instant::now();
     let driver = start_chromedriver();
     // The demo organization, as `qm serve --demo` makes it.
     let dir = tempfile::tempdir().unwrap();
@@ -102,6 +103,7 @@ async fn the_web_ui_in_chromium() {
     })
     .await
     .unwrap();
+    eprintln!("demo organization created in {:?}", started.elapsed());
     let app = serve(dir, db, site).await;
     let url = app.url.clone();
     let pw = qm_app::demo_org::DEMO_PASSWORD;
@@ -112,7 +114,10 @@ async fn the_web_ui_in_chromium() {
     shot(&b, "01-signin").await;
     b.find(By::Id("badge")).await.unwrap().send_keys("1101").await.unwrap();
     b.find(By::Id("password")).await.unwrap().send_keys(format!("not-it{ENTER}")).await.unwrap();
-    assert!(text(&b, ".msg.err").await.contains("badge or password not accepted"));
+    shot(&b, "01b-signin-refused").await;
+    let refused = text(&b, ".msg.err").await;
+    assert!(refused.contains("badge or password not accepted"), "{refused}");
+    eprintln!("signed-in page checks at {:?}", started.elapsed());
     sign_in_as(&b, &url, "1101", pw).await;
     assert!(text(&b, "h1").await.contains("Dashboard"));
     shot(&b, "02-dashboard-armorer").await;
