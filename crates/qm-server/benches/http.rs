@@ -1,2 +1,164 @@
-//! Benchmark: issue/return over HTTP beside the library.
-fn main() {}
+//! Benchmark: issue/return over HTTP with 16 concurrent clients on loopback (throughput, p50/p99),
+//! beside the same operations called through the library (`Site::execute`) in the same run.
+//!
+//! Run: `cargo bench -p qm-server --bench http` (QM_BENCH_ROUNDS sets the issue/return pairs per client).
+
+use qm_app::{Genesis, Request, Site};
+use qm_core::event::CredentialKind;
+use qm_core::*;
+use serde_json::json;
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+
+const CLIENTS: usize = 16;
+const PASSWORD: &str = "bench password";
+
+fn id<T, E: std::fmt::Debug>(r: Result<T, E>) -> T {
+    r.unwrap()
+}
+
+/// A site with one department, an armorer, one officer and one rifle per client.
+fn site(db: &str) -> Site {
+    let key = qm_app::default_key_path(std::path::Path::new(db));
+    let at = OffsetDateTime::now_utc();
+    let hq = id(UnitId::parse("HQ"));
+    let mut site = Site::init(db, &key, &Genesis { site: "bench", root_unit: &hq, root_unit_name: "HQ", admin: &id(Badge::parse("0001")), admin_name: "Admin", admin_pin: "1234", at }).unwrap();
+    let pin = qm_app::hash_secret("1234").unwrap();
+    let pw = qm_app::hash_secret(PASSWORD).unwrap();
+    let mut cmds = vec![
+        Command::CreateUnit { unit: id(UnitId::parse("D-1")), name: "D1".into(), parent: hq.clone() },
+        Command::CreateLocation { location: id(LocationId::parse("RACK")), name: "Rack".into(), unit: id(UnitId::parse("D-1")), parent: None, kind: LocationKind::Rack, keeper: None, magazine: None },
+        Command::DefineItemType { item_type: id(ItemTypeId::parse("RIFLE")), name: "Rifle".into(), kind: ItemKind::Weapon, tracking: Tracking::Serial, unit_of_measure: "each".into(), neq_kg_per_unit: 0.0, un_code: None, qualification: None },
+    ];
+    for b in std::iter::once("A0".to_string()).chain((0..CLIENTS).map(|c| format!("O{c}"))) {
+        let badge = id(Badge::parse(&b));
+        cmds.push(Command::RegisterPerson { badge: badge.clone(), name: b.clone(), unit: id(UnitId::parse("D-1")), roles: vec![Role::Armorer], pin_hash: pin.clone() });
+        cmds.push(Command::SetCredential { badge, kind: CredentialKind::Password, hash: pw.clone() });
+    }
+    let reqs = cmds
+        .into_iter()
+        .enumerate()
+        .map(|(i, command)| Request { actor: id(Badge::parse("0001")), witness: None, command, idempotency_key: format!("setup-{i}"), at })
+        .collect();
+    for r in site.execute_batch(reqs) {
+        r.unwrap();
+    }
+    let lines = (0..CLIENTS * 2)
+        .map(|c| ReceiptLine { item_type: id(ItemTypeId::parse("RIFLE")), serial: Some(id(Serial::parse(&format!("R{c}")))), lot: None, quantity: Quantity::ONE, manufactured: None, expires: None })
+        .collect();
+    site.execute(Request { actor: id(Badge::parse("A0")), witness: None, command: Command::Receive { to: id(LocationId::parse("RACK")), from: "F".into(), document: "D".into(), lines }, idempotency_key: "receive".into(), at }).unwrap();
+    site
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn report(name: &str, ops: usize, wall: Duration, mut lat: Vec<Duration>) {
+    lat.sort();
+    println!(
+        "{name:<44} {ops:>6} ops  {:>9.0} ops/s  p50 {:>8.3} ms  p99 {:>8.3} ms",
+        ops as f64 / wall.as_secs_f64(),
+        pct(&lat, 0.50).as_secs_f64() * 1e3,
+        pct(&lat, 0.99).as_secs_f64() * 1e3
+    );
+}
+
+fn issue(c: usize, serial: usize) -> Command {
+    Command::Issue { to: id(Badge::parse(&format!("O{c}"))), from: None, items: vec![ItemRef::Serial(id(Serial::parse(&format!("R{serial}"))))] }
+}
+fn ret(c: usize, serial: usize) -> Command {
+    Command::Return { from: id(Badge::parse(&format!("O{c}"))), to: id(LocationId::parse("RACK")), items: vec![ItemRef::Serial(id(Serial::parse(&format!("R{serial}"))))] }
+}
+
+fn main() {
+    let rounds: usize = std::env::var("QM_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
+    let dir = tempfile::tempdir().unwrap();
+    println!("issue/return of one rifle per request; {CLIENTS} clients × {rounds} issue/return pairs; SQLite, synchronous=FULL");
+
+    // 1. The library, one request after another (one durable commit per request).
+    let db = dir.path().join("lib.db").display().to_string();
+    let mut s = site(&db);
+    let mut lat = vec![];
+    let t = Instant::now();
+    for r in 0..rounds {
+        for c in 0..CLIENTS {
+            for (k, command) in [issue(c, c), ret(c, c)].into_iter().enumerate() {
+                let t0 = Instant::now();
+                s.execute(Request { actor: id(Badge::parse("A0")), witness: None, command, idempotency_key: format!("l-{r}-{c}-{k}"), at: OffsetDateTime::now_utc() }).unwrap();
+                lat.push(t0.elapsed());
+            }
+        }
+    }
+    report("library Site::execute, sequential", lat.len(), t.elapsed(), lat);
+    drop(s);
+
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        // 2. The library through the server's worker (group commit), 16 concurrent tasks, no HTTP.
+        let db = dir.path().join("worker.db").display().to_string();
+        let (handle, join) = qm_server::worker::spawn(site(&db), 10);
+        let t = Instant::now();
+        let mut tasks = vec![];
+        for c in 0..CLIENTS {
+            let h = handle.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut lat = vec![];
+                for r in 0..rounds {
+                    for (k, command) in [issue(c, c), ret(c, c)].into_iter().enumerate() {
+                        let t0 = Instant::now();
+                        h.execute(Request { actor: id(Badge::parse("A0")), witness: None, command, idempotency_key: format!("w-{r}-{c}-{k}"), at: OffsetDateTime::now_utc() }).await.unwrap();
+                        lat.push(t0.elapsed());
+                    }
+                }
+                lat
+            }));
+        }
+        let mut lat = vec![];
+        for t in tasks {
+            lat.extend(t.await.unwrap());
+        }
+        report("library via worker (group commit), 16 tasks", lat.len(), t.elapsed(), lat);
+        handle.shutdown().await;
+        let _ = tokio::task::spawn_blocking(move || join.join()).await;
+
+        // 3. HTTP: the real server on loopback, 16 clients each signed in with its own session.
+        let db = dir.path().join("http.db").display().to_string();
+        let config = qm_server::Config { addr: "127.0.0.1:0".into(), db: db.clone(), sign_in_failures_max: 1000, ..qm_server::Config::default() };
+        let running = qm_server::start(config, site(&db)).await.unwrap();
+        let url = format!("http://{}", running.addr);
+        let mut sessions = vec![];
+        for _ in 0..CLIENTS {
+            let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
+            let v: serde_json::Value = client.post(format!("{url}/api/session")).json(&json!({"badge": "A0", "password": PASSWORD})).send().await.unwrap().json().await.unwrap();
+            sessions.push((client, v["csrf"].as_str().unwrap().to_string()));
+        }
+        let t = Instant::now();
+        let mut tasks = vec![];
+        for (c, (client, csrf)) in sessions.into_iter().enumerate() {
+            let url = url.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut lat = vec![];
+                for _ in 0..rounds {
+                    let serial = format!("R{c}");
+                    for (path, body) in [
+                        ("/api/issue", json!({"to": format!("O{c}"), "items": [serial]})),
+                        ("/api/return", json!({"from": format!("O{c}"), "to": "RACK", "items": [serial]})),
+                    ] {
+                        let t0 = Instant::now();
+                        let r = client.post(format!("{url}{path}")).header("x-csrf-token", &csrf).json(&body).send().await.unwrap();
+                        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+                        lat.push(t0.elapsed());
+                    }
+                }
+                lat
+            }));
+        }
+        let mut lat = vec![];
+        for t in tasks {
+            lat.extend(t.await.unwrap());
+        }
+        report("HTTP on loopback, 16 clients", lat.len(), t.elapsed(), lat);
+        running.stop().await.unwrap();
+    });
+}

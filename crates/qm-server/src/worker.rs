@@ -102,6 +102,10 @@ fn run(mut site: Site, mut rx: mpsc::Receiver<Job>, every: Duration) {
                             reqs.push(*r);
                             replies.push(tx);
                         }
+                        // A read (or a sign-in check) that arrived while the batch was gathering is
+                        // concurrent with it, so answering it first is a valid order; it then does
+                        // not split the batch into small commits.
+                        Ok(Job::Call(f)) => f(&mut site),
                         Ok(other) => {
                             pending = Some(other);
                             break;
