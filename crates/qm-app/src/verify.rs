@@ -8,9 +8,6 @@ use qm_store::{Store, StoreHashes};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// Entries read per page while verifying, so memory stays flat on a large ledger.
-const PAGE: usize = 4096;
-
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct VerifyReport {
     pub entries: u64,
@@ -42,8 +39,8 @@ pub struct VerifyOptions {
 pub fn verify(store: &dyn Store, opts: &VerifyOptions) -> VerifyReport {
     let mut report = VerifyReport::default();
     let problem = |r: &mut VerifyReport, bad: Option<u64>, msg: String| {
-        if r.first_bad_entry.is_none() {
-            r.first_bad_entry = bad;
+        if let Some(b) = bad {
+            r.first_bad_entry = Some(r.first_bad_entry.map_or(b, |f| f.min(b)));
         }
         if r.problems.len() < 50 {
             r.problems.push(msg);
@@ -64,66 +61,147 @@ pub fn verify(store: &dyn Store, opts: &VerifyOptions) -> VerifyReport {
     let mut replay_ok = !opts.skip_replay;
     let mut expected = 0u64;
     let mut digests: Vec<(u64, String, u64, String)> = vec![];
-    if let Some(i) = sizes.get(&0) {
-        let _ = i;
-        roots_at.insert(0, frontier.root());
-    }
-    'pages: loop {
-        let page = match store.read_entries(expected, PAGE) {
-            Ok(p) => p,
-            Err(e) => {
-                problem(&mut report, Some(expected), format!("entry {expected}: cannot be read: {e}"));
-                break;
+    // Three stages overlap: this thread reads rows from the store; a hasher re-hashes them and
+    // rebuilds the tree; a replayer decodes them into fresh books. Chunks are shared, not copied twice.
+    let replay = !opts.skip_replay;
+    type Row = (u64, String, Vec<u8>, Vec<u8>);
+    type Chunk = std::sync::Arc<Vec<Row>>;
+    let (hashed, replayed) = std::thread::scope(|scope| {
+        let (htx, hrx) = std::sync::mpsc::sync_channel::<Chunk>(16);
+        let (rtx, rrx) = std::sync::mpsc::sync_channel::<Chunk>(16);
+        let sizes = &sizes;
+        let hasher = scope.spawn(move || {
+            let mut frontier = Frontier::new();
+            let mut roots_at: BTreeMap<u64, Hash> = BTreeMap::new();
+            if sizes.contains_key(&0) {
+                roots_at.insert(0, frontier.root());
             }
-        };
-        if page.is_empty() {
-            break;
-        }
-        for entry in page {
-            if entry.seq != expected {
-                problem(&mut report, Some(expected), format!("entry {expected} is missing (next stored entry is {})", entry.seq));
-                break 'pages;
-            }
-            let leaf = leaf_hash(&entry.bytes);
-            let hashes = frontier.push(leaf);
-            if hashes != entry.hashes {
-                problem(
-                    &mut report,
-                    Some(entry.seq),
-                    format!(
-                        "entry {}: its bytes do not hash to the tree hashes stored with it: the entry or its hashes were altered",
-                        entry.seq
-                    ),
-                );
-            }
-            if replay_ok {
-                match decode(&entry.bytes) {
-                    Err(e) => {
-                        problem(&mut report, Some(entry.seq), format!("entry {}: not a readable event: {e}", entry.seq));
-                        replay_ok = false;
+            let mut bad: Vec<u64> = vec![];
+            for chunk in hrx {
+                for (seq, _, bytes, hashes) in chunk.iter() {
+                    let created = frontier.push(leaf_hash(bytes));
+                    let same =
+                        created.len() * 32 == hashes.len() && created.iter().zip(hashes.chunks_exact(32)).all(|(a, b)| a.as_slice() == b);
+                    if !same {
+                        bad.push(*seq);
                     }
-                    Ok(env) => {
-                        if env.idempotency_key != entry.idempotency_key {
-                            problem(
-                                &mut report,
-                                Some(entry.seq),
-                                format!("entry {}: idempotency key column differs from the entry", entry.seq),
-                            );
-                        }
-                        if let qm_core::Event::ReadingsRecorded { location, count, sha256, .. } = &env.event {
-                            digests.push((entry.seq, location.to_string(), *count, sha256.clone()));
-                        }
-                        if let Err(e) = state.apply(&env) {
-                            problem(&mut report, Some(entry.seq), format!("entry {}: replay fails: {}", entry.seq, e.reason));
-                            replay_ok = false;
-                        }
+                    if sizes.contains_key(&frontier.size()) {
+                        roots_at.insert(frontier.size(), frontier.root());
                     }
                 }
             }
-            expected += 1;
-            if sizes.contains_key(&expected) {
-                roots_at.insert(expected, frontier.root());
+            (frontier, roots_at, bad)
+        });
+        let replayer = replay.then(|| {
+            scope.spawn(move || {
+                let mut state = State::new();
+                let mut digests: Vec<(u64, String, u64, String)> = vec![];
+                let mut problems: Vec<(u64, String)> = vec![];
+                let mut ok = true;
+                for chunk in rrx {
+                    for (seq, idem, bytes, _) in chunk.iter() {
+                        if !ok {
+                            break;
+                        }
+                        let seq = *seq;
+                        match decode(bytes) {
+                            Err(e) => {
+                                problems.push((seq, format!("entry {seq}: not a readable event: {e}")));
+                                ok = false;
+                            }
+                            Ok(env) => {
+                                if env.idempotency_key != *idem {
+                                    problems.push((seq, format!("entry {seq}: idempotency key column differs from the entry")));
+                                }
+                                if let qm_core::Event::ReadingsRecorded { location, count, sha256, .. } = &env.event {
+                                    digests.push((seq, location.to_string(), *count, sha256.clone()));
+                                }
+                                if let Err(e) = state.apply(&env) {
+                                    problems.push((seq, format!("entry {seq}: replay fails: {}", e.reason)));
+                                    ok = false;
+                                }
+                            }
+                        }
+                    }
+                }
+                (state, digests, problems, ok)
+            })
+        });
+        let mut chunk: Vec<Row> = Vec::with_capacity(1024);
+        let mut gap = None;
+        let send = |chunk: Vec<Row>| {
+            let shared = std::sync::Arc::new(chunk);
+            let a = htx.send(shared.clone()).is_ok();
+            let b = !replay || rtx.send(shared).is_ok();
+            a && b
+        };
+        // Without a replay there is nothing to overlap with, and hashing the rows in place, without
+        // copying them, is the fastest path; the hasher thread then only receives nothing.
+        let mut local = Frontier::new();
+        let mut local_roots: BTreeMap<u64, Hash> = BTreeMap::new();
+        let mut local_bad: Vec<u64> = vec![];
+        let scanned = store.scan_entries(0, &mut |seq, idem, bytes, hashes| {
+            if seq != expected {
+                gap = Some(seq);
+                return false;
             }
+            expected += 1;
+            if !replay {
+                let created = local.push(leaf_hash(bytes));
+                let same =
+                    created.len() * 32 == hashes.len() && created.iter().zip(hashes.chunks_exact(32)).all(|(a, b)| a.as_slice() == b);
+                if !same {
+                    local_bad.push(seq);
+                }
+                if sizes.contains_key(&local.size()) {
+                    local_roots.insert(local.size(), local.root());
+                }
+                return true;
+            }
+            chunk.push((seq, idem.to_string(), bytes.to_vec(), hashes.to_vec()));
+            chunk.len() < 1024 || send(std::mem::replace(&mut chunk, Vec::with_capacity(1024)))
+        });
+        if let Err(e) = scanned {
+            problem(&mut report, Some(expected), format!("entry {expected}: cannot be read: {e}"));
+        }
+        if let Some(next) = gap {
+            problem(&mut report, Some(expected), format!("entry {expected} is missing (next stored entry is {next})"));
+        }
+        if !chunk.is_empty() {
+            send(chunk);
+        }
+        drop(htx);
+        drop(rtx);
+        let hashed = hasher.join().ok().map(|(f, mut r, mut bad)| {
+            if replay {
+                (f, r, bad)
+            } else {
+                r.extend(local_roots);
+                bad.extend(local_bad);
+                (local, r, bad)
+            }
+        });
+        (hashed, replayer.and_then(|w| w.join().ok()))
+    });
+    if let Some((f, r, bad)) = hashed {
+        frontier = f;
+        roots_at = r;
+        for seq in bad {
+            problem(
+                &mut report,
+                Some(seq),
+                format!("entry {seq}: its bytes do not hash to the tree hashes stored with it: the entry or its hashes were altered"),
+            );
+        }
+    } else {
+        problem(&mut report, None, "the hashing thread failed".into());
+    }
+    if let Some((s, d, problems, ok)) = replayed {
+        state = s;
+        digests = d;
+        replay_ok = ok;
+        for (seq, msg) in problems {
+            problem(&mut report, Some(seq), msg);
         }
     }
     report.entries = expected;

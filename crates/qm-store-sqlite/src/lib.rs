@@ -182,6 +182,21 @@ impl qm_store::Store for SqliteStore {
         Ok(out)
     }
 
+    fn scan_entries(&self, from: u64, f: &mut dyn FnMut(u64, &str, &[u8], &[u8]) -> bool) -> Result<()> {
+        let mut st = self.conn.prepare_cached("SELECT seq, idem, bytes, hashes FROM entries WHERE seq >= ?1 ORDER BY seq").map_err(be)?;
+        let mut rows = st.query(params![from as i64]).map_err(be)?;
+        while let Some(r) = rows.next().map_err(be)? {
+            let seq = r.get::<_, i64>(0).map_err(be)? as u64;
+            let idem = r.get_ref(1).map_err(be)?.as_str().map_err(|e| StoreError::Damaged(format!("entry {seq}: idempotency key: {e}")))?;
+            let bytes = r.get_ref(2).map_err(be)?.as_blob().map_err(|e| StoreError::Damaged(format!("entry {seq}: bytes: {e}")))?;
+            let hashes = r.get_ref(3).map_err(be)?.as_blob().map_err(|e| StoreError::Damaged(format!("entry {seq}: hashes: {e}")))?;
+            if !f(seq, idem, bytes, hashes) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn read_entry_hashes(&self, seqs: &[u64]) -> Result<Vec<Vec<Hash>>> {
         let mut st = self.conn.prepare_cached("SELECT hashes FROM entries WHERE seq = ?1").map_err(be)?;
         seqs.iter()

@@ -77,6 +77,9 @@ pub trait Store: Send {
     fn entry_count(&self) -> Result<u64>;
     /// Entries with `seq` in `[from, from + limit)`, in order.
     fn read_entries(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>>;
+    /// Calls `f(seq, idempotency_key, bytes, hashes)` for every entry from `from` on, in order, with
+    /// borrowed data (no copy per entry); `f` returns false to stop. For the verifier.
+    fn scan_entries(&self, from: u64, f: &mut dyn FnMut(u64, &str, &[u8], &[u8]) -> bool) -> Result<()>;
     /// The stored hashes of the given entries, in order.
     fn read_entry_hashes(&self, seqs: &[u64]) -> Result<Vec<Vec<Hash>>>;
     /// The first and last entry written under an idempotency key, if any.
