@@ -43,6 +43,8 @@ fn the_core_does_no_io() {
 const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
     ("crates/qm-store-sqlite/migrations/0001_ledger.sql", "c721cced4be53fdcfc54fa37cceaab21a77b93b7d302684b6a4fb33b93dad1ce"),
     ("crates/qm-store-sqlite/migrations/0002_readings.sql", "fa218b8e4126f22c3ab5fe42c8bb8d70b750529181802f20e067ae3ba351e44b"),
+    ("crates/qm-store-postgres/migrations/0001_ledger.sql", "351a3cd33bf88ef14ea07fd3cd60de5c66ab333cd70cf72ea0f4255efd384577"),
+    ("crates/qm-store-postgres/migrations/0002_readings.sql", "76fe0d5ffe96c6da20550ff6bedb7893dee830ed60652068c3e3f2c5b66c9edd"),
 ];
 
 #[test]
@@ -62,7 +64,7 @@ fn released_migrations_are_never_edited() {
 #[test]
 fn libraries_do_not_unwrap() {
     // The libraries deny unwrap/expect/panic outside tests (checked by clippy); this keeps the attribute there.
-    for lib in ["qm-core", "qm-ledger", "qm-store", "qm-store-sqlite", "qm-app"] {
+    for lib in ["qm-core", "qm-ledger", "qm-store", "qm-store-sqlite", "qm-store-postgres", "qm-app"] {
         let text = std::fs::read_to_string(root().join(format!("crates/{lib}/src/lib.rs"))).unwrap();
         assert!(
             text.contains("clippy::unwrap_used") && text.contains("clippy::panic"),

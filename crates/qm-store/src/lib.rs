@@ -79,6 +79,7 @@ pub trait Store: Send {
     fn read_entries(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>>;
     /// Calls `f(seq, idempotency_key, bytes, hashes)` for every entry from `from` on, in order, with
     /// borrowed data (no copy per entry); `f` returns false to stop. For the verifier.
+    #[allow(clippy::type_complexity)]
     fn scan_entries(&self, from: u64, f: &mut dyn FnMut(u64, &str, &[u8], &[u8]) -> bool) -> Result<()>;
     /// The stored hashes of the given entries, in order.
     fn read_entry_hashes(&self, seqs: &[u64]) -> Result<Vec<Vec<Hash>>>;

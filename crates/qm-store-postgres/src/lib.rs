@@ -1,0 +1,582 @@
+//! The PostgreSQL store: one database (or one schema in it), versioned migrations that run on open,
+//! triggers that refuse to edit history, one transaction per `commit`.
+//!
+//! Durability: PostgreSQL's default `synchronous_commit = on` makes `COMMIT` return only after the
+//! transaction's WAL is flushed to disk, so an acknowledged movement survives a crash or power cut.
+//! That is what we need, and the only setting that loses acknowledged commits is `off`: a session
+//! that finds `off` (set by an administrator on the server, database or role) switches itself back
+//! to `on`. Stricter settings (`remote_write`, `remote_apply` with a synchronous standby) are kept.
+//! The server's own `fsync` and `full_page_writes` must stay on (their defaults); see docs/storage.md.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod scratch;
+
+use postgres::types::ToSql;
+use postgres::{Client, Config, NoTls, Row};
+use qm_store::{Commit, Hash, Result, StoreError, StoredCheckpoint, StoredEntry, StoredReading};
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+
+/// Marks a schema as ours: the `application` column of `qm_schema`.
+pub const APPLICATION: &str = "quartermaster";
+
+/// Key of the advisory lock taken while creating or migrating a schema ("QMLG", as SQLite's application id).
+const MIGRATION_LOCK: i64 = 0x514D_4C47;
+
+/// Migrations in order; index + 1 is the schema version they bring the database to.
+/// Released migrations are never edited (a tidy test pins their hashes).
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_ledger.sql", include_str!("../migrations/0001_ledger.sql")),
+    ("0002_readings.sql", include_str!("../migrations/0002_readings.sql")),
+];
+
+/// The version table, created with the first migration. It never changes: it is how we recognise our
+/// schema and how far it has been migrated (one row per applied migration).
+const SCHEMA_TABLE: &str = "CREATE TABLE qm_schema (
+    version     integer PRIMARY KEY,
+    name        text NOT NULL,
+    application text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+)";
+
+/// Rows fetched per round trip when streaming (entries, projection rows).
+const FETCH_ROWS: i32 = 2048;
+
+/// True when `db` names a PostgreSQL database rather than a file.
+pub fn is_url(db: &str) -> bool {
+    db.starts_with("postgres://") || db.starts_with("postgresql://")
+}
+
+pub struct PostgresStore {
+    /// `Store`'s readers take `&self`, the client needs `&mut`: one connection, borrowed per call.
+    client: RefCell<Client>,
+    /// The URL without its password, for messages.
+    shown: String,
+}
+
+fn be(e: postgres::Error) -> StoreError {
+    StoreError::Backend(describe(&e))
+}
+
+/// An error with the server's message, detail and hint (the default display says only "db error").
+pub fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{} ({})", db.message(), db.code().code());
+            if let Some(d) = db.detail() {
+                s.push_str(&format!("; {d}"));
+            }
+            if let Some(h) = db.hint() {
+                s.push_str(&format!("; hint: {h}"));
+            }
+            s
+        }
+        None => e.to_string(),
+    }
+}
+
+/// The URL as shown in messages: user, hosts, ports and database, never the password.
+pub fn redacted(url: &str) -> String {
+    let Ok(cfg) = Config::from_str(url) else { return "<unparsable PostgreSQL URL>".into() };
+    let hosts: Vec<String> = cfg
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let host = match h {
+                postgres::config::Host::Tcp(s) => s.clone(),
+                #[cfg(unix)]
+                postgres::config::Host::Unix(p) => p.display().to_string(),
+            };
+            match cfg.get_ports().get(i).or(cfg.get_ports().first()) {
+                Some(p) => format!("{host}:{p}"),
+                None => host,
+            }
+        })
+        .collect();
+    let user = cfg.get_user().map(|u| format!("{u}@")).unwrap_or_default();
+    let db = cfg.get_dbname().unwrap_or_default();
+    format!("postgresql://{user}{}/{db}", hosts.join(","))
+}
+
+/// What the connected schema holds.
+enum Found {
+    /// Nothing of ours and no tables at all.
+    Empty,
+    /// Our version table, at this version.
+    Ours(i64),
+}
+
+impl PostgresStore {
+    /// Creates the schema in an existing, empty database (or schema, via `search_path` in the URL's
+    /// `options`); refuses if our schema is already there.
+    pub fn create(url: &str) -> Result<PostgresStore> {
+        let mut store = Self::connect(url)?;
+        let shown = store.shown.clone();
+        let client = store.client.get_mut();
+        let encoding: String = client.query_one("SHOW server_encoding", &[]).map_err(be)?.get(0);
+        if !encoding.eq_ignore_ascii_case("UTF8") {
+            return Err(StoreError::Backend(format!(
+                "{shown} uses the {encoding} encoding; Quartermaster needs a UTF8 database (CREATE DATABASE … ENCODING 'UTF8')"
+            )));
+        }
+        let mut tx = client.transaction().map_err(be)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).map_err(be)?;
+        match inspect(&mut tx, &shown)? {
+            Found::Ours(_) => return Err(StoreError::Exists(shown)),
+            Found::Empty => {}
+        }
+        tx.batch_execute(SCHEMA_TABLE).map_err(be)?;
+        tx.commit().map_err(be)?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Opens an existing schema, migrating it forward if it is older than this build.
+    pub fn open(url: &str) -> Result<PostgresStore> {
+        let mut store = Self::connect(url)?;
+        let shown = store.shown.clone();
+        {
+            let client = store.client.get_mut();
+            let mut tx = client.transaction().map_err(be)?;
+            if let Found::Empty = inspect(&mut tx, &shown)? {
+                return Err(StoreError::Missing(shown));
+            }
+        }
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn connect(url: &str) -> Result<PostgresStore> {
+        let shown = redacted(url);
+        let mut cfg = Config::from_str(url).map_err(|e| StoreError::Backend(format!("{shown}: not a PostgreSQL URL: {e}")))?;
+        if cfg.get_application_name().is_none() {
+            cfg.application_name("quartermaster");
+        }
+        if cfg.get_connect_timeout().is_none() {
+            cfg.connect_timeout(std::time::Duration::from_secs(10));
+        }
+        let mut client = cfg.connect(NoTls).map_err(|e| StoreError::Backend(format!("connecting to {shown}: {}", describe(&e))))?;
+        // Durability (see the module comment): `on` is PostgreSQL's default and what we need; only
+        // `off` acknowledges commits before they are on disk, so a session that inherits it refuses it.
+        let sync: String = client.query_one("SHOW synchronous_commit", &[]).map_err(be)?.get(0);
+        if sync.eq_ignore_ascii_case("off") {
+            client.batch_execute("SET synchronous_commit = on").map_err(be)?;
+        }
+        Ok(PostgresStore { client: RefCell::new(client), shown })
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let supported = MIGRATIONS.len() as i64;
+        let shown = self.shown.clone();
+        let client = self.client.get_mut();
+        loop {
+            // One transaction per migration, under a lock, re-reading the version inside it: two
+            // processes opening an old schema at once migrate it once.
+            let mut tx = client.transaction().map_err(be)?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).map_err(be)?;
+            let version = match inspect(&mut tx, &shown)? {
+                Found::Ours(v) => v,
+                Found::Empty => return Err(StoreError::Missing(shown)),
+            };
+            if version > supported {
+                return Err(StoreError::TooNew { path: shown, found: version, supported });
+            }
+            let Some((name, sql)) = MIGRATIONS.get(version as usize) else { return Ok(()) };
+            tx.batch_execute(sql).map_err(|e| StoreError::Backend(format!("migration {name}: {}", describe(&e))))?;
+            tx.execute(
+                "INSERT INTO qm_schema (version, name, application) VALUES ($1, $2, $3)",
+                &[&((version + 1) as i32), name, &APPLICATION],
+            )
+            .map_err(be)?;
+            tx.commit().map_err(be)?;
+        }
+    }
+
+    /// The URL without its password.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// Runs `f` with the connection, for tests that damage the database on purpose and for tools.
+    pub fn with_client<T>(&self, f: impl FnOnce(&mut Client) -> T) -> Result<T> {
+        let mut c = self.client()?;
+        Ok(f(&mut c))
+    }
+
+    fn client(&self) -> Result<std::cell::RefMut<'_, Client>> {
+        self.client
+            .try_borrow_mut()
+            .map_err(|_| StoreError::Backend("the PostgreSQL connection is busy: a callback called back into the store".into()))
+    }
+
+    /// Streams the rows of `sql` through a portal in a read-only snapshot, `FETCH_ROWS` at a time;
+    /// `f` returns false to stop.
+    fn stream(&self, sql: &str, params: &[&(dyn ToSql + Sync)], f: &mut dyn FnMut(&Row) -> Result<bool>) -> Result<()> {
+        let mut client = self.client()?;
+        let mut tx =
+            client.build_transaction().isolation_level(postgres::IsolationLevel::RepeatableRead).read_only(true).start().map_err(be)?;
+        let portal = tx.bind(sql, params).map_err(be)?;
+        loop {
+            let rows = tx.query_portal(&portal, FETCH_ROWS).map_err(be)?;
+            for r in &rows {
+                if !f(r)? {
+                    return tx.commit().map_err(be);
+                }
+            }
+            if rows.len() < FETCH_ROWS as usize {
+                return tx.commit().map_err(be);
+            }
+        }
+    }
+}
+
+/// Looks at the current schema: ours (at which version), empty, or someone else's (an error).
+fn inspect(tx: &mut postgres::Transaction<'_>, shown: &str) -> Result<Found> {
+    let schema: Option<String> = tx.query_one("SELECT current_schema()", &[]).map_err(be)?.get(0);
+    let Some(schema) = schema else {
+        return Err(StoreError::Backend(format!("{shown}: no schema to work in (search_path names no existing schema)")));
+    };
+    let columns: Vec<String> = tx
+        .query("SELECT column_name::text FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'qm_schema'", &[&schema])
+        .map_err(be)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if columns.is_empty() {
+        let tables: Vec<String> = tx
+            .query(
+                "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY 1 LIMIT 5",
+                &[&schema],
+            )
+            .map_err(be)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if tables.is_empty() {
+            return Ok(Found::Empty);
+        }
+        return Err(StoreError::NotOurs {
+            path: shown.to_string(),
+            detail: format!(" (schema {schema} holds other tables: {}; give an empty database or schema)", tables.join(", ")),
+        });
+    }
+    for needed in ["version", "application"] {
+        if !columns.iter().any(|c| c == needed) {
+            return Err(StoreError::NotOurs {
+                path: shown.to_string(),
+                detail: format!(" (its table {schema}.qm_schema has no column {needed})"),
+            });
+        }
+    }
+    let row = tx
+        .query_one("SELECT max(version)::bigint, count(*) FILTER (WHERE application <> $1) FROM qm_schema", &[&APPLICATION])
+        .map_err(|e| StoreError::NotOurs { path: shown.to_string(), detail: format!(": {}", describe(&e)) })?;
+    let version: Option<i64> = row.get(0);
+    let foreign: i64 = row.get(1);
+    if foreign > 0 {
+        return Err(StoreError::NotOurs {
+            path: shown.to_string(),
+            detail: format!(" ({schema}.qm_schema belongs to another application)"),
+        });
+    }
+    Ok(Found::Ours(version.unwrap_or(0)))
+}
+
+fn hashes_to_blob(hashes: &[Hash]) -> Vec<u8> {
+    hashes.iter().flat_map(|h| h.iter().copied()).collect()
+}
+
+fn blob_to_hashes(seq: u64, blob: &[u8]) -> Result<Vec<Hash>> {
+    if !blob.len().is_multiple_of(32) {
+        return Err(StoreError::Damaged(format!("entry {seq}: stored tree hashes are {} bytes, not a multiple of 32", blob.len())));
+    }
+    Ok(blob
+        .chunks_exact(32)
+        .map(|c| {
+            let mut h = [0u8; 32];
+            h.copy_from_slice(c);
+            h
+        })
+        .collect())
+}
+
+fn seq_of(v: i64) -> Result<u64> {
+    u64::try_from(v).map_err(|_| StoreError::Damaged(format!("negative sequence number {v}")))
+}
+
+fn seq_param(seq: u64) -> Result<i64> {
+    i64::try_from(seq).map_err(|_| StoreError::Backend(format!("sequence number {seq} does not fit a bigint")))
+}
+
+fn reading_row(r: &Row) -> Result<StoredReading> {
+    Ok(StoredReading {
+        location: r.try_get(0).map_err(be)?,
+        at_ms: r.try_get(1).map_err(be)?,
+        temperature_c: r.try_get(2).map_err(be)?,
+        humidity_pct: r.try_get(3).map_err(be)?,
+        digest_seq: seq_of(r.try_get(4).map_err(be)?)?,
+    })
+}
+
+/// The row changes of a commit as one set of upserts and one of deletes, with the last change of each
+/// (kind, key) winning: the same end state as applying them one by one, in two statements.
+fn collapse_rows(rows: &[qm_store::RowChange]) -> (Vec<&qm_store::RowChange>, Vec<&qm_store::RowChange>) {
+    let mut last: HashMap<(&str, &str), usize> = HashMap::with_capacity(rows.len());
+    for (i, r) in rows.iter().enumerate() {
+        last.insert((r.kind.as_str(), r.key.as_str()), i);
+    }
+    let mut upserts = vec![];
+    let mut deletes = vec![];
+    for (i, r) in rows.iter().enumerate() {
+        if last.get(&(r.kind.as_str(), r.key.as_str())) != Some(&i) {
+            continue;
+        }
+        if r.value.is_some() {
+            upserts.push(r);
+        } else {
+            deletes.push(r);
+        }
+    }
+    (upserts, deletes)
+}
+
+impl qm_store::Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn commit(&mut self, commit: &Commit) -> Result<()> {
+        let client = self.client.get_mut();
+        let mut tx = client.transaction().map_err(be)?;
+        // Each table is written with one statement over arrays (one round trip however large the batch).
+        if !commit.entries.is_empty() {
+            let seqs = commit.entries.iter().map(|e| seq_param(e.seq)).collect::<Result<Vec<i64>>>()?;
+            let idems: Vec<&str> = commit.entries.iter().map(|e| e.idempotency_key.as_str()).collect();
+            let bytes: Vec<&[u8]> = commit.entries.iter().map(|e| e.bytes.as_slice()).collect();
+            let hashes: Vec<Vec<u8>> = commit.entries.iter().map(|e| hashes_to_blob(&e.hashes)).collect();
+            // ON CONFLICT DO NOTHING + RETURNING tells exactly which seq was already taken (by another
+            // writer, or twice in this batch) without parsing an error; the transaction is then dropped.
+            let inserted: HashSet<i64> = tx
+                .query(
+                    "INSERT INTO entries (seq, idem, bytes, hashes)
+                     SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bytea[])
+                     ON CONFLICT (seq) DO NOTHING RETURNING seq",
+                    &[&seqs, &idems, &bytes, &hashes],
+                )
+                .map_err(be)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            if inserted.len() != seqs.len() {
+                let mut seen = HashSet::new();
+                let seq = seqs.iter().find(|s| !inserted.contains(s) || !seen.insert(**s)).copied().unwrap_or_default();
+                return Err(StoreError::Conflict { seq: seq as u64 });
+            }
+        }
+        if !commit.readings.is_empty() {
+            let r = &commit.readings;
+            let locations: Vec<&str> = r.iter().map(|x| x.location.as_str()).collect();
+            let at: Vec<i64> = r.iter().map(|x| x.at_ms).collect();
+            let t: Vec<Option<f64>> = r.iter().map(|x| x.temperature_c).collect();
+            let h: Vec<Option<f64>> = r.iter().map(|x| x.humidity_pct).collect();
+            let d = r.iter().map(|x| seq_param(x.digest_seq)).collect::<Result<Vec<i64>>>()?;
+            // WITH ORDINALITY + ORDER BY keeps the identity column in the order the readings came.
+            tx.execute(
+                "INSERT INTO readings (location, at_ms, temperature_c, humidity_pct, digest_seq)
+                 SELECT l, a, t, h, d FROM unnest($1::text[], $2::bigint[], $3::float8[], $4::float8[], $5::bigint[])
+                      WITH ORDINALITY AS u(l, a, t, h, d, n) ORDER BY n",
+                &[&locations, &at, &t, &h, &d],
+            )
+            .map_err(be)?;
+        }
+        let (upserts, deletes) = collapse_rows(&commit.rows);
+        if !upserts.is_empty() {
+            let kinds: Vec<&str> = upserts.iter().map(|r| r.kind.as_str()).collect();
+            let keys: Vec<&str> = upserts.iter().map(|r| r.key.as_str()).collect();
+            let values: Vec<&str> = upserts.iter().map(|r| r.value.as_deref().unwrap_or_default()).collect();
+            tx.execute(
+                "INSERT INTO projection (kind, key, value) SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+                 ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value",
+                &[&kinds, &keys, &values],
+            )
+            .map_err(be)?;
+        }
+        if !deletes.is_empty() {
+            let kinds: Vec<&str> = deletes.iter().map(|r| r.kind.as_str()).collect();
+            let keys: Vec<&str> = deletes.iter().map(|r| r.key.as_str()).collect();
+            tx.execute(
+                "DELETE FROM projection p USING unnest($1::text[], $2::text[]) AS d(kind, key)
+                 WHERE p.kind = d.kind AND p.key = d.key",
+                &[&kinds, &keys],
+            )
+            .map_err(be)?;
+        }
+        // Returns once the WAL is flushed (synchronous_commit = on, see the module comment).
+        tx.commit().map_err(be)
+    }
+
+    fn entry_count(&self) -> Result<u64> {
+        let n: Option<i64> = self.client()?.query_one("SELECT max(seq) FROM entries", &[]).map_err(be)?.get(0);
+        match n {
+            Some(n) => Ok(seq_of(n)? + 1),
+            None => Ok(0),
+        }
+    }
+
+    fn read_entries(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .client()?
+            .query("SELECT seq, idem, bytes, hashes FROM entries WHERE seq >= $1 ORDER BY seq LIMIT $2", &[&seq_param(from)?, &limit])
+            .map_err(be)?;
+        rows.iter()
+            .map(|r| {
+                let seq = seq_of(r.try_get(0).map_err(be)?)?;
+                Ok(StoredEntry {
+                    seq,
+                    idempotency_key: r.try_get(1).map_err(be)?,
+                    bytes: r.try_get(2).map_err(be)?,
+                    hashes: blob_to_hashes(seq, r.try_get(3).map_err(be)?)?,
+                })
+            })
+            .collect()
+    }
+
+    fn scan_entries(&self, from: u64, f: &mut dyn FnMut(u64, &str, &[u8], &[u8]) -> bool) -> Result<()> {
+        let from = seq_param(from)?;
+        self.stream("SELECT seq, idem, bytes, hashes FROM entries WHERE seq >= $1 ORDER BY seq", &[&from], &mut |r| {
+            let seq = seq_of(r.try_get(0).map_err(be)?)?;
+            let idem: &str = r.try_get(1).map_err(|e| StoreError::Damaged(format!("entry {seq}: idempotency key: {e}")))?;
+            let bytes: &[u8] = r.try_get(2).map_err(|e| StoreError::Damaged(format!("entry {seq}: bytes: {e}")))?;
+            let hashes: &[u8] = r.try_get(3).map_err(|e| StoreError::Damaged(format!("entry {seq}: hashes: {e}")))?;
+            Ok(f(seq, idem, bytes, hashes))
+        })
+    }
+
+    fn read_entry_hashes(&self, seqs: &[u64]) -> Result<Vec<Vec<Hash>>> {
+        let params = seqs.iter().map(|s| seq_param(*s)).collect::<Result<Vec<i64>>>()?;
+        let rows = self.client()?.query("SELECT seq, hashes FROM entries WHERE seq = ANY($1)", &[&params]).map_err(be)?;
+        let mut found: HashMap<u64, Vec<Hash>> = HashMap::with_capacity(rows.len());
+        for r in &rows {
+            let seq = seq_of(r.try_get(0).map_err(be)?)?;
+            found.insert(seq, blob_to_hashes(seq, r.try_get(1).map_err(be)?)?);
+        }
+        seqs.iter().map(|s| found.get(s).cloned().ok_or_else(|| StoreError::Damaged(format!("entry {s} is missing")))).collect()
+    }
+
+    fn find_idempotency_key(&self, key: &str) -> Result<Option<(u64, u64)>> {
+        let row = self.client()?.query_one("SELECT min(seq), max(seq) FROM entries WHERE idem = $1", &[&key]).map_err(be)?;
+        let (a, b): (Option<i64>, Option<i64>) = (row.get(0), row.get(1));
+        Ok(match (a, b) {
+            (Some(a), Some(b)) => Some((seq_of(a)?, seq_of(b)?)),
+            _ => None,
+        })
+    }
+
+    fn used_idempotency_keys(&self, keys: &[&str]) -> Result<HashSet<String>> {
+        if keys.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let rows = self.client()?.query("SELECT DISTINCT idem FROM entries WHERE idem = ANY($1)", &[&keys]).map_err(be)?;
+        rows.iter().map(|r| r.try_get::<_, String>(0).map_err(be)).collect()
+    }
+
+    fn add_checkpoint(&mut self, cp: &StoredCheckpoint) -> Result<()> {
+        let client = self.client.get_mut();
+        let mut tx = client.transaction().map_err(be)?;
+        // The checkpoint signs entries that are already durable; it needs no flush of its own (a lost
+        // checkpoint is re-signed from the same entries), so it does not wait for the WAL flush.
+        tx.batch_execute("SET LOCAL synchronous_commit = off").map_err(be)?;
+        tx.execute("INSERT INTO checkpoints (size, note) VALUES ($1, $2) ON CONFLICT (size) DO NOTHING", &[&seq_param(cp.size)?, &cp.note])
+            .map_err(be)?;
+        tx.commit().map_err(be)
+    }
+
+    fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>> {
+        let rows = self.client()?.query("SELECT size, note FROM checkpoints ORDER BY size", &[]).map_err(be)?;
+        rows.iter().map(|r| Ok(StoredCheckpoint { size: seq_of(r.try_get(0).map_err(be)?)?, note: r.try_get(1).map_err(be)? })).collect()
+    }
+
+    fn readings(&self, location: &str, from_ms: i64, to_ms: i64, limit: usize) -> Result<Vec<StoredReading>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .client()?
+            .query(
+                "SELECT location, at_ms, temperature_c, humidity_pct, digest_seq FROM readings
+                 WHERE location = $1 AND at_ms >= $2 AND at_ms <= $3 ORDER BY at_ms, id LIMIT $4",
+                &[&location, &from_ms, &to_ms, &limit],
+            )
+            .map_err(be)?;
+        rows.iter().map(reading_row).collect()
+    }
+
+    fn readings_of_digest(&self, digest_seq: u64) -> Result<Vec<StoredReading>> {
+        let rows = self
+            .client()?
+            .query(
+                "SELECT location, at_ms, temperature_c, humidity_pct, digest_seq FROM readings WHERE digest_seq = $1 ORDER BY id",
+                &[&seq_param(digest_seq)?],
+            )
+            .map_err(be)?;
+        rows.iter().map(reading_row).collect()
+    }
+
+    fn for_each_row(&self, f: &mut dyn FnMut(&str, &str, &str) -> std::result::Result<(), String>) -> Result<()> {
+        self.stream("SELECT kind, key, value FROM projection ORDER BY kind, key", &[], &mut |r| {
+            let kind: &str = r.try_get(0).map_err(be)?;
+            let key: &str = r.try_get(1).map_err(be)?;
+            let value: &str = r.try_get(2).map_err(be)?;
+            f(kind, key, value).map_err(StoreError::Damaged)?;
+            Ok(true)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qm_store::RowChange;
+
+    #[test]
+    fn urls_are_shown_without_their_password() {
+        let s = redacted("postgres://qm:s3cret@db.example:5433/ledger?sslmode=disable");
+        assert_eq!(s, "postgresql://qm@db.example:5433/ledger");
+        assert!(!redacted("postgresql://u:pw@h/d?password=pw2").contains("pw"));
+        assert_eq!(redacted("not a url at all ="), "<unparsable PostgreSQL URL>");
+    }
+
+    #[test]
+    fn urls_are_recognised() {
+        assert!(is_url("postgres://h/d") && is_url("postgresql://h/d"));
+        assert!(!is_url("/var/lib/qm/site.db") && !is_url("postgres.db"));
+    }
+
+    #[test]
+    fn row_changes_collapse_to_the_last_change_of_each_key() {
+        let c = |k: &str, v: Option<&str>| RowChange { kind: "serial".into(), key: k.into(), value: v.map(String::from) };
+        let rows = vec![c("a", Some("1")), c("b", Some("1")), c("a", None), c("b", Some("2")), c("c", None), c("c", Some("3"))];
+        let (up, del) = collapse_rows(&rows);
+        let up: Vec<(&str, Option<&str>)> = up.iter().map(|r| (r.key.as_str(), r.value.as_deref())).collect();
+        let del: Vec<&str> = del.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(up, vec![("b", Some("2")), ("c", Some("3"))]);
+        assert_eq!(del, vec!["a"]);
+    }
+
+    #[test]
+    fn migrations_are_numbered_in_order() {
+        for (i, (name, sql)) in MIGRATIONS.iter().enumerate() {
+            assert!(name.starts_with(&format!("{:04}_", i + 1)), "{name} is out of order");
+            assert!(sql.starts_with(&format!("-- {:04}:", i + 1)), "{name} does not say what it is for");
+        }
+    }
+
+    #[test]
+    fn hashes_round_trip_and_a_damaged_blob_is_reported() {
+        let h = vec![[1u8; 32], [2u8; 32]];
+        assert_eq!(blob_to_hashes(3, &hashes_to_blob(&h)).unwrap(), h);
+        assert!(matches!(blob_to_hashes(3, &[0u8; 33]), Err(StoreError::Damaged(_))));
+    }
+}

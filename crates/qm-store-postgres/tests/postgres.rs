@@ -1,0 +1,189 @@
+//! PostgreSQL store tests against a real server (QM_TEST_POSTGRES_URL; `scripts/test-all` starts one):
+//! create/open refusals, foreign and newer schemas, append-only triggers, conflicts, streaming, readings.
+
+use qm_store::{Commit, RowChange, Store, StoreError, StoredCheckpoint, StoredEntry, StoredReading};
+use qm_store_postgres::scratch::{ScratchDatabase, HOW_TO_RUN, TEST_URL_VAR};
+use qm_store_postgres::PostgresStore;
+
+fn scratch() -> ScratchDatabase {
+    let url = std::env::var(TEST_URL_VAR).unwrap_or_else(|_| panic!("{HOW_TO_RUN}"));
+    ScratchDatabase::create(&url).unwrap()
+}
+
+fn entry(seq: u64, idem: &str) -> StoredEntry {
+    StoredEntry { seq, idempotency_key: idem.into(), bytes: format!("{{\"seq\":{seq}}}").into_bytes(), hashes: vec![[seq as u8; 32]] }
+}
+
+#[test]
+fn create_refuses_an_existing_schema_and_open_a_missing_one() {
+    let db = scratch();
+    assert!(matches!(PostgresStore::open(db.url()), Err(StoreError::Missing(_))));
+    let s = PostgresStore::create(db.url()).unwrap();
+    assert_eq!(s.entry_count().unwrap(), 0);
+    drop(s);
+    let e = PostgresStore::create(db.url()).err().unwrap();
+    assert!(matches!(e, StoreError::Exists(_)), "{e}");
+    let s = PostgresStore::open(db.url()).unwrap();
+    assert_eq!(s.backend(), "postgres");
+}
+
+#[test]
+fn someone_elses_tables_and_a_newer_schema_are_clear_errors() {
+    let db = scratch();
+    let mut admin = postgres::Client::connect(db.url(), postgres::NoTls).unwrap();
+    admin.batch_execute("CREATE TABLE invoices (id int)").unwrap();
+    for r in [PostgresStore::open(db.url()).err().unwrap(), PostgresStore::create(db.url()).err().unwrap()] {
+        assert!(matches!(&r, StoreError::NotOurs { .. }), "{r}");
+        assert!(r.to_string().contains("invoices"), "{r}");
+    }
+    admin.batch_execute("DROP TABLE invoices; CREATE TABLE qm_schema (version int)").unwrap();
+    let r = PostgresStore::open(db.url()).err().unwrap();
+    assert!(matches!(&r, StoreError::NotOurs { .. }), "{r}");
+    admin.batch_execute("DROP TABLE qm_schema").unwrap();
+
+    drop(PostgresStore::create(db.url()).unwrap());
+    admin.batch_execute("INSERT INTO qm_schema (version, name, application) VALUES (99, '0099_future.sql', 'quartermaster')").unwrap();
+    match PostgresStore::open(db.url()) {
+        Err(StoreError::TooNew { found: 99, supported, .. }) => assert_eq!(supported, qm_store_postgres::MIGRATIONS.len() as i64),
+        other => panic!("expected TooNew, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn an_old_schema_is_migrated_forward_on_open() {
+    let db = scratch();
+    drop(PostgresStore::create(db.url()).unwrap());
+    let mut admin = postgres::Client::connect(db.url(), postgres::NoTls).unwrap();
+    // Back to version 1, as a database made by an older build would be.
+    admin.batch_execute("DROP TABLE readings; DELETE FROM qm_schema WHERE version = 2").unwrap();
+    let s = PostgresStore::open(db.url()).unwrap();
+    let v: i32 = admin.query_one("SELECT max(version) FROM qm_schema", &[]).unwrap().get(0);
+    assert_eq!(v, 2);
+    assert!(s.readings("X", 0, i64::MAX, 10).unwrap().is_empty());
+}
+
+#[test]
+fn history_cannot_be_edited_in_the_database() {
+    let db = scratch();
+    let mut s = PostgresStore::create(db.url()).unwrap();
+    let reading = StoredReading { location: "M1".into(), at_ms: 5, temperature_c: Some(20.5), humidity_pct: None, digest_seq: 0 };
+    s.commit(&Commit { entries: vec![entry(0, "k0")], rows: vec![], readings: vec![reading] }).unwrap();
+    let mut c = postgres::Client::connect(db.url(), postgres::NoTls).unwrap();
+    for sql in [
+        "UPDATE entries SET bytes = 'x'",
+        "DELETE FROM entries",
+        "TRUNCATE entries",
+        "UPDATE readings SET temperature_c = 99",
+        "DELETE FROM readings",
+        "TRUNCATE readings",
+    ] {
+        let e = c.batch_execute(sql).err().unwrap_or_else(|| panic!("{sql} was allowed"));
+        let msg = qm_store_postgres::describe(&e);
+        assert!(msg.contains("never"), "{sql}: {msg}");
+    }
+    assert_eq!(s.read_entries(0, 10).unwrap(), vec![entry(0, "k0")]);
+    assert_eq!(s.readings_of_digest(0).unwrap().len(), 1);
+}
+
+#[test]
+fn a_commit_is_all_or_nothing_and_a_taken_seq_is_a_conflict() {
+    let db = scratch();
+    let mut s = PostgresStore::create(db.url()).unwrap();
+    let row = |k: &str, v: Option<&str>| RowChange { kind: "serial".into(), key: k.into(), value: v.map(String::from) };
+    s.commit(&Commit { entries: vec![entry(0, "a"), entry(1, "a")], rows: vec![row("R-1", Some("{}"))], readings: vec![] }).unwrap();
+    let bad = Commit { entries: vec![entry(2, "b"), entry(1, "b")], rows: vec![row("R-2", Some("{}"))], readings: vec![] };
+    match s.commit(&bad) {
+        Err(StoreError::Conflict { seq: 1 }) => {}
+        other => panic!("expected Conflict at 1, got {other:?}"),
+    }
+    // Twice the same seq within one batch is a conflict too.
+    assert!(matches!(
+        s.commit(&Commit { entries: vec![entry(2, "c"), entry(2, "c")], ..Commit::default() }),
+        Err(StoreError::Conflict { seq: 2 })
+    ));
+    assert_eq!(s.entry_count().unwrap(), 2);
+    let mut rows = vec![];
+    s.for_each_row(&mut |k, key, v| {
+        rows.push(format!("{k}/{key}={v}"));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(rows, vec!["serial/R-1={}"]);
+    // Upsert then delete of one key in one commit ends deleted; delete then upsert ends present.
+    s.commit(&Commit {
+        entries: vec![entry(2, "d")],
+        rows: vec![row("R-1", Some("[1]")), row("R-1", None), row("R-3", None), row("R-3", Some("3"))],
+        readings: vec![],
+    })
+    .unwrap();
+    let mut rows = vec![];
+    s.for_each_row(&mut |k, key, v| {
+        rows.push(format!("{k}/{key}={v}"));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(rows, vec!["serial/R-3=3"]);
+    assert_eq!(s.find_idempotency_key("a").unwrap(), Some((0, 1)));
+    assert_eq!(s.find_idempotency_key("b").unwrap(), None);
+    let used = s.used_idempotency_keys(&["a", "b", "d"]).unwrap();
+    assert_eq!(used, ["a".to_string(), "d".to_string()].into_iter().collect());
+    assert!(s.used_idempotency_keys(&[]).unwrap().is_empty());
+}
+
+#[test]
+fn scanning_streams_in_order_and_stops_when_asked() {
+    let db = scratch();
+    let mut s = PostgresStore::create(db.url()).unwrap();
+    // More than one fetch of the portal.
+    let n = 5000u64;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        s.commit(&Commit { entries: chunk.iter().map(|i| entry(*i, &format!("k{i}"))).collect(), ..Commit::default() }).unwrap();
+    }
+    assert_eq!(s.entry_count().unwrap(), n);
+    let mut seen = vec![];
+    s.scan_entries(10, &mut |seq, idem, bytes, hashes| {
+        assert_eq!(idem, format!("k{seq}"));
+        assert_eq!(bytes, format!("{{\"seq\":{seq}}}").as_bytes());
+        assert_eq!(hashes, &[seq as u8; 32]);
+        seen.push(seq);
+        true
+    })
+    .unwrap();
+    assert_eq!(seen, (10..n).collect::<Vec<_>>());
+    let mut count = 0;
+    s.scan_entries(0, &mut |_, _, _, _| {
+        count += 1;
+        count < 3000
+    })
+    .unwrap();
+    assert_eq!(count, 3000);
+    // The connection is usable after a stopped scan.
+    assert_eq!(s.read_entries(4998, 10).unwrap().len(), 2);
+    assert_eq!(s.read_entry_hashes(&[7, 3, 7]).unwrap(), vec![vec![[7u8; 32]], vec![[3u8; 32]], vec![[7u8; 32]]]);
+    assert!(matches!(s.read_entry_hashes(&[n]), Err(StoreError::Damaged(_))));
+}
+
+#[test]
+fn checkpoints_and_readings_round_trip() {
+    let db = scratch();
+    let mut s = PostgresStore::create(db.url()).unwrap();
+    s.add_checkpoint(&StoredCheckpoint { size: 3, note: "three".into() }).unwrap();
+    s.add_checkpoint(&StoredCheckpoint { size: 1, note: "one".into() }).unwrap();
+    s.add_checkpoint(&StoredCheckpoint { size: 3, note: "again".into() }).unwrap();
+    let cps: Vec<(u64, String)> = s.checkpoints().unwrap().into_iter().map(|c| (c.size, c.note)).collect();
+    assert_eq!(cps, vec![(1, "one".into()), (3, "three".into())]);
+    let r = |loc: &str, at: i64, t: Option<f64>, d: u64| StoredReading {
+        location: loc.into(),
+        at_ms: at,
+        temperature_c: t,
+        humidity_pct: Some(40.25),
+        digest_seq: d,
+    };
+    // Written out of time order: readings_of_digest keeps the written order, readings() sorts by time.
+    let batch = vec![r("M1", 30, Some(21.5), 0), r("M1", 10, None, 0), r("M2", 20, Some(-3.0), 0), r("M1", 20, Some(1e-3), 0)];
+    s.commit(&Commit { entries: vec![entry(0, "r")], rows: vec![], readings: batch.clone() }).unwrap();
+    assert_eq!(s.readings_of_digest(0).unwrap(), batch);
+    let m1: Vec<i64> = s.readings("M1", 0, 100, 10).unwrap().iter().map(|x| x.at_ms).collect();
+    assert_eq!(m1, vec![10, 20, 30]);
+    assert_eq!(s.readings("M1", 11, 30, 1).unwrap(), vec![r("M1", 20, Some(1e-3), 0)]);
+}
