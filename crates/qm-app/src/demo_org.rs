@@ -101,6 +101,9 @@ impl Batch<'_> {
     }
 }
 
+/// A location to create: id, name, unit, parent, kind, keeper, magazine licence.
+type LocationRow = (String, String, &'static str, Option<String>, LocationKind, Option<String>, Option<MagazineLicence>);
+
 fn code(unit: &str) -> String {
     unit.replace('-', "")
 }
@@ -198,7 +201,7 @@ fn setup(x: &mut Batch, at: OffsetDateTime, pin: &str, password: &str, today: Of
         x.add(admin, None, at, Command::SetCredential { badge: b(&badge)?, kind: CredentialKind::Password, hash: password.into() })?;
     }
     // Locations: the national depot, then per department an armory with racks, a locker and a key safe.
-    let mut locs: Vec<(String, String, &str, Option<String>, LocationKind, Option<String>, Option<MagazineLicence>)> = vec![
+    let mut locs: Vec<LocationRow> = vec![
         ("HQ-DEPOT".into(), "National ammunition depot".into(), "HQ", None, LocationKind::Depot, None, None),
         ("HQ-DEPOT-BAY1".into(), "Depot bay 1".into(), "HQ", Some("HQ-DEPOT".into()), LocationKind::Room, None, None),
     ];
