@@ -2,6 +2,7 @@
 //! resulting events to the ledger through a store (group commit), signs checkpoints and verifies.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod backup;
 pub mod conditions;
 pub mod demo;
 pub mod demo_org;
@@ -14,6 +15,7 @@ use qm_core::rules::{genesis, Decision};
 use qm_core::{decide, Badge, Command, Correction, Ctx, Envelope, Event, Rejection, State, UnitId};
 use qm_ledger::{leaf_hash, sign_checkpoint, Checkpoint, Frontier, LedgerError, SiteKey};
 use qm_store::{Commit, RowChange, Store, StoreError, StoreHashes, StoredCheckpoint, StoredEntry};
+use qm_store_postgres::PostgresStore;
 use qm_store_sqlite::SqliteStore;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -155,10 +157,11 @@ pub fn default_key_path(db: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// Opens a store by its location. Only SQLite files for now; a `postgres://` URL selects PostgreSQL later.
+/// Opens a store by its location: a `postgres://` or `postgresql://` URL selects PostgreSQL (the
+/// database must exist; `create` makes our schema in it), anything else is a SQLite file path.
 pub fn open_store(db: &str, create: bool) -> Result<Box<dyn Store>> {
-    if db.starts_with("postgres://") || db.starts_with("postgresql://") {
-        return Err(AppError::Usage("PostgreSQL is not built into this version yet; give a SQLite file path".into()));
+    if qm_store_postgres::is_url(db) {
+        return Ok(if create { Box::new(PostgresStore::create(db)?) } else { Box::new(PostgresStore::open(db)?) });
     }
     let path = Path::new(db);
     Ok(if create { Box::new(SqliteStore::create(path)?) } else { Box::new(SqliteStore::open(path)?) })
@@ -800,7 +803,27 @@ fn load(store: &dyn Store) -> Result<(State, Frontier)> {
         ))));
     }
     let frontier = Frontier::load(size, &StoreHashes(store))?;
+    startup_check(store, &state, &frontier)?;
     Ok((state, frontier))
+}
+
+/// The cheap part of `verify`, run whenever a site is opened, so that no write proceeds on a
+/// ledger that no longer matches what the site signed: the latest checkpoint's signature, and its
+/// root against the tree rebuilt from stored hashes (O(log n) reads).
+fn startup_check(store: &dyn Store, state: &State, frontier: &Frontier) -> Result<()> {
+    let damaged =
+        |m: String| AppError::Store(StoreError::Damaged(format!("the database does not verify at start-up: {m}; run `qm verify`")));
+    let Some(latest) = store.checkpoints()?.pop() else { return Ok(()) };
+    let Some(site) = &state.site else { return Err(damaged("the ledger has checkpoints but no genesis".into())) };
+    let cp = qm_ledger::open_checkpoint(&latest.note, &site.verifier_key).map_err(|e| damaged(format!("latest checkpoint: {e}")))?;
+    if cp.size > frontier.size() {
+        return Err(damaged(format!("checkpoint {} was signed but the ledger holds only {} entries", cp.size, frontier.size())));
+    }
+    let root = if cp.size == frontier.size() { frontier.root() } else { qm_ledger::tree_root(cp.size, &StoreHashes(store))? };
+    if root != cp.root {
+        return Err(damaged(format!("the tree of size {} no longer has the root the site signed", cp.size)));
+    }
+    Ok(())
 }
 
 /// The libraries do not own a logger; a failed checkpoint after a durable commit is reported on stderr

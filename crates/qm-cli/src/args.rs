@@ -241,6 +241,22 @@ pub enum Cmd {
     },
     /// Print the permission table (role × operation).
     Permissions,
+    /// Online backup of the ledger into a new SQLite file (verified); the signing key is not included.
+    Backup { file: String },
+    /// Restore a backup into the database given by --db (which must not exist yet).
+    Restore { file: String },
+    /// A load of issues and returns on a demo site, printing each acknowledged idempotency key:
+    /// used by the crash tests (kill it at any moment; every printed key must survive).
+    #[command(hide = true)]
+    Load {
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        #[arg(long, default_value_t = 1_000_000)]
+        batches: usize,
+        /// Prefix of the idempotency keys, so that restarts do not reuse them.
+        #[arg(long)]
+        run: String,
+    },
     /// Quantity-distance: required distances for a hazard division and NEQ, or the NEQ that distances allow.
     Qd {
         /// Hazard division, e.g. 1.1.

@@ -528,7 +528,90 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
             Ok(0)
         }
         Cmd::Qd { .. } | Cmd::Magazines { .. } | Cmd::Lots { .. } | Cmd::Conditions(_) | Cmd::Report(_) => safety_cmds::run(cli, out),
+        Cmd::Backup { file } => {
+            let bar = output::progress(out);
+            let r = qm_app::backup::backup(&cli.db, file, &mut |d, t| {
+                bar.set_length(t);
+                bar.set_position(d);
+            });
+            bar.finish_and_clear();
+            let r = r?;
+            out.json_or(&r, || {
+                format!(
+                    "backed up {} entries, {} checkpoints, {} readings to {file}; verified; root {}",
+                    r.entries, r.checkpoints, r.readings, r.root
+                )
+            });
+            Ok(0)
+        }
+        Cmd::Restore { file } => {
+            let bar = output::progress(out);
+            let r = qm_app::backup::restore(file, &cli.db, &mut |d, t| {
+                bar.set_length(t);
+                bar.set_position(d);
+            });
+            bar.finish_and_clear();
+            let r = r?;
+            out.json_or(&r, || {
+                format!(
+                    "restored {} entries, {} checkpoints, {} readings into {}; verified; root {}",
+                    r.entries, r.checkpoints, r.readings, cli.db, r.root
+                )
+            });
+            Ok(0)
+        }
+        Cmd::Load { batch, batches, run } => load(cli, *batch, *batches, run),
     }
+}
+
+/// Issues and returns rifles of the demo site in pipelined batches, printing each acknowledged key
+/// once its batch is durable. A crash test kills this process at random moments.
+fn load(cli: &Cli, batch: usize, batches: usize, run: &str) -> R<u8> {
+    use std::io::Write;
+    let mut site = open_site(cli)?;
+    let armorer = p(Badge::parse(cli.who.actor.as_deref().ok_or_else(|| usage("give --actor BADGE and QM_PIN"))?))?;
+    site.authenticate(&armorer, cli.who.pin.as_deref().ok_or_else(|| usage("give the actor's PIN in QM_PIN"))?)?;
+    site.start_writer()?;
+    let rack = LocationId::parse("D11-RACK-A").map_err(usage)?;
+    let rifles: Vec<Serial> =
+        site.state().serials.iter().filter(|(_, s)| s.account == Account::Location(rack.clone())).map(|(k, _)| k.clone()).collect();
+    if rifles.is_empty() {
+        return Err(usage("no rifles in D11-RACK-A: run `qm demo` first and point --db at it"));
+    }
+    let officers: Vec<Badge> = ["1001", "1002"].iter().filter_map(|b| Badge::parse(b).ok()).collect();
+    let stdout = std::io::stdout();
+    let mut pending: Option<qm_app::Ticket> = None;
+    let mut n = 0usize;
+    for _ in 0..batches {
+        let mut reqs = vec![];
+        for _ in 0..batch {
+            n += 1;
+            let serial = rifles[n % rifles.len().max(1)].clone();
+            let at_person = site.state().serials.get(&serial).map(|s| s.account.clone());
+            let command = match at_person {
+                Some(Account::Person(b)) => Command::Return { from: b, to: rack.clone(), items: vec![ItemRef::Serial(serial)] },
+                _ => Command::Issue { to: officers[n % officers.len().max(1)].clone(), from: None, items: vec![ItemRef::Serial(serial)] },
+            };
+            reqs.push(Request { actor: armorer.clone(), witness: None, command, idempotency_key: format!("{run}-{n}"), at: now() });
+        }
+        let ticket = site.submit(reqs);
+        if let Some(t) = pending.take() {
+            let mut lock = stdout.lock();
+            for o in site.finish(t).into_iter().flatten() {
+                if !o.replayed {
+                    let _ = writeln!(lock, "{}", o.entries.first().map(|e| e.idempotency_key.as_str()).unwrap_or(""));
+                }
+            }
+            let _ = lock.flush();
+        }
+        pending = Some(ticket);
+    }
+    if let Some(t) = pending.take() {
+        for o in site.finish(t).into_iter().flatten() {
+            println!("{}", o.entries.first().map(|e| e.idempotency_key.as_str()).unwrap_or(""));
+        }
+    }
+    Ok(0)
 }
 
 /// Opens the site, with the organization's safety tables when given.

@@ -776,3 +776,133 @@ fn the_daily_summary_of_magazine_transactions() {
         "{d}"
     );
 }
+
+// ---- crash safety and backups (issue 5) --------------------------------------------------------
+
+/// Starts `qm load` (pipelined issues and returns) and collects the keys it acknowledges.
+fn start_load(e: &Env, run: &str) -> (std::process::Child, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_qm"))
+        .current_dir(e.dir.path())
+        .env_clear()
+        .env("QM_DB", e.db())
+        .env("QM_ACTOR", "0417")
+        .env("QM_PIN", "1234")
+        .args(["load", "--batch", "50", "--run", run])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || std::io::BufReader::new(out).lines().map_while(Result::ok).filter(|l| !l.is_empty()).collect());
+    (child, reader)
+}
+
+fn stored_keys(e: &Env) -> std::collections::HashSet<String> {
+    let c = rusqlite::Connection::open(e.db()).unwrap();
+    let mut st = c.prepare("SELECT idem FROM entries").unwrap();
+    st.query_map([], |r| r.get::<_, String>(0)).unwrap().map(Result::unwrap).collect()
+}
+
+#[test]
+fn every_acknowledged_movement_survives_sigkill() {
+    let e = Env::new();
+    e.ok("0001", &["demo", "--out", "site.db"]);
+    let mut acked: Vec<String> = vec![];
+    // A small deterministic generator for the kill moments: 20+ kills, bounded in time.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let started = std::time::Instant::now();
+    let mut kills = 0;
+    while kills < 22 && started.elapsed() < std::time::Duration::from_secs(120) {
+        let (mut child, reader) = start_load(&e, &format!("k{kills}"));
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        std::thread::sleep(std::time::Duration::from_millis(40 + x % 400));
+        child.kill().unwrap(); // SIGKILL, to the process we started, by its handle
+        child.wait().unwrap();
+        let keys = reader.join().unwrap();
+        eprintln!("kill {kills}: {} acknowledged before the kill", keys.len());
+        acked.extend(keys);
+        kills += 1;
+    }
+    assert!(kills >= 20, "only {kills} kills in the time bound");
+    assert!(acked.len() > 100, "the load acknowledged too little to mean anything: {}", acked.len());
+    let stored = stored_keys(&e);
+    let lost: Vec<&String> = acked.iter().filter(|k| !stored.contains(*k)).collect();
+    assert!(lost.is_empty(), "{} acknowledged movements are not in the ledger, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
+    // The books equal a replay of the ledger, every checkpoint holds, and the site opens for writing.
+    let v = e.ok("0001", &["verify"]);
+    assert!(v.contains("verify: OK"), "{v}");
+    e.ok("0001", &["unit", "add", "D-99", "--name", "After the crashes", "--parent", "HQ"]);
+}
+
+#[test]
+fn an_online_backup_restores_to_the_same_tree_and_checkpoints() {
+    let e = Env::new();
+    e.ok("0001", &["demo", "--out", "site.db"]);
+    let (mut child, reader) = start_load(&e, "b");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // The backup runs while the load keeps writing.
+    let b = e.json("0001", &["backup", "backup.db"]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = reader.join();
+    assert_eq!(b["verified"], true);
+    let n = b["entries"].as_u64().unwrap();
+    assert!(n > 90);
+    // A backup never overwrites.
+    assert_eq!(e.qm(&["backup", "backup.db"]).code, 2);
+    // Restore into a new database; it verifies and has the same root and checkpoints.
+    let target = e.path("restored.db");
+    let r = Command::new(env!("CARGO_BIN_EXE_qm"))
+        .env_clear()
+        .args(["--db", target.to_str().unwrap(), "--json", "restore", e.path("backup.db").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(r["root"], b["root"]);
+    assert_eq!(r["checkpoints"], b["checkpoints"]);
+    let v = Command::new(env!("CARGO_BIN_EXE_qm")).env_clear().args(["--db", target.to_str().unwrap(), "verify"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&v.stdout).contains("verify: OK"), "{}", String::from_utf8_lossy(&v.stdout));
+    // The restored backup is a prefix of the live ledger: the same root at that size.
+    let live = e.json("0001", &["checkpoints"]);
+    let live_has = live.as_array().unwrap().iter().any(|c| c["size"].as_u64() == Some(n));
+    let restored_cps = Command::new(env!("CARGO_BIN_EXE_qm"))
+        .env_clear()
+        .args(["--db", target.to_str().unwrap(), "--json", "checkpoints"])
+        .output()
+        .unwrap();
+    let restored_cps: serde_json::Value = serde_json::from_slice(&restored_cps.stdout).unwrap();
+    for cp in restored_cps.as_array().unwrap() {
+        assert!(live.as_array().unwrap().iter().any(|l| l == cp), "restored checkpoint {cp} is not one of the live site's");
+    }
+    let _ = live_has;
+}
+
+#[test]
+fn a_damaged_database_gets_a_clear_error_and_no_write() {
+    let e = Env::new();
+    e.setup();
+    e.ok("0417", &["issue", "--to", "1001", "R-1041"]);
+    // Change a stored tree hash of the newest entry (as a disk error might): start-up check refuses writes.
+    {
+        let c = rusqlite::Connection::open(e.db()).unwrap();
+        c.execute_batch("DROP TRIGGER entries_no_update; UPDATE entries SET hashes = zeroblob(length(hashes)) WHERE seq = (SELECT max(seq) FROM entries)").unwrap();
+    }
+    let r = e.qm_as("0417", &["return", "--from", "1001", "--to", "RACK-A", "R-1041"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("does not verify at start-up"), "{}", r.stderr);
+    assert!(!r.stderr.contains("panicked"));
+    // A truncated file.
+    let bytes = std::fs::read(e.db()).unwrap();
+    std::fs::write(e.db(), &bytes[..bytes.len() / 3]).unwrap();
+    let _ = std::fs::remove_file(e.path("site.db-wal"));
+    let r = e.qm_as("0417", &["stock"]);
+    assert_ne!(r.code, 0);
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    let r = e.qm(&["verify"]);
+    assert_ne!(r.code, 0);
+    assert!(!r.stderr.contains("panicked") && !r.stdout.contains("panicked"));
+}

@@ -1,0 +1,132 @@
+//! Online backup and restore of a site's ledger, for every backend.
+//!
+//! A backup is a new SQLite file holding the ledger up to the size it saw when it started (entries
+//! with their tree hashes, the checkpoints up to that size, and the condition readings those entries
+//! cover), with projections rebuilt by replay. Writers may go on meanwhile: the backup never reads
+//! past the size it started from, so it is a consistent prefix of the ledger. A restore copies a
+//! backup into a new database (SQLite or PostgreSQL) the same way. Both end with a full verify.
+//! The site's signing key is not in the backup: it is the site's identity; keep it apart.
+
+use crate::verify::{verify, VerifyOptions};
+use crate::{decode, open_store, AppError, Result};
+use qm_core::{Event, State};
+use qm_store::{Commit, RowChange, Store, StoredEntry};
+use serde::Serialize;
+
+/// Entries per transaction while copying.
+const CHUNK: usize = 5000;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CopyReport {
+    pub entries: u64,
+    pub checkpoints: usize,
+    pub readings: usize,
+    pub root: String,
+    pub verified: bool,
+}
+
+/// Copies the ledger prefix of `src` (up to its size now) into the empty store `dest`, rebuilding
+/// projections by replay, then verifies `dest`.
+pub fn copy_ledger(src: &dyn Store, dest: &mut dyn Store, progress: &mut dyn FnMut(u64, u64)) -> Result<CopyReport> {
+    let n = src.entry_count()?;
+    let mut state = State::new();
+    let mut chunk: Vec<StoredEntry> = Vec::with_capacity(CHUNK);
+    let mut digests: Vec<u64> = vec![];
+    let mut failure: Option<AppError> = None;
+    let mut copied = 0u64;
+    let flush = |chunk: &mut Vec<StoredEntry>, dest: &mut dyn Store| -> Result<()> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        dest.commit(&Commit { entries: std::mem::take(chunk), ..Commit::default() })?;
+        Ok(())
+    };
+    src.scan_entries(0, &mut |seq, idem, bytes, hashes| {
+        if seq >= n {
+            return false;
+        }
+        let env = match decode(bytes) {
+            Ok(e) => e,
+            Err(m) => {
+                failure = Some(AppError::Internal(format!("entry {seq} cannot be read: {m}; run `qm verify` on the source")));
+                return false;
+            }
+        };
+        if let Event::ReadingsRecorded { .. } = env.event {
+            digests.push(seq);
+        }
+        if let Err(e) = state.apply(&env) {
+            failure = Some(AppError::Internal(format!("{e}; run `qm verify` on the source")));
+            return false;
+        }
+        let hashes = hashes
+            .chunks_exact(32)
+            .map(|c| {
+                let mut h = [0u8; 32];
+                h.copy_from_slice(c);
+                h
+            })
+            .collect();
+        chunk.push(StoredEntry { seq, idempotency_key: idem.to_string(), bytes: bytes.to_vec(), hashes });
+        copied += 1;
+        if chunk.len() == CHUNK {
+            if let Err(e) = flush(&mut chunk, dest) {
+                failure = Some(e);
+                return false;
+            }
+            progress(copied, n);
+        }
+        true
+    })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    flush(&mut chunk, dest)?;
+    progress(copied, n);
+    let mut readings = 0;
+    for seq in digests {
+        let rs = src.readings_of_digest(seq)?;
+        readings += rs.len();
+        dest.commit(&Commit { readings: rs, ..Commit::default() })?;
+    }
+    let rows: Vec<RowChange> =
+        state.all_rows().into_iter().map(|(k, v)| RowChange { kind: k.kind.to_string(), key: k.key, value: Some(v) }).collect();
+    dest.commit(&Commit { rows, ..Commit::default() })?;
+    let cps: Vec<_> = src.checkpoints()?.into_iter().filter(|c| c.size <= n).collect();
+    for cp in &cps {
+        dest.add_checkpoint(cp)?;
+    }
+    let report = verify(dest, &VerifyOptions::default());
+    if !report.ok() {
+        return Err(AppError::Internal(format!("the copy does not verify: {}", report.problems.join("; "))));
+    }
+    Ok(CopyReport { entries: copied, checkpoints: cps.len(), readings, root: report.root, verified: true })
+}
+
+/// `qm backup FILE`: an online backup of the database `db` into a new SQLite file.
+pub fn backup(db: &str, file: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<CopyReport> {
+    let src = open_store(db, false)?;
+    if std::path::Path::new(file).exists() {
+        return Err(AppError::Usage(format!("{file} already exists; a backup never overwrites a file")));
+    }
+    let mut dest = open_store(file, true)?;
+    let r = copy_ledger(src.as_ref(), dest.as_mut(), progress);
+    if r.is_err() {
+        drop(dest);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{file}{suffix}"));
+        }
+    }
+    r
+}
+
+/// `qm restore FILE --db TARGET`: a verified backup into a new database.
+pub fn restore(file: &str, db: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<CopyReport> {
+    let src = open_store(file, false)?;
+    let check = verify(src.as_ref(), &VerifyOptions::default());
+    if !check.ok() {
+        return Err(AppError::Usage(format!("{file} does not verify, so it is not restored: {}", check.problems.join("; "))));
+    }
+    let mut dest = open_store(db, true)?;
+    copy_ledger(src.as_ref(), dest.as_mut(), progress)
+}
