@@ -1,0 +1,278 @@
+//! Backend conformance: one story (init, setup, movements, refusals, retries, readings, checkpoints,
+//! proofs, reopen, verify) and the store contract, run against SQLite and PostgreSQL alike.
+//!
+//! SQLite uses a temporary file. PostgreSQL uses a fresh database created for the run on the server
+//! named by QM_TEST_POSTGRES_URL and dropped afterwards; without that variable the PostgreSQL tests
+//! fail with instructions (`scripts/test-all` starts a throwaway cluster), they never skip.
+
+use qm_app::verify::{verify, VerifyOptions};
+use qm_app::{open_store, AppError, Request, Site};
+use qm_core::conditions::Reading;
+use qm_core::*;
+use qm_store::{Commit, StoreError, StoredEntry};
+use qm_store_postgres::scratch::{ScratchDatabase, HOW_TO_RUN, TEST_URL_VAR};
+use std::path::PathBuf;
+use time::{Duration, OffsetDateTime};
+
+/// Where one run keeps its site: a database location and a key path, and what to clean up afterwards.
+struct Place {
+    db: String,
+    key: PathBuf,
+    backend: &'static str,
+    _dir: tempfile::TempDir,
+    _scratch: Option<ScratchDatabase>,
+}
+
+impl Place {
+    fn sqlite() -> Place {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("site.db").to_str().unwrap().to_string();
+        Place { db, key: dir.path().join("site.key"), backend: "sqlite", _dir: dir, _scratch: None }
+    }
+
+    fn postgres() -> Place {
+        let url = match std::env::var(TEST_URL_VAR) {
+            Ok(u) if !u.trim().is_empty() => u,
+            _ => panic!("{HOW_TO_RUN}"),
+        };
+        let scratch = ScratchDatabase::create(&url).unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
+        Place { db: scratch.url().to_string(), key: dir.path().join("site.key"), backend: "postgres", _dir: dir, _scratch: Some(scratch) }
+    }
+
+    /// Runs SQL on the database behind the store's back, as an intruder with database access would.
+    fn raw_sql(&self, sql: &str) -> Result<(), String> {
+        if self.backend == "postgres" {
+            let mut c = postgres::Client::connect(&self.db, postgres::NoTls).map_err(|e| e.to_string())?;
+            c.batch_execute(sql).map_err(|e| qm_store_postgres::describe(&e))
+        } else {
+            let c = rusqlite::Connection::open(&self.db).map_err(|e| e.to_string())?;
+            c.execute_batch(sql).map_err(|e| e.to_string())
+        }
+    }
+}
+
+fn badge(s: &str) -> Badge {
+    Badge::parse(s).unwrap()
+}
+
+fn loc(s: &str) -> LocationId {
+    LocationId::parse(s).unwrap()
+}
+
+fn serial(s: &str) -> ItemRef {
+    ItemRef::Serial(Serial::parse(s).unwrap())
+}
+
+fn req(actor: &str, command: Command, key: &str, at: OffsetDateTime) -> Request {
+    Request { actor: badge(actor), witness: None, command, idempotency_key: key.into(), at }
+}
+
+fn account_of(site: &Site, s: &str) -> Account {
+    site.state().serials.get(&Serial::parse(s).unwrap()).unwrap().account.clone()
+}
+
+/// The story. Returns a summary that must not depend on the backend.
+fn story(place: &Place) -> Vec<String> {
+    let mut summary = vec![];
+    let day = OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
+
+    // Init and setup, then a day of receipts, issues, returns, expenditure, a transfer and a blind count.
+    let (mut site, count) = qm_app::demo::create(&place.db, &place.key, day).unwrap();
+    assert_eq!(site.store().backend(), place.backend);
+    assert!(site.has_key());
+    assert_eq!(account_of(&site, "R-1051"), Account::Location(loc("D12-ARM")), "the transfer was received");
+    assert_eq!(account_of(&site, "R-1041"), Account::Location(loc("D11-RACK-A")), "the rifle was returned");
+    assert!(site.state().counts.contains_key(&count), "the count is in the books");
+    summary.push(format!("after the demo day: {} entries", site.size()));
+
+    // An issue, then the same request again (a retry after a lost answer): the first result, nothing appended.
+    let evening = day + Duration::hours(20);
+    let issue = req("0417", Command::Issue { to: badge("1001"), from: None, items: vec![serial("R-1043")] }, "c-issue-1", evening);
+    let first = site.execute(issue.clone()).unwrap();
+    assert!(!first.replayed);
+    assert_eq!(account_of(&site, "R-1043"), Account::Person(badge("1001")));
+    let size = site.size();
+    assert_eq!(site.store().entry_count().unwrap(), size);
+    let again = site.execute(issue).unwrap();
+    assert!(again.replayed);
+    assert_eq!((again.first_seq, again.last_seq), (first.first_seq, first.last_seq));
+    assert_eq!(site.size(), size);
+    assert_eq!(site.store().find_idempotency_key("c-issue-1").unwrap(), Some((first.first_seq, first.last_seq)));
+
+    // Refused commands append nothing: the rifle is already out; Officer Jones's qualification lapsed.
+    let refused =
+        site.execute(req("0417", Command::Issue { to: badge("1002"), from: None, items: vec![serial("R-1043")] }, "c-issue-2", evening));
+    assert!(matches!(refused, Err(AppError::Rejected(Rejection::Refused { .. }))), "{refused:?}");
+    let refused =
+        site.execute(req("0417", Command::Issue { to: badge("1003"), from: None, items: vec![serial("R-1044")] }, "c-issue-3", evening));
+    assert!(matches!(refused, Err(AppError::Rejected(Rejection::Refused { .. }))), "{refused:?}");
+    assert_eq!(site.size(), size);
+    assert_eq!(site.store().entry_count().unwrap(), size);
+    assert_eq!(site.store().find_idempotency_key("c-issue-2").unwrap(), None);
+
+    // A batch with a refusal in the middle; the others commit together.
+    let results = site.execute_batch(vec![
+        req("0610", Command::Return { from: badge("1001"), to: loc("D11-RACK-A"), items: vec![serial("R-1043")] }, "c-ret-1", evening),
+        req("0610", Command::Return { from: badge("1002"), to: loc("D11-RACK-A"), items: vec![serial("R-1043")] }, "c-ret-2", evening),
+        req("0417", Command::Issue { to: badge("1002"), from: None, items: vec![serial("R-1045")] }, "c-issue-4", evening),
+    ]);
+    assert!(results[0].is_ok() && results[1].is_err() && results[2].is_ok(), "{results:?}");
+    assert_eq!(account_of(&site, "R-1043"), Account::Location(loc("D11-RACK-A")));
+
+    // A transfer through the pipelined writer (a second connection to the same database).
+    site.start_writer().unwrap();
+    let t1 = site.submit(vec![req(
+        "0611",
+        Command::Dispatch {
+            from: loc("D11-RACK-A"),
+            to_unit: UnitId::parse("D-12").unwrap(),
+            items: vec![serial("R-1046")],
+            document: Some("TR-C-1".into()),
+        },
+        "c-dispatch",
+        evening,
+    )]);
+    let t2 = site.submit(vec![req(
+        "0610",
+        Command::Return { from: badge("1002"), to: loc("D11-RACK-A"), items: vec![serial("R-1045")] },
+        "c-ret-3",
+        evening,
+    )]);
+    for r in site.finish(t1).into_iter().chain(site.finish(t2)) {
+        r.unwrap();
+    }
+    let transfer = site.state().transfers.keys().max_by_key(|t| t.to_string()).cloned().unwrap();
+    site.execute(req(
+        "0710",
+        Command::ReceiveTransfer { transfer, to: loc("D12-ARM"), received: vec![serial("R-1046")] },
+        "c-receive",
+        evening,
+    ))
+    .unwrap();
+    assert_eq!(account_of(&site, "R-1046"), Account::Location(loc("D12-ARM")));
+
+    // Storage-condition readings: stored outside the ledger, covered by a digest entry; a retry stores nothing twice.
+    let readings: Vec<Reading> = (0..6)
+        .map(|i| Reading { at: evening + Duration::minutes(10 * i), temperature_c: Some(18.0 + i as f64 * 0.25), humidity_pct: Some(45.5) })
+        .collect();
+    let rec =
+        site.record_readings(&badge("0420"), &loc("D11-MAG-1"), readings.clone(), "c-readings-1", evening + Duration::hours(1)).unwrap();
+    let stored = site.store().readings_of_digest(rec.first_seq).unwrap();
+    assert_eq!(stored.len(), 6);
+    assert_eq!(stored[2].temperature_c, Some(18.5));
+    let again = site.record_readings(&badge("0420"), &loc("D11-MAG-1"), readings, "c-readings-1", evening + Duration::hours(1)).unwrap();
+    assert!(again.replayed);
+    assert_eq!(site.store().readings_of_digest(rec.first_seq).unwrap().len(), 6);
+    let from_ms = (evening.unix_timestamp_nanos() / 1_000_000) as i64;
+    assert_eq!(site.store().readings("D11-MAG-1", from_ms, from_ms + 3_600_000, 100).unwrap().len(), 6);
+
+    // Checkpoint and proofs.
+    let before = site.store().checkpoints().unwrap().first().map(|c| c.size).unwrap();
+    site.checkpoint().unwrap();
+    let cps = site.store().checkpoints().unwrap();
+    assert_eq!(cps.last().map(|c| c.size), Some(site.size()));
+    assert!(cps.windows(2).all(|w| w[0].size < w[1].size), "checkpoints by size");
+    for seq in [0, first.first_seq, site.size() - 1] {
+        let proof = site.prove(seq).unwrap();
+        assert_eq!(proof.tree_size, site.size());
+    }
+    site.prove_consistency(before, site.size()).unwrap();
+
+    // Reopen: the books and the root come back from the store exactly.
+    let (state, root, size) = (site.state().clone(), site.root(), site.size());
+    drop(site);
+    let site = Site::open(&place.db, Some(&place.key)).unwrap();
+    assert_eq!(site.size(), size);
+    assert_eq!(site.root(), root);
+    assert!(site.state() == &state, "the reopened books differ from the ones in memory");
+
+    // The auditor agrees.
+    let report = verify(site.store(), &VerifyOptions::default());
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.entries, size);
+    assert!(report.readings_batches >= 1);
+    summary.push(format!(
+        "end: {} entries, {} projection rows, {} readings batches",
+        report.entries, report.projection_rows, report.readings_batches
+    ));
+    summary
+}
+
+/// The store contract, below the application: creation refusals, conflicts, history that cannot be
+/// edited in the database, scan order, idempotency lookups.
+fn store_contract(place: &Place) {
+    let entry = |seq: u64, idem: &str| StoredEntry {
+        seq,
+        idempotency_key: idem.into(),
+        bytes: format!("{{\"n\":{seq}}}").into_bytes(),
+        hashes: vec![[seq as u8; 32]; (seq % 3) as usize],
+    };
+    assert!(matches!(open_store(&place.db, false).err(), Some(AppError::Store(StoreError::Missing(_)))));
+    let mut store = open_store(&place.db, true).unwrap();
+    assert_eq!(store.backend(), place.backend);
+    assert!(matches!(open_store(&place.db, true).err(), Some(AppError::Store(StoreError::Exists(_)))));
+
+    store.commit(&Commit { entries: vec![entry(0, "a"), entry(1, "a")], ..Commit::default() }).unwrap();
+    // Another writer appended seq 1 first: the whole commit is refused, nothing of it lands.
+    let dup = store.commit(&Commit { entries: vec![entry(2, "b"), entry(1, "b")], ..Commit::default() });
+    assert!(matches!(dup, Err(StoreError::Conflict { seq: 1 })), "{dup:?}");
+    assert_eq!(store.entry_count().unwrap(), 2);
+    assert_eq!(store.find_idempotency_key("b").unwrap(), None);
+
+    // Written in two commits, the later seqs first: a scan still returns them in seq order.
+    store.commit(&Commit { entries: (6..10).map(|i| entry(i, &format!("k{i}"))).collect(), ..Commit::default() }).unwrap();
+    store.commit(&Commit { entries: (2..6).map(|i| entry(i, &format!("k{i}"))).collect(), ..Commit::default() }).unwrap();
+    let mut seen = vec![];
+    store
+        .scan_entries(1, &mut |seq, idem, bytes, hashes| {
+            assert_eq!(bytes, entry(seq, idem).bytes.as_slice());
+            assert_eq!(hashes.len(), 32 * (seq % 3) as usize);
+            seen.push(seq);
+            true
+        })
+        .unwrap();
+    assert_eq!(seen, (1..10).collect::<Vec<_>>());
+    let read = store.read_entries(3, 2).unwrap();
+    assert_eq!(read, vec![entry(3, "k3"), entry(4, "k4")]);
+    assert_eq!(store.read_entry_hashes(&[5, 1]).unwrap(), vec![entry(5, "").hashes, entry(1, "").hashes]);
+
+    let used = store.used_idempotency_keys(&["a", "k7", "nope", "b"]).unwrap();
+    assert_eq!(used, ["a", "k7"].iter().map(|s| s.to_string()).collect());
+    assert!(store.used_idempotency_keys(&[]).unwrap().is_empty());
+    assert_eq!(store.find_idempotency_key("a").unwrap(), Some((0, 1)));
+
+    // The database itself refuses to edit history, whoever asks.
+    for sql in ["UPDATE entries SET bytes = bytes WHERE seq = 0", "DELETE FROM entries WHERE seq = 9"] {
+        let r = place.raw_sql(sql);
+        assert!(r.as_ref().is_err_and(|e| e.contains("never")), "{}: {sql} was not refused: {r:?}", place.backend);
+    }
+    assert_eq!(store.entry_count().unwrap(), 10);
+    assert_eq!(store.read_entries(0, 1).unwrap(), vec![entry(0, "a")]);
+}
+
+#[test]
+fn story_on_sqlite() {
+    story(&Place::sqlite());
+}
+
+#[test]
+fn story_on_postgres() {
+    story(&Place::postgres());
+}
+
+#[test]
+fn store_contract_on_sqlite() {
+    store_contract(&Place::sqlite());
+}
+
+#[test]
+fn store_contract_on_postgres() {
+    store_contract(&Place::postgres());
+}
+
+/// Both backends tell the same story: the same number of entries, rows and readings batches.
+#[test]
+fn both_backends_end_the_story_alike() {
+    assert_eq!(story(&Place::sqlite()), story(&Place::postgres()));
+}
