@@ -5,10 +5,10 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "qm", version, about = "Quartermaster: the system of record for weapons, ammunition and explosives")]
 pub struct Cli {
-    /// The database: a SQLite file.
+    /// The database: a SQLite file, or a postgres:// (postgresql://) URL of an existing database.
     #[arg(long, global = true, env = "QM_DB", default_value = "quartermaster.db")]
     pub db: String,
-    /// The site's signing key (default: the database path + ".key").
+    /// The site's signing key (default: the database path + ".key"; required when --db is a URL).
     #[arg(long, global = true, env = "QM_KEY")]
     pub key: Option<String>,
     /// Safety tables (hazard divisions, mixing chart, quantity-distance) replacing the shipped defaults.

@@ -42,8 +42,15 @@ fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
-fn key_path(cli: &Cli) -> PathBuf {
-    cli.key.as_ref().map(PathBuf::from).unwrap_or_else(|| qm_app::default_key_path(std::path::Path::new(&cli.db)))
+/// The signing key: --key, or next to a database file. A database URL has no "next to": --key is required.
+fn key_path(cli: &Cli) -> R<PathBuf> {
+    match &cli.key {
+        Some(k) => Ok(PathBuf::from(k)),
+        None if cli.db.starts_with("postgres://") || cli.db.starts_with("postgresql://") => {
+            Err(usage("--db is a PostgreSQL URL: pass --key FILE (the site's signing key; it is never kept in the database)"))
+        }
+        None => Ok(qm_app::default_key_path(std::path::Path::new(&cli.db))),
+    }
 }
 
 fn main() -> ExitCode {
@@ -109,10 +116,10 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
                 admin_pin,
                 at: now(),
             };
-            let s = Site::init(&cli.db, &key_path(cli), &g)?;
+            let s = Site::init(&cli.db, &key_path(cli)?, &g)?;
             out.kv(&[
                 ("database", cli.db.clone()),
-                ("key", key_path(cli).display().to_string()),
+                ("key", key_path(cli)?.display().to_string()),
                 ("site", s.site_name()),
                 ("verifier_key", s.state().site.as_ref().map(|x| x.verifier_key.clone()).unwrap_or_default()),
             ]);
@@ -616,7 +623,7 @@ fn load(cli: &Cli, batch: usize, batches: usize, run: &str) -> R<u8> {
 
 /// Opens the site, with the organization's safety tables when given.
 pub(crate) fn open_site(cli: &Cli) -> R<Site> {
-    let mut site = Site::open(&cli.db, Some(&key_path(cli)))?;
+    let mut site = Site::open(&cli.db, Some(&key_path(cli)?))?;
     if let Some(t) = &cli.safety_tables {
         site.set_safety_tables(qm_app::load_safety_tables(std::path::Path::new(t))?);
     }
