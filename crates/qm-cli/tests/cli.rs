@@ -906,3 +906,17 @@ fn a_damaged_database_gets_a_clear_error_and_no_write() {
     assert_ne!(r.code, 0);
     assert!(!r.stderr.contains("panicked") && !r.stdout.contains("panicked"));
 }
+
+#[test]
+fn a_database_url_needs_an_explicit_key() {
+    // The key cannot live "next to" a URL: without --key, a usage error before any connection is made.
+    let env = Env::new();
+    for args in [
+        &["--db", "postgres://nobody@127.0.0.1:1/none", "init", "--site", "s", "--admin-pin", "1234"][..],
+        &["--db", "postgresql://127.0.0.1:1/none", "stock"][..],
+    ] {
+        let r = env.qm(args);
+        assert_eq!(r.code, 2, "{args:?}: {}{}", r.stdout, r.stderr);
+        assert!(r.stderr.contains("--key"), "{args:?}: {}", r.stderr);
+    }
+}
