@@ -22,17 +22,53 @@ fn site(db: &str) -> Site {
     let key = qm_app::default_key_path(std::path::Path::new(db));
     let at = OffsetDateTime::now_utc();
     let hq = id(UnitId::parse("HQ"));
-    let mut site = Site::init(db, &key, &Genesis { site: "bench", root_unit: &hq, root_unit_name: "HQ", admin: &id(Badge::parse("0001")), admin_name: "Admin", admin_pin: "1234", at }).unwrap();
+    let mut site = Site::init(
+        db,
+        &key,
+        &Genesis {
+            site: "bench",
+            root_unit: &hq,
+            root_unit_name: "HQ",
+            admin: &id(Badge::parse("0001")),
+            admin_name: "Admin",
+            admin_pin: "1234",
+            at,
+        },
+    )
+    .unwrap();
     let pin = qm_app::hash_secret("1234").unwrap();
     let pw = qm_app::hash_secret(PASSWORD).unwrap();
     let mut cmds = vec![
         Command::CreateUnit { unit: id(UnitId::parse("D-1")), name: "D1".into(), parent: hq.clone() },
-        Command::CreateLocation { location: id(LocationId::parse("RACK")), name: "Rack".into(), unit: id(UnitId::parse("D-1")), parent: None, kind: LocationKind::Rack, keeper: None, magazine: None },
-        Command::DefineItemType { item_type: id(ItemTypeId::parse("RIFLE")), name: "Rifle".into(), kind: ItemKind::Weapon, tracking: Tracking::Serial, unit_of_measure: "each".into(), neq_kg_per_unit: 0.0, un_code: None, qualification: None },
+        Command::CreateLocation {
+            location: id(LocationId::parse("RACK")),
+            name: "Rack".into(),
+            unit: id(UnitId::parse("D-1")),
+            parent: None,
+            kind: LocationKind::Rack,
+            keeper: None,
+            magazine: None,
+        },
+        Command::DefineItemType {
+            item_type: id(ItemTypeId::parse("RIFLE")),
+            name: "Rifle".into(),
+            kind: ItemKind::Weapon,
+            tracking: Tracking::Serial,
+            unit_of_measure: "each".into(),
+            neq_kg_per_unit: 0.0,
+            un_code: None,
+            qualification: None,
+        },
     ];
     for b in std::iter::once("A0".to_string()).chain((0..CLIENTS).map(|c| format!("O{c}"))) {
         let badge = id(Badge::parse(&b));
-        cmds.push(Command::RegisterPerson { badge: badge.clone(), name: b.clone(), unit: id(UnitId::parse("D-1")), roles: vec![Role::Armorer], pin_hash: pin.clone() });
+        cmds.push(Command::RegisterPerson {
+            badge: badge.clone(),
+            name: b.clone(),
+            unit: id(UnitId::parse("D-1")),
+            roles: vec![Role::Armorer],
+            pin_hash: pin.clone(),
+        });
         cmds.push(Command::SetCredential { badge, kind: CredentialKind::Password, hash: pw.clone() });
     }
     let reqs = cmds
@@ -44,9 +80,23 @@ fn site(db: &str) -> Site {
         r.unwrap();
     }
     let lines = (0..CLIENTS * 2)
-        .map(|c| ReceiptLine { item_type: id(ItemTypeId::parse("RIFLE")), serial: Some(id(Serial::parse(&format!("R{c}")))), lot: None, quantity: Quantity::ONE, manufactured: None, expires: None })
+        .map(|c| ReceiptLine {
+            item_type: id(ItemTypeId::parse("RIFLE")),
+            serial: Some(id(Serial::parse(&format!("R{c}")))),
+            lot: None,
+            quantity: Quantity::ONE,
+            manufactured: None,
+            expires: None,
+        })
         .collect();
-    site.execute(Request { actor: id(Badge::parse("A0")), witness: None, command: Command::Receive { to: id(LocationId::parse("RACK")), from: "F".into(), document: "D".into(), lines }, idempotency_key: "receive".into(), at }).unwrap();
+    site.execute(Request {
+        actor: id(Badge::parse("A0")),
+        witness: None,
+        command: Command::Receive { to: id(LocationId::parse("RACK")), from: "F".into(), document: "D".into(), lines },
+        idempotency_key: "receive".into(),
+        at,
+    })
+    .unwrap();
     site
 }
 
@@ -65,10 +115,18 @@ fn report(name: &str, ops: usize, wall: Duration, mut lat: Vec<Duration>) {
 }
 
 fn issue(c: usize, serial: usize) -> Command {
-    Command::Issue { to: id(Badge::parse(&format!("O{c}"))), from: None, items: vec![ItemRef::Serial(id(Serial::parse(&format!("R{serial}"))))] }
+    Command::Issue {
+        to: id(Badge::parse(&format!("O{c}"))),
+        from: None,
+        items: vec![ItemRef::Serial(id(Serial::parse(&format!("R{serial}"))))],
+    }
 }
 fn ret(c: usize, serial: usize) -> Command {
-    Command::Return { from: id(Badge::parse(&format!("O{c}"))), to: id(LocationId::parse("RACK")), items: vec![ItemRef::Serial(id(Serial::parse(&format!("R{serial}"))))] }
+    Command::Return {
+        from: id(Badge::parse(&format!("O{c}"))),
+        to: id(LocationId::parse("RACK")),
+        items: vec![ItemRef::Serial(id(Serial::parse(&format!("R{serial}"))))],
+    }
 }
 
 fn main() {
@@ -85,7 +143,14 @@ fn main() {
         for c in 0..CLIENTS {
             for (k, command) in [issue(c, c), ret(c, c)].into_iter().enumerate() {
                 let t0 = Instant::now();
-                s.execute(Request { actor: id(Badge::parse("A0")), witness: None, command, idempotency_key: format!("l-{r}-{c}-{k}"), at: OffsetDateTime::now_utc() }).unwrap();
+                s.execute(Request {
+                    actor: id(Badge::parse("A0")),
+                    witness: None,
+                    command,
+                    idempotency_key: format!("l-{r}-{c}-{k}"),
+                    at: OffsetDateTime::now_utc(),
+                })
+                .unwrap();
                 lat.push(t0.elapsed());
             }
         }
@@ -107,7 +172,15 @@ fn main() {
                 for r in 0..rounds {
                     for (k, command) in [issue(c, c), ret(c, c)].into_iter().enumerate() {
                         let t0 = Instant::now();
-                        h.execute(Request { actor: id(Badge::parse("A0")), witness: None, command, idempotency_key: format!("w-{r}-{c}-{k}"), at: OffsetDateTime::now_utc() }).await.unwrap();
+                        h.execute(Request {
+                            actor: id(Badge::parse("A0")),
+                            witness: None,
+                            command,
+                            idempotency_key: format!("w-{r}-{c}-{k}"),
+                            at: OffsetDateTime::now_utc(),
+                        })
+                        .await
+                        .unwrap();
                         lat.push(t0.elapsed());
                     }
                 }
@@ -124,13 +197,22 @@ fn main() {
 
         // 3. HTTP: the real server on loopback, 16 clients each signed in with its own session.
         let db = dir.path().join("http.db").display().to_string();
-        let config = qm_server::Config { addr: "127.0.0.1:0".into(), db: db.clone(), sign_in_failures_max: 1000, ..qm_server::Config::default() };
+        let config =
+            qm_server::Config { addr: "127.0.0.1:0".into(), db: db.clone(), sign_in_failures_max: 1000, ..qm_server::Config::default() };
         let running = qm_server::start(config, site(&db)).await.unwrap();
         let url = format!("http://{}", running.addr);
         let mut sessions = vec![];
         for _ in 0..CLIENTS {
             let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
-            let v: serde_json::Value = client.post(format!("{url}/api/session")).json(&json!({"badge": "A0", "password": PASSWORD})).send().await.unwrap().json().await.unwrap();
+            let v: serde_json::Value = client
+                .post(format!("{url}/api/session"))
+                .json(&json!({"badge": "A0", "password": PASSWORD}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             sessions.push((client, v["csrf"].as_str().unwrap().to_string()));
         }
         let t = Instant::now();

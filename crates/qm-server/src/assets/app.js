@@ -27,6 +27,9 @@
         scan.value = "";
       });
     }
+    // The preview's confirm button (or the witness's badge) takes the focus, so Enter confirms.
+    var first = byId("witness_badge") || byId("confirm-button");
+    if (first) { first.focus(); }
     // Escape on the preview goes back to change the request.
     var back = byId("back");
     if (back) {
@@ -38,5 +41,7 @@
     Array.prototype.forEach.call(document.querySelectorAll("button.print"), function (b) {
       b.addEventListener("click", function () { window.print(); });
     });
+    // Tells tests (and anyone curious) that the keyboard helpers are in place.
+    document.body.setAttribute("data-ready", "1");
   });
 })();

@@ -81,7 +81,35 @@ async fn sign_in_as(b: &WebDriver, url: &str, badge: &str, password: &str) {
     b.goto(format!("{url}/signin")).await.unwrap();
     b.find(By::Id("badge")).await.unwrap().send_keys(badge).await.unwrap();
     b.find(By::Id("password")).await.unwrap().send_keys(format!("{password}{ENTER}")).await.unwrap();
-    b.find(By::Css("header .who")).await.unwrap();
+    if b.find(By::Css("header .who")).await.is_err() {
+        shot(b, &format!("failed-signin-{badge}")).await;
+        let body = b.find(By::Css("main")).await.unwrap().text().await.unwrap_or_default();
+        panic!("sign-in of {badge} did not open a page: {body}");
+    }
+    ready(b).await;
+}
+
+/// Waits until the page's script has wired up the keyboard helpers (call it once an element of the
+/// new page was found after a navigation, so that Enter is not taken by the browser's own submit).
+async fn ready(b: &WebDriver) {
+    b.find(By::Css("body[data-ready]")).await.unwrap();
+}
+
+/// Waits (up to 10 s) until the element's text contains `needle`: after a click the old page may
+/// still be on screen for a moment.
+async fn wait_for(b: &WebDriver, css: &str, needle: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..100 {
+        if let Ok(e) = b.find(By::Css(css)).await {
+            last = e.text().await.unwrap_or_default();
+            if last.contains(needle) {
+                ready(b).await;
+                return last;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{css} never showed {needle:?}; last: {last:?}");
 }
 
 async fn text(b: &WebDriver, css: &str) -> String {
@@ -115,7 +143,7 @@ async fn the_web_ui_in_chromium() {
     b.find(By::Id("badge")).await.unwrap().send_keys("1101").await.unwrap();
     b.find(By::Id("password")).await.unwrap().send_keys(format!("not-it{ENTER}")).await.unwrap();
     shot(&b, "01b-signin-refused").await;
-    let refused = text(&b, ".msg.err").await;
+    let refused = wait_for(&b, ".msg.err", "not accepted").await;
     assert!(refused.contains("badge or password not accepted"), "{refused}");
     eprintln!("signed-in page checks at {:?}", started.elapsed());
     sign_in_as(&b, &url, "1101", pw).await;
@@ -134,12 +162,14 @@ async fn the_web_ui_in_chromium() {
     assert_eq!(b.find(By::Id("items")).await.unwrap().value().await.unwrap().unwrap_or_default().lines().count(), 2);
     shot(&b, "03-counter-scanned").await;
     scan.send_keys(ENTER).await.unwrap();
-    let will = text(&b, "#will").await;
+    let will = wait_for(&b, "#will", "issue").await;
     assert!(will.contains("issue: serial G36-D11-040"), "{will}");
+    ready(&b).await;
     shot(&b, "04-counter-preview").await;
-    b.active_element().await.unwrap().send_keys(ENTER).await.unwrap();
-    let done = text(&b, "#done").await;
+    b.find(By::Id("confirm-button")).await.unwrap().send_keys(ENTER).await.unwrap();
+    let done = wait_for(&b, "#done", "Issued").await;
     assert!(done.contains("Issued"), "{done}");
+    ready(&b).await;
     shot(&b, "05-counter-issued").await;
 
     // The return of the rifle to its rack.
@@ -151,9 +181,10 @@ async fn the_web_ui_in_chromium() {
     let scan = b.active_element().await.unwrap();
     scan.send_keys(format!("G36-D11-040{ENTER}")).await.unwrap();
     scan.send_keys(ENTER).await.unwrap();
-    assert!(text(&b, "#will").await.contains("return: serial G36-D11-040"));
-    b.active_element().await.unwrap().send_keys(ENTER).await.unwrap();
-    assert!(text(&b, "#done").await.contains("Returned"));
+    wait_for(&b, "#will", "return: serial G36-D11-040").await;
+    ready(&b).await;
+    b.find(By::Id("confirm-button")).await.unwrap().send_keys(ENTER).await.unwrap();
+    wait_for(&b, "#done", "Returned").await;
 
     // A refusal explained before confirming: officer 1117's rifle qualification has lapsed.
     b.goto(format!("{url}/counter")).await.unwrap();
@@ -161,7 +192,7 @@ async fn the_web_ui_in_chromium() {
     let scan = b.active_element().await.unwrap();
     scan.send_keys(format!("G36-D11-039{ENTER}")).await.unwrap();
     scan.send_keys(ENTER).await.unwrap();
-    let refusal = text(&b, "#refusal").await;
+    let refusal = wait_for(&b, "#refusal", "rule").await;
     assert!(refusal.contains("rule qualification"), "{refusal}");
     assert!(b.find(By::Id("confirm-button")).await.is_err(), "a refused issue offers no confirmation");
     shot(&b, "06-counter-refusal").await;
@@ -184,14 +215,16 @@ async fn the_web_ui_in_chromium() {
     b.find(By::Id("count-location")).await.unwrap().send_keys("D12-KEYS").await.unwrap();
     b.find(By::Css("input[name=blind]")).await.unwrap().click().await.unwrap();
     b.find(By::Id("start")).await.unwrap().click().await.unwrap();
-    assert_eq!(text(&b, "#count-state").await, "open");
+    wait_for(&b, "#count-state", "open").await;
+    ready(&b).await;
     let scan = b.find(By::Id("scan")).await.unwrap();
     scan.send_keys(format!("KEY-D12-1{ENTER}")).await.unwrap();
     scan.send_keys(ENTER).await.unwrap();
-    assert!(text(&b, ".msg.ok").await.contains("Recorded"));
+    wait_for(&b, ".msg.ok", "Recorded").await;
+    ready(&b).await;
     shot(&b, "11-count-recorded").await;
     b.find(By::Id("close")).await.unwrap().click().await.unwrap();
-    assert_eq!(text(&b, "#count-state").await, "closed");
+    wait_for(&b, "#count-state", "closed").await;
     let disc = text(&b, ".discrepancy").await;
     assert!(disc.contains("missing serial") && disc.contains("KEY-D12-2"), "{disc}");
     shot(&b, "12-count-reconciled").await;
@@ -209,7 +242,7 @@ async fn the_web_ui_in_chromium() {
         .send_keys(format!("{}{ENTER}", qm_app::demo_org::DEMO_PIN))
         .await
         .unwrap();
-    assert!(text(&b, ".resolved").await.contains("explained by badge 1204, witness 1201"));
+    wait_for(&b, ".resolved", "explained by badge 1204, witness 1201").await;
 
     // The HQ dashboard: every unit, its open discrepancies, overdue returns and transfers in transit.
     sign_in_as(&b, &url, "0002", pw).await;
