@@ -125,8 +125,8 @@ fn main() {
                 let round = i / serials;
                 let serial = Serial::parse(&format!("R-{:06}", i % serials)).unwrap();
                 let person = b(&format!("P{}", (i / 7) % officers));
-                let person = if round % 2 == 0 { person } else { b(&format!("P{}", ((i - serials) / 7) % officers)) };
-                let command = if round % 2 == 0 {
+                let person = if round.is_multiple_of(2) { person } else { b(&format!("P{}", ((i - serials) / 7) % officers)) };
+                let command = if round.is_multiple_of(2) {
                     Command::Issue { to: person, from: None, items: vec![ItemRef::Serial(serial)] }
                 } else {
                     Command::Return { from: person, to: LocationId::parse("RACK").unwrap(), items: vec![ItemRef::Serial(serial)] }

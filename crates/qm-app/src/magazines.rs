@@ -72,7 +72,7 @@ pub fn magazines(state: &State, unit: Option<&UnitId>) -> Vec<MagazineView> {
         }
         let neq = agg.as_ref().map(|a| a.neq_kg).unwrap_or(0.0);
         let smallest = limits.iter().map(|l| l.neq_kg).fold(f64::INFINITY, f64::min);
-        let headroom = smallest.is_finite().then(|| smallest - neq);
+        let headroom = smallest.is_finite().then_some(smallest - neq);
         let warning = (smallest.is_finite() && neq >= 0.9 * smallest)
             .then(|| format!("within 10% of a limit: {} of {} kg", fmt_kg(neq), fmt_kg(smallest)));
         out.push(MagazineView {
