@@ -183,7 +183,7 @@ async fn read<T: Send + 'static>(
 }
 
 /// A read outside the principal's subtree: recorded in the ledger, then 403.
-async fn deny_read(st: &AppState, p: &Principal, what: &str) -> ApiError {
+pub async fn deny_read(st: &AppState, p: &Principal, what: &str) -> ApiError {
     let why = scope::outside(p, what);
     record_denial(st, p.badge.as_str(), "read", &why).await;
     ApiError::forbidden("permission.subtree", format!("refused: {why} (rule permission.subtree)"))
@@ -1568,7 +1568,9 @@ impl utoipa::Modify for Security {
         readings, receive, issue, return_, move_, dispatch, transfer_receive, expend, destroy, report_loss, recover, lot_status, correct, preview_api,
         count_start, count_record, count_close, resolve, counts, count_show, discrepancies,
         stock, where_is, history, custody, transfers, units, locations, item_types, people, permissions,
-        log, checkpoints, checkpoint, prove, consistency, verifier_key, verify
+        log, checkpoints, checkpoint, prove, consistency, verifier_key, verify,
+        crate::safety::api_magazines, crate::safety::api_lots, crate::safety::api_conditions, crate::safety::api_conditions_svg,
+        crate::safety::api_dsmt, crate::safety::api_dsmt_csv, crate::safety::api_qd
     ),
     components(schemas(ErrorBody, crate::error::ErrorDetail, WriteOut, EntryOut, WitnessIn))
 )]

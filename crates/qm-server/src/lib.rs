@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod labels;
+pub mod safety;
 pub mod scope;
 pub mod views;
 pub mod web;
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
     let limit = state.config.body_limit_bytes;
     Router::new()
         .merge(api::routes())
+        .merge(safety::routes())
         .merge(web::routes())
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(limit))

@@ -15,6 +15,10 @@ pub fn page(title: &str, p: Option<&Principal>, active: &str, body: Markup) -> M
         ("/counts", "Counts"),
         ("/log", "Log"),
         ("/labels", "Labels"),
+        ("/magazines", "Magazines"),
+        ("/lots", "Lots"),
+        ("/conditions", "Conditions"),
+        ("/dsmt", "Daily summary"),
     ];
     html! {
         (DOCTYPE)

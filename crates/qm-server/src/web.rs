@@ -165,6 +165,7 @@ struct UnitRow {
     overdue: usize,
     in_transit: usize,
     people: usize,
+    magazines_near: usize,
 }
 
 fn unit_rows(s: &qm_core::State, scope_unit: &UnitId, at: time::OffsetDateTime) -> Vec<UnitRow> {
@@ -194,7 +195,8 @@ fn unit_rows(s: &qm_core::State, scope_unit: &UnitId, at: time::OffsetDateTime) 
         let in_transit =
             s.transfers.values().filter(|t| t.received_at_location.is_none() && (within(&t.from_unit) || within(&t.to_unit))).count();
         let people = s.people.values().filter(|p| p.unit == u).count();
-        out.push(UnitRow { unit: u.clone(), name: unit.name.clone(), depth, discrepancies, overdue, in_transit, people });
+        let magazines_near = crate::safety::near_limit(s, &u);
+        out.push(UnitRow { unit: u.clone(), name: unit.name.clone(), depth, discrepancies, overdue, in_transit, people, magazines_near });
         let mut children: Vec<&UnitId> = s.units.iter().filter(|(_, x)| x.parent.as_ref() == Some(&u)).map(|(k, _)| k).collect();
         children.sort();
         for c in children.into_iter().rev() {
@@ -242,7 +244,7 @@ async fn dashboard(State(st): State<AppState>, WebUser(p): WebUser) -> WebResult
             @if ls.checkpoint_size < ls.size { span.warn { " · " (ls.size - ls.checkpoint_size) " entries not yet checkpointed" } }
         }
         table #units {
-            thead { tr { th { "Unit" } th.n { "Open discrepancies" } th.n { "Overdue returns (> " (OVERDUE_AFTER_H) " h)" } th.n { "Transfers in transit" } th.n { "Staff" } th { "" } } }
+            thead { tr { th { "Unit" } th.n { "Open discrepancies" } th.n { "Overdue returns (> " (OVERDUE_AFTER_H) " h)" } th.n { "Transfers in transit" } th.n { "Magazines near a limit" } th.n { "Staff" } th { "" } } }
             tbody {
                 @for r in &rows {
                     tr {
@@ -250,6 +252,7 @@ async fn dashboard(State(st): State<AppState>, WebUser(p): WebUser) -> WebResult
                         td.n.(flag(r.discrepancies)) { (r.discrepancies) }
                         td.n.(flag(r.overdue)) { (r.overdue) }
                         td.n.(flag(r.in_transit)) { (r.in_transit) }
+                        td.n.(flag(r.magazines_near)) { @if r.magazines_near > 0 { a href=(format!("/magazines?unit={}", r.unit)) { (r.magazines_near) } } @else { (r.magazines_near) } }
                         td.n { (r.people) }
                         td { a href=(format!("/stock?unit={}", r.unit)) { "stock" } }
                     }

@@ -315,3 +315,137 @@ async fn shutdown_finishes_in_flight_commits() {
     assert!(report.ok());
     drop(dir);
 }
+
+/// The fixture, plus explosives in D-11's magazine at 92 % of its licence (a lot expiring in 30
+/// days) and six hours of temperature readings there with a two-hour excursion.
+async fn spawn_safety_app() -> App {
+    use qm_core::*;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("site.db").display().to_string();
+    let site = tokio::task::spawn_blocking({
+        let db = db.clone();
+        move || {
+            let mut site = fixture(&db);
+            let now = time::OffsetDateTime::now_utc();
+            let b = |s: &str| Badge::parse(s).unwrap();
+            let mag = LocationId::parse("D11-MAG").unwrap();
+            site.execute(qm_app::Request {
+                actor: b("1102"),
+                witness: Some(b("1120")),
+                command: Command::Receive {
+                    to: mag.clone(),
+                    from: "Explosives Supply Co.".into(),
+                    document: "DN-TNT".into(),
+                    lines: vec![ReceiptLine {
+                        item_type: ItemTypeId::parse("TNT").unwrap(),
+                        serial: None,
+                        lot: Some(LotNo::parse("T11").unwrap()),
+                        quantity: Quantity::units(4600),
+                        manufactured: None,
+                        expires: Some(now.date() + time::Duration::days(30)),
+                    }],
+                },
+                idempotency_key: "tnt-11".into(),
+                at: now - time::Duration::hours(1),
+            })
+            .unwrap();
+            let readings = (0..=24)
+                .map(|i| qm_core::conditions::Reading {
+                    at: now - time::Duration::minutes(6 * 60 - 15 * i),
+                    temperature_c: Some(if (8..=16).contains(&i) { 45.0 + i as f64 / 4.0 } else { 21.0 + (i % 3) as f64 }),
+                    humidity_pct: Some(50.0),
+                })
+                .collect();
+            site.record_readings(&b("1102"), &mag, readings, "readings-11", now).unwrap();
+            site
+        }
+    })
+    .await
+    .unwrap();
+    serve(dir, db, site).await
+}
+
+#[tokio::test]
+async fn safety_reads_are_scoped() {
+    let app = spawn_safety_app().await;
+    let admin = sign_in(&app, "0001").await;
+    let armorer = sign_in(&app, "1101").await;
+    let doc: Value = app.client.get(format!("{}/api/openapi.json", app.url)).send().await.unwrap().json().await.unwrap();
+    for p in [
+        "/api/magazines",
+        "/api/lots",
+        "/api/locations/{id}/conditions",
+        "/api/locations/{id}/conditions.svg",
+        "/api/magazines/{id}/dsmt",
+        "/api/magazines/{id}/dsmt.csv",
+        "/api/qd",
+    ] {
+        assert!(doc["paths"][p]["get"].is_object(), "{p} missing from the OpenAPI document");
+    }
+    let today = time::OffsetDateTime::now_utc().date();
+    // Every route: 200 inside the subtree, 403 outside it (and the refusal recorded).
+    let routes = [
+        ("/api/magazines", "/api/magazines?unit=D-12"),
+        ("/api/lots", "/api/lots?unit=D-12"),
+        ("/api/lots?filter=all", "/api/lots?filter=suspended&unit=NORTH"),
+        ("/api/locations/D11-MAG/conditions", "/api/locations/D12-MAG/conditions"),
+        ("/api/locations/D11-MAG/conditions.svg", "/api/locations/D12-MAG/conditions.svg"),
+        ("/api/magazines/D11-MAG/dsmt", "/api/magazines/D12-MAG/dsmt"),
+        ("/api/magazines/D11-MAG/dsmt.csv", "/api/magazines/D12-MAG/dsmt.csv"),
+    ];
+    for (inside, outside) in routes {
+        let r = armorer.client.get(format!("{}{inside}", app.url)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{inside}: {}", r.text().await.unwrap());
+        let (s, v) = armorer.get(outside).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (403, Some("permission.subtree")), "{outside}: {v}");
+        assert!(denial_recorded(&admin, "1101").await, "{outside}");
+    }
+    // What they return.
+    let (_, v) = armorer.get("/api/magazines").await;
+    let mags = v.as_array().unwrap();
+    assert_eq!(mags.len(), 1, "{v}");
+    assert_eq!(mags[0]["location"], "D11-MAG");
+    assert!(mags[0]["warning"].as_str().unwrap().contains("within 10%"), "{v}");
+    let (_, v) = admin.get("/api/magazines").await;
+    assert_eq!(v.as_array().unwrap().len(), 2, "{v}");
+    let (_, v) = armorer.get("/api/lots?days=90").await;
+    assert!(v.as_array().unwrap().iter().any(|l| l["lot"] == "T11" && l["held"][0]["account"] == "location:D11-MAG"), "{v}");
+    let (s, v) = armorer.get("/api/lots?filter=sideways").await;
+    assert_eq!(s, 422, "{v}");
+    let (_, v) = armorer.get(&format!("/api/locations/D11-MAG/conditions?since={}&until={today}", today - time::Duration::days(2))).await;
+    let x = &v["excursions"][0];
+    assert_eq!(x["measure"], "temperature", "{v}");
+    assert!(x["peak"].as_f64().unwrap() >= 45.0 && x["lots_exposed"][0] == "T11", "{v}");
+    let r = armorer.client.get(format!("{}/api/locations/D11-MAG/conditions.svg", app.url)).send().await.unwrap();
+    assert_eq!(r.headers()["content-type"], "image/svg+xml");
+    assert!(r.text().await.unwrap().contains("<svg"));
+    let (_, v) = armorer.get(&format!("/api/magazines/D11-MAG/dsmt?date={today}")).await;
+    assert_eq!(v["magazine"], "D11-MAG", "{v}");
+    let r = armorer.client.get(format!("{}/api/magazines/D11-MAG/dsmt.csv?date={today}", app.url)).send().await.unwrap();
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let csv = r.text().await.unwrap();
+    assert_eq!(
+        csv.lines().next(),
+        Some("magazine,date,item_type,item_name,lot,unit_of_measure,opening,received,removed,closing,received_by,removed_by"),
+        "{csv}"
+    );
+    let (s, _) = armorer.get("/api/magazines/D11-ARM/dsmt").await;
+    assert_eq!(s, 422, "the daily summary is per magazine");
+    let (s, _) = armorer.get("/api/locations/NOWHERE/conditions").await;
+    assert_eq!(s, 404);
+    let (s, v) = armorer.get("/api/qd?hd=1.1&neq_kg=500").await;
+    assert_eq!(s, 200, "{v}");
+    assert!(!v.as_array().unwrap().is_empty());
+    let (s, v) = armorer.get("/api/qd?hd=1.1&distances=inhabited_building=180").await;
+    assert_eq!(s, 200, "{v}");
+    // The pages render for the armorer; the dashboard counts D-11's magazine near its limit.
+    for page in ["/magazines", "/lots", "/conditions?location=D11-MAG", "/dsmt?magazine=D11-MAG"] {
+        let r = armorer.client.get(format!("{}{page}", app.url)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{page}");
+    }
+    let r = armorer.client.get(format!("{}/conditions?location=D12-MAG", app.url)).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let html = admin.client.get(format!("{}/", app.url)).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Magazines near a limit") && html.contains("href=\"/magazines?unit=D-11\""), "{html}");
+    app.stop().await;
+}
