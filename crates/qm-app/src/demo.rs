@@ -79,9 +79,9 @@ pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountI
         ("0610", "N. Evans", "D-11", vec![Role::Armorer]),
         ("0611", "O. Fischer", "D-11", vec![Role::Logistics]),
         ("0710", "P. Garcia", "D-12", vec![Role::Logistics, Role::Armorer]),
-        ("1001", "Officer Q. Hughes", "D-11", vec![Role::Armorer]),
-        ("1002", "Officer R. Ito", "D-11", vec![Role::Armorer]),
-        ("1003", "Officer S. Jones", "D-11", vec![Role::Armorer]),
+        ("1001", "Officer Q. Hughes", "D-11", vec![Role::Member]),
+        ("1002", "Officer R. Ito", "D-11", vec![Role::Member]),
+        ("1003", "Officer S. Jones", "D-11", vec![Role::Member]),
     ] {
         r.run(
             admin,

@@ -186,7 +186,7 @@ fn setup(x: &mut Batch, at: OffsetDateTime, pin: &str, password: &str, today: Of
         for o in 0..OFFICERS {
             // Officers only draw and return; the core has no role for that, so they are registered
             // as armorers, as in `qm demo` (see docs/server.md, "Demo").
-            people.push((format!("{n}{}", 10 + o), name("Officer"), unit, vec![Role::Armorer]));
+            people.push((format!("{n}{}", 10 + o), name("Officer"), unit, vec![Role::Member]));
         }
     }
     for (badge, n, unit, roles) in &people {

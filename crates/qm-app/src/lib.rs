@@ -3,6 +3,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod backup;
+pub mod bench;
 pub mod conditions;
 pub mod demo;
 pub mod demo_org;

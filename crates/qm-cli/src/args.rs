@@ -241,6 +241,22 @@ pub enum Cmd {
     },
     /// Print the permission table (role × operation).
     Permissions,
+    /// Benchmark: a synthetic organization, a standard mix, figures beside in-run baselines.
+    Bench {
+        /// Where to build it: a new SQLite file, or a postgres:// URL of an empty database (default: a temporary file).
+        #[arg(long = "target")]
+        target: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        units: usize,
+        #[arg(long, default_value_t = 200_000)]
+        serials: usize,
+        #[arg(long, default_value_t = 20_000)]
+        lots: usize,
+        #[arg(long, default_value_t = 5_000)]
+        staff: usize,
+        #[arg(long, default_value_t = 100_000)]
+        movements: usize,
+    },
     /// Online backup of the ledger into a new SQLite file (verified); the signing key is not included.
     Backup { file: String },
     /// Restore a backup into the database given by --db (which must not exist yet).

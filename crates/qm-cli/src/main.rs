@@ -568,6 +568,23 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
             Ok(0)
         }
         Cmd::Load { batch, batches, run } => load(cli, *batch, *batches, run),
+        Cmd::Bench { target, units, serials, lots, staff, movements } => {
+            let scratch = tempfile_dir()?;
+            let db = target.clone().unwrap_or_else(|| scratch.join("bench.db").display().to_string());
+            let key = cli.key.as_ref().map(PathBuf::from).unwrap_or_else(|| scratch.join("bench.key"));
+            let cfg = qm_app::bench::BenchConfig { units: *units, serials: *serials, lots: *lots, staff: *staff, movements: *movements };
+            let bar = output::progress(out);
+            let r = qm_app::bench::run(&db, &key, &cfg, &scratch, &mut |stage, d, t| {
+                bar.set_message(stage.to_string());
+                bar.set_length(t);
+                bar.set_position(d);
+            });
+            bar.finish_and_clear();
+            let _ = std::fs::remove_dir_all(&scratch);
+            let r = r?;
+            out.json_or(&r, || output::bench_text(&r));
+            Ok(0)
+        }
     }
 }
 
@@ -619,6 +636,13 @@ fn load(cli: &Cli, batch: usize, batches: usize, run: &str) -> R<u8> {
         }
     }
     Ok(0)
+}
+
+/// A fresh scratch directory for `qm bench`, removed when it ends.
+fn tempfile_dir() -> R<PathBuf> {
+    let d = std::env::temp_dir().join(format!("qm-bench-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&d).map_err(|e| usage(format!("{}: {e}", d.display())))?;
+    Ok(d)
 }
 
 /// Opens the site, with the organization's safety tables when given.

@@ -277,12 +277,44 @@ pub fn fail(out: &Out, e: &AppError) -> ExitCode {
     ExitCode::from(e.exit_code() as u8)
 }
 
+pub fn bench_text(r: &qm_app::bench::BenchReport) -> String {
+    let mut s = format!("qm bench on {} — {} ledger entries; organization built in {:.1} s\n", r.backend, r.entries, r.build_seconds);
+    s.push_str(&table(
+        &["operation", "count", "per second", "p50 ms", "p99 ms"],
+        r.operations
+            .iter()
+            .map(|o| {
+                vec![
+                    o.operation.clone(),
+                    o.count.to_string(),
+                    format!("{:.0}", o.per_second),
+                    format!("{:.2}", o.p50_ms),
+                    format!("{:.2}", o.p99_ms),
+                ]
+            })
+            .collect(),
+    ));
+    s.push_str(&format!(
+        "\nbaseline: raw inserts of rows of the same size into {}: {:.0} rows/s — movements at {:.2} of it (target >= 0.30)\n",
+        r.backend, r.raw_inserts_per_second, r.movements_to_raw_inserts
+    ));
+    s.push_str(&format!(
+        "verify (re-hash, tree, checkpoints): {:.1} MB/s; raw SHA-256 of the same bytes: {:.1} MB/s — ratio {:.2} (target >= 0.50)\n",
+        r.verify_mb_per_second, r.sha256_mb_per_second, r.verify_to_sha256
+    ));
+    s.push_str(&format!(
+        "projection rebuild: {:.0} entries/s\npeak memory of this process: {:.0} MB",
+        r.rebuild_entries_per_second, r.peak_rss_mb
+    ));
+    s
+}
+
 pub fn progress(out: &Out) -> indicatif::ProgressBar {
     if out.json {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(0);
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} commands {elapsed}") {
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} {elapsed}") {
         bar.set_style(style);
     }
     bar

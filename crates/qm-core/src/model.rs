@@ -41,6 +41,7 @@ Role {
     Inspector => "inspector",
     Logistics => "logistics",
     Admin => "admin",
+    Member => "member",
 });
 
 word_enum!(/// Kinds of location, from a facility down to a bin.

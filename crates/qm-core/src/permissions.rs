@@ -80,6 +80,8 @@ pub fn role_allows(role: Role, op: Op) -> bool {
         }
         Role::Inspector => matches!(op, Count | Witness),
         Role::Admin => matches!(op, Setup),
+        // Staff who draw weapons and ammunition: they hold what is issued to them and do nothing else.
+        Role::Member => false,
     }
 }
 

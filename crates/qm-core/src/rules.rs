@@ -711,11 +711,12 @@ fn decide_command(state: &State, ctx: &Ctx, command: &Command) -> Result<Decisio
                     format!("entry {} is itself a correction; record a new movement instead", original.seq),
                 );
             }
+            // Permission first: someone without the role learns nothing about the entry's corrections.
+            let unit = c.unit_of(if from.is_internal() { from } else { to })?;
+            c.authorize(Op::Correct, &unit)?;
             if let Some(by) = state.corrected.get(&original.seq) {
                 return refuse("correction.once", format!("entry {} was already corrected by entry {by}", original.seq));
             }
-            let unit = c.unit_of(if from.is_internal() { from } else { to })?;
-            c.authorize(Op::Correct, &unit)?;
             let items: Vec<ItemRef> = lines
                 .iter()
                 .map(|l| match l {

@@ -93,6 +93,34 @@ impl SqliteStore {
     }
 }
 
+/// The baseline for `qm bench`: inserts `rows` rows of `row_bytes` bytes (with the same index on a
+/// text key as the ledger) into a scratch file with the same connection settings, `batch` rows per
+/// transaction; returns rows per second.
+pub fn raw_insert_rate(path: &Path, rows: usize, row_bytes: usize, batch: usize) -> Result<f64> {
+    let mut conn = Connection::open(path).map_err(be)?;
+    let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(be)?;
+    conn.pragma_update(None, "synchronous", "FULL").map_err(be)?;
+    conn.execute_batch(
+        "CREATE TABLE raw (seq INTEGER PRIMARY KEY, idem TEXT NOT NULL, bytes BLOB NOT NULL); CREATE INDEX raw_idem ON raw(idem);",
+    )
+    .map_err(be)?;
+    let payload = vec![b'x'; row_bytes];
+    let start = std::time::Instant::now();
+    let mut seq = 0i64;
+    while (seq as usize) < rows {
+        let tx = conn.transaction().map_err(be)?;
+        {
+            let mut st = tx.prepare_cached("INSERT INTO raw (seq, idem, bytes) VALUES (?1, ?2, ?3)").map_err(be)?;
+            for _ in 0..batch.max(1) {
+                st.execute(params![seq, format!("k-{seq}"), payload]).map_err(be)?;
+                seq += 1;
+            }
+        }
+        tx.commit().map_err(be)?;
+    }
+    Ok(seq as f64 / start.elapsed().as_secs_f64().max(1e-9))
+}
+
 fn reading_row(r: &rusqlite::Row) -> rusqlite::Result<StoredReading> {
     Ok(StoredReading {
         location: r.get(0)?,
