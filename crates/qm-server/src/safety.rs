@@ -501,8 +501,9 @@ async fn conditions_page(State(st): State<AppState>, WebUser(p): WebUser, Query(
                             td { (x.measure) " " (x.direction) }
                             td { (x.started_at) }
                             td { @match &x.ended_at { Some(e) => (e), None => span.warn { "still open" } } }
-                            td.n { (x.limit) }
-                            td.n.bad { (x.peak) }
+                            @let u = if x.measure == "temperature" { " °C" } else { " % RH" };
+                            td.n { (x.limit) (u) }
+                            td.n.bad { (x.peak) (u) }
                             td { @if x.lots_exposed.is_empty() { "—" } @else { (x.lots_exposed.join(", ")) } }
                         }
                     } }

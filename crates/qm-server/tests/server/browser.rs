@@ -1,6 +1,6 @@
 //! Browser tests: the web UI in headless Chromium through WebDriver (Debian's chromium and
 //! chromium-driver). Sign-in, a counter issue and return typed like a USB scanner, a refusal, a count
-//! from start to reconciliation, the HQ dashboard; screenshots go to target/screenshots/.
+//! from start to reconciliation, the HQ dashboard, the explosives-safety pages; screenshots go to target/screenshots/.
 
 use crate::util::*;
 use std::path::PathBuf;
@@ -126,7 +126,41 @@ async fn the_web_ui_in_chromium() {
     let site = tokio::task::spawn_blocking({
         let db = db.clone();
         move || {
-            qm_app::demo_org::create(&db, &qm_app::default_key_path(std::path::Path::new(&db)), time::OffsetDateTime::now_utc()).unwrap()
+            let now = time::OffsetDateTime::now_utc();
+            let mut site = qm_app::demo_org::create(&db, &qm_app::default_key_path(std::path::Path::new(&db)), now).unwrap();
+            // A day of temperature readings in D-11's magazine, with a hot afternoon (an excursion).
+            let readings = (0..=96)
+                .map(|i: i64| qm_core::conditions::Reading {
+                    at: now - time::Duration::minutes(24 * 60 - 15 * i),
+                    temperature_c: Some(if (50..=62).contains(&i) { 39.0 + (i - 50) as f64 / 3.0 } else { 18.0 + (i % 12) as f64 / 2.0 }),
+                    humidity_pct: Some(55.0),
+                })
+                .collect();
+            let keeper = qm_core::Badge::parse("1103").unwrap();
+            let mag = qm_core::LocationId::parse("D11-MAG").unwrap();
+            // 1500 more TNT blocks (300 kg) bring D-11's magazine to 95 % of its licence: a warning.
+            site.execute(qm_app::Request {
+                actor: keeper.clone(),
+                witness: Some(qm_core::Badge::parse("1104").unwrap()),
+                command: qm_core::Command::Receive {
+                    to: mag.clone(),
+                    from: "Explosives Supply Co.".into(),
+                    document: "DN-D11-0099".into(),
+                    lines: vec![qm_core::ReceiptLine {
+                        item_type: qm_core::ItemTypeId::parse("TNT-BLOCK").unwrap(),
+                        serial: None,
+                        lot: Some(qm_core::LotNo::parse("TNT-D11-2").unwrap()),
+                        quantity: qm_core::Quantity::units(1500),
+                        manufactured: None,
+                        expires: Some(now.date() + time::Duration::days(60)),
+                    }],
+                },
+                idempotency_key: "browser-tnt".into(),
+                at: now - time::Duration::hours(30),
+            })
+            .unwrap();
+            site.record_readings(&keeper, &mag, readings, "browser-readings", now).unwrap();
+            site
         }
     })
     .await
@@ -251,10 +285,48 @@ async fn the_web_ui_in_chromium() {
         assert!(units.contains(u), "{u} missing from the dashboard: {units}");
     }
     assert!(b.find_all(By::Css("#units td.bad")).await.unwrap().len() >= 3, "{units}");
+    assert!(units.contains("Magazines near a limit"), "{units}");
     shot(&b, "13-dashboard-hq").await;
     b.goto(format!("{url}/transfers")).await.unwrap();
     assert!(text(&b, "#transfers").await.contains("D-22"));
     shot(&b, "14-transfers").await;
+
+    // Explosives safety: every magazine against its limits; a magazine's storage conditions (the
+    // chart is an <img> of its own SVG route, so the CSP stays strict); lots; the daily summary.
+    b.goto(format!("{url}/magazines")).await.unwrap();
+    ready(&b).await;
+    let mags = text(&b, "#magazines").await;
+    assert!(mags.contains("D11-MAG") && mags.contains("licence"), "{mags}");
+    assert!(!b.find_all(By::Css("#magazines meter")).await.unwrap().is_empty());
+    assert!(text(&b, "#near-limit").await.contains("D11-MAG"), "the warning within 10 % of a limit");
+    shot(&b, "15-magazines").await;
+    b.goto(format!("{url}/conditions")).await.unwrap();
+    ready(&b).await;
+    b.find(By::Css("#cond-location option[value='D11-MAG']")).await.unwrap().click().await.unwrap();
+    b.find(By::Id("cond-show")).await.unwrap().click().await.unwrap();
+    wait_for(&b, "#excursions", "temperature").await;
+    let mut width = 0;
+    for _ in 0..50 {
+        let r =
+            b.execute("const i = document.getElementById('cond-chart'); return i.complete ? i.naturalWidth : 0;", vec![]).await.unwrap();
+        width = r.json().as_i64().unwrap_or(0);
+        if width > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(width > 0, "the chart did not load");
+    assert!(text(&b, "#excursions").await.contains("TNT-D11-1"));
+    shot(&b, "16-conditions").await;
+    b.find(By::Id("excursions")).await.unwrap().scroll_into_view().await.unwrap();
+    shot(&b, "16b-conditions-excursions").await;
+    b.goto(format!("{url}/lots?filter=expiring&days=365")).await.unwrap();
+    ready(&b).await;
+    shot(&b, "17-lots").await;
+    b.goto(format!("{url}/dsmt?magazine=D11-MAG")).await.unwrap();
+    ready(&b).await;
+    assert!(b.find(By::Id("dsmt-csv")).await.is_ok());
+    shot(&b, "18-dsmt").await;
 
     b.quit().await.unwrap();
     drop(driver);
