@@ -112,17 +112,55 @@ fn secret_matches(secret: &str, phc: &str) -> bool {
 
 /// The canonical bytes of an entry (RFC 8785 JSON): exactly what is hashed and stored.
 ///
-/// serde_json's map keeps keys sorted, and our keys are ASCII, so for entries without floating-point
-/// numbers its compact output already is RFC 8785. Entries with floats (NEQ, distances) go through
-/// `serde_json_canonicalizer`, whose number format follows ECMAScript. A property test checks that
-/// both paths agree with `serde_json_canonicalizer` on every kind of entry.
+/// Entries without floating-point numbers are written here: object keys sorted by their UTF-16 code
+/// units, no whitespace, strings escaped by serde_json (which escapes exactly as RFC 8785 does).
+/// The key order is sorted explicitly because serde_json's map keeps insertion order whenever any
+/// crate in the build enables its `preserve_order` feature. Entries with floats (NEQ, distances) go
+/// through `serde_json_canonicalizer`, whose number format follows ECMAScript. Property tests check
+/// both paths against that reference encoder.
 pub fn encode(env: &Envelope) -> Result<Vec<u8>> {
     let err = |e: String| AppError::Internal(format!("encoding entry {}: {e}", env.seq));
     let value = serde_json::to_value(env).map_err(|e| err(e.to_string()))?;
     if has_float(&value) {
-        serde_json_canonicalizer::to_vec(&value).map_err(|e| err(e.to_string()))
-    } else {
-        serde_json::to_vec(&value).map_err(|e| err(e.to_string()))
+        return serde_json_canonicalizer::to_vec(&value).map_err(|e| err(e.to_string()));
+    }
+    let mut out = Vec::with_capacity(512);
+    write_canonical(&value, &mut out).map_err(|e| err(e.to_string()))?;
+    Ok(out)
+}
+
+fn write_canonical(v: &serde_json::Value, out: &mut Vec<u8>) -> serde_json::Result<()> {
+    use serde_json::Value;
+    match v {
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => serde_json::to_writer(&mut *out, v),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, x) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(x, out)?;
+            }
+            out.push(b']');
+            Ok(())
+        }
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
+            out.push(b'{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, k)?;
+                out.push(b':');
+                if let Some(x) = map.get(k) {
+                    write_canonical(x, out)?;
+                }
+            }
+            out.push(b'}');
+            Ok(())
+        }
     }
 }
 
