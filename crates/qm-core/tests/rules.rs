@@ -207,7 +207,8 @@ fn item_type_ev(id: &str, kind: ItemKind, tracking: Tracking, neq: f64, qualific
         tracking,
         unit_of_measure: "each".into(),
         neq_kg_per_unit: neq,
-        un_code: None,
+        // Anything carrying explosive weight needs a classification to enter a magazine.
+        un_code: (neq > 0.0).then(|| "1.1D".to_string()),
         qualification: qualification.map(String::from),
     }
 }
