@@ -463,7 +463,7 @@ pub fn run(db: &str, key: &Path, cfg: &BenchConfig, scratch: &Path, progress: &m
         state.apply(&decode(b).map_err(AppError::Internal)?).map_err(|e| AppError::Internal(e.to_string()))?;
     }
     let rebuild = all.len() as f64 / t.elapsed().as_secs_f64();
-    let raw = raw_inserts(site.store().backend(), scratch, cfg.movements.min(200_000), avg + 64)?;
+    let raw = raw_inserts(site.store().backend(), db, scratch, cfg.movements.min(200_000), avg + 64)?;
     Ok(BenchReport {
         backend: site.store().backend().to_string(),
         entries,
@@ -484,9 +484,10 @@ fn site_submit(site: &mut Site, actor: Badge, command: Command, key: String, at:
 }
 
 /// Raw inserts of rows of the ledger's entry size into the same kind of backend, same settings.
-fn raw_inserts(backend: &str, scratch: &Path, rows: usize, row_bytes: usize) -> Result<f64> {
+fn raw_inserts(backend: &str, db: &str, scratch: &Path, rows: usize, row_bytes: usize) -> Result<f64> {
     match backend {
         "sqlite" => Ok(qm_store_sqlite::raw_insert_rate(&scratch.join("raw-baseline.db"), rows, row_bytes, 500)?),
+        "postgres" => Ok(qm_store_postgres::raw_insert_rate(db, rows, row_bytes, 500)?),
         other => Err(AppError::Usage(format!("no raw-insert baseline for backend {other} yet"))),
     }
 }

@@ -44,6 +44,37 @@ const SCHEMA_TABLE: &str = "CREATE TABLE qm_schema (
 const FETCH_ROWS: i32 = 2048;
 
 /// True when `db` names a PostgreSQL database rather than a file.
+/// The baseline for `qm bench`: inserts `rows` rows of `row_bytes` bytes into a scratch table of the
+/// same database (a text key with an index, as the ledger has), `batch` rows per transaction with one
+/// array insert each — the way `commit` writes — then drops the table; returns rows per second.
+pub fn raw_insert_rate(url: &str, rows: usize, row_bytes: usize, batch: usize) -> Result<f64> {
+    let store = PostgresStore::connect(url)?;
+    let mut client = store.client.into_inner();
+    client
+        .batch_execute("DROP TABLE IF EXISTS qm_bench_raw; CREATE TABLE qm_bench_raw (seq BIGINT PRIMARY KEY, idem TEXT NOT NULL, bytes BYTEA NOT NULL); CREATE INDEX ON qm_bench_raw (idem);")
+        .map_err(be)?;
+    let payload = vec![b'x'; row_bytes];
+    let start = std::time::Instant::now();
+    let mut seq = 0i64;
+    while (seq as usize) < rows {
+        let n = batch.max(1);
+        let seqs: Vec<i64> = (seq..seq + n as i64).collect();
+        let idems: Vec<String> = seqs.iter().map(|s| format!("k-{s}")).collect();
+        let bytes: Vec<&[u8]> = seqs.iter().map(|_| payload.as_slice()).collect();
+        let mut tx = client.transaction().map_err(be)?;
+        tx.execute(
+            "INSERT INTO qm_bench_raw (seq, idem, bytes) SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bytea[])",
+            &[&seqs, &idems, &bytes],
+        )
+        .map_err(be)?;
+        tx.commit().map_err(be)?;
+        seq += n as i64;
+    }
+    let rate = seq as f64 / start.elapsed().as_secs_f64().max(1e-9);
+    client.batch_execute("DROP TABLE qm_bench_raw").map_err(be)?;
+    Ok(rate)
+}
+
 pub fn is_url(db: &str) -> bool {
     db.starts_with("postgres://") || db.starts_with("postgresql://")
 }
