@@ -4,8 +4,8 @@
 use libfuzzer_sys::fuzz_target;
 use qm_server::api::*;
 
-fn check_items(items: &[String]) {
-    let _ = items(items);
+fn check_items(list: &[String]) {
+    let _ = items(list);
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -118,7 +118,7 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
             };
             let s = Site::init(&cli.db, &key_path(cli)?, &g)?;
             out.kv(&[
-                ("database", cli.db.clone()),
+                ("database", shown_db(&cli.db)),
                 ("key", key_path(cli)?.display().to_string()),
                 ("site", s.site_name()),
                 ("verifier_key", s.state().site.as_ref().map(|x| x.verifier_key.clone()).unwrap_or_default()),
@@ -636,6 +636,15 @@ fn load(cli: &Cli, batch: usize, batches: usize, run: &str) -> R<u8> {
         }
     }
     Ok(0)
+}
+
+/// The database as shown to people: a URL without its password (secrets never print).
+fn shown_db(db: &str) -> String {
+    if qm_store_postgres::is_url(db) {
+        qm_store_postgres::redacted(db)
+    } else {
+        db.to_string()
+    }
 }
 
 /// A fresh scratch directory for `qm bench`, removed when it ends.

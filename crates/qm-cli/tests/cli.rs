@@ -11,11 +11,13 @@ struct Run {
 
 struct Env {
     dir: tempfile::TempDir,
+    /// A PostgreSQL URL instead of the SQLite file, with its key file.
+    url: Option<String>,
 }
 
 impl Env {
     fn new() -> Env {
-        Env { dir: tempfile::tempdir().unwrap() }
+        Env { dir: tempfile::tempdir().unwrap(), url: None }
     }
     fn db(&self) -> PathBuf {
         self.dir.path().join("site.db")
@@ -26,14 +28,13 @@ impl Env {
     /// Runs qm as `actor` (PIN 1234) with the given arguments.
     fn qm_as(&self, actor: &str, args: &[&str]) -> Run {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_qm"));
-        cmd.current_dir(self.dir.path())
-            .env_clear()
-            .env("QM_DB", self.db())
-            .env("QM_ACTOR", actor)
-            .env("QM_PIN", "1234")
-            .env("QM_WITNESS_PIN", "1234")
-            .env("QM_NEW_PIN", "1234")
-            .args(args);
+        cmd.current_dir(self.dir.path()).env_clear();
+        if let Some(url) = &self.url {
+            cmd.env("QM_DB", url).env("QM_KEY", self.path("site.key"));
+        } else {
+            cmd.env("QM_DB", self.db());
+        }
+        cmd.env("QM_ACTOR", actor).env("QM_PIN", "1234").env("QM_WITNESS_PIN", "1234").env("QM_NEW_PIN", "1234").args(args);
         let out = cmd.output().unwrap();
         let run = Run {
             code: out.status.code().unwrap_or(-1),
@@ -919,4 +920,79 @@ fn a_database_url_needs_an_explicit_key() {
         assert_eq!(r.code, 2, "{args:?}: {}{}", r.stdout, r.stderr);
         assert!(r.stderr.contains("--key"), "{args:?}: {}", r.stderr);
     }
+}
+
+// ---- racing clients, on both backends (issue 5) -------------------------------------------------
+
+/// Runs the same command from `n` processes at once and returns their exit codes and stderr.
+fn race(e: &Env, n: usize, args: &[&str]) -> Vec<(i32, String)> {
+    let children: Vec<_> = (0..n)
+        .map(|_| {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_qm"));
+            cmd.current_dir(e.dir.path()).env_clear().env("QM_ACTOR", "0417").env("QM_PIN", "1234");
+            match &e.url {
+                Some(url) => cmd.env("QM_DB", url).env("QM_KEY", e.path("site.key")),
+                None => cmd.env("QM_DB", e.db()),
+            };
+            cmd.args(args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+        })
+        .collect()
+}
+
+fn racing_story(e: &Env) {
+    e.setup();
+    // Six clients issue the same rifle at the same moment: exactly one wins.
+    let r = race(e, 6, &["issue", "--to", "1001", "R-1043"]);
+    let wins = r.iter().filter(|(c, _)| *c == 0).count();
+    assert_eq!(wins, 1, "{r:?}");
+    for (code, err) in r.iter().filter(|(c, _)| *c != 0) {
+        assert!(
+            (*code == 3 && err.contains("serial R-1043 is issued to badge 1001"))
+                || err.contains("another writer appended first")
+                || err.contains("commit failed"),
+            "a loser gets a clear answer: {code} {err}"
+        );
+    }
+    // Six withdrawals of 400 from a lot of 1000: never negative, never a lost update.
+    let r = race(e, 6, &["issue", "--to", "1001", "--from", "ARM", "L-1:400"]);
+    let wins = r.iter().filter(|(c, _)| *c == 0).count() as i64;
+    assert!((1..=2).contains(&wins), "{r:?}");
+    let s = e.json("0417", &["stock", "--location", "ARM"]);
+    let left = s
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["lot"] == "L-1")
+        .map(|l| l["quantity"].as_str().unwrap().parse::<i64>().unwrap())
+        .unwrap_or(0);
+    assert_eq!(left, 1000 - 400 * wins, "the books show every acknowledged withdrawal and nothing else");
+    // The same idempotency key from four clients at once appends once.
+    let r = race(e, 4, &["issue", "--to", "0501", "R-1042", "--idempotency-key", "scan-1"]);
+    assert!(r.iter().any(|(c, _)| *c == 0), "{r:?}");
+    let log = e.json("0001", &["log", "--limit", "200"]);
+    let issued = log.as_array().unwrap().iter().filter(|l| l["summary"].as_str().unwrap().starts_with("issue: serial R-1042")).count();
+    assert_eq!(issued, 1, "{log}");
+    assert!(e.ok("0001", &["verify"]).contains("verify: OK"));
+}
+
+#[test]
+fn racing_clients_on_sqlite() {
+    racing_story(&Env::new());
+}
+
+#[test]
+fn racing_clients_on_postgresql() {
+    let admin = std::env::var("QM_TEST_POSTGRES_URL")
+        .expect("QM_TEST_POSTGRES_URL is not set: run scripts/test-all, which starts a throwaway PostgreSQL, or point it at a server you may create databases on");
+    let scratch = qm_store_postgres::scratch::ScratchDatabase::create(&admin).unwrap();
+    let mut e = Env::new();
+    e.url = Some(scratch.url().to_string());
+    racing_story(&e);
 }
