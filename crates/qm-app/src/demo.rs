@@ -32,12 +32,7 @@ impl Runner<'_> {
 }
 
 fn items(list: &[&str]) -> Result<Vec<ItemRef>> {
-    list.iter()
-        .map(|s| match s.split_once(':') {
-            Some((lot, q)) => Ok(ItemRef::Lot { lot: id(LotNo::parse(lot))?, quantity: Quantity::parse(q).map_err(AppError::Internal)? }),
-            None => Ok(ItemRef::Serial(id(Serial::parse(s))?)),
-        })
-        .collect()
+    list.iter().map(|s| ItemRef::parse(s).map_err(AppError::Internal)).collect()
 }
 
 /// Creates the demo site in `db` (key next to it) and runs one realistic day; returns the site and

@@ -28,10 +28,7 @@ fn p<T, E: std::fmt::Display>(r: Result<T, E>) -> R<T> {
 
 /// An item on the command line: SERIAL, LOT:QTY.
 fn item(s: &str) -> R<ItemRef> {
-    match s.split_once(':') {
-        Some((lot, q)) => Ok(ItemRef::Lot { lot: p(LotNo::parse(lot))?, quantity: p(Quantity::parse(q))? }),
-        None => Ok(ItemRef::Serial(p(Serial::parse(s))?)),
-    }
+    p(ItemRef::parse(s))
 }
 
 fn items(v: &[String]) -> R<Vec<ItemRef>> {

@@ -14,6 +14,17 @@ pub enum ItemRef {
     Lot { lot: LotNo, quantity: Quantity },
 }
 
+impl ItemRef {
+    /// An item as typed or scanned at every edge (CLI, API, web counter): `SERIAL` or `LOT:QUANTITY`.
+    pub fn parse(text: &str) -> Result<ItemRef, String> {
+        let text = text.trim();
+        match text.split_once(':') {
+            Some((lot, q)) => Ok(ItemRef::Lot { lot: LotNo::parse(lot).map_err(|e| e.to_string())?, quantity: Quantity::parse(q)? }),
+            None => Ok(ItemRef::Serial(Serial::parse(text).map_err(|e| e.to_string())?)),
+        }
+    }
+}
+
 /// One line of a receipt, which may bring a new serial or lot onto the books.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReceiptLine {

@@ -56,10 +56,7 @@ pub fn opt<T, E: std::fmt::Display>(v: &Option<String>, f: impl Fn(&str) -> Resu
 
 /// An item as typed or scanned: `SERIAL` or `LOT:QUANTITY`.
 pub fn item(s: &str) -> Result<ItemRef, ApiError> {
-    match s.trim().split_once(':') {
-        Some((lot, q)) => Ok(ItemRef::Lot { lot: id(LotNo::parse(lot))?, quantity: id(Quantity::parse(q))? }),
-        None => Ok(ItemRef::Serial(id(Serial::parse(s))?)),
-    }
+    id(ItemRef::parse(s))
 }
 
 pub fn items(v: &[String]) -> Result<Vec<ItemRef>, ApiError> {
