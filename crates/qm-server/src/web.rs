@@ -391,7 +391,7 @@ async fn counter_preview(State(st): State<AppState>, WebUser(p): WebUser, Form(f
                     }
                 }
             } @else {
-                @if let Some(e) = &pv.error { div.msg.err #refusal role="alert" { strong { "Refused. " } (e.message) } }
+                @if let Some(e) = &pv.error { div.msg.err #refusal role="alert" { strong { "Refused: " } (e.message.strip_prefix("refused: ").unwrap_or(&e.message)) } }
                 p { "Nothing was recorded." }
             }
             p { a #back href=(back_link(&q)) { "Back and change (Esc)" } }
@@ -477,7 +477,7 @@ async fn counter_confirm(State(st): State<AppState>, WebUser(p): WebUser, Client
                 "Counter",
                 Some(&p),
                 "Counter",
-                counter_form(&p, &q, &locs, Some(html! { div.msg.err #refusal role="alert" { strong { "Refused. " } (e.message) } })),
+                counter_form(&p, &q, &locs, Some(html! { div.msg.err #refusal role="alert" { strong { "Refused: " } (e.message.strip_prefix("refused: ").unwrap_or(&e.message)) } })),
             ),
         )
             .into_response()),

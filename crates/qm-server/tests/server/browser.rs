@@ -81,6 +81,11 @@ async fn sign_in_as(b: &WebDriver, url: &str, badge: &str, password: &str) {
     b.goto(format!("{url}/signin")).await.unwrap();
     b.find(By::Id("badge")).await.unwrap().send_keys(badge).await.unwrap();
     b.find(By::Id("password")).await.unwrap().send_keys(format!("{password}{ENTER}")).await.unwrap();
+    // Under load (other tests share the two cores) the next page can take a while: poll, bounded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while b.find(By::Css("header .who")).await.is_err() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     if b.find(By::Css("header .who")).await.is_err() {
         shot(b, &format!("failed-signin-{badge}")).await;
         let body = b.find(By::Css("main")).await.unwrap().text().await.unwrap_or_default();
