@@ -759,6 +759,23 @@ impl Site {
             .collect()
     }
 
+    /// Calls `f` with every entry of the ledger, decoded, oldest first, streaming from the store
+    /// without copies (for reports that must see all of history). Stops at the first error.
+    pub fn for_each_envelope(&self, f: &mut dyn FnMut(Envelope) -> Result<()>) -> Result<()> {
+        let mut failure = None;
+        self.store.scan_entries(0, &mut |seq, _, bytes, _| {
+            let r = decode(bytes).map_err(|m| AppError::Internal(format!("entry {seq}: {m}"))).and_then(&mut *f);
+            match r {
+                Ok(()) => true,
+                Err(e) => {
+                    failure = Some(e);
+                    false
+                }
+            }
+        })?;
+        failure.map_or(Ok(()), Err)
+    }
+
     pub fn envelope(&self, seq: u64) -> Result<Envelope> {
         self.read_envelopes(seq, seq)?
             .into_iter()

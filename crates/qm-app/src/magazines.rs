@@ -1,7 +1,7 @@
 //! Explosives and ammunition views: magazine NEQ against limits, quantity-distance figures, lot life
 //! (expiring, expired, suspended) and the daily summary of magazine transactions (27 CFR 555.127).
 
-use crate::{decode, AppError, Result, Site};
+use crate::{AppError, Result, Site};
 use qm_core::event::Line;
 use qm_core::safety::fmt_kg;
 use qm_core::*;
@@ -286,54 +286,48 @@ pub fn dsmt(site: &Site, magazine: &LocationId, date: Date) -> Result<Dsmt> {
     let mut removals: BTreeMap<Key, Vec<DsmtMovement>> = BTreeMap::new();
     let mut flows: BTreeMap<Key, (i64, i64)> = BTreeMap::new();
     let mut after_day = false;
-    let mut from = 0;
-    loop {
-        let page = site.store().read_entries(from, 4096)?;
-        let Some(last) = page.last() else { break };
-        from = last.seq + 1;
-        for e in &page {
-            let env = decode(&e.bytes).map_err(|m| AppError::Internal(format!("entry {}: {m}", e.seq)))?;
-            let Event::Movement { kind, from: f, to, lines, document } = &env.event else { continue };
-            let (fin, tin) = (inside(f), inside(to));
-            if fin == tin {
+    site.for_each_envelope(&mut |env| {
+        let Event::Movement { kind, from: f, to, lines, document } = &env.event else { return Ok(()) };
+        let (fin, tin) = (inside(f), inside(to));
+        if fin == tin {
+            return Ok(());
+        }
+        if env.at >= day_end {
+            after_day = true;
+            return Ok(());
+        }
+        for line in lines {
+            let key: Key = match line {
+                Line::Serial { item_type, .. } => (item_type.clone(), None),
+                Line::Lot { item_type, lot, .. } => (item_type.clone(), Some(lot.clone())),
+            };
+            let q = line.quantity().0;
+            let signed = if tin { q } else { -q };
+            if env.at < day_start {
+                *opening.entry(key).or_default() += signed;
                 continue;
             }
-            if env.at >= day_end {
-                after_day = true;
-                continue;
-            }
-            for line in lines {
-                let key: Key = match line {
-                    Line::Serial { item_type, .. } => (item_type.clone(), None),
-                    Line::Lot { item_type, lot, .. } => (item_type.clone(), Some(lot.clone())),
-                };
-                let q = line.quantity().0;
-                let signed = if tin { q } else { -q };
-                if env.at < day_start {
-                    *opening.entry(key).or_default() += signed;
-                    continue;
-                }
-                let m = DsmtMovement {
-                    seq: env.seq,
-                    at: qm_core::rules::when(env.at),
-                    quantity: Quantity(q).to_string(),
-                    by: env.actor.to_string(),
-                    witness: env.witness.as_ref().map(|w| w.to_string()),
-                    kind: kind.to_string(),
-                    counterpart: if tin { f.to_string() } else { to.to_string() },
-                    document: document.clone(),
-                };
-                let fl = flows.entry(key.clone()).or_default();
-                if tin {
-                    fl.0 += q;
-                    receipts.entry(key).or_default().push(m);
-                } else {
-                    fl.1 += q;
-                    removals.entry(key).or_default().push(m);
-                }
+            let m = DsmtMovement {
+                seq: env.seq,
+                at: qm_core::rules::when(env.at),
+                quantity: Quantity(q).to_string(),
+                by: env.actor.to_string(),
+                witness: env.witness.as_ref().map(|w| w.to_string()),
+                kind: kind.to_string(),
+                counterpart: if tin { f.to_string() } else { to.to_string() },
+                document: document.clone(),
+            };
+            let fl = flows.entry(key.clone()).or_default();
+            if tin {
+                fl.0 += q;
+                receipts.entry(key).or_default().push(m);
+            } else {
+                fl.1 += q;
+                removals.entry(key).or_default().push(m);
             }
         }
-    }
+        Ok(())
+    })?;
     let keys: BTreeSet<Key> = opening.keys().chain(flows.keys()).cloned().collect();
     let mut lines = vec![];
     let mut closing: BTreeMap<Key, i64> = BTreeMap::new();

@@ -1,6 +1,6 @@
 //! Read-only views of the books for the CLI (and later the API): stock, where, history, custody, transfers, counts, log.
 
-use crate::{decode, AppError, Result, Site};
+use crate::{AppError, Result, Site};
 use qm_core::event::{DiscrepancyFacts, Line};
 use qm_core::rules::when;
 use qm_core::*;
@@ -283,20 +283,12 @@ pub fn history(site: &Site, what: &str) -> Result<Vec<LogLine>> {
         return Err(AppError::Rejected(Rejection::NotFound { what: "serial or lot", id: what.to_string() }));
     }
     let mut out = vec![];
-    let mut from = 0;
-    loop {
-        let page = site.store().read_entries(from, 4096)?;
-        let Some(last) = page.last() else { break };
-        from = last.seq + 1;
-        for e in &page {
-            let env = decode(&e.bytes).map_err(|m| AppError::Internal(format!("entry {}: {m}", e.seq)))?;
-            let hit =
-                serial.as_ref().is_some_and(|s| env.event.mentions_serial(s)) || lot.as_ref().is_some_and(|l| env.event.mentions_lot(l));
-            if hit {
-                out.push(log_line(&env));
-            }
+    site.for_each_envelope(&mut |env| {
+        if serial.as_ref().is_some_and(|s| env.event.mentions_serial(s)) || lot.as_ref().is_some_and(|l| env.event.mentions_lot(l)) {
+            out.push(log_line(&env));
         }
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 

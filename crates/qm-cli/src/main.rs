@@ -73,14 +73,21 @@ fn write(site: &mut Site, who: &Who, command: Command, out: &Out) -> R<u8> {
     Ok(0)
 }
 
-/// Authenticates the actor (and witness) and runs one command; checkpoints after a write.
-fn exec(site: &mut Site, who: &Who, command: Command) -> R<qm_app::Outcome> {
+/// Checks the actor's badge and PIN; a failure is recorded in the ledger as a denied `operation`.
+/// Every command that acts goes through here.
+pub(crate) fn sign_in(site: &mut Site, who: &Who, operation: &str) -> R<Badge> {
     let actor = p(Badge::parse(who.actor.as_deref().ok_or_else(|| usage("give --actor BADGE (or QM_ACTOR) and the PIN in QM_PIN"))?))?;
     let pin = who.pin.as_deref().ok_or_else(|| usage("give the actor's PIN in QM_PIN (or --pin)"))?;
     if let Err(e) = site.authenticate(&actor, pin) {
-        site.record_denial(actor.as_str(), command.name(), "badge or PIN not accepted", now())?;
+        site.record_denial(actor.as_str(), operation, "badge or PIN not accepted", now())?;
         return Err(e);
     }
+    Ok(actor)
+}
+
+/// Authenticates the actor (and witness) and runs one command; checkpoints after a write.
+fn exec(site: &mut Site, who: &Who, command: Command) -> R<qm_app::Outcome> {
+    let actor = sign_in(site, who, command.name())?;
     let witness = match &who.witness {
         Some(w) => {
             let w = p(Badge::parse(w))?;
@@ -318,8 +325,7 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
         Cmd::Import { kind, file } => {
             let kind = p(qm_app::import::ImportKind::parse(kind))?;
             let mut s = open()?;
-            let actor = p(Badge::parse(who.actor.as_deref().ok_or_else(|| usage("give --actor BADGE and QM_PIN"))?))?;
-            s.authenticate(&actor, who.pin.as_deref().ok_or_else(|| usage("give the actor's PIN in QM_PIN"))?)?;
+            let actor = sign_in(&mut s, who, "import")?;
             let bar = output::progress(out);
             let report = qm_app::import::import(&mut s, kind, std::path::Path::new(file), &actor, now(), &mut |done, total| {
                 bar.set_length(total);
@@ -590,8 +596,7 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
 fn load(cli: &Cli, batch: usize, batches: usize, run: &str) -> R<u8> {
     use std::io::Write;
     let mut site = open_site(cli)?;
-    let armorer = p(Badge::parse(cli.who.actor.as_deref().ok_or_else(|| usage("give --actor BADGE and QM_PIN"))?))?;
-    site.authenticate(&armorer, cli.who.pin.as_deref().ok_or_else(|| usage("give the actor's PIN in QM_PIN"))?)?;
+    let armorer = sign_in(&mut site, &cli.who, "load")?;
     site.start_writer()?;
     let rack = LocationId::parse("D11-RACK-A").map_err(usage)?;
     let rifles: Vec<Serial> =

@@ -221,22 +221,11 @@ fn dsmt_text(d: &magazines::Dsmt) -> String {
     s
 }
 
-fn actor(cli: &Cli, site: &mut qm_app::Site, operation: &str) -> R<Badge> {
-    let actor =
-        Badge::parse(cli.who.actor.as_deref().ok_or_else(|| usage("give --actor BADGE (or QM_ACTOR) and QM_PIN"))?).map_err(usage)?;
-    let pin = cli.who.pin.as_deref().ok_or_else(|| usage("give the actor's PIN in QM_PIN"))?;
-    if let Err(e) = site.authenticate(&actor, pin) {
-        site.record_denial(actor.as_str(), operation, "badge or PIN not accepted", OffsetDateTime::now_utc())?;
-        return Err(e);
-    }
-    Ok(actor)
-}
-
 fn conditions(cli: &Cli, c: &ConditionsCmd, out: &Out) -> R<u8> {
     let mut site = crate::open_site(cli)?;
     match c {
         ConditionsCmd::Record { location, temperature_c, humidity_pct, at } => {
-            let who = actor(cli, &mut site, "record_readings")?;
+            let who = crate::sign_in(&mut site, &cli.who, "record_readings")?;
             let now = OffsetDateTime::now_utc();
             let at = at.as_deref().map(time_arg).transpose()?.unwrap_or(now);
             let key = cli.who.idempotency_key.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
@@ -252,7 +241,7 @@ fn conditions(cli: &Cli, c: &ConditionsCmd, out: &Out) -> R<u8> {
             Ok(0)
         }
         ConditionsCmd::Import { file } => {
-            let who = actor(cli, &mut site, "record_readings")?;
+            let who = crate::sign_in(&mut site, &cli.who, "record_readings")?;
             let bar = crate::output::progress(out);
             let r =
                 qm_app::conditions::import_readings(&mut site, std::path::Path::new(file), &who, OffsetDateTime::now_utc(), &mut |d, t| {
