@@ -85,10 +85,11 @@ impl Site {
             idempotency_key: idempotency_key.to_string(),
             at,
         };
+        self.ensure_fresh()?;
         let mut commit = Commit::default();
         let staged = self.stage_one(&req, &mut commit);
         if let Err(AppError::Internal(_)) = &staged {
-            let _ = self.reload();
+            self.resync();
             return staged;
         }
         if let Ok(o) = &staged {

@@ -110,6 +110,13 @@ fn code(unit: &str) -> String {
 
 /// Opens the demo database at `db`, or creates it (with its key at `key`) when it does not exist yet.
 pub fn open_or_create(db: &str, key: &Path, now: OffsetDateTime) -> Result<Site> {
+    if qm_store_postgres::is_url(db) {
+        // A PostgreSQL database: open our schema if it is there, create the demo in it if it is empty.
+        return match Site::open(db, Some(key)) {
+            Err(crate::AppError::Store(qm_store::StoreError::Missing(_))) => create(db, key, now),
+            other => other,
+        };
+    }
     if Path::new(db).exists() {
         return Site::open(db, Some(key));
     }

@@ -59,6 +59,7 @@ impl AppError {
         match self {
             AppError::Rejected(r) => r.code(),
             AppError::BadCredentials { .. } => "auth.pin",
+            AppError::Store(StoreError::Unavailable(_)) => "store.unavailable",
             AppError::Store(_) => "store",
             AppError::Ledger(_) => "ledger",
             AppError::Usage(_) => "usage",
@@ -217,6 +218,10 @@ pub struct Site {
     /// Outcomes of batches handed to the writer and not yet finished, by idempotency key, so a
     /// retry arriving meanwhile gets the first result.
     in_flight: HashMap<String, Outcome>,
+    /// Set when a commit failed and the books could not be re-read from the store (the database went
+    /// away): the books in memory may hold changes that were never recorded, so nothing is read or
+    /// written until `ensure_fresh` re-reads them.
+    stale: Option<String>,
 }
 
 /// Work for the writer thread, done in order.
@@ -288,6 +293,7 @@ impl Site {
             db: db.to_string(),
             writer: None,
             in_flight: HashMap::new(),
+            stale: None,
         };
         let verifier = site.key.as_ref().map(SiteKey::verifier_key).unwrap_or_default();
         let events = genesis(g.site, &verifier, g.root_unit, g.root_unit_name, g.admin, g.admin_name, &pin_hash);
@@ -307,7 +313,7 @@ impl Site {
             _ => None,
         };
         let (state, frontier) = load(store.as_ref())?;
-        Ok(Site { store, state, frontier, key, db: db.to_string(), writer: None, in_flight: HashMap::new() })
+        Ok(Site { store, state, frontier, key, db: db.to_string(), writer: None, in_flight: HashMap::new(), stale: None })
     }
 
     /// Replaces the safety tables the rules read (an organization's national tables).
@@ -353,15 +359,15 @@ impl Site {
             }],
             corrects: None,
         };
+        self.ensure_fresh()?;
         let mut commit = Commit::default();
         let key = format!("denied-{}", uuid::Uuid::now_v7());
         if let Err(e) = self.stage(&actor, None, &key, at, denied, &mut commit) {
-            let _ = self.reload();
+            self.resync();
             return Err(e);
         }
         if let Err(e) = self.flush(commit) {
-            let _ = self.reload();
-            return Err(e);
+            return self.commit_failed(e, &key).map_or(Ok(()), Err);
         }
         Ok(())
     }
@@ -394,11 +400,13 @@ impl Site {
     pub fn execute_batch(&mut self, reqs: Vec<Request>) -> Vec<Result<Outcome>> {
         let (mut results, accepted, commit) = self.stage_batch(reqs);
         let Some(commit) = commit else { return results };
+        let first_key = commit.entries.first().map(|e| e.idempotency_key.clone()).unwrap_or_default();
         if let Err(e) = self.flush(commit) {
-            let msg = e.to_string();
-            let _ = self.reload();
-            for i in accepted {
-                results[i] = Err(AppError::Internal(format!("commit failed, nothing was recorded: {msg}")));
+            if let Some(err) = self.commit_failed(e, &first_key) {
+                let msg = err.to_string();
+                for i in accepted {
+                    results[i] = Err(same_error(&err, &msg));
+                }
             }
         }
         results
@@ -515,9 +523,19 @@ impl Site {
             }
             Err(msg) => {
                 self.in_flight.clear();
-                let _ = self.reload();
-                for i in ticket.accepted {
-                    ticket.results[i] = Err(AppError::Internal(format!("commit failed, nothing was recorded: {msg}")));
+                let first_key = ticket
+                    .accepted
+                    .first()
+                    .and_then(|i| ticket.results.get(*i))
+                    .and_then(|r| r.as_ref().ok())
+                    .and_then(|o| o.entries.first())
+                    .map(|e| e.idempotency_key.clone())
+                    .unwrap_or_default();
+                if let Some(err) = self.commit_failed(StoreError::Backend(msg), &first_key) {
+                    let msg = err.to_string();
+                    for i in ticket.accepted {
+                        ticket.results[i] = Err(same_error(&err, &msg));
+                    }
                 }
             }
         }
@@ -527,6 +545,10 @@ impl Site {
     /// Validates and stages a batch: results, the indexes of accepted requests, and the commit to write.
     #[allow(clippy::type_complexity)]
     fn stage_batch(&mut self, reqs: Vec<Request>) -> (Vec<Result<Outcome>>, Vec<usize>, Option<Commit>) {
+        if let Err(e) = self.ensure_fresh() {
+            let msg = e.to_string();
+            return (reqs.iter().map(|_| Err(same_error(&e, &msg))).collect(), vec![], None);
+        }
         let mut results: Vec<Result<Outcome>> = Vec::with_capacity(reqs.len());
         let mut commit = Commit::default();
         let mut in_batch: HashMap<String, usize> = HashMap::new();
@@ -535,8 +557,9 @@ impl Site {
         let used = match self.store.used_idempotency_keys(&keys) {
             Ok(u) => u,
             Err(e) => {
-                let msg = e.to_string();
-                return (reqs.iter().map(|_| Err(AppError::Internal(format!("reading idempotency keys: {msg}")))).collect(), vec![], None);
+                let e = AppError::Store(e);
+                let msg = format!("reading idempotency keys: {e}");
+                return (reqs.iter().map(|_| Err(same_error(&e, &msg))).collect(), vec![], None);
             }
         };
         for req in reqs {
@@ -561,7 +584,7 @@ impl Site {
             Err(e) => e.to_string(),
             Ok(_) => String::new(),
         };
-        let _ = self.reload();
+        self.resync();
         (0..n).map(|_| Err(AppError::Internal(format!("batch abandoned, nothing was recorded: {msg}")))).collect()
     }
 
@@ -663,7 +686,54 @@ impl Site {
         let (state, frontier) = load(self.store.as_ref())?;
         self.state = state;
         self.frontier = frontier;
+        self.stale = None;
         Ok(())
+    }
+
+    /// After a failed commit or an abandoned batch the books in memory may hold changes the store
+    /// does not: re-read them, or, when the store cannot be read, refuse everything until it can.
+    pub(crate) fn resync(&mut self) {
+        if let Err(e) = self.reload() {
+            self.stale = Some(e.to_string());
+        }
+    }
+
+    /// True while the books could not be re-read after a failed commit (see `ensure_fresh`).
+    pub fn is_stale(&self) -> bool {
+        self.stale.is_some()
+    }
+
+    /// Re-reads the books if a failed commit left them unsure; an error while the database is still away.
+    pub fn ensure_fresh(&mut self) -> Result<()> {
+        let Some(before) = self.stale.clone() else { return Ok(()) };
+        self.reload().map_err(|e| {
+            AppError::Store(StoreError::Unavailable(format!("a commit failed ({before}) and the books cannot be re-read yet: {e}")))
+        })
+    }
+
+    /// After a commit returned an error: re-reads the books and tells whether the commit landed after
+    /// all (the connection can drop after the database committed). `None`: it landed, report success.
+    /// Otherwise the error to report: nothing recorded, or — when the database is away and that cannot
+    /// be told — that the outcome is unknown and the same idempotency key must be retried.
+    fn commit_failed(&mut self, e: impl Into<AppError>, key: &str) -> Option<AppError> {
+        let e: AppError = e.into();
+        self.resync();
+        if self.stale.is_some() {
+            return Some(AppError::Store(StoreError::Unavailable(format!(
+                "the commit did not complete ({e}); whether it was recorded is not known until the database is back: \
+                 retry with the same idempotency key"
+            ))));
+        }
+        if !key.is_empty() && self.store.used_idempotency_keys(&[key]).is_ok_and(|u| u.contains(key)) {
+            return None;
+        }
+        Some(match e {
+            AppError::Store(StoreError::Unavailable(m)) => {
+                AppError::Store(StoreError::Unavailable(format!("the commit did not complete, nothing was recorded: {m}")))
+            }
+            AppError::Store(StoreError::Conflict { seq }) => AppError::Store(StoreError::Conflict { seq }),
+            other => AppError::Internal(format!("commit failed, nothing was recorded: {other}")),
+        })
     }
 
     /// Stages one request into `commit` (for ingest paths that add their own data to the commit).
@@ -678,9 +748,9 @@ impl Site {
 
     /// Commits, or reloads the books from the store if the commit fails.
     pub(crate) fn flush_or_reload(&mut self, commit: Commit) -> Result<()> {
+        let first_key = commit.entries.first().map(|e| e.idempotency_key.clone()).unwrap_or_default();
         if let Err(e) = self.flush(commit) {
-            let _ = self.reload();
-            return Err(e);
+            return self.commit_failed(e, &first_key).map_or(Ok(()), Err);
         }
         Ok(())
     }
@@ -691,6 +761,7 @@ impl Site {
         reqs: Vec<Request>,
         progress: &mut dyn FnMut(u64),
     ) -> std::result::Result<Vec<Outcome>, (usize, AppError)> {
+        self.ensure_fresh().map_err(|e| (0, e))?;
         let mut commit = Commit::default();
         let mut outcomes = vec![];
         let in_batch = HashMap::new();
@@ -698,16 +769,18 @@ impl Site {
             match self.stage_request(req, &mut commit, &in_batch, &[], None) {
                 Ok(o) => outcomes.push(o),
                 Err(e) => {
-                    let _ = self.reload();
+                    self.resync();
                     return Err((i, e));
                 }
             }
             progress(1);
         }
         if !commit.entries.is_empty() {
+            let first_key = commit.entries.first().map(|e| e.idempotency_key.clone()).unwrap_or_default();
             if let Err(e) = self.flush(commit) {
-                let _ = self.reload();
-                return Err((reqs.len(), e));
+                if let Some(e) = self.commit_failed(e, &first_key) {
+                    return Err((reqs.len(), e));
+                }
             }
         }
         Ok(outcomes)
@@ -880,6 +953,17 @@ fn startup_check(store: &dyn Store, state: &State, frontier: &Frontier) -> Resul
         return Err(damaged(format!("the tree of size {} no longer has the root the site signed", cp.size)));
     }
     Ok(())
+}
+
+/// The same error for every request of a failed batch (errors are not `Clone`).
+fn same_error(e: &AppError, msg: &str) -> AppError {
+    match e {
+        AppError::Store(StoreError::Unavailable(_)) => {
+            AppError::Store(StoreError::Unavailable(msg.strip_prefix("the database is unavailable: ").unwrap_or(msg).to_string()))
+        }
+        AppError::Store(StoreError::Conflict { seq }) => AppError::Store(StoreError::Conflict { seq: *seq }),
+        _ => AppError::Internal(msg.strip_prefix("internal error: ").unwrap_or(msg).to_string()),
+    }
 }
 
 /// The libraries do not own a logger; a failed checkpoint after a durable commit is reported on stderr

@@ -75,7 +75,8 @@ pub enum Cmd {
     },
     /// Create a demo database, run a realistic day, print stock, a count reconciliation and verify.
     Demo {
-        /// Where to write the demo database (replaced if it is a previous demo).
+        /// Where to write the demo database (a file, replaced if it is a previous demo; or an empty
+        /// PostgreSQL database's URL, with --key).
         #[arg(long, default_value = "demo-data/demo.db")]
         out: String,
     },

@@ -129,7 +129,7 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
             ]);
             Ok(0)
         }
-        Cmd::Demo { out: path } => output::demo(path, out),
+        Cmd::Demo { out: path } => output::demo(path, cli.key.as_deref(), out),
         Cmd::Serve { addr, config, demo } => serve::serve(serve::ServeArgs {
             db: &cli.db,
             key: cli.key.as_deref(),
@@ -641,7 +641,7 @@ fn load(cli: &Cli, batch: usize, batches: usize, run: &str) -> R<u8> {
 }
 
 /// The database as shown to people: a URL without its password (secrets never print).
-fn shown_db(db: &str) -> String {
+pub(crate) fn shown_db(db: &str) -> String {
     if qm_store_postgres::is_url(db) {
         qm_store_postgres::redacted(db)
     } else {

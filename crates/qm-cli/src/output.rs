@@ -321,15 +321,23 @@ pub fn progress(out: &Out) -> indicatif::ProgressBar {
 }
 
 /// `qm demo`: a fresh demo site, a day of operations, and what an armorer and an inspector would look at.
-pub fn demo(path: &str, out: &Out) -> Result<u8, AppError> {
+pub fn demo(path: &str, key: Option<&str>, out: &Out) -> Result<u8, AppError> {
     use qm_core::*;
+    let url = qm_store_postgres::is_url(path);
     let db = std::path::Path::new(path);
-    let key = qm_app::default_key_path(db);
-    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+    let key = match key {
+        Some(k) => std::path::PathBuf::from(k),
+        None if url => {
+            return Err(AppError::Usage("--out is a PostgreSQL URL: pass --key FILE for the demo site's signing key".into()));
+        }
+        None => qm_app::default_key_path(db),
+    };
+    if let Some(dir) = db.parent().filter(|d| !url && !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| AppError::Usage(format!("cannot create {}: {e}", dir.display())))?;
     }
-    // Replace only a previous demo: a file whose site is the demo site.
-    if db.exists() {
+    // Replace only a previous demo: a file whose site is the demo site. (A PostgreSQL database is
+    // never replaced: its history cannot be deleted; `Site::init` refuses one that holds a site.)
+    if !url && db.exists() {
         let previous = qm_app::Site::open(path, None).map(|s| s.site_name());
         if previous.as_deref().ok() != Some("demo.quartermaster") {
             return Err(AppError::Usage(format!("{path} exists and is not a demo database; choose another --out")));
@@ -359,6 +367,7 @@ pub fn demo(path: &str, out: &Out) -> Result<u8, AppError> {
     let stock = stock(site.state(), &StockFilter::default());
     let count_view = count_view(site.state(), &count)?;
     let report = qm_app::verify::verify(site.store(), &qm_app::verify::VerifyOptions::default());
+    let path = crate::shown_db(path);
     if out.json {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({"database": path, "stock": stock, "count": count_view, "refusal_example": refusal, "verify": report, "verify_ok": report.ok()})).unwrap_or_default());
     } else {
@@ -371,7 +380,11 @@ pub fn demo(path: &str, out: &Out) -> Result<u8, AppError> {
         println!("== Verify ==");
         out.verify(&report);
         println!("\nTry it (every demo PIN is {}):", qm_app::demo::DEMO_PIN);
-        println!("  export QM_DB={path} QM_ACTOR=0417 QM_PIN={}", qm_app::demo::DEMO_PIN);
+        if url {
+            println!("  export QM_DB=<the URL> QM_KEY={} QM_ACTOR=0417 QM_PIN={}", key.display(), qm_app::demo::DEMO_PIN);
+        } else {
+            println!("  export QM_DB={path} QM_ACTOR=0417 QM_PIN={}", qm_app::demo::DEMO_PIN);
+        }
         println!("  qm stock --location D11-ARM    qm where R-1042    qm history R-1049    qm custody 1001    qm log");
         println!("  qm issue --to 1001 R-1043      qm return --from 1001 --to D11-RACK-A R-1043");
         println!("  qm prove 40    qm verify");

@@ -30,12 +30,18 @@ pub fn serve(a: ServeArgs) -> Result<u8, AppError> {
     if let Some(k) = a.key {
         c.key = Some(k.to_string());
     }
+    if qm_store_postgres::is_url(&c.db) && c.key.is_none() {
+        return Err(AppError::Usage(
+            "--db is a PostgreSQL URL: pass --key FILE (the site's signing key; it is never kept in the database)".into(),
+        ));
+    }
     if let Some(addr) = a.addr {
         c.addr = addr.to_string();
     }
     let site = if a.demo {
-        let fresh = !Path::new(&c.db).exists();
-        if fresh {
+        if qm_store_postgres::is_url(&c.db) {
+            eprintln!("opening {} (the demo organization is created there if the database is empty) …", crate::shown_db(&c.db));
+        } else if !Path::new(&c.db).exists() {
             eprintln!("creating the demo organization in {} (a few seconds) …", c.db);
         }
         qm_app::demo_org::open_or_create(&c.db, &c.key_path(), time::OffsetDateTime::now_utc())?
@@ -48,7 +54,7 @@ pub fn serve(a: ServeArgs) -> Result<u8, AppError> {
     let db = c.db.clone();
     runtime.block_on(async move {
         let running = qm_server::start_with(c, site, shutdown_signal()).await.map_err(AppError::Usage)?;
-        println!("Quartermaster is serving http://{}/  (database {db}; Ctrl-C stops it)", running.addr);
+        println!("Quartermaster is serving http://{}/  (database {}; Ctrl-C stops it)", running.addr, crate::shown_db(&db));
         if demo {
             println!(
                 "Demo sign-ins (password {:?}; PIN {} for the counter and witnesses):",

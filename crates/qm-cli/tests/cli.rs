@@ -783,10 +783,13 @@ fn the_daily_summary_of_magazine_transactions() {
 /// Starts `qm load` (pipelined issues and returns) and collects the keys it acknowledges.
 fn start_load(e: &Env, run: &str) -> (std::process::Child, std::thread::JoinHandle<Vec<String>>) {
     use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_qm"))
-        .current_dir(e.dir.path())
-        .env_clear()
-        .env("QM_DB", e.db())
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_qm"));
+    cmd.current_dir(e.dir.path()).env_clear();
+    match &e.url {
+        Some(url) => cmd.env("QM_DB", url).env("QM_KEY", e.path("site.key")),
+        None => cmd.env("QM_DB", e.db()),
+    };
+    let mut child = cmd
         .env("QM_ACTOR", "0417")
         .env("QM_PIN", "1234")
         .args(["load", "--batch", "50", "--run", run])
@@ -800,22 +803,44 @@ fn start_load(e: &Env, run: &str) -> (std::process::Child, std::thread::JoinHand
 }
 
 fn stored_keys(e: &Env) -> std::collections::HashSet<String> {
-    let c = rusqlite::Connection::open(e.db()).unwrap();
-    let mut st = c.prepare("SELECT idem FROM entries").unwrap();
-    st.query_map([], |r| r.get::<_, String>(0)).unwrap().map(Result::unwrap).collect()
+    let db = e.url.clone().unwrap_or_else(|| e.db().to_str().unwrap().to_string());
+    let store = qm_app::open_store(&db, false).unwrap();
+    let mut keys = std::collections::HashSet::new();
+    store
+        .scan_entries(0, &mut |_, idem, _, _| {
+            keys.insert(idem.to_string());
+            true
+        })
+        .unwrap();
+    keys
 }
 
 #[test]
-fn every_acknowledged_movement_survives_sigkill() {
+fn every_acknowledged_movement_survives_sigkill_on_sqlite() {
     let e = Env::new();
     e.ok("0001", &["demo", "--out", "site.db"]);
+    sigkill_story(&e);
+}
+
+#[test]
+fn every_acknowledged_movement_survives_sigkill_on_postgresql() {
+    let admin = std::env::var(qm_store_postgres::scratch::TEST_URL_VAR).expect(qm_store_postgres::scratch::HOW_TO_RUN);
+    let scratch = qm_store_postgres::scratch::ScratchDatabase::create(&admin).unwrap();
+    let mut e = Env::new();
+    e.url = Some(scratch.url().to_string());
+    e.ok("0001", &["demo", "--out", scratch.url()]);
+    sigkill_story(&e);
+}
+
+/// `qm load` (the library's pipelined group commit) killed 20+ times at random moments.
+fn sigkill_story(e: &Env) {
     let mut acked: Vec<String> = vec![];
     // A small deterministic generator for the kill moments: 20+ kills, bounded in time.
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     let started = std::time::Instant::now();
     let mut kills = 0;
     while kills < 22 && started.elapsed() < std::time::Duration::from_secs(120) {
-        let (mut child, reader) = start_load(&e, &format!("k{kills}"));
+        let (mut child, reader) = start_load(e, &format!("k{kills}"));
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
@@ -829,7 +854,7 @@ fn every_acknowledged_movement_survives_sigkill() {
     }
     assert!(kills >= 20, "only {kills} kills in the time bound");
     assert!(acked.len() > 100, "the load acknowledged too little to mean anything: {}", acked.len());
-    let stored = stored_keys(&e);
+    let stored = stored_keys(e);
     let lost: Vec<&String> = acked.iter().filter(|k| !stored.contains(*k)).collect();
     assert!(lost.is_empty(), "{} acknowledged movements are not in the ledger, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
     // The books equal a replay of the ledger, every checkpoint holds, and the site opens for writing.

@@ -47,7 +47,7 @@ impl ApiError {
 }
 
 /// The CLI's classification, as HTTP: refused 409 (403 for `permission.*`), bad credentials 401,
-/// not found 404, invalid input 422, anything else 500.
+/// not found 404, invalid input 422, the database unreachable 503, anything else 500.
 pub fn status_of(e: &AppError) -> StatusCode {
     match e {
         AppError::Rejected(Rejection::Refused { rule, .. }) if rule.starts_with("permission.") => StatusCode::FORBIDDEN,
@@ -55,6 +55,7 @@ pub fn status_of(e: &AppError) -> StatusCode {
         AppError::BadCredentials { .. } => StatusCode::UNAUTHORIZED,
         AppError::Rejected(Rejection::NotFound { .. }) | AppError::Store(StoreError::Missing(_)) => StatusCode::NOT_FOUND,
         AppError::Rejected(Rejection::Invalid(_)) | AppError::Usage(_) | AppError::Import { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        AppError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -62,7 +63,7 @@ pub fn status_of(e: &AppError) -> StatusCode {
 impl From<AppError> for ApiError {
     fn from(e: AppError) -> ApiError {
         let status = status_of(&e);
-        if status == StatusCode::INTERNAL_SERVER_ERROR {
+        if status == StatusCode::INTERNAL_SERVER_ERROR || status == StatusCode::SERVICE_UNAVAILABLE {
             tracing::error!(code = e.code(), "{e}");
         }
         ApiError { status, code: e.code().to_string(), message: e.to_string() }

@@ -10,7 +10,9 @@ pub const BATCH_MAX: usize = 256;
 /// Requests waiting for the worker before senders wait too (back-pressure).
 pub const QUEUE_MAX: usize = 4096;
 
-type Call = Box<dyn FnOnce(&mut Site) + Send>;
+/// A read or other work on the site; given an error instead when the books cannot be trusted yet
+/// (a commit failed and the database is still away, see `Site::ensure_fresh`).
+type Call = Box<dyn FnOnce(Result<&mut Site, AppError>) + Send>;
 
 enum Job {
     Execute(Box<Request>, oneshot::Sender<Result<Outcome, AppError>>),
@@ -40,10 +42,10 @@ impl SiteHandle {
     pub async fn call<T: Send + 'static>(&self, f: impl FnOnce(&mut Site) -> T + Send + 'static) -> Result<T, AppError> {
         let (tx, rx) = oneshot::channel();
         let job: Call = Box::new(move |site| {
-            let _ = tx.send(f(site));
+            let _ = tx.send(site.map(f));
         });
         self.tx.send(Job::Call(job)).await.map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())
+        rx.await.map_err(|_| stopped())?
     }
 
     /// Asks the worker to finish what is queued, checkpoint and stop; waits for it.
@@ -75,6 +77,13 @@ fn checkpoint(site: &mut Site) {
     }
 }
 
+fn call(site: &mut Site, f: Call) {
+    match site.ensure_fresh() {
+        Ok(()) => f(Ok(site)),
+        Err(e) => f(Err(e)),
+    }
+}
+
 fn run(mut site: Site, mut rx: mpsc::Receiver<Job>, every: Duration) {
     let mut last_checkpoint = Instant::now();
     let mut pending: Option<Job> = None;
@@ -87,7 +96,7 @@ fn run(mut site: Site, mut rx: mpsc::Receiver<Job>, every: Duration) {
             },
         };
         match job {
-            Job::Call(f) => f(&mut site),
+            Job::Call(f) => call(&mut site, f),
             Job::Shutdown(done) => {
                 checkpoint(&mut site);
                 let _ = done.send(());
@@ -105,7 +114,7 @@ fn run(mut site: Site, mut rx: mpsc::Receiver<Job>, every: Duration) {
                         // A read (or a sign-in check) that arrived while the batch was gathering is
                         // concurrent with it, so answering it first is a valid order; it then does
                         // not split the batch into small commits.
-                        Ok(Job::Call(f)) => f(&mut site),
+                        Ok(Job::Call(f)) => call(&mut site, f),
                         Ok(other) => {
                             pending = Some(other);
                             break;

@@ -75,6 +75,39 @@ pub fn raw_insert_rate(url: &str, rows: usize, row_bytes: usize, batch: usize) -
     Ok(rate)
 }
 
+/// The URL parsed, with our application name and a connect timeout unless it sets its own.
+fn config(url: &str, shown: &str) -> Result<Config> {
+    let mut cfg = Config::from_str(url).map_err(|e| StoreError::Backend(format!("{shown}: not a PostgreSQL URL: {e}")))?;
+    if cfg.get_application_name().is_none() {
+        cfg.application_name("quartermaster");
+    }
+    if cfg.get_connect_timeout().is_none() {
+        cfg.connect_timeout(std::time::Duration::from_secs(10));
+    }
+    Ok(cfg)
+}
+
+/// Opens a session and makes sure its commits are durable.
+fn session(cfg: &Config, shown: &str) -> Result<Client> {
+    // A server that answers with an error (no such database, bad password) is not "unavailable".
+    let unavailable = |e: postgres::Error| {
+        let m = format!("connecting to {shown}: {}", describe(&e));
+        if e.as_db_error().is_some() && !is_unavailable(&e) {
+            StoreError::Backend(m)
+        } else {
+            StoreError::Unavailable(m)
+        }
+    };
+    let mut client = cfg.connect(NoTls).map_err(unavailable)?;
+    // Durability (see the module comment): `on` is PostgreSQL's default and what we need; only
+    // `off` acknowledges commits before they are on disk, so a session that inherits it refuses it.
+    let sync: String = client.query_one("SHOW synchronous_commit", &[]).map_err(be)?.get(0);
+    if sync.eq_ignore_ascii_case("off") {
+        client.batch_execute("SET synchronous_commit = on").map_err(be)?;
+    }
+    Ok(client)
+}
+
 pub fn is_url(db: &str) -> bool {
     db.starts_with("postgres://") || db.starts_with("postgresql://")
 }
@@ -84,10 +117,29 @@ pub struct PostgresStore {
     client: RefCell<Client>,
     /// The URL without its password, for messages.
     shown: String,
+    /// The URL as given (with its password; never shown), to reconnect after the server went away.
+    url: String,
 }
 
 fn be(e: postgres::Error) -> StoreError {
-    StoreError::Backend(describe(&e))
+    if is_unavailable(&e) {
+        StoreError::Unavailable(describe(&e))
+    } else {
+        StoreError::Backend(describe(&e))
+    }
+}
+
+/// The connection is gone or the server is going away (SQLSTATE classes 08 connection exception and
+/// 57P operator intervention: shutdown, crash, not accepting connections yet), as opposed to an error
+/// in what we asked.
+fn is_unavailable(e: &postgres::Error) -> bool {
+    match e.as_db_error() {
+        Some(db) => {
+            let code = db.code().code();
+            code.starts_with("08") || code.starts_with("57P")
+        }
+        None => e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()),
+    }
 }
 
 /// An error with the server's message, detail and hint (the default display says only "db error").
@@ -181,21 +233,19 @@ impl PostgresStore {
 
     fn connect(url: &str) -> Result<PostgresStore> {
         let shown = redacted(url);
-        let mut cfg = Config::from_str(url).map_err(|e| StoreError::Backend(format!("{shown}: not a PostgreSQL URL: {e}")))?;
-        if cfg.get_application_name().is_none() {
-            cfg.application_name("quartermaster");
+        let cfg = config(url, &shown)?;
+        let client = session(&cfg, &shown)?;
+        Ok(PostgresStore { client: RefCell::new(client), shown, url: url.to_string() })
+    }
+
+    /// A new session when the server closed the old one (it restarted, or a network cut ended it).
+    /// The transaction that was open on the old session is gone with it; the caller reports that.
+    fn reconnect_if_closed(&self, client: &mut Client) -> Result<()> {
+        if !client.is_closed() {
+            return Ok(());
         }
-        if cfg.get_connect_timeout().is_none() {
-            cfg.connect_timeout(std::time::Duration::from_secs(10));
-        }
-        let mut client = cfg.connect(NoTls).map_err(|e| StoreError::Backend(format!("connecting to {shown}: {}", describe(&e))))?;
-        // Durability (see the module comment): `on` is PostgreSQL's default and what we need; only
-        // `off` acknowledges commits before they are on disk, so a session that inherits it refuses it.
-        let sync: String = client.query_one("SHOW synchronous_commit", &[]).map_err(be)?.get(0);
-        if sync.eq_ignore_ascii_case("off") {
-            client.batch_execute("SET synchronous_commit = on").map_err(be)?;
-        }
-        Ok(PostgresStore { client: RefCell::new(client), shown })
+        *client = session(&config(&self.url, &self.shown)?, &self.shown)?;
+        Ok(())
     }
 
     fn migrate(&mut self) -> Result<()> {
@@ -237,9 +287,12 @@ impl PostgresStore {
     }
 
     fn client(&self) -> Result<std::cell::RefMut<'_, Client>> {
-        self.client
+        let mut c = self
+            .client
             .try_borrow_mut()
-            .map_err(|_| StoreError::Backend("the PostgreSQL connection is busy: a callback called back into the store".into()))
+            .map_err(|_| StoreError::Backend("the PostgreSQL connection is busy: a callback called back into the store".into()))?;
+        self.reconnect_if_closed(&mut c)?;
+        Ok(c)
     }
 
     /// Streams the rows of `sql` through a portal in a read-only snapshot, `FETCH_ROWS` at a time;
@@ -380,7 +433,7 @@ impl qm_store::Store for PostgresStore {
     }
 
     fn commit(&mut self, commit: &Commit) -> Result<()> {
-        let client = self.client.get_mut();
+        let mut client = self.client()?;
         let mut tx = client.transaction().map_err(be)?;
         // Each table is written with one statement over arrays (one round trip however large the batch).
         if !commit.entries.is_empty() {
@@ -516,7 +569,7 @@ impl qm_store::Store for PostgresStore {
     }
 
     fn add_checkpoint(&mut self, cp: &StoredCheckpoint) -> Result<()> {
-        let client = self.client.get_mut();
+        let mut client = self.client()?;
         let mut tx = client.transaction().map_err(be)?;
         // The checkpoint signs entries that are already durable; it needs no flush of its own (a lost
         // checkpoint is re-signed from the same entries), so it does not wait for the WAL flush.

@@ -64,6 +64,10 @@ pub enum StoreError {
     Damaged(String),
     #[error("database error: {0}")]
     Backend(String),
+    /// The database cannot be reached (connection refused or lost, server shutting down). Nothing
+    /// can be read or written until it is back; the caller may retry.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;

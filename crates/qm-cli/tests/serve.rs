@@ -1,0 +1,437 @@
+//! `qm serve` as a user runs it — the binary as a process, the API over HTTP on loopback — under
+//! SIGKILL at random moments, and with a PostgreSQL that goes away in the middle of a request
+//! (issue 5). Every test is bounded in count and time and ends only the processes it started.
+
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const PASSWORD: &str = "armory counter 7";
+
+/// A demo site (`qm demo`) on SQLite or on a throwaway PostgreSQL database, with a web password for
+/// the armorer 0417.
+struct Site {
+    dir: tempfile::TempDir,
+    db: String,
+    _scratch: Option<qm_store_postgres::scratch::ScratchDatabase>,
+}
+
+impl Site {
+    fn new(postgres: bool) -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, scratch) = if postgres {
+            let admin = std::env::var(qm_store_postgres::scratch::TEST_URL_VAR).expect(qm_store_postgres::scratch::HOW_TO_RUN);
+            let s = qm_store_postgres::scratch::ScratchDatabase::create(&admin).unwrap();
+            (s.url().to_string(), Some(s))
+        } else {
+            (dir.path().join("site.db").to_str().unwrap().to_string(), None)
+        };
+        let site = Site { dir, db, _scratch: scratch };
+        let db = site.db.clone();
+        site.qm(&db, &["demo", "--out", &db]);
+        site.qm(&db, &["person", "password", "0417"]);
+        site
+    }
+    fn key(&self) -> PathBuf {
+        self.dir.path().join("site.key")
+    }
+    fn command(&self, db: &str) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_qm"));
+        c.current_dir(self.dir.path())
+            .env_clear()
+            .env("QM_DB", db)
+            .env("QM_KEY", self.key())
+            .env("QM_ACTOR", "0001")
+            .env("QM_PIN", "1234")
+            .env("QM_NEW_PASSWORD", PASSWORD);
+        c
+    }
+    /// Runs qm against `db` (the site's database, or the same one through a proxy); must succeed.
+    fn qm(&self, db: &str, args: &[&str]) -> String {
+        let out = self.command(db).args(args).output().unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "qm {args:?}: {stdout}{stderr}");
+        stdout.into_owned()
+    }
+    /// Idempotency keys of every stored entry, read straight from the store.
+    fn stored_keys(&self) -> HashSet<String> {
+        let store = qm_app::open_store(&self.db, false).unwrap();
+        let mut keys = HashSet::new();
+        store
+            .scan_entries(0, &mut |_, idem, _, _| {
+                keys.insert(idem.to_string());
+                true
+            })
+            .unwrap();
+        keys
+    }
+    fn count_key(&self, key: &str) -> usize {
+        let store = qm_app::open_store(&self.db, false).unwrap();
+        let mut n = 0;
+        store
+            .scan_entries(0, &mut |_, idem, _, _| {
+                n += usize::from(idem == key);
+                true
+            })
+            .unwrap();
+        n
+    }
+    fn verify(&self) {
+        let v = self.qm(&self.db, &["verify"]);
+        assert!(v.contains("verify: OK"), "{v}");
+    }
+}
+
+/// A running `qm serve` on a free loopback port; its stderr goes to a file that is checked for panics.
+struct Server {
+    child: Child,
+    url: String,
+    stderr: PathBuf,
+    /// What it printed after its address (its log goes to stdout).
+    stdout: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(site: &Site, db: &str, name: &str) -> Server {
+        let stderr = site.dir.path().join(format!("{name}.stderr"));
+        let mut child = site
+            .command(db)
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = loop {
+            match lines.next() {
+                Some(Ok(l)) => {
+                    if let Some(rest) = l.split("is serving ").nth(1) {
+                        break rest.split_whitespace().next().unwrap().trim_end_matches('/').to_string();
+                    }
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("qm serve ended before serving: {}", std::fs::read_to_string(&stderr).unwrap_or_default());
+                }
+            }
+        };
+        // Keep reading stdout so the server never blocks on a full pipe.
+        let stdout: Arc<Mutex<String>> = Arc::default();
+        let out = stdout.clone();
+        std::thread::spawn(move || {
+            for l in lines.map_while(Result::ok) {
+                let mut o = out.lock().unwrap();
+                o.push_str(&l);
+                o.push('\n');
+            }
+        });
+        Server { child, url, stderr, stdout }
+    }
+    /// SIGKILL, to the process this test started, by its handle; returns what it printed.
+    fn kill(mut self) -> String {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let err = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        assert!(!err.contains("panicked"), "the server panicked: {err}");
+        format!("{}{err}", self.stdout.lock().unwrap())
+    }
+}
+
+/// A signed-in API client (session cookie + CSRF token), as the counter's scanner app would be.
+struct Client {
+    http: reqwest::blocking::Client,
+    base: String,
+    csrf: String,
+}
+
+impl Client {
+    fn sign_in(base: &str) -> Client {
+        let http = reqwest::blocking::Client::builder().cookie_store(true).timeout(Duration::from_secs(30)).build().unwrap();
+        let r = http.post(format!("{base}/api/session")).json(&json!({"badge": "0417", "password": PASSWORD})).send().unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let v: Value = r.json().unwrap();
+        Client { http, base: base.to_string(), csrf: v["csrf"].as_str().unwrap().to_string() }
+    }
+    /// A write; `Err` when the server is gone (connection refused or reset).
+    fn post(&self, path: &str, body: Value, key: &str) -> Result<(u16, Value), reqwest::Error> {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("X-CSRF-Token", &self.csrf)
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()?;
+        let status = r.status().as_u16();
+        Ok((status, r.json().unwrap_or(Value::Null)))
+    }
+    fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.http.get(format!("{}{path}", self.base)).send().unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+}
+
+fn issue(serial: &str, to: &str) -> (&'static str, Value) {
+    ("/api/issue", json!({"to": to, "items": [serial]}))
+}
+fn return_(serial: &str, from: &str) -> (&'static str, Value) {
+    ("/api/return", json!({"from": from, "to": "D11-RACK-A", "items": [serial]}))
+}
+
+/// One counter client: issues and returns its own rifles to one officer until the server is killed;
+/// returns the idempotency keys of the writes the server acknowledged (HTTP 200).
+fn counter(base: String, run: String, officer: &'static str, serials: Vec<&'static str>) -> Vec<String> {
+    let c = Client::sign_in(&base);
+    let mut issued = vec![false; serials.len()];
+    let mut refusals = vec![0u32; serials.len()];
+    let mut acked = vec![];
+    for n in 0.. {
+        let i = n % serials.len();
+        if refusals[i] >= 2 {
+            // Neither at the rack nor with this officer: not this client's rifle to move.
+            if refusals.iter().all(|r| *r >= 2) {
+                break;
+            }
+            continue;
+        }
+        let key = format!("{run}-{officer}-{n}");
+        let (path, body) = if issued[i] { return_(serials[i], officer) } else { issue(serials[i], officer) };
+        match c.post(path, body, &key) {
+            Err(_) => break, // the server was killed
+            Ok((200, _)) => {
+                acked.push(key);
+                issued[i] = !issued[i];
+                refusals[i] = 0;
+            }
+            // The rifle is elsewhere than this client thought: an earlier write that was never
+            // acknowledged did land (or it was never here). Try the other way.
+            Ok((409, _)) => {
+                issued[i] = !issued[i];
+                refusals[i] += 1;
+            }
+            Ok((status, v)) => panic!("{path} answered {status}: {v}"),
+        }
+    }
+    acked
+}
+
+fn crash_story(postgres: bool) {
+    let site = Site::new(postgres);
+    let mut acked: Vec<String> = vec![];
+    // A small deterministic generator for the kill moments: 20+ kills, bounded in time.
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let started = Instant::now();
+    let mut kills = 0;
+    while kills < 21 && started.elapsed() < Duration::from_secs(150) {
+        let server = Server::start(&site, &site.db, &format!("serve-{kills}"));
+        let clients: Vec<_> =
+            [("1001", ["R-1041", "R-1042", "R-1043", "R-1044", "R-1045"]), ("1002", ["R-1046", "R-1047", "R-1048", "R-1049", "R-1050"])]
+                .into_iter()
+                .map(|(officer, serials)| {
+                    let (base, run) = (server.url.clone(), format!("k{kills}"));
+                    std::thread::spawn(move || counter(base, run, officer, serials.to_vec()))
+                })
+                .collect();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        std::thread::sleep(Duration::from_millis(300 + x % 500));
+        server.kill();
+        let mut n = 0;
+        for c in clients {
+            let keys = c.join().unwrap();
+            n += keys.len();
+            acked.extend(keys);
+        }
+        eprintln!("kill {kills}: {n} writes acknowledged before the kill");
+        kills += 1;
+    }
+    assert!(kills >= 20, "only {kills} kills in the time bound");
+    assert!(acked.len() > 100, "the clients got too few acknowledgements to mean anything: {}", acked.len());
+    let stored = site.stored_keys();
+    let lost: Vec<&String> = acked.iter().filter(|k| !stored.contains(*k)).collect();
+    assert!(lost.is_empty(), "{} acknowledged writes are not in the ledger, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
+    // Every entry re-hashes, every checkpoint holds, the stored books equal a replay of the ledger.
+    site.verify();
+    // And the server comes back for work.
+    let server = Server::start(&site, &site.db, "after");
+    let c = Client::sign_in(&server.url);
+    let (status, v) = c.get("/api/stock?location=D11-RACK-A");
+    assert_eq!(status, 200, "{v}");
+    server.kill();
+}
+
+#[test]
+fn acknowledged_writes_survive_sigkill_of_the_server_on_sqlite() {
+    crash_story(false);
+}
+
+#[test]
+fn acknowledged_writes_survive_sigkill_of_the_server_on_postgresql() {
+    crash_story(true);
+}
+
+// ---- PostgreSQL goes away -----------------------------------------------------------------------
+
+const PASS: u8 = 0;
+/// Refuses new connections (accepts and closes them at once) and holds none open.
+const DOWN: u8 = 1;
+/// Forwards the next client message that contains COMMIT, then cuts every connection: the
+/// transaction may or may not have committed, and the client cannot tell.
+const CUT_AFTER_COMMIT: u8 = 2;
+/// Cuts every connection at the next client message, without forwarding it.
+const CUT_AT_NEXT: u8 = 3;
+
+/// A TCP proxy on loopback between `qm serve` and PostgreSQL that the test can cut.
+struct Proxy {
+    addr: SocketAddr,
+    mode: Arc<AtomicU8>,
+}
+
+impl Proxy {
+    fn start(upstream: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mode = Arc::new(AtomicU8::new(PASS));
+        let live: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let m = mode.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(client) = conn else { continue };
+                if m.load(Ordering::SeqCst) == DOWN {
+                    continue; // dropped: closed at once
+                }
+                let Ok(server) = TcpStream::connect(upstream) else { continue };
+                live.lock().unwrap().extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (m1, l1) = (m.clone(), live.clone());
+                std::thread::spawn(move || pump(client, server, Some((m1, l1))));
+                std::thread::spawn(move || pump(s2, c2, None));
+            }
+        });
+        Proxy { addr, mode }
+    }
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, Ordering::SeqCst);
+    }
+    fn mode(&self) -> u8 {
+        self.mode.load(Ordering::SeqCst)
+    }
+}
+
+type Watch = (Arc<AtomicU8>, Arc<Mutex<Vec<TcpStream>>>);
+
+fn pump(mut from: TcpStream, mut to: TcpStream, watch: Option<Watch>) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if let Some((mode, live)) = &watch {
+            let cut = |mode: &AtomicU8| {
+                mode.store(DOWN, Ordering::SeqCst);
+                for s in live.lock().unwrap().drain(..) {
+                    let _ = s.shutdown(Shutdown::Both);
+                }
+            };
+            match mode.load(Ordering::SeqCst) {
+                CUT_AT_NEXT => {
+                    cut(mode);
+                    break;
+                }
+                CUT_AFTER_COMMIT if buf[..n].windows(6).any(|w| w == b"COMMIT") => {
+                    let _ = to.write_all(&buf[..n]);
+                    cut(mode);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = from.shutdown(Shutdown::Both);
+    let _ = to.shutdown(Shutdown::Both);
+}
+
+/// The URL (`postgres://[user@]127.0.0.1:PORT/db`, as the test cluster's) with its host and port
+/// replaced by the proxy's; and the address it pointed at.
+fn through(url: &str, proxy: SocketAddr) -> (String, SocketAddr) {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (auth, tail) = rest.split_once('@').map(|(a, t)| (format!("{a}@"), t)).unwrap_or((String::new(), rest));
+    let (host, path) = tail.split_at(tail.find('/').unwrap());
+    let upstream: SocketAddr = if host.contains(':') { host.parse().unwrap() } else { format!("{host}:5432").parse().unwrap() };
+    (format!("{scheme}://{auth}{proxy}{path}"), upstream)
+}
+
+fn assert_unavailable(status: u16, v: &Value) {
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(v["error"]["code"], "store.unavailable", "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().starts_with("the database is unavailable: "), "{v}");
+}
+
+#[test]
+fn postgresql_going_away_mid_request_gets_a_clear_error_and_loses_nothing() {
+    let site = Site::new(true);
+    let upstream = through(&site.db, "127.0.0.1:1".parse().unwrap()).1;
+    let proxy = Proxy::start(upstream);
+    let (via_proxy, _) = through(&site.db, proxy.addr);
+    let server = Server::start(&site, &via_proxy, "serve");
+    let c = Client::sign_in(&server.url);
+    assert_eq!(c.post("/api/issue", json!({"to": "1001", "items": ["R-1044"]}), "pg-1").unwrap().0, 200);
+
+    // 1. The connection drops right after COMMIT was sent: the outcome is unknown to the server.
+    proxy.set(CUT_AFTER_COMMIT);
+    let (status, v) = c.post("/api/return", json!({"from": "1001", "to": "D11-RACK-A", "items": ["R-1044"]}), "pg-2").unwrap();
+    assert_eq!(proxy.mode(), DOWN, "the proxy never saw the commit");
+    assert_unavailable(status, &v);
+    assert!(v["error"]["message"].as_str().unwrap().contains("retry with the same idempotency key"), "{v}");
+    // While the database is away, neither reads of the books nor writes are answered from memory
+    // that may hold a movement never recorded.
+    let (status, v) = c.get("/api/stock?location=D11-RACK-A");
+    assert_unavailable(status, &v);
+    let (status, v) = c.post("/api/issue", json!({"to": "1002", "items": ["R-1045"]}), "pg-3").unwrap();
+    assert_unavailable(status, &v);
+    // The database comes back; the retry with the same key returns one result and records one return.
+    proxy.set(PASS);
+    let (status, v) = c.post("/api/return", json!({"from": "1001", "to": "D11-RACK-A", "items": ["R-1044"]}), "pg-2").unwrap();
+    assert_eq!(status, 200, "{v}");
+    // `replayed` tells whether the cut commit had landed (the usual case) or not; both are right.
+    eprintln!("retry after the cut commit: replayed = {}", v["replayed"]);
+    assert_eq!(site.count_key("pg-2"), 1);
+    let (status, v) = c.get("/api/stock?location=D11-RACK-A");
+    assert_eq!(status, 200, "{v}");
+
+    // 2. The connection drops before the database hears the request: nothing is recorded, and the
+    // retry records it once.
+    proxy.set(CUT_AT_NEXT);
+    let (status, v) = c.post("/api/issue", json!({"to": "1002", "items": ["R-1045"]}), "pg-4").unwrap();
+    assert_unavailable(status, &v);
+    proxy.set(PASS);
+    let (status, v) = c.post("/api/issue", json!({"to": "1002", "items": ["R-1045"]}), "pg-4").unwrap();
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["replayed"], false, "{v}");
+    assert_eq!(site.count_key("pg-4"), 1);
+
+    // The CLI against a database that is away: a clear error, exit 1, no panic.
+    proxy.set(DOWN);
+    let out = site.command(&via_proxy).args(["stock"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("the database is unavailable: connecting to"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    proxy.set(PASS);
+
+    let log = server.kill();
+    assert!(log.contains("unavailable"), "the server logged nothing about the outage: {log}");
+    site.verify();
+}
