@@ -152,13 +152,18 @@ fn main() {
     site.start_writer().unwrap();
     let t = Instant::now();
     let mut pending: Option<qm_app::Ticket> = None;
+    let (mut in_submit, mut in_finish) = (0f64, 0f64);
     while k < moves {
         let batch = make_batch(&mut k);
+        let ts = Instant::now();
         let ticket = site.submit(batch);
+        in_submit += ts.elapsed().as_secs_f64();
         if let Some(p) = pending.take() {
+            let tf = Instant::now();
             for r in site.finish(p) {
                 r.unwrap();
             }
+            in_finish += tf.elapsed().as_secs_f64();
         }
         pending = Some(ticket);
     }
@@ -168,6 +173,11 @@ fn main() {
         }
     }
     let move_rate = (moves - half) as f64 / t.elapsed().as_secs_f64();
+    println!(
+        "  pipelined: {:.1} µs per movement validating and staging (submit), {:.1} µs waiting for the writer (finish)",
+        in_submit * 1e6 / (moves - half) as f64,
+        in_finish * 1e6 / (moves - half) as f64
+    );
     println!("append validated movements, one batch at a time: {serial_rate:>10.0} /s");
     let sample = site.store().read_entries(start_seq, 2000).unwrap();
     let avg_len = sample.iter().map(|e| e.bytes.len()).sum::<usize>() / sample.len();
