@@ -398,6 +398,20 @@ impl Site {
     /// them, then commits all accepted ones in one durable transaction. A refused request does
     /// not fail the others; if the commit itself fails, every accepted request fails with it.
     pub fn execute_batch(&mut self, reqs: Vec<Request>) -> Vec<Result<Outcome>> {
+        // Another writer may append between our reading the books and our commit (on PostgreSQL,
+        // e.g. the session of a server killed just after it sent COMMIT finishes it after a new
+        // server has started). The commit then fails with `Conflict` and nothing of it is written;
+        // the books are re-read and the batch is validated once more against them.
+        let retry = reqs.clone();
+        let results = self.execute_batch_once(reqs);
+        let conflicted = results.iter().any(|r| matches!(r, Err(AppError::Store(StoreError::Conflict { .. }))));
+        if conflicted && !self.is_stale() {
+            return self.execute_batch_once(retry);
+        }
+        results
+    }
+
+    fn execute_batch_once(&mut self, reqs: Vec<Request>) -> Vec<Result<Outcome>> {
         let (mut results, accepted, commit) = self.stage_batch(reqs);
         let Some(commit) = commit else { return results };
         let first_key = commit.entries.first().map(|e| e.idempotency_key.clone()).unwrap_or_default();
