@@ -1,5 +1,7 @@
 //! CLI tests: run the real `qm` binary as a process on a temporary database and check outputs and exit codes.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -803,16 +805,7 @@ fn start_load(e: &Env, run: &str) -> (std::process::Child, std::thread::JoinHand
 }
 
 fn stored_keys(e: &Env) -> std::collections::HashSet<String> {
-    let db = e.url.clone().unwrap_or_else(|| e.db().to_str().unwrap().to_string());
-    let store = qm_app::open_store(&db, false).unwrap();
-    let mut keys = std::collections::HashSet::new();
-    store
-        .scan_entries(0, &mut |_, idem, _, _| {
-            keys.insert(idem.to_string());
-            true
-        })
-        .unwrap();
-    keys
+    common::stored_keys(&e.url.clone().unwrap_or_else(|| e.db().to_str().unwrap().to_string()))
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! SIGKILL at random moments, and with a PostgreSQL that goes away in the middle of a request
 //! (issue 5). Every test is bounded in count and time and ends only the processes it started.
 
+mod common;
+
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -61,15 +63,7 @@ impl Site {
     }
     /// Idempotency keys of every stored entry, read straight from the store.
     fn stored_keys(&self) -> HashSet<String> {
-        let store = qm_app::open_store(&self.db, false).unwrap();
-        let mut keys = HashSet::new();
-        store
-            .scan_entries(0, &mut |_, idem, _, _| {
-                keys.insert(idem.to_string());
-                true
-            })
-            .unwrap();
-        keys
+        common::stored_keys(&self.db)
     }
     fn count_key(&self, key: &str) -> usize {
         let store = qm_app::open_store(&self.db, false).unwrap();
