@@ -226,7 +226,7 @@ pub struct Site {
 
 /// Work for the writer thread, done in order.
 enum Job {
-    Commit(Commit, std::sync::mpsc::Sender<std::result::Result<(), String>>),
+    Commit(Commit, std::sync::mpsc::Sender<qm_store::Result<()>>),
     /// A checkpoint over entries already durable; nobody waits for it.
     Checkpoint(StoredCheckpoint),
 }
@@ -252,7 +252,7 @@ impl Drop for Writer {
 pub struct Ticket {
     results: Vec<Result<Outcome>>,
     accepted: Vec<usize>,
-    done: Option<std::sync::mpsc::Receiver<std::result::Result<(), String>>>,
+    done: Option<std::sync::mpsc::Receiver<qm_store::Result<()>>>,
     /// Tree size and root once this batch is durable, for its checkpoint.
     size: u64,
     root: qm_ledger::Hash,
@@ -366,10 +366,7 @@ impl Site {
             self.resync();
             return Err(e);
         }
-        if let Err(e) = self.flush(commit) {
-            return self.commit_failed(e, &key).map_or(Ok(()), Err);
-        }
-        Ok(())
+        self.flush_or_reload(commit)
     }
 
     /// Checks a badge and password (web sign-in) against the stored Argon2id hash.
@@ -402,25 +399,20 @@ impl Site {
         // e.g. the session of a server killed just after it sent COMMIT finishes it after a new
         // server has started). The commit then fails with `Conflict` and nothing of it is written;
         // the books are re-read and the batch is validated once more against them.
-        let retry = reqs.clone();
-        let results = self.execute_batch_once(reqs);
+        let results = self.execute_batch_once(&reqs);
         let conflicted = results.iter().any(|r| matches!(r, Err(AppError::Store(StoreError::Conflict { .. }))));
         if conflicted && !self.is_stale() {
-            return self.execute_batch_once(retry);
+            return self.execute_batch_once(&reqs);
         }
         results
     }
 
-    fn execute_batch_once(&mut self, reqs: Vec<Request>) -> Vec<Result<Outcome>> {
+    fn execute_batch_once(&mut self, reqs: &[Request]) -> Vec<Result<Outcome>> {
         let (mut results, accepted, commit) = self.stage_batch(reqs);
         let Some(commit) = commit else { return results };
-        let first_key = commit.entries.first().map(|e| e.idempotency_key.clone()).unwrap_or_default();
-        if let Err(e) = self.flush(commit) {
-            if let Some(err) = self.commit_failed(e, &first_key) {
-                let msg = err.to_string();
-                for i in accepted {
-                    results[i] = Err(same_error(&err, &msg));
-                }
+        if let Err(err) = self.flush_or_reload(commit) {
+            for i in accepted {
+                results[i] = Err(same_error(&err));
             }
         }
         results
@@ -442,11 +434,11 @@ impl Site {
                     match job {
                         Job::Commit(commit, reply) => {
                             let r = match &failed {
-                                Some(m) => Err(format!("an earlier commit failed: {m}")),
-                                None => store.commit(&commit).map_err(|e| e.to_string()),
+                                Some(m) => Err(StoreError::Backend(format!("an earlier commit failed: {m}"))),
+                                None => store.commit(&commit),
                             };
-                            if let Err(m) = &r {
-                                failed.get_or_insert_with(|| m.clone());
+                            if let Err(e) = &r {
+                                failed.get_or_insert_with(|| e.to_string());
                             }
                             let _ = reply.send(r);
                         }
@@ -468,7 +460,7 @@ impl Site {
     /// Validates a batch against the books as the earlier batches left them and hands its commit to
     /// the writer; returns at once. Call `finish` on tickets in the order they were submitted.
     pub fn submit(&mut self, reqs: Vec<Request>) -> Ticket {
-        let (results, accepted, commit) = self.stage_batch(reqs);
+        let (results, accepted, commit) = self.stage_batch(&reqs);
         let size = self.frontier.size();
         let root = self.frontier.root();
         let mut ticket = Ticket { results, accepted, done: None, size, root };
@@ -494,7 +486,7 @@ impl Site {
         // No writer (or it is gone): commit here and now.
         if let Some(commit) = unsent {
             let (reply, done) = std::sync::mpsc::channel();
-            let _ = reply.send(self.store.commit(&commit).map_err(|e| e.to_string()));
+            let _ = reply.send(self.store.commit(&commit));
             ticket.done = Some(done);
         } else {
             ticket.done = Some(done);
@@ -508,7 +500,7 @@ impl Site {
     pub fn finish(&mut self, mut ticket: Ticket) -> Vec<Result<Outcome>> {
         let outcome = match ticket.done.take() {
             None => Ok(()),
-            Some(rx) => rx.recv().unwrap_or_else(|_| Err("the writer thread stopped".into())),
+            Some(rx) => rx.recv().unwrap_or_else(|_| Err(StoreError::Backend("the writer thread stopped".into()))),
         };
         for i in &ticket.accepted {
             if let Some(Ok(o)) = ticket.results.get(*i) {
@@ -545,10 +537,9 @@ impl Site {
                     .and_then(|o| o.entries.first())
                     .map(|e| e.idempotency_key.clone())
                     .unwrap_or_default();
-                if let Some(err) = self.commit_failed(StoreError::Backend(msg), &first_key) {
-                    let msg = err.to_string();
+                if let Some(err) = self.commit_failed(msg, &first_key) {
                     for i in ticket.accepted {
-                        ticket.results[i] = Err(same_error(&err, &msg));
+                        ticket.results[i] = Err(same_error(&err));
                     }
                 }
             }
@@ -558,10 +549,9 @@ impl Site {
 
     /// Validates and stages a batch: results, the indexes of accepted requests, and the commit to write.
     #[allow(clippy::type_complexity)]
-    fn stage_batch(&mut self, reqs: Vec<Request>) -> (Vec<Result<Outcome>>, Vec<usize>, Option<Commit>) {
+    fn stage_batch(&mut self, reqs: &[Request]) -> (Vec<Result<Outcome>>, Vec<usize>, Option<Commit>) {
         if let Err(e) = self.ensure_fresh() {
-            let msg = e.to_string();
-            return (reqs.iter().map(|_| Err(same_error(&e, &msg))).collect(), vec![], None);
+            return (reqs.iter().map(|_| Err(same_error(&e))).collect(), vec![], None);
         }
         let mut results: Vec<Result<Outcome>> = Vec::with_capacity(reqs.len());
         let mut commit = Commit::default();
@@ -571,13 +561,15 @@ impl Site {
         let used = match self.store.used_idempotency_keys(&keys) {
             Ok(u) => u,
             Err(e) => {
-                let e = AppError::Store(e);
-                let msg = format!("reading idempotency keys: {e}");
-                return (reqs.iter().map(|_| Err(same_error(&e, &msg))).collect(), vec![], None);
+                let e = AppError::Store(match e {
+                    StoreError::Unavailable(m) => StoreError::Unavailable(format!("reading idempotency keys: {m}")),
+                    other => StoreError::Backend(format!("reading idempotency keys: {other}")),
+                });
+                return (reqs.iter().map(|_| Err(same_error(&e))).collect(), vec![], None);
             }
         };
         for req in reqs {
-            let r = self.stage_request(&req, &mut commit, &in_batch, &results, Some(&used));
+            let r = self.stage_request(req, &mut commit, &in_batch, &results, Some(&used));
             if let Ok(o) = &r {
                 if !o.replayed {
                     accepted.push(results.len());
@@ -760,7 +752,8 @@ impl Site {
         self.stage_request(req, commit, in_batch, &[], None)
     }
 
-    /// Commits, or reloads the books from the store if the commit fails.
+    /// Commits; if the commit fails, reloads the books and reports the error — or success when
+    /// the commit landed after all (see `commit_failed`). Every path that commits staged work uses it.
     pub(crate) fn flush_or_reload(&mut self, commit: Commit) -> Result<()> {
         let first_key = commit.entries.first().map(|e| e.idempotency_key.clone()).unwrap_or_default();
         if let Err(e) = self.flush(commit) {
@@ -790,12 +783,7 @@ impl Site {
             progress(1);
         }
         if !commit.entries.is_empty() {
-            let first_key = commit.entries.first().map(|e| e.idempotency_key.clone()).unwrap_or_default();
-            if let Err(e) = self.flush(commit) {
-                if let Some(e) = self.commit_failed(e, &first_key) {
-                    return Err((reqs.len(), e));
-                }
-            }
+            self.flush_or_reload(commit).map_err(|e| (reqs.len(), e))?;
         }
         Ok(outcomes)
     }
@@ -969,14 +957,14 @@ fn startup_check(store: &dyn Store, state: &State, frontier: &Frontier) -> Resul
     Ok(())
 }
 
-/// The same error for every request of a failed batch (errors are not `Clone`).
-fn same_error(e: &AppError, msg: &str) -> AppError {
+/// The same error for every request of a failed batch (errors are not `Clone`): the kinds a caller
+/// acts on keep their kind; anything else becomes an internal error with the same message.
+fn same_error(e: &AppError) -> AppError {
     match e {
-        AppError::Store(StoreError::Unavailable(_)) => {
-            AppError::Store(StoreError::Unavailable(msg.strip_prefix("the database is unavailable: ").unwrap_or(msg).to_string()))
-        }
+        AppError::Store(StoreError::Unavailable(m)) => AppError::Store(StoreError::Unavailable(m.clone())),
         AppError::Store(StoreError::Conflict { seq }) => AppError::Store(StoreError::Conflict { seq: *seq }),
-        _ => AppError::Internal(msg.strip_prefix("internal error: ").unwrap_or(msg).to_string()),
+        AppError::Internal(m) => AppError::Internal(m.clone()),
+        other => AppError::Internal(other.to_string()),
     }
 }
 

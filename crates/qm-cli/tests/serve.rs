@@ -357,14 +357,20 @@ fn pump(mut from: TcpStream, mut to: TcpStream, watch: Option<Watch>) {
     let _ = to.shutdown(Shutdown::Both);
 }
 
-/// The URL (`postgres://[user@]127.0.0.1:PORT/db`, as the test cluster's) with its host and port
-/// replaced by the proxy's; and the address it pointed at.
-fn through(url: &str, proxy: SocketAddr) -> (String, SocketAddr) {
+/// A URL as the test cluster's (`postgres://[user@]127.0.0.1:PORT/db`) in its parts: scheme,
+/// `user@` (or nothing), the address, and the path.
+fn url_parts(url: &str) -> (&str, String, SocketAddr, &str) {
     let (scheme, rest) = url.split_once("://").unwrap();
     let (auth, tail) = rest.split_once('@').map(|(a, t)| (format!("{a}@"), t)).unwrap_or((String::new(), rest));
     let (host, path) = tail.split_at(tail.find('/').unwrap());
-    let upstream: SocketAddr = if host.contains(':') { host.parse().unwrap() } else { format!("{host}:5432").parse().unwrap() };
-    (format!("{scheme}://{auth}{proxy}{path}"), upstream)
+    let addr: SocketAddr = if host.contains(':') { host.parse().unwrap() } else { format!("{host}:5432").parse().unwrap() };
+    (scheme, auth, addr, path)
+}
+
+/// The same URL through the proxy.
+fn through(url: &str, proxy: SocketAddr) -> String {
+    let (scheme, auth, _, path) = url_parts(url);
+    format!("{scheme}://{auth}{proxy}{path}")
 }
 
 fn assert_unavailable(status: u16, v: &Value) {
@@ -376,9 +382,8 @@ fn assert_unavailable(status: u16, v: &Value) {
 #[test]
 fn postgresql_going_away_mid_request_gets_a_clear_error_and_loses_nothing() {
     let site = Site::new(true);
-    let upstream = through(&site.db, "127.0.0.1:1".parse().unwrap()).1;
-    let proxy = Proxy::start(upstream);
-    let (via_proxy, _) = through(&site.db, proxy.addr);
+    let proxy = Proxy::start(url_parts(&site.db).2);
+    let via_proxy = through(&site.db, proxy.addr);
     let server = Server::start(&site, &via_proxy, "serve");
     let c = Client::sign_in(&server.url);
     assert_eq!(c.post("/api/issue", json!({"to": "1001", "items": ["R-1044"]}), "pg-1").unwrap().0, 200);
