@@ -4,6 +4,7 @@
 
 pub mod backup;
 pub mod bench;
+mod canonical;
 pub mod conditions;
 pub mod demo;
 pub mod demo_org;
@@ -88,7 +89,8 @@ pub struct Outcome {
     pub last_seq: u64,
     /// True when this was a retry and nothing new was appended.
     pub replayed: bool,
-    pub entries: Vec<Envelope>,
+    /// Shared, not copied, between the caller's result and the pipeline's in-flight table.
+    pub entries: std::sync::Arc<[Envelope]>,
 }
 
 /// Hashes a PIN or password with Argon2id and a random salt, as a PHC string.
@@ -113,64 +115,16 @@ fn secret_matches(secret: &str, phc: &str) -> bool {
 
 /// The canonical bytes of an entry (RFC 8785 JSON): exactly what is hashed and stored.
 ///
-/// Entries without floating-point numbers are written here: object keys sorted by their UTF-16 code
-/// units, no whitespace, strings escaped by serde_json (which escapes exactly as RFC 8785 does).
-/// The key order is sorted explicitly because serde_json's map keeps insertion order whenever any
-/// crate in the build enables its `preserve_order` feature. Entries with floats (NEQ, distances) go
-/// through `serde_json_canonicalizer`, whose number format follows ECMAScript. Property tests check
-/// both paths against that reference encoder.
+/// Written straight from the types by [`canonical`]: object keys sorted by their UTF-16 code units,
+/// no whitespace, strings escaped as RFC 8785 says. Entries with floating-point numbers (NEQ,
+/// distances) or integers beyond 2^53 go through `serde_json_canonicalizer`, whose number format
+/// follows ECMAScript. Property tests check both paths against that reference encoder.
 pub fn encode(env: &Envelope) -> Result<Vec<u8>> {
-    let err = |e: String| AppError::Internal(format!("encoding entry {}: {e}", env.seq));
-    let value = serde_json::to_value(env).map_err(|e| err(e.to_string()))?;
-    if has_float(&value) {
-        return serde_json_canonicalizer::to_vec(&value).map_err(|e| err(e.to_string()));
-    }
-    let mut out = Vec::with_capacity(512);
-    write_canonical(&value, &mut out).map_err(|e| err(e.to_string()))?;
-    Ok(out)
-}
-
-fn write_canonical(v: &serde_json::Value, out: &mut Vec<u8>) -> serde_json::Result<()> {
-    use serde_json::Value;
-    match v {
-        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => serde_json::to_writer(&mut *out, v),
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, x) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_canonical(x, out)?;
-            }
-            out.push(b']');
-            Ok(())
-        }
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
-            out.push(b'{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                serde_json::to_writer(&mut *out, k)?;
-                out.push(b':');
-                if let Some(x) = map.get(k) {
-                    write_canonical(x, out)?;
-                }
-            }
-            out.push(b'}');
-            Ok(())
-        }
-    }
-}
-
-fn has_float(v: &serde_json::Value) -> bool {
-    match v {
-        serde_json::Value::Number(n) => n.is_f64(),
-        serde_json::Value::Array(a) => a.iter().any(has_float),
-        serde_json::Value::Object(o) => o.values().any(has_float),
-        _ => false,
+    let mut out = Vec::with_capacity(384);
+    match canonical::write(env, &mut out) {
+        Ok(()) => Ok(out),
+        Err(canonical::Stop::Fallback) => encode_reference(env),
+        Err(canonical::Stop::Error(e)) => Err(AppError::Internal(format!("encoding entry {}: {e}", env.seq))),
     }
 }
 
@@ -236,6 +190,8 @@ enum Job {
 struct Writer {
     jobs: Option<std::sync::mpsc::Sender<Job>>,
     handle: Option<std::thread::JoinHandle<()>>,
+    /// Time the writer thread has spent committing, in nanoseconds (for the benchmarks).
+    busy_nanos: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Drop for Writer {
@@ -425,6 +381,8 @@ impl Site {
         }
         let mut store = open_store(&self.db, false)?;
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let busy_nanos = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let busy = busy_nanos.clone();
         let handle = std::thread::Builder::new()
             .name("qm-writer".into())
             .spawn(move || {
@@ -433,10 +391,12 @@ impl Site {
                 for job in rx {
                     match job {
                         Job::Commit(commit, reply) => {
+                            let started = std::time::Instant::now();
                             let r = match &failed {
                                 Some(m) => Err(StoreError::Backend(format!("an earlier commit failed: {m}"))),
                                 None => store.commit(&commit),
                             };
+                            busy.fetch_add(started.elapsed().as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
                             if let Err(e) = &r {
                                 failed.get_or_insert_with(|| e.to_string());
                             }
@@ -453,8 +413,14 @@ impl Site {
                 }
             })
             .map_err(|e| AppError::Internal(format!("starting the writer thread: {e}")))?;
-        self.writer = Some(Writer { jobs: Some(tx), handle: Some(handle) });
+        self.writer = Some(Writer { jobs: Some(tx), handle: Some(handle), busy_nanos });
         Ok(())
+    }
+
+    /// How long the writer thread has spent committing so far (zero without one).
+    pub fn writer_busy(&self) -> std::time::Duration {
+        let nanos = self.writer.as_ref().map_or(0, |w| w.busy_nanos.load(std::sync::atomic::Ordering::Relaxed));
+        std::time::Duration::from_nanos(nanos)
     }
 
     /// Validates a batch against the books as the earlier batches left them and hands its commit to
@@ -618,7 +584,7 @@ impl Site {
         let maybe_used = used.is_none_or(|u| u.contains(key));
         if let Some((first, last)) = if maybe_used { self.store.find_idempotency_key(key)? } else { None } {
             let entries = self.read_envelopes(first, last)?;
-            return Ok(Outcome { first_seq: first, last_seq: last, replayed: true, entries });
+            return Ok(Outcome { first_seq: first, last_seq: last, replayed: true, entries: entries.into() });
         }
         let ctx = Ctx { actor: req.actor.clone(), witness: req.witness.clone(), at: req.at };
         let decision = match decide(&self.state, &ctx, &req.command) {
@@ -677,7 +643,7 @@ impl Site {
             commit.entries.push(StoredEntry { seq: env.seq, idempotency_key: key.to_string(), bytes, hashes });
             entries.push(env);
         }
-        Ok(Outcome { first_seq: first, last_seq: self.state.next_seq.saturating_sub(1), replayed: false, entries })
+        Ok(Outcome { first_seq: first, last_seq: self.state.next_seq.saturating_sub(1), replayed: false, entries: entries.into() })
     }
 
     fn flush(&mut self, mut commit: Commit) -> Result<()> {

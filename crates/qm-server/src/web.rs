@@ -464,7 +464,7 @@ async fn counter_confirm(State(st): State<AppState>, WebUser(p): WebUser, Client
             let done = html! {
                 div.msg.ok #done role="status" {
                     strong { (if f.mode == "return" { "Returned. " } else { "Issued. " }) }
-                    @for o in &o { @for e in &o.entries { (query::summarize(e)) " (entry " (e.seq) ") " } }
+                    @for o in &o { @for e in o.entries.iter() { (query::summarize(e)) " (entry " (e.seq) ") " } }
                     @if o.iter().any(|x| x.replayed) { " — already recorded; nothing new appended." }
                 }
             };

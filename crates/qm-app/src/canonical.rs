@@ -1,0 +1,393 @@
+//! Canonical JSON (RFC 8785) written straight from the types, without an intermediate `Value`.
+//!
+//! A serde `Serializer` that appends to one buffer. Objects are written member by member as they
+//! come; when an object ends, its members are put in RFC 8785 order (keys compared by UTF-16 code
+//! units) by moving their byte ranges, so nothing is parsed or built twice. Strings are escaped
+//! by serde_json, which escapes exactly as RFC 8785 does. Two things are left to the reference
+//! encoder (`serde_json_canonicalizer`), signalled by [`Fallback`]: floating-point numbers (RFC 8785
+//! formats them as ECMAScript does) and integers beyond 2^53 (RFC 8785 reads numbers as doubles).
+//! Property tests compare the two encoders on every kind of entry.
+
+use serde::ser::{self, Serialize};
+use std::borrow::Cow;
+
+/// Why the direct writer stopped: the value needs the reference encoder, or serde reported an error.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    Fallback,
+    Error(String),
+}
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stop::Fallback => f.write_str("needs the reference encoder"),
+            Stop::Error(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for Stop {}
+
+impl ser::Error for Stop {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        Stop::Error(msg.to_string())
+    }
+}
+
+type R = Result<(), Stop>;
+
+/// Appends the canonical form of `value` to `out`; on `Stop::Fallback` `out` holds partial bytes.
+pub(crate) fn write<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> R {
+    value.serialize(&mut Writer { out })
+}
+
+const SAFE_INTEGER: u64 = 1 << 53;
+
+struct Writer<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+fn escaped(out: &mut Vec<u8>, s: &str) -> R {
+    serde_json::to_writer(&mut *out, s).map_err(|e| Stop::Error(e.to_string()))
+}
+
+impl Writer<'_> {
+    fn unsigned(&mut self, v: u64) -> R {
+        if v > SAFE_INTEGER {
+            return Err(Stop::Fallback);
+        }
+        self.out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+        Ok(())
+    }
+    fn signed(&mut self, v: i64) -> R {
+        if v.unsigned_abs() > SAFE_INTEGER {
+            return Err(Stop::Fallback);
+        }
+        self.out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+        Ok(())
+    }
+}
+
+/// An object being written. Each member `"key":value` is appended as it comes (with a comma before
+/// all but the first) and its key and byte range recorded; `end` puts the members in RFC 8785 order
+/// when they did not come in it. `nested`: also close the `{"variant":` object around it.
+pub(crate) struct Object<'s, 'a> {
+    w: &'s mut Writer<'a>,
+    start: usize,
+    members: Vec<(Cow<'static, str>, usize, usize)>,
+    pending_key: Option<Cow<'static, str>>,
+    nested: bool,
+}
+
+impl<'s, 'a> Object<'s, 'a> {
+    fn open(w: &'s mut Writer<'a>, nested: bool) -> Self {
+        w.out.push(b'{');
+        let start = w.out.len();
+        Object { w, start, members: Vec::new(), pending_key: None, nested }
+    }
+
+    fn member<T: Serialize + ?Sized>(&mut self, key: Cow<'static, str>, value: &T) -> R {
+        if !self.members.is_empty() {
+            self.w.out.push(b',');
+        }
+        let from = self.w.out.len();
+        escaped(self.w.out, &key)?;
+        self.w.out.push(b':');
+        value.serialize(&mut *self.w)?;
+        self.members.push((key, from, self.w.out.len()));
+        Ok(())
+    }
+
+    fn end(self) -> R {
+        let Object { w, start, mut members, nested, .. } = self;
+        if !members.windows(2).all(|p| utf16_cmp(&p[0].0, &p[1].0).is_lt()) {
+            members.sort_by(|a, b| utf16_cmp(&a.0, &b.0));
+            if let Some(p) = members.windows(2).find(|p| p[0].0 == p[1].0) {
+                return Err(Stop::Error(format!("an object has the key {:?} twice", p[0].0)));
+            }
+            let body = w.out.split_off(start);
+            for (i, (_, from, to)) in members.iter().enumerate() {
+                if i > 0 {
+                    w.out.push(b',');
+                }
+                w.out.extend_from_slice(&body[from - start..to - start]);
+            }
+        }
+        w.out.push(b'}');
+        if nested {
+            w.out.push(b'}');
+        }
+        Ok(())
+    }
+}
+
+/// RFC 8785 orders keys by their UTF-16 code units; for ASCII that is byte order.
+fn utf16_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    if a.is_ascii() && b.is_ascii() {
+        a.as_bytes().cmp(b.as_bytes())
+    } else {
+        a.encode_utf16().cmp(b.encode_utf16())
+    }
+}
+
+/// An array being written; `nested`: also close the `{"variant":` object around it.
+pub(crate) struct Array<'s, 'a> {
+    w: &'s mut Writer<'a>,
+    first: bool,
+    nested: bool,
+}
+
+impl<'s, 'a> Array<'s, 'a> {
+    fn open(w: &'s mut Writer<'a>, nested: bool) -> Self {
+        w.out.push(b'[');
+        Array { w, first: true, nested }
+    }
+    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> R {
+        if !self.first {
+            self.w.out.push(b',');
+        }
+        self.first = false;
+        value.serialize(&mut *self.w)
+    }
+    fn end(self) -> R {
+        self.w.out.push(b']');
+        if self.nested {
+            self.w.out.push(b'}');
+        }
+        Ok(())
+    }
+}
+
+/// Writes `{"variant":` for an externally tagged variant whose content follows.
+fn open_variant(w: &mut Writer<'_>, variant: &'static str) -> R {
+    w.out.push(b'{');
+    escaped(w.out, variant)?;
+    w.out.push(b':');
+    Ok(())
+}
+
+impl<'s, 'a> ser::Serializer for &'s mut Writer<'a> {
+    type Ok = ();
+    type Error = Stop;
+    type SerializeSeq = Array<'s, 'a>;
+    type SerializeTuple = Array<'s, 'a>;
+    type SerializeTupleStruct = Array<'s, 'a>;
+    type SerializeTupleVariant = Array<'s, 'a>;
+    type SerializeMap = Object<'s, 'a>;
+    type SerializeStruct = Object<'s, 'a>;
+    type SerializeStructVariant = Object<'s, 'a>;
+
+    fn serialize_bool(self, v: bool) -> R {
+        self.out.extend_from_slice(if v { b"true" } else { b"false" });
+        Ok(())
+    }
+    fn serialize_i8(self, v: i8) -> R {
+        self.signed(v.into())
+    }
+    fn serialize_i16(self, v: i16) -> R {
+        self.signed(v.into())
+    }
+    fn serialize_i32(self, v: i32) -> R {
+        self.signed(v.into())
+    }
+    fn serialize_i64(self, v: i64) -> R {
+        self.signed(v)
+    }
+    fn serialize_u8(self, v: u8) -> R {
+        self.unsigned(v.into())
+    }
+    fn serialize_u16(self, v: u16) -> R {
+        self.unsigned(v.into())
+    }
+    fn serialize_u32(self, v: u32) -> R {
+        self.unsigned(v.into())
+    }
+    fn serialize_u64(self, v: u64) -> R {
+        self.unsigned(v)
+    }
+    fn serialize_f32(self, _: f32) -> R {
+        Err(Stop::Fallback)
+    }
+    fn serialize_f64(self, _: f64) -> R {
+        Err(Stop::Fallback)
+    }
+    fn serialize_char(self, v: char) -> R {
+        escaped(self.out, v.encode_utf8(&mut [0u8; 4]))
+    }
+    fn serialize_str(self, v: &str) -> R {
+        escaped(self.out, v)
+    }
+    fn serialize_bytes(self, _: &[u8]) -> R {
+        Err(Stop::Fallback)
+    }
+    fn serialize_none(self) -> R {
+        self.out.extend_from_slice(b"null");
+        Ok(())
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> R {
+        value.serialize(self)
+    }
+    fn serialize_unit(self) -> R {
+        self.serialize_none()
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> R {
+        self.serialize_none()
+    }
+    fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> R {
+        escaped(self.out, variant)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, value: &T) -> R {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(self, _: &'static str, _: u32, variant: &'static str, value: &T) -> R {
+        open_variant(self, variant)?;
+        value.serialize(&mut *self)?;
+        self.out.push(b'}');
+        Ok(())
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Array<'s, 'a>, Stop> {
+        Ok(Array::open(self, false))
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Array<'s, 'a>, Stop> {
+        Ok(Array::open(self, false))
+    }
+    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Array<'s, 'a>, Stop> {
+        Ok(Array::open(self, false))
+    }
+    fn serialize_tuple_variant(self, _: &'static str, _: u32, variant: &'static str, _: usize) -> Result<Array<'s, 'a>, Stop> {
+        open_variant(self, variant)?;
+        Ok(Array::open(self, true))
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Object<'s, 'a>, Stop> {
+        Ok(Object::open(self, false))
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Object<'s, 'a>, Stop> {
+        Ok(Object::open(self, false))
+    }
+    fn serialize_struct_variant(self, _: &'static str, _: u32, variant: &'static str, _: usize) -> Result<Object<'s, 'a>, Stop> {
+        open_variant(self, variant)?;
+        Ok(Object::open(self, true))
+    }
+}
+
+macro_rules! array_impl {
+    ($trait:ident, $method:ident) => {
+        impl ser::$trait for Array<'_, '_> {
+            type Ok = ();
+            type Error = Stop;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> R {
+                self.element(value)
+            }
+            fn end(self) -> R {
+                Array::end(self)
+            }
+        }
+    };
+}
+array_impl!(SerializeSeq, serialize_element);
+array_impl!(SerializeTuple, serialize_element);
+array_impl!(SerializeTupleStruct, serialize_field);
+array_impl!(SerializeTupleVariant, serialize_field);
+
+macro_rules! struct_impl {
+    ($trait:ident) => {
+        impl ser::$trait for Object<'_, '_> {
+            type Ok = ();
+            type Error = Stop;
+            fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> R {
+                self.member(Cow::Borrowed(key), value)
+            }
+            fn end(self) -> R {
+                Object::end(self)
+            }
+        }
+    };
+}
+struct_impl!(SerializeStruct);
+struct_impl!(SerializeStructVariant);
+
+impl ser::SerializeMap for Object<'_, '_> {
+    type Ok = ();
+    type Error = Stop;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> R {
+        // Keys must be strings (or newtypes of them); anything else goes to the reference encoder.
+        let mut buf = Vec::new();
+        write(key, &mut buf)?;
+        if buf.first() != Some(&b'"') {
+            return Err(Stop::Fallback);
+        }
+        let key: String = serde_json::from_slice(&buf).map_err(|e| Stop::Error(e.to_string()))?;
+        self.pending_key = Some(Cow::Owned(key));
+        Ok(())
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> R {
+        let key = self.pending_key.take().ok_or_else(|| Stop::Error("a map value without its key".into()))?;
+        self.member(key, value)
+    }
+    fn end(self) -> R {
+        Object::end(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn both<T: Serialize>(v: &T) -> (Vec<u8>, Vec<u8>) {
+        let mut out = Vec::new();
+        write(v, &mut out).unwrap();
+        (out, serde_json_canonicalizer::to_vec(v).unwrap())
+    }
+
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "snake_case")]
+    enum E {
+        Unit,
+        New(u32),
+        Tuple(u8, String),
+        Struct { zeta: i64, alpha: Option<bool>, mid: Vec<u8> },
+    }
+
+    #[derive(serde::Serialize)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    enum Tagged {
+        One { b: u8, a: String },
+        Two { inner: E },
+    }
+
+    #[test]
+    fn matches_the_reference_on_every_shape() {
+        let mut weird = BTreeMap::new();
+        for k in ["b", "a", "\u{e9}", "\u{1f600}", "\u{ff61}", "\"q", "\\", "\n", "Z", ""] {
+            weird.insert(k.to_string(), k.len());
+        }
+        assert_eq!(both(&weird).0, both(&weird).1);
+        for e in [
+            E::Unit,
+            E::New(7),
+            E::Tuple(1, "x\u{0}y".into()),
+            E::Struct { zeta: -5, alpha: None, mid: vec![] },
+            E::Struct { zeta: 1 << 53, alpha: Some(true), mid: vec![1, 2] },
+        ] {
+            let (a, b) = both(&e);
+            assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
+        }
+        for t in [Tagged::One { b: 1, a: "é".into() }, Tagged::Two { inner: E::Struct { zeta: 0, alpha: Some(false), mid: vec![3] } }] {
+            let (a, b) = both(&t);
+            assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
+        }
+    }
+
+    #[test]
+    fn floats_and_big_integers_go_to_the_reference_encoder() {
+        let mut out = Vec::new();
+        assert!(matches!(write(&1.5f64, &mut out), Err(Stop::Fallback)));
+        assert!(matches!(write(&((1u64 << 53) + 1), &mut out), Err(Stop::Fallback)));
+        assert!(matches!(write(&i64::MIN, &mut out), Err(Stop::Fallback)));
+        let mut int_keys = BTreeMap::new();
+        int_keys.insert(1u8, 2u8);
+        assert!(matches!(write(&int_keys, &mut out), Err(Stop::Fallback)));
+    }
+}
