@@ -5,6 +5,10 @@
 //! SHA-256 over the same entry bytes. Results are ratios, which hold on a noisy machine.
 //! Sizes: QM_BENCH_MOVES (default 200000) movements, QM_BENCH_VERIFY (default 1000000) entries.
 
+// The same allocator as the `qm` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use qm_app::verify::{verify, VerifyOptions};
 use qm_app::{decode, Genesis, Request, Site};
 use qm_core::*;

@@ -2,6 +2,10 @@
 //! ingest, each beside an in-run baseline (the same movement into an ordinary location; raw SQLite
 //! inserts of the same reading rows with the same connection settings).
 
+// The same allocator as the `qm` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use qm_app::{Genesis, Request, Site};
 use qm_core::conditions::Reading;
 use qm_core::*;

@@ -39,13 +39,18 @@ type R = Result<(), Stop>;
 
 /// Appends the canonical form of `value` to `out`; on `Stop::Fallback` `out` holds partial bytes.
 pub(crate) fn write<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> R {
-    value.serialize(&mut Writer { out })
+    value.serialize(&mut Writer { out, members: Vec::with_capacity(32), body: Vec::new(), text: String::new() })
 }
 
 const SAFE_INTEGER: u64 = 1 << 53;
 
 struct Writer<'a> {
     out: &'a mut Vec<u8>,
+    /// The members of every object still open, innermost last: key and byte range in `out`.
+    members: Vec<(Cow<'static, str>, usize, usize)>,
+    /// Scratch space for reordering an object's members and for `collect_str`, reused.
+    body: Vec<u8>,
+    text: String,
 }
 
 fn escaped(out: &mut Vec<u8>, s: &str) -> R {
@@ -75,7 +80,8 @@ impl Writer<'_> {
 pub(crate) struct Object<'s, 'a> {
     w: &'s mut Writer<'a>,
     start: usize,
-    members: Vec<(Cow<'static, str>, usize, usize)>,
+    /// Where this object's members begin in `w.members`.
+    base: usize,
     pending_key: Option<Cow<'static, str>>,
     nested: bool,
 }
@@ -84,36 +90,42 @@ impl<'s, 'a> Object<'s, 'a> {
     fn open(w: &'s mut Writer<'a>, nested: bool) -> Self {
         w.out.push(b'{');
         let start = w.out.len();
-        Object { w, start, members: Vec::new(), pending_key: None, nested }
+        let base = w.members.len();
+        Object { w, start, base, pending_key: None, nested }
     }
 
     fn member<T: Serialize + ?Sized>(&mut self, key: Cow<'static, str>, value: &T) -> R {
-        if !self.members.is_empty() {
+        if self.w.members.len() > self.base {
             self.w.out.push(b',');
         }
         let from = self.w.out.len();
         escaped(self.w.out, &key)?;
         self.w.out.push(b':');
         value.serialize(&mut *self.w)?;
-        self.members.push((key, from, self.w.out.len()));
+        let to = self.w.out.len();
+        self.w.members.push((key, from, to));
         Ok(())
     }
 
     fn end(self) -> R {
-        let Object { w, start, mut members, nested, .. } = self;
+        let Object { w, start, base, nested, .. } = self;
+        let members = &mut w.members[base..];
         if !members.windows(2).all(|p| utf16_cmp(&p[0].0, &p[1].0).is_lt()) {
             members.sort_by(|a, b| utf16_cmp(&a.0, &b.0));
             if let Some(p) = members.windows(2).find(|p| p[0].0 == p[1].0) {
                 return Err(Stop::Error(format!("an object has the key {:?} twice", p[0].0)));
             }
-            let body = w.out.split_off(start);
+            w.body.clear();
+            w.body.extend_from_slice(&w.out[start..]);
+            w.out.truncate(start);
             for (i, (_, from, to)) in members.iter().enumerate() {
                 if i > 0 {
                     w.out.push(b',');
                 }
-                w.out.extend_from_slice(&body[from - start..to - start]);
+                w.out.extend_from_slice(&w.body[from - start..to - start]);
             }
         }
+        w.members.truncate(base);
         w.out.push(b'}');
         if nested {
             w.out.push(b'}');
@@ -217,6 +229,12 @@ impl<'s, 'a> ser::Serializer for &'s mut Writer<'a> {
     }
     fn serialize_str(self, v: &str) -> R {
         escaped(self.out, v)
+    }
+    fn collect_str<T: std::fmt::Display + ?Sized>(self, value: &T) -> R {
+        use std::fmt::Write;
+        self.text.clear();
+        write!(self.text, "{value}").map_err(|e| Stop::Error(e.to_string()))?;
+        escaped(self.out, &self.text)
     }
     fn serialize_bytes(self, _: &[u8]) -> R {
         Err(Stop::Fallback)

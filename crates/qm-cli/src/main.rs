@@ -1,5 +1,10 @@
 //! `qm`: the Quartermaster command line. Parses, authenticates, calls the application service, prints.
 
+// mimalloc: the validating thread and the writer thread hand each other many small allocations;
+// glibc's allocator spent a fifth of the append path on them (BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod args;
 mod output;
 mod safety_cmds;

@@ -104,8 +104,8 @@ MovementKind {
 
 /// Where stock sits. Internal accounts (location, person, transit) hold the books;
 /// external accounts are where stock enters and leaves them, so quantity is conserved.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
 pub enum Account {
     Location(LocationId),
     Person(Badge),
@@ -137,6 +137,13 @@ impl fmt::Display for Account {
             Account::Lost => f.write_str("lost"),
             Account::Found => f.write_str("found"),
         }
+    }
+}
+
+/// Written as its display form (`person:0417`), straight into the output.
+impl Serialize for Account {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
     }
 }
 

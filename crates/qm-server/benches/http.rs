@@ -3,6 +3,10 @@
 //!
 //! Run: `cargo bench -p qm-server --bench http` (QM_BENCH_ROUNDS sets the issue/return pairs per client).
 
+// The same allocator as the `qm` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use qm_app::{Genesis, Request, Site};
 use qm_core::event::CredentialKind;
 use qm_core::*;
