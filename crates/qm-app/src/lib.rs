@@ -889,6 +889,23 @@ pub fn hex(h: &[u8]) -> String {
 
 /// Loads the books from stored rows and the tree edge from stored hashes.
 fn load(store: &dyn Store) -> Result<(State, Frontier)> {
+    // The rows, the entry count and the checkpoints are separate reads: another process committing
+    // between them (e.g. a second `qm` at the same counter) makes them disagree for a moment. Every
+    // commit writes entries and rows together, so disagreement that lasts is damage; one that goes
+    // away on a second read was a race.
+    let mut attempt = 0;
+    loop {
+        match load_once(store) {
+            Err(AppError::Store(StoreError::Damaged(_))) if attempt < 4 => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10 << attempt));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn load_once(store: &dyn Store) -> Result<(State, Frontier)> {
     let mut state = State::new();
     store.for_each_row(&mut |kind, key, value| state.load_row(kind, key, value))?;
     state.rebuild_indexes();

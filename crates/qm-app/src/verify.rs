@@ -35,6 +35,170 @@ pub struct VerifyOptions {
     pub skip_replay: bool,
 }
 
+/// Entries per chunk of the tree check: a perfect subtree of 2^CHUNK_LEVEL entries (16,384; about 4 MB).
+const CHUNK_LEVEL: u8 = 14;
+const CHUNK: u64 = 1 << CHUNK_LEVEL;
+
+/// Reader threads for the tree check: one per core, at most four.
+fn hash_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(4)
+}
+
+/// What one chunk of the ledger showed: its own tree, and where it stopped being whole.
+struct ChunkCheck {
+    index: u64,
+    /// Entries read, contiguous from the chunk's first.
+    count: u64,
+    /// Why the chunk ends early: an entry missing or unreadable.
+    stop: Option<String>,
+    /// Entries whose stored hashes (up to the chunk's root) differ from the re-computed ones.
+    bad: Vec<u64>,
+    /// The chunk's own tree.
+    local: Frontier,
+    /// The chunk's tree at each checkpoint size inside it (global size, frontier).
+    snapshots: Vec<(u64, Frontier)>,
+    /// The stored hashes above the chunk's root that its last entry's append created; checked
+    /// when the chunks are merged, because they depend on the chunks before.
+    upper: Vec<u8>,
+}
+
+/// Re-hashes entries `[index * CHUNK, min((index + 1) * CHUNK, end))` into a tree of their own and
+/// compares every stored hash that lies inside the chunk.
+fn check_chunk(store: &dyn Store, index: u64, end: u64, sizes: &BTreeMap<u64, usize>) -> ChunkCheck {
+    let start = index << CHUNK_LEVEL;
+    let stop_at = (start + CHUNK).min(end);
+    let mut c = ChunkCheck { index, count: 0, stop: None, bad: vec![], local: Frontier::new(), snapshots: vec![], upper: vec![] };
+    let mut marks = sizes.range(start + 1..=stop_at).map(|(s, _)| *s).peekable();
+    let scanned = store.scan_range(start, stop_at, &mut |seq, _, bytes, hashes| {
+        let expected = start + c.count;
+        if seq != expected {
+            c.stop = Some(format!("entry {expected} is missing (next stored entry is {seq})"));
+            return false;
+        }
+        // The last entry of a whole chunk also completes parents above the chunk: those are compared
+        // when the chunks are merged.
+        let last_of_chunk = c.count == CHUNK - 1;
+        let mut i = 0usize;
+        let mut same = true;
+        c.local.push_visit(leaf_hash(bytes), |h| {
+            same &= hashes.get(i * 32..i * 32 + 32) == Some(h.as_slice());
+            i += 1;
+        });
+        if last_of_chunk {
+            c.upper = hashes.get(i * 32..).unwrap_or_default().to_vec();
+        } else {
+            same &= hashes.len() == i * 32;
+        }
+        if !same {
+            c.bad.push(seq);
+        }
+        c.count += 1;
+        if marks.peek() == Some(&(start + c.count)) {
+            marks.next();
+            c.snapshots.push((start + c.count, c.local.clone()));
+        }
+        true
+    });
+    if let Err(e) = scanned {
+        c.stop = Some(format!("entry {}: cannot be read: {e}", start + c.count));
+    } else if c.stop.is_none() && start + c.count < stop_at {
+        c.stop = Some(format!("entry {} is missing", start + c.count));
+    }
+    c
+}
+
+struct Merged {
+    frontier: Frontier,
+    roots_at: BTreeMap<u64, Hash>,
+    bad: Vec<u64>,
+    /// Entries whole and in order from the first.
+    entries: u64,
+    stop: Option<String>,
+}
+
+/// Puts the chunks' trees together in order: the tree of the whole ledger, its root at every
+/// checkpoint size, and the check of the hashes above each chunk.
+fn merge_chunks(chunks: Vec<ChunkCheck>, sizes: &BTreeMap<u64, usize>) -> Merged {
+    let mut m = Merged { frontier: Frontier::new(), roots_at: BTreeMap::new(), bad: vec![], entries: 0, stop: None };
+    if sizes.contains_key(&0) {
+        m.roots_at.insert(0, m.frontier.root());
+    }
+    for (expected_index, c) in chunks.into_iter().enumerate() {
+        if c.index != expected_index as u64 {
+            m.stop = Some(format!("entries from {} on were not checked", m.entries));
+            break;
+        }
+        m.bad.extend(&c.bad);
+        for (size, part) in &c.snapshots {
+            if part.size() < CHUNK {
+                if let Ok(joined) = m.frontier.joined(part) {
+                    m.roots_at.insert(*size, joined.root());
+                }
+            }
+        }
+        if c.count < CHUNK || c.stop.is_some() {
+            m.entries += c.count;
+            if let Ok(joined) = m.frontier.joined(&c.local) {
+                m.frontier = joined;
+            }
+            m.stop = c.stop;
+            break;
+        }
+        let mut above: Vec<Hash> = vec![];
+        if m.frontier.push_subtree(CHUNK_LEVEL, c.local.root(), |h| above.push(*h)).is_err() {
+            m.stop = Some(format!("entries from {} on could not be put in the tree", m.entries));
+            break;
+        }
+        m.entries += CHUNK;
+        let upper_same = above.len().saturating_sub(1) * 32 == c.upper.len()
+            && above.iter().skip(1).zip(c.upper.chunks_exact(32)).all(|(a, b)| a.as_slice() == b);
+        if !upper_same {
+            m.bad.push(m.entries - 1);
+        }
+        if c.snapshots.last().is_some_and(|(_, part)| part.size() == CHUNK) {
+            m.roots_at.insert(m.entries, m.frontier.root());
+        }
+    }
+    m.bad.sort_unstable();
+    m
+}
+
+type Replayed = (State, Vec<(u64, String, u64, String)>, Vec<(u64, String)>, bool);
+
+/// Decodes every entry below `end` into fresh books, rows read in place without copies.
+fn replay(store: &dyn Store, end: u64) -> Replayed {
+    let mut state = State::new();
+    let mut digests: Vec<(u64, String, u64, String)> = vec![];
+    let mut problems: Vec<(u64, String)> = vec![];
+    let mut ok = true;
+    let scanned = store.scan_range(0, end, &mut |seq, idem, bytes, _| {
+        match decode(bytes) {
+            Err(e) => {
+                problems.push((seq, format!("entry {seq}: not a readable event: {e}")));
+                ok = false;
+            }
+            Ok(env) => {
+                if env.idempotency_key != idem {
+                    problems.push((seq, format!("entry {seq}: idempotency key column differs from the entry")));
+                }
+                if let qm_core::Event::ReadingsRecorded { location, count, sha256, .. } = &env.event {
+                    digests.push((seq, location.to_string(), *count, sha256.clone()));
+                }
+                if let Err(e) = state.apply(&env) {
+                    problems.push((seq, format!("entry {seq}: replay fails: {}", e.reason)));
+                    ok = false;
+                }
+            }
+        }
+        ok
+    });
+    if let Err(e) = scanned {
+        problems.push((state.next_seq, format!("entry {}: cannot be read for the replay: {e}", state.next_seq)));
+        ok = false;
+    }
+    (state, digests, problems, ok)
+}
+
 /// Runs every check; never stops at the first problem of a kind it can still look past.
 pub fn verify(store: &dyn Store, opts: &VerifyOptions) -> VerifyReport {
     let mut report = VerifyReport::default();
@@ -55,146 +219,56 @@ pub fn verify(store: &dyn Store, opts: &VerifyOptions) -> VerifyReport {
     };
     report.checkpoints = checkpoints.len();
     let sizes: BTreeMap<u64, usize> = checkpoints.iter().enumerate().map(|(i, c)| (c.size, i)).collect();
-    let mut roots_at: BTreeMap<u64, Hash> = BTreeMap::new();
-    let mut frontier = Frontier::new();
     let mut state = State::new();
     let mut replay_ok = !opts.skip_replay;
-    let mut expected = 0u64;
     let mut digests: Vec<(u64, String, u64, String)> = vec![];
-    // Three stages overlap: this thread reads rows from the store; a hasher re-hashes them and
-    // rebuilds the tree; a replayer decodes them into fresh books. Chunks are shared, not copied twice.
-    let replay = !opts.skip_replay;
-    type Row = (u64, String, Vec<u8>, Vec<u8>);
-    type Chunk = std::sync::Arc<Vec<Row>>;
+    let end = match store.entry_count() {
+        Ok(n) => n,
+        Err(e) => {
+            problem(&mut report, Some(0), format!("cannot count the entries: {e}"));
+            0
+        }
+    };
+    // The tree is checked in aligned chunks on reader threads of their own (one connection each);
+    // meanwhile this thread replays the ledger into fresh books, decoding rows in place.
+    let readers: Vec<Box<dyn Store>> = (0..hash_threads()).map_while(|_| store.open_reader().ok().flatten()).collect();
     let (hashed, replayed) = std::thread::scope(|scope| {
-        let (htx, hrx) = std::sync::mpsc::sync_channel::<Chunk>(16);
-        let (rtx, rrx) = std::sync::mpsc::sync_channel::<Chunk>(16);
-        let sizes = &sizes;
-        let hasher = scope.spawn(move || {
-            let mut frontier = Frontier::new();
-            let mut roots_at: BTreeMap<u64, Hash> = BTreeMap::new();
-            if sizes.contains_key(&0) {
-                roots_at.insert(0, frontier.root());
-            }
-            let mut bad: Vec<u64> = vec![];
-            for chunk in hrx {
-                for (seq, _, bytes, hashes) in chunk.iter() {
-                    let created = frontier.push(leaf_hash(bytes));
-                    let same =
-                        created.len() * 32 == hashes.len() && created.iter().zip(hashes.chunks_exact(32)).all(|(a, b)| a.as_slice() == b);
-                    if !same {
-                        bad.push(*seq);
-                    }
-                    if sizes.contains_key(&frontier.size()) {
-                        roots_at.insert(frontier.size(), frontier.root());
-                    }
-                }
-            }
-            (frontier, roots_at, bad)
-        });
-        let replayer = replay.then(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<ChunkCheck>();
+        let workers = readers.len() as u64;
+        for (w, reader) in readers.into_iter().enumerate() {
+            let tx = tx.clone();
+            let sizes = &sizes;
             scope.spawn(move || {
-                let mut state = State::new();
-                let mut digests: Vec<(u64, String, u64, String)> = vec![];
-                let mut problems: Vec<(u64, String)> = vec![];
-                let mut ok = true;
-                for chunk in rrx {
-                    for (seq, idem, bytes, _) in chunk.iter() {
-                        if !ok {
-                            break;
-                        }
-                        let seq = *seq;
-                        match decode(bytes) {
-                            Err(e) => {
-                                problems.push((seq, format!("entry {seq}: not a readable event: {e}")));
-                                ok = false;
-                            }
-                            Ok(env) => {
-                                if env.idempotency_key != *idem {
-                                    problems.push((seq, format!("entry {seq}: idempotency key column differs from the entry")));
-                                }
-                                if let qm_core::Event::ReadingsRecorded { location, count, sha256, .. } = &env.event {
-                                    digests.push((seq, location.to_string(), *count, sha256.clone()));
-                                }
-                                if let Err(e) = state.apply(&env) {
-                                    problems.push((seq, format!("entry {seq}: replay fails: {}", e.reason)));
-                                    ok = false;
-                                }
-                            }
-                        }
+                let mut index = w as u64;
+                while index << CHUNK_LEVEL < end {
+                    if tx.send(check_chunk(reader.as_ref(), index, end, sizes)).is_err() {
+                        return;
                     }
+                    index += workers;
                 }
-                (state, digests, problems, ok)
-            })
-        });
-        let mut chunk: Vec<Row> = Vec::with_capacity(1024);
-        let mut gap = None;
-        let send = |chunk: Vec<Row>| {
-            let shared = std::sync::Arc::new(chunk);
-            let a = htx.send(shared.clone()).is_ok();
-            let b = !replay || rtx.send(shared).is_ok();
-            a && b
+            });
+        }
+        drop(tx);
+        let replayed = (!opts.skip_replay).then(|| replay(store, end));
+        let mut chunks: Vec<ChunkCheck> = if workers == 0 {
+            // No second connection (a backend that cannot give one): the same checks, here.
+            (0..end.div_ceil(1 << CHUNK_LEVEL)).map(|i| check_chunk(store, i, end, &sizes)).collect()
+        } else {
+            rx.into_iter().collect()
         };
-        // Without a replay there is nothing to overlap with, and hashing the rows in place, without
-        // copying them, is the fastest path; the hasher thread then only receives nothing.
-        let mut local = Frontier::new();
-        let mut local_roots: BTreeMap<u64, Hash> = BTreeMap::new();
-        let mut local_bad: Vec<u64> = vec![];
-        let scanned = store.scan_entries(0, &mut |seq, idem, bytes, hashes| {
-            if seq != expected {
-                gap = Some(seq);
-                return false;
-            }
-            expected += 1;
-            if !replay {
-                let created = local.push(leaf_hash(bytes));
-                let same =
-                    created.len() * 32 == hashes.len() && created.iter().zip(hashes.chunks_exact(32)).all(|(a, b)| a.as_slice() == b);
-                if !same {
-                    local_bad.push(seq);
-                }
-                if sizes.contains_key(&local.size()) {
-                    local_roots.insert(local.size(), local.root());
-                }
-                return true;
-            }
-            chunk.push((seq, idem.to_string(), bytes.to_vec(), hashes.to_vec()));
-            chunk.len() < 1024 || send(std::mem::replace(&mut chunk, Vec::with_capacity(1024)))
-        });
-        if let Err(e) = scanned {
-            problem(&mut report, Some(expected), format!("entry {expected}: cannot be read: {e}"));
-        }
-        if let Some(next) = gap {
-            problem(&mut report, Some(expected), format!("entry {expected} is missing (next stored entry is {next})"));
-        }
-        if !chunk.is_empty() {
-            send(chunk);
-        }
-        drop(htx);
-        drop(rtx);
-        let hashed = hasher.join().ok().map(|(f, mut r, mut bad)| {
-            if replay {
-                (f, r, bad)
-            } else {
-                r.extend(local_roots);
-                bad.extend(local_bad);
-                (local, r, bad)
-            }
-        });
-        (hashed, replayer.and_then(|w| w.join().ok()))
+        chunks.sort_by_key(|c| c.index);
+        (merge_chunks(chunks, &sizes), replayed)
     });
-    if let Some((f, r, bad)) = hashed {
-        frontier = f;
-        roots_at = r;
-        for seq in bad {
-            problem(
-                &mut report,
-                Some(seq),
-                format!("entry {seq}: its bytes do not hash to the tree hashes stored with it: the entry or its hashes were altered"),
-            );
-        }
-    } else {
-        problem(&mut report, None, "the hashing thread failed".into());
+    let Merged { frontier, roots_at, bad, entries: expected, stop } = hashed;
+    for seq in bad {
+        problem(
+            &mut report,
+            Some(seq),
+            format!("entry {seq}: its bytes do not hash to the tree hashes stored with it: the entry or its hashes were altered"),
+        );
+    }
+    if let Some(msg) = stop {
+        problem(&mut report, Some(expected), msg);
     }
     if let Some((s, d, problems, ok)) = replayed {
         state = s;

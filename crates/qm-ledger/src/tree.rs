@@ -79,23 +79,59 @@ impl Frontier {
     /// Go's `tlog.StoredHashes` returns them (leaf hash first, then each completed parent, lowest
     /// level first). They belong at storage indexes `stored_hash_index(0, n)..` consecutively.
     pub fn push(&mut self, leaf: Hash) -> Vec<Hash> {
-        let mut created = vec![leaf];
-        let mut h = leaf;
-        // Each trailing 1 bit of the old size is a perfect subtree of the same height as the one
-        // we are carrying, so they merge (like binary addition carrying).
-        let mut n = self.size;
+        let mut created = Vec::with_capacity(2);
+        self.push_visit(leaf, |h| created.push(*h));
+        created
+    }
+
+    /// [`Frontier::push`] without allocating: `visit` sees each created hash in the same order.
+    pub fn push_visit(&mut self, leaf: Hash, visit: impl FnMut(&Hash)) {
+        self.push_at(0, leaf, visit);
+    }
+
+    /// Appends a perfect subtree of `2^level` entries whose root is `root`, as if its entries were
+    /// pushed one by one; `visit` sees `root` and then each parent completed above it. The tree's
+    /// size must be a multiple of `2^level` (chunked verification appends whole aligned chunks).
+    pub fn push_subtree(&mut self, level: u8, root: Hash, visit: impl FnMut(&Hash)) -> Result<(), LedgerError> {
+        let width = 1u64.checked_shl(u32::from(level)).filter(|w| self.size.is_multiple_of(*w));
+        if width.is_none() || level >= 63 {
+            return Err(LedgerError::InvalidInput(format!("a subtree of 2^{level} entries cannot follow a tree of {} entries", self.size)));
+        }
+        self.push_at(level, root, visit);
+        Ok(())
+    }
+
+    fn push_at(&mut self, level: u8, root: Hash, mut visit: impl FnMut(&Hash)) {
+        visit(&root);
+        let mut h = root;
+        // Each trailing 1 bit of the old size (counted in subtrees of this level) is a perfect
+        // subtree of the same height as the one we are carrying, so they merge (like binary
+        // addition carrying).
+        let mut n = self.size >> level;
         while n & 1 == 1 {
             let Some(left) = self.subtrees.pop() else {
                 // Unreachable while size and subtrees stay in step (they are private).
                 break;
             };
             h = node_hash(&left, &h);
-            created.push(h);
+            visit(&h);
             n >>= 1;
         }
         self.subtrees.push(h);
-        self.size += 1;
-        created
+        self.size += 1 << level;
+    }
+
+    /// The frontier of this tree followed by the entries of `right` (a tree built on its own from
+    /// the entries that come next). Every subtree of `self` must be wider than every subtree of
+    /// `right`: `self.size` a multiple of the smallest power of two above `right.size`.
+    pub fn joined(&self, right: &Frontier) -> Result<Frontier, LedgerError> {
+        let span = right.size.checked_add(1).and_then(u64::checked_next_power_of_two);
+        if right.size != 0 && !span.is_some_and(|w| self.size.is_multiple_of(w)) {
+            return Err(LedgerError::InvalidInput(format!("a tree of {} entries cannot follow one of {}", right.size, self.size)));
+        }
+        let mut subtrees = self.subtrees.clone();
+        subtrees.extend_from_slice(&right.subtrees);
+        Ok(Frontier { size: self.size + right.size, subtrees })
     }
 
     /// Root of the current tree (RFC 9162 MTH; for size 0 it is SHA256 of the empty string).
@@ -247,6 +283,57 @@ pub fn check_consistency(proof: &[Hash], old_size: u64, old_root: &Hash, new_siz
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_built_apart_and_joined_give_the_same_tree() {
+        // Entries in aligned chunks of 8: each chunk's own tree, pushed as a subtree, creates the
+        // same hashes above it as pushing every entry; a partial chunk joins the frontier.
+        let leaves: Vec<Hash> = (0..61u64).map(|n| leaf_hash(&n.to_be_bytes())).collect();
+        let mut whole = Frontier::new();
+        let mut created_whole = vec![];
+        for l in &leaves {
+            created_whole.push(whole.push(*l));
+        }
+        let mut chunked = Frontier::new();
+        for (j, chunk) in leaves.chunks(8).enumerate() {
+            let mut local = Frontier::new();
+            let mut last = vec![];
+            for l in chunk {
+                last = local.push(*l);
+            }
+            if chunk.len() == 8 {
+                let mut above = vec![];
+                chunked.push_subtree(3, local.root(), |h| above.push(*h)).unwrap();
+                assert_eq!(above[0], local.root());
+                let expected = &created_whole[j * 8 + 7];
+                assert_eq!(&last[..], &expected[..4]);
+                assert_eq!(&above[1..], &expected[4..]);
+            } else {
+                let joined = chunked.joined(&local).unwrap();
+                assert_eq!(joined, whole);
+                assert_eq!(joined.root(), whole.root());
+            }
+            // A checkpoint inside a chunk: the frontier before the chunk joined with its first part.
+            let before = {
+                let mut f = Frontier::new();
+                leaves[..j * 8].iter().for_each(|l| drop(f.push(*l)));
+                f
+            };
+            let mut part = Frontier::new();
+            let mut reference = before.clone();
+            for l in &chunk[..chunk.len().min(5)] {
+                part.push(*l);
+                reference.push(*l);
+            }
+            assert_eq!(before.joined(&part).unwrap(), reference);
+        }
+        assert_eq!(chunked.size(), 56);
+        assert!(chunked.push_subtree(4, [0; 32], |_| {}).is_err(), "56 entries are not a multiple of 16");
+        assert!(
+            chunked.joined(&Frontier { size: 8, subtrees: vec![[0; 32]] }).is_err(),
+            "a chunk of 8 after 56 must be pushed, not joined"
+        );
+    }
 
     #[test]
     fn locate_inverts_push_layout() {

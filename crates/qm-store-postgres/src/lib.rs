@@ -530,8 +530,17 @@ impl qm_store::Store for PostgresStore {
     }
 
     fn scan_entries(&self, from: u64, f: &mut dyn FnMut(u64, &str, &[u8], &[u8]) -> bool) -> Result<()> {
+        self.scan_range(from, u64::MAX, f)
+    }
+
+    fn open_reader(&self) -> Result<Option<Box<dyn qm_store::Store>>> {
+        Ok(Some(Box::new(PostgresStore::open(&self.url)?)))
+    }
+
+    fn scan_range(&self, from: u64, to: u64, f: &mut dyn FnMut(u64, &str, &[u8], &[u8]) -> bool) -> Result<()> {
         let from = seq_param(from)?;
-        self.stream("SELECT seq, idem, bytes, hashes FROM entries WHERE seq >= $1 ORDER BY seq", &[&from], &mut |r| {
+        let to = i64::try_from(to).unwrap_or(i64::MAX);
+        self.stream("SELECT seq, idem, bytes, hashes FROM entries WHERE seq >= $1 AND seq < $2 ORDER BY seq", &[&from, &to], &mut |r| {
             let seq = seq_of(r.try_get(0).map_err(be)?)?;
             let idem: &str = r.try_get(1).map_err(|e| StoreError::Damaged(format!("entry {seq}: idempotency key: {e}")))?;
             let bytes: &[u8] = r.try_get(2).map_err(|e| StoreError::Damaged(format!("entry {seq}: bytes: {e}")))?;

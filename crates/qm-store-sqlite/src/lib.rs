@@ -211,8 +211,16 @@ impl qm_store::Store for SqliteStore {
     }
 
     fn scan_entries(&self, from: u64, f: &mut dyn FnMut(u64, &str, &[u8], &[u8]) -> bool) -> Result<()> {
-        let mut st = self.conn.prepare_cached("SELECT seq, idem, bytes, hashes FROM entries WHERE seq >= ?1 ORDER BY seq").map_err(be)?;
-        let mut rows = st.query(params![from as i64]).map_err(be)?;
+        self.scan_range(from, u64::MAX, f)
+    }
+
+    fn scan_range(&self, from: u64, to: u64, f: &mut dyn FnMut(u64, &str, &[u8], &[u8]) -> bool) -> Result<()> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT seq, idem, bytes, hashes FROM entries WHERE seq >= ?1 AND seq < ?2 ORDER BY seq")
+            .map_err(be)?;
+        let bound = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let mut rows = st.query(params![bound(from), bound(to)]).map_err(be)?;
         while let Some(r) = rows.next().map_err(be)? {
             let seq = r.get::<_, i64>(0).map_err(be)? as u64;
             let idem = r.get_ref(1).map_err(be)?.as_str().map_err(|e| StoreError::Damaged(format!("entry {seq}: idempotency key: {e}")))?;
@@ -223,6 +231,10 @@ impl qm_store::Store for SqliteStore {
             }
         }
         Ok(())
+    }
+
+    fn open_reader(&self) -> Result<Option<Box<dyn qm_store::Store>>> {
+        Ok(Some(Box::new(SqliteStore::open(Path::new(&self.path))?)))
     }
 
     fn read_entry_hashes(&self, seqs: &[u64]) -> Result<Vec<Vec<Hash>>> {

@@ -85,6 +85,16 @@ pub trait Store: Send {
     /// borrowed data (no copy per entry); `f` returns false to stop. For the verifier.
     #[allow(clippy::type_complexity)]
     fn scan_entries(&self, from: u64, f: &mut dyn FnMut(u64, &str, &[u8], &[u8]) -> bool) -> Result<()>;
+    /// [`Store::scan_entries`] over `seq` in `[from, to)` only.
+    #[allow(clippy::type_complexity)]
+    fn scan_range(&self, from: u64, to: u64, f: &mut dyn FnMut(u64, &str, &[u8], &[u8]) -> bool) -> Result<()> {
+        self.scan_entries(from, &mut |seq, idem, bytes, hashes| seq < to && f(seq, idem, bytes, hashes))
+    }
+    /// Another connection to the same database, for reading in parallel (the verifier hashes
+    /// ranges of the ledger on several threads). `None` when the backend cannot give one.
+    fn open_reader(&self) -> Result<Option<Box<dyn Store>>> {
+        Ok(None)
+    }
     /// The stored hashes of the given entries, in order.
     fn read_entry_hashes(&self, seqs: &[u64]) -> Result<Vec<Vec<Hash>>>;
     /// The first and last entry written under an idempotency key, if any.
