@@ -140,78 +140,90 @@ fn main() {
             .collect()
     };
     let start_seq = site.size();
-    // One batch at a time: validate, commit, checkpoint.
-    let half = moves / 2;
-    let t = Instant::now();
-    while k < half {
-        let batch = make_batch(&mut k);
-        for r in site.execute_batch(batch) {
-            r.unwrap();
-        }
-        site.checkpoint().unwrap();
-    }
-    let serial_rate = half as f64 / t.elapsed().as_secs_f64();
-    // Pipelined group commit: the next batch is validated while the writer thread commits the last;
-    // every result is acknowledged only after its batch is durable, with one checkpoint per batch.
-    site.start_writer().unwrap();
-    let t = Instant::now();
-    let mut pending: Option<qm_app::Ticket> = None;
-    let (mut in_submit, mut in_finish) = (0f64, 0f64);
-    while k < moves {
-        let batch = make_batch(&mut k);
-        let ts = Instant::now();
-        let ticket = site.submit(batch);
-        in_submit += ts.elapsed().as_secs_f64();
-        if let Some(p) = pending.take() {
-            let tf = Instant::now();
-            for r in site.finish(p) {
-                r.unwrap();
-            }
-            in_finish += tf.elapsed().as_secs_f64();
-        }
-        pending = Some(ticket);
-    }
-    if let Some(p) = pending.take() {
-        for r in site.finish(p) {
-            r.unwrap();
-        }
-    }
-    let move_rate = (moves - half) as f64 / t.elapsed().as_secs_f64();
-    println!(
-        "  pipelined: {:.1} µs per movement validating and staging (submit), {:.1} µs waiting for the writer (finish); the writer thread spent {:.1} µs per movement committing",
-        in_submit * 1e6 / (moves - half) as f64,
-        in_finish * 1e6 / (moves - half) as f64,
-        site.writer_busy().as_secs_f64() * 1e6 / (moves - half) as f64
-    );
-    println!("append validated movements, one batch at a time: {serial_rate:>10.0} /s");
-    let sample = site.store().read_entries(start_seq, 2000).unwrap();
-    let avg_len = sample.iter().map(|e| e.bytes.len()).sum::<usize>() / sample.len();
-    let avg_hashes = sample.iter().map(|e| e.hashes.len() * 32).sum::<usize>() / sample.len();
-
-    // Baseline: raw inserts of rows of the same size, same settings, same batch size.
+    // The baseline table: raw inserts of rows of the same size, same settings, same batch size.
     let raw_path = dir.path().join("raw.db");
-    let conn = rusqlite::Connection::open(&raw_path).unwrap();
+    let mut conn = rusqlite::Connection::open(&raw_path).unwrap();
     conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(())).unwrap();
     conn.pragma_update(None, "synchronous", "FULL").unwrap();
     conn.execute_batch("CREATE TABLE raw (seq INTEGER PRIMARY KEY, idem TEXT NOT NULL, bytes BLOB NOT NULL, hashes BLOB NOT NULL); CREATE INDEX raw_idem ON raw(idem);").unwrap();
-    let payload = vec![b'x'; avg_len];
-    let hashes = vec![7u8; avg_hashes];
-    let mut conn = conn;
-    let t = Instant::now();
-    let mut seq = 0i64;
-    while (seq as usize) < moves {
-        let tx = conn.transaction().unwrap();
-        {
-            let mut st = tx.prepare_cached("INSERT INTO raw (seq, idem, bytes, hashes) VALUES (?1, ?2, ?3, ?4)").unwrap();
-            for _ in 0..BATCH {
-                st.execute(rusqlite::params![seq, format!("m-{seq}"), payload, hashes]).unwrap();
-                seq += 1;
+    let mut raw_seq = 0i64;
+    let (mut avg_len, mut avg_hashes) = (0usize, 0usize);
+    // Three rounds, each measuring the ledger and the baseline one after the other, so that a slow
+    // moment of this shared machine does not fall on one side only; the best round of each counts.
+    let rounds = 3;
+    let per_round = (moves / rounds / 2 / BATCH).max(1) * BATCH;
+    let (mut serial_rate, mut move_rate, mut raw_rate) = (0f64, 0f64, 0f64);
+    let (mut in_submit, mut in_finish, mut pipelined_n) = (0f64, 0f64, 0usize);
+    site.start_writer().unwrap();
+    for _ in 0..rounds {
+        // One batch at a time: validate, commit, checkpoint.
+        let t = Instant::now();
+        for _ in 0..per_round / BATCH {
+            let batch = make_batch(&mut k);
+            for r in site.execute_batch(batch) {
+                r.unwrap();
+            }
+            site.checkpoint().unwrap();
+        }
+        serial_rate = serial_rate.max(per_round as f64 / t.elapsed().as_secs_f64());
+        // Pipelined group commit: the next batch is validated while the writer thread commits the
+        // last; every result is acknowledged only after its batch is durable, one checkpoint per batch.
+        let t = Instant::now();
+        let mut pending: Option<qm_app::Ticket> = None;
+        for _ in 0..per_round / BATCH {
+            let batch = make_batch(&mut k);
+            let ts = Instant::now();
+            let ticket = site.submit(batch);
+            in_submit += ts.elapsed().as_secs_f64();
+            if let Some(p) = pending.take() {
+                let tf = Instant::now();
+                for r in site.finish(p) {
+                    r.unwrap();
+                }
+                in_finish += tf.elapsed().as_secs_f64();
+            }
+            pending = Some(ticket);
+        }
+        if let Some(p) = pending.take() {
+            for r in site.finish(p) {
+                r.unwrap();
             }
         }
-        tx.commit().unwrap();
+        move_rate = move_rate.max(per_round as f64 / t.elapsed().as_secs_f64());
+        pipelined_n += per_round;
+        if avg_len == 0 {
+            let sample = site.store().read_entries(start_seq, 2000).unwrap();
+            avg_len = sample.iter().map(|e| e.bytes.len()).sum::<usize>() / sample.len();
+            avg_hashes = sample.iter().map(|e| e.hashes.len() * 32).sum::<usize>() / sample.len();
+        }
+        // Baseline: the same number of raw rows of the same size.
+        let payload = vec![b'x'; avg_len];
+        let hashes = vec![7u8; avg_hashes];
+        let t = Instant::now();
+        for _ in 0..per_round / BATCH {
+            let tx = conn.transaction().unwrap();
+            {
+                let mut st = tx.prepare_cached("INSERT INTO raw (seq, idem, bytes, hashes) VALUES (?1, ?2, ?3, ?4)").unwrap();
+                for _ in 0..BATCH {
+                    st.execute(rusqlite::params![raw_seq, format!("m-{raw_seq}"), payload, hashes]).unwrap();
+                    raw_seq += 1;
+                }
+            }
+            tx.commit().unwrap();
+        }
+        raw_rate = raw_rate.max(per_round as f64 / t.elapsed().as_secs_f64());
     }
-    let raw_rate = moves as f64 / t.elapsed().as_secs_f64();
-    println!("append validated movements, pipelined group commit, batches of {BATCH}: {move_rate:>10.0} /s   raw SQLite inserts of {avg_len}+{avg_hashes}-byte rows: {raw_rate:>10.0} /s   ratio {:.2} (target >= 0.30)", move_rate / raw_rate);
+    println!(
+        "  pipelined: {:.1} µs per movement validating and staging (submit), {:.1} µs waiting for the writer (finish); the writer thread spent {:.1} µs per movement committing",
+        in_submit * 1e6 / pipelined_n as f64,
+        in_finish * 1e6 / pipelined_n as f64,
+        site.writer_busy().as_secs_f64() * 1e6 / pipelined_n as f64
+    );
+    println!(
+        "append validated movements, one batch at a time (best of {rounds} rounds of {per_round}): {serial_rate:>10.0} /s   ratio {:.2}",
+        serial_rate / raw_rate
+    );
+    println!("append validated movements, pipelined group commit, batches of {BATCH} (best of {rounds}): {move_rate:>10.0} /s   raw SQLite inserts of {avg_len}+{avg_hashes}-byte rows (best of {rounds}): {raw_rate:>10.0} /s   ratio {:.2} (target >= 0.30)", move_rate / raw_rate);
 
     // Grow the ledger to the verify size.
     let t = Instant::now();
@@ -234,44 +246,47 @@ fn main() {
         all.extend(page.into_iter().map(|e| e.bytes));
     }
     let total_bytes: usize = all.iter().map(Vec::len).sum();
-    let t = Instant::now();
-    let mut acc = 0u8;
-    for bytes in &all {
-        acc ^= sha2::Sha256::digest(bytes)[0];
-    }
-    let sha_s = t.elapsed().as_secs_f64();
-    std::hint::black_box(acc);
-    let sha_rate = total_bytes as f64 / sha_s;
-
-    // A second baseline that bounds verify from below: reading the same rows from SQLite and nothing else.
     let conn = rusqlite::Connection::open(&db).unwrap();
-    let t = Instant::now();
-    let mut read_bytes = 0usize;
-    {
-        let mut st = conn.prepare("SELECT bytes, hashes FROM entries ORDER BY seq").unwrap();
-        let mut rows = st.query([]).unwrap();
-        while let Some(r) = rows.next().unwrap() {
-            read_bytes += r.get_ref(0).unwrap().as_blob().unwrap().len() + r.get_ref(1).unwrap().as_blob().unwrap().len();
+    let store = site.store();
+    // Three rounds of: raw SHA-256 over the bytes in memory, a raw SQLite read of the same rows
+    // (no hashing: a bound on verify from below), and verify's hash path; best of each counts.
+    let (mut sha_s, mut read_s, mut v_hash_s) = (f64::MAX, f64::MAX, f64::MAX);
+    for _ in 0..3 {
+        let t = Instant::now();
+        let mut acc = 0u8;
+        for bytes in &all {
+            acc ^= sha2::Sha256::digest(bytes)[0];
         }
+        sha_s = sha_s.min(t.elapsed().as_secs_f64());
+        std::hint::black_box(acc);
+        let t = Instant::now();
+        let mut read_bytes = 0usize;
+        {
+            let mut st = conn.prepare("SELECT bytes, hashes FROM entries ORDER BY seq").unwrap();
+            let mut rows = st.query([]).unwrap();
+            while let Some(r) = rows.next().unwrap() {
+                read_bytes += r.get_ref(0).unwrap().as_blob().unwrap().len() + r.get_ref(1).unwrap().as_blob().unwrap().len();
+            }
+        }
+        read_s = read_s.min(t.elapsed().as_secs_f64());
+        std::hint::black_box(read_bytes);
+        let t = Instant::now();
+        let r = verify(store, &VerifyOptions { verifier_key: None, skip_replay: true });
+        v_hash_s = v_hash_s.min(t.elapsed().as_secs_f64());
+        assert!(r.ok(), "{:?}", r.problems);
     }
-    let read_s = t.elapsed().as_secs_f64();
-    std::hint::black_box(read_bytes);
+    let sha_rate = total_bytes as f64 / sha_s;
     println!(
-        "raw SQLite sequential read of the same rows (no copy, no hashing): {:>8.1} MB/s of entry bytes",
+        "raw SQLite sequential read of the same rows (one thread, no hashing): {:>8.1} MB/s of entry bytes",
         total_bytes as f64 / read_s / 1e6
     );
-    let store = site.store();
-    let t = Instant::now();
-    let r = verify(store, &VerifyOptions { verifier_key: None, skip_replay: true });
-    let v_hash_s = t.elapsed().as_secs_f64();
-    assert!(r.ok(), "{:?}", r.problems);
     let t = Instant::now();
     let r = verify(store, &VerifyOptions::default());
     let v_full_s = t.elapsed().as_secs_f64();
     assert!(r.ok(), "{:?}", r.problems);
     let n = all.len() as f64;
     println!(
-        "verify {} entries ({:.0} MB), hashes+tree+checkpoints: {:>8.1} MB/s   raw SHA-256 of the same bytes: {:>8.1} MB/s   ratio {:.2} (target >= 0.50)",
+        "verify {} entries ({:.0} MB), hashes+tree+checkpoints (best of 3): {:>8.1} MB/s   raw SHA-256 of the same bytes (best of 3): {:>8.1} MB/s   ratio {:.2} (target >= 0.50)",
         all.len(),
         total_bytes as f64 / 1e6,
         total_bytes as f64 / v_hash_s / 1e6,

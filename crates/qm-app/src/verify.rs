@@ -37,7 +37,6 @@ pub struct VerifyOptions {
 
 /// Entries per chunk of the tree check: a perfect subtree of 2^CHUNK_LEVEL entries (16,384; about 4 MB).
 const CHUNK_LEVEL: u8 = 14;
-const CHUNK: u64 = 1 << CHUNK_LEVEL;
 
 /// Reader threads for the tree check: one per core, at most four.
 fn hash_threads() -> usize {
@@ -62,14 +61,15 @@ struct ChunkCheck {
     upper: Vec<u8>,
 }
 
-/// Re-hashes entries `[index * CHUNK, min((index + 1) * CHUNK, end))` into a tree of their own and
+/// Re-hashes entries `[index << level, min((index + 1) << level, end))` into a tree of their own and
 /// compares every stored hash that lies inside the chunk.
-fn check_chunk(store: &dyn Store, index: u64, end: u64, sizes: &BTreeMap<u64, usize>) -> ChunkCheck {
-    let start = index << CHUNK_LEVEL;
-    let stop_at = (start + CHUNK).min(end);
+fn check_chunk(store: &dyn Store, level: u8, index: u64, end: u64, sizes: &BTreeMap<u64, usize>) -> ChunkCheck {
+    let chunk = 1u64 << level;
+    let start = index << level;
+    let stop_at = (start + chunk).min(end);
     let mut c = ChunkCheck { index, count: 0, stop: None, bad: vec![], local: Frontier::new(), snapshots: vec![], upper: vec![] };
     let mut marks = sizes.range(start + 1..=stop_at).map(|(s, _)| *s).peekable();
-    let scanned = store.scan_range(start, stop_at, &mut |seq, _, bytes, hashes| {
+    let scanned = store.scan_tree(start, stop_at, &mut |seq, bytes, hashes| {
         let expected = start + c.count;
         if seq != expected {
             c.stop = Some(format!("entry {expected} is missing (next stored entry is {seq})"));
@@ -77,7 +77,7 @@ fn check_chunk(store: &dyn Store, index: u64, end: u64, sizes: &BTreeMap<u64, us
         }
         // The last entry of a whole chunk also completes parents above the chunk: those are compared
         // when the chunks are merged.
-        let last_of_chunk = c.count == CHUNK - 1;
+        let last_of_chunk = c.count == chunk - 1;
         let mut i = 0usize;
         let mut same = true;
         c.local.push_visit(leaf_hash(bytes), |h| {
@@ -118,7 +118,8 @@ struct Merged {
 
 /// Puts the chunks' trees together in order: the tree of the whole ledger, its root at every
 /// checkpoint size, and the check of the hashes above each chunk.
-fn merge_chunks(chunks: Vec<ChunkCheck>, sizes: &BTreeMap<u64, usize>) -> Merged {
+fn merge_chunks(chunks: Vec<ChunkCheck>, level: u8, sizes: &BTreeMap<u64, usize>) -> Merged {
+    let chunk = 1u64 << level;
     let mut m = Merged { frontier: Frontier::new(), roots_at: BTreeMap::new(), bad: vec![], entries: 0, stop: None };
     if sizes.contains_key(&0) {
         m.roots_at.insert(0, m.frontier.root());
@@ -130,13 +131,13 @@ fn merge_chunks(chunks: Vec<ChunkCheck>, sizes: &BTreeMap<u64, usize>) -> Merged
         }
         m.bad.extend(&c.bad);
         for (size, part) in &c.snapshots {
-            if part.size() < CHUNK {
+            if part.size() < chunk {
                 if let Ok(joined) = m.frontier.joined(part) {
                     m.roots_at.insert(*size, joined.root());
                 }
             }
         }
-        if c.count < CHUNK || c.stop.is_some() {
+        if c.count < chunk || c.stop.is_some() {
             m.entries += c.count;
             if let Ok(joined) = m.frontier.joined(&c.local) {
                 m.frontier = joined;
@@ -145,17 +146,17 @@ fn merge_chunks(chunks: Vec<ChunkCheck>, sizes: &BTreeMap<u64, usize>) -> Merged
             break;
         }
         let mut above: Vec<Hash> = vec![];
-        if m.frontier.push_subtree(CHUNK_LEVEL, c.local.root(), |h| above.push(*h)).is_err() {
+        if m.frontier.push_subtree(level, c.local.root(), |h| above.push(*h)).is_err() {
             m.stop = Some(format!("entries from {} on could not be put in the tree", m.entries));
             break;
         }
-        m.entries += CHUNK;
+        m.entries += chunk;
         let upper_same = above.len().saturating_sub(1) * 32 == c.upper.len()
             && above.iter().skip(1).zip(c.upper.chunks_exact(32)).all(|(a, b)| a.as_slice() == b);
         if !upper_same {
             m.bad.push(m.entries - 1);
         }
-        if c.snapshots.last().is_some_and(|(_, part)| part.size() == CHUNK) {
+        if c.snapshots.last().is_some_and(|(_, part)| part.size() == chunk) {
             m.roots_at.insert(m.entries, m.frontier.root());
         }
     }
@@ -201,6 +202,11 @@ fn replay(store: &dyn Store, end: u64) -> Replayed {
 
 /// Runs every check; never stops at the first problem of a kind it can still look past.
 pub fn verify(store: &dyn Store, opts: &VerifyOptions) -> VerifyReport {
+    verify_in_chunks(store, opts, CHUNK_LEVEL)
+}
+
+/// [`verify`] with chunks of `2^level` entries (tests use small ones to cross many chunk edges).
+fn verify_in_chunks(store: &dyn Store, opts: &VerifyOptions, level: u8) -> VerifyReport {
     let mut report = VerifyReport::default();
     let problem = |r: &mut VerifyReport, bad: Option<u64>, msg: String| {
         if let Some(b) = bad {
@@ -232,19 +238,17 @@ pub fn verify(store: &dyn Store, opts: &VerifyOptions) -> VerifyReport {
     // The tree is checked in aligned chunks on reader threads of their own (one connection each);
     // meanwhile this thread replays the ledger into fresh books, decoding rows in place.
     let readers: Vec<Box<dyn Store>> = (0..hash_threads()).map_while(|_| store.open_reader().ok().flatten()).collect();
+    // Chunks are handed out in order to whichever reader is free, so all finish together.
+    let next = std::sync::atomic::AtomicU64::new(0);
     let (hashed, replayed) = std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::channel::<ChunkCheck>();
-        let workers = readers.len() as u64;
-        for (w, reader) in readers.into_iter().enumerate() {
-            let tx = tx.clone();
-            let sizes = &sizes;
-            scope.spawn(move || {
-                let mut index = w as u64;
-                while index << CHUNK_LEVEL < end {
-                    if tx.send(check_chunk(reader.as_ref(), index, end, sizes)).is_err() {
-                        return;
-                    }
-                    index += workers;
+        let workers = readers.len();
+        for reader in readers {
+            let (tx, next, sizes) = (tx.clone(), &next, &sizes);
+            scope.spawn(move || loop {
+                let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if index << level >= end || tx.send(check_chunk(reader.as_ref(), level, index, end, sizes)).is_err() {
+                    return;
                 }
             });
         }
@@ -252,12 +256,12 @@ pub fn verify(store: &dyn Store, opts: &VerifyOptions) -> VerifyReport {
         let replayed = (!opts.skip_replay).then(|| replay(store, end));
         let mut chunks: Vec<ChunkCheck> = if workers == 0 {
             // No second connection (a backend that cannot give one): the same checks, here.
-            (0..end.div_ceil(1 << CHUNK_LEVEL)).map(|i| check_chunk(store, i, end, &sizes)).collect()
+            (0..end.div_ceil(1 << level)).map(|i| check_chunk(store, level, i, end, &sizes)).collect()
         } else {
             rx.into_iter().collect()
         };
         chunks.sort_by_key(|c| c.index);
-        (merge_chunks(chunks, &sizes), replayed)
+        (merge_chunks(chunks, level, &sizes), replayed)
     });
     let Merged { frontier, roots_at, bad, entries: expected, stop } = hashed;
     for seq in bad {
@@ -293,7 +297,7 @@ pub fn verify(store: &dyn Store, opts: &VerifyOptions) -> VerifyReport {
     match &verifier {
         None => problem(&mut report, None, "no verifier key: the ledger has no readable genesis entry; pass --verifier-key".into()),
         Some(vk) => {
-            let mut previous: Option<(u64, Hash)> = None;
+            let mut previous: Option<(u64, Hash, bool)> = None;
             for cp in &checkpoints {
                 match open_checkpoint(&cp.note, vk) {
                     Err(e) => problem(&mut report, None, format!("checkpoint of size {}: signature does not verify: {e}", cp.size)),
@@ -301,6 +305,7 @@ pub fn verify(store: &dyn Store, opts: &VerifyOptions) -> VerifyReport {
                         problem(&mut report, None, format!("checkpoint stored as size {} says size {}", cp.size, c.size))
                     }
                     Ok(c) => {
+                        let rebuilt = roots_at.get(&c.size) == Some(&c.root);
                         match roots_at.get(&c.size) {
                             None => problem(
                                 &mut report,
@@ -314,9 +319,11 @@ pub fn verify(store: &dyn Store, opts: &VerifyOptions) -> VerifyReport {
                             ),
                             Some(_) => {}
                         }
-                        // Each checkpoint must extend the previous one (a consistency proof from stored hashes).
-                        if let Some((psize, proot)) = previous {
-                            if c.size <= expected {
+                        // Each checkpoint must extend the previous one. When both roots equal the
+                        // tree rebuilt from the entries, they are two sizes of one tree and so
+                        // consistent; otherwise a consistency proof from stored hashes decides.
+                        if let Some((psize, proot, prebuilt)) = previous {
+                            if c.size <= expected && !(rebuilt && prebuilt) {
                                 let reader = StoreHashes(store);
                                 let ok = qm_ledger::prove_consistency(psize, c.size, &reader)
                                     .and_then(|p| qm_ledger::check_consistency(&p, psize, &proot, c.size, &c.root));
@@ -329,7 +336,7 @@ pub fn verify(store: &dyn Store, opts: &VerifyOptions) -> VerifyReport {
                                 }
                             }
                         }
-                        previous = Some((c.size, c.root));
+                        previous = Some((c.size, c.root, rebuilt));
                     }
                 }
             }
@@ -382,4 +389,68 @@ pub fn verify(store: &dyn Store, opts: &VerifyOptions) -> VerifyReport {
         }
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo() -> (tempfile::TempDir, String, crate::Site) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("demo.db").to_str().unwrap().to_string();
+        let day = time::OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
+        let (site, _) = crate::demo::create(&db, &dir.path().join("demo.key"), day).unwrap();
+        (dir, db, site)
+    }
+
+    fn alter_hashes(db: &str, seq: u64, byte: usize) {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        let mut hashes: Vec<u8> = conn.query_row("SELECT hashes FROM entries WHERE seq = ?1", [seq as i64], |r| r.get(0)).unwrap();
+        hashes[byte] ^= 1;
+        // Someone with write access to the file, past the triggers that refuse edits.
+        conn.execute_batch("DROP TRIGGER IF EXISTS entries_no_update").unwrap();
+        conn.execute("UPDATE entries SET hashes = ?1 WHERE seq = ?2", rusqlite::params![hashes, seq as i64]).unwrap();
+    }
+
+    #[test]
+    fn chunks_of_any_size_give_the_same_verdict_and_root() {
+        let (_dir, _db, site) = demo();
+        let store = site.store();
+        assert!(store.checkpoints().unwrap().len() > 1, "the demo signs several checkpoints");
+        let whole = verify(store, &VerifyOptions::default());
+        assert!(whole.ok(), "{:?}", whole.problems);
+        for level in [0u8, 1, 2, 3, 5] {
+            let r = verify_in_chunks(store, &VerifyOptions::default(), level);
+            assert!(r.ok(), "chunks of 2^{level}: {:?}", r.problems);
+            assert_eq!((r.root.as_str(), r.entries, r.checkpoints), (whole.root.as_str(), whole.entries, whole.checkpoints));
+        }
+    }
+
+    #[test]
+    fn a_hash_above_a_chunk_or_inside_one_that_was_altered_is_named() {
+        let (_dir, db, site) = demo();
+        // With chunks of 8, entry 15 closes chunk 1 and its append also created the level-4 node
+        // over entries 0..16: its fifth stored hash lies above the chunk and is checked at the merge.
+        alter_hashes(&db, 15, 4 * 32 + 3);
+        alter_hashes(&db, 42, 0);
+        for level in [3u8, CHUNK_LEVEL] {
+            let r = verify_in_chunks(site.store(), &VerifyOptions { verifier_key: None, skip_replay: true }, level);
+            assert_eq!(r.first_bad_entry, Some(15), "chunks of 2^{level}: {:?}", r.problems);
+            assert!(r.problems.iter().any(|p| p.starts_with("entry 15: its bytes do not hash")), "{:?}", r.problems);
+            assert!(r.problems.iter().any(|p| p.starts_with("entry 42: its bytes do not hash")), "{:?}", r.problems);
+        }
+    }
+
+    #[test]
+    fn a_missing_entry_in_a_middle_chunk_stops_the_tree_there() {
+        let (_dir, db, site) = demo();
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch("DROP TRIGGER entries_no_delete; DELETE FROM entries WHERE seq = 21").unwrap();
+        for level in [2u8, CHUNK_LEVEL] {
+            let r = verify_in_chunks(site.store(), &VerifyOptions::default(), level);
+            assert_eq!(r.entries, 21, "chunks of 2^{level}");
+            assert_eq!(r.first_bad_entry, Some(21));
+            assert!(r.problems.iter().any(|p| p.contains("entry 21 is missing (next stored entry is 22)")), "{:?}", r.problems);
+        }
+    }
 }

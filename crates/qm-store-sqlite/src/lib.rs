@@ -15,6 +15,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0002_readings.sql", include_str!("../migrations/0002_readings.sql")),
 ];
 
+/// A `Connection` is used by one thread at a time (Rust's `Send` without `Sync`), so SQLite need
+/// not lock a mutex on every call: multi-thread mode, as rusqlite's default flags choose too.
+const NO_MUTEX: OpenFlags = OpenFlags::SQLITE_OPEN_NO_MUTEX;
+
 pub struct SqliteStore {
     conn: Connection,
     path: String,
@@ -30,7 +34,8 @@ impl SqliteStore {
         if path.exists() {
             return Err(StoreError::Exists(path.display().to_string()));
         }
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE).map_err(be)?;
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | NO_MUTEX).map_err(be)?;
         conn.pragma_update(None, "application_id", APPLICATION_ID).map_err(be)?;
         Self::setup(conn, path)
     }
@@ -40,7 +45,7 @@ impl SqliteStore {
         if !path.exists() {
             return Err(StoreError::Missing(path.display().to_string()));
         }
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE).map_err(be)?;
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | NO_MUTEX).map_err(be)?;
         let shown = path.display().to_string();
         // A file that is not SQLite at all fails on its first read, with "file is not a database".
         let app_id: i64 = conn
@@ -119,6 +124,25 @@ pub fn raw_insert_rate(path: &Path, rows: usize, row_bytes: usize, batch: usize)
         tx.commit().map_err(be)?;
     }
     Ok(seq as f64 / start.elapsed().as_secs_f64().max(1e-9))
+}
+
+impl SqliteStore {
+    /// Runs a scan whose first three columns are seq, bytes and hashes, borrowing each row.
+    #[allow(clippy::type_complexity)]
+    fn scan(&self, sql: &str, from: u64, to: u64, f: &mut dyn FnMut(u64, &rusqlite::Row, &[u8], &[u8]) -> Result<bool>) -> Result<()> {
+        let mut st = self.conn.prepare_cached(sql).map_err(be)?;
+        let bound = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let mut rows = st.query(params![bound(from), bound(to)]).map_err(be)?;
+        while let Some(r) = rows.next().map_err(be)? {
+            let seq = r.get::<_, i64>(0).map_err(be)? as u64;
+            let bytes = r.get_ref(1).map_err(be)?.as_blob().map_err(|e| StoreError::Damaged(format!("entry {seq}: bytes: {e}")))?;
+            let hashes = r.get_ref(2).map_err(be)?.as_blob().map_err(|e| StoreError::Damaged(format!("entry {seq}: hashes: {e}")))?;
+            if !f(seq, r, bytes, hashes)? {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn reading_row(r: &rusqlite::Row) -> rusqlite::Result<StoredReading> {
@@ -215,25 +239,30 @@ impl qm_store::Store for SqliteStore {
     }
 
     fn scan_range(&self, from: u64, to: u64, f: &mut dyn FnMut(u64, &str, &[u8], &[u8]) -> bool) -> Result<()> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT seq, idem, bytes, hashes FROM entries WHERE seq >= ?1 AND seq < ?2 ORDER BY seq")
-            .map_err(be)?;
-        let bound = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-        let mut rows = st.query(params![bound(from), bound(to)]).map_err(be)?;
-        while let Some(r) = rows.next().map_err(be)? {
-            let seq = r.get::<_, i64>(0).map_err(be)? as u64;
-            let idem = r.get_ref(1).map_err(be)?.as_str().map_err(|e| StoreError::Damaged(format!("entry {seq}: idempotency key: {e}")))?;
-            let bytes = r.get_ref(2).map_err(be)?.as_blob().map_err(|e| StoreError::Damaged(format!("entry {seq}: bytes: {e}")))?;
-            let hashes = r.get_ref(3).map_err(be)?.as_blob().map_err(|e| StoreError::Damaged(format!("entry {seq}: hashes: {e}")))?;
-            if !f(seq, idem, bytes, hashes) {
-                break;
-            }
-        }
-        Ok(())
+        self.scan(
+            "SELECT seq, bytes, hashes, idem FROM entries WHERE seq >= ?1 AND seq < ?2 ORDER BY seq",
+            from,
+            to,
+            &mut |seq, r, bytes, hashes| {
+                let idem =
+                    r.get_ref(3).map_err(be)?.as_str().map_err(|e| StoreError::Damaged(format!("entry {seq}: idempotency key: {e}")))?;
+                Ok(f(seq, idem, bytes, hashes))
+            },
+        )
+    }
+
+    fn scan_tree(&self, from: u64, to: u64, f: &mut dyn FnMut(u64, &[u8], &[u8]) -> bool) -> Result<()> {
+        self.scan(
+            "SELECT seq, bytes, hashes FROM entries WHERE seq >= ?1 AND seq < ?2 ORDER BY seq",
+            from,
+            to,
+            &mut |seq, _, bytes, hashes| Ok(f(seq, bytes, hashes)),
+        )
     }
 
     fn open_reader(&self) -> Result<Option<Box<dyn qm_store::Store>>> {
+        // (Mapping the file with `mmap_size` was measured: slower than read(2) here, and it turns I/O
+        // errors into signals.)
         Ok(Some(Box::new(SqliteStore::open(Path::new(&self.path))?)))
     }
 

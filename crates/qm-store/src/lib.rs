@@ -90,6 +90,11 @@ pub trait Store: Send {
     fn scan_range(&self, from: u64, to: u64, f: &mut dyn FnMut(u64, &str, &[u8], &[u8]) -> bool) -> Result<()> {
         self.scan_entries(from, &mut |seq, idem, bytes, hashes| seq < to && f(seq, idem, bytes, hashes))
     }
+    /// [`Store::scan_range`] without the idempotency keys: what re-hashing the tree needs.
+    #[allow(clippy::type_complexity)]
+    fn scan_tree(&self, from: u64, to: u64, f: &mut dyn FnMut(u64, &[u8], &[u8]) -> bool) -> Result<()> {
+        self.scan_range(from, to, &mut |seq, _, bytes, hashes| f(seq, bytes, hashes))
+    }
     /// Another connection to the same database, for reading in parallel (the verifier hashes
     /// ranges of the ledger on several threads). `None` when the backend cannot give one.
     fn open_reader(&self) -> Result<Option<Box<dyn Store>>> {
