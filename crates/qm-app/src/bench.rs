@@ -444,19 +444,26 @@ pub fn run(db: &str, key: &Path, cfg: &BenchConfig, scratch: &Path, progress: &m
     })?;
     let total: usize = all.iter().map(Vec::len).sum();
     let avg = total / all.len().max(1);
-    let t = Instant::now();
-    let mut acc = 0u8;
-    for b in &all {
-        acc ^= sha2::Sha256::digest(b)[0];
+    // Three rounds of the SHA-256 baseline and verify's hash path, one after the other, so that a
+    // slow moment of a shared machine does not fall on one side only; the best of each counts.
+    let (mut sha_s, mut verify_s) = (f64::MAX, f64::MAX);
+    for _ in 0..3 {
+        let t = Instant::now();
+        let mut acc = 0u8;
+        for b in &all {
+            acc ^= sha2::Sha256::digest(b)[0];
+        }
+        std::hint::black_box(acc);
+        sha_s = sha_s.min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let report = verify(site.store(), &VerifyOptions { verifier_key: None, skip_replay: true });
+        verify_s = verify_s.min(t.elapsed().as_secs_f64());
+        if !report.ok() {
+            return Err(AppError::Internal(format!("the bench ledger does not verify: {:?}", report.problems)));
+        }
     }
-    std::hint::black_box(acc);
-    let sha = total as f64 / t.elapsed().as_secs_f64() / 1e6;
-    let t = Instant::now();
-    let report = verify(site.store(), &VerifyOptions { verifier_key: None, skip_replay: true });
-    let verify_rate = total as f64 / t.elapsed().as_secs_f64() / 1e6;
-    if !report.ok() {
-        return Err(AppError::Internal(format!("the bench ledger does not verify: {:?}", report.problems)));
-    }
+    let sha = total as f64 / sha_s / 1e6;
+    let verify_rate = total as f64 / verify_s / 1e6;
     let t = Instant::now();
     let mut state = State::new();
     for b in &all {

@@ -3,7 +3,7 @@
 
 use crate::decode;
 use qm_core::State;
-use qm_ledger::{leaf_hash, open_checkpoint, Frontier, Hash};
+use qm_ledger::{leaf_hash, Frontier, Hash};
 use qm_store::{Store, StoreHashes};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -35,8 +35,9 @@ pub struct VerifyOptions {
     pub skip_replay: bool,
 }
 
-/// Entries per chunk of the tree check: a perfect subtree of 2^CHUNK_LEVEL entries (16,384; about 4 MB).
-const CHUNK_LEVEL: u8 = 14;
+/// Entries per chunk of the tree check: a perfect subtree of 2^CHUNK_LEVEL entries (4,096; about
+/// 1 MB), small enough that a ledger of a few thousand entries is already read on every core.
+const CHUNK_LEVEL: u8 = 12;
 
 /// Reader threads for the tree check: one per core, at most four.
 fn hash_threads() -> usize {
@@ -238,9 +239,18 @@ fn verify_in_chunks(store: &dyn Store, opts: &VerifyOptions, level: u8) -> Verif
     // The tree is checked in aligned chunks on reader threads of their own (one connection each);
     // meanwhile this thread replays the ledger into fresh books, decoding rows in place.
     let readers: Vec<Box<dyn Store>> = (0..hash_threads()).map_while(|_| store.open_reader().ok().flatten()).collect();
+    // The key that signed the checkpoints: the auditor's own, or the one the genesis entry records.
+    let genesis_key = || -> Option<String> {
+        let first = store.read_entries(0, 1).ok()?.into_iter().next()?;
+        match decode(&first.bytes).ok()?.event {
+            qm_core::Event::SiteInitialized { verifier_key, .. } => Some(verifier_key),
+            _ => None,
+        }
+    };
+    let verifier = opts.verifier_key.clone().or_else(genesis_key);
     // Chunks are handed out in order to whichever reader is free, so all finish together.
     let next = std::sync::atomic::AtomicU64::new(0);
-    let (hashed, replayed) = std::thread::scope(|scope| {
+    let (hashed, replayed, opened) = std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::channel::<ChunkCheck>();
         let workers = readers.len();
         for reader in readers {
@@ -253,6 +263,14 @@ fn verify_in_chunks(store: &dyn Store, opts: &VerifyOptions, level: u8) -> Verif
             });
         }
         drop(tx);
+        // While the readers hash: every checkpoint's signature, here.
+        let opened: Vec<_> = match &verifier {
+            Some(vk) => match qm_ledger::CheckpointVerifier::new(vk) {
+                Ok(v) => checkpoints.iter().map(|cp| v.open(&cp.note)).collect(),
+                Err(e) => checkpoints.iter().map(|_| Err(qm_ledger::LedgerError::InvalidInput(e.to_string()))).collect(),
+            },
+            None => vec![],
+        };
         let replayed = (!opts.skip_replay).then(|| replay(store, end));
         let mut chunks: Vec<ChunkCheck> = if workers == 0 {
             // No second connection (a backend that cannot give one): the same checks, here.
@@ -261,7 +279,7 @@ fn verify_in_chunks(store: &dyn Store, opts: &VerifyOptions, level: u8) -> Verif
             rx.into_iter().collect()
         };
         chunks.sort_by_key(|c| c.index);
-        (merge_chunks(chunks, level, &sizes), replayed)
+        (merge_chunks(chunks, level, &sizes), replayed, opened)
     });
     let Merged { frontier, roots_at, bad, entries: expected, stop } = hashed;
     for seq in bad {
@@ -286,20 +304,12 @@ fn verify_in_chunks(store: &dyn Store, opts: &VerifyOptions, level: u8) -> Verif
     report.root = crate::hex(&frontier.root());
 
     // Checkpoints: each signed by the site key, and each root equal to the tree rebuilt from the entries.
-    let genesis_key = || -> Option<String> {
-        let first = store.read_entries(0, 1).ok()?.into_iter().next()?;
-        match decode(&first.bytes).ok()?.event {
-            qm_core::Event::SiteInitialized { verifier_key, .. } => Some(verifier_key),
-            _ => None,
-        }
-    };
-    let verifier = opts.verifier_key.clone().or_else(|| state.site.as_ref().map(|s| s.verifier_key.clone())).or_else(genesis_key);
     match &verifier {
         None => problem(&mut report, None, "no verifier key: the ledger has no readable genesis entry; pass --verifier-key".into()),
-        Some(vk) => {
+        Some(_) => {
             let mut previous: Option<(u64, Hash, bool)> = None;
-            for cp in &checkpoints {
-                match open_checkpoint(&cp.note, vk) {
+            for (cp, opened) in checkpoints.iter().zip(opened) {
+                match opened {
                     Err(e) => problem(&mut report, None, format!("checkpoint of size {}: signature does not verify: {e}", cp.size)),
                     Ok(c) if c.size != cp.size => {
                         problem(&mut report, None, format!("checkpoint stored as size {} says size {}", cp.size, c.size))

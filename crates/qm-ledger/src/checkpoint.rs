@@ -196,14 +196,29 @@ pub fn sign_checkpoint(key: &SiteKey, cp: &Checkpoint) -> Result<String, LedgerE
 /// Signatures by other keys (e.g. witness cosignatures) are tolerated, but the note must carry a
 /// valid signature by `verifier_key`.
 pub fn open_checkpoint(note: &str, verifier_key: &str) -> Result<Checkpoint, LedgerError> {
-    let verifier = StandardVerifier::new(verifier_key).map_err(|e| LedgerError::MalformedVerifierKey(e.to_string()))?;
-    let verifiers = VerifierList::new(vec![Box::new(verifier)]);
-    let parsed = Note::from_bytes(note.as_bytes()).map_err(|e| LedgerError::Note(e.to_string()))?;
-    parsed.verify(&verifiers).map_err(|e| LedgerError::Note(e.to_string()))?;
-    let cp = tlog_tiles::Checkpoint::from_bytes(parsed.text())
-        .map_err(|_| LedgerError::MalformedCheckpoint("body is not origin, size, base64 root lines".into()))?;
-    if !cp.extension().is_empty() {
-        return Err(LedgerError::MalformedCheckpoint("unexpected extension lines after the root hash".into()));
+    CheckpointVerifier::new(verifier_key)?.open(note)
+}
+
+/// A verifier key parsed once, for opening many checkpoints (the auditor checks every one).
+pub struct CheckpointVerifier {
+    verifiers: VerifierList,
+}
+
+impl CheckpointVerifier {
+    pub fn new(verifier_key: &str) -> Result<Self, LedgerError> {
+        let verifier = StandardVerifier::new(verifier_key).map_err(|e| LedgerError::MalformedVerifierKey(e.to_string()))?;
+        Ok(Self { verifiers: VerifierList::new(vec![Box::new(verifier)]) })
     }
-    Ok(Checkpoint { origin: cp.origin().to_owned(), size: cp.size(), root: cp.hash().0 })
+
+    /// [`open_checkpoint`] with this key.
+    pub fn open(&self, note: &str) -> Result<Checkpoint, LedgerError> {
+        let parsed = Note::from_bytes(note.as_bytes()).map_err(|e| LedgerError::Note(e.to_string()))?;
+        parsed.verify(&self.verifiers).map_err(|e| LedgerError::Note(e.to_string()))?;
+        let cp = tlog_tiles::Checkpoint::from_bytes(parsed.text())
+            .map_err(|_| LedgerError::MalformedCheckpoint("body is not origin, size, base64 root lines".into()))?;
+        if !cp.extension().is_empty() {
+            return Err(LedgerError::MalformedCheckpoint("unexpected extension lines after the root hash".into()));
+        }
+        Ok(Checkpoint { origin: cp.origin().to_owned(), size: cp.size(), root: cp.hash().0 })
+    }
 }

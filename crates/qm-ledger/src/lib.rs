@@ -9,7 +9,7 @@
 mod checkpoint;
 mod tree;
 
-pub use checkpoint::{open_checkpoint, sign_checkpoint, Checkpoint, SiteKey};
+pub use checkpoint::{open_checkpoint, sign_checkpoint, Checkpoint, CheckpointVerifier, SiteKey};
 pub use tree::{
     check_consistency, check_inclusion, empty_root, leaf_hash, locate_stored_hash, node_hash, prove_consistency, prove_inclusion,
     stored_hash_index, tree_root, Frontier, HashReader,
