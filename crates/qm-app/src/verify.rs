@@ -14,6 +14,8 @@ pub struct VerifyReport {
     pub checkpoints: usize,
     pub projection_rows: usize,
     pub readings_batches: usize,
+    /// False when the events were not replayed (`skip_replay`): only the cryptographic checks ran.
+    pub replayed: bool,
     /// Index of the first entry found bad, if any.
     pub first_bad_entry: Option<u64>,
     pub problems: Vec<String>,
@@ -208,7 +210,7 @@ pub fn verify(store: &dyn Store, opts: &VerifyOptions) -> VerifyReport {
 
 /// [`verify`] with chunks of `2^level` entries (tests use small ones to cross many chunk edges).
 fn verify_in_chunks(store: &dyn Store, opts: &VerifyOptions, level: u8) -> VerifyReport {
-    let mut report = VerifyReport::default();
+    let mut report = VerifyReport { replayed: !opts.skip_replay, ..VerifyReport::default() };
     let problem = |r: &mut VerifyReport, bad: Option<u64>, msg: String| {
         if let Some(b) = bad {
             r.first_bad_entry = Some(r.first_bad_entry.map_or(b, |f| f.min(b)));

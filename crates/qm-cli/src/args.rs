@@ -239,6 +239,10 @@ pub enum Cmd {
         /// Check checkpoints against this verifier key instead of the one recorded at genesis.
         #[arg(long)]
         verifier_key: Option<String>,
+        /// Only the cryptographic checks (every entry re-hashed, the tree, every checkpoint's
+        /// signature and root); skip replaying the events into fresh books.
+        #[arg(long)]
+        tree_only: bool,
     },
     /// Print the permission table (role × operation).
     Permissions,

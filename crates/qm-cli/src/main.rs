@@ -528,12 +528,12 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
             out.json_or(&serde_json::json!({ "verifier_key": vk }), || vk.clone());
             Ok(0)
         }
-        Cmd::Verify { verifier_key } => {
+        Cmd::Verify { verifier_key, tree_only } => {
             // Verify reads the store directly: a damaged file must still be examined, not refused at open.
             let store = qm_app::open_store(&cli.db, false)?;
             let report = qm_app::verify::verify(
                 store.as_ref(),
-                &qm_app::verify::VerifyOptions { verifier_key: verifier_key.clone(), skip_replay: false },
+                &qm_app::verify::VerifyOptions { verifier_key: verifier_key.clone(), skip_replay: *tree_only },
             );
             out.verify(&report);
             Ok(if report.ok() { 0 } else { 1 })

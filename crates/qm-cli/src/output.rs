@@ -192,7 +192,12 @@ impl Out {
 
     pub fn verify(&self, r: &VerifyReport) {
         self.json_or(&serde_json::json!({"ok": r.ok(), "report": r}), || {
-            if r.ok() {
+            if r.ok() && !r.replayed {
+                format!(
+                    "verify: OK — {} entries re-hashed, {} checkpoints verified (tree only: events not replayed); root {}",
+                    r.entries, r.checkpoints, r.root
+                )
+            } else if r.ok() {
                 format!(
                     "verify: OK — {} entries re-hashed, {} checkpoints verified, {} projection rows equal a replay; root {}",
                     r.entries, r.checkpoints, r.projection_rows, r.root
