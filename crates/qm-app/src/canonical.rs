@@ -218,6 +218,12 @@ impl<'s, 'a> ser::Serializer for &'s mut Writer<'a> {
     fn serialize_u64(self, v: u64) -> R {
         self.unsigned(v)
     }
+    fn serialize_i128(self, v: i128) -> R {
+        i64::try_from(v).map_or(Err(Stop::Fallback), |v| self.signed(v))
+    }
+    fn serialize_u128(self, v: u128) -> R {
+        u64::try_from(v).map_or(Err(Stop::Fallback), |v| self.unsigned(v))
+    }
     fn serialize_f32(self, _: f32) -> R {
         Err(Stop::Fallback)
     }

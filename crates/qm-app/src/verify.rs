@@ -7,6 +7,7 @@ use qm_ledger::{leaf_hash, Frontier, Hash};
 use qm_store::{Store, StoreHashes};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct VerifyReport {
@@ -140,14 +141,16 @@ fn merge_chunks(chunks: Vec<ChunkCheck>, level: u8, sizes: &BTreeMap<u64, usize>
                 }
             }
         }
-        if c.count < chunk || c.stop.is_some() {
+        if c.count < chunk {
             m.entries += c.count;
             if let Ok(joined) = m.frontier.joined(&c.local) {
                 m.frontier = joined;
             }
+            // The ledger's last, partial chunk; `stop` says why, if it ended early.
             m.stop = c.stop;
             break;
         }
+        // A whole chunk (even one whose scan failed only after its last row): a subtree of the tree.
         let mut above: Vec<Hash> = vec![];
         if m.frontier.push_subtree(level, c.local.root(), |h| above.push(*h)).is_err() {
             m.stop = Some(format!("entries from {} on could not be put in the tree", m.entries));
@@ -162,8 +165,13 @@ fn merge_chunks(chunks: Vec<ChunkCheck>, level: u8, sizes: &BTreeMap<u64, usize>
         if c.snapshots.last().is_some_and(|(_, part)| part.size() == chunk) {
             m.roots_at.insert(m.entries, m.frontier.root());
         }
+        if c.stop.is_some() {
+            m.stop = c.stop;
+            break;
+        }
     }
     m.bad.sort_unstable();
+    m.bad.dedup();
     m
 }
 
@@ -251,15 +259,25 @@ fn verify_in_chunks(store: &dyn Store, opts: &VerifyOptions, level: u8) -> Verif
     };
     let verifier = opts.verifier_key.clone().or_else(genesis_key);
     // Chunks are handed out in order to whichever reader is free, so all finish together.
-    let next = std::sync::atomic::AtomicU64::new(0);
+    let next = AtomicU64::new(0);
+    let first_stop = AtomicU64::new(u64::MAX);
     let (hashed, replayed, opened) = std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::channel::<ChunkCheck>();
         let workers = readers.len();
         for reader in readers {
-            let (tx, next, sizes) = (tx.clone(), &next, &sizes);
+            let (tx, next, first_stop, sizes) = (tx.clone(), &next, &first_stop, &sizes);
             scope.spawn(move || loop {
-                let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if index << level >= end || tx.send(check_chunk(reader.as_ref(), level, index, end, sizes)).is_err() {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                // Past a chunk where the ledger stopped being whole nothing more is merged: a gap or
+                // one absurd sequence number must not send the readers through every index up to it.
+                if index << level >= end || index > first_stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let c = check_chunk(reader.as_ref(), level, index, end, sizes);
+                if c.stop.is_some() {
+                    first_stop.fetch_min(index, Ordering::Relaxed);
+                }
+                if tx.send(c).is_err() {
                     return;
                 }
             });
@@ -276,7 +294,16 @@ fn verify_in_chunks(store: &dyn Store, opts: &VerifyOptions, level: u8) -> Verif
         let replayed = (!opts.skip_replay).then(|| replay(store, end));
         let mut chunks: Vec<ChunkCheck> = if workers == 0 {
             // No second connection (a backend that cannot give one): the same checks, here.
-            (0..end.div_ceil(1 << level)).map(|i| check_chunk(store, level, i, end, &sizes)).collect()
+            let mut chunks = vec![];
+            for i in 0..end.div_ceil(1 << level) {
+                let c = check_chunk(store, level, i, end, &sizes);
+                let stop = c.stop.is_some();
+                chunks.push(c);
+                if stop {
+                    break;
+                }
+            }
+            chunks
         } else {
             rx.into_iter().collect()
         };
@@ -450,6 +477,21 @@ mod tests {
             assert_eq!(r.first_bad_entry, Some(15), "chunks of 2^{level}: {:?}", r.problems);
             assert!(r.problems.iter().any(|p| p.starts_with("entry 15: its bytes do not hash")), "{:?}", r.problems);
             assert!(r.problems.iter().any(|p| p.starts_with("entry 42: its bytes do not hash")), "{:?}", r.problems);
+        }
+    }
+
+    #[test]
+    fn one_absurd_sequence_number_is_reported_without_walking_up_to_it() {
+        let (_dir, db, site) = demo();
+        let n = site.size();
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(&format!("DROP TRIGGER entries_no_update; UPDATE entries SET seq = 1000000000000000 WHERE seq = {}", n - 1))
+            .unwrap();
+        for level in [2u8, CHUNK_LEVEL] {
+            let r = verify_in_chunks(site.store(), &VerifyOptions::default(), level);
+            assert_eq!((r.entries, r.first_bad_entry), (n - 1, Some(n - 1)), "chunks of 2^{level}: {:?}", r.problems);
+            let expected = format!("entry {} is missing", n - 1);
+            assert!(r.problems.iter().any(|p| p.contains(&expected)), "{:?}", r.problems);
         }
     }
 
