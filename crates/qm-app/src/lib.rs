@@ -889,10 +889,11 @@ pub fn hex(h: &[u8]) -> String {
 
 /// Loads the books from stored rows and the tree edge from stored hashes.
 fn load(store: &dyn Store) -> Result<(State, Frontier)> {
-    // The rows, the entry count and the checkpoints are separate reads: another process committing
-    // between them (e.g. a second `qm` at the same counter) makes them disagree for a moment. Every
-    // commit writes entries and rows together, so disagreement that lasts is damage; one that goes
-    // away on a second read was a race.
+    // The rows, the entry count and the checkpoints are separate reads. SQLite gives them one
+    // snapshot (`Store::in_snapshot`); elsewhere another process committing between them (e.g. a
+    // second `qm` at the same counter) can make them disagree for a moment. Every commit writes
+    // entries and rows together, so disagreement that lasts is damage; one that goes away on a
+    // second read was a race.
     let mut attempt = 0;
     loop {
         match load_once(store) {
@@ -906,6 +907,15 @@ fn load(store: &dyn Store) -> Result<(State, Frontier)> {
 }
 
 fn load_once(store: &dyn Store) -> Result<(State, Frontier)> {
+    let mut loaded = None;
+    store.in_snapshot(&mut || {
+        loaded = Some(read_books(store));
+        Ok(())
+    })?;
+    loaded.unwrap_or_else(|| Err(AppError::Internal("the store did not run the load".into())))
+}
+
+fn read_books(store: &dyn Store) -> Result<(State, Frontier)> {
     let mut state = State::new();
     store.for_each_row(&mut |kind, key, value| state.load_row(kind, key, value))?;
     state.rebuild_indexes();

@@ -260,6 +260,15 @@ impl qm_store::Store for SqliteStore {
         )
     }
 
+    fn in_snapshot(&self, f: &mut dyn FnMut() -> Result<()>) -> Result<()> {
+        // A deferred transaction that only reads: its snapshot is taken at the first read and held
+        // until the end, while writers on other connections go on appending to the WAL.
+        self.conn.execute_batch("BEGIN DEFERRED").map_err(be)?;
+        let r = f();
+        let end = self.conn.execute_batch(if r.is_ok() { "COMMIT" } else { "ROLLBACK" }).map_err(be);
+        r.and(end)
+    }
+
     fn open_reader(&self) -> Result<Option<Box<dyn qm_store::Store>>> {
         // (Mapping the file with `mmap_size` was measured: slower than read(2) here, and it turns I/O
         // errors into signals.)
@@ -357,5 +366,40 @@ impl qm_store::Store for SqliteStore {
             f(&kind, &key, &value).map_err(StoreError::Damaged)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qm_store::Store;
+
+    fn entry(seq: u64) -> StoredEntry {
+        StoredEntry { seq, idempotency_key: format!("k{seq}"), bytes: vec![b'x'; 10], hashes: vec![[seq as u8; 32]] }
+    }
+
+    #[test]
+    fn reads_in_a_snapshot_do_not_see_a_commit_made_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut writer = SqliteStore::create(&path).unwrap();
+        writer.commit(&Commit { entries: vec![entry(0)], ..Commit::default() }).unwrap();
+        let reader = SqliteStore::open(&path).unwrap();
+        let mut seen = vec![];
+        reader
+            .in_snapshot(&mut || {
+                seen.push(reader.entry_count()?);
+                // Another connection (another process, in life) commits between two reads.
+                writer.commit(&Commit { entries: vec![entry(1)], ..Commit::default() })?;
+                seen.push(reader.entry_count()?);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(seen, vec![1, 1], "both reads see the snapshot taken at the first");
+        assert_eq!(reader.entry_count().unwrap(), 2, "after the snapshot ends, the commit is there");
+        // An error inside ends the transaction too: the connection is usable afterwards.
+        let failed = reader.in_snapshot(&mut || Err(StoreError::Backend("stop".into())));
+        assert!(failed.is_err());
+        assert_eq!(reader.entry_count().unwrap(), 2);
     }
 }

@@ -95,6 +95,13 @@ pub trait Store: Send {
     fn scan_tree(&self, from: u64, to: u64, f: &mut dyn FnMut(u64, &[u8], &[u8]) -> bool) -> Result<()> {
         self.scan_range(from, to, &mut |seq, _, bytes, hashes| f(seq, bytes, hashes))
     }
+    /// Runs `f` with every read it makes through this store seeing one snapshot of the database,
+    /// where the backend can give one (SQLite: one read transaction). Opening a site reads the rows,
+    /// the entry count and the checkpoints; without a snapshot, another process committing between
+    /// those reads makes them disagree. The default runs `f` as it is.
+    fn in_snapshot(&self, f: &mut dyn FnMut() -> Result<()>) -> Result<()> {
+        f()
+    }
     /// Another connection to the same database, for reading in parallel (the verifier hashes
     /// ranges of the ledger on several threads). `None` when the backend cannot give one.
     fn open_reader(&self) -> Result<Option<Box<dyn Store>>> {
