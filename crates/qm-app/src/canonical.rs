@@ -58,20 +58,23 @@ fn escaped(out: &mut Vec<u8>, s: &str) -> R {
 }
 
 impl Writer<'_> {
-    fn unsigned(&mut self, v: u64) -> R {
-        if v > SAFE_INTEGER {
+    /// Every integer type lands here; beyond ±2^53 RFC 8785 (which reads numbers as doubles) would
+    /// round it, so the reference encoder decides how.
+    fn integer(&mut self, v: i128) -> R {
+        if v.unsigned_abs() > u128::from(SAFE_INTEGER) {
             return Err(Stop::Fallback);
         }
         self.out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
         Ok(())
     }
-    fn signed(&mut self, v: i64) -> R {
-        if v.unsigned_abs() > SAFE_INTEGER {
-            return Err(Stop::Fallback);
-        }
-        self.out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-        Ok(())
-    }
+}
+
+macro_rules! integers {
+    ($($method:ident: $t:ty),* $(,)?) => {
+        $(fn $method(self, v: $t) -> R {
+            self.integer(v.into())
+        })*
+    };
 }
 
 /// An object being written. Each member `"key":value` is appended as it comes (with a comma before
@@ -194,35 +197,12 @@ impl<'s, 'a> ser::Serializer for &'s mut Writer<'a> {
         self.out.extend_from_slice(if v { b"true" } else { b"false" });
         Ok(())
     }
-    fn serialize_i8(self, v: i8) -> R {
-        self.signed(v.into())
-    }
-    fn serialize_i16(self, v: i16) -> R {
-        self.signed(v.into())
-    }
-    fn serialize_i32(self, v: i32) -> R {
-        self.signed(v.into())
-    }
-    fn serialize_i64(self, v: i64) -> R {
-        self.signed(v)
-    }
-    fn serialize_u8(self, v: u8) -> R {
-        self.unsigned(v.into())
-    }
-    fn serialize_u16(self, v: u16) -> R {
-        self.unsigned(v.into())
-    }
-    fn serialize_u32(self, v: u32) -> R {
-        self.unsigned(v.into())
-    }
-    fn serialize_u64(self, v: u64) -> R {
-        self.unsigned(v)
-    }
-    fn serialize_i128(self, v: i128) -> R {
-        i64::try_from(v).map_or(Err(Stop::Fallback), |v| self.signed(v))
+    integers! {
+        serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64, serialize_i128: i128,
+        serialize_u8: u8, serialize_u16: u16, serialize_u32: u32, serialize_u64: u64,
     }
     fn serialize_u128(self, v: u128) -> R {
-        u64::try_from(v).map_or(Err(Stop::Fallback), |v| self.unsigned(v))
+        i128::try_from(v).map_or(Err(Stop::Fallback), |v| self.integer(v))
     }
     fn serialize_f32(self, _: f32) -> R {
         Err(Stop::Fallback)

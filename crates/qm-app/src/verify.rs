@@ -258,6 +258,7 @@ fn verify_in_chunks(store: &dyn Store, opts: &VerifyOptions, level: u8) -> Verif
         }
     };
     let verifier = opts.verifier_key.clone().or_else(genesis_key);
+    let key = verifier.as_deref().map(qm_ledger::CheckpointVerifier::new);
     // Chunks are handed out in order to whichever reader is free, so all finish together.
     let next = AtomicU64::new(0);
     let first_stop = AtomicU64::new(u64::MAX);
@@ -284,12 +285,9 @@ fn verify_in_chunks(store: &dyn Store, opts: &VerifyOptions, level: u8) -> Verif
         }
         drop(tx);
         // While the readers hash: every checkpoint's signature, here.
-        let opened: Vec<_> = match &verifier {
-            Some(vk) => match qm_ledger::CheckpointVerifier::new(vk) {
-                Ok(v) => checkpoints.iter().map(|cp| v.open(&cp.note)).collect(),
-                Err(e) => checkpoints.iter().map(|_| Err(qm_ledger::LedgerError::InvalidInput(e.to_string()))).collect(),
-            },
-            None => vec![],
+        let opened: Vec<_> = match &key {
+            Some(Ok(v)) => checkpoints.iter().map(|cp| v.open(&cp.note)).collect(),
+            _ => vec![],
         };
         let replayed = (!opts.skip_replay).then(|| replay(store, end));
         let mut chunks: Vec<ChunkCheck> = if workers == 0 {
@@ -333,9 +331,15 @@ fn verify_in_chunks(store: &dyn Store, opts: &VerifyOptions, level: u8) -> Verif
     report.root = crate::hex(&frontier.root());
 
     // Checkpoints: each signed by the site key, and each root equal to the tree rebuilt from the entries.
-    match &verifier {
+    match &key {
         None => problem(&mut report, None, "no verifier key: the ledger has no readable genesis entry; pass --verifier-key".into()),
-        Some(_) => {
+        // Said once, not once per checkpoint.
+        Some(Err(e)) => problem(
+            &mut report,
+            None,
+            format!("the verifier key {:?} cannot check any checkpoint: {e}", verifier.as_deref().unwrap_or_default()),
+        ),
+        Some(Ok(_)) => {
             let mut previous: Option<(u64, Hash, bool)> = None;
             for (cp, opened) in checkpoints.iter().zip(opened) {
                 match opened {

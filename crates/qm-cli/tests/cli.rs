@@ -342,6 +342,10 @@ fn checkpoints_and_proofs() {
     // An auditor's wrong key is caught.
     let r = e.qm(&["verify", "--verifier-key", "other+01020304+AWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1+f4A="]);
     assert_eq!(r.code, 1);
+    // A key that is not a key at all is said once, not once per checkpoint.
+    let r = e.qm(&["verify", "--tree-only", "--verifier-key", "not a key"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.stdout.matches("cannot check any checkpoint").count(), 1, "{}", r.stdout);
 }
 
 #[test]

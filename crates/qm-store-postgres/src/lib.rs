@@ -529,10 +529,6 @@ impl qm_store::Store for PostgresStore {
             .collect()
     }
 
-    fn scan_entries(&self, from: u64, f: &mut dyn FnMut(u64, &str, &[u8], &[u8]) -> bool) -> Result<()> {
-        self.scan_range(from, u64::MAX, f)
-    }
-
     fn open_reader(&self) -> Result<Option<Box<dyn qm_store::Store>>> {
         Ok(Some(Box::new(PostgresStore::open(&self.url)?)))
     }

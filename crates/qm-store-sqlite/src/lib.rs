@@ -234,10 +234,6 @@ impl qm_store::Store for SqliteStore {
         Ok(out)
     }
 
-    fn scan_entries(&self, from: u64, f: &mut dyn FnMut(u64, &str, &[u8], &[u8]) -> bool) -> Result<()> {
-        self.scan_range(from, u64::MAX, f)
-    }
-
     fn scan_range(&self, from: u64, to: u64, f: &mut dyn FnMut(u64, &str, &[u8], &[u8]) -> bool) -> Result<()> {
         self.scan(
             "SELECT seq, bytes, hashes, idem FROM entries WHERE seq >= ?1 AND seq < ?2 ORDER BY seq",

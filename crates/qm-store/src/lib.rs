@@ -81,14 +81,15 @@ pub trait Store: Send {
     fn entry_count(&self) -> Result<u64>;
     /// Entries with `seq` in `[from, from + limit)`, in order.
     fn read_entries(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>>;
-    /// Calls `f(seq, idempotency_key, bytes, hashes)` for every entry from `from` on, in order, with
-    /// borrowed data (no copy per entry); `f` returns false to stop. For the verifier.
+    /// Calls `f(seq, idempotency_key, bytes, hashes)` for every entry with `seq` in `[from, to)`, in
+    /// order, with borrowed data (no copy per entry); `f` returns false to stop. For the verifier,
+    /// backups and the benches.
     #[allow(clippy::type_complexity)]
-    fn scan_entries(&self, from: u64, f: &mut dyn FnMut(u64, &str, &[u8], &[u8]) -> bool) -> Result<()>;
-    /// [`Store::scan_entries`] over `seq` in `[from, to)` only.
+    fn scan_range(&self, from: u64, to: u64, f: &mut dyn FnMut(u64, &str, &[u8], &[u8]) -> bool) -> Result<()>;
+    /// [`Store::scan_range`] from `from` to the end of the ledger.
     #[allow(clippy::type_complexity)]
-    fn scan_range(&self, from: u64, to: u64, f: &mut dyn FnMut(u64, &str, &[u8], &[u8]) -> bool) -> Result<()> {
-        self.scan_entries(from, &mut |seq, idem, bytes, hashes| seq < to && f(seq, idem, bytes, hashes))
+    fn scan_entries(&self, from: u64, f: &mut dyn FnMut(u64, &str, &[u8], &[u8]) -> bool) -> Result<()> {
+        self.scan_range(from, u64::MAX, f)
     }
     /// [`Store::scan_range`] without the idempotency keys: what re-hashing the tree needs.
     #[allow(clippy::type_complexity)]
