@@ -444,24 +444,7 @@ pub fn run(db: &str, key: &Path, cfg: &BenchConfig, scratch: &Path, progress: &m
     })?;
     let total: usize = all.iter().map(Vec::len).sum();
     let avg = total / all.len().max(1);
-    // Three rounds of the SHA-256 baseline and verify's hash path, one after the other, so that a
-    // slow moment of a shared machine does not fall on one side only; the best of each counts.
-    let (mut sha_s, mut verify_s) = (f64::MAX, f64::MAX);
-    for _ in 0..3 {
-        let t = Instant::now();
-        let mut acc = 0u8;
-        for b in &all {
-            acc ^= sha2::Sha256::digest(b)[0];
-        }
-        std::hint::black_box(acc);
-        sha_s = sha_s.min(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        let report = verify(site.store(), &VerifyOptions { verifier_key: None, skip_replay: true });
-        verify_s = verify_s.min(t.elapsed().as_secs_f64());
-        if !report.ok() {
-            return Err(AppError::Internal(format!("the bench ledger does not verify: {:?}", report.problems)));
-        }
-    }
+    let (sha_s, verify_s) = tree_verify_against_sha256(site.store(), &all)?;
     let sha = total as f64 / sha_s / 1e6;
     let verify_rate = total as f64 / verify_s / 1e6;
     let t = Instant::now();
@@ -484,6 +467,30 @@ pub fn run(db: &str, key: &Path, cfg: &BenchConfig, scratch: &Path, progress: &m
         rebuild_entries_per_second: rebuild,
         peak_rss_mb: peak_rss_mb(),
     })
+}
+
+/// Seconds for raw SHA-256 over `entries` (one digest per entry, in memory) and for verify's tree
+/// path over the store that holds them, each the best of three rounds run one after the other, so
+/// that a slow moment of a shared machine does not fall on one side only. Used by `qm bench` and
+/// `cargo bench --bench ledger`.
+pub fn tree_verify_against_sha256(store: &dyn qm_store::Store, entries: &[Vec<u8>]) -> Result<(f64, f64)> {
+    let (mut sha_s, mut verify_s) = (f64::MAX, f64::MAX);
+    for _ in 0..3 {
+        let t = Instant::now();
+        let mut acc = 0u8;
+        for b in entries {
+            acc ^= sha2::Sha256::digest(b)[0];
+        }
+        std::hint::black_box(acc);
+        sha_s = sha_s.min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let report = verify(store, &VerifyOptions { verifier_key: None, skip_replay: true });
+        verify_s = verify_s.min(t.elapsed().as_secs_f64());
+        if !report.ok() {
+            return Err(AppError::Internal(format!("the bench ledger does not verify: {:?}", report.problems)));
+        }
+    }
+    Ok((sha_s, verify_s))
 }
 
 fn site_submit(site: &mut Site, actor: Badge, command: Command, key: String, at: OffsetDateTime) -> crate::Ticket {
