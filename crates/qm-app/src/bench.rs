@@ -45,6 +45,9 @@ pub struct BenchReport {
     pub operations: Vec<OpFigure>,
     pub raw_inserts_per_second: f64,
     pub movements_to_raw_inserts: f64,
+    /// Wall time of the issue/return bursts, and how much of it the writer thread spent committing.
+    pub movement_seconds: f64,
+    pub movement_writer_busy_seconds: f64,
     pub verify_mb_per_second: f64,
     pub sha256_mb_per_second: f64,
     pub verify_to_sha256: f64,
@@ -265,6 +268,7 @@ pub fn run(db: &str, key: &Path, cfg: &BenchConfig, scratch: &Path, progress: &m
 
     // Shift change: bursts of issues then returns, pipelined group commit in batches of 500.
     site.start_writer()?;
+    let busy_before = site.writer_busy();
     let mut ops = vec![];
     let members_per_dept = (cfg.staff / depts).saturating_sub(3).max(1);
     let mut lat = Vec::with_capacity(cfg.movements);
@@ -332,6 +336,7 @@ pub fn run(db: &str, key: &Path, cfg: &BenchConfig, scratch: &Path, progress: &m
         lat.extend(std::iter::repeat_n(at.elapsed(), k));
     }
     let movement_wall = t.elapsed();
+    let movement_writer_busy = site.writer_busy().saturating_sub(busy_before);
     let movement_fig = figure("issue/return (pipelined batches of 500)", lat, movement_wall);
     let movement_rate = movement_fig.per_second;
     ops.push(movement_fig);
@@ -461,6 +466,8 @@ pub fn run(db: &str, key: &Path, cfg: &BenchConfig, scratch: &Path, progress: &m
         operations: ops,
         raw_inserts_per_second: raw,
         movements_to_raw_inserts: movement_rate / raw,
+        movement_seconds: movement_wall.as_secs_f64(),
+        movement_writer_busy_seconds: movement_writer_busy.as_secs_f64(),
         verify_mb_per_second: verify_rate,
         sha256_mb_per_second: sha,
         verify_to_sha256: verify_rate / sha,

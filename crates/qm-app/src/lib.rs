@@ -204,6 +204,110 @@ impl Drop for Writer {
     }
 }
 
+/// The pipelined writer writes a batch's projection rows with a later commit once this many
+/// entries have gone by without them: at most this many entries are replayed when a site stopped in
+/// the middle of a burst is opened again.
+pub const ROWS_DEFERRED_AT_MOST: u64 = 20_000;
+/// ... and writes them on their own once no commit has come for this long.
+const ROWS_IDLE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Projection rows the writer has not written yet: the last change of each row, in key order (rows
+/// written in key order touch the B-tree's pages in order), and how far they bring the stored rows.
+#[derive(Default)]
+struct DeferredRows {
+    rows: std::collections::BTreeMap<(String, String), Option<String>>,
+    through: u64,
+    entries: u64,
+}
+
+impl DeferredRows {
+    fn add(&mut self, rows: Vec<RowChange>, through: u64, entries: u64) {
+        for r in rows {
+            self.rows.insert((r.kind, r.key), r.value);
+        }
+        self.through = through;
+        self.entries += entries;
+    }
+    fn take(&mut self) -> Vec<RowChange> {
+        self.entries = 0;
+        std::mem::take(&mut self.rows).into_iter().map(|((kind, key), value)| RowChange { kind, key, value }).collect()
+    }
+}
+
+/// The writer thread: commits batches in the order they were staged, each durable before its reply.
+/// During a burst (the next batch arrives within `ROWS_IDLE`) the batches' projection rows are held
+/// back and merged, so a row changed by many batches is written once: with a commit once
+/// `ROWS_DEFERRED_AT_MOST` entries have gone by, or on their own once the queue has been idle for
+/// `ROWS_IDLE`, and when the queue closes. Opening a site replays the entries its rows do not cover.
+fn write_in_order(store: &mut dyn Store, jobs: &std::sync::mpsc::Receiver<Job>, busy: &std::sync::atomic::AtomicU64) {
+    use std::sync::mpsc::RecvTimeoutError;
+    // After a failed commit every later batch fails too: they were validated on top of it.
+    let mut failed: Option<String> = None;
+    let mut deferred = DeferredRows::default();
+    let catch_up = |store: &mut dyn Store, deferred: &mut DeferredRows| {
+        let through = deferred.through;
+        if let Err(e) = store.catch_up_rows(&deferred.take(), through) {
+            // Nothing is lost: the next open replays the entries the stored rows do not cover.
+            tracing_free_log(&format!("writing projection rows through entry {through}: {e}"));
+        }
+    };
+    loop {
+        let job = if deferred.rows.is_empty() {
+            match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            }
+        } else {
+            match jobs.recv_timeout(ROWS_IDLE) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
+                    catch_up(store, &mut deferred);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        };
+        match job {
+            Job::Commit(mut commit, reply) => {
+                let started = std::time::Instant::now();
+                let r = match &failed {
+                    Some(m) => Err(StoreError::Backend(format!("an earlier commit failed: {m}"))),
+                    None => {
+                        let rows = std::mem::take(&mut commit.rows);
+                        match commit.entries.last().map(|e| e.seq + 1) {
+                            Some(through) => deferred.add(rows, through, commit.entries.len() as u64),
+                            None => deferred.add(rows, deferred.through, 0),
+                        }
+                        // Rows are written all together or not at all: the stored rows always
+                        // match the ledger at one size.
+                        if deferred.entries >= ROWS_DEFERRED_AT_MOST || commit.entries.is_empty() {
+                            commit.rows = deferred.take();
+                        }
+                        store.commit(&commit)
+                    }
+                };
+                busy.fetch_add(started.elapsed().as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
+                if let Err(e) = &r {
+                    failed.get_or_insert_with(|| e.to_string());
+                    // They include the failed batch's; the books are re-read from the store.
+                    deferred = DeferredRows::default();
+                }
+                let _ = reply.send(r);
+            }
+            Job::Checkpoint(cp) => {
+                if failed.is_none() {
+                    if let Err(e) = store.add_checkpoint(&cp) {
+                        tracing_free_log(&format!("storing checkpoint {}: {e}", cp.size));
+                    }
+                }
+            }
+        }
+    }
+    if failed.is_none() && !deferred.rows.is_empty() {
+        catch_up(store, &mut deferred);
+    }
+}
+
 /// A batch handed to the writer. Its results may be acknowledged only after `Site::finish` returns them.
 pub struct Ticket {
     results: Vec<Result<Outcome>>,
@@ -385,33 +489,7 @@ impl Site {
         let busy = busy_nanos.clone();
         let handle = std::thread::Builder::new()
             .name("qm-writer".into())
-            .spawn(move || {
-                // After a failed commit every later batch fails too: they were validated on top of it.
-                let mut failed: Option<String> = None;
-                for job in rx {
-                    match job {
-                        Job::Commit(commit, reply) => {
-                            let started = std::time::Instant::now();
-                            let r = match &failed {
-                                Some(m) => Err(StoreError::Backend(format!("an earlier commit failed: {m}"))),
-                                None => store.commit(&commit),
-                            };
-                            busy.fetch_add(started.elapsed().as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
-                            if let Err(e) = &r {
-                                failed.get_or_insert_with(|| e.to_string());
-                            }
-                            let _ = reply.send(r);
-                        }
-                        Job::Checkpoint(cp) => {
-                            if failed.is_none() {
-                                if let Err(e) = store.add_checkpoint(&cp) {
-                                    tracing_free_log(&format!("storing checkpoint {}: {e}", cp.size));
-                                }
-                            }
-                        }
-                    }
-                }
-            })
+            .spawn(move || write_in_order(store.as_mut(), &rx, &busy))
             .map_err(|e| AppError::Internal(format!("starting the writer thread: {e}")))?;
         self.writer = Some(Writer { jobs: Some(tx), handle: Some(handle), busy_nanos });
         Ok(())
@@ -442,21 +520,23 @@ impl Site {
             }
         }
         let (reply, done) = std::sync::mpsc::channel();
-        let unsent = match self.writer.as_ref().and_then(|w| w.jobs.as_ref()) {
-            Some(jobs) => jobs.send(Job::Commit(commit, reply)).err().and_then(|e| match e.0 {
-                Job::Commit(c, _) => Some(c),
-                Job::Checkpoint(_) => None,
-            }),
-            None => Some(commit),
-        };
-        // No writer (or it is gone): commit here and now.
-        if let Some(commit) = unsent {
-            let (reply, done) = std::sync::mpsc::channel();
-            let _ = reply.send(self.store.commit(&commit));
-            ticket.done = Some(done);
-        } else {
-            ticket.done = Some(done);
+        match self.writer.as_ref().and_then(|w| w.jobs.as_ref()) {
+            Some(jobs) => {
+                if let Err(e) = jobs.send(Job::Commit(commit, reply)) {
+                    // The writer is gone, with any rows it held back: the batch fails and `finish`
+                    // re-reads the books from the store.
+                    self.writer = None;
+                    if let Job::Commit(_, reply) = e.0 {
+                        let _ = reply.send(Err(StoreError::Backend("the writer thread stopped".into())));
+                    }
+                }
+            }
+            // No writer: commit here and now.
+            None => {
+                let _ = reply.send(self.store.commit(&commit));
+            }
         }
+        ticket.done = Some(done);
         ticket
     }
 
@@ -649,6 +729,19 @@ impl Site {
     fn flush(&mut self, mut commit: Commit) -> Result<()> {
         commit.rows =
             self.state.take_touched().into_iter().map(|(k, v)| RowChange { kind: k.kind.to_string(), key: k.key, value: v }).collect();
+        // While the writer thread runs, every commit goes through it: it may hold rows back, and
+        // rows are written in order from one connection only.
+        if let Some(jobs) = self.writer.as_ref().and_then(|w| w.jobs.as_ref()) {
+            let (reply, done) = std::sync::mpsc::channel();
+            match jobs.send(Job::Commit(commit, reply)) {
+                Ok(()) => return Ok(done.recv().unwrap_or_else(|_| Err(StoreError::Backend("the writer thread stopped".into())))?),
+                Err(_) => {
+                    // It may have held rows back: the caller re-reads the books from the store.
+                    self.writer = None;
+                    return Err(AppError::Store(StoreError::Backend("the writer thread stopped".into())));
+                }
+            }
+        }
         self.store.commit(&commit)?;
         Ok(())
     }
@@ -920,15 +1013,47 @@ fn read_books(store: &dyn Store) -> Result<(State, Frontier)> {
     store.for_each_row(&mut |kind, key, value| state.load_row(kind, key, value))?;
     state.rebuild_indexes();
     let size = store.entry_count()?;
-    if state.next_seq != size {
+    if state.next_seq > size {
         return Err(AppError::Store(StoreError::Damaged(format!(
             "the stored projections cover {} entries but the ledger holds {size}; run `qm verify`",
             state.next_seq
         ))));
     }
+    if state.next_seq < size {
+        replay_tail(store, &mut state, size)?;
+    }
     let frontier = Frontier::load(size, &StoreHashes(store))?;
     startup_check(store, &state, &frontier)?;
     Ok((state, frontier))
+}
+
+/// Brings rows that lag behind the ledger up to its end by replaying the entries they do not cover.
+/// The pipelined writer writes rows after a burst, not with every commit (`Site::start_writer`), so
+/// a process stopped during one leaves a tail of at most `ROWS_DEFERRED_AT_MOST` entries. The rows
+/// the tail touched stay marked, and the next commit writes them.
+fn replay_tail(store: &dyn Store, state: &mut State, size: u64) -> Result<()> {
+    let from = state.next_seq;
+    let mut failed = None;
+    store.scan_range(from, size, &mut |seq, _, bytes, _| {
+        let applied = decode(bytes).and_then(|env| state.apply(&env).map_err(|e| e.to_string()));
+        match applied {
+            Ok(()) => true,
+            Err(e) => {
+                failed = Some(format!("entry {seq} (beyond the stored projections, which cover {from}): {e}"));
+                false
+            }
+        }
+    })?;
+    if let Some(m) = failed {
+        return Err(AppError::Store(StoreError::Damaged(format!("{m}; run `qm verify`"))));
+    }
+    if state.next_seq != size {
+        return Err(AppError::Store(StoreError::Damaged(format!(
+            "the ledger holds {size} entries but only {} could be read in order; run `qm verify`",
+            state.next_seq
+        ))));
+    }
+    Ok(())
 }
 
 /// The cheap part of `verify`, run whenever a site is opened, so that no write proceeds on a

@@ -304,6 +304,10 @@ pub fn bench_text(r: &qm_app::bench::BenchReport) -> String {
         r.backend, r.raw_inserts_per_second, r.movements_to_raw_inserts
     ));
     s.push_str(&format!(
+        "  (the writer thread was busy committing {:.2} s of the {:.2} s the issues and returns took)\n",
+        r.movement_writer_busy_seconds, r.movement_seconds
+    ));
+    s.push_str(&format!(
         "verify (re-hash, tree, checkpoints): {:.1} MB/s; raw SHA-256 of the same bytes: {:.1} MB/s — ratio {:.2} (target >= 0.50)\n",
         r.verify_mb_per_second, r.sha256_mb_per_second, r.verify_to_sha256
     ));

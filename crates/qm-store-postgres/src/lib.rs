@@ -427,6 +427,34 @@ fn collapse_rows(rows: &[qm_store::RowChange]) -> (Vec<&qm_store::RowChange>, Ve
     (upserts, deletes)
 }
 
+/// Applies row changes inside a transaction (the caller commits): one statement for the upserts,
+/// one for the deletes, the last change of a row winning.
+fn write_rows(tx: &mut postgres::Transaction, rows: &[qm_store::RowChange]) -> Result<()> {
+    let (upserts, deletes) = collapse_rows(rows);
+    if !upserts.is_empty() {
+        let kinds: Vec<&str> = upserts.iter().map(|r| r.kind.as_str()).collect();
+        let keys: Vec<&str> = upserts.iter().map(|r| r.key.as_str()).collect();
+        let values: Vec<&str> = upserts.iter().map(|r| r.value.as_deref().unwrap_or_default()).collect();
+        tx.execute(
+            "INSERT INTO projection (kind, key, value) SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+             ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value",
+            &[&kinds, &keys, &values],
+        )
+        .map_err(be)?;
+    }
+    if !deletes.is_empty() {
+        let kinds: Vec<&str> = deletes.iter().map(|r| r.kind.as_str()).collect();
+        let keys: Vec<&str> = deletes.iter().map(|r| r.key.as_str()).collect();
+        tx.execute(
+            "DELETE FROM projection p USING unnest($1::text[], $2::text[]) AS d(kind, key)
+             WHERE p.kind = d.kind AND p.key = d.key",
+            &[&kinds, &keys],
+        )
+        .map_err(be)?;
+    }
+    Ok(())
+}
+
 impl qm_store::Store for PostgresStore {
     fn backend(&self) -> &'static str {
         "postgres"
@@ -476,30 +504,29 @@ impl qm_store::Store for PostgresStore {
             )
             .map_err(be)?;
         }
-        let (upserts, deletes) = collapse_rows(&commit.rows);
-        if !upserts.is_empty() {
-            let kinds: Vec<&str> = upserts.iter().map(|r| r.kind.as_str()).collect();
-            let keys: Vec<&str> = upserts.iter().map(|r| r.key.as_str()).collect();
-            let values: Vec<&str> = upserts.iter().map(|r| r.value.as_deref().unwrap_or_default()).collect();
-            tx.execute(
-                "INSERT INTO projection (kind, key, value) SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
-                 ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value",
-                &[&kinds, &keys, &values],
-            )
-            .map_err(be)?;
-        }
-        if !deletes.is_empty() {
-            let kinds: Vec<&str> = deletes.iter().map(|r| r.kind.as_str()).collect();
-            let keys: Vec<&str> = deletes.iter().map(|r| r.key.as_str()).collect();
-            tx.execute(
-                "DELETE FROM projection p USING unnest($1::text[], $2::text[]) AS d(kind, key)
-                 WHERE p.kind = d.kind AND p.key = d.key",
-                &[&kinds, &keys],
-            )
-            .map_err(be)?;
-        }
+        write_rows(&mut tx, &commit.rows)?;
         // Returns once the WAL is flushed (synchronous_commit = on, see the module comment).
         tx.commit().map_err(be)
+    }
+
+    fn catch_up_rows(&mut self, rows: &[qm_store::RowChange], through: u64) -> Result<bool> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction().map_err(be)?;
+        // Rows are re-derived from the ledger if lost: no wait for the WAL flush.
+        tx.batch_execute("SET LOCAL synchronous_commit = off").map_err(be)?;
+        // The row lock orders this against another writer's rows: both compare under it.
+        let stored: Option<String> = tx
+            .query_opt("SELECT value FROM projection WHERE kind = 'meta' AND key = 'next_seq' FOR UPDATE", &[])
+            .map_err(be)?
+            .map(|r| r.try_get(0))
+            .transpose()
+            .map_err(be)?;
+        if qm_store::rows_cover(stored.as_deref())? > through {
+            return Ok(false);
+        }
+        write_rows(&mut tx, rows)?;
+        tx.commit().map_err(be)?;
+        Ok(true)
     }
 
     fn entry_count(&self) -> Result<u64> {

@@ -1,7 +1,7 @@
 //! The SQLite store: one file, WAL mode, `synchronous=FULL`, versioned migrations that run on open.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-use qm_store::{Commit, Hash, Result, StoreError, StoredCheckpoint, StoredEntry, StoredReading};
+use qm_store::{Commit, Hash, Result, RowChange, StoreError, StoredCheckpoint, StoredEntry, StoredReading};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::path::Path;
 
@@ -145,6 +145,36 @@ impl SqliteStore {
     }
 }
 
+/// Applies row changes inside a transaction (the caller commits).
+fn write_rows(tx: &rusqlite::Transaction, rows: &[RowChange]) -> Result<()> {
+    let mut up = tx
+        .prepare_cached(
+            "INSERT INTO projection (kind, key, value) VALUES (?1, ?2, ?3) ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value",
+        )
+        .map_err(be)?;
+    let mut del = tx.prepare_cached("DELETE FROM projection WHERE kind = ?1 AND key = ?2").map_err(be)?;
+    for r in rows {
+        match &r.value {
+            Some(v) => up.execute(params![r.kind, r.key, v]).map_err(be)?,
+            None => del.execute(params![r.kind, r.key]).map_err(be)?,
+        };
+    }
+    Ok(())
+}
+
+/// `Store::catch_up_rows` in one write transaction: the stored rows' coverage is read under the lock.
+fn catch_up(conn: &mut Connection, rows: &[RowChange], through: u64) -> Result<bool> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(be)?;
+    let stored: Option<String> =
+        tx.query_row("SELECT value FROM projection WHERE kind = 'meta' AND key = 'next_seq'", [], |r| r.get(0)).optional().map_err(be)?;
+    if qm_store::rows_cover(stored.as_deref())? > through {
+        return Ok(false);
+    }
+    write_rows(&tx, rows)?;
+    tx.commit().map_err(be)?;
+    Ok(true)
+}
+
 fn reading_row(r: &rusqlite::Row) -> rusqlite::Result<StoredReading> {
     Ok(StoredReading {
         location: r.get(0)?,
@@ -190,10 +220,6 @@ impl qm_store::Store for SqliteStore {
                     other => be(other),
                 })?;
             }
-            let mut up = tx
-                .prepare_cached("INSERT INTO projection (kind, key, value) VALUES (?1, ?2, ?3) ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value")
-                .map_err(be)?;
-            let mut del = tx.prepare_cached("DELETE FROM projection WHERE kind = ?1 AND key = ?2").map_err(be)?;
             let mut reading = tx
                 .prepare_cached(
                     "INSERT INTO readings (location, at_ms, temperature_c, humidity_pct, digest_seq) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -202,14 +228,17 @@ impl qm_store::Store for SqliteStore {
             for r in &commit.readings {
                 reading.execute(params![r.location, r.at_ms, r.temperature_c, r.humidity_pct, r.digest_seq as i64]).map_err(be)?;
             }
-            for r in &commit.rows {
-                match &r.value {
-                    Some(v) => up.execute(params![r.kind, r.key, v]).map_err(be)?,
-                    None => del.execute(params![r.kind, r.key]).map_err(be)?,
-                };
-            }
         }
+        write_rows(&tx, &commit.rows)?;
         tx.commit().map_err(be)
+    }
+
+    fn catch_up_rows(&mut self, rows: &[RowChange], through: u64) -> Result<bool> {
+        // Rows are re-derived from the ledger if lost: no fsync of their own (the next commit's covers them).
+        self.conn.pragma_update(None, "synchronous", "NORMAL").map_err(be)?;
+        let r = catch_up(&mut self.conn, rows, through);
+        self.conn.pragma_update(None, "synchronous", "FULL").map_err(be)?;
+        r
     }
 
     fn entry_count(&self) -> Result<u64> {

@@ -78,6 +78,13 @@ pub trait Store: Send {
     fn backend(&self) -> &'static str;
     /// Appends entries and applies row changes in one durable transaction.
     fn commit(&mut self, commit: &Commit) -> Result<()>;
+    /// Writes projection rows that lag behind the ledger (the pipelined writer defers them during a
+    /// burst of commits and writes them when it falls idle): `rows` bring the stored rows from
+    /// whatever entry they covered up to `through` (their `meta/next_seq` row says so). They are
+    /// written only if the stored rows do not already cover more than `through` (another writer
+    /// wrote newer ones), all or nothing, without a durable flush of their own: rows lost in a crash
+    /// are rebuilt from the ledger's tail when the site is next opened. Returns whether they were written.
+    fn catch_up_rows(&mut self, rows: &[RowChange], through: u64) -> Result<bool>;
     fn entry_count(&self) -> Result<u64>;
     /// Entries with `seq` in `[from, from + limit)`, in order.
     fn read_entries(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>>;
@@ -125,6 +132,15 @@ pub trait Store: Send {
     fn readings_of_digest(&self, digest_seq: u64) -> Result<Vec<StoredReading>>;
     /// Calls `f(kind, key, value)` for every stored projection row.
     fn for_each_row(&self, f: &mut dyn FnMut(&str, &str, &str) -> std::result::Result<(), String>) -> Result<()>;
+}
+
+/// How many entries stored projection rows cover, from the value of their `meta/next_seq` row
+/// (none stored: zero). For `Store::catch_up_rows`.
+pub fn rows_cover(next_seq: Option<&str>) -> Result<u64> {
+    match next_seq {
+        None => Ok(0),
+        Some(v) => v.parse().map_err(|_| StoreError::Damaged(format!("stored next_seq {v:?} is not a number"))),
+    }
 }
 
 /// Reads tree hashes through a store, for proofs and for loading the frontier.
