@@ -304,7 +304,7 @@ pub fn bench_text(r: &qm_app::bench::BenchReport) -> String {
         r.backend, r.raw_inserts_per_second, r.movements_to_raw_inserts
     ));
     s.push_str(&format!(
-        "  (the writer thread was busy committing {:.2} s of the {:.2} s the issues and returns took)\n",
+        "  (best of three rounds each; in the best round of movements the writer thread was busy committing {:.2} s of {:.2} s)\n",
         r.movement_writer_busy_seconds, r.movement_seconds
     ));
     s.push_str(&format!(
