@@ -106,7 +106,7 @@ impl Site {
                     .collect();
             }
         }
-        if !commit.entries.is_empty() {
+        if self.has_staged(&commit) {
             self.flush_or_reload(commit)?;
         }
         staged

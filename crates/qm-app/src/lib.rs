@@ -168,6 +168,9 @@ pub struct Site {
     frontier: Frontier,
     key: Option<SiteKey>,
     db: String,
+    /// While the writer thread runs, entries staged since the last hand-over, not yet encoded: the
+    /// writer encodes and hashes them (the second core), and `frontier` follows its replies.
+    unencoded: Vec<std::sync::Arc<[Envelope]>>,
     writer: Option<Writer>,
     /// Outcomes of batches handed to the writer and not yet finished, by idempotency key, so a
     /// retry arriving meanwhile gets the first result.
@@ -180,10 +183,28 @@ pub struct Site {
 
 /// Work for the writer thread, done in order.
 enum Job {
-    Commit(Commit, std::sync::mpsc::Sender<qm_store::Result<()>>),
+    /// A batch: its rows and readings, and its entries still to be encoded, hashed and appended.
+    Commit(Commit, Vec<std::sync::Arc<[Envelope]>>, std::sync::mpsc::Sender<Durable>),
     /// A checkpoint over entries already durable; nobody waits for it.
     Checkpoint(StoredCheckpoint),
 }
+
+/// Encodes envelopes in order, puts their leaves on the tree's edge and adds the stored entries.
+fn append_entries(
+    frontier: &mut Frontier,
+    envelopes: &[std::sync::Arc<[Envelope]>],
+    entries: &mut Vec<StoredEntry>,
+) -> qm_store::Result<()> {
+    for env in envelopes.iter().flat_map(|seg| seg.iter()) {
+        let bytes = encode(env).map_err(|e| StoreError::Backend(format!("encoding entry {}: {e}", env.seq)))?;
+        let hashes = frontier.push(leaf_hash(&bytes));
+        entries.push(StoredEntry { seq: env.seq, idempotency_key: env.idempotency_key.clone(), bytes, hashes });
+    }
+    Ok(())
+}
+
+/// The writer's answer to a batch: once durable, the tree's edge after it.
+type Durable = qm_store::Result<Frontier>;
 
 /// A thread with its own connection that commits staged batches in order, so that validating the
 /// next batch (CPU) overlaps committing the previous one (the disk) on a two-core machine.
@@ -239,7 +260,12 @@ impl DeferredRows {
 /// back and merged, so a row changed by many batches is written once: with a commit once
 /// `ROWS_DEFERRED_AT_MOST` entries have gone by, or on their own once the queue has been idle for
 /// `ROWS_IDLE`, and when the queue closes. Opening a site replays the entries its rows do not cover.
-fn write_in_order(store: &mut dyn Store, jobs: &std::sync::mpsc::Receiver<Job>, busy: &std::sync::atomic::AtomicU64) {
+fn write_in_order(
+    store: &mut dyn Store,
+    mut frontier: Frontier,
+    jobs: &std::sync::mpsc::Receiver<Job>,
+    busy: &std::sync::atomic::AtomicU64,
+) {
     use std::sync::mpsc::RecvTimeoutError;
     // After a failed commit every later batch fails too: they were validated on top of it.
     let mut failed: Option<String> = None;
@@ -268,11 +294,14 @@ fn write_in_order(store: &mut dyn Store, jobs: &std::sync::mpsc::Receiver<Job>, 
             }
         };
         match job {
-            Job::Commit(mut commit, reply) => {
+            Job::Commit(mut commit, unencoded, reply) => {
                 let started = std::time::Instant::now();
                 let r = match &failed {
                     Some(m) => Err(StoreError::Backend(format!("an earlier commit failed: {m}"))),
                     None => {
+                        // Encoded and hashed here, in order: the tree's edge is this thread's own.
+                        let mut next = frontier.clone();
+                        let encoded = append_entries(&mut next, &unencoded, &mut commit.entries);
                         let rows = std::mem::take(&mut commit.rows);
                         match commit.entries.last().map(|e| e.seq + 1) {
                             Some(through) => deferred.add(rows, through, commit.entries.len() as u64),
@@ -283,7 +312,10 @@ fn write_in_order(store: &mut dyn Store, jobs: &std::sync::mpsc::Receiver<Job>, 
                         if deferred.entries >= ROWS_DEFERRED_AT_MOST || commit.entries.is_empty() {
                             commit.rows = deferred.take();
                         }
-                        store.commit(&commit)
+                        encoded.and_then(|()| store.commit(&commit)).map(|()| {
+                            frontier = next;
+                            frontier.clone()
+                        })
                     }
                 };
                 busy.fetch_add(started.elapsed().as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
@@ -312,10 +344,7 @@ fn write_in_order(store: &mut dyn Store, jobs: &std::sync::mpsc::Receiver<Job>, 
 pub struct Ticket {
     results: Vec<Result<Outcome>>,
     accepted: Vec<usize>,
-    done: Option<std::sync::mpsc::Receiver<qm_store::Result<()>>>,
-    /// Tree size and root once this batch is durable, for its checkpoint.
-    size: u64,
-    root: qm_ledger::Hash,
+    done: Option<std::sync::mpsc::Receiver<Durable>>,
 }
 
 /// What `init` needs to start a site.
@@ -354,6 +383,7 @@ impl Site {
             writer: None,
             in_flight: HashMap::new(),
             stale: None,
+            unencoded: vec![],
         };
         let verifier = site.key.as_ref().map(SiteKey::verifier_key).unwrap_or_default();
         let events = genesis(g.site, &verifier, g.root_unit, g.root_unit_name, g.admin, g.admin_name, &pin_hash);
@@ -373,7 +403,17 @@ impl Site {
             _ => None,
         };
         let (state, frontier) = load(store.as_ref())?;
-        Ok(Site { store, state, frontier, key, db: db.to_string(), writer: None, in_flight: HashMap::new(), stale: None })
+        Ok(Site {
+            store,
+            state,
+            frontier,
+            key,
+            db: db.to_string(),
+            writer: None,
+            in_flight: HashMap::new(),
+            stale: None,
+            unencoded: vec![],
+        })
     }
 
     /// Replaces the safety tables the rules read (an organization's national tables).
@@ -484,12 +524,13 @@ impl Site {
             return Ok(());
         }
         let mut store = open_store(&self.db, false)?;
+        let frontier = self.frontier.clone();
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let busy_nanos = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let busy = busy_nanos.clone();
         let handle = std::thread::Builder::new()
             .name("qm-writer".into())
-            .spawn(move || write_in_order(store.as_mut(), &rx, &busy))
+            .spawn(move || write_in_order(store.as_mut(), frontier, &rx, &busy))
             .map_err(|e| AppError::Internal(format!("starting the writer thread: {e}")))?;
         self.writer = Some(Writer { jobs: Some(tx), handle: Some(handle), busy_nanos });
         Ok(())
@@ -505,9 +546,7 @@ impl Site {
     /// the writer; returns at once. Call `finish` on tickets in the order they were submitted.
     pub fn submit(&mut self, reqs: Vec<Request>) -> Ticket {
         let (results, accepted, commit) = self.stage_batch(&reqs);
-        let size = self.frontier.size();
-        let root = self.frontier.root();
-        let mut ticket = Ticket { results, accepted, done: None, size, root };
+        let mut ticket = Ticket { results, accepted, done: None };
         let Some(commit) = commit else { return ticket };
         let rows =
             self.state.take_touched().into_iter().map(|(k, v)| RowChange { kind: k.kind.to_string(), key: k.key, value: v }).collect();
@@ -519,25 +558,31 @@ impl Site {
                 }
             }
         }
+        ticket.done = Some(self.hand_over(commit));
+        ticket
+    }
+
+    /// Hands a staged commit to the writer (with the entries it is to encode), or commits it here
+    /// and now when there is no writer; the receiver gets the tree's edge once it is durable.
+    fn hand_over(&mut self, commit: Commit) -> std::sync::mpsc::Receiver<Durable> {
         let (reply, done) = std::sync::mpsc::channel();
+        let unencoded = std::mem::take(&mut self.unencoded);
         match self.writer.as_ref().and_then(|w| w.jobs.as_ref()) {
             Some(jobs) => {
-                if let Err(e) = jobs.send(Job::Commit(commit, reply)) {
-                    // The writer is gone, with any rows it held back: the batch fails and `finish`
-                    // re-reads the books from the store.
+                if let Err(e) = jobs.send(Job::Commit(commit, unencoded, reply)) {
+                    // The writer is gone, with any rows it held back: the batch fails and the
+                    // books are re-read from the store.
                     self.writer = None;
-                    if let Job::Commit(_, reply) = e.0 {
+                    if let Job::Commit(_, _, reply) = e.0 {
                         let _ = reply.send(Err(StoreError::Backend("the writer thread stopped".into())));
                     }
                 }
             }
-            // No writer: commit here and now.
             None => {
-                let _ = reply.send(self.store.commit(&commit));
+                let _ = reply.send(self.store.commit(&commit).map(|()| self.frontier.clone()));
             }
         }
-        ticket.done = Some(done);
-        ticket
+        done
     }
 
     /// Waits until a submitted batch is durable and returns its results; signs one checkpoint for it
@@ -545,8 +590,8 @@ impl Site {
     /// are reloaded from the store.
     pub fn finish(&mut self, mut ticket: Ticket) -> Vec<Result<Outcome>> {
         let outcome = match ticket.done.take() {
-            None => Ok(()),
-            Some(rx) => rx.recv().unwrap_or_else(|_| Err(StoreError::Backend("the writer thread stopped".into()))),
+            None => Ok(None),
+            Some(rx) => rx.recv().unwrap_or_else(|_| Err(StoreError::Backend("the writer thread stopped".into()))).map(Some),
         };
         for i in &ticket.accepted {
             if let Some(Ok(o)) = ticket.results.get(*i) {
@@ -556,10 +601,15 @@ impl Site {
             }
         }
         match outcome {
-            Ok(()) => {
+            Ok(edge) => {
+                // Edges come in commit order, but a commit made meanwhile through `execute` may
+                // already have brought a later one.
+                if let Some(edge) = edge.filter(|e| e.size() > self.frontier.size()) {
+                    self.frontier = edge;
+                }
                 if self.key.is_some() && !ticket.accepted.is_empty() {
                     // Through the writer when there is one, so that two connections never contend.
-                    match self.sign(ticket.size, ticket.root) {
+                    match self.sign(self.frontier.size(), self.frontier.root()) {
                         Ok(cp) => {
                             let queued =
                                 self.writer.as_ref().and_then(|w| w.jobs.as_ref()).map(|j| j.send(Job::Checkpoint(cp.clone())).is_ok());
@@ -627,7 +677,7 @@ impl Site {
             }
             results.push(r);
         }
-        let commit = (!commit.entries.is_empty()).then_some(commit);
+        let commit = self.has_staged(&commit).then_some(commit);
         (results, accepted, commit)
     }
 
@@ -717,37 +767,45 @@ impl Site {
                 corrects: if i + 1 == n { decision.corrects.clone() } else { None }.map(|c: Correction| c),
                 event,
             };
-            let bytes = encode(&env)?;
-            self.state.apply(&env).map_err(|e| AppError::Internal(e.to_string()))?;
-            let hashes = self.frontier.push(leaf_hash(&bytes));
-            commit.entries.push(StoredEntry { seq: env.seq, idempotency_key: key.to_string(), bytes, hashes });
+            if self.writer.is_some() {
+                self.state.apply(&env).map_err(|e| AppError::Internal(e.to_string()))?;
+            } else {
+                let bytes = encode(&env)?;
+                self.state.apply(&env).map_err(|e| AppError::Internal(e.to_string()))?;
+                let hashes = self.frontier.push(leaf_hash(&bytes));
+                commit.entries.push(StoredEntry { seq: env.seq, idempotency_key: key.to_string(), bytes, hashes });
+            }
             entries.push(env);
         }
-        Ok(Outcome { first_seq: first, last_seq: self.state.next_seq.saturating_sub(1), replayed: false, entries: entries.into() })
+        let entries: std::sync::Arc<[Envelope]> = entries.into();
+        if self.writer.is_some() {
+            self.unencoded.push(entries.clone());
+        }
+        Ok(Outcome { first_seq: first, last_seq: self.state.next_seq.saturating_sub(1), replayed: false, entries })
     }
 
     fn flush(&mut self, mut commit: Commit) -> Result<()> {
         commit.rows =
             self.state.take_touched().into_iter().map(|(k, v)| RowChange { kind: k.kind.to_string(), key: k.key, value: v }).collect();
-        // While the writer thread runs, every commit goes through it: it may hold rows back, and
-        // rows are written in order from one connection only.
-        if let Some(jobs) = self.writer.as_ref().and_then(|w| w.jobs.as_ref()) {
-            let (reply, done) = std::sync::mpsc::channel();
-            match jobs.send(Job::Commit(commit, reply)) {
-                Ok(()) => return Ok(done.recv().unwrap_or_else(|_| Err(StoreError::Backend("the writer thread stopped".into())))?),
-                Err(_) => {
-                    // It may have held rows back: the caller re-reads the books from the store.
-                    self.writer = None;
-                    return Err(AppError::Store(StoreError::Backend("the writer thread stopped".into())));
-                }
-            }
+        // While the writer thread runs, every commit goes through it: it encodes the entries, may
+        // hold rows back, and writes in order from one connection only.
+        if self.writer.is_some() {
+            let done = self.hand_over(commit);
+            self.frontier = done.recv().unwrap_or_else(|_| Err(StoreError::Backend("the writer thread stopped".into())))?;
+            return Ok(());
         }
         self.store.commit(&commit)?;
         Ok(())
     }
 
+    /// Whether a commit being staged holds entries (encoded, or handed to the writer to encode).
+    pub(crate) fn has_staged(&self, commit: &Commit) -> bool {
+        !commit.entries.is_empty() || !self.unencoded.is_empty()
+    }
+
     /// Re-reads the books from the store after a failed commit.
     pub fn reload(&mut self) -> Result<()> {
+        self.unencoded.clear();
         let (state, frontier) = load(self.store.as_ref())?;
         self.state = state;
         self.frontier = frontier;
@@ -814,7 +872,12 @@ impl Site {
     /// Commits; if the commit fails, reloads the books and reports the error — or success when
     /// the commit landed after all (see `commit_failed`). Every path that commits staged work uses it.
     pub(crate) fn flush_or_reload(&mut self, commit: Commit) -> Result<()> {
-        let first_key = commit.entries.first().map(|e| e.idempotency_key.clone()).unwrap_or_default();
+        let first_key = commit
+            .entries
+            .first()
+            .map(|e| e.idempotency_key.clone())
+            .or_else(|| self.unencoded.first().and_then(|seg| seg.first()).map(|e| e.idempotency_key.clone()))
+            .unwrap_or_default();
         if let Err(e) = self.flush(commit) {
             return self.commit_failed(e, &first_key).map_or(Ok(()), Err);
         }
@@ -841,7 +904,7 @@ impl Site {
             }
             progress(1);
         }
-        if !commit.entries.is_empty() {
+        if self.has_staged(&commit) {
             self.flush_or_reload(commit).map_err(|e| (reqs.len(), e))?;
         }
         Ok(outcomes)

@@ -114,6 +114,34 @@ fn proofs_verify_for_every_entry_and_between_checkpoints() {
 }
 
 #[test]
+fn the_writer_encodes_entries_in_order_whichever_way_they_come() {
+    // Batches handed over with `submit` and commands run with `execute` meanwhile: the writer thread
+    // encodes and hashes all of them in ledger order, and the tree edge only moves forward.
+    let (dir, mut site) = demo();
+    site.start_writer().unwrap();
+    let before = site.size();
+    let a = site.submit(vec![issue("0417", "1001", "R-1043", "w1")]);
+    let b = site.submit(vec![issue("0417", "1002", "R-1044", "w2")]);
+    assert!(site.execute(issue("0417", "1001", "R-1045", "w3")).is_ok());
+    assert_eq!(site.size(), before + 3, "the direct command waited for the batches before it");
+    let root = site.root();
+    assert!(site.finish(a)[0].is_ok());
+    assert!(site.finish(b)[0].is_ok());
+    assert_eq!((site.size(), site.root()), (before + 3, root), "finishing older batches does not move the edge back");
+    let c = site.submit(vec![issue("0417", "1002", "R-1046", "w4")]);
+    assert_eq!(site.size(), before + 3, "the edge follows what is durable");
+    assert!(site.finish(c)[0].is_ok());
+    assert_eq!(site.size(), before + 4);
+    let root = site.root();
+    drop(site);
+    let reopened = Site::open(dir.path().join("demo.db").to_str().unwrap(), Some(&dir.path().join("demo.key"))).unwrap();
+    assert_eq!((reopened.size(), reopened.root()), (before + 4, root));
+    assert_eq!(reopened.store().checkpoints().unwrap().last().unwrap().size, before + 4);
+    let report = verify(reopened.store(), &VerifyOptions::default());
+    assert!(report.ok(), "{:?}", report.problems);
+}
+
+#[test]
 fn pipelined_group_commit_acknowledges_after_durability_and_honours_retries_in_flight() {
     let (dir, mut site) = demo();
     site.start_writer().unwrap();
