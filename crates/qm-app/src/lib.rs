@@ -171,6 +171,8 @@ pub struct Site {
     /// While the writer thread runs, entries staged since the last hand-over, not yet encoded: the
     /// writer encodes and hashes them (the second core), and `frontier` follows its replies.
     unencoded: Vec<std::sync::Arc<[Envelope]>>,
+    /// Tickets handed to the writer and not yet finished.
+    handed_over: usize,
     writer: Option<Writer>,
     /// Outcomes of batches handed to the writer and not yet finished, by idempotency key, so a
     /// retry arriving meanwhile gets the first result.
@@ -384,6 +386,7 @@ impl Site {
             in_flight: HashMap::new(),
             stale: None,
             unencoded: vec![],
+            handed_over: 0,
         };
         let verifier = site.key.as_ref().map(SiteKey::verifier_key).unwrap_or_default();
         let events = genesis(g.site, &verifier, g.root_unit, g.root_unit_name, g.admin, g.admin_name, &pin_hash);
@@ -413,6 +416,7 @@ impl Site {
             in_flight: HashMap::new(),
             stale: None,
             unencoded: vec![],
+            handed_over: 0,
         })
     }
 
@@ -559,6 +563,7 @@ impl Site {
             }
         }
         ticket.done = Some(self.hand_over(commit));
+        self.handed_over += 1;
         ticket
     }
 
@@ -586,12 +591,15 @@ impl Site {
     }
 
     /// Waits until a submitted batch is durable and returns its results; signs one checkpoint for it
-    /// when the key is here. If the commit failed, every accepted request in it fails and the books
+    /// when the key is here and no later batch is with the writer yet (that one's will cover it). If the commit failed, every accepted request in it fails and the books
     /// are reloaded from the store.
     pub fn finish(&mut self, mut ticket: Ticket) -> Vec<Result<Outcome>> {
         let outcome = match ticket.done.take() {
             None => Ok(None),
-            Some(rx) => rx.recv().unwrap_or_else(|_| Err(StoreError::Backend("the writer thread stopped".into()))).map(Some),
+            Some(rx) => {
+                self.handed_over = self.handed_over.saturating_sub(1);
+                rx.recv().unwrap_or_else(|_| Err(StoreError::Backend("the writer thread stopped".into()))).map(Some)
+            }
         };
         for i in &ticket.accepted {
             if let Some(Ok(o)) = ticket.results.get(*i) {
@@ -607,7 +615,10 @@ impl Site {
                 if let Some(edge) = edge.filter(|e| e.size() > self.frontier.size()) {
                     self.frontier = edge;
                 }
-                if self.key.is_some() && !ticket.accepted.is_empty() {
+                // One checkpoint per burst: while a later batch is already with the writer, its
+                // checkpoint will cover this one (every checkpoint costs a write now and an Ed25519
+                // check in every verify); the last batch of a burst is always signed.
+                if self.key.is_some() && !ticket.accepted.is_empty() && self.handed_over == 0 {
                     // Through the writer when there is one, so that two connections never contend.
                     match self.sign(self.frontier.size(), self.frontier.root()) {
                         Ok(cp) => {
