@@ -851,6 +851,10 @@ impl Site {
     /// be told — that the outcome is unknown and the same idempotency key must be retried.
     fn commit_failed(&mut self, e: impl Into<AppError>, key: &str) -> Option<AppError> {
         let e: AppError = e.into();
+        // A writer thread whose commit failed fails every batch queued after it (they were staged
+        // on top of it) and then stops; later commits are made here, on the books re-read below,
+        // until the caller starts a writer again.
+        self.writer = None;
         self.resync();
         if self.stale.is_some() {
             return Some(AppError::Store(StoreError::Unavailable(format!(

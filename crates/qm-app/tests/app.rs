@@ -144,6 +144,31 @@ fn the_writer_encodes_entries_in_order_whichever_way_they_come() {
 }
 
 #[test]
+fn after_a_failed_pipelined_commit_the_site_goes_on_writing() {
+    // Another process appends first: the pipelined batch staged on the old books conflicts, fails
+    // with nothing recorded, and the next batch is validated on the books re-read and committed.
+    let (dir, mut site) = demo();
+    site.start_writer().unwrap();
+    let db = dir.path().join("demo.db");
+    let mut other = Site::open(db.to_str().unwrap(), Some(&dir.path().join("demo.key"))).unwrap();
+    other.execute(issue("0417", "1001", "R-1043", "o1")).unwrap();
+    let t = site.submit(vec![issue("0417", "1002", "R-1044", "f1")]);
+    let r = site.finish(t);
+    assert!(r[0].as_ref().is_err_and(|e| e.to_string().contains("another writer appended first")), "{r:?}");
+    let t = site.submit(vec![issue("0417", "1002", "R-1044", "f2"), issue("0417", "1002", "R-1043", "f3")]);
+    let r = site.finish(t);
+    assert!(r[0].is_ok(), "{r:?}");
+    assert!(r[1].as_ref().unwrap_err().to_string().contains("serial R-1043 is issued to badge 1001"), "{r:?}");
+    assert!(site.execute(issue("0417", "1001", "R-1045", "f4")).is_ok());
+    drop((site, other));
+    let reopened = Site::open(db.to_str().unwrap(), None).unwrap();
+    let report = verify(reopened.store(), &VerifyOptions::default());
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(reopened.store().find_idempotency_key("f1").unwrap(), None);
+    assert!(reopened.store().find_idempotency_key("f2").unwrap().is_some());
+}
+
+#[test]
 fn pipelined_group_commit_acknowledges_after_durability_and_honours_retries_in_flight() {
     let (dir, mut site) = demo();
     site.start_writer().unwrap();
