@@ -376,18 +376,7 @@ impl Site {
         let pin_hash = hash_secret(g.admin_pin)?;
         let store = open_store(db, true)?;
         key.write_new(key_path)?;
-        let mut site = Site {
-            store,
-            state: State::new(),
-            frontier: Frontier::new(),
-            key: Some(key),
-            db: db.to_string(),
-            writer: None,
-            in_flight: HashMap::new(),
-            stale: None,
-            unencoded: vec![],
-            handed_over: 0,
-        };
+        let mut site = Site::assemble(store, State::new(), Frontier::new(), Some(key), db);
         let verifier = site.key.as_ref().map(SiteKey::verifier_key).unwrap_or_default();
         let events = genesis(g.site, &verifier, g.root_unit, g.root_unit_name, g.admin, g.admin_name, &pin_hash);
         let decision = Decision { events, corrects: None };
@@ -406,7 +395,12 @@ impl Site {
             _ => None,
         };
         let (state, frontier) = load(store.as_ref())?;
-        Ok(Site {
+        Ok(Site::assemble(store, state, frontier, key, db))
+    }
+
+    /// A site over books and a tree edge read (or begun), with no writer thread and nothing in flight.
+    fn assemble(store: Box<dyn Store>, state: State, frontier: Frontier, key: Option<SiteKey>, db: &str) -> Site {
+        Site {
             store,
             state,
             frontier,
@@ -417,7 +411,7 @@ impl Site {
             stale: None,
             unencoded: vec![],
             handed_over: 0,
-        })
+        }
     }
 
     /// Replaces the safety tables the rules read (an organization's national tables).

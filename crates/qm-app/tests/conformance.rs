@@ -278,9 +278,9 @@ fn replace_rows_sql(rows: &[(String, String, String)]) -> String {
     format!("DELETE FROM projection; INSERT INTO projection (kind, key, value) VALUES {};", values.join(", "))
 }
 
-fn stored_rows(site: &Site) -> Vec<(String, String, String)> {
+fn stored_rows(store: &dyn qm_store::Store) -> Vec<(String, String, String)> {
     let mut all = vec![];
-    site.store()
+    store
         .for_each_row(&mut |k, key, v| {
             all.push((k.to_string(), key.to_string(), v.to_string()));
             Ok(())
@@ -297,7 +297,7 @@ fn lagging_rows(place: &Place) {
     let day = OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
     let evening = day + Duration::hours(20);
     let (mut site, _) = qm_app::demo::create(&place.db, &place.key, day).unwrap();
-    let old_rows = stored_rows(&site);
+    let old_rows = stored_rows(site.store());
     let old_size = site.size();
     site.execute(req("0417", Command::Issue { to: badge("1001"), from: None, items: vec![serial("R-1043")] }, "l-1", evening)).unwrap();
     site.execute(req("0417", Command::Issue { to: badge("1002"), from: None, items: vec![serial("R-1045")] }, "l-2", evening)).unwrap();
@@ -321,7 +321,7 @@ fn lagging_rows(place: &Place) {
     let mut site = Site::open(&place.db, Some(&place.key)).unwrap();
     assert_eq!(site.size(), size);
     assert!(site.state().all_rows() == books, "{}: the books after a replay of the tail differ", place.backend);
-    assert_eq!(stored_rows(&site).iter().find(|r| r.0 == "meta").map(|r| r.2.clone()), Some(old_size.to_string()));
+    assert_eq!(stored_rows(site.store()).iter().find(|r| r.0 == "meta").map(|r| r.2.clone()), Some(old_size.to_string()));
 
     // The next commit writes the tail's rows with its own: the stored rows equal a full replay.
     site.execute(req(
@@ -332,7 +332,7 @@ fn lagging_rows(place: &Place) {
     ))
     .unwrap();
     let now: Vec<(String, String, String)> = site.state().all_rows().into_iter().map(|(k, v)| (k.kind.to_string(), k.key, v)).collect();
-    assert_eq!(stored_rows(&site), now);
+    assert_eq!(stored_rows(site.store()), now);
 
     // Through the pipelined writer: another process opening the site at any moment sees the same books.
     site.start_writer().unwrap();
@@ -344,14 +344,7 @@ fn lagging_rows(place: &Place) {
     let (books, size) = (site.state().all_rows(), site.size());
     drop(site);
     let store = open_store(&place.db, false).unwrap();
-    let mut stored = vec![];
-    store
-        .for_each_row(&mut |k, key, v| {
-            stored.push((k.to_string(), key.to_string(), v.to_string()));
-            Ok(())
-        })
-        .unwrap();
-    stored.sort();
+    let stored = stored_rows(store.as_ref());
     let books: Vec<(String, String, String)> = books.into_iter().map(|(k, v)| (k.kind.to_string(), k.key, v)).collect();
     assert_eq!(stored, books);
     assert!(stored.contains(&("meta".into(), "next_seq".into(), size.to_string())));
