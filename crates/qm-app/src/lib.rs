@@ -171,8 +171,10 @@ pub struct Site {
     /// While the writer thread runs, entries staged since the last hand-over, not yet encoded: the
     /// writer encodes and hashes them (the second core), and `frontier` follows its replies.
     unencoded: Vec<std::sync::Arc<[Envelope]>>,
-    /// Tickets handed to the writer and not yet finished.
-    handed_over: usize,
+    /// Number of the last ticket handed to the writer (tickets are numbered from 1).
+    last_ticket: u64,
+    /// Size of the last checkpoint this site signed after a pipelined commit.
+    signed_at: u64,
     writer: Option<Writer>,
     /// Outcomes of batches handed to the writer and not yet finished, by idempotency key, so a
     /// retry arriving meanwhile gets the first result.
@@ -198,6 +200,9 @@ fn append_entries(
     entries: &mut Vec<StoredEntry>,
 ) -> qm_store::Result<()> {
     for env in envelopes.iter().flat_map(|seg| seg.iter()) {
+        if env.seq != frontier.size() {
+            return Err(StoreError::Backend(format!("entry {} was staged where the tree holds {} entries", env.seq, frontier.size())));
+        }
         let bytes = encode(env).map_err(|e| StoreError::Backend(format!("encoding entry {}: {e}", env.seq)))?;
         let hashes = frontier.push(leaf_hash(&bytes));
         entries.push(StoredEntry { seq: env.seq, idempotency_key: env.idempotency_key.clone(), bytes, hashes });
@@ -232,6 +237,8 @@ impl Drop for Writer {
 /// the middle of a burst is opened again.
 pub const ROWS_DEFERRED_AT_MOST: u64 = 20_000;
 /// ... and writes them on their own once no commit has come for this long.
+/// A long pipelined burst signs a checkpoint at least this often (entries), not only at its end.
+pub const CHECKPOINT_AT_MOST: u64 = 50_000;
 const ROWS_IDLE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Projection rows the writer has not written yet: the last change of each row, in key order (rows
@@ -272,15 +279,23 @@ fn write_in_order(
     // After a failed commit every later batch fails too: they were validated on top of it.
     let mut failed: Option<String> = None;
     let mut deferred = DeferredRows::default();
-    let catch_up = |store: &mut dyn Store, deferred: &mut DeferredRows| {
-        let through = deferred.through;
-        if let Err(e) = store.catch_up_rows(&deferred.take(), through) {
-            // Nothing is lost: the next open replays the entries the stored rows do not cover.
+    // After a failed catch-up the rows wait for the next commit (not the next idle moment: the
+    // database may be away, and nothing would come of trying every 20 ms).
+    let mut try_when_idle = true;
+    let catch_up = |store: &mut dyn Store, deferred: &mut DeferredRows| -> bool {
+        let (through, entries) = (deferred.through, deferred.entries);
+        let rows = deferred.take();
+        if let Err(e) = store.catch_up_rows(&rows, through) {
+            // Kept for the next try: written rows must always bring the stored ones all the way
+            // from where they were.
             tracing_free_log(&format!("writing projection rows through entry {through}: {e}"));
+            deferred.add(rows, through, entries);
+            return false;
         }
+        true
     };
     loop {
-        let job = if deferred.rows.is_empty() {
+        let job = if deferred.rows.is_empty() || !try_when_idle {
             match jobs.recv() {
                 Ok(job) => job,
                 Err(_) => break,
@@ -289,7 +304,7 @@ fn write_in_order(
             match jobs.recv_timeout(ROWS_IDLE) {
                 Ok(job) => job,
                 Err(RecvTimeoutError::Timeout) => {
-                    catch_up(store, &mut deferred);
+                    try_when_idle = catch_up(store, &mut deferred);
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -297,6 +312,7 @@ fn write_in_order(
         };
         match job {
             Job::Commit(mut commit, unencoded, reply) => {
+                try_when_idle = true;
                 let started = std::time::Instant::now();
                 let r = match &failed {
                     Some(m) => Err(StoreError::Backend(format!("an earlier commit failed: {m}"))),
@@ -347,6 +363,8 @@ pub struct Ticket {
     results: Vec<Result<Outcome>>,
     accepted: Vec<usize>,
     done: Option<std::sync::mpsc::Receiver<Durable>>,
+    /// Its number among the tickets handed to the writer (0: nothing was handed over).
+    id: u64,
 }
 
 /// What `init` needs to start a site.
@@ -410,7 +428,8 @@ impl Site {
             in_flight: HashMap::new(),
             stale: None,
             unencoded: vec![],
-            handed_over: 0,
+            last_ticket: 0,
+            signed_at: 0,
         }
     }
 
@@ -544,7 +563,7 @@ impl Site {
     /// the writer; returns at once. Call `finish` on tickets in the order they were submitted.
     pub fn submit(&mut self, reqs: Vec<Request>) -> Ticket {
         let (results, accepted, commit) = self.stage_batch(&reqs);
-        let mut ticket = Ticket { results, accepted, done: None };
+        let mut ticket = Ticket { results, accepted, done: None, id: 0 };
         let Some(commit) = commit else { return ticket };
         let rows =
             self.state.take_touched().into_iter().map(|(k, v)| RowChange { kind: k.kind.to_string(), key: k.key, value: v }).collect();
@@ -557,8 +576,17 @@ impl Site {
             }
         }
         ticket.done = Some(self.hand_over(commit));
-        self.handed_over += 1;
+        self.last_ticket += 1;
+        ticket.id = self.last_ticket;
         ticket
+    }
+
+    /// Takes the tree edge the writer replied with, if it is ahead of ours: edges come in commit
+    /// order, but a commit made meanwhile through `execute` may already have brought a later one.
+    fn adopt(&mut self, edge: Option<Frontier>) {
+        if let Some(edge) = edge.filter(|e| e.size() > self.frontier.size()) {
+            self.frontier = edge;
+        }
     }
 
     /// Hands a staged commit to the writer (with the entries it is to encode), or commits it here
@@ -569,31 +597,35 @@ impl Site {
         match self.writer.as_ref().and_then(|w| w.jobs.as_ref()) {
             Some(jobs) => {
                 if let Err(e) = jobs.send(Job::Commit(commit, unencoded, reply)) {
-                    // The writer is gone, with any rows it held back: the batch fails and the
-                    // books are re-read from the store.
-                    self.writer = None;
+                    // The writer is gone, with any rows it held back: the batch fails, and the books
+                    // (which hold it) are re-read now, before anything is staged on top of it.
                     if let Job::Commit(_, _, reply) = e.0 {
                         let _ = reply.send(Err(StoreError::Backend("the writer thread stopped".into())));
                     }
+                    self.resync();
                 }
             }
             None => {
-                let _ = reply.send(self.store.commit(&commit).map(|()| self.frontier.clone()));
+                let r = self.store.commit(&commit).map(|()| self.frontier.clone());
+                if r.is_err() {
+                    // The books hold the batch that failed: re-read them before the next one is staged
+                    // on top of it (`finish` then tells the caller).
+                    self.resync();
+                }
+                let _ = reply.send(r);
             }
         }
         done
     }
 
     /// Waits until a submitted batch is durable and returns its results; signs one checkpoint for it
-    /// when the key is here and no later batch is with the writer yet (that one's will cover it). If the commit failed, every accepted request in it fails and the books
-    /// are reloaded from the store.
+    /// when the key is here and no later batch is with the writer yet (that one's will cover it). If
+    /// the commit failed, every accepted request in it fails, the books are reloaded from the store,
+    /// and the durable ledger is signed if it outgrew its latest checkpoint.
     pub fn finish(&mut self, mut ticket: Ticket) -> Vec<Result<Outcome>> {
         let outcome = match ticket.done.take() {
             None => Ok(None),
-            Some(rx) => {
-                self.handed_over = self.handed_over.saturating_sub(1);
-                rx.recv().unwrap_or_else(|_| Err(StoreError::Backend("the writer thread stopped".into()))).map(Some)
-            }
+            Some(rx) => rx.recv().unwrap_or_else(|_| Err(StoreError::Backend("the writer thread stopped".into()))).map(Some),
         };
         for i in &ticket.accepted {
             if let Some(Ok(o)) = ticket.results.get(*i) {
@@ -606,13 +638,16 @@ impl Site {
             Ok(edge) => {
                 // Edges come in commit order, but a commit made meanwhile through `execute` may
                 // already have brought a later one.
-                if let Some(edge) = edge.filter(|e| e.size() > self.frontier.size()) {
-                    self.frontier = edge;
-                }
+                let edge_moved = edge.is_some();
+                self.adopt(edge);
                 // One checkpoint per burst: while a later batch is already with the writer, its
                 // checkpoint will cover this one (every checkpoint costs a write now and an Ed25519
-                // check in every verify); the last batch of a burst is always signed.
-                if self.key.is_some() && !ticket.accepted.is_empty() && self.handed_over == 0 {
+                // check in every verify). The latest batch handed over is always signed, and a
+                // long burst at least every `CHECKPOINT_AT_MOST` entries.
+                let latest = ticket.id == self.last_ticket;
+                let due = self.frontier.size() >= self.signed_at + CHECKPOINT_AT_MOST;
+                if self.key.is_some() && edge_moved && (latest || due) {
+                    self.signed_at = self.frontier.size();
                     // Through the writer when there is one, so that two connections never contend.
                     match self.sign(self.frontier.size(), self.frontier.root()) {
                         Ok(cp) => {
@@ -641,6 +676,12 @@ impl Site {
                 if let Some(err) = self.commit_failed(msg, &first_key) {
                     for i in ticket.accepted {
                         ticket.results[i] = Err(same_error(&err));
+                    }
+                }
+                // Earlier batches of the burst were durable and left their checkpoint to this one.
+                if !self.is_stale() {
+                    if let Err(e) = self.checkpoint_if_grown() {
+                        tracing_free_log(&format!("signing a checkpoint after a failed commit: {e}"));
                     }
                 }
             }
@@ -796,7 +837,8 @@ impl Site {
         // hold rows back, and writes in order from one connection only.
         if self.writer.is_some() {
             let done = self.hand_over(commit);
-            self.frontier = done.recv().unwrap_or_else(|_| Err(StoreError::Backend("the writer thread stopped".into())))?;
+            let edge = done.recv().unwrap_or_else(|_| Err(StoreError::Backend("the writer thread stopped".into())))?;
+            self.adopt(Some(edge));
             return Ok(());
         }
         self.store.commit(&commit)?;
@@ -810,6 +852,9 @@ impl Site {
 
     /// Re-reads the books from the store after a failed commit.
     pub fn reload(&mut self) -> Result<()> {
+        // The writer's tree edge and held-back rows are those of the books being dropped: it commits
+        // what is queued, stops, and later commits are made here until a writer is started again.
+        self.writer = None;
         self.unencoded.clear();
         let (state, frontier) = load(self.store.as_ref())?;
         self.state = state;
@@ -846,9 +891,7 @@ impl Site {
     fn commit_failed(&mut self, e: impl Into<AppError>, key: &str) -> Option<AppError> {
         let e: AppError = e.into();
         // A writer thread whose commit failed fails every batch queued after it (they were staged
-        // on top of it) and then stops; later commits are made here, on the books re-read below,
-        // until the caller starts a writer again.
-        self.writer = None;
+        // on top of it); `resync` stops it and re-reads the books.
         self.resync();
         if self.stale.is_some() {
             return Some(AppError::Store(StoreError::Unavailable(format!(

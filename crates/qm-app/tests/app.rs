@@ -169,6 +169,51 @@ fn after_a_failed_pipelined_commit_the_site_goes_on_writing() {
 }
 
 #[test]
+fn reloading_the_books_stops_the_writer_and_nothing_lands_on_a_stale_tree() {
+    // Another process appends; this site re-reads its books while its writer runs (as after a
+    // refused import): the writer's tree edge was the old one, so it must not encode what follows.
+    let (dir, mut site) = demo();
+    site.start_writer().unwrap();
+    let db = dir.path().join("demo.db");
+    let mut other = Site::open(db.to_str().unwrap(), Some(&dir.path().join("demo.key"))).unwrap();
+    other.execute(issue("0417", "1001", "R-1043", "s1")).unwrap();
+    site.reload().unwrap();
+    let t = site.submit(vec![issue("0417", "1002", "R-1044", "s2")]);
+    assert!(site.finish(t)[0].is_ok());
+    // Queued batches behind a failing one fail; the next one, validated on the books re-read, lands.
+    site.start_writer().unwrap();
+    other.execute(issue("0417", "1002", "R-1045", "s3")).unwrap();
+    let t1 = site.submit(vec![issue("0417", "1001", "R-1046", "s4")]);
+    let t2 = site.submit(vec![issue("0417", "1001", "R-1047", "s5")]);
+    assert!(site.finish(t1)[0].is_err());
+    assert!(site.finish(t2)[0].is_err());
+    let t3 = site.submit(vec![issue("0417", "1001", "R-1046", "s6")]);
+    // A ticket dropped unfinished does not stop later ones from being signed.
+    let t4 = site.submit(vec![issue("0417", "1002", "R-1047", "s7")]);
+    drop(t3);
+    assert!(site.finish(t4)[0].is_ok());
+    // Without a writer (it stopped at the failure) a batch submitted after a failed one is staged on
+    // the books re-read, not on the failed batch.
+    other.execute(issue("0417", "1002", "R-1048", "s8")).unwrap();
+    let t5 = site.submit(vec![issue("0417", "1001", "R-1049", "s9")]);
+    let t6 = site.submit(vec![issue("0417", "1001", "R-1050", "s10")]);
+    assert!(site.finish(t5)[0].is_err());
+    assert!(site.finish(t6)[0].is_ok());
+    let size = site.size();
+    let root = site.root();
+    drop((site, other));
+    let reopened = Site::open(db.to_str().unwrap(), None).unwrap();
+    assert_eq!(reopened.size(), size);
+    assert_eq!(reopened.root(), root);
+    assert_eq!(reopened.store().checkpoints().unwrap().last().unwrap().size, size, "the latest batch is signed");
+    for (key, landed) in [("s2", true), ("s4", false), ("s5", false), ("s6", true), ("s7", true), ("s9", false), ("s10", true)] {
+        assert_eq!(reopened.store().find_idempotency_key(key).unwrap().is_some(), landed, "{key}");
+    }
+    let report = verify(reopened.store(), &VerifyOptions::default());
+    assert!(report.ok(), "{:?}", report.problems);
+}
+
+#[test]
 fn pipelined_group_commit_acknowledges_after_durability_and_honours_retries_in_flight() {
     let (dir, mut site) = demo();
     site.start_writer().unwrap();

@@ -514,6 +514,11 @@ impl qm_store::Store for PostgresStore {
             )
             .map_err(be)?;
         }
+        if !commit.rows.is_empty() {
+            // Every writer of rows locks `meta/next_seq` first (see `catch_up_rows`), so that two
+            // of them never wait for each other's rows in opposite orders.
+            tx.execute("SELECT 1 FROM projection WHERE kind = 'meta' AND key = 'next_seq' FOR UPDATE", &[]).map_err(be)?;
+        }
         write_rows(&mut tx, &commit.rows)?;
         // Returns once the WAL is flushed (synchronous_commit = on, see the module comment).
         tx.commit().map_err(be)
@@ -522,9 +527,9 @@ impl qm_store::Store for PostgresStore {
     fn catch_up_rows(&mut self, rows: &[qm_store::RowChange], through: u64) -> Result<bool> {
         let mut client = self.client()?;
         let mut tx = client.transaction().map_err(be)?;
-        // Rows are re-derived from the ledger if lost: no wait for the WAL flush.
-        tx.batch_execute("SET LOCAL synchronous_commit = off").map_err(be)?;
-        // The row lock orders this against another writer's rows: both compare under it.
+        // Durable like a commit: if the server lost these rows in a crash while this process goes on,
+        // its next rows (changes since these only) would be written over older ones.
+        // The row lock orders this against another writer's rows (`commit` takes it first too).
         let stored: Option<String> = tx
             .query_opt("SELECT value FROM projection WHERE kind = 'meta' AND key = 'next_seq' FOR UPDATE", &[])
             .map_err(be)?

@@ -82,8 +82,11 @@ pub trait Store: Send {
     /// burst of commits and writes them when it falls idle): `rows` bring the stored rows from
     /// whatever entry they covered up to `through` (their `meta/next_seq` row says so). They are
     /// written only if the stored rows do not already cover more than `through` (another writer
-    /// wrote newer ones), all or nothing, without a durable flush of their own: rows lost in a crash
-    /// are rebuilt from the ledger's tail when the site is next opened. Returns whether they were written.
+    /// wrote newer ones), all or nothing. SQLite writes them without an fsync of their own (a crash
+    /// that loses them ends this process too, and the next open replays the ledger's tail);
+    /// PostgreSQL commits them durably (its server can lose an unflushed commit while this process
+    /// goes on, and the next rows, changes since these only, would then land on older ones).
+    /// Returns whether they were written.
     fn catch_up_rows(&mut self, rows: &[RowChange], through: u64) -> Result<bool>;
     fn entry_count(&self) -> Result<u64>;
     /// Entries with `seq` in `[from, from + limit)`, in order.
