@@ -239,7 +239,7 @@ pub const ROWS_DEFERRED_AT_MOST: u64 = 20_000;
 /// ... and writes them on their own once no commit has come for this long.
 /// A long pipelined burst signs a checkpoint at least this often (entries), not only at its end.
 pub const CHECKPOINT_AT_MOST: u64 = 50_000;
-const ROWS_IDLE: std::time::Duration = std::time::Duration::from_millis(20);
+pub const ROWS_IDLE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Projection rows the writer has not written yet: the last change of each row, in key order (rows
 /// written in key order touch the B-tree's pages in order), and how far they bring the stored rows.
@@ -274,6 +274,7 @@ fn write_in_order(
     mut frontier: Frontier,
     jobs: &std::sync::mpsc::Receiver<Job>,
     busy: &std::sync::atomic::AtomicU64,
+    rows_idle: std::time::Duration,
 ) {
     use std::sync::mpsc::RecvTimeoutError;
     // After a failed commit every later batch fails too: they were validated on top of it.
@@ -301,7 +302,7 @@ fn write_in_order(
                 Err(_) => break,
             }
         } else {
-            match jobs.recv_timeout(ROWS_IDLE) {
+            match jobs.recv_timeout(rows_idle) {
                 Ok(job) => job,
                 Err(RecvTimeoutError::Timeout) => {
                     try_when_idle = catch_up(store, &mut deferred);
@@ -537,6 +538,12 @@ impl Site {
 
     /// Starts the writer thread (pipelined group commit). Without it, `submit` commits in place.
     pub fn start_writer(&mut self) -> Result<()> {
+        self.start_writer_with(ROWS_IDLE)
+    }
+
+    /// [`Site::start_writer`] with the idle time after which held-back rows are written on their own
+    /// (tests hold them for longer, to see the ledger's tail replayed).
+    pub fn start_writer_with(&mut self, rows_idle: std::time::Duration) -> Result<()> {
         if self.writer.is_some() {
             return Ok(());
         }
@@ -547,7 +554,7 @@ impl Site {
         let busy = busy_nanos.clone();
         let handle = std::thread::Builder::new()
             .name("qm-writer".into())
-            .spawn(move || write_in_order(store.as_mut(), frontier, &rx, &busy))
+            .spawn(move || write_in_order(store.as_mut(), frontier, &rx, &busy, rows_idle))
             .map_err(|e| AppError::Internal(format!("starting the writer thread: {e}")))?;
         self.writer = Some(Writer { jobs: Some(tx), handle: Some(handle), busy_nanos });
         Ok(())
