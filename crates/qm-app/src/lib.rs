@@ -198,16 +198,23 @@ fn append_entries(
     frontier: &mut Frontier,
     envelopes: &[std::sync::Arc<[Envelope]>],
     entries: &mut Vec<StoredEntry>,
-) -> qm_store::Result<()> {
+) -> std::result::Result<(), String> {
     for env in envelopes.iter().flat_map(|seg| seg.iter()) {
         if env.seq != frontier.size() {
-            return Err(StoreError::Backend(format!("entry {} was staged where the tree holds {} entries", env.seq, frontier.size())));
+            return Err(format!("entry {} was staged where the tree holds {} entries", env.seq, frontier.size()));
         }
-        let bytes = encode(env).map_err(|e| StoreError::Backend(format!("encoding entry {}: {e}", env.seq)))?;
+        let bytes = encode(env).map_err(|e| match e {
+            AppError::Internal(m) => m,
+            other => other.to_string(),
+        })?;
         let hashes = frontier.push(leaf_hash(&bytes));
         entries.push(StoredEntry { seq: env.seq, idempotency_key: env.idempotency_key.clone(), bytes, hashes });
     }
     Ok(())
+}
+
+fn writer_stopped() -> StoreError {
+    StoreError::Backend("the writer thread stopped".into())
 }
 
 /// The writer's answer to a batch: once durable, the tree's edge after it.
@@ -237,9 +244,9 @@ impl Drop for Writer {
 /// the middle of a burst is opened again.
 pub const ROWS_DEFERRED_AT_MOST: u64 = 20_000;
 /// ... and writes them on their own once no commit has come for this long.
+pub const ROWS_IDLE: std::time::Duration = std::time::Duration::from_millis(20);
 /// A long pipelined burst signs a checkpoint at least this often (entries), not only at its end.
 pub const CHECKPOINT_AT_MOST: u64 = 50_000;
-pub const ROWS_IDLE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Projection rows the writer has not written yet: the last change of each row, in key order (rows
 /// written in key order touch the B-tree's pages in order), and how far they bring the stored rows.
@@ -262,6 +269,20 @@ impl DeferredRows {
         self.entries = 0;
         std::mem::take(&mut self.rows).into_iter().map(|((kind, key), value)| RowChange { kind, key, value }).collect()
     }
+    /// Writes the rows on their own (`Store::catch_up_rows`). On failure they are kept for the next
+    /// try: written rows must always bring the stored ones all the way from where they were.
+    fn catch_up(&mut self, store: &mut dyn Store) -> bool {
+        let (through, entries) = (self.through, self.entries);
+        let rows = self.take();
+        match store.catch_up_rows(&rows, through) {
+            Ok(_) => true,
+            Err(e) => {
+                tracing_free_log(&format!("writing projection rows through entry {through}: {e}"));
+                self.add(rows, through, entries);
+                false
+            }
+        }
+    }
 }
 
 /// The writer thread: commits batches in the order they were staged, each durable before its reply.
@@ -283,18 +304,6 @@ fn write_in_order(
     // After a failed catch-up the rows wait for the next commit (not the next idle moment: the
     // database may be away, and nothing would come of trying every 20 ms).
     let mut try_when_idle = true;
-    let catch_up = |store: &mut dyn Store, deferred: &mut DeferredRows| -> bool {
-        let (through, entries) = (deferred.through, deferred.entries);
-        let rows = deferred.take();
-        if let Err(e) = store.catch_up_rows(&rows, through) {
-            // Kept for the next try: written rows must always bring the stored ones all the way
-            // from where they were.
-            tracing_free_log(&format!("writing projection rows through entry {through}: {e}"));
-            deferred.add(rows, through, entries);
-            return false;
-        }
-        true
-    };
     loop {
         let job = if deferred.rows.is_empty() || !try_when_idle {
             match jobs.recv() {
@@ -305,7 +314,7 @@ fn write_in_order(
             match jobs.recv_timeout(rows_idle) {
                 Ok(job) => job,
                 Err(RecvTimeoutError::Timeout) => {
-                    try_when_idle = catch_up(store, &mut deferred);
+                    try_when_idle = deferred.catch_up(store);
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -320,7 +329,7 @@ fn write_in_order(
                     None => {
                         // Encoded and hashed here, in order: the tree's edge is this thread's own.
                         let mut next = frontier.clone();
-                        let encoded = append_entries(&mut next, &unencoded, &mut commit.entries);
+                        let encoded = append_entries(&mut next, &unencoded, &mut commit.entries).map_err(StoreError::Backend);
                         let rows = std::mem::take(&mut commit.rows);
                         match commit.entries.last().map(|e| e.seq + 1) {
                             Some(through) => deferred.add(rows, through, commit.entries.len() as u64),
@@ -355,7 +364,7 @@ fn write_in_order(
         }
     }
     if failed.is_none() && !deferred.rows.is_empty() {
-        catch_up(store, &mut deferred);
+        deferred.catch_up(store);
     }
 }
 
@@ -572,9 +581,7 @@ impl Site {
         let (results, accepted, commit) = self.stage_batch(&reqs);
         let mut ticket = Ticket { results, accepted, done: None, id: 0 };
         let Some(commit) = commit else { return ticket };
-        let rows =
-            self.state.take_touched().into_iter().map(|(k, v)| RowChange { kind: k.kind.to_string(), key: k.key, value: v }).collect();
-        let commit = Commit { rows, ..commit };
+        let commit = Commit { rows: self.touched_rows(), ..commit };
         for i in &ticket.accepted {
             if let Some(Ok(o)) = ticket.results.get(*i) {
                 if let Some(k) = o.entries.first().map(|e| e.idempotency_key.clone()) {
@@ -607,7 +614,7 @@ impl Site {
                     // The writer is gone, with any rows it held back: the batch fails, and the books
                     // (which hold it) are re-read now, before anything is staged on top of it.
                     if let Job::Commit(_, _, reply) = e.0 {
-                        let _ = reply.send(Err(StoreError::Backend("the writer thread stopped".into())));
+                        let _ = reply.send(Err(writer_stopped()));
                     }
                     self.resync();
                 }
@@ -632,7 +639,7 @@ impl Site {
     pub fn finish(&mut self, mut ticket: Ticket) -> Vec<Result<Outcome>> {
         let outcome = match ticket.done.take() {
             None => Ok(None),
-            Some(rx) => rx.recv().unwrap_or_else(|_| Err(StoreError::Backend("the writer thread stopped".into()))).map(Some),
+            Some(rx) => rx.recv().unwrap_or_else(|_| Err(writer_stopped())).map(Some),
         };
         for i in &ticket.accepted {
             if let Some(Ok(o)) = ticket.results.get(*i) {
@@ -643,8 +650,6 @@ impl Site {
         }
         match outcome {
             Ok(edge) => {
-                // Edges come in commit order, but a commit made meanwhile through `execute` may
-                // already have brought a later one.
                 let edge_moved = edge.is_some();
                 self.adopt(edge);
                 // One checkpoint per burst: while a later batch is already with the writer, its
@@ -820,31 +825,31 @@ impl Site {
                 corrects: if i + 1 == n { decision.corrects.clone() } else { None }.map(|c: Correction| c),
                 event,
             };
-            if self.writer.is_some() {
-                self.state.apply(&env).map_err(|e| AppError::Internal(e.to_string()))?;
-            } else {
-                let bytes = encode(&env)?;
-                self.state.apply(&env).map_err(|e| AppError::Internal(e.to_string()))?;
-                let hashes = self.frontier.push(leaf_hash(&bytes));
-                commit.entries.push(StoredEntry { seq: env.seq, idempotency_key: key.to_string(), bytes, hashes });
-            }
+            self.state.apply(&env).map_err(|e| AppError::Internal(e.to_string()))?;
             entries.push(env);
         }
         let entries: std::sync::Arc<[Envelope]> = entries.into();
+        // Encoded and hashed by the writer thread while it runs (see `write_in_order`), here otherwise.
         if self.writer.is_some() {
             self.unencoded.push(entries.clone());
+        } else {
+            append_entries(&mut self.frontier, std::slice::from_ref(&entries), &mut commit.entries).map_err(AppError::Internal)?;
         }
         Ok(Outcome { first_seq: first, last_seq: self.state.next_seq.saturating_sub(1), replayed: false, entries })
     }
 
+    /// The projection rows changed since the last commit was staged, for the next one.
+    fn touched_rows(&mut self) -> Vec<RowChange> {
+        self.state.take_touched().into_iter().map(|(k, v)| RowChange { kind: k.kind.to_string(), key: k.key, value: v }).collect()
+    }
+
     fn flush(&mut self, mut commit: Commit) -> Result<()> {
-        commit.rows =
-            self.state.take_touched().into_iter().map(|(k, v)| RowChange { kind: k.kind.to_string(), key: k.key, value: v }).collect();
+        commit.rows = self.touched_rows();
         // While the writer thread runs, every commit goes through it: it encodes the entries, may
         // hold rows back, and writes in order from one connection only.
         if self.writer.is_some() {
             let done = self.hand_over(commit);
-            let edge = done.recv().unwrap_or_else(|_| Err(StoreError::Backend("the writer thread stopped".into())))?;
+            let edge = done.recv().unwrap_or_else(|_| Err(writer_stopped()))?;
             self.adopt(Some(edge));
             return Ok(());
         }
