@@ -14,6 +14,16 @@ fn demo() -> (tempfile::TempDir, Site) {
     (dir, site)
 }
 
+/// The demo site of `dir` opened again, as another process would.
+fn open_again(dir: &tempfile::TempDir) -> Site {
+    Site::open(dir.path().join("demo.db").to_str().unwrap(), Some(&dir.path().join("demo.key"))).unwrap()
+}
+
+fn assert_verifies(site: &Site) {
+    let report = verify(site.store(), &VerifyOptions::default());
+    assert!(report.ok(), "{:?}", report.problems);
+}
+
 fn issue(actor: &str, to: &str, serial: &str, key: &str) -> Request {
     Request {
         actor: Badge::parse(actor).unwrap(),
@@ -134,13 +144,12 @@ fn the_writer_encodes_entries_in_order_whichever_way_they_come() {
     assert_eq!(site.size(), before + 4);
     let root = site.root();
     drop(site);
-    let reopened = Site::open(dir.path().join("demo.db").to_str().unwrap(), Some(&dir.path().join("demo.key"))).unwrap();
+    let reopened = open_again(&dir);
     assert_eq!((reopened.size(), reopened.root()), (before + 4, root));
     // One checkpoint per burst: `a` was finished while `b` was with the writer, so `b`'s covers it.
     let sizes: Vec<u64> = reopened.store().checkpoints().unwrap().iter().map(|c| c.size).filter(|s| *s > before).collect();
     assert_eq!(sizes, vec![before + 3, before + 4]);
-    let report = verify(reopened.store(), &VerifyOptions::default());
-    assert!(report.ok(), "{:?}", report.problems);
+    assert_verifies(&reopened);
 }
 
 #[test]
@@ -149,8 +158,7 @@ fn after_a_failed_pipelined_commit_the_site_goes_on_writing() {
     // with nothing recorded, and the next batch is validated on the books re-read and committed.
     let (dir, mut site) = demo();
     site.start_writer().unwrap();
-    let db = dir.path().join("demo.db");
-    let mut other = Site::open(db.to_str().unwrap(), Some(&dir.path().join("demo.key"))).unwrap();
+    let mut other = open_again(&dir);
     other.execute(issue("0417", "1001", "R-1043", "o1")).unwrap();
     let t = site.submit(vec![issue("0417", "1002", "R-1044", "f1")]);
     let r = site.finish(t);
@@ -161,9 +169,8 @@ fn after_a_failed_pipelined_commit_the_site_goes_on_writing() {
     assert!(r[1].as_ref().unwrap_err().to_string().contains("serial R-1043 is issued to badge 1001"), "{r:?}");
     assert!(site.execute(issue("0417", "1001", "R-1045", "f4")).is_ok());
     drop((site, other));
-    let reopened = Site::open(db.to_str().unwrap(), None).unwrap();
-    let report = verify(reopened.store(), &VerifyOptions::default());
-    assert!(report.ok(), "{:?}", report.problems);
+    let reopened = open_again(&dir);
+    assert_verifies(&reopened);
     assert_eq!(reopened.store().find_idempotency_key("f1").unwrap(), None);
     assert!(reopened.store().find_idempotency_key("f2").unwrap().is_some());
 }
@@ -174,8 +181,7 @@ fn reloading_the_books_stops_the_writer_and_nothing_lands_on_a_stale_tree() {
     // refused import): the writer's tree edge was the old one, so it must not encode what follows.
     let (dir, mut site) = demo();
     site.start_writer().unwrap();
-    let db = dir.path().join("demo.db");
-    let mut other = Site::open(db.to_str().unwrap(), Some(&dir.path().join("demo.key"))).unwrap();
+    let mut other = open_again(&dir);
     other.execute(issue("0417", "1001", "R-1043", "s1")).unwrap();
     site.reload().unwrap();
     let t = site.submit(vec![issue("0417", "1002", "R-1044", "s2")]);
@@ -202,15 +208,14 @@ fn reloading_the_books_stops_the_writer_and_nothing_lands_on_a_stale_tree() {
     let size = site.size();
     let root = site.root();
     drop((site, other));
-    let reopened = Site::open(db.to_str().unwrap(), None).unwrap();
+    let reopened = open_again(&dir);
     assert_eq!(reopened.size(), size);
     assert_eq!(reopened.root(), root);
     assert_eq!(reopened.store().checkpoints().unwrap().last().unwrap().size, size, "the latest batch is signed");
     for (key, landed) in [("s2", true), ("s4", false), ("s5", false), ("s6", true), ("s7", true), ("s9", false), ("s10", true)] {
         assert_eq!(reopened.store().find_idempotency_key(key).unwrap().is_some(), landed, "{key}");
     }
-    let report = verify(reopened.store(), &VerifyOptions::default());
-    assert!(report.ok(), "{:?}", report.problems);
+    assert_verifies(&reopened);
 }
 
 #[test]
@@ -231,10 +236,9 @@ fn pipelined_group_commit_acknowledges_after_durability_and_honours_retries_in_f
     assert_eq!(site.size(), before + 2);
     // Durable and signed: a fresh process sees both, and everything verifies.
     drop(site);
-    let reopened = Site::open(dir.path().join("demo.db").to_str().unwrap(), Some(&dir.path().join("demo.key"))).unwrap();
+    let reopened = open_again(&dir);
     assert_eq!(reopened.size(), before + 2);
     let cps = reopened.store().checkpoints().unwrap();
     assert_eq!(cps.last().unwrap().size, before + 2, "one checkpoint per batch, over durable entries");
-    let report = verify(reopened.store(), &VerifyOptions::default());
-    assert!(report.ok(), "{:?}", report.problems);
+    assert_verifies(&reopened);
 }
