@@ -49,17 +49,74 @@ fn someone_elses_tables_and_a_newer_schema_are_clear_errors() {
     }
 }
 
+/// Makes the scratch database what an older build made: our schema at `version`.
+fn schema_at(admin: &mut postgres::Client, version: usize) {
+    admin
+        .batch_execute(
+            "DROP SCHEMA public CASCADE; CREATE SCHEMA public;
+             CREATE TABLE qm_schema (version integer PRIMARY KEY, name text NOT NULL, application text NOT NULL,
+                                     applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .unwrap();
+    for (i, (name, sql)) in qm_store_postgres::MIGRATIONS[..version].iter().enumerate() {
+        admin.batch_execute(sql).unwrap();
+        admin.execute("INSERT INTO qm_schema (version, name, application) VALUES ($1, $2, 'quartermaster')", &[&(i as i32 + 1), name]).unwrap();
+    }
+}
+
 #[test]
 fn an_old_schema_is_migrated_forward_on_open() {
     let db = scratch();
     drop(PostgresStore::create(db.url()).unwrap());
     let mut admin = postgres::Client::connect(db.url(), postgres::NoTls).unwrap();
-    // Back to version 1, as a database made by an older build would be.
-    admin.batch_execute("DROP TABLE readings; DELETE FROM qm_schema WHERE version = 2").unwrap();
+    schema_at(&mut admin, 1);
     let s = PostgresStore::open(db.url()).unwrap();
     let v: i32 = admin.query_one("SELECT max(version) FROM qm_schema", &[]).unwrap().get(0);
-    assert_eq!(v, 2);
+    assert_eq!(v as usize, qm_store_postgres::MIGRATIONS.len());
     assert!(s.readings("X", 0, i64::MAX, 10).unwrap().is_empty());
+    assert_eq!(s.entry_count().unwrap(), 0);
+}
+
+#[test]
+fn a_ledger_of_one_row_per_entry_moves_into_tiles_and_goes_on_growing() {
+    let db = scratch();
+    drop(PostgresStore::create(db.url()).unwrap());
+    let mut admin = postgres::Client::connect(db.url(), postgres::NoTls).unwrap();
+    // Version 2 kept one row per entry; 600 of them fill two tiles and start a third.
+    schema_at(&mut admin, 2);
+    let old: Vec<StoredEntry> = (0..600u64).map(|i| StoredEntry { hashes: vec![[i as u8; 32]; 1 + i as usize % 3], ..entry(i, &format!("k{}", i / 4)) }).collect();
+    for e in &old {
+        let hashes: Vec<u8> = e.hashes.concat();
+        admin
+            .execute("INSERT INTO entries (seq, idem, bytes, hashes) VALUES ($1, $2, $3, $4)", &[&(e.seq as i64), &e.idempotency_key, &e.bytes, &hashes])
+            .unwrap();
+    }
+    let mut s = PostgresStore::open(db.url()).unwrap();
+    let tiles: Vec<(i64, i32)> = admin.query("SELECT tile, n FROM tiles ORDER BY tile", &[]).unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(tiles, vec![(0, 256), (1, 256), (2, 88)]);
+    assert_eq!(s.entry_count().unwrap(), 600);
+    assert_eq!(s.read_entries(0, 1000).unwrap(), old);
+    assert_eq!(s.read_entries(250, 10).unwrap(), old[250..260]);
+    assert_eq!(s.find_idempotency_key("k10").unwrap(), Some((40, 43)));
+    assert_eq!(s.read_entry_hashes(&[599, 0, 256]).unwrap(), vec![old[599].hashes.clone(), old[0].hashes.clone(), old[256].hashes.clone()]);
+    // The open tile takes more entries (rewritten compressed); the next ones start a fourth.
+    let more: Vec<StoredEntry> = (600..800u64).map(|i| entry(i, "more")).collect();
+    s.commit(&Commit { entries: more[..100].to_vec(), ..Commit::default() }).unwrap();
+    s.commit(&Commit { entries: more[100..].to_vec(), ..Commit::default() }).unwrap();
+    let formats: Vec<(i64, i32, i32)> =
+        admin.query("SELECT tile, n, get_byte(data, 0) FROM tiles ORDER BY tile", &[]).unwrap().iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    assert_eq!(formats, vec![(0, 256, 0), (1, 256, 0), (2, 256, 1), (3, 32, 1)]);
+    let all = [old, more].concat();
+    assert_eq!(s.read_entries(0, 1000).unwrap(), all);
+    let mut scanned = 0;
+    s.scan_range(255, 769, &mut |seq, idem, bytes, _| {
+        assert_eq!((idem, bytes), (all[seq as usize].idempotency_key.as_str(), all[seq as usize].bytes.as_slice()));
+        assert_eq!(seq, 255 + scanned);
+        scanned += 1;
+        true
+    })
+    .unwrap();
+    assert_eq!(scanned, 769 - 255);
 }
 
 #[test]
@@ -70,9 +127,13 @@ fn history_cannot_be_edited_in_the_database() {
     s.commit(&Commit { entries: vec![entry(0, "k0")], rows: vec![], readings: vec![reading] }).unwrap();
     let mut c = postgres::Client::connect(db.url(), postgres::NoTls).unwrap();
     for sql in [
-        "UPDATE entries SET bytes = 'x'",
-        "DELETE FROM entries",
-        "TRUNCATE entries",
+        "UPDATE entry_keys SET idem = 'x'",
+        "DELETE FROM entry_keys",
+        "TRUNCATE entry_keys",
+        "UPDATE tiles SET data = 'x'",
+        "UPDATE tiles SET n = 2, tile = 5",
+        "DELETE FROM tiles",
+        "TRUNCATE tiles",
         "UPDATE readings SET temperature_c = 99",
         "DELETE FROM readings",
         "TRUNCATE readings",
