@@ -10,6 +10,7 @@
 use crate::verify::{verify, VerifyOptions};
 use crate::{decode, open_store, AppError, Result};
 use qm_core::{Event, State};
+use qm_ledger::{leaf_hash, Frontier};
 use qm_store::{Commit, RowChange, Store, StoredEntry};
 use serde::Serialize;
 
@@ -41,7 +42,8 @@ pub fn copy_ledger(src: &dyn Store, dest: &mut dyn Store, progress: &mut dyn FnM
         dest.commit(&Commit { entries: std::mem::take(chunk), ..Commit::default() })?;
         Ok(())
     };
-    src.scan_entries(0, &mut |seq, idem, bytes, hashes| {
+    let mut tree = Frontier::new();
+    src.scan_entries(0, &mut |seq, idem, bytes, _| {
         if seq >= n {
             return false;
         }
@@ -59,14 +61,10 @@ pub fn copy_ledger(src: &dyn Store, dest: &mut dyn Store, progress: &mut dyn FnM
             failure = Some(AppError::Internal(format!("{e}; run `qm verify` on the source")));
             return false;
         }
-        let hashes = hashes
-            .chunks_exact(32)
-            .map(|c| {
-                let mut h = [0u8; 32];
-                h.copy_from_slice(c);
-                h
-            })
-            .collect();
+        // The tree hashes are made again from the bytes (the source may derive some of them
+        // rather than store them, and the destination may keep a different set); verifying the
+        // copy compares the tree they make with the source's signed checkpoints.
+        let hashes = tree.push(leaf_hash(bytes));
         chunk.push(StoredEntry { seq, idempotency_key: idem.to_string(), bytes: bytes.to_vec(), hashes });
         copied += 1;
         if chunk.len() == CHUNK {

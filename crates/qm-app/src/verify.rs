@@ -60,8 +60,9 @@ struct ChunkCheck {
     local: Frontier,
     /// The chunk's tree at each checkpoint size inside it (global size, frontier).
     snapshots: Vec<(u64, Frontier)>,
-    /// The stored hashes above the chunk's root that its last entry's append created; checked
-    /// when the chunks are merged, because they depend on the chunks before.
+    /// The stored hashes above the chunk's root that its last entry's append created (from level
+    /// `max(level + 1, derived)` up); checked when the chunks are merged, because they depend on
+    /// the chunks before.
     upper: Vec<u8>,
 }
 
@@ -73,6 +74,7 @@ fn check_chunk(store: &dyn Store, level: u8, index: u64, end: u64, sizes: &BTree
     let stop_at = (start + chunk).min(end);
     let mut c = ChunkCheck { index, count: 0, stop: None, bad: vec![], local: Frontier::new(), snapshots: vec![], upper: vec![] };
     let mut marks = sizes.range(start + 1..=stop_at).map(|(s, _)| *s).peekable();
+    let derived = store.derived_hash_levels();
     let scanned = store.scan_tree(start, stop_at, &mut |seq, bytes, hashes| {
         let expected = start + c.count;
         if seq != expected {
@@ -81,17 +83,21 @@ fn check_chunk(store: &dyn Store, level: u8, index: u64, end: u64, sizes: &BTree
         }
         // The last entry of a whole chunk also completes parents above the chunk: those are compared
         // when the chunks are merged.
+        // `hashes` holds the stored ones only: levels from `derived` up.
         let last_of_chunk = c.count == chunk - 1;
-        let mut i = 0usize;
+        let mut level = 0usize;
         let mut same = true;
         c.local.push_visit(leaf_hash(bytes), |h| {
-            same &= hashes.get(i * 32..i * 32 + 32) == Some(h.as_slice());
-            i += 1;
+            if let Some(k) = level.checked_sub(derived) {
+                same &= hashes.get(k * 32..k * 32 + 32) == Some(h.as_slice());
+            }
+            level += 1;
         });
+        let kept = level.saturating_sub(derived);
         if last_of_chunk {
-            c.upper = hashes.get(i * 32..).unwrap_or_default().to_vec();
+            c.upper = hashes.get(kept * 32..).unwrap_or_default().to_vec();
         } else {
-            same &= hashes.len() == i * 32;
+            same &= hashes.len() == kept * 32;
         }
         if !same {
             c.bad.push(seq);
@@ -122,7 +128,7 @@ struct Merged {
 
 /// Puts the chunks' trees together in order: the tree of the whole ledger, its root at every
 /// checkpoint size, and the check of the hashes above each chunk.
-fn merge_chunks(chunks: Vec<ChunkCheck>, level: u8, sizes: &BTreeMap<u64, usize>) -> Merged {
+fn merge_chunks(chunks: Vec<ChunkCheck>, level: u8, derived: usize, sizes: &BTreeMap<u64, usize>) -> Merged {
     let chunk = 1u64 << level;
     let mut m = Merged { frontier: Frontier::new(), roots_at: BTreeMap::new(), bad: vec![], entries: 0, stop: None };
     if sizes.contains_key(&0) {
@@ -157,8 +163,10 @@ fn merge_chunks(chunks: Vec<ChunkCheck>, level: u8, sizes: &BTreeMap<u64, usize>
             break;
         }
         m.entries += chunk;
-        let upper_same = above.len().saturating_sub(1) * 32 == c.upper.len()
-            && above.iter().skip(1).zip(c.upper.chunks_exact(32)).all(|(a, b)| a.as_slice() == b);
+        // `above` holds levels `level` (the chunk's root) and up; the store keeps those from `derived`.
+        let skip = derived.saturating_sub(usize::from(level)).max(1);
+        let upper_same = above.len().saturating_sub(skip) * 32 == c.upper.len()
+            && above.iter().skip(skip).zip(c.upper.chunks_exact(32)).all(|(a, b)| a.as_slice() == b);
         if !upper_same {
             m.bad.push(m.entries - 1);
         }
@@ -331,7 +339,7 @@ fn verify_in_chunks(store: &dyn Store, opts: &VerifyOptions, level: u8) -> Verif
             rx.into_iter().collect()
         };
         chunks.sort_by_key(|c| c.index);
-        (merge_chunks(chunks, level, &sizes), replayed, opened)
+        (merge_chunks(chunks, level, store.derived_hash_levels(), &sizes), replayed, opened)
     });
     let Merged { frontier, roots_at, bad, entries: expected, stop } = hashed;
     for seq in bad {

@@ -202,11 +202,15 @@ fn story(place: &Place) -> Vec<String> {
 /// The store contract, below the application: creation refusals, conflicts, history that cannot be
 /// edited in the database, scan order, idempotency lookups.
 fn store_contract(place: &Place) {
+    // Entries with their real tree hashes: a store may derive some of them from the entries.
+    let bytes = |seq: u64| format!("{{\"n\":{seq}}}").into_bytes();
+    let mut tree = qm_ledger::Frontier::new();
+    let tree_hashes: Vec<Vec<qm_store::Hash>> = (0..10).map(|seq| tree.push(qm_ledger::leaf_hash(&bytes(seq)))).collect();
     let entry = |seq: u64, idem: &str| StoredEntry {
         seq,
         idempotency_key: idem.into(),
-        bytes: format!("{{\"n\":{seq}}}").into_bytes(),
-        hashes: vec![[seq as u8; 32]; (seq % 3) as usize],
+        bytes: bytes(seq),
+        hashes: tree_hashes[seq as usize].clone(),
     };
     assert!(matches!(open_store(&place.db, false).err(), Some(AppError::Store(StoreError::Missing(_)))));
     let mut store = open_store(&place.db, true).unwrap();
@@ -227,7 +231,8 @@ fn store_contract(place: &Place) {
     store
         .scan_entries(1, &mut |seq, idem, bytes, hashes| {
             assert_eq!(bytes, entry(seq, idem).bytes.as_slice());
-            assert_eq!(hashes.len(), 32 * (seq % 3) as usize);
+            let stored: Vec<u8> = entry(seq, idem).hashes.iter().skip(store.derived_hash_levels()).flatten().copied().collect();
+            assert_eq!(hashes, stored.as_slice());
             seen.push(seq);
             true
         })
@@ -245,7 +250,9 @@ fn store_contract(place: &Place) {
     // The database itself refuses to edit history, whoever asks.
     // (PostgreSQL keeps entries in tiles of 256 and their keys in a table of their own.)
     let edits: &[&str] = match place.backend {
-        "postgres" => &["UPDATE tiles SET data = data WHERE tile = 0", "DELETE FROM tiles WHERE tile = 0", "DELETE FROM entry_keys WHERE seq = 9"],
+        "postgres" => {
+            &["UPDATE tiles SET data = data WHERE tile = 0", "DELETE FROM tiles WHERE tile = 0", "DELETE FROM entry_keys WHERE seq = 9"]
+        }
         _ => &["UPDATE entries SET bytes = bytes WHERE seq = 0", "DELETE FROM entries WHERE seq = 9"],
     };
     for sql in edits {
@@ -397,4 +404,39 @@ fn store_contract_on_postgres() {
 #[test]
 fn both_backends_end_the_story_alike() {
     assert_eq!(story(&Place::sqlite()), story(&Place::postgres()));
+}
+
+/// PostgreSQL keeps entries in compressed tiles and derives the tree hashes inside each tile: an
+/// entry altered in its tile, or a tile that no longer decompresses, is still named by verify, and
+/// the site refuses to write on it.
+#[test]
+fn altered_tiles_are_named_by_verify_on_postgres() {
+    use qm_store_postgres::tiles;
+    let place = Place::postgres();
+    let day = OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
+    drop(qm_app::demo::create(&place.db, &place.key, day).unwrap());
+    let check = || verify(open_store(&place.db, false).unwrap().as_ref(), &VerifyOptions::default());
+    assert!(check().ok());
+    let mut c = postgres::Client::connect(&place.db, postgres::NoTls).unwrap();
+    // An intruder with the database's owner rights can switch the guard off.
+    c.batch_execute("ALTER TABLE tiles DISABLE TRIGGER tiles_only_grow").unwrap();
+    let data: Vec<u8> = c.query_one("SELECT data FROM tiles WHERE tile = 0", &[]).unwrap().get(0);
+    let mut buf = vec![];
+    let records = tiles::unseal(0, &data, &mut buf).unwrap().to_vec();
+    // One location changed in one entry, the length kept: the tile still reads, the tree does not match.
+    let at = records.windows(10).position(|w| w == b"D11-RACK-A").expect("the demo stores rifles in D11-RACK-A");
+    let mut altered = records.clone();
+    altered[at + 9] = b'B';
+    c.execute("UPDATE tiles SET data = $1 WHERE tile = 0", &[&tiles::seal(&altered)]).unwrap();
+    let report = check();
+    assert!(report.problems.iter().any(|p| p.contains("history was altered")), "{:?}", report.problems);
+    let r = Site::open(&place.db, Some(&place.key)).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(r.contains("does not verify"), "{r}");
+    // Data that no longer decompresses: the tile and its entries are named.
+    c.execute("UPDATE tiles SET data = $1 WHERE tile = 0", &[&vec![1u8, 0, 0, 16, 0, 0xff, 0xff]]).unwrap();
+    let report = check();
+    assert!(report.problems.iter().any(|p| p.contains("ledger tile 0 (entries 0–255)")), "{:?}", report.problems);
+    // Put back as it was: it verifies again.
+    c.execute("UPDATE tiles SET data = $1 WHERE tile = 0", &[&data]).unwrap();
+    assert!(check().ok());
 }

@@ -1,8 +1,9 @@
 -- 0003: the ledger in tiles of 256 entries (see src/tiles.rs for the format). `entry_keys` keeps one row per
 -- entry: its seq (claimed by the commit that appends it, so two writers cannot both take one) and its
 -- idempotency key (looked up by retries). `tiles` holds the entries themselves, 256 per row; the commit that
--- adds to the last tile rewrites it. Existing entries move here uncompressed (format 0x00); the space of the
--- old table is freed with it.
+-- adds to the last tile rewrites it. A tile keeps only the tree hashes above it (from level 9 up, bytes 289 on of
+-- the old column): the ones inside it are derived from its entries when read. Existing entries move here
+-- uncompressed (format 0x00); the space of the old table is freed with it.
 CREATE TABLE entry_keys (
     seq     bigint PRIMARY KEY CHECK (seq >= 0),
     idem    text COLLATE "C" NOT NULL
@@ -19,7 +20,7 @@ ALTER TABLE tiles ALTER COLUMN data SET STORAGE EXTERNAL;
 INSERT INTO tiles (tile, n, data)
 SELECT seq / 256, count(*)::integer,
        '\x00'::bytea || string_agg(int8send(seq) || int4send(octet_length(convert_to(idem, 'UTF8'))) || convert_to(idem, 'UTF8')
-                                   || int4send(length(bytes)) || bytes || int4send(length(hashes)) || hashes, ''::bytea ORDER BY seq)
+                                   || int4send(length(bytes)) || bytes || int4send(greatest(length(hashes) - 288, 0)) || substring(hashes from 289), ''::bytea ORDER BY seq)
 FROM entries GROUP BY seq / 256;
 DROP TABLE entries;
 -- History is never edited: keys are never changed or removed; a tile only grows (its commit rewrites it with

@@ -331,6 +331,21 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// Calls `f(tile, records)` for tiles `first..=last` in order, each decompressed in place (one
+    /// buffer for all), `FETCH_TILES` per round trip; `f` returns false to stop.
+    fn for_each_tile(&self, first: u64, last: u64, f: &mut dyn FnMut(u64, &[u8]) -> Result<bool>) -> Result<()> {
+        let first = seq_param(first)?;
+        let last = i64::try_from(last).unwrap_or(i64::MAX);
+        let mut buf = vec![];
+        self.stream("SELECT tile, data FROM tiles WHERE tile >= $1 AND tile <= $2 ORDER BY tile", &[&first, &last], FETCH_TILES, &mut |r| {
+            let tile = seq_of(r.try_get(0).map_err(be)?)?;
+            let data: &[u8] = r.try_get(1).map_err(|e| StoreError::Damaged(format!("ledger tile {tile}: {e}")))?;
+            f(tile, tiles::unseal(tile, data, &mut buf)?)
+        })
+    }
+}
+
 /// Looks at the current schema: ours (at which version), empty, or someone else's (an error).
 fn inspect(tx: &mut postgres::Transaction<'_>, shown: &str) -> Result<Found> {
     let schema: Option<String> = tx.query_one("SELECT current_schema()", &[]).map_err(be)?.get(0);
@@ -388,20 +403,6 @@ fn hashes_to_blob(hashes: &[Hash]) -> Vec<u8> {
     hashes.iter().flat_map(|h| h.iter().copied()).collect()
 }
 
-fn blob_to_hashes(seq: u64, blob: &[u8]) -> Result<Vec<Hash>> {
-    if !blob.len().is_multiple_of(32) {
-        return Err(StoreError::Damaged(format!("entry {seq}: stored tree hashes are {} bytes, not a multiple of 32", blob.len())));
-    }
-    Ok(blob
-        .chunks_exact(32)
-        .map(|c| {
-            let mut h = [0u8; 32];
-            h.copy_from_slice(c);
-            h
-        })
-        .collect())
-}
-
 fn seq_of(v: i64) -> Result<u64> {
     u64::try_from(v).map_err(|_| StoreError::Damaged(format!("negative sequence number {v}")))
 }
@@ -445,7 +446,8 @@ fn collapse_rows(rows: &[qm_store::RowChange]) -> (Vec<&qm_store::RowChange>, Ve
 /// Writes a commit's entries, whose seqs the transaction has just claimed, into their tiles: a tile
 /// that exists (the open one) is locked, read, merged with them and rewritten; the rest are new.
 fn write_tiles(tx: &mut postgres::Transaction, entries: &[StoredEntry]) -> Result<()> {
-    let hashes: Vec<Vec<u8>> = entries.iter().map(|e| hashes_to_blob(&e.hashes)).collect();
+    // Only the hashes above each entry's tile are stored; the rest are derived when read.
+    let hashes: Vec<Vec<u8>> = entries.iter().map(|e| hashes_to_blob(e.hashes.get(tiles::DERIVED_LEVELS..).unwrap_or_default())).collect();
     let mut by_tile: BTreeMap<u64, Vec<tiles::Record>> = BTreeMap::new();
     for (e, hashes) in entries.iter().zip(&hashes) {
         let rec = tiles::Record { seq: e.seq, idem: &e.idempotency_key, bytes: &e.bytes, hashes };
@@ -611,14 +613,19 @@ impl qm_store::Store for PostgresStore {
     }
 
     fn read_entries(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>> {
+        let to = from.saturating_add(limit as u64);
         let mut read = vec![];
-        self.scan_range(from, from.saturating_add(limit as u64), &mut |seq, idem, bytes, hashes| {
-            read.push((seq, idem.to_string(), bytes.to_vec(), hashes.to_vec()));
-            true
-        })?;
-        read.into_iter()
-            .map(|(seq, idempotency_key, bytes, hashes)| Ok(StoredEntry { seq, idempotency_key, bytes, hashes: blob_to_hashes(seq, &hashes)? }))
-            .collect()
+        if from < to {
+            self.for_each_tile(tiles::tile_of(from), tiles::tile_of(to - 1), &mut |tile, records| {
+                for (rec, hashes) in tiles::with_hashes(tile, records)? {
+                    if rec.seq >= from && rec.seq < to {
+                        read.push(StoredEntry { seq: rec.seq, idempotency_key: rec.idem.to_string(), bytes: rec.bytes.to_vec(), hashes });
+                    }
+                }
+                Ok(true)
+            })?;
+        }
+        Ok(read)
     }
 
     fn open_reader(&self) -> Result<Option<Box<dyn qm_store::Store>>> {
@@ -631,13 +638,7 @@ impl qm_store::Store for PostgresStore {
         if from >= to {
             return Ok(());
         }
-        let first = seq_param(tiles::tile_of(from))?;
-        let last = i64::try_from(tiles::tile_of(to - 1)).unwrap_or(i64::MAX);
-        let mut buf = vec![];
-        self.stream("SELECT tile, data FROM tiles WHERE tile >= $1 AND tile <= $2 ORDER BY tile", &[&first, &last], FETCH_TILES, &mut |r| {
-            let tile = seq_of(r.try_get(0).map_err(be)?)?;
-            let data: &[u8] = r.try_get(1).map_err(|e| StoreError::Damaged(format!("ledger tile {tile}: {e}")))?;
-            let records = tiles::unseal(tile, data, &mut buf)?;
+        self.for_each_tile(tiles::tile_of(from), tiles::tile_of(to - 1), &mut |tile, records| {
             for rec in tiles::records(tile, records) {
                 let rec = rec?;
                 if rec.seq < from {
@@ -651,6 +652,10 @@ impl qm_store::Store for PostgresStore {
         })
     }
 
+    fn derived_hash_levels(&self) -> usize {
+        tiles::DERIVED_LEVELS
+    }
+
     fn read_entry_hashes(&self, seqs: &[u64]) -> Result<Vec<Vec<Hash>>> {
         let wanted: HashSet<u64> = seqs.iter().copied().collect();
         let tile_ids = wanted.iter().map(|s| seq_param(tiles::tile_of(*s))).collect::<Result<HashSet<i64>>>()?;
@@ -661,10 +666,9 @@ impl qm_store::Store for PostgresStore {
         for r in &rows {
             let tile = seq_of(r.try_get(0).map_err(be)?)?;
             let records = tiles::unseal(tile, r.try_get(1).map_err(be)?, &mut buf)?;
-            for rec in tiles::records(tile, records) {
-                let rec = rec?;
+            for (rec, hashes) in tiles::with_hashes(tile, records)? {
                 if wanted.contains(&rec.seq) {
-                    found.insert(rec.seq, blob_to_hashes(rec.seq, rec.hashes)?);
+                    found.insert(rec.seq, hashes);
                 }
             }
         }
@@ -775,12 +779,5 @@ mod tests {
             assert!(name.starts_with(&format!("{:04}_", i + 1)), "{name} is out of order");
             assert!(sql.starts_with(&format!("-- {:04}:", i + 1)), "{name} does not say what it is for");
         }
-    }
-
-    #[test]
-    fn hashes_round_trip_and_a_damaged_blob_is_reported() {
-        let h = vec![[1u8; 32], [2u8; 32]];
-        assert_eq!(blob_to_hashes(3, &hashes_to_blob(&h)).unwrap(), h);
-        assert!(matches!(blob_to_hashes(3, &[0u8; 33]), Err(StoreError::Damaged(_))));
     }
 }

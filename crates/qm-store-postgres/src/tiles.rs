@@ -12,6 +12,9 @@
 //! record  = u64be(seq) u32be(len) idem u32be(len) bytes u32be(len) hashes
 //! ```
 //!
+//! `hashes` are the entry's tree hashes above level 8 (see [`DERIVED_LEVELS`]); the ones below are
+//! re-derived from the tile's entries when read ([`with_hashes`]).
+//!
 //! The last, open tile is rewritten whole by each commit that adds to it (at most 256 entries,
 //! decompressed, merged by `seq` and compressed again, under a row lock). Full tiles are never
 //! written again: the database refuses it (see migration 0003).
@@ -19,6 +22,12 @@ use qm_store::{Result, StoreError};
 
 /// Entries per tile.
 pub const TILE: u64 = 256;
+
+/// Tree hashes per entry that a tile derives from its own entries instead of storing: levels 0
+/// (the leaf) to 8 (the tile's root), every node whose subtree lies inside the tile. A record
+/// keeps only its hashes above the tile (the last entry of a tile completes parents that join it
+/// to the tiles before). Stored hashes that cannot disagree with the entries are not stored.
+pub const DERIVED_LEVELS: usize = 9;
 
 /// Data as the migration writes it: records, uncompressed.
 const RAW: u8 = 0;
@@ -68,7 +77,8 @@ pub fn seal(records: &[u8]) -> Vec<u8> {
 /// buffers cost more in page faults than the decompression itself); `Damaged` naming the tile when
 /// they cannot be read.
 pub fn unseal<'a>(tile: u64, data: &'a [u8], buf: &'a mut Vec<u8>) -> Result<&'a [u8]> {
-    let damaged = |why: String| StoreError::Damaged(format!("ledger tile {tile} (entries {}–{}): {why}", tile * TILE, tile * TILE + TILE - 1));
+    let damaged =
+        |why: String| StoreError::Damaged(format!("ledger tile {tile} (entries {}–{}): {why}", tile * TILE, tile * TILE + TILE - 1));
     match data.split_first() {
         Some((&RAW, records)) => Ok(records),
         Some((&LZ4, rest)) if rest.len() >= 4 => {
@@ -77,10 +87,13 @@ pub fn unseal<'a>(tile: u64, data: &'a [u8], buf: &'a mut Vec<u8>) -> Result<&'a
             if len > MAX_RECORDS_BYTES {
                 return Err(damaged(format!("claims {len} bytes of records")));
             }
-            buf.clear();
-            buf.resize(len, 0);
-            match lz4_flex::block::decompress_into(block, buf) {
-                Ok(n) if n == len => Ok(buf.as_slice()),
+            // Safe decoding writes into initialised bytes: zeroed once, then reused as they are
+            // (decompression reads back only what it has written).
+            if buf.len() < len {
+                buf.resize(len, 0);
+            }
+            match lz4_flex::block::decompress_into(block, &mut buf[..len]) {
+                Ok(n) if n == len => Ok(&buf[..len]),
                 Ok(n) => Err(damaged(format!("holds {n} bytes of records, not the {len} it claims"))),
                 Err(e) => Err(damaged(format!("cannot be decompressed: {e}"))),
             }
@@ -133,6 +146,41 @@ fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
     let (head, tail) = rest.split_at(n);
     *rest = tail;
     Some(head)
+}
+
+/// Every record of tile `tile` with all its tree hashes, from the leaf up: those inside the tile
+/// re-derived from the tile's entries, then the stored ones above it. A tile holds its entries
+/// from its first on without a gap (a ledger has none); after a gap they cannot be derived, and
+/// that is `Damaged`.
+pub fn with_hashes(tile: u64, records_: &[u8]) -> Result<Vec<(Record<'_>, Vec<qm_store::Hash>)>> {
+    let mut tree = qm_ledger::Frontier::new();
+    let mut out = Vec::with_capacity(TILE as usize);
+    for rec in records(tile, records_) {
+        let rec = rec?;
+        let expected = tile * TILE + tree.size();
+        if rec.seq != expected {
+            return Err(StoreError::Damaged(format!(
+                "entry {expected} is missing (ledger tile {tile} goes on at {}): the tree hashes after it cannot be derived",
+                rec.seq
+            )));
+        }
+        let mut hashes = Vec::with_capacity(2);
+        tree.push_visit(qm_ledger::leaf_hash(rec.bytes), |h| hashes.push(*h));
+        if !rec.hashes.len().is_multiple_of(32) {
+            return Err(StoreError::Damaged(format!(
+                "entry {}: stored tree hashes are {} bytes, not a multiple of 32",
+                rec.seq,
+                rec.hashes.len()
+            )));
+        }
+        hashes.extend(rec.hashes.chunks_exact(32).map(|c| {
+            let mut h = [0u8; 32];
+            h.copy_from_slice(c);
+            h
+        }));
+        out.push((rec, hashes));
+    }
+    Ok(out)
 }
 
 /// The records of `old` (a tile's records) and `new` (records of the same tile, none of them in
@@ -202,6 +250,36 @@ mod tests {
         assert_eq!(merged, encode(&[0, 1, 2, 3, 6, 7, 8]));
         let again = merge(0, &merged, &new[..1]);
         assert!(matches!(again, Err(StoreError::Damaged(m)) if m.contains("already holds entry 2")));
+    }
+
+    #[test]
+    fn hashes_inside_a_tile_are_derived_and_those_above_it_kept() {
+        // The tree hashes of entries 0..600, as the ledger makes them.
+        let mut tree = qm_ledger::Frontier::new();
+        let entries: Vec<(Vec<u8>, Vec<qm_store::Hash>)> = (0..600u64)
+            .map(|seq| {
+                let bytes = format!("{{\"seq\":{seq}}}").into_bytes();
+                let hashes = tree.push(qm_ledger::leaf_hash(&bytes));
+                (bytes, hashes)
+            })
+            .collect();
+        for tile in 0..3u64 {
+            let mut raw = vec![];
+            let range = (tile * TILE) as usize..((tile + 1) * TILE).min(600) as usize;
+            for seq in range.clone() {
+                let (bytes, hashes) = &entries[seq];
+                let stored: Vec<u8> = hashes.iter().skip(DERIVED_LEVELS).flatten().copied().collect();
+                assert_eq!(stored.is_empty(), seq != 511, "only entry 511 completes a node above its tile (of 512)");
+                Record { seq: seq as u64, idem: "k", bytes, hashes: &stored }.put(&mut raw);
+            }
+            let got = with_hashes(tile, &raw).unwrap();
+            assert_eq!(got.len(), range.len());
+            for (rec, hashes) in got {
+                assert_eq!(hashes, entries[rec.seq as usize].1, "entry {}", rec.seq);
+            }
+        }
+        let gap = encode(&[0, 2]);
+        assert!(matches!(with_hashes(0, &gap), Err(StoreError::Damaged(m)) if m.contains("entry 1 is missing")));
     }
 
     #[test]

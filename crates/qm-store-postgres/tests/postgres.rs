@@ -10,8 +10,20 @@ fn scratch() -> ScratchDatabase {
     ScratchDatabase::create(&url).unwrap()
 }
 
+/// Entry `seq` of a ledger whose entries are `{"seq":N}`, with its real tree hashes: the store
+/// derives the lower ones from the entries, so made-up hashes would not read back.
 fn entry(seq: u64, idem: &str) -> StoredEntry {
-    StoredEntry { seq, idempotency_key: idem.into(), bytes: format!("{{\"seq\":{seq}}}").into_bytes(), hashes: vec![[seq as u8; 32]] }
+    static TREE: std::sync::OnceLock<Vec<Vec<qm_store::Hash>>> = std::sync::OnceLock::new();
+    let tree = TREE.get_or_init(|| {
+        let mut f = qm_ledger::Frontier::new();
+        (0..6000).map(|s| f.push(qm_ledger::leaf_hash(format!("{{\"seq\":{s}}}").as_bytes()))).collect()
+    });
+    StoredEntry { seq, idempotency_key: idem.into(), bytes: format!("{{\"seq\":{seq}}}").into_bytes(), hashes: tree[seq as usize].clone() }
+}
+
+/// The hashes a scan passes for entry `seq`: those above its tile.
+fn stored_hashes(seq: u64) -> Vec<u8> {
+    entry(seq, "").hashes.iter().skip(qm_store_postgres::tiles::DERIVED_LEVELS).flatten().copied().collect()
 }
 
 #[test]
@@ -60,7 +72,9 @@ fn schema_at(admin: &mut postgres::Client, version: usize) {
         .unwrap();
     for (i, (name, sql)) in qm_store_postgres::MIGRATIONS[..version].iter().enumerate() {
         admin.batch_execute(sql).unwrap();
-        admin.execute("INSERT INTO qm_schema (version, name, application) VALUES ($1, $2, 'quartermaster')", &[&(i as i32 + 1), name]).unwrap();
+        admin
+            .execute("INSERT INTO qm_schema (version, name, application) VALUES ($1, $2, 'quartermaster')", &[&(i as i32 + 1), name])
+            .unwrap();
     }
 }
 
@@ -84,27 +98,37 @@ fn a_ledger_of_one_row_per_entry_moves_into_tiles_and_goes_on_growing() {
     let mut admin = postgres::Client::connect(db.url(), postgres::NoTls).unwrap();
     // Version 2 kept one row per entry; 600 of them fill two tiles and start a third.
     schema_at(&mut admin, 2);
-    let old: Vec<StoredEntry> = (0..600u64).map(|i| StoredEntry { hashes: vec![[i as u8; 32]; 1 + i as usize % 3], ..entry(i, &format!("k{}", i / 4)) }).collect();
+    let old: Vec<StoredEntry> = (0..600u64).map(|i| entry(i, &format!("k{}", i / 4))).collect();
     for e in &old {
         let hashes: Vec<u8> = e.hashes.concat();
         admin
-            .execute("INSERT INTO entries (seq, idem, bytes, hashes) VALUES ($1, $2, $3, $4)", &[&(e.seq as i64), &e.idempotency_key, &e.bytes, &hashes])
+            .execute(
+                "INSERT INTO entries (seq, idem, bytes, hashes) VALUES ($1, $2, $3, $4)",
+                &[&(e.seq as i64), &e.idempotency_key, &e.bytes, &hashes],
+            )
             .unwrap();
     }
     let mut s = PostgresStore::open(db.url()).unwrap();
-    let tiles: Vec<(i64, i32)> = admin.query("SELECT tile, n FROM tiles ORDER BY tile", &[]).unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
+    let tiles: Vec<(i64, i32)> =
+        admin.query("SELECT tile, n FROM tiles ORDER BY tile", &[]).unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
     assert_eq!(tiles, vec![(0, 256), (1, 256), (2, 88)]);
     assert_eq!(s.entry_count().unwrap(), 600);
     assert_eq!(s.read_entries(0, 1000).unwrap(), old);
     assert_eq!(s.read_entries(250, 10).unwrap(), old[250..260]);
     assert_eq!(s.find_idempotency_key("k10").unwrap(), Some((40, 43)));
-    assert_eq!(s.read_entry_hashes(&[599, 0, 256]).unwrap(), vec![old[599].hashes.clone(), old[0].hashes.clone(), old[256].hashes.clone()]);
+    // Entry 511 completes a node above its tile: that hash moved with it; the others are derived.
+    let read = s.read_entry_hashes(&[599, 0, 256, 511]).unwrap();
+    assert_eq!(read, [599, 0, 256, 511].map(|i: usize| old[i].hashes.clone()).to_vec());
     // The open tile takes more entries (rewritten compressed); the next ones start a fourth.
     let more: Vec<StoredEntry> = (600..800u64).map(|i| entry(i, "more")).collect();
     s.commit(&Commit { entries: more[..100].to_vec(), ..Commit::default() }).unwrap();
     s.commit(&Commit { entries: more[100..].to_vec(), ..Commit::default() }).unwrap();
-    let formats: Vec<(i64, i32, i32)> =
-        admin.query("SELECT tile, n, get_byte(data, 0) FROM tiles ORDER BY tile", &[]).unwrap().iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    let formats: Vec<(i64, i32, i32)> = admin
+        .query("SELECT tile, n, get_byte(data, 0) FROM tiles ORDER BY tile", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
     assert_eq!(formats, vec![(0, 256, 0), (1, 256, 0), (2, 256, 1), (3, 32, 1)]);
     let all = [old, more].concat();
     assert_eq!(s.read_entries(0, 1000).unwrap(), all);
@@ -205,7 +229,7 @@ fn scanning_streams_in_order_and_stops_when_asked() {
     s.scan_entries(10, &mut |seq, idem, bytes, hashes| {
         assert_eq!(idem, format!("k{seq}"));
         assert_eq!(bytes, format!("{{\"seq\":{seq}}}").as_bytes());
-        assert_eq!(hashes, &[seq as u8; 32]);
+        assert_eq!(hashes, stored_hashes(seq));
         seen.push(seq);
         true
     })
@@ -220,7 +244,9 @@ fn scanning_streams_in_order_and_stops_when_asked() {
     assert_eq!(count, 3000);
     // The connection is usable after a stopped scan.
     assert_eq!(s.read_entries(4998, 10).unwrap().len(), 2);
-    assert_eq!(s.read_entry_hashes(&[7, 3, 7]).unwrap(), vec![vec![[7u8; 32]], vec![[3u8; 32]], vec![[7u8; 32]]]);
+    let hashes = |seq| entry(seq, "").hashes;
+    assert_eq!(s.read_entry_hashes(&[7, 3, 7, 4095]).unwrap(), vec![hashes(7), hashes(3), hashes(7), hashes(4095)]);
+    assert_eq!(stored_hashes(4095).len(), 4 * 32, "entry 4095 completes levels 9 to 12, above its tile");
     assert!(matches!(s.read_entry_hashes(&[n]), Err(StoreError::Damaged(_))));
 }
 

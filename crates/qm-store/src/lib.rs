@@ -93,7 +93,8 @@ pub trait Store: Send {
     fn read_entries(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>>;
     /// Calls `f(seq, idempotency_key, bytes, hashes)` for every entry with `seq` in `[from, to)`, in
     /// order, with borrowed data (no copy per entry); `f` returns false to stop. For the verifier,
-    /// backups and the benches.
+    /// backups and the benches. `hashes` are the entry's *stored* tree hashes: all of them, or those
+    /// above the levels the store derives (see [`Store::derived_hash_levels`]).
     #[allow(clippy::type_complexity)]
     fn scan_range(&self, from: u64, to: u64, f: &mut dyn FnMut(u64, &str, &[u8], &[u8]) -> bool) -> Result<()>;
     /// [`Store::scan_range`] from `from` to the end of the ledger.
@@ -118,7 +119,13 @@ pub trait Store: Send {
     fn open_reader(&self) -> Result<Option<Box<dyn Store>>> {
         Ok(None)
     }
-    /// The stored hashes of the given entries, in order.
+    /// How many of each entry's tree hashes, from the leaf up, the store derives from the entries
+    /// on reading instead of storing them: the scans pass the others only. Zero (the default): it
+    /// stores them all. PostgreSQL: 9, every hash inside one tile of 256 entries (see its `tiles`).
+    fn derived_hash_levels(&self) -> usize {
+        0
+    }
+    /// The tree hashes of the given entries (all of them, derived or stored), in order.
     fn read_entry_hashes(&self, seqs: &[u64]) -> Result<Vec<Vec<Hash>>>;
     /// The first and last entry written under an idempotency key, if any.
     fn find_idempotency_key(&self, key: &str) -> Result<Option<(u64, u64)>>;
