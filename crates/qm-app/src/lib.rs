@@ -569,6 +569,12 @@ impl Site {
         Ok(())
     }
 
+    /// Stops the writer thread, if one runs: it commits what is queued and writes the rows it
+    /// held back, then ends; later commits are made in place until a writer is started again.
+    pub fn stop_writer(&mut self) {
+        self.writer = None;
+    }
+
     /// How long the writer thread has spent committing so far (zero without one).
     pub fn writer_busy(&self) -> std::time::Duration {
         let nanos = self.writer.as_ref().map_or(0, |w| w.busy_nanos.load(std::sync::atomic::Ordering::Relaxed));

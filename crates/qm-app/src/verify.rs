@@ -279,9 +279,6 @@ fn verify_in_chunks(store: &dyn Store, opts: &VerifyOptions, level: u8) -> Verif
             0
         }
     };
-    // The tree is checked in aligned chunks on reader threads of their own (one connection each);
-    // meanwhile this thread replays the ledger into fresh books, decoding rows in place.
-    let readers: Vec<Box<dyn Store>> = (0..hash_threads()).map_while(|_| store.open_reader().ok().flatten()).collect();
     // The key that signed the checkpoints: the auditor's own, or the one the genesis entry records.
     let genesis_key = || -> Option<String> {
         let first = store.read_entries(0, 1).ok()?.into_iter().next()?;
@@ -296,9 +293,19 @@ fn verify_in_chunks(store: &dyn Store, opts: &VerifyOptions, level: u8) -> Verif
     let next = AtomicU64::new(0);
     let first_stop = AtomicU64::new(u64::MAX);
     let (hashed, replayed, opened) = std::thread::scope(|scope| {
+        // Every checkpoint's signature, on a thread of its own from the start: it has a core to
+        // itself while the readers' connections are opened.
+        let signatures = scope.spawn(|| match verifier.as_deref().map(qm_ledger::CheckpointVerifier::new) {
+            Some(Ok(v)) => checkpoints.iter().map(|cp| v.open(&cp.note)).collect(),
+            _ => vec![],
+        });
+        // The tree is checked in aligned chunks on reader threads of their own (one connection
+        // each, each reader starting as soon as its connection is open); meanwhile this thread
+        // replays the ledger into fresh books, decoding rows in place.
         let (tx, rx) = std::sync::mpsc::channel::<ChunkCheck>();
-        let workers = readers.len();
-        for reader in readers {
+        let mut workers = 0;
+        for reader in (0..hash_threads()).map_while(|_| store.open_reader().ok().flatten()) {
+            workers += 1;
             let (tx, next, first_stop, sizes) = (tx.clone(), &next, &first_stop, &sizes);
             scope.spawn(move || loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
@@ -317,11 +324,6 @@ fn verify_in_chunks(store: &dyn Store, opts: &VerifyOptions, level: u8) -> Verif
             });
         }
         drop(tx);
-        // While the readers hash: every checkpoint's signature, here.
-        let opened: Vec<_> = match &key {
-            Some(Ok(v)) => checkpoints.iter().map(|cp| v.open(&cp.note)).collect(),
-            _ => vec![],
-        };
         let replayed = (!opts.skip_replay).then(|| replay(store, end, rows_at));
         let mut chunks: Vec<ChunkCheck> = if workers == 0 {
             // No second connection (a backend that cannot give one): the same checks, here.
@@ -339,6 +341,7 @@ fn verify_in_chunks(store: &dyn Store, opts: &VerifyOptions, level: u8) -> Verif
             rx.into_iter().collect()
         };
         chunks.sort_by_key(|c| c.index);
+        let opened: Vec<_> = signatures.join().unwrap_or_default();
         (merge_chunks(chunks, level, store.derived_hash_levels(), &sizes), replayed, opened)
     });
     let Merged { frontier, roots_at, bad, entries: expected, stop } = hashed;
