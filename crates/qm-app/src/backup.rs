@@ -43,7 +43,8 @@ pub fn copy_ledger(src: &dyn Store, dest: &mut dyn Store, progress: &mut dyn FnM
         Ok(())
     };
     let mut tree = Frontier::new();
-    src.scan_entries(0, &mut |seq, idem, bytes, _| {
+    let derived = src.derived_hash_levels();
+    src.scan_entries(0, &mut |seq, idem, bytes, stored| {
         if seq >= n {
             return false;
         }
@@ -62,9 +63,15 @@ pub fn copy_ledger(src: &dyn Store, dest: &mut dyn Store, progress: &mut dyn FnM
             return false;
         }
         // The tree hashes are made again from the bytes (the source may derive some of them
-        // rather than store them, and the destination may keep a different set); verifying the
-        // copy compares the tree they make with the source's signed checkpoints.
+        // rather than store them, and the destination may keep a different set), and must equal
+        // those the source stores: a copy never hides a difference `qm verify` would report.
         let hashes = tree.push(leaf_hash(bytes));
+        if !hashes.iter().skip(derived).flatten().copied().eq(stored.iter().copied()) {
+            failure = Some(AppError::Internal(format!(
+                "entry {seq}: its bytes do not hash to the tree hashes stored with it; run `qm verify` on the source"
+            )));
+            return false;
+        }
         chunk.push(StoredEntry { seq, idempotency_key: idem.to_string(), bytes: bytes.to_vec(), hashes });
         copied += 1;
         if chunk.len() == CHUNK {
@@ -127,4 +134,27 @@ pub fn restore(file: &str, db: &str, progress: &mut dyn FnMut(u64, u64)) -> Resu
     }
     let mut dest = open_store(db, true)?;
     copy_ledger(src.as_ref(), dest.as_mut(), progress)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backup_refuses_a_source_whose_stored_hashes_disagree_with_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("site.db").to_str().unwrap().to_string();
+        let day = time::OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
+        drop(crate::demo::create(&db, &dir.path().join("site.key"), day).unwrap());
+        let good = dir.path().join("good.qmbackup").to_str().unwrap().to_string();
+        assert!(backup(&db, &good, &mut |_, _| {}).unwrap().verified);
+        // A stored hash flipped (past the trigger), as a disk error might: the copy would hash
+        // clean, so the backup must say so instead of hiding it.
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch("DROP TRIGGER entries_no_update; UPDATE entries SET hashes = zeroblob(length(hashes)) WHERE seq = 7").unwrap();
+        drop(conn);
+        let bad = dir.path().join("bad.qmbackup").to_str().unwrap().to_string();
+        let e = backup(&db, &bad, &mut |_, _| {}).unwrap_err().to_string();
+        assert!(e.contains("entry 7: its bytes do not hash to the tree hashes stored with it"), "{e}");
+    }
 }

@@ -54,8 +54,9 @@ struct ChunkCheck {
     count: u64,
     /// Why the chunk ends early: an entry missing or unreadable.
     stop: Option<String>,
-    /// Entries whose stored hashes (up to the chunk's root) differ from the re-computed ones.
-    bad: Vec<u64>,
+    /// Entries whose stored hashes (up to the chunk's root) differ from the re-computed ones, each
+    /// with the first entry that may be the altered one (see [`suspects_from`]).
+    bad: Vec<(u64, u64)>,
     /// The chunk's own tree.
     local: Frontier,
     /// The chunk's tree at each checkpoint size inside it (global size, frontier).
@@ -86,21 +87,23 @@ fn check_chunk(store: &dyn Store, level: u8, index: u64, end: u64, sizes: &BTree
         // `hashes` holds the stored ones only: levels from `derived` up.
         let last_of_chunk = c.count == chunk - 1;
         let mut level = 0usize;
-        let mut same = true;
+        let mut differs_at: Option<usize> = None;
         c.local.push_visit(leaf_hash(bytes), |h| {
             if let Some(k) = level.checked_sub(derived) {
-                same &= hashes.get(k * 32..k * 32 + 32) == Some(h.as_slice());
+                if differs_at.is_none() && hashes.get(k * 32..k * 32 + 32) != Some(h.as_slice()) {
+                    differs_at = Some(level);
+                }
             }
             level += 1;
         });
         let kept = level.saturating_sub(derived);
         if last_of_chunk {
             c.upper = hashes.get(kept * 32..).unwrap_or_default().to_vec();
-        } else {
-            same &= hashes.len() == kept * 32;
+        } else if differs_at.is_none() && hashes.len() != kept * 32 {
+            differs_at = Some(level);
         }
-        if !same {
-            c.bad.push(seq);
+        if let Some(at) = differs_at {
+            c.bad.push((suspects_from(seq, at, derived), seq));
         }
         c.count += 1;
         if marks.peek() == Some(&(start + c.count)) {
@@ -120,10 +123,23 @@ fn check_chunk(store: &dyn Store, level: u8, index: u64, end: u64, sizes: &BTree
 struct Merged {
     frontier: Frontier,
     roots_at: BTreeMap<u64, Hash>,
-    bad: Vec<u64>,
+    bad: Vec<(u64, u64)>,
     /// Entries whole and in order from the first.
     entries: u64,
     stop: Option<String>,
+}
+
+/// The first entry that may be to blame when a hash stored with entry `seq`, at tree level `level`,
+/// differs from the one re-computed. Where every level is stored, the levels below it matched, so
+/// it is that entry's own stored hash. Where the store derives the levels below `derived`, a
+/// difference at the lowest stored level covers all the entries of that node (a tile of 256 on
+/// PostgreSQL): any of them may have been altered.
+fn suspects_from(seq: u64, level: usize, derived: usize) -> u64 {
+    if derived > 0 && level == derived {
+        (seq + 1).saturating_sub(1u64 << derived.min(63))
+    } else {
+        seq
+    }
 }
 
 /// Puts the chunks' trees together in order: the tree of the whole ledger, its root at every
@@ -168,7 +184,10 @@ fn merge_chunks(chunks: Vec<ChunkCheck>, level: u8, derived: usize, sizes: &BTre
         let upper_same = above.len().saturating_sub(skip) * 32 == c.upper.len()
             && above.iter().skip(skip).zip(c.upper.chunks_exact(32)).all(|(a, b)| a.as_slice() == b);
         if !upper_same {
-            m.bad.push(m.entries - 1);
+            let last = m.entries - 1;
+            let at = above.iter().skip(skip).zip(c.upper.chunks_exact(32)).position(|(a, b)| a.as_slice() != b);
+            let at = at.map_or(usize::MAX, |i| usize::from(level) + skip + i);
+            m.bad.push((suspects_from(last, at, derived), last));
         }
         if c.snapshots.last().is_some_and(|(_, part)| part.size() == chunk) {
             m.roots_at.insert(m.entries, m.frontier.root());
@@ -341,16 +360,20 @@ fn verify_in_chunks(store: &dyn Store, opts: &VerifyOptions, level: u8) -> Verif
             rx.into_iter().collect()
         };
         chunks.sort_by_key(|c| c.index);
-        let opened: Vec<_> = signatures.join().unwrap_or_default();
+        // A check that stopped (a panic on some note) counts as every signature unchecked, never as none to check.
+        let opened: Vec<_> = signatures.join().unwrap_or_else(|_| {
+            checkpoints.iter().map(|_| Err(qm_ledger::LedgerError::Note("the signature check stopped unexpectedly".into()))).collect()
+        });
         (merge_chunks(chunks, level, store.derived_hash_levels(), &sizes), replayed, opened)
     });
     let Merged { frontier, roots_at, bad, entries: expected, stop } = hashed;
-    for seq in bad {
-        problem(
-            &mut report,
-            Some(seq),
-            format!("entry {seq}: its bytes do not hash to the tree hashes stored with it: the entry or its hashes were altered"),
-        );
+    for (first, seq) in bad {
+        let msg = if first == seq {
+            format!("entry {seq}: its bytes do not hash to the tree hashes stored with it: the entry or its hashes were altered")
+        } else {
+            format!("entries {first}–{seq}: they do not hash to the tree hash stored above them with entry {seq}: one of them, or that hash, was altered")
+        };
+        problem(&mut report, Some(first), msg);
     }
     if let Some(msg) = stop {
         problem(&mut report, Some(expected), msg);

@@ -414,7 +414,25 @@ fn altered_tiles_are_named_by_verify_on_postgres() {
     use qm_store_postgres::tiles;
     let place = Place::postgres();
     let day = OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
-    drop(qm_app::demo::create(&place.db, &place.key, day).unwrap());
+    let (mut site, _) = qm_app::demo::create(&place.db, &place.key, day).unwrap();
+    // More than two tiles: entry 511 then stores the tree hash over entries 0–511, above its tile.
+    let evening = day + Duration::hours(20);
+    let pairs: Vec<Request> = (0..300)
+        .flat_map(|i| {
+            [
+                req("0417", Command::Issue { to: badge("1001"), from: None, items: vec![serial("R-1043")] }, &format!("t-i{i}"), evening),
+                req(
+                    "0610",
+                    Command::Return { from: badge("1001"), to: loc("D11-RACK-A"), items: vec![serial("R-1043")] },
+                    &format!("t-r{i}"),
+                    evening,
+                ),
+            ]
+        })
+        .collect();
+    assert!(site.execute_batch(pairs).iter().all(|r| r.is_ok()));
+    assert!(site.size() > 600);
+    drop(site);
     let check = || verify(open_store(&place.db, false).unwrap().as_ref(), &VerifyOptions::default());
     assert!(check().ok());
     let mut c = postgres::Client::connect(&place.db, postgres::NoTls).unwrap();
@@ -430,6 +448,10 @@ fn altered_tiles_are_named_by_verify_on_postgres() {
     c.execute("UPDATE tiles SET data = $1 WHERE tile = 0", &[&tiles::seal(&altered)]).unwrap();
     let report = check();
     assert!(report.problems.iter().any(|p| p.contains("history was altered")), "{:?}", report.problems);
+    // The hashes inside a tile are derived: the first stored one over the altered entry is named,
+    // with every entry it covers.
+    assert!(report.problems.iter().any(|p| p.starts_with("entries 0–511: they do not hash")), "{:?}", report.problems);
+    assert_eq!(report.first_bad_entry, Some(0));
     let r = Site::open(&place.db, Some(&place.key)).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(r.contains("does not verify"), "{r}");
     // Data that no longer decompresses: the tile and its entries are named.

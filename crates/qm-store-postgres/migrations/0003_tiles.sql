@@ -19,7 +19,7 @@ CREATE TABLE tiles (
 ALTER TABLE tiles ALTER COLUMN data SET STORAGE EXTERNAL;
 INSERT INTO tiles (tile, n, data)
 SELECT seq / 256, count(*)::integer,
-       '\x00'::bytea || string_agg(int8send(seq) || int4send(octet_length(convert_to(idem, 'UTF8'))) || convert_to(idem, 'UTF8')
+       decode('00', 'hex') || string_agg(int8send(seq) || int4send(octet_length(convert_to(idem, 'UTF8'))) || convert_to(idem, 'UTF8')
                                    || int4send(length(bytes)) || bytes || int4send(greatest(length(hashes) - 288, 0)) || substring(hashes from 289), ''::bytea ORDER BY seq)
 FROM entries GROUP BY seq / 256;
 DROP TABLE entries;

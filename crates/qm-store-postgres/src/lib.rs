@@ -478,6 +478,13 @@ fn write_tiles(tx: &mut postgres::Transaction, entries: &[StoredEntry]) -> Resul
             Some((n, data)) => (n.saturating_add(added), tiles::merge(tile, tiles::unseal(tile, data, &mut vec![])?, &recs)?, &mut grown),
             None => (added, tiles::merge(tile, &[], &recs)?, &mut fresh),
         };
+        if records.len() > tiles::MAX_RECORDS_BYTES {
+            return Err(StoreError::Backend(format!(
+                "ledger tile {tile} would hold {} bytes of entries, more than the {} a tile may: these entries are too large",
+                records.len(),
+                tiles::MAX_RECORDS_BYTES
+            )));
+        }
         into.0.push(seq_param(tile)?);
         into.1.push(n);
         into.2.push(tiles::seal(&records));
@@ -491,7 +498,8 @@ fn write_tiles(tx: &mut postgres::Transaction, entries: &[StoredEntry]) -> Resul
         .map_err(be)?;
     }
     if !fresh.0.is_empty() {
-        // A tile another writer created meanwhile (only possible when seqs were left out) is a conflict.
+        // The tiles were locked and read after this transaction claimed their seqs: a tile that
+        // exists now though it did not then holds entries whose keys were never claimed.
         let created: HashSet<i64> = tx
             .query(
                 "INSERT INTO tiles (tile, n, data) SELECT * FROM unnest($1::bigint[], $2::int[], $3::bytea[])
@@ -503,8 +511,7 @@ fn write_tiles(tx: &mut postgres::Transaction, entries: &[StoredEntry]) -> Resul
             .map(|r| r.get(0))
             .collect();
         if let Some(t) = fresh.0.iter().find(|t| !created.contains(t)) {
-            let seq = entries.iter().map(|e| e.seq).filter(|s| tiles::tile_of(*s) == *t as u64).min().unwrap_or_default();
-            return Err(StoreError::Conflict { seq });
+            return Err(StoreError::Damaged(format!("ledger tile {t} exists though the key table holds none of its entries")));
         }
     }
     Ok(())
@@ -677,7 +684,8 @@ impl qm_store::Store for PostgresStore {
         let mut buf = vec![];
         for r in &rows {
             let tile = seq_of(r.try_get(0).map_err(be)?)?;
-            let records = tiles::unseal(tile, r.try_get(1).map_err(be)?, &mut buf)?;
+            let data: &[u8] = r.try_get(1).map_err(|e| StoreError::Damaged(format!("ledger tile {tile}: {e}")))?;
+            let records = tiles::unseal(tile, data, &mut buf)?;
             for (rec, hashes) in tiles::with_hashes(tile, records)? {
                 if wanted.contains(&rec.seq) {
                     found.insert(rec.seq, hashes);

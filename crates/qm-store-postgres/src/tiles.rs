@@ -34,9 +34,13 @@ const RAW: u8 = 0;
 /// Data as `commit` writes it: the records' length and their LZ4 block.
 const LZ4: u8 = 1;
 
-/// The most a tile's records may claim to take once decompressed: a damaged length must not make
-/// the reader allocate gigabytes.
-const MAX_RECORDS_BYTES: usize = 256 << 20;
+/// The most a tile's records may take once decompressed: a commit that would make a bigger tile is
+/// refused, and a damaged length must not make the reader allocate more.
+pub const MAX_RECORDS_BYTES: usize = 256 << 20;
+
+/// LZ4 never expands by more than this factor (its longest match from one token), so a block
+/// claiming more than that many bytes per compressed byte is damaged.
+const LZ4_MAX_RATIO: usize = 255;
 
 /// The tile that holds entry `seq`.
 pub fn tile_of(seq: u64) -> u64 {
@@ -84,8 +88,8 @@ pub fn unseal<'a>(tile: u64, data: &'a [u8], buf: &'a mut Vec<u8>) -> Result<&'a
         Some((&LZ4, rest)) if rest.len() >= 4 => {
             let (len, block) = rest.split_at(4);
             let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-            if len > MAX_RECORDS_BYTES {
-                return Err(damaged(format!("claims {len} bytes of records")));
+            if len > MAX_RECORDS_BYTES || len > block.len().saturating_mul(LZ4_MAX_RATIO) {
+                return Err(damaged(format!("claims {len} bytes of records from {} compressed", block.len())));
             }
             // Safe decoding writes into initialised bytes: zeroed once, then reused as they are
             // (decompression reads back only what it has written).
@@ -122,8 +126,8 @@ pub fn records(tile: u64, records: &[u8]) -> impl Iterator<Item = Result<Record<
 }
 
 fn next_record<'a>(tile: u64, rest: &mut &'a [u8], last: Option<u64>) -> Result<Record<'a>> {
-    let at = last.map_or(tile * TILE, |s| s + 1);
-    let damaged = |why: &str| StoreError::Damaged(format!("ledger tile {tile}: the record after entry {at} {why}"));
+    let at = last.map_or(tile.saturating_mul(TILE), |s| s.saturating_add(1));
+    let damaged = |why: &str| StoreError::Damaged(format!("ledger tile {tile}: the record expected for entry {at} {why}"));
     let seq = u64::from_be_bytes(take(rest, 8).ok_or_else(|| damaged("is cut short"))?.try_into().unwrap_or_default());
     if tile_of(seq) != tile || last.is_some_and(|l| seq <= l) {
         return Err(StoreError::Damaged(format!("ledger tile {tile}: holds entry {seq} out of place (after {last:?})")));
@@ -290,6 +294,8 @@ mod tests {
             (vec![], "no data"),
             (vec![7, 1, 2], "unknown format 7"),
             ([&[LZ4], &u32::MAX.to_be_bytes()[..], &sealed[5..]].concat(), "claims"),
+            // 1 MiB claimed from 9 compressed bytes: more than LZ4 can expand to, refused before allocating.
+            ([&[LZ4], &(1u32 << 20).to_be_bytes()[..], &[0u8; 9][..]].concat(), "claims 1048576 bytes of records from 9"),
             ([&sealed[..5], &[0xff; 9][..]].concat(), "cannot be decompressed"),
             ([&[LZ4], &(raw.len() as u32 + 1).to_be_bytes()[..], &sealed[5..]].concat(), "not the"),
         ];
