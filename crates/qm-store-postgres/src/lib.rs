@@ -134,6 +134,9 @@ pub struct PostgresStore {
     shown: String,
     /// The URL as given (with its password; never shown), to reconnect after the server went away.
     url: String,
+    /// The statement that reads a few tiles, prepared once per session: planning it took longer
+    /// than running it (0.6 ms against 0.14 ms, 89 times per verify of 361,245 entries).
+    tiles_statement: RefCell<Option<postgres::Statement>>,
 }
 
 fn be(e: postgres::Error) -> StoreError {
@@ -250,7 +253,7 @@ impl PostgresStore {
         let shown = redacted(url);
         let cfg = config(url, &shown)?;
         let client = session(&cfg, &shown)?;
-        Ok(PostgresStore { client: RefCell::new(client), shown, url: url.to_string() })
+        Ok(PostgresStore { client: RefCell::new(client), shown, url: url.to_string(), tiles_statement: RefCell::new(None) })
     }
 
     /// A new session when the server closed the old one (it restarted, or a network cut ended it).
@@ -260,6 +263,8 @@ impl PostgresStore {
             return Ok(());
         }
         *client = session(&config(&self.url, &self.shown)?, &self.shown)?;
+        // Prepared statements belonged to the old session.
+        self.tiles_statement.replace(None);
         Ok(())
     }
 
@@ -335,8 +340,16 @@ impl PostgresStore {
     /// Calls `f(tile, records)` for tiles `first..=last` in order, each decompressed in place (one
     /// buffer for all), `FETCH_TILES` per round trip; `f` returns false to stop.
     fn for_each_tile(&self, first: u64, last: u64, f: &mut dyn FnMut(u64, &[u8]) -> Result<bool>) -> Result<()> {
-        const SQL: &str = "SELECT tile, data FROM tiles WHERE tile >= $1 AND tile <= $2 ORDER BY tile";
-        let (first, last) = (seq_param(first)?, i64::try_from(last).unwrap_or(i64::MAX));
+        // Full tiles, and the open tile's entries as one tile of the same format: one statement, so
+        // one snapshot (a commit sealing a tile meanwhile is seen entirely or not at all).
+        const SQL: &str = "SELECT tile, data FROM tiles WHERE tile >= $1 AND tile <= $2
+             UNION ALL
+             SELECT seq / 256, decode('00', 'hex') || string_agg(qm_record(seq, idem, bytes, hashes), ''::bytea ORDER BY seq)
+             FROM open_entries WHERE seq >= $3 AND seq < $4 GROUP BY seq / 256
+             ORDER BY 1";
+        let last = last.min(i64::MAX as u64 / tiles::TILE - 1);
+        let (first_seq, end_seq) = (seq_param(first * tiles::TILE)?, seq_param((last + 1) * tiles::TILE)?);
+        let (first, last) = (seq_param(first)?, seq_param(last)?);
         let mut buf = vec![];
         let mut one = |r: &Row| -> Result<bool> {
             let tile = seq_of(r.try_get(0).map_err(be)?)?;
@@ -344,9 +357,21 @@ impl PostgresStore {
             f(tile, tiles::unseal(tile, data, &mut buf)?)
         };
         if last.saturating_sub(first) < FETCH_TILES as i64 {
-            // A few tiles (the verifier's chunk is 16): one statement in one round trip, without
-            // the portal and transaction a long scan needs (four round trips).
-            let rows = self.client()?.query_typed(SQL, &[(&first, Type::INT8), (&last, Type::INT8)]).map_err(be)?;
+            // A few tiles (the verifier's chunk is 16): one prepared statement in one round trip,
+            // without the portal and transaction a long scan needs (four round trips).
+            let rows = {
+                let mut client = self.client()?;
+                let cached = self.tiles_statement.borrow().clone();
+                let statement = match cached {
+                    Some(s) => s,
+                    None => {
+                        let s = client.prepare_typed(SQL, &[Type::INT8; 4]).map_err(be)?;
+                        self.tiles_statement.replace(Some(s.clone()));
+                        s
+                    }
+                };
+                client.query(&statement, &[&first, &last, &first_seq, &end_seq]).map_err(be)?
+            };
             for r in &rows {
                 if !one(r)? {
                     break;
@@ -354,7 +379,7 @@ impl PostgresStore {
             }
             return Ok(());
         }
-        self.stream(SQL, &[&first, &last], FETCH_TILES, &mut one)
+        self.stream(SQL, &[&first, &last, &first_seq, &end_seq], FETCH_TILES, &mut one)
     }
 }
 
@@ -455,8 +480,10 @@ fn collapse_rows(rows: &[qm_store::RowChange]) -> (Vec<&qm_store::RowChange>, Ve
     (upserts, deletes)
 }
 
-/// Writes a commit's entries, whose seqs the transaction has just claimed, into their tiles: a tile
-/// that exists (the open one) is locked, read, merged with them and rewritten; the rest are new.
+/// Writes a commit's entries, whose seqs the transaction has just claimed. Those that complete a
+/// tile go into it, compressed, with the tile's earlier entries (read from `open_entries` and
+/// removed there, after the tile exists); the others become rows of `open_entries` until their
+/// tile is complete. A tile is written once and never again.
 fn write_tiles(tx: &mut postgres::Transaction, entries: &[StoredEntry]) -> Result<()> {
     // Only the hashes above each entry's tile are stored; the rest are derived when read.
     let hashes: Vec<Vec<u8>> = entries.iter().map(|e| hashes_to_blob(e.hashes.get(tiles::DERIVED_LEVELS..).unwrap_or_default())).collect();
@@ -465,54 +492,80 @@ fn write_tiles(tx: &mut postgres::Transaction, entries: &[StoredEntry]) -> Resul
         let rec = tiles::Record { seq: e.seq, idem: &e.idempotency_key, bytes: &e.bytes, hashes };
         by_tile.entry(tiles::tile_of(e.seq)).or_default().push(rec);
     }
-    let ids = by_tile.keys().map(|t| seq_param(*t)).collect::<Result<Vec<i64>>>()?;
-    let mut old: HashMap<u64, (i32, Vec<u8>)> = HashMap::new();
-    for r in tx.query("SELECT tile, n, data FROM tiles WHERE tile = ANY($1) FOR UPDATE", &[&ids]).map_err(be)? {
-        old.insert(seq_of(r.try_get(0).map_err(be)?)?, (r.try_get(1).map_err(be)?, r.try_get(2).map_err(be)?));
-    }
-    let (mut grown, mut fresh) = ((vec![], vec![], vec![]), (vec![], vec![], vec![]));
+    let mut open: (Vec<i64>, Vec<&str>, Vec<&[u8]>, Vec<&[u8]>) = (vec![], vec![], vec![], vec![]);
+    let (mut sealed, mut sealed_data): (Vec<i64>, Vec<Vec<u8>>) = (vec![], vec![]);
     for (tile, mut recs) in by_tile {
         recs.sort_by_key(|r| r.seq);
-        let added = i32::try_from(recs.len()).unwrap_or(i32::MAX);
-        let (n, records, into) = match old.get(&tile) {
-            Some((n, data)) => (n.saturating_add(added), tiles::merge(tile, tiles::unseal(tile, data, &mut vec![])?, &recs)?, &mut grown),
-            None => (added, tiles::merge(tile, &[], &recs)?, &mut fresh),
-        };
-        if records.len() > tiles::MAX_RECORDS_BYTES {
-            return Err(StoreError::Backend(format!(
-                "ledger tile {tile} would hold {} bytes of entries, more than the {} a tile may: these entries are too large",
-                records.len(),
-                tiles::MAX_RECORDS_BYTES
-            )));
+        let (first, end) = (seq_param(tile * tiles::TILE)?, seq_param((tile + 1) * tiles::TILE)?);
+        let mut full = None;
+        if recs.last().is_some_and(|r| r.seq + 1 == (tile + 1) * tiles::TILE) {
+            let rows = tx
+                .query("SELECT seq, idem, bytes, hashes FROM open_entries WHERE seq >= $1 AND seq < $2 ORDER BY seq", &[&first, &end])
+                .map_err(be)?;
+            if rows.len() + recs.len() == tiles::TILE as usize {
+                let mut earlier = vec![];
+                for r in &rows {
+                    let seq = seq_of(r.try_get(0).map_err(be)?)?;
+                    let rec = tiles::Record {
+                        seq,
+                        idem: r.try_get(1).map_err(be)?,
+                        bytes: r.try_get(2).map_err(be)?,
+                        hashes: r.try_get(3).map_err(be)?,
+                    };
+                    rec.put(&mut earlier);
+                }
+                full = Some(tiles::merge(tile, &earlier, &recs)?);
+            }
         }
-        into.0.push(seq_param(tile)?);
-        into.1.push(n);
-        into.2.push(tiles::seal(&records));
+        match full {
+            Some(records) if records.len() > tiles::MAX_RECORDS_BYTES => {
+                return Err(StoreError::Backend(format!(
+                    "ledger tile {tile} would hold {} bytes of entries, more than the {} a tile may: these entries are too large",
+                    records.len(),
+                    tiles::MAX_RECORDS_BYTES
+                )));
+            }
+            Some(records) => {
+                sealed.push(seq_param(tile)?);
+                sealed_data.push(tiles::seal(&records));
+            }
+            None => {
+                for r in recs {
+                    open.0.push(seq_param(r.seq)?);
+                    open.1.push(r.idem);
+                    open.2.push(r.bytes);
+                    open.3.push(r.hashes);
+                }
+            }
+        }
     }
-    if !grown.0.is_empty() {
+    if !open.0.is_empty() {
         tx.execute(
-            "UPDATE tiles t SET n = u.n, data = u.data FROM unnest($1::bigint[], $2::int[], $3::bytea[]) AS u(tile, n, data)
-             WHERE t.tile = u.tile",
-            &[&grown.0, &grown.1, &grown.2],
+            "INSERT INTO open_entries (seq, idem, bytes, hashes) SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bytea[])",
+            &[&open.0, &open.1, &open.2, &open.3],
         )
         .map_err(be)?;
     }
-    if !fresh.0.is_empty() {
-        // The tiles were locked and read after this transaction claimed their seqs: a tile that
-        // exists now though it did not then holds entries whose keys were never claimed.
+    if !sealed.is_empty() {
+        // Every seq of these tiles was claimed (by this transaction or earlier ones): a tile that
+        // exists already holds entries the key table never gave out.
         let created: HashSet<i64> = tx
             .query(
-                "INSERT INTO tiles (tile, n, data) SELECT * FROM unnest($1::bigint[], $2::int[], $3::bytea[])
-                 ON CONFLICT (tile) DO NOTHING RETURNING tile",
-                &[&fresh.0, &fresh.1, &fresh.2],
+                "INSERT INTO tiles (tile, data) SELECT * FROM unnest($1::bigint[], $2::bytea[]) ON CONFLICT (tile) DO NOTHING RETURNING tile",
+                &[&sealed, &sealed_data],
             )
             .map_err(be)?
             .iter()
             .map(|r| r.get(0))
             .collect();
-        if let Some(t) = fresh.0.iter().find(|t| !created.contains(t)) {
-            return Err(StoreError::Damaged(format!("ledger tile {t} exists though the key table holds none of its entries")));
+        if let Some(t) = sealed.iter().find(|t| !created.contains(t)) {
+            return Err(StoreError::Damaged(format!("ledger tile {t} exists though the key table had not given out all its entries")));
         }
+        tx.execute(
+            "DELETE FROM open_entries o USING unnest($1::bigint[]) AS s(tile) WHERE o.seq >= s.tile * 256 AND o.seq < (s.tile + 1) * 256",
+            &[&sealed],
+        )
+        .map_err(be)?;
     }
     Ok(())
 }
@@ -679,7 +732,16 @@ impl qm_store::Store for PostgresStore {
         let wanted: HashSet<u64> = seqs.iter().copied().collect();
         let tile_ids = wanted.iter().map(|s| seq_param(tiles::tile_of(*s))).collect::<Result<HashSet<i64>>>()?;
         let tile_ids: Vec<i64> = tile_ids.into_iter().collect();
-        let rows = self.client()?.query("SELECT tile, data FROM tiles WHERE tile = ANY($1)", &[&tile_ids]).map_err(be)?;
+        let rows = self
+            .client()?
+            .query(
+                "SELECT tile, data FROM tiles WHERE tile = ANY($1)
+                 UNION ALL
+                 SELECT seq / 256, decode('00', 'hex') || string_agg(qm_record(seq, idem, bytes, hashes), ''::bytea ORDER BY seq)
+                 FROM open_entries WHERE seq / 256 = ANY($1) GROUP BY seq / 256",
+                &[&tile_ids],
+            )
+            .map_err(be)?;
         let mut found: HashMap<u64, Vec<Hash>> = HashMap::with_capacity(wanted.len());
         let mut buf = vec![];
         for r in &rows {

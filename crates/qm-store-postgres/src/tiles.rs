@@ -7,7 +7,7 @@
 //! A tile's data is one format byte and then the records of its entries in `seq` order:
 //!
 //! ```text
-//! data    = 0x00 records                       (as written by migration 0003, in SQL)
+//! data    = 0x00 records                       (written in SQL: migration 0003, the open tile)
 //!         | 0x01 u32be(len(records)) lz4_block(records)
 //! record  = u64be(seq) u32be(len) idem u32be(len) bytes u32be(len) hashes
 //! ```
@@ -15,9 +15,9 @@
 //! `hashes` are the entry's tree hashes above level 8 (see [`DERIVED_LEVELS`]); the ones below are
 //! re-derived from the tile's entries when read ([`with_hashes`]).
 //!
-//! The last, open tile is rewritten whole by each commit that adds to it (at most 256 entries,
-//! decompressed, merged by `seq` and compressed again, under a row lock). Full tiles are never
-//! written again: the database refuses it (see migration 0003).
+//! A tile is written once, by the commit that completes it; until then its entries are rows of
+//! `open_entries` (one each, never updated), which readers turn into a tile of format `0x00` in the
+//! same statement that reads the full ones (SQL function `qm_record`, migration 0003).
 use qm_store::{Result, StoreError};
 
 /// Entries per tile.
