@@ -282,3 +282,27 @@ fn checkpoints_and_readings_round_trip() {
     assert_eq!(m1, vec![10, 20, 30]);
     assert_eq!(s.readings("M1", 11, 30, 1).unwrap(), vec![r("M1", 20, Some(1e-3), 0)]);
 }
+
+#[test]
+fn a_tile_completed_by_another_writer_holds_every_entry() {
+    let db = scratch();
+    let mut a = PostgresStore::create(db.url()).unwrap();
+    let mut b = PostgresStore::open(db.url()).unwrap();
+    let batch = |r: std::ops::Range<u64>| Commit { entries: r.map(|i| entry(i, "k")).collect(), ..Commit::default() };
+    // A remembers the open tile as it left it (entries 0–9); B appends 10–19 behind its back; A's
+    // next commit completes the tile and must take B's entries from the table, not its memory.
+    a.commit(&batch(0..10)).unwrap();
+    b.commit(&batch(10..20)).unwrap();
+    assert!(matches!(a.commit(&batch(10..30)), Err(StoreError::Conflict { seq: 10 })));
+    a.commit(&batch(20..300)).unwrap();
+    // And B, whose memory ends at 20, completes the next tile after A's 300.
+    b.commit(&batch(300..600)).unwrap();
+    let all: Vec<StoredEntry> = (0..600).map(|i| entry(i, "k")).collect();
+    for s in [&a, &b] {
+        assert_eq!(s.read_entries(0, 1000).unwrap(), all);
+    }
+    let mut admin = postgres::Client::connect(db.url(), postgres::NoTls).unwrap();
+    let open: i64 = admin.query_one("SELECT count(*) FROM open_entries", &[]).unwrap().get(0);
+    let tiles: i64 = admin.query_one("SELECT count(*) FROM tiles", &[]).unwrap().get(0);
+    assert_eq!((tiles, open), (2, 600 - 512));
+}
