@@ -505,12 +505,13 @@ pub fn run(db: &str, key: &Path, cfg: &BenchConfig, scratch: &Path, progress: &m
 }
 
 /// Seconds for raw SHA-256 over `entries` (one digest per entry, in memory) and for verify's tree
-/// path over the store that holds them, each the best of three rounds run one after the other, so
-/// that a slow moment of a shared machine does not fall on one side only. Used by `qm bench` and
-/// `cargo bench --bench ledger`.
+/// path over the store that holds them, each the best of five rounds run one after the other, so
+/// that a slow moment of a shared machine does not fall on one side only (a database server's
+/// autovacuum after the bench's writes takes one of the two cores for a while; each round is a
+/// fraction of a second). Used by `qm bench` and `cargo bench --bench ledger`.
 pub fn tree_verify_against_sha256(store: &dyn qm_store::Store, entries: &[Vec<u8>]) -> Result<(f64, f64)> {
     let (mut sha_s, mut verify_s) = (f64::MAX, f64::MAX);
-    for _ in 0..3 {
+    for _ in 0..5 {
         let t = Instant::now();
         let mut acc = 0u8;
         for b in entries {
