@@ -567,7 +567,7 @@ fn write_tiles(tx: &mut postgres::Transaction, entries: &[StoredEntry], cached: 
         let rec = tiles::Record { seq: e.seq, idem: &e.idempotency_key, bytes: &e.bytes, hashes };
         by_tile.entry(tiles::tile_of(e.seq)).or_default().push(rec);
     }
-    let mut open: (Vec<i64>, Vec<&str>, Vec<&[u8]>, Vec<&[u8]>) = (vec![], vec![], vec![], vec![]);
+    let mut open: Vec<tiles::Record> = vec![];
     let (mut sealed, mut sealed_data): (Vec<i64>, Vec<Vec<u8>>) = (vec![], vec![]);
     // Sealed tiles some of whose entries came from earlier commits: those rows leave `open_entries`.
     let mut emptied: Vec<i64> = vec![];
@@ -626,12 +626,7 @@ fn write_tiles(tx: &mut postgres::Transaction, entries: &[StoredEntry], cached: 
                 open_after = Some(OpenTile { tile: tile + 1, next: end, records: vec![] });
             }
             merged => {
-                for r in &recs {
-                    open.0.push(seq_param(r.seq)?);
-                    open.1.push(r.idem);
-                    open.2.push(r.bytes);
-                    open.3.push(r.hashes);
-                }
+                open.extend(&recs);
                 // Known only when the tile holds every entry from its first on.
                 open_after = merged.filter(|_| count == Some((last_new + 1 - start) as usize)).map(|records| OpenTile {
                     tile,
@@ -641,10 +636,14 @@ fn write_tiles(tx: &mut postgres::Transaction, entries: &[StoredEntry], cached: 
             }
         }
     }
-    if !open.0.is_empty() {
+    if !open.is_empty() {
+        let seqs = open.iter().map(|r| seq_param(r.seq)).collect::<Result<Vec<i64>>>()?;
+        let idems: Vec<&str> = open.iter().map(|r| r.idem).collect();
+        let bytes: Vec<&[u8]> = open.iter().map(|r| r.bytes).collect();
+        let hashes: Vec<&[u8]> = open.iter().map(|r| r.hashes).collect();
         tx.execute(
             "INSERT INTO open_entries (seq, idem, bytes, hashes) SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bytea[])",
-            &[&open.0, &open.1, &open.2, &open.3],
+            &[&seqs, &idems, &bytes, &hashes],
         )
         .map_err(be)?;
     }
