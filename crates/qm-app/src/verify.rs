@@ -181,12 +181,11 @@ fn merge_chunks(chunks: Vec<ChunkCheck>, level: u8, derived: usize, sizes: &BTre
         m.entries += chunk;
         // `above` holds levels `level` (the chunk's root) and up; the store keeps those from `derived`.
         let skip = derived.saturating_sub(usize::from(level)).max(1);
-        let upper_same = above.len().saturating_sub(skip) * 32 == c.upper.len()
-            && above.iter().skip(skip).zip(c.upper.chunks_exact(32)).all(|(a, b)| a.as_slice() == b);
-        if !upper_same {
+        let differs = above.iter().skip(skip).zip(c.upper.chunks_exact(32)).position(|(a, b)| a.as_slice() != b);
+        if differs.is_some() || above.len().saturating_sub(skip) * 32 != c.upper.len() {
+            // The level that differs (none: the count of hashes does, and it is this entry's own).
+            let at = differs.map_or(usize::MAX, |i| usize::from(level) + skip + i);
             let last = m.entries - 1;
-            let at = above.iter().skip(skip).zip(c.upper.chunks_exact(32)).position(|(a, b)| a.as_slice() != b);
-            let at = at.map_or(usize::MAX, |i| usize::from(level) + skip + i);
             m.bad.push((suspects_from(last, at, derived), last));
         }
         if c.snapshots.last().is_some_and(|(_, part)| part.size() == chunk) {
@@ -312,8 +311,8 @@ fn verify_in_chunks(store: &dyn Store, opts: &VerifyOptions, level: u8) -> Verif
     let next = AtomicU64::new(0);
     let first_stop = AtomicU64::new(u64::MAX);
     let (hashed, replayed, opened) = std::thread::scope(|scope| {
-        // Every checkpoint's signature, on a thread of its own from the start: it has a core to
-        // itself while the readers' connections are opened.
+        // Every checkpoint's signature, on a thread of its own from the start (it parses the key
+        // again: a verifier is not Sync): it has a core to itself while the readers connect.
         let signatures = scope.spawn(|| match verifier.as_deref().map(qm_ledger::CheckpointVerifier::new) {
             Some(Ok(v)) => checkpoints.iter().map(|cp| v.open(&cp.note)).collect(),
             _ => vec![],

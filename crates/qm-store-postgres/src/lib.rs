@@ -416,19 +416,18 @@ impl PostgresStore {
     fn for_each_tile(&self, first: u64, last: u64, f: &mut dyn FnMut(u64, &[u8]) -> Result<bool>) -> Result<()> {
         // Full tiles, and the open tile's entries as one tile of the same format: one statement, so
         // one snapshot (a commit sealing a tile meanwhile is seen entirely or not at all).
-        const SQL: &str = "SELECT tile, data FROM tiles WHERE tile >= $1 AND tile <= $2
-             UNION ALL
-             SELECT seq / 256, decode('00', 'hex') || string_agg(qm_record(seq, idem, bytes, hashes), ''::bytea ORDER BY seq)
-             FROM open_entries WHERE seq >= $3 AND seq < $4 GROUP BY seq / 256
-             ORDER BY 1";
+        const SQL: &str = concat!(
+            "SELECT tile, data FROM tiles WHERE tile >= $1 AND tile <= $2 UNION ALL SELECT seq / 256, ",
+            open_tile!(),
+            " FROM open_entries WHERE seq >= $3 AND seq < $4 GROUP BY seq / 256 ORDER BY 1"
+        );
         let last = last.min(i64::MAX as u64 / tiles::TILE - 1);
         let (first_seq, end_seq) = (seq_param(first * tiles::TILE)?, seq_param((last + 1) * tiles::TILE)?);
         let (first, last) = (seq_param(first)?, seq_param(last)?);
         let mut buf = vec![];
         let mut one = |r: &Row| -> Result<bool> {
-            let tile = seq_of(r.try_get(0).map_err(be)?)?;
-            let data: &[u8] = r.try_get(1).map_err(|e| StoreError::Damaged(format!("ledger tile {tile}: {e}")))?;
-            f(tile, tiles::unseal(tile, data, &mut buf)?)
+            let (tile, records) = tile_row(r, &mut buf)?;
+            f(tile, records)
         };
         if last.saturating_sub(first) < FETCH_TILES as i64 {
             // A few tiles (the verifier's chunk is 16): one prepared statement in one round trip,
@@ -510,10 +509,6 @@ fn inspect(tx: &mut postgres::Transaction<'_>, shown: &str) -> Result<Found> {
     Ok(Found::Ours(version.unwrap_or(0)))
 }
 
-fn hashes_to_blob(hashes: &[Hash]) -> Vec<u8> {
-    hashes.iter().flat_map(|h| h.iter().copied()).collect()
-}
-
 fn seq_of(v: i64) -> Result<u64> {
     u64::try_from(v).map_err(|_| StoreError::Damaged(format!("negative sequence number {v}")))
 }
@@ -554,6 +549,21 @@ fn collapse_rows(rows: &[qm_store::RowChange]) -> (Vec<&qm_store::RowChange>, Ve
     (upserts, deletes)
 }
 
+/// The open tile's entries, in a query grouped by tile, as one tile's data of format `0x00`.
+macro_rules! open_tile {
+    () => {
+        "decode('00', 'hex') || string_agg(qm_record(seq, idem, bytes, hashes), ''::bytea ORDER BY seq)"
+    };
+}
+use open_tile;
+
+/// A row of (tile, data) as its records, decompressed into `buf` when needed.
+fn tile_row<'a>(r: &'a Row, buf: &'a mut Vec<u8>) -> Result<(u64, &'a [u8])> {
+    let tile = seq_of(r.try_get(0).map_err(be)?)?;
+    let data: &[u8] = r.try_get(1).map_err(|e| StoreError::Damaged(format!("ledger tile {tile}: {e}")))?;
+    Ok((tile, tiles::unseal(tile, data, buf)?))
+}
+
 /// Writes a commit's entries, whose seqs the transaction has just claimed. Those that complete a
 /// tile go into it, compressed, with the tile's earlier entries (from `cached` when it holds them,
 /// else read from `open_entries`; removed there once the tile exists); the others become rows of
@@ -561,7 +571,8 @@ fn collapse_rows(rows: &[qm_store::RowChange]) -> (Vec<&qm_store::RowChange>, Ve
 /// the open tile as this commit leaves it, when known.
 fn write_tiles(tx: &mut postgres::Transaction, entries: &[StoredEntry], cached: Option<OpenTile>) -> Result<Option<OpenTile>> {
     // Only the hashes above each entry's tile are stored; the rest are derived when read.
-    let hashes: Vec<Vec<u8>> = entries.iter().map(|e| hashes_to_blob(e.hashes.get(tiles::DERIVED_LEVELS..).unwrap_or_default())).collect();
+    let hashes: Vec<Vec<u8>> =
+        entries.iter().map(|e| qm_store::hashes_to_blob(e.hashes.get(tiles::DERIVED_LEVELS..).unwrap_or_default())).collect();
     let mut by_tile: BTreeMap<u64, Vec<tiles::Record>> = BTreeMap::new();
     for (e, hashes) in entries.iter().zip(&hashes) {
         let rec = tiles::Record { seq: e.seq, idem: &e.idempotency_key, bytes: &e.bytes, hashes };
@@ -577,10 +588,10 @@ fn write_tiles(tx: &mut postgres::Transaction, entries: &[StoredEntry], cached: 
         recs.sort_by_key(|r| r.seq);
         let (start, end) = (tile * tiles::TILE, (tile + 1) * tiles::TILE);
         let (first_new, last_new) = (recs.first().map_or(start, |r| r.seq), recs.last().map_or(start, |r| r.seq));
-        // The tile's entries before this commit's, when known without asking.
-        let known: Option<Vec<u8>> = match cached.take() {
-            Some(c) if c.tile == tile && c.next == first_new => Some(c.records),
-            _ if first_new == start => Some(vec![]),
+        // The tile's entries before this commit's (their records and how many), when known without asking.
+        let known: Option<(Vec<u8>, u64)> = match cached.take() {
+            Some(c) if c.tile == tile && c.next == first_new => Some((c.records, c.next - start)),
+            _ if first_new == start => Some((vec![], 0)),
             _ => None,
         };
         let completes = last_new + 1 == end;
@@ -594,6 +605,7 @@ fn write_tiles(tx: &mut postgres::Transaction, entries: &[StoredEntry], cached: 
                     )
                     .map_err(be)?;
                 let mut records = vec![];
+                let n = rows.len() as u64;
                 for r in &rows {
                     let rec = tiles::Record {
                         seq: seq_of(r.try_get(0).map_err(be)?)?,
@@ -603,14 +615,15 @@ fn write_tiles(tx: &mut postgres::Transaction, entries: &[StoredEntry], cached: 
                     };
                     rec.put(&mut records);
                 }
-                Some(records)
+                Some((records, n))
             }
             None => None,
         };
-        let merged = earlier.map(|e| tiles::merge(tile, &e, &recs)).transpose()?;
-        let count = merged.as_deref().map(|m| tiles::records(tile, m).count());
+        // How many entries the tile holds with this commit's, when its earlier ones are known.
+        let count = earlier.as_ref().map(|(_, n)| n + recs.len() as u64);
+        let merged = earlier.map(|(e, _)| tiles::merge(tile, &e, &recs)).transpose()?;
         match merged {
-            Some(records) if completes && count == Some(tiles::TILE as usize) => {
+            Some(records) if completes && count == Some(tiles::TILE) => {
                 if records.len() > tiles::MAX_RECORDS_BYTES {
                     return Err(StoreError::Backend(format!(
                         "ledger tile {tile} would hold {} bytes of entries, more than the {} a tile may: these entries are too large",
@@ -628,11 +641,8 @@ fn write_tiles(tx: &mut postgres::Transaction, entries: &[StoredEntry], cached: 
             merged => {
                 open.extend(&recs);
                 // Known only when the tile holds every entry from its first on.
-                open_after = merged.filter(|_| count == Some((last_new + 1 - start) as usize)).map(|records| OpenTile {
-                    tile,
-                    next: last_new + 1,
-                    records,
-                });
+                open_after =
+                    merged.filter(|_| count == Some(last_new + 1 - start)).map(|records| OpenTile { tile, next: last_new + 1, records });
             }
         }
     }
@@ -798,19 +808,18 @@ impl qm_store::Store for PostgresStore {
         let rows = self
             .client()?
             .query(
-                "SELECT tile, data FROM tiles WHERE tile = ANY($1)
-                 UNION ALL
-                 SELECT seq / 256, decode('00', 'hex') || string_agg(qm_record(seq, idem, bytes, hashes), ''::bytea ORDER BY seq)
-                 FROM open_entries WHERE seq / 256 = ANY($1) GROUP BY seq / 256",
+                concat!(
+                    "SELECT tile, data FROM tiles WHERE tile = ANY($1) UNION ALL SELECT seq / 256, ",
+                    open_tile!(),
+                    " FROM open_entries WHERE seq / 256 = ANY($1) GROUP BY seq / 256"
+                ),
                 &[&tile_ids],
             )
             .map_err(be)?;
         let mut found: HashMap<u64, Vec<Hash>> = HashMap::with_capacity(wanted.len());
         let mut buf = vec![];
         for r in &rows {
-            let tile = seq_of(r.try_get(0).map_err(be)?)?;
-            let data: &[u8] = r.try_get(1).map_err(|e| StoreError::Damaged(format!("ledger tile {tile}: {e}")))?;
-            let records = tiles::unseal(tile, data, &mut buf)?;
+            let (tile, records) = tile_row(r, &mut buf)?;
             for (rec, hashes) in tiles::with_hashes(tile, records)? {
                 if wanted.contains(&rec.seq) {
                     found.insert(rec.seq, hashes);

@@ -170,18 +170,7 @@ pub fn with_hashes(tile: u64, records_: &[u8]) -> Result<Vec<(Record<'_>, Vec<qm
         }
         let mut hashes = Vec::with_capacity(2);
         tree.push_visit(qm_ledger::leaf_hash(rec.bytes), |h| hashes.push(*h));
-        if !rec.hashes.len().is_multiple_of(32) {
-            return Err(StoreError::Damaged(format!(
-                "entry {}: stored tree hashes are {} bytes, not a multiple of 32",
-                rec.seq,
-                rec.hashes.len()
-            )));
-        }
-        hashes.extend(rec.hashes.chunks_exact(32).map(|c| {
-            let mut h = [0u8; 32];
-            h.copy_from_slice(c);
-            h
-        }));
+        hashes.extend(qm_store::blob_to_hashes(rec.seq, rec.hashes)?);
         out.push((rec, hashes));
     }
     Ok(out)

@@ -198,24 +198,6 @@ fn reading_row(r: &rusqlite::Row) -> rusqlite::Result<StoredReading> {
     })
 }
 
-fn hashes_to_blob(hashes: &[Hash]) -> Vec<u8> {
-    hashes.iter().flat_map(|h| h.iter().copied()).collect()
-}
-
-fn blob_to_hashes(seq: u64, blob: &[u8]) -> Result<Vec<Hash>> {
-    if !blob.len().is_multiple_of(32) {
-        return Err(StoreError::Damaged(format!("entry {seq}: stored tree hashes are {} bytes, not a multiple of 32", blob.len())));
-    }
-    Ok(blob
-        .chunks_exact(32)
-        .map(|c| {
-            let mut h = [0u8; 32];
-            h.copy_from_slice(c);
-            h
-        })
-        .collect())
-}
-
 impl qm_store::Store for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
@@ -226,12 +208,14 @@ impl qm_store::Store for SqliteStore {
         {
             let mut ins = tx.prepare_cached("INSERT INTO entries (seq, idem, bytes, hashes) VALUES (?1, ?2, ?3, ?4)").map_err(be)?;
             for e in &commit.entries {
-                ins.execute(params![e.seq as i64, e.idempotency_key, e.bytes, hashes_to_blob(&e.hashes)]).map_err(|err| match err {
-                    rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
-                        StoreError::Conflict { seq: e.seq }
-                    }
-                    other => be(other),
-                })?;
+                ins.execute(params![e.seq as i64, e.idempotency_key, e.bytes, qm_store::hashes_to_blob(&e.hashes)]).map_err(
+                    |err| match err {
+                        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                            StoreError::Conflict { seq: e.seq }
+                        }
+                        other => be(other),
+                    },
+                )?;
             }
             let mut reading = tx
                 .prepare_cached(
@@ -271,7 +255,7 @@ impl qm_store::Store for SqliteStore {
         for row in rows {
             let (seq, idem, bytes, hashes) = row.map_err(be)?;
             let seq = seq as u64;
-            out.push(StoredEntry { seq, idempotency_key: idem, bytes, hashes: blob_to_hashes(seq, &hashes)? });
+            out.push(StoredEntry { seq, idempotency_key: idem, bytes, hashes: qm_store::blob_to_hashes(seq, &hashes)? });
         }
         Ok(out)
     }
@@ -319,7 +303,7 @@ impl qm_store::Store for SqliteStore {
             .map(|s| {
                 let blob: Option<Vec<u8>> = st.query_row(params![*s as i64], |r| r.get(0)).optional().map_err(be)?;
                 match blob {
-                    Some(b) => blob_to_hashes(*s, &b),
+                    Some(b) => qm_store::blob_to_hashes(*s, &b),
                     None => Err(StoreError::Damaged(format!("entry {s} is missing"))),
                 }
             })

@@ -153,6 +153,26 @@ pub fn rows_cover(next_seq: Option<&str>) -> Result<u64> {
     }
 }
 
+/// An entry's tree hashes as stored: 32 bytes each, one after the other.
+pub fn hashes_to_blob(hashes: &[Hash]) -> Vec<u8> {
+    hashes.iter().flat_map(|h| h.iter().copied()).collect()
+}
+
+/// The tree hashes of entry `seq` from their stored bytes; `Damaged` when they are not whole hashes.
+pub fn blob_to_hashes(seq: u64, blob: &[u8]) -> Result<Vec<Hash>> {
+    if !blob.len().is_multiple_of(32) {
+        return Err(StoreError::Damaged(format!("entry {seq}: stored tree hashes are {} bytes, not a multiple of 32", blob.len())));
+    }
+    Ok(blob
+        .chunks_exact(32)
+        .map(|c| {
+            let mut h = [0u8; 32];
+            h.copy_from_slice(c);
+            h
+        })
+        .collect())
+}
+
 /// Reads tree hashes through a store, for proofs and for loading the frontier.
 pub struct StoreHashes<'a>(pub &'a dyn Store);
 
@@ -171,5 +191,19 @@ impl qm_ledger::HashReader for StoreHashes<'_> {
                     .ok_or_else(|| qm_ledger::LedgerError::HashStore(format!("entry {n} has no stored hash at position {pos}")))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_round_trip_and_a_damaged_blob_is_reported() {
+        let h = vec![[1u8; 32], [2u8; 32]];
+        assert_eq!(blob_to_hashes(3, &hashes_to_blob(&h)).unwrap(), h);
+        assert!(blob_to_hashes(3, &[]).unwrap().is_empty());
+        let e = blob_to_hashes(3, &[0u8; 33]).unwrap_err();
+        assert!(matches!(&e, StoreError::Damaged(m) if m.contains("entry 3") && m.contains("33 bytes")), "{e}");
     }
 }
