@@ -144,7 +144,7 @@ mod tests {
     fn a_backup_refuses_a_source_whose_stored_hashes_disagree_with_its_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("site.db").to_str().unwrap().to_string();
-        let day = time::OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
+        let day = crate::demo::last_day(time::OffsetDateTime::now_utc());
         drop(crate::demo::create(&db, &dir.path().join("site.key"), day).unwrap());
         let good = dir.path().join("good.qmbackup").to_str().unwrap().to_string();
         assert!(backup(&db, &good, &mut |_, _| {}).unwrap().verified);

@@ -35,6 +35,13 @@ fn items(list: &[&str]) -> Result<Vec<ItemRef>> {
     list.iter().map(|s| ItemRef::parse(s).map_err(AppError::Internal)).collect()
 }
 
+/// The day a demo made now plays: the last whole day, yesterday (UTC). A demo of today would stamp
+/// entries after now, and time only moves forward in a ledger: the first real command would be
+/// refused as coming from a clock stepped back.
+pub fn last_day(now: OffsetDateTime) -> OffsetDateTime {
+    (now - Duration::days(1)).replace_time(time::Time::MIDNIGHT)
+}
+
 /// Creates the demo site in `db` (key next to it) and runs one realistic day; returns the site and
 /// the id of the count it closed.
 pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountId)> {

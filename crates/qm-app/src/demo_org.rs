@@ -89,8 +89,18 @@ impl Batch<'_> {
         Ok(())
     }
 
+    /// Runs every request added, in the order of their times (time only moves forward in a ledger;
+    /// requests of the same time keep the order they were added in).
     fn flush(&mut self) -> Result<()> {
-        let reqs = std::mem::take(&mut self.reqs);
+        self.flush_until(OffsetDateTime::new_utc(time::Date::MAX, Time::MIDNIGHT))
+    }
+
+    /// Runs the requests stamped at or before `until`, in the order of their times; keeps the rest.
+    fn flush_until(&mut self, until: OffsetDateTime) -> Result<()> {
+        self.reqs.sort_by_key(|r| r.at);
+        let later = self.reqs.partition_point(|r| r.at <= until);
+        let rest = self.reqs.split_off(later);
+        let reqs = std::mem::replace(&mut self.reqs, rest);
         let names: Vec<String> = reqs.iter().map(|r| format!("{} by {}", r.command.name(), r.actor)).collect();
         for (i, r) in self.site.execute_batch(reqs).into_iter().enumerate() {
             if let Err(err) = r {
@@ -511,7 +521,8 @@ fn day(x: &mut Batch, date: OffsetDateTime, d: i64) -> Result<()> {
                 },
             )?;
             if !(d == 1 && *unit == "D-22") {
-                x.flush()?;
+                // The dispatch and what came before it; the evening's returns wait for their time.
+                x.flush_until(at)?;
                 let doc = format!("TR-{d}-{unit}");
                 let transfer = x
                     .site
@@ -537,10 +548,11 @@ fn day(x: &mut Batch, date: OffsetDateTime, d: i64) -> Result<()> {
     x.flush()?;
     // Weekly counts of every armory by the region's inspector; the last one in D-11 misses a pistol.
     if d % 7 == 2 {
-        for (unit, _, region, _, _) in DEPARTMENTS {
-            let inspector = if region == "NORTH" { "0101" } else { "0201" };
+        for (k, (unit, _, region, _, _)) in DEPARTMENTS.iter().enumerate() {
+            let inspector = if *region == "NORTH" { "0101" } else { "0201" };
             let arm = l(&format!("{}-ARM", code(unit)))?;
-            let at = date + Duration::hours(20);
+            // One armory after the other, each count taking an hour.
+            let at = date + Duration::hours(19) + Duration::minutes(61 * k as i64);
             x.add(inspector, None, at, Command::StartCount { root: arm.clone(), kind: CountKind::Full, blind: true })?;
             x.flush()?;
             let s = x.site.state();
@@ -561,7 +573,7 @@ fn day(x: &mut Batch, date: OffsetDateTime, d: i64) -> Result<()> {
                     .filter(|((a, _), q)| *a == acc && q.quantity.is_positive())
                     .map(|((_, lot), q)| (lot.clone(), q.quantity))
                     .collect();
-                if d == 2 && unit == "D-11" && loc.as_str().ends_with("RACK-B") {
+                if d == 2 && *unit == "D-11" && loc.as_str().ends_with("RACK-B") {
                     serials.pop();
                 }
                 records.push(Command::RecordCount { count: count.clone(), location: loc, serials, lots });

@@ -23,6 +23,15 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
+/// How far behind the latest entry a clock may be and still record (at the latest entry's time):
+/// stamps of two processes racing to the database may cross by this much.
+pub const CLOCK_SKEW_TOLERATED: time::Duration = time::Duration::seconds(5);
+
+/// A time as the ledger records it (RFC 3339, UTC), for messages about the ledger's clock.
+fn qm_ledger_time(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| t.to_string())
+}
+
 /// Longest idempotency key accepted.
 pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 128;
 
@@ -816,6 +825,7 @@ impl Site {
             (None, Some(Event::SiteInitialized { site, .. })) => site.clone(),
             (None, _) => return Err(AppError::Internal("site is not initialized".into())),
         };
+        let at = self.stamp(at)?;
         let first = self.state.next_seq;
         let mut entries = vec![];
         let n = decision.events.len();
@@ -842,6 +852,27 @@ impl Site {
             append_entries(&mut self.frontier, std::slice::from_ref(&entries), &mut commit.entries).map_err(AppError::Internal)?;
         }
         Ok(Outcome { first_seq: first, last_seq: self.state.next_seq.saturating_sub(1), replayed: false, entries })
+    }
+
+    /// The time an entry asked to be stamped at `at` is recorded at. Time only moves forward in a
+    /// ledger: a clock behind the latest entry by up to [`CLOCK_SKEW_TOLERATED`] (two processes
+    /// whose stamps crossed on the way to the database) is recorded at the latest entry's time;
+    /// further behind, the clock was stepped back and the entry is refused (rule `time.forward`).
+    fn stamp(&self, at: OffsetDateTime) -> Result<OffsetDateTime> {
+        match self.state.last_at {
+            Some(last) if at < last - CLOCK_SKEW_TOLERATED => Err(AppError::Rejected(Rejection::Refused {
+                rule: "time.forward",
+                message: format!(
+                    "the clock reads {} but the ledger's latest entry (seq {}) is stamped {}; time only moves forward in a \
+                     ledger: set the clock right and try again",
+                    qm_ledger_time(at),
+                    self.state.next_seq.saturating_sub(1),
+                    qm_ledger_time(last)
+                ),
+            })),
+            Some(last) if at < last => Ok(last),
+            _ => Ok(at),
+        }
     }
 
     /// The projection rows changed since the last commit was staged, for the next one.
@@ -1144,7 +1175,7 @@ fn load_once(store: &dyn Store) -> Result<(State, Frontier)> {
 fn read_books(store: &dyn Store) -> Result<(State, Frontier)> {
     let mut state = State::new();
     store.for_each_row(&mut |kind, key, value| state.load_row(kind, key, value))?;
-    state.rebuild_indexes();
+    state.rebuild_indexes().map_err(|e| AppError::Store(StoreError::Damaged(format!("stored rows: {e}; run `qm verify`"))))?;
     let size = store.entry_count()?;
     if state.next_seq > size {
         return Err(AppError::Store(StoreError::Damaged(format!(
@@ -1154,6 +1185,15 @@ fn read_books(store: &dyn Store) -> Result<(State, Frontier)> {
     }
     if state.next_seq < size {
         replay_tail(store, &mut state, size)?;
+    }
+    if state.last_at.is_none() && size > 0 {
+        let last = store.read_entries(size - 1, 1)?;
+        let env = last
+            .first()
+            .map(|e| decode(&e.bytes))
+            .transpose()
+            .map_err(|m| AppError::Store(StoreError::Damaged(format!("entry {}: {m}; run `qm verify`", size - 1))))?;
+        state.last_at = env.map(|e| e.at);
     }
     let frontier = Frontier::load(size, &StoreHashes(store))?;
     startup_check(store, &state, &frontier)?;

@@ -3,6 +3,7 @@
 
 use crate::{AppError, Result, Site};
 use qm_core::event::Line;
+use qm_core::quantity::format_thousandths;
 use qm_core::safety::fmt_kg;
 use qm_core::*;
 use serde::Serialize;
@@ -48,7 +49,7 @@ pub fn magazines(state: &State, unit: Option<&UnitId>) -> Vec<MagazineView> {
         for (t, q) in state.store_stock.get(id).into_iter().flatten() {
             let Some(it) = state.item_types.get(t) else { continue };
             let Some(c) = it.un_code.as_deref().and_then(|code| tables.parse_classification(code).ok()) else { continue };
-            *by_div.entry(c.division.clone()).or_default() += (q.0 as f64 / 1000.0) * it.neq_kg_per_unit;
+            *by_div.entry(c.division.clone()).or_default() += (q.thousandths() as f64 / 1000.0) * it.neq_kg_per_unit;
             groups.insert(c.group.to_string());
         }
         let agg = tables.aggregate(&by_div);
@@ -281,10 +282,10 @@ pub fn dsmt(site: &Site, magazine: &LocationId, date: Date) -> Result<Dsmt> {
     let day_start = date.midnight().assume_utc();
     let day_end = day_start + time::Duration::days(1);
     type Key = (ItemTypeId, Option<LotNo>);
-    let mut opening: BTreeMap<Key, i64> = BTreeMap::new();
+    let mut opening: BTreeMap<Key, i128> = BTreeMap::new();
     let mut receipts: BTreeMap<Key, Vec<DsmtMovement>> = BTreeMap::new();
     let mut removals: BTreeMap<Key, Vec<DsmtMovement>> = BTreeMap::new();
-    let mut flows: BTreeMap<Key, (i64, i64)> = BTreeMap::new();
+    let mut flows: BTreeMap<Key, (i128, i128)> = BTreeMap::new();
     let mut after_day = false;
     site.for_each_envelope(&mut |env| {
         let Event::Movement { kind, from: f, to, lines, document } = &env.event else { return Ok(()) };
@@ -301,7 +302,7 @@ pub fn dsmt(site: &Site, magazine: &LocationId, date: Date) -> Result<Dsmt> {
                 Line::Serial { item_type, .. } => (item_type.clone(), None),
                 Line::Lot { item_type, lot, .. } => (item_type.clone(), Some(lot.clone())),
             };
-            let q = line.quantity().0;
+            let q = i128::from(line.quantity().thousandths());
             let signed = if tin { q } else { -q };
             if env.at < day_start {
                 *opening.entry(key).or_default() += signed;
@@ -310,7 +311,7 @@ pub fn dsmt(site: &Site, magazine: &LocationId, date: Date) -> Result<Dsmt> {
             let m = DsmtMovement {
                 seq: env.seq,
                 at: qm_core::rules::when(env.at),
-                quantity: Quantity(q).to_string(),
+                quantity: format_thousandths(q),
                 by: env.actor.to_string(),
                 witness: env.witness.as_ref().map(|w| w.to_string()),
                 kind: kind.to_string(),
@@ -330,7 +331,7 @@ pub fn dsmt(site: &Site, magazine: &LocationId, date: Date) -> Result<Dsmt> {
     })?;
     let keys: BTreeSet<Key> = opening.keys().chain(flows.keys()).cloned().collect();
     let mut lines = vec![];
-    let mut closing: BTreeMap<Key, i64> = BTreeMap::new();
+    let mut closing: BTreeMap<Key, i128> = BTreeMap::new();
     for key in keys {
         let open = opening.get(&key).copied().unwrap_or(0);
         let (r, x) = flows.get(&key).copied().unwrap_or((0, 0));
@@ -347,10 +348,10 @@ pub fn dsmt(site: &Site, magazine: &LocationId, date: Date) -> Result<Dsmt> {
             item_name: it.map(|t| t.name.clone()).unwrap_or_default(),
             lot: key.1.as_ref().map(|l| l.to_string()),
             unit_of_measure: it.map(|t| t.unit_of_measure.clone()).unwrap_or_default(),
-            opening: Quantity(open).to_string(),
-            received: Quantity(r).to_string(),
-            removed: Quantity(x).to_string(),
-            closing: Quantity(close).to_string(),
+            opening: format_thousandths(open),
+            received: format_thousandths(r),
+            removed: format_thousandths(x),
+            closing: format_thousandths(close),
             receipts: receipts.remove(&key).unwrap_or_default(),
             removals: removals.remove(&key).unwrap_or_default(),
         });
@@ -360,11 +361,11 @@ pub fn dsmt(site: &Site, magazine: &LocationId, date: Date) -> Result<Dsmt> {
     let book_check = if after_day {
         "later movements exist; closing balances are as of the end of that day".to_string()
     } else {
-        let mut book: BTreeMap<Key, i64> = BTreeMap::new();
+        let mut book: BTreeMap<Key, i128> = BTreeMap::new();
         for ((a, lot), b) in &state.balances {
             if inside(a) {
                 if let Some(l) = state.lots.get(lot) {
-                    *book.entry((l.item_type.clone(), Some(lot.clone()))).or_default() += b.quantity.0;
+                    *book.entry((l.item_type.clone(), Some(lot.clone()))).or_default() += i128::from(b.quantity.thousandths());
                 }
             }
         }

@@ -215,6 +215,8 @@ fn rows_of(state: &State) -> Rows {
 /// their rows at `rows_at` entries (the stored rows may lag the ledger: see `Site::start_writer`).
 fn replay(store: &dyn Store, end: u64, rows_at: u64) -> Replayed {
     let mut state = State::new();
+    // The auditor's own fold (qm_core::invariants), independent of `State::apply`.
+    let mut audit = qm_core::invariants::Audit::new();
     let mut digests: Vec<(u64, String, u64, String)> = vec![];
     let mut problems: Vec<(u64, String)> = vec![];
     let mut ok = true;
@@ -232,6 +234,7 @@ fn replay(store: &dyn Store, end: u64, rows_at: u64) -> Replayed {
                 if let qm_core::Event::ReadingsRecorded { location, count, sha256, .. } = &env.event {
                     digests.push((seq, location.to_string(), *count, sha256.clone()));
                 }
+                audit.observe(&env);
                 if let Err(e) = state.apply(&env) {
                     problems.push((seq, format!("entry {seq}: replay fails: {}", e.reason)));
                     ok = false;
@@ -245,6 +248,12 @@ fn replay(store: &dyn Store, end: u64, rows_at: u64) -> Replayed {
     if let Err(e) = scanned {
         problems.push((state.next_seq, format!("entry {}: cannot be read for the replay: {e}", state.next_seq)));
         ok = false;
+    }
+    if ok {
+        audit.compare(&state);
+    }
+    for v in audit.violations() {
+        problems.push((v.seq, format!("entry {}: impossible books: {} (rule {})", v.seq, v.message, v.rule)));
     }
     (rows, digests, problems, ok)
 }
@@ -497,7 +506,7 @@ mod tests {
     fn demo() -> (tempfile::TempDir, String, crate::Site) {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("demo.db").to_str().unwrap().to_string();
-        let day = time::OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
+        let day = crate::demo::last_day(time::OffsetDateTime::now_utc());
         let (site, _) = crate::demo::create(&db, &dir.path().join("demo.key"), day).unwrap();
         (dir, db, site)
     }

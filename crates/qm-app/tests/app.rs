@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 fn demo() -> (tempfile::TempDir, Site) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("demo.db");
-    let day = OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
+    let day = qm_app::demo::last_day(OffsetDateTime::now_utc());
     let (site, _) = qm_app::demo::create(db.to_str().unwrap(), &dir.path().join("demo.key"), day).unwrap();
     (dir, site)
 }
@@ -241,4 +241,103 @@ fn pipelined_group_commit_acknowledges_after_durability_and_honours_retries_in_f
     let cps = reopened.store().checkpoints().unwrap();
     assert_eq!(cps.last().unwrap().size, before + 2, "one checkpoint per batch, over durable entries");
     assert_verifies(&reopened);
+}
+
+/// Appends hand-made envelopes after the ledger's end, as someone holding the database and the site
+/// key could, bypassing the rules: the entries are hashed into the tree and a checkpoint over them
+/// is signed with the site key, so every cryptographic check passes.
+fn forge(dir: &tempfile::TempDir, events: Vec<(Badge, Event)>) -> u64 {
+    let db = dir.path().join("demo.db");
+    let mut store = qm_app::open_store(db.to_str().unwrap(), false).unwrap();
+    let size = store.entry_count().unwrap();
+    let last = decode(&store.read_entries(size - 1, 1).unwrap()[0].bytes).unwrap();
+    let mut frontier = qm_ledger::Frontier::load(size, &qm_store::StoreHashes(store.as_ref())).unwrap();
+    let mut commit = qm_store::Commit::default();
+    for (i, (actor, event)) in events.into_iter().enumerate() {
+        let env = Envelope {
+            site: last.site.clone(),
+            seq: size + i as u64,
+            at: last.at,
+            actor,
+            witness: None,
+            idempotency_key: format!("forged-{i}"),
+            corrects: None,
+            event,
+        };
+        let bytes = encode(&env).unwrap();
+        let hashes = frontier.push(qm_ledger::leaf_hash(&bytes));
+        commit.entries.push(qm_store::StoredEntry { seq: env.seq, idempotency_key: env.idempotency_key.clone(), bytes, hashes });
+    }
+    store.commit(&commit).unwrap();
+    let key = qm_ledger::SiteKey::read(&dir.path().join("demo.key")).unwrap();
+    let cp = qm_ledger::Checkpoint { origin: last.site.clone(), size: frontier.size(), root: frontier.root() };
+    let note = qm_ledger::sign_checkpoint(&key, &cp).unwrap();
+    store.add_checkpoint(&qm_store::StoredCheckpoint { size: cp.size, note }).unwrap();
+    size
+}
+
+#[test]
+fn a_signed_ledger_that_issues_a_serial_twice_is_reported_by_verify() {
+    let (dir, site) = demo();
+    // A serial on a rack, and two people to issue it to.
+    let (serial, item) =
+        site.state().serials.iter().find(|(_, s)| matches!(s.account, Account::Location(_))).map(|(k, v)| (k.clone(), v.clone())).unwrap();
+    let people: Vec<Badge> = site.state().people.keys().take(2).cloned().collect();
+    drop(site);
+    let issue_to = |who: &Badge| {
+        (
+            Badge::parse("0417").unwrap(),
+            Event::Movement {
+                kind: MovementKind::Issue,
+                from: item.account.clone(),
+                to: Account::Person(who.clone()),
+                lines: vec![Line::Serial { serial: serial.clone(), item_type: item.item_type.clone() }],
+                document: None,
+            },
+        )
+    };
+    // Issued to the first person, then issued again from the rack it already left, to the second.
+    let first = forge(&dir, vec![issue_to(&people[0]), issue_to(&people[1])]);
+    let report =
+        verify(qm_app::open_store(dir.path().join("demo.db").to_str().unwrap(), false).unwrap().as_ref(), &VerifyOptions::default());
+    assert!(!report.ok(), "a ledger that issues serial {serial} twice verified");
+    assert_eq!(report.first_bad_entry, Some(first + 1), "{:?}", report.problems);
+    let said = report.problems.join("\n");
+    assert!(said.contains("invariant.serial") && said.contains(&format!("serial {serial}")), "{said}");
+}
+
+#[test]
+fn a_signed_ledger_that_takes_more_than_a_place_holds_is_reported_by_verify() {
+    let (dir, site) = demo();
+    // A lot at a place: take twice what is there, into a person's hands.
+    let ((account, lot), held) = site
+        .state()
+        .balances
+        .iter()
+        .find(|((a, _), b)| matches!(a, Account::Location(_)) && b.quantity.is_positive())
+        .map(|(k, b)| (k.clone(), b.quantity))
+        .unwrap();
+    let item_type = site.state().lots[&lot].item_type.clone();
+    let person = site.state().people.keys().next().unwrap().clone();
+    drop(site);
+    let twice = held.checked_add(held).unwrap();
+    let forged = forge(
+        &dir,
+        vec![(
+            Badge::parse("0417").unwrap(),
+            Event::Movement {
+                kind: MovementKind::Issue,
+                from: account.clone(),
+                to: Account::Person(person),
+                lines: vec![Line::Lot { lot: lot.clone(), item_type, quantity: twice }],
+                document: None,
+            },
+        )],
+    );
+    let report =
+        verify(qm_app::open_store(dir.path().join("demo.db").to_str().unwrap(), false).unwrap().as_ref(), &VerifyOptions::default());
+    assert!(!report.ok(), "a ledger that takes {twice} of lot {lot} from {account}, which holds {held}, verified");
+    assert_eq!(report.first_bad_entry, Some(forged), "{:?}", report.problems);
+    let said = report.problems.join("\n");
+    assert!(said.contains("invariant.balance") && said.contains(&format!("lot {lot}")), "{said}");
 }

@@ -75,7 +75,7 @@ fn account_of(site: &Site, s: &str) -> Account {
 /// The story. Returns a summary that must not depend on the backend.
 fn story(place: &Place) -> Vec<String> {
     let mut summary = vec![];
-    let day = OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
+    let day = qm_app::demo::last_day(OffsetDateTime::now_utc());
 
     // Init and setup, then a day of receipts, issues, returns, expenditure, a transfer and a blind count.
     let (mut site, count) = qm_app::demo::create(&place.db, &place.key, day).unwrap();
@@ -312,7 +312,7 @@ fn stored_rows(store: &dyn qm_store::Store) -> Vec<(String, String, String)> {
 /// replays the tail, verify compares them with a replay up to where they stop, the next commit
 /// brings them up to date, and rows altered while they lag are still caught.
 fn lagging_rows(place: &Place) {
-    let day = OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
+    let day = qm_app::demo::last_day(OffsetDateTime::now_utc());
     let evening = day + Duration::hours(20);
     let (mut site, _) = qm_app::demo::create(&place.db, &place.key, day).unwrap();
     let old_rows = stored_rows(site.store());
@@ -419,7 +419,7 @@ fn both_backends_end_the_story_alike() {
 fn altered_tiles_are_named_by_verify_on_postgres() {
     use qm_store_postgres::tiles;
     let place = Place::postgres();
-    let day = OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
+    let day = qm_app::demo::last_day(OffsetDateTime::now_utc());
     let (mut site, _) = qm_app::demo::create(&place.db, &place.key, day).unwrap();
     // More than two tiles: entry 511 then stores the tree hash over entries 0–511, above its tile.
     let evening = day + Duration::hours(20);

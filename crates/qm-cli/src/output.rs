@@ -355,8 +355,8 @@ pub fn demo(path: &str, key: Option<&str>, out: &Out) -> Result<u8, AppError> {
             let _ = std::fs::remove_file(format!("{path}{suffix}"));
         }
     }
-    let today = time::OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
-    let (mut site, count) = qm_app::demo::create(path, &key, today)?;
+    let day = qm_app::demo::last_day(time::OffsetDateTime::now_utc());
+    let (mut site, count) = qm_app::demo::create(path, &key, day)?;
     // Show one refusal as the armorer would see it: Officer Jones's rifle qualification has lapsed.
     let refusal = site
         .execute(qm_app::Request {
@@ -368,7 +368,7 @@ pub fn demo(path: &str, key: Option<&str>, out: &Out) -> Result<u8, AppError> {
                 items: vec![ItemRef::Serial(Serial::parse("R-1043").map_err(|e| AppError::Internal(e.to_string()))?)],
             },
             idempotency_key: "demo-refusal".into(),
-            at: today + time::Duration::hours(20),
+            at: day + time::Duration::hours(20),
         })
         .err()
         .map(|e| e.to_string())

@@ -1024,3 +1024,50 @@ fn racing_clients_on_postgresql() {
     e.url = Some(scratch.url().to_string());
     racing_story(&e);
 }
+
+#[test]
+fn quantities_that_add_up_past_the_limit_are_refused_and_nothing_wraps() {
+    let e = Env::new();
+    e.setup();
+    let before = e.entries();
+    let stock_before = e.ok("0417", &["stock", "--unit", "D-1"]);
+    // 9,300 lines of 999,999,999,999 rounds of one lot: each line is within the limit, the sum is not
+    // (it used to wrap the balance in a release build, after which `qm stock` said "No stock").
+    let mut args: Vec<String> = ["receive", "--to", "ARM", "--from", "Arms Depot", "--document", "DN-BIG", "--item-type", "AMMO"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(std::iter::repeat_n("HUGE-1:999999999999".to_string(), 9_300));
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = e.qm_as("0417", &argv);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("lot HUGE-1") && r.stderr.contains("rule quantity.max") && r.stderr.contains("1000000000000"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(e.entries(), before, "a refused receipt appends nothing");
+    assert_eq!(e.ok("0417", &["stock", "--unit", "D-1"]), stock_before);
+    // Two receipts that are each within the limit but together pass it: the second is refused.
+    e.ok("0417", &["receive", "--to", "ARM", "--from", "Arms Depot", "--document", "DN-B1", "--item-type", "AMMO", "BIG-2:600000000000"]);
+    let r = e.qm_as(
+        "0417",
+        &["receive", "--to", "ARM", "--from", "Arms Depot", "--document", "DN-B2", "--item-type", "AMMO", "BIG-2:600000000000"],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("lot BIG-2") && r.stderr.contains("quantity.max"), "{}", r.stderr);
+    // A count that records the same lot past the limit is refused too.
+    e.ok("0502", &["count", "start", "ARM"]);
+    let r = e.qm_as("0502", &["count", "record", "C-1", "--location", "ARM", "BIG-2:999999999999", "BIG-2:999999999999"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("lot BIG-2") && r.stderr.contains("quantity.max"), "{}", r.stderr);
+    // A figure beyond the limit is a usage error at the edge.
+    let r = e.qm_as(
+        "0417",
+        &["receive", "--to", "ARM", "--from", "Arms Depot", "--document", "DN-B3", "--item-type", "AMMO", "BIG-3:1000000000001"],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let stock = e.ok("0417", &["stock", "--unit", "D-1"]);
+    assert!(stock.contains("BIG-2") && stock.contains("600000000000"), "{stock}");
+    e.ok("0001", &["verify"]);
+}

@@ -5,6 +5,7 @@ pub mod command;
 pub mod conditions;
 pub mod event;
 pub mod ids;
+pub mod invariants;
 pub mod model;
 pub mod permissions;
 pub mod policy;

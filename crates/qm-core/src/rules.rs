@@ -8,7 +8,7 @@ use crate::event::*;
 use crate::ids::*;
 use crate::model::*;
 use crate::permissions::{role_allows, Op};
-use crate::quantity::Quantity;
+use crate::quantity::{Quantity, QUANTITY_MAX_UNITS};
 use crate::state::*;
 use std::collections::{BTreeMap, BTreeSet};
 use time::OffsetDateTime;
@@ -218,7 +218,7 @@ impl<'a> Checker<'a> {
                         return invalid(format!("quantity of lot {lot} must be more than zero"));
                     }
                     let total = wanted.entry(lot).or_default();
-                    *total += *quantity;
+                    *total = total.checked_add(*quantity).ok_or_else(|| over_limit(lot, "the lines asking for it"))?;
                     let held = self.state.balance(from, lot);
                     if (from.is_internal() || *from == Account::Lost) && held < *total {
                         {
@@ -290,9 +290,76 @@ fn single_movement(kind: MovementKind, from: Account, to: Account, lines: Vec<Li
     Decision { events: vec![Event::Movement { kind, from, to, lines, document }], corrects: None }
 }
 
+/// Refusal of a sum that would pass the largest quantity, naming the lot.
+fn over_limit(lot: &LotNo, what: &str) -> Rejection {
+    Rejection::Refused {
+        rule: "quantity.max",
+        message: format!("lot {lot}: {what} add up to more than {QUANTITY_MAX_UNITS}, the most one line, balance or sum may hold"),
+    }
+}
+fn over_limit_text(what: &str) -> Rejection {
+    Rejection::Refused {
+        rule: "quantity.max",
+        message: format!("{what} adds up to more than {QUANTITY_MAX_UNITS}, the most one sum may hold"),
+    }
+}
+
+/// Every balance, store total and count sum the events would change stays within the largest
+/// quantity. Checked once here, for every command, so that `apply` (checked too) never meets a sum
+/// it cannot hold: thousands of lines of one lot in one receipt, a transfer receipt or a count.
+fn check_bounds(state: &State, events: &[Event]) -> R<()> {
+    let mut balances: BTreeMap<(&Account, &LotNo), Quantity> = BTreeMap::new();
+    let mut stores: BTreeMap<(&LocationId, &ItemTypeId), Quantity> = BTreeMap::new();
+    let mut counted: BTreeMap<(&CountId, &LocationId, &LotNo), Quantity> = BTreeMap::new();
+    for event in events {
+        match event {
+            Event::Movement { from, to, lines, .. } => {
+                for line in lines {
+                    for (account, delta) in [(from, line.quantity().negated()), (to, line.quantity())] {
+                        let Account::Location(l) = account else { continue };
+                        let Some(store) = state.enclosing_store(l) else { continue };
+                        let t = line.item_type();
+                        let total = stores
+                            .entry((store, t))
+                            .or_insert_with(|| state.store_stock.get(store).and_then(|m| m.get(t)).copied().unwrap_or_default());
+                        *total = total.checked_add(delta).ok_or_else(|| Rejection::Refused {
+                            rule: "quantity.max",
+                            message: format!(
+                                "{} of item type {t}: {store} would hold more than {QUANTITY_MAX_UNITS}, the most one place may hold of one item type",
+                                line.label()
+                            ),
+                        })?;
+                    }
+                    let Line::Lot { lot, quantity, .. } = line else { continue };
+                    for (account, delta) in [(from, quantity.negated()), (to, *quantity)] {
+                        if matches!(account, Account::Supplier(_)) {
+                            continue;
+                        }
+                        let b = balances.entry((account, lot)).or_insert_with(|| state.balance(account, lot));
+                        *b = b
+                            .checked_add(delta)
+                            .ok_or_else(|| over_limit(lot, &format!("the lines of this movement and what {account} holds")))?;
+                    }
+                }
+            }
+            Event::CountRecorded { count, location, lots, .. } => {
+                for (lot, q) in lots {
+                    let sum = counted.entry((count, location, lot)).or_insert_with(|| {
+                        state.counts.get(count).and_then(|c| c.lots.get(location)).and_then(|m| m.get(lot)).copied().unwrap_or_default()
+                    });
+                    *sum = sum.checked_add(*q).ok_or_else(|| over_limit(lot, &format!("the counts recorded at {location}")))?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Checks a command against the books; returns the events it becomes, or why not.
 pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, Rejection> {
     let decision = decide_command(state, ctx, command)?;
+    check_bounds(state, &decision.events)?;
     // Storage safety applies to every movement that ends in a magazine or depot, whatever the command.
     crate::safety::check_decision(state, &decision.events)?;
     Ok(decision)
@@ -828,10 +895,6 @@ fn decide_receive(c: &Checker, to: &LocationId, from: &str, document: &str, line
             if !line.quantity.is_positive() {
                 return invalid(format!("line {n}: quantity must be more than zero"));
             }
-            let after = state.balance(&Account::Location(to.clone()), lot) + line.quantity;
-            if after.0 > crate::quantity::QUANTITY_MAX {
-                return invalid(format!("line {n}: {to} would hold {after} of lot {lot}, above the limit of one balance"));
-            }
             out.push(Line::Lot { lot: lot.clone(), item_type: line.item_type.clone(), quantity: line.quantity });
         }
     }
@@ -909,7 +972,7 @@ fn decide_issue(c: &Checker, to: &Badge, from: Option<&LocationId>, items: &[Ite
                 }
             }
             if t.kind == ItemKind::Ammunition {
-                ammunition += line.quantity();
+                ammunition = ammunition.checked_add(line.quantity()).ok_or_else(|| over_limit_text("the ammunition of this issue"))?;
             }
         }
         if let Some(cap) = policy.max_issue_quantity {
@@ -987,7 +1050,8 @@ fn decide_receive_transfer(c: &Checker, transfer: &TransferId, to: &LocationId, 
                 if !quantity.is_positive() {
                     return invalid(format!("received quantity of lot {lot} must be more than zero; leave out what did not arrive"));
                 }
-                *got_lots.entry(lot).or_default() += *quantity
+                let got = got_lots.entry(lot).or_default();
+                *got = got.checked_add(*quantity).ok_or_else(|| over_limit(lot, "the received lines"))?;
             }
         }
     }
@@ -1065,7 +1129,7 @@ fn decide_receive_transfer(c: &Checker, transfer: &TransferId, to: &LocationId, 
                 got,
                 transit.clone(),
                 Account::Lost,
-                *sent - got,
+                sent.checked_sub(got).ok_or_else(|| over_limit(lot, "the shortage"))?,
             ));
         } else if got > *sent {
             facts.push(fact(
@@ -1077,7 +1141,7 @@ fn decide_receive_transfer(c: &Checker, transfer: &TransferId, to: &LocationId, 
                 got,
                 Account::Found,
                 dest.clone(),
-                got - *sent,
+                got.checked_sub(*sent).ok_or_else(|| over_limit(lot, "the excess"))?,
             ));
         }
     }
@@ -1226,10 +1290,11 @@ fn decide_close_count(c: &Checker, count: &CountId) -> R<Decision> {
         }
         let here = Account::Location(loc.clone());
         let (kind, from, to, q) = if got < book {
-            (DiscrepancyKind::QuantityShort, here.clone(), Account::Lost, book - got)
+            (DiscrepancyKind::QuantityShort, here.clone(), Account::Lost, book.checked_sub(got))
         } else {
-            (DiscrepancyKind::QuantityOver, Account::Found, here.clone(), got - book)
+            (DiscrepancyKind::QuantityOver, Account::Found, here.clone(), got.checked_sub(book))
         };
+        let q = q.ok_or_else(|| over_limit(lot, "the difference between book and count"))?;
         facts.push(DiscrepancyFacts {
             kind,
             source: source.clone(),

@@ -65,7 +65,9 @@ pub fn check_movement(state: &State, from: &Account, to: &Account, lines: &[Line
     let mut after: BTreeMap<ItemTypeId, Quantity> = state.store_stock.get(store_id).cloned().unwrap_or_default();
     let mut arriving: BTreeSet<ItemTypeId> = BTreeSet::new();
     for l in lines {
-        *after.entry(l.item_type().clone()).or_default() += l.quantity();
+        let q = after.entry(l.item_type().clone()).or_default();
+        // check_bounds (rules) has refused sums past the limit before safety is asked.
+        *q = q.checked_add(l.quantity()).unwrap_or(Quantity::MAX);
         arriving.insert(l.item_type().clone());
     }
     let mut parts: BTreeMap<ItemTypeId, Part> = BTreeMap::new();
@@ -84,7 +86,7 @@ pub fn check_movement(state: &State, from: &Account, to: &Account, lines: &[Line
             Ok(c) => c,
             Err(e) => return refuse("safety.classification", format!("item type {t}: {e}")),
         };
-        let neq_kg = (q.0 as f64 / 1000.0) * it.neq_kg_per_unit;
+        let neq_kg = (q.thousandths() as f64 / 1000.0) * it.neq_kg_per_unit;
         parts.insert(t.clone(), Part { division: c.division.clone(), group: c.group, neq_kg });
     }
     if parts.is_empty() {

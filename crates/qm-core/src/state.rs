@@ -267,6 +267,9 @@ pub struct State {
     pub last_counter: BTreeMap<LocationId, Badge>,
     /// Entries already corrected, so that nothing is corrected twice.
     pub corrected: BTreeMap<u64, u64>,
+    /// The time of the latest entry applied: no later entry may be stamped before it
+    /// (`Site` refuses one at append). Not a row: opening a site reads it from the last entry.
+    pub last_at: Option<OffsetDateTime>,
     /// Rows changed since the last `take_touched`.
     touched: BTreeSet<RowKey>,
 }
@@ -379,32 +382,35 @@ impl State {
         None
     }
 
-    /// Recomputes the derived indexes after rows were loaded.
-    pub fn rebuild_indexes(&mut self) {
+    /// Recomputes the derived indexes after rows were loaded. Fails when the stored rows hold more
+    /// of one item type in one store than a quantity can (rows no `decide` could have produced).
+    pub fn rebuild_indexes(&mut self) -> Result<(), String> {
         self.store_stock.clear();
         let serials: Vec<(Account, ItemTypeId)> = self.serials.values().map(|s| (s.account.clone(), s.item_type.clone())).collect();
         for (a, t) in serials {
-            self.index_stock(&a, &t, Quantity::ONE);
+            self.index_stock(&a, &t, Quantity::ONE)?;
         }
         let lots: Vec<(Account, ItemTypeId, Quantity)> =
             self.balances.iter().filter_map(|((a, l), b)| self.lots.get(l).map(|x| (a.clone(), x.item_type.clone(), b.quantity))).collect();
         for (a, t, q) in lots {
-            self.index_stock(&a, &t, q);
+            self.index_stock(&a, &t, q)?;
         }
+        Ok(())
     }
 
-    fn index_stock(&mut self, account: &Account, item_type: &ItemTypeId, delta: Quantity) {
-        let Account::Location(l) = account else { return };
-        let Some(store) = self.enclosing_store(l).cloned() else { return };
+    fn index_stock(&mut self, account: &Account, item_type: &ItemTypeId, delta: Quantity) -> Result<(), String> {
+        let Account::Location(l) = account else { return Ok(()) };
+        let Some(store) = self.enclosing_store(l).cloned() else { return Ok(()) };
         let per_type = self.store_stock.entry(store.clone()).or_default();
         let q = per_type.entry(item_type.clone()).or_default();
-        *q += delta;
+        *q = q.checked_add(delta).ok_or_else(|| format!("{store} would hold more of item type {item_type} than a quantity can"))?;
         if *q == Quantity::ZERO {
             per_type.remove(item_type);
             if per_type.is_empty() {
                 self.store_stock.remove(&store);
             }
         }
+        Ok(())
     }
 
     /// Is `unit` equal to `ancestor` or below it?
@@ -641,6 +647,7 @@ impl State {
             }
         }
         self.touched.insert(rk("meta", "next_seq"));
+        self.last_at = Some(self.last_at.map_or(env.at, |t| t.max(env.at)));
         match &env.event {
             Event::SiteInitialized { site, verifier_key, root_unit, root_unit_name } => {
                 if self.site.is_some() {
@@ -809,8 +816,8 @@ impl State {
             }
             Event::Movement { from, to, lines, kind, .. } => {
                 for line in lines {
-                    self.index_stock(from, line.item_type(), Quantity(-line.quantity().0));
-                    self.index_stock(to, line.item_type(), line.quantity());
+                    self.index_stock(from, line.item_type(), line.quantity().negated()).map_err(fail)?;
+                    self.index_stock(to, line.item_type(), line.quantity()).map_err(fail)?;
                     match line {
                         Line::Serial { serial, .. } => {
                             let s = self.serials.get_mut(serial).ok_or_else(|| fail(format!("unknown serial {serial}")))?;
@@ -826,8 +833,8 @@ impl State {
                             self.touched.insert(rk("serial", serial));
                         }
                         Line::Lot { lot, quantity, .. } => {
-                            self.add_balance(from, lot, Quantity(-quantity.0), env.at);
-                            self.add_balance(to, lot, *quantity, env.at);
+                            self.add_balance(from, lot, quantity.negated(), env.at).map_err(fail)?;
+                            self.add_balance(to, lot, *quantity, env.at).map_err(fail)?;
                         }
                     }
                 }
@@ -890,7 +897,10 @@ impl State {
                 c.serials.entry(location.clone()).or_default().extend(serials.iter().cloned());
                 let per_lot = c.lots.entry(location.clone()).or_default();
                 for (lot, q) in lots {
-                    *per_lot.entry(lot.clone()).or_default() += *q;
+                    let sum = per_lot.entry(lot.clone()).or_default();
+                    *sum = sum
+                        .checked_add(*q)
+                        .ok_or_else(|| fail(format!("count {count} at {location}: lot {lot} sums past the limit of a quantity")))?;
                 }
                 self.touched.insert(rk("count", count));
             }
@@ -928,6 +938,8 @@ impl State {
             self.corrected.insert(c.seq, env.seq);
             self.touched.insert(rk("corrected", c.seq));
         }
+        #[cfg(debug_assertions)]
+        crate::invariants::after_apply(self, env).map_err(|v| fail(v.to_string()))?;
         // Transfers remember what was dispatched, for the receiving count.
         if let Event::Movement { kind: MovementKind::Dispatch, to: Account::Transit(t), lines, .. } = &env.event {
             if let Some(tr) = self.transfers.get_mut(t) {
@@ -938,20 +950,22 @@ impl State {
         Ok(())
     }
 
-    fn add_balance(&mut self, account: &Account, lot: &LotNo, delta: Quantity, at: OffsetDateTime) {
+    fn add_balance(&mut self, account: &Account, lot: &LotNo, delta: Quantity, at: OffsetDateTime) -> Result<(), String> {
         // Suppliers are sources without a balance: tracking them would only record negative numbers.
         if matches!(account, Account::Supplier(_)) {
-            return;
+            return Ok(());
         }
         let key = (account.clone(), lot.clone());
         self.touched.insert(rk("balance", balance_key(account, lot)));
         let entry = self.balances.entry(key.clone()).or_insert(Balance { quantity: Quantity::ZERO, since: at });
-        if entry.quantity.0 <= 0 && delta.is_positive() {
+        if !entry.quantity.is_positive() && delta.is_positive() {
             entry.since = at;
         }
-        entry.quantity += delta;
+        entry.quantity =
+            entry.quantity.checked_add(delta).ok_or_else(|| format!("{account} would hold more of lot {lot} than a quantity can"))?;
         if entry.quantity == Quantity::ZERO {
             self.balances.remove(&key);
         }
+        Ok(())
     }
 }

@@ -2,6 +2,7 @@
 
 use proptest::prelude::*;
 use proptest::test_runner::Config;
+use qm_core::quantity::QUANTITY_MAX_UNITS;
 use qm_core::*;
 use std::collections::{BTreeMap, BTreeSet};
 use time::macros::{date, datetime};
@@ -20,6 +21,8 @@ const PEOPLE: [&str; 12] = ["ARM1", "ARM2", "LOG1", "LOG2", "DO1", "DO2", "DO0",
 const SERIALS: usize = 9;
 /// L-0 … L-4 (even: ammunition, odd: explosive), and L-99 which no receipt brings in.
 const LOTS: usize = 6;
+/// Quantities near the largest a line or balance may hold (10^12 units), so that sums pass it.
+const BIG_UNITS: std::ops::RangeInclusive<i64> = (QUANTITY_MAX_UNITS - 1_000)..=QUANTITY_MAX_UNITS;
 
 fn badge(s: &str) -> Badge {
     Badge::parse(s).unwrap()
@@ -189,7 +192,7 @@ fn it() -> impl Strategy<Value = It> {
     prop_oneof![
         16 => (any::<usize>(), pct).prop_map(|(k, p)| It::Held(k, p)),
         1 => (0..SERIALS).prop_map(It::Serial),
-        1 => (0..LOTS, 0..=40i64).prop_map(|(l, n)| It::Lot(l, n)),
+        1 => (0..LOTS, prop_oneof![9 => 0..=40i64, 1 => BIG_UNITS]).prop_map(|(l, n)| It::Lot(l, n)),
     ]
 }
 
@@ -215,7 +218,7 @@ fn src(transit: u32) -> impl Strategy<Value = Src> {
 fn op(transit: u32) -> impl Strategy<Value = Op> {
     let l = place();
     prop_oneof![
-        4 => (l.clone(), 0..LOTS, prop_oneof![9 => 1..=300i64, 1 => Just(0i64)], prop::bool::weighted(0.05))
+        4 => (l.clone(), 0..LOTS, prop_oneof![9 => 1..=300i64, 1 => Just(0i64), 1 => BIG_UNITS, 1 => Just(QUANTITY_MAX_UNITS)], prop::bool::weighted(0.05))
             .prop_map(|(to, lot, units, wrong_type)| Op::ReceiveLot { to, lot, units, wrong_type }),
         2 => (l.clone(), 0..SERIALS).prop_map(|(to, serial)| Op::ReceiveSerial { to, serial }),
         4 => (0..PEOPLE.len(), any::<usize>(), prop::bool::weighted(0.1), items())
@@ -257,9 +260,9 @@ struct Run {
     ledger: Vec<Envelope>,
     clock: OffsetDateTime,
     /// Per lot: net quantity moved in from suppliers (out to a supplier counts negative).
-    supplier_in: BTreeMap<LotNo, i64>,
+    supplier_in: BTreeMap<LotNo, i128>,
     /// Per (external account other than a supplier, lot): in minus out.
-    external: BTreeMap<(Account, LotNo), i64>,
+    external: BTreeMap<(Account, LotNo), i128>,
     /// Where each serial is, by the movements applied.
     serials: BTreeMap<Serial, Account>,
     /// Steer around a known defect (a transfer receipt moves what was dispatched, not what is still
@@ -316,9 +319,12 @@ impl Run {
                         Line::Lot { lot, quantity, .. } => {
                             for (account, sign) in [(from, -1), (to, 1)] {
                                 match account {
-                                    Account::Supplier(_) => *self.supplier_in.entry(lot.clone()).or_default() -= sign * quantity.0,
+                                    Account::Supplier(_) => {
+                                        *self.supplier_in.entry(lot.clone()).or_default() -= sign * i128::from(quantity.thousandths())
+                                    }
                                     a if !a.is_internal() => {
-                                        *self.external.entry((a.clone(), lot.clone())).or_default() += sign * quantity.0
+                                        *self.external.entry((a.clone(), lot.clone())).or_default() +=
+                                            sign * i128::from(quantity.thousandths())
                                     }
                                     _ => {}
                                 }
@@ -342,7 +348,7 @@ impl Run {
                 .balances
                 .iter()
                 .filter(|((a, _), b)| a == account && b.quantity.is_positive())
-                .map(|((_, l), b)| (ItemRef::Lot { lot: l.clone(), quantity: b.quantity }, b.quantity.0)),
+                .map(|((_, l), b)| (ItemRef::Lot { lot: l.clone(), quantity: b.quantity }, b.quantity.thousandths())),
         );
         out
     }
@@ -357,7 +363,7 @@ impl Run {
                 match &held[k % held.len()].0 {
                     ItemRef::Serial(s) => ItemRef::Serial(s.clone()),
                     ItemRef::Lot { lot, quantity } => {
-                        ItemRef::Lot { lot: lot.clone(), quantity: Quantity(quantity.0 * i64::from(*pct) / 100) }
+                        ItemRef::Lot { lot: lot.clone(), quantity: quantity.scaled(i64::from(*pct), 100).unwrap_or(Quantity::MAX) }
                     }
                 }
             }
@@ -555,7 +561,7 @@ impl Run {
                         Line::Serial { serial, .. } if c >= 3 => received.push(ItemRef::Serial(serial.clone())),
                         Line::Serial { .. } => {}
                         Line::Lot { lot, quantity, .. } => {
-                            received.push(ItemRef::Lot { lot: lot.clone(), quantity: Quantity(quantity.0 * c / 10) })
+                            received.push(ItemRef::Lot { lot: lot.clone(), quantity: quantity.scaled(c, 10).unwrap_or(Quantity::MAX) })
                         }
                     }
                 }
@@ -587,9 +593,9 @@ impl Run {
                     match item {
                         ItemRef::Serial(x) => serials.push(x),
                         ItemRef::Lot { lot, quantity } => {
-                            let q = quantity.0 + lot_delta * 1000;
+                            let q = quantity.thousandths() + lot_delta * 1000;
                             if q > 0 {
-                                lots.push((lot, Quantity(q)));
+                                lots.push((lot, Quantity::from_thousandths(q).unwrap_or(Quantity::MAX)));
                             }
                         }
                     }
@@ -695,12 +701,12 @@ impl Run {
     /// (a) conservation and (b) no negative internal balance, after every step.
     fn check(&self, last: &Command) -> Result<(), TestCaseError> {
         let s = &self.state;
-        let mut internal: BTreeMap<&LotNo, i64> = BTreeMap::new();
+        let mut internal: BTreeMap<&LotNo, i128> = BTreeMap::new();
         for ((account, lot), b) in &s.balances {
             prop_assert!(b.quantity != Quantity::ZERO, "a zero balance row remains for {account} / {lot}");
             if account.is_internal() {
                 prop_assert!(b.quantity.is_positive(), "after {}: {account} holds {} of lot {lot}", last.name(), b.quantity);
-                *internal.entry(lot).or_default() += b.quantity.0;
+                *internal.entry(lot).or_default() += i128::from(b.quantity.thousandths());
             }
         }
         let mut all_lots: BTreeSet<&LotNo> = internal.keys().copied().collect();
@@ -710,7 +716,7 @@ impl Run {
             // Each external account's balance is what the applied movements put in and took out.
             let mut ext = 0;
             for account in [Account::Found, Account::Expended, Account::Destroyed, Account::Lost] {
-                let booked = s.balance(&account, lot).0;
+                let booked = i128::from(s.balance(&account, lot).thousandths());
                 let moved = self.external.get(&(account.clone(), lot.clone())).copied().unwrap_or(0);
                 prop_assert_eq!(booked, moved, "external account {} for lot {}", account, lot);
                 ext += booked;
@@ -742,6 +748,13 @@ impl Run {
             replayed.apply(env).map_err(|e| TestCaseError::fail(format!("replay: {e}")))?;
         }
         prop_assert!(replayed == self.state, "replayed books differ from the live ones");
+        // The independent auditor finds nothing impossible in the ledger, and the same books.
+        let mut audit = qm_core::invariants::Audit::new();
+        for env in &self.ledger {
+            audit.observe(env);
+        }
+        audit.compare(&self.state);
+        prop_assert!(audit.violations().is_empty(), "the auditor objects: {:?}", audit.violations());
         let rows = self.state.all_rows();
         let mut loaded = State::new();
         for (k, v) in &rows {

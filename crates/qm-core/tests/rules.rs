@@ -735,7 +735,12 @@ fn issuing_from_a_lot() {
     );
     assert_invalid(run(&s, "0417", None, issue("1001", Some("ARM11"), vec![lots("A-1", 0)])), "must be more than zero");
     assert_invalid(
-        run(&s, "0417", None, issue("1001", Some("ARM11"), vec![ItemRef::Lot { lot: lot("A-1"), quantity: Quantity(-5) }])),
+        run(
+            &s,
+            "0417",
+            None,
+            issue("1001", Some("ARM11"), vec![ItemRef::Lot { lot: lot("A-1"), quantity: Quantity::from_thousandths(-5).unwrap() }]),
+        ),
         "must be more than zero",
     );
     assert_invalid(run(&s, "0417", None, issue("1001", Some("RACK11"), vec![ser("R-1"), ser("R-1")])), "serial R-1 is named twice");
@@ -1833,7 +1838,7 @@ fn receiving_a_transfer_whose_serial_left_transit_is_refused_or_applies() {
 fn receiving_a_transfer_refuses_negative_quantities() {
     let mut s = stocked();
     exec(&mut s, "0611", None, dispatch("ARM11", "D-12", vec![lots("A-1", 100)]));
-    let received = vec![lots("A-1", 100), ItemRef::Lot { lot: lot("NEW-9"), quantity: Quantity(-5_000) }];
+    let received = vec![lots("A-1", 100), ItemRef::Lot { lot: lot("NEW-9"), quantity: Quantity::units(-5) }];
     let result = run(&s, "0710", None, receive_transfer("T-1", "ARM12", received));
     let Ok(d) = result else {
         assert!(matches!(result, Err(Rejection::Invalid(_))), "{result:?}");

@@ -161,7 +161,7 @@ async fn the_web_ui_in_chromium() {
                     }],
                 },
                 idempotency_key: "browser-tnt".into(),
-                at: now - time::Duration::hours(30),
+                at: now - time::Duration::minutes(1),
             })
             .unwrap();
             site.record_readings(&keeper, &mag, readings, "browser-readings", now).unwrap();
