@@ -46,6 +46,8 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
     ("crates/qm-store-postgres/migrations/0001_ledger.sql", "351a3cd33bf88ef14ea07fd3cd60de5c66ab333cd70cf72ea0f4255efd384577"),
     ("crates/qm-store-postgres/migrations/0002_readings.sql", "76fe0d5ffe96c6da20550ff6bedb7893dee830ed60652068c3e3f2c5b66c9edd"),
     ("crates/qm-store-postgres/migrations/0003_tiles.sql", "ad3fdf0d3287aadba6475c1354bd23c9f586e4dc80da9c449db5241e6b30d08c"),
+    ("crates/qm-store-sqlite/migrations/0003_credentials.sql", "19e5184b7e456b6bfddf30fa5ac8a3bb8df02f71cb94a2a3f082aa20630d6b73"),
+    ("crates/qm-store-postgres/migrations/0004_credentials.sql", "3729e73759f85eb59ef446413376cba96606653b046e68ece39a074efa7b59cb"),
 ];
 
 #[test]

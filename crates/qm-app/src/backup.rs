@@ -5,7 +5,10 @@
 //! cover), with projections rebuilt by replay. Writers may go on meanwhile: the backup never reads
 //! past the size it started from, so it is a consistent prefix of the ledger. A restore copies a
 //! backup into a new database (SQLite or PostgreSQL) the same way. Both end with a full verify.
-//! The site's signing key is not in the backup: it is the site's identity; keep it apart.
+//! The site's signing key is not in the backup: it is the site's identity; keep it apart. Nor are
+//! the credentials (PIN, password and token hashes), unless asked for (`--with-credentials`): a
+//! backup made with them is written owner-only, and a restore copies whatever credentials it holds.
+//! Without them, a restored site's people need their PINs set again (docs/operations.md).
 
 use crate::verify::{verify, VerifyOptions};
 use crate::{decode, open_store, AppError, Result};
@@ -22,13 +25,20 @@ pub struct CopyReport {
     pub entries: u64,
     pub checkpoints: usize,
     pub readings: usize,
+    /// Credentials copied (only when asked for).
+    pub credentials: usize,
     pub root: String,
     pub verified: bool,
 }
 
 /// Copies the ledger prefix of `src` (up to its size now) into the empty store `dest`, rebuilding
 /// projections by replay, then verifies `dest`.
-pub fn copy_ledger(src: &dyn Store, dest: &mut dyn Store, progress: &mut dyn FnMut(u64, u64)) -> Result<CopyReport> {
+pub fn copy_ledger(
+    src: &dyn Store,
+    dest: &mut dyn Store,
+    with_credentials: bool,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<CopyReport> {
     let n = src.entry_count()?;
     let mut state = State::new();
     let mut chunk: Vec<StoredEntry> = Vec::with_capacity(CHUNK);
@@ -101,21 +111,30 @@ pub fn copy_ledger(src: &dyn Store, dest: &mut dyn Store, progress: &mut dyn FnM
     for cp in &cps {
         dest.add_checkpoint(cp)?;
     }
+    // Credentials set by the entries copied, and only when asked for.
+    let creds: Vec<_> = if with_credentials { src.all_credentials()?.into_iter().filter(|c| c.seq < n).collect() } else { vec![] };
+    dest.put_credentials(&creds)?;
     let report = verify(dest, &VerifyOptions::default());
     if !report.ok() {
         return Err(AppError::Internal(format!("the copy does not verify: {}", report.problems.join("; "))));
     }
-    Ok(CopyReport { entries: copied, checkpoints: cps.len(), readings, root: report.root, verified: true })
+    Ok(CopyReport { entries: copied, checkpoints: cps.len(), readings, credentials: creds.len(), root: report.root, verified: true })
 }
 
 /// `qm backup FILE`: an online backup of the database `db` into a new SQLite file.
-pub fn backup(db: &str, file: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<CopyReport> {
+pub fn backup(db: &str, file: &str, with_credentials: bool, progress: &mut dyn FnMut(u64, u64)) -> Result<CopyReport> {
     let src = open_store(db, false)?;
     if std::path::Path::new(file).exists() {
         return Err(AppError::Usage(format!("{file} already exists; a backup never overwrites a file")));
     }
     let mut dest = open_store(file, true)?;
-    let r = copy_ledger(src.as_ref(), dest.as_mut(), progress);
+    #[cfg(unix)]
+    if with_credentials {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| AppError::Internal(format!("making {file} owner-only: {e}")))?;
+    }
+    let r = copy_ledger(src.as_ref(), dest.as_mut(), with_credentials, progress);
     if r.is_err() {
         drop(dest);
         for suffix in ["", "-wal", "-shm"] {
@@ -133,7 +152,7 @@ pub fn restore(file: &str, db: &str, progress: &mut dyn FnMut(u64, u64)) -> Resu
         return Err(AppError::Usage(format!("{file} does not verify, so it is not restored: {}", check.problems.join("; "))));
     }
     let mut dest = open_store(db, true)?;
-    copy_ledger(src.as_ref(), dest.as_mut(), progress)
+    copy_ledger(src.as_ref(), dest.as_mut(), true, progress)
 }
 
 #[cfg(test)]
@@ -147,14 +166,14 @@ mod tests {
         let day = crate::demo::last_day(time::OffsetDateTime::now_utc());
         drop(crate::demo::create(&db, &dir.path().join("site.key"), day).unwrap());
         let good = dir.path().join("good.qmbackup").to_str().unwrap().to_string();
-        assert!(backup(&db, &good, &mut |_, _| {}).unwrap().verified);
+        assert!(backup(&db, &good, false, &mut |_, _| {}).unwrap().verified);
         // A stored hash flipped (past the trigger), as a disk error might: the copy would hash
         // clean, so the backup must say so instead of hiding it.
         let conn = rusqlite::Connection::open(&db).unwrap();
         conn.execute_batch("DROP TRIGGER entries_no_update; UPDATE entries SET hashes = zeroblob(length(hashes)) WHERE seq = 7").unwrap();
         drop(conn);
         let bad = dir.path().join("bad.qmbackup").to_str().unwrap().to_string();
-        let e = backup(&db, &bad, &mut |_, _| {}).unwrap_err().to_string();
+        let e = backup(&db, &bad, false, &mut |_, _| {}).unwrap_err().to_string();
         assert!(e.contains("entry 7: its bytes do not hash to the tree hashes stored with it"), "{e}");
     }
 }

@@ -6,6 +6,7 @@ pub mod backup;
 pub mod bench;
 mod canonical;
 pub mod conditions;
+pub mod credentials;
 pub mod demo;
 pub mod demo_org;
 pub mod import;
@@ -13,6 +14,7 @@ pub mod magazines;
 pub mod query;
 pub mod verify;
 
+use qm_core::event::CredentialKind;
 use qm_core::rules::{genesis, Decision};
 use qm_core::{decide, Badge, Command, Correction, Ctx, Envelope, Event, Rejection, State, UnitId};
 use qm_ledger::{leaf_hash, sign_checkpoint, Checkpoint, Frontier, LedgerError, SiteKey};
@@ -41,6 +43,9 @@ pub enum AppError {
     Rejected(#[from] Rejection),
     #[error("refused: badge {badge}: badge or PIN not accepted (rule auth.pin)")]
     BadCredentials { badge: String },
+    /// Too many failed attempts: the badge is locked until `until` (see `credentials::Lockout`).
+    #[error("refused: badge {badge} is locked after repeated failed PINs or passwords until {until} (UTC); ask an administrator if this was not you (rule auth.locked)")]
+    Locked { badge: String, until: OffsetDateTime },
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error("ledger: {0}")]
@@ -57,7 +62,7 @@ impl AppError {
     /// Exit code for the CLI: 2 usage, 3 refused by a rule, 4 not found, 1 anything else.
     pub fn exit_code(&self) -> i32 {
         match self {
-            AppError::Rejected(Rejection::Refused { .. }) | AppError::BadCredentials { .. } => 3,
+            AppError::Rejected(Rejection::Refused { .. }) | AppError::BadCredentials { .. } | AppError::Locked { .. } => 3,
             AppError::Rejected(Rejection::NotFound { .. }) => 4,
             AppError::Rejected(Rejection::Invalid(_)) | AppError::Usage(_) | AppError::Import { .. } => 2,
             AppError::Store(StoreError::Missing(_)) => 4,
@@ -69,6 +74,7 @@ impl AppError {
         match self {
             AppError::Rejected(r) => r.code(),
             AppError::BadCredentials { .. } => "auth.pin",
+            AppError::Locked { .. } => "auth.locked",
             AppError::Store(StoreError::Unavailable(_)) => "store.unavailable",
             AppError::Store(_) => "store",
             AppError::Ledger(_) => "ledger",
@@ -105,8 +111,8 @@ pub struct Outcome {
 /// Hashes a PIN or password with Argon2id and a random salt, as a PHC string.
 pub fn hash_secret(secret: &str) -> Result<String> {
     use argon2::password_hash::PasswordHasher;
-    if secret.len() < 4 || secret.len() > 128 {
-        return Err(AppError::Usage("a PIN has 4 to 128 characters".into()));
+    if secret.chars().count() < credentials::PIN_LEN_MIN || secret.len() > 128 {
+        return Err(AppError::Usage(format!("a PIN or password has {} to 128 characters", credentials::PIN_LEN_MIN)));
     }
     argon2::Argon2::default()
         .hash_password(secret.as_bytes())
@@ -114,8 +120,15 @@ pub fn hash_secret(secret: &str) -> Result<String> {
         .map_err(|e| AppError::Internal(format!("hashing a PIN: {e}")))
 }
 
-fn secret_matches(secret: &str, phc: &str) -> bool {
+/// Whether `secret` matches an Argon2id PHC string (`None`: nothing to match, always false). The
+/// slow part of every sign-in: the server runs it off the thread that owns the site.
+pub fn check_secret(secret: &str, phc: Option<&str>) -> bool {
     use argon2::password_hash::{phc::PasswordHash, PasswordVerifier};
+    let Some(phc) = phc else {
+        // As slow as a real check, so that a badge without a credential is not told apart by timing.
+        let _ = hash_secret("not-a-pin-of-anyone");
+        return false;
+    };
     match PasswordHash::new(phc) {
         Ok(h) => argon2::Argon2::default().verify_password(secret.as_bytes(), &h).is_ok(),
         Err(_) => false,
@@ -192,6 +205,8 @@ pub struct Site {
     /// away): the books in memory may hold changes that were never recorded, so nothing is read or
     /// written until `ensure_fresh` re-reads them.
     stale: Option<String>,
+    /// Failed sign-ins per badge (shared with the server's sign-in threads).
+    lockout: std::sync::Arc<credentials::Lockout>,
 }
 
 /// Work for the writer thread, done in order.
@@ -415,10 +430,16 @@ impl Site {
         key.write_new(key_path)?;
         let mut site = Site::assemble(store, State::new(), Frontier::new(), Some(key), db);
         let verifier = site.key.as_ref().map(SiteKey::verifier_key).unwrap_or_default();
-        let events = genesis(g.site, &verifier, g.root_unit, g.root_unit_name, g.admin, g.admin_name, &pin_hash);
+        let events = genesis(g.site, &verifier, g.root_unit, g.root_unit_name, g.admin, g.admin_name);
         let decision = Decision { events, corrects: None };
         let mut commit = Commit::default();
-        site.stage(g.admin, None, "genesis", g.at, decision, &mut commit)?;
+        let staged = site.stage(g.admin, None, "genesis", g.at, decision, &mut commit)?;
+        commit.credentials.push(qm_store::CredentialChange {
+            subject: credentials::badge_subject(g.admin),
+            kind: "pin".into(),
+            hash: Some(pin_hash),
+            seq: staged.last_seq,
+        });
         site.flush(commit)?;
         site.checkpoint()?;
         Ok(site)
@@ -449,6 +470,7 @@ impl Site {
             unencoded: vec![],
             last_ticket: 0,
             signed_at: 0,
+            lockout: Default::default(),
         }
     }
 
@@ -476,12 +498,47 @@ impl Site {
         self.key.is_some()
     }
 
-    /// Checks a badge and PIN against the stored Argon2id hash.
-    pub fn authenticate(&self, badge: &Badge, pin: &str) -> Result<()> {
-        match self.state.people.get(badge) {
-            Some(p) if secret_matches(pin, &p.pin_hash) => Ok(()),
-            _ => Err(AppError::BadCredentials { badge: badge.to_string() }),
+    /// The Argon2id hash a badge's PIN or password is checked against: the credentials table's, or
+    /// on a ledger begun before credentials moved there, the one its entries still carry. Fast (one
+    /// indexed read): the slow comparison is [`check_secret`], which may run on any thread.
+    pub fn credential_hash(&self, badge: &Badge, kind: CredentialKind) -> Result<Option<String>> {
+        if let Some(h) = self.store.credential(&credentials::badge_subject(badge), kind.as_str())? {
+            return Ok(Some(h));
         }
+        let legacy = self.state.people.get(badge).and_then(|p| match kind {
+            CredentialKind::Pin => p.pin_hash.clone(),
+            CredentialKind::Password => p.password_hash.clone(),
+        });
+        Ok(legacy)
+    }
+
+    /// The hash an API token's secret is checked against, when the token exists and is not revoked.
+    pub fn token_hash(&self, id: &str) -> Result<Option<String>> {
+        let Some(t) = self.state.tokens.get(id) else { return Ok(None) };
+        if t.revoked {
+            return Ok(None);
+        }
+        match self.store.credential(&credentials::token_subject(id), "token")? {
+            Some(h) => Ok(Some(h)),
+            None => Ok(t.secret_hash.clone()),
+        }
+    }
+
+    /// Failed PIN and password attempts per badge, shared with the server's sign-in threads.
+    pub fn lockout(&self) -> std::sync::Arc<credentials::Lockout> {
+        self.lockout.clone()
+    }
+
+    /// Checks a badge and PIN against the stored Argon2id hash (and the badge's lockout).
+    pub fn authenticate(&self, badge: &Badge, pin: &str) -> Result<()> {
+        self.authenticate_kind(badge, CredentialKind::Pin, pin)
+    }
+
+    fn authenticate_kind(&self, badge: &Badge, kind: CredentialKind, secret: &str) -> Result<()> {
+        let now = OffsetDateTime::now_utc();
+        self.lockout.check(badge, now)?;
+        let hash = self.credential_hash(badge, kind)?;
+        self.lockout.settle(badge, check_secret(secret, hash.as_deref()), now, kind)
     }
 
     /// Records a denied sign-in or request in the ledger (durably) and returns nothing else.
@@ -507,18 +564,17 @@ impl Site {
 
     /// Checks a badge and password (web sign-in) against the stored Argon2id hash.
     pub fn authenticate_password(&self, badge: &Badge, password: &str) -> Result<()> {
-        match self.state.people.get(badge).and_then(|p| p.password_hash.as_ref()) {
-            Some(h) if secret_matches(password, h) => Ok(()),
-            _ => Err(AppError::BadCredentials { badge: badge.to_string() }),
-        }
+        self.authenticate_kind(badge, CredentialKind::Password, password)
     }
 
     /// Checks an API token `ID.SECRET`; returns the token's id when it is valid and not revoked.
     pub fn authenticate_token(&self, presented: &str) -> Result<String> {
         let (id, secret) = presented.split_once('.').ok_or_else(|| AppError::BadCredentials { badge: "token".into() })?;
-        match self.state.tokens.get(id) {
-            Some(t) if !t.revoked && secret_matches(secret, &t.secret_hash) => Ok(id.to_string()),
-            _ => Err(AppError::BadCredentials { badge: format!("token {id}") }),
+        let hash = self.token_hash(id)?;
+        if check_secret(secret, hash.as_deref()) {
+            Ok(id.to_string())
+        } else {
+            Err(AppError::BadCredentials { badge: format!("token {id}") })
         }
     }
 
@@ -807,7 +863,9 @@ impl Site {
             }
             Err(e) => return Err(e.into()),
         };
-        self.stage(&req.actor, req.witness.as_ref(), key, req.at, decision, commit)
+        let outcome = self.stage(&req.actor, req.witness.as_ref(), key, req.at, decision, commit)?;
+        commit.credentials.extend(credentials::changes(&req.command, &outcome.entries));
+        Ok(outcome)
     }
 
     /// Turns a decision into entries, applies them to the books and adds them to the commit.

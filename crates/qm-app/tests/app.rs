@@ -341,3 +341,44 @@ fn a_signed_ledger_that_takes_more_than_a_place_holds_is_reported_by_verify() {
     let said = report.problems.join("\n");
     assert!(said.contains("invariant.balance") && said.contains(&format!("lot {lot}")), "{said}");
 }
+
+#[test]
+fn a_ledger_written_before_credentials_left_it_still_signs_in_and_verifies() {
+    let (dir, site) = demo();
+    drop(site);
+    // Entries as the earlier format wrote them: the hash inside the event.
+    let old_pin = qm_app::hash_secret("9876").unwrap();
+    forge(
+        &dir,
+        vec![(
+            Badge::parse("0001").unwrap(),
+            Event::PersonRegistered {
+                badge: Badge::parse("0777").unwrap(),
+                name: "Old Timer".into(),
+                unit: UnitId::parse("HQ").unwrap(),
+                roles: vec![Role::Inspector],
+                pin_hash: Some(old_pin),
+            },
+        )],
+    );
+    let mut site = open_again(&dir);
+    assert_verifies(&site);
+    let old = Badge::parse("0777").unwrap();
+    site.authenticate(&old, "9876").unwrap();
+    assert!(site.authenticate(&old, "1111").is_err());
+    // A new PIN goes to the credentials table and supersedes the one the old entry carries.
+    let new_pin = qm_app::hash_secret("5555").unwrap();
+    site.execute(Request {
+        actor: old.clone(),
+        witness: None,
+        command: Command::SetCredential { badge: old.clone(), kind: qm_core::event::CredentialKind::Pin, hash: new_pin },
+        idempotency_key: "new-pin".into(),
+        at: OffsetDateTime::now_utc(),
+    })
+    .unwrap();
+    site.authenticate(&old, "5555").unwrap();
+    assert!(site.authenticate(&old, "9876").is_err(), "the old PIN no longer works");
+    let site = open_again(&dir);
+    site.authenticate(&old, "5555").unwrap();
+    assert_verifies(&site);
+}

@@ -1,6 +1,7 @@
 //! The ledger format, locked: the exact canonical bytes of one entry of every event type are checked
 //! in (`tests/data/golden-entries.jsonl`), and each must decode and encode to the very same bytes,
-//! so no refactoring can change what is hashed. `QM_BLESS=1` writes the file from the demo
+//! so no refactoring can change what is hashed. Entries of old ledgers (a `person_registered` with its
+//! `pin_hash`, written before credentials left the ledger) stay beside the shapes written today. `QM_BLESS=1` writes the file from the demo
 //! organization's ledger; it is run once, when a new event type is added, never to accept a change.
 
 use qm_app::{decode, encode, encode_reference};

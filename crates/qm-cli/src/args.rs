@@ -262,8 +262,14 @@ pub enum Cmd {
         #[arg(long, default_value_t = 100_000)]
         movements: usize,
     },
-    /// Online backup of the ledger into a new SQLite file (verified); the signing key is not included.
-    Backup { file: String },
+    /// Online backup of the ledger into a new SQLite file (verified); the signing key is not included,
+    /// nor the credentials (PIN, password and token hashes) unless --with-credentials.
+    Backup {
+        file: String,
+        /// Copy the credentials too (the file is then written owner-only): a restore keeps sign-ins.
+        #[arg(long)]
+        with_credentials: bool,
+    },
     /// Restore a backup into the database given by --db (which must not exist yet).
     Restore { file: String },
     /// A load of issues and returns on a demo site, printing each acknowledged idempotency key:

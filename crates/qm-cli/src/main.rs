@@ -543,9 +543,9 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
             Ok(0)
         }
         Cmd::Qd { .. } | Cmd::Magazines { .. } | Cmd::Lots { .. } | Cmd::Conditions(_) | Cmd::Report(_) => safety_cmds::run(cli, out),
-        Cmd::Backup { file } => {
+        Cmd::Backup { file, with_credentials } => {
             let bar = output::progress(out);
-            let r = qm_app::backup::backup(&cli.db, file, &mut |d, t| {
+            let r = qm_app::backup::backup(&cli.db, file, *with_credentials, &mut |d, t| {
                 bar.set_length(t);
                 bar.set_position(d);
             });
@@ -553,8 +553,8 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
             let r = r?;
             out.json_or(&r, || {
                 format!(
-                    "backed up {} entries, {} checkpoints, {} readings to {file}; verified; root {}",
-                    r.entries, r.checkpoints, r.readings, r.root
+                    "backed up {} entries, {} checkpoints, {} readings, {} credentials to {file}; verified; root {}",
+                    r.entries, r.checkpoints, r.readings, r.credentials, r.root
                 )
             });
             Ok(0)
@@ -569,8 +569,8 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
             let r = r?;
             out.json_or(&r, || {
                 format!(
-                    "restored {} entries, {} checkpoints, {} readings into {}; verified; root {}",
-                    r.entries, r.checkpoints, r.readings, cli.db, r.root
+                    "restored {} entries, {} checkpoints, {} readings, {} credentials into {}; verified; root {}",
+                    r.entries, r.checkpoints, r.readings, r.credentials, cli.db, r.root
                 )
             });
             Ok(0)

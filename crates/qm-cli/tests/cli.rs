@@ -1071,3 +1071,87 @@ fn quantities_that_add_up_past_the_limit_are_refused_and_nothing_wraps() {
     assert!(stock.contains("BIG-2") && stock.contains("600000000000"), "{stock}");
     e.ok("0001", &["verify"]);
 }
+
+/// Every byte the ledger and the projection rows hold, as text, straight from the SQLite file.
+fn ledger_and_rows_text(db: &Path) -> String {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut text = String::new();
+    let mut st = conn.prepare("SELECT bytes FROM entries ORDER BY seq").unwrap();
+    for b in st.query_map([], |r| r.get::<_, Vec<u8>>(0)).unwrap() {
+        text.push_str(&String::from_utf8(b.unwrap()).unwrap());
+        text.push('\n');
+    }
+    let mut st = conn.prepare("SELECT value FROM projection").unwrap();
+    for v in st.query_map([], |r| r.get::<_, String>(0)).unwrap() {
+        text.push_str(&v.unwrap());
+        text.push('\n');
+    }
+    text
+}
+
+#[test]
+fn no_secret_is_in_the_ledger_and_a_backup_holds_credentials_only_when_asked() {
+    let e = Env::new();
+    e.setup();
+    e.ok("0417", &["person", "pin", "0417"]);
+    let mut pw = Command::new(env!("CARGO_BIN_EXE_qm"));
+    pw.env_clear().env("QM_DB", e.db()).env("QM_ACTOR", "0001").env("QM_PIN", "1234").env("QM_NEW_PASSWORD", "a long password");
+    assert!(pw.args(["person", "password", "0501"]).status().unwrap().success());
+    let token = e.ok("0001", &["token", "issue", "scanner-1", "--label", "Rack scanner", "--unit", "D-1", "--operations", "issue,return"]);
+    e.ok("0001", &["token", "revoke", "scanner-1", "--reason", "lost"]);
+    let text = ledger_and_rows_text(&e.db());
+    assert!(!text.contains("argon2"), "a credential hash is in the ledger or the rows");
+    // The ledger says that credentials were set and revoked, by whom and when.
+    let log = e.json("0001", &["log", "--limit", "1000"]);
+    let kinds: Vec<String> = log.as_array().unwrap().iter().map(|x| x["type"].as_str().unwrap_or("").to_string()).collect();
+    for k in ["credential_set", "token_issued", "token_revoked"] {
+        assert!(kinds.iter().any(|x| x == k), "no {k} in the log: {kinds:?}");
+    }
+    assert!(!token.is_empty());
+    // The hashes are in the credentials table, outside the ledger.
+    let conn = rusqlite::Connection::open(e.db()).unwrap();
+    let n: i64 = conn.query_row("SELECT count(*) FROM credentials WHERE hash LIKE '$argon2id$%'", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 6 + 1, "five people and the administrator with a PIN, one password; the revoked token is gone");
+    drop(conn);
+    // A backup leaves them out unless asked; the restored site then accepts nobody's PIN.
+    let plain = e.json("0001", &["backup", "plain.db"]);
+    assert_eq!(plain["credentials"], 0);
+    assert!(!ledger_and_rows_text(&e.path("plain.db")).contains("argon2"));
+    let with = e.json("0001", &["backup", "with.db", "--with-credentials"]);
+    assert_eq!(with["credentials"], 7);
+    assert_eq!(mode(&e.path("with.db")), 0o600, "a backup with credentials is owner-only");
+    for (backup, code) in [("plain.db", 3), ("with.db", 0)] {
+        let target = e.path(&format!("restored-{backup}"));
+        let r = Command::new(env!("CARGO_BIN_EXE_qm"))
+            .env_clear()
+            .args(["--db", target.to_str().unwrap(), "restore", e.path(backup).to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        // Signing in needs a credential: a checkpoint needs the key, so ask for one that only authenticates.
+        let r = Command::new(env!("CARGO_BIN_EXE_qm"))
+            .env_clear()
+            .env("QM_DB", &target)
+            .env("QM_ACTOR", "0417")
+            .env("QM_PIN", "1234")
+            .args(["issue", "--to", "1001", "R-1041"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(code), "restored from {backup}: {stderr}");
+        if code == 3 {
+            assert!(stderr.contains("auth.pin"), "{stderr}");
+        }
+    }
+}
+
+#[test]
+fn a_pin_shorter_than_the_minimum_is_refused() {
+    let e = Env::new();
+    e.setup();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_qm"));
+    cmd.env_clear().env("QM_DB", e.db()).env("QM_ACTOR", "0001").env("QM_PIN", "1234").env("QM_NEW_PIN", "123");
+    let r = cmd.args(["person", "add", "0999", "--name", "X", "--unit", "D-1", "--roles", "armorer"]).output().unwrap();
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("4 to 128 characters"), "{}", String::from_utf8_lossy(&r.stderr));
+}

@@ -82,6 +82,15 @@ pub enum CredentialKind {
     Password,
 }
 
+impl CredentialKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialKind::Pin => "pin",
+            CredentialKind::Password => "password",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DiscrepancyKind {
@@ -230,14 +239,19 @@ pub enum Event {
         name: String,
         unit: UnitId,
         roles: Vec<Role>,
-        /// Argon2id PHC string; never the PIN.
-        pin_hash: String,
+        /// Ledgers written before credentials moved out of the ledger carry the PIN's Argon2id PHC
+        /// string here; new entries never do (a `CredentialSet` follows, and the hash is kept in the
+        /// store's credentials table). See docs/ledger.md, "Credentials".
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pin_hash: Option<String>,
     },
-    /// A new PIN (counter, witness) or password (web sign-in) for a person, as an Argon2id PHC string.
+    /// A new PIN (counter, witness) or password (web sign-in) was set for a person: by the entry's
+    /// actor, at its time. The hash is in the credentials table; old ledgers carry it here.
     CredentialSet {
         badge: Badge,
         kind: CredentialKind,
-        hash: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hash: Option<String>,
     },
     /// An API token for a device or script, scoped to a unit subtree and a set of operations.
     TokenIssued {
@@ -245,8 +259,10 @@ pub enum Event {
         label: String,
         unit: UnitId,
         operations: Vec<String>,
-        /// Argon2id hash of the token's secret; the secret itself is shown once and never stored.
-        secret_hash: String,
+        /// Old ledgers only: the Argon2id hash of the token's secret (now in the credentials table).
+        /// The secret itself is shown once and never stored.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret_hash: Option<String>,
     },
     TokenRevoked {
         token: String,

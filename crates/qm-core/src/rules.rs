@@ -470,12 +470,22 @@ fn decide_command(state: &State, ctx: &Ctx, command: &Command) -> Result<Decisio
             if roles.is_empty() {
                 return invalid("a person needs at least one role");
             }
-            one(Event::PersonRegistered {
-                badge: badge.clone(),
-                name: name.clone(),
-                unit: unit.clone(),
-                roles: roles.clone(),
-                pin_hash: pin_hash.clone(),
+            if pin_hash.is_empty() {
+                return invalid("empty credential hash");
+            }
+            // The ledger records that a PIN was set; its hash goes to the credentials table (qm-app).
+            Ok(Decision {
+                events: vec![
+                    Event::PersonRegistered {
+                        badge: badge.clone(),
+                        name: name.clone(),
+                        unit: unit.clone(),
+                        roles: roles.clone(),
+                        pin_hash: None,
+                    },
+                    Event::CredentialSet { badge: badge.clone(), kind: CredentialKind::Pin, hash: None },
+                ],
+                corrects: None,
             })
         }
         Command::GrantQualification { badge, qualification, expires } => {
@@ -524,7 +534,7 @@ fn decide_command(state: &State, ctx: &Ctx, command: &Command) -> Result<Decisio
             if hash.is_empty() {
                 return invalid("empty credential hash");
             }
-            one(Event::CredentialSet { badge: badge.clone(), kind: *kind, hash: hash.clone() })
+            one(Event::CredentialSet { badge: badge.clone(), kind: *kind, hash: None })
         }
         Command::IssueToken { token, label, unit, operations, secret_hash } => {
             text("token label", label, true)?;
@@ -541,12 +551,15 @@ fn decide_command(state: &State, ctx: &Ctx, command: &Command) -> Result<Decisio
             if operations.is_empty() {
                 return invalid("a token needs at least one operation");
             }
+            if secret_hash.is_empty() {
+                return invalid("empty credential hash");
+            }
             one(Event::TokenIssued {
                 token: token.clone(),
                 label: label.clone(),
                 unit: unit.clone(),
                 operations: operations.clone(),
-                secret_hash: secret_hash.clone(),
+                secret_hash: None,
             })
         }
         Command::RevokeToken { token, reason } => {
@@ -1417,15 +1430,7 @@ fn decide_resolve(c: &Checker, id: &DiscrepancyId, approve: bool, note: &str, it
 }
 
 /// The first events of a new site: its identity, its root unit, and its first administrator.
-pub fn genesis(
-    site: &str,
-    verifier_key: &str,
-    root_unit: &UnitId,
-    root_unit_name: &str,
-    admin: &Badge,
-    admin_name: &str,
-    pin_hash: &str,
-) -> Vec<Event> {
+pub fn genesis(site: &str, verifier_key: &str, root_unit: &UnitId, root_unit_name: &str, admin: &Badge, admin_name: &str) -> Vec<Event> {
     vec![
         Event::SiteInitialized {
             site: site.to_string(),
@@ -1438,8 +1443,9 @@ pub fn genesis(
             name: admin_name.to_string(),
             unit: root_unit.clone(),
             roles: vec![Role::Admin],
-            pin_hash: pin_hash.to_string(),
+            pin_hash: None,
         },
+        Event::CredentialSet { badge: admin.clone(), kind: CredentialKind::Pin, hash: None },
     ]
 }
 

@@ -68,8 +68,11 @@ pub struct Person {
     pub name: String,
     pub unit: UnitId,
     pub roles: Vec<Role>,
-    pub pin_hash: String,
-    /// For web sign-in; None until one is set.
+    /// Only on ledgers begun before credentials moved to their own table: the PIN hash their entries
+    /// carry, until a newer PIN supersedes it. New ledgers never hold one (docs/ledger.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_hash: Option<String>,
+    /// As `pin_hash`, for the web password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_hash: Option<String>,
     pub qualifications: BTreeMap<String, Date>,
@@ -81,7 +84,9 @@ pub struct ApiToken {
     pub label: String,
     pub unit: UnitId,
     pub operations: Vec<String>,
-    pub secret_hash: String,
+    /// Only on old ledgers (see `Person::pin_hash`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_hash: Option<String>,
     pub issued_by: Badge,
     pub revoked: bool,
 }
@@ -750,8 +755,9 @@ impl State {
             Event::CredentialSet { badge, kind, hash } => {
                 let p = self.people.get_mut(badge).ok_or_else(|| fail(format!("unknown badge {badge}")))?;
                 match kind {
+                    // A new credential supersedes one an old entry carried (None on new ledgers).
                     CredentialKind::Pin => p.pin_hash = hash.clone(),
-                    CredentialKind::Password => p.password_hash = Some(hash.clone()),
+                    CredentialKind::Password => p.password_hash = hash.clone(),
                 }
                 self.touched.insert(rk("person", badge));
             }

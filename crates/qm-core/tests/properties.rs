@@ -94,13 +94,7 @@ fn org() -> Vec<Event> {
         ("P2", "D-2", Armorer),
         ("ADM", "HQ", Admin),
     ] {
-        ev.push(Event::PersonRegistered {
-            badge: badge(b),
-            name: format!("Person {b}"),
-            unit: unit(u),
-            roles: vec![role],
-            pin_hash: "$argon2id$fake".into(),
-        });
+        ev.push(Event::PersonRegistered { badge: badge(b), name: format!("Person {b}"), unit: unit(u), roles: vec![role], pin_hash: None });
     }
     // P2 is not qualified on rifles: issuing one to P2 is refused.
     for b in ["ARM1", "ARM2", "P1"] {

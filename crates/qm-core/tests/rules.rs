@@ -1,6 +1,6 @@
 //! Unit tests for every rule in `qm_core::rules::decide`: each refusal (rule code and the facts in its message), the events each accepted command becomes, and the effective policy (tighten, never relax).
 
-use qm_core::event::{DiscrepancyFacts, DiscrepancyKind, DiscrepancySource};
+use qm_core::event::{CredentialKind, DiscrepancyFacts, DiscrepancyKind, DiscrepancySource};
 use qm_core::policy::PolicyRules;
 use qm_core::state::ApplyError;
 use qm_core::*;
@@ -184,7 +184,7 @@ fn unit_ev(unit: &str, parent: &str) -> Event {
 }
 
 fn person_ev(badge: &str, name: &str, unit: &str, roles: &[Role]) -> Event {
-    Event::PersonRegistered { badge: b(badge), name: name.into(), unit: u(unit), roles: roles.to_vec(), pin_hash: "$argon2id$fake".into() }
+    Event::PersonRegistered { badge: b(badge), name: name.into(), unit: u(unit), roles: roles.to_vec(), pin_hash: None }
 }
 
 fn location_ev(loc: &str, unit: &str, parent: Option<&str>, kind: LocationKind, keeper: Option<&str>) -> Event {
@@ -499,14 +499,20 @@ fn register_person_and_grant_qualification() {
     };
     assert_eq!(
         events(run(&s, "0002", None, reg("3001", "D-11", vec![Role::Armorer]))),
-        vec![Event::PersonRegistered {
-            badge: b("3001"),
-            name: "New Person".into(),
-            unit: u("D-11"),
-            roles: vec![Role::Armorer],
-            pin_hash: "$argon2id$x".into(),
-        }]
+        vec![
+            Event::PersonRegistered {
+                badge: b("3001"),
+                name: "New Person".into(),
+                unit: u("D-11"),
+                roles: vec![Role::Armorer],
+                pin_hash: None,
+            },
+            Event::CredentialSet { badge: b("3001"), kind: CredentialKind::Pin, hash: None }
+        ]
     );
+    // No event carries the hash: it goes to the credentials table, never into the ledger.
+    let registered = events(run(&s, "0002", None, reg("3001", "D-11", vec![Role::Armorer])));
+    assert!(!format!("{registered:?}").contains("argon2id"), "{registered:?}");
     assert_refused(run(&s, "0001", None, reg("0417", "D-11", vec![Role::Armorer])), "unique", &["badge 0417 is already registered"]);
     assert_invalid(run(&s, "0001", None, reg("3001", "D-11", vec![])), "at least one role");
     assert_not_found(run(&s, "0001", None, reg("3001", "D-99", vec![Role::Armorer])), "unit", "D-99");

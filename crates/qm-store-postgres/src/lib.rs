@@ -14,7 +14,7 @@ pub mod tiles;
 
 use postgres::types::{ToSql, Type};
 use postgres::{Client, Config, NoTls, Row};
-use qm_store::{Commit, Hash, Result, StoreError, StoredCheckpoint, StoredEntry, StoredReading};
+use qm_store::{Commit, CredentialChange, Hash, Result, StoreError, StoredCheckpoint, StoredEntry, StoredReading};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
@@ -31,6 +31,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_ledger.sql", include_str!("../migrations/0001_ledger.sql")),
     ("0002_readings.sql", include_str!("../migrations/0002_readings.sql")),
     ("0003_tiles.sql", include_str!("../migrations/0003_tiles.sql")),
+    ("0004_credentials.sql", include_str!("../migrations/0004_credentials.sql")),
 ];
 
 /// The version table, created with the first migration. It never changes: it is how we recognise our
@@ -407,6 +408,7 @@ impl PostgresStore {
             tx.execute("SELECT 1 FROM projection WHERE kind = 'meta' AND key = 'next_seq' FOR UPDATE", &[]).map_err(be)?;
         }
         write_rows(&mut tx, &commit.rows)?;
+        write_credentials(&mut tx, &commit.credentials)?;
         // Returns once the WAL is flushed (synchronous_commit = on, see the module comment).
         tx.commit().map_err(be)
     }
@@ -875,6 +877,32 @@ impl qm_store::Store for PostgresStore {
         rows.iter().map(reading_row).collect()
     }
 
+    fn credential(&self, subject: &str, kind: &str) -> Result<Option<String>> {
+        let rows = self.client()?.query("SELECT hash FROM credentials WHERE subject = $1 AND kind = $2", &[&subject, &kind]).map_err(be)?;
+        rows.first().map(|r| r.try_get(0).map_err(be)).transpose()
+    }
+
+    fn all_credentials(&self) -> Result<Vec<CredentialChange>> {
+        let rows = self.client()?.query("SELECT subject, kind, hash, seq FROM credentials ORDER BY subject, kind", &[]).map_err(be)?;
+        rows.iter()
+            .map(|r| {
+                Ok(CredentialChange {
+                    subject: r.try_get(0).map_err(be)?,
+                    kind: r.try_get(1).map_err(be)?,
+                    hash: r.try_get(2).map_err(be)?,
+                    seq: r.try_get::<_, i64>(3).map_err(be)? as u64,
+                })
+            })
+            .collect()
+    }
+
+    fn put_credentials(&mut self, changes: &[CredentialChange]) -> Result<()> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction().map_err(be)?;
+        write_credentials(&mut tx, changes)?;
+        tx.commit().map_err(be)
+    }
+
     fn readings_of_digest(&self, digest_seq: u64) -> Result<Vec<StoredReading>> {
         let rows = self
             .client()?
@@ -895,6 +923,22 @@ impl qm_store::Store for PostgresStore {
             Ok(true)
         })
     }
+}
+
+/// Sets or removes credentials inside the caller's transaction.
+fn write_credentials(tx: &mut postgres::Transaction, changes: &[CredentialChange]) -> Result<()> {
+    for c in changes {
+        match &c.hash {
+            Some(h) => tx.execute(
+                "INSERT INTO credentials (subject, kind, hash, seq) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (subject, kind) DO UPDATE SET hash = excluded.hash, seq = excluded.seq",
+                &[&c.subject, &c.kind, h, &seq_param(c.seq)?],
+            ),
+            None => tx.execute("DELETE FROM credentials WHERE subject = $1 AND kind = $2", &[&c.subject, &c.kind]),
+        }
+        .map_err(be)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

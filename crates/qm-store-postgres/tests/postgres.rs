@@ -154,7 +154,7 @@ fn history_cannot_be_edited_in_the_database() {
     let reading = StoredReading { location: "M1".into(), at_ms: 5, temperature_c: Some(20.5), humidity_pct: None, digest_seq: 0 };
     // A full tile (sealed) and one entry of the next (open): every table holding entries has rows.
     let entries: Vec<StoredEntry> = (0..257).map(|i| entry(i, "k0")).collect();
-    s.commit(&Commit { entries: entries.clone(), rows: vec![], readings: vec![reading] }).unwrap();
+    s.commit(&Commit { entries: entries.clone(), rows: vec![], readings: vec![reading], ..Default::default() }).unwrap();
     let mut c = postgres::Client::connect(db.url(), postgres::NoTls).unwrap();
     for sql in [
         "UPDATE entry_keys SET idem = 'x'",
@@ -183,8 +183,15 @@ fn a_commit_is_all_or_nothing_and_a_taken_seq_is_a_conflict() {
     let db = scratch();
     let mut s = PostgresStore::create(db.url()).unwrap();
     let row = |k: &str, v: Option<&str>| RowChange { kind: "serial".into(), key: k.into(), value: v.map(String::from) };
-    s.commit(&Commit { entries: vec![entry(0, "a"), entry(1, "a")], rows: vec![row("R-1", Some("{}"))], readings: vec![] }).unwrap();
-    let bad = Commit { entries: vec![entry(2, "b"), entry(1, "b")], rows: vec![row("R-2", Some("{}"))], readings: vec![] };
+    s.commit(&Commit {
+        entries: vec![entry(0, "a"), entry(1, "a")],
+        rows: vec![row("R-1", Some("{}"))],
+        readings: vec![],
+        ..Default::default()
+    })
+    .unwrap();
+    let bad =
+        Commit { entries: vec![entry(2, "b"), entry(1, "b")], rows: vec![row("R-2", Some("{}"))], readings: vec![], ..Default::default() };
     match s.commit(&bad) {
         Err(StoreError::Conflict { seq: 1 }) => {}
         other => panic!("expected Conflict at 1, got {other:?}"),
@@ -207,6 +214,7 @@ fn a_commit_is_all_or_nothing_and_a_taken_seq_is_a_conflict() {
         entries: vec![entry(2, "d")],
         rows: vec![row("R-1", Some("[1]")), row("R-1", None), row("R-3", None), row("R-3", Some("3"))],
         readings: vec![],
+        credentials: vec![],
     })
     .unwrap();
     let mut rows = vec![];
@@ -276,7 +284,7 @@ fn checkpoints_and_readings_round_trip() {
     };
     // Written out of time order: readings_of_digest keeps the written order, readings() sorts by time.
     let batch = vec![r("M1", 30, Some(21.5), 0), r("M1", 10, None, 0), r("M2", 20, Some(-3.0), 0), r("M1", 20, Some(1e-3), 0)];
-    s.commit(&Commit { entries: vec![entry(0, "r")], rows: vec![], readings: batch.clone() }).unwrap();
+    s.commit(&Commit { entries: vec![entry(0, "r")], rows: vec![], readings: batch.clone(), ..Default::default() }).unwrap();
     assert_eq!(s.readings_of_digest(0).unwrap(), batch);
     let m1: Vec<i64> = s.readings("M1", 0, 100, 10).unwrap().iter().map(|x| x.at_ms).collect();
     assert_eq!(m1, vec![10, 20, 30]);

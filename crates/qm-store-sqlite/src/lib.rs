@@ -1,7 +1,7 @@
 //! The SQLite store: one file, WAL mode, `synchronous=FULL`, versioned migrations that run on open.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-use qm_store::{Commit, Hash, Result, RowChange, StoreError, StoredCheckpoint, StoredEntry, StoredReading};
+use qm_store::{Commit, CredentialChange, Hash, Result, RowChange, StoreError, StoredCheckpoint, StoredEntry, StoredReading};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::path::Path;
 
@@ -20,6 +20,7 @@ pub const APPLICATION_ID: i64 = 0x514D_4C47;
 pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_ledger.sql", include_str!("../migrations/0001_ledger.sql")),
     ("0002_readings.sql", include_str!("../migrations/0002_readings.sql")),
+    ("0003_credentials.sql", include_str!("../migrations/0003_credentials.sql")),
 ];
 
 /// A `Connection` is used by one thread at a time (Rust's `Send` without `Sync`), so SQLite need
@@ -227,6 +228,7 @@ impl qm_store::Store for SqliteStore {
             }
         }
         write_rows(&tx, &commit.rows)?;
+        write_credentials(&tx, &commit.credentials)?;
         tx.commit().map_err(be)
     }
 
@@ -367,6 +369,27 @@ impl qm_store::Store for SqliteStore {
         rows.collect::<std::result::Result<Vec<_>, _>>().map_err(be)
     }
 
+    fn credential(&self, subject: &str, kind: &str) -> Result<Option<String>> {
+        let mut st = self.conn.prepare_cached("SELECT hash FROM credentials WHERE subject = ?1 AND kind = ?2").map_err(be)?;
+        st.query_row(params![subject, kind], |r| r.get(0)).optional().map_err(be)
+    }
+
+    fn all_credentials(&self) -> Result<Vec<CredentialChange>> {
+        let mut st = self.conn.prepare_cached("SELECT subject, kind, hash, seq FROM credentials ORDER BY subject, kind").map_err(be)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(CredentialChange { subject: r.get(0)?, kind: r.get(1)?, hash: r.get(2)?, seq: r.get::<_, i64>(3)? as u64 })
+            })
+            .map_err(be)?;
+        rows.collect::<std::result::Result<Vec<_>, _>>().map_err(be)
+    }
+
+    fn put_credentials(&mut self, changes: &[CredentialChange]) -> Result<()> {
+        let tx = self.conn.transaction().map_err(be)?;
+        write_credentials(&tx, changes)?;
+        tx.commit().map_err(be)
+    }
+
     fn readings_of_digest(&self, digest_seq: u64) -> Result<Vec<StoredReading>> {
         let mut st = self
             .conn
@@ -389,6 +412,27 @@ impl qm_store::Store for SqliteStore {
         }
         Ok(())
     }
+}
+
+/// Sets or removes credentials inside the caller's transaction.
+fn write_credentials(tx: &rusqlite::Transaction, changes: &[CredentialChange]) -> Result<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let mut put = tx
+        .prepare_cached(
+            "INSERT INTO credentials (subject, kind, hash, seq) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (subject, kind) DO UPDATE SET hash = excluded.hash, seq = excluded.seq",
+        )
+        .map_err(be)?;
+    let mut del = tx.prepare_cached("DELETE FROM credentials WHERE subject = ?1 AND kind = ?2").map_err(be)?;
+    for c in changes {
+        match &c.hash {
+            Some(h) => put.execute(params![c.subject, c.kind, h, c.seq as i64]).map_err(be)?,
+            None => del.execute(params![c.subject, c.kind]).map_err(be)?,
+        };
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -34,12 +34,36 @@ pub struct StoredReading {
     pub digest_seq: u64,
 }
 
+/// A credential's Argon2id hash set (`hash: Some`) or removed (`None`), kept outside the ledger in
+/// the store's credentials table. `subject` is `badge:<badge>` or `token:<id>`; `kind` is `pin`,
+/// `password` or `token`; `seq` the ledger entry that recorded the change.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CredentialChange {
+    pub subject: String,
+    pub kind: String,
+    pub hash: Option<String>,
+    pub seq: u64,
+}
+
+impl std::fmt::Debug for CredentialChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialChange")
+            .field("subject", &self.subject)
+            .field("kind", &self.kind)
+            .field("hash", &self.hash.as_ref().map(|_| "<redacted>"))
+            .field("seq", &self.seq)
+            .finish()
+    }
+}
+
 /// Everything one durable transaction writes.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Commit {
     pub entries: Vec<StoredEntry>,
     pub rows: Vec<RowChange>,
     pub readings: Vec<StoredReading>,
+    /// Credentials the entries record being set or revoked, written with them.
+    pub credentials: Vec<CredentialChange>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,6 +164,12 @@ pub trait Store: Send {
     fn readings(&self, location: &str, from_ms: i64, to_ms: i64, limit: usize) -> Result<Vec<StoredReading>>;
     /// The readings a digest entry covers, in the order they were written.
     fn readings_of_digest(&self, digest_seq: u64) -> Result<Vec<StoredReading>>;
+    /// The hash of a credential (`subject`, `kind`: see [`CredentialChange`]), if one is set.
+    fn credential(&self, subject: &str, kind: &str) -> Result<Option<String>>;
+    /// Every credential, for a backup made `--with-credentials` (never for an export).
+    fn all_credentials(&self) -> Result<Vec<CredentialChange>>;
+    /// Writes credentials on their own (a restore of a backup that holds them), in one transaction.
+    fn put_credentials(&mut self, changes: &[CredentialChange]) -> Result<()>;
     /// Calls `f(kind, key, value)` for every stored projection row.
     fn for_each_row(&self, f: &mut dyn FnMut(&str, &str, &str) -> std::result::Result<(), String>) -> Result<()>;
 }
