@@ -401,6 +401,15 @@ pub struct Ticket {
     id: u64,
 }
 
+/// A denied sign-in or request, to be recorded (`Site::record_denials`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Denial {
+    pub who: String,
+    pub operation: String,
+    pub reason: String,
+    pub at: OffsetDateTime,
+}
+
 /// What `init` needs to start a site.
 pub struct Genesis<'a> {
     pub site: &'a str,
@@ -543,21 +552,32 @@ impl Site {
 
     /// Records a denied sign-in or request in the ledger (durably) and returns nothing else.
     pub fn record_denial(&mut self, who: &str, operation: &str, reason: &str, at: OffsetDateTime) -> Result<()> {
-        let actor = Badge::parse(who).or_else(|_| Badge::parse("unknown")).map_err(|e| AppError::Internal(e.to_string()))?;
-        let denied = Decision {
-            events: vec![Event::AccessDenied {
-                who: who.chars().take(64).collect(),
-                operation: operation.to_string(),
-                reason: reason.to_string(),
-            }],
-            corrects: None,
-        };
+        self.record_denials(&[Denial { who: who.to_string(), operation: operation.to_string(), reason: reason.to_string(), at }])
+    }
+
+    /// Records many denials in one durable commit, one entry each (the server gathers them, so a
+    /// flood of bad sign-ins costs one commit per gathering, not one per attempt).
+    pub fn record_denials(&mut self, denials: &[Denial]) -> Result<()> {
+        if denials.is_empty() {
+            return Ok(());
+        }
         self.ensure_fresh()?;
         let mut commit = Commit::default();
-        let key = format!("denied-{}", uuid::Uuid::now_v7());
-        if let Err(e) = self.stage(&actor, None, &key, at, denied, &mut commit) {
-            self.resync();
-            return Err(e);
+        for d in denials {
+            let actor = Badge::parse(&d.who).or_else(|_| Badge::parse("unknown")).map_err(|e| AppError::Internal(e.to_string()))?;
+            let denied = Decision {
+                events: vec![Event::AccessDenied {
+                    who: d.who.chars().take(64).collect(),
+                    operation: d.operation.chars().take(64).collect(),
+                    reason: d.reason.chars().take(qm_core::rules::TEXT_LEN_MAX).collect(),
+                }],
+                corrects: None,
+            };
+            let key = format!("denied-{}", uuid::Uuid::now_v7());
+            if let Err(e) = self.stage(&actor, None, &key, d.at, denied, &mut commit) {
+                self.resync();
+                return Err(e);
+            }
         }
         self.flush_or_reload(commit)
     }
@@ -786,6 +806,11 @@ impl Site {
         let used = match self.store.used_idempotency_keys(&keys) {
             Ok(u) => u,
             Err(e) => {
+                if matches!(e, StoreError::Unavailable(_)) {
+                    // The writer's connection went the same way: it finishes what it holds and
+                    // stops; the next writer (or direct commit) connects afresh.
+                    self.stop_writer();
+                }
                 let e = AppError::Store(match e {
                     StoreError::Unavailable(m) => StoreError::Unavailable(format!("reading idempotency keys: {m}")),
                     other => StoreError::Backend(format!("reading idempotency keys: {other}")),
@@ -978,6 +1003,21 @@ impl Site {
         }
     }
 
+    /// Replaces the store's connection with a fresh one; keeps the old one when none can be opened
+    /// (the reload through it then tells whether the database is back).
+    fn reconnect(&mut self) {
+        if let Ok(store) = open_store(&self.db, false) {
+            self.store = store;
+        } else {
+            self.stale.get_or_insert_with(|| "the database cannot be reached".into());
+        }
+    }
+
+    /// Whether commits go through the pipelined writer thread (a failed commit stops it).
+    pub fn writer_running(&self) -> bool {
+        self.writer.is_some()
+    }
+
     /// True while the books could not be re-read after a failed commit (see `ensure_fresh`).
     pub fn is_stale(&self) -> bool {
         self.stale.is_some()
@@ -986,6 +1026,7 @@ impl Site {
     /// Re-reads the books if a failed commit left them unsure; an error while the database is still away.
     pub fn ensure_fresh(&mut self) -> Result<()> {
         let Some(before) = self.stale.clone() else { return Ok(()) };
+        self.reconnect();
         self.reload().map_err(|e| {
             AppError::Store(StoreError::Unavailable(format!("a commit failed ({before}) and the books cannot be re-read yet: {e}")))
         })
@@ -997,6 +1038,11 @@ impl Site {
     /// be told — that the outcome is unknown and the same idempotency key must be retried.
     fn commit_failed(&mut self, e: impl Into<AppError>, key: &str) -> Option<AppError> {
         let e: AppError = e.into();
+        if matches!(e, AppError::Store(StoreError::Unavailable(_))) {
+            // A connection failed: the books are re-read only through a fresh one (another
+            // connection of this process may be half-broken too, or answer from before the failure).
+            self.reconnect();
+        }
         // A writer thread whose commit failed fails every batch queued after it (they were staged
         // on top of it); `resync` stops it and re-reads the books.
         self.resync();

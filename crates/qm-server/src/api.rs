@@ -703,7 +703,7 @@ async fn import(
         .site
         .call(move |site| {
             let r = qm_app::import::import(site, kind, &pp, &actor, now(), &mut |_, _| {});
-            r.map(|r| serde_json::to_value(&r).unwrap_or_default())
+            r.and_then(|r| crate::error::to_json(&r))
         })
         .await;
     let _ = std::fs::remove_file(&path);
@@ -1042,7 +1042,7 @@ async fn stock(State(st): State<AppState>, ApiUser(p): ApiUser, Query(q): Query<
     let pp = p.clone();
     let r = read(&st, move |site| Ok(stock_for(site.state(), &pp, f))).await?;
     match r {
-        Ok(v) => Ok(Json(serde_json::to_value(v).unwrap_or_default())),
+        Ok(v) => Ok(Json(crate::error::to_json(v)?)),
         Err(what) => Err(deny_read(&st, &p, &what).await),
     }
 }
@@ -1084,7 +1084,7 @@ async fn where_is(
     if !visible {
         return Err(deny_read(&st, &p, &format!("serial {}", w.serial)).await);
     }
-    Ok(Json(serde_json::to_value(w).unwrap_or_default()))
+    Ok(Json(crate::error::to_json(w)?))
 }
 
 /// May `p` see the history of this serial or lot? (It is, or was, held in its subtree.)
@@ -1112,7 +1112,7 @@ async fn history(State(st): State<AppState>, ApiUser(p): ApiUser, Path(what): Pa
     if !r.1 {
         return Err(deny_read(&st, &p, &format!("item {what}")).await);
     }
-    Ok(Json(serde_json::to_value(r.0).unwrap_or_default()))
+    Ok(Json(crate::error::to_json(r.0)?))
 }
 
 #[utoipa::path(get, path = "/api/custody/{badge}", tag = "reads", params(("badge" = String, Path)), responses((status = 200, body = serde_json::Value), (status = "4XX", body = ErrorBody)))]
@@ -1129,7 +1129,7 @@ async fn custody(State(st): State<AppState>, ApiUser(p): ApiUser, Path(badge): P
     if !visible {
         return Err(deny_read(&st, &p, &format!("the custody of badge {badge}")).await);
     }
-    Ok(Json(serde_json::to_value(c).unwrap_or_default()))
+    Ok(Json(crate::error::to_json(c)?))
 }
 
 #[derive(Deserialize, utoipa::IntoParams, Debug)]
@@ -1146,7 +1146,7 @@ async fn transfers(
     Query(q): Query<AllQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let v = read(&st, move |site| Ok(transfers_for(site.state(), &p, q.all))).await?;
-    Ok(Json(serde_json::to_value(v).unwrap_or_default()))
+    Ok(Json(crate::error::to_json(v)?))
 }
 
 pub fn transfers_for(s: &qm_core::State, p: &Principal, all: bool) -> Vec<query::TransferView> {
@@ -1171,7 +1171,7 @@ pub fn counts_for(s: &qm_core::State, p: &Principal) -> Vec<query::CountView> {
 #[utoipa::path(get, path = "/api/counts", tag = "counts", responses((status = 200, body = serde_json::Value)))]
 async fn counts(State(st): State<AppState>, ApiUser(p): ApiUser) -> Result<Json<serde_json::Value>, ApiError> {
     let v = read(&st, move |site| Ok(counts_for(site.state(), &p))).await?;
-    Ok(Json(serde_json::to_value(v).unwrap_or_default()))
+    Ok(Json(crate::error::to_json(v)?))
 }
 
 #[utoipa::path(get, path = "/api/counts/{id}", tag = "counts", params(("id" = String, Path)), responses((status = 200, body = serde_json::Value), (status = "4XX", body = ErrorBody)))]
@@ -1188,7 +1188,7 @@ async fn count_show(State(st): State<AppState>, ApiUser(p): ApiUser, Path(c): Pa
     if !visible {
         return Err(deny_read(&st, &p, &format!("count {c}")).await);
     }
-    Ok(Json(serde_json::to_value(v).unwrap_or_default()))
+    Ok(Json(crate::error::to_json(v)?))
 }
 
 /// Open discrepancies in the caller's subtree (or all of them with `all=true`).
@@ -1199,7 +1199,7 @@ async fn discrepancies(
     Query(q): Query<AllQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let v = read(&st, move |site| Ok(discrepancies_for(site.state(), &p, q.all))).await?;
-    Ok(Json(serde_json::to_value(v).unwrap_or_default()))
+    Ok(Json(crate::error::to_json(v)?))
 }
 
 pub fn discrepancies_for(s: &qm_core::State, p: &Principal, all: bool) -> Vec<query::DiscrepancyView> {
@@ -1222,7 +1222,7 @@ pub struct LogQuery {
 async fn log(State(st): State<AppState>, ApiUser(p): ApiUser, Query(q): Query<LogQuery>) -> Result<Json<serde_json::Value>, ApiError> {
     let limit = q.limit.unwrap_or(100).min(LOG_LIMIT_MAX);
     let v = read(&st, move |site| log_for(site, &p, limit)).await?;
-    Ok(Json(serde_json::to_value(v).unwrap_or_default()))
+    Ok(Json(crate::error::to_json(v)?))
 }
 
 pub fn log_for(site: &qm_app::Site, p: &Principal, limit: usize) -> Result<Vec<query::LogLine>, ApiError> {
@@ -1281,8 +1281,8 @@ async fn locations(State(st): State<AppState>, ApiUser(p): ApiUser) -> Result<Js
             .locations
             .iter()
             .filter(|(_, l)| s.unit_within(&l.unit, &p.unit))
-            .map(|(id, l)| (id.to_string(), serde_json::to_value(l).unwrap_or_default()))
-            .collect();
+            .map(|(id, l)| Ok((id.to_string(), crate::error::to_json(l)?)))
+            .collect::<Result<_, AppError>>()?;
         Ok(Json(serde_json::Value::Object(v)))
     })
     .await
@@ -1290,7 +1290,7 @@ async fn locations(State(st): State<AppState>, ApiUser(p): ApiUser) -> Result<Js
 
 #[utoipa::path(get, path = "/api/item-types", tag = "reads", responses((status = 200, body = serde_json::Value)))]
 async fn item_types(State(st): State<AppState>, ApiUser(_p): ApiUser) -> Result<Json<serde_json::Value>, ApiError> {
-    read(&st, move |site| Ok(Json(serde_json::to_value(&site.state().item_types).unwrap_or_default()))).await
+    read(&st, move |site| Ok(Json(crate::error::to_json(&site.state().item_types)?))).await
 }
 
 #[derive(Serialize, ToSchema)]
@@ -1358,7 +1358,7 @@ fn root_only(p: &Principal, what: &str) -> Result<(), ApiError> {
 #[utoipa::path(get, path = "/api/proofs/inclusion/{seq}", tag = "ledger", params(("seq" = u64, Path)), responses((status = 200, body = serde_json::Value), (status = "4XX", body = ErrorBody)))]
 async fn prove(State(st): State<AppState>, ApiUser(p): ApiUser, Path(seq): Path<u64>) -> Result<Json<serde_json::Value>, ApiError> {
     root_only(&p, "entry proofs")?;
-    read(&st, move |site| Ok(Json(serde_json::to_value(site.prove(seq)?).unwrap_or_default()))).await
+    read(&st, move |site| Ok(Json(crate::error::to_json(site.prove(seq)?)?))).await
 }
 
 #[derive(Deserialize, utoipa::IntoParams, Debug)]
@@ -1373,7 +1373,7 @@ async fn consistency(
     ApiUser(_p): ApiUser,
     Query(q): Query<ConsistencyQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    read(&st, move |site| Ok(Json(serde_json::to_value(site.prove_consistency(q.old, q.new)?).unwrap_or_default()))).await
+    read(&st, move |site| Ok(Json(crate::error::to_json(site.prove_consistency(q.old, q.new)?)?))).await
 }
 
 #[utoipa::path(get, path = "/api/verifier-key", tag = "ledger", responses((status = 200, body = serde_json::Value)))]
@@ -1387,7 +1387,7 @@ async fn verify(State(st): State<AppState>, ApiUser(p): ApiUser) -> Result<Json<
     root_only(&p, "the whole ledger")?;
     read(&st, |site| {
         let r = qm_app::verify::verify(site.store(), &qm_app::verify::VerifyOptions { verifier_key: None, skip_replay: false });
-        Ok(Json(serde_json::json!({ "ok": r.ok(), "report": serde_json::to_value(&r).unwrap_or_default() })))
+        Ok(Json(serde_json::json!({ "ok": r.ok(), "report": crate::error::to_json(&r)? })))
     })
     .await
 }

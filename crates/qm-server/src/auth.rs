@@ -10,6 +10,7 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use qm_app::AppError;
+use qm_core::event::CredentialKind;
 use qm_core::{Badge, Role, UnitId};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -226,13 +227,10 @@ pub fn session_id(headers: &HeaderMap) -> Option<String> {
     })
 }
 
-/// Records a denied request in the ledger; a failure to record is logged, never hidden from the operator.
+/// Records a denied request in the ledger, with others gathered by the worker (`worker::Denials`):
+/// no durable commit of its own. A failure to record is logged, never hidden from the operator.
 pub async fn record_denial(st: &AppState, who: &str, operation: &str, reason: &str) {
-    let (who, operation, reason) = (who.to_string(), operation.to_string(), reason.to_string());
-    match st.site.call(move |site| site.record_denial(&who, &operation, &reason, now())).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) | Err(e) => tracing::error!("could not record a denial in the ledger: {e}"),
-    }
+    st.site.deny(qm_app::Denial { who: who.to_string(), operation: operation.to_string(), reason: reason.to_string(), at: now() }).await;
 }
 
 /// Resolves the principal from a Bearer token or a session cookie. `Ok(None)`: nobody signed in.
@@ -247,7 +245,7 @@ pub async fn resolve(st: &AppState, parts: &Parts) -> Result<Option<Principal>, 
     let b = badge.clone();
     let found = st
         .site
-        .call(move |site| {
+        .peek(move |site| {
             let s = site.state();
             let root = s.site.as_ref().map(|x| x.root_unit.clone());
             s.people.get(&b).map(|p| (p.name.clone(), p.unit.clone(), p.roles.clone(), root.as_ref() == Some(&p.unit)))
@@ -263,29 +261,39 @@ pub async fn resolve(st: &AppState, parts: &Parts) -> Result<Option<Principal>, 
 async fn token(st: &AppState, parts: &Parts, presented: String) -> Result<Principal, ApiError> {
     let ip = client_ip(parts);
     let ip_key = format!("ip:{ip}");
-    let refused = || ApiError::unauthorized("refused: API token not accepted (rule auth.token)");
     if st.auth.limited(&ip_key) {
         return Err(too_many(&st.auth));
     }
     let id = presented.split_once('.').map(|(i, _)| i.chars().take(64).collect::<String>()).unwrap_or_default();
     let cached = st.auth.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&id).is_some_and(|known| same_secret(known, &presented));
-    let p = presented.clone();
+    // The secret is compared off the site's thread: Argon2 is slow on purpose.
+    if !cached {
+        let lookup = id.clone();
+        let hash = st.site.peek(move |site| site.token_hash(&lookup)).await?.map_err(ApiError::from)?;
+        let secret = presented.split_once('.').map(|(_, s)| s.to_string()).unwrap_or_default();
+        if !verify_off_thread(secret, hash).await {
+            return token_refused(st, &ip_key, &id, &ip).await;
+        }
+    }
     let result = st
         .site
-        .call(move |site| -> Result<Principal, AppError> {
-            let id = if cached { p.split_once('.').map(|(i, _)| i.to_string()).unwrap_or_default() } else { site.authenticate_token(&p)? };
-            let s = site.state();
-            let t = s.tokens.get(&id).filter(|t| !t.revoked).ok_or_else(|| AppError::BadCredentials { badge: format!("token {id}") })?;
-            let issuer = s.people.get(&t.issued_by).ok_or_else(|| AppError::BadCredentials { badge: format!("token {id}") })?;
-            let root = s.site.as_ref().map(|x| x.root_unit.clone());
-            Ok(Principal {
-                badge: t.issued_by.clone(),
-                name: issuer.name.clone(),
-                unit: t.unit.clone(),
-                roles: issuer.roles.clone(),
-                at_root: root.as_ref() == Some(&t.unit),
-                via: Via::Token { id, operations: t.operations.clone() },
-            })
+        .peek({
+            let id = id.clone();
+            move |site| -> Result<Principal, AppError> {
+                let s = site.state();
+                let t =
+                    s.tokens.get(&id).filter(|t| !t.revoked).ok_or_else(|| AppError::BadCredentials { badge: format!("token {id}") })?;
+                let issuer = s.people.get(&t.issued_by).ok_or_else(|| AppError::BadCredentials { badge: format!("token {id}") })?;
+                let root = s.site.as_ref().map(|x| x.root_unit.clone());
+                Ok(Principal {
+                    badge: t.issued_by.clone(),
+                    name: issuer.name.clone(),
+                    unit: t.unit.clone(),
+                    roles: issuer.roles.clone(),
+                    at_root: root.as_ref() == Some(&t.unit),
+                    via: Via::Token { id, operations: t.operations.clone() },
+                })
+            }
         })
         .await?;
     match result {
@@ -295,13 +303,31 @@ async fn token(st: &AppState, parts: &Parts, presented: String) -> Result<Princi
             }
             Ok(p)
         }
-        Err(_) => {
-            st.auth.fail(&ip_key);
-            st.auth.tokens.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-            record_denial(st, &format!("token {id}"), "api", &format!("API token not accepted, from {ip}")).await;
-            Err(refused())
-        }
+        Err(_) => token_refused(st, &ip_key, &id, &ip).await,
     }
+}
+
+async fn token_refused(st: &AppState, ip_key: &str, id: &str, ip: &str) -> Result<Principal, ApiError> {
+    st.auth.fail(ip_key);
+    st.auth.tokens.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    record_denial(st, &format!("token {id}"), "api", &format!("API token not accepted, from {ip}")).await;
+    Err(ApiError::unauthorized("refused: API token not accepted (rule auth.token)"))
+}
+
+/// Compares a secret with its Argon2id hash on the blocking pool, never on the site's thread.
+pub async fn verify_off_thread(secret: String, hash: Option<String>) -> bool {
+    tokio::task::spawn_blocking(move || qm_app::check_secret(&secret, hash.as_deref())).await.unwrap_or(false)
+}
+
+/// Looks a badge's credential up on the site's thread (fast), then compares off it, through the
+/// site's lockout (`auth.locked`).
+async fn check_credential(st: &AppState, badge: &Badge, kind: CredentialKind, secret: &str) -> Result<(), AppError> {
+    let b = badge.clone();
+    let (hash, lockout) = st.site.peek(move |site| (site.credential_hash(&b, kind), site.lockout())).await?;
+    let now = time::OffsetDateTime::now_utc();
+    lockout.check(badge, now)?;
+    let matched = verify_off_thread(secret.to_string(), hash?).await;
+    lockout.settle(badge, matched, now, kind)
 }
 
 pub fn too_many(auth: &Auth) -> ApiError {
@@ -323,10 +349,15 @@ pub async fn sign_in(st: &AppState, ip: &str, badge: &str, password: &str) -> Re
     }
     let parsed = Badge::parse(badge);
     let ok = match &parsed {
-        Ok(b) => {
-            let (b, pw) = (b.clone(), password.to_string());
-            st.site.call(move |site| site.authenticate_password(&b, &pw).is_ok()).await?
-        }
+        Ok(b) => match check_credential(st, b, CredentialKind::Password, password).await {
+            Ok(()) => true,
+            Err(e @ AppError::Locked { .. }) => {
+                record_denial(st, badge.trim(), "sign_in", &format!("badge locked, from {ip}")).await;
+                return Err(e.into());
+            }
+            Err(AppError::BadCredentials { .. }) => false,
+            Err(e) => return Err(e.into()),
+        },
         Err(_) => false,
     };
     match (ok, parsed) {
@@ -353,8 +384,7 @@ pub async fn check_pin(st: &AppState, ip: &str, badge: &Badge, pin: &str, operat
         record_denial(st, badge.as_str(), operation, &format!("too many failed PIN attempts, from {ip}")).await;
         return Err(too_many(&st.auth));
     }
-    let (b, p) = (badge.clone(), pin.to_string());
-    match st.site.call(move |site| site.authenticate(&b, &p)).await? {
+    match check_credential(st, badge, CredentialKind::Pin, pin).await {
         Ok(()) => {
             st.auth.clear(&key);
             Ok(())

@@ -53,6 +53,9 @@ pub fn status_of(e: &AppError) -> StatusCode {
         AppError::Rejected(Rejection::Refused { rule, .. }) if rule.starts_with("permission.") => StatusCode::FORBIDDEN,
         AppError::Rejected(Rejection::Refused { .. }) => StatusCode::CONFLICT,
         AppError::BadCredentials { .. } => StatusCode::UNAUTHORIZED,
+        AppError::Locked { .. } => StatusCode::TOO_MANY_REQUESTS,
+        // Lost the race to another writer even after validating once more: try again.
+        AppError::Store(StoreError::Conflict { .. }) => StatusCode::SERVICE_UNAVAILABLE,
         AppError::Rejected(Rejection::NotFound { .. }) | AppError::Store(StoreError::Missing(_)) => StatusCode::NOT_FOUND,
         AppError::Rejected(Rejection::Invalid(_)) | AppError::Usage(_) | AppError::Import { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         AppError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
@@ -63,11 +66,43 @@ pub fn status_of(e: &AppError) -> StatusCode {
 impl From<AppError> for ApiError {
     fn from(e: AppError) -> ApiError {
         let status = status_of(&e);
-        if status == StatusCode::INTERNAL_SERVER_ERROR || status == StatusCode::SERVICE_UNAVAILABLE {
-            tracing::error!(code = e.code(), "{e}");
+        match status {
+            // Internal and database messages stay in the log; the client gets a request id to quote.
+            StatusCode::INTERNAL_SERVER_ERROR => {
+                let request = uuid::Uuid::now_v7();
+                tracing::error!(%request, code = e.code(), "{e}");
+                ApiError {
+                    status,
+                    code: "internal".into(),
+                    message: format!(
+                        "internal error (request {request}); the server's log has the details. Retry with the same idempotency key: a write is recorded at most once"
+                    ),
+                }
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                let request = uuid::Uuid::now_v7();
+                tracing::warn!(%request, code = e.code(), "{e}");
+                let (code, why) = match &e {
+                    AppError::Store(StoreError::Conflict { .. }) => ("store.conflict", "another writer appended at the same moment"),
+                    _ => ("store.unavailable", "the database is unavailable"),
+                };
+                ApiError {
+                    status,
+                    code: code.into(),
+                    message: format!(
+                        "{why}; nothing was recorded by this request (request {request}); retry with the same idempotency key"
+                    ),
+                }
+            }
+            _ => ApiError { status, code: e.code().to_string(), message: e.to_string() },
         }
-        ApiError { status, code: e.code().to_string(), message: e.to_string() }
     }
+}
+
+/// A response body as JSON; a value that cannot be written as JSON is an internal error (500 with a
+/// request id), never a 200 with `null`.
+pub fn to_json<T: Serialize>(v: T) -> Result<serde_json::Value, AppError> {
+    serde_json::to_value(v).map_err(|e| AppError::Internal(format!("writing the response as JSON: {e}")))
 }
 
 impl IntoResponse for ApiError {
@@ -91,5 +126,16 @@ mod tests {
         assert_eq!(status_of(&AppError::Usage("x".into())), StatusCode::UNPROCESSABLE_ENTITY);
         let e = ApiError::from(refused);
         assert_eq!(e.message, "refused: x (rule custody.one_account)");
+        // A lost race is retryable, with a stable code; internal and database messages stay in the log.
+        let lost = ApiError::from(AppError::Store(StoreError::Conflict { seq: 7 }));
+        assert_eq!((lost.status, lost.code.as_str()), (StatusCode::SERVICE_UNAVAILABLE, "store.conflict"));
+        let db = ApiError::from(AppError::Store(StoreError::Backend("relation \"tiles\" does not exist".into())));
+        assert_eq!((db.status, db.code.as_str()), (StatusCode::INTERNAL_SERVER_ERROR, "internal"));
+        assert!(!db.message.contains("tiles") && db.message.contains("request "), "{}", db.message);
+        let internal = ApiError::from(AppError::Internal("encoding entry 9: boom".into()));
+        assert!(!internal.message.contains("boom"), "{}", internal.message);
+        let gone = ApiError::from(AppError::Store(StoreError::Unavailable("connection refused to 10.0.0.5:5432".into())));
+        assert_eq!(gone.code, "store.unavailable");
+        assert!(!gone.message.contains("10.0.0.5"), "{}", gone.message);
     }
 }

@@ -112,6 +112,19 @@ pub async fn start_with(
             }
         })
     };
+    // Gathered denials are recorded every DENIALS_EVERY (the worker also records them before reads).
+    let denials = {
+        let h = handle.clone();
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(worker::DENIALS_EVERY);
+            loop {
+                t.tick().await;
+                if !h.flush_denials().await {
+                    break;
+                }
+            }
+        })
+    };
     let app = router(state);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -128,6 +141,7 @@ pub async fn start_with(
             .map_err(|e| format!("server: {e}"));
         // Every request has finished; the worker commits what is queued, checkpoints and exits.
         ticker.abort();
+        denials.abort();
         handle.shutdown().await;
         let joined = tokio::task::spawn_blocking(move || worker.join()).await;
         if !matches!(joined, Ok(Ok(()))) {

@@ -1,7 +1,9 @@
 //! The one thread that owns the `Site`: requests arrive over a channel; consecutive writes share one
-//! durable commit (group commit); a checkpoint is signed now and then and at shutdown.
+//! durable commit (group commit), pipelined through the site's writer thread: batch N+1 is checked
+//! and staged while batch N is being made durable, and N's callers are answered only once it is
+//! durable (`Site::submit` / `Site::finish`). A checkpoint is signed now and then and at shutdown.
 
-use qm_app::{AppError, Outcome, Request, Site};
+use qm_app::{AppError, Denial, Outcome, Request, Site, Ticket};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
@@ -16,8 +18,68 @@ type Call = Box<dyn FnOnce(Result<&mut Site, AppError>) + Send>;
 
 enum Job {
     Execute(Box<Request>, oneshot::Sender<Result<Outcome, AppError>>),
+    /// Waits for the batches in flight to be durable, then runs: sees only what is recorded.
     Call(Call),
+    /// Runs at once, even while a batch is in flight: for reads whose answer a batch that might
+    /// still fail cannot make wrong (who a signed-in person is, a credential's hash).
+    Peek(Call),
+    /// A denied attempt to record: gathered, and committed with others (see `Denials`).
+    Denial(Denial),
+    /// Record the denials gathered so far (sent by a ticker).
+    FlushDenials,
     Shutdown(oneshot::Sender<()>),
+}
+
+/// Denied attempts wait here and are recorded together: at most every [`DENIALS_EVERY`], before any
+/// read that waits for what is recorded (`Job::Call`), and at shutdown. Attempts alike (same who,
+/// operation and reason) in one gathering are one entry that says how many and over what time, so
+/// a flood of bad sign-ins costs one durable commit per gathering, not one each, and stays in the ledger.
+#[derive(Default)]
+struct Denials {
+    pending: Vec<(Denial, u32, time::OffsetDateTime)>,
+}
+
+/// How often gathered denials are recorded.
+pub const DENIALS_EVERY: Duration = Duration::from_millis(200);
+/// Distinct denials gathered before they are recorded without waiting for the ticker.
+const DENIALS_MAX: usize = 1000;
+
+impl Denials {
+    fn add(&mut self, d: Denial) {
+        match self.pending.iter_mut().find(|(p, ..)| p.who == d.who && p.operation == d.operation && p.reason == d.reason) {
+            Some((_, n, last)) => {
+                *n += 1;
+                *last = d.at;
+            }
+            None => {
+                let at = d.at;
+                self.pending.push((d, 1, at));
+            }
+        }
+    }
+
+    fn flush(&mut self, site: &mut Site) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let gathered: Vec<Denial> = std::mem::take(&mut self.pending)
+            .into_iter()
+            .map(|(mut d, n, last)| {
+                if n > 1 {
+                    d.reason = format!("{} ({n} times, {} to {})", d.reason, hms(d.at), hms(last));
+                    d.at = last;
+                }
+                d
+            })
+            .collect();
+        if let Err(e) = site.record_denials(&gathered) {
+            tracing::error!("could not record {} denials in the ledger: {e}", gathered.len());
+        }
+    }
+}
+
+fn hms(t: time::OffsetDateTime) -> String {
+    format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
 }
 
 /// A cheap, cloneable handle to the site's worker.
@@ -46,6 +108,28 @@ impl SiteHandle {
         });
         self.tx.send(Job::Call(job)).await.map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
+    }
+
+    /// Runs `f` on the worker thread at once, without waiting for batches in flight (see `Job::Peek`).
+    pub async fn peek<T: Send + 'static>(&self, f: impl FnOnce(&mut Site) -> T + Send + 'static) -> Result<T, AppError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Call = Box::new(move |site| {
+            let _ = tx.send(site.map(f));
+        });
+        self.tx.send(Job::Peek(job)).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// Hands a denied attempt to the worker, to be recorded with others; does not wait.
+    pub async fn deny(&self, d: Denial) {
+        if self.tx.send(Job::Denial(d)).await.is_err() {
+            tracing::error!("could not record a denial: the server is shutting down");
+        }
+    }
+
+    /// Asks the worker to record the denials it has gathered (the ticker calls this).
+    pub async fn flush_denials(&self) -> bool {
+        self.tx.send(Job::FlushDenials).await.is_ok()
     }
 
     /// Asks the worker to finish what is queued, checkpoint and stop; waits for it.
@@ -84,20 +168,72 @@ fn call(site: &mut Site, f: Call) {
     }
 }
 
+type Replies = Vec<oneshot::Sender<Result<Outcome, AppError>>>;
+
+/// Answers the callers of a batch once it is durable. A failed commit stops the writer thread; it
+/// is started again once the books are re-read.
+fn finish(site: &mut Site, (ticket, replies): (Ticket, Replies)) {
+    for (result, reply) in site.finish(ticket).into_iter().zip(replies) {
+        let _ = reply.send(result);
+    }
+    if !site.writer_running() && !site.is_stale() {
+        if let Err(e) = site.start_writer() {
+            tracing::warn!("the pipelined writer did not start again ({e}); committing batch by batch");
+        }
+    }
+}
+
 fn run(mut site: Site, mut rx: mpsc::Receiver<Job>, every: Duration) {
+    if let Err(e) = site.start_writer() {
+        // Without it every batch is committed directly: slower, still correct.
+        tracing::warn!("the pipelined writer did not start ({e}); committing batch by batch");
+    }
     let mut last_checkpoint = Instant::now();
     let mut pending: Option<Job> = None;
+    // The batch being made durable by the writer thread while the next one is gathered and staged.
+    let mut in_flight: Option<(Ticket, Replies)> = None;
+    let mut denials = Denials::default();
     loop {
         let job = match pending.take() {
             Some(j) => j,
+            None if in_flight.is_some() => match rx.try_recv() {
+                Ok(j) => j,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    // Nothing else to stage: wait for the batch in flight and answer it.
+                    if let Some(f) = in_flight.take() {
+                        finish(&mut site, f);
+                    }
+                    continue;
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+            },
             None => match rx.blocking_recv() {
                 Some(j) => j,
                 None => break,
             },
         };
         match job {
-            Job::Call(f) => call(&mut site, f),
+            Job::Peek(f) => call(&mut site, f),
+            Job::Denial(d) => {
+                denials.add(d);
+                if denials.pending.len() >= DENIALS_MAX {
+                    denials.flush(&mut site);
+                }
+            }
+            Job::FlushDenials => denials.flush(&mut site),
+            Job::Call(f) => {
+                if let Some(fl) = in_flight.take() {
+                    finish(&mut site, fl);
+                }
+                denials.flush(&mut site);
+                call(&mut site, f)
+            }
             Job::Shutdown(done) => {
+                if let Some(fl) = in_flight.take() {
+                    finish(&mut site, fl);
+                }
+                denials.flush(&mut site);
+                site.stop_writer();
                 checkpoint(&mut site);
                 let _ = done.send(());
                 return;
@@ -111,10 +247,11 @@ fn run(mut site: Site, mut rx: mpsc::Receiver<Job>, every: Duration) {
                             reqs.push(*r);
                             replies.push(tx);
                         }
-                        // A read (or a sign-in check) that arrived while the batch was gathering is
-                        // concurrent with it, so answering it first is a valid order; it then does
-                        // not split the batch into small commits.
-                        Ok(Job::Call(f)) => call(&mut site, f),
+                        // A sign-in check that arrived while the batch was gathering is concurrent
+                        // with it, so answering it first is a valid order; it then does not split
+                        // the batch into small commits.
+                        Ok(Job::Peek(f)) => call(&mut site, f),
+                        Ok(Job::Denial(d)) => denials.add(d),
                         Ok(other) => {
                             pending = Some(other);
                             break;
@@ -122,16 +259,25 @@ fn run(mut site: Site, mut rx: mpsc::Receiver<Job>, every: Duration) {
                         Err(_) => break,
                     }
                 }
-                let results = site.execute_batch(reqs);
-                for (result, reply) in results.into_iter().zip(replies) {
-                    let _ = reply.send(result);
+                let ticket = site.submit(reqs);
+                // The batch before this one is durable by now or soon: answer it, keep this one in flight.
+                if let Some(fl) = in_flight.replace((ticket, replies)) {
+                    finish(&mut site, fl);
                 }
                 if last_checkpoint.elapsed() >= every {
+                    if let Some(fl) = in_flight.take() {
+                        finish(&mut site, fl);
+                    }
                     checkpoint(&mut site);
                     last_checkpoint = Instant::now();
                 }
             }
         }
     }
+    if let Some(fl) = in_flight.take() {
+        finish(&mut site, fl);
+    }
+    denials.flush(&mut site);
+    site.stop_writer();
     checkpoint(&mut site);
 }
