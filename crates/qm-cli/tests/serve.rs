@@ -235,6 +235,9 @@ fn counter(base: String, run: String, officer: &'static str, serials: Vec<&'stat
                 issued[i] = !issued[i];
                 refusals[i] += 1;
             }
+            // Lost the race to another writer (the killed server's last transaction can still be
+            // committing while this one starts): retryable, and nothing was recorded. Try again.
+            Ok((503, v)) if v["error"]["code"] == "store.conflict" => {}
             Ok((status, v)) => panic!("{path} answered {status}: {v}"),
         }
     }

@@ -200,51 +200,99 @@ fn main() {
         let _ = tokio::task::spawn_blocking(move || join.join()).await;
 
         // 3. HTTP: the real server on loopback, 16 clients each signed in with its own session.
-        let db = dir.path().join("http.db").display().to_string();
-        let config =
-            qm_server::Config { addr: "127.0.0.1:0".into(), db: db.clone(), sign_in_failures_max: 1000, ..qm_server::Config::default() };
-        let running = qm_server::start(config, site(&db)).await.unwrap();
-        let url = format!("http://{}", running.addr);
-        let mut sessions = vec![];
-        for _ in 0..CLIENTS {
-            let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
-            let v: serde_json::Value = client
-                .post(format!("{url}/api/session"))
-                .json(&json!({"badge": "A0", "password": PASSWORD}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            sessions.push((client, v["csrf"].as_str().unwrap().to_string()));
-        }
-        let t = Instant::now();
-        let mut tasks = vec![];
-        for (c, (client, csrf)) in sessions.into_iter().enumerate() {
-            let url = url.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut lat = vec![];
-                for _ in 0..rounds {
-                    let serial = format!("R{c}");
-                    for (path, body) in [
-                        ("/api/issue", json!({"to": format!("O{c}"), "items": [serial]})),
-                        ("/api/return", json!({"from": format!("O{c}"), "to": "RACK", "items": [serial]})),
-                    ] {
-                        let t0 = Instant::now();
-                        let r = client.post(format!("{url}{path}")).header("x-csrf-token", &csrf).json(&body).send().await.unwrap();
-                        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
-                        lat.push(t0.elapsed());
-                    }
-                }
-                lat
-            }));
-        }
-        let mut lat = vec![];
-        for t in tasks {
-            lat.extend(t.await.unwrap());
-        }
-        report("HTTP on loopback, 16 clients", lat.len(), t.elapsed(), lat);
-        running.stop().await.unwrap();
+        http_counter(&dir, "http.db", rounds, false, "HTTP on loopback, 16 clients").await;
+        // 4. The same, while a flood of bad sign-ins (wrong passwords, 200 a second) arrives.
+        http_counter(&dir, "flood.db", rounds, true, "HTTP, 16 clients + 200/s bad sign-ins").await;
+        // 5. The baseline: a trivial handler, the same client and request pattern, in this run.
+        let app = axum::Router::new()
+            .route("/api/issue", axum::routing::post(|| async { axum::Json(json!({"ok": true})) }))
+            .route("/api/return", axum::routing::post(|| async { axum::Json(json!({"ok": true})) }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let sessions = (0..CLIENTS).map(|_| (reqwest::Client::new(), String::new())).collect();
+        let (lat, wall) = drive(&url, sessions, rounds).await;
+        report("trivial axum handler (baseline), 16 clients", lat.len(), wall, lat);
+        server.abort();
     });
+}
+
+/// 16 clients, each issuing and returning its own rifle `rounds` times; every answer must be 200.
+async fn drive(url: &str, sessions: Vec<(reqwest::Client, String)>, rounds: usize) -> (Vec<Duration>, Duration) {
+    let t = Instant::now();
+    let mut tasks = vec![];
+    for (c, (client, csrf)) in sessions.into_iter().enumerate() {
+        let url = url.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = vec![];
+            for _ in 0..rounds {
+                let serial = format!("R{c}");
+                for (path, body) in [
+                    ("/api/issue", json!({"to": format!("O{c}"), "items": [serial]})),
+                    ("/api/return", json!({"from": format!("O{c}"), "to": "RACK", "items": [serial]})),
+                ] {
+                    let t0 = Instant::now();
+                    let r = client.post(format!("{url}{path}")).header("x-csrf-token", &csrf).json(&body).send().await.unwrap();
+                    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+                    lat.push(t0.elapsed());
+                }
+            }
+            lat
+        }));
+    }
+    let mut lat = vec![];
+    for t in tasks {
+        lat.extend(t.await.unwrap());
+    }
+    (lat, t.elapsed())
+}
+
+/// The counter over HTTP on a fresh site; with `flood`, a 17th client meanwhile sends 200 bad
+/// sign-ins a second (the limiter set high, so each one costs a real Argon2 comparison).
+async fn http_counter(dir: &tempfile::TempDir, name: &str, rounds: usize, flood: bool, label: &str) {
+    let db = dir.path().join(name).display().to_string();
+    let config =
+        qm_server::Config { addr: "127.0.0.1:0".into(), db: db.clone(), sign_in_failures_max: u32::MAX, ..qm_server::Config::default() };
+    let running = qm_server::start(config, site(&db)).await.unwrap();
+    let url = format!("http://{}", running.addr);
+    let mut sessions = vec![];
+    for _ in 0..CLIENTS {
+        let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
+        let v: serde_json::Value = client
+            .post(format!("{url}/api/session"))
+            .json(&json!({"badge": "A0", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        sessions.push((client, v["csrf"].as_str().unwrap().to_string()));
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooder = flood.then(|| {
+        let (url, stop) = (url.clone(), stop.clone());
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut tick = tokio::time::interval(Duration::from_millis(5));
+            let mut sent = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                tick.tick().await;
+                let (client, url) = (client.clone(), url.clone());
+                tokio::spawn(async move {
+                    let _ = client.post(format!("{url}/api/session")).json(&json!({"badge": "O1", "password": "wrong guess"})).send().await;
+                });
+                sent += 1;
+            }
+            sent
+        })
+    });
+    let (lat, wall) = drive(&url, sessions, rounds).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(f) = flooder {
+        let sent = f.await.unwrap();
+        println!("    (bad sign-ins sent meanwhile: {sent}, {:.0}/s)", sent as f64 / wall.as_secs_f64());
+    }
+    report(label, lat.len(), wall, lat);
+    running.stop().await.unwrap();
 }
