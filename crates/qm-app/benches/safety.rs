@@ -128,7 +128,7 @@ fn main() {
         to: loc(to),
         items: vec![ItemRef::Lot { lot: LotNo::parse(&format!("L-{}", i % lots)).unwrap(), quantity: Quantity::units(1) }],
     };
-    let ctx = Ctx { actor: b("K"), witness: Some(b("W")), at: now };
+    let ctx = Ctx { actor: b("K"), witness: Some(b("W")), at: now, zone: Default::default() };
     // Rule evaluation alone, interleaved so both see the same machine.
     let (mut t_mag, mut t_shelf) = (0.0, 0.0);
     for round in 0..10 {

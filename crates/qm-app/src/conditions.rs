@@ -226,6 +226,7 @@ pub fn conditions(
         .into_iter()
         .map(|r| Reading { at: from_ms(r.at_ms), temperature_c: r.temperature_c, humidity_pct: r.humidity_pct })
         .collect();
+    let zone = crate::zone::SiteZone::of(site.state());
     let excursions = site
         .state()
         .excursions
@@ -235,8 +236,8 @@ pub fn conditions(
             id: id.clone(),
             measure: x.measure.as_str().into(),
             direction: format!("{:?}", x.direction).to_lowercase(),
-            started_at: qm_core::rules::when(x.started_at),
-            ended_at: x.ended_at.map(qm_core::rules::when),
+            started_at: zone.show(x.started_at),
+            ended_at: x.ended_at.map(|t| zone.show(t)),
             limit: x.limit,
             peak: x.peak,
             lots_exposed: x.lots_exposed.iter().map(|l| l.to_string()).collect(),

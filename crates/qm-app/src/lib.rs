@@ -13,6 +13,7 @@ pub mod import;
 pub mod magazines;
 pub mod query;
 pub mod verify;
+pub mod zone;
 
 use qm_core::event::CredentialKind;
 use qm_core::rules::{genesis, Decision};
@@ -870,7 +871,11 @@ impl Site {
             let entries = self.read_envelopes(first, last)?;
             return Ok(Outcome { first_seq: first, last_seq: last, replayed: true, entries: entries.into() });
         }
-        let ctx = Ctx { actor: req.actor.clone(), witness: req.witness.clone(), at: req.at };
+        if let Command::SetTimeZone { zone } = &req.command {
+            zone::SiteZone::get(zone)?;
+        }
+        let local = zone::SiteZone::of(&self.state).at(req.at);
+        let ctx = Ctx { actor: req.actor.clone(), witness: req.witness.clone(), at: req.at, zone: local };
         let decision = match decide(&self.state, &ctx, &req.command) {
             Ok(d) => d,
             Err(Rejection::Refused { rule, message }) if rule.starts_with("permission.") => {

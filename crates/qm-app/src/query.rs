@@ -138,7 +138,7 @@ pub fn where_is(state: &State, serial: &Serial) -> Result<WhereIs> {
         account: s.account.to_string(),
         holder,
         unit: state.account_unit(&s.account).map(|u| u.to_string()),
-        since: when(s.since),
+        since: crate::zone::SiteZone::of(state).show(s.since),
         since_seq: s.since_seq,
     })
 }
@@ -164,6 +164,7 @@ pub fn summarize(env: &Envelope) -> String {
             format!("{kind}: {} from {from} to {to}{doc}{why}", lines(ls))
         }
         Event::SiteInitialized { site, root_unit, .. } => format!("site {site} initialized, root unit {root_unit}"),
+        Event::SiteTimeZoneSet { zone } => format!("time zone set to {zone}"),
         Event::UnitCreated { unit, name, parent } => format!("unit {unit} ({name}) under {parent}"),
         Event::LocationCreated { location, name, unit, kind, .. } => format!("{kind} {location} ({name}) in unit {unit}"),
         Event::ItemTypeDefined { item_type, name, kind, .. } => format!("item type {item_type}: {name} ({kind})"),
@@ -254,9 +255,14 @@ pub fn describe_facts(f: &DiscrepancyFacts) -> String {
 }
 
 pub fn log_line(env: &Envelope) -> LogLine {
+    log_line_in(env, &crate::zone::SiteZone::utc())
+}
+
+/// A log line with its time in the site's zone.
+pub fn log_line_in(env: &Envelope, zone: &crate::zone::SiteZone) -> LogLine {
     LogLine {
         seq: env.seq,
-        at: when(env.at),
+        at: zone.show(env.at),
         actor: env.actor.to_string(),
         witness: env.witness.as_ref().map(|w| w.to_string()),
         r#type: env.event.type_name().to_string(),
@@ -272,7 +278,8 @@ pub fn log(site: &Site, limit: usize) -> Result<Vec<LogLine>> {
     if size == 0 {
         return Ok(vec![]);
     }
-    Ok(site.read_envelopes(first, size - 1)?.iter().map(log_line).collect())
+    let zone = crate::zone::SiteZone::of(site.state());
+    Ok(site.read_envelopes(first, size - 1)?.iter().map(|e| log_line_in(e, &zone)).collect())
 }
 
 /// Every entry that concerns a serial or a lot, oldest first. A full scan: history is rare and must be complete.
@@ -283,9 +290,10 @@ pub fn history(site: &Site, what: &str) -> Result<Vec<LogLine>> {
         return Err(AppError::Rejected(Rejection::NotFound { what: "serial or lot", id: what.to_string() }));
     }
     let mut out = vec![];
+    let zone = crate::zone::SiteZone::of(site.state());
     site.for_each_envelope(&mut |env| {
         if serial.as_ref().is_some_and(|s| env.event.mentions_serial(s)) || lot.as_ref().is_some_and(|l| env.event.mentions_lot(l)) {
-            out.push(log_line(&env));
+            out.push(log_line_in(&env, &zone));
         }
         Ok(())
     })?;
@@ -309,6 +317,7 @@ pub struct Custody {
 }
 
 pub fn custody(state: &State, badge: &Badge) -> Result<Custody> {
+    let zone = crate::zone::SiteZone::of(state);
     let p = state.people.get(badge).ok_or_else(|| AppError::Rejected(Rejection::NotFound { what: "badge", id: badge.to_string() }))?;
     let (serials, lots) = state.custody(badge);
     let mut holds: Vec<CustodyLine> = serials
@@ -317,14 +326,14 @@ pub fn custody(state: &State, badge: &Badge) -> Result<Custody> {
             item: format!("serial {s}"),
             item_type: si.item_type.to_string(),
             quantity: "1".into(),
-            since: when(si.since),
+            since: zone.show(si.since),
         })
         .collect();
     holds.extend(lots.into_iter().map(|(l, b)| CustodyLine {
         item: format!("lot {l}"),
         item_type: state.lots.get(l).map(|x| x.item_type.to_string()).unwrap_or_default(),
         quantity: b.quantity.to_string(),
-        since: when(b.since),
+        since: zone.show(b.since),
     }));
     Ok(Custody { badge: badge.to_string(), name: p.name.clone(), unit: p.unit.to_string(), holds })
 }
@@ -343,6 +352,7 @@ pub struct TransferView {
 
 /// Transfers still in transit (or all, with `all`).
 pub fn transfers(state: &State, all: bool) -> Vec<TransferView> {
+    let zone = crate::zone::SiteZone::of(state);
     state
         .transfers
         .iter()
@@ -351,7 +361,7 @@ pub fn transfers(state: &State, all: bool) -> Vec<TransferView> {
             transfer: id.to_string(),
             from_unit: t.from_unit.to_string(),
             to_unit: t.to_unit.to_string(),
-            dispatched_at: when(t.dispatched_at),
+            dispatched_at: zone.show(t.dispatched_at),
             document: t.document.clone(),
             lines: t.lines.iter().map(Line::label).collect(),
             received_at: t.received_at_location.as_ref().map(|l| l.to_string()),
@@ -434,7 +444,7 @@ pub fn count_view(state: &State, id: &CountId) -> Result<CountView> {
         kind: c.kind.to_string(),
         blind: c.blind,
         counter: c.counter.to_string(),
-        started_at: when(c.started_at),
+        started_at: crate::zone::SiteZone::of(state).show(c.started_at),
         closed: c.closed,
         recorded,
         book,

@@ -19,6 +19,7 @@ fn type_of(e: &Event) -> &'static str {
     match e {
         Event::SiteInitialized { .. } => "site_initialized",
         Event::UnitCreated { .. } => "unit_created",
+        Event::SiteTimeZoneSet { .. } => "site_time_zone_set",
         Event::LocationCreated { .. } => "location_created",
         Event::LocationSafetySet { .. } => "location_safety_set",
         Event::ItemTypeStorageSet { .. } => "item_type_storage_set",
@@ -47,7 +48,7 @@ fn type_of(e: &Event) -> &'static str {
     }
 }
 
-const ALL_TYPES: usize = 27;
+const ALL_TYPES: usize = 28;
 
 #[test]
 fn one_entry_of_every_event_type_encodes_to_the_bytes_checked_in() {

@@ -246,6 +246,9 @@ pub enum Cmd {
     },
     /// Print the permission table (role × operation).
     Permissions,
+    /// Show the site's time zone, or set it (a tz database name such as Europe/Paris; administrators at
+    /// the root). Times shown to people are in it, with its abbreviation.
+    TimeZone { zone: Option<String> },
     /// Benchmark: a synthetic organization, a standard mix, figures beside in-run baselines.
     Bench {
         /// Where to build it: a new SQLite file, or a postgres:// URL of an empty database (default: a temporary file).

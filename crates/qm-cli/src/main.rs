@@ -538,6 +538,17 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
             out.verify(&report);
             Ok(if report.ok() { 0 } else { 1 })
         }
+        Cmd::TimeZone { zone: None } => {
+            let s = open()?;
+            let z = qm_app::zone::SiteZone::of(s.state());
+            let now = time::OffsetDateTime::now_utc();
+            out.json_or(&serde_json::json!({ "time_zone": z.name, "now": z.show(now) }), || format!("{} (now {})", z.name, z.show(now)));
+            Ok(0)
+        }
+        Cmd::TimeZone { zone: Some(zone) } => {
+            let mut s = open()?;
+            write(&mut s, who, Command::SetTimeZone { zone: zone.clone() }, out)
+        }
         Cmd::Permissions => {
             out.json_or(&serde_json::json!({ "table": qm_core::permissions::markdown_table() }), qm_core::permissions::markdown_table);
             Ok(0)

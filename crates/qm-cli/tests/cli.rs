@@ -732,8 +732,8 @@ fn an_excursion_from_a_csv_of_readings_is_recorded_and_charted() {
     assert_eq!(r["excursions_started"], 1);
     let v = e.json("0420", &["conditions", "show", "M2", "--since", "2026-07-01", "--until", "2026-07-02", "--svg", "m2.svg"]);
     let x = &v["excursions"][0];
-    assert_eq!(x["started_at"], "2026-07-01 10:00");
-    assert_eq!(x["ended_at"], "2026-07-01 15:00");
+    assert_eq!(x["started_at"], "2026-07-01 10:00 UTC");
+    assert_eq!(x["ended_at"], "2026-07-01 15:00 UTC");
     assert_eq!(x["peak"], 46.0);
     assert_eq!(x["lots_exposed"][0], "TNT-3");
     assert_eq!(v["readings"].as_array().unwrap().len(), 24);
@@ -1154,4 +1154,30 @@ fn a_pin_shorter_than_the_minimum_is_refused() {
     let r = cmd.args(["person", "add", "0999", "--name", "X", "--unit", "D-1", "--roles", "armorer"]).output().unwrap();
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("4 to 128 characters"), "{}", String::from_utf8_lossy(&r.stderr));
+}
+
+#[test]
+fn a_site_time_zone_is_set_by_an_administrator_and_times_carry_it() {
+    let e = Env::new();
+    e.setup();
+    assert!(e.ok("0001", &["time-zone"]).starts_with("UTC (now "));
+    // Only an administrator at the root sets it, and only to a zone the tz database knows.
+    let r = e.qm_as("0417", &["time-zone", "Europe/Paris"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("permission.role"), "{}", r.stderr);
+    let r = e.qm(&["time-zone", "Europe/Atlantis"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("Europe/Atlantis"), "{}", r.stderr);
+    e.ok("0001", &["time-zone", "Europe/Paris"]);
+    let shown = e.ok("0001", &["time-zone"]);
+    assert!(shown.starts_with("Europe/Paris (now ") && (shown.contains(" CET)") || shown.contains(" CEST)")), "{shown}");
+    // Refusals and views show times in it, with its abbreviation.
+    e.ok("0417", &["issue", "--to", "1001", "R-1041"]);
+    let r = e.qm_as("0417", &["issue", "--to", "0501", "R-1041"]);
+    assert_eq!(r.code, 3);
+    assert!(r.stderr.contains(" CET;") || r.stderr.contains(" CEST;"), "{}", r.stderr);
+    let log = e.json("0001", &["log", "--limit", "1"]);
+    let at = log[0]["at"].as_str().unwrap();
+    assert!(at.ends_with(" CET") || at.ends_with(" CEST"), "{at}");
+    e.ok("0001", &["verify"]);
 }

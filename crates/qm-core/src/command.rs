@@ -75,6 +75,10 @@ pub enum Command {
         flags: Vec<String>,
         conditions: Option<crate::event::LocationConditions>,
     },
+    /// The site's time zone (a tz database name such as `Europe/Paris`), by an administrator at the root.
+    SetTimeZone {
+        zone: String,
+    },
     SetItemTypeStorage {
         item_type: ItemTypeId,
         temperature_c: Option<crate::conditions::Range>,
@@ -215,6 +219,7 @@ impl Command {
             Command::SetCredential { .. } => "set_credential",
             Command::SetLocationSafety { .. } => "set_location_safety",
             Command::SetItemTypeStorage { .. } => "set_item_type_storage",
+            Command::SetTimeZone { .. } => "set_time_zone",
             Command::RecordReadings { .. } => "record_readings",
             Command::IssueToken { .. } => "issue_token",
             Command::RevokeToken { .. } => "revoke_token",

@@ -158,6 +158,10 @@ pub enum Event {
         name: String,
         parent: UnitId,
     },
+    /// The site's time zone: times are shown to people in it, and rules about hours and days read it.
+    SiteTimeZoneSet {
+        zone: String,
+    },
     LocationCreated {
         location: LocationId,
         name: String,
@@ -360,6 +364,7 @@ impl Event {
         match self {
             Event::SiteInitialized { .. } => "site_initialized",
             Event::UnitCreated { .. } => "unit_created",
+            Event::SiteTimeZoneSet { .. } => "site_time_zone_set",
             Event::LocationCreated { .. } => "location_created",
             Event::ItemTypeDefined { .. } => "item_type_defined",
             Event::LocationSafetySet { .. } => "location_safety_set",

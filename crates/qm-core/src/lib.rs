@@ -13,6 +13,7 @@ pub mod quantity;
 pub mod rules;
 pub mod safety;
 pub mod state;
+pub mod zone;
 
 pub use command::{Command, ItemRef, ReceiptLine};
 pub use event::{Correction, Envelope, Event, Line};

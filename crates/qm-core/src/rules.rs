@@ -19,6 +19,8 @@ pub struct Ctx {
     pub actor: Badge,
     pub witness: Option<Badge>,
     pub at: OffsetDateTime,
+    /// The site's local time at `at`, for the times refusals show (UTC until a zone is set).
+    pub zone: crate::zone::LocalZone,
 }
 
 /// Why a command produced no events.
@@ -78,14 +80,15 @@ fn text(what: &str, value: &str, required: bool) -> R<()> {
     Ok(())
 }
 
-/// Short form of a time for messages at the counter.
+/// Short form of a time for messages at the counter, in UTC, saying so (`2026-11-23 06:02 UTC`);
+/// `LocalZone::show` gives it in a site's own zone.
 pub fn when(t: OffsetDateTime) -> String {
-    format!("{:04}-{:02}-{:02} {:02}:{:02}", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute())
+    crate::zone::LocalZone::utc().show(t)
 }
 
-/// Describes where an account is, in words for a refusal.
-fn describe(state: &State, account: &Account, since: Option<OffsetDateTime>) -> String {
-    let since = since.map(|t| format!(" since {}", when(t))).unwrap_or_default();
+/// Describes where an account is, in words for a refusal, with times in the site's zone.
+fn describe(state: &State, zone: &crate::zone::LocalZone, account: &Account, since: Option<OffsetDateTime>) -> String {
+    let since = since.map(|t| format!(" since {}", zone.show(t))).unwrap_or_default();
     match account {
         Account::Person(b) => {
             let name = state.people.get(b).map(|p| format!(" ({})", p.name)).unwrap_or_default();
@@ -205,7 +208,7 @@ impl<'a> Checker<'a> {
                         };
                         return refuse(
                             "custody.one_account",
-                            format!("serial {s} {}{hint}, not {from}", describe(self.state, &si.account, Some(si.since))),
+                            format!("serial {s} {}{hint}, not {from}", describe(self.state, &self.ctx.zone, &si.account, Some(si.since))),
                         );
                     }
                     lines.push(Line::Serial { serial: s.clone(), item_type: si.item_type.clone() });
@@ -513,6 +516,14 @@ fn decide_command(state: &State, ctx: &Ctx, command: &Command) -> Result<Decisio
                 }
             }
             one(Event::LocationSafetySet { location: location.clone(), flags: flags.clone(), conditions: *conditions })
+        }
+        Command::SetTimeZone { zone } => {
+            let root = state.site.as_ref().map(|s| s.root_unit.clone()).unwrap_or_else(|| actor.unit.clone());
+            c.authorize(Op::Setup, &root)?;
+            if !crate::zone::valid_zone_name(zone) {
+                return invalid(format!("{zone:?} is not a time zone name such as Europe/Paris or UTC"));
+            }
+            one(Event::SiteTimeZoneSet { zone: zone.clone() })
         }
         Command::SetItemTypeStorage { item_type, temperature_c, humidity_pct } => {
             c.item_type(item_type)?;
@@ -896,7 +907,10 @@ fn decide_receive(c: &Checker, to: &LocationId, from: &str, document: &str, line
             if let Some(si) = state.serials.get(s) {
                 return refuse(
                     "custody.one_account",
-                    format!("line {n}: serial {s} is already on the books: it {}", describe(state, &si.account, Some(si.since))),
+                    format!(
+                        "line {n}: serial {s} is already on the books: it {}",
+                        describe(state, &c.ctx.zone, &si.account, Some(si.since))
+                    ),
                 );
             }
             if !new_serials.insert(s) {
@@ -939,7 +953,10 @@ fn decide_issue(c: &Checker, to: &Badge, from: Option<&LocationId>, items: &[Ite
                     Account::Location(l) => l.clone(),
                     other => {
                         let hint = if matches!(other, Account::Person(_)) { "; return it first" } else { "" };
-                        return refuse("custody.one_account", format!("serial {s} {}{hint}", describe(state, other, Some(si.since))));
+                        return refuse(
+                            "custody.one_account",
+                            format!("serial {s} {}{hint}", describe(state, &c.ctx.zone, other, Some(si.since))),
+                        );
                     }
                 },
             },
@@ -1480,7 +1497,7 @@ fn decide_readings(
             return invalid(format!("reading {}: humidity {:?} % is not between 0 and 100", i + 1, r.humidity_pct));
         }
         if r.at > c.ctx.at + time::Duration::minutes(5) {
-            return invalid(format!("reading {}: time {} is in the future", i + 1, when(r.at)));
+            return invalid(format!("reading {}: time {} is in the future", i + 1, c.ctx.zone.show(r.at)));
         }
     }
     if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {

@@ -275,6 +275,8 @@ pub struct State {
     /// The time of the latest entry applied: no later entry may be stamped before it
     /// (`Site` refuses one at append). Not a row: opening a site reads it from the last entry.
     pub last_at: Option<OffsetDateTime>,
+    /// The site's time zone (tz database name), once set; UTC until then.
+    pub time_zone: Option<String>,
     /// Rows changed since the last `take_touched`.
     touched: BTreeSet<RowKey>,
 }
@@ -520,6 +522,9 @@ impl State {
         if self.site.is_some() {
             keys.push(rk("meta", "site"));
         }
+        if self.time_zone.is_some() {
+            keys.push(rk("meta", "time_zone"));
+        }
         keys.extend(self.units.keys().map(|k| rk("unit", k)));
         keys.extend(self.locations.keys().map(|k| rk("location", k)));
         keys.extend(self.item_types.keys().map(|k| rk("item_type", k)));
@@ -548,6 +553,7 @@ impl State {
         match k.kind {
             "meta" if key == "next_seq" => Some(self.next_seq.to_string()),
             "meta" if key == "site" => js(self.site.as_ref()),
+            "meta" if key == "time_zone" => js(self.time_zone.as_ref()),
             "unit" => js(UnitId::parse(key).ok().and_then(|id| self.units.get(&id))),
             "location" => js(LocationId::parse(key).ok().and_then(|id| self.locations.get(&id))),
             "item_type" => js(ItemTypeId::parse(key).ok().and_then(|id| self.item_types.get(&id))),
@@ -583,6 +589,7 @@ impl State {
                 self.next_seq = value.parse().map_err(|_| format!("stored next_seq {value:?} is not a number"))?
             }
             "meta" if key == "site" => self.site = Some(de(kind, key, value)?),
+            "meta" if key == "time_zone" => self.time_zone = Some(de(kind, key, value)?),
             "unit" => {
                 self.units.insert(UnitId::parse(key).map_err(bad)?, de(kind, key, value)?);
             }
@@ -662,6 +669,10 @@ impl State {
                 self.touched.insert(rk("meta", "site"));
                 self.units.insert(root_unit.clone(), Unit { name: root_unit_name.clone(), parent: None });
                 self.touched.insert(rk("unit", root_unit));
+            }
+            Event::SiteTimeZoneSet { zone } => {
+                self.time_zone = Some(zone.clone());
+                self.touched.insert(rk("meta", "time_zone"));
             }
             Event::UnitCreated { unit, name, parent } => {
                 self.units.insert(unit.clone(), Unit { name: name.clone(), parent: Some(parent.clone()) });

@@ -107,7 +107,7 @@ fn state_of(events: Vec<Event>) -> State {
 }
 
 fn ctx(actor: &str, witness: Option<&str>) -> Ctx {
-    Ctx { actor: b(actor), witness: witness.map(b), at: NOW }
+    Ctx { actor: b(actor), witness: witness.map(b), at: NOW, zone: Default::default() }
 }
 
 fn run(state: &State, actor: &str, witness: Option<&str>, command: Command) -> Result<Decision, Rejection> {

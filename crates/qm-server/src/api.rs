@@ -1432,7 +1432,8 @@ pub async fn preview(st: &AppState, p: &Principal, witness: Option<Badge>, comma
                     needs_witness: false,
                 };
             }
-            let ctx = Ctx { actor: actor.clone(), witness, at: now() };
+            let at = now();
+            let ctx = Ctx { actor: actor.clone(), witness, at, zone: qm_app::zone::SiteZone::of(s).at(at) };
             match decide(s, &ctx, &command) {
                 Ok(d) => {
                     let site_name = site.site_name();

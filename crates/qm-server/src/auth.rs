@@ -63,6 +63,49 @@ pub struct Auth {
     failures_max: u32,
     window: Duration,
     secure: bool,
+    /// Argon2 comparisons for callers not yet signed in (passwords, API tokens): one at a time, so a
+    /// flood of bad sign-ins takes at most one core from the counter.
+    pub sign_in_gate: Argon2Gate,
+    /// Argon2 comparisons of PINs given by signed-in callers (witnesses, the counter): their own gate,
+    /// so a flood at the sign-in form does not hold the counter's PINs back.
+    pub pin_gate: Argon2Gate,
+}
+
+/// Bounds the Argon2 work in flight: `permits` comparisons at once, at most `waiting_max` waiting;
+/// beyond that a check is refused at once (429 `auth.busy`) instead of queueing without end.
+pub struct Argon2Gate {
+    permits: tokio::sync::Semaphore,
+    waiting: std::sync::atomic::AtomicUsize,
+    waiting_max: usize,
+}
+
+impl Argon2Gate {
+    pub fn new(permits: usize, waiting_max: usize) -> Argon2Gate {
+        Argon2Gate { permits: tokio::sync::Semaphore::new(permits), waiting: Default::default(), waiting_max }
+    }
+
+    /// Compares a secret with its hash on the blocking pool once a permit is free; `None` when
+    /// too many checks are already waiting.
+    pub async fn verify(&self, secret: String, hash: Option<String>) -> Option<bool> {
+        use std::sync::atomic::Ordering;
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.waiting_max {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        let permit = self.permits.acquire().await;
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        let Ok(_permit) = permit else { return Some(false) };
+        Some(verify_off_thread(secret, hash).await)
+    }
+}
+
+/// 429 `auth.busy`: too many sign-in checks are waiting.
+pub fn busy() -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "auth.busy",
+        "refused: too many sign-in checks are waiting; try again in a moment (rule auth.busy)",
+    )
 }
 
 impl std::fmt::Debug for Auth {
@@ -82,6 +125,8 @@ impl Auth {
             failures_max: c.sign_in_failures_max,
             window: Duration::from_secs(c.sign_in_window_s),
             secure: c.secure_cookies,
+            sign_in_gate: Argon2Gate::new(1, 32),
+            pin_gate: Argon2Gate::new(1, 256),
         }
     }
 
@@ -271,8 +316,10 @@ async fn token(st: &AppState, parts: &Parts, presented: String) -> Result<Princi
         let lookup = id.clone();
         let hash = st.site.peek(move |site| site.token_hash(&lookup)).await?.map_err(ApiError::from)?;
         let secret = presented.split_once('.').map(|(_, s)| s.to_string()).unwrap_or_default();
-        if !verify_off_thread(secret, hash).await {
-            return token_refused(st, &ip_key, &id, &ip).await;
+        match st.auth.sign_in_gate.verify(secret, hash).await {
+            None => return Err(busy()),
+            Some(false) => return token_refused(st, &ip_key, &id, &ip).await,
+            Some(true) => {}
         }
     }
     let result = st
@@ -321,13 +368,17 @@ pub async fn verify_off_thread(secret: String, hash: Option<String>) -> bool {
 
 /// Looks a badge's credential up on the site's thread (fast), then compares off it, through the
 /// site's lockout (`auth.locked`).
-async fn check_credential(st: &AppState, badge: &Badge, kind: CredentialKind, secret: &str) -> Result<(), AppError> {
+async fn check_credential(st: &AppState, badge: &Badge, kind: CredentialKind, secret: &str) -> Result<(), ApiError> {
     let b = badge.clone();
     let (hash, lockout) = st.site.peek(move |site| (site.credential_hash(&b, kind), site.lockout())).await?;
     let now = time::OffsetDateTime::now_utc();
     lockout.check(badge, now)?;
-    let matched = verify_off_thread(secret.to_string(), hash?).await;
-    lockout.settle(badge, matched, now, kind)
+    let gate = match kind {
+        CredentialKind::Password => &st.auth.sign_in_gate,
+        CredentialKind::Pin => &st.auth.pin_gate,
+    };
+    let matched = gate.verify(secret.to_string(), hash?).await.ok_or_else(busy)?;
+    Ok(lockout.settle(badge, matched, now, kind)?)
 }
 
 pub fn too_many(auth: &Auth) -> ApiError {
@@ -351,12 +402,12 @@ pub async fn sign_in(st: &AppState, ip: &str, badge: &str, password: &str) -> Re
     let ok = match &parsed {
         Ok(b) => match check_credential(st, b, CredentialKind::Password, password).await {
             Ok(()) => true,
-            Err(e @ AppError::Locked { .. }) => {
+            Err(e) if e.code == "auth.locked" => {
                 record_denial(st, badge.trim(), "sign_in", &format!("badge locked, from {ip}")).await;
-                return Err(e.into());
+                return Err(e);
             }
-            Err(AppError::BadCredentials { .. }) => false,
-            Err(e) => return Err(e.into()),
+            Err(e) if e.code == "auth.pin" => false,
+            Err(e) => return Err(e),
         },
         Err(_) => false,
     };
@@ -389,10 +440,12 @@ pub async fn check_pin(st: &AppState, ip: &str, badge: &Badge, pin: &str, operat
             st.auth.clear(&key);
             Ok(())
         }
+        Err(e) if e.code == "auth.busy" => Err(e),
         Err(e) => {
             st.auth.fail(&key);
-            record_denial(st, badge.as_str(), operation, &format!("badge or PIN not accepted, from {ip}")).await;
-            Err(e.into())
+            let why = if e.code == "auth.locked" { "badge locked" } else { "badge or PIN not accepted" };
+            record_denial(st, badge.as_str(), operation, &format!("{why}, from {ip}")).await;
+            Err(e)
         }
     }
 }

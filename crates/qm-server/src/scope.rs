@@ -22,7 +22,8 @@ pub fn op_of(cmd: &Command) -> Op {
         | Command::GrantQualification { .. }
         | Command::SetPolicy { .. }
         | Command::SetLocationSafety { .. }
-        | Command::SetItemTypeStorage { .. } => Op::Setup,
+        | Command::SetItemTypeStorage { .. }
+        | Command::SetTimeZone { .. } => Op::Setup,
         Command::RecordReadings { .. } => Op::Conditions,
         Command::Receive { .. } => Op::Receive,
         Command::Issue { .. } => Op::Issue,
@@ -57,7 +58,7 @@ pub fn units_of(s: &State, cmd: &Command) -> Vec<UnitId> {
             vec![Some(unit.clone())]
         }
         Command::IssueToken { unit, .. } => vec![Some(unit.clone())],
-        Command::DefineItemType { .. } | Command::SetItemTypeStorage { .. } => vec![root],
+        Command::DefineItemType { .. } | Command::SetItemTypeStorage { .. } | Command::SetTimeZone { .. } => vec![root],
         Command::SetLocationSafety { location, .. } | Command::RecordReadings { location, .. } => vec![loc_unit(s, location)],
         Command::SetCredential { badge, .. } | Command::GrantQualification { badge, .. } => vec![person_unit(s, badge)],
         Command::RevokeToken { token, .. } => vec![s.tokens.get(token).map(|t| t.unit.clone())],
