@@ -75,3 +75,48 @@ fn libraries_do_not_unwrap() {
         );
     }
 }
+
+/// The rule codes the code can answer with: the first string literal of `refuse("…"`, `rule: "…"`,
+/// `forbidden("…"` and the codes of `ApiError::new(…, "…"`, and the invariant codes.
+fn rule_codes() -> std::collections::BTreeSet<String> {
+    let mut codes = std::collections::BTreeSet::new();
+    let openers = ["refuse(\"", "rule: \"", "forbidden(\"", "flag(seq, \"", "bad(\"", "StatusCode::TOO_MANY_REQUESTS, \""];
+    for f in files(&root().join("crates"), "rs") {
+        let path = f.display().to_string();
+        if path.contains("/tests/") || path.contains("/benches/") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        for opener in openers {
+            for (i, _) in text.match_indices(opener) {
+                let rest = &text[i + opener.len()..];
+                let code: String = rest.chars().take_while(|c| *c != '"').collect();
+                // A rule code is dotted lower-case words (`custody.one_account`) or one word (`unique`).
+                if !code.is_empty() && code.chars().all(|c| c.is_ascii_lowercase() || c == '.' || c == '_') {
+                    codes.insert(code);
+                }
+            }
+        }
+    }
+    codes
+}
+
+#[test]
+fn every_rule_code_is_documented_and_tested() {
+    let docs: String = files(&root().join("docs"), "md").iter().map(|f| std::fs::read_to_string(f).unwrap()).collect();
+    let docs = docs + &std::fs::read_to_string(root().join("README.md")).unwrap();
+    let tests: String = files(&root().join("crates"), "rs")
+        .iter()
+        .filter(|f| f.display().to_string().contains("/tests/") || std::fs::read_to_string(f).unwrap().contains("#[cfg(test)]"))
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    let codes = rule_codes();
+    assert!(codes.len() > 20, "the scan found too few rule codes: {codes:?}");
+    let undocumented: Vec<&String> = codes.iter().filter(|c| !docs.contains(&format!("`{c}`"))).collect();
+    let untested: Vec<&String> =
+        codes.iter().filter(|c| !tests.contains(&format!("\"{c}\"")) && !tests.contains(&format!("rule {c}"))).collect();
+    assert!(
+        undocumented.is_empty() && untested.is_empty(),
+        "rule codes not documented (as `code`) in docs/ or README.md: {undocumented:?}; rule codes no test names: {untested:?}"
+    );
+}

@@ -382,3 +382,23 @@ fn a_ledger_written_before_credentials_left_it_still_signs_in_and_verifies() {
     site.authenticate(&old, "5555").unwrap();
     assert_verifies(&site);
 }
+
+#[test]
+fn an_entry_stamped_before_the_latest_is_refused_and_a_small_skew_is_recorded_at_the_latest_time() {
+    let (_dir, mut site) = demo();
+    let last = site.state().last_at.unwrap();
+    let size = site.size();
+    // A clock stepped back a minute: refused, nothing appended.
+    let mut back = issue("0417", "1001", "R-1041", "clock-back");
+    back.at = last - time::Duration::minutes(1);
+    let e = site.execute(back).unwrap_err();
+    assert!(matches!(&e, qm_app::AppError::Rejected(Rejection::Refused { rule: "time.forward", .. })), "{e}");
+    assert!(e.to_string().contains("time only moves forward"), "{e}");
+    assert_eq!(site.size(), size);
+    // Two seconds behind (two processes whose stamps crossed): recorded at the latest entry's time.
+    let mut skew = issue("0417", "1001", "R-1041", "clock-skew");
+    skew.at = last - time::Duration::seconds(2);
+    let o = site.execute(skew).unwrap();
+    assert_eq!(o.entries[0].at, last);
+    assert_verifies(&site);
+}

@@ -636,6 +636,29 @@ fn unsafe_movements_into_a_magazine_are_refused_before_they_happen() {
         r.stderr
     );
     assert_eq!(e.entries(), before, "a refused movement appends nothing");
+    // Explosive weight without a UN classification: it cannot be placed in a magazine at all.
+    e.ok(
+        "0001",
+        &[
+            "item-type",
+            "add",
+            "MYSTERY",
+            "--name",
+            "Unclassified charge",
+            "--kind",
+            "explosive",
+            "--tracking",
+            "lot",
+            "--neq-kg-per-unit",
+            "0.5",
+        ],
+    );
+    let r = e.qm_as(
+        "0420",
+        &["receive", "--to", "M2", "--from", "X", "--document", "DN-50", "--item-type", "MYSTERY", "--witness", "0501", "MY-1:2"],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("has no UN classification code") && r.stderr.contains("rule safety.classification"), "{}", r.stderr);
     // Within the limit it passes, into a bay inside the magazine too; moving within the magazine changes nothing there.
     e.ok(
         "0420",
@@ -1099,6 +1122,9 @@ fn no_secret_is_in_the_ledger_and_a_backup_holds_credentials_only_when_asked() {
     assert!(pw.args(["person", "password", "0501"]).status().unwrap().success());
     let token = e.ok("0001", &["token", "issue", "scanner-1", "--label", "Rack scanner", "--unit", "D-1", "--operations", "issue,return"]);
     e.ok("0001", &["token", "revoke", "scanner-1", "--reason", "lost"]);
+    let again = e.qm(&["token", "revoke", "scanner-1", "--reason", "lost twice"]);
+    assert_eq!(again.code, 3);
+    assert!(again.stderr.contains("already revoked") && again.stderr.contains("rule token.revoked"), "{}", again.stderr);
     let text = ledger_and_rows_text(&e.db());
     assert!(!text.contains("argon2"), "a credential hash is in the ledger or the rows");
     // The ledger says that credentials were set and revoked, by whom and when.
