@@ -3,6 +3,7 @@
 
 pub mod command;
 pub mod conditions;
+pub mod decide;
 pub mod event;
 pub mod ids;
 pub mod invariants;
@@ -10,15 +11,17 @@ pub mod model;
 pub mod permissions;
 pub mod policy;
 pub mod quantity;
-pub mod rules;
-pub mod safety;
 pub mod state;
 pub mod zone;
 
 pub use command::{Command, ItemRef, ReceiptLine};
+/// The former name of `decide`, kept for the paths other crates use.
+pub use decide as rules;
+/// Storage safety, now `decide::storage`.
+pub use decide::storage as safety;
+pub use decide::{decide, Ctx, Decision, Rejection};
 pub use event::{Correction, Envelope, Event, Line};
 pub use ids::*;
 pub use model::*;
 pub use quantity::Quantity;
-pub use rules::{decide, Ctx, Decision, Rejection};
 pub use state::State;

@@ -2,11 +2,11 @@
 //! hazard divisions and compatibility groups the licence allows, the mixing chart, and the aggregated
 //! NEQ against the licence and against quantity-distance. The figures come from `qm_safety` tables.
 
+use super::Rejection;
 use crate::event::{Event, Line};
 use crate::ids::*;
 use crate::model::*;
 use crate::quantity::Quantity;
-use crate::rules::Rejection;
 use crate::state::State;
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,0 +1,190 @@
+//! Custody: receipts and issues — where stock comes from and who holds it.
+
+use super::*;
+
+pub(super) fn decide_receive(c: &Checker, to: &LocationId, from: &str, document: &str, lines: &[ReceiptLine]) -> R<Decision> {
+    let state = c.state;
+    text("document", document, true)?;
+    text("supplier", from, true)?;
+    let loc = c.location(to)?;
+    c.authorize(Op::Receive, &loc.unit)?;
+    if lines.is_empty() {
+        return invalid("a receipt needs at least one line");
+    }
+    if lines.len() > LINES_MAX {
+        return invalid(format!("{} lines; at most {LINES_MAX} per receipt", lines.len()));
+    }
+    let mut events = vec![];
+    let mut out = vec![];
+    let mut new_serials = BTreeSet::new();
+    let mut new_lots: BTreeMap<&LotNo, &ItemTypeId> = BTreeMap::new();
+    for (i, line) in lines.iter().enumerate() {
+        let n = i + 1;
+        let t = c.item_type(&line.item_type)?;
+        match (t.tracking, &line.serial, &line.lot) {
+            (Tracking::Serial, None, _) | (Tracking::Both, None, _) => {
+                return invalid(format!("line {n}: item type {} is tracked by serial; give a serial", line.item_type))
+            }
+            (Tracking::Both, Some(_), None) => {
+                return invalid(format!("line {n}: item type {} is tracked by serial and lot; give both", line.item_type))
+            }
+            (Tracking::Lot, Some(_), _) => {
+                return invalid(format!("line {n}: item type {} is tracked by lot; a serial is not expected", line.item_type))
+            }
+            (Tracking::Lot, None, None) => {
+                return invalid(format!("line {n}: item type {} is tracked by lot; give a lot number", line.item_type))
+            }
+            _ => {}
+        }
+        if let Some(lot) = &line.lot {
+            match state.lots.get(lot) {
+                Some(l) if l.item_type != line.item_type => {
+                    return refuse(
+                        "lot.one_item_type",
+                        format!("line {n}: lot {lot} is already on the books as item type {}, not {}", l.item_type, line.item_type),
+                    );
+                }
+                Some(_) => {}
+                None => match new_lots.get(lot) {
+                    Some(t) if **t != line.item_type => {
+                        return refuse("lot.one_item_type", format!("line {n}: lot {lot} is named with two item types"))
+                    }
+                    Some(_) => {}
+                    None => {
+                        new_lots.insert(lot, &line.item_type);
+                        if let (Some(m), Some(e)) = (line.manufactured, line.expires) {
+                            if e < m {
+                                return invalid(format!("line {n}: lot {lot} expires ({e}) before it was made ({m})"));
+                            }
+                        }
+                        events.push(Event::LotRegistered {
+                            lot: lot.clone(),
+                            item_type: line.item_type.clone(),
+                            manufactured: line.manufactured,
+                            expires: line.expires,
+                        });
+                    }
+                },
+            }
+        }
+        if let Some(s) = &line.serial {
+            if let Some(si) = state.serials.get(s) {
+                return refuse(
+                    "custody.one_account",
+                    format!(
+                        "line {n}: serial {s} is already on the books: it {}",
+                        describe(state, &c.ctx.zone, &si.account, Some(si.since))
+                    ),
+                );
+            }
+            if !new_serials.insert(s) {
+                return invalid(format!("line {n}: serial {s} is named twice"));
+            }
+            events.push(Event::SerialRegistered { serial: s.clone(), item_type: line.item_type.clone(), lot: line.lot.clone() });
+            out.push(Line::Serial { serial: s.clone(), item_type: line.item_type.clone() });
+        } else if let Some(lot) = &line.lot {
+            if !line.quantity.is_positive() {
+                return invalid(format!("line {n}: quantity must be more than zero"));
+            }
+            out.push(Line::Lot { lot: lot.clone(), item_type: line.item_type.clone(), quantity: line.quantity });
+        }
+    }
+    c.movement_witness(&loc.unit, &out, "receipt")?;
+    events.push(Event::Movement {
+        kind: MovementKind::Receive,
+        from: Account::Supplier(from.trim().to_string()),
+        to: Account::Location(to.clone()),
+        lines: out,
+        document: Some(document.to_string()),
+    });
+    Ok(Decision { events, corrects: None })
+}
+
+pub(super) fn decide_issue(c: &Checker, to: &Badge, from: Option<&LocationId>, items: &[ItemRef]) -> R<Decision> {
+    let state = c.state;
+    let person = c.person(to)?;
+    if items.is_empty() {
+        return invalid("no items given");
+    }
+    // Serials come from wherever they are racked; lots need the place they are drawn from.
+    let mut by_source: BTreeMap<LocationId, Vec<ItemRef>> = BTreeMap::new();
+    for item in items {
+        let source = match (item, from) {
+            (_, Some(f)) => f.clone(),
+            (ItemRef::Serial(s), None) => match state.serials.get(s) {
+                None => return not_found("serial", s),
+                Some(si) => match &si.account {
+                    Account::Location(l) => l.clone(),
+                    other => {
+                        let hint = if matches!(other, Account::Person(_)) { "; return it first" } else { "" };
+                        return refuse(
+                            "custody.one_account",
+                            format!("serial {s} {}{hint}", describe(state, &c.ctx.zone, other, Some(si.since))),
+                        );
+                    }
+                },
+            },
+            (ItemRef::Lot { lot, .. }, None) => return invalid(format!("lot {lot}: say which location it is drawn from")),
+        };
+        by_source.entry(source).or_default().push(item.clone());
+    }
+    let mut events = vec![];
+    for (source, items) in &by_source {
+        let loc = c.location(source)?;
+        c.authorize(Op::Issue, &loc.unit)?;
+        if !state.unit_within(&person.unit, &c.actor.unit) {
+            return refuse(
+                "permission.subtree",
+                format!("badge {to} belongs to unit {}, outside the subtree of badge {}", person.unit, c.ctx.actor),
+            );
+        }
+        let lines = c.take(&Account::Location(source.clone()), items)?;
+        let policy = state.effective_policy(&loc.unit).0;
+        let mut ammunition = Quantity::ZERO;
+        for line in &lines {
+            c.issuable(line, &loc.unit)?;
+            let t = c.item_type(line.item_type())?;
+            if let Some(q) = &t.qualification {
+                match person.qualifications.get(q) {
+                    None => {
+                        return refuse(
+                            "qualification",
+                            format!("badge {to} ({}) is not qualified on {q}, required for item type {}", person.name, line.item_type()),
+                        )
+                    }
+                    Some(exp) if *exp < c.ctx.at.date() => {
+                        return refuse(
+                            "qualification",
+                            format!(
+                                "badge {to} ({}) qualification {q} expired on {exp}; item type {} requires it",
+                                person.name,
+                                line.item_type()
+                            ),
+                        )
+                    }
+                    Some(_) => {}
+                }
+            }
+            if t.kind == ItemKind::Ammunition {
+                ammunition = ammunition.checked_add(line.quantity()).ok_or_else(|| over_limit_text("the ammunition of this issue"))?;
+            }
+        }
+        if let Some(cap) = policy.max_issue_quantity {
+            if ammunition > cap {
+                return refuse(
+                    "policy.max_issue_quantity",
+                    format!("issue of {ammunition} rounds to badge {to} exceeds the cap of {cap} per issue in force at unit {}", loc.unit),
+                );
+            }
+        }
+        c.movement_witness(&loc.unit, &lines, "issue")?;
+        events.push(Event::Movement {
+            kind: MovementKind::Issue,
+            from: Account::Location(source.clone()),
+            to: Account::Person(to.clone()),
+            lines,
+            document: None,
+        });
+    }
+    Ok(Decision { events, corrects: None })
+}

@@ -1,0 +1,650 @@
+//! Deciding: a command checked against the books becomes events, or is refused with the rule and the
+//! facts. This module has the context, the refusal, the checks every command shares (authorization
+//! by role and unit subtree, witnesses, custody) and the dispatch; one module per domain has the
+//! rest: `setup`, `custody`, `transfers`, `counts`, `conditions`, `storage` (storage safety).
+//!
+//! `decide` is pure. It reads the books and the effective policy and returns the events to append;
+//! a refusal changes nothing because nothing has been written yet.
+
+use crate::command::*;
+use crate::event::*;
+use crate::ids::*;
+use crate::model::*;
+use crate::permissions::{role_allows, Op};
+use crate::quantity::{Quantity, QUANTITY_MAX_UNITS};
+use crate::state::*;
+use std::collections::{BTreeMap, BTreeSet};
+use time::OffsetDateTime;
+
+mod conditions;
+mod counts;
+mod custody;
+pub mod setup;
+pub mod storage;
+mod transfers;
+
+use conditions::decide_readings;
+
+pub use conditions::READINGS_MAX;
+use counts::{decide_close_count, decide_resolve};
+use custody::{decide_issue, decide_receive};
+pub use setup::{genesis, valid_un_code};
+use transfers::{decide_receive_transfer, next_discrepancy_ids};
+
+/// Who is acting, who witnesses, and when. Both people are already authenticated by the edge.
+#[derive(Clone, Debug)]
+pub struct Ctx {
+    pub actor: Badge,
+    pub witness: Option<Badge>,
+    pub at: OffsetDateTime,
+    /// The site's local time at `at`, for the times refusals show (UTC until a zone is set).
+    pub zone: crate::zone::LocalZone,
+}
+
+/// Why a command produced no events.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// A rule said no. `rule` is a stable code; `message` gives the facts.
+    #[error("refused: {message} (rule {rule})")]
+    Refused { rule: &'static str, message: String },
+    #[error("not found: {what} {id}")]
+    NotFound { what: &'static str, id: String },
+    /// The command itself is malformed (a usage error).
+    #[error("invalid: {0}")]
+    Invalid(String),
+}
+
+impl Rejection {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::Refused { rule, .. } => rule,
+            Rejection::NotFound { .. } => "not_found",
+            Rejection::Invalid(_) => "invalid",
+        }
+    }
+}
+
+/// The events a command becomes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    pub events: Vec<Event>,
+    pub corrects: Option<Correction>,
+}
+
+pub(crate) type R<T> = Result<T, Rejection>;
+
+pub(crate) fn refuse<T>(rule: &'static str, message: impl Into<String>) -> R<T> {
+    Err(Rejection::Refused { rule, message: message.into() })
+}
+pub(crate) fn not_found<T>(what: &'static str, id: impl ToString) -> R<T> {
+    Err(Rejection::NotFound { what, id: id.to_string() })
+}
+pub(crate) fn invalid<T>(message: impl Into<String>) -> R<T> {
+    Err(Rejection::Invalid(message.into()))
+}
+
+/// Longest free text (names, documents, reasons) a command may carry.
+pub const TEXT_LEN_MAX: usize = 500;
+/// Most lines one command may carry; a bigger delivery is split into several receipts.
+pub const LINES_MAX: usize = 10_000;
+
+pub(crate) fn text(what: &str, value: &str, required: bool) -> R<()> {
+    if required && value.trim().is_empty() {
+        return invalid(format!("{what} is required"));
+    }
+    if value.chars().count() > TEXT_LEN_MAX {
+        return invalid(format!("{what} is longer than {TEXT_LEN_MAX} characters"));
+    }
+    Ok(())
+}
+
+/// Short form of a time for messages at the counter, in UTC, saying so (`2026-11-23 06:02 UTC`);
+/// `LocalZone::show` gives it in a site's own zone.
+pub fn when(t: OffsetDateTime) -> String {
+    crate::zone::LocalZone::utc().show(t)
+}
+
+/// Describes where an account is, in words for a refusal, with times in the site's zone.
+pub(crate) fn describe(state: &State, zone: &crate::zone::LocalZone, account: &Account, since: Option<OffsetDateTime>) -> String {
+    let since = since.map(|t| format!(" since {}", zone.show(t))).unwrap_or_default();
+    match account {
+        Account::Person(b) => {
+            let name = state.people.get(b).map(|p| format!(" ({})", p.name)).unwrap_or_default();
+            format!("is issued to badge {b}{name}{since}")
+        }
+        Account::Location(l) => format!("is at location {l}{since}"),
+        Account::Transit(t) => format!("is in transit on transfer {t}{since}"),
+        Account::Supplier(s) => format!("is with supplier {s}"),
+        Account::Expended => format!("was expended{since}"),
+        Account::Destroyed => format!("was destroyed{since}"),
+        Account::Lost => format!("was reported lost{since}"),
+        Account::Found => "is not on the books".to_string(),
+    }
+}
+
+pub(crate) struct Checker<'a> {
+    state: &'a State,
+    ctx: &'a Ctx,
+    actor: &'a Person,
+}
+
+impl<'a> Checker<'a> {
+    /// The actor's role allows `op`, and `unit` is inside the actor's unit subtree.
+    fn authorize(&self, op: Op, unit: &UnitId) -> R<()> {
+        if !self.actor.roles.iter().any(|r| role_allows(*r, op)) {
+            let roles: Vec<&str> = self.actor.roles.iter().map(|r| r.as_str()).collect();
+            return refuse(
+                "permission.role",
+                format!("badge {} ({}) may not {}: no role of theirs allows it", self.ctx.actor, roles.join(", "), op.as_str()),
+            );
+        }
+        if !self.state.unit_within(unit, &self.actor.unit) {
+            return refuse(
+                "permission.subtree",
+                format!(
+                    "badge {} belongs to unit {} and may not {} at unit {}, which is outside its subtree",
+                    self.ctx.actor,
+                    self.actor.unit,
+                    op.as_str(),
+                    unit
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    fn location(&self, id: &LocationId) -> R<&'a Location> {
+        match self.state.locations.get(id) {
+            Some(l) => Ok(l),
+            None => not_found("location", id),
+        }
+    }
+
+    fn person(&self, badge: &Badge) -> R<&'a Person> {
+        match self.state.people.get(badge) {
+            Some(p) => Ok(p),
+            None => not_found("badge", badge),
+        }
+    }
+
+    fn item_type(&self, id: &ItemTypeId) -> R<&'a ItemType> {
+        match self.state.item_types.get(id) {
+            Some(t) => Ok(t),
+            None => not_found("item type", id),
+        }
+    }
+
+    fn unit_of(&self, account: &Account) -> R<UnitId> {
+        match self.state.account_unit(account) {
+            Some(u) => Ok(u),
+            None => not_found("account", account),
+        }
+    }
+
+    /// Two-person integrity: a second, different, authorized person, already authenticated by PIN.
+    fn witness(&self, unit: &UnitId, why: &str) -> R<()> {
+        let Some(w) = &self.ctx.witness else {
+            return refuse(
+                "two_person",
+                format!("{why}: the effective policy at unit {unit} requires a witness; give a second person's badge and PIN"),
+            );
+        };
+        if *w == self.ctx.actor {
+            return refuse("two_person", format!("{why}: the witness must be a different person from badge {}", self.ctx.actor));
+        }
+        let p = self.person(w)?;
+        if !p.roles.iter().any(|r| role_allows(*r, Op::Witness)) || !self.state.unit_within(unit, &p.unit) {
+            return refuse("two_person", format!("{why}: badge {w} is not authorized to witness at unit {unit}"));
+        }
+        Ok(())
+    }
+
+    /// Resolves items against what `from` holds now: every serial is there, every lot has enough.
+    fn take(&self, from: &Account, items: &[ItemRef]) -> R<Vec<Line>> {
+        if items.is_empty() {
+            return invalid("no items given");
+        }
+        if items.len() > LINES_MAX {
+            return invalid(format!("{} lines; at most {LINES_MAX} per command", items.len()));
+        }
+        let mut seen = BTreeSet::new();
+        let mut wanted: BTreeMap<&LotNo, Quantity> = BTreeMap::new();
+        let mut lines = Vec::with_capacity(items.len());
+        for item in items {
+            match item {
+                ItemRef::Serial(s) => {
+                    let Some(si) = self.state.serials.get(s) else {
+                        return not_found("serial", s);
+                    };
+                    if !seen.insert(s) {
+                        return invalid(format!("serial {s} is named twice"));
+                    }
+                    if si.account != *from {
+                        let hint = match (&si.account, from) {
+                            (Account::Person(_), Account::Location(_)) => "; return it first",
+                            _ => "",
+                        };
+                        return refuse(
+                            "custody.one_account",
+                            format!("serial {s} {}{hint}, not {from}", describe(self.state, &self.ctx.zone, &si.account, Some(si.since))),
+                        );
+                    }
+                    lines.push(Line::Serial { serial: s.clone(), item_type: si.item_type.clone() });
+                }
+                ItemRef::Lot { lot, quantity } => {
+                    let Some(l) = self.state.lots.get(lot) else {
+                        return not_found("lot", lot);
+                    };
+                    if !quantity.is_positive() {
+                        return invalid(format!("quantity of lot {lot} must be more than zero"));
+                    }
+                    let total = wanted.entry(lot).or_default();
+                    *total = total.checked_add(*quantity).ok_or_else(|| over_limit(lot, "the lines asking for it"))?;
+                    let held = self.state.balance(from, lot);
+                    if (from.is_internal() || *from == Account::Lost) && held < *total {
+                        {
+                            let who = match from {
+                                Account::Person(b) => format!("badge {b} holds"),
+                                other => format!("{other} holds"),
+                            };
+                            return refuse(
+                                "balance.not_negative",
+                                format!("{who} {held} of lot {lot}, not {total}; no balance may go negative"),
+                            );
+                        }
+                    }
+                    lines.push(Line::Lot { lot: lot.clone(), item_type: l.item_type.clone(), quantity: *quantity });
+                }
+            }
+        }
+        Ok(lines)
+    }
+
+    fn explosive(&self, lines: &[Line]) -> bool {
+        lines.iter().any(|l| self.state.item_types.get(l.item_type()).is_some_and(ItemType::is_explosive))
+    }
+
+    /// Witness if the effective policy wants one for these lines at that unit.
+    fn movement_witness(&self, unit: &UnitId, lines: &[Line], what: &str) -> R<()> {
+        let policy = self.state.effective_policy(unit).0;
+        if policy.two_person_all_movements {
+            return self.witness(unit, &format!("{what} under a two-person posture"));
+        }
+        if policy.two_person_explosives && self.explosive(lines) {
+            return self.witness(unit, &format!("{what} of explosives"));
+        }
+        Ok(())
+    }
+
+    /// A lot (or the lot of a serial) that may not go out to a person.
+    fn issuable(&self, line: &Line, unit: &UnitId) -> R<()> {
+        let lot = match line {
+            Line::Lot { lot, .. } => Some(lot),
+            Line::Serial { serial, .. } => self.state.serials.get(serial).and_then(|s| s.lot.as_ref()),
+        };
+        let Some(lot_no) = lot else { return Ok(()) };
+        let Some(lot) = self.state.lots.get(lot_no) else {
+            return Ok(());
+        };
+        if let Some((status, by)) = self.state.lot_status_at(lot_no, unit) {
+            if status != LotStatus::Serviceable {
+                let by = match by {
+                    Some(u) => {
+                        let reason = lot.decisions.get(&u).map(|d| format!(": {}", d.reason)).unwrap_or_default();
+                        format!(" by decision of unit {u}{reason}")
+                    }
+                    None => String::new(),
+                };
+                return refuse("lot.status", format!("lot {lot_no} is {status}{by}; it cannot be issued"));
+            }
+        }
+        if let Some(exp) = lot.expires {
+            if exp < self.ctx.at.date() {
+                return refuse("lot.expired", format!("lot {lot_no} expired on {exp}; it cannot be issued"));
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn single_movement(kind: MovementKind, from: Account, to: Account, lines: Vec<Line>, document: Option<String>) -> Decision {
+    Decision { events: vec![Event::Movement { kind, from, to, lines, document }], corrects: None }
+}
+
+/// Refusal of a sum that would pass the largest quantity, naming the lot.
+pub(crate) fn over_limit(lot: &LotNo, what: &str) -> Rejection {
+    Rejection::Refused {
+        rule: "quantity.max",
+        message: format!("lot {lot}: {what} add up to more than {QUANTITY_MAX_UNITS}, the most one line, balance or sum may hold"),
+    }
+}
+pub(crate) fn over_limit_text(what: &str) -> Rejection {
+    Rejection::Refused {
+        rule: "quantity.max",
+        message: format!("{what} adds up to more than {QUANTITY_MAX_UNITS}, the most one sum may hold"),
+    }
+}
+
+/// Every balance, store total and count sum the events would change stays within the largest
+/// quantity. Checked once here, for every command, so that `apply` (checked too) never meets a sum
+/// it cannot hold: thousands of lines of one lot in one receipt, a transfer receipt or a count.
+fn check_bounds(state: &State, events: &[Event]) -> R<()> {
+    let mut balances: BTreeMap<(&Account, &LotNo), Quantity> = BTreeMap::new();
+    let mut stores: BTreeMap<(&LocationId, &ItemTypeId), Quantity> = BTreeMap::new();
+    let mut counted: BTreeMap<(&CountId, &LocationId, &LotNo), Quantity> = BTreeMap::new();
+    for event in events {
+        match event {
+            Event::Movement { from, to, lines, .. } => {
+                for line in lines {
+                    for (account, delta) in [(from, line.quantity().negated()), (to, line.quantity())] {
+                        let Account::Location(l) = account else { continue };
+                        let Some(store) = state.enclosing_store(l) else { continue };
+                        let t = line.item_type();
+                        let total = stores
+                            .entry((store, t))
+                            .or_insert_with(|| state.store_stock.get(store).and_then(|m| m.get(t)).copied().unwrap_or_default());
+                        *total = total.checked_add(delta).ok_or_else(|| Rejection::Refused {
+                            rule: "quantity.max",
+                            message: format!(
+                                "{} of item type {t}: {store} would hold more than {QUANTITY_MAX_UNITS}, the most one place may hold of one item type",
+                                line.label()
+                            ),
+                        })?;
+                    }
+                    let Line::Lot { lot, quantity, .. } = line else { continue };
+                    for (account, delta) in [(from, quantity.negated()), (to, *quantity)] {
+                        if matches!(account, Account::Supplier(_)) {
+                            continue;
+                        }
+                        let b = balances.entry((account, lot)).or_insert_with(|| state.balance(account, lot));
+                        *b = b
+                            .checked_add(delta)
+                            .ok_or_else(|| over_limit(lot, &format!("the lines of this movement and what {account} holds")))?;
+                    }
+                }
+            }
+            Event::CountRecorded { count, location, lots, .. } => {
+                for (lot, q) in lots {
+                    let sum = counted.entry((count, location, lot)).or_insert_with(|| {
+                        state.counts.get(count).and_then(|c| c.lots.get(location)).and_then(|m| m.get(lot)).copied().unwrap_or_default()
+                    });
+                    *sum = sum.checked_add(*q).ok_or_else(|| over_limit(lot, &format!("the counts recorded at {location}")))?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Checks a command against the books; returns the events it becomes, or why not.
+pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, Rejection> {
+    let decision = decide_command(state, ctx, command)?;
+    check_bounds(state, &decision.events)?;
+    // Storage safety applies to every movement that ends in a magazine or depot, whatever the command.
+    storage::check_decision(state, &decision.events)?;
+    Ok(decision)
+}
+
+fn decide_command(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, Rejection> {
+    let Some(actor) = state.people.get(&ctx.actor) else {
+        return not_found("badge", &ctx.actor);
+    };
+    let c = Checker { state, ctx, actor };
+    let one = |e: Event| Ok(Decision { events: vec![e], corrects: None });
+    match command {
+        Command::CreateUnit { .. }
+        | Command::CreateLocation { .. }
+        | Command::DefineItemType { .. }
+        | Command::RegisterPerson { .. }
+        | Command::GrantQualification { .. }
+        | Command::SetLocationSafety { .. }
+        | Command::SetTimeZone { .. }
+        | Command::SetItemTypeStorage { .. }
+        | Command::SetCredential { .. }
+        | Command::IssueToken { .. }
+        | Command::RevokeToken { .. }
+        | Command::SetPolicy { .. } => setup::decide_setup(&c, command),
+        Command::RecordReadings { location, readings, window, sha256 } => decide_readings(&c, location, readings, window, sha256),
+        Command::Receive { to, from, document, lines } => decide_receive(&c, to, from, document, lines),
+        Command::Issue { to, from, items } => decide_issue(&c, to, from.as_ref(), items),
+        Command::Return { from, to, items } => {
+            let loc = c.location(to)?;
+            c.authorize(Op::Return, &loc.unit)?;
+            let p = c.person(from)?;
+            if !state.unit_within(&p.unit, &actor.unit) {
+                return refuse(
+                    "permission.subtree",
+                    format!("badge {from} belongs to unit {}, outside the subtree of badge {}", p.unit, ctx.actor),
+                );
+            }
+            let account = Account::Person(from.clone());
+            let lines = c.take(&account, items).map_err(|e| match e {
+                Rejection::Refused { rule: "custody.one_account", message } => Rejection::Refused {
+                    rule: "custody.return_matches",
+                    message: format!("{message}; a return must match what badge {from} holds"),
+                },
+                other => other,
+            })?;
+            c.movement_witness(&loc.unit, &lines, "return")?;
+            Ok(single_movement(MovementKind::Return, account, Account::Location(to.clone()), lines, None))
+        }
+        Command::Move { from, to, items } => {
+            let (fl, tl) = (c.location(from)?, c.location(to)?);
+            c.authorize(Op::Move, &fl.unit)?;
+            if fl.unit != tl.unit {
+                return refuse(
+                    "move.same_unit",
+                    format!("{from} is in unit {} and {to} in unit {}; stock leaves a unit only by transfer", fl.unit, tl.unit),
+                );
+            }
+            if from == to {
+                return invalid(format!("{from} is both source and destination"));
+            }
+            let lines = c.take(&Account::Location(from.clone()), items)?;
+            c.movement_witness(&fl.unit, &lines, "move")?;
+            Ok(single_movement(MovementKind::Move, Account::Location(from.clone()), Account::Location(to.clone()), lines, None))
+        }
+        Command::Dispatch { from, to_unit, items, document } => {
+            if let Some(d) = document {
+                text("document", d, false)?;
+            }
+            let fl = c.location(from)?;
+            c.authorize(Op::Transfer, &fl.unit)?;
+            if !state.units.contains_key(to_unit) {
+                return not_found("unit", to_unit);
+            }
+            if *to_unit == fl.unit {
+                return invalid(format!("transfer from unit {} to itself; use move", fl.unit));
+            }
+            let lines = c.take(&Account::Location(from.clone()), items)?;
+            // Suspended stock stays where it is until the unit that suspended it decides otherwise.
+            for line in &lines {
+                if let Line::Lot { lot, .. } = line {
+                    if let Some((LotStatus::Suspended, by)) = state.lot_status_at(lot, &fl.unit) {
+                        let by = by.map(|u| format!(" by decision of unit {u}")).unwrap_or_default();
+                        return refuse(
+                            "lot.status",
+                            format!("lot {lot} is suspended{by}; suspended stock does not move until that decision is lifted"),
+                        );
+                    }
+                }
+            }
+            c.movement_witness(&fl.unit, &lines, "dispatch")?;
+            let transfer = TransferId::parse(&format!("T-{}", state.transfers.len() + 1)).map_err(|e| Rejection::Invalid(e.to_string()))?;
+            Ok(Decision {
+                events: vec![
+                    Event::TransferDispatched {
+                        transfer: transfer.clone(),
+                        from_unit: fl.unit.clone(),
+                        to_unit: to_unit.clone(),
+                        document: document.clone(),
+                    },
+                    Event::Movement {
+                        kind: MovementKind::Dispatch,
+                        from: Account::Location(from.clone()),
+                        to: Account::Transit(transfer),
+                        lines,
+                        document: document.clone(),
+                    },
+                ],
+                corrects: None,
+            })
+        }
+        Command::ReceiveTransfer { transfer, to, received } => decide_receive_transfer(&c, transfer, to, received),
+        Command::Expend { from, items, document } => {
+            text("document", document, true)?;
+            let unit = c.unit_of(from)?;
+            c.authorize(Op::Expend, &unit)?;
+            let lines = c.take(from, items)?;
+            c.movement_witness(&unit, &lines, "expenditure")?;
+            Ok(single_movement(MovementKind::Expend, from.clone(), Account::Expended, lines, Some(document.clone())))
+        }
+        Command::Destroy { from, items, document } => {
+            text("document", document, true)?;
+            let fl = c.location(from)?;
+            c.authorize(Op::Destroy, &fl.unit)?;
+            let lines = c.take(&Account::Location(from.clone()), items)?;
+            c.movement_witness(&fl.unit, &lines, "destruction")?;
+            Ok(single_movement(MovementKind::Destroy, Account::Location(from.clone()), Account::Destroyed, lines, Some(document.clone())))
+        }
+        Command::ReportLost { from, items, document } => {
+            if let Some(d) = document {
+                text("document", d, false)?;
+            }
+            let unit = c.unit_of(from)?;
+            c.authorize(Op::ReportLost, &unit)?;
+            let lines = c.take(from, items)?;
+            Ok(single_movement(MovementKind::Lose, from.clone(), Account::Lost, lines, document.clone()))
+        }
+        Command::Recover { to, items, document } => {
+            let loc = c.location(to)?;
+            c.authorize(Op::Recover, &loc.unit)?;
+            let lines = c.take(&Account::Lost, items)?;
+            c.movement_witness(&loc.unit, &lines, "recovery")?;
+            Ok(single_movement(MovementKind::Recover, Account::Lost, Account::Location(to.clone()), lines, document.clone()))
+        }
+        Command::SetLotStatus { lot, status, reason, unit } => {
+            text("reason", reason, true)?;
+            let Some(l) = state.lots.get(lot) else {
+                return not_found("lot", lot);
+            };
+            let unit = unit.clone().unwrap_or_else(|| actor.unit.clone());
+            if !state.units.contains_key(&unit) {
+                return not_found("unit", &unit);
+            }
+            c.authorize(Op::LotStatus, &unit)?;
+            let root = state.site.as_ref().map(|s| &s.root_unit);
+            let current =
+                if Some(&unit) == root { l.status } else { l.decisions.get(&unit).map(|d| d.status).unwrap_or(LotStatus::Serviceable) };
+            if current == *status {
+                return refuse("lot.status", format!("lot {lot} is already {status} by decision of unit {unit}"));
+            }
+            one(Event::LotStatusChanged { lot: lot.clone(), status: *status, reason: reason.clone(), unit: Some(unit) })
+        }
+        Command::StartCount { root, kind, blind } => {
+            let loc = c.location(root)?;
+            c.authorize(Op::Count, &loc.unit)?;
+            let policy = state.effective_policy(&loc.unit).0;
+            let subtree = state.location_subtree(root);
+            if policy.counter_not_keeper {
+                if let Some(l) = subtree.iter().find(|l| state.locations.get(*l).and_then(|x| x.keeper.as_ref()) == Some(&ctx.actor)) {
+                    return refuse(
+                        "count.counter_not_keeper",
+                        format!(
+                            "badge {} keeps location {l} in the counted subtree; policy at unit {} requires someone else to count it",
+                            ctx.actor, loc.unit
+                        ),
+                    );
+                }
+            }
+            if policy.counter_not_previous && state.last_counter.get(root) == Some(&ctx.actor) {
+                return refuse(
+                    "count.counter_not_previous",
+                    format!(
+                        "badge {} did the previous count of {root}; policy at unit {} requires a different counter",
+                        ctx.actor, loc.unit
+                    ),
+                );
+            }
+            if let Some((id, _)) =
+                state.counts.iter().find(|(_, k)| !k.closed && (subtree.contains(&k.root) || state.location_within(root, &k.root)))
+            {
+                return refuse("count.one_open", format!("count {id} is still open over {root}; close it first"));
+            }
+            let count = CountId::parse(&format!("C-{}", state.counts.len() + 1)).map_err(|e| Rejection::Invalid(e.to_string()))?;
+            one(Event::CountStarted { count, root: root.clone(), kind: *kind, blind: *blind, counter: ctx.actor.clone() })
+        }
+        Command::RecordCount { count, location, serials, lots } => {
+            let Some(k) = state.counts.get(count) else {
+                return not_found("count", count);
+            };
+            if k.closed {
+                return refuse("count.open", format!("count {count} is closed"));
+            }
+            if k.counter != ctx.actor {
+                return refuse("count.counter", format!("count {count} is being counted by badge {}, not {}", k.counter, ctx.actor));
+            }
+            c.location(location)?;
+            if !state.location_within(location, &k.root) {
+                return refuse("count.scope", format!("location {location} is not inside {}, the subtree of count {count}", k.root));
+            }
+            if serials.len() + lots.len() > LINES_MAX {
+                return invalid(format!("at most {LINES_MAX} lines per recording"));
+            }
+            if lots.iter().any(|(_, q)| !q.is_positive()) {
+                return invalid("counted quantities must be more than zero; leave out what is not there");
+            }
+            one(Event::CountRecorded { count: count.clone(), location: location.clone(), serials: serials.clone(), lots: lots.clone() })
+        }
+        Command::CloseCount { count } => decide_close_count(&c, count),
+        Command::ResolveDiscrepancy { discrepancy, approve, note, item_type } => {
+            decide_resolve(&c, discrepancy, *approve, note, item_type.as_ref())
+        }
+        Command::Correct { original, reason } => {
+            text("reason", reason, true)?;
+            let Event::Movement { kind, from, to, lines, document } = &original.event else {
+                return refuse(
+                    "correction.movement_only",
+                    format!(
+                        "entry {} is a {}; only movements are corrected by a reverse movement",
+                        original.seq,
+                        original.event.type_name()
+                    ),
+                );
+            };
+            if *kind == MovementKind::Correct {
+                return refuse(
+                    "correction.movement_only",
+                    format!("entry {} is itself a correction; record a new movement instead", original.seq),
+                );
+            }
+            // Permission first: someone without the role learns nothing about the entry's corrections.
+            let unit = c.unit_of(if from.is_internal() { from } else { to })?;
+            c.authorize(Op::Correct, &unit)?;
+            if let Some(by) = state.corrected.get(&original.seq) {
+                return refuse("correction.once", format!("entry {} was already corrected by entry {by}", original.seq));
+            }
+            let items: Vec<ItemRef> = lines
+                .iter()
+                .map(|l| match l {
+                    Line::Serial { serial, .. } => ItemRef::Serial(serial.clone()),
+                    Line::Lot { lot, quantity, .. } => ItemRef::Lot { lot: lot.clone(), quantity: *quantity },
+                })
+                .collect();
+            // The reverse movement must itself be possible now: the stock must still be where the entry put it.
+            let lines = c.take(to, &items)?;
+            c.movement_witness(&unit, &lines, "correction")?;
+            Ok(Decision {
+                events: vec![Event::Movement {
+                    kind: MovementKind::Correct,
+                    from: to.clone(),
+                    to: from.clone(),
+                    lines,
+                    document: document.clone(),
+                }],
+                corrects: Some(Correction { seq: original.seq, reason: reason.clone() }),
+            })
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Setup: the genesis of a site, units, places, the catalog, people and their credentials, tokens,
+//! policies and the site's time zone.
+
+use super::*;
+
+/// The first events of a new site: its identity, its root unit, and its first administrator.
+pub fn genesis(site: &str, verifier_key: &str, root_unit: &UnitId, root_unit_name: &str, admin: &Badge, admin_name: &str) -> Vec<Event> {
+    vec![
+        Event::SiteInitialized {
+            site: site.to_string(),
+            verifier_key: verifier_key.to_string(),
+            root_unit: root_unit.clone(),
+            root_unit_name: root_unit_name.to_string(),
+        },
+        Event::PersonRegistered {
+            badge: admin.clone(),
+            name: admin_name.to_string(),
+            unit: root_unit.clone(),
+            roles: vec![Role::Admin],
+            pin_hash: None,
+        },
+        Event::CredentialSet { badge: admin.clone(), kind: CredentialKind::Pin, hash: None },
+    ]
+}
+
+/// `1.1D`, `1.4S` …: division 1 to 6 and a compatibility group letter.
+pub fn valid_un_code(code: &str) -> bool {
+    let b = code.as_bytes();
+    b.len() == 4 && b[0] == b'1' && b[1] == b'.' && (b'1'..=b'6').contains(&b[2]) && b"ABCDEFGHJKLNS".contains(&b[3])
+}
+
+/// The setup commands: what the organization, its places, catalog, people and rules are.
+pub(super) fn decide_setup(c: &Checker, command: &Command) -> R<Decision> {
+    let (state, ctx, actor) = (c.state, c.ctx, c.actor);
+    let one = |e: Event| Ok(Decision { events: vec![e], corrects: None });
+    match command {
+        Command::CreateUnit { unit, name, parent } => {
+            text("unit name", name, true)?;
+            if !state.units.contains_key(parent) {
+                return not_found("unit", parent);
+            }
+            c.authorize(Op::Setup, parent)?;
+            if state.units.contains_key(unit) {
+                return refuse("unique", format!("unit {unit} already exists"));
+            }
+            one(Event::UnitCreated { unit: unit.clone(), name: name.clone(), parent: parent.clone() })
+        }
+        Command::CreateLocation { location, name, unit, parent, kind, keeper, magazine } => {
+            text("location name", name, true)?;
+            if !state.units.contains_key(unit) {
+                return not_found("unit", unit);
+            }
+            c.authorize(Op::Setup, unit)?;
+            if state.locations.contains_key(location) {
+                return refuse("unique", format!("location {location} already exists"));
+            }
+            if let Some(p) = parent {
+                let pl = c.location(p)?;
+                if pl.unit != *unit {
+                    return refuse(
+                        "location.same_unit",
+                        format!("location {location} is in unit {unit} but its parent {p} is in unit {}", pl.unit),
+                    );
+                }
+            }
+            if let Some(k) = keeper {
+                c.person(k)?;
+            }
+            if let Some(m) = magazine {
+                if *kind != LocationKind::Magazine {
+                    return invalid(format!("only a magazine carries a licence; {location} is a {kind}"));
+                }
+                if !(m.neq_limit_kg.is_finite() && m.neq_limit_kg >= 0.0)
+                    || m.exposed_sites.iter().any(|e| !(e.distance_m.is_finite() && e.distance_m >= 0.0))
+                {
+                    return invalid("licence figures must be finite, non-negative numbers");
+                }
+            }
+            one(Event::LocationCreated {
+                location: location.clone(),
+                name: name.clone(),
+                unit: unit.clone(),
+                parent: parent.clone(),
+                kind: *kind,
+                keeper: keeper.clone(),
+                magazine: magazine.clone(),
+            })
+        }
+        Command::DefineItemType { item_type, name, kind, tracking, unit_of_measure, neq_kg_per_unit, un_code, qualification } => {
+            text("item type name", name, true)?;
+            text("unit of measure", unit_of_measure, true)?;
+            let root = state.site.as_ref().map(|s| s.root_unit.clone()).unwrap_or_else(|| actor.unit.clone());
+            // The catalog is shared by the whole site, so only an administrator at the root may change it.
+            c.authorize(Op::Setup, &root)?;
+            if state.item_types.contains_key(item_type) {
+                return refuse("unique", format!("item type {item_type} already exists"));
+            }
+            if !(neq_kg_per_unit.is_finite() && *neq_kg_per_unit >= 0.0) {
+                return invalid(format!("NEQ per unit {neq_kg_per_unit} kg must be a finite number ≥ 0"));
+            }
+            if let Some(code) = un_code {
+                if !valid_un_code(code) {
+                    return invalid(format!("UN code {code:?} is not a class 1 classification code such as 1.1D or 1.4S"));
+                }
+            }
+            if matches!(kind, ItemKind::Weapon | ItemKind::Key) && *tracking == Tracking::Lot {
+                return invalid(format!("a {kind} is tracked by serial, not by lot alone"));
+            }
+            if let Some(q) = qualification {
+                text("qualification", q, true)?;
+            }
+            one(Event::ItemTypeDefined {
+                item_type: item_type.clone(),
+                name: name.clone(),
+                kind: *kind,
+                tracking: *tracking,
+                unit_of_measure: unit_of_measure.clone(),
+                neq_kg_per_unit: *neq_kg_per_unit,
+                un_code: un_code.clone(),
+                qualification: qualification.clone(),
+            })
+        }
+        Command::RegisterPerson { badge, name, unit, roles, pin_hash } => {
+            text("name", name, true)?;
+            if !state.units.contains_key(unit) {
+                return not_found("unit", unit);
+            }
+            c.authorize(Op::Setup, unit)?;
+            if state.people.contains_key(badge) {
+                return refuse("unique", format!("badge {badge} is already registered"));
+            }
+            if roles.is_empty() {
+                return invalid("a person needs at least one role");
+            }
+            if pin_hash.is_empty() {
+                return invalid("empty credential hash");
+            }
+            // The ledger records that a PIN was set; its hash goes to the credentials table (qm-app).
+            Ok(Decision {
+                events: vec![
+                    Event::PersonRegistered {
+                        badge: badge.clone(),
+                        name: name.clone(),
+                        unit: unit.clone(),
+                        roles: roles.clone(),
+                        pin_hash: None,
+                    },
+                    Event::CredentialSet { badge: badge.clone(), kind: CredentialKind::Pin, hash: None },
+                ],
+                corrects: None,
+            })
+        }
+        Command::GrantQualification { badge, qualification, expires } => {
+            text("qualification", qualification, true)?;
+            let p = c.person(badge)?;
+            c.authorize(Op::Setup, &p.unit)?;
+            one(Event::QualificationGranted { badge: badge.clone(), qualification: qualification.clone(), expires: *expires })
+        }
+        Command::SetLocationSafety { location, flags, conditions } => {
+            let loc = c.location(location)?;
+            c.authorize(Op::Setup, &loc.unit)?;
+            if flags.len() > 32
+                || flags.iter().any(|f| f.is_empty() || f.len() > 64 || !f.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_'))
+            {
+                return invalid("flags are up to 32 words of letters, digits and '_'");
+            }
+            if let Some(cond) = conditions {
+                for r in [cond.temperature_c, cond.humidity_pct].into_iter().flatten() {
+                    if !(r.min.is_finite() && r.max.is_finite() && r.min <= r.max) {
+                        return invalid(format!("range {}–{} is not a range", r.min, r.max));
+                    }
+                }
+                if cond.excursion_minutes.is_some_and(|m| !(0..=60 * 24 * 30).contains(&m)) {
+                    return invalid("excursion time is 0 to 43200 minutes");
+                }
+            }
+            one(Event::LocationSafetySet { location: location.clone(), flags: flags.clone(), conditions: *conditions })
+        }
+        Command::SetTimeZone { zone } => {
+            let root = state.site.as_ref().map(|s| s.root_unit.clone()).unwrap_or_else(|| actor.unit.clone());
+            c.authorize(Op::Setup, &root)?;
+            if !crate::zone::valid_zone_name(zone) {
+                return invalid(format!("{zone:?} is not a time zone name such as Europe/Paris or UTC"));
+            }
+            one(Event::SiteTimeZoneSet { zone: zone.clone() })
+        }
+        Command::SetItemTypeStorage { item_type, temperature_c, humidity_pct } => {
+            c.item_type(item_type)?;
+            let root = state.site.as_ref().map(|s| s.root_unit.clone()).unwrap_or_else(|| actor.unit.clone());
+            c.authorize(Op::Setup, &root)?;
+            for r in [temperature_c, humidity_pct].into_iter().flatten() {
+                if !(r.min.is_finite() && r.max.is_finite() && r.min <= r.max) {
+                    return invalid(format!("range {}–{} is not a range", r.min, r.max));
+                }
+            }
+            one(Event::ItemTypeStorageSet { item_type: item_type.clone(), temperature_c: *temperature_c, humidity_pct: *humidity_pct })
+        }
+        Command::SetCredential { badge, kind, hash } => {
+            let p = c.person(badge)?;
+            if *badge != ctx.actor {
+                c.authorize(Op::Setup, &p.unit)?;
+            }
+            if hash.is_empty() {
+                return invalid("empty credential hash");
+            }
+            one(Event::CredentialSet { badge: badge.clone(), kind: *kind, hash: None })
+        }
+        Command::IssueToken { token, label, unit, operations, secret_hash } => {
+            text("token label", label, true)?;
+            if !state.units.contains_key(unit) {
+                return not_found("unit", unit);
+            }
+            c.authorize(Op::Setup, unit)?;
+            if token.is_empty() || token.len() > 64 || !token.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-') {
+                return invalid("a token id has 1 to 64 letters, digits or '-'");
+            }
+            if state.tokens.contains_key(token) {
+                return refuse("unique", format!("token {token} already exists"));
+            }
+            if operations.is_empty() {
+                return invalid("a token needs at least one operation");
+            }
+            if secret_hash.is_empty() {
+                return invalid("empty credential hash");
+            }
+            one(Event::TokenIssued {
+                token: token.clone(),
+                label: label.clone(),
+                unit: unit.clone(),
+                operations: operations.clone(),
+                secret_hash: None,
+            })
+        }
+        Command::RevokeToken { token, reason } => {
+            text("reason", reason, true)?;
+            let Some(t) = state.tokens.get(token) else { return not_found("token", token) };
+            c.authorize(Op::Setup, &t.unit)?;
+            if t.revoked {
+                return refuse("token.revoked", format!("token {token} is already revoked"));
+            }
+            one(Event::TokenRevoked { token: token.clone(), reason: reason.clone() })
+        }
+        Command::SetPolicy { unit, rules } => {
+            if !state.units.contains_key(unit) {
+                return not_found("unit", unit);
+            }
+            c.authorize(Op::Setup, unit)?;
+            one(Event::PolicySet { unit: unit.clone(), rules: rules.clone() })
+        }
+        other => invalid(format!("{} is not a setup command", other.name())),
+    }
+}
