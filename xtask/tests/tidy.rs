@@ -66,14 +66,123 @@ fn released_migrations_are_never_edited() {
 
 #[test]
 fn libraries_do_not_unwrap() {
-    // The libraries deny unwrap/expect/panic outside tests (checked by clippy); this keeps the attribute there.
-    for lib in ["qm-core", "qm-ledger", "qm-store", "qm-store-sqlite", "qm-store-postgres", "qm-app"] {
-        let text = std::fs::read_to_string(root().join(format!("crates/{lib}/src/lib.rs"))).unwrap();
-        assert!(
-            text.contains("clippy::unwrap_used") && text.contains("clippy::panic"),
-            "crates/{lib}/src/lib.rs must deny unwrap/expect/panic"
-        );
+    // Every library crate denies unwrap/expect/panic outside tests (clippy enforces it); this checks
+    // the attribute is there, parsed: `#![cfg_attr(not(test), deny(…))]` naming all three lints.
+    let mut libs = 0;
+    for dir in std::fs::read_dir(root().join("crates")).unwrap().flatten() {
+        let lib = dir.path().join("src/lib.rs");
+        let Ok(text) = std::fs::read_to_string(&lib) else { continue };
+        libs += 1;
+        let denied: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("#![") && l.contains("deny("))
+            .filter_map(|l| l.split_once("deny(").map(|(_, rest)| rest.split(')').next().unwrap_or("").to_string()))
+            .flat_map(|list| list.split(',').map(|x| x.trim().to_string()).collect::<Vec<_>>())
+            .collect();
+        for lint in ["clippy::unwrap_used", "clippy::expect_used", "clippy::panic"] {
+            assert!(denied.iter().any(|d| d == lint), "{} must deny {lint} (found {denied:?})", lib.display());
+        }
     }
+    assert!(libs >= 8, "found only {libs} library crates");
+}
+
+/// Functions longer than this many lines are listed in `xtask/long-functions.txt`; the list may only
+/// shrink: a new long function, or a listed one growing, fails the test.
+const LONG_FUNCTION_LINES: usize = 70;
+
+/// (file, function, lines) for every function in the libraries' and binaries' sources, by brace
+/// counting from its `fn` line (strings and comments are not parsed: good enough to ratchet).
+fn functions() -> Vec<(String, String, usize)> {
+    let mut out = vec![];
+    for f in files(&root().join("crates"), "rs") {
+        let rel = f.strip_prefix(root()).unwrap().display().to_string();
+        if rel.contains("/tests/") || rel.contains("/benches/") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let mut i = 0;
+        while i < lines.len() {
+            let l = lines[i].trim_start();
+            let is_fn = ["fn ", "pub fn ", "pub(crate) fn ", "pub(super) fn ", "async fn ", "pub async fn ", "const fn ", "pub const fn "]
+                .iter()
+                .any(|p| l.starts_with(p));
+            if !is_fn {
+                i += 1;
+                continue;
+            }
+            let name: String = l.split("fn ").nth(1).unwrap_or("").chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+            let (mut depth, mut opened, mut j) = (0i32, false, i);
+            while j < lines.len() {
+                for ch in lines[j].chars() {
+                    match ch {
+                        '{' => {
+                            depth += 1;
+                            opened = true;
+                        }
+                        '}' => depth -= 1,
+                        ';' if !opened && depth == 0 => break,
+                        _ => {}
+                    }
+                }
+                if (opened && depth <= 0) || (!opened && lines[j].trim_end().ends_with(';')) {
+                    break;
+                }
+                j += 1;
+            }
+            out.push((rel.clone(), name, j + 1 - i));
+            i += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn long_functions_may_only_shrink() {
+    let listed_text = std::fs::read_to_string(root().join("xtask/long-functions.txt")).unwrap_or_default();
+    let listed: std::collections::BTreeMap<(String, String), usize> = listed_text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let mut p = l.split_whitespace();
+            Some(((p.next()?.to_string(), p.next()?.to_string()), p.next()?.parse().ok()?))
+        })
+        .collect();
+    let long: Vec<(String, String, usize)> = functions().into_iter().filter(|(_, _, n)| *n > LONG_FUNCTION_LINES).collect();
+    let mut grown = vec![];
+    for (file, name, n) in &long {
+        match listed.get(&(file.clone(), name.clone())) {
+            Some(max) if n <= max => {}
+            Some(max) => grown.push(format!("{file} {name}: {n} lines, listed at {max}")),
+            None => grown.push(format!("{file} {name}: {n} lines, over {LONG_FUNCTION_LINES} and not listed")),
+        }
+    }
+    if std::env::var_os("QM_BLESS").is_some() {
+        let mut text = format!("# Functions over {LONG_FUNCTION_LINES} lines (xtask/tests/tidy.rs): this list may only shrink.\n");
+        for (file, name, n) in &long {
+            text.push_str(&format!("{file} {name} {n}\n"));
+        }
+        std::fs::write(root().join("xtask/long-functions.txt"), text).unwrap();
+        return;
+    }
+    assert!(grown.is_empty(), "split these functions (at most {LONG_FUNCTION_LINES} lines) instead of growing them:\n{}", grown.join("\n"));
+}
+
+#[test]
+fn documents_named_in_code_exist() {
+    let mut missing = vec![];
+    for f in files(&root().join("crates"), "rs").into_iter().chain(files(&root().join("xtask"), "rs")) {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (i, _) in text.match_indices("docs/") {
+            let name: String = text[i..].chars().take_while(|c| c.is_alphanumeric() || "/._-".contains(*c)).collect();
+            let name = name.trim_end_matches(['.', ',']);
+            if name.ends_with(".md") && !root().join(name).exists() {
+                missing.push(format!("{}: {name}", f.display()));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "documents named in code that do not exist:\n{}", missing.join("\n"));
 }
 
 /// The rule codes the code can answer with: the first string literal of `refuse("…"`, `rule: "…"`,

@@ -203,7 +203,7 @@ pub enum Event {
         temperature_c: Option<Range>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         humidity_pct: Option<Range>,
-        /// SHA-256 (hex) of the batch's readings in their canonical line form (docs/conditions.md).
+        /// SHA-256 (hex) of the batch's readings in their canonical line form (docs/safety.md, "Storage conditions").
         sha256: String,
     },
     /// Conditions at a place stayed out of band longer than allowed: an incident.
