@@ -2,7 +2,6 @@
 
 use crate::{AppError, Result, Site};
 use qm_core::event::{DiscrepancyFacts, Line};
-use qm_core::rules::when;
 use qm_core::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -156,6 +155,11 @@ pub struct LogLine {
 }
 
 pub fn summarize(env: &Envelope) -> String {
+    summarize_in(env, &crate::zone::SiteZone::utc())
+}
+
+/// [`summarize`] with the times it names in the site's zone.
+pub fn summarize_in(env: &Envelope, zone: &crate::zone::SiteZone) -> String {
     let lines = |ls: &[Line]| ls.iter().map(Line::label).collect::<Vec<_>>().join(", ");
     match &env.event {
         Event::Movement { kind, from, to, lines: ls, document } => {
@@ -191,8 +195,8 @@ pub fn summarize(env: &Envelope) -> String {
         Event::ReadingsRecorded { location, count, first_at, last_at, sha256, .. } => {
             format!(
                 "{count} condition readings at {location} from {} to {} (sha256 {})",
-                when(*first_at),
-                when(*last_at),
+                zone.show(*first_at),
+                zone.show(*last_at),
                 &sha256[..12.min(sha256.len())]
             )
         }
@@ -201,14 +205,14 @@ pub fn summarize(env: &Envelope) -> String {
             measure.as_str(),
             if matches!(direction, qm_core::conditions::Direction::High) { "above" } else { "below" },
             measure.unit(),
-            when(*started_at),
+            zone.show(*started_at),
             if lots_exposed.is_empty() {
                 "none".to_string()
             } else {
                 lots_exposed.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", ")
             }
         ),
-        Event::ExcursionEnded { excursion, ended_at, peak } => format!("excursion {excursion} ended {}, peak {peak}", when(*ended_at)),
+        Event::ExcursionEnded { excursion, ended_at, peak } => format!("excursion {excursion} ended {}, peak {peak}", zone.show(*ended_at)),
         Event::AccessDenied { who, operation, reason } => format!("DENIED {who}: {operation}: {reason}"),
         Event::QualificationGranted { badge, qualification, expires } => {
             format!("badge {badge} qualified on {qualification} until {expires}")
@@ -266,7 +270,7 @@ pub fn log_line_in(env: &Envelope, zone: &crate::zone::SiteZone) -> LogLine {
         actor: env.actor.to_string(),
         witness: env.witness.as_ref().map(|w| w.to_string()),
         r#type: env.event.type_name().to_string(),
-        summary: summarize(env),
+        summary: summarize_in(env, zone),
         corrects: env.corrects.as_ref().map(|c| c.seq),
     }
 }

@@ -1233,13 +1233,14 @@ pub fn log_for(site: &qm_app::Site, p: &Principal, limit: usize) -> Result<Vec<q
     // Read newest-first in pages until `limit` visible lines are found (or the ledger's start).
     let mut out = vec![];
     let mut end = site.size();
+    let zone = qm_app::zone::SiteZone::of(s);
     while end > 0 && out.len() < limit {
         let first = end.saturating_sub(4096);
         let page = site.read_envelopes(first, end - 1)?;
         for env in page.iter().rev() {
             let unit = s.people.get(&env.actor).map(|x| &x.unit);
             if unit.is_some_and(|u| s.unit_within(u, &p.unit)) {
-                out.push(query::log_line(env));
+                out.push(query::log_line_in(env, &zone));
                 if out.len() >= limit {
                     break;
                 }

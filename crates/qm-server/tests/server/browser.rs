@@ -165,6 +165,15 @@ async fn the_web_ui_in_chromium() {
             })
             .unwrap();
             site.record_readings(&keeper, &mag, readings, "browser-readings", now).unwrap();
+            // The site's time zone: pages show times in it, with its abbreviation.
+            site.execute(qm_app::Request {
+                actor: qm_core::Badge::parse("0001").unwrap(),
+                witness: None,
+                command: qm_core::Command::SetTimeZone { zone: "Europe/Paris".into() },
+                idempotency_key: "browser-zone".into(),
+                at: now,
+            })
+            .unwrap();
             site
         }
     })
@@ -243,6 +252,8 @@ async fn the_web_ui_in_chromium() {
     assert!(text(&b, "#where").await.contains("location:D11-RACK-A"));
     shot(&b, "08-item-history").await;
     b.goto(format!("{url}/log")).await.unwrap();
+    let log = text(&b, "table").await;
+    assert!(log.contains(" CET") || log.contains(" CEST"), "the log shows times in the site's zone: {log}");
     shot(&b, "09-log").await;
     b.goto(format!("{url}/labels?location=D11-RACK-B")).await.unwrap();
     assert!(b.find_all(By::Css(".label svg")).await.unwrap().len() > 10);
