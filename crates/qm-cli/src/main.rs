@@ -6,9 +6,12 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod args;
+mod custody_cmds;
+mod ledger_cmds;
 mod output;
 mod safety_cmds;
 mod serve;
+mod setup_cmds;
 
 use args::*;
 use clap::Parser;
@@ -142,310 +145,22 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
             config: config.as_deref(),
             demo: *demo,
         }),
-        Cmd::Unit(UnitCmd::Add { id, name, parent }) => {
-            let mut s = open()?;
-            write(
-                &mut s,
-                who,
-                Command::CreateUnit { unit: p(UnitId::parse(id))?, name: name.clone(), parent: p(UnitId::parse(parent))? },
-                out,
-            )
+        Cmd::Unit(_) | Cmd::Location(_) | Cmd::ItemType(_) | Cmd::Person(_) | Cmd::Token(_) | Cmd::Policy(_) | Cmd::Import { .. } => {
+            setup_cmds::run(cli, out)
         }
-        Cmd::Unit(UnitCmd::List) => {
-            let s = open()?;
-            out.units(s.state());
-            Ok(0)
-        }
-        Cmd::Location(LocationCmd::Add {
-            id,
-            name,
-            unit,
-            kind,
-            parent,
-            keeper,
-            neq_limit_kg,
-            hazard_divisions,
-            compatibility_groups,
-            distance,
-        }) => {
-            let kind = p(LocationKind::parse(kind))?;
-            let magazine = if kind == LocationKind::Magazine {
-                let exposed_sites = distance
-                    .iter()
-                    .map(|d| {
-                        let (k, m) = d.split_once('=').ok_or_else(|| usage(format!("--distance {d:?}: write KIND=METRES")))?;
-                        Ok(ExposedSite {
-                            kind: k.to_string(),
-                            distance_m: m.parse().map_err(|_| usage(format!("--distance {d:?}: {m:?} is not a number")))?,
-                        })
-                    })
-                    .collect::<R<Vec<_>>>()?;
-                Some(MagazineLicence {
-                    neq_limit_kg: neq_limit_kg.ok_or_else(|| usage("a magazine needs --neq-limit-kg"))?,
-                    hazard_divisions: hazard_divisions.clone(),
-                    compatibility_groups: compatibility_groups.clone(),
-                    exposed_sites,
-                })
-            } else {
-                None
-            };
-            let mut s = open()?;
-            let cmd = Command::CreateLocation {
-                location: p(LocationId::parse(id))?,
-                name: name.clone(),
-                unit: p(UnitId::parse(unit))?,
-                parent: parent.as_deref().map(LocationId::parse).transpose().map_err(usage)?,
-                kind,
-                keeper: keeper.as_deref().map(Badge::parse).transpose().map_err(usage)?,
-                magazine,
-            };
-            write(&mut s, who, cmd, out)
-        }
-        Cmd::Location(LocationCmd::Safety { id, flag, temperature_c, humidity_pct, excursion_minutes }) => {
-            let mut s = open()?;
-            let conditions = if temperature_c.is_some() || humidity_pct.is_some() || excursion_minutes.is_some() {
-                Some(qm_core::event::LocationConditions {
-                    temperature_c: temperature_c.as_deref().map(safety_cmds::range).transpose()?,
-                    humidity_pct: humidity_pct.as_deref().map(safety_cmds::range).transpose()?,
-                    excursion_minutes: *excursion_minutes,
-                })
-            } else {
-                None
-            };
-            write(&mut s, who, Command::SetLocationSafety { location: p(LocationId::parse(id))?, flags: flag.clone(), conditions }, out)
-        }
-        Cmd::Location(LocationCmd::List) => {
-            let s = open()?;
-            out.locations(s.state());
-            Ok(0)
-        }
-        Cmd::ItemType(ItemTypeCmd::Add { id, name, kind, tracking, unit_of_measure, neq_kg_per_unit, un_code, qualification }) => {
-            let mut s = open()?;
-            let cmd = Command::DefineItemType {
-                item_type: p(ItemTypeId::parse(id))?,
-                name: name.clone(),
-                kind: p(ItemKind::parse(kind))?,
-                tracking: p(Tracking::parse(tracking))?,
-                unit_of_measure: unit_of_measure.clone(),
-                neq_kg_per_unit: *neq_kg_per_unit,
-                un_code: un_code.clone(),
-                qualification: qualification.clone(),
-            };
-            write(&mut s, who, cmd, out)
-        }
-        Cmd::ItemType(ItemTypeCmd::Storage { id, temperature_c, humidity_pct }) => {
-            let mut s = open()?;
-            let cmd = Command::SetItemTypeStorage {
-                item_type: p(ItemTypeId::parse(id))?,
-                temperature_c: temperature_c.as_deref().map(safety_cmds::range).transpose()?,
-                humidity_pct: humidity_pct.as_deref().map(safety_cmds::range).transpose()?,
-            };
-            write(&mut s, who, cmd, out)
-        }
-        Cmd::ItemType(ItemTypeCmd::List) => {
-            let s = open()?;
-            out.item_types(s.state());
-            Ok(0)
-        }
-        Cmd::Person(PersonCmd::Add { badge, name, unit, roles, new_pin }) => {
-            let mut s = open()?;
-            let roles = roles.iter().map(|r| Role::parse(r)).collect::<Result<Vec<_>, _>>().map_err(usage)?;
-            let cmd = Command::RegisterPerson {
-                badge: p(Badge::parse(badge))?,
-                name: name.clone(),
-                unit: p(UnitId::parse(unit))?,
-                roles,
-                pin_hash: qm_app::hash_secret(new_pin)?,
-            };
-            write(&mut s, who, cmd, out)
-        }
-        Cmd::Person(PersonCmd::Qualify { badge, qualification, expires }) => {
-            let mut s = open()?;
-            let cmd = Command::GrantQualification {
-                badge: p(Badge::parse(badge))?,
-                qualification: qualification.clone(),
-                expires: p(qm_app::import::parse_date(expires))?,
-            };
-            write(&mut s, who, cmd, out)
-        }
-        Cmd::Person(PersonCmd::Pin { badge, new_pin }) => {
-            let mut s = open()?;
-            let cmd = Command::SetCredential {
-                badge: p(Badge::parse(badge))?,
-                kind: qm_core::event::CredentialKind::Pin,
-                hash: qm_app::hash_secret(new_pin)?,
-            };
-            write(&mut s, who, cmd, out)
-        }
-        Cmd::Person(PersonCmd::Password { badge, new_password }) => {
-            if new_password.chars().count() < 10 {
-                return Err(usage("a password has at least 10 characters"));
-            }
-            let mut s = open()?;
-            let cmd = Command::SetCredential {
-                badge: p(Badge::parse(badge))?,
-                kind: qm_core::event::CredentialKind::Password,
-                hash: qm_app::hash_secret(new_password)?,
-            };
-            write(&mut s, who, cmd, out)
-        }
-        Cmd::Token(TokenCmd::Issue { id, label, unit, operations }) => {
-            let mut s = open()?;
-            let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-            let cmd = Command::IssueToken {
-                token: id.clone(),
-                label: label.clone(),
-                unit: p(UnitId::parse(unit))?,
-                operations: operations.clone(),
-                secret_hash: qm_app::hash_secret(&secret)?,
-            };
-            let outcome = exec(&mut s, who, cmd)?;
-            let token = format!("{id}.{secret}");
-            out.json_or(&serde_json::json!({"token": token, "first_seq": outcome.first_seq}), || {
-                format!("token (shown once; store it now): {token}")
-            });
-            Ok(0)
-        }
-        Cmd::Token(TokenCmd::Revoke { id, reason }) => {
-            let mut s = open()?;
-            write(&mut s, who, Command::RevokeToken { token: id.clone(), reason: reason.clone() }, out)
-        }
-        Cmd::Person(PersonCmd::List) => {
-            let s = open()?;
-            out.people(s.state());
-            Ok(0)
-        }
-        Cmd::Policy(a) => {
-            let mut s = open()?;
-            let rules = PolicyRules {
-                two_person_explosives: a.two_person_explosives,
-                two_person_all_movements: a.two_person_all_movements,
-                two_person_count_resolution: a.two_person_count_resolution,
-                counter_not_keeper: a.counter_not_keeper,
-                counter_not_previous: a.counter_not_previous,
-                max_issue_quantity: a.max_issue_quantity.as_deref().map(Quantity::parse).transpose().map_err(usage)?,
-            };
-            write(&mut s, who, Command::SetPolicy { unit: p(UnitId::parse(&a.unit))?, rules }, out)
-        }
-        Cmd::Import { kind, file } => {
-            let kind = p(qm_app::import::ImportKind::parse(kind))?;
-            let mut s = open()?;
-            let actor = sign_in(&mut s, who, "import")?;
-            let bar = output::progress(out);
-            let report = qm_app::import::import(&mut s, kind, std::path::Path::new(file), &actor, now(), &mut |done, total| {
-                bar.set_length(total);
-                bar.set_position(done);
-            });
-            bar.finish_and_clear();
-            let report = report?;
-            s.checkpoint_if_grown()?;
-            out.json_or(&report, || format!("imported {} rows from {} as {} ledger entries", report.rows, report.file, report.entries));
-            Ok(0)
-        }
-        Cmd::Receive { to, from, document, item_type, manufactured, expires, items: list } => {
-            let item_type = p(ItemTypeId::parse(item_type))?;
-            let manufactured = manufactured.as_deref().map(qm_app::import::parse_date).transpose().map_err(usage)?;
-            let expires = expires.as_deref().map(qm_app::import::parse_date).transpose().map_err(usage)?;
-            let lines = list
-                .iter()
-                .map(|s| {
-                    let (serial, lot, quantity) = match (s.split_once('@'), s.split_once(':')) {
-                        (Some((serial, lot)), _) => (Some(p(Serial::parse(serial))?), Some(p(LotNo::parse(lot))?), Quantity::ONE),
-                        (None, Some((lot, q))) => (None, Some(p(LotNo::parse(lot))?), p(Quantity::parse(q))?),
-                        (None, None) => (Some(p(Serial::parse(s))?), None, Quantity::ONE),
-                    };
-                    Ok(ReceiptLine { item_type: item_type.clone(), serial, lot, quantity, manufactured, expires })
-                })
-                .collect::<R<Vec<_>>>()?;
-            let mut s = open()?;
-            write(
-                &mut s,
-                who,
-                Command::Receive { to: p(LocationId::parse(to))?, from: from.clone(), document: document.clone(), lines },
-                out,
-            )
-        }
-        Cmd::Issue { to, from, items: list } => {
-            let mut s = open()?;
-            let from = from.as_deref().map(LocationId::parse).transpose().map_err(usage)?;
-            write(&mut s, who, Command::Issue { to: p(Badge::parse(to))?, from, items: items(list)? }, out)
-        }
-        Cmd::Return { from, to, items: list } => {
-            let mut s = open()?;
-            write(&mut s, who, Command::Return { from: p(Badge::parse(from))?, to: p(LocationId::parse(to))?, items: items(list)? }, out)
-        }
-        Cmd::Move { from, to, items: list } => {
-            let mut s = open()?;
-            write(&mut s, who, Command::Move { from: p(LocationId::parse(from))?, to: p(LocationId::parse(to))?, items: items(list)? }, out)
-        }
-        Cmd::Transfer(TransferCmd::Dispatch { from, to_unit, document, items: list }) => {
-            let mut s = open()?;
-            write(
-                &mut s,
-                who,
-                Command::Dispatch {
-                    from: p(LocationId::parse(from))?,
-                    to_unit: p(UnitId::parse(to_unit))?,
-                    items: items(list)?,
-                    document: document.clone(),
-                },
-                out,
-            )
-        }
-        Cmd::Transfer(TransferCmd::Receive { transfer, to, items: list }) => {
-            let mut s = open()?;
-            write(
-                &mut s,
-                who,
-                Command::ReceiveTransfer {
-                    transfer: p(TransferId::parse(transfer))?,
-                    to: p(LocationId::parse(to))?,
-                    received: items(list)?,
-                },
-                out,
-            )
-        }
-        Cmd::Transfers { all } => {
-            let s = open()?;
-            out.transfers(&query::transfers(s.state(), *all));
-            Ok(0)
-        }
-        Cmd::Expend { from, document, items: list } => {
-            let mut s = open()?;
-            write(&mut s, who, Command::Expend { from: account(from)?, items: items(list)?, document: document.clone() }, out)
-        }
-        Cmd::Destroy { from, document, items: list } => {
-            let mut s = open()?;
-            write(&mut s, who, Command::Destroy { from: p(LocationId::parse(from))?, items: items(list)?, document: document.clone() }, out)
-        }
-        Cmd::ReportLoss { from, document, items: list } => {
-            let mut s = open()?;
-            write(&mut s, who, Command::ReportLost { from: account(from)?, items: items(list)?, document: document.clone() }, out)
-        }
-        Cmd::Recover { to, document, items: list } => {
-            let mut s = open()?;
-            write(&mut s, who, Command::Recover { to: p(LocationId::parse(to))?, items: items(list)?, document: document.clone() }, out)
-        }
-        Cmd::Lot(LotCmd::Status { lot, status, reason, unit }) => {
-            let mut s = open()?;
-            write(
-                &mut s,
-                who,
-                Command::SetLotStatus {
-                    lot: p(LotNo::parse(lot))?,
-                    status: p(LotStatus::parse(status))?,
-                    reason: reason.clone(),
-                    unit: unit.as_deref().map(UnitId::parse).transpose().map_err(usage)?,
-                },
-                out,
-            )
-        }
-        Cmd::Count(c) => count(cli, c, out),
-        Cmd::Correct { seq, reason } => {
-            let mut s = open()?;
-            let original = Box::new(s.envelope(*seq)?);
-            write(&mut s, who, Command::Correct { original, reason: reason.clone() }, out)
-        }
+        Cmd::Receive { .. }
+        | Cmd::Issue { .. }
+        | Cmd::Return { .. }
+        | Cmd::Move { .. }
+        | Cmd::Transfer(_)
+        | Cmd::Transfers { .. }
+        | Cmd::Expend { .. }
+        | Cmd::Destroy { .. }
+        | Cmd::ReportLoss { .. }
+        | Cmd::Recover { .. }
+        | Cmd::Lot(_)
+        | Cmd::Count(_)
+        | Cmd::Correct { .. } => custody_cmds::run(cli, out),
         Cmd::Stock { unit, location, item_type } => {
             let s = open()?;
             let f = StockFilter {
@@ -475,69 +190,15 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
             out.custody(&query::custody(s.state(), &p(Badge::parse(badge))?)?);
             Ok(0)
         }
-        Cmd::Log { limit } => {
-            let s = open()?;
-            out.log(&query::log(&s, (*limit).min(10_000))?);
-            Ok(0)
-        }
-        Cmd::Checkpoint => {
-            let mut s = open()?;
-            let note = s.checkpoint()?;
-            out.json_or(&serde_json::json!({ "checkpoint": note }), || note.clone());
-            Ok(0)
-        }
-        Cmd::Checkpoints => {
-            let s = open()?;
-            let cps = s.store().checkpoints()?;
-            let rows: Vec<_> = cps.iter().map(|c| serde_json::json!({"size": c.size, "note": c.note})).collect();
-            out.json_or(&rows, || cps.iter().map(|c| c.note.clone()).collect::<Vec<_>>().join("\n"));
-            Ok(0)
-        }
-        Cmd::Prove { seq } => {
-            let s = open()?;
-            let pr = s.prove(*seq)?;
-            out.json_or(&pr, || {
-                format!(
-                    "entry {} in tree of size {}\nleaf hash {}\nproof:\n{}\ncheckpoint:\n{}\nentry:\n{}",
-                    pr.seq,
-                    pr.tree_size,
-                    pr.leaf_hash,
-                    pr.proof.iter().map(|h| format!("  {h}")).collect::<Vec<_>>().join("\n"),
-                    pr.checkpoint,
-                    pr.entry
-                )
-            });
-            Ok(0)
-        }
-        Cmd::Consistency { old, new } => {
-            let s = open()?;
-            let pr = s.prove_consistency(*old, *new)?;
-            out.json_or(&pr, || {
-                format!(
-                    "consistency {} → {} verified\nproof:\n{}",
-                    pr.old_size,
-                    pr.new_size,
-                    pr.proof.iter().map(|h| format!("  {h}")).collect::<Vec<_>>().join("\n")
-                )
-            });
-            Ok(0)
-        }
-        Cmd::VerifierKey => {
-            let s = open()?;
-            let vk = s.state().site.as_ref().map(|x| x.verifier_key.clone()).unwrap_or_default();
-            out.json_or(&serde_json::json!({ "verifier_key": vk }), || vk.clone());
-            Ok(0)
-        }
-        Cmd::Verify { verifier_key, tree_only } => {
-            // Verify reads the store directly: a damaged file must still be examined, not refused at open.
-            let store = qm_app::open_store(&cli.db, false)?;
-            let report = qm_app::verify::verify(
-                store.as_ref(),
-                &qm_app::verify::VerifyOptions { verifier_key: verifier_key.clone(), skip_replay: *tree_only },
-            );
-            out.verify(&report);
-            Ok(if report.ok() { 0 } else { 1 })
-        }
+        Cmd::Log { .. }
+        | Cmd::Checkpoint
+        | Cmd::Checkpoints
+        | Cmd::Prove { .. }
+        | Cmd::Consistency { .. }
+        | Cmd::VerifierKey
+        | Cmd::Verify { .. }
+        | Cmd::Backup { .. }
+        | Cmd::Restore { .. } => ledger_cmds::run(cli, out),
         Cmd::TimeZone { zone: None } => {
             let s = open()?;
             let z = qm_app::zone::SiteZone::of(s.state());
@@ -554,38 +215,6 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
             Ok(0)
         }
         Cmd::Qd { .. } | Cmd::Magazines { .. } | Cmd::Lots { .. } | Cmd::Conditions(_) | Cmd::Report(_) => safety_cmds::run(cli, out),
-        Cmd::Backup { file, with_credentials } => {
-            let bar = output::progress(out);
-            let r = qm_app::backup::backup(&cli.db, file, *with_credentials, &mut |d, t| {
-                bar.set_length(t);
-                bar.set_position(d);
-            });
-            bar.finish_and_clear();
-            let r = r?;
-            out.json_or(&r, || {
-                format!(
-                    "backed up {} entries, {} checkpoints, {} readings, {} credentials to {file}; verified; root {}",
-                    r.entries, r.checkpoints, r.readings, r.credentials, r.root
-                )
-            });
-            Ok(0)
-        }
-        Cmd::Restore { file } => {
-            let bar = output::progress(out);
-            let r = qm_app::backup::restore(file, &cli.db, &mut |d, t| {
-                bar.set_length(t);
-                bar.set_position(d);
-            });
-            bar.finish_and_clear();
-            let r = r?;
-            out.json_or(&r, || {
-                format!(
-                    "restored {} entries, {} checkpoints, {} readings, {} credentials into {}; verified; root {}",
-                    r.entries, r.checkpoints, r.readings, r.credentials, cli.db, r.root
-                )
-            });
-            Ok(0)
-        }
         Cmd::Load { batch, batches, run } => load(cli, *batch, *batches, run),
         Cmd::Bench { target, units, serials, lots, staff, movements } => {
             let scratch = tempfile_dir()?;

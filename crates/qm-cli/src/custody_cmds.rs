@@ -1,0 +1,115 @@
+//! `qm` custody commands: receipts, issues, returns, moves, transfers, expenditure, losses, lot status, counts, corrections.
+
+use super::*;
+
+pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
+    let who = &cli.who;
+    let open = || open_site(cli);
+    match &cli.command {
+        Cmd::Receive { to, from, document, item_type, manufactured, expires, items: list } => {
+            let item_type = p(ItemTypeId::parse(item_type))?;
+            let manufactured = manufactured.as_deref().map(qm_app::import::parse_date).transpose().map_err(usage)?;
+            let expires = expires.as_deref().map(qm_app::import::parse_date).transpose().map_err(usage)?;
+            let lines = list
+                .iter()
+                .map(|s| {
+                    let (serial, lot, quantity) = match (s.split_once('@'), s.split_once(':')) {
+                        (Some((serial, lot)), _) => (Some(p(Serial::parse(serial))?), Some(p(LotNo::parse(lot))?), Quantity::ONE),
+                        (None, Some((lot, q))) => (None, Some(p(LotNo::parse(lot))?), p(Quantity::parse(q))?),
+                        (None, None) => (Some(p(Serial::parse(s))?), None, Quantity::ONE),
+                    };
+                    Ok(ReceiptLine { item_type: item_type.clone(), serial, lot, quantity, manufactured, expires })
+                })
+                .collect::<R<Vec<_>>>()?;
+            let mut s = open()?;
+            write(
+                &mut s,
+                who,
+                Command::Receive { to: p(LocationId::parse(to))?, from: from.clone(), document: document.clone(), lines },
+                out,
+            )
+        }
+        Cmd::Issue { to, from, items: list } => {
+            let mut s = open()?;
+            let from = from.as_deref().map(LocationId::parse).transpose().map_err(usage)?;
+            write(&mut s, who, Command::Issue { to: p(Badge::parse(to))?, from, items: items(list)? }, out)
+        }
+        Cmd::Return { from, to, items: list } => {
+            let mut s = open()?;
+            write(&mut s, who, Command::Return { from: p(Badge::parse(from))?, to: p(LocationId::parse(to))?, items: items(list)? }, out)
+        }
+        Cmd::Move { from, to, items: list } => {
+            let mut s = open()?;
+            write(&mut s, who, Command::Move { from: p(LocationId::parse(from))?, to: p(LocationId::parse(to))?, items: items(list)? }, out)
+        }
+        Cmd::Transfer(TransferCmd::Dispatch { from, to_unit, document, items: list }) => {
+            let mut s = open()?;
+            write(
+                &mut s,
+                who,
+                Command::Dispatch {
+                    from: p(LocationId::parse(from))?,
+                    to_unit: p(UnitId::parse(to_unit))?,
+                    items: items(list)?,
+                    document: document.clone(),
+                },
+                out,
+            )
+        }
+        Cmd::Transfer(TransferCmd::Receive { transfer, to, items: list }) => {
+            let mut s = open()?;
+            write(
+                &mut s,
+                who,
+                Command::ReceiveTransfer {
+                    transfer: p(TransferId::parse(transfer))?,
+                    to: p(LocationId::parse(to))?,
+                    received: items(list)?,
+                },
+                out,
+            )
+        }
+        Cmd::Transfers { all } => {
+            let s = open()?;
+            out.transfers(&query::transfers(s.state(), *all));
+            Ok(0)
+        }
+        Cmd::Expend { from, document, items: list } => {
+            let mut s = open()?;
+            write(&mut s, who, Command::Expend { from: account(from)?, items: items(list)?, document: document.clone() }, out)
+        }
+        Cmd::Destroy { from, document, items: list } => {
+            let mut s = open()?;
+            write(&mut s, who, Command::Destroy { from: p(LocationId::parse(from))?, items: items(list)?, document: document.clone() }, out)
+        }
+        Cmd::ReportLoss { from, document, items: list } => {
+            let mut s = open()?;
+            write(&mut s, who, Command::ReportLost { from: account(from)?, items: items(list)?, document: document.clone() }, out)
+        }
+        Cmd::Recover { to, document, items: list } => {
+            let mut s = open()?;
+            write(&mut s, who, Command::Recover { to: p(LocationId::parse(to))?, items: items(list)?, document: document.clone() }, out)
+        }
+        Cmd::Lot(LotCmd::Status { lot, status, reason, unit }) => {
+            let mut s = open()?;
+            write(
+                &mut s,
+                who,
+                Command::SetLotStatus {
+                    lot: p(LotNo::parse(lot))?,
+                    status: p(LotStatus::parse(status))?,
+                    reason: reason.clone(),
+                    unit: unit.as_deref().map(UnitId::parse).transpose().map_err(usage)?,
+                },
+                out,
+            )
+        }
+        Cmd::Count(c) => count(cli, c, out),
+        Cmd::Correct { seq, reason } => {
+            let mut s = open()?;
+            let original = Box::new(s.envelope(*seq)?);
+            write(&mut s, who, Command::Correct { original, reason: reason.clone() }, out)
+        }
+        other => Err(AppError::Internal(format!("{other:?} is not a custody command"))),
+    }
+}

@@ -1,0 +1,211 @@
+//! `qm` setup commands: units, locations, item types, people and their credentials, tokens, policies, CSV import.
+
+use super::*;
+
+pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
+    let who = &cli.who;
+    let open = || open_site(cli);
+    match &cli.command {
+        Cmd::Unit(UnitCmd::Add { id, name, parent }) => {
+            let mut s = open()?;
+            write(
+                &mut s,
+                who,
+                Command::CreateUnit { unit: p(UnitId::parse(id))?, name: name.clone(), parent: p(UnitId::parse(parent))? },
+                out,
+            )
+        }
+        Cmd::Unit(UnitCmd::List) => {
+            let s = open()?;
+            out.units(s.state());
+            Ok(0)
+        }
+        Cmd::Location(LocationCmd::Add {
+            id,
+            name,
+            unit,
+            kind,
+            parent,
+            keeper,
+            neq_limit_kg,
+            hazard_divisions,
+            compatibility_groups,
+            distance,
+        }) => {
+            let kind = p(LocationKind::parse(kind))?;
+            let magazine = if kind == LocationKind::Magazine {
+                let exposed_sites = distance
+                    .iter()
+                    .map(|d| {
+                        let (k, m) = d.split_once('=').ok_or_else(|| usage(format!("--distance {d:?}: write KIND=METRES")))?;
+                        Ok(ExposedSite {
+                            kind: k.to_string(),
+                            distance_m: m.parse().map_err(|_| usage(format!("--distance {d:?}: {m:?} is not a number")))?,
+                        })
+                    })
+                    .collect::<R<Vec<_>>>()?;
+                Some(MagazineLicence {
+                    neq_limit_kg: neq_limit_kg.ok_or_else(|| usage("a magazine needs --neq-limit-kg"))?,
+                    hazard_divisions: hazard_divisions.clone(),
+                    compatibility_groups: compatibility_groups.clone(),
+                    exposed_sites,
+                })
+            } else {
+                None
+            };
+            let mut s = open()?;
+            let cmd = Command::CreateLocation {
+                location: p(LocationId::parse(id))?,
+                name: name.clone(),
+                unit: p(UnitId::parse(unit))?,
+                parent: parent.as_deref().map(LocationId::parse).transpose().map_err(usage)?,
+                kind,
+                keeper: keeper.as_deref().map(Badge::parse).transpose().map_err(usage)?,
+                magazine,
+            };
+            write(&mut s, who, cmd, out)
+        }
+        Cmd::Location(LocationCmd::Safety { id, flag, temperature_c, humidity_pct, excursion_minutes }) => {
+            let mut s = open()?;
+            let conditions = if temperature_c.is_some() || humidity_pct.is_some() || excursion_minutes.is_some() {
+                Some(qm_core::event::LocationConditions {
+                    temperature_c: temperature_c.as_deref().map(safety_cmds::range).transpose()?,
+                    humidity_pct: humidity_pct.as_deref().map(safety_cmds::range).transpose()?,
+                    excursion_minutes: *excursion_minutes,
+                })
+            } else {
+                None
+            };
+            write(&mut s, who, Command::SetLocationSafety { location: p(LocationId::parse(id))?, flags: flag.clone(), conditions }, out)
+        }
+        Cmd::Location(LocationCmd::List) => {
+            let s = open()?;
+            out.locations(s.state());
+            Ok(0)
+        }
+        Cmd::ItemType(ItemTypeCmd::Add { id, name, kind, tracking, unit_of_measure, neq_kg_per_unit, un_code, qualification }) => {
+            let mut s = open()?;
+            let cmd = Command::DefineItemType {
+                item_type: p(ItemTypeId::parse(id))?,
+                name: name.clone(),
+                kind: p(ItemKind::parse(kind))?,
+                tracking: p(Tracking::parse(tracking))?,
+                unit_of_measure: unit_of_measure.clone(),
+                neq_kg_per_unit: *neq_kg_per_unit,
+                un_code: un_code.clone(),
+                qualification: qualification.clone(),
+            };
+            write(&mut s, who, cmd, out)
+        }
+        Cmd::ItemType(ItemTypeCmd::Storage { id, temperature_c, humidity_pct }) => {
+            let mut s = open()?;
+            let cmd = Command::SetItemTypeStorage {
+                item_type: p(ItemTypeId::parse(id))?,
+                temperature_c: temperature_c.as_deref().map(safety_cmds::range).transpose()?,
+                humidity_pct: humidity_pct.as_deref().map(safety_cmds::range).transpose()?,
+            };
+            write(&mut s, who, cmd, out)
+        }
+        Cmd::ItemType(ItemTypeCmd::List) => {
+            let s = open()?;
+            out.item_types(s.state());
+            Ok(0)
+        }
+        Cmd::Person(PersonCmd::Add { badge, name, unit, roles, new_pin }) => {
+            let mut s = open()?;
+            let roles = roles.iter().map(|r| Role::parse(r)).collect::<Result<Vec<_>, _>>().map_err(usage)?;
+            let cmd = Command::RegisterPerson {
+                badge: p(Badge::parse(badge))?,
+                name: name.clone(),
+                unit: p(UnitId::parse(unit))?,
+                roles,
+                pin_hash: qm_app::hash_secret(new_pin)?,
+            };
+            write(&mut s, who, cmd, out)
+        }
+        Cmd::Person(PersonCmd::Qualify { badge, qualification, expires }) => {
+            let mut s = open()?;
+            let cmd = Command::GrantQualification {
+                badge: p(Badge::parse(badge))?,
+                qualification: qualification.clone(),
+                expires: p(qm_app::import::parse_date(expires))?,
+            };
+            write(&mut s, who, cmd, out)
+        }
+        Cmd::Person(PersonCmd::Pin { badge, new_pin }) => {
+            let mut s = open()?;
+            let cmd = Command::SetCredential {
+                badge: p(Badge::parse(badge))?,
+                kind: qm_core::event::CredentialKind::Pin,
+                hash: qm_app::hash_secret(new_pin)?,
+            };
+            write(&mut s, who, cmd, out)
+        }
+        Cmd::Person(PersonCmd::Password { badge, new_password }) => {
+            if new_password.chars().count() < 10 {
+                return Err(usage("a password has at least 10 characters"));
+            }
+            let mut s = open()?;
+            let cmd = Command::SetCredential {
+                badge: p(Badge::parse(badge))?,
+                kind: qm_core::event::CredentialKind::Password,
+                hash: qm_app::hash_secret(new_password)?,
+            };
+            write(&mut s, who, cmd, out)
+        }
+        Cmd::Token(TokenCmd::Issue { id, label, unit, operations }) => {
+            let mut s = open()?;
+            let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+            let cmd = Command::IssueToken {
+                token: id.clone(),
+                label: label.clone(),
+                unit: p(UnitId::parse(unit))?,
+                operations: operations.clone(),
+                secret_hash: qm_app::hash_secret(&secret)?,
+            };
+            let outcome = exec(&mut s, who, cmd)?;
+            let token = format!("{id}.{secret}");
+            out.json_or(&serde_json::json!({"token": token, "first_seq": outcome.first_seq}), || {
+                format!("token (shown once; store it now): {token}")
+            });
+            Ok(0)
+        }
+        Cmd::Token(TokenCmd::Revoke { id, reason }) => {
+            let mut s = open()?;
+            write(&mut s, who, Command::RevokeToken { token: id.clone(), reason: reason.clone() }, out)
+        }
+        Cmd::Person(PersonCmd::List) => {
+            let s = open()?;
+            out.people(s.state());
+            Ok(0)
+        }
+        Cmd::Policy(a) => {
+            let mut s = open()?;
+            let rules = PolicyRules {
+                two_person_explosives: a.two_person_explosives,
+                two_person_all_movements: a.two_person_all_movements,
+                two_person_count_resolution: a.two_person_count_resolution,
+                counter_not_keeper: a.counter_not_keeper,
+                counter_not_previous: a.counter_not_previous,
+                max_issue_quantity: a.max_issue_quantity.as_deref().map(Quantity::parse).transpose().map_err(usage)?,
+            };
+            write(&mut s, who, Command::SetPolicy { unit: p(UnitId::parse(&a.unit))?, rules }, out)
+        }
+        Cmd::Import { kind, file } => {
+            let kind = p(qm_app::import::ImportKind::parse(kind))?;
+            let mut s = open()?;
+            let actor = sign_in(&mut s, who, "import")?;
+            let bar = output::progress(out);
+            let report = qm_app::import::import(&mut s, kind, std::path::Path::new(file), &actor, now(), &mut |done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            });
+            bar.finish_and_clear();
+            let report = report?;
+            s.checkpoint_if_grown()?;
+            out.json_or(&report, || format!("imported {} rows from {} as {} ledger entries", report.rows, report.file, report.entries));
+            Ok(0)
+        }
+        other => Err(AppError::Internal(format!("{other:?} is not a setup command"))),
+    }
+}
