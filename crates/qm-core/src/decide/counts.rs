@@ -247,3 +247,67 @@ pub(super) fn decide_resolve(c: &Checker, id: &DiscrepancyId, approve: bool, not
     }
     Ok(Decision { events, corrects: None })
 }
+
+/// Starting a count and recording what was found.
+pub(super) fn decide_count(c: &Checker, command: &Command) -> R<Decision> {
+    let (state, ctx) = (c.state, c.ctx);
+    let one = |e: Event| Ok(Decision { events: vec![e], corrects: None });
+    match command {
+        Command::StartCount { root, kind, blind } => {
+            let loc = c.location(root)?;
+            c.authorize(Op::Count, &loc.unit)?;
+            let policy = state.effective_policy(&loc.unit).0;
+            let subtree = state.location_subtree(root);
+            if policy.counter_not_keeper {
+                if let Some(l) = subtree.iter().find(|l| state.locations.get(*l).and_then(|x| x.keeper.as_ref()) == Some(&ctx.actor)) {
+                    return refuse(
+                        "count.counter_not_keeper",
+                        format!(
+                            "badge {} keeps location {l} in the counted subtree; policy at unit {} requires someone else to count it",
+                            ctx.actor, loc.unit
+                        ),
+                    );
+                }
+            }
+            if policy.counter_not_previous && state.last_counter.get(root) == Some(&ctx.actor) {
+                return refuse(
+                    "count.counter_not_previous",
+                    format!(
+                        "badge {} did the previous count of {root}; policy at unit {} requires a different counter",
+                        ctx.actor, loc.unit
+                    ),
+                );
+            }
+            if let Some((id, _)) =
+                state.counts.iter().find(|(_, k)| !k.closed && (subtree.contains(&k.root) || state.location_within(root, &k.root)))
+            {
+                return refuse("count.one_open", format!("count {id} is still open over {root}; close it first"));
+            }
+            let count = CountId::parse(&format!("C-{}", state.counts.len() + 1)).map_err(|e| Rejection::Invalid(e.to_string()))?;
+            one(Event::CountStarted { count, root: root.clone(), kind: *kind, blind: *blind, counter: ctx.actor.clone() })
+        }
+        Command::RecordCount { count, location, serials, lots } => {
+            let Some(k) = state.counts.get(count) else {
+                return not_found("count", count);
+            };
+            if k.closed {
+                return refuse("count.open", format!("count {count} is closed"));
+            }
+            if k.counter != ctx.actor {
+                return refuse("count.counter", format!("count {count} is being counted by badge {}, not {}", k.counter, ctx.actor));
+            }
+            c.location(location)?;
+            if !state.location_within(location, &k.root) {
+                return refuse("count.scope", format!("location {location} is not inside {}, the subtree of count {count}", k.root));
+            }
+            if serials.len() + lots.len() > LINES_MAX {
+                return invalid(format!("at most {LINES_MAX} lines per recording"));
+            }
+            if lots.iter().any(|(_, q)| !q.is_positive()) {
+                return invalid("counted quantities must be more than zero; leave out what is not there");
+            }
+            one(Event::CountRecorded { count: count.clone(), location: location.clone(), serials: serials.clone(), lots: lots.clone() })
+        }
+        other => invalid(format!("{} is not a count command", other.name())),
+    }
+}

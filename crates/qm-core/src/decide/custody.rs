@@ -188,3 +188,99 @@ pub(super) fn decide_issue(c: &Checker, to: &Badge, from: Option<&LocationId>, i
     }
     Ok(Decision { events, corrects: None })
 }
+
+/// Returns, moves within a unit, expenditure, destruction, losses and recoveries, lot status.
+pub(super) fn decide_custody(c: &Checker, command: &Command) -> R<Decision> {
+    let (state, ctx, actor) = (c.state, c.ctx, c.actor);
+    let one = |e: Event| Ok(Decision { events: vec![e], corrects: None });
+    match command {
+        Command::Return { from, to, items } => {
+            let loc = c.location(to)?;
+            c.authorize(Op::Return, &loc.unit)?;
+            let p = c.person(from)?;
+            if !state.unit_within(&p.unit, &actor.unit) {
+                return refuse(
+                    "permission.subtree",
+                    format!("badge {from} belongs to unit {}, outside the subtree of badge {}", p.unit, ctx.actor),
+                );
+            }
+            let account = Account::Person(from.clone());
+            let lines = c.take(&account, items).map_err(|e| match e {
+                Rejection::Refused { rule: "custody.one_account", message } => Rejection::Refused {
+                    rule: "custody.return_matches",
+                    message: format!("{message}; a return must match what badge {from} holds"),
+                },
+                other => other,
+            })?;
+            c.movement_witness(&loc.unit, &lines, "return")?;
+            Ok(single_movement(MovementKind::Return, account, Account::Location(to.clone()), lines, None))
+        }
+        Command::Move { from, to, items } => {
+            let (fl, tl) = (c.location(from)?, c.location(to)?);
+            c.authorize(Op::Move, &fl.unit)?;
+            if fl.unit != tl.unit {
+                return refuse(
+                    "move.same_unit",
+                    format!("{from} is in unit {} and {to} in unit {}; stock leaves a unit only by transfer", fl.unit, tl.unit),
+                );
+            }
+            if from == to {
+                return invalid(format!("{from} is both source and destination"));
+            }
+            let lines = c.take(&Account::Location(from.clone()), items)?;
+            c.movement_witness(&fl.unit, &lines, "move")?;
+            Ok(single_movement(MovementKind::Move, Account::Location(from.clone()), Account::Location(to.clone()), lines, None))
+        }
+        Command::Expend { from, items, document } => {
+            text("document", document, true)?;
+            let unit = c.unit_of(from)?;
+            c.authorize(Op::Expend, &unit)?;
+            let lines = c.take(from, items)?;
+            c.movement_witness(&unit, &lines, "expenditure")?;
+            Ok(single_movement(MovementKind::Expend, from.clone(), Account::Expended, lines, Some(document.clone())))
+        }
+        Command::Destroy { from, items, document } => {
+            text("document", document, true)?;
+            let fl = c.location(from)?;
+            c.authorize(Op::Destroy, &fl.unit)?;
+            let lines = c.take(&Account::Location(from.clone()), items)?;
+            c.movement_witness(&fl.unit, &lines, "destruction")?;
+            Ok(single_movement(MovementKind::Destroy, Account::Location(from.clone()), Account::Destroyed, lines, Some(document.clone())))
+        }
+        Command::ReportLost { from, items, document } => {
+            if let Some(d) = document {
+                text("document", d, false)?;
+            }
+            let unit = c.unit_of(from)?;
+            c.authorize(Op::ReportLost, &unit)?;
+            let lines = c.take(from, items)?;
+            Ok(single_movement(MovementKind::Lose, from.clone(), Account::Lost, lines, document.clone()))
+        }
+        Command::Recover { to, items, document } => {
+            let loc = c.location(to)?;
+            c.authorize(Op::Recover, &loc.unit)?;
+            let lines = c.take(&Account::Lost, items)?;
+            c.movement_witness(&loc.unit, &lines, "recovery")?;
+            Ok(single_movement(MovementKind::Recover, Account::Lost, Account::Location(to.clone()), lines, document.clone()))
+        }
+        Command::SetLotStatus { lot, status, reason, unit } => {
+            text("reason", reason, true)?;
+            let Some(l) = state.lots.get(lot) else {
+                return not_found("lot", lot);
+            };
+            let unit = unit.clone().unwrap_or_else(|| actor.unit.clone());
+            if !state.units.contains_key(&unit) {
+                return not_found("unit", &unit);
+            }
+            c.authorize(Op::LotStatus, &unit)?;
+            let root = state.site.as_ref().map(|s| &s.root_unit);
+            let current =
+                if Some(&unit) == root { l.status } else { l.decisions.get(&unit).map(|d| d.status).unwrap_or(LotStatus::Serviceable) };
+            if current == *status {
+                return refuse("lot.status", format!("lot {lot} is already {status} by decision of unit {unit}"));
+            }
+            one(Event::LotStatusChanged { lot: lot.clone(), status: *status, reason: reason.clone(), unit: Some(unit) })
+        }
+        other => invalid(format!("{} is not a custody command", other.name())),
+    }
+}

@@ -391,7 +391,6 @@ fn decide_command(state: &State, ctx: &Ctx, command: &Command) -> Result<Decisio
         return not_found("badge", &ctx.actor);
     };
     let c = Checker { state, ctx, actor };
-    let one = |e: Event| Ok(Decision { events: vec![e], corrects: None });
     match command {
         Command::CreateUnit { .. }
         | Command::CreateLocation { .. }
@@ -408,195 +407,16 @@ fn decide_command(state: &State, ctx: &Ctx, command: &Command) -> Result<Decisio
         Command::RecordReadings { location, readings, window, sha256 } => decide_readings(&c, location, readings, window, sha256),
         Command::Receive { to, from, document, lines } => decide_receive(&c, to, from, document, lines),
         Command::Issue { to, from, items } => decide_issue(&c, to, from.as_ref(), items),
-        Command::Return { from, to, items } => {
-            let loc = c.location(to)?;
-            c.authorize(Op::Return, &loc.unit)?;
-            let p = c.person(from)?;
-            if !state.unit_within(&p.unit, &actor.unit) {
-                return refuse(
-                    "permission.subtree",
-                    format!("badge {from} belongs to unit {}, outside the subtree of badge {}", p.unit, ctx.actor),
-                );
-            }
-            let account = Account::Person(from.clone());
-            let lines = c.take(&account, items).map_err(|e| match e {
-                Rejection::Refused { rule: "custody.one_account", message } => Rejection::Refused {
-                    rule: "custody.return_matches",
-                    message: format!("{message}; a return must match what badge {from} holds"),
-                },
-                other => other,
-            })?;
-            c.movement_witness(&loc.unit, &lines, "return")?;
-            Ok(single_movement(MovementKind::Return, account, Account::Location(to.clone()), lines, None))
-        }
-        Command::Move { from, to, items } => {
-            let (fl, tl) = (c.location(from)?, c.location(to)?);
-            c.authorize(Op::Move, &fl.unit)?;
-            if fl.unit != tl.unit {
-                return refuse(
-                    "move.same_unit",
-                    format!("{from} is in unit {} and {to} in unit {}; stock leaves a unit only by transfer", fl.unit, tl.unit),
-                );
-            }
-            if from == to {
-                return invalid(format!("{from} is both source and destination"));
-            }
-            let lines = c.take(&Account::Location(from.clone()), items)?;
-            c.movement_witness(&fl.unit, &lines, "move")?;
-            Ok(single_movement(MovementKind::Move, Account::Location(from.clone()), Account::Location(to.clone()), lines, None))
-        }
-        Command::Dispatch { from, to_unit, items, document } => {
-            if let Some(d) = document {
-                text("document", d, false)?;
-            }
-            let fl = c.location(from)?;
-            c.authorize(Op::Transfer, &fl.unit)?;
-            if !state.units.contains_key(to_unit) {
-                return not_found("unit", to_unit);
-            }
-            if *to_unit == fl.unit {
-                return invalid(format!("transfer from unit {} to itself; use move", fl.unit));
-            }
-            let lines = c.take(&Account::Location(from.clone()), items)?;
-            // Suspended stock stays where it is until the unit that suspended it decides otherwise.
-            for line in &lines {
-                if let Line::Lot { lot, .. } = line {
-                    if let Some((LotStatus::Suspended, by)) = state.lot_status_at(lot, &fl.unit) {
-                        let by = by.map(|u| format!(" by decision of unit {u}")).unwrap_or_default();
-                        return refuse(
-                            "lot.status",
-                            format!("lot {lot} is suspended{by}; suspended stock does not move until that decision is lifted"),
-                        );
-                    }
-                }
-            }
-            c.movement_witness(&fl.unit, &lines, "dispatch")?;
-            let transfer = TransferId::parse(&format!("T-{}", state.transfers.len() + 1)).map_err(|e| Rejection::Invalid(e.to_string()))?;
-            Ok(Decision {
-                events: vec![
-                    Event::TransferDispatched {
-                        transfer: transfer.clone(),
-                        from_unit: fl.unit.clone(),
-                        to_unit: to_unit.clone(),
-                        document: document.clone(),
-                    },
-                    Event::Movement {
-                        kind: MovementKind::Dispatch,
-                        from: Account::Location(from.clone()),
-                        to: Account::Transit(transfer),
-                        lines,
-                        document: document.clone(),
-                    },
-                ],
-                corrects: None,
-            })
-        }
+        Command::Return { .. }
+        | Command::Move { .. }
+        | Command::Expend { .. }
+        | Command::Destroy { .. }
+        | Command::ReportLost { .. }
+        | Command::Recover { .. }
+        | Command::SetLotStatus { .. } => custody::decide_custody(&c, command),
+        Command::Dispatch { .. } => transfers::decide_dispatch(&c, command),
         Command::ReceiveTransfer { transfer, to, received } => decide_receive_transfer(&c, transfer, to, received),
-        Command::Expend { from, items, document } => {
-            text("document", document, true)?;
-            let unit = c.unit_of(from)?;
-            c.authorize(Op::Expend, &unit)?;
-            let lines = c.take(from, items)?;
-            c.movement_witness(&unit, &lines, "expenditure")?;
-            Ok(single_movement(MovementKind::Expend, from.clone(), Account::Expended, lines, Some(document.clone())))
-        }
-        Command::Destroy { from, items, document } => {
-            text("document", document, true)?;
-            let fl = c.location(from)?;
-            c.authorize(Op::Destroy, &fl.unit)?;
-            let lines = c.take(&Account::Location(from.clone()), items)?;
-            c.movement_witness(&fl.unit, &lines, "destruction")?;
-            Ok(single_movement(MovementKind::Destroy, Account::Location(from.clone()), Account::Destroyed, lines, Some(document.clone())))
-        }
-        Command::ReportLost { from, items, document } => {
-            if let Some(d) = document {
-                text("document", d, false)?;
-            }
-            let unit = c.unit_of(from)?;
-            c.authorize(Op::ReportLost, &unit)?;
-            let lines = c.take(from, items)?;
-            Ok(single_movement(MovementKind::Lose, from.clone(), Account::Lost, lines, document.clone()))
-        }
-        Command::Recover { to, items, document } => {
-            let loc = c.location(to)?;
-            c.authorize(Op::Recover, &loc.unit)?;
-            let lines = c.take(&Account::Lost, items)?;
-            c.movement_witness(&loc.unit, &lines, "recovery")?;
-            Ok(single_movement(MovementKind::Recover, Account::Lost, Account::Location(to.clone()), lines, document.clone()))
-        }
-        Command::SetLotStatus { lot, status, reason, unit } => {
-            text("reason", reason, true)?;
-            let Some(l) = state.lots.get(lot) else {
-                return not_found("lot", lot);
-            };
-            let unit = unit.clone().unwrap_or_else(|| actor.unit.clone());
-            if !state.units.contains_key(&unit) {
-                return not_found("unit", &unit);
-            }
-            c.authorize(Op::LotStatus, &unit)?;
-            let root = state.site.as_ref().map(|s| &s.root_unit);
-            let current =
-                if Some(&unit) == root { l.status } else { l.decisions.get(&unit).map(|d| d.status).unwrap_or(LotStatus::Serviceable) };
-            if current == *status {
-                return refuse("lot.status", format!("lot {lot} is already {status} by decision of unit {unit}"));
-            }
-            one(Event::LotStatusChanged { lot: lot.clone(), status: *status, reason: reason.clone(), unit: Some(unit) })
-        }
-        Command::StartCount { root, kind, blind } => {
-            let loc = c.location(root)?;
-            c.authorize(Op::Count, &loc.unit)?;
-            let policy = state.effective_policy(&loc.unit).0;
-            let subtree = state.location_subtree(root);
-            if policy.counter_not_keeper {
-                if let Some(l) = subtree.iter().find(|l| state.locations.get(*l).and_then(|x| x.keeper.as_ref()) == Some(&ctx.actor)) {
-                    return refuse(
-                        "count.counter_not_keeper",
-                        format!(
-                            "badge {} keeps location {l} in the counted subtree; policy at unit {} requires someone else to count it",
-                            ctx.actor, loc.unit
-                        ),
-                    );
-                }
-            }
-            if policy.counter_not_previous && state.last_counter.get(root) == Some(&ctx.actor) {
-                return refuse(
-                    "count.counter_not_previous",
-                    format!(
-                        "badge {} did the previous count of {root}; policy at unit {} requires a different counter",
-                        ctx.actor, loc.unit
-                    ),
-                );
-            }
-            if let Some((id, _)) =
-                state.counts.iter().find(|(_, k)| !k.closed && (subtree.contains(&k.root) || state.location_within(root, &k.root)))
-            {
-                return refuse("count.one_open", format!("count {id} is still open over {root}; close it first"));
-            }
-            let count = CountId::parse(&format!("C-{}", state.counts.len() + 1)).map_err(|e| Rejection::Invalid(e.to_string()))?;
-            one(Event::CountStarted { count, root: root.clone(), kind: *kind, blind: *blind, counter: ctx.actor.clone() })
-        }
-        Command::RecordCount { count, location, serials, lots } => {
-            let Some(k) = state.counts.get(count) else {
-                return not_found("count", count);
-            };
-            if k.closed {
-                return refuse("count.open", format!("count {count} is closed"));
-            }
-            if k.counter != ctx.actor {
-                return refuse("count.counter", format!("count {count} is being counted by badge {}, not {}", k.counter, ctx.actor));
-            }
-            c.location(location)?;
-            if !state.location_within(location, &k.root) {
-                return refuse("count.scope", format!("location {location} is not inside {}, the subtree of count {count}", k.root));
-            }
-            if serials.len() + lots.len() > LINES_MAX {
-                return invalid(format!("at most {LINES_MAX} lines per recording"));
-            }
-            if lots.iter().any(|(_, q)| !q.is_positive()) {
-                return invalid("counted quantities must be more than zero; leave out what is not there");
-            }
-            one(Event::CountRecorded { count: count.clone(), location: location.clone(), serials: serials.clone(), lots: lots.clone() })
-        }
+        Command::StartCount { .. } | Command::RecordCount { .. } => counts::decide_count(&c, command),
         Command::CloseCount { count } => decide_close_count(&c, count),
         Command::ResolveDiscrepancy { discrepancy, approve, note, item_type } => {
             decide_resolve(&c, discrepancy, *approve, note, item_type.as_ref())

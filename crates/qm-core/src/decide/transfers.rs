@@ -176,3 +176,57 @@ pub(super) fn decide_receive_transfer(c: &Checker, transfer: &TransferId, to: &L
     events.push(Event::TransferReceived { transfer: transfer.clone(), location: to.clone(), discrepancies: ids });
     Ok(Decision { events, corrects: None })
 }
+
+/// A dispatch to another unit: the stock goes into transit on a new transfer.
+pub(super) fn decide_dispatch(c: &Checker, command: &Command) -> R<Decision> {
+    let state = c.state;
+    match command {
+        Command::Dispatch { from, to_unit, items, document } => {
+            if let Some(d) = document {
+                text("document", d, false)?;
+            }
+            let fl = c.location(from)?;
+            c.authorize(Op::Transfer, &fl.unit)?;
+            if !state.units.contains_key(to_unit) {
+                return not_found("unit", to_unit);
+            }
+            if *to_unit == fl.unit {
+                return invalid(format!("transfer from unit {} to itself; use move", fl.unit));
+            }
+            let lines = c.take(&Account::Location(from.clone()), items)?;
+            // Suspended stock stays where it is until the unit that suspended it decides otherwise.
+            for line in &lines {
+                if let Line::Lot { lot, .. } = line {
+                    if let Some((LotStatus::Suspended, by)) = state.lot_status_at(lot, &fl.unit) {
+                        let by = by.map(|u| format!(" by decision of unit {u}")).unwrap_or_default();
+                        return refuse(
+                            "lot.status",
+                            format!("lot {lot} is suspended{by}; suspended stock does not move until that decision is lifted"),
+                        );
+                    }
+                }
+            }
+            c.movement_witness(&fl.unit, &lines, "dispatch")?;
+            let transfer = TransferId::parse(&format!("T-{}", state.transfers.len() + 1)).map_err(|e| Rejection::Invalid(e.to_string()))?;
+            Ok(Decision {
+                events: vec![
+                    Event::TransferDispatched {
+                        transfer: transfer.clone(),
+                        from_unit: fl.unit.clone(),
+                        to_unit: to_unit.clone(),
+                        document: document.clone(),
+                    },
+                    Event::Movement {
+                        kind: MovementKind::Dispatch,
+                        from: Account::Location(from.clone()),
+                        to: Account::Transit(transfer),
+                        lines,
+                        document: document.clone(),
+                    },
+                ],
+                corrects: None,
+            })
+        }
+        other => invalid(format!("{} is not a dispatch", other.name())),
+    }
+}
