@@ -244,12 +244,15 @@ fn load(cli: &Cli, batch: usize, batches: usize, run: &str) -> R<u8> {
     let armorer = sign_in(&mut site, &cli.who, "load")?;
     site.start_writer()?;
     let rack = LocationId::parse("D11-RACK-A").map_err(usage)?;
+    let officers: Vec<Badge> = ["1001", "1002"].iter().filter_map(|b| Badge::parse(b).ok()).collect();
+    // The rack's rifles: on it, or with one of the load's officers (a load killed midway leaves
+    // some out, and every one of them may be out: the next load returns them first).
+    let ours = |a: &Account| *a == Account::Location(rack.clone()) || officers.iter().any(|o| *a == Account::Person(o.clone()));
     let rifles: Vec<Serial> =
-        site.state().serials.iter().filter(|(_, s)| s.account == Account::Location(rack.clone())).map(|(k, _)| k.clone()).collect();
+        site.state().serials.iter().filter(|(k, s)| ours(&s.account) && k.as_str().starts_with("R-")).map(|(k, _)| k.clone()).collect();
     if rifles.is_empty() {
         return Err(usage("no rifles in D11-RACK-A: run `qm demo` first and point --db at it"));
     }
-    let officers: Vec<Badge> = ["1001", "1002"].iter().filter_map(|b| Badge::parse(b).ok()).collect();
     let stdout = std::io::stdout();
     let mut pending: Option<qm_app::Ticket> = None;
     let mut n = 0usize;

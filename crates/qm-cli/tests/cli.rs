@@ -829,7 +829,7 @@ fn start_load(e: &Env, run: &str) -> (std::process::Child, std::thread::JoinHand
         .env("QM_PIN", "1234")
         .args(["load", "--batch", "50", "--run", run])
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(e.path(&format!("load-{run}.stderr"))).unwrap())
         .spawn()
         .unwrap();
     let out = child.stdout.take().unwrap();
@@ -865,7 +865,9 @@ fn sigkill_story(e: &Env) {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     let started = std::time::Instant::now();
     let mut kills = 0;
-    while kills < 22 && started.elapsed() < std::time::Duration::from_secs(120) {
+    // Bounded by counts: at least 22 kills and more than 100 acknowledged movements, however slow a
+    // loaded machine makes each run; the time bound only stops a run that cannot get there.
+    while (kills < 22 || acked.len() <= 100) && kills < 200 && started.elapsed() < std::time::Duration::from_secs(300) {
         let (mut child, reader) = start_load(e, &format!("k{kills}"));
         x ^= x << 13;
         x ^= x >> 7;
@@ -875,6 +877,9 @@ fn sigkill_story(e: &Env) {
         child.wait().unwrap();
         let keys = reader.join().unwrap();
         eprintln!("kill {kills}: {} acknowledged before the kill", keys.len());
+        if keys.is_empty() {
+            eprintln!("  its stderr: {}", std::fs::read_to_string(e.path(&format!("load-k{kills}.stderr"))).unwrap_or_default());
+        }
         acked.extend(keys);
         kills += 1;
     }

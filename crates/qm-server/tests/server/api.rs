@@ -454,3 +454,39 @@ async fn safety_reads_are_scoped() {
     assert!(html.contains("Magazines near a limit") && html.contains("href=\"/magazines?unit=D-11\""), "{html}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_badge_is_locked_after_five_failed_passwords_even_with_the_limiter_set_high() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("site.db").display().to_string();
+    let site = tokio::task::spawn_blocking({
+        let db = db.clone();
+        move || fixture(&db)
+    })
+    .await
+    .unwrap();
+    // The address limiter off: the per-badge lockout of the site is what answers.
+    let config =
+        qm_server::Config { addr: "127.0.0.1:0".into(), db: db.clone(), sign_in_failures_max: 1000, ..qm_server::Config::default() };
+    let running = qm_server::start(config, site).await.unwrap();
+    let url = format!("http://{}", running.addr);
+    let c = client();
+    for i in 0..5 {
+        let r =
+            c.post(format!("{url}/api/session")).json(&json!({"badge": "1102", "password": format!("wrong-{i}")})).send().await.unwrap();
+        assert_eq!(r.status(), 401, "attempt {i}");
+    }
+    let r = c.post(format!("{url}/api/session")).json(&json!({"badge": "1102", "password": PASSWORD})).send().await.unwrap();
+    assert_eq!(r.status(), 429, "a locked badge is refused even with the right password");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "auth.locked", "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("badge 1102 is locked"), "{v}");
+    // The lock is the badge's: another badge signs in from the same address.
+    let r = c.post(format!("{url}/api/session")).json(&json!({"badge": "1101", "password": PASSWORD})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    running.stop().await.unwrap();
+    let site = qm_app::Site::open(&db, None).unwrap();
+    let lines = qm_app::query::log(&site, 20).unwrap();
+    assert!(lines.iter().any(|l| l.r#type == "access_denied" && l.summary.contains("badge locked")), "{lines:?}");
+    drop(dir);
+}
