@@ -5,9 +5,11 @@
 //! The ledger says *that* a PIN, password or token was set or revoked, by whom and when; it never
 //! holds the Argon2id hash (docs/ledger.md, "Credentials"), so a ledger can be handed to an auditor.
 
-use crate::AppError;
+use crate::{AppError, Denial, Result, Site};
 use qm_core::event::CredentialKind;
+use qm_core::rules::Decision;
 use qm_core::{Badge, Command, Envelope, Event};
+use qm_store::Commit;
 use qm_store::CredentialChange;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -79,7 +81,7 @@ pub struct Lockout {
 
 impl Lockout {
     /// Refuses a locked badge.
-    pub fn check(&self, badge: &Badge, now: OffsetDateTime) -> Result<(), AppError> {
+    pub fn check(&self, badge: &Badge, now: OffsetDateTime) -> std::result::Result<(), AppError> {
         let map = self.badges.lock().map_err(|_| AppError::Internal("the lockout table is poisoned".into()))?;
         match map.get(badge).and_then(|f| f.locked_until) {
             Some(until) if until > now => Err(AppError::Locked { badge: badge.to_string(), until }),
@@ -89,7 +91,7 @@ impl Lockout {
 
     /// Notes the result of a comparison: a success clears the badge's failures; a failure counts
     /// one and may lock it. Returns the answer to give.
-    pub fn settle(&self, badge: &Badge, matched: bool, now: OffsetDateTime, kind: CredentialKind) -> Result<(), AppError> {
+    pub fn settle(&self, badge: &Badge, matched: bool, now: OffsetDateTime, kind: CredentialKind) -> std::result::Result<(), AppError> {
         let mut map = self.badges.lock().map_err(|_| AppError::Internal("the lockout table is poisoned".into()))?;
         if matched {
             map.remove(badge);
@@ -105,6 +107,126 @@ impl Lockout {
         }
         let _ = kind;
         Err(AppError::BadCredentials { badge: badge.to_string() })
+    }
+}
+
+/// Hashes a PIN or password with Argon2id and a random salt, as a PHC string.
+pub fn hash_secret(secret: &str) -> Result<String> {
+    use argon2::password_hash::PasswordHasher;
+    if secret.chars().count() < PIN_LEN_MIN || secret.len() > 128 {
+        return Err(AppError::Usage(format!("a PIN or password has {} to 128 characters", PIN_LEN_MIN)));
+    }
+    argon2::Argon2::default()
+        .hash_password(secret.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| AppError::Internal(format!("hashing a PIN: {e}")))
+}
+
+/// Whether `secret` matches an Argon2id PHC string (`None`: nothing to match, always false). The
+/// slow part of every sign-in: the server runs it off the thread that owns the site.
+pub fn check_secret(secret: &str, phc: Option<&str>) -> bool {
+    use argon2::password_hash::{phc::PasswordHash, PasswordVerifier};
+    let Some(phc) = phc else {
+        // As slow as a real check, so that a badge without a credential is not told apart by timing.
+        let _ = hash_secret("not-a-pin-of-anyone");
+        return false;
+    };
+    match PasswordHash::new(phc) {
+        Ok(h) => argon2::Argon2::default().verify_password(secret.as_bytes(), &h).is_ok(),
+        Err(_) => false,
+    }
+}
+
+impl Site {
+    /// The Argon2id hash a badge's PIN or password is checked against: the credentials table's, or
+    /// on a ledger begun before credentials moved there, the one its entries still carry. Fast (one
+    /// indexed read): the slow comparison is [`check_secret`], which may run on any thread.
+    pub fn credential_hash(&self, badge: &Badge, kind: CredentialKind) -> Result<Option<String>> {
+        if let Some(h) = self.store.credential(&badge_subject(badge), kind.as_str())? {
+            return Ok(Some(h));
+        }
+        let legacy = self.state.people.get(badge).and_then(|p| match kind {
+            CredentialKind::Pin => p.pin_hash.clone(),
+            CredentialKind::Password => p.password_hash.clone(),
+        });
+        Ok(legacy)
+    }
+
+    /// The hash an API token's secret is checked against, when the token exists and is not revoked.
+    pub fn token_hash(&self, id: &str) -> Result<Option<String>> {
+        let Some(t) = self.state.tokens.get(id) else { return Ok(None) };
+        if t.revoked {
+            return Ok(None);
+        }
+        match self.store.credential(&token_subject(id), "token")? {
+            Some(h) => Ok(Some(h)),
+            None => Ok(t.secret_hash.clone()),
+        }
+    }
+
+    /// Failed PIN and password attempts per badge, shared with the server's sign-in threads.
+    pub fn lockout(&self) -> std::sync::Arc<Lockout> {
+        self.lockout.clone()
+    }
+
+    /// Checks a badge and PIN against the stored Argon2id hash (and the badge's lockout).
+    pub fn authenticate(&self, badge: &Badge, pin: &str) -> Result<()> {
+        self.authenticate_kind(badge, CredentialKind::Pin, pin)
+    }
+
+    fn authenticate_kind(&self, badge: &Badge, kind: CredentialKind, secret: &str) -> Result<()> {
+        let now = OffsetDateTime::now_utc();
+        self.lockout.check(badge, now)?;
+        let hash = self.credential_hash(badge, kind)?;
+        self.lockout.settle(badge, check_secret(secret, hash.as_deref()), now, kind)
+    }
+
+    /// Records a denied sign-in or request in the ledger (durably) and returns nothing else.
+    pub fn record_denial(&mut self, who: &str, operation: &str, reason: &str, at: OffsetDateTime) -> Result<()> {
+        self.record_denials(&[Denial { who: who.to_string(), operation: operation.to_string(), reason: reason.to_string(), at }])
+    }
+
+    /// Records many denials in one durable commit, one entry each (the server gathers them, so a
+    /// flood of bad sign-ins costs one commit per gathering, not one per attempt).
+    pub fn record_denials(&mut self, denials: &[Denial]) -> Result<()> {
+        if denials.is_empty() {
+            return Ok(());
+        }
+        self.ensure_fresh()?;
+        let mut commit = Commit::default();
+        for d in denials {
+            let actor = Badge::parse(&d.who).or_else(|_| Badge::parse("unknown")).map_err(|e| AppError::Internal(e.to_string()))?;
+            let denied = Decision {
+                events: vec![Event::AccessDenied {
+                    who: d.who.chars().take(64).collect(),
+                    operation: d.operation.chars().take(64).collect(),
+                    reason: d.reason.chars().take(qm_core::rules::TEXT_LEN_MAX).collect(),
+                }],
+                corrects: None,
+            };
+            let key = format!("denied-{}", uuid::Uuid::now_v7());
+            if let Err(e) = self.stage(&actor, None, &key, d.at, denied, &mut commit) {
+                self.resync();
+                return Err(e);
+            }
+        }
+        self.flush_or_reload(commit)
+    }
+
+    /// Checks a badge and password (web sign-in) against the stored Argon2id hash.
+    pub fn authenticate_password(&self, badge: &Badge, password: &str) -> Result<()> {
+        self.authenticate_kind(badge, CredentialKind::Password, password)
+    }
+
+    /// Checks an API token `ID.SECRET`; returns the token's id when it is valid and not revoked.
+    pub fn authenticate_token(&self, presented: &str) -> Result<String> {
+        let (id, secret) = presented.split_once('.').ok_or_else(|| AppError::BadCredentials { badge: "token".into() })?;
+        let hash = self.token_hash(id)?;
+        if check_secret(secret, hash.as_deref()) {
+            Ok(id.to_string())
+        } else {
+            Err(AppError::BadCredentials { badge: format!("token {id}") })
+        }
     }
 }
 

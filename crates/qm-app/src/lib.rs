@@ -11,11 +11,12 @@ pub mod demo;
 pub mod demo_org;
 pub mod import;
 pub mod magazines;
+mod open;
 pub mod query;
 pub mod verify;
+mod writer;
 pub mod zone;
 
-use qm_core::event::CredentialKind;
 use qm_core::rules::{genesis, Decision};
 use qm_core::{decide, Badge, Command, Correction, Ctx, Envelope, Event, Rejection, State, UnitId};
 use qm_ledger::{leaf_hash, sign_checkpoint, Checkpoint, Frontier, LedgerError, SiteKey};
@@ -23,8 +24,13 @@ use qm_store::{Commit, RowChange, Store, StoreError, StoreHashes, StoredCheckpoi
 use qm_store_postgres::PostgresStore;
 use qm_store_sqlite::SqliteStore;
 use std::collections::{HashMap, HashSet};
+
+pub use credentials::{check_secret, hash_secret};
+use open::load;
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
+use writer::{append_entries, write_in_order, writer_stopped, Durable, Job, Writer};
+pub use writer::{CHECKPOINT_AT_MOST, ROWS_DEFERRED_AT_MOST, ROWS_IDLE};
 
 /// How far behind the latest entry a clock may be and still record (at the latest entry's time):
 /// stamps of two processes racing to the database may cross by this much.
@@ -109,33 +115,6 @@ pub struct Outcome {
     pub entries: std::sync::Arc<[Envelope]>,
 }
 
-/// Hashes a PIN or password with Argon2id and a random salt, as a PHC string.
-pub fn hash_secret(secret: &str) -> Result<String> {
-    use argon2::password_hash::PasswordHasher;
-    if secret.chars().count() < credentials::PIN_LEN_MIN || secret.len() > 128 {
-        return Err(AppError::Usage(format!("a PIN or password has {} to 128 characters", credentials::PIN_LEN_MIN)));
-    }
-    argon2::Argon2::default()
-        .hash_password(secret.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| AppError::Internal(format!("hashing a PIN: {e}")))
-}
-
-/// Whether `secret` matches an Argon2id PHC string (`None`: nothing to match, always false). The
-/// slow part of every sign-in: the server runs it off the thread that owns the site.
-pub fn check_secret(secret: &str, phc: Option<&str>) -> bool {
-    use argon2::password_hash::{phc::PasswordHash, PasswordVerifier};
-    let Some(phc) = phc else {
-        // As slow as a real check, so that a badge without a credential is not told apart by timing.
-        let _ = hash_secret("not-a-pin-of-anyone");
-        return false;
-    };
-    match PasswordHash::new(phc) {
-        Ok(h) => argon2::Argon2::default().verify_password(secret.as_bytes(), &h).is_ok(),
-        Err(_) => false,
-    }
-}
-
 /// The canonical bytes of an entry (RFC 8785 JSON): exactly what is hashed and stored.
 ///
 /// Written straight from the types by [`canonical`]: object keys sorted by their UTF-16 code units,
@@ -208,189 +187,6 @@ pub struct Site {
     stale: Option<String>,
     /// Failed sign-ins per badge (shared with the server's sign-in threads).
     lockout: std::sync::Arc<credentials::Lockout>,
-}
-
-/// Work for the writer thread, done in order.
-enum Job {
-    /// A batch: its rows and readings, and its entries still to be encoded, hashed and appended.
-    Commit(Commit, Vec<std::sync::Arc<[Envelope]>>, std::sync::mpsc::Sender<Durable>),
-    /// A checkpoint over entries already durable; nobody waits for it.
-    Checkpoint(StoredCheckpoint),
-}
-
-/// Encodes envelopes in order, puts their leaves on the tree's edge and adds the stored entries.
-fn append_entries(
-    frontier: &mut Frontier,
-    envelopes: &[std::sync::Arc<[Envelope]>],
-    entries: &mut Vec<StoredEntry>,
-) -> std::result::Result<(), String> {
-    for env in envelopes.iter().flat_map(|seg| seg.iter()) {
-        if env.seq != frontier.size() {
-            return Err(format!("entry {} was staged where the tree holds {} entries", env.seq, frontier.size()));
-        }
-        let bytes = encode(env).map_err(|e| match e {
-            AppError::Internal(m) => m,
-            other => other.to_string(),
-        })?;
-        let hashes = frontier.push(leaf_hash(&bytes));
-        entries.push(StoredEntry { seq: env.seq, idempotency_key: env.idempotency_key.clone(), bytes, hashes });
-    }
-    Ok(())
-}
-
-fn writer_stopped() -> StoreError {
-    StoreError::Backend("the writer thread stopped".into())
-}
-
-/// The writer's answer to a batch: once durable, the tree's edge after it.
-type Durable = qm_store::Result<Frontier>;
-
-/// A thread with its own connection that commits staged batches in order, so that validating the
-/// next batch (CPU) overlaps committing the previous one (the disk) on a two-core machine.
-struct Writer {
-    jobs: Option<std::sync::mpsc::Sender<Job>>,
-    handle: Option<std::thread::JoinHandle<()>>,
-    /// Time the writer thread has spent committing, in nanoseconds (for the benchmarks).
-    busy_nanos: std::sync::Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        // Closing the queue lets the thread finish the commits it has, then end.
-        self.jobs.take();
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-/// The pipelined writer writes a batch's projection rows with a later commit once this many
-/// entries have gone by without them: at most this many entries are replayed when a site stopped in
-/// the middle of a burst is opened again.
-pub const ROWS_DEFERRED_AT_MOST: u64 = 20_000;
-/// ... and writes them on their own once no commit has come for this long.
-pub const ROWS_IDLE: std::time::Duration = std::time::Duration::from_millis(20);
-/// A long pipelined burst signs a checkpoint at least this often (entries), not only at its end.
-pub const CHECKPOINT_AT_MOST: u64 = 50_000;
-
-/// Projection rows the writer has not written yet: the last change of each row, in key order (rows
-/// written in key order touch the B-tree's pages in order), and how far they bring the stored rows.
-#[derive(Default)]
-struct DeferredRows {
-    rows: std::collections::BTreeMap<(String, String), Option<String>>,
-    through: u64,
-    entries: u64,
-}
-
-impl DeferredRows {
-    fn add(&mut self, rows: Vec<RowChange>, through: u64, entries: u64) {
-        for r in rows {
-            self.rows.insert((r.kind, r.key), r.value);
-        }
-        self.through = through;
-        self.entries += entries;
-    }
-    fn take(&mut self) -> Vec<RowChange> {
-        self.entries = 0;
-        std::mem::take(&mut self.rows).into_iter().map(|((kind, key), value)| RowChange { kind, key, value }).collect()
-    }
-    /// Writes the rows on their own (`Store::catch_up_rows`). On failure they are kept for the next
-    /// try: written rows must always bring the stored ones all the way from where they were.
-    fn catch_up(&mut self, store: &mut dyn Store) -> bool {
-        let (through, entries) = (self.through, self.entries);
-        let rows = self.take();
-        match store.catch_up_rows(&rows, through) {
-            Ok(_) => true,
-            Err(e) => {
-                tracing_free_log(&format!("writing projection rows through entry {through}: {e}"));
-                self.add(rows, through, entries);
-                false
-            }
-        }
-    }
-}
-
-/// The writer thread: commits batches in the order they were staged, each durable before its reply.
-/// During a burst (the next batch arrives within `ROWS_IDLE`) the batches' projection rows are held
-/// back and merged, so a row changed by many batches is written once: with a commit once
-/// `ROWS_DEFERRED_AT_MOST` entries have gone by, or on their own once the queue has been idle for
-/// `ROWS_IDLE`, and when the queue closes. Opening a site replays the entries its rows do not cover.
-fn write_in_order(
-    store: &mut dyn Store,
-    mut frontier: Frontier,
-    jobs: &std::sync::mpsc::Receiver<Job>,
-    busy: &std::sync::atomic::AtomicU64,
-    rows_idle: std::time::Duration,
-) {
-    use std::sync::mpsc::RecvTimeoutError;
-    // After a failed commit every later batch fails too: they were validated on top of it.
-    let mut failed: Option<String> = None;
-    let mut deferred = DeferredRows::default();
-    // After a failed catch-up the rows wait for the next commit (not the next idle moment: the
-    // database may be away, and nothing would come of trying every 20 ms).
-    let mut try_when_idle = true;
-    loop {
-        let job = if deferred.rows.is_empty() || !try_when_idle {
-            match jobs.recv() {
-                Ok(job) => job,
-                Err(_) => break,
-            }
-        } else {
-            match jobs.recv_timeout(rows_idle) {
-                Ok(job) => job,
-                Err(RecvTimeoutError::Timeout) => {
-                    try_when_idle = deferred.catch_up(store);
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-        };
-        match job {
-            Job::Commit(mut commit, unencoded, reply) => {
-                try_when_idle = true;
-                let started = std::time::Instant::now();
-                let r = match &failed {
-                    Some(m) => Err(StoreError::Backend(format!("an earlier commit failed: {m}"))),
-                    None => {
-                        // Encoded and hashed here, in order: the tree's edge is this thread's own.
-                        let mut next = frontier.clone();
-                        let encoded = append_entries(&mut next, &unencoded, &mut commit.entries).map_err(StoreError::Backend);
-                        let rows = std::mem::take(&mut commit.rows);
-                        match commit.entries.last().map(|e| e.seq + 1) {
-                            Some(through) => deferred.add(rows, through, commit.entries.len() as u64),
-                            None => deferred.add(rows, deferred.through, 0),
-                        }
-                        // Rows are written all together or not at all: the stored rows always
-                        // match the ledger at one size.
-                        if deferred.entries >= ROWS_DEFERRED_AT_MOST || commit.entries.is_empty() {
-                            commit.rows = deferred.take();
-                        }
-                        encoded.and_then(|()| store.commit(&commit)).map(|()| {
-                            frontier = next;
-                            frontier.clone()
-                        })
-                    }
-                };
-                busy.fetch_add(started.elapsed().as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
-                if let Err(e) = &r {
-                    failed.get_or_insert_with(|| e.to_string());
-                    // They include the failed batch's; the books are re-read from the store.
-                    deferred = DeferredRows::default();
-                }
-                let _ = reply.send(r);
-            }
-            Job::Checkpoint(cp) => {
-                if failed.is_none() {
-                    if let Err(e) = store.add_checkpoint(&cp) {
-                        tracing_free_log(&format!("storing checkpoint {}: {e}", cp.size));
-                    }
-                }
-            }
-        }
-    }
-    if failed.is_none() && !deferred.rows.is_empty() {
-        deferred.catch_up(store);
-    }
 }
 
 /// A batch handed to the writer. Its results may be acknowledged only after `Site::finish` returns them.
@@ -506,97 +302,6 @@ impl Site {
     }
     pub fn has_key(&self) -> bool {
         self.key.is_some()
-    }
-
-    /// The Argon2id hash a badge's PIN or password is checked against: the credentials table's, or
-    /// on a ledger begun before credentials moved there, the one its entries still carry. Fast (one
-    /// indexed read): the slow comparison is [`check_secret`], which may run on any thread.
-    pub fn credential_hash(&self, badge: &Badge, kind: CredentialKind) -> Result<Option<String>> {
-        if let Some(h) = self.store.credential(&credentials::badge_subject(badge), kind.as_str())? {
-            return Ok(Some(h));
-        }
-        let legacy = self.state.people.get(badge).and_then(|p| match kind {
-            CredentialKind::Pin => p.pin_hash.clone(),
-            CredentialKind::Password => p.password_hash.clone(),
-        });
-        Ok(legacy)
-    }
-
-    /// The hash an API token's secret is checked against, when the token exists and is not revoked.
-    pub fn token_hash(&self, id: &str) -> Result<Option<String>> {
-        let Some(t) = self.state.tokens.get(id) else { return Ok(None) };
-        if t.revoked {
-            return Ok(None);
-        }
-        match self.store.credential(&credentials::token_subject(id), "token")? {
-            Some(h) => Ok(Some(h)),
-            None => Ok(t.secret_hash.clone()),
-        }
-    }
-
-    /// Failed PIN and password attempts per badge, shared with the server's sign-in threads.
-    pub fn lockout(&self) -> std::sync::Arc<credentials::Lockout> {
-        self.lockout.clone()
-    }
-
-    /// Checks a badge and PIN against the stored Argon2id hash (and the badge's lockout).
-    pub fn authenticate(&self, badge: &Badge, pin: &str) -> Result<()> {
-        self.authenticate_kind(badge, CredentialKind::Pin, pin)
-    }
-
-    fn authenticate_kind(&self, badge: &Badge, kind: CredentialKind, secret: &str) -> Result<()> {
-        let now = OffsetDateTime::now_utc();
-        self.lockout.check(badge, now)?;
-        let hash = self.credential_hash(badge, kind)?;
-        self.lockout.settle(badge, check_secret(secret, hash.as_deref()), now, kind)
-    }
-
-    /// Records a denied sign-in or request in the ledger (durably) and returns nothing else.
-    pub fn record_denial(&mut self, who: &str, operation: &str, reason: &str, at: OffsetDateTime) -> Result<()> {
-        self.record_denials(&[Denial { who: who.to_string(), operation: operation.to_string(), reason: reason.to_string(), at }])
-    }
-
-    /// Records many denials in one durable commit, one entry each (the server gathers them, so a
-    /// flood of bad sign-ins costs one commit per gathering, not one per attempt).
-    pub fn record_denials(&mut self, denials: &[Denial]) -> Result<()> {
-        if denials.is_empty() {
-            return Ok(());
-        }
-        self.ensure_fresh()?;
-        let mut commit = Commit::default();
-        for d in denials {
-            let actor = Badge::parse(&d.who).or_else(|_| Badge::parse("unknown")).map_err(|e| AppError::Internal(e.to_string()))?;
-            let denied = Decision {
-                events: vec![Event::AccessDenied {
-                    who: d.who.chars().take(64).collect(),
-                    operation: d.operation.chars().take(64).collect(),
-                    reason: d.reason.chars().take(qm_core::rules::TEXT_LEN_MAX).collect(),
-                }],
-                corrects: None,
-            };
-            let key = format!("denied-{}", uuid::Uuid::now_v7());
-            if let Err(e) = self.stage(&actor, None, &key, d.at, denied, &mut commit) {
-                self.resync();
-                return Err(e);
-            }
-        }
-        self.flush_or_reload(commit)
-    }
-
-    /// Checks a badge and password (web sign-in) against the stored Argon2id hash.
-    pub fn authenticate_password(&self, badge: &Badge, password: &str) -> Result<()> {
-        self.authenticate_kind(badge, CredentialKind::Password, password)
-    }
-
-    /// Checks an API token `ID.SECRET`; returns the token's id when it is valid and not revoked.
-    pub fn authenticate_token(&self, presented: &str) -> Result<String> {
-        let (id, secret) = presented.split_once('.').ok_or_else(|| AppError::BadCredentials { badge: "token".into() })?;
-        let hash = self.token_hash(id)?;
-        if check_secret(secret, hash.as_deref()) {
-            Ok(id.to_string())
-        } else {
-            Err(AppError::BadCredentials { badge: format!("token {id}") })
-        }
     }
 
     /// Runs one command and commits it durably.
@@ -1251,110 +956,6 @@ impl Site {
 
 pub fn hex(h: &[u8]) -> String {
     h.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Loads the books from stored rows and the tree edge from stored hashes.
-fn load(store: &dyn Store) -> Result<(State, Frontier)> {
-    // The rows, the entry count and the checkpoints are separate reads. SQLite gives them one
-    // snapshot (`Store::in_snapshot`); elsewhere another process committing between them (e.g. a
-    // second `qm` at the same counter) can make them disagree for a moment. Every commit writes
-    // entries and rows together, so disagreement that lasts is damage; one that goes away on a
-    // second read was a race.
-    let mut attempt = 0;
-    loop {
-        match load_once(store) {
-            Err(AppError::Store(StoreError::Damaged(_))) if attempt < 4 => {
-                attempt += 1;
-                std::thread::sleep(std::time::Duration::from_millis(10 << attempt));
-            }
-            other => return other,
-        }
-    }
-}
-
-fn load_once(store: &dyn Store) -> Result<(State, Frontier)> {
-    let mut loaded = None;
-    store.in_snapshot(&mut || {
-        loaded = Some(read_books(store));
-        Ok(())
-    })?;
-    loaded.unwrap_or_else(|| Err(AppError::Internal("the store did not run the load".into())))
-}
-
-fn read_books(store: &dyn Store) -> Result<(State, Frontier)> {
-    let mut state = State::new();
-    store.for_each_row(&mut |kind, key, value| state.load_row(kind, key, value))?;
-    state.rebuild_indexes().map_err(|e| AppError::Store(StoreError::Damaged(format!("stored rows: {e}; run `qm verify`"))))?;
-    let size = store.entry_count()?;
-    if state.next_seq > size {
-        return Err(AppError::Store(StoreError::Damaged(format!(
-            "the stored projections cover {} entries but the ledger holds {size}; run `qm verify`",
-            state.next_seq
-        ))));
-    }
-    if state.next_seq < size {
-        replay_tail(store, &mut state, size)?;
-    }
-    if state.last_at.is_none() && size > 0 {
-        let last = store.read_entries(size - 1, 1)?;
-        let env = last
-            .first()
-            .map(|e| decode(&e.bytes))
-            .transpose()
-            .map_err(|m| AppError::Store(StoreError::Damaged(format!("entry {}: {m}; run `qm verify`", size - 1))))?;
-        state.last_at = env.map(|e| e.at);
-    }
-    let frontier = Frontier::load(size, &StoreHashes(store))?;
-    startup_check(store, &state, &frontier)?;
-    Ok((state, frontier))
-}
-
-/// Brings rows that lag behind the ledger up to its end by replaying the entries they do not cover.
-/// The pipelined writer writes rows after a burst, not with every commit (`Site::start_writer`), so
-/// a process stopped during one leaves a tail of at most `ROWS_DEFERRED_AT_MOST` entries. The rows
-/// the tail touched stay marked, and the next commit writes them.
-fn replay_tail(store: &dyn Store, state: &mut State, size: u64) -> Result<()> {
-    let from = state.next_seq;
-    let mut failed = None;
-    store.scan_range(from, size, &mut |seq, _, bytes, _| {
-        let applied = decode(bytes).and_then(|env| state.apply(&env).map_err(|e| e.to_string()));
-        match applied {
-            Ok(()) => true,
-            Err(e) => {
-                failed = Some(format!("entry {seq} (beyond the stored projections, which cover {from}): {e}"));
-                false
-            }
-        }
-    })?;
-    if let Some(m) = failed {
-        return Err(AppError::Store(StoreError::Damaged(format!("{m}; run `qm verify`"))));
-    }
-    if state.next_seq != size {
-        return Err(AppError::Store(StoreError::Damaged(format!(
-            "the ledger holds {size} entries but only {} could be read in order; run `qm verify`",
-            state.next_seq
-        ))));
-    }
-    Ok(())
-}
-
-/// The cheap part of `verify`, run whenever a site is opened, so that no write proceeds on a
-/// ledger that no longer matches what the site signed: the latest checkpoint's signature, and its
-/// root against the tree rebuilt from stored hashes (O(log n) reads).
-fn startup_check(store: &dyn Store, state: &State, frontier: &Frontier) -> Result<()> {
-    let damaged =
-        |m: String| AppError::Store(StoreError::Damaged(format!("the database does not verify at start-up: {m}; run `qm verify`")));
-    let Some(latest) = store.checkpoints()?.pop() else { return Ok(()) };
-    let Some(site) = &state.site else { return Err(damaged("the ledger has checkpoints but no genesis".into())) };
-    let cp = qm_ledger::open_checkpoint(&latest.note, &site.verifier_key).map_err(|e| damaged(format!("latest checkpoint: {e}")))?;
-    if cp.size > frontier.size() {
-        return Err(damaged(format!("checkpoint {} was signed but the ledger holds only {} entries", cp.size, frontier.size())));
-    }
-    let root = if cp.size == frontier.size() { frontier.root() } else { qm_ledger::tree_root(cp.size, &StoreHashes(store))? };
-    if root != cp.root {
-        return Err(damaged(format!("the tree of size {} no longer has the root the site signed", cp.size)));
-    }
-    Ok(())
 }
 
 /// The same error for every request of a failed batch (errors are not `Clone`): the kinds a caller
