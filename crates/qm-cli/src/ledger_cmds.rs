@@ -69,13 +69,7 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
             Ok(if report.ok() { 0 } else { 1 })
         }
         Cmd::Backup { file, with_credentials } => {
-            let bar = output::progress(out);
-            let r = qm_app::backup::backup(&cli.db, file, *with_credentials, &mut |d, t| {
-                bar.set_length(t);
-                bar.set_position(d);
-            });
-            bar.finish_and_clear();
-            let r = r?;
+            let r = output::with_progress(out, |step| qm_app::backup::backup(&cli.db, file, *with_credentials, step))?;
             out.json_or(&r, || {
                 format!(
                     "backed up {} entries, {} checkpoints, {} readings, {} credentials to {file}; verified; root {}",
@@ -85,13 +79,7 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
             Ok(0)
         }
         Cmd::Restore { file } => {
-            let bar = output::progress(out);
-            let r = qm_app::backup::restore(file, &cli.db, &mut |d, t| {
-                bar.set_length(t);
-                bar.set_position(d);
-            });
-            bar.finish_and_clear();
-            let r = r?;
+            let r = output::with_progress(out, |step| qm_app::backup::restore(file, &cli.db, step))?;
             out.json_or(&r, || {
                 format!(
                     "restored {} entries, {} checkpoints, {} readings, {} credentials into {}; verified; root {}",

@@ -400,3 +400,14 @@ pub fn demo(path: &str, key: Option<&str>, out: &Out) -> Result<u8, AppError> {
     }
     Ok(if report.ok() { 0 } else { 1 })
 }
+
+/// Runs a long task (a copy, an import) with a progress bar (hidden with --json), cleared when it ends.
+pub fn with_progress<T>(out: &Out, f: impl FnOnce(&mut dyn FnMut(u64, u64)) -> T) -> T {
+    let bar = progress(out);
+    let r = f(&mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    r
+}

@@ -242,14 +242,9 @@ fn conditions(cli: &Cli, c: &ConditionsCmd, out: &Out) -> R<u8> {
         }
         ConditionsCmd::Import { file } => {
             let who = crate::sign_in(&mut site, &cli.who, "record_readings")?;
-            let bar = crate::output::progress(out);
-            let r =
-                qm_app::conditions::import_readings(&mut site, std::path::Path::new(file), &who, OffsetDateTime::now_utc(), &mut |d, t| {
-                    bar.set_length(t);
-                    bar.set_position(d);
-                });
-            bar.finish_and_clear();
-            let r = r?;
+            let r = crate::output::with_progress(out, |step| {
+                qm_app::conditions::import_readings(&mut site, std::path::Path::new(file), &who, OffsetDateTime::now_utc(), step)
+            })?;
             site.checkpoint_if_grown()?;
             out.json_or(&r, || {
                 format!(

@@ -195,13 +195,8 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
             let kind = p(qm_app::import::ImportKind::parse(kind))?;
             let mut s = open()?;
             let actor = sign_in(&mut s, who, "import")?;
-            let bar = output::progress(out);
-            let report = qm_app::import::import(&mut s, kind, std::path::Path::new(file), &actor, now(), &mut |done, total| {
-                bar.set_length(total);
-                bar.set_position(done);
-            });
-            bar.finish_and_clear();
-            let report = report?;
+            let report =
+                output::with_progress(out, |step| qm_app::import::import(&mut s, kind, std::path::Path::new(file), &actor, now(), step))?;
             s.checkpoint_if_grown()?;
             out.json_or(&report, || format!("imported {} rows from {} as {} ledger entries", report.rows, report.file, report.entries));
             Ok(0)

@@ -33,6 +33,22 @@ pub struct Violation {
     pub message: String,
 }
 
+/// Things with a life of their own in the ledger.
+#[derive(Clone, Copy)]
+enum Life {
+    Transfer,
+    Count,
+    Discrepancy,
+}
+
+/// A step in that life, with the verb the messages use.
+#[derive(Clone, Copy)]
+enum Step {
+    Begin(&'static str),
+    Use(&'static str),
+    End(&'static str),
+}
+
 /// Stops after this many violations: a ledger that breaks one invariant often breaks it everywhere.
 pub const VIOLATIONS_KEPT: usize = 100;
 
@@ -43,9 +59,10 @@ pub struct Audit {
     serials: BTreeMap<Serial, Account>,
     balances: BTreeMap<(Account, LotNo), i128>,
     supplied: BTreeMap<LotNo, i128>,
-    transfers: BTreeMap<TransferId, bool>,
-    counts: BTreeMap<CountId, bool>,
-    discrepancies: BTreeMap<DiscrepancyId, bool>,
+    /// Transfers, counts and discrepancies seen begun, by id: `true` once ended.
+    transfers: BTreeMap<String, bool>,
+    counts: BTreeMap<String, bool>,
+    discrepancies: BTreeMap<String, bool>,
     last_at: Option<OffsetDateTime>,
     violations: Vec<Violation>,
     /// Entries seen.
@@ -87,45 +104,48 @@ impl Audit {
                 }
             }
             Event::Movement { from, to, lines, .. } => self.movement(seq, from, to, lines),
-            Event::TransferDispatched { transfer, .. } => {
-                let again = self.transfers.insert(transfer.clone(), false).is_some();
-                if again {
-                    self.flag(seq, "invariant.transfer", format!("transfer {transfer} is dispatched a second time"));
-                }
-            }
-            Event::TransferReceived { transfer, .. } => match self.transfers.get_mut(transfer) {
-                Some(received @ false) => *received = true,
-                Some(true) => self.flag(seq, "invariant.transfer", format!("transfer {transfer} is received a second time")),
-                None => self.flag(seq, "invariant.transfer", format!("transfer {transfer} is received but was never dispatched")),
-            },
-            Event::CountStarted { count, .. } => {
-                let again = self.counts.insert(count.clone(), false).is_some();
-                if again {
-                    self.flag(seq, "invariant.count", format!("count {count} is started a second time"));
-                }
-            }
-            Event::CountRecorded { count, .. } => match self.counts.get(count) {
-                Some(false) => {}
-                Some(true) => self.flag(seq, "invariant.count", format!("count {count} is recorded after it was closed")),
-                None => self.flag(seq, "invariant.count", format!("count {count} is recorded but was never started")),
-            },
-            Event::CountClosed { count, .. } => match self.counts.get_mut(count) {
-                Some(closed @ false) => *closed = true,
-                Some(true) => self.flag(seq, "invariant.count", format!("count {count} is closed a second time")),
-                None => self.flag(seq, "invariant.count", format!("count {count} is closed but was never started")),
-            },
-            Event::DiscrepancyOpened { discrepancy, .. } => {
-                let again = self.discrepancies.insert(discrepancy.clone(), false).is_some();
-                if again {
-                    self.flag(seq, "invariant.discrepancy", format!("discrepancy {discrepancy} is opened a second time"));
-                }
-            }
-            Event::DiscrepancyResolved { discrepancy, .. } => match self.discrepancies.get_mut(discrepancy) {
-                Some(resolved @ false) => *resolved = true,
-                Some(true) => self.flag(seq, "invariant.discrepancy", format!("discrepancy {discrepancy} is resolved a second time")),
-                None => self.flag(seq, "invariant.discrepancy", format!("discrepancy {discrepancy} is resolved but was never opened")),
-            },
+            Event::TransferDispatched { transfer, .. } => self.step(seq, Life::Transfer, transfer, Step::Begin("dispatched")),
+            Event::TransferReceived { transfer, .. } => self.step(seq, Life::Transfer, transfer, Step::End("received")),
+            Event::CountStarted { count, .. } => self.step(seq, Life::Count, count, Step::Begin("started")),
+            Event::CountRecorded { count, .. } => self.step(seq, Life::Count, count, Step::Use("recorded")),
+            Event::CountClosed { count, .. } => self.step(seq, Life::Count, count, Step::End("closed")),
+            Event::DiscrepancyOpened { discrepancy, .. } => self.step(seq, Life::Discrepancy, discrepancy, Step::Begin("opened")),
+            Event::DiscrepancyResolved { discrepancy, .. } => self.step(seq, Life::Discrepancy, discrepancy, Step::End("resolved")),
             _ => {}
+        }
+    }
+
+    /// One step in the life of a transfer, count or discrepancy: begun once, used only while open,
+    /// ended once after it began.
+    fn step(&mut self, seq: u64, life: Life, id: &impl std::fmt::Display, step: Step) {
+        let (what, rule, begin) = match life {
+            Life::Transfer => ("transfer", "invariant.transfer", "dispatched"),
+            Life::Count => ("count", "invariant.count", "started"),
+            Life::Discrepancy => ("discrepancy", "invariant.discrepancy", "opened"),
+        };
+        let key = id.to_string();
+        let map = match life {
+            Life::Transfer => &mut self.transfers,
+            Life::Count => &mut self.counts,
+            Life::Discrepancy => &mut self.discrepancies,
+        };
+        let problem = match (step, map.get(&key).copied()) {
+            (Step::Begin(_), None) => {
+                map.insert(key.clone(), false);
+                None
+            }
+            (Step::Begin(verb), Some(_)) => Some(format!("is {verb} a second time")),
+            (Step::Use(_), Some(false)) => None,
+            (Step::Use(verb), Some(true)) => Some(format!("is {verb} after it ended")),
+            (Step::End(_), Some(false)) => {
+                map.insert(key.clone(), true);
+                None
+            }
+            (Step::End(verb), Some(true)) => Some(format!("is {verb} a second time")),
+            (Step::Use(verb) | Step::End(verb), None) => Some(format!("is {verb} but was never {begin}")),
+        };
+        if let Some(p) = problem {
+            self.flag(seq, rule, format!("{what} {key} {p}"));
         }
     }
 
