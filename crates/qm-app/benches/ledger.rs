@@ -26,7 +26,7 @@ fn b(s: &str) -> Badge {
 }
 
 fn req(actor: &str, key: String, command: Command) -> Request {
-    Request { actor: b(actor), witness: None, command, idempotency_key: key, at: OffsetDateTime::now_utc() }
+    Request { token: None, actor: b(actor), witness: None, command, idempotency_key: key, at: OffsetDateTime::now_utc() }
 }
 
 fn main() {

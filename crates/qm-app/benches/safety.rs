@@ -117,7 +117,7 @@ fn main() {
         .map(|(i, c)| {
             let actor = if matches!(c, Command::Receive { .. }) { "K" } else { "0001" };
             let witness = matches!(c, Command::Receive { .. }).then(|| b("W"));
-            Request { actor: b(actor), witness, command: c, idempotency_key: format!("s{i}"), at: now }
+            Request { token: None, actor: b(actor), witness, command: c, idempotency_key: format!("s{i}"), at: now }
         })
         .collect();
     for r in site.execute_batch(reqs) {
@@ -128,7 +128,7 @@ fn main() {
         to: loc(to),
         items: vec![ItemRef::Lot { lot: LotNo::parse(&format!("L-{}", i % lots)).unwrap(), quantity: Quantity::units(1) }],
     };
-    let ctx = Ctx { actor: b("K"), witness: Some(b("W")), at: now, zone: Default::default() };
+    let ctx = Ctx { token: None, actor: b("K"), witness: Some(b("W")), at: now, zone: Default::default() };
     // Rule evaluation alone, interleaved so both see the same machine.
     let (mut t_mag, mut t_shelf) = (0.0, 0.0);
     for round in 0..10 {
@@ -156,6 +156,7 @@ fn main() {
                 .map(|i| {
                     k += 1;
                     Request {
+                        token: None,
                         actor: b("K"),
                         witness: Some(b("W")),
                         command: movement(to, i + round * 7),

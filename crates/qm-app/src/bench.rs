@@ -184,10 +184,7 @@ pub fn run(db: &str, key: &Path, cfg: &BenchConfig, scratch: &Path, progress: &m
         format!("b-{key_n}")
     };
     for (i, chunk) in setup.chunks(2000).enumerate() {
-        let reqs = chunk
-            .iter()
-            .map(|c| Request { actor: admin.clone(), witness: None, command: c.clone(), idempotency_key: next_key(), at: now })
-            .collect();
+        let reqs = chunk.iter().map(|c| Request::new(admin.clone(), c.clone(), next_key(), now)).collect();
         for r in site.execute_batch(reqs) {
             r?;
         }
@@ -215,18 +212,17 @@ pub fn run(db: &str, key: &Path, cfg: &BenchConfig, scratch: &Path, progress: &m
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            reqs.push(Request {
-                actor: armorer(d)?,
-                witness: None,
-                command: Command::Receive {
+            reqs.push(Request::new(
+                armorer(d)?,
+                Command::Receive {
                     to: id(LocationId::parse(&format!("RACK-{d:03}")))?,
                     from: "Arms Depot".into(),
                     document: "DN".into(),
                     lines,
                 },
-                idempotency_key: next_key(),
-                at: now,
-            });
+                next_key(),
+                now,
+            ));
         }
         let lines = (0..per_dept_lots)
             .map(|i| {
@@ -240,18 +236,17 @@ pub fn run(db: &str, key: &Path, cfg: &BenchConfig, scratch: &Path, progress: &m
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        reqs.push(Request {
-            actor: armorer(d)?,
-            witness: None,
-            command: Command::Receive {
+        reqs.push(Request::new(
+            armorer(d)?,
+            Command::Receive {
                 to: id(LocationId::parse(&format!("AMMO-{d:03}")))?,
                 from: "Ammunition Depot".into(),
                 document: "DN".into(),
                 lines,
             },
-            idempotency_key: next_key(),
-            at: now,
-        });
+            next_key(),
+            now,
+        ));
     }
     let stock_total = reqs.len() as u64;
     let mut done = 0u64;
@@ -282,31 +277,29 @@ pub fn run(db: &str, key: &Path, cfg: &BenchConfig, scratch: &Path, progress: &m
                 let s = (n / depts) % per_dept_serials.max(1);
                 let m = 3 + (n / depts) % members_per_dept;
                 issued.push((d, s, m));
-                batch.push(Request {
-                    actor: armorer(d)?,
-                    witness: None,
-                    command: Command::Issue {
+                batch.push(Request::new(
+                    armorer(d)?,
+                    Command::Issue {
                         to: id(Badge::parse(&format!("P{:05}", d + m * depts)))?,
                         from: None,
                         items: vec![ItemRef::Serial(id(Serial::parse(&format!("S{d:03}-{s:05}")))?)],
                     },
-                    idempotency_key: next_key(),
-                    at: now,
-                });
+                    next_key(),
+                    now,
+                ));
             }
         } else {
             for (d, s, m) in issued.drain(..) {
-                batch.push(Request {
-                    actor: armorer(d)?,
-                    witness: None,
-                    command: Command::Return {
+                batch.push(Request::new(
+                    armorer(d)?,
+                    Command::Return {
                         from: id(Badge::parse(&format!("P{:05}", d + m * depts)))?,
                         to: id(LocationId::parse(&format!("RACK-{d:03}")))?,
                         items: vec![ItemRef::Serial(id(Serial::parse(&format!("S{d:03}-{s:05}")))?)],
                     },
-                    idempotency_key: next_key(),
-                    at: now,
-                });
+                    next_key(),
+                    now,
+                ));
             }
         }
         moved += batch.len();
@@ -530,7 +523,7 @@ pub fn tree_verify_against_sha256(store: &dyn qm_store::Store, entries: &[Vec<u8
 }
 
 fn site_submit(site: &mut Site, actor: Badge, command: Command, key: String, at: OffsetDateTime) -> crate::Ticket {
-    site.submit(vec![Request { actor, witness: None, command, idempotency_key: key, at }])
+    site.submit(vec![Request::new(actor, command, key, at)])
 }
 
 /// Rounds of the movement bursts and of the raw-insert baseline; each figure is its best round's.

@@ -51,7 +51,7 @@ impl Site {
     /// digest entry, and any excursion the rules find, in one durable transaction.
     pub fn record_readings(
         &mut self,
-        actor: &Badge,
+        actor: impl Into<crate::Actor>,
         location: &LocationId,
         readings: Vec<Reading>,
         idempotency_key: &str,
@@ -78,13 +78,8 @@ impl Site {
             .map(|r| Reading { at: from_ms(r.at_ms), temperature_c: r.temperature_c, humidity_pct: r.humidity_pct })
             .collect();
         let sha256 = digest(readings.iter().map(|r| digest_line(location.as_str(), ms(r.at), r.temperature_c, r.humidity_pct)));
-        let req = Request {
-            actor: actor.clone(),
-            witness: None,
-            command: Command::RecordReadings { location: location.clone(), readings: readings.clone(), window, sha256 },
-            idempotency_key: idempotency_key.to_string(),
-            at,
-        };
+        let command = Command::RecordReadings { location: location.clone(), readings: readings.clone(), window, sha256 };
+        let req = Request::by(&actor.into(), None, command, idempotency_key.to_string(), at);
         self.ensure_fresh()?;
         let mut commit = Commit::default();
         let staged = self.stage_one(&req, &mut commit);

@@ -175,10 +175,8 @@ impl Site {
     }
 
     fn authenticate_kind(&self, badge: &Badge, kind: CredentialKind, secret: &str) -> Result<()> {
-        let now = OffsetDateTime::now_utc();
-        self.lockout.check(badge, now)?;
-        let hash = self.credential_hash(badge, kind)?;
-        self.lockout.settle(badge, check_secret(secret, hash.as_deref()), now, kind)
+        let a = self.attempt(badge, kind)?;
+        a.settle(a.matches(secret))
     }
 
     /// Records a denied sign-in or request in the ledger (durably) and returns nothing else.

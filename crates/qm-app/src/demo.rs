@@ -21,6 +21,7 @@ impl Runner<'_> {
     fn run(&mut self, actor: &str, witness: Option<&str>, at: OffsetDateTime, command: Command) -> Result<Outcome> {
         self.n += 1;
         let req = Request {
+            token: None,
             actor: id(Badge::parse(actor))?,
             witness: witness.map(Badge::parse).transpose().map_err(|e| AppError::Internal(e.to_string()))?,
             command,

@@ -80,6 +80,7 @@ impl Batch<'_> {
     fn add(&mut self, actor: &str, witness: Option<&str>, at: OffsetDateTime, command: Command) -> Result<()> {
         self.n += 1;
         self.reqs.push(Request {
+            token: None,
             actor: b(actor)?,
             witness: witness.map(b).transpose()?,
             command,

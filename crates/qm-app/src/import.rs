@@ -104,10 +104,11 @@ pub fn import(
     site: &mut Site,
     kind: ImportKind,
     path: &Path,
-    actor: &Badge,
+    actor: impl Into<crate::Actor>,
     at: OffsetDateTime,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<ImportReport> {
+    let actor: crate::Actor = actor.into();
     let file = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|e| AppError::Import { file: file.clone(), message: e.to_string() })?;
     if meta.len() > IMPORT_FILE_BYTES_MAX {
@@ -251,17 +252,8 @@ pub fn import(
     }
     let run = uuid::Uuid::new_v4();
     let total = pending.len() as u64;
-    let reqs: Vec<Request> = pending
-        .iter()
-        .enumerate()
-        .map(|(i, p)| Request {
-            actor: actor.clone(),
-            witness: None,
-            command: p.command.clone(),
-            idempotency_key: format!("import-{run}-{i}"),
-            at,
-        })
-        .collect();
+    let reqs: Vec<Request> =
+        pending.iter().enumerate().map(|(i, p)| Request::by(&actor, None, p.command.clone(), format!("import-{run}-{i}"), at)).collect();
     let mut done = 0u64;
     let outcomes = site
         .execute_all_or_nothing(reqs, &mut |n| {
@@ -270,6 +262,10 @@ pub fn import(
         })
         .map_err(|(i, e)| {
             let Some(p) = pending.get(i) else { return e };
+            if matches!(&e, AppError::Rejected(r) if r.is_denial()) {
+                // A refusal of authority stays one (the edge answers it as such), and was recorded.
+                return e;
+            }
             // Point at the CSV line: a receipt's "line k:" is the k-th row of its group.
             let msg = e.to_string();
             let (line, rest) = match msg.split_once(": line ").and_then(|(head, tail)| tail.split_once(':').map(|(k, r)| (head, k, r))) {

@@ -2,6 +2,7 @@
 //! resulting events to the ledger through a store (group commit), signs checkpoints and verifies.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod act;
 pub mod backup;
 pub mod bench;
 mod canonical;
@@ -25,6 +26,7 @@ use qm_store_postgres::PostgresStore;
 use qm_store_sqlite::SqliteStore;
 use std::collections::{HashMap, HashSet};
 
+pub use act::{Act, Attempt, Presented};
 pub use credentials::{check_secret, hash_secret};
 use open::load;
 use std::path::{Path, PathBuf};
@@ -97,11 +99,38 @@ pub type Result<T> = std::result::Result<T, AppError>;
 /// One command to run, with who asks and under which idempotency key.
 #[derive(Clone, Debug)]
 pub struct Request {
+    /// The API token the actor acts through (deciding holds the command to its scope), if any.
+    pub token: Option<String>,
     pub actor: Badge,
     pub witness: Option<Badge>,
     pub command: Command,
     pub idempotency_key: String,
     pub at: OffsetDateTime,
+}
+
+/// Who acts: a person, directly or through one of their API tokens (whose scope deciding enforces).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    pub badge: Badge,
+    pub token: Option<String>,
+}
+
+impl From<&Badge> for Actor {
+    fn from(badge: &Badge) -> Actor {
+        Actor { badge: badge.clone(), token: None }
+    }
+}
+
+impl Request {
+    /// A request by a person acting directly (no token), without a witness.
+    pub fn new(actor: Badge, command: Command, idempotency_key: String, at: OffsetDateTime) -> Request {
+        Request { token: None, actor, witness: None, command, idempotency_key, at }
+    }
+
+    /// A request by `actor` (through its token, if any), stamped `at`.
+    pub fn by(actor: &Actor, witness: Option<Badge>, command: Command, idempotency_key: String, at: OffsetDateTime) -> Request {
+        Request { token: actor.token.clone(), actor: actor.badge.clone(), witness, command, idempotency_key, at }
+    }
 }
 
 /// What a command appended (or, on a retry with the same idempotency key, had appended).
@@ -187,6 +216,8 @@ pub struct Site {
     stale: Option<String>,
     /// Failed sign-ins per badge (shared with the server's sign-in threads).
     lockout: std::sync::Arc<credentials::Lockout>,
+    /// Denied attempts gathered and not yet recorded (`act`: `deny`, `flush_denials`).
+    denials: act::Denials,
 }
 
 /// A batch handed to the writer. Its results may be acknowledged only after `Site::finish` returns them.
@@ -277,6 +308,7 @@ impl Site {
             last_ticket: 0,
             signed_at: 0,
             lockout: Default::default(),
+            denials: Default::default(),
         }
     }
 
@@ -302,6 +334,34 @@ impl Site {
     }
     pub fn has_key(&self) -> bool {
         self.key.is_some()
+    }
+
+    /// The context a request is decided in: who acts (and through which token), who witnesses,
+    /// when, and the site's local time then.
+    fn ctx(&self, req: &Request) -> Ctx {
+        let zone = zone::SiteZone::of(&self.state).at(req.at);
+        Ctx { token: req.token.clone(), actor: req.actor.clone(), witness: req.witness.clone(), at: req.at, zone }
+    }
+
+    /// Decides a request against the books exactly as `execute` would and records nothing: the
+    /// entries it would append, unnumbered (the counter's preview). A refusal is only returned.
+    pub fn preview(&self, req: &Request) -> std::result::Result<Vec<Envelope>, Rejection> {
+        let decision = decide(&self.state, &self.ctx(req), &req.command)?;
+        let site = self.site_name();
+        Ok(decision
+            .events
+            .into_iter()
+            .map(|event| Envelope {
+                site: site.clone(),
+                seq: 0,
+                at: req.at,
+                actor: req.actor.clone(),
+                witness: req.witness.clone(),
+                idempotency_key: String::new(),
+                corrects: None,
+                event,
+            })
+            .collect())
     }
 
     /// Runs one command and commits it durably.
@@ -579,22 +639,20 @@ impl Site {
         if let Command::SetTimeZone { zone } = &req.command {
             zone::SiteZone::get(zone)?;
         }
-        let local = zone::SiteZone::of(&self.state).at(req.at);
-        let ctx = Ctx { actor: req.actor.clone(), witness: req.witness.clone(), at: req.at, zone: local };
-        let decision = match decide(&self.state, &ctx, &req.command) {
+        let decision = match decide(&self.state, &self.ctx(req), &req.command) {
             Ok(d) => d,
-            Err(Rejection::Refused { rule, message }) if rule.starts_with("permission.") => {
+            Err(r) if r.is_denial() => {
                 // A denied attempt leaves a trace in the ledger (who, what, when); the command itself appends nothing.
+                let reason = match &r {
+                    Rejection::Refused { message, .. } => message.clone(),
+                    other => other.to_string(),
+                };
                 let denied = Decision {
-                    events: vec![Event::AccessDenied {
-                        who: req.actor.to_string(),
-                        operation: req.command.name().to_string(),
-                        reason: message.clone(),
-                    }],
+                    events: vec![Event::AccessDenied { who: req.actor.to_string(), operation: req.command.name().to_string(), reason }],
                     corrects: None,
                 };
                 self.stage(&req.actor, None, &format!("denied-{key}"), req.at, denied, commit)?;
-                return Err(AppError::Rejected(Rejection::Refused { rule, message }));
+                return Err(r.into());
             }
             Err(e) => return Err(e.into()),
         };
@@ -814,6 +872,18 @@ impl Site {
                 Ok(o) => outcomes.push(o),
                 Err(e) => {
                     self.resync();
+                    // Nothing of the batch is recorded, but a denial of authority still is.
+                    if let AppError::Rejected(r @ Rejection::Refused { message, .. }) = &e {
+                        if r.is_denial() {
+                            let d = Denial {
+                                who: req.actor.to_string(),
+                                operation: req.command.name().into(),
+                                reason: message.clone(),
+                                at: req.at,
+                            };
+                            self.record_denial_now(d).map_err(|e| (i, e))?;
+                        }
+                    }
                     return Err((i, e));
                 }
             }

@@ -26,6 +26,7 @@ fn assert_verifies(site: &Site) {
 
 fn issue(actor: &str, to: &str, serial: &str, key: &str) -> Request {
     Request {
+        token: None,
         actor: Badge::parse(actor).unwrap(),
         witness: None,
         command: Command::Issue { to: Badge::parse(to).unwrap(), from: None, items: vec![ItemRef::Serial(Serial::parse(serial).unwrap())] },
@@ -369,6 +370,7 @@ fn a_ledger_written_before_credentials_left_it_still_signs_in_and_verifies() {
     // A new PIN goes to the credentials table and supersedes the one the old entry carries.
     let new_pin = qm_app::hash_secret("5555").unwrap();
     site.execute(Request {
+        token: None,
         actor: old.clone(),
         witness: None,
         command: Command::SetCredential { badge: old.clone(), kind: qm_core::event::CredentialKind::Pin, hash: new_pin },

@@ -65,7 +65,7 @@ fn serial(s: &str) -> ItemRef {
 }
 
 fn req(actor: &str, command: Command, key: &str, at: OffsetDateTime) -> Request {
-    Request { actor: badge(actor), witness: None, command, idempotency_key: key.into(), at }
+    Request { token: None, actor: badge(actor), witness: None, command, idempotency_key: key.into(), at }
 }
 
 fn account_of(site: &Site, s: &str) -> Account {

@@ -81,35 +81,39 @@ fn write(site: &mut Site, who: &Who, command: Command, out: &Out) -> R<u8> {
     Ok(0)
 }
 
-/// Checks the actor's badge and PIN; a failure is recorded in the ledger as a denied `operation`.
-/// Every command that acts goes through here.
-pub(crate) fn sign_in(site: &mut Site, who: &Who, operation: &str) -> R<Badge> {
-    let actor = p(Badge::parse(who.actor.as_deref().ok_or_else(|| usage("give --actor BADGE (or QM_ACTOR) and the PIN in QM_PIN"))?))?;
-    let pin = who.pin.as_deref().ok_or_else(|| usage("give the actor's PIN in QM_PIN (or --pin)"))?;
-    if let Err(e) = site.authenticate(&actor, pin) {
-        site.record_denial(actor.as_str(), operation, "badge or PIN not accepted", now())?;
-        return Err(e);
-    }
-    Ok(actor)
+/// Where a `qm` command's attempts come from, in the denials the ledger records.
+const FROM: &str = "the command line";
+
+fn presented(badge: Option<&str>, pin: Option<&str>, no_pin: &str) -> R<qm_app::Presented> {
+    let badge = p(Badge::parse(badge.ok_or_else(|| usage("give --actor BADGE (or QM_ACTOR) and the PIN in QM_PIN"))?))?;
+    let secret = pin.ok_or_else(|| usage(no_pin))?.to_string();
+    Ok(qm_app::Presented { badge, secret })
 }
 
-/// Authenticates the actor (and witness) and runs one command; checkpoints after a write.
+fn actor(who: &Who) -> R<qm_app::Presented> {
+    presented(who.actor.as_deref(), who.pin.as_deref(), "give the actor's PIN in QM_PIN (or --pin)")
+}
+
+/// Checks the actor's badge and PIN (the site's one act path, `qm_app::act`); a failure is
+/// recorded in the ledger as a denied `operation`. For commands that act without `exec`.
+pub(crate) fn sign_in(site: &mut Site, who: &Who, operation: &str) -> R<Badge> {
+    let actor = actor(who)?;
+    let r = site.check_presented(&actor, qm_core::event::CredentialKind::Pin, operation, FROM);
+    site.flush_denials()?;
+    r?;
+    Ok(actor.badge)
+}
+
+/// Authenticates the actor (and witness) and runs one command through the site's act path;
+/// checkpoints after a write.
 fn exec(site: &mut Site, who: &Who, command: Command) -> R<qm_app::Outcome> {
-    let actor = sign_in(site, who, command.name())?;
+    let actor = actor(who)?;
     let witness = match &who.witness {
-        Some(w) => {
-            let w = p(Badge::parse(w))?;
-            let wp = who.witness_pin.as_deref().ok_or_else(|| usage("give the witness's PIN in QM_WITNESS_PIN (or --witness-pin)"))?;
-            if let Err(e) = site.authenticate(&w, wp) {
-                site.record_denial(w.as_str(), "witness", "witness badge or PIN not accepted", now())?;
-                return Err(e);
-            }
-            Some(w)
-        }
+        Some(w) => Some(presented(Some(w), who.witness_pin.as_deref(), "give the witness's PIN in QM_WITNESS_PIN (or --witness-pin)")?),
         None => None,
     };
-    let key = who.idempotency_key.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let outcome = site.execute(Request { actor, witness, command, idempotency_key: key, at: now() })?;
+    let idempotency_key = who.idempotency_key.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let outcome = site.act(qm_app::Act { actor, witness, command, idempotency_key, at: now(), from: FROM.into() })?;
     site.checkpoint_if_grown()?;
     Ok(outcome)
 }
@@ -266,7 +270,14 @@ fn load(cli: &Cli, batch: usize, batches: usize, run: &str) -> R<u8> {
                 Some(Account::Person(b)) => Command::Return { from: b, to: rack.clone(), items: vec![ItemRef::Serial(serial)] },
                 _ => Command::Issue { to: officers[n % officers.len().max(1)].clone(), from: None, items: vec![ItemRef::Serial(serial)] },
             };
-            reqs.push(Request { actor: armorer.clone(), witness: None, command, idempotency_key: format!("{run}-{n}"), at: now() });
+            reqs.push(Request {
+                token: None,
+                actor: armorer.clone(),
+                witness: None,
+                command,
+                idempotency_key: format!("{run}-{n}"),
+                at: now(),
+            });
         }
         let ticket = site.submit(reqs);
         if let Some(t) = pending.take() {

@@ -359,17 +359,16 @@ pub fn demo(path: &str, key: Option<&str>, out: &Out) -> Result<u8, AppError> {
     let (mut site, count) = qm_app::demo::create(path, &key, day)?;
     // Show one refusal as the armorer would see it: Officer Jones's rifle qualification has lapsed.
     let refusal = site
-        .execute(qm_app::Request {
-            actor: Badge::parse("0417").map_err(|e| AppError::Internal(e.to_string()))?,
-            witness: None,
-            command: Command::Issue {
+        .execute(qm_app::Request::new(
+            Badge::parse("0417").map_err(|e| AppError::Internal(e.to_string()))?,
+            Command::Issue {
                 to: Badge::parse("1003").map_err(|e| AppError::Internal(e.to_string()))?,
                 from: None,
                 items: vec![ItemRef::Serial(Serial::parse("R-1043").map_err(|e| AppError::Internal(e.to_string()))?)],
             },
-            idempotency_key: "demo-refusal".into(),
-            at: day + time::Duration::hours(20),
-        })
+            "demo-refusal".into(),
+            day + time::Duration::hours(20),
+        ))
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();

@@ -666,7 +666,7 @@ impl Run {
             _ if actor == armorer(&u) => Some(duty(&u)),
             _ => Some(armorer(&u)),
         };
-        let ctx = Ctx { actor: actor.clone(), witness: witness.clone(), at: self.clock, zone: Default::default() };
+        let ctx = Ctx { token: None, actor: actor.clone(), witness: witness.clone(), at: self.clock, zone: Default::default() };
         // (d) decide is total and pure: it never panics, and asking twice gives the same answer.
         let first = decide(&self.state, &ctx, &command);
         let again = decide(&self.state, &ctx, &command);

@@ -107,7 +107,7 @@ fn state_of(events: Vec<Event>) -> State {
 }
 
 fn ctx(actor: &str, witness: Option<&str>) -> Ctx {
-    Ctx { actor: b(actor), witness: witness.map(b), at: NOW, zone: Default::default() }
+    Ctx { token: None, actor: b(actor), witness: witness.map(b), at: NOW, zone: Default::default() }
 }
 
 fn run(state: &State, actor: &str, witness: Option<&str>, command: Command) -> Result<Decision, Rejection> {
@@ -1885,4 +1885,43 @@ fn approving_a_find_may_not_take_stock_from_another_unit() {
         matches!(result, Err(Rejection::Refused { .. })),
         "a D-12 duty officer approved moving serial R-1 out of D-11 (location RACK11) into D-12: {result:?}"
     );
+}
+
+// ---- API tokens ---------------------------------------------------------------------------
+
+/// A token acting for its issuer is held to its operations and unit by deciding itself, before the
+/// issuer's own (wider) roles and unit; a revoked or unknown token, or one of another person, acts for nobody.
+#[test]
+fn a_token_is_held_to_its_operations_and_unit_whatever_its_issuer_may_do() {
+    let token = |id: &str, unit: &str, ops: &[&str]| Event::TokenIssued {
+        token: id.into(),
+        label: "kiosk".into(),
+        unit: u(unit),
+        operations: ops.iter().map(|o| o.to_string()).collect(),
+        secret_hash: None,
+    };
+    let mut s = stocked();
+    for t in [token("count-only", "D-11", &["count"]), token("recv-11", "D-11", &["receive"])] {
+        push(&mut s, NOW, "0417", None, None, t).unwrap();
+    }
+    let by = |token: &str, actor: &str| Ctx { token: Some(token.into()), ..ctx(actor, None) };
+    let rx = || receive("ARM11", vec![receive_line("RIFLE", Some("T-1"), None, 1)]);
+    // The issuer (0417, an armorer of D-11) may receive at ARM11; through a count-only token, not.
+    assert!(decide(&s, &ctx("0417", None), &rx()).is_ok());
+    let (rule, msg) = refused(decide(&s, &by("count-only", "0417"), &rx()));
+    assert_eq!(rule, "token.scope");
+    assert!(msg.contains("API token count-only may not receive (it allows: count)"), "{msg}");
+    // Its operation, but outside its unit.
+    let (rule, msg) = refused(decide(&s, &by("recv-11", "0417"), &receive("ARM12", vec![receive_line("RIFLE", Some("T-2"), None, 1)])));
+    assert_eq!(rule, "token.scope");
+    assert!(msg.contains("limited to unit D-11 and may not receive at unit D-12"), "{msg}");
+    assert!(decide(&s, &by("recv-11", "0417"), &rx()).is_ok());
+    // A token of another issuer, an unknown token, a revoked token: refused.
+    let (rule, msg) = refused(decide(&s, &by("recv-11", "0420"), &rx()));
+    assert_eq!((rule, msg.contains("may not act for badge 0420")), ("token.scope", true), "{msg}");
+    assert_eq!(refused(decide(&s, &by("nope", "0417"), &rx())).0, "token.scope");
+    push(&mut s, NOW, "0001", None, None, Event::TokenRevoked { token: "recv-11".into(), reason: "lost".into() }).unwrap();
+    assert_eq!(refused(decide(&s, &by("recv-11", "0417"), &rx())).0, "token.scope");
+    // A refusal of authority, not of the facts.
+    assert!(decide(&s, &by("recv-11", "0417"), &rx()).unwrap_err().is_denial());
 }

@@ -78,7 +78,14 @@ fn site(db: &str) -> Site {
     let reqs = cmds
         .into_iter()
         .enumerate()
-        .map(|(i, command)| Request { actor: id(Badge::parse("0001")), witness: None, command, idempotency_key: format!("setup-{i}"), at })
+        .map(|(i, command)| Request {
+            token: None,
+            actor: id(Badge::parse("0001")),
+            witness: None,
+            command,
+            idempotency_key: format!("setup-{i}"),
+            at,
+        })
         .collect();
     for r in site.execute_batch(reqs) {
         r.unwrap();
@@ -94,6 +101,7 @@ fn site(db: &str) -> Site {
         })
         .collect();
     site.execute(Request {
+        token: None,
         actor: id(Badge::parse("A0")),
         witness: None,
         command: Command::Receive { to: id(LocationId::parse("RACK")), from: "F".into(), document: "D".into(), lines },
@@ -148,6 +156,7 @@ fn main() {
             for (k, command) in [issue(c, c), ret(c, c)].into_iter().enumerate() {
                 let t0 = Instant::now();
                 s.execute(Request {
+                    token: None,
                     actor: id(Badge::parse("A0")),
                     witness: None,
                     command,
@@ -177,6 +186,7 @@ fn main() {
                     for (k, command) in [issue(c, c), ret(c, c)].into_iter().enumerate() {
                         let t0 = Instant::now();
                         h.execute(Request {
+                            token: None,
                             actor: id(Badge::parse("A0")),
                             witness: None,
                             command,

@@ -130,23 +130,22 @@ pub async fn perform(
     key: Option<String>,
     command: Command,
 ) -> Result<Outcome, ApiError> {
-    if matches!(p.via, Via::Token { .. }) {
-        let (pp, c) = (p.clone(), command.clone());
-        if let Some(why) = st.site.call(move |site| scope::token_denies(site.state(), &pp, &c)).await? {
-            record_denial(st, p.badge.as_str(), command.name(), &why).await;
-            return Err(ApiError::forbidden("token.scope", format!("refused: {why} (rule token.scope)")));
-        }
-    }
     let witness = match witness.filter(|w| !w.badge.trim().is_empty()) {
         Some(w) => {
             let b = id(Badge::parse(&w.badge))?;
+            // Eligible (role, unit) before any PIN is compared (`qm_app::act`, step 1).
+            let (actor, wb, c) = (p.badge.clone(), b.clone(), command.clone());
+            if let Err(e) = st.site.peek(move |site| site.witness_eligible(&actor, &wb, &c)).await? {
+                record_denial(st, b.as_str(), "witness", &e.to_string()).await;
+                return Err(ApiError::forbidden(e.code(), e.to_string()));
+            }
             check_pin(st, ip, &b, &w.pin, "witness").await?;
             Some(b)
         }
         None => None,
     };
     let key = key.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let req = Request { actor: p.badge.clone(), witness: witness.clone(), command, idempotency_key: key, at: now() };
+    let req = Request::by(&p.actor(), witness.clone(), command, key, now());
     match st.site.execute(req).await {
         Ok(o) => Ok(o),
         Err(AppError::Rejected(Rejection::Refused { rule, message })) if rule == "two_person" && witness.is_some() => {
@@ -698,11 +697,11 @@ async fn import(
     }
     let path = std::env::temp_dir().join(format!("qm-import-{}.csv", uuid::Uuid::new_v4()));
     std::fs::write(&path, &body).map_err(|e| ApiError::from(AppError::Internal(format!("writing {}: {e}", path.display()))))?;
-    let (pp, actor) = (path.clone(), p.badge.clone());
+    let (pp, actor) = (path.clone(), p.actor());
     let report = st
         .site
         .call(move |site| {
-            let r = qm_app::import::import(site, kind, &pp, &actor, now(), &mut |_, _| {});
+            let r = qm_app::import::import(site, kind, &pp, actor, now(), &mut |_, _| {});
             r.and_then(|r| crate::error::to_json(&r))
         })
         .await;
@@ -935,17 +934,9 @@ async fn readings(
             .map_err(|e| ApiError::usage(format!("reading time {:?}: {e}", r.at)))?;
         list.push(qm_core::conditions::Reading { at, temperature_c: r.temperature_c, humidity_pct: r.humidity_pct });
     }
-    if matches!(p.via, Via::Token { .. }) {
-        let probe = Command::RecordReadings { location: location.clone(), readings: vec![], window: vec![], sha256: String::new() };
-        let pp = p.clone();
-        if let Some(why) = st.site.call(move |site| scope::token_denies(site.state(), &pp, &probe)).await? {
-            record_denial(&st, p.badge.as_str(), "record_readings", &why).await;
-            return Err(ApiError::forbidden("token.scope", format!("refused: {why} (rule token.scope)")));
-        }
-    }
     let key = idempotency_key(&h).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let actor = p.badge.clone();
-    let o = st.site.call(move |site| site.record_readings(&actor, &location, list, &key, now())).await??;
+    let actor = p.actor();
+    let o = st.site.call(move |site| site.record_readings(actor, &location, list, &key, now())).await??;
     Ok(Json(WriteOut::from(&o)))
 }
 
@@ -1420,52 +1411,20 @@ pub struct PreviewOut {
 
 /// Decides a command against the books without recording anything (the counter's preview).
 pub async fn preview(st: &AppState, p: &Principal, witness: Option<Badge>, command: Command) -> Result<PreviewOut, ApiError> {
-    let actor = p.badge.clone();
-    let pp = p.clone();
+    let req = Request::by(&p.actor(), witness, command, String::new(), now());
     st.site
-        .call(move |site| {
-            let s = site.state();
-            if let Some(why) = scope::token_denies(s, &pp, &command) {
-                return PreviewOut {
+        .call(move |site| match site.preview(&req) {
+            Ok(entries) => {
+                PreviewOut { ok: true, summaries: entries.iter().map(query::summarize).collect(), error: None, needs_witness: false }
+            }
+            Err(r) => {
+                let needs_witness = r.code() == "two_person";
+                let e = AppError::Rejected(r);
+                PreviewOut {
                     ok: false,
                     summaries: vec![],
-                    error: Some(crate::error::ErrorDetail { code: "token.scope".into(), message: why }),
-                    needs_witness: false,
-                };
-            }
-            let at = now();
-            let ctx = Ctx { actor: actor.clone(), witness, at, zone: qm_app::zone::SiteZone::of(s).at(at) };
-            match decide(s, &ctx, &command) {
-                Ok(d) => {
-                    let site_name = site.site_name();
-                    let summaries = d
-                        .events
-                        .into_iter()
-                        .map(|event| {
-                            let env = Envelope {
-                                site: site_name.clone(),
-                                seq: 0,
-                                at: ctx.at,
-                                actor: actor.clone(),
-                                witness: None,
-                                idempotency_key: String::new(),
-                                corrects: None,
-                                event,
-                            };
-                            query::summarize(&env)
-                        })
-                        .collect();
-                    PreviewOut { ok: true, summaries, error: None, needs_witness: false }
-                }
-                Err(r) => {
-                    let needs_witness = r.code() == "two_person";
-                    let e = AppError::Rejected(r);
-                    PreviewOut {
-                        ok: false,
-                        summaries: vec![],
-                        error: Some(crate::error::ErrorDetail { code: e.code().into(), message: e.to_string() }),
-                        needs_witness,
-                    }
+                    error: Some(crate::error::ErrorDetail { code: e.code().into(), message: e.to_string() }),
+                    needs_witness,
                 }
             }
         })

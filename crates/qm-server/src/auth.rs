@@ -9,6 +9,7 @@ use crate::AppState;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method, StatusCode};
+use qm_app::act::denial_reason;
 use qm_app::AppError;
 use qm_core::event::CredentialKind;
 use qm_core::{Badge, Role, UnitId};
@@ -249,6 +250,19 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The API token this principal acts through, if any.
+    pub fn token(&self) -> Option<&str> {
+        match &self.via {
+            Via::Token { id, .. } => Some(id),
+            Via::Session { .. } => None,
+        }
+    }
+
+    /// Who acts, for the site: the person, and the token whose scope deciding enforces.
+    pub fn actor(&self) -> qm_app::Actor {
+        qm_app::Actor { badge: self.badge.clone(), token: self.token().map(str::to_string) }
+    }
+
     pub fn csrf(&self) -> &str {
         match &self.via {
             Via::Session { csrf, .. } => csrf,
@@ -366,19 +380,17 @@ pub async fn verify_off_thread(secret: String, hash: Option<String>) -> bool {
     tokio::task::spawn_blocking(move || qm_app::check_secret(&secret, hash.as_deref())).await.unwrap_or(false)
 }
 
-/// Looks a badge's credential up on the site's thread (fast), then compares off it, through the
-/// site's lockout (`auth.locked`).
+/// Begins the comparison on the site's thread (the badge's lockout, its hash: fast), compares off
+/// it through the gate, and counts the result in the lockout (`qm_app::act`, step 2).
 async fn check_credential(st: &AppState, badge: &Badge, kind: CredentialKind, secret: &str) -> Result<(), ApiError> {
     let b = badge.clone();
-    let (hash, lockout) = st.site.peek(move |site| (site.credential_hash(&b, kind), site.lockout())).await?;
-    let now = time::OffsetDateTime::now_utc();
-    lockout.check(badge, now)?;
+    let attempt = st.site.peek(move |site| site.attempt(&b, kind)).await??;
     let gate = match kind {
         CredentialKind::Password => &st.auth.sign_in_gate,
         CredentialKind::Pin => &st.auth.pin_gate,
     };
-    let matched = gate.verify(secret.to_string(), hash?).await.ok_or_else(busy)?;
-    Ok(lockout.settle(badge, matched, now, kind)?)
+    let matched = gate.verify(secret.to_string(), attempt.hash()).await.ok_or_else(busy)?;
+    Ok(attempt.settle(matched)?)
 }
 
 pub fn too_many(auth: &Auth) -> ApiError {
@@ -403,7 +415,7 @@ pub async fn sign_in(st: &AppState, ip: &str, badge: &str, password: &str) -> Re
         Ok(b) => match check_credential(st, b, CredentialKind::Password, password).await {
             Ok(()) => true,
             Err(e) if e.code == "auth.locked" => {
-                record_denial(st, badge.trim(), "sign_in", &format!("badge locked, from {ip}")).await;
+                record_denial(st, badge.trim(), "sign_in", &denial_reason(true, CredentialKind::Password, ip)).await;
                 return Err(e);
             }
             Err(e) if e.code == "auth.pin" => false,
@@ -419,7 +431,7 @@ pub async fn sign_in(st: &AppState, ip: &str, badge: &str, password: &str) -> Re
         _ => {
             st.auth.fail(&badge_key);
             st.auth.fail(&ip_key);
-            record_denial(st, badge.trim(), "sign_in", &format!("badge or password not accepted, from {ip}")).await;
+            record_denial(st, badge.trim(), "sign_in", &denial_reason(false, CredentialKind::Password, ip)).await;
             Err(ApiError::unauthorized(format!(
                 "refused: badge {}: badge or password not accepted (rule auth.password)",
                 badge.trim().chars().take(64).collect::<String>()
@@ -443,8 +455,7 @@ pub async fn check_pin(st: &AppState, ip: &str, badge: &Badge, pin: &str, operat
         Err(e) if e.code == "auth.busy" => Err(e),
         Err(e) => {
             st.auth.fail(&key);
-            let why = if e.code == "auth.locked" { "badge locked" } else { "badge or PIN not accepted" };
-            record_denial(st, badge.as_str(), operation, &format!("{why}, from {ip}")).await;
+            record_denial(st, badge.as_str(), operation, &denial_reason(e.code == "auth.locked", CredentialKind::Pin, ip)).await;
             Err(e)
         }
     }

@@ -46,11 +46,11 @@ impl ApiError {
     }
 }
 
-/// The CLI's classification, as HTTP: refused 409 (403 for `permission.*`), bad credentials 401,
+/// The CLI's classification, as HTTP: refused 409 (403 for a denial of authority: `permission.*`, `token.scope`), bad credentials 401,
 /// not found 404, invalid input 422, the database unreachable 503, anything else 500.
 pub fn status_of(e: &AppError) -> StatusCode {
     match e {
-        AppError::Rejected(Rejection::Refused { rule, .. }) if rule.starts_with("permission.") => StatusCode::FORBIDDEN,
+        AppError::Rejected(r) if r.is_denial() => StatusCode::FORBIDDEN,
         AppError::Rejected(Rejection::Refused { .. }) => StatusCode::CONFLICT,
         AppError::BadCredentials { .. } => StatusCode::UNAUTHORIZED,
         AppError::Locked { .. } => StatusCode::TOO_MANY_REQUESTS,

@@ -23,63 +23,29 @@ enum Job {
     /// Runs at once, even while a batch is in flight: for reads whose answer a batch that might
     /// still fail cannot make wrong (who a signed-in person is, a credential's hash).
     Peek(Call),
-    /// A denied attempt to record: gathered, and committed with others (see `Denials`).
+    /// A denied attempt to record: gathered, and committed with others (see `qm_app::act`).
     Denial(Denial),
     /// Record the denials gathered so far (sent by a ticker).
     FlushDenials,
     Shutdown(oneshot::Sender<()>),
 }
 
-/// Denied attempts wait here and are recorded together: at most every [`DENIALS_EVERY`], before any
-/// read that waits for what is recorded (`Job::Call`), and at shutdown. Attempts alike (same who,
-/// operation and reason) in one gathering are one entry that says how many and over what time, so
-/// a flood of bad sign-ins costs one durable commit per gathering, not one each, and stays in the ledger.
-#[derive(Default)]
-struct Denials {
-    pending: Vec<(Denial, u32, time::OffsetDateTime)>,
-}
-
-/// How often gathered denials are recorded.
+/// How often the denials the site has gathered are recorded (`qm_app::act`: alike attempts in one
+/// gathering are one entry saying how many and over what time, so a flood of bad sign-ins costs one
+/// durable commit per gathering, not one each, and stays in the ledger). They are also recorded
+/// before any read that waits for what is recorded (`Job::Call`), and at shutdown.
 pub const DENIALS_EVERY: Duration = Duration::from_millis(200);
-/// Distinct denials gathered before they are recorded without waiting for the ticker.
-const DENIALS_MAX: usize = 1000;
 
-impl Denials {
-    fn add(&mut self, d: Denial) {
-        match self.pending.iter_mut().find(|(p, ..)| p.who == d.who && p.operation == d.operation && p.reason == d.reason) {
-            Some((_, n, last)) => {
-                *n += 1;
-                *last = d.at;
-            }
-            None => {
-                let at = d.at;
-                self.pending.push((d, 1, at));
-            }
-        }
-    }
-
-    fn flush(&mut self, site: &mut Site) {
-        if self.pending.is_empty() {
-            return;
-        }
-        let gathered: Vec<Denial> = std::mem::take(&mut self.pending)
-            .into_iter()
-            .map(|(mut d, n, last)| {
-                if n > 1 {
-                    d.reason = format!("{} ({n} times, {} to {})", d.reason, hms(d.at), hms(last));
-                    d.at = last;
-                }
-                d
-            })
-            .collect();
-        if let Err(e) = site.record_denials(&gathered) {
-            tracing::error!("could not record {} denials in the ledger: {e}", gathered.len());
-        }
+fn flush_denials(site: &mut Site) {
+    if let Err(e) = site.flush_denials() {
+        tracing::error!("could not record the gathered denials in the ledger: {e}");
     }
 }
 
-fn hms(t: time::OffsetDateTime) -> String {
-    format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
+fn deny(site: &mut Site, d: Denial) {
+    if let Err(e) = site.deny(d) {
+        tracing::error!("could not record the gathered denials in the ledger: {e}");
+    }
 }
 
 /// A cheap, cloneable handle to the site's worker.
@@ -192,7 +158,6 @@ fn run(mut site: Site, mut rx: mpsc::Receiver<Job>, every: Duration) {
     let mut pending: Option<Job> = None;
     // The batch being made durable by the writer thread while the next one is gathered and staged.
     let mut in_flight: Option<(Ticket, Replies)> = None;
-    let mut denials = Denials::default();
     loop {
         let job = match pending.take() {
             Some(j) => j,
@@ -214,25 +179,20 @@ fn run(mut site: Site, mut rx: mpsc::Receiver<Job>, every: Duration) {
         };
         match job {
             Job::Peek(f) => call(&mut site, f),
-            Job::Denial(d) => {
-                denials.add(d);
-                if denials.pending.len() >= DENIALS_MAX {
-                    denials.flush(&mut site);
-                }
-            }
-            Job::FlushDenials => denials.flush(&mut site),
+            Job::Denial(d) => deny(&mut site, d),
+            Job::FlushDenials => flush_denials(&mut site),
             Job::Call(f) => {
                 if let Some(fl) = in_flight.take() {
                     finish(&mut site, fl);
                 }
-                denials.flush(&mut site);
+                flush_denials(&mut site);
                 call(&mut site, f)
             }
             Job::Shutdown(done) => {
                 if let Some(fl) = in_flight.take() {
                     finish(&mut site, fl);
                 }
-                denials.flush(&mut site);
+                flush_denials(&mut site);
                 site.stop_writer();
                 checkpoint(&mut site);
                 let _ = done.send(());
@@ -251,7 +211,7 @@ fn run(mut site: Site, mut rx: mpsc::Receiver<Job>, every: Duration) {
                         // with it, so answering it first is a valid order; it then does not split
                         // the batch into small commits.
                         Ok(Job::Peek(f)) => call(&mut site, f),
-                        Ok(Job::Denial(d)) => denials.add(d),
+                        Ok(Job::Denial(d)) => deny(&mut site, d),
                         Ok(other) => {
                             pending = Some(other);
                             break;
@@ -277,7 +237,7 @@ fn run(mut site: Site, mut rx: mpsc::Receiver<Job>, every: Duration) {
     if let Some(fl) = in_flight.take() {
         finish(&mut site, fl);
     }
-    denials.flush(&mut site);
+    flush_denials(&mut site);
     site.stop_writer();
     checkpoint(&mut site);
 }

@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 mod conditions;
 mod counts;
 mod custody;
+pub mod scope;
 pub mod setup;
 pub mod storage;
 mod transfers;
@@ -36,6 +37,9 @@ use transfers::{decide_receive_transfer, next_discrepancy_ids};
 pub struct Ctx {
     pub actor: Badge,
     pub witness: Option<Badge>,
+    /// The API token the actor acts through, if any: deciding holds the command to its scope
+    /// (`scope::check_token`) before the actor's own roles and unit.
+    pub token: Option<String>,
     pub at: OffsetDateTime,
     /// The site's local time at `at`, for the times refusals show (UTC until a zone is set).
     pub zone: crate::zone::LocalZone,
@@ -55,6 +59,12 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// A refusal of authority (who may do what, and where: `permission.*`, `token.scope`) rather
+    /// than of the facts. The site records it as a denied attempt; HTTP answers it with 403.
+    pub fn is_denial(&self) -> bool {
+        matches!(self, Rejection::Refused { rule, .. } if rule.starts_with("permission.") || *rule == "token.scope")
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             Rejection::Refused { rule, .. } => rule,
@@ -379,6 +389,10 @@ fn check_bounds(state: &State, events: &[Event]) -> R<()> {
 
 /// Checks a command against the books; returns the events it becomes, or why not.
 pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, Rejection> {
+    // An API token's scope first: it narrows what its issuer's roles and unit would allow.
+    if let Some(token) = &ctx.token {
+        scope::check_token(state, token, &ctx.actor, command)?;
+    }
     let decision = decide_command(state, ctx, command)?;
     check_bounds(state, &decision.events)?;
     // Storage safety applies to every movement that ends in a magazine or depot, whatever the command.

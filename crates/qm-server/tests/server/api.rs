@@ -335,6 +335,7 @@ async fn spawn_safety_app() -> App {
             let b = |s: &str| Badge::parse(s).unwrap();
             let mag = LocationId::parse("D11-MAG").unwrap();
             site.execute(qm_app::Request {
+                token: None,
                 actor: b("1102"),
                 witness: Some(b("1120")),
                 command: Command::Receive {
@@ -489,4 +490,81 @@ async fn a_badge_is_locked_after_five_failed_passwords_even_with_the_limiter_set
     let lines = qm_app::query::log(&site, 20).unwrap();
     assert!(lines.iter().any(|l| l.r#type == "access_denied" && l.summary.contains("badge locked")), "{lines:?}");
     drop(dir);
+}
+
+/// An API token's operations and unit are held by deciding itself, so they bind every route that
+/// acts, imports included: a root token that may only count imports nothing.
+#[tokio::test]
+async fn a_token_that_may_only_count_cannot_import_lots_or_people() {
+    let app = spawn_app().await;
+    let admin = sign_in(&app, "0001").await;
+    let (s, v) =
+        admin.post("/api/tokens", json!({"id": "counter-hq", "label": "HQ count kiosk", "unit": "HQ", "operations": ["count"]})).await;
+    assert_eq!(s, 200, "{v}");
+    let token = v["token"].as_str().unwrap().to_string();
+    let before = log(&admin, 1).await[0]["seq"].as_u64().unwrap();
+    let csv = |kind: &str, body: &str| {
+        app.client
+            .post(format!("{}/api/import/{kind}", app.url))
+            .bearer_auth(&token)
+            .header("content-type", "text/csv")
+            .body(body.to_string())
+            .send()
+    };
+    let lots = "lot,item_type,quantity,location,manufactured,expires,supplier,document\nL-777,AMMO,777,D11-ARM,,,Depot,DN-1\n";
+    let people = "badge,name,unit,roles,pin,qualifications\n7777,Intruder,D-11,armorer,7777,\n";
+    for (kind, body) in [("lots", lots), ("people", people)] {
+        let r = csv(kind, body).await.unwrap();
+        assert_eq!(r.status(), 403, "{kind}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "token.scope", "{kind}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("API token counter-hq may not"), "{v}");
+    }
+    // Nothing was added; each refusal is a denied attempt in the ledger, recorded as the issuer's.
+    let (_, stock) = admin.get("/api/stock?lot=L-777").await;
+    assert!(!stock.to_string().contains("L-777"), "{stock}");
+    let (s, _) = admin.get("/api/custody/7777").await;
+    assert_ne!(s, 200, "the imported person must not exist");
+    let after: Vec<Value> = log(&admin, 20).await.into_iter().filter(|l| l["seq"].as_u64().unwrap() > before).collect();
+    assert!(after.iter().all(|l| l["type"] == "access_denied"), "{after:?}");
+    assert!(after.iter().filter(|l| l["summary"].as_str().unwrap().contains("counter-hq")).count() >= 2, "{after:?}");
+    app.stop().await;
+}
+
+/// A witness's role and unit are checked before their PIN is: nobody can test another unit's PINs
+/// through the witness field, and wrong witness PINs lock that witness only, never the caller.
+#[tokio::test]
+async fn a_witness_is_judged_eligible_before_their_pin_is_compared() {
+    let app = spawn_app().await;
+    let armorer = sign_in(&app, "1101").await;
+    let receive = |w: &str, pin: &str| json!({"to": "D11-MAG", "from": "S", "document": "D", "item_type": "TNT", "items": ["TX:5"], "witness": {"badge": w, "pin": pin}});
+    // D-12's duty officer, right PIN or wrong: the same refusal, and their PIN is never compared.
+    for pin in [PIN, "0000", "9999", "1111", "2222", "3333", "4444"] {
+        let (s, v) = armorer.post("/api/receive", receive("1203", pin)).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (403, Some("two_person")), "{v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("badge 1203 is not authorized to witness at unit D-11"), "{v}");
+    }
+    // Not locked: seven wrong PINs compared would have locked the badge (five lock it).
+    let d12 = sign_in(&app, "1203").await;
+    assert_eq!(d12.get("/api/me").await.0, 200);
+    // A role that does not witness (D-11's logistics officer), and the actor as their own witness.
+    let (s, v) = armorer.post("/api/receive", receive("1105", PIN)).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (403, Some("two_person")), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("no role of theirs allows it"), "{v}");
+    let (s, v) = armorer.post("/api/receive", receive("1101", PIN)).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (403, Some("two_person")), "{v}");
+    // Wrong PINs of D-11's duty officer lock that witness…
+    for _ in 0..5 {
+        let (s, _) = armorer.post("/api/receive", receive("1103", "0000")).await;
+        assert!(s == 401 || s == 429, "{s}");
+    }
+    let (s, v) = armorer.post("/api/receive", receive("1103", PIN)).await;
+    assert!(s == 401 || s == 429, "a locked witness stays refused with the right PIN: {s} {v}");
+    // …and nobody else: the armorer still works, and another witness of D-11 witnesses.
+    let (s, v) = armorer.post("/api/issue", json!({"to": "1110", "items": ["R11-001"]})).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = armorer.post("/api/receive", receive("1120", PIN)).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["entries"][0]["witness"], "1120");
+    app.stop().await;
 }

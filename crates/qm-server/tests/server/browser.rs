@@ -145,6 +145,7 @@ async fn the_web_ui_in_chromium() {
             let mag = qm_core::LocationId::parse("D11-MAG").unwrap();
             // 1500 more TNT blocks (300 kg) bring D-11's magazine to 95 % of its licence: a warning.
             site.execute(qm_app::Request {
+                token: None,
                 actor: keeper.clone(),
                 witness: Some(qm_core::Badge::parse("1104").unwrap()),
                 command: qm_core::Command::Receive {
@@ -167,6 +168,7 @@ async fn the_web_ui_in_chromium() {
             site.record_readings(&keeper, &mag, readings, "browser-readings", now).unwrap();
             // The site's time zone: pages show times in it, with its abbreviation.
             site.execute(qm_app::Request {
+                token: None,
                 actor: qm_core::Badge::parse("0001").unwrap(),
                 witness: None,
                 command: qm_core::Command::SetTimeZone { zone: "Europe/Paris".into() },

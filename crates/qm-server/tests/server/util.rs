@@ -74,6 +74,7 @@ pub fn fixture(db: &str) -> Site {
     let mut add = |actor: &str, witness: Option<&str>, command: Command| {
         n += 1;
         reqs.push(Request {
+            token: None,
             actor: id(Badge::parse(actor)),
             witness: witness.map(|w| id(Badge::parse(w))),
             command,
@@ -223,6 +224,7 @@ pub fn fixture(db: &str) -> Site {
         let rack = id(LocationId::parse(&format!("D{d}-RACK")));
         let o = site
             .execute(Request {
+                token: None,
                 actor: inspector.clone(),
                 witness: None,
                 command: Command::StartCount { root: rack.clone(), kind: CountKind::Cycle, blind: false },
@@ -238,6 +240,7 @@ pub fn fixture(db: &str) -> Site {
         let serials = (2..=20).map(|i| id(Serial::parse(&format!("R{d}-{i:03}")))).collect();
         let lots = vec![(id(LotNo::parse(&format!("A{d}"))), Quantity::units(10))];
         site.execute(Request {
+            token: None,
             actor: inspector.clone(),
             witness: None,
             command: Command::RecordCount { count: count.clone(), location: rack, serials, lots },
@@ -246,6 +249,7 @@ pub fn fixture(db: &str) -> Site {
         })
         .unwrap();
         site.execute(Request {
+            token: None,
             actor: inspector,
             witness: None,
             command: Command::CloseCount { count },

@@ -1,0 +1,135 @@
+//! Scope: which operation a command is, which units it touches, and what an API token acting for
+//! its issuer may do. Deciding checks a token's scope here, before the issuer's roles and unit, for
+//! every command whatever edge it came from (API, web, imports, readings).
+
+use super::{refuse, R};
+use crate::command::Command;
+use crate::event::{DiscrepancyFacts, DiscrepancySource, Event};
+use crate::ids::*;
+use crate::permissions::Op;
+use crate::state::State;
+
+/// The permission-table operation a command needs.
+pub fn op_of(cmd: &Command) -> Op {
+    match cmd {
+        Command::CreateUnit { .. }
+        | Command::CreateLocation { .. }
+        | Command::DefineItemType { .. }
+        | Command::RegisterPerson { .. }
+        | Command::SetCredential { .. }
+        | Command::IssueToken { .. }
+        | Command::RevokeToken { .. }
+        | Command::GrantQualification { .. }
+        | Command::SetPolicy { .. }
+        | Command::SetLocationSafety { .. }
+        | Command::SetItemTypeStorage { .. }
+        | Command::SetTimeZone { .. } => Op::Setup,
+        Command::RecordReadings { .. } => Op::Conditions,
+        Command::Receive { .. } => Op::Receive,
+        Command::Issue { .. } => Op::Issue,
+        Command::Return { .. } => Op::Return,
+        Command::Move { .. } => Op::Move,
+        Command::Dispatch { .. } | Command::ReceiveTransfer { .. } => Op::Transfer,
+        Command::Expend { .. } => Op::Expend,
+        Command::Destroy { .. } => Op::Destroy,
+        Command::ReportLost { .. } => Op::ReportLost,
+        Command::Recover { .. } => Op::Recover,
+        Command::SetLotStatus { .. } => Op::LotStatus,
+        Command::StartCount { .. } | Command::RecordCount { .. } | Command::CloseCount { .. } => Op::Count,
+        Command::ResolveDiscrepancy { .. } => Op::Resolve,
+        Command::Correct { .. } => Op::Correct,
+    }
+}
+
+fn loc_unit(s: &State, l: &LocationId) -> Option<UnitId> {
+    s.locations.get(l).map(|x| x.unit.clone())
+}
+
+fn person_unit(s: &State, b: &Badge) -> Option<UnitId> {
+    s.people.get(b).map(|x| x.unit.clone())
+}
+
+/// The units a command acts in (unknown objects are skipped: deciding reports them as not found).
+pub fn units_of(s: &State, cmd: &Command) -> Vec<UnitId> {
+    let root = s.site.as_ref().map(|x| x.root_unit.clone());
+    let mut out: Vec<Option<UnitId>> = match cmd {
+        Command::CreateUnit { parent, .. } => vec![Some(parent.clone())],
+        Command::CreateLocation { unit, .. }
+        | Command::RegisterPerson { unit, .. }
+        | Command::SetPolicy { unit, .. }
+        | Command::IssueToken { unit, .. } => vec![Some(unit.clone())],
+        Command::DefineItemType { .. } | Command::SetItemTypeStorage { .. } | Command::SetTimeZone { .. } => vec![root],
+        Command::SetLocationSafety { location, .. } | Command::RecordReadings { location, .. } => vec![loc_unit(s, location)],
+        Command::SetCredential { badge, .. } | Command::GrantQualification { badge, .. } => vec![person_unit(s, badge)],
+        Command::RevokeToken { token, .. } => vec![s.tokens.get(token).map(|t| t.unit.clone())],
+        Command::Receive { to, .. } | Command::Recover { to, .. } => vec![loc_unit(s, to)],
+        Command::Issue { to, from, items } => {
+            let mut v = vec![person_unit(s, to)];
+            match from {
+                Some(f) => v.push(loc_unit(s, f)),
+                None => v.extend(items.iter().filter_map(|i| match i {
+                    crate::command::ItemRef::Serial(x) => Some(s.serials.get(x).and_then(|si| s.account_unit(&si.account))),
+                    crate::command::ItemRef::Lot { .. } => None,
+                })),
+            }
+            v
+        }
+        Command::Return { from, to, .. } => vec![person_unit(s, from), loc_unit(s, to)],
+        Command::Move { from, to, .. } => vec![loc_unit(s, from), loc_unit(s, to)],
+        Command::Dispatch { from, .. } | Command::Destroy { from, .. } => vec![loc_unit(s, from)],
+        Command::ReceiveTransfer { to, .. } => vec![loc_unit(s, to)],
+        Command::Expend { from, .. } | Command::ReportLost { from, .. } => vec![s.account_unit(from)],
+        Command::SetLotStatus { lot, unit, .. } => {
+            let mut v: Vec<Option<UnitId>> = vec![unit.clone()];
+            v.extend(s.balances.iter().filter(|((_, l), b)| l == lot && b.quantity.is_positive()).map(|((a, _), _)| s.account_unit(a)));
+            v.extend(s.serials.values().filter(|si| si.lot.as_ref() == Some(lot)).map(|si| s.account_unit(&si.account)));
+            v
+        }
+        Command::StartCount { root, .. } => vec![loc_unit(s, root)],
+        Command::RecordCount { location, .. } => vec![loc_unit(s, location)],
+        Command::CloseCount { count } => vec![s.counts.get(count).and_then(|c| loc_unit(s, &c.root))],
+        Command::ResolveDiscrepancy { discrepancy, .. } => match s.discrepancies.get(discrepancy) {
+            Some(d) => discrepancy_units(s, &d.facts),
+            None => vec![],
+        },
+        Command::Correct { original, .. } => match &original.event {
+            Event::Movement { from, to, .. } => vec![s.account_unit(from), s.account_unit(to)],
+            _ => vec![],
+        },
+    };
+    let mut units: Vec<UnitId> = out.drain(..).flatten().collect();
+    units.sort();
+    units.dedup();
+    units
+}
+
+/// The units a discrepancy concerns: the accounts it would adjust, and where it was found.
+pub fn discrepancy_units(s: &State, f: &DiscrepancyFacts) -> Vec<Option<UnitId>> {
+    let mut v = vec![s.account_unit(&f.adjust_from), s.account_unit(&f.adjust_to)];
+    v.extend(f.book_account.iter().map(|a| s.account_unit(a)));
+    v.extend(f.found_account.iter().map(|a| s.account_unit(a)));
+    match &f.source {
+        DiscrepancySource::Count(c) => v.push(s.counts.get(c).and_then(|c| loc_unit(s, &c.root))),
+        DiscrepancySource::Transfer(t) => v.push(s.transfers.get(t).map(|t| t.to_unit.clone())),
+    }
+    v
+}
+
+/// An API token acting for its issuer may run only its listed operations, only inside its unit's
+/// subtree, and only while it is not revoked (rule `token.scope`). The books are the truth: a token
+/// revoked a moment ago is refused even if an edge still holds it in a cache.
+pub fn check_token(s: &State, token: &str, actor: &Badge, cmd: &Command) -> R<()> {
+    let Some(t) = s.tokens.get(token).filter(|t| !t.revoked && t.issued_by == *actor) else {
+        return refuse("token.scope", format!("API token {token} is unknown or revoked and may not act for badge {actor}"));
+    };
+    let op = op_of(cmd);
+    if !t.operations.iter().any(|o| o == op.as_str()) {
+        return refuse("token.scope", format!("API token {token} may not {} (it allows: {})", op.as_str(), t.operations.join(", ")));
+    }
+    match units_of(s, cmd).into_iter().find(|u| !s.unit_within(u, &t.unit)) {
+        Some(u) => {
+            refuse("token.scope", format!("API token {token} is limited to unit {} and may not {} at unit {u}", t.unit, op.as_str()))
+        }
+        None => Ok(()),
+    }
+}
