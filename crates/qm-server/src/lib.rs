@@ -8,9 +8,11 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod counter;
+pub mod edge;
 pub mod error;
 pub mod labels;
-pub mod safety;
+pub mod reads;
 pub mod scope;
 pub mod views;
 pub mod web;
@@ -45,7 +47,6 @@ pub fn router(state: AppState) -> Router {
     let limit = state.config.body_limit_bytes;
     Router::new()
         .merge(api::routes())
-        .merge(safety::routes())
         .merge(web::routes())
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(limit))

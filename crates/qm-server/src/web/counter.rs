@@ -1,0 +1,216 @@
+//! The counter page: issue and return by keyboard or scanner, a preview, a witness step, then the commit.
+
+use crate::auth::Principal;
+use crate::counter::*;
+use crate::edge::*;
+use crate::error::ApiError;
+use crate::views::{self, page};
+use crate::web::*;
+use crate::AppState;
+use axum::extract::Query;
+use axum::response::IntoResponse;
+use axum::Form;
+use maud::{html, Markup};
+use qm_app::query::{self};
+use qm_core::*;
+use serde::Deserialize;
+
+#[derive(Deserialize, Default)]
+pub(crate) struct CounterQuery {
+    pub(crate) mode: Option<String>,
+    pub(crate) badge: Option<String>,
+    pub(crate) location: Option<String>,
+    pub(crate) items: Option<String>,
+}
+
+pub(crate) fn counter_form(p: &Principal, q: &CounterQuery, locations: &[(String, String)], message: Option<Markup>) -> Markup {
+    let mode = q.mode.as_deref().unwrap_or("issue");
+    html! {
+        @if let Some(m) = message { (m) }
+        form #counter.card method="post" action="/counter/preview" {
+            (views::csrf(p))
+            fieldset.modes {
+                legend { "Operation" }
+                label { input type="radio" name="mode" value="issue" checked[mode == "issue"]; " Issue" }
+                label { input type="radio" name="mode" value="return" checked[mode == "return"]; " Return" }
+            }
+            label { "Badge (scan or type, then Enter)"
+                input #badge name="badge" value=(q.badge.as_deref().unwrap_or("")) autofocus autocomplete="off" required; }
+            label { "Location (lots are drawn from it on issue; everything goes back to it on return)"
+                input #location name="location" list="locations" value=(q.location.as_deref().unwrap_or("")) autocomplete="off"; }
+            datalist #locations { @for (l, name) in locations { option value=(l) { (name) } } }
+            label { "Scan an item (serial, or LOT:QTY), then Enter; Enter on an empty field shows the preview"
+                input #scan autocomplete="off" data-target="items"; }
+            label { "Items, one per line"
+                textarea #items name="items" rows="6" { (q.items.as_deref().unwrap_or("")) } }
+            button #preview type="submit" { "Preview" }
+        }
+    }
+}
+
+pub(crate) async fn locations_in_scope(st: &AppState, p: &Principal) -> Result<Vec<(String, String)>, WebError> {
+    let unit = p.unit.clone();
+    Ok(st
+        .site
+        .call(move |site| {
+            let s = site.state();
+            s.locations.iter().filter(|(_, l)| s.unit_within(&l.unit, &unit)).map(|(k, l)| (k.to_string(), l.name.clone())).collect()
+        })
+        .await?)
+}
+
+pub(crate) async fn counter(Visitor { st, p, .. }: Visitor, Query(q): Query<CounterQuery>) -> WebResult {
+    let locs = locations_in_scope(&st, &p).await?;
+    Ok(page("Counter", Some(&p), "Counter", counter_form(&p, &q, &locs, None)).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CounterForm {
+    pub(crate) csrf: String,
+    pub(crate) mode: String,
+    pub(crate) badge: String,
+    pub(crate) location: Option<String>,
+    pub(crate) items: String,
+    pub(crate) key: Option<String>,
+    pub(crate) witness_badge: Option<String>,
+    pub(crate) witness_pin: Option<String>,
+}
+
+pub(crate) async fn counter_preview(Visitor { st, p, .. }: Visitor, Form(f): Form<CounterForm>) -> WebResult {
+    check_csrf(&p, &f.csrf)?;
+    let list = lines(&f.items);
+    let q = CounterQuery {
+        mode: Some(f.mode.clone()),
+        badge: Some(f.badge.clone()),
+        location: f.location.clone(),
+        items: Some(f.items.clone()),
+    };
+    let commands = match counter_commands(&f.mode, &f.badge, &f.location, &list) {
+        Ok(c) => c,
+        Err(e) => {
+            let locs = locations_in_scope(&st, &p).await?;
+            return Ok(
+                (e.status, page("Counter", Some(&p), "Counter", counter_form(&p, &q, &locs, Some(views::err(&e.message))))).into_response()
+            );
+        }
+    };
+    let b = Badge::parse(&f.badge).ok();
+    let person = st
+        .site
+        .call(move |site| {
+            let s = site.state();
+            b.and_then(|b| query::custody(s, &b).ok())
+        })
+        .await?;
+    let pv = preview_all(&st, &p, None, commands).await?;
+    let key = uuid::Uuid::now_v7().to_string();
+    let verb = if f.mode == "return" { "Return from" } else { "Issue to" };
+    let body = html! {
+        div.card #preview-card {
+            h2 { (verb) " " @if let Some(c) = &person { (c.name) " · badge " (c.badge) " · unit " (c.unit) } @else { "badge " (f.badge) } }
+            @if pv.ok || pv.needs_witness {
+                @if pv.ok {
+                    p { "This will be recorded:" }
+                    ul #will { @for s in &pv.summaries { li { (s) } } }
+                } @else {
+                    @if let Some(e) = &pv.error { div.msg.warn #refusal role="alert" { (e.message) } }
+                    p { "A witness confirms with their own badge and PIN:" }
+                }
+                form #confirm method="post" action="/counter/confirm" {
+                    (views::csrf(&p))
+                    input type="hidden" name="mode" value=(f.mode);
+                    input type="hidden" name="badge" value=(f.badge);
+                    input type="hidden" name="location" value=(f.location.as_deref().unwrap_or(""));
+                    input type="hidden" name="items" value=(f.items);
+                    input type="hidden" name="key" value=(key);
+                    @if pv.needs_witness {
+                        label { "Witness badge" input #witness_badge name="witness_badge" autofocus autocomplete="off" required; }
+                        label { "Witness PIN" input #witness_pin type="password" name="witness_pin" autocomplete="off" required; }
+                        button #confirm-button type="submit" { "Confirm with witness" }
+                    } @else {
+                        button #confirm-button type="submit" autofocus { "Confirm (Enter)" }
+                    }
+                }
+            } @else {
+                @if let Some(e) = &pv.error { div.msg.err #refusal role="alert" { strong { "Refused: " } (e.message.strip_prefix("refused: ").unwrap_or(&e.message)) } }
+                p { "Nothing was recorded." }
+            }
+            p { a #back href=(back_link(&q)) { "Back and change (Esc)" } }
+        }
+        @if let Some(c) = &person {
+            h2 { "Holds now" }
+            (custody_table(c))
+        }
+    };
+    Ok(page("Counter — check before confirming", Some(&p), "Counter", body).into_response())
+}
+
+pub(crate) fn back_link(q: &CounterQuery) -> String {
+    let enc = |s: &Option<String>| urlencode(s.as_deref().unwrap_or(""));
+    format!("/counter?mode={}&badge={}&location={}&items={}", enc(&q.mode), enc(&q.badge), enc(&q.location), enc(&q.items))
+}
+
+pub(crate) fn custody_table(c: &query::Custody) -> Markup {
+    html! {
+        @if c.holds.is_empty() { p.hint { "Nothing in custody." } } @else {
+            table.custody { thead { tr { th { "Item" } th { "Type" } th.n { "Quantity" } th { "Since" } } }
+                tbody { @for h in &c.holds { tr { td { (h.item) } td { (h.item_type) } td.n { (h.quantity) } td { (h.since) } } } } }
+        }
+    }
+}
+
+pub(crate) async fn counter_confirm(Visitor { st, p, ip }: Visitor, Form(f): Form<CounterForm>) -> WebResult {
+    check_csrf(&p, &f.csrf)?;
+    let list = lines(&f.items);
+    let q = CounterQuery {
+        mode: Some(f.mode.clone()),
+        badge: Some(f.badge.clone()),
+        location: f.location.clone(),
+        items: Some(f.items.clone()),
+    };
+    let witness = f
+        .witness_badge
+        .clone()
+        .filter(|w| !w.trim().is_empty())
+        .map(|badge| WitnessIn { badge, pin: f.witness_pin.clone().unwrap_or_default() });
+    // Two commands when serials and lots are issued together; each has its own idempotency key
+    // derived from the form's, so a double submit records nothing twice.
+    let key = f.key.clone().filter(|k| !k.is_empty()).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let result: Result<Vec<qm_app::Outcome>, ApiError> = async {
+        let mut done = vec![];
+        for (i, c) in counter_commands(&f.mode, &f.badge, &f.location, &list)?.into_iter().enumerate() {
+            let w = witness.as_ref().map(|w| WitnessIn { badge: w.badge.clone(), pin: w.pin.clone() });
+            match perform(&st, &p, &ip, w, Some(format!("{key}-{i}")), c).await {
+                Ok(o) => done.push(o),
+                Err(e) if done.is_empty() => return Err(e),
+                Err(e) => return Err(ApiError { message: format!("{} (the serial items above it were recorded)", e.message), ..e }),
+            }
+        }
+        Ok(done)
+    }
+    .await;
+    let locs = locations_in_scope(&st, &p).await?;
+    match result {
+        Ok(o) => {
+            let done = html! {
+                div.msg.ok #done role="status" {
+                    strong { (if f.mode == "return" { "Returned. " } else { "Issued. " }) }
+                    @for o in &o { @for e in o.entries.iter() { (query::summarize(e)) " (entry " (e.seq) ") " } }
+                    @if o.iter().any(|x| x.replayed) { " — already recorded; nothing new appended." }
+                }
+            };
+            let fresh = CounterQuery { mode: Some(f.mode.clone()), location: f.location.clone(), ..CounterQuery::default() };
+            Ok(page("Counter", Some(&p), "Counter", counter_form(&p, &fresh, &locs, Some(done))).into_response())
+        }
+        Err(e) => Ok((
+            e.status,
+            page(
+                "Counter",
+                Some(&p),
+                "Counter",
+                counter_form(&p, &q, &locs, Some(html! { div.msg.err #refusal role="alert" { strong { "Refused: " } (e.message.strip_prefix("refused: ").unwrap_or(&e.message)) } })),
+            ),
+        )
+            .into_response()),
+    }
+}

@@ -1,0 +1,223 @@
+//! The server-rendered web UI: the signed-in user (`WebUser`), CSRF on every form, sign-in and
+//! out, assets and the routes; the pages live by domain in `dashboard`, `counter`, `books`, `counts` and `safety`.
+
+mod books;
+mod counter;
+mod counts;
+mod dashboard;
+mod safety;
+
+use books::*;
+use counter::*;
+use counts::*;
+use dashboard::*;
+
+use crate::auth::{self, same_secret, ClientIp, Principal};
+use crate::error::ApiError;
+use crate::views::{self, page};
+use crate::AppState;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use maud::{html, Markup};
+use serde::Deserialize;
+
+pub(crate) const CSS: &str = include_str!("../assets/app.css");
+
+pub(crate) const JS: &str = include_str!("../assets/app.js");
+
+/// A signed-in web user; anyone else is sent to the sign-in page.
+pub struct WebUser(pub Principal);
+
+impl FromRequestParts<AppState> for WebUser {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<WebUser, Response> {
+        match auth::resolve(st, parts).await {
+            Ok(Some(p)) => Ok(WebUser(p)),
+            Ok(None) => Err(Redirect::to("/signin").into_response()),
+            Err(e) => Err(WebError(e).into_response()),
+        }
+    }
+}
+
+/// Who is looking at a page, extracted once for every page handler: the site, the signed-in
+/// person (or a redirect to the sign-in page) and the client's address.
+pub struct Visitor {
+    pub st: AppState,
+    pub p: Principal,
+    pub ip: String,
+}
+
+impl FromRequestParts<AppState> for Visitor {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Visitor, Response> {
+        let WebUser(p) = WebUser::from_request_parts(parts, st).await?;
+        Ok(Visitor { st: st.clone(), p, ip: auth::client_ip(parts) })
+    }
+}
+
+/// An error shown as a page.
+pub struct WebError(pub ApiError);
+
+impl From<ApiError> for WebError {
+    fn from(e: ApiError) -> WebError {
+        WebError(e)
+    }
+}
+
+impl From<qm_app::AppError> for WebError {
+    fn from(e: qm_app::AppError) -> WebError {
+        WebError(e.into())
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let body = html! { (views::err(&self.0.message)) p { a href="/" { "Back to the dashboard" } } };
+        (self.0.status, page("Something went wrong", None, "", body)).into_response()
+    }
+}
+
+pub(crate) type WebResult = Result<Response, WebError>;
+
+pub(crate) fn check_csrf(p: &Principal, sent: &str) -> Result<(), WebError> {
+    if same_secret(sent, p.csrf()) && !sent.is_empty() {
+        Ok(())
+    } else {
+        Err(WebError(ApiError::forbidden(
+            "csrf",
+            "refused: this form is stale or did not come from this session; reload the page (rule csrf)",
+        )))
+    }
+}
+
+pub(crate) fn lines(text: &str) -> Vec<String> {
+    text.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect()
+}
+
+pub(crate) async fn assets_css() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")], CSS).into_response()
+}
+
+pub(crate) async fn assets_js() -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")], JS).into_response()
+}
+
+pub(crate) fn signin_page(csrf: &str, badge: &str, error: Option<&str>) -> Markup {
+    page(
+        "Sign in",
+        None,
+        "",
+        html! {
+            @if let Some(e) = error { (views::err(e)) }
+            form.card method="post" action="/signin" {
+                input type="hidden" name="csrf" value=(csrf);
+                label { "Badge" input #badge name="badge" value=(badge) autofocus autocomplete="username" required; }
+                label { "Password" input #password type="password" name="password" autocomplete="current-password" required; }
+                button #signin type="submit" { "Sign in" }
+            }
+        },
+    )
+}
+
+pub(crate) async fn signin_get(State(st): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    // An anonymous session carries the sign-in form's CSRF token; signing in replaces it. A live one
+    // is reused, so that a second tab (or a stray request) does not invalidate the form on screen.
+    let live = auth::session_id(&headers).and_then(|id| st.auth.get(&id).filter(|s| s.badge.is_none()).map(|s| (id, s.csrf)));
+    let (sid, csrf) = live.unwrap_or_else(|| st.auth.create(None));
+    ([(header::SET_COOKIE, st.auth.cookie(&sid))], signin_page(&csrf, "", None)).into_response()
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SignInForm {
+    pub(crate) csrf: String,
+    pub(crate) badge: String,
+    pub(crate) password: String,
+}
+
+pub(crate) async fn signin_post(
+    State(st): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: axum::http::HeaderMap,
+    Form(f): Form<SignInForm>,
+) -> Response {
+    let anon = auth::session_id(&headers).and_then(|id| st.auth.get(&id).map(|s| (id, s)));
+    let Some((anon_id, anon)) = anon.filter(|(_, s)| s.badge.is_none() && same_secret(&f.csrf, &s.csrf)) else {
+        let (sid, csrf) = st.auth.create(None);
+        let page = signin_page(&csrf, &f.badge, Some("This sign-in form expired; please sign in again."));
+        return (StatusCode::FORBIDDEN, [(header::SET_COOKIE, st.auth.cookie(&sid))], page).into_response();
+    };
+    match auth::sign_in(&st, &ip, &f.badge, &f.password).await {
+        Ok((sid, _)) => {
+            st.auth.remove(&anon_id);
+            ([(header::SET_COOKIE, st.auth.cookie(&sid))], Redirect::to("/")).into_response()
+        }
+        Err(e) => (e.status, signin_page(&anon.csrf, &f.badge, Some(&e.message))).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CsrfForm {
+    pub(crate) csrf: String,
+}
+
+pub(crate) async fn signout(Visitor { st, p, .. }: Visitor, Form(f): Form<CsrfForm>) -> WebResult {
+    check_csrf(&p, &f.csrf)?;
+    if let auth::Via::Session { id, .. } = &p.via {
+        st.auth.remove(id);
+    }
+    Ok(([(header::SET_COOKIE, st.auth.clear_cookie())], Redirect::to("/signin")).into_response())
+}
+
+/// Percent-encodes a query value.
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+pub(crate) struct MsgQ {
+    pub(crate) msg: Option<String>,
+    pub(crate) err: Option<String>,
+}
+
+pub(crate) async fn not_found(WebUser(p): WebUser) -> Response {
+    (StatusCode::NOT_FOUND, page("Not found", Some(&p), "", html! { (views::err("There is no such page.")) })).into_response()
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/assets/app.css", get(assets_css))
+        .route("/assets/app.js", get(assets_js))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
+        .route("/signin", get(signin_get).post(signin_post))
+        .route("/signout", post(signout))
+        .route("/", get(dashboard))
+        .route("/counter", get(counter))
+        .route("/counter/preview", post(counter_preview))
+        .route("/counter/confirm", post(counter_confirm))
+        .route("/stock", get(stock))
+        .route("/items", get(items_search))
+        .route("/items/{what}", get(item_page))
+        .route("/custody", get(custody))
+        .route("/transfers", get(transfers))
+        .route("/counts", get(counts))
+        .route("/counts/start", post(count_start))
+        .route("/counts/{id}", get(count_page))
+        .route("/counts/{id}/record", post(count_record))
+        .route("/counts/{id}/close", post(count_close))
+        .route("/discrepancies/{id}/resolve", post(resolve_discrepancy))
+        .route("/log", get(log))
+        .route("/log/checkpoint", post(log_checkpoint))
+        .route("/labels", get(labels))
+        .route("/labels/item/{what}", get(label_item))
+        .merge(safety::routes())
+        .fallback(not_found)
+}
