@@ -1,6 +1,7 @@
 //! Quartermaster's domain core: commands, rules, events and projections. No I/O: clock and ids come in as arguments.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod books;
 pub mod command;
 pub mod conditions;
 pub mod decide;
@@ -11,9 +12,10 @@ pub mod model;
 pub mod permissions;
 pub mod policy;
 pub mod quantity;
-pub mod state;
 pub mod zone;
 
+/// The former name of `books`, kept for the paths other crates use.
+pub use books as state;
 pub use command::{Command, ItemRef, ReceiptLine};
 /// The former name of `decide`, kept for the paths other crates use.
 pub use decide as rules;

@@ -1,0 +1,424 @@
+//! Folding one ledger entry into the books.
+
+use super::rows::*;
+use super::*;
+use crate::event::*;
+use crate::quantity::Quantity;
+
+impl State {
+    /// Folds one ledger entry into the books. Rules have checked it before it was appended;
+    /// an error here on replay means the ledger is damaged or was written by a broken build.
+    pub fn apply(&mut self, env: &Envelope) -> Result<(), ApplyError> {
+        let fail = |reason: String| ApplyError { seq: env.seq, reason };
+        if env.seq != self.next_seq {
+            return Err(fail(format!("expected sequence number {}, found {}", self.next_seq, env.seq)));
+        }
+        if let Some(site) = &self.site {
+            if env.site != site.site {
+                return Err(fail(format!("entry belongs to site {:?}, not {:?}", env.site, site.site)));
+            }
+        }
+        self.touch_meta(NEXT_SEQ);
+        self.last_at = Some(self.last_at.map_or(env.at, |t| t.max(env.at)));
+        let applied = match &env.event {
+            Event::SiteInitialized { .. }
+            | Event::SiteTimeZoneSet { .. }
+            | Event::UnitCreated { .. }
+            | Event::LocationCreated { .. }
+            | Event::ItemTypeDefined { .. }
+            | Event::PersonRegistered { .. }
+            | Event::CredentialSet { .. }
+            | Event::TokenIssued { .. }
+            | Event::TokenRevoked { .. }
+            | Event::AccessDenied { .. }
+            | Event::QualificationGranted { .. }
+            | Event::PolicySet { .. } => self.apply_setup(env),
+            Event::LocationSafetySet { .. }
+            | Event::ItemTypeStorageSet { .. }
+            | Event::ReadingsRecorded { .. }
+            | Event::ExcursionStarted { .. }
+            | Event::ExcursionEnded { .. } => self.apply_conditions(env),
+            Event::SerialRegistered { .. } | Event::LotRegistered { .. } | Event::Movement { .. } | Event::LotStatusChanged { .. } => {
+                self.apply_custody(env)
+            }
+            Event::TransferDispatched { .. }
+            | Event::TransferReceived { .. }
+            | Event::CountStarted { .. }
+            | Event::CountRecorded { .. }
+            | Event::DiscrepancyOpened { .. }
+            | Event::CountClosed { .. }
+            | Event::DiscrepancyResolved { .. } => self.apply_flows(env),
+        };
+        applied.map_err(fail)?;
+        if let Some(c) = &env.corrects {
+            self.corrected.insert(c.seq, env.seq);
+            self.touch(&CORRECTED, &c.seq);
+        }
+        #[cfg(debug_assertions)]
+        crate::invariants::after_apply(self, env).map_err(|v| fail(v.to_string()))?;
+        // Transfers remember what was dispatched, for the receiving count.
+        if let Event::Movement { kind: MovementKind::Dispatch, to: Account::Transit(t), lines, .. } = &env.event {
+            if let Some(tr) = self.transfers.get_mut(t) {
+                tr.lines.extend(lines.iter().cloned());
+            }
+        }
+        self.next_seq += 1;
+        Ok(())
+    }
+
+    /// The site, its units, places, catalog, people, credentials, tokens and policies.
+    fn apply_setup(&mut self, env: &Envelope) -> Result<(), String> {
+        match &env.event {
+            Event::SiteInitialized { site, verifier_key, root_unit, root_unit_name } => {
+                if self.site.is_some() {
+                    return Err("site initialized twice".into());
+                }
+                self.site = Some(SiteInfo { site: site.clone(), verifier_key: verifier_key.clone(), root_unit: root_unit.clone() });
+                self.touch_meta(SITE);
+                self.units.insert(root_unit.clone(), Unit { name: root_unit_name.clone(), parent: None });
+                self.touch(&UNITS, root_unit);
+            }
+            Event::SiteTimeZoneSet { zone } => {
+                self.time_zone = Some(zone.clone());
+                self.touch_meta(TIME_ZONE);
+            }
+            Event::UnitCreated { unit, name, parent } => {
+                self.units.insert(unit.clone(), Unit { name: name.clone(), parent: Some(parent.clone()) });
+                self.touch(&UNITS, unit);
+            }
+            Event::LocationCreated { location, name, unit, parent, kind, keeper, magazine } => {
+                self.locations.insert(
+                    location.clone(),
+                    Location {
+                        name: name.clone(),
+                        unit: unit.clone(),
+                        parent: parent.clone(),
+                        kind: *kind,
+                        keeper: keeper.clone(),
+                        magazine: magazine.clone(),
+                        flags: vec![],
+                        conditions: None,
+                    },
+                );
+                self.touch(&LOCATIONS, location);
+            }
+            Event::ItemTypeDefined { item_type, name, kind, tracking, unit_of_measure, neq_kg_per_unit, un_code, qualification } => {
+                self.item_types.insert(
+                    item_type.clone(),
+                    ItemType {
+                        name: name.clone(),
+                        kind: *kind,
+                        tracking: *tracking,
+                        unit_of_measure: unit_of_measure.clone(),
+                        neq_kg_per_unit: *neq_kg_per_unit,
+                        un_code: un_code.clone(),
+                        qualification: qualification.clone(),
+                        temperature_c: None,
+                        humidity_pct: None,
+                    },
+                );
+                self.touch(&ITEM_TYPES, item_type);
+            }
+            Event::PersonRegistered { badge, name, unit, roles, pin_hash } => {
+                let qualifications = self.people.get(badge).map(|p| p.qualifications.clone()).unwrap_or_default();
+                let password_hash = self.people.get(badge).and_then(|p| p.password_hash.clone());
+                self.people.insert(
+                    badge.clone(),
+                    Person {
+                        name: name.clone(),
+                        unit: unit.clone(),
+                        roles: roles.clone(),
+                        pin_hash: pin_hash.clone(),
+                        password_hash,
+                        qualifications,
+                    },
+                );
+                self.touch(&PEOPLE, badge);
+            }
+            Event::CredentialSet { badge, kind, hash } => {
+                let p = self.people.get_mut(badge).ok_or_else(|| format!("unknown badge {badge}"))?;
+                match kind {
+                    // A new credential supersedes one an old entry carried (None on new ledgers).
+                    CredentialKind::Pin => p.pin_hash = hash.clone(),
+                    CredentialKind::Password => p.password_hash = hash.clone(),
+                }
+                self.touch(&PEOPLE, badge);
+            }
+            Event::TokenIssued { token, label, unit, operations, secret_hash } => {
+                self.tokens.insert(
+                    token.clone(),
+                    ApiToken {
+                        label: label.clone(),
+                        unit: unit.clone(),
+                        operations: operations.clone(),
+                        secret_hash: secret_hash.clone(),
+                        issued_by: env.actor.clone(),
+                        revoked: false,
+                    },
+                );
+                self.touch(&TOKENS, token);
+            }
+            Event::TokenRevoked { token, .. } => {
+                let t = self.tokens.get_mut(token).ok_or_else(|| format!("unknown token {token}"))?;
+                t.revoked = true;
+                self.touch(&TOKENS, token);
+            }
+            Event::AccessDenied { .. } => {}
+            Event::QualificationGranted { badge, qualification, expires } => {
+                let p = self.people.get_mut(badge).ok_or_else(|| format!("unknown badge {badge}"))?;
+                p.qualifications.insert(qualification.clone(), *expires);
+                self.touch(&PEOPLE, badge);
+            }
+            Event::PolicySet { unit, rules } => {
+                self.policies.insert(unit.clone(), rules.clone());
+                self.touch(&POLICIES, unit);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Storage safety and conditions: flags, ranges, readings, excursions.
+    fn apply_conditions(&mut self, env: &Envelope) -> Result<(), String> {
+        match &env.event {
+            Event::LocationSafetySet { location, flags, conditions } => {
+                let l = self.locations.get_mut(location).ok_or_else(|| format!("unknown location {location}"))?;
+                l.flags = flags.clone();
+                l.conditions = *conditions;
+                self.touch(&LOCATIONS, location);
+            }
+            Event::ItemTypeStorageSet { item_type, temperature_c, humidity_pct } => {
+                let t = self.item_types.get_mut(item_type).ok_or_else(|| format!("unknown item type {item_type}"))?;
+                t.temperature_c = *temperature_c;
+                t.humidity_pct = *humidity_pct;
+                self.touch(&ITEM_TYPES, item_type);
+            }
+            Event::ReadingsRecorded { .. } => {}
+            Event::ExcursionStarted { excursion, location, measure, direction, started_at, limit, peak, lots_exposed, serials_exposed } => {
+                self.excursions.insert(
+                    excursion.clone(),
+                    Excursion {
+                        location: location.clone(),
+                        measure: *measure,
+                        direction: *direction,
+                        started_at: *started_at,
+                        ended_at: None,
+                        limit: *limit,
+                        peak: *peak,
+                        lots_exposed: lots_exposed.clone(),
+                        serials_exposed: *serials_exposed,
+                    },
+                );
+                self.touch(&EXCURSIONS, excursion);
+            }
+            Event::ExcursionEnded { excursion, ended_at, peak } => {
+                let x = self.excursions.get_mut(excursion).ok_or_else(|| format!("unknown excursion {excursion}"))?;
+                x.ended_at = Some(*ended_at);
+                x.peak = *peak;
+                self.touch(&EXCURSIONS, excursion);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Serials, lots and the movements between accounts.
+    fn apply_custody(&mut self, env: &Envelope) -> Result<(), String> {
+        match &env.event {
+            Event::SerialRegistered { serial, item_type, lot } => {
+                if self.serials.contains_key(serial) {
+                    return Err(format!("serial {serial} registered twice"));
+                }
+                // A registered serial starts at its supplier; the receipt's movement brings it in.
+                self.serials.insert(
+                    serial.clone(),
+                    SerialItem {
+                        item_type: item_type.clone(),
+                        lot: lot.clone(),
+                        account: Account::Found,
+                        since: env.at,
+                        since_seq: env.seq,
+                    },
+                );
+                self.touch(&SERIALS, serial);
+            }
+            Event::LotRegistered { lot, item_type, manufactured, expires } => {
+                self.lots.insert(
+                    lot.clone(),
+                    Lot {
+                        item_type: item_type.clone(),
+                        manufactured: *manufactured,
+                        expires: *expires,
+                        status: LotStatus::Serviceable,
+                        decisions: BTreeMap::new(),
+                    },
+                );
+                self.touch(&LOTS, lot);
+            }
+            Event::Movement { from, to, lines, kind, .. } => {
+                for line in lines {
+                    self.index_stock(from, line.item_type(), line.quantity().negated())?;
+                    self.index_stock(to, line.item_type(), line.quantity())?;
+                    match line {
+                        Line::Serial { serial, .. } => {
+                            let s = self.serials.get_mut(serial).ok_or_else(|| format!("unknown serial {serial}"))?;
+                            // A receipt or a found item starts outside the books, wherever registration left it.
+                            let entering =
+                                matches!(kind, MovementKind::Receive | MovementKind::Adjust | MovementKind::Correct) && !from.is_internal();
+                            if s.account != *from && !(entering && s.account == Account::Found) {
+                                return Err(format!("serial {serial} is at {}, not at {from}", s.account));
+                            }
+                            s.account = to.clone();
+                            s.since = env.at;
+                            s.since_seq = env.seq;
+                            self.touch(&SERIALS, serial);
+                        }
+                        Line::Lot { lot, quantity, .. } => {
+                            self.add_balance(from, lot, quantity.negated(), env.at)?;
+                            self.add_balance(to, lot, *quantity, env.at)?;
+                        }
+                    }
+                }
+            }
+            Event::LotStatusChanged { lot, status, reason, unit } => {
+                let root = self.site.as_ref().map(|s| s.root_unit.clone());
+                let l = self.lots.get_mut(lot).ok_or_else(|| format!("unknown lot {lot}"))?;
+                match unit {
+                    Some(u) if Some(u) != root.as_ref() => {
+                        if *status == LotStatus::Serviceable {
+                            l.decisions.remove(u);
+                        } else {
+                            l.decisions.insert(u.clone(), LotDecision { status: *status, reason: reason.clone() });
+                        }
+                    }
+                    _ => l.status = *status,
+                }
+                self.touch(&LOTS, lot);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Transfers, counts and their discrepancies.
+    fn apply_flows(&mut self, env: &Envelope) -> Result<(), String> {
+        match &env.event {
+            Event::TransferDispatched { transfer, from_unit, to_unit, document } => {
+                self.transfers.insert(
+                    transfer.clone(),
+                    Transfer {
+                        from_unit: from_unit.clone(),
+                        to_unit: to_unit.clone(),
+                        document: document.clone(),
+                        dispatched_at: env.at,
+                        lines: vec![],
+                        received_at_location: None,
+                        discrepancies: vec![],
+                    },
+                );
+                self.touch(&TRANSFERS, transfer);
+            }
+            Event::TransferReceived { transfer, location, discrepancies } => {
+                let t = self.transfers.get_mut(transfer).ok_or_else(|| format!("unknown transfer {transfer}"))?;
+                t.received_at_location = Some(location.clone());
+                t.discrepancies = discrepancies.clone();
+                self.touch(&TRANSFERS, transfer);
+            }
+            Event::CountStarted { count, root, kind, blind, counter } => {
+                self.counts.insert(
+                    count.clone(),
+                    Count {
+                        root: root.clone(),
+                        kind: *kind,
+                        blind: *blind,
+                        counter: counter.clone(),
+                        started_at: env.at,
+                        serials: BTreeMap::new(),
+                        lots: BTreeMap::new(),
+                        closed: false,
+                        discrepancies: vec![],
+                    },
+                );
+                self.touch(&COUNTS, count);
+            }
+            Event::CountRecorded { count, location, serials, lots } => {
+                let c = self.counts.get_mut(count).ok_or_else(|| format!("unknown count {count}"))?;
+                c.serials.entry(location.clone()).or_default().extend(serials.iter().cloned());
+                let per_lot = c.lots.entry(location.clone()).or_default();
+                for (lot, q) in lots {
+                    let sum = per_lot.entry(lot.clone()).or_default();
+                    *sum = sum
+                        .checked_add(*q)
+                        .ok_or_else(|| format!("count {count} at {location}: lot {lot} sums past the limit of a quantity"))?;
+                }
+                self.touch(&COUNTS, count);
+            }
+            Event::DiscrepancyOpened { discrepancy, facts } => {
+                if let DiscrepancySource::Transfer(t) = &facts.source {
+                    if let Some(tr) = self.transfers.get_mut(t) {
+                        tr.discrepancies.push(discrepancy.clone());
+                        self.touch(&TRANSFERS, t);
+                    }
+                }
+                self.discrepancies.insert(discrepancy.clone(), Discrepancy { facts: facts.clone(), resolution: None });
+                self.touch(&DISCREPANCIES, discrepancy);
+            }
+            Event::CountClosed { count, discrepancies } => {
+                let c = self.counts.get_mut(count).ok_or_else(|| format!("unknown count {count}"))?;
+                c.closed = true;
+                c.discrepancies = discrepancies.clone();
+                let (root, counter) = (c.root.clone(), c.counter.clone());
+                self.last_counter.insert(root.clone(), counter);
+                self.touch(&LAST_COUNTERS, &root);
+                self.touch(&COUNTS, count);
+            }
+            Event::DiscrepancyResolved { discrepancy, adjusted, note } => {
+                let d = self.discrepancies.get_mut(discrepancy).ok_or_else(|| format!("unknown discrepancy {discrepancy}"))?;
+                d.resolution = Some(Resolution {
+                    adjusted: *adjusted,
+                    note: note.clone(),
+                    by: env.actor.clone(),
+                    witness: env.witness.clone(),
+                    seq: env.seq,
+                });
+                self.touch(&DISCREPANCIES, discrepancy);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn add_balance(&mut self, account: &Account, lot: &LotNo, delta: Quantity, at: OffsetDateTime) -> Result<(), String> {
+        // Suppliers are sources without a balance: tracking them would only record negative numbers.
+        if matches!(account, Account::Supplier(_)) {
+            return Ok(());
+        }
+        let key = (account.clone(), lot.clone());
+        self.touched.insert(BALANCES.row_key(&(account.clone(), lot.clone())));
+        let entry = self.balances.entry(key.clone()).or_insert(Balance { quantity: Quantity::ZERO, since: at });
+        if !entry.quantity.is_positive() && delta.is_positive() {
+            entry.since = at;
+        }
+        entry.quantity =
+            entry.quantity.checked_add(delta).ok_or_else(|| format!("{account} would hold more of lot {lot} than a quantity can"))?;
+        if entry.quantity == Quantity::ZERO {
+            self.balances.remove(&key);
+        }
+        Ok(())
+    }
+
+    pub(super) fn index_stock(&mut self, account: &Account, item_type: &ItemTypeId, delta: Quantity) -> Result<(), String> {
+        let Account::Location(l) = account else { return Ok(()) };
+        let Some(store) = self.enclosing_store(l).cloned() else { return Ok(()) };
+        let per_type = self.store_stock.entry(store.clone()).or_default();
+        let q = per_type.entry(item_type.clone()).or_default();
+        *q = q.checked_add(delta).ok_or_else(|| format!("{store} would hold more of item type {item_type} than a quantity can"))?;
+        if *q == Quantity::ZERO {
+            per_type.remove(item_type);
+            if per_type.is_empty() {
+                self.store_stock.remove(&store);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,445 @@
+//! The books: the current state, derived from the ledger by folding events (`apply.rs`), and
+//! stored as rows (`rows.rs`, one codec per book).
+//!
+//! The store keeps one row per projected object (kind, key, JSON value). After each event, `touched`
+//! names the rows that changed so the store writes only those; `verify` rebuilds a fresh `State`
+//! from the ledger and compares every row with the stored one. Both trees (units, locations) are
+//! walked upwards by one function, `ancestors`.
+
+mod apply;
+mod rows;
+
+pub use rows::RowKey;
+
+use crate::conditions::{Band, Direction, Measure, Range, DEFAULT_BAND};
+use crate::event::*;
+use crate::ids::*;
+use crate::model::*;
+use crate::policy::{EffectivePolicy, PolicyRules};
+use crate::quantity::Quantity;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use time::{Date, OffsetDateTime};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SiteInfo {
+    pub site: String,
+    pub verifier_key: String,
+    pub root_unit: UnitId,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Unit {
+    pub name: String,
+    pub parent: Option<UnitId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Location {
+    pub name: String,
+    pub unit: UnitId,
+    pub parent: Option<LocationId>,
+    pub kind: LocationKind,
+    pub keeper: Option<Badge>,
+    pub magazine: Option<MagazineLicence>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<LocationConditions>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ItemType {
+    pub name: String,
+    pub kind: ItemKind,
+    pub tracking: Tracking,
+    pub unit_of_measure: String,
+    pub neq_kg_per_unit: f64,
+    pub un_code: Option<String>,
+    pub qualification: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature_c: Option<Range>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub humidity_pct: Option<Range>,
+}
+
+impl ItemType {
+    /// Explosive for two-person purposes: anything that carries explosive weight.
+    pub fn is_explosive(&self) -> bool {
+        self.neq_kg_per_unit > 0.0 || matches!(self.kind, ItemKind::Explosive)
+    }
+}
+
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct Person {
+    pub name: String,
+    pub unit: UnitId,
+    pub roles: Vec<Role>,
+    /// Only on ledgers begun before credentials moved to their own table: the PIN hash their entries
+    /// carry, until a newer PIN supersedes it. New ledgers never hold one (docs/ledger.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_hash: Option<String>,
+    /// As `pin_hash`, for the web password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
+    pub qualifications: BTreeMap<String, Date>,
+}
+
+/// An API token's scope; the secret is kept only as a hash.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiToken {
+    pub label: String,
+    pub unit: UnitId,
+    pub operations: Vec<String>,
+    /// Only on old ledgers (see `Person::pin_hash`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_hash: Option<String>,
+    pub issued_by: Badge,
+    pub revoked: bool,
+}
+
+impl std::fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiToken")
+            .field("label", &self.label)
+            .field("unit", &self.unit)
+            .field("operations", &self.operations)
+            .field("revoked", &self.revoked)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Person {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Person")
+            .field("name", &self.name)
+            .field("unit", &self.unit)
+            .field("roles", &self.roles)
+            .field("pin_hash", &"<redacted>")
+            .field("password_hash", &self.password_hash.as_ref().map(|_| "<redacted>"))
+            .field("qualifications", &self.qualifications)
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SerialItem {
+    pub item_type: ItemTypeId,
+    pub lot: Option<LotNo>,
+    pub account: Account,
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    pub since_seq: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Lot {
+    pub item_type: ItemTypeId,
+    pub manufactured: Option<Date>,
+    pub expires: Option<Date>,
+    /// The site-wide status (decided at the root unit).
+    pub status: LotStatus,
+    /// Decisions taken at lower units, each covering that unit's subtree.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub decisions: BTreeMap<UnitId, LotDecision>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LotDecision {
+    pub status: LotStatus,
+    pub reason: String,
+}
+
+fn severity(s: LotStatus) -> u8 {
+    match s {
+        LotStatus::Serviceable => 0,
+        LotStatus::Suspended => 1,
+        LotStatus::Unserviceable => 2,
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Balance {
+    pub quantity: Quantity,
+    /// When this account last went from holding none of the lot to holding some.
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Transfer {
+    pub from_unit: UnitId,
+    pub to_unit: UnitId,
+    pub document: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub dispatched_at: OffsetDateTime,
+    pub lines: Vec<Line>,
+    pub received_at_location: Option<LocationId>,
+    pub discrepancies: Vec<DiscrepancyId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Count {
+    pub root: LocationId,
+    pub kind: CountKind,
+    pub blind: bool,
+    pub counter: Badge,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    /// Per location: serials seen and quantities counted per lot (summed over recordings).
+    pub serials: BTreeMap<LocationId, BTreeSet<Serial>>,
+    pub lots: BTreeMap<LocationId, BTreeMap<LotNo, Quantity>>,
+    pub closed: bool,
+    pub discrepancies: Vec<DiscrepancyId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Discrepancy {
+    pub facts: DiscrepancyFacts,
+    pub resolution: Option<Resolution>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Resolution {
+    pub adjusted: bool,
+    pub note: String,
+    pub by: Badge,
+    pub witness: Option<Badge>,
+    pub seq: u64,
+}
+
+/// What one account holds: its serials, and its lot balances.
+pub type Holdings<'a> = (Vec<(&'a Serial, &'a SerialItem)>, Vec<(&'a LotNo, &'a Balance)>);
+
+/// An excursion of storage conditions: an incident with start, end, peak and what was exposed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Excursion {
+    pub location: LocationId,
+    pub measure: Measure,
+    pub direction: Direction,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub ended_at: Option<OffsetDateTime>,
+    pub limit: f64,
+    pub peak: f64,
+    pub lots_exposed: Vec<LotNo>,
+    pub serials_exposed: u64,
+}
+
+/// The safety tables the rules read (configuration, not books: they are not stored as rows).
+/// Equal by content, so that two states built with the same tables compare equal.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tables(pub std::sync::Arc<qm_safety::SafetyTables>);
+
+impl Default for Tables {
+    fn default() -> Tables {
+        Tables(std::sync::Arc::new(qm_safety::SafetyTables::default_tables()))
+    }
+}
+
+/// Why an event could not be applied to the books; on replay, a sign that the ledger is damaged.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("event {seq} cannot be applied: {reason}")]
+pub struct ApplyError {
+    pub seq: u64,
+    pub reason: String,
+}
+
+/// The books. Every field is derived from the ledger and can be rebuilt from it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct State {
+    pub site: Option<SiteInfo>,
+    pub next_seq: u64,
+    pub units: BTreeMap<UnitId, Unit>,
+    pub locations: BTreeMap<LocationId, Location>,
+    pub item_types: BTreeMap<ItemTypeId, ItemType>,
+    pub people: BTreeMap<Badge, Person>,
+    pub policies: BTreeMap<UnitId, PolicyRules>,
+    pub tokens: BTreeMap<String, ApiToken>,
+    pub serials: BTreeMap<Serial, SerialItem>,
+    pub lots: BTreeMap<LotNo, Lot>,
+    pub balances: BTreeMap<(Account, LotNo), Balance>,
+    pub transfers: BTreeMap<TransferId, Transfer>,
+    pub counts: BTreeMap<CountId, Count>,
+    pub discrepancies: BTreeMap<DiscrepancyId, Discrepancy>,
+    pub excursions: BTreeMap<String, Excursion>,
+    /// Per magazine or depot: quantity held per item type in its whole subtree. An index derived from
+    /// serials and balances (rebuilt on load), so the safety check does not scan every lot.
+    pub store_stock: BTreeMap<LocationId, BTreeMap<ItemTypeId, Quantity>>,
+    pub safety: Tables,
+    /// The counter of the last closed count rooted at each location.
+    pub last_counter: BTreeMap<LocationId, Badge>,
+    /// Entries already corrected, so that nothing is corrected twice.
+    pub corrected: BTreeMap<u64, u64>,
+    /// The time of the latest entry applied: no later entry may be stamped before it
+    /// (`Site` refuses one at append). Not a row: opening a site reads it from the last entry.
+    pub last_at: Option<OffsetDateTime>,
+    /// The site's time zone (tz database name), once set; UTC until then.
+    pub time_zone: Option<String>,
+    /// Rows changed since the last `take_touched`.
+    touched: BTreeSet<RowKey>,
+}
+
+/// `start` and every node above it in a tree stored as a map with parent links, nearest first.
+/// A tree never has a path longer than its size; the bound stops a damaged cycle.
+fn ancestors<'a, K: Ord, V>(map: &'a BTreeMap<K, V>, start: &'a K, parent: fn(&V) -> Option<&K>) -> impl Iterator<Item = &'a K> + 'a {
+    let mut cur = Some(start);
+    std::iter::from_fn(move || {
+        let here = cur?;
+        cur = map.get(here).and_then(parent);
+        Some(here)
+    })
+    .take(map.len() + 1)
+}
+
+impl State {
+    pub fn new() -> State {
+        State::default()
+    }
+
+    // ---- reading -------------------------------------------------------------------------
+
+    pub fn balance(&self, account: &Account, lot: &LotNo) -> Quantity {
+        self.balances.get(&(account.clone(), lot.clone())).map(|b| b.quantity).unwrap_or_default()
+    }
+
+    /// The status of a lot as it applies at `unit`: the strictest of the site-wide status and every
+    /// decision taken at `unit` or above it, with the unit that decided (None: site-wide).
+    pub fn lot_status_at(&self, lot: &LotNo, unit: &UnitId) -> Option<(LotStatus, Option<UnitId>)> {
+        let l = self.lots.get(lot)?;
+        let mut best = (l.status, None);
+        for u in self.unit_path(unit) {
+            if let Some(d) = l.decisions.get(&u) {
+                if severity(d.status) > severity(best.0) {
+                    best = (d.status, Some(u.clone()));
+                }
+            }
+        }
+        Some(best)
+    }
+
+    /// The storage-condition band at a place: its own settings (or the defaults), tightened by the
+    /// range of every item type stored there or below.
+    pub fn band_at(&self, location: &LocationId) -> Band {
+        let own = self.locations.get(location).and_then(|l| l.conditions).unwrap_or_default();
+        let defaults = self.default_band();
+        let mut band = Band {
+            temperature_c: own.temperature_c.unwrap_or(defaults.temperature_c),
+            humidity_pct: own.humidity_pct.unwrap_or(defaults.humidity_pct),
+            excursion_minutes: own.excursion_minutes.unwrap_or(defaults.excursion_minutes),
+        };
+        let (lots, serial_types) = self.stored_below(location);
+        let mut types: std::collections::BTreeSet<&ItemTypeId> = serial_types.keys().collect();
+        types.extend(lots.iter().filter_map(|l| self.lots.get(l).map(|x| &x.item_type)));
+        for t in types {
+            if let Some(it) = self.item_types.get(t) {
+                if let Some(r) = it.temperature_c {
+                    band.temperature_c = band.temperature_c.tighten(r);
+                }
+                if let Some(r) = it.humidity_pct {
+                    band.humidity_pct = band.humidity_pct.tighten(r);
+                }
+            }
+        }
+        band
+    }
+
+    /// The band a place gets when it sets none: up to the safety tables' sustained-heat alarm and
+    /// humidity warning level, with their default excursion time; the lower bound is freezing.
+    pub fn default_band(&self) -> Band {
+        let sc = self.safety.0.storage_conditions();
+        Band {
+            temperature_c: Range { min: DEFAULT_BAND.temperature_c.min, max: sc.temperature_alarm_c },
+            humidity_pct: Range { min: DEFAULT_BAND.humidity_pct.min, max: sc.humidity_warn_pct },
+            excursion_minutes: i64::from(sc.excursion_default_minutes),
+        }
+    }
+
+    /// Lots held at `location` or below it, and serial items there by item type.
+    pub fn stored_below(&self, location: &LocationId) -> (Vec<LotNo>, BTreeMap<ItemTypeId, u64>) {
+        let places = self.location_subtree(location);
+        let mut lots: Vec<LotNo> = self
+            .balances
+            .iter()
+            .filter(|((a, _), b)| b.quantity.is_positive() && matches!(a, Account::Location(l) if places.contains(l)))
+            .map(|((_, lot), _)| lot.clone())
+            .collect();
+        lots.dedup();
+        let mut serials: BTreeMap<ItemTypeId, u64> = BTreeMap::new();
+        for s in self.serials.values() {
+            if matches!(&s.account, Account::Location(l) if places.contains(l)) {
+                *serials.entry(s.item_type.clone()).or_default() += 1;
+            }
+        }
+        (lots, serials)
+    }
+
+    /// The magazine or depot that contains `location` (itself included), if any.
+    pub fn enclosing_store(&self, location: &LocationId) -> Option<&LocationId> {
+        let store = self
+            .location_ancestors(location)
+            .find(|l| self.locations.get(l).is_some_and(|x| matches!(x.kind, LocationKind::Magazine | LocationKind::Depot)))?;
+        self.locations.get_key_value(store).map(|(k, _)| k)
+    }
+
+    /// `unit` and every unit above it, nearest first.
+    pub fn unit_ancestors<'a>(&'a self, unit: &'a UnitId) -> impl Iterator<Item = &'a UnitId> + 'a {
+        ancestors(&self.units, unit, |u| u.parent.as_ref())
+    }
+
+    /// `location` and every location that contains it, nearest first.
+    pub fn location_ancestors<'a>(&'a self, location: &'a LocationId) -> impl Iterator<Item = &'a LocationId> + 'a {
+        ancestors(&self.locations, location, |l| l.parent.as_ref())
+    }
+
+    /// Is `unit` equal to `ancestor` or below it?
+    pub fn unit_within(&self, unit: &UnitId, ancestor: &UnitId) -> bool {
+        self.unit_ancestors(unit).any(|u| u == ancestor)
+    }
+
+    /// Units from the root down to `unit`.
+    pub fn unit_path(&self, unit: &UnitId) -> Vec<UnitId> {
+        let mut path: Vec<UnitId> = self.unit_ancestors(unit).cloned().collect();
+        path.reverse();
+        path
+    }
+
+    pub fn effective_policy(&self, unit: &UnitId) -> EffectivePolicy {
+        let mut p = PolicyRules::baseline();
+        for u in self.unit_path(unit) {
+            if let Some(rules) = self.policies.get(&u) {
+                p = p.tighten(rules);
+            }
+        }
+        EffectivePolicy(p)
+    }
+
+    /// Is location `loc` equal to `ancestor` or inside it?
+    pub fn location_within(&self, loc: &LocationId, ancestor: &LocationId) -> bool {
+        self.location_ancestors(loc).any(|l| l == ancestor)
+    }
+
+    /// `root` and every location inside it.
+    pub fn location_subtree(&self, root: &LocationId) -> BTreeSet<LocationId> {
+        self.locations.keys().filter(|l| self.location_within(l, root)).cloned().collect()
+    }
+
+    /// The unit an account belongs to, for authorization; external accounts have none.
+    pub fn account_unit(&self, account: &Account) -> Option<UnitId> {
+        match account {
+            Account::Location(l) => self.locations.get(l).map(|x| x.unit.clone()),
+            Account::Person(b) => self.people.get(b).map(|x| x.unit.clone()),
+            Account::Transit(t) => self.transfers.get(t).map(|x| x.from_unit.clone()),
+            _ => None,
+        }
+    }
+
+    /// Everything a person holds: serials and lot balances.
+    pub fn custody(&self, badge: &Badge) -> Holdings<'_> {
+        let account = Account::Person(badge.clone());
+        let serials = self.serials.iter().filter(|(_, s)| s.account == account).collect();
+        let lots = self.balances.iter().filter(|((a, _), b)| *a == account && b.quantity.is_positive()).map(|((_, l), b)| (l, b)).collect();
+        (serials, lots)
+    }
+}
