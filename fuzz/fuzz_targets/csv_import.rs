@@ -16,7 +16,7 @@ fn fixture() -> &'static Mutex<Fixture> {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("fuzz.db");
         let day = time::OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
-        let (site, _) = qm_app::demo::create(db.to_str().expect("utf-8"), &dir.path().join("k"), day).expect("demo site");
+        let (site, _) = qm_demo::demo::create(db.to_str().expect("utf-8"), &dir.path().join("k"), day).expect("demo site");
         let path = dir.path().join("input.csv");
         Mutex::new(Fixture { _dir: dir, path, site })
     })

@@ -4,12 +4,9 @@
 
 pub mod act;
 pub mod backup;
-pub mod bench;
 mod canonical;
 pub mod conditions;
 pub mod credentials;
-pub mod demo;
-pub mod demo_org;
 pub mod import;
 pub mod magazines;
 mod open;
@@ -21,9 +18,8 @@ pub mod zone;
 use qm_core::rules::{genesis, Decision};
 use qm_core::{decide, Badge, Command, Correction, Ctx, Envelope, Event, Rejection, State, UnitId};
 use qm_ledger::{leaf_hash, sign_checkpoint, Checkpoint, Frontier, LedgerError, SiteKey};
+pub use qm_store::Opener;
 use qm_store::{Commit, RowChange, Store, StoreError, StoreHashes, StoredCheckpoint, StoredEntry};
-use qm_store_postgres::PostgresStore;
-use qm_store_sqlite::SqliteStore;
 use std::collections::{HashMap, HashSet};
 
 pub use act::{Act, Attempt, Presented};
@@ -182,19 +178,11 @@ pub fn default_key_path(db: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// Opens a store by its location: a `postgres://` or `postgresql://` URL selects PostgreSQL (the
-/// database must exist; `create` makes our schema in it), anything else is a SQLite file path.
-pub fn open_store(db: &str, create: bool) -> Result<Box<dyn Store>> {
-    if qm_store_postgres::is_url(db) {
-        return Ok(if create { Box::new(PostgresStore::create(db)?) } else { Box::new(PostgresStore::open(db)?) });
-    }
-    let path = Path::new(db);
-    Ok(if create { Box::new(SqliteStore::create(path)?) } else { Box::new(SqliteStore::open(path)?) })
-}
-
 /// One site's books: the store, the projections in memory, and the tree's right edge.
 pub struct Site {
     store: Box<dyn Store>,
+    /// Opens further connections to the same database (the writer thread's, a reconnection).
+    stores: Opener,
     state: State,
     frontier: Frontier,
     key: Option<SiteKey>,
@@ -251,7 +239,7 @@ pub struct Genesis<'a> {
 
 impl Site {
     /// Creates a database and the site's signing key; refuses to overwrite either.
-    pub fn init(db: &str, key_path: &Path, g: &Genesis) -> Result<Site> {
+    pub fn init(stores: Opener, db: &str, key_path: &Path, g: &Genesis) -> Result<Site> {
         if key_path.exists() {
             return Err(AppError::Store(StoreError::Exists(key_path.display().to_string())));
         }
@@ -263,9 +251,9 @@ impl Site {
         }
         let key = SiteKey::generate(g.site);
         let pin_hash = hash_secret(g.admin_pin)?;
-        let store = open_store(db, true)?;
+        let store = stores(db, true)?;
         key.write_new(key_path)?;
-        let mut site = Site::assemble(store, State::new(), Frontier::new(), Some(key), db);
+        let mut site = Site::assemble(stores, store, State::new(), Frontier::new(), Some(key), db);
         let verifier = site.key.as_ref().map(SiteKey::verifier_key).unwrap_or_default();
         let events = genesis(g.site, &verifier, g.root_unit, g.root_unit_name, g.admin, g.admin_name);
         let decision = Decision { events, corrects: None };
@@ -283,20 +271,21 @@ impl Site {
     }
 
     /// Opens an existing site. The key is optional: without it the site can be read and verified, not signed.
-    pub fn open(db: &str, key_path: Option<&Path>) -> Result<Site> {
-        let store = open_store(db, false)?;
+    pub fn open(stores: Opener, db: &str, key_path: Option<&Path>) -> Result<Site> {
+        let store = stores(db, false)?;
         let key = match key_path {
             Some(p) if p.exists() => Some(SiteKey::read(p)?),
             _ => None,
         };
         let (state, frontier) = load(store.as_ref())?;
-        Ok(Site::assemble(store, state, frontier, key, db))
+        Ok(Site::assemble(stores, store, state, frontier, key, db))
     }
 
     /// A site over books and a tree edge read (or begun), with no writer thread and nothing in flight.
-    fn assemble(store: Box<dyn Store>, state: State, frontier: Frontier, key: Option<SiteKey>, db: &str) -> Site {
+    fn assemble(stores: Opener, store: Box<dyn Store>, state: State, frontier: Frontier, key: Option<SiteKey>, db: &str) -> Site {
         Site {
             store,
+            stores,
             state,
             frontier,
             key,
@@ -407,7 +396,7 @@ impl Site {
         if self.writer.is_some() {
             return Ok(());
         }
-        let mut store = open_store(&self.db, false)?;
+        let mut store = (self.stores)(&self.db, false)?;
         let frontier = self.frontier.clone();
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let busy_nanos = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -774,7 +763,7 @@ impl Site {
     /// Replaces the store's connection with a fresh one; keeps the old one when none can be opened
     /// (the reload through it then tells whether the database is back).
     fn reconnect(&mut self) {
-        if let Ok(store) = open_store(&self.db, false) {
+        if let Ok(store) = (self.stores)(&self.db, false) {
             self.store = store;
         } else {
             self.stale.get_or_insert_with(|| "the database cannot be reached".into());

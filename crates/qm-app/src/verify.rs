@@ -4,7 +4,7 @@
 use crate::decode;
 use qm_core::State;
 use qm_ledger::{leaf_hash, Frontier, Hash};
-use qm_store::{Store, StoreHashes};
+use qm_store::{EntrySource, StoreHashes};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,7 +40,7 @@ pub struct VerifyOptions {
 
 /// Entries per chunk of the tree check: a perfect subtree of 2^CHUNK_LEVEL entries (4,096; about
 /// 1 MB), small enough that a ledger of a few thousand entries is already read on every core.
-const CHUNK_LEVEL: u8 = 12;
+pub const CHUNK_LEVEL: u8 = 12;
 
 /// Reader threads for the tree check: one per core, at most four.
 fn hash_threads() -> usize {
@@ -69,7 +69,7 @@ struct ChunkCheck {
 
 /// Re-hashes entries `[index << level, min((index + 1) << level, end))` into a tree of their own and
 /// compares every stored hash that lies inside the chunk.
-fn check_chunk(store: &dyn Store, level: u8, index: u64, end: u64, sizes: &BTreeMap<u64, usize>) -> ChunkCheck {
+fn check_chunk(store: &dyn EntrySource, level: u8, index: u64, end: u64, sizes: &BTreeMap<u64, usize>) -> ChunkCheck {
     let chunk = 1u64 << level;
     let start = index << level;
     let stop_at = (start + chunk).min(end);
@@ -213,7 +213,7 @@ fn rows_of(state: &State) -> Rows {
 
 /// Decodes every entry below `end` into fresh books, rows read in place without copies, and takes
 /// their rows at `rows_at` entries (the stored rows may lag the ledger: see `Site::start_writer`).
-fn replay(store: &dyn Store, end: u64, rows_at: u64) -> Replayed {
+fn replay(store: &dyn EntrySource, end: u64, rows_at: u64) -> Replayed {
     let mut state = State::new();
     // The auditor's own fold (qm_core::invariants), independent of `State::apply`.
     let mut audit = qm_core::invariants::Audit::new();
@@ -259,12 +259,12 @@ fn replay(store: &dyn Store, end: u64, rows_at: u64) -> Replayed {
 }
 
 /// Runs every check; never stops at the first problem of a kind it can still look past.
-pub fn verify(store: &dyn Store, opts: &VerifyOptions) -> VerifyReport {
+pub fn verify(store: &dyn EntrySource, opts: &VerifyOptions) -> VerifyReport {
     verify_in_chunks(store, opts, CHUNK_LEVEL)
 }
 
 /// [`verify`] with chunks of `2^level` entries (tests use small ones to cross many chunk edges).
-fn verify_in_chunks(store: &dyn Store, opts: &VerifyOptions, level: u8) -> VerifyReport {
+pub fn verify_in_chunks(store: &dyn EntrySource, opts: &VerifyOptions, level: u8) -> VerifyReport {
     let mut report = VerifyReport { replayed: !opts.skip_replay, ..VerifyReport::default() };
     let problem = |r: &mut VerifyReport, bad: Option<u64>, msg: String| {
         if let Some(b) = bad {
@@ -497,83 +497,4 @@ fn verify_in_chunks(store: &dyn Store, opts: &VerifyOptions, level: u8) -> Verif
         }
     }
     report
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn demo() -> (tempfile::TempDir, String, crate::Site) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("demo.db").to_str().unwrap().to_string();
-        let day = crate::demo::last_day(time::OffsetDateTime::now_utc());
-        let (site, _) = crate::demo::create(&db, &dir.path().join("demo.key"), day).unwrap();
-        (dir, db, site)
-    }
-
-    fn alter_hashes(db: &str, seq: u64, byte: usize) {
-        let conn = rusqlite::Connection::open(db).unwrap();
-        let mut hashes: Vec<u8> = conn.query_row("SELECT hashes FROM entries WHERE seq = ?1", [seq as i64], |r| r.get(0)).unwrap();
-        hashes[byte] ^= 1;
-        // Someone with write access to the file, past the triggers that refuse edits.
-        conn.execute_batch("DROP TRIGGER IF EXISTS entries_no_update").unwrap();
-        conn.execute("UPDATE entries SET hashes = ?1 WHERE seq = ?2", rusqlite::params![hashes, seq as i64]).unwrap();
-    }
-
-    #[test]
-    fn chunks_of_any_size_give_the_same_verdict_and_root() {
-        let (_dir, _db, site) = demo();
-        let store = site.store();
-        assert!(store.checkpoints().unwrap().len() > 1, "the demo signs several checkpoints");
-        let whole = verify(store, &VerifyOptions::default());
-        assert!(whole.ok(), "{:?}", whole.problems);
-        for level in [0u8, 1, 2, 3, 5] {
-            let r = verify_in_chunks(store, &VerifyOptions::default(), level);
-            assert!(r.ok(), "chunks of 2^{level}: {:?}", r.problems);
-            assert_eq!((r.root.as_str(), r.entries, r.checkpoints), (whole.root.as_str(), whole.entries, whole.checkpoints));
-        }
-    }
-
-    #[test]
-    fn a_hash_above_a_chunk_or_inside_one_that_was_altered_is_named() {
-        let (_dir, db, site) = demo();
-        // With chunks of 8, entry 15 closes chunk 1 and its append also created the level-4 node
-        // over entries 0..16: its fifth stored hash lies above the chunk and is checked at the merge.
-        alter_hashes(&db, 15, 4 * 32 + 3);
-        alter_hashes(&db, 42, 0);
-        for level in [3u8, CHUNK_LEVEL] {
-            let r = verify_in_chunks(site.store(), &VerifyOptions { verifier_key: None, skip_replay: true }, level);
-            assert_eq!(r.first_bad_entry, Some(15), "chunks of 2^{level}: {:?}", r.problems);
-            assert!(r.problems.iter().any(|p| p.starts_with("entry 15: its bytes do not hash")), "{:?}", r.problems);
-            assert!(r.problems.iter().any(|p| p.starts_with("entry 42: its bytes do not hash")), "{:?}", r.problems);
-        }
-    }
-
-    #[test]
-    fn one_absurd_sequence_number_is_reported_without_walking_up_to_it() {
-        let (_dir, db, site) = demo();
-        let n = site.size();
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute_batch(&format!("DROP TRIGGER entries_no_update; UPDATE entries SET seq = 1000000000000000 WHERE seq = {}", n - 1))
-            .unwrap();
-        for level in [2u8, CHUNK_LEVEL] {
-            let r = verify_in_chunks(site.store(), &VerifyOptions::default(), level);
-            assert_eq!((r.entries, r.first_bad_entry), (n - 1, Some(n - 1)), "chunks of 2^{level}: {:?}", r.problems);
-            let expected = format!("entry {} is missing", n - 1);
-            assert!(r.problems.iter().any(|p| p.contains(&expected)), "{:?}", r.problems);
-        }
-    }
-
-    #[test]
-    fn a_missing_entry_in_a_middle_chunk_stops_the_tree_there() {
-        let (_dir, db, site) = demo();
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute_batch("DROP TRIGGER entries_no_delete; DELETE FROM entries WHERE seq = 21").unwrap();
-        for level in [2u8, CHUNK_LEVEL] {
-            let r = verify_in_chunks(site.store(), &VerifyOptions::default(), level);
-            assert_eq!(r.entries, 21, "chunks of 2^{level}");
-            assert_eq!(r.first_bad_entry, Some(21));
-            assert!(r.problems.iter().any(|p| p.contains("entry 21 is missing (next stored entry is 22)")), "{:?}", r.problems);
-        }
-    }
 }

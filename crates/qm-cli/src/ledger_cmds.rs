@@ -1,6 +1,7 @@
 //! `qm` ledger commands: the log, checkpoints, proofs, the verifier key, verify, backup and restore.
 
 use super::*;
+use qm_backends::open_store;
 
 pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
     let open = || open_site(cli);
@@ -60,7 +61,7 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
         }
         Cmd::Verify { verifier_key, tree_only } => {
             // Verify reads the store directly: a damaged file must still be examined, not refused at open.
-            let store = qm_app::open_store(&cli.db, false)?;
+            let store = open_store(&cli.db, false)?;
             let report = qm_app::verify::verify(
                 store.as_ref(),
                 &qm_app::verify::VerifyOptions { verifier_key: verifier_key.clone(), skip_replay: *tree_only },
@@ -69,7 +70,7 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
             Ok(if report.ok() { 0 } else { 1 })
         }
         Cmd::Backup { file, with_credentials } => {
-            let r = output::with_progress(out, |step| qm_app::backup::backup(&cli.db, file, *with_credentials, step))?;
+            let r = output::with_progress(out, |step| qm_app::backup::backup(open_store, &cli.db, file, *with_credentials, step))?;
             out.json_or(&r, || {
                 format!(
                     "backed up {} entries, {} checkpoints, {} readings, {} credentials to {file}; verified; root {}",
@@ -79,7 +80,7 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
             Ok(0)
         }
         Cmd::Restore { file } => {
-            let r = output::with_progress(out, |step| qm_app::backup::restore(file, &cli.db, step))?;
+            let r = output::with_progress(out, |step| qm_app::backup::restore(open_store, file, &cli.db, step))?;
             out.json_or(&r, || {
                 format!(
                     "restored {} entries, {} checkpoints, {} readings, {} credentials into {}; verified; root {}",

@@ -132,7 +132,7 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
                 admin_pin,
                 at: now(),
             };
-            let s = Site::init(&cli.db, &key_path(cli)?, &g)?;
+            let s = Site::init(qm_backends::open_store, &cli.db, &key_path(cli)?, &g)?;
             out.kv(&[
                 ("database", shown_db(&cli.db)),
                 ("key", key_path(cli)?.display().to_string()),
@@ -224,9 +224,9 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
             let scratch = tempfile_dir()?;
             let db = target.clone().unwrap_or_else(|| scratch.join("bench.db").display().to_string());
             let key = cli.key.as_ref().map(PathBuf::from).unwrap_or_else(|| scratch.join("bench.key"));
-            let cfg = qm_app::bench::BenchConfig { units: *units, serials: *serials, lots: *lots, staff: *staff, movements: *movements };
+            let cfg = qm_demo::bench::BenchConfig { units: *units, serials: *serials, lots: *lots, staff: *staff, movements: *movements };
             let bar = output::progress(out);
-            let r = qm_app::bench::run(&db, &key, &cfg, &scratch, &mut |stage, d, t| {
+            let r = qm_demo::bench::run(&db, &key, &cfg, &scratch, &mut |stage, d, t| {
                 bar.set_message(stage.to_string());
                 bar.set_length(t);
                 bar.set_position(d);
@@ -301,8 +301,8 @@ fn load(cli: &Cli, batch: usize, batches: usize, run: &str) -> R<u8> {
 
 /// The database as shown to people: a URL without its password (secrets never print).
 pub(crate) fn shown_db(db: &str) -> String {
-    if qm_store_postgres::is_url(db) {
-        qm_store_postgres::redacted(db)
+    if qm_backends::is_url(db) {
+        qm_backends::redacted(db)
     } else {
         db.to_string()
     }
@@ -317,7 +317,7 @@ fn tempfile_dir() -> R<PathBuf> {
 
 /// Opens the site, with the organization's safety tables when given.
 pub(crate) fn open_site(cli: &Cli) -> R<Site> {
-    let mut site = Site::open(&cli.db, Some(&key_path(cli)?))?;
+    let mut site = Site::open(qm_backends::open_store, &cli.db, Some(&key_path(cli)?))?;
     if let Some(t) = &cli.safety_tables {
         site.set_safety_tables(qm_app::load_safety_tables(std::path::Path::new(t))?);
     }

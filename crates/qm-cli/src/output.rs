@@ -282,7 +282,7 @@ pub fn fail(out: &Out, e: &AppError) -> ExitCode {
     ExitCode::from(e.exit_code() as u8)
 }
 
-pub fn bench_text(r: &qm_app::bench::BenchReport) -> String {
+pub fn bench_text(r: &qm_demo::bench::BenchReport) -> String {
     let mut s = format!("qm bench on {} — {} ledger entries; organization built in {:.1} s\n", r.backend, r.entries, r.build_seconds);
     s.push_str(&table(
         &["operation", "count", "per second", "p50 ms", "p99 ms"],
@@ -332,7 +332,7 @@ pub fn progress(out: &Out) -> indicatif::ProgressBar {
 /// `qm demo`: a fresh demo site, a day of operations, and what an armorer and an inspector would look at.
 pub fn demo(path: &str, key: Option<&str>, out: &Out) -> Result<u8, AppError> {
     use qm_core::*;
-    let url = qm_store_postgres::is_url(path);
+    let url = qm_backends::is_url(path);
     let db = std::path::Path::new(path);
     let key = match key {
         Some(k) => std::path::PathBuf::from(k),
@@ -347,7 +347,7 @@ pub fn demo(path: &str, key: Option<&str>, out: &Out) -> Result<u8, AppError> {
     // Replace only a previous demo: a file whose site is the demo site. (A PostgreSQL database is
     // never replaced: its history cannot be deleted; `Site::init` refuses one that holds a site.)
     if !url && db.exists() {
-        let previous = qm_app::Site::open(path, None).map(|s| s.site_name());
+        let previous = qm_app::Site::open(qm_backends::open_store, path, None).map(|s| s.site_name());
         if previous.as_deref().ok() != Some("demo.quartermaster") {
             return Err(AppError::Usage(format!("{path} exists and is not a demo database; choose another --out")));
         }
@@ -355,8 +355,8 @@ pub fn demo(path: &str, key: Option<&str>, out: &Out) -> Result<u8, AppError> {
             let _ = std::fs::remove_file(format!("{path}{suffix}"));
         }
     }
-    let day = qm_app::demo::last_day(time::OffsetDateTime::now_utc());
-    let (mut site, count) = qm_app::demo::create(path, &key, day)?;
+    let day = qm_demo::demo::last_day(time::OffsetDateTime::now_utc());
+    let (mut site, count) = qm_demo::demo::create(path, &key, day)?;
     // Show one refusal as the armorer would see it: Officer Jones's rifle qualification has lapsed.
     let refusal = site
         .execute(qm_app::Request::new(
@@ -387,11 +387,11 @@ pub fn demo(path: &str, key: Option<&str>, out: &Out) -> Result<u8, AppError> {
         println!("\n== A refusal at the counter ==\n{refusal}\n");
         println!("== Verify ==");
         out.verify(&report);
-        println!("\nTry it (every demo PIN is {}):", qm_app::demo::DEMO_PIN);
+        println!("\nTry it (every demo PIN is {}):", qm_demo::demo::DEMO_PIN);
         if url {
-            println!("  export QM_DB=<the URL> QM_KEY={} QM_ACTOR=0417 QM_PIN={}", key.display(), qm_app::demo::DEMO_PIN);
+            println!("  export QM_DB=<the URL> QM_KEY={} QM_ACTOR=0417 QM_PIN={}", key.display(), qm_demo::demo::DEMO_PIN);
         } else {
-            println!("  export QM_DB={path} QM_ACTOR=0417 QM_PIN={}", qm_app::demo::DEMO_PIN);
+            println!("  export QM_DB={path} QM_ACTOR=0417 QM_PIN={}", qm_demo::demo::DEMO_PIN);
         }
         println!("  qm stock --location D11-ARM    qm where R-1042    qm history R-1049    qm custody 1001    qm log");
         println!("  qm issue --to 1001 R-1043      qm return --from 1001 --to D11-RACK-A R-1043");

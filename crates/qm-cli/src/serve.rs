@@ -30,7 +30,7 @@ pub fn serve(a: ServeArgs) -> Result<u8, AppError> {
     if let Some(k) = a.key {
         c.key = Some(k.to_string());
     }
-    if qm_store_postgres::is_url(&c.db) && c.key.is_none() {
+    if qm_backends::is_url(&c.db) && c.key.is_none() {
         return Err(AppError::Usage(
             "--db is a PostgreSQL URL: pass --key FILE (the site's signing key; it is never kept in the database)".into(),
         ));
@@ -39,14 +39,14 @@ pub fn serve(a: ServeArgs) -> Result<u8, AppError> {
         c.addr = addr.to_string();
     }
     let site = if a.demo {
-        if qm_store_postgres::is_url(&c.db) {
+        if qm_backends::is_url(&c.db) {
             eprintln!("opening {} (the demo organization is created there if the database is empty) …", crate::shown_db(&c.db));
         } else if !Path::new(&c.db).exists() {
             eprintln!("creating the demo organization in {} (a few seconds) …", c.db);
         }
-        qm_app::demo_org::open_or_create(&c.db, &c.key_path(), time::OffsetDateTime::now_utc())?
+        qm_demo::demo_org::open_or_create(&c.db, &c.key_path(), time::OffsetDateTime::now_utc())?
     } else {
-        Site::open(&c.db, Some(&c.key_path()))?
+        Site::open(qm_backends::open_store, &c.db, Some(&c.key_path()))?
     };
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| AppError::Internal(format!("tokio: {e}")))?;
@@ -58,10 +58,10 @@ pub fn serve(a: ServeArgs) -> Result<u8, AppError> {
         if demo {
             println!(
                 "Demo sign-ins (password {:?}; PIN {} for the counter and witnesses):",
-                qm_app::demo_org::DEMO_PASSWORD,
-                qm_app::demo_org::DEMO_PIN
+                qm_demo::demo_org::DEMO_PASSWORD,
+                qm_demo::demo_org::DEMO_PIN
             );
-            for (badge, who) in qm_app::demo_org::sign_ins() {
+            for (badge, who) in qm_demo::demo_org::sign_ins() {
                 println!("  badge {badge}  {who}");
             }
         }

@@ -66,7 +66,7 @@ impl Site {
         common::stored_keys(&self.db)
     }
     fn count_key(&self, key: &str) -> usize {
-        let store = qm_app::open_store(&self.db, false).unwrap();
+        let store = qm_backends::open_store(&self.db, false).unwrap();
         let mut n = 0;
         store
             .scan_entries(0, &mut |_, idem, _, _| {
@@ -81,7 +81,7 @@ impl Site {
     /// that cuts "the next COMMIT" must let those writes go first.
     fn wait_for_checkpoint_of_everything(&self) {
         for _ in 0..200 {
-            let store = qm_app::open_store(&self.db, false).unwrap();
+            let store = qm_backends::open_store(&self.db, false).unwrap();
             let size = store.entry_count().unwrap();
             let mut rows_cover = 0;
             store

@@ -27,6 +27,7 @@ fn site(db: &str) -> Site {
     let at = OffsetDateTime::now_utc();
     let hq = id(UnitId::parse("HQ"));
     let mut site = Site::init(
+        qm_backends::open_store,
         db,
         &key,
         &Genesis {

@@ -11,7 +11,7 @@ pub const TEST_URL_VAR: &str = "QM_TEST_POSTGRES_URL";
 pub const HOW_TO_RUN: &str = "QM_TEST_POSTGRES_URL is not set: the PostgreSQL tests need a server. \
 Run `scripts/test-all` (it starts a throwaway PostgreSQL cluster on loopback and sets the variable), \
 or point the variable at a server where you may create databases, e.g. \
-QM_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres cargo test -p qm-app --test conformance";
+QM_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres cargo test -p qm-demo --test conformance";
 
 /// A database created for one test run; dropped (with any connections still open to it) on drop.
 pub struct ScratchDatabase {

@@ -1,7 +1,7 @@
 //! PostgreSQL store tests against a real server (QM_TEST_POSTGRES_URL; `scripts/test-all` starts one):
 //! create/open refusals, foreign and newer schemas, append-only triggers, conflicts, streaming, readings.
 
-use qm_store::{Commit, RowChange, Store, StoreError, StoredCheckpoint, StoredEntry, StoredReading};
+use qm_store::{Commit, EntrySource, RowChange, Store, StoreError, StoredCheckpoint, StoredEntry, StoredReading};
 use qm_store_postgres::scratch::{ScratchDatabase, HOW_TO_RUN, TEST_URL_VAR};
 use qm_store_postgres::PostgresStore;
 

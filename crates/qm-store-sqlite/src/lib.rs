@@ -199,6 +199,92 @@ fn reading_row(r: &rusqlite::Row) -> rusqlite::Result<StoredReading> {
     })
 }
 
+impl qm_store::EntrySource for SqliteStore {
+    fn entry_count(&self) -> Result<u64> {
+        let n: Option<i64> = self.conn.query_row("SELECT max(seq) FROM entries", [], |r| r.get(0)).map_err(be)?;
+        Ok(n.map(|n| n as u64 + 1).unwrap_or(0))
+    }
+    fn read_entries(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>> {
+        let mut st =
+            self.conn.prepare_cached("SELECT seq, idem, bytes, hashes FROM entries WHERE seq >= ?1 ORDER BY seq LIMIT ?2").map_err(be)?;
+        let rows = st
+            .query_map(params![from as i64, limit as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?, r.get::<_, Vec<u8>>(3)?))
+            })
+            .map_err(be)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, idem, bytes, hashes) = row.map_err(be)?;
+            let seq = seq as u64;
+            out.push(StoredEntry { seq, idempotency_key: idem, bytes, hashes: qm_store::blob_to_hashes(seq, &hashes)? });
+        }
+        Ok(out)
+    }
+    fn scan_range(&self, from: u64, to: u64, f: &mut dyn FnMut(u64, &str, &[u8], &[u8]) -> bool) -> Result<()> {
+        self.scan(
+            "SELECT seq, bytes, hashes, idem FROM entries WHERE seq >= ?1 AND seq < ?2 ORDER BY seq",
+            from,
+            to,
+            &mut |seq, r, bytes, hashes| {
+                let idem =
+                    r.get_ref(3).map_err(be)?.as_str().map_err(|e| StoreError::Damaged(format!("entry {seq}: idempotency key: {e}")))?;
+                Ok(f(seq, idem, bytes, hashes))
+            },
+        )
+    }
+    fn scan_tree(&self, from: u64, to: u64, f: &mut dyn FnMut(u64, &[u8], &[u8]) -> bool) -> Result<()> {
+        self.scan(
+            "SELECT seq, bytes, hashes FROM entries WHERE seq >= ?1 AND seq < ?2 ORDER BY seq",
+            from,
+            to,
+            &mut |seq, _, bytes, hashes| Ok(f(seq, bytes, hashes)),
+        )
+    }
+    fn open_reader(&self) -> Result<Option<Box<dyn qm_store::EntrySource>>> {
+        // (Mapping the file with `mmap_size` was measured: slower than read(2) here, and it turns I/O
+        // errors into signals.)
+        Ok(Some(Box::new(SqliteStore::open(Path::new(&self.path))?)))
+    }
+    fn read_entry_hashes(&self, seqs: &[u64]) -> Result<Vec<Vec<Hash>>> {
+        let mut st = self.conn.prepare_cached("SELECT hashes FROM entries WHERE seq = ?1").map_err(be)?;
+        seqs.iter()
+            .map(|s| {
+                let blob: Option<Vec<u8>> = st.query_row(params![*s as i64], |r| r.get(0)).optional().map_err(be)?;
+                match blob {
+                    Some(b) => qm_store::blob_to_hashes(*s, &b),
+                    None => Err(StoreError::Damaged(format!("entry {s} is missing"))),
+                }
+            })
+            .collect()
+    }
+    fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>> {
+        let mut st = self.conn.prepare_cached("SELECT size, note FROM checkpoints ORDER BY size").map_err(be)?;
+        let rows = st.query_map([], |r| Ok(StoredCheckpoint { size: r.get::<_, i64>(0)? as u64, note: r.get(1)? })).map_err(be)?;
+        rows.collect::<std::result::Result<Vec<_>, _>>().map_err(be)
+    }
+    fn readings_of_digest(&self, digest_seq: u64) -> Result<Vec<StoredReading>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT location, at_ms, temperature_c, humidity_pct, digest_seq FROM readings WHERE digest_seq = ?1 ORDER BY rowid",
+            )
+            .map_err(be)?;
+        let rows = st.query_map(params![digest_seq as i64], reading_row).map_err(be)?;
+        rows.collect::<std::result::Result<Vec<_>, _>>().map_err(be)
+    }
+    fn for_each_row(&self, f: &mut dyn FnMut(&str, &str, &str) -> std::result::Result<(), String>) -> Result<()> {
+        let mut st = self.conn.prepare_cached("SELECT kind, key, value FROM projection ORDER BY kind, key").map_err(be)?;
+        let mut rows = st.query([]).map_err(be)?;
+        while let Some(r) = rows.next().map_err(be)? {
+            let kind: String = r.get(0).map_err(be)?;
+            let key: String = r.get(1).map_err(be)?;
+            let value: String = r.get(2).map_err(be)?;
+            f(&kind, &key, &value).map_err(StoreError::Damaged)?;
+        }
+        Ok(())
+    }
+}
+
 impl qm_store::Store for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
@@ -240,50 +326,6 @@ impl qm_store::Store for SqliteStore {
         r
     }
 
-    fn entry_count(&self) -> Result<u64> {
-        let n: Option<i64> = self.conn.query_row("SELECT max(seq) FROM entries", [], |r| r.get(0)).map_err(be)?;
-        Ok(n.map(|n| n as u64 + 1).unwrap_or(0))
-    }
-
-    fn read_entries(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>> {
-        let mut st =
-            self.conn.prepare_cached("SELECT seq, idem, bytes, hashes FROM entries WHERE seq >= ?1 ORDER BY seq LIMIT ?2").map_err(be)?;
-        let rows = st
-            .query_map(params![from as i64, limit as i64], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?, r.get::<_, Vec<u8>>(3)?))
-            })
-            .map_err(be)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (seq, idem, bytes, hashes) = row.map_err(be)?;
-            let seq = seq as u64;
-            out.push(StoredEntry { seq, idempotency_key: idem, bytes, hashes: qm_store::blob_to_hashes(seq, &hashes)? });
-        }
-        Ok(out)
-    }
-
-    fn scan_range(&self, from: u64, to: u64, f: &mut dyn FnMut(u64, &str, &[u8], &[u8]) -> bool) -> Result<()> {
-        self.scan(
-            "SELECT seq, bytes, hashes, idem FROM entries WHERE seq >= ?1 AND seq < ?2 ORDER BY seq",
-            from,
-            to,
-            &mut |seq, r, bytes, hashes| {
-                let idem =
-                    r.get_ref(3).map_err(be)?.as_str().map_err(|e| StoreError::Damaged(format!("entry {seq}: idempotency key: {e}")))?;
-                Ok(f(seq, idem, bytes, hashes))
-            },
-        )
-    }
-
-    fn scan_tree(&self, from: u64, to: u64, f: &mut dyn FnMut(u64, &[u8], &[u8]) -> bool) -> Result<()> {
-        self.scan(
-            "SELECT seq, bytes, hashes FROM entries WHERE seq >= ?1 AND seq < ?2 ORDER BY seq",
-            from,
-            to,
-            &mut |seq, _, bytes, hashes| Ok(f(seq, bytes, hashes)),
-        )
-    }
-
     fn in_snapshot(&self, f: &mut dyn FnMut() -> Result<()>) -> Result<()> {
         // A deferred transaction that only reads: its snapshot is taken at the first read and held
         // until the end, while writers on other connections go on appending to the WAL.
@@ -291,25 +333,6 @@ impl qm_store::Store for SqliteStore {
         let r = f();
         let end = self.conn.execute_batch(if r.is_ok() { "COMMIT" } else { "ROLLBACK" }).map_err(be);
         r.and(end)
-    }
-
-    fn open_reader(&self) -> Result<Option<Box<dyn qm_store::Store>>> {
-        // (Mapping the file with `mmap_size` was measured: slower than read(2) here, and it turns I/O
-        // errors into signals.)
-        Ok(Some(Box::new(SqliteStore::open(Path::new(&self.path))?)))
-    }
-
-    fn read_entry_hashes(&self, seqs: &[u64]) -> Result<Vec<Vec<Hash>>> {
-        let mut st = self.conn.prepare_cached("SELECT hashes FROM entries WHERE seq = ?1").map_err(be)?;
-        seqs.iter()
-            .map(|s| {
-                let blob: Option<Vec<u8>> = st.query_row(params![*s as i64], |r| r.get(0)).optional().map_err(be)?;
-                match blob {
-                    Some(b) => qm_store::blob_to_hashes(*s, &b),
-                    None => Err(StoreError::Damaged(format!("entry {s} is missing"))),
-                }
-            })
-            .collect()
     }
 
     fn find_idempotency_key(&self, key: &str) -> Result<Option<(u64, u64)>> {
@@ -352,12 +375,6 @@ impl qm_store::Store for SqliteStore {
         Ok(())
     }
 
-    fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>> {
-        let mut st = self.conn.prepare_cached("SELECT size, note FROM checkpoints ORDER BY size").map_err(be)?;
-        let rows = st.query_map([], |r| Ok(StoredCheckpoint { size: r.get::<_, i64>(0)? as u64, note: r.get(1)? })).map_err(be)?;
-        rows.collect::<std::result::Result<Vec<_>, _>>().map_err(be)
-    }
-
     fn readings(&self, location: &str, from_ms: i64, to_ms: i64, limit: usize) -> Result<Vec<StoredReading>> {
         let mut st = self
             .conn
@@ -389,29 +406,6 @@ impl qm_store::Store for SqliteStore {
         write_credentials(&tx, changes)?;
         tx.commit().map_err(be)
     }
-
-    fn readings_of_digest(&self, digest_seq: u64) -> Result<Vec<StoredReading>> {
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT location, at_ms, temperature_c, humidity_pct, digest_seq FROM readings WHERE digest_seq = ?1 ORDER BY rowid",
-            )
-            .map_err(be)?;
-        let rows = st.query_map(params![digest_seq as i64], reading_row).map_err(be)?;
-        rows.collect::<std::result::Result<Vec<_>, _>>().map_err(be)
-    }
-
-    fn for_each_row(&self, f: &mut dyn FnMut(&str, &str, &str) -> std::result::Result<(), String>) -> Result<()> {
-        let mut st = self.conn.prepare_cached("SELECT kind, key, value FROM projection ORDER BY kind, key").map_err(be)?;
-        let mut rows = st.query([]).map_err(be)?;
-        while let Some(r) = rows.next().map_err(be)? {
-            let kind: String = r.get(0).map_err(be)?;
-            let key: String = r.get(1).map_err(be)?;
-            let value: String = r.get(2).map_err(be)?;
-            f(&kind, &key, &value).map_err(StoreError::Damaged)?;
-        }
-        Ok(())
-    }
 }
 
 /// Sets or removes credentials inside the caller's transaction.
@@ -438,7 +432,7 @@ fn write_credentials(tx: &rusqlite::Transaction, changes: &[CredentialChange]) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use qm_store::Store;
+    use qm_store::{EntrySource, Store};
 
     fn entry(seq: u64) -> StoredEntry {
         StoredEntry { seq, idempotency_key: format!("k{seq}"), bytes: vec![b'x'; 10], hashes: vec![[seq as u8; 32]] }

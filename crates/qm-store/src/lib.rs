@@ -96,8 +96,57 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// The one storage interface. SQLite implements it now; PostgreSQL implements the same trait.
-pub trait Store: Send {
+/// Opens (or, with `create`, creates) the store at a location. The binary chooses the backends and
+/// hands this to the application service, which knows the `Store` trait alone (`qm-backends`).
+pub type Opener = fn(db: &str, create: bool) -> Result<Box<dyn Store>>;
+
+/// What an auditor reads: a ledger's entries with their stored tree hashes, its signed checkpoints,
+/// the readings its digests cover and the projection rows kept beside it. A site's own store is one;
+/// a parent's mirror of a child's ledger is another, audited by the same code (`qm_app::verify`).
+pub trait EntrySource: Send {
+    fn entry_count(&self) -> Result<u64>;
+    /// Entries with `seq` in `[from, from + limit)`, in order.
+    fn read_entries(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>>;
+    /// Calls `f(seq, idempotency_key, bytes, hashes)` for every entry with `seq` in `[from, to)`, in
+    /// order, with borrowed data (no copy per entry); `f` returns false to stop. For the verifier,
+    /// backups and the benches. `hashes` are the entry's *stored* tree hashes: all of them, or those
+    /// above the levels the store derives (see [`EntrySource::derived_hash_levels`]).
+    #[allow(clippy::type_complexity)]
+    fn scan_range(&self, from: u64, to: u64, f: &mut dyn FnMut(u64, &str, &[u8], &[u8]) -> bool) -> Result<()>;
+    /// [`EntrySource::scan_range`] from `from` to the end of the ledger.
+    #[allow(clippy::type_complexity)]
+    fn scan_entries(&self, from: u64, f: &mut dyn FnMut(u64, &str, &[u8], &[u8]) -> bool) -> Result<()> {
+        self.scan_range(from, u64::MAX, f)
+    }
+    /// [`EntrySource::scan_range`] without the idempotency keys: what re-hashing the tree needs.
+    #[allow(clippy::type_complexity)]
+    fn scan_tree(&self, from: u64, to: u64, f: &mut dyn FnMut(u64, &[u8], &[u8]) -> bool) -> Result<()> {
+        self.scan_range(from, to, &mut |seq, _, bytes, hashes| f(seq, bytes, hashes))
+    }
+    /// Another connection to the same database, for reading in parallel (the verifier hashes
+    /// ranges of the ledger on several threads). `None` when the backend cannot give one.
+    fn open_reader(&self) -> Result<Option<Box<dyn EntrySource>>> {
+        Ok(None)
+    }
+    /// How many of each entry's tree hashes, from the leaf up, the store derives from the entries
+    /// on reading instead of storing them: the scans pass the others only. Zero (the default): it
+    /// stores them all. PostgreSQL: 9, every hash inside one tile of 256 entries (see its `tiles`).
+    fn derived_hash_levels(&self) -> usize {
+        0
+    }
+    /// The tree hashes of the given entries (all of them, derived or stored), in order.
+    fn read_entry_hashes(&self, seqs: &[u64]) -> Result<Vec<Vec<Hash>>>;
+    /// All checkpoints, by size.
+    fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>>;
+    /// The readings a digest entry covers, in the order they were written.
+    fn readings_of_digest(&self, digest_seq: u64) -> Result<Vec<StoredReading>>;
+    /// Calls `f(kind, key, value)` for every stored projection row.
+    fn for_each_row(&self, f: &mut dyn FnMut(&str, &str, &str) -> std::result::Result<(), String>) -> Result<()>;
+}
+
+/// The one storage interface, for SQLite and PostgreSQL alike: what a site writes, on top of what an
+/// auditor reads.
+pub trait Store: EntrySource + Send {
     /// "sqlite" or "postgres", for messages and benchmarks.
     fn backend(&self) -> &'static str;
     /// Appends entries and applies row changes in one durable transaction.
@@ -112,25 +161,6 @@ pub trait Store: Send {
     /// goes on, and the next rows, changes since these only, would then land on older ones).
     /// Returns whether they were written.
     fn catch_up_rows(&mut self, rows: &[RowChange], through: u64) -> Result<bool>;
-    fn entry_count(&self) -> Result<u64>;
-    /// Entries with `seq` in `[from, from + limit)`, in order.
-    fn read_entries(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>>;
-    /// Calls `f(seq, idempotency_key, bytes, hashes)` for every entry with `seq` in `[from, to)`, in
-    /// order, with borrowed data (no copy per entry); `f` returns false to stop. For the verifier,
-    /// backups and the benches. `hashes` are the entry's *stored* tree hashes: all of them, or those
-    /// above the levels the store derives (see [`Store::derived_hash_levels`]).
-    #[allow(clippy::type_complexity)]
-    fn scan_range(&self, from: u64, to: u64, f: &mut dyn FnMut(u64, &str, &[u8], &[u8]) -> bool) -> Result<()>;
-    /// [`Store::scan_range`] from `from` to the end of the ledger.
-    #[allow(clippy::type_complexity)]
-    fn scan_entries(&self, from: u64, f: &mut dyn FnMut(u64, &str, &[u8], &[u8]) -> bool) -> Result<()> {
-        self.scan_range(from, u64::MAX, f)
-    }
-    /// [`Store::scan_range`] without the idempotency keys: what re-hashing the tree needs.
-    #[allow(clippy::type_complexity)]
-    fn scan_tree(&self, from: u64, to: u64, f: &mut dyn FnMut(u64, &[u8], &[u8]) -> bool) -> Result<()> {
-        self.scan_range(from, to, &mut |seq, _, bytes, hashes| f(seq, bytes, hashes))
-    }
     /// Runs `f` with every read it makes through this store seeing one snapshot of the database,
     /// where the backend can give one (SQLite: one read transaction). Opening a site reads the rows,
     /// the entry count and the checkpoints; without a snapshot, another process committing between
@@ -138,19 +168,6 @@ pub trait Store: Send {
     fn in_snapshot(&self, f: &mut dyn FnMut() -> Result<()>) -> Result<()> {
         f()
     }
-    /// Another connection to the same database, for reading in parallel (the verifier hashes
-    /// ranges of the ledger on several threads). `None` when the backend cannot give one.
-    fn open_reader(&self) -> Result<Option<Box<dyn Store>>> {
-        Ok(None)
-    }
-    /// How many of each entry's tree hashes, from the leaf up, the store derives from the entries
-    /// on reading instead of storing them: the scans pass the others only. Zero (the default): it
-    /// stores them all. PostgreSQL: 9, every hash inside one tile of 256 entries (see its `tiles`).
-    fn derived_hash_levels(&self) -> usize {
-        0
-    }
-    /// The tree hashes of the given entries (all of them, derived or stored), in order.
-    fn read_entry_hashes(&self, seqs: &[u64]) -> Result<Vec<Vec<Hash>>>;
     /// The first and last entry written under an idempotency key, if any.
     fn find_idempotency_key(&self, key: &str) -> Result<Option<(u64, u64)>>;
     /// Which of these idempotency keys are already used: one round trip for a whole batch.
@@ -158,20 +175,14 @@ pub trait Store: Send {
     /// Stores a signed checkpoint. It need not be durable on its own: a checkpoint is re-derivable
     /// from durable entries, and the next commit makes it durable.
     fn add_checkpoint(&mut self, checkpoint: &StoredCheckpoint) -> Result<()>;
-    /// All checkpoints, by size.
-    fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>>;
     /// Readings of one place in a time range (milliseconds since the epoch, inclusive), oldest first.
     fn readings(&self, location: &str, from_ms: i64, to_ms: i64, limit: usize) -> Result<Vec<StoredReading>>;
-    /// The readings a digest entry covers, in the order they were written.
-    fn readings_of_digest(&self, digest_seq: u64) -> Result<Vec<StoredReading>>;
     /// The hash of a credential (`subject`, `kind`: see [`CredentialChange`]), if one is set.
     fn credential(&self, subject: &str, kind: &str) -> Result<Option<String>>;
     /// Every credential, for a backup made `--with-credentials` (never for an export).
     fn all_credentials(&self) -> Result<Vec<CredentialChange>>;
     /// Writes credentials on their own (a restore of a backup that holds them), in one transaction.
     fn put_credentials(&mut self, changes: &[CredentialChange]) -> Result<()>;
-    /// Calls `f(kind, key, value)` for every stored projection row.
-    fn for_each_row(&self, f: &mut dyn FnMut(&str, &str, &str) -> std::result::Result<(), String>) -> Result<()>;
 }
 
 /// How many entries stored projection rows cover, from the value of their `meta/next_seq` row
@@ -204,7 +215,7 @@ pub fn blob_to_hashes(seq: u64, blob: &[u8]) -> Result<Vec<Hash>> {
 }
 
 /// Reads tree hashes through a store, for proofs and for loading the frontier.
-pub struct StoreHashes<'a>(pub &'a dyn Store);
+pub struct StoreHashes<'a>(pub &'a dyn EntrySource);
 
 impl qm_ledger::HashReader for StoreHashes<'_> {
     fn read_hashes(&self, indexes: &[u64]) -> std::result::Result<Vec<Hash>, qm_ledger::LedgerError> {

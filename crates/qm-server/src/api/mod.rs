@@ -15,6 +15,11 @@ use movements::*;
 use safety::*;
 use setup::*;
 
+/// The request bodies and the item-list parser, for the fuzz target (fuzz/fuzz_targets/api_bodies.rs).
+pub use crate::edge::items;
+pub use movements::{DispatchIn, IssueIn, MoveIn, ReceiveIn, ReturnIn};
+pub use setup::{ItemTypeIn, LocationIn};
+
 use crate::auth::{self, ApiUser, ClientIp, Via};
 use crate::edge::*;
 use crate::error::{ApiError, ErrorBody};

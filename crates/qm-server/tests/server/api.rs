@@ -221,7 +221,7 @@ async fn sign_in_is_rate_limited_and_recorded() {
     assert_eq!(r.status(), 429);
     let App { running, db, dir, .. } = app;
     running.unwrap().stop().await.unwrap();
-    let site = qm_app::Site::open(&db, None).unwrap();
+    let site = qm_app::Site::open(qm_backends::open_store, &db, None).unwrap();
     let lines = qm_app::query::log(&site, 20).unwrap();
     // Alike attempts gathered together are one entry that says how many ("(5 times, …)").
     let attempts = |summary: &str| -> usize {
@@ -292,7 +292,7 @@ async fn shutdown_finishes_in_flight_commits() {
     let app = spawn_app().await;
     let armorer = std::sync::Arc::new(sign_in(&app, "1101").await);
     let before = {
-        let site = qm_app::Site::open(&app.db, None).unwrap();
+        let site = qm_app::Site::open(qm_backends::open_store, &app.db, None).unwrap();
         qm_app::query::log(&site, 500).unwrap().iter().filter(|l| l.summary.starts_with("move:") && l.actor == "1101").count()
     };
     let mut tasks = vec![];
@@ -313,7 +313,7 @@ async fn shutdown_finishes_in_flight_commits() {
         }
     }
     // Every request answered 200 is durable; reopening the site finds each of them.
-    let site = qm_app::Site::open(&db, None).unwrap();
+    let site = qm_app::Site::open(qm_backends::open_store, &db, None).unwrap();
     let moves = qm_app::query::log(&site, 200).unwrap().iter().filter(|l| l.summary.starts_with("move:") && l.actor == "1101").count();
     assert_eq!(moves - before, ok, "answered {ok}, found {}", moves - before);
     let report = qm_app::verify::verify(site.store(), &qm_app::verify::VerifyOptions { verifier_key: None, skip_replay: false });
@@ -486,7 +486,7 @@ async fn a_badge_is_locked_after_five_failed_passwords_even_with_the_limiter_set
     let r = c.post(format!("{url}/api/session")).json(&json!({"badge": "1101", "password": PASSWORD})).send().await.unwrap();
     assert_eq!(r.status(), 200);
     running.stop().await.unwrap();
-    let site = qm_app::Site::open(&db, None).unwrap();
+    let site = qm_app::Site::open(qm_backends::open_store, &db, None).unwrap();
     let lines = qm_app::query::log(&site, 20).unwrap();
     assert!(lines.iter().any(|l| l.r#type == "access_denied" && l.summary.contains("badge locked")), "{lines:?}");
     drop(dir);

@@ -132,7 +132,7 @@ async fn the_web_ui_in_chromium() {
         let db = db.clone();
         move || {
             let now = time::OffsetDateTime::now_utc();
-            let mut site = qm_app::demo_org::create(&db, &qm_app::default_key_path(std::path::Path::new(&db)), now).unwrap();
+            let mut site = qm_demo::demo_org::create(&db, &qm_app::default_key_path(std::path::Path::new(&db)), now).unwrap();
             // A day of temperature readings in D-11's magazine, with a hot afternoon (an excursion).
             let readings = (0..=96)
                 .map(|i: i64| qm_core::conditions::Reading {
@@ -184,7 +184,7 @@ async fn the_web_ui_in_chromium() {
     eprintln!("demo organization created in {:?}", started.elapsed());
     let app = serve(dir, db, site).await;
     let url = app.url.clone();
-    let pw = qm_app::demo_org::DEMO_PASSWORD;
+    let pw = qm_demo::demo_org::DEMO_PASSWORD;
     let b = browser(&driver).await;
 
     // Sign-in: a wrong password is refused on the page; the right one opens the dashboard.
@@ -291,7 +291,7 @@ async fn the_web_ui_in_chromium() {
     b.find(By::Css("form.resolve input[name=witness_pin]"))
         .await
         .unwrap()
-        .send_keys(format!("{}{ENTER}", qm_app::demo_org::DEMO_PIN))
+        .send_keys(format!("{}{ENTER}", qm_demo::demo_org::DEMO_PIN))
         .await
         .unwrap();
     wait_for(&b, ".resolved", "explained by badge 1204, witness 1201").await;

@@ -54,6 +54,7 @@ pub fn fixture(db: &str) -> Site {
     let key = qm_app::default_key_path(std::path::Path::new(db));
     let at = OffsetDateTime::now_utc() - time::Duration::hours(2);
     let mut site = Site::init(
+        qm_backends::open_store,
         db,
         &key,
         &Genesis {

@@ -6,7 +6,8 @@
 //! fail with instructions (`scripts/test-all` starts a throwaway cluster), they never skip.
 
 use qm_app::verify::{verify, VerifyOptions};
-use qm_app::{open_store, AppError, Request, Site};
+use qm_app::{AppError, Request, Site};
+use qm_backends::open_store;
 use qm_core::conditions::Reading;
 use qm_core::*;
 use qm_store::{Commit, RowChange, StoreError, StoredEntry};
@@ -75,10 +76,10 @@ fn account_of(site: &Site, s: &str) -> Account {
 /// The story. Returns a summary that must not depend on the backend.
 fn story(place: &Place) -> Vec<String> {
     let mut summary = vec![];
-    let day = qm_app::demo::last_day(OffsetDateTime::now_utc());
+    let day = qm_demo::demo::last_day(OffsetDateTime::now_utc());
 
     // Init and setup, then a day of receipts, issues, returns, expenditure, a transfer and a blind count.
-    let (mut site, count) = qm_app::demo::create(&place.db, &place.key, day).unwrap();
+    let (mut site, count) = qm_demo::demo::create(&place.db, &place.key, day).unwrap();
     assert_eq!(site.store().backend(), place.backend);
     assert!(site.has_key());
     assert_eq!(account_of(&site, "R-1051"), Account::Location(loc("D12-ARM")), "the transfer was received");
@@ -182,7 +183,7 @@ fn story(place: &Place) -> Vec<String> {
     // Reopen: the books and the root come back from the store exactly.
     let (state, root, size) = (site.state().clone(), site.root(), site.size());
     drop(site);
-    let site = Site::open(&place.db, Some(&place.key)).unwrap();
+    let site = Site::open(qm_backends::open_store, &place.db, Some(&place.key)).unwrap();
     assert_eq!(site.size(), size);
     assert_eq!(site.root(), root);
     assert!(site.state() == &state, "the reopened books differ from the ones in memory");
@@ -212,10 +213,10 @@ fn store_contract(place: &Place) {
         bytes: bytes(seq),
         hashes: tree_hashes[seq as usize].clone(),
     };
-    assert!(matches!(open_store(&place.db, false).err(), Some(AppError::Store(StoreError::Missing(_)))));
+    assert!(matches!(open_store(&place.db, false).err(), Some(StoreError::Missing(_))));
     let mut store = open_store(&place.db, true).unwrap();
     assert_eq!(store.backend(), place.backend);
-    assert!(matches!(open_store(&place.db, true).err(), Some(AppError::Store(StoreError::Exists(_)))));
+    assert!(matches!(open_store(&place.db, true).err(), Some(StoreError::Exists(_))));
 
     store.commit(&Commit { entries: vec![entry(0, "a"), entry(1, "a")], ..Commit::default() }).unwrap();
     // Another writer appended seq 1 first: the whole commit is refused, nothing of it lands.
@@ -312,9 +313,9 @@ fn stored_rows(store: &dyn qm_store::Store) -> Vec<(String, String, String)> {
 /// replays the tail, verify compares them with a replay up to where they stop, the next commit
 /// brings them up to date, and rows altered while they lag are still caught.
 fn lagging_rows(place: &Place) {
-    let day = qm_app::demo::last_day(OffsetDateTime::now_utc());
+    let day = qm_demo::demo::last_day(OffsetDateTime::now_utc());
     let evening = day + Duration::hours(20);
-    let (mut site, _) = qm_app::demo::create(&place.db, &place.key, day).unwrap();
+    let (mut site, _) = qm_demo::demo::create(&place.db, &place.key, day).unwrap();
     let old_rows = stored_rows(site.store());
     let old_size = site.size();
     site.execute(req("0417", Command::Issue { to: badge("1001"), from: None, items: vec![serial("R-1043")] }, "l-1", evening)).unwrap();
@@ -336,7 +337,7 @@ fn lagging_rows(place: &Place) {
     assert!(report.ok(), "{}: {:?}", place.backend, report.problems);
 
     // Opening replays the two entries the rows miss: the same books.
-    let mut site = Site::open(&place.db, Some(&place.key)).unwrap();
+    let mut site = Site::open(qm_backends::open_store, &place.db, Some(&place.key)).unwrap();
     assert_eq!(site.size(), size);
     assert!(site.state().all_rows() == books, "{}: the books after a replay of the tail differ", place.backend);
     assert_eq!(stored_rows(site.store()).iter().find(|r| r.0 == "meta").map(|r| r.2.clone()), Some(old_size.to_string()));
@@ -362,7 +363,7 @@ fn lagging_rows(place: &Place) {
     let meta = |rows: &[(String, String, String)]| rows.iter().find(|r| r.0 == "meta").map(|r| r.2.clone());
     assert_eq!(meta(&stored_rows(site.store())), Some(covered.to_string()), "{}: the rows were not held back", place.backend);
     assert_eq!(site.size(), covered + 2);
-    let other = Site::open(&place.db, None).unwrap();
+    let other = Site::open(qm_backends::open_store, &place.db, None).unwrap();
     assert!(other.state().all_rows() == site.state().all_rows(), "{}: a second process sees other books", place.backend);
     assert!(verify(other.store(), &VerifyOptions::default()).ok());
     // Once the writer has stopped, the rows are all written.
@@ -419,8 +420,8 @@ fn both_backends_end_the_story_alike() {
 fn altered_tiles_are_named_by_verify_on_postgres() {
     use qm_store_postgres::tiles;
     let place = Place::postgres();
-    let day = qm_app::demo::last_day(OffsetDateTime::now_utc());
-    let (mut site, _) = qm_app::demo::create(&place.db, &place.key, day).unwrap();
+    let day = qm_demo::demo::last_day(OffsetDateTime::now_utc());
+    let (mut site, _) = qm_demo::demo::create(&place.db, &place.key, day).unwrap();
     // More than two tiles: entry 511 then stores the tree hash over entries 0–511, above its tile.
     let evening = day + Duration::hours(20);
     let pairs: Vec<Request> = (0..300)
@@ -458,7 +459,7 @@ fn altered_tiles_are_named_by_verify_on_postgres() {
     // with every entry it covers.
     assert!(report.problems.iter().any(|p| p.starts_with("entries 0–511: they do not hash")), "{:?}", report.problems);
     assert_eq!(report.first_bad_entry, Some(0));
-    let r = Site::open(&place.db, Some(&place.key)).err().map(|e| e.to_string()).unwrap_or_default();
+    let r = Site::open(qm_backends::open_store, &place.db, Some(&place.key)).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(r.contains("does not verify"), "{r}");
     // Data that no longer decompresses: the tile and its entries are named.
     c.execute("UPDATE tiles SET data = $1 WHERE tile = 0", &[&vec![1u8, 0, 0, 16, 0, 0xff, 0xff]]).unwrap();

@@ -3,8 +3,9 @@
 //! p50/p99 latency, the verify and projection-rebuild rates, and in the same run the baselines: raw
 //! inserts of rows of equal size into the same backend, and raw SHA-256 over the same bytes.
 
-use crate::verify::{verify, VerifyOptions};
-use crate::{decode, AppError, Genesis, Outcome, Request, Result, Site};
+use qm_app::verify::{verify, VerifyOptions};
+use qm_app::{decode, AppError, Genesis, Outcome, Request, Result, Site};
+use qm_backends::open_store;
 use qm_core::*;
 use serde::Serialize;
 use sha2::Digest;
@@ -97,21 +98,18 @@ pub fn run(db: &str, key: &Path, cfg: &BenchConfig, scratch: &Path, progress: &m
     let hq = id(UnitId::parse("HQ"))?;
     let admin = id(Badge::parse("0001"))?;
     let t_build = Instant::now();
-    let mut site = Site::init(
-        db,
-        key,
-        &Genesis {
-            site: "bench",
-            root_unit: &hq,
-            root_unit_name: "HQ",
-            admin: &admin,
-            admin_name: "Admin",
-            admin_pin: "bench-pin",
-            at: now,
-        },
-    )?;
+    let genesis = Genesis {
+        site: "bench",
+        root_unit: &hq,
+        root_unit_name: "HQ",
+        admin: &admin,
+        admin_name: "Admin",
+        admin_pin: "bench-pin",
+        at: now,
+    };
+    let mut site = Site::init(open_store, db, key, &genesis)?;
     // One Argon2id hash serves every synthetic person: hashing 5,000 PINs would measure Argon2, not us.
-    let pin = crate::hash_secret("bench-pin")?;
+    let pin = qm_app::hash_secret("bench-pin")?;
     let regions = (cfg.units / 10).max(1);
     let depts = cfg.units.saturating_sub(1 + regions).max(1);
     let mut setup: Vec<Command> = vec![];
@@ -319,7 +317,7 @@ pub fn run(db: &str, key: &Path, cfg: &BenchConfig, scratch: &Path, progress: &m
         let take = if round + 1 == ROUNDS { total_batches } else { per_round };
         let busy_before = site.writer_busy();
         let t = Instant::now();
-        let mut pending: Option<(crate::Ticket, Instant, usize)> = None;
+        let mut pending: Option<(qm_app::Ticket, Instant, usize)> = None;
         let mut in_round = 0usize;
         for batch in batches.by_ref().take(take) {
             let n = batch.len();
@@ -522,7 +520,7 @@ pub fn tree_verify_against_sha256(store: &dyn qm_store::Store, entries: &[Vec<u8
     Ok((sha_s, verify_s))
 }
 
-fn site_submit(site: &mut Site, actor: Badge, command: Command, key: String, at: OffsetDateTime) -> crate::Ticket {
+fn site_submit(site: &mut Site, actor: Badge, command: Command, key: String, at: OffsetDateTime) -> qm_app::Ticket {
     site.submit(vec![Request::new(actor, command, key, at)])
 }
 

@@ -1,4 +1,4 @@
-//! `cargo bench -p qm-app --bench safety`: the cost of the magazine safety check and of condition-reading
+//! `cargo bench -p qm-demo --bench safety`: the cost of the magazine safety check and of condition-reading
 //! ingest, each beside an in-run baseline (the same movement into an ordinary location; raw SQLite
 //! inserts of the same reading rows with the same connection settings).
 
@@ -27,6 +27,7 @@ fn main() {
     let hq = UnitId::parse("HQ").unwrap();
     let now = OffsetDateTime::now_utc();
     let mut site = Site::init(
+        qm_backends::open_store,
         db.to_str().unwrap(),
         &dir.path().join("k"),
         &Genesis { site: "bench", root_unit: &hq, root_unit_name: "HQ", admin: &b("0001"), admin_name: "A", admin_pin: "1234", at: now },

@@ -5,7 +5,7 @@
 //! Demo shortcut: Argon2id is slow on purpose, so the PIN and the password are each hashed once and
 //! the same PHC string is given to every demo person. A real site hashes each person's own secret.
 
-use crate::{AppError, Genesis, Request, Result, Site};
+use qm_app::{AppError, Genesis, Request, Result, Site};
 use qm_core::event::CredentialKind;
 use qm_core::*;
 use std::path::Path;
@@ -121,15 +121,15 @@ fn code(unit: &str) -> String {
 
 /// Opens the demo database at `db`, or creates it (with its key at `key`) when it does not exist yet.
 pub fn open_or_create(db: &str, key: &Path, now: OffsetDateTime) -> Result<Site> {
-    if qm_store_postgres::is_url(db) {
+    if qm_backends::is_url(db) {
         // A PostgreSQL database: open our schema if it is there, create the demo in it if it is empty.
-        return match Site::open(db, Some(key)) {
-            Err(crate::AppError::Store(qm_store::StoreError::Missing(_))) => create(db, key, now),
+        return match Site::open(qm_backends::open_store, db, Some(key)) {
+            Err(qm_app::AppError::Store(qm_store::StoreError::Missing(_))) => create(db, key, now),
             other => other,
         };
     }
     if Path::new(db).exists() {
-        return Site::open(db, Some(key));
+        return Site::open(qm_backends::open_store, db, Some(key));
     }
     if let Some(dir) = Path::new(db).parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|err| AppError::Usage(format!("cannot create {}: {err}", dir.display())))?;
@@ -142,6 +142,7 @@ pub fn create(db: &str, key: &Path, now: OffsetDateTime) -> Result<Site> {
     let today = now.replace_time(Time::MIDNIGHT);
     let start = today - Duration::days(HISTORY_DAYS + 1);
     let mut site = Site::init(
+        qm_backends::open_store,
         db,
         key,
         &Genesis {
@@ -154,8 +155,8 @@ pub fn create(db: &str, key: &Path, now: OffsetDateTime) -> Result<Site> {
             at: start,
         },
     )?;
-    let pin = crate::hash_secret(DEMO_PIN)?;
-    let password = crate::hash_secret(DEMO_PASSWORD)?;
+    let pin = qm_app::hash_secret(DEMO_PIN)?;
+    let password = qm_app::hash_secret(DEMO_PASSWORD)?;
     let mut x = Batch { site: &mut site, reqs: vec![], n: 0 };
     setup(&mut x, start, &pin, &password, today)?;
     x.flush()?;

@@ -9,14 +9,14 @@ use time::OffsetDateTime;
 fn demo() -> (tempfile::TempDir, Site) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("demo.db");
-    let day = qm_app::demo::last_day(OffsetDateTime::now_utc());
-    let (site, _) = qm_app::demo::create(db.to_str().unwrap(), &dir.path().join("demo.key"), day).unwrap();
+    let day = qm_demo::demo::last_day(OffsetDateTime::now_utc());
+    let (site, _) = qm_demo::demo::create(db.to_str().unwrap(), &dir.path().join("demo.key"), day).unwrap();
     (dir, site)
 }
 
 /// The demo site of `dir` opened again, as another process would.
 fn open_again(dir: &tempfile::TempDir) -> Site {
-    Site::open(dir.path().join("demo.db").to_str().unwrap(), Some(&dir.path().join("demo.key"))).unwrap()
+    Site::open(qm_backends::open_store, dir.path().join("demo.db").to_str().unwrap(), Some(&dir.path().join("demo.key"))).unwrap()
 }
 
 fn assert_verifies(site: &Site) {
@@ -249,7 +249,7 @@ fn pipelined_group_commit_acknowledges_after_durability_and_honours_retries_in_f
 /// is signed with the site key, so every cryptographic check passes.
 fn forge(dir: &tempfile::TempDir, events: Vec<(Badge, Event)>) -> u64 {
     let db = dir.path().join("demo.db");
-    let mut store = qm_app::open_store(db.to_str().unwrap(), false).unwrap();
+    let mut store = qm_backends::open_store(db.to_str().unwrap(), false).unwrap();
     let size = store.entry_count().unwrap();
     let last = decode(&store.read_entries(size - 1, 1).unwrap()[0].bytes).unwrap();
     let mut frontier = qm_ledger::Frontier::load(size, &qm_store::StoreHashes(store.as_ref())).unwrap();
@@ -300,7 +300,7 @@ fn a_signed_ledger_that_issues_a_serial_twice_is_reported_by_verify() {
     // Issued to the first person, then issued again from the rack it already left, to the second.
     let first = forge(&dir, vec![issue_to(&people[0]), issue_to(&people[1])]);
     let report =
-        verify(qm_app::open_store(dir.path().join("demo.db").to_str().unwrap(), false).unwrap().as_ref(), &VerifyOptions::default());
+        verify(qm_backends::open_store(dir.path().join("demo.db").to_str().unwrap(), false).unwrap().as_ref(), &VerifyOptions::default());
     assert!(!report.ok(), "a ledger that issues serial {serial} twice verified");
     assert_eq!(report.first_bad_entry, Some(first + 1), "{:?}", report.problems);
     let said = report.problems.join("\n");
@@ -336,7 +336,7 @@ fn a_signed_ledger_that_takes_more_than_a_place_holds_is_reported_by_verify() {
         )],
     );
     let report =
-        verify(qm_app::open_store(dir.path().join("demo.db").to_str().unwrap(), false).unwrap().as_ref(), &VerifyOptions::default());
+        verify(qm_backends::open_store(dir.path().join("demo.db").to_str().unwrap(), false).unwrap().as_ref(), &VerifyOptions::default());
     assert!(!report.ok(), "a ledger that takes {twice} of lot {lot} from {account}, which holds {held}, verified");
     assert_eq!(report.first_bad_entry, Some(forged), "{:?}", report.problems);
     let said = report.problems.join("\n");

@@ -1,6 +1,7 @@
 //! A demo organization and a realistic day of operations, for the README's first command and for tests.
 
-use crate::{AppError, Genesis, Outcome, Request, Result, Site};
+use qm_app::{AppError, Genesis, Outcome, Request, Result, Site};
+use qm_backends::open_store;
 use qm_core::*;
 use std::path::Path;
 use time::{Duration, OffsetDateTime};
@@ -47,23 +48,20 @@ pub fn last_day(now: OffsetDateTime) -> OffsetDateTime {
 /// the id of the count it closed.
 pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountId)> {
     let hq = id(UnitId::parse("HQ"))?;
-    let mut site = Site::init(
-        db,
-        key,
-        &Genesis {
-            site: "demo.quartermaster",
-            root_unit: &hq,
-            root_unit_name: "National Headquarters",
-            admin: &id(Badge::parse("0001"))?,
-            admin_name: "A. Admin",
-            admin_pin: DEMO_PIN,
-            at: day - Duration::days(2),
-        },
-    )?;
+    let genesis = Genesis {
+        site: "demo.quartermaster",
+        root_unit: &hq,
+        root_unit_name: "National Headquarters",
+        admin: &id(Badge::parse("0001"))?,
+        admin_name: "A. Admin",
+        admin_pin: DEMO_PIN,
+        at: day - Duration::days(2),
+    };
+    let mut site = Site::init(open_store, db, key, &genesis)?;
     let setup_at = day - Duration::days(2);
     let mut r = Runner { site: &mut site, n: 0 };
     let admin = "0001";
-    let pin = crate::hash_secret(DEMO_PIN)?;
+    let pin = qm_app::hash_secret(DEMO_PIN)?;
     for (unit, name, parent) in
         [("NORTH", "Northern Region", "HQ"), ("D-11", "Riverside Department", "NORTH"), ("D-12", "Hilltop Department", "NORTH")]
     {

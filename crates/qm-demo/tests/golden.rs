@@ -75,7 +75,7 @@ fn bless() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("golden.db").display().to_string();
     let now = time::OffsetDateTime::now_utc();
-    let site = qm_app::demo_org::create(&db, &qm_app::default_key_path(std::path::Path::new(&db)), now).unwrap();
+    let site = qm_demo::demo_org::create(&db, &qm_app::default_key_path(std::path::Path::new(&db)), now).unwrap();
     let mut first: BTreeMap<&'static str, Vec<u8>> = BTreeMap::new();
     for e in site.store().read_entries(0, usize::MAX).unwrap() {
         let env = decode(&e.bytes).unwrap();

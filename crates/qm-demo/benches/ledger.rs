@@ -1,4 +1,4 @@
-//! `cargo bench -p qm-app --bench ledger`: ledger append, verify and rebuild rates, each beside an in-run baseline.
+//! `cargo bench -p qm-demo --bench ledger`: ledger append, verify and rebuild rates, each beside an in-run baseline.
 //!
 //! Baselines run in the same process on the same machine: raw SQLite inserts of rows of the same
 //! size with the same connection settings (WAL, synchronous=FULL, same batch size), and raw
@@ -37,6 +37,7 @@ fn main() {
     let db_s = db.to_str().unwrap();
     let hq = UnitId::parse("HQ").unwrap();
     let mut site = Site::init(
+        qm_backends::open_store,
         db_s,
         &dir.path().join("bench.key"),
         &Genesis {
@@ -264,7 +265,7 @@ fn main() {
         std::hint::black_box(read_bytes);
     }
     // Raw SHA-256 over the bytes in memory and verify's tree path, alternating, best of 3 each.
-    let (sha_s, v_hash_s) = qm_app::bench::tree_verify_against_sha256(store, &all).unwrap();
+    let (sha_s, v_hash_s) = qm_demo::bench::tree_verify_against_sha256(store, &all).unwrap();
     let sha_rate = total_bytes as f64 / sha_s;
     println!(
         "raw SQLite sequential read of the same rows (one thread, no hashing): {:>8.1} MB/s of entry bytes",
