@@ -4,7 +4,6 @@
 
 pub mod act;
 pub mod backup;
-mod canonical;
 pub mod conditions;
 pub mod credentials;
 pub mod import;
@@ -142,22 +141,17 @@ pub struct Outcome {
 
 /// The canonical bytes of an entry (RFC 8785 JSON): exactly what is hashed and stored.
 ///
-/// Written straight from the types by [`canonical`]: object keys sorted by their UTF-16 code units,
+/// Written straight from the types by [`qm_ledger::canonical`]: object keys sorted by their UTF-16 code units,
 /// no whitespace, strings escaped as RFC 8785 says. Entries with floating-point numbers (NEQ,
 /// distances) or integers beyond 2^53 go through `serde_json_canonicalizer`, whose number format
 /// follows ECMAScript. Property tests check both paths against that reference encoder.
 pub fn encode(env: &Envelope) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(384);
-    match canonical::write(env, &mut out) {
-        Ok(()) => Ok(out),
-        Err(canonical::Stop::Fallback) => encode_reference(env),
-        Err(canonical::Stop::Error(e)) => Err(AppError::Internal(format!("encoding entry {}: {e}", env.seq))),
-    }
+    qm_ledger::canonical::to_vec(env).map_err(|e| AppError::Internal(format!("encoding entry {}: {e}", env.seq)))
 }
 
 /// The reference encoder, kept for tests that check `encode` against it.
 pub fn encode_reference(env: &Envelope) -> Result<Vec<u8>> {
-    serde_json_canonicalizer::to_vec(env).map_err(|e| AppError::Internal(format!("encoding entry {}: {e}", env.seq)))
+    qm_ledger::canonical::to_vec_reference(env).map_err(|e| AppError::Internal(format!("encoding entry {}: {e}", env.seq)))
 }
 
 /// Decodes stored bytes; the verifier hashes the bytes themselves, never a re-encoding.

@@ -6,14 +6,16 @@
 //! by serde_json, which escapes exactly as RFC 8785 does. Two things are left to the reference
 //! encoder (`serde_json_canonicalizer`), signalled by [`Fallback`]: floating-point numbers (RFC 8785
 //! formats them as ECMAScript does) and integers beyond 2^53 (RFC 8785 reads numbers as doubles).
-//! Property tests compare the two encoders on every kind of entry.
+//! Property tests compare the two encoders on every kind of entry (crates/qm-demo/tests/app.rs).
+//! It lives beside the tree maths because these bytes are what the tree hashes: an entry's leaf is
+//! the hash of exactly this encoding.
 
 use serde::ser::{self, Serialize};
 use std::borrow::Cow;
 
 /// Why the direct writer stopped: the value needs the reference encoder, or serde reported an error.
 #[derive(Debug)]
-pub(crate) enum Stop {
+pub enum Stop {
     Fallback,
     Error(String),
 }
@@ -37,8 +39,24 @@ impl ser::Error for Stop {
 
 type R = Result<(), Stop>;
 
+/// The canonical bytes of `value`: written directly when it can be, else by the reference encoder.
+pub fn to_vec<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(384);
+    match write(value, &mut out) {
+        Ok(()) => Ok(out),
+        Err(Stop::Fallback) => to_vec_reference(value),
+        Err(Stop::Error(e)) => Err(e),
+    }
+}
+
+/// The reference encoder (`serde_json_canonicalizer`), for numbers the direct writer leaves to it
+/// and for tests that check the direct writer against it.
+pub fn to_vec_reference<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
+    serde_json_canonicalizer::to_vec(value).map_err(|e| e.to_string())
+}
+
 /// Appends the canonical form of `value` to `out`; on `Stop::Fallback` `out` holds partial bytes.
-pub(crate) fn write<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> R {
+pub fn write<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> R {
     value.serialize(&mut Writer { out, members: Vec::with_capacity(32), body: Vec::new(), text: String::new() })
 }
 
