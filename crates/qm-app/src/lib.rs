@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod import;
 pub mod magazines;
 mod open;
+pub mod overview;
 pub mod query;
 pub mod verify;
 mod writer;

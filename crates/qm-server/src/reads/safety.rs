@@ -160,11 +160,6 @@ pub(crate) async fn places(st: &AppState, p: &Principal, magazines_only: bool) -
         .await?)
 }
 
-/// How many magazines and depots in `unit`'s subtree hold 90 % or more of a limit (the dashboard's column).
-pub fn near_limit(s: &qm_core::State, unit: &UnitId) -> usize {
-    magazines::magazines(s, Some(unit)).iter().filter(|m| m.warning.is_some()).count()
-}
-
 #[derive(Deserialize, IntoParams, Debug, Default)]
 pub struct UnitQuery {
     /// A unit inside your subtree (default: your own unit).

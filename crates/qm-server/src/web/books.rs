@@ -202,7 +202,7 @@ pub(crate) async fn log(Visitor { st, p, .. }: Visitor, Query(q): Query<LogQ>, Q
     let limit = q.limit.unwrap_or(200).min(LOG_LIMIT_MAX);
     let pp = p.clone();
     let (mut lines, ls) =
-        st.site.call(move |site| -> Result<_, ApiError> { Ok((log_for(site, &pp, limit)?, ledger_status(site))) }).await??;
+        st.site.call(move |site| -> Result<_, ApiError> { Ok((log_for(site, &pp, limit)?, ledger_status(site, auth::now()))) }).await??;
     lines.reverse();
     let body = html! {
         @if let Some(x) = &m.msg { (views::ok(x)) }
