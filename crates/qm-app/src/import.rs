@@ -8,7 +8,7 @@ use crate::{hash_secret, AppError, Request, Result, Site};
 use qm_core::*;
 use std::collections::BTreeMap;
 use std::path::Path;
-use time::{Date, OffsetDateTime};
+use time::OffsetDateTime;
 
 /// Largest file accepted, so a mistaken upload cannot fill memory.
 pub const IMPORT_FILE_BYTES_MAX: u64 = 256 * 1024 * 1024;
@@ -86,11 +86,6 @@ impl Row<'_> {
     fn parse_opt<T, E: std::fmt::Display>(&self, column: &str, f: impl Fn(&str) -> std::result::Result<T, E>) -> Result<Option<T>> {
         self.opt(column).map(|v| f(v).map_err(|e| self.err(column, e))).transpose()
     }
-}
-
-pub fn parse_date(s: &str) -> std::result::Result<Date, String> {
-    let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    Date::parse(s.trim(), &fmt).map_err(|_| format!("{s:?} is not a date like 2027-06-30"))
 }
 
 /// A group of rows that becomes one command, remembering their lines for error messages.

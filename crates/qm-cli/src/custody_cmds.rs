@@ -8,19 +8,9 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
     match &cli.command {
         Cmd::Receive { to, from, document, item_type, manufactured, expires, items: list } => {
             let item_type = p(ItemTypeId::parse(item_type))?;
-            let manufactured = manufactured.as_deref().map(qm_app::import::parse_date).transpose().map_err(usage)?;
-            let expires = expires.as_deref().map(qm_app::import::parse_date).transpose().map_err(usage)?;
-            let lines = list
-                .iter()
-                .map(|s| {
-                    let (serial, lot, quantity) = match (s.split_once('@'), s.split_once(':')) {
-                        (Some((serial, lot)), _) => (Some(p(Serial::parse(serial))?), Some(p(LotNo::parse(lot))?), Quantity::ONE),
-                        (None, Some((lot, q))) => (None, Some(p(LotNo::parse(lot))?), p(Quantity::parse(q))?),
-                        (None, None) => (Some(p(Serial::parse(s))?), None, Quantity::ONE),
-                    };
-                    Ok(ReceiptLine { item_type: item_type.clone(), serial, lot, quantity, manufactured, expires })
-                })
-                .collect::<R<Vec<_>>>()?;
+            let manufactured = manufactured.as_deref().map(parse_date).transpose().map_err(usage)?;
+            let expires = expires.as_deref().map(parse_date).transpose().map_err(usage)?;
+            let lines = list.iter().map(|s| p(ReceiptLine::parse(s, &item_type, manufactured, expires))).collect::<R<Vec<_>>>()?;
             let mut s = open()?;
             write(
                 &mut s,

@@ -34,13 +34,9 @@ fn p<T, E: std::fmt::Display>(r: Result<T, E>) -> R<T> {
     r.map_err(usage)
 }
 
-/// An item on the command line: SERIAL, LOT:QTY.
-fn item(s: &str) -> R<ItemRef> {
-    p(ItemRef::parse(s))
-}
-
+/// Items on the command line: SERIAL, LOT:QTY.
 fn items(v: &[String]) -> R<Vec<ItemRef>> {
-    v.iter().map(|s| item(s)).collect()
+    p(parse_items(v))
 }
 
 fn now() -> OffsetDateTime {

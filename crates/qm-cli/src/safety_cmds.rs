@@ -17,15 +17,7 @@ fn usage(m: impl std::fmt::Display) -> AppError {
 
 /// "MIN:MAX" → a range.
 pub fn range(s: &str) -> R<Range> {
-    let (a, b) = s.split_once(':').ok_or_else(|| usage(format!("{s:?}: write MIN:MAX")))?;
-    let (min, max) = (
-        a.trim().parse::<f64>().map_err(|_| usage(format!("{a:?} is not a number")))?,
-        b.trim().parse::<f64>().map_err(|_| usage(format!("{b:?} is not a number")))?,
-    );
-    if !(min.is_finite() && max.is_finite() && min <= max) {
-        return Err(usage(format!("{s:?}: MIN must not exceed MAX")));
-    }
-    Ok(Range { min, max })
+    qm_core::command::parse_range(s).map_err(usage)
 }
 
 /// YYYY-MM-DD (midnight UTC) or RFC 3339.
@@ -33,7 +25,7 @@ fn time_arg(s: &str) -> R<OffsetDateTime> {
     if let Ok(t) = OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
         return Ok(t);
     }
-    qm_app::import::parse_date(s).map(|d| d.midnight().assume_utc()).map_err(usage)
+    parse_date(s).map(|d| d.midnight().assume_utc()).map_err(usage)
 }
 
 pub fn run(cli: &Cli, out: &Out) -> R<u8> {
@@ -160,7 +152,7 @@ pub fn run(cli: &Cli, out: &Out) -> R<u8> {
         Cmd::Conditions(c) => conditions(cli, c, out),
         Cmd::Report(ReportCmd::Dsmt { magazine, date, format }) => {
             let site = crate::open_site(cli)?;
-            let d = magazines::dsmt(&site, &LocationId::parse(magazine).map_err(usage)?, qm_app::import::parse_date(date).map_err(usage)?)?;
+            let d = magazines::dsmt(&site, &LocationId::parse(magazine).map_err(usage)?, parse_date(date).map_err(usage)?)?;
             match format.as_str() {
                 "json" => println!("{}", serde_json::to_string_pretty(&d).unwrap_or_default()),
                 "csv" => print!("{}", magazines::dsmt_csv(&d)),

@@ -128,7 +128,7 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
             let cmd = Command::GrantQualification {
                 badge: p(Badge::parse(badge))?,
                 qualification: qualification.clone(),
-                expires: p(qm_app::import::parse_date(expires))?,
+                expires: p(parse_date(expires))?,
             };
             write(&mut s, who, cmd, out)
         }

@@ -61,12 +61,7 @@ fn t(s: &str) -> Result<ItemTypeId> {
     ItemTypeId::parse(s).map_err(e)
 }
 fn it(list: &[String]) -> Result<Vec<ItemRef>> {
-    list.iter()
-        .map(|s| match s.split_once(':') {
-            Some((lot, q)) => Ok(ItemRef::Lot { lot: LotNo::parse(lot).map_err(e)?, quantity: Quantity::parse(q).map_err(e)? }),
-            None => Ok(ItemRef::Serial(Serial::parse(s).map_err(e)?)),
-        })
-        .collect()
+    qm_core::command::parse_items(list).map_err(e)
 }
 
 /// Collects requests and runs them in batches (group commit), failing on the first refusal.

@@ -53,15 +53,13 @@ pub fn item(s: &str) -> Result<ItemRef, ApiError> {
     id(ItemRef::parse(s))
 }
 
+/// Items as typed or scanned, blanks skipped, at most `ITEMS_MAX` (`qm_core::command::parse_items`).
 pub fn items(v: &[String]) -> Result<Vec<ItemRef>, ApiError> {
-    if v.len() > 10_000 {
-        return Err(ApiError::usage(format!("{} items in one request; the limit is 10000", v.len())));
-    }
-    v.iter().filter(|s| !s.trim().is_empty()).map(|s| item(s)).collect()
+    id(parse_items(v))
 }
 
 pub(crate) fn date(s: &str) -> Result<time::Date, ApiError> {
-    qm_app::import::parse_date(s).map_err(ApiError::usage)
+    id(parse_date(s))
 }
 
 pub(crate) fn account_of(from: &Option<String>, from_person: &Option<String>) -> Result<Account, ApiError> {

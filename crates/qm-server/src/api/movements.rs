@@ -105,15 +105,15 @@ pub(crate) async fn receive(Caller { st, p, ip, key }: Caller, JsonBody(b): Json
     let item_type = id(ItemTypeId::parse(&b.item_type))?;
     let manufactured = b.manufactured.as_deref().filter(|s| !s.is_empty()).map(date).transpose()?;
     let expires = b.expires.as_deref().filter(|s| !s.is_empty()).map(date).transpose()?;
-    let mut lines = vec![];
-    for s in b.items.iter().filter(|s| !s.trim().is_empty()) {
-        let (serial, lot, quantity) = match (s.split_once('@'), s.split_once(':')) {
-            (Some((serial, lot)), _) => (Some(id(Serial::parse(serial))?), Some(id(LotNo::parse(lot))?), Quantity::ONE),
-            (None, Some((lot, q))) => (None, Some(id(LotNo::parse(lot))?), id(Quantity::parse(q))?),
-            (None, None) => (Some(id(Serial::parse(s))?), None, Quantity::ONE),
-        };
-        lines.push(ReceiptLine { item_type: item_type.clone(), serial, lot, quantity, manufactured, expires });
+    if b.items.len() > ITEMS_MAX {
+        return Err(ApiError::usage(format!("{} items in one request; the limit is {ITEMS_MAX}", b.items.len())));
     }
+    let lines = b
+        .items
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| id(ReceiptLine::parse(s, &item_type, manufactured, expires)))
+        .collect::<Result<Vec<_>, _>>()?;
     let c = Command::Receive { to: id(LocationId::parse(&b.to))?, from: b.from, document: b.document, lines };
     done(&st, &p, &ip, key, b.witness, c).await
 }

@@ -85,7 +85,7 @@ pub(crate) fn lots_for(s: &qm_core::State, p: &Principal, q: &LotsQuery) -> Scop
 }
 
 pub(crate) fn day(s: &str) -> Result<Date, ApiError> {
-    qm_app::import::parse_date(s).map_err(ApiError::usage)
+    crate::edge::id(qm_core::command::parse_date(s))
 }
 
 pub(crate) fn day_or(v: &Option<String>, default: Date) -> Result<Date, ApiError> {

@@ -1,4 +1,9 @@
-//! Commands: what a user asks for, already parsed into checked types at the edge.
+//! Commands: what a user asks for, already parsed into checked types at the edge. The grammars
+//! people type or scan (`SERIAL`, `LOT:QTY`, `SERIAL@LOT`, dates, `MIN:MAX`) are parsed once, in
+//! `parse.rs`, for the CLI, the API, the web counter and the imports alike.
+
+mod parse;
+pub use parse::{parse_date, parse_items, parse_range, ITEMS_MAX};
 
 use crate::event::Envelope;
 use crate::ids::*;
@@ -12,17 +17,6 @@ use time::Date;
 pub enum ItemRef {
     Serial(Serial),
     Lot { lot: LotNo, quantity: Quantity },
-}
-
-impl ItemRef {
-    /// An item as typed or scanned at every edge (CLI, API, web counter): `SERIAL` or `LOT:QUANTITY`.
-    pub fn parse(text: &str) -> Result<ItemRef, String> {
-        let text = text.trim();
-        match text.split_once(':') {
-            Some((lot, q)) => Ok(ItemRef::Lot { lot: LotNo::parse(lot).map_err(|e| e.to_string())?, quantity: Quantity::parse(q)? }),
-            None => Ok(ItemRef::Serial(Serial::parse(text).map_err(|e| e.to_string())?)),
-        }
-    }
 }
 
 /// One line of a receipt, which may bring a new serial or lot onto the books.
