@@ -48,6 +48,7 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
     ("crates/qm-store-postgres/migrations/0003_tiles.sql", "ad3fdf0d3287aadba6475c1354bd23c9f586e4dc80da9c449db5241e6b30d08c"),
     ("crates/qm-store-sqlite/migrations/0003_credentials.sql", "19e5184b7e456b6bfddf30fa5ac8a3bb8df02f71cb94a2a3f082aa20630d6b73"),
     ("crates/qm-store-postgres/migrations/0004_credentials.sql", "3729e73759f85eb59ef446413376cba96606653b046e68ece39a074efa7b59cb"),
+    ("crates/qm-store-sqlite/migrations/0004_no_replace.sql", "6296c3eebe648c6755a7ef8158ff5031561ce9841005a0b2da59ae4f324038f8"),
 ];
 
 #[test]

@@ -41,7 +41,12 @@ impl Site {
     }
 
     pub fn read_envelopes(&self, first: u64, last: u64) -> Result<Vec<Envelope>> {
-        let n = (last + 1).saturating_sub(first) as usize;
+        // Nothing past the end of the ledger is read, whatever number was asked for (2^63 is not entry 0).
+        let end = last.saturating_add(1).min(self.size());
+        if first >= end {
+            return Ok(vec![]);
+        }
+        let n = usize::try_from(end - first).unwrap_or(usize::MAX);
         self.store
             .read_entries(first, n)?
             .into_iter()
@@ -75,6 +80,9 @@ impl Site {
 
     /// An inclusion proof of entry `seq` against the latest checkpoint.
     pub fn prove(&self, seq: u64) -> Result<query::InclusionProof> {
+        if seq >= self.size() {
+            return Err(AppError::Rejected(Rejection::NotFound { what: "entry", id: seq.to_string() }));
+        }
         let cps = self.store.checkpoints()?;
         let Some(cp) = cps.last() else {
             return Err(AppError::Usage("no checkpoint yet; run `qm checkpoint`".into()));

@@ -21,6 +21,9 @@ pub struct VerifyReport {
     pub first_bad_entry: Option<u64>,
     pub problems: Vec<String>,
     pub root: String,
+    /// Entries after the latest signed checkpoint: the tamper window, where a removal or rewrite by
+    /// someone holding the key would not yet contradict a signature (docs/ledger.md).
+    pub uncheckpointed: u64,
 }
 
 impl VerifyReport {
@@ -36,6 +39,8 @@ pub struct VerifyOptions {
     pub verifier_key: Option<String>,
     /// Skip the projection replay (only the cryptographic checks).
     pub skip_replay: bool,
+    /// Count entries that no signed checkpoint covers as a problem (`qm verify --require-checkpointed`).
+    pub require_checkpointed: bool,
 }
 
 /// Entries per chunk of the tree check: a perfect subtree of 2^CHUNK_LEVEL entries (4,096; about
@@ -452,6 +457,22 @@ pub fn verify_in_chunks(store: &dyn EntrySource, opts: &VerifyOptions, level: u8
                 }
             }
         }
+    }
+
+    // The tamper window: entries the latest signed checkpoint does not cover yet.
+    let covered = checkpoints.iter().map(|c| c.size).max().unwrap_or(0);
+    report.uncheckpointed = expected.saturating_sub(covered);
+    if opts.require_checkpointed && report.uncheckpointed > 0 {
+        problem(
+            &mut report,
+            None,
+            format!(
+                "{} entries ({} to {}) are not covered by a signed checkpoint; run `qm checkpoint`",
+                report.uncheckpointed,
+                covered,
+                expected - 1
+            ),
+        );
     }
 
     // Condition readings: each batch must still hash to the digest its ledger entry recorded.

@@ -243,6 +243,9 @@ pub enum Cmd {
         /// signature and root); skip replaying the events into fresh books.
         #[arg(long)]
         tree_only: bool,
+        /// Fail when entries after the latest signed checkpoint exist (the tamper window is open).
+        #[arg(long)]
+        require_checkpointed: bool,
     },
     /// Print the permission table (role × operation).
     Permissions,

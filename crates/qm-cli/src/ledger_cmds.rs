@@ -59,12 +59,16 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
             out.json_or(&serde_json::json!({ "verifier_key": vk }), || vk.clone());
             Ok(0)
         }
-        Cmd::Verify { verifier_key, tree_only } => {
+        Cmd::Verify { verifier_key, tree_only, require_checkpointed } => {
             // Verify reads the store directly: a damaged file must still be examined, not refused at open.
             let store = open_store(&cli.db, false)?;
             let report = qm_app::verify::verify(
                 store.as_ref(),
-                &qm_app::verify::VerifyOptions { verifier_key: verifier_key.clone(), skip_replay: *tree_only },
+                &qm_app::verify::VerifyOptions {
+                    verifier_key: verifier_key.clone(),
+                    skip_replay: *tree_only,
+                    require_checkpointed: *require_checkpointed,
+                },
             );
             out.verify(&report);
             Ok(if report.ok() { 0 } else { 1 })

@@ -11,7 +11,25 @@ pub struct Out {
     pub json: bool,
 }
 
+/// What may be printed of a stored text: control and text-direction characters (which old entries or
+/// a damaged file may hold) are shown as `\u{..}` escapes, so that nothing a record says can rewrite
+/// the terminal, split a line or reorder what is shown. `keep_newlines` leaves this output's own
+/// line breaks.
+pub fn printable(text: &str, keep_newlines: bool) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if (c == '\n' && keep_newlines) || !qm_core::rules::forbidden_in_text(c) {
+            out.push(c);
+        } else {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        }
+    }
+    out
+}
+
 fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    let rows: Vec<Vec<String>> = rows.into_iter().map(|r| r.iter().map(|c| printable(c, false)).collect()).collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for r in &rows {
         for (i, c) in r.iter().enumerate() {
@@ -40,7 +58,7 @@ impl Out {
         if self.json {
             println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")));
         } else {
-            println!("{}", text());
+            println!("{}", printable(&text(), true));
         }
     }
 
@@ -192,7 +210,11 @@ impl Out {
 
     pub fn verify(&self, r: &VerifyReport) {
         self.json_or(&serde_json::json!({"ok": r.ok(), "report": r}), || {
-            if r.ok() && !r.replayed {
+            let window = match r.uncheckpointed {
+                0 => String::new(),
+                n => format!("\n{n} entries after the latest signed checkpoint (`qm checkpoint` covers them)"),
+            };
+            let text = if r.ok() && !r.replayed {
                 format!(
                     "verify: OK — {} entries re-hashed, {} checkpoints verified (tree only: events not replayed); root {}",
                     r.entries, r.checkpoints, r.root
@@ -205,7 +227,8 @@ impl Out {
             } else {
                 let first = r.first_bad_entry.map(|i| format!("first bad entry: {i}\n")).unwrap_or_default();
                 format!("verify: FAILED\n{first}{}", r.problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))
-            }
+            };
+            text + &window
         });
     }
 
@@ -409,4 +432,20 @@ pub fn with_progress<T>(out: &Out, f: impl FnOnce(&mut dyn FnMut(u64, u64)) -> T
     });
     bar.finish_and_clear();
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_text_is_printed_escaped_never_as_terminal_control() {
+        // What an old entry or a damaged file might hold: ESC sequences, a forged line, a reversal.
+        assert_eq!(printable("DN-1\u{1b}[2J", false), "DN-1\\u{1b}[2J");
+        assert_eq!(printable("a\r\nseq 5 forged", false), "a\\u{d}\\u{a}seq 5 forged");
+        assert_eq!(printable("DN\u{202E}1-ND", false), "DN\\u{202e}1-ND");
+        assert_eq!(printable("two\nlines", true), "two\nlines");
+        let t = table(&["document"], vec![vec!["DN\u{0}1".into()]]);
+        assert!(t.contains("DN\\u{0}1") && !t.contains('\u{0}'), "{t}");
+    }
 }

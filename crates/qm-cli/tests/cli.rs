@@ -1212,3 +1212,42 @@ fn a_site_time_zone_is_set_by_an_administrator_and_times_carry_it() {
     assert!(at.ends_with(" CET") || at.ends_with(" CEST"), "{at}");
     e.ok("0001", &["verify"]);
 }
+
+#[test]
+fn a_sequence_number_beyond_the_ledger_is_not_found_never_another_entry() {
+    let e = Env::new();
+    e.setup();
+    // 2^63 once wrapped to a negative integer in SQLite and read as an earlier entry; u64::MAX overflowed.
+    for seq in ["9223372036854775808", "18446744073709551615", "100000"] {
+        let r = e.qm_as("0501", &["correct", seq, "--reason", "probe"]);
+        assert_eq!(r.code, 4, "correct {seq}: {} {}", r.stdout, r.stderr);
+        assert!(r.stderr.contains(&format!("not found: entry {seq}")), "{}", r.stderr);
+        let r = e.qm_as("0001", &["prove", seq]);
+        assert_eq!(r.code, 4, "prove {seq}: {} {}", r.stdout, r.stderr);
+        assert!(r.stderr.contains(&format!("not found: entry {seq}")), "{}", r.stderr);
+    }
+    e.ok("0001", &["verify"]);
+}
+
+#[test]
+fn verify_reports_the_tamper_window_and_can_require_it_closed() {
+    let e = Env::new();
+    e.setup();
+    // Every write of the CLI is checkpointed before it returns: no window.
+    let v = e.json("0001", &["verify"]);
+    assert_eq!(v["report"]["uncheckpointed"], 0, "{v}");
+    e.ok("0001", &["verify", "--require-checkpointed"]);
+    // A write made while the key file could not be read leaves its entries uncovered.
+    let key = e.dir.path().join("site.db.key");
+    let away = e.dir.path().join("away.key");
+    std::fs::rename(&key, &away).unwrap();
+    e.ok("0417", &["issue", "--to", "1001", "R-1041"]);
+    std::fs::rename(&away, &key).unwrap();
+    let text = e.ok("0001", &["verify"]);
+    assert!(text.contains("1 entries after the latest signed checkpoint"), "{text}");
+    let r = e.qm_as("0001", &["verify", "--require-checkpointed"]);
+    assert_eq!(r.code, 1, "{} {}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("are not covered by a signed checkpoint; run `qm checkpoint`"), "{}", r.stdout);
+    e.ok("0001", &["checkpoint"]);
+    e.ok("0001", &["verify", "--require-checkpointed"]);
+}

@@ -17,17 +17,29 @@ pub enum IdError {
     BadChar { what: &'static str, value: String, ch: char },
 }
 
-fn check(what: &'static str, value: &str) -> Result<(), IdError> {
+/// The characters an identifier may hold when it is typed, scanned or sent: ASCII letters and digits
+/// and `. _ - /`. Look-alikes (fullwidth `Ｇ`, Cherokee `Ꮐ`, Cyrillic `С`) would make two serials
+/// that read the same; control and direction characters would make a record print as another.
+pub fn id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/')
+}
+
+fn check(what: &'static str, value: &str, allowed: fn(char) -> bool) -> Result<(), IdError> {
     if value.is_empty() {
         return Err(IdError::Empty { what });
     }
     if value.chars().count() > ID_LEN_MAX {
         return Err(IdError::TooLong { what, value: value.to_string() });
     }
-    if let Some(ch) = value.chars().find(|c| !(c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))) {
+    if let Some(ch) = value.chars().find(|c| !allowed(*c)) {
         return Err(IdError::BadChar { what, value: value.to_string(), ch });
     }
     Ok(())
+}
+
+/// What ledgers written before the ASCII rule may hold (any letter or digit): they must still open.
+fn stored_char(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '/')
 }
 
 macro_rules! id_type {
@@ -45,20 +57,28 @@ macro_rules! id_type {
         }
 
         impl $name {
-            /// The one way in: every id is checked where it enters.
+            /// The one way in at an edge: every id is checked where it enters (see [`id_char`]).
             pub fn parse(value: &str) -> Result<Self, IdError> {
                 let value = value.trim();
-                check($what, value)?;
+                check($what, value, id_char)?;
+                Ok(Self(value.to_string()))
+            }
+            /// An id read back from the ledger or the books: as [`Self::parse`], except that letters
+            /// and digits outside ASCII, accepted before, still read (never control characters).
+            pub fn stored(value: &str) -> Result<Self, IdError> {
+                check($what, value, stored_char)?;
                 Ok(Self(value.to_string()))
             }
             pub fn as_str(&self) -> &str {
                 &self.0
             }
         }
+        /// Deserializing reads what is stored (entries, rows): see [`Self::stored`].
         impl TryFrom<String> for $name {
             type Error = IdError;
             fn try_from(value: String) -> Result<Self, IdError> {
-                Self::parse(&value)
+                check($what, &value, stored_char)?;
+                Ok(Self(value))
             }
         }
         impl From<$name> for String {

@@ -152,9 +152,9 @@ impl TryFrom<String> for Account {
     fn try_from(s: String) -> Result<Account, String> {
         let err = |e: crate::ids::IdError| e.to_string();
         Ok(match s.split_once(':') {
-            Some(("location", v)) => Account::Location(LocationId::parse(v).map_err(err)?),
-            Some(("person", v)) => Account::Person(Badge::parse(v).map_err(err)?),
-            Some(("transit", v)) => Account::Transit(TransferId::parse(v).map_err(err)?),
+            Some(("location", v)) => Account::Location(LocationId::stored(v).map_err(err)?),
+            Some(("person", v)) => Account::Person(Badge::stored(v).map_err(err)?),
+            Some(("transit", v)) => Account::Transit(TransferId::stored(v).map_err(err)?),
             Some(("supplier", v)) if !v.trim().is_empty() && v.len() <= 128 => Account::Supplier(v.trim().to_string()),
             None if s == "expended" => Account::Expended,
             None if s == "destroyed" => Account::Destroyed,

@@ -1925,3 +1925,52 @@ fn a_token_is_held_to_its_operations_and_unit_whatever_its_issuer_may_do() {
     // A refusal of authority, not of the facts.
     assert!(decide(&s, &by("recv-11", "0417"), &rx()).unwrap_err().is_denial());
 }
+
+#[test]
+fn a_token_mints_no_token_wider_than_itself() {
+    let mut s = stocked();
+    let setup_only =
+        Event::TokenIssued { token: "setup-hq".into(), label: "provisioning".into(), unit: u("HQ"), operations: vec!["setup".into()], secret_hash: None };
+    push(&mut s, NOW, "0001", None, None, setup_only).unwrap();
+    let by = Ctx { token: Some("setup-hq".into()), ..ctx("0001", None) };
+    let mint = |id: &str, ops: &[&str]| Command::IssueToken {
+        token: id.into(),
+        label: "scanner".into(),
+        unit: u("D-11"),
+        operations: ops.iter().map(|o| o.to_string()).collect(),
+        secret_hash: "$argon2id$x".into(),
+    };
+    // The probe's case: a setup-only token minted one allowed to issue, which then issued a rifle.
+    let (rule, msg) = refused(decide(&s, &by, &mint("wide", &["setup", "issue"])));
+    assert_eq!(rule, "token.scope");
+    assert!(msg.contains("API token setup-hq may not issue token wide allowed to issue: it allows only setup"), "{msg}");
+    // As narrow as itself, it may; the administrator signed in (no token) may mint any.
+    assert!(decide(&s, &by, &mint("narrow", &["setup"])).is_ok());
+    assert!(decide(&s, &ctx("0001", None), &mint("wide", &["setup", "issue"])).is_ok());
+}
+
+#[test]
+fn identifiers_are_ascii_and_texts_hold_no_control_or_direction_characters() {
+    // Look-alikes of G36-D11-001 (fullwidth G, Cherokee GE, Cyrillic ES) are not other serials.
+    for id in ["\u{FF27}36-D11-001", "\u{13C0}36-D11-001", "G36-D11-00\u{0421}", "G36\u{0}D11", "G36\u{1b}[2J"] {
+        let e = Serial::parse(id).unwrap_err().to_string();
+        assert!(e.contains("use letters, digits and . _ - / only"), "{id:?}: {e}");
+    }
+    assert!(Serial::parse("G36-D11-001").is_ok());
+    // Ledgers written before the rule still read their ids (never control characters).
+    let old: Serial = serde_json::from_str("\"\u{FF27}36-D11-001\"").unwrap();
+    assert_eq!(old.as_str(), "\u{FF27}36-D11-001");
+    assert!(serde_json::from_str::<Serial>("\"G36\\u001b\"").is_err());
+    // Names, documents, suppliers and reasons refuse NUL, ESC, CR/LF, tabs and bidirectional overrides.
+    let s = stocked();
+    for bad in ["Rifles\u{0}", "DN-1\u{1b}[31m", "DN-1\r\nforged line", "DN\u{202E}1-ND", "DN\u{2066}1"] {
+        let c = receive("ARM11", vec![receive_line("RIFLE", Some("T-9"), None, 1)]);
+        let c = match c {
+            Command::Receive { to, from, lines, .. } => Command::Receive { to, from, document: bad.into(), lines },
+            other => other,
+        };
+        assert_invalid(run(&s, "0417", None, c), "control characters (NUL, ESC, CR, LF, tab …) and text-direction overrides are refused");
+        let name = Command::CreateUnit { unit: u("D-99"), name: bad.into(), parent: u("HQ") };
+        assert_invalid(run(&s, "0001", None, name), "refused");
+    }
+}

@@ -44,7 +44,7 @@ fn a_hash_above_a_chunk_or_inside_one_that_was_altered_is_named() {
     alter_hashes(&db, 15, 4 * 32 + 3);
     alter_hashes(&db, 42, 0);
     for level in [3u8, CHUNK_LEVEL] {
-        let r = verify_in_chunks(site.store(), &VerifyOptions { verifier_key: None, skip_replay: true }, level);
+        let r = verify_in_chunks(site.store(), &VerifyOptions { verifier_key: None, skip_replay: true, ..Default::default() }, level);
         assert_eq!(r.first_bad_entry, Some(15), "chunks of 2^{level}: {:?}", r.problems);
         assert!(r.problems.iter().any(|p| p.starts_with("entry 15: its bytes do not hash")), "{:?}", r.problems);
         assert!(r.problems.iter().any(|p| p.starts_with("entry 42: its bytes do not hash")), "{:?}", r.problems);

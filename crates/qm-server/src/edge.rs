@@ -84,6 +84,7 @@ pub fn split_items(list: Vec<ItemRef>) -> (Vec<Serial>, Vec<(LotNo, Quantity)>) 
 
 /// A witness for two-person integrity: their own badge and PIN.
 #[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
 pub struct WitnessIn {
     pub badge: String,
     pub pin: String,
@@ -220,6 +221,7 @@ pub async fn deny_read(st: &AppState, p: &Principal, what: &str) -> ApiError {
 }
 
 #[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct ReasonIn {
     pub reason: String,
 }

@@ -93,7 +93,8 @@ impl SiteHandle {
         }
     }
 
-    /// Asks the worker to record the denials it has gathered (the ticker calls this).
+    /// Asks the worker to record the denials it has gathered and to sign a checkpoint that is due
+    /// (the ticker calls this every 200 ms).
     pub async fn flush_denials(&self) -> bool {
         self.tx.send(Job::FlushDenials).await.is_ok()
     }
@@ -180,7 +181,18 @@ fn run(mut site: Site, mut rx: mpsc::Receiver<Job>, every: Duration) {
         match job {
             Job::Peek(f) => call(&mut site, f),
             Job::Denial(d) => deny(&mut site, d),
-            Job::FlushDenials => flush_denials(&mut site),
+            // The ticker (every 200 ms): denials gathered are recorded, and a checkpoint due is signed
+            // even when no write follows, so no entry waits longer than `checkpoint_every_s` for one.
+            Job::FlushDenials => {
+                flush_denials(&mut site);
+                if last_checkpoint.elapsed() >= every {
+                    if let Some(fl) = in_flight.take() {
+                        finish(&mut site, fl);
+                    }
+                    checkpoint(&mut site);
+                    last_checkpoint = Instant::now();
+                }
+            }
             Job::Call(f) => {
                 if let Some(fl) = in_flight.take() {
                     finish(&mut site, fl);

@@ -169,6 +169,10 @@ fn history_cannot_be_edited_in_the_database() {
         "UPDATE readings SET temperature_c = 99",
         "DELETE FROM readings",
         "TRUNCATE readings",
+        // PostgreSQL has no INSERT OR REPLACE; its upsert runs the update triggers.
+        "INSERT INTO entry_keys (seq, idem) VALUES (0, 'x') ON CONFLICT (seq) DO UPDATE SET idem = excluded.idem",
+        "INSERT INTO tiles (tile, data) VALUES (0, 'x') ON CONFLICT (tile) DO UPDATE SET data = excluded.data",
+        "INSERT INTO open_entries (seq, idem, bytes, hashes) VALUES (256, 'x', 'x', 'x') ON CONFLICT (seq) DO UPDATE SET bytes = excluded.bytes",
     ] {
         let e = c.batch_execute(sql).err().unwrap_or_else(|| panic!("{sql} was allowed"));
         let msg = qm_store_postgres::describe(&e);

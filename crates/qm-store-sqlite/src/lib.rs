@@ -21,6 +21,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_ledger.sql", include_str!("../migrations/0001_ledger.sql")),
     ("0002_readings.sql", include_str!("../migrations/0002_readings.sql")),
     ("0003_credentials.sql", include_str!("../migrations/0003_credentials.sql")),
+    ("0004_no_replace.sql", include_str!("../migrations/0004_no_replace.sql")),
 ];
 
 /// A `Connection` is used by one thread at a time (Rust's `Send` without `Sync`), so SQLite need
@@ -205,10 +206,12 @@ impl qm_store::EntrySource for SqliteStore {
         Ok(n.map(|n| n as u64 + 1).unwrap_or(0))
     }
     fn read_entries(&self, from: u64, limit: usize) -> Result<Vec<StoredEntry>> {
+        // A sequence number no entry can have (SQLite integers stop at 2^63 - 1) reads nothing, never wraps.
+        let (Ok(from), Ok(limit)) = (i64::try_from(from), i64::try_from(limit)) else { return Ok(vec![]) };
         let mut st =
             self.conn.prepare_cached("SELECT seq, idem, bytes, hashes FROM entries WHERE seq >= ?1 ORDER BY seq LIMIT ?2").map_err(be)?;
         let rows = st
-            .query_map(params![from as i64, limit as i64], |r| {
+            .query_map(params![from, limit], |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?, r.get::<_, Vec<u8>>(3)?))
             })
             .map_err(be)?;
@@ -249,7 +252,7 @@ impl qm_store::EntrySource for SqliteStore {
         let mut st = self.conn.prepare_cached("SELECT hashes FROM entries WHERE seq = ?1").map_err(be)?;
         seqs.iter()
             .map(|s| {
-                let blob: Option<Vec<u8>> = st.query_row(params![*s as i64], |r| r.get(0)).optional().map_err(be)?;
+                let blob: Option<Vec<u8>> = st.query_row(params![i64::try_from(*s).unwrap_or(-1)], |r| r.get(0)).optional().map_err(be)?;
                 match blob {
                     Some(b) => qm_store::blob_to_hashes(*s, &b),
                     None => Err(StoreError::Damaged(format!("entry {s} is missing"))),
@@ -461,5 +464,31 @@ mod tests {
         let failed = reader.in_snapshot(&mut || Err(StoreError::Backend("stop".into())));
         assert!(failed.is_err());
         assert_eq!(reader.entry_count().unwrap(), 2);
+    }
+
+    #[test]
+    fn an_entry_cannot_be_replaced_deleted_or_updated_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut store = SqliteStore::create(&path).unwrap();
+        store.commit(&Commit { entries: vec![entry(0), entry(1)], ..Commit::default() }).unwrap();
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        // INSERT OR REPLACE once swapped an entry's bytes past the no-delete trigger.
+        for sql in [
+            "INSERT OR REPLACE INTO entries (seq, idem, bytes, hashes) VALUES (0, 'k0', x'00', x'00')",
+            "REPLACE INTO entries (seq, idem, bytes, hashes) VALUES (1, 'k1', x'00', x'00')",
+            "UPDATE entries SET bytes = x'00' WHERE seq = 0",
+            "DELETE FROM entries WHERE seq = 1",
+        ] {
+            let e = conn.execute(sql, []).unwrap_err().to_string();
+            assert!(e.contains("ledger entries are never"), "{sql}: {e}");
+        }
+        let kept = store.read_entries(0, 10).unwrap();
+        assert_eq!(kept.iter().map(|e| e.bytes.clone()).collect::<Vec<_>>(), vec![vec![b'x'; 10], vec![b'x'; 10]]);
+        // A taken sequence number is still a conflict for the store, and the next one still commits.
+        assert!(matches!(store.commit(&Commit { entries: vec![entry(1)], ..Commit::default() }), Err(StoreError::Conflict { seq: 1 })));
+        store.commit(&Commit { entries: vec![entry(2)], ..Commit::default() }).unwrap();
+        // A sequence number no entry can have reads nothing (it once wrapped to a negative integer).
+        assert!(store.read_entries(1 << 63, 5).unwrap().is_empty());
     }
 }

@@ -30,7 +30,7 @@ macro_rules! id_keys {
                 self.to_string()
             }
             fn from_key(key: &str) -> Result<Self, String> {
-                <$t>::parse(key).map_err(|e| e.to_string())
+                <$t>::stored(key).map_err(|e| e.to_string())
             }
         }
     )+};
@@ -63,7 +63,7 @@ impl RowKeyText for (Account, LotNo) {
     }
     fn from_key(key: &str) -> Result<Self, String> {
         let (a, l) = key.rsplit_once('|').ok_or("has no '|'")?;
-        Ok((Account::try_from(a.to_string())?, LotNo::parse(l).map_err(|e| e.to_string())?))
+        Ok((Account::try_from(a.to_string())?, LotNo::stored(l).map_err(|e| e.to_string())?))
     }
 }
 

@@ -105,7 +105,20 @@ pub(crate) fn text(what: &str, value: &str, required: bool) -> R<()> {
     if value.chars().count() > TEXT_LEN_MAX {
         return invalid(format!("{what} is longer than {TEXT_LEN_MAX} characters"));
     }
+    if let Some(c) = value.chars().find(|c| forbidden_in_text(*c)) {
+        return invalid(format!(
+            "{what} contains the character U+{:04X}; control characters (NUL, ESC, CR, LF, tab …) and text-direction overrides are refused",
+            u32::from(c)
+        ));
+    }
     Ok(())
+}
+
+/// A character no text of a record may hold: control characters (C0, DEL, C1: NUL, ESC, CR, LF,
+/// tab …), which can rewrite a terminal or split a log line, and the bidirectional marks, overrides
+/// and isolates that make a text display in another order than it is stored.
+pub fn forbidden_in_text(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Short form of a time for messages at the counter, in UTC, saying so (`2026-11-23 06:02 UTC`);

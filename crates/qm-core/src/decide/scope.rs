@@ -116,7 +116,7 @@ pub fn discrepancy_units(s: &State, f: &DiscrepancyFacts) -> Vec<Option<UnitId>>
 }
 
 /// An API token acting for its issuer may run only its listed operations, only inside its unit's
-/// subtree, and only while it is not revoked (rule `token.scope`). The books are the truth: a token
+/// subtree, only while it is not revoked, and may issue no token wider than itself (rule `token.scope`). The books are the truth: a token
 /// revoked a moment ago is refused even if an edge still holds it in a cache.
 pub fn check_token(s: &State, token: &str, actor: &Badge, cmd: &Command) -> R<()> {
     let Some(t) = s.tokens.get(token).filter(|t| !t.revoked && t.issued_by == *actor) else {
@@ -125,6 +125,15 @@ pub fn check_token(s: &State, token: &str, actor: &Badge, cmd: &Command) -> R<()
     let op = op_of(cmd);
     if !t.operations.iter().any(|o| o == op.as_str()) {
         return refuse("token.scope", format!("API token {token} may not {} (it allows: {})", op.as_str(), t.operations.join(", ")));
+    }
+    // A token mints no token wider than itself: every operation it grants, it must hold.
+    if let Command::IssueToken { token: new, operations, .. } = cmd {
+        if let Some(wider) = operations.iter().find(|o| !t.operations.contains(o)) {
+            return refuse(
+                "token.scope",
+                format!("API token {token} may not issue token {new} allowed to {wider}: it allows only {}", t.operations.join(", ")),
+            );
+        }
     }
     match units_of(s, cmd).into_iter().find(|u| !s.unit_within(u, &t.unit)) {
         Some(u) => {

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 #[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct CountStartIn {
     pub location: String,
     #[serde(default)]
@@ -22,12 +23,14 @@ pub struct CountStartIn {
 }
 
 #[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct CountRecordIn {
     pub location: String,
     pub items: Vec<String>,
 }
 
 #[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct ResolveIn {
     pub approve: bool,
     pub note: String,

@@ -74,7 +74,7 @@ pub(crate) async fn verifier_key(Caller { st, .. }: Caller) -> Result<Json<serde
 pub(crate) async fn verify(Caller { st, p, .. }: Caller) -> Result<Json<serde_json::Value>, ApiError> {
     root_only(&p, "the whole ledger")?;
     read(&st, |site| {
-        let r = qm_app::verify::verify(site.store(), &qm_app::verify::VerifyOptions { verifier_key: None, skip_replay: false });
+        let r = qm_app::verify::verify(site.store(), &qm_app::verify::VerifyOptions::default());
         Ok(Json(serde_json::json!({ "ok": r.ok(), "report": crate::error::to_json(&r)? })))
     })
     .await

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 #[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct ReceiveIn {
     pub to: String,
     pub from: String,
@@ -23,6 +24,7 @@ pub struct ReceiveIn {
 }
 
 #[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct IssueIn {
     /// Badge of the person receiving the items.
     pub to: String,
@@ -34,6 +36,7 @@ pub struct IssueIn {
 }
 
 #[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct ReturnIn {
     pub from: String,
     pub to: String,
@@ -42,6 +45,7 @@ pub struct ReturnIn {
 }
 
 #[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct MoveIn {
     pub from: String,
     pub to: String,
@@ -50,6 +54,7 @@ pub struct MoveIn {
 }
 
 #[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct DispatchIn {
     pub from: String,
     pub to_unit: String,
@@ -59,6 +64,7 @@ pub struct DispatchIn {
 }
 
 #[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct ReceiveTransferIn {
     pub to: String,
     pub items: Vec<String>,
@@ -67,6 +73,7 @@ pub struct ReceiveTransferIn {
 
 /// From a location (`from`) or from a person's custody (`from_person`).
 #[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct WriteOffIn {
     pub from: Option<String>,
     pub from_person: Option<String>,
@@ -76,6 +83,7 @@ pub struct WriteOffIn {
 }
 
 #[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct RecoverIn {
     pub to: String,
     pub document: Option<String>,
@@ -84,6 +92,7 @@ pub struct RecoverIn {
 }
 
 #[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct LotStatusIn {
     /// serviceable, suspended, unserviceable
     pub status: String,
@@ -93,6 +102,7 @@ pub struct LotStatusIn {
 }
 
 #[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct CorrectIn {
     pub seq: u64,
     pub reason: String,
@@ -220,6 +230,7 @@ pub(crate) async fn correct(Caller { st, p, ip, key }: Caller, JsonBody(b): Json
 }
 
 #[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct PreviewIn {
     /// `issue` or `return`
     pub mode: String,

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 #[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct ReadingIn {
     /// RFC 3339 time of the reading.
     pub at: String,
@@ -23,6 +24,7 @@ pub struct ReadingIn {
 }
 
 #[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct ReadingsIn {
     pub readings: Vec<ReadingIn>,
 }

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 #[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct UnitIn {
     pub unit: String,
     pub name: String,
@@ -22,12 +23,14 @@ pub struct UnitIn {
 }
 
 #[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct ExposedSiteIn {
     pub kind: String,
     pub distance_m: f64,
 }
 
 #[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct MagazineIn {
     pub neq_limit_kg: f64,
     #[serde(default)]
@@ -39,6 +42,7 @@ pub struct MagazineIn {
 }
 
 #[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct LocationIn {
     pub location: String,
     pub name: String,
@@ -51,6 +55,7 @@ pub struct LocationIn {
 }
 
 #[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct ItemTypeIn {
     pub item_type: String,
     pub name: String,
@@ -64,6 +69,7 @@ pub struct ItemTypeIn {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PersonIn {
     pub badge: String,
     pub name: String,
@@ -73,6 +79,7 @@ pub struct PersonIn {
 }
 
 #[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct QualificationIn {
     pub qualification: String,
     /// YYYY-MM-DD
@@ -80,12 +87,14 @@ pub struct QualificationIn {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SecretIn {
     /// A PIN (4 to 128 characters) or a password (at least 10 characters).
     pub secret: String,
 }
 
 #[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct TokenIn {
     pub id: String,
     pub label: String,
@@ -102,7 +111,7 @@ pub struct TokenOut {
 }
 
 #[derive(Deserialize, ToSchema, Debug, Default)]
-#[serde(default)]
+#[serde(deny_unknown_fields, default)]
 pub struct PolicyIn {
     pub two_person_explosives: bool,
     pub two_person_all_movements: bool,

@@ -316,7 +316,7 @@ async fn shutdown_finishes_in_flight_commits() {
     let site = qm_app::Site::open(qm_backends::open_store, &db, None).unwrap();
     let moves = qm_app::query::log(&site, 200).unwrap().iter().filter(|l| l.summary.starts_with("move:") && l.actor == "1101").count();
     assert_eq!(moves - before, ok, "answered {ok}, found {}", moves - before);
-    let report = qm_app::verify::verify(site.store(), &qm_app::verify::VerifyOptions { verifier_key: None, skip_replay: false });
+    let report = qm_app::verify::verify(site.store(), &qm_app::verify::VerifyOptions::default());
     assert!(report.ok());
     drop(dir);
 }
