@@ -263,6 +263,14 @@ fn replay(store: &dyn EntrySource, end: u64, rows_at: u64) -> Replayed {
     (rows, digests, problems, ok)
 }
 
+/// With `--require-checkpointed`: the entries after the latest signed checkpoint, as a problem.
+fn window_problem(uncheckpointed: u64, entries: u64) -> Option<String> {
+    (uncheckpointed > 0).then(|| {
+        let first = entries - uncheckpointed;
+        format!("{uncheckpointed} entries ({first} to {}) are not covered by a signed checkpoint; run `qm checkpoint`", entries - 1)
+    })
+}
+
 /// Runs every check; never stops at the first problem of a kind it can still look past.
 pub fn verify(store: &dyn EntrySource, opts: &VerifyOptions) -> VerifyReport {
     verify_in_chunks(store, opts, CHUNK_LEVEL)
@@ -279,13 +287,10 @@ pub fn verify_in_chunks(store: &dyn EntrySource, opts: &VerifyOptions, level: u8
             r.problems.push(msg);
         }
     };
-    let checkpoints = match store.checkpoints() {
-        Ok(c) => c,
-        Err(e) => {
-            problem(&mut report, None, format!("cannot read checkpoints: {e}"));
-            vec![]
-        }
-    };
+    let checkpoints = store.checkpoints().unwrap_or_else(|e| {
+        problem(&mut report, None, format!("cannot read checkpoints: {e}"));
+        vec![]
+    });
     report.checkpoints = checkpoints.len();
     let sizes: BTreeMap<u64, usize> = checkpoints.iter().enumerate().map(|(i, c)| (c.size, i)).collect();
     let mut replay_ok = !opts.skip_replay;
@@ -304,13 +309,10 @@ pub fn verify_in_chunks(store: &dyn EntrySource, opts: &VerifyOptions, level: u8
         stored.sort();
     }
     let rows_at = stored.iter().find(|(k, key, _)| k == "meta" && key == "next_seq").and_then(|r| r.2.parse::<u64>().ok()).unwrap_or(0);
-    let end = match store.entry_count() {
-        Ok(n) => n,
-        Err(e) => {
-            problem(&mut report, Some(0), format!("cannot count the entries: {e}"));
-            0
-        }
-    };
+    let end = store.entry_count().unwrap_or_else(|e| {
+        problem(&mut report, Some(0), format!("cannot count the entries: {e}"));
+        0
+    });
     // The key that signed the checkpoints: the auditor's own, or the one the genesis entry records.
     let genesis_key = || -> Option<String> {
         let first = store.read_entries(0, 1).ok()?.into_iter().next()?;
@@ -460,19 +462,9 @@ pub fn verify_in_chunks(store: &dyn EntrySource, opts: &VerifyOptions, level: u8
     }
 
     // The tamper window: entries the latest signed checkpoint does not cover yet.
-    let covered = checkpoints.iter().map(|c| c.size).max().unwrap_or(0);
-    report.uncheckpointed = expected.saturating_sub(covered);
-    if opts.require_checkpointed && report.uncheckpointed > 0 {
-        problem(
-            &mut report,
-            None,
-            format!(
-                "{} entries ({} to {}) are not covered by a signed checkpoint; run `qm checkpoint`",
-                report.uncheckpointed,
-                covered,
-                expected - 1
-            ),
-        );
+    report.uncheckpointed = expected.saturating_sub(checkpoints.iter().map(|c| c.size).max().unwrap_or(0));
+    if let Some(msg) = opts.require_checkpointed.then(|| window_problem(report.uncheckpointed, expected)).flatten() {
+        problem(&mut report, None, msg);
     }
 
     // Condition readings: each batch must still hash to the digest its ledger entry recorded.

@@ -1,6 +1,7 @@
 //! `qm` ledger commands: the log, checkpoints, proofs, the verifier key, verify, backup and restore.
 
 use super::*;
+use qm_app::verify::VerifyOptions;
 use qm_backends::open_store;
 
 pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
@@ -62,14 +63,9 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
         Cmd::Verify { verifier_key, tree_only, require_checkpointed } => {
             // Verify reads the store directly: a damaged file must still be examined, not refused at open.
             let store = open_store(&cli.db, false)?;
-            let report = qm_app::verify::verify(
-                store.as_ref(),
-                &qm_app::verify::VerifyOptions {
-                    verifier_key: verifier_key.clone(),
-                    skip_replay: *tree_only,
-                    require_checkpointed: *require_checkpointed,
-                },
-            );
+            let opts =
+                VerifyOptions { verifier_key: verifier_key.clone(), skip_replay: *tree_only, require_checkpointed: *require_checkpointed };
+            let report = qm_app::verify::verify(store.as_ref(), &opts);
             out.verify(&report);
             Ok(if report.ok() { 0 } else { 1 })
         }

@@ -1929,8 +1929,13 @@ fn a_token_is_held_to_its_operations_and_unit_whatever_its_issuer_may_do() {
 #[test]
 fn a_token_mints_no_token_wider_than_itself() {
     let mut s = stocked();
-    let setup_only =
-        Event::TokenIssued { token: "setup-hq".into(), label: "provisioning".into(), unit: u("HQ"), operations: vec!["setup".into()], secret_hash: None };
+    let setup_only = Event::TokenIssued {
+        token: "setup-hq".into(),
+        label: "provisioning".into(),
+        unit: u("HQ"),
+        operations: vec!["setup".into()],
+        secret_hash: None,
+    };
     push(&mut s, NOW, "0001", None, None, setup_only).unwrap();
     let by = Ctx { token: Some("setup-hq".into()), ..ctx("0001", None) };
     let mint = |id: &str, ops: &[&str]| Command::IssueToken {

@@ -150,6 +150,17 @@ fn finish(site: &mut Site, (ticket, replies): (Ticket, Replies)) {
     }
 }
 
+/// Signs a checkpoint once `every` has passed since the last, after answering the batch in flight.
+fn checkpoint_due(site: &mut Site, in_flight: &mut Option<(Ticket, Replies)>, last: &mut Instant, every: Duration) {
+    if last.elapsed() >= every {
+        if let Some(fl) = in_flight.take() {
+            finish(site, fl);
+        }
+        checkpoint(site);
+        *last = Instant::now();
+    }
+}
+
 fn run(mut site: Site, mut rx: mpsc::Receiver<Job>, every: Duration) {
     if let Err(e) = site.start_writer() {
         // Without it every batch is committed directly: slower, still correct.
@@ -185,13 +196,7 @@ fn run(mut site: Site, mut rx: mpsc::Receiver<Job>, every: Duration) {
             // even when no write follows, so no entry waits longer than `checkpoint_every_s` for one.
             Job::FlushDenials => {
                 flush_denials(&mut site);
-                if last_checkpoint.elapsed() >= every {
-                    if let Some(fl) = in_flight.take() {
-                        finish(&mut site, fl);
-                    }
-                    checkpoint(&mut site);
-                    last_checkpoint = Instant::now();
-                }
+                checkpoint_due(&mut site, &mut in_flight, &mut last_checkpoint, every);
             }
             Job::Call(f) => {
                 if let Some(fl) = in_flight.take() {
@@ -236,13 +241,7 @@ fn run(mut site: Site, mut rx: mpsc::Receiver<Job>, every: Duration) {
                 if let Some(fl) = in_flight.replace((ticket, replies)) {
                     finish(&mut site, fl);
                 }
-                if last_checkpoint.elapsed() >= every {
-                    if let Some(fl) = in_flight.take() {
-                        finish(&mut site, fl);
-                    }
-                    checkpoint(&mut site);
-                    last_checkpoint = Instant::now();
-                }
+                checkpoint_due(&mut site, &mut in_flight, &mut last_checkpoint, every);
             }
         }
     }
