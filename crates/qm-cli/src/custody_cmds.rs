@@ -10,7 +10,7 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
             let item_type = p(ItemTypeId::parse(item_type))?;
             let manufactured = manufactured.as_deref().map(parse_date).transpose().map_err(usage)?;
             let expires = expires.as_deref().map(parse_date).transpose().map_err(usage)?;
-            let lines = list.iter().map(|s| p(ReceiptLine::parse(s, &item_type, manufactured, expires))).collect::<R<Vec<_>>>()?;
+            let lines = p(parse_receipt(list, &item_type, manufactured, expires))?;
             let mut s = open()?;
             write(
                 &mut s,

@@ -1251,3 +1251,27 @@ fn verify_reports_the_tamper_window_and_can_require_it_closed() {
     e.ok("0001", &["checkpoint"]);
     e.ok("0001", &["verify", "--require-checkpointed"]);
 }
+
+#[test]
+fn look_alike_serials_and_control_characters_are_refused_at_the_command_line() {
+    let e = Env::new();
+    e.setup();
+    let receive = |document: &str, serial: &str| {
+        e.qm_as("0417", &["receive", "--to", "RACK-A", "--from", "Arms Depot", "--document", document, "--item-type", "RIFLE", serial])
+    };
+    // A fullwidth G and a Cherokee GE: they read as G36-D11-001, so they are no other serial.
+    for serial in ["\u{FF27}36-D11-001", "\u{13C0}36-D11-001"] {
+        let r = receive("DN-9", serial);
+        assert_eq!(r.code, 2, "{serial}: {} {}", r.stdout, r.stderr);
+        assert!(r.stderr.contains("use letters, digits and . _ - / only"), "{}", r.stderr);
+    }
+    // A document that would clear the terminal or forge a line of the log.
+    for document in ["DN-9\u{1b}[2J", "DN-9\nseq 7 forged", "DN\u{202E}9-ND"] {
+        let r = receive(document, "G36-D11-001");
+        assert_eq!(r.code, 2, "{document:?}: {} {}", r.stdout, r.stderr);
+        assert!(r.stderr.contains("document contains the character U+"), "{}", r.stderr);
+    }
+    let log = e.ok("0001", &["log", "--limit", "5"]);
+    assert!(!log.contains("G36-D11-001") && !log.contains('\u{1b}'), "{log}");
+    e.ok("0001", &["verify"]);
+}

@@ -394,7 +394,7 @@ impl State {
             return Ok(());
         }
         let key = (account.clone(), lot.clone());
-        self.touched.insert(BALANCES.row_key(&(account.clone(), lot.clone())));
+        self.touched.insert(RowKey { kind: BALANCES.kind, key: balance_key(account, lot) });
         let entry = self.balances.entry(key.clone()).or_insert(Balance { quantity: Quantity::ZERO, since: at });
         if !entry.quantity.is_positive() && delta.is_positive() {
             entry.since = at;

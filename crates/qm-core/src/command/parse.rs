@@ -32,12 +32,27 @@ impl ItemRef {
     }
 }
 
-/// A list of items, blank entries skipped; more than [`ITEMS_MAX`] is refused before any is parsed.
-pub fn parse_items<S: AsRef<str>>(list: &[S]) -> Result<Vec<ItemRef>, String> {
+/// The entries of a list worth parsing: blanks skipped, more than [`ITEMS_MAX`] refused first.
+fn listed<S: AsRef<str>>(list: &[S]) -> Result<impl Iterator<Item = &str>, String> {
     if list.len() > ITEMS_MAX {
         return Err(format!("{} items in one request; the limit is {ITEMS_MAX}", list.len()));
     }
-    list.iter().map(AsRef::as_ref).filter(|s| !s.trim().is_empty()).map(ItemRef::parse).collect()
+    Ok(list.iter().map(AsRef::as_ref).filter(|s| !s.trim().is_empty()))
+}
+
+/// A list of items, blank entries skipped; more than [`ITEMS_MAX`] is refused before any is parsed.
+pub fn parse_items<S: AsRef<str>>(list: &[S]) -> Result<Vec<ItemRef>, String> {
+    listed(list)?.map(ItemRef::parse).collect()
+}
+
+/// A receipt's list of items of one type, as [`parse_items`] does for items moved.
+pub fn parse_receipt<S: AsRef<str>>(
+    list: &[S],
+    item_type: &ItemTypeId,
+    manufactured: Option<Date>,
+    expires: Option<Date>,
+) -> Result<Vec<ReceiptLine>, String> {
+    listed(list)?.map(|s| ReceiptLine::parse(s, item_type, manufactured, expires)).collect()
 }
 
 impl ReceiptLine {

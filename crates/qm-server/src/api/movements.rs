@@ -115,15 +115,7 @@ pub(crate) async fn receive(Caller { st, p, ip, key }: Caller, JsonBody(b): Json
     let item_type = id(ItemTypeId::parse(&b.item_type))?;
     let manufactured = b.manufactured.as_deref().filter(|s| !s.is_empty()).map(date).transpose()?;
     let expires = b.expires.as_deref().filter(|s| !s.is_empty()).map(date).transpose()?;
-    if b.items.len() > ITEMS_MAX {
-        return Err(ApiError::usage(format!("{} items in one request; the limit is {ITEMS_MAX}", b.items.len())));
-    }
-    let lines = b
-        .items
-        .iter()
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| id(ReceiptLine::parse(s, &item_type, manufactured, expires)))
-        .collect::<Result<Vec<_>, _>>()?;
+    let lines = id(parse_receipt(&b.items, &item_type, manufactured, expires))?;
     let c = Command::Receive { to: id(LocationId::parse(&b.to))?, from: b.from, document: b.document, lines };
     done(&st, &p, &ip, key, b.witness, c).await
 }

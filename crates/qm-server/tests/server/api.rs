@@ -5,13 +5,6 @@ use crate::util::*;
 use qm_core::permissions::{role_allows, Op};
 use serde_json::{json, Value};
 
-/// The newest ledger lines, as HQ's administrator sees them.
-async fn log(admin: &Session, limit: usize) -> Vec<Value> {
-    let (s, v) = admin.get(&format!("/api/log?limit={limit}")).await;
-    assert_eq!(s, 200);
-    v.as_array().unwrap().clone()
-}
-
 async fn denial_recorded(admin: &Session, who: &str) -> bool {
     log(admin, 5)
         .await

@@ -4,12 +4,6 @@
 use crate::util::*;
 use serde_json::{json, Value};
 
-async fn log(s: &Session, limit: usize) -> Vec<Value> {
-    let (status, v) = s.get(&format!("/api/log?limit={limit}")).await;
-    assert_eq!(status, 200, "{v}");
-    v.as_array().unwrap().clone()
-}
-
 /// The probe's case: a `setup`-only token minted one allowed to `issue`, which then issued a rifle.
 #[tokio::test]
 async fn a_token_cannot_mint_a_token_wider_than_itself() {

@@ -308,6 +308,13 @@ impl Session {
     }
 }
 
+/// The newest ledger lines, as the session's holder sees them.
+pub async fn log(s: &Session, limit: usize) -> Vec<Value> {
+    let (status, v) = s.get(&format!("/api/log?limit={limit}")).await;
+    assert_eq!(status, 200, "{v}");
+    v.as_array().unwrap().clone()
+}
+
 pub async fn sign_in(app: &App, badge: &str) -> Session {
     let client = client();
     let r = client.post(format!("{}/api/session", app.url)).json(&json!({"badge": badge, "password": PASSWORD})).send().await.unwrap();
