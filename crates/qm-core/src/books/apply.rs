@@ -173,7 +173,7 @@ impl State {
                 self.policies.insert(unit.clone(), rules.clone());
                 self.touch(&POLICIES, unit);
             }
-            _ => {}
+            other => return Err(format!("{} reached the wrong fold (a broken build)", other.type_name())),
         }
         Ok(())
     }
@@ -217,7 +217,7 @@ impl State {
                 x.peak = *peak;
                 self.touch(&EXCURSIONS, excursion);
             }
-            _ => {}
+            other => return Err(format!("{} reached the wrong fold (a broken build)", other.type_name())),
         }
         Ok(())
     }
@@ -295,7 +295,7 @@ impl State {
                 }
                 self.touch(&LOTS, lot);
             }
-            _ => {}
+            other => return Err(format!("{} reached the wrong fold (a broken build)", other.type_name())),
         }
         Ok(())
     }
@@ -383,7 +383,7 @@ impl State {
                 });
                 self.touch(&DISCREPANCIES, discrepancy);
             }
-            _ => {}
+            other => return Err(format!("{} reached the wrong fold (a broken build)", other.type_name())),
         }
         Ok(())
     }
