@@ -203,7 +203,9 @@ impl Site {
                 corrects: None,
             };
             let key = format!("denied-{}", uuid::Uuid::now_v7());
-            if let Err(e) = self.stage(&actor, None, &key, d.at, denied, &mut commit) {
+            if let Err(e) =
+                self.stage(crate::staging::Origin { actor: &actor, witness: None, key: &key, request: None, at: d.at }, denied, &mut commit)
+            {
                 self.resync();
                 return Err(e);
             }

@@ -130,6 +130,39 @@ impl Request {
     pub fn by(actor: &Actor, witness: Option<Badge>, command: Command, idempotency_key: String, at: OffsetDateTime) -> Request {
         Request { token: actor.token.clone(), actor: actor.badge.clone(), witness, command, idempotency_key, at }
     }
+
+    /// What an idempotency key is bound to (`Envelope::request`): SHA-256, hex, over who asks,
+    /// through which token, and the command's fingerprint (its salted hashes and the readings window
+    /// left out, so a retry of the same request matches). Not the witness nor the time: a retry may
+    /// be stamped later, and a witness confirms the same request.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let fingerprint = self.command.fingerprint();
+        let body = serde_json::to_vec(&(&self.actor, &self.token, &fingerprint))
+            .unwrap_or_else(|_| format!("{:?}", (&self.actor, &self.token, &fingerprint)).into_bytes());
+        hex(&Sha256::digest(&body))
+    }
+
+    /// A replay is this request's own: the first entry recorded under the key was recorded for the
+    /// same request (entries from before the binding existed: by the same person). Otherwise the key
+    /// is refused (rule `idempotency.mismatch`), never answered with someone else's entries.
+    pub(crate) fn owns(&self, recorded: &[Envelope]) -> Result<()> {
+        let Some(first) = recorded.first() else { return Ok(()) };
+        let same = match &first.request {
+            Some(d) => *d == self.digest(),
+            None => first.actor == self.actor,
+        };
+        if same {
+            return Ok(());
+        }
+        Err(AppError::Rejected(Rejection::Refused {
+            rule: "idempotency.mismatch",
+            message: format!(
+                "idempotency key {} was already used for another request or by another caller; a new request needs a new key",
+                self.idempotency_key.trim()
+            ),
+        }))
+    }
 }
 
 /// What a command appended (or, on a retry with the same idempotency key, had appended).
@@ -256,7 +289,8 @@ impl Site {
         let events = genesis(g.site, &verifier, g.root_unit, g.root_unit_name, g.admin, g.admin_name);
         let decision = Decision { events, corrects: None };
         let mut commit = Commit::default();
-        let staged = site.stage(g.admin, None, "genesis", g.at, decision, &mut commit)?;
+        let staged =
+            site.stage(staging::Origin { actor: g.admin, witness: None, key: "genesis", request: None, at: g.at }, decision, &mut commit)?;
         commit.credentials.push(qm_store::CredentialChange {
             subject: credentials::badge_subject(g.admin),
             kind: "pin".into(),

@@ -288,6 +288,13 @@ pub fn log(site: &Site, limit: usize) -> Result<Vec<LogLine>> {
 
 /// Every entry that concerns a serial or a lot, oldest first. A full scan: history is rare and must be complete.
 pub fn history(site: &Site, what: &str) -> Result<Vec<LogLine>> {
+    history_seen_from(site, what, None)
+}
+
+/// An item's history as a reader at `viewer` may see it: only the entries that concern the viewer's
+/// subtree (`decide::scope::entry_visible`) — a lot shared by several departments shows each only
+/// its own receipts, issues and counts. `None`: the whole history (the root, the CLI).
+pub fn history_seen_from(site: &Site, what: &str, viewer: Option<&UnitId>) -> Result<Vec<LogLine>> {
     let serial = Serial::parse(what).ok().filter(|s| site.state().serials.contains_key(s));
     let lot = LotNo::parse(what).ok().filter(|l| site.state().lots.contains_key(l));
     if serial.is_none() && lot.is_none() {
@@ -296,7 +303,9 @@ pub fn history(site: &Site, what: &str) -> Result<Vec<LogLine>> {
     let mut out = vec![];
     let zone = crate::zone::SiteZone::of(site.state());
     site.for_each_envelope(&mut |env| {
-        if serial.as_ref().is_some_and(|s| env.event.mentions_serial(s)) || lot.as_ref().is_some_and(|l| env.event.mentions_lot(l)) {
+        let mentioned =
+            serial.as_ref().is_some_and(|s| env.event.mentions_serial(s)) || lot.as_ref().is_some_and(|l| env.event.mentions_lot(l));
+        if mentioned && viewer.is_none_or(|v| qm_core::decide::scope::entry_visible(site.state(), v, &env.event)) {
             out.push(log_line_in(&env, &zone));
         }
         Ok(())

@@ -3,6 +3,16 @@
 
 use crate::*;
 
+/// Where staged entries come from: who, witnessed by whom, under which idempotency key, bound to
+/// which request (`Request::digest`, on the first entry), and when.
+pub(crate) struct Origin<'a> {
+    pub(crate) actor: &'a Badge,
+    pub(crate) witness: Option<&'a Badge>,
+    pub(crate) key: &'a str,
+    pub(crate) request: Option<String>,
+    pub(crate) at: OffsetDateTime,
+}
+
 impl Site {
     /// The context a request is decided in: who acts (and through which token), who witnesses,
     /// when, and the site's local time then.
@@ -26,6 +36,7 @@ impl Site {
                 actor: req.actor.clone(),
                 witness: req.witness.clone(),
                 idempotency_key: String::new(),
+                request: None,
                 corrects: None,
                 event,
             })
@@ -131,15 +142,18 @@ impl Site {
         }
         if let Some(i) = in_batch.get(key) {
             if let Some(Ok(o)) = earlier.get(*i) {
+                req.owns(&o.entries)?;
                 return Ok(Outcome { replayed: true, ..o.clone() });
             }
         }
         if let Some(o) = self.in_flight.get(key) {
+            req.owns(&o.entries)?;
             return Ok(Outcome { replayed: true, ..o.clone() });
         }
         let maybe_used = used.is_none_or(|u| u.contains(key));
         if let Some((first, last)) = if maybe_used { self.store.find_idempotency_key(key)? } else { None } {
             let entries = self.read_envelopes(first, last)?;
+            req.owns(&entries)?;
             return Ok(Outcome { first_seq: first, last_seq: last, replayed: true, entries: entries.into() });
         }
         if let Command::SetTimeZone { zone } = &req.command {
@@ -157,26 +171,21 @@ impl Site {
                     events: vec![Event::AccessDenied { who: req.actor.to_string(), operation: req.command.name().to_string(), reason }],
                     corrects: None,
                 };
-                self.stage(&req.actor, None, &format!("denied-{key}"), req.at, denied, commit)?;
+                let origin = Origin { actor: &req.actor, witness: None, key: &format!("denied-{key}"), request: None, at: req.at };
+                self.stage(origin, denied, commit)?;
                 return Err(r.into());
             }
             Err(e) => return Err(e.into()),
         };
-        let outcome = self.stage(&req.actor, req.witness.as_ref(), key, req.at, decision, commit)?;
+        let origin = Origin { actor: &req.actor, witness: req.witness.as_ref(), key, request: Some(req.digest()), at: req.at };
+        let outcome = self.stage(origin, decision, commit)?;
         commit.credentials.extend(credentials::changes(&req.command, &outcome.entries));
         Ok(outcome)
     }
 
     /// Turns a decision into entries, applies them to the books and adds them to the commit.
-    pub(crate) fn stage(
-        &mut self,
-        actor: &Badge,
-        witness: Option<&Badge>,
-        key: &str,
-        at: OffsetDateTime,
-        decision: Decision,
-        commit: &mut Commit,
-    ) -> Result<Outcome> {
+    pub(crate) fn stage(&mut self, origin: Origin, decision: Decision, commit: &mut Commit) -> Result<Outcome> {
+        let Origin { actor, witness, key, request, at } = origin;
         let site = match (&self.state.site, decision.events.first()) {
             (Some(s), _) => s.site.clone(),
             (None, Some(Event::SiteInitialized { site, .. })) => site.clone(),
@@ -194,6 +203,7 @@ impl Site {
                 actor: actor.clone(),
                 witness: witness.cloned(),
                 idempotency_key: key.to_string(),
+                request: if i == 0 { request.clone() } else { None },
                 // The correction reference sits on the last entry, the reverse movement itself.
                 corrects: if i + 1 == n { decision.corrects.clone() } else { None }.map(|c: Correction| c),
                 event,

@@ -22,6 +22,12 @@ pub struct Envelope {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub witness: Option<Badge>,
     pub idempotency_key: String,
+    /// On the first entry of a command's entries: the SHA-256 (hex) of the request the idempotency
+    /// key was first given with (who asked, through which token, and the command's fingerprint), so
+    /// that the same key from another caller or with another request is refused, never answered with
+    /// these entries. Absent on entries written before it existed, and on the others of a command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
     /// Set when this entry corrects an earlier one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub corrects: Option<Correction>,

@@ -272,6 +272,7 @@ mod tests {
             actor: Badge::parse("0001").unwrap(),
             witness: None,
             idempotency_key: format!("k{seq}"),
+            request: None,
             corrects: None,
             event,
         }

@@ -77,6 +77,7 @@ fn books() -> State {
             actor: qm_core::Badge::parse("0101").unwrap(),
             witness: None,
             idempotency_key: format!("k-{}", state.next_seq),
+            request: None,
             corrects: corrects.map(|seq| qm_core::Correction { seq, reason: "wrong quantity".into() }),
             event,
         };

@@ -296,6 +296,7 @@ impl Run {
             actor: actor.clone(),
             witness: witness.cloned(),
             idempotency_key: format!("k-{}", self.state.next_seq),
+            request: None,
             corrects,
             event,
         };

@@ -84,6 +84,7 @@ fn push(
         actor: b(actor),
         witness: witness.map(b),
         idempotency_key: format!("key-{}", state.next_seq),
+        request: None,
         corrects,
         event,
     };
@@ -823,7 +824,7 @@ fn issue_permissions() {
         &["badge 0611", "logistics", "may not issue"],
     );
     assert_refused(
-        run(&s, "0710", None, issue("1001", Some("ARM11"), vec![lots("A-1", 1)])),
+        run(&s, "0710", None, issue("0710", Some("ARM11"), vec![lots("A-1", 1)])),
         "permission.subtree",
         &["badge 0710", "unit D-12", "unit D-11"],
     );

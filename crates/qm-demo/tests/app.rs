@@ -70,6 +70,7 @@ proptest! {
         let env = Envelope {
             site: "s".into(), seq: n, at: OffsetDateTime::UNIX_EPOCH, actor: Badge::parse("1").unwrap(), witness: None,
             idempotency_key: doc.clone(), corrects: None,
+            request: None,
             event: Event::Movement { kind: MovementKind::Receive, from: Account::Supplier("x".into()), to: Account::Lost, lines: vec![], document: Some(doc.clone()) },
         };
         prop_assert_eq!(encode(&env).unwrap(), encode_reference(&env).unwrap());
@@ -262,6 +263,7 @@ fn forge(dir: &tempfile::TempDir, events: Vec<(Badge, Event)>) -> u64 {
             actor,
             witness: None,
             idempotency_key: format!("forged-{i}"),
+            request: None,
             corrects: None,
             event,
         };

@@ -13,14 +13,14 @@ use crate::quantity::Quantity;
 use time::Date;
 
 /// An item named in a command: a serial, or a quantity of a lot.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum ItemRef {
     Serial(Serial),
     Lot { lot: LotNo, quantity: Quantity },
 }
 
 /// One line of a receipt, which may bring a new serial or lot onto the books.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct ReceiptLine {
     pub item_type: ItemTypeId,
     pub serial: Option<Serial>,
@@ -30,7 +30,8 @@ pub struct ReceiptLine {
     pub expires: Option<Date>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+/// Serialized only to fingerprint a request (`Command::fingerprint`), never stored as such.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub enum Command {
     CreateUnit {
         unit: UnitId,
@@ -202,6 +203,21 @@ pub enum Command {
 }
 
 impl Command {
+    /// The command as an idempotency key's binding sees it (`qm_app`'s request digest): the salted
+    /// hashes made at the edge (new on every try) and what the edge read from the books (a readings
+    /// window) left out, so that a retry of the same request matches and a different request does not.
+    pub fn fingerprint(&self) -> Command {
+        let mut c = self.clone();
+        match &mut c {
+            Command::RegisterPerson { pin_hash: h, .. }
+            | Command::SetCredential { hash: h, .. }
+            | Command::IssueToken { secret_hash: h, .. } => h.clear(),
+            Command::RecordReadings { window, .. } => window.clear(),
+            _ => {}
+        }
+        c
+    }
+
     /// The stable name of the operation, as used in docs/permissions.md and the CLI.
     pub fn name(&self) -> &'static str {
         match self {

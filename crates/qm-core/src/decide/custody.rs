@@ -71,10 +71,7 @@ pub(super) fn decide_receive(c: &Checker, to: &LocationId, from: &str, document:
             if let Some(si) = state.serials.get(s) {
                 return refuse(
                     "custody.one_account",
-                    format!(
-                        "line {n}: serial {s} is already on the books: it {}",
-                        describe(state, &c.ctx.zone, &si.account, Some(si.since))
-                    ),
+                    format!("line {n}: serial {s} is already on the books: it {}", c.whereabouts(&si.account, si.since)),
                 );
             }
             if !new_serials.insert(s) {
@@ -102,7 +99,15 @@ pub(super) fn decide_receive(c: &Checker, to: &LocationId, from: &str, document:
 
 pub(super) fn decide_issue(c: &Checker, to: &Badge, from: Option<&LocationId>, items: &[ItemRef]) -> R<Decision> {
     let state = c.state;
+    // Authority before custody: a refusal about where a serial is tells only someone who may issue.
+    c.authorize_role(Op::Issue)?;
     let person = c.person(to)?;
+    if !state.unit_within(&person.unit, &c.actor.unit) {
+        return refuse(
+            "permission.subtree",
+            format!("badge {to} belongs to unit {}, outside the subtree of badge {}", person.unit, c.ctx.actor),
+        );
+    }
     if items.is_empty() {
         return invalid("no items given");
     }
@@ -116,11 +121,8 @@ pub(super) fn decide_issue(c: &Checker, to: &Badge, from: Option<&LocationId>, i
                 Some(si) => match &si.account {
                     Account::Location(l) => l.clone(),
                     other => {
-                        let hint = if matches!(other, Account::Person(_)) { "; return it first" } else { "" };
-                        return refuse(
-                            "custody.one_account",
-                            format!("serial {s} {}{hint}", describe(state, &c.ctx.zone, other, Some(si.since))),
-                        );
+                        let hint = if matches!(other, Account::Person(_)) && c.within_reach(other) { "; return it first" } else { "" };
+                        return refuse("custody.one_account", format!("serial {s} {}{hint}", c.whereabouts(other, si.since)));
                     }
                 },
             },
@@ -132,12 +134,6 @@ pub(super) fn decide_issue(c: &Checker, to: &Badge, from: Option<&LocationId>, i
     for (source, items) in &by_source {
         let loc = c.location(source)?;
         c.authorize(Op::Issue, &loc.unit)?;
-        if !state.unit_within(&person.unit, &c.actor.unit) {
-            return refuse(
-                "permission.subtree",
-                format!("badge {to} belongs to unit {}, outside the subtree of badge {}", person.unit, c.ctx.actor),
-            );
-        }
         let lines = c.take(&Account::Location(source.clone()), items)?;
         let policy = state.effective_policy(&loc.unit).0;
         let mut ammunition = Quantity::ZERO;

@@ -154,13 +154,7 @@ pub(crate) struct Checker<'a> {
 impl<'a> Checker<'a> {
     /// The actor's role allows `op`, and `unit` is inside the actor's unit subtree.
     fn authorize(&self, op: Op, unit: &UnitId) -> R<()> {
-        if !self.actor.roles.iter().any(|r| role_allows(*r, op)) {
-            let roles: Vec<&str> = self.actor.roles.iter().map(|r| r.as_str()).collect();
-            return refuse(
-                "permission.role",
-                format!("badge {} ({}) may not {}: no role of theirs allows it", self.ctx.actor, roles.join(", "), op.as_str()),
-            );
-        }
+        self.authorize_role(op)?;
         if !self.state.unit_within(unit, &self.actor.unit) {
             return refuse(
                 "permission.subtree",
@@ -174,6 +168,35 @@ impl<'a> Checker<'a> {
             );
         }
         Ok(())
+    }
+
+    /// The actor has a role that allows `op` somewhere: checked before anything about the objects is
+    /// judged, so someone without the role learns nothing about them from the refusal.
+    fn authorize_role(&self, op: Op) -> R<()> {
+        if !self.actor.roles.iter().any(|r| role_allows(*r, op)) {
+            let roles: Vec<&str> = self.actor.roles.iter().map(|r| r.as_str()).collect();
+            return refuse(
+                "permission.role",
+                format!("badge {} ({}) may not {}: no role of theirs allows it", self.ctx.actor, roles.join(", "), op.as_str()),
+            );
+        }
+        Ok(())
+    }
+
+    /// Where an account is, in words for a refusal — but only inside the actor's subtree: of a
+    /// person or place in another unit's books a refusal says no more than that (no badge, no name).
+    fn whereabouts(&self, account: &Account, since: OffsetDateTime) -> String {
+        match self.state.account_unit(account) {
+            Some(u) if !self.state.unit_within(&u, &self.actor.unit) => {
+                format!("is held outside the subtree of badge {} (unit {})", self.ctx.actor, self.actor.unit)
+            }
+            _ => describe(self.state, &self.ctx.zone, account, Some(since)),
+        }
+    }
+
+    /// Is this account in the books of the actor's subtree (or outside every unit)?
+    fn within_reach(&self, account: &Account) -> bool {
+        self.state.account_unit(account).is_none_or(|u| self.state.unit_within(&u, &self.actor.unit))
     }
 
     fn location(&self, id: &LocationId) -> R<&'a Location> {
@@ -244,12 +267,12 @@ impl<'a> Checker<'a> {
                     }
                     if si.account != *from {
                         let hint = match (&si.account, from) {
-                            (Account::Person(_), Account::Location(_)) => "; return it first",
+                            (Account::Person(_), Account::Location(_)) if self.within_reach(&si.account) => "; return it first",
                             _ => "",
                         };
                         return refuse(
                             "custody.one_account",
-                            format!("serial {s} {}{hint}, not {from}", describe(self.state, &self.ctx.zone, &si.account, Some(si.since))),
+                            format!("serial {s} {}{hint}, not {from}", self.whereabouts(&si.account, si.since)),
                         );
                     }
                     lines.push(Line::Serial { serial: s.clone(), item_type: si.item_type.clone() });

@@ -142,3 +142,25 @@ pub fn check_token(s: &State, token: &str, actor: &Badge, cmd: &Command) -> R<()
         None => Ok(()),
     }
 }
+
+/// The units an entry of the books concerns, for reading it: the accounts a movement touches, the
+/// place a count was recorded at, the unit a lot decision covers (None: the whole site, so only the
+/// root's). A registration of a serial or lot concerns whoever may see that item: `None` here.
+pub fn event_units(s: &State, event: &Event) -> Option<Vec<UnitId>> {
+    let units: Vec<Option<UnitId>> = match event {
+        Event::SerialRegistered { .. } | Event::LotRegistered { .. } => return None,
+        Event::Movement { from, to, .. } => vec![s.account_unit(from), s.account_unit(to)],
+        Event::CountStarted { root: location, .. } | Event::CountRecorded { location, .. } => vec![loc_unit(s, location)],
+        Event::DiscrepancyOpened { facts, .. } => discrepancy_units(s, facts),
+        Event::LotStatusChanged { unit, .. } => vec![unit.clone().or_else(|| s.site.as_ref().map(|x| x.root_unit.clone()))],
+        Event::TransferDispatched { from_unit, to_unit, .. } => vec![Some(from_unit.clone()), Some(to_unit.clone())],
+        Event::TransferReceived { location, .. } => vec![loc_unit(s, location)],
+        _ => vec![s.site.as_ref().map(|x| x.root_unit.clone())],
+    };
+    Some(units.into_iter().flatten().collect())
+}
+
+/// May someone at `viewer` read this entry of an item's history? (HQ, at the root, reads all.)
+pub fn entry_visible(s: &State, viewer: &UnitId, event: &Event) -> bool {
+    event_units(s, event).is_none_or(|units| units.iter().any(|u| s.unit_within(u, viewer)))
+}

@@ -56,7 +56,7 @@ pub(crate) async fn where_is(Caller { st, p, .. }: Caller, Path(serial): Path<St
 pub(crate) async fn history(Caller { st, p, .. }: Caller, Path(what): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
     let (pp, w) = (p.clone(), what.clone());
     let r = read(&st, move |site| {
-        let lines = query::history(site, &w)?;
+        let lines = query::history_seen_from(site, &w, (!pp.at_root).then_some(&pp.unit))?;
         Ok((lines, item_visible(site.state(), &pp, &w)))
     })
     .await?;

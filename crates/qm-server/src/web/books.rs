@@ -87,7 +87,7 @@ pub(crate) async fn item_page(Visitor { st, p, .. }: Visitor, Path(what): Path<S
         .site
         .call(move |site| -> Result<_, ApiError> {
             let s = site.state();
-            let h = query::history(site, &w)?;
+            let h = query::history_seen_from(site, &w, (!pp.at_root).then_some(&pp.unit))?;
             let wi = Serial::parse(&w).ok().and_then(|x| query::where_is(s, &x).ok());
             Ok((h, wi, item_visible(s, &pp, &w)))
         })

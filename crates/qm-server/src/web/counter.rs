@@ -94,12 +94,19 @@ pub(crate) async fn counter_preview(Visitor { st, p, .. }: Visitor, Form(f): For
             );
         }
     };
+    // What the person holds, shown only to someone who may work the counter for them: a role that
+    // issues or returns, and the person inside the principal's subtree.
     let b = Badge::parse(&f.badge).ok();
+    let op = if f.mode == "return" { qm_core::permissions::Op::Return } else { qm_core::permissions::Op::Issue };
+    let may_serve = p.roles.iter().any(|r| qm_core::permissions::role_allows(*r, op));
+    let pp = p.clone();
     let person = st
         .site
         .call(move |site| {
             let s = site.state();
-            b.and_then(|b| query::custody(s, &b).ok())
+            let unit = b.as_ref().and_then(|b| s.people.get(b)).map(|x| x.unit.clone());
+            let visible = may_serve && unit.is_some() && crate::scope::sees(s, &pp, unit.as_ref());
+            b.filter(|_| visible).and_then(|b| query::custody(s, &b).ok())
         })
         .await?;
     let pv = preview_all(&st, &p, None, commands).await?;

@@ -62,3 +62,150 @@ async fn a_sequence_number_beyond_the_ledger_is_not_found() {
     }
     app.stop().await;
 }
+
+/// The counter page's preview, posted as a form by a signed-in session.
+async fn counter_preview(s: &Session, badge: &str, items: &str) -> String {
+    let form = [("csrf", s.csrf.as_str()), ("mode", "issue"), ("badge", badge), ("location", ""), ("items", items)];
+    let body: Vec<String> = form.iter().map(|(k, v)| format!("{k}={}", qm_server::web::urlencode(v))).collect();
+    let r = s
+        .client
+        .post(format!("{}/counter/preview", s.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.join("&"))
+        .send()
+        .await
+        .unwrap();
+    r.text().await.unwrap()
+}
+
+/// The counter preview showed another department's person's holdings to a member with no counter role.
+#[tokio::test]
+async fn the_counter_preview_shows_holdings_only_to_who_may_serve_that_person() {
+    let app = spawn_app().await;
+    // 1110 (D-11) and 1210 (D-12) each hold 1,000 rounds of their department's lot.
+    let inspector = sign_in(&app, "1104").await;
+    let armorer = sign_in(&app, "1101").await;
+    for (who, badge, lot) in [(&inspector, "1210", "A12"), (&inspector, "1110", "A11"), (&armorer, "1210", "A12")] {
+        let page = counter_preview(who, badge, "R11-005").await;
+        assert!(!page.contains("Holds now") && !page.contains(lot), "holdings of {badge} shown: {page}");
+        assert!(!page.contains("Person 1210"), "the name of another department's person: {page}");
+    }
+    // Who may serve the person sees what they hold.
+    let page = counter_preview(&armorer, "1110", "R11-005").await;
+    assert!(page.contains("Holds now") && page.contains("lot A11"), "{page}");
+    app.stop().await;
+}
+
+/// A custody refusal named who holds a serial in another department ("issued to badge 1210
+/// (Officer …)"); authority is judged before custody.
+#[tokio::test]
+async fn a_custody_refusal_names_nobody_outside_the_subtree() {
+    let app = spawn_app().await;
+    let d12 = sign_in(&app, "1201").await;
+    let (s, v) = d12.post("/api/issue", json!({"to": "1210", "items": ["R12-001"]})).await;
+    assert_eq!(s, 200, "{v}");
+    let d11 = sign_in(&app, "1101").await;
+    let attempts = [
+        ("/api/issue", json!({"to": "1110", "items": ["R12-001"]})),
+        ("/api/return", json!({"from": "1110", "to": "D11-RACK", "items": ["R12-001"]})),
+        ("/api/move", json!({"from": "D11-RACK", "to": "D11-ARM", "items": ["R12-001"]})),
+    ];
+    for (path, body) in attempts {
+        let (s, v) = d11.post(path, body).await;
+        assert!(s == 403 || s == 409, "{path}: {s} {v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(!msg.contains("1210") && !msg.contains("D12-") && !msg.contains("return it first"), "{path}: {msg}");
+    }
+    // Someone without the role to issue learns nothing of where a serial is: the role is refused first.
+    let inspector = sign_in(&app, "1104").await;
+    let (s, v) = inspector.post("/api/issue", json!({"to": "1110", "items": ["R12-001"]})).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (403, Some("permission.role")), "{v}");
+    // Inside the subtree the refusal still gives the facts.
+    let (s, v) = d12.post("/api/issue", json!({"to": "1201", "items": ["R12-001"]})).await;
+    assert_eq!(s, 409, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("is issued to badge 1210 (Person 1210)"), "{v}");
+    app.stop().await;
+}
+
+/// A shared lot's history showed other departments' receipts, issues and counts.
+#[tokio::test]
+async fn a_shared_lots_history_shows_each_department_only_its_own_entries() {
+    let app = spawn_app().await;
+    let (l11, l12) = (sign_in(&app, "1105").await, sign_in(&app, "1205").await);
+    let (s, v) = l11.post("/api/transfers", json!({"from": "D11-ARM", "to_unit": "D-12", "document": "TR-7", "items": ["A11:50"]})).await;
+    assert_eq!(s, 200, "{v}");
+    let t = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|e| e["summary"].as_str().and_then(|x| x.split_whitespace().find(|w| w.starts_with("T-"))))
+        .unwrap()
+        .trim_end_matches([',', ':', ';'])
+        .to_string();
+    let (s, v) = l12.post(&format!("/api/transfers/{t}/receive"), json!({"to": "D12-ARM", "items": ["A11:50"]})).await;
+    assert_eq!(s, 200, "{v}");
+    let d12 = sign_in(&app, "1204").await;
+    let (s, v) = d12.get("/api/history/A11").await;
+    assert_eq!(s, 200, "{v}");
+    let lines = v.as_array().unwrap();
+    let text = serde_json::to_string(lines).unwrap();
+    assert!(text.contains("D12-ARM"), "D-12 sees its own receipt of the transfer: {text}");
+    for hidden in ["DN-2", "1110", "count_recorded", "lost"] {
+        assert!(!text.contains(hidden), "D-12 sees D-11's {hidden}: {text}");
+    }
+    // D-11 still sees its whole history of the lot, HQ everything.
+    let (_, v) = sign_in(&app, "1104").await.get("/api/history/A11").await;
+    let d11 = serde_json::to_string(&v).unwrap();
+    assert!(d11.contains("DN-2") && d11.contains("1110"), "{d11}");
+    let (_, v) = sign_in(&app, "0001").await.get("/api/history/A11").await;
+    assert!(v.as_array().unwrap().len() > lines.len(), "HQ sees more than D-12");
+    app.stop().await;
+}
+
+/// A write with an Idempotency-Key, by a signed-in session.
+async fn keyed(s: &Session, key: &str, path: &str, body: Value) -> (u16, Value) {
+    let r = s
+        .client
+        .post(format!("{}{path}", s.url))
+        .header("x-csrf-token", &s.csrf)
+        .header("idempotency-key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// A second issue of a different rifle, a destroy and another department's request all came back
+/// "replayed" with the first entry: a key is bound to its caller and its request.
+#[tokio::test]
+async fn an_idempotency_key_is_answered_only_to_its_own_caller_and_request() {
+    let app = spawn_app().await;
+    let armorer = sign_in(&app, "1101").await;
+    let issue = json!({"to": "1110", "items": ["R11-002"]});
+    let (s, first) = keyed(&armorer, "shift-42", "/api/issue", issue.clone()).await;
+    assert_eq!(s, 200, "{first}");
+    // The same request again: the first result, nothing appended.
+    let (s, again) = keyed(&armorer, "shift-42", "/api/issue", issue).await;
+    assert_eq!((s, &again["replayed"], &again["first_seq"]), (200, &json!(true), &first["first_seq"]), "{again}");
+    let size = log(&armorer, 1).await[0]["seq"].as_u64().unwrap();
+    let others = [
+        (&armorer, "/api/issue", json!({"to": "1110", "items": ["R11-003"]})),
+        (&armorer, "/api/expend", json!({"from": "D11-ARM", "items": ["A11:1"], "document": "range day"})),
+    ];
+    for (who, path, body) in others {
+        let (s, v) = keyed(who, "shift-42", path, body).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (409, Some("idempotency.mismatch")), "{path}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("idempotency key shift-42 was already used"), "{v}");
+        assert!(v.get("entries").is_none(), "no entries of the first request are returned: {v}");
+    }
+    // Another caller with the very same body, from another department or the same one.
+    for badge in ["1201", "1120"] {
+        let other = sign_in(&app, badge).await;
+        let (s, v) = keyed(&other, "shift-42", "/api/issue", json!({"to": "1110", "items": ["R11-002"]})).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (409, Some("idempotency.mismatch")), "{badge}: {v}");
+    }
+    assert_eq!(log(&armorer, 1).await[0]["seq"].as_u64().unwrap(), size, "nothing was appended");
+    app.stop().await;
+}
