@@ -85,17 +85,62 @@ pub fn denial_reason(locked: bool, kind: CredentialKind, from: &str) -> String {
 }
 
 /// Denied attempts waiting to be recorded; alike ones (same who, operation and reason) are one
-/// entry that says how many and over what time.
-#[derive(Debug, Default)]
+/// entry that says how many and over what time. Failed sign-ins and API tokens — what a client
+/// that is nobody yet can cause — are summarized longer: per operation and reason (which names the
+/// source address) over `every`, one entry naming the badges tried, so a flood of bad sign-ins is a
+/// handful of entries and commits, still in the ledger.
+#[derive(Debug)]
 pub(crate) struct Denials {
     pending: Vec<(Denial, u32, OffsetDateTime)>,
+    summaries: Vec<Summary>,
+    /// How long failed sign-ins are gathered into one summary.
+    pub(crate) every: time::Duration,
+}
+
+impl Default for Denials {
+    fn default() -> Denials {
+        Denials { pending: vec![], summaries: vec![], every: time::Duration::seconds(SIGN_IN_SUMMARY_S as i64) }
+    }
+}
+
+/// Failed sign-ins of one operation and reason (and so one source address) within one interval.
+#[derive(Debug)]
+struct Summary {
+    first: Denial,
+    who: std::collections::BTreeSet<String>,
+    n: u32,
+    last: OffsetDateTime,
 }
 
 /// Distinct denials gathered before `deny` records them without waiting for a flush.
 pub const DENIALS_MAX: usize = 1000;
+/// Default interval over which failed sign-ins from one source become one entry.
+pub const SIGN_IN_SUMMARY_S: u64 = 60;
+/// Badges a summary names; beyond, it says how many more.
+const SUMMARY_NAMES_MAX: usize = 5;
+
+/// Operations denied before anybody is signed in: summarized (see [`Denials`]).
+fn summarized(operation: &str) -> bool {
+    matches!(operation, "sign_in" | "api")
+}
+
+fn hms(t: OffsetDateTime) -> String {
+    format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
+}
+
+fn times(reason: &str, n: u32, first: OffsetDateTime, last: OffsetDateTime) -> String {
+    if n > 1 {
+        format!("{reason} ({n} times, {} to {})", hms(first), hms(last))
+    } else {
+        reason.to_string()
+    }
+}
 
 impl Denials {
     fn add(&mut self, d: Denial) {
+        if summarized(&d.operation) {
+            return self.summarize(d);
+        }
         match self.pending.iter_mut().find(|(p, ..)| p.who == d.who && p.operation == d.operation && p.reason == d.reason) {
             Some((_, n, last)) => {
                 *n += 1;
@@ -108,20 +153,51 @@ impl Denials {
         }
     }
 
-    fn take(&mut self) -> Vec<Denial> {
-        fn hms(t: OffsetDateTime) -> String {
-            format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
+    fn summarize(&mut self, d: Denial) {
+        match self.summaries.iter_mut().find(|s| s.first.operation == d.operation && s.first.reason == d.reason) {
+            Some(s) => {
+                s.n += 1;
+                s.last = d.at;
+                if s.who.len() <= SUMMARY_NAMES_MAX {
+                    s.who.insert(d.who);
+                }
+            }
+            None => {
+                let who = std::iter::once(d.who.clone()).collect();
+                let last = d.at;
+                self.summaries.push(Summary { first: d, who, n: 1, last });
+            }
         }
-        std::mem::take(&mut self.pending)
+    }
+
+    fn pending(&self) -> usize {
+        self.pending.len() + self.summaries.len()
+    }
+
+    /// The denials to record now: every alike group, and the summaries whose interval has passed
+    /// (all of them when `all`, at shutdown).
+    fn take(&mut self, now: OffsetDateTime, all: bool) -> Vec<Denial> {
+        let mut out: Vec<Denial> = std::mem::take(&mut self.pending)
             .into_iter()
             .map(|(mut d, n, last)| {
-                if n > 1 {
-                    d.reason = format!("{} ({n} times, {} to {})", d.reason, hms(d.at), hms(last));
-                    d.at = last;
-                }
+                d.reason = times(&d.reason, n, d.at, last);
+                d.at = last;
                 d
             })
-            .collect()
+            .collect();
+        let every = self.every;
+        let (due, kept): (Vec<Summary>, Vec<Summary>) =
+            std::mem::take(&mut self.summaries).into_iter().partition(|s| all || now - s.first.at >= every);
+        self.summaries = kept;
+        out.extend(due.into_iter().map(|s| {
+            let mut names: Vec<String> = s.who.into_iter().collect();
+            if names.len() > SUMMARY_NAMES_MAX {
+                names.truncate(SUMMARY_NAMES_MAX);
+                names.push("others".into());
+            }
+            Denial { who: names.join(", "), reason: times(&s.first.reason, s.n, s.first.at, s.last), at: s.last, ..s.first }
+        }));
+        out
     }
 }
 
@@ -173,8 +249,8 @@ impl Site {
     /// (or at once when [`DENIALS_MAX`] distinct ones are waiting: then the error of recording them).
     pub fn deny(&mut self, d: Denial) -> Result<()> {
         self.denials.add(d);
-        if self.denials.pending.len() >= DENIALS_MAX {
-            return self.flush_denials();
+        if self.denials.pending() >= DENIALS_MAX {
+            return self.flush_all_denials();
         }
         Ok(())
     }
@@ -182,13 +258,26 @@ impl Site {
     /// Records one denial with those gathered, at once.
     pub fn record_denial_now(&mut self, d: Denial) -> Result<()> {
         self.denials.add(d);
-        self.flush_denials()
+        self.flush_all_denials()
     }
 
-    /// Records the gathered denials in one durable commit, one entry per distinct attempt.
+    /// Records the gathered denials in one durable commit, one entry per distinct attempt; failed
+    /// sign-ins only once their summary's interval has passed.
     pub fn flush_denials(&mut self) -> Result<()> {
-        let gathered = self.denials.take();
+        let gathered = self.denials.take(OffsetDateTime::now_utc(), false);
         self.record_denials(&gathered)
+    }
+
+    /// Records every gathered denial, summaries included (at shutdown, or when too many wait).
+    pub fn flush_all_denials(&mut self) -> Result<()> {
+        let gathered = self.denials.take(OffsetDateTime::now_utc(), true);
+        self.record_denials(&gathered)
+    }
+
+    /// How long failed sign-ins and API tokens are gathered into one entry per source
+    /// (default [`SIGN_IN_SUMMARY_S`]).
+    pub fn set_sign_in_summary(&mut self, every: std::time::Duration) {
+        self.denials.every = time::Duration::try_from(every).unwrap_or(time::Duration::seconds(SIGN_IN_SUMMARY_S as i64));
     }
 
     /// Steps 1 to 4 on this thread: the actor's PIN, the witness's eligibility and PIN, then the
@@ -240,17 +329,42 @@ mod tests {
     #[test]
     fn alike_denials_in_one_gathering_are_one_entry_saying_how_many() {
         let t0 = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
-        let d =
-            |who: &str, at| Denial { who: who.into(), operation: "sign_in".into(), reason: "badge or password not accepted".into(), at };
+        let d = |who: &str, at| Denial { who: who.into(), operation: "witness".into(), reason: "badge or PIN not accepted".into(), at };
         let mut g = Denials::default();
         g.add(d("0417", t0));
         g.add(d("0417", t0 + time::Duration::seconds(3)));
         g.add(d("0501", t0));
-        let out = g.take();
+        let out = g.take(t0, false);
         assert_eq!(out.len(), 2);
         assert!(out[0].reason.ends_with("(2 times, 00:00:00 to 00:00:03)"), "{}", out[0].reason);
         assert_eq!(out[0].at, t0 + time::Duration::seconds(3));
-        assert_eq!(out[1].reason, "badge or password not accepted");
-        assert!(g.take().is_empty(), "a gathering is taken once");
+        assert_eq!(out[1].reason, "badge or PIN not accepted");
+        assert!(g.take(t0, false).is_empty(), "a gathering is taken once");
+    }
+
+    #[test]
+    fn failed_sign_ins_from_one_address_are_one_entry_per_interval_naming_the_badges() {
+        let t0 = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+        let reason = |ip: &str| format!("badge or password not accepted, from {ip}");
+        let d = |who: String, ip: &str, s: i64| Denial {
+            who,
+            operation: "sign_in".into(),
+            reason: reason(ip),
+            at: t0 + time::Duration::seconds(s),
+        };
+        let mut g = Denials::default();
+        for i in 0..40 {
+            g.add(d(format!("{:04}", i % 8), "10.0.0.7", i));
+        }
+        g.add(d("0417".into(), "10.0.0.9", 5));
+        assert!(g.take(t0 + time::Duration::seconds(50), false).is_empty(), "held until the interval has passed");
+        let out = g.take(t0 + time::Duration::seconds(65), false);
+        assert_eq!(out.len(), 2, "one entry per address: {out:?}");
+        assert_eq!(out[0].who, "0000, 0001, 0002, 0003, 0004, others");
+        assert_eq!(out[0].reason, format!("{} (40 times, 00:00:00 to 00:00:39)", reason("10.0.0.7")));
+        assert_eq!((out[1].who.as_str(), out[1].reason.clone()), ("0417", reason("10.0.0.9")));
+        // At shutdown everything gathered is recorded, due or not.
+        g.add(d("0417".into(), "10.0.0.9", 61));
+        assert_eq!(g.take(t0 + time::Duration::seconds(62), true).len(), 1);
     }
 }

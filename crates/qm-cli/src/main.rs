@@ -95,7 +95,7 @@ fn actor(who: &Who) -> R<qm_app::Presented> {
 pub(crate) fn sign_in(site: &mut Site, who: &Who, operation: &str) -> R<Badge> {
     let actor = actor(who)?;
     let r = site.check_presented(&actor, qm_core::event::CredentialKind::Pin, operation, FROM);
-    site.flush_denials()?;
+    site.flush_all_denials()?;
     r?;
     Ok(actor.badge)
 }

@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 pub const SESSION_COOKIE: &str = "qm_session";
+/// The sign-in form's CSRF token, as a cookie (no server state until the form is posted).
+pub const SIGNIN_COOKIE: &str = "qm_signin";
+pub const SIGNIN_COOKIE_CLEAR: &str = "qm_signin=; Path=/signin; HttpOnly; SameSite=Strict; Max-Age=0";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Most sessions held at once; the oldest are dropped beyond it.
 pub const SESSIONS_MAX: usize = 100_000;
@@ -37,10 +40,10 @@ pub fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// A signed-in web session (the only kind: the sign-in form keeps no state on the server).
 #[derive(Clone)]
 pub struct Session {
-    /// None for the anonymous session that carries the sign-in form's CSRF token.
-    pub badge: Option<Badge>,
+    pub badge: Badge,
     pub csrf: String,
     created: Instant,
     last: Instant,
@@ -131,8 +134,8 @@ impl Auth {
         }
     }
 
-    /// A new session; returns its id and CSRF token.
-    pub fn create(&self, badge: Option<Badge>) -> (String, String) {
+    /// A new session for a person just signed in; returns its id and CSRF token.
+    pub fn create(&self, badge: Badge) -> (String, String) {
         let id = random_token();
         let csrf = random_token();
         let now = Instant::now();
@@ -171,6 +174,12 @@ impl Auth {
     pub fn cookie(&self, id: &str) -> String {
         let secure = if self.secure { "; Secure" } else { "" };
         format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}", self.max.as_secs())
+    }
+
+    /// The Set-Cookie value for the sign-in form's CSRF token (an hour, the sign-in path only).
+    pub fn signin_cookie(&self, token: &str) -> String {
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!("{SIGNIN_COOKIE}={token}; Path=/signin; HttpOnly; SameSite=Strict; Max-Age=3600{secure}")
     }
 
     pub fn clear_cookie(&self) -> String {
@@ -279,11 +288,20 @@ pub fn client_ip(parts: &Parts) -> String {
     parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_else(|| "unknown".into())
 }
 
-pub fn session_id(headers: &HeaderMap) -> Option<String> {
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
         let (k, v) = c.trim().split_once('=')?;
-        (k == SESSION_COOKIE && !v.is_empty()).then(|| v.to_string())
+        (k == name && !v.is_empty()).then(|| v.to_string())
     })
+}
+
+pub fn session_id(headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, SESSION_COOKIE)
+}
+
+/// The sign-in form's CSRF token from its cookie, if it has the shape `random_token` makes.
+pub fn signin_token(headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, SIGNIN_COOKIE).filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Records a denied request in the ledger, with others gathered by the worker (`worker::Denials`):
@@ -300,7 +318,7 @@ pub async fn resolve(st: &AppState, parts: &Parts) -> Result<Option<Principal>, 
     }
     let Some(id) = session_id(&parts.headers) else { return Ok(None) };
     let Some(session) = st.auth.get(&id) else { return Ok(None) };
-    let Some(badge) = session.badge else { return Ok(None) };
+    let badge = session.badge;
     let b = badge.clone();
     let found = st
         .site
@@ -319,7 +337,8 @@ pub async fn resolve(st: &AppState, parts: &Parts) -> Result<Option<Principal>, 
 
 async fn token(st: &AppState, parts: &Parts, presented: String) -> Result<Principal, ApiError> {
     let ip = client_ip(parts);
-    let ip_key = format!("ip:{ip}");
+    // Its own count: a valid token is not refused because someone at the address mistyped a password.
+    let ip_key = format!("token-ip:{ip}");
     if st.auth.limited(&ip_key) {
         return Err(too_many(&st.auth));
     }
@@ -405,9 +424,9 @@ pub fn too_many(auth: &Auth) -> ApiError {
 /// Returns the new session's id and CSRF token.
 pub async fn sign_in(st: &AppState, ip: &str, badge: &str, password: &str) -> Result<(String, String), ApiError> {
     let badge_key = format!("badge:{}", badge.trim());
-    let ip_key = format!("ip:{ip}");
+    let ip_key = format!("password-ip:{ip}");
+    // Rate-limited attempts write nothing: the failures that led here are recorded already.
     if st.auth.limited(&badge_key) || st.auth.limited(&ip_key) {
-        record_denial(st, badge.trim(), "sign_in", &format!("too many failed attempts, from {ip}")).await;
         return Err(too_many(&st.auth));
     }
     let parsed = Badge::parse(badge);
@@ -426,7 +445,7 @@ pub async fn sign_in(st: &AppState, ip: &str, badge: &str, password: &str) -> Re
     match (ok, parsed) {
         (true, Ok(b)) => {
             st.auth.clear(&badge_key);
-            Ok(st.auth.create(Some(b)))
+            Ok(st.auth.create(b))
         }
         _ => {
             st.auth.fail(&badge_key);
@@ -444,7 +463,6 @@ pub async fn sign_in(st: &AppState, ip: &str, badge: &str, password: &str) -> Re
 pub async fn check_pin(st: &AppState, ip: &str, badge: &Badge, pin: &str, operation: &str) -> Result<(), ApiError> {
     let key = format!("pin:{badge}");
     if st.auth.limited(&key) {
-        record_denial(st, badge.as_str(), operation, &format!("too many failed PIN attempts, from {ip}")).await;
         return Err(too_many(&st.auth));
     }
     match check_credential(st, badge, CredentialKind::Pin, pin).await {

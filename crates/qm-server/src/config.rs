@@ -25,6 +25,9 @@ pub struct Config {
     /// Failed sign-ins per badge, and per client address, within `sign_in_window_s` before 429.
     pub sign_in_failures_max: u32,
     pub sign_in_window_s: u64,
+    /// Failed sign-ins (passwords, API tokens) from one address are one ledger entry per this many
+    /// seconds, naming the badges tried and how many times (docs/server.md).
+    pub sign_in_summary_s: u64,
     /// Sign a checkpoint at most this often while writes arrive (and always at shutdown).
     pub checkpoint_every_s: u64,
     /// Set the `Secure` flag on the session cookie (behind TLS).
@@ -42,6 +45,7 @@ impl Default for Config {
             session_max_s: 12 * 3600,
             sign_in_failures_max: 5,
             sign_in_window_s: 5 * 60,
+            sign_in_summary_s: qm_app::act::SIGN_IN_SUMMARY_S,
             checkpoint_every_s: 10,
             secure_cookies: false,
         }

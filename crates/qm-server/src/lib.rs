@@ -92,6 +92,8 @@ pub async fn start_with(
 ) -> Result<Running, String> {
     let listener = tokio::net::TcpListener::bind(&config.addr).await.map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let mut site = site;
+    site.set_sign_in_summary(std::time::Duration::from_secs(config.sign_in_summary_s));
     let (handle, worker) = worker::spawn(site, config.checkpoint_every_s);
     let state = AppState { site: handle.clone(), auth: Arc::new(auth::Auth::new(&config)), config: Arc::new(config) };
     // Checkpoints also when writes stop: the worker signs only after a batch, at most every N seconds.

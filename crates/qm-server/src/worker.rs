@@ -36,8 +36,10 @@ enum Job {
 /// before any read that waits for what is recorded (`Job::Call`), and at shutdown.
 pub const DENIALS_EVERY: Duration = Duration::from_millis(200);
 
-fn flush_denials(site: &mut Site) {
-    if let Err(e) = site.flush_denials() {
+/// Records the denials gathered; failed sign-ins once their summary is due, or all at shutdown.
+fn flush_denials(site: &mut Site, all: bool) {
+    let r = if all { site.flush_all_denials() } else { site.flush_denials() };
+    if let Err(e) = r {
         tracing::error!("could not record the gathered denials in the ledger: {e}");
     }
 }
@@ -195,21 +197,21 @@ fn run(mut site: Site, mut rx: mpsc::Receiver<Job>, every: Duration) {
             // The ticker (every 200 ms): denials gathered are recorded, and a checkpoint due is signed
             // even when no write follows, so no entry waits longer than `checkpoint_every_s` for one.
             Job::FlushDenials => {
-                flush_denials(&mut site);
+                flush_denials(&mut site, false);
                 checkpoint_due(&mut site, &mut in_flight, &mut last_checkpoint, every);
             }
             Job::Call(f) => {
                 if let Some(fl) = in_flight.take() {
                     finish(&mut site, fl);
                 }
-                flush_denials(&mut site);
+                flush_denials(&mut site, false);
                 call(&mut site, f)
             }
             Job::Shutdown(done) => {
                 if let Some(fl) = in_flight.take() {
                     finish(&mut site, fl);
                 }
-                flush_denials(&mut site);
+                flush_denials(&mut site, true);
                 site.stop_writer();
                 checkpoint(&mut site);
                 let _ = done.send(());
@@ -248,7 +250,7 @@ fn run(mut site: Site, mut rx: mpsc::Receiver<Job>, every: Duration) {
     if let Some(fl) = in_flight.take() {
         finish(&mut site, fl);
     }
-    flush_denials(&mut site);
+    flush_denials(&mut site, true);
     site.stop_writer();
     checkpoint(&mut site);
 }

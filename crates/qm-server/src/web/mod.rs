@@ -123,12 +123,13 @@ pub(crate) fn signin_page(csrf: &str, badge: &str, error: Option<&str>) -> Marku
     )
 }
 
+/// The sign-in form keeps no state on the server: its CSRF token is a random value set as a cookie
+/// and repeated in the form (a double submit), compared when the form is posted. A flood of
+/// `GET /signin` costs the server nothing it keeps, and evicts no signed-in session.
 pub(crate) async fn signin_get(State(st): State<AppState>, headers: axum::http::HeaderMap) -> Response {
-    // An anonymous session carries the sign-in form's CSRF token; signing in replaces it. A live one
-    // is reused, so that a second tab (or a stray request) does not invalidate the form on screen.
-    let live = auth::session_id(&headers).and_then(|id| st.auth.get(&id).filter(|s| s.badge.is_none()).map(|s| (id, s.csrf)));
-    let (sid, csrf) = live.unwrap_or_else(|| st.auth.create(None));
-    ([(header::SET_COOKIE, st.auth.cookie(&sid))], signin_page(&csrf, "", None)).into_response()
+    // A form already on screen in another tab keeps working: the cookie it was given is reused.
+    let csrf = auth::signin_token(&headers).unwrap_or_else(auth::random_token);
+    ([(header::SET_COOKIE, st.auth.signin_cookie(&csrf))], signin_page(&csrf, "", None)).into_response()
 }
 
 #[derive(Deserialize)]
@@ -144,18 +145,17 @@ pub(crate) async fn signin_post(
     headers: axum::http::HeaderMap,
     Form(f): Form<SignInForm>,
 ) -> Response {
-    let anon = auth::session_id(&headers).and_then(|id| st.auth.get(&id).map(|s| (id, s)));
-    let Some((anon_id, anon)) = anon.filter(|(_, s)| s.badge.is_none() && same_secret(&f.csrf, &s.csrf)) else {
-        let (sid, csrf) = st.auth.create(None);
+    let Some(csrf) = auth::signin_token(&headers).filter(|c| same_secret(&f.csrf, c)) else {
+        let csrf = auth::random_token();
         let page = signin_page(&csrf, &f.badge, Some("This sign-in form expired; please sign in again."));
-        return (StatusCode::FORBIDDEN, [(header::SET_COOKIE, st.auth.cookie(&sid))], page).into_response();
+        return (StatusCode::FORBIDDEN, [(header::SET_COOKIE, st.auth.signin_cookie(&csrf))], page).into_response();
     };
     match auth::sign_in(&st, &ip, &f.badge, &f.password).await {
         Ok((sid, _)) => {
-            st.auth.remove(&anon_id);
-            ([(header::SET_COOKIE, st.auth.cookie(&sid))], Redirect::to("/")).into_response()
+            let cookies = [(header::SET_COOKIE, st.auth.cookie(&sid)), (header::SET_COOKIE, auth::SIGNIN_COOKIE_CLEAR.to_string())];
+            (axum::response::AppendHeaders(cookies), Redirect::to("/")).into_response()
         }
-        Err(e) => (e.status, signin_page(&anon.csrf, &f.badge, Some(&e.message))).into_response(),
+        Err(e) => (e.status, signin_page(&csrf, &f.badge, Some(&e.message))).into_response(),
     }
 }
 

@@ -209,3 +209,76 @@ async fn an_idempotency_key_is_answered_only_to_its_own_caller_and_request() {
     assert_eq!(log(&armorer, 1).await[0]["seq"].as_u64().unwrap(), size, "nothing was appended");
     app.stop().await;
 }
+
+/// 105,000 `GET /signin` in 75 s filled the session table and evicted every signed-in user: the
+/// sign-in page keeps nothing on the server; its CSRF token is a cookie repeated in the form.
+#[tokio::test]
+async fn the_sign_in_page_keeps_no_state_on_the_server() {
+    let app = spawn_app().await;
+    let armorer = sign_in(&app, "1101").await;
+    let r = reqwest::Client::new().get(format!("{}/signin", app.url)).send().await.unwrap();
+    let cookies: Vec<String> = r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
+    assert!(cookies.iter().all(|c| !c.starts_with("qm_session=")), "no session for a visitor: {cookies:?}");
+    assert!(cookies.iter().any(|c| c.starts_with("qm_signin=") && c.contains("HttpOnly") && c.contains("SameSite=Strict")), "{cookies:?}");
+    // A bounded flood from cookie-less clients, 8 at a time.
+    let flood = (0..8).map(|_| {
+        let url = format!("{}/signin", app.url);
+        tokio::spawn(async move {
+            let c = reqwest::Client::new();
+            for _ in 0..250 {
+                assert_eq!(c.get(&url).send().await.unwrap().status(), 200);
+            }
+        })
+    });
+    for t in flood {
+        t.await.unwrap();
+    }
+    let (s, v) = armorer.get("/api/me").await;
+    assert_eq!(s, 200, "the signed-in armorer is still signed in: {v}");
+    // The form's token must match its cookie: a form posted without it is refused, and signs nobody in.
+    let c = client();
+    let r = c
+        .post(format!("{}/signin", app.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={}&badge=1101&password=correct+horse", "0".repeat(64)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("This sign-in form expired"));
+    app.stop().await;
+}
+
+/// Each failed sign-in was one ledger entry and one durable commit, and rate-limited attempts were
+/// recorded too: failures are summarized per address and interval; rate-limited ones write nothing.
+/// And a valid token was refused because someone at the same address mistyped a password.
+#[tokio::test]
+async fn failed_sign_ins_are_summarized_and_limits_are_separate_per_kind_of_secret() {
+    let app = spawn_app_with(|c| c.sign_in_summary_s = 1).await;
+    let admin = sign_in(&app, "0001").await;
+    let (s, v) = admin.post("/api/tokens", json!({"id": "scan-1", "label": "scanner", "unit": "D-11", "operations": ["count"]})).await;
+    assert_eq!(s, 200, "{v}");
+    let token = v["token"].as_str().unwrap().to_string();
+    let before = log(&admin, 1).await[0]["seq"].as_u64().unwrap();
+    let c = client();
+    let mut statuses = vec![];
+    for (i, badge) in ["1101", "1102", "1103", "1104", "1105", "1106", "1107", "1101"].iter().enumerate() {
+        let body = json!({"badge": badge, "password": format!("wrong-{i}")});
+        statuses.push(c.post(format!("{}/api/session", app.url)).json(&body).send().await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429, 429], "five failures from the address, then 429");
+    // The token is its own kind of secret: the address's password failures do not refuse it.
+    let r = app.client.get(format!("{}/api/me", app.url)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), 200, "a valid token from the same address");
+    // Within the summary's interval nothing is written; then one entry for the address.
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    let after = log(&admin, 20).await;
+    let new: Vec<&Value> = after.iter().filter(|l| l["seq"].as_u64().unwrap() > before).collect();
+    assert_eq!(new.len(), 1, "one summary entry, no entry for the rate-limited attempts: {new:?}");
+    let summary = new[0]["summary"].as_str().unwrap();
+    assert!(summary.contains("sign_in") && summary.contains("(5 times,"), "{summary}");
+    for badge in ["1101", "1102", "1105"] {
+        assert!(summary.contains(badge), "the summary names the badges tried: {summary}");
+    }
+    app.stop().await;
+}

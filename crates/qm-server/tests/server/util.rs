@@ -265,6 +265,11 @@ pub fn fixture(db: &str) -> Site {
 
 /// A fresh database with the fixture, served on a free loopback port.
 pub async fn spawn_app() -> App {
+    spawn_app_with(|_| {}).await
+}
+
+/// As `spawn_app`, with the test's changes to the configuration.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut qm_server::Config)) -> App {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("site.db").display().to_string();
     let site = tokio::task::spawn_blocking({
@@ -273,12 +278,17 @@ pub async fn spawn_app() -> App {
     })
     .await
     .unwrap();
-    serve(dir, db, site).await
+    serve_with(dir, db, site, configure).await
 }
 
 pub async fn serve(dir: tempfile::TempDir, db: String, site: Site) -> App {
-    let config =
+    serve_with(dir, db, site, |_| {}).await
+}
+
+pub async fn serve_with(dir: tempfile::TempDir, db: String, site: Site, configure: impl FnOnce(&mut qm_server::Config)) -> App {
+    let mut config =
         qm_server::Config { addr: "127.0.0.1:0".into(), db: db.clone(), body_limit_bytes: 64 * 1024, ..qm_server::Config::default() };
+    configure(&mut config);
     let running = qm_server::start(config, site).await.unwrap();
     let url = format!("http://{}", running.addr);
     App { url, client: client(), running: Some(running), dir, db }
