@@ -110,6 +110,24 @@ impl Lockout {
     }
 }
 
+/// Fewest characters a web password has.
+pub const PASSWORD_LEN_MIN: usize = 10;
+
+/// A new web password is good enough to set: at least [`PASSWORD_LEN_MIN`] characters, not only
+/// spaces, no control characters. The CLI and the API ask the same.
+pub fn check_new_password(password: &str) -> Result<()> {
+    if password.chars().count() < PASSWORD_LEN_MIN {
+        return Err(AppError::Usage(format!("a password has at least {PASSWORD_LEN_MIN} characters")));
+    }
+    if password.trim().is_empty() {
+        return Err(AppError::Usage("a password of only spaces is refused".into()));
+    }
+    if password.chars().any(char::is_control) {
+        return Err(AppError::Usage("a password may not hold control characters (tab, line breaks …)".into()));
+    }
+    Ok(())
+}
+
 /// Hashes a PIN or password with Argon2id and a random salt, as a PHC string.
 pub fn hash_secret(secret: &str) -> Result<String> {
     use argon2::password_hash::PasswordHasher;

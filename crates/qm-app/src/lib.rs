@@ -62,6 +62,10 @@ pub enum AppError {
     Usage(String),
     #[error("{file}: {message}")]
     Import { file: String, message: String },
+    /// A row of an import that the rules refused (`code`: the rule, or `not_found`, `invalid`), named
+    /// by its line: it exits and answers as that refusal would (3 refused, 4 not found, 2 invalid).
+    #[error("{file}: {message}")]
+    ImportRefused { file: String, message: String, code: &'static str },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -73,6 +77,9 @@ impl AppError {
             AppError::Rejected(Rejection::Refused { .. }) | AppError::BadCredentials { .. } | AppError::Locked { .. } => 3,
             AppError::Rejected(Rejection::NotFound { .. }) => 4,
             AppError::Rejected(Rejection::Invalid(_)) | AppError::Usage(_) | AppError::Import { .. } => 2,
+            AppError::ImportRefused { code: "not_found", .. } => 4,
+            AppError::ImportRefused { code: "invalid", .. } => 2,
+            AppError::ImportRefused { .. } => 3,
             AppError::Store(StoreError::Missing(_)) => 4,
             _ => 1,
         }
@@ -88,6 +95,7 @@ impl AppError {
             AppError::Ledger(_) => "ledger",
             AppError::Usage(_) => "usage",
             AppError::Import { .. } => "import",
+            AppError::ImportRefused { code, .. } => code,
             AppError::Internal(_) => "internal",
         }
     }

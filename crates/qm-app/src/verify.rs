@@ -60,8 +60,9 @@ struct ChunkCheck {
     /// Why the chunk ends early: an entry missing or unreadable.
     stop: Option<String>,
     /// Entries whose stored hashes (up to the chunk's root) differ from the re-computed ones, each
-    /// with the first entry that may be the altered one (see [`suspects_from`]).
-    bad: Vec<(u64, u64)>,
+    /// with the first entry that may be the altered one (see [`suspects_from`]) and the first entry
+    /// the differing node covers (see [`Bad`]).
+    bad: Vec<Bad>,
     /// The chunk's own tree.
     local: Frontier,
     /// The chunk's tree at each checkpoint size inside it (global size, frontier).
@@ -108,7 +109,7 @@ fn check_chunk(store: &dyn EntrySource, level: u8, index: u64, end: u64, sizes: 
             differs_at = Some(level);
         }
         if let Some(at) = differs_at {
-            c.bad.push((suspects_from(seq, at, derived), seq));
+            c.bad.push(Bad::at(seq, at, derived));
         }
         c.count += 1;
         if marks.peek() == Some(&(start + c.count)) {
@@ -125,10 +126,38 @@ fn check_chunk(store: &dyn EntrySource, level: u8, index: u64, end: u64, sizes: 
     c
 }
 
+/// A stored tree hash that differs from the re-computed one: stored with entry `seq`, over a node
+/// whose entries start at `covers_from`; `first` is the first entry that may be to blame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Bad {
+    seq: u64,
+    first: u64,
+    covers_from: u64,
+}
+
+impl Bad {
+    /// The node at `level` completed by entry `seq`'s append (`usize::MAX`: the count of hashes
+    /// stored with it differs, which is its own).
+    fn at(seq: u64, level: usize, derived: usize) -> Bad {
+        let span = if level >= 63 { 1 } else { 1u64 << level };
+        Bad { seq, first: suspects_from(seq, level, derived), covers_from: (seq + 1).saturating_sub(span) }
+    }
+}
+
+/// Drops the differences that an altered entry below explains: one altered entry changes every node
+/// above it, and those are stored with later, unaltered entries. A node's difference is the news
+/// only when no entry inside it differs on its own (then the stored hash itself was altered).
+fn unexplained(mut bad: Vec<Bad>) -> Vec<Bad> {
+    bad.sort_unstable();
+    bad.dedup();
+    let seqs: std::collections::BTreeSet<u64> = bad.iter().map(|b| b.seq).collect();
+    bad.into_iter().filter(|b| seqs.range(b.covers_from..b.seq).next().is_none()).collect()
+}
+
 struct Merged {
     frontier: Frontier,
     roots_at: BTreeMap<u64, Hash>,
-    bad: Vec<(u64, u64)>,
+    bad: Vec<Bad>,
     /// Entries whole and in order from the first.
     entries: u64,
     stop: Option<String>,
@@ -190,8 +219,7 @@ fn merge_chunks(chunks: Vec<ChunkCheck>, level: u8, derived: usize, sizes: &BTre
         if differs.is_some() || above.len().saturating_sub(skip) * 32 != c.upper.len() {
             // The level that differs (none: the count of hashes does, and it is this entry's own).
             let at = differs.map_or(usize::MAX, |i| usize::from(level) + skip + i);
-            let last = m.entries - 1;
-            m.bad.push((suspects_from(last, at, derived), last));
+            m.bad.push(Bad::at(m.entries - 1, at, derived));
         }
         if c.snapshots.last().is_some_and(|(_, part)| part.size() == chunk) {
             m.roots_at.insert(m.entries, m.frontier.root());
@@ -201,8 +229,7 @@ fn merge_chunks(chunks: Vec<ChunkCheck>, level: u8, derived: usize, sizes: &BTre
             break;
         }
     }
-    m.bad.sort_unstable();
-    m.bad.dedup();
+    m.bad = unexplained(m.bad);
     m
 }
 
@@ -382,7 +409,7 @@ pub fn verify_in_chunks(store: &dyn EntrySource, opts: &VerifyOptions, level: u8
         (merge_chunks(chunks, level, store.derived_hash_levels(), &sizes), replayed, opened)
     });
     let Merged { frontier, roots_at, bad, entries: expected, stop } = hashed;
-    for (first, seq) in bad {
+    for Bad { first, seq, .. } in bad {
         let msg = if first == seq {
             format!("entry {seq}: its bytes do not hash to the tree hashes stored with it: the entry or its hashes were altered")
         } else {

@@ -142,9 +142,7 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
             write(&mut s, who, cmd, out)
         }
         Cmd::Person(PersonCmd::Password { badge, new_password }) => {
-            if new_password.chars().count() < 10 {
-                return Err(usage("a password has at least 10 characters"));
-            }
+            qm_app::credentials::check_new_password(new_password)?;
             let mut s = open()?;
             let cmd = Command::SetCredential {
                 badge: p(Badge::parse(badge))?,

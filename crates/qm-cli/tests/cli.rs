@@ -424,12 +424,24 @@ fn csv_import_reports_file_line_and_column_and_commits_nothing_from_a_bad_file()
     )
     .unwrap();
     let r = e.qm_as("0417", &["import", "serials", "serials.csv"]);
-    assert_eq!(r.code, 2);
+    // A refusal exits 3 and an unknown object 4, as everywhere (README): a malformed file is 2.
+    assert_eq!(r.code, 3);
     assert!(
         r.stderr.contains("serials.csv: line 3") && r.stderr.contains("R-1041") && r.stderr.contains("nothing from this file was recorded"),
         "{}",
         r.stderr
     );
+    std::fs::write(
+        e.path("lost.csv"),
+        "serial,item_type,lot,location,supplier,document
+R-5001,RIFLE,,RACK-A,Depot,DN-7
+R-5002,RIFLE,,NOWHERE,Depot,DN-8
+",
+    )
+    .unwrap();
+    let r = e.qm_as("0417", &["import", "serials", "lost.csv"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(r.stderr.contains("lost.csv: line 3: not found: location NOWHERE"), "{}", r.stderr);
     assert_eq!(e.entries(), before);
     assert_eq!(e.qm_as("0417", &["where", "R-5001"]).code, 4);
     std::fs::write(e.path("lots.csv"), "lot,item_type,quantity,location,manufactured,expires,supplier,document\nL-9,AMMO,500,ARM,2024-01-01,2030-01-01,Depot,DN-8\nL-10,AMMO,250.5,ARM,,,Depot,DN-8\n").unwrap();

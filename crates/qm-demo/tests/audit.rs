@@ -96,3 +96,31 @@ fn a_backup_refuses_a_source_whose_stored_hashes_disagree_with_its_bytes() {
     let e = backup(qm_backends::open_store, &db, &bad, false, &mut |_, _| {}).unwrap_err().to_string();
     assert!(e.contains("entry 7: its bytes do not hash to the tree hashes stored with it"), "{e}");
 }
+
+/// After a one-byte change in an entry, verify named 8 unaltered entries after it (every one whose
+/// stored tree hash covers the altered one): it names the altered entry, and no other.
+#[test]
+fn a_one_byte_change_names_the_altered_entry_and_no_neighbour() {
+    let (_dir, db, site) = demo();
+    let n = site.size();
+    let seq = n / 2 + 3;
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let mut bytes: Vec<u8> = conn.query_row("SELECT bytes FROM entries WHERE seq = ?1", [seq as i64], |r| r.get(0)).unwrap();
+        // The last digit of the entry's own sequence number's neighbour: the site name's last letter.
+        let at = bytes.windows(6).position(|w| w == b"\"site\"").unwrap() + 9;
+        bytes[at] ^= 0x01;
+        conn.execute_batch("DROP TRIGGER IF EXISTS entries_no_update").unwrap();
+        conn.execute("UPDATE entries SET bytes = ?1 WHERE seq = ?2", rusqlite::params![bytes, seq as i64]).unwrap();
+    }
+    for level in [3u8, CHUNK_LEVEL] {
+        let r = verify_in_chunks(site.store(), &VerifyOptions::default(), level);
+        assert!(!r.ok());
+        assert_eq!(r.first_bad_entry, Some(seq), "chunks of 2^{level}: {:?}", r.problems);
+        let named: Vec<&String> = r.problems.iter().filter(|p| p.starts_with("entry ") || p.starts_with("entries ")).collect();
+        assert!(!named.is_empty(), "{:?}", r.problems);
+        for p in named {
+            assert!(p.starts_with(&format!("entry {seq}:")), "chunks of 2^{level}: a neighbour is named: {p}\nall: {:?}", r.problems);
+        }
+    }
+}

@@ -40,10 +40,19 @@ pub fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// A message for the next page a session opens, after a form's redirect: kept with the session on
+/// the server, never carried in the URL (a link cannot make a page say what its sender wants).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Flash {
+    Done(String),
+    Refused(String),
+}
+
 /// A signed-in web session (the only kind: the sign-in form keeps no state on the server).
 #[derive(Clone)]
 pub struct Session {
     pub badge: Badge,
+    flash: Option<Flash>,
     pub csrf: String,
     created: Instant,
     last: Instant,
@@ -149,7 +158,7 @@ impl Auth {
                 }
             }
         }
-        s.insert(id.clone(), Session { badge, csrf: csrf.clone(), created: now, last: now });
+        s.insert(id.clone(), Session { badge, flash: None, csrf: csrf.clone(), created: now, last: now });
         (id, csrf)
     }
 
@@ -164,6 +173,23 @@ impl Auth {
         let x = s.get_mut(id)?;
         x.last = Instant::now();
         Some(x.clone())
+    }
+
+    /// Leaves a message for the session's next page.
+    pub fn set_flash(&self, id: &str, flash: Flash) {
+        if let Some(s) = self.sessions.lock().unwrap_or_else(|p| p.into_inner()).get_mut(id) {
+            s.flash = Some(flash);
+        }
+    }
+
+    /// The message left for this page, once.
+    pub fn take_flash(&self, id: &str) -> Option<Flash> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).get_mut(id).and_then(|s| s.flash.take())
+    }
+
+    /// Ends every session of `badge` but `keep` (a password change: the other holders are signed out).
+    pub fn end_sessions_of(&self, badge: &Badge, keep: Option<&str>) {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).retain(|id, s| s.badge != *badge || Some(id.as_str()) == keep);
     }
 
     pub fn remove(&self, id: &str) {
@@ -270,6 +296,14 @@ impl Principal {
     /// Who acts, for the site: the person, and the token whose scope deciding enforces.
     pub fn actor(&self) -> qm_app::Actor {
         qm_app::Actor { badge: self.badge.clone(), token: self.token().map(str::to_string) }
+    }
+
+    /// The web session this principal came with, if any.
+    pub fn session_id(&self) -> Option<&str> {
+        match &self.via {
+            Via::Session { id, .. } => Some(id),
+            Via::Token { .. } => None,
+        }
     }
 
     pub fn csrf(&self) -> &str {

@@ -58,6 +58,9 @@ pub fn status_of(e: &AppError) -> StatusCode {
         AppError::Store(StoreError::Conflict { .. }) => StatusCode::SERVICE_UNAVAILABLE,
         AppError::Rejected(Rejection::NotFound { .. }) | AppError::Store(StoreError::Missing(_)) => StatusCode::NOT_FOUND,
         AppError::Rejected(Rejection::Invalid(_)) | AppError::Usage(_) | AppError::Import { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        AppError::ImportRefused { code: "not_found", .. } => StatusCode::NOT_FOUND,
+        AppError::ImportRefused { code: "invalid", .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        AppError::ImportRefused { .. } => StatusCode::CONFLICT,
         AppError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -110,6 +113,36 @@ impl IntoResponse for ApiError {
         let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message } };
         (self.status, axum::Json(body)).into_response()
     }
+}
+
+/// Every error under `/api` is our JSON, whoever made it: axum's extractors (a query, a path or a
+/// form that does not parse: plain-text 400s), the body limit (413), an unknown route (404) or
+/// method (405). A handler's own `ApiError` is JSON already and passes untouched.
+pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let path = req.uri().path().chars().take(200).collect::<String>();
+    let res = next.run(req).await;
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !api || is_json || !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let text =
+        axum::body::to_bytes(res.into_body(), 16 * 1024).await.map(|b| String::from_utf8_lossy(&b).trim().to_string()).unwrap_or_default();
+    let e = match status {
+        StatusCode::NOT_FOUND => ApiError::new(status, "not_found", format!("not found: no API route {path}")),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(status, "method", format!("usage: {path} does not take this method")),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(status, "limit.body", "refused: the request body is larger than the server's limit (rule limit.body)")
+        }
+        s if s.is_client_error() => ApiError::usage(if text.is_empty() { s.to_string() } else { text }),
+        s => ApiError::new(s, "internal", "internal error; the server's log has the details"),
+    };
+    e.into_response()
 }
 
 #[cfg(test)]

@@ -217,11 +217,17 @@ pub(crate) async fn person_password(
     Path(badge): Path<String>,
     JsonBody(b): JsonBody<SecretIn>,
 ) -> Result<Json<WriteOut>, ApiError> {
-    if b.secret.chars().count() < 10 {
-        return Err(ApiError::usage("a password has at least 10 characters"));
-    }
-    let c = Command::SetCredential { badge: id(Badge::parse(&badge))?, kind: CredentialKind::Password, hash: hash(b.secret).await? };
-    done(&st, &p, &ip, key, None, c).await
+    qm_app::credentials::check_new_password(&b.secret)?;
+    let subject = id(Badge::parse(&badge))?;
+    let c = Command::SetCredential { badge: subject.clone(), kind: CredentialKind::Password, hash: hash(b.secret).await? };
+    let out = done(&st, &p, &ip, key, None, c).await?;
+    // A new password ends the person's other sessions: whoever held the old one is signed out.
+    let keep = match &p.via {
+        Via::Session { id, .. } if p.badge == subject => Some(id.as_str()),
+        _ => None,
+    };
+    st.auth.end_sessions_of(&subject, keep);
+    Ok(out)
 }
 
 #[utoipa::path(post, path = "/api/tokens", tag = "setup", request_body = TokenIn, params(("Idempotency-Key" = Option<String>, Header)),
@@ -295,16 +301,14 @@ pub(crate) async fn import(
             return Err(ApiError::forbidden("token.scope", format!("refused: {why} (rule token.scope)")));
         }
     }
-    let path = std::env::temp_dir().join(format!("qm-import-{}.csv", uuid::Uuid::new_v4()));
-    std::fs::write(&path, &body).map_err(|e| ApiError::from(AppError::Internal(format!("writing {}: {e}", path.display()))))?;
-    let (pp, actor) = (path.clone(), p.actor());
+    // Read from the body itself: no file on the server, and no server path in any message.
+    let actor = p.actor();
     let report = st
         .site
         .call(move |site| {
-            let r = qm_app::import::import(site, kind, &pp, actor, now(), &mut |_, _| {});
+            let r = qm_app::import::import_from(site, kind, "the request body", &body[..], actor, now(), &mut |_, _| {});
             r.and_then(|r| crate::error::to_json(&r))
         })
         .await;
-    let _ = std::fs::remove_file(&path);
     Ok(Json(report??))
 }

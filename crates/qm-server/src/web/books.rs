@@ -198,14 +198,14 @@ pub(crate) struct LogQ {
     pub(crate) limit: Option<usize>,
 }
 
-pub(crate) async fn log(Visitor { st, p, .. }: Visitor, Query(q): Query<LogQ>, Query(m): Query<MsgQ>) -> WebResult {
+pub(crate) async fn log(Visitor { st, p, .. }: Visitor, Query(q): Query<LogQ>) -> WebResult {
     let limit = q.limit.unwrap_or(200).min(LOG_LIMIT_MAX);
     let pp = p.clone();
     let (mut lines, ls) =
         st.site.call(move |site| -> Result<_, ApiError> { Ok((log_for(site, &pp, limit)?, ledger_status(site, auth::now()))) }).await??;
     lines.reverse();
     let body = html! {
-        @if let Some(x) = &m.msg { (views::ok(x)) }
+        (flash(&st, &p))
         div.card #checkpoint-status {
             p { "Ledger size " strong { (ls.size) } "; latest signed checkpoint covers " strong { (ls.checkpoint_size) } " entries"
                 @if let Some(a) = &ls.checkpoint_age { " (its last entry " (a) " ago)" } "." }
@@ -222,7 +222,7 @@ pub(crate) async fn log(Visitor { st, p, .. }: Visitor, Query(q): Query<LogQ>, Q
 pub(crate) async fn log_checkpoint(Visitor { st, p, .. }: Visitor, Form(f): Form<CsrfForm>) -> WebResult {
     check_csrf(&p, &f.csrf)?;
     let size = st.site.call(|site| site.checkpoint().map(|_| site.size())).await??;
-    Ok(Redirect::to(&format!("/log?msg={}", urlencode(&format!("Checkpoint signed at size {size}.")))).into_response())
+    Ok(redirect_with(&st, &p, "/log", Ok(format!("Checkpoint signed at size {size}."))))
 }
 
 #[derive(Deserialize)]

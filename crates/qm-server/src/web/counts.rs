@@ -58,7 +58,7 @@ pub(crate) async fn count_start(Visitor { st, p, ip }: Visitor, Form(f): Form<Co
     Ok(Redirect::to(&format!("/counts/{}", count.unwrap_or_default())).into_response())
 }
 
-pub(crate) async fn count_page(Visitor { st, p, .. }: Visitor, Path(cid): Path<String>, Query(m): Query<MsgQ>) -> WebResult {
+pub(crate) async fn count_page(Visitor { st, p, .. }: Visitor, Path(cid): Path<String>) -> WebResult {
     let c = id(CountId::parse(&cid))?;
     let pp = p.clone();
     let (view, visible, locs) = st
@@ -79,8 +79,7 @@ pub(crate) async fn count_page(Visitor { st, p, .. }: Visitor, Path(cid): Path<S
         )));
     }
     let body = html! {
-        @if let Some(x) = &m.msg { (views::ok(x)) }
-        @if let Some(x) = &m.err { div.msg.err #refusal role="alert" { (x) } }
+        (flash(&st, &p))
         p.lead { (view.kind) " count of " strong { (view.root) } @if view.blind { " (blind)" } " by badge " (view.counter) ", started " (view.started_at) " — "
             strong #count-state { (if view.closed { "closed" } else { "open" }) } }
         @if !view.closed {
@@ -138,21 +137,17 @@ pub(crate) async fn count_record(Visitor { st, p, ip }: Visitor, Path(cid): Path
     let list = items(&lines(&f.items))?;
     let (serials, lots) = split_items(list);
     let c = Command::RecordCount { count: id(CountId::parse(&cid))?, location: id(LocationId::parse(&f.location))?, serials, lots };
-    Ok(back_to_count(&cid, perform(&st, &p, &ip, None, None, c).await.map(|_| format!("Recorded at {}.", f.location))))
+    Ok(back_to_count(&st, &p, &cid, perform(&st, &p, &ip, None, None, c).await.map(|_| format!("Recorded at {}.", f.location))))
 }
 
-pub(crate) fn back_to_count(cid: &str, r: Result<String, ApiError>) -> Response {
-    let q = match r {
-        Ok(m) => format!("msg={}", urlencode(&m)),
-        Err(e) => format!("err={}", urlencode(&e.message)),
-    };
-    Redirect::to(&format!("/counts/{}?{q}", urlencode(cid))).into_response()
+pub(crate) fn back_to_count(st: &AppState, p: &Principal, cid: &str, r: Result<String, ApiError>) -> Response {
+    redirect_with(st, p, &format!("/counts/{}", urlencode(cid)), r)
 }
 
 pub(crate) async fn count_close(Visitor { st, p, ip }: Visitor, Path(cid): Path<String>, Form(f): Form<CsrfForm>) -> WebResult {
     check_csrf(&p, &f.csrf)?;
     let c = Command::CloseCount { count: id(CountId::parse(&cid))? };
-    Ok(back_to_count(&cid, perform(&st, &p, &ip, None, None, c).await.map(|_| "Count closed and reconciled.".to_string())))
+    Ok(back_to_count(&st, &p, &cid, perform(&st, &p, &ip, None, None, c).await.map(|_| "Count closed and reconciled.".to_string())))
 }
 
 #[derive(Deserialize)]
@@ -189,5 +184,5 @@ pub(crate) async fn resolve_discrepancy(
         .filter(|w| !w.trim().is_empty())
         .map(|badge| WitnessIn { badge, pin: f.witness_pin.clone().unwrap_or_default() });
     let r = perform(&st, &p, &ip, witness, None, c).await.map(|_| format!("Discrepancy {did} resolved."));
-    Ok(back_to_count(q.count.as_deref().unwrap_or(""), r))
+    Ok(back_to_count(&st, &p, q.count.as_deref().unwrap_or(""), r))
 }

@@ -182,10 +182,25 @@ pub fn urlencode(s: &str) -> String {
         .collect()
 }
 
-#[derive(Deserialize)]
-pub(crate) struct MsgQ {
-    pub(crate) msg: Option<String>,
-    pub(crate) err: Option<String>,
+/// Leaves the outcome of a form for the page it redirects to (`auth::Flash`), then redirects there.
+pub(crate) fn redirect_with(st: &AppState, p: &Principal, to: &str, outcome: Result<String, ApiError>) -> Response {
+    if let Some(id) = p.session_id() {
+        let flash = match outcome {
+            Ok(m) => auth::Flash::Done(m),
+            Err(e) => auth::Flash::Refused(e.message),
+        };
+        st.auth.set_flash(id, flash);
+    }
+    Redirect::to(to).into_response()
+}
+
+/// The banner for the message a form left for this page, if any (once).
+pub(crate) fn flash(st: &AppState, p: &Principal) -> Markup {
+    match p.session_id().and_then(|id| st.auth.take_flash(id)) {
+        Some(auth::Flash::Done(m)) => views::ok(&m),
+        Some(auth::Flash::Refused(m)) => html! { div.msg.err #refusal role="alert" { (m) } },
+        None => html! {},
+    }
 }
 
 pub(crate) async fn not_found(WebUser(p): WebUser) -> Response {

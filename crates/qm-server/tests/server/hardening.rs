@@ -282,3 +282,143 @@ async fn failed_sign_ins_are_summarized_and_limits_are_separate_per_kind_of_secr
     }
     app.stop().await;
 }
+
+/// A CSV body posted by a signed-in session to `/api/import/{kind}`.
+async fn import_csv(s: &Session, kind: &str, body: String) -> (u16, Value) {
+    let r = s
+        .client
+        .post(format!("{}/api/import/{kind}", s.url))
+        .header("x-csrf-token", &s.csrf)
+        .header("content-type", "text/csv")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// 400s from query, path and form extraction and the 413 were plain text; every API error is the
+/// documented JSON, permission refusals are 403 (the import answered 422), and no answer shows a
+/// path on the server (the import named its temporary file).
+#[tokio::test]
+async fn every_api_error_is_json_with_a_code_and_reveals_no_server_path() {
+    let app = spawn_app().await;
+    let admin = sign_in(&app, "0001").await;
+    let raw = |method: reqwest::Method, path: &str| {
+        admin.client.request(method, format!("{}{path}", app.url)).header("x-csrf-token", &admin.csrf)
+    };
+    let cases = [
+        (raw(reqwest::Method::GET, "/api/log?limit=lots"), 422, "usage"),
+        (raw(reqwest::Method::GET, "/api/proofs/inclusion/seven"), 422, "usage"),
+        (raw(reqwest::Method::GET, "/api/proofs/consistency?old=x"), 422, "usage"),
+        (raw(reqwest::Method::GET, "/api/no-such-route"), 404, "not_found"),
+        (raw(reqwest::Method::DELETE, "/api/issue"), 405, "method"),
+        (raw(reqwest::Method::POST, "/api/import/lots").header("content-type", "text/csv").body("x".repeat(200 * 1024)), 413, "limit.body"),
+    ];
+    for (req, status, code) in cases {
+        let r = req.send().await.unwrap();
+        let got = r.status().as_u16();
+        let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        assert_eq!((got, v["error"]["code"].as_str()), (status, Some(code)), "{ct} {v}");
+        assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    }
+    // Importing people needs the setup role: 403 with the rule, as every other permission refusal.
+    let armorer = sign_in(&app, "1101").await;
+    let (s, v) = import_csv(&armorer, "people", "badge,name,unit,roles,pin\n7777,New,D-11,armorer,7777\n".into()).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (403, Some("permission.role")), "{v}");
+    // A refused row is named in the request body's words, not by a file on the server.
+    let (s, v) = import_csv(&admin, "lots", "lot,item_type,quantity,location,supplier,document\nL-1,AMMO,5,NOWHERE,S,D\n".into()).await;
+    assert_eq!(s, 404, "{v}");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(msg.starts_with("the request body: line 2: not found: location NOWHERE"), "{msg}");
+    assert!(!msg.contains("/tmp") && !msg.contains(".csv"), "{msg}");
+    app.stop().await;
+}
+
+/// CSV import named the wrong line with Windows line endings, and the first row of a chunk for a
+/// refusal of the whole receipt.
+#[tokio::test]
+async fn an_import_names_the_right_line_with_any_line_ending_and_the_rows_a_receipt_refusal_is_about() {
+    let app = spawn_app().await;
+    let admin = sign_in(&app, "1101").await;
+    let head = "lot,item_type,quantity,location,supplier,document";
+    let bad = [head, "L-1,AMMO,5,D11-ARM,S,D", "L-2,AMMO,five,D11-ARM,S,D"].join("\r\n") + "\r\n";
+    let (s, v) = import_csv(&admin, "lots", bad).await;
+    assert_eq!(s, 422, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().starts_with("the request body: line 3, column quantity:"), "{v}");
+    // The same lot on two rows adds up past the largest quantity: the refusal is about those two rows.
+    let mut rows = vec![head.to_string()];
+    rows.extend((0..6).map(|i| format!("L-{i},AMMO,5,D11-ARM,S,D")));
+    rows.insert(3, "L-9,AMMO,600000000000,D11-ARM,S,D".into());
+    rows.push("L-9,AMMO,600000000000,D11-ARM,S,D".into());
+    let (s, v) = import_csv(&admin, "lots", rows.join("\r\n")).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("quantity.max")), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().starts_with("the request body: lines 4 and 9:"), "{v}");
+    // A serial already on the books: the receipt's own line, as a CSV line.
+    let serials = [
+        "serial,item_type,lot,location,supplier,document",
+        "N-1,RIFLE,,D11-RACK,S,D",
+        "N-2,RIFLE,,D11-RACK,S,D",
+        "R11-004,RIFLE,,D11-RACK,S,D",
+    ]
+    .join("\r\n");
+    let (s, v) = import_csv(&admin, "serials", serials).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("custody.one_account")), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().starts_with("the request body: line 4: refused: serial R11-004 is already on the books"),
+        "{v}"
+    );
+    app.stop().await;
+}
+
+/// A password change left the person's other sessions signed in; a password of spaces was accepted.
+#[tokio::test]
+async fn a_new_password_ends_the_other_sessions_and_spaces_are_no_password() {
+    let app = spawn_app().await;
+    let (here, there) = (sign_in(&app, "1101").await, sign_in(&app, "1101").await);
+    let (s, v) = here.post("/api/people/1101/password", json!({"secret": "          "})).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (422, Some("usage")), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("only spaces"), "{v}");
+    let (s, v) = here.post("/api/people/1101/password", json!({"secret": "a much better one"})).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(here.get("/api/me").await.0, 200, "the session that changed it goes on");
+    assert_eq!(there.get("/api/me").await.0, 401, "the other session ended");
+    // An administrator's change ends every session of that person.
+    let officer = sign_in(&app, "1110").await;
+    let admin = sign_in(&app, "0001").await;
+    let (s, v) = admin.post("/api/people/1110/password", json!({"secret": "reset by the admin"})).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(officer.get("/api/me").await.0, 401);
+    assert_eq!(admin.get("/api/me").await.0, 200);
+    app.stop().await;
+}
+
+/// Banners echoed text from the URL (`/log?msg=…`), so a link could make a page say anything.
+#[tokio::test]
+async fn a_banner_never_shows_text_from_the_url() {
+    let app = spawn_app().await;
+    let admin = sign_in(&app, "0001").await;
+    for path in ["/log?msg=Call+555-0100+to+unlock", "/counts/C-1?err=Call+555-0100+to+unlock&msg=Call+555-0100+to+unlock"] {
+        let page = admin.client.get(format!("{}{path}", app.url)).send().await.unwrap().text().await.unwrap();
+        assert!(!page.contains("555-0100"), "{path}: {page}");
+    }
+    // The outcome of a form still shows, once, on the page it leads to.
+    let body = format!("csrf={}", admin.csrf);
+    let r = admin
+        .client
+        .post(format!("{}/log/checkpoint", app.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "a redirect to the log");
+    assert_eq!(r.headers()["location"], "/log");
+    let page = admin.client.get(format!("{}/log", app.url)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Checkpoint signed at size"), "{page}");
+    let again = admin.client.get(format!("{}/log", app.url)).send().await.unwrap().text().await.unwrap();
+    assert!(!again.contains("Checkpoint signed at size"), "shown once");
+    app.stop().await;
+}
