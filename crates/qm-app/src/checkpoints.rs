@@ -117,6 +117,9 @@ impl Site {
 
     /// A consistency proof between two tree sizes, each of which must have a stored checkpoint.
     pub fn prove_consistency(&self, old: u64, new: u64) -> Result<query::ConsistencyProof> {
+        if old > new {
+            return Err(AppError::Usage(format!("a consistency proof runs from the older size to the newer: {old} is more than {new}")));
+        }
         let cps = self.store.checkpoints()?;
         let find = |n: u64| {
             cps.iter()

@@ -118,6 +118,21 @@ impl utoipa::Modify for Security {
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("ID.SECRET").build()),
         );
         c.add_security_scheme("session", SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(auth::SESSION_COOKIE))));
+        // Any operation can answer an error (401 unsigned, 403, 404, 413, 422, 429 limited): each
+        // documents `4XX` with the one error body, so a client (and schemathesis) knows them all.
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let error = ResponseBuilder::new()
+            .description("An error: `{\"error\": {\"code\", \"message\"}}` (docs/server.md, \"Errors\")")
+            .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch].into_iter().flatten() {
+                let r = &mut op.responses.responses;
+                if !r.contains_key("4XX") {
+                    r.insert("4XX".into(), RefOr::T(error.clone()));
+                }
+            }
+        }
     }
 }
 
