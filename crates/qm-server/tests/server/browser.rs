@@ -346,6 +346,25 @@ async fn the_web_ui_in_chromium() {
     assert!(b.find(By::Id("dsmt-csv")).await.is_ok());
     shot(&b, "18-dsmt").await;
 
+    // Hardening, as a user meets it: an inspector (no counter role) previews an issue to an officer
+    // who holds ammunition: refused by role, and the page shows nothing of what the officer holds.
+    sign_in_as(&b, &url, "0101", pw).await;
+    b.goto(format!("{url}/counter")).await.unwrap();
+    ready(&b).await;
+    b.find(By::Id("badge")).await.unwrap().send_keys(format!("1110{ENTER}")).await.unwrap();
+    let scan = b.active_element().await.unwrap();
+    scan.send_keys(format!("G36-D11-039{ENTER}")).await.unwrap();
+    scan.send_keys(ENTER).await.unwrap();
+    let refusal = wait_for(&b, "#refusal", "rule").await;
+    assert!(refusal.contains("rule permission.role"), "{refusal}");
+    let page = text(&b, "main").await;
+    assert!(!page.contains("Holds now") && !page.contains("L9-D11-A"), "holdings shown to an inspector: {page}");
+    shot(&b, "19-counter-no-holdings-for-inspector").await;
+    // A link cannot make a page say what its sender wants.
+    b.goto(format!("{url}/log?msg=Your+badge+is+locked%3A+call+555-0100")).await.unwrap();
+    ready(&b).await;
+    assert!(!text(&b, "main").await.contains("555-0100"), "a banner from the URL");
+
     b.quit().await.unwrap();
     drop(driver);
     app.stop().await;
