@@ -466,3 +466,30 @@ fn postgresql_going_away_mid_request_gets_a_clear_error_and_loses_nothing() {
     assert!(log.contains("unavailable"), "the server logged nothing about the outage: {log}");
     site.verify();
 }
+
+/// A password set with `qm person password` beside a running server ends that person's sessions on
+/// it (within `PASSWORD_CHECK_EVERY`, 15 s): nobody stays signed in with a password that was changed.
+#[test]
+fn a_password_changed_by_the_cli_ends_the_sessions_on_a_running_server() {
+    let site = Site::new(false);
+    let server = Server::start(&site, &site.db, "password");
+    let client = Client::sign_in(&server.url);
+    assert_eq!(client.get("/api/me").0, 200);
+    let out = site.command(&site.db).env("QM_NEW_PASSWORD", "a second password").args(["person", "password", "0417"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut status = 200;
+    while status == 200 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        status = client.get("/api/me").0;
+    }
+    assert_eq!(status, 401, "the session outlived the password it was opened with");
+    // The new password signs in; the old one no longer does.
+    let http = reqwest::blocking::Client::new();
+    let with = |pw: &str| {
+        http.post(format!("{}/api/session", server.url)).json(&json!({"badge": "0417", "password": pw})).send().unwrap().status().as_u16()
+    };
+    assert_eq!(with(PASSWORD), 401);
+    assert_eq!(with("a second password"), 200);
+    server.kill();
+}

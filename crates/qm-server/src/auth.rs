@@ -24,6 +24,9 @@ pub const SESSION_COOKIE: &str = "qm_session";
 pub const SIGNIN_COOKIE: &str = "qm_signin";
 pub const SIGNIN_COOKIE_CLEAR: &str = "qm_signin=; Path=/signin; HttpOnly; SameSite=Strict; Max-Age=0";
 pub const CSRF_HEADER: &str = "x-csrf-token";
+/// How often a session's password is compared with the stored one (a change made by the CLI beside
+/// the server ends the session within this time; one made through the server, at once).
+pub const PASSWORD_CHECK_EVERY: Duration = Duration::from_secs(15);
 /// Most sessions held at once; the oldest are dropped beyond it.
 pub const SESSIONS_MAX: usize = 100_000;
 
@@ -53,6 +56,11 @@ pub enum Flash {
 pub struct Session {
     pub badge: Badge,
     flash: Option<Flash>,
+    /// The password hash the person signed in with. When the stored one differs (a new password,
+    /// set through this server or by `qm person password` beside it), the session ends: checked
+    /// at most every `PASSWORD_CHECK_EVERY`.
+    password: String,
+    password_checked: Instant,
     pub csrf: String,
     created: Instant,
     last: Instant,
@@ -143,8 +151,9 @@ impl Auth {
         }
     }
 
-    /// A new session for a person just signed in; returns its id and CSRF token.
-    pub fn create(&self, badge: Badge) -> (String, String) {
+    /// A new session for a person just signed in with the password whose stored hash is `password`;
+    /// returns its id and CSRF token.
+    pub fn create(&self, badge: Badge, password: String) -> (String, String) {
         let id = random_token();
         let csrf = random_token();
         let now = Instant::now();
@@ -158,7 +167,7 @@ impl Auth {
                 }
             }
         }
-        s.insert(id.clone(), Session { badge, flash: None, csrf: csrf.clone(), created: now, last: now });
+        s.insert(id.clone(), Session { badge, flash: None, password, password_checked: now, csrf: csrf.clone(), created: now, last: now });
         (id, csrf)
     }
 
@@ -187,9 +196,27 @@ impl Auth {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner()).get_mut(id).and_then(|s| s.flash.take())
     }
 
-    /// Ends every session of `badge` but `keep` (a password change: the other holders are signed out).
-    pub fn end_sessions_of(&self, badge: &Badge, keep: Option<&str>) {
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).retain(|id, s| s.badge != *badge || Some(id.as_str()) == keep);
+    /// Ends every session of `badge` but `keep`, which now holds `password` (the new hash): a
+    /// password change signs the other holders out at once.
+    pub fn end_sessions_of(&self, badge: &Badge, keep: Option<(&str, &str)>) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        sessions.retain(|id, s| s.badge != *badge || keep.is_some_and(|(k, _)| k == id));
+        if let Some((id, password)) = keep {
+            if let Some(s) = sessions.get_mut(id) {
+                s.password = password.to_string();
+            }
+        }
+    }
+
+    /// Whether the session's password should be compared with the stored one now (and marks it so).
+    fn password_check_due(&self, id: &str) -> Option<String> {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let s = sessions.get_mut(id)?;
+        if s.password_checked.elapsed() < PASSWORD_CHECK_EVERY {
+            return None;
+        }
+        s.password_checked = Instant::now();
+        Some(s.password.clone())
     }
 
     pub fn remove(&self, id: &str) {
@@ -353,6 +380,14 @@ pub async fn resolve(st: &AppState, parts: &Parts) -> Result<Option<Principal>, 
     let Some(id) = session_id(&parts.headers) else { return Ok(None) };
     let Some(session) = st.auth.get(&id) else { return Ok(None) };
     let badge = session.badge;
+    if let Some(signed_in_with) = st.auth.password_check_due(&id) {
+        let b = badge.clone();
+        let now = st.site.peek(move |site| site.credential_hash(&b, CredentialKind::Password)).await??;
+        if now.unwrap_or_default() != signed_in_with {
+            st.auth.remove(&id);
+            return Ok(None);
+        }
+    }
     let b = badge.clone();
     let found = st
         .site
@@ -435,7 +470,8 @@ pub async fn verify_off_thread(secret: String, hash: Option<String>) -> bool {
 
 /// Begins the comparison on the site's thread (the badge's lockout, its hash: fast), compares off
 /// it through the gate, and counts the result in the lockout (`qm_app::act`, step 2).
-async fn check_credential(st: &AppState, badge: &Badge, kind: CredentialKind, secret: &str) -> Result<(), ApiError> {
+/// Returns the stored hash the secret matched (a session remembers its password's, see `Session`).
+async fn check_credential(st: &AppState, badge: &Badge, kind: CredentialKind, secret: &str) -> Result<Option<String>, ApiError> {
     let b = badge.clone();
     let attempt = st.site.peek(move |site| site.attempt(&b, kind)).await??;
     let gate = match kind {
@@ -443,7 +479,8 @@ async fn check_credential(st: &AppState, badge: &Badge, kind: CredentialKind, se
         CredentialKind::Pin => &st.auth.pin_gate,
     };
     let matched = gate.verify(secret.to_string(), attempt.hash()).await.ok_or_else(busy)?;
-    Ok(attempt.settle(matched)?)
+    attempt.settle(matched)?;
+    Ok(attempt.hash())
 }
 
 pub fn too_many(auth: &Auth) -> ApiError {
@@ -464,9 +501,13 @@ pub async fn sign_in(st: &AppState, ip: &str, badge: &str, password: &str) -> Re
         return Err(too_many(&st.auth));
     }
     let parsed = Badge::parse(badge);
+    let mut hash = None;
     let ok = match &parsed {
         Ok(b) => match check_credential(st, b, CredentialKind::Password, password).await {
-            Ok(()) => true,
+            Ok(h) => {
+                hash = h;
+                true
+            }
             Err(e) if e.code == "auth.locked" => {
                 record_denial(st, badge.trim(), "sign_in", &denial_reason(true, CredentialKind::Password, ip)).await;
                 return Err(e);
@@ -479,7 +520,7 @@ pub async fn sign_in(st: &AppState, ip: &str, badge: &str, password: &str) -> Re
     match (ok, parsed) {
         (true, Ok(b)) => {
             st.auth.clear(&badge_key);
-            Ok(st.auth.create(b))
+            Ok(st.auth.create(b, hash.unwrap_or_default()))
         }
         _ => {
             st.auth.fail(&badge_key);
@@ -500,7 +541,7 @@ pub async fn check_pin(st: &AppState, ip: &str, badge: &Badge, pin: &str, operat
         return Err(too_many(&st.auth));
     }
     match check_credential(st, badge, CredentialKind::Pin, pin).await {
-        Ok(()) => {
+        Ok(_) => {
             st.auth.clear(&key);
             Ok(())
         }

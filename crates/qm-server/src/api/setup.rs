@@ -219,14 +219,17 @@ pub(crate) async fn person_password(
 ) -> Result<Json<WriteOut>, ApiError> {
     qm_app::credentials::check_new_password(&b.secret)?;
     let subject = id(Badge::parse(&badge))?;
-    let c = Command::SetCredential { badge: subject.clone(), kind: CredentialKind::Password, hash: hash(b.secret).await? };
+    let new = hash(b.secret).await?;
+    let c = Command::SetCredential { badge: subject.clone(), kind: CredentialKind::Password, hash: new.clone() };
     let out = done(&st, &p, &ip, key, None, c).await?;
     // A new password ends the person's other sessions: whoever held the old one is signed out.
-    let keep = match &p.via {
-        Via::Session { id, .. } if p.badge == subject => Some(id.as_str()),
-        _ => None,
-    };
-    st.auth.end_sessions_of(&subject, keep);
+    if !out.replayed {
+        let keep = match &p.via {
+            Via::Session { id, .. } if p.badge == subject => Some((id.as_str(), new.as_str())),
+            _ => None,
+        };
+        st.auth.end_sessions_of(&subject, keep);
+    }
     Ok(out)
 }
 
