@@ -422,3 +422,25 @@ async fn a_banner_never_shows_text_from_the_url() {
     assert!(!again.contains("Checkpoint signed at size"), "shown once");
     app.stop().await;
 }
+
+/// Injection, as the probe tried it: SQL and markup in identifiers and texts are refused or shown
+/// as text, never run; the ledger is unchanged by a refused one.
+#[tokio::test]
+async fn sql_and_markup_in_requests_are_refused_or_shown_as_text() {
+    let app = spawn_app().await;
+    let admin = sign_in(&app, "0001").await;
+    let before = log(&admin, 1).await[0]["seq"].as_u64().unwrap();
+    for unit in ["D-1'; DROP TABLE entries;--", "D-1\" OR \"1\"=\"1", "<script>alert(1)</script>"] {
+        let (s, v) = admin.post("/api/units", json!({"unit": unit, "name": "x", "parent": "HQ"})).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (422, Some("usage")), "{unit}: {v}");
+    }
+    let (s, v) = admin.get("/api/where/R11-001'%20OR%20'1'%3D'1").await;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(log(&admin, 1).await[0]["seq"].as_u64().unwrap(), before, "nothing was written");
+    // Markup in a free text is kept as text and escaped on every page.
+    let (s, v) = admin.post("/api/units", json!({"unit": "D-13", "name": "<img src=x onerror=alert(1)>", "parent": "NORTH"})).await;
+    assert_eq!(s, 200, "{v}");
+    let page = admin.client.get(format!("{}/log", app.url)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("&lt;img src=x onerror=alert(1)&gt;") && !page.contains("<img src=x"), "escaped on the page");
+    app.stop().await;
+}
