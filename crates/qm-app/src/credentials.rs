@@ -7,7 +7,6 @@
 
 use crate::{AppError, Denial, Result, Site};
 use qm_core::event::CredentialKind;
-use qm_core::rules::Decision;
 use qm_core::{Badge, Command, Envelope, Event};
 use qm_store::Commit;
 use qm_store::CredentialChange;
@@ -212,14 +211,12 @@ impl Site {
         let mut commit = Commit::default();
         for d in denials {
             let actor = Badge::parse(&d.who).or_else(|_| Badge::parse("unknown")).map_err(|e| AppError::Internal(e.to_string()))?;
-            let denied = Decision {
-                events: vec![Event::AccessDenied {
-                    who: d.who.chars().take(64).collect(),
-                    operation: d.operation.chars().take(64).collect(),
-                    reason: d.reason.chars().take(qm_core::rules::TEXT_LEN_MAX).collect(),
-                }],
-                corrects: None,
-            };
+            let denied = self.denial(
+                d.who.chars().take(64).collect(),
+                d.operation.chars().take(64).collect(),
+                d.reason.chars().take(qm_core::rules::TEXT_LEN_MAX).collect(),
+                d.at,
+            );
             let key = format!("denied-{}", uuid::Uuid::now_v7());
             if let Err(e) =
                 self.stage(crate::staging::Origin { actor: &actor, witness: None, key: &key, request: None, at: d.at }, denied, &mut commit)

@@ -8,6 +8,7 @@ mod checkpoints;
 pub mod conditions;
 pub mod credentials;
 pub mod import;
+pub mod incidents;
 pub mod magazines;
 mod open;
 pub mod overview;

@@ -1,7 +1,7 @@
 //! Read-only views of the books for the CLI (and later the API): stock, where, history, custody, transfers, counts, log.
 
 use crate::{AppError, Result, Site};
-use qm_core::event::{DiscrepancyFacts, Line};
+use qm_core::event::{DiscrepancyFacts, IncidentAction, Line};
 use qm_core::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -237,13 +237,34 @@ pub fn summarize_in(env: &Envelope, zone: &crate::zone::SiteZone) -> String {
         Event::CountRecorded { count, location, serials, lots } => {
             format!("count {count} at {location}: {} serials, {} lots", serials.len(), lots.len())
         }
-        Event::DiscrepancyOpened { discrepancy, facts } => {
-            format!("discrepancy {discrepancy}: {}", describe_facts(facts))
-        }
+        Event::DiscrepancyOpened { discrepancy, facts } => format!("discrepancy {discrepancy}: {}", describe_facts(facts)),
         Event::CountClosed { count, discrepancies } => format!("count {count} closed with {} discrepancies", discrepancies.len()),
         Event::DiscrepancyResolved { discrepancy, adjusted, note } => {
             format!("discrepancy {discrepancy} {}: {note}", if *adjusted { "approved, books adjusted" } else { "explained, no change" })
         }
+        Event::IncidentOpened { .. } | Event::IncidentUpdated { .. } => summarize_incident(&env.event, zone),
+    }
+}
+
+/// An incident's entry in words.
+fn summarize_incident(event: &Event, zone: &crate::zone::SiteZone) -> String {
+    match event {
+        Event::IncidentOpened { incident, kind, severity, unit, summary, rule, .. } => {
+            let how = if rule.is_some() { "opened by itself" } else { "opened" };
+            format!("incident {incident} ({severity} {kind}, unit {unit}) {how}: {summary}")
+        }
+        Event::IncidentUpdated { incident, action } => match action {
+            IncidentAction::Acknowledge => format!("incident {incident} acknowledged"),
+            IncidentAction::Investigate => format!("incident {incident} under investigation"),
+            IncidentAction::Note { text } => format!("incident {incident}: note: {text}"),
+            IncidentAction::Escalate { to, reason } => format!("incident {incident} escalated to unit {to}: {reason}"),
+            IncidentAction::Report { obligation, authority, reference, at } => {
+                format!("incident {incident}: reported to {authority} ({obligation}, ref {reference}) at {}", zone.show(*at))
+            }
+            IncidentAction::Close { resolution } => format!("incident {incident} closed: {resolution}"),
+            IncidentAction::Reopen { reason } => format!("incident {incident} reopened: {reason}"),
+        },
+        other => other.type_name().to_string(),
     }
 }
 

@@ -167,10 +167,7 @@ impl Site {
                     Rejection::Refused { message, .. } => message.clone(),
                     other => other.to_string(),
                 };
-                let denied = Decision {
-                    events: vec![Event::AccessDenied { who: req.actor.to_string(), operation: req.command.name().to_string(), reason }],
-                    corrects: None,
-                };
+                let denied = self.denial(req.actor.to_string(), req.command.name().to_string(), reason, req.at);
                 let origin = Origin { actor: &req.actor, witness: None, key: &format!("denied-{key}"), request: None, at: req.at };
                 self.stage(origin, denied, commit)?;
                 return Err(r.into());
@@ -181,6 +178,14 @@ impl Site {
         let outcome = self.stage(origin, decision, commit)?;
         commit.credentials.extend(credentials::changes(&req.command, &outcome.entries));
         Ok(outcome)
+    }
+
+    /// A denied attempt as a decision: the `access_denied` entry, and the incident it opens under
+    /// the incident rules (`qm_core::incidents::follow_ups`).
+    pub(crate) fn denial(&self, who: String, operation: String, reason: String, at: OffsetDateTime) -> Decision {
+        let mut events = vec![Event::AccessDenied { who, operation, reason }];
+        events.extend(qm_core::incidents::follow_ups(&self.state, &self.state.incident_rules.0, &events, self.state.next_seq, at));
+        Decision { events, corrects: None }
     }
 
     /// Turns a decision into entries, applies them to the books and adds them to the commit.

@@ -198,6 +198,19 @@ pub enum Cmd {
     /// Inventory counts.
     #[command(subcommand)]
     Count(CountCmd),
+    /// Incidents, gravest and newest first, with their clocks (docs/incidents.md).
+    Incidents {
+        /// Only those not closed.
+        #[arg(long)]
+        open: bool,
+        #[arg(long)]
+        unit: Option<String>,
+        #[arg(long)]
+        kind: Option<String>,
+    },
+    /// One incident: open it by hand, show it, or take a step in its life.
+    #[command(subcommand)]
+    Incident(IncidentCmd),
     /// Correct an entry by a reverse movement that refers to it.
     Correct {
         seq: u64,
@@ -610,5 +623,79 @@ pub enum CountCmd {
         note: String,
         #[arg(long)]
         item_type: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IncidentCmd {
+    /// Open an incident by hand.
+    Open {
+        /// loss, theft, count_discrepancy, excursion, unauthorized_access, door_forced, door_held_open,
+        /// safety_refusal, overdue_return, directive_missed, accident, other
+        #[arg(long)]
+        kind: String,
+        /// low, medium, high, critical
+        #[arg(long)]
+        severity: String,
+        #[arg(long)]
+        unit: String,
+        #[arg(long)]
+        location: Option<String>,
+        #[arg(long = "serial")]
+        serials: Vec<String>,
+        #[arg(long = "lot")]
+        lots: Vec<String>,
+        #[arg(long = "badge")]
+        badges: Vec<String>,
+        #[arg(long)]
+        summary: String,
+        /// When it was discovered (RFC 3339, default now).
+        #[arg(long)]
+        discovered_at: Option<String>,
+    },
+    Show {
+        incident: String,
+    },
+    /// Acknowledge: someone responsible has seen it.
+    Ack {
+        incident: String,
+    },
+    Investigate {
+        incident: String,
+    },
+    Note {
+        incident: String,
+        text: String,
+    },
+    /// Pass it to a unit above (default: the unit above the one responsible now).
+    Escalate {
+        incident: String,
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Record that a report an obligation requires was made.
+    Report {
+        incident: String,
+        #[arg(long)]
+        obligation: String,
+        #[arg(long)]
+        authority: String,
+        #[arg(long)]
+        reference: String,
+        /// When it was made (RFC 3339, default now).
+        #[arg(long)]
+        at: Option<String>,
+    },
+    Close {
+        incident: String,
+        #[arg(long)]
+        resolution: String,
+    },
+    Reopen {
+        incident: String,
+        #[arg(long)]
+        reason: String,
     },
 }

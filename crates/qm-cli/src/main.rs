@@ -7,6 +7,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod args;
 mod custody_cmds;
+mod incident_cmds;
 mod ledger_cmds;
 mod output;
 mod safety_cmds;
@@ -114,6 +115,16 @@ fn exec(site: &mut Site, who: &Who, command: Command) -> R<qm_app::Outcome> {
     Ok(outcome)
 }
 
+/// `qm where SERIAL`.
+fn where_is(s: &Site, serial: &str, out: &Out) -> R<u8> {
+    let w = query::where_is(s.state(), &p(Serial::parse(serial))?)?;
+    out.json_or(&w, || {
+        let holder = w.holder.as_ref().map(|h| format!(" — {h}")).unwrap_or_default();
+        format!("{} ({}) is at {}{holder} since {} (entry {})", w.serial, w.item_type, w.account, w.since, w.since_seq)
+    });
+    Ok(0)
+}
+
 fn run(cli: &Cli, out: &Out) -> R<u8> {
     let who = &cli.who;
     let open = || open_site(cli);
@@ -161,6 +172,7 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
         | Cmd::Lot(_)
         | Cmd::Count(_)
         | Cmd::Correct { .. } => custody_cmds::run(cli, out),
+        Cmd::Incidents { .. } | Cmd::Incident(_) => incident_cmds::run(cli, out),
         Cmd::Stock { unit, location, item_type } => {
             let s = open()?;
             let f = StockFilter {
@@ -171,15 +183,7 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
             out.stock(&query::stock(s.state(), &f));
             Ok(0)
         }
-        Cmd::Where { serial } => {
-            let s = open()?;
-            let w = query::where_is(s.state(), &p(Serial::parse(serial))?)?;
-            out.json_or(&w, || {
-                let holder = w.holder.as_ref().map(|h| format!(" — {h}")).unwrap_or_default();
-                format!("{} ({}) is at {}{holder} since {} (entry {})", w.serial, w.item_type, w.account, w.since, w.since_seq)
-            });
-            Ok(0)
-        }
+        Cmd::Where { serial } => where_is(&open()?, serial, out),
         Cmd::History { item: what } => {
             let s = open()?;
             out.log(&query::history(&s, what)?);

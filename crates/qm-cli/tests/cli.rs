@@ -310,7 +310,9 @@ fn count_transfer_resolution_and_correction() {
     assert_eq!(t.as_array().unwrap().len(), 1);
     let r = e.json("0710", &["transfer", "receive", "T-1", "--to", "D2-ARM", "L-1:95"]);
     let types: Vec<&str> = r["entries"].as_array().unwrap().iter().map(|x| x["event"]["type"].as_str().unwrap()).collect();
-    assert_eq!(types, vec!["movement", "discrepancy_opened", "transfer_received"]);
+    // The shortage opens an incident by itself, in the same commit (docs/incidents.md).
+    assert_eq!(types, vec!["movement", "discrepancy_opened", "transfer_received", "incident_opened"]);
+    assert_eq!(r["entries"][3]["event"]["kind"], "count_discrepancy");
     assert_eq!(r["entries"][1]["event"]["facts"]["kind"], "quantity_short");
     assert_eq!(e.json("0611", &["transfers"]).as_array().unwrap().len(), 0);
     // A correction: a mistaken move is reversed by a new entry that refers to it.
@@ -1295,4 +1297,48 @@ fn look_alike_serials_and_control_characters_are_refused_at_the_command_line() {
     let log = e.ok("0001", &["log", "--limit", "5"]);
     assert!(!log.contains("G36-D11-001") && !log.contains('\u{1b}'), "{log}");
     e.ok("0001", &["verify"]);
+}
+
+/// Incidents as an armorer and a duty officer meet them at the command line: a rifle reported lost
+/// opens one by itself with its clocks (acknowledge; the 48-hour firearms report), the report stops
+/// its clock, closing needs the duty officer and, for a critical one, a witness.
+#[test]
+fn a_lost_rifle_opens_an_incident_with_its_clocks_and_closes_by_the_rules() {
+    let e = Env::new();
+    e.setup();
+    e.ok("0417", &["report-loss", "--from", "RACK-A", "R-1043"]);
+    let list = e.json("0417", &["incidents", "--open"]);
+    let i = &list.as_array().unwrap()[0];
+    assert_eq!((i["id"].as_str(), i["kind"].as_str(), i["severity"].as_str()), (Some("I-1"), Some("loss"), Some("critical")), "{list}");
+    let clocks: Vec<(&str, &str)> =
+        i["clocks"].as_array().unwrap().iter().map(|c| (c["what"].as_str().unwrap(), c["status"].as_str().unwrap())).collect();
+    assert_eq!(clocks, [("acknowledge", "open"), ("us-firearms-theft-loss", "open")]);
+    assert!(i["clocks"][1]["source"].as_str().unwrap().contains("27 CFR 478.39a"), "{i}");
+    let text = e.ok("0417", &["incident", "show", "I-1"]);
+    assert!(text.contains("incident I-1: critical loss — open") && text.contains("us-firearms-theft-loss"), "{text}");
+    e.ok("0501", &["incident", "ack", "I-1"]);
+    e.ok(
+        "0417",
+        &["incident", "report", "I-1", "--obligation", "us-firearms-theft-loss", "--authority", "ATF", "--reference", "ATF-2026-118"],
+    );
+    let shown = e.json("0417", &["incident", "show", "I-1"]);
+    assert!(shown["clocks"].as_array().unwrap().iter().all(|c| c["status"] == "met"), "{shown}");
+    // An armorer may not close a critical incident; the duty officer may, with a witness.
+    let r = e.qm_as("0417", &["incident", "close", "I-1", "--resolution", "reported; the search goes on"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("rule incident.close_authority"), "{}", r.stderr);
+    let r = e.qm_as("0501", &["incident", "close", "I-1", "--resolution", "reported; the search goes on"]);
+    assert_eq!(r.code, 3);
+    assert!(r.stderr.contains("rule two_person"), "{}", r.stderr);
+    e.ok("0501", &["incident", "close", "I-1", "--resolution", "reported; the search goes on", "--witness", "0417"]);
+    assert!(e.json("0417", &["incidents", "--open"]).as_array().unwrap().is_empty());
+    assert_eq!(e.qm_as("0417", &["incident", "show", "I-9"]).code, 4);
+    assert_eq!(e.qm_as("0417", &["incident", "open", "--kind", "fire", "--severity", "low", "--unit", "D-1", "--summary", "x"]).code, 2);
+    // By hand: a door found unlocked, escalated to the unit above.
+    e.ok(
+        "0417",
+        &["incident", "open", "--kind", "other", "--severity", "medium", "--unit", "D-1", "--summary", "armory door found unlocked"],
+    );
+    let out = e.ok("0417", &["incident", "escalate", "I-2", "--reason", "nobody on duty at D-1 tonight"]);
+    assert!(out.contains("incident I-2 escalated to unit HQ"), "{out}");
 }

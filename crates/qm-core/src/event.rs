@@ -362,6 +362,90 @@ pub enum Event {
         adjusted: bool,
         note: String,
     },
+    /// Something went wrong (docs/incidents.md): opened by hand, or by the events that mean one
+    /// (`rule` names the incident rule that opened it). Discovered by the entry's actor.
+    IncidentOpened {
+        incident: IncidentId,
+        kind: crate::model::IncidentKind,
+        severity: crate::model::Severity,
+        unit: UnitId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        location: Option<LocationId>,
+        objects: IncidentObjects,
+        summary: String,
+        #[serde(with = "time::serde::rfc3339")]
+        discovered_at: OffsetDateTime,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rule: Option<String>,
+    },
+    /// A step in an incident's life, by the entry's actor: nothing about an incident is edited.
+    IncidentUpdated {
+        incident: IncidentId,
+        action: IncidentAction,
+    },
+}
+
+/// What an incident concerns: items, people, discrepancies, and the ledger entries it arose from.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentObjects {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub serials: Vec<Serial>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lots: Vec<LotNo>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub badges: Vec<Badge>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discrepancies: Vec<DiscrepancyId>,
+    /// Sequence numbers of the entries that gave rise to it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entries: Vec<u64>,
+}
+
+/// One step of an incident (`Event::IncidentUpdated`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum IncidentAction {
+    /// Someone responsible has seen it: the acknowledgment clock stops.
+    Acknowledge,
+    /// It is being investigated.
+    Investigate,
+    Note {
+        text: String,
+    },
+    /// Passed to a unit above (by hand, or because nobody acknowledged it in time).
+    Escalate {
+        to: UnitId,
+        reason: String,
+    },
+    /// A report an obligation requires was made to the authority: that obligation's clock stops.
+    Report {
+        obligation: String,
+        authority: String,
+        reference: String,
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+    Close {
+        resolution: String,
+    },
+    Reopen {
+        reason: String,
+    },
+}
+
+impl IncidentAction {
+    pub fn name(&self) -> &'static str {
+        match self {
+            IncidentAction::Acknowledge => "acknowledge",
+            IncidentAction::Investigate => "investigate",
+            IncidentAction::Note { .. } => "note",
+            IncidentAction::Escalate { .. } => "escalate",
+            IncidentAction::Report { .. } => "report",
+            IncidentAction::Close { .. } => "close",
+            IncidentAction::Reopen { .. } => "reopen",
+        }
+    }
 }
 
 impl Event {
@@ -396,6 +480,8 @@ impl Event {
             Event::DiscrepancyOpened { .. } => "discrepancy_opened",
             Event::CountClosed { .. } => "count_closed",
             Event::DiscrepancyResolved { .. } => "discrepancy_resolved",
+            Event::IncidentOpened { .. } => "incident_opened",
+            Event::IncidentUpdated { .. } => "incident_updated",
         }
     }
 
@@ -406,6 +492,7 @@ impl Event {
             Event::Movement { lines, .. } => lines.iter().any(|l| matches!(l, Line::Serial { serial, .. } if serial == s)),
             Event::CountRecorded { serials, .. } => serials.contains(s),
             Event::DiscrepancyOpened { facts, .. } => facts.serial.as_ref() == Some(s),
+            Event::IncidentOpened { objects, .. } => objects.serials.contains(s),
             _ => false,
         }
     }
@@ -417,6 +504,7 @@ impl Event {
             Event::Movement { lines, .. } => lines.iter().any(|x| matches!(x, Line::Lot { lot, .. } if lot == l)),
             Event::CountRecorded { lots, .. } => lots.iter().any(|(x, _)| x == l),
             Event::DiscrepancyOpened { facts, .. } => facts.lot.as_ref() == Some(l),
+            Event::IncidentOpened { objects, .. } => objects.lots.contains(l),
             _ => false,
         }
     }

@@ -118,6 +118,8 @@ id_type!(/// An inventory count.
     CountId, "count id");
 id_type!(/// A discrepancy found by a count or a transfer.
     DiscrepancyId, "discrepancy id");
+id_type!(/// An incident: something that went wrong, followed until it is closed.
+    IncidentId, "incident id");
 
 #[cfg(test)]
 mod tests {

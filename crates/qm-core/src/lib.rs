@@ -7,6 +7,7 @@ pub mod conditions;
 pub mod decide;
 pub mod event;
 pub mod ids;
+pub mod incidents;
 pub mod invariants;
 pub mod model;
 pub mod permissions;

@@ -44,6 +44,38 @@ Role {
     Member => "member",
 });
 
+word_enum!(/// What went wrong (docs/incidents.md).
+IncidentKind {
+    Loss => "loss",
+    Theft => "theft",
+    CountDiscrepancy => "count_discrepancy",
+    Excursion => "excursion",
+    UnauthorizedAccess => "unauthorized_access",
+    DoorForced => "door_forced",
+    DoorHeldOpen => "door_held_open",
+    SafetyRefusal => "safety_refusal",
+    OverdueReturn => "overdue_return",
+    DirectiveMissed => "directive_missed",
+    Accident => "accident",
+    Other => "other",
+});
+
+word_enum!(/// How grave an incident is, least first: it sets how soon it must be acknowledged and who closes it.
+Severity {
+    Low => "low",
+    Medium => "medium",
+    High => "high",
+    Critical => "critical",
+});
+
+word_enum!(/// Where an incident stands: open → acknowledged → investigating → closed (and reopened: open again).
+IncidentState {
+    Open => "open",
+    Acknowledged => "acknowledged",
+    Investigating => "investigating",
+    Closed => "closed",
+});
+
 word_enum!(/// Kinds of location, from a facility down to a bin.
 LocationKind {
     Armory => "armory",

@@ -23,6 +23,9 @@ pub enum Op {
     Witness,
     /// Record storage-condition readings.
     Conditions,
+    /// Open an incident, acknowledge, investigate, note, escalate, report and reopen it; closing
+    /// also needs a role the incident rules name for its severity.
+    Incident,
 }
 
 impl Op {
@@ -43,6 +46,7 @@ impl Op {
         Op::Correct,
         Op::Witness,
         Op::Conditions,
+        Op::Incident,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -62,6 +66,7 @@ impl Op {
             Op::Correct => "correct",
             Op::Witness => "witness",
             Op::Conditions => "conditions",
+            Op::Incident => "incident",
         }
     }
 }
@@ -72,13 +77,15 @@ impl Op {
 pub fn role_allows(role: Role, op: Op) -> bool {
     use Op::*;
     match role {
-        Role::Armorer => matches!(op, Receive | Issue | Return | Move | Expend | ReportLost | Count | Witness | Conditions),
-        Role::MagazineKeeper => matches!(op, Receive | Issue | Return | Move | Expend | ReportLost | Count | Witness | Conditions),
-        Role::Logistics => matches!(op, Receive | Move | Transfer),
-        Role::DutyOfficer => {
-            matches!(op, Issue | Return | Destroy | ReportLost | Recover | LotStatus | Count | Resolve | Correct | Witness)
+        Role::Armorer => matches!(op, Receive | Issue | Return | Move | Expend | ReportLost | Count | Witness | Conditions | Incident),
+        Role::MagazineKeeper => {
+            matches!(op, Receive | Issue | Return | Move | Expend | ReportLost | Count | Witness | Conditions | Incident)
         }
-        Role::Inspector => matches!(op, Count | Witness),
+        Role::Logistics => matches!(op, Receive | Move | Transfer | Incident),
+        Role::DutyOfficer => {
+            matches!(op, Issue | Return | Destroy | ReportLost | Recover | LotStatus | Count | Resolve | Correct | Witness | Incident)
+        }
+        Role::Inspector => matches!(op, Count | Witness | Incident),
         Role::Admin => matches!(op, Setup),
         // Staff who draw weapons and ammunition: they hold what is issued to them and do nothing else.
         Role::Member => false,

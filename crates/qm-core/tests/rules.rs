@@ -170,14 +170,29 @@ fn assert_invalid(result: Result<Decision, Rejection>, fact: &str) {
 }
 
 #[track_caller]
+/// The events a command decides, without the incidents they open by themselves (those are
+/// checked by the incident tests: `a_loss_and_a_count_discrepancy_open_incidents_by_themselves`).
 fn events(result: Result<Decision, Rejection>) -> Vec<Event> {
     match result {
         Ok(d) => {
             assert_eq!(d.corrects, None);
-            d.events
+            d.events.into_iter().filter(|e| !matches!(e, Event::IncidentOpened { .. })).collect()
         }
         Err(e) => panic!("expected events, got {e}"),
     }
+}
+
+#[test]
+fn a_loss_and_a_count_discrepancy_open_incidents_by_themselves() {
+    let mut s = stocked();
+    exec(&mut s, "0417", None, issue("1001", None, vec![ser("R-1")]));
+    let d = run(&s, "0417", None, Command::ReportLost { from: person("1001"), items: vec![ser("R-1")], document: None }).unwrap();
+    let opened: Vec<&Event> = d.events.iter().filter(|e| matches!(e, Event::IncidentOpened { .. })).collect();
+    assert_eq!(opened.len(), 1, "{:?}", d.events);
+    let Event::IncidentOpened { incident, kind, severity, unit, objects, rule, .. } = opened[0] else { unreachable!() };
+    assert_eq!((incident.as_str(), *kind, *severity, unit.as_str()), ("I-1", IncidentKind::Loss, Severity::Critical, "D-11"));
+    assert_eq!((objects.serials.clone(), objects.badges.clone()), (vec![sn("R-1")], vec![b("1001")]));
+    assert_eq!(rule.as_deref(), Some("open[1] on loss"));
 }
 
 fn unit_ev(unit: &str, parent: &str) -> Event {
@@ -1979,4 +1994,85 @@ fn identifiers_are_ascii_and_texts_hold_no_control_or_direction_characters() {
         let name = Command::CreateUnit { unit: u("D-99"), name: bad.into(), parent: u("HQ") };
         assert_invalid(run(&s, "0001", None, name), "refused");
     }
+}
+
+fn open_incident(kind: IncidentKind, severity: Severity, unit: &str) -> Command {
+    Command::OpenIncident {
+        kind,
+        severity,
+        unit: u(unit),
+        location: None,
+        objects: Default::default(),
+        summary: "door of ARM11 found unlocked at 02:00".into(),
+        discovered_at: None,
+    }
+}
+
+fn step(incident: &str, action: qm_core::event::IncidentAction) -> Command {
+    Command::UpdateIncident { incident: IncidentId::parse(incident).unwrap(), action }
+}
+
+#[test]
+fn an_incident_by_hand_goes_open_acknowledged_closed_and_reopened_by_the_rules() {
+    use qm_core::event::IncidentAction::*;
+    let mut s = stocked();
+    // Any role that works with stock opens one in its subtree; outside it, no.
+    exec(&mut s, "0417", None, open_incident(IncidentKind::Other, Severity::Medium, "D-11"));
+    assert_refused(run(&s, "0417", None, open_incident(IncidentKind::Other, Severity::Low, "D-12")), "permission.subtree", &["unit D-12"]);
+    assert_refused(
+        run(&s, "0001", None, open_incident(IncidentKind::Other, Severity::Low, "HQ")),
+        "permission.role",
+        &["may not incident"],
+    );
+    exec(&mut s, "0417", None, step("I-1", Acknowledge));
+    assert_refused(
+        run(&s, "0501", None, step("I-1", Acknowledge)),
+        "incident.state",
+        &["incident I-1 is acknowledged", "acknowledged again"],
+    );
+    // A medium incident is closed by a duty officer or an inspector, not by the armorer.
+    let close = || step("I-1", Close { resolution: "lock replaced; nothing missing at the count".into() });
+    assert_refused(
+        run(&s, "0417", None, close()),
+        "incident.close_authority",
+        &["badge 0417 may not close a medium incident", "duty_officer, inspector"],
+    );
+    exec(&mut s, "0501", None, close());
+    assert_refused(run(&s, "0501", None, close()), "incident.state", &["closed again"]);
+    assert_refused(run(&s, "0501", None, step("I-1", Acknowledge)), "incident.state", &["is closed"]);
+    exec(&mut s, "0417", None, step("I-1", Reopen { reason: "the count found a rifle missing".into() }));
+    assert_eq!(s.incidents[&IncidentId::parse("I-1").unwrap()].state, IncidentState::Open);
+    assert_refused(run(&s, "0417", None, step("I-1", Reopen { reason: "again".into() })), "incident.state", &["cannot be reopened"]);
+    // Escalation goes up only; a critical incident closes with a witness.
+    let sideways = run(&s, "0417", None, step("I-1", Escalate { to: u("D-12"), reason: "x".into() }));
+    assert!(matches!(&sideways, Err(Rejection::Invalid(m)) if m.contains("unit D-12 is not above unit D-11")), "{sideways:?}");
+    exec(&mut s, "0417", None, step("I-1", Escalate { to: u("NORTH"), reason: "nobody at D-11 tonight".into() }));
+    assert_eq!(s.incidents[&IncidentId::parse("I-1").unwrap()].responsible, u("NORTH"));
+    exec(&mut s, "0417", None, open_incident(IncidentKind::Theft, Severity::Critical, "D-11"));
+    let close2 = || step("I-2", Close { resolution: "recovered by the police".into() });
+    assert_refused(run(&s, "0501", None, close2()), "two_person", &["closing critical incident I-2"]);
+    assert!(run(&s, "0501", Some("0417"), close2()).is_ok());
+}
+
+#[test]
+fn an_incident_about_a_discrepancy_closes_only_once_the_stock_question_is_settled() {
+    use qm_core::event::IncidentAction::*;
+    let mut s = stocked();
+    exec(&mut s, "0417", None, Command::StartCount { root: l("RACK11"), kind: CountKind::Cycle, blind: false });
+    exec(
+        &mut s,
+        "0417",
+        None,
+        Command::RecordCount { count: CountId::parse("C-1").unwrap(), location: l("RACK11"), serials: vec![], lots: vec![] },
+    );
+    exec(&mut s, "0417", None, Command::CloseCount { count: CountId::parse("C-1").unwrap() });
+    let (id, i) = s.incidents.iter().next().map(|(k, v)| (k.clone(), v.clone())).expect("the count's discrepancy opened an incident");
+    assert_eq!(i.kind, IncidentKind::CountDiscrepancy);
+    let d = i.objects.discrepancies[0].clone();
+    let close = || step(id.as_str(), Close { resolution: "found".into() });
+    let witness = (i.severity == Severity::Critical).then_some("0417");
+    assert_refused(run(&s, "0501", witness, close()), "incident.stock_unsettled", &[&format!("discrepancy {d}, which is not resolved")]);
+    let note = "rifle found in the cleaning room".to_string();
+    exec(&mut s, "0501", Some("0417"), Command::ResolveDiscrepancy { discrepancy: d, approve: false, note, item_type: None });
+    assert!(run(&s, "0501", witness, close()).is_ok());
 }

@@ -19,6 +19,16 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
+    /// Acknowledges every incident not yet acknowledged, as `actor`.
+    fn acknowledge_incidents(&mut self, actor: &str, at: OffsetDateTime) -> Result<()> {
+        let open: Vec<IncidentId> =
+            self.site.state().incidents.iter().filter(|(_, i)| i.acknowledged_at.is_none()).map(|(k, _)| k.clone()).collect();
+        for incident in open {
+            self.run(actor, None, at, Command::UpdateIncident { incident, action: qm_core::event::IncidentAction::Acknowledge })?;
+        }
+        Ok(())
+    }
+
     fn run(&mut self, actor: &str, witness: Option<&str>, at: OffsetDateTime, command: Command) -> Result<Outcome> {
         self.n += 1;
         let req = Request {
@@ -365,7 +375,6 @@ pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountI
         end + Duration::minutes(10),
         Command::Return { from: id(Badge::parse("0501"))?, to: loc("D11-KEYS")?, items: items(&["KEY-ARM-1"])? },
     )?;
-
     // Evening: the regional inspector does a blind full count of the armory. Rifle R-1049 is
     // racked in B instead of A, and the locker holds 20 rounds fewer than the books.
     let count_at = day + Duration::hours(19);
@@ -431,6 +440,7 @@ pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountI
             },
         )?;
     }
+    r.acknowledge_incidents("0501", count_at + Duration::hours(1))?;
     site.checkpoint()?;
     Ok((site, count))
 }

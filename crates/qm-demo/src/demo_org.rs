@@ -72,6 +72,17 @@ struct Batch<'a> {
 }
 
 impl Batch<'_> {
+    /// Acknowledges, as `actor`, every incident of `unit` not yet acknowledged.
+    fn acknowledge_incidents(&mut self, unit: &str, actor: &str, at: OffsetDateTime) -> Result<()> {
+        let s = self.site.state();
+        let open: Vec<IncidentId> =
+            s.incidents.iter().filter(|(_, i)| i.unit.as_str() == unit && i.acknowledged_at.is_none()).map(|(k, _)| k.clone()).collect();
+        for incident in open {
+            self.add(actor, None, at, Command::UpdateIncident { incident, action: qm_core::event::IncidentAction::Acknowledge })?;
+        }
+        self.flush()
+    }
+
     fn add(&mut self, actor: &str, witness: Option<&str>, at: OffsetDateTime, command: Command) -> Result<()> {
         self.n += 1;
         self.reqs.push(Request {
@@ -575,12 +586,11 @@ fn day(x: &mut Batch, date: OffsetDateTime, d: i64) -> Result<()> {
                 }
                 records.push(Command::RecordCount { count: count.clone(), location: loc, serials, lots });
             }
-            for r in records {
-                x.add(inspector, None, at + Duration::minutes(30), r)?;
-            }
+            records.into_iter().try_for_each(|r| x.add(inspector, None, at + Duration::minutes(30), r))?;
             x.add(inspector, None, at + Duration::hours(1), Command::CloseCount { count })?;
             x.flush()?;
         }
+        x.acknowledge_incidents("D-11", "1104", date + Duration::hours(23) + Duration::minutes(59))?;
     }
     Ok(())
 }

@@ -48,6 +48,7 @@ impl State {
             | Event::DiscrepancyOpened { .. }
             | Event::CountClosed { .. }
             | Event::DiscrepancyResolved { .. } => self.apply_flows(env),
+            Event::IncidentOpened { .. } | Event::IncidentUpdated { .. } => self.apply_incident(env),
         };
         applied.map_err(fail)?;
         if let Some(c) = &env.corrects {
@@ -419,6 +420,73 @@ impl State {
                 self.store_stock.remove(&store);
             }
         }
+        Ok(())
+    }
+}
+
+impl State {
+    /// Incidents: opened, then each step; the books keep where each stands and its entries.
+    fn apply_incident(&mut self, env: &Envelope) -> Result<(), String> {
+        match &env.event {
+            Event::IncidentOpened { incident, kind, severity, unit, location, objects, summary, discovered_at, rule } => {
+                if self.incidents.contains_key(incident) {
+                    return Err(format!("incident {incident} is already open"));
+                }
+                let i = Incident {
+                    kind: *kind,
+                    severity: *severity,
+                    unit: unit.clone(),
+                    location: location.clone(),
+                    objects: objects.clone(),
+                    summary: summary.clone(),
+                    discovered_at: *discovered_at,
+                    discovered_by: env.actor.clone(),
+                    opened_at: env.at,
+                    rule: rule.clone(),
+                    state: IncidentState::Open,
+                    responsible: unit.clone(),
+                    acknowledged_at: None,
+                    reports: vec![],
+                    resolution: None,
+                    entries: vec![env.seq],
+                };
+                self.incidents.insert(incident.clone(), i);
+            }
+            Event::IncidentUpdated { incident, action } => {
+                let i = self.incidents.get_mut(incident).ok_or_else(|| format!("unknown incident {incident}"))?;
+                i.entries.push(env.seq);
+                match action {
+                    IncidentAction::Acknowledge => {
+                        i.state = IncidentState::Acknowledged;
+                        i.acknowledged_at.get_or_insert(env.at);
+                    }
+                    IncidentAction::Investigate => i.state = IncidentState::Investigating,
+                    IncidentAction::Note { .. } => {}
+                    IncidentAction::Escalate { to, .. } => i.responsible = to.clone(),
+                    IncidentAction::Report { obligation, authority, reference, at } => i.reports.push(IncidentReport {
+                        obligation: obligation.clone(),
+                        authority: authority.clone(),
+                        reference: reference.clone(),
+                        at: *at,
+                        by: env.actor.clone(),
+                    }),
+                    IncidentAction::Close { resolution } => {
+                        i.state = IncidentState::Closed;
+                        i.resolution = Some(resolution.clone());
+                    }
+                    IncidentAction::Reopen { .. } => {
+                        i.state = IncidentState::Open;
+                        i.resolution = None;
+                    }
+                }
+            }
+            other => return Err(format!("{} is not an incident event", other.type_name())),
+        }
+        let id = match &env.event {
+            Event::IncidentOpened { incident, .. } | Event::IncidentUpdated { incident, .. } => incident.clone(),
+            _ => return Ok(()),
+        };
+        self.touch(&INCIDENTS, &id);
         Ok(())
     }
 }

@@ -227,6 +227,53 @@ pub struct Excursion {
     pub serials_exposed: u64,
 }
 
+/// An incident as the books hold it: what was opened, and every step since (docs/incidents.md).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub kind: IncidentKind,
+    pub severity: Severity,
+    pub unit: UnitId,
+    pub location: Option<LocationId>,
+    pub objects: IncidentObjects,
+    pub summary: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub discovered_at: OffsetDateTime,
+    pub discovered_by: Badge,
+    #[serde(with = "time::serde::rfc3339")]
+    pub opened_at: OffsetDateTime,
+    pub rule: Option<String>,
+    pub state: IncidentState,
+    /// The unit that must act on it now: its own unit, or one above after escalation.
+    pub responsible: UnitId,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub acknowledged_at: Option<OffsetDateTime>,
+    pub reports: Vec<IncidentReport>,
+    pub resolution: Option<String>,
+    /// The entries about it, oldest first.
+    pub entries: Vec<u64>,
+}
+
+/// A report made to an authority, as recorded (`IncidentAction::Report`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IncidentReport {
+    pub obligation: String,
+    pub authority: String,
+    pub reference: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub by: Badge,
+}
+
+/// The incident rules the books are judged by (configuration, not books: not stored as rows).
+#[derive(Clone, Debug, PartialEq)]
+pub struct IncidentRulesRef(pub std::sync::Arc<crate::incidents::IncidentRules>);
+
+impl Default for IncidentRulesRef {
+    fn default() -> IncidentRulesRef {
+        IncidentRulesRef(std::sync::Arc::new(crate::incidents::IncidentRules::default_rules()))
+    }
+}
+
 /// The safety tables the rules read (configuration, not books: they are not stored as rows).
 /// Equal by content, so that two states built with the same tables compare equal.
 #[derive(Clone, Debug, PartialEq)]
@@ -264,6 +311,8 @@ pub struct State {
     pub counts: BTreeMap<CountId, Count>,
     pub discrepancies: BTreeMap<DiscrepancyId, Discrepancy>,
     pub excursions: BTreeMap<String, Excursion>,
+    pub incidents: BTreeMap<IncidentId, Incident>,
+    pub incident_rules: IncidentRulesRef,
     /// Per magazine or depot: quantity held per item type in its whole subtree. An index derived from
     /// serials and balances (rebuilt on load), so the safety check does not scan every lot.
     pub store_stock: BTreeMap<LocationId, BTreeMap<ItemTypeId, Quantity>>,

@@ -35,7 +35,7 @@ macro_rules! id_keys {
         }
     )+};
 }
-id_keys!(UnitId, LocationId, ItemTypeId, Badge, Serial, LotNo, TransferId, CountId, DiscrepancyId);
+id_keys!(UnitId, LocationId, ItemTypeId, Badge, Serial, LotNo, TransferId, CountId, DiscrepancyId, IncidentId);
 
 impl RowKeyText for String {
     fn to_key(&self) -> String {
@@ -105,6 +105,8 @@ pub(super) const DISCREPANCIES: Book<DiscrepancyId, super::Discrepancy> =
     Book { kind: "discrepancy", map: |s| &s.discrepancies, map_mut: |s| &mut s.discrepancies };
 pub(super) const EXCURSIONS: Book<String, super::Excursion> =
     Book { kind: "excursion", map: |s| &s.excursions, map_mut: |s| &mut s.excursions };
+pub(super) const INCIDENTS: Book<IncidentId, super::Incident> =
+    Book { kind: "incident", map: |s| &s.incidents, map_mut: |s| &mut s.incidents };
 pub(super) const LAST_COUNTERS: Book<LocationId, Badge> =
     Book { kind: "last_counter", map: |s| &s.last_counter, map_mut: |s| &mut s.last_counter };
 pub(super) const CORRECTED: Book<u64, u64> = Book { kind: "corrected", map: |s| &s.corrected, map_mut: |s| &mut s.corrected };
@@ -175,7 +177,7 @@ impl Rows for Meta {
 }
 
 /// Every book, each once.
-const BOOKS: [&dyn Rows; 16] = [
+const BOOKS: [&dyn Rows; 17] = [
     &Meta,
     &UNITS,
     &LOCATIONS,
@@ -190,6 +192,7 @@ const BOOKS: [&dyn Rows; 16] = [
     &COUNTS,
     &DISCREPANCIES,
     &EXCURSIONS,
+    &INCIDENTS,
     &LAST_COUNTERS,
     &CORRECTED,
 ];

@@ -74,6 +74,21 @@ pub enum Command {
     SetTimeZone {
         zone: String,
     },
+    /// An incident opened by hand (docs/incidents.md); `discovered_at` defaults to now.
+    OpenIncident {
+        kind: IncidentKind,
+        severity: Severity,
+        unit: UnitId,
+        location: Option<LocationId>,
+        objects: crate::event::IncidentObjects,
+        summary: String,
+        discovered_at: Option<time::OffsetDateTime>,
+    },
+    /// A step in an incident's life: acknowledge, investigate, note, escalate, report, close, reopen.
+    UpdateIncident {
+        incident: IncidentId,
+        action: crate::event::IncidentAction,
+    },
     SetItemTypeStorage {
         item_type: ItemTypeId,
         temperature_c: Option<crate::conditions::Range>,
@@ -250,6 +265,16 @@ impl Command {
             Command::CloseCount { .. } => "close_count",
             Command::ResolveDiscrepancy { .. } => "resolve_discrepancy",
             Command::Correct { .. } => "correct",
+            Command::OpenIncident { .. } => "open_incident",
+            Command::UpdateIncident { action, .. } => match action {
+                crate::event::IncidentAction::Acknowledge => "acknowledge_incident",
+                crate::event::IncidentAction::Investigate => "investigate_incident",
+                crate::event::IncidentAction::Note { .. } => "note_incident",
+                crate::event::IncidentAction::Escalate { .. } => "escalate_incident",
+                crate::event::IncidentAction::Report { .. } => "report_incident",
+                crate::event::IncidentAction::Close { .. } => "close_incident",
+                crate::event::IncidentAction::Reopen { .. } => "reopen_incident",
+            },
         }
     }
 }

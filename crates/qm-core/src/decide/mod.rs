@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 mod conditions;
 mod counts;
 mod custody;
+mod incidents;
 pub mod scope;
 pub mod setup;
 pub mod storage;
@@ -429,10 +430,13 @@ pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, R
     if let Some(token) = &ctx.token {
         scope::check_token(state, token, &ctx.actor, command)?;
     }
-    let decision = decide_command(state, ctx, command)?;
+    let mut decision = decide_command(state, ctx, command)?;
     check_bounds(state, &decision.events)?;
     // Storage safety applies to every movement that ends in a magazine or depot, whatever the command.
     storage::check_decision(state, &decision.events)?;
+    // The events that mean an incident open one, in the same entries' commit (crate::incidents).
+    let follow = crate::incidents::follow_ups(state, &state.incident_rules.0, &decision.events, state.next_seq, ctx.at);
+    decision.events.extend(follow);
     Ok(decision)
 }
 
@@ -471,50 +475,48 @@ fn decide_command(state: &State, ctx: &Ctx, command: &Command) -> Result<Decisio
         Command::ResolveDiscrepancy { discrepancy, approve, note, item_type } => {
             decide_resolve(&c, discrepancy, *approve, note, item_type.as_ref())
         }
-        Command::Correct { original, reason } => {
-            text("reason", reason, true)?;
-            let Event::Movement { kind, from, to, lines, document } = &original.event else {
-                return refuse(
-                    "correction.movement_only",
-                    format!(
-                        "entry {} is a {}; only movements are corrected by a reverse movement",
-                        original.seq,
-                        original.event.type_name()
-                    ),
-                );
-            };
-            if *kind == MovementKind::Correct {
-                return refuse(
-                    "correction.movement_only",
-                    format!("entry {} is itself a correction; record a new movement instead", original.seq),
-                );
-            }
-            // Permission first: someone without the role learns nothing about the entry's corrections.
-            let unit = c.unit_of(if from.is_internal() { from } else { to })?;
-            c.authorize(Op::Correct, &unit)?;
-            if let Some(by) = state.corrected.get(&original.seq) {
-                return refuse("correction.once", format!("entry {} was already corrected by entry {by}", original.seq));
-            }
-            let items: Vec<ItemRef> = lines
-                .iter()
-                .map(|l| match l {
-                    Line::Serial { serial, .. } => ItemRef::Serial(serial.clone()),
-                    Line::Lot { lot, quantity, .. } => ItemRef::Lot { lot: lot.clone(), quantity: *quantity },
-                })
-                .collect();
-            // The reverse movement must itself be possible now: the stock must still be where the entry put it.
-            let lines = c.take(to, &items)?;
-            c.movement_witness(&unit, &lines, "correction")?;
-            Ok(Decision {
-                events: vec![Event::Movement {
-                    kind: MovementKind::Correct,
-                    from: to.clone(),
-                    to: from.clone(),
-                    lines,
-                    document: document.clone(),
-                }],
-                corrects: Some(Correction { seq: original.seq, reason: reason.clone() }),
-            })
-        }
+        Command::OpenIncident { .. } | Command::UpdateIncident { .. } => incidents::decide_incident(&c, command),
+        Command::Correct { original, reason } => decide_correct(&c, original, reason),
     }
+}
+
+/// A correction: the reverse of an earlier movement, referring to it (once).
+fn decide_correct(c: &Checker, original: &Envelope, reason: &str) -> Result<Decision, Rejection> {
+    let state = c.state;
+    text("reason", reason, true)?;
+    let Event::Movement { kind, from, to, lines, document } = &original.event else {
+        return refuse(
+            "correction.movement_only",
+            format!("entry {} is a {}; only movements are corrected by a reverse movement", original.seq, original.event.type_name()),
+        );
+    };
+    if *kind == MovementKind::Correct {
+        return refuse("correction.movement_only", format!("entry {} is itself a correction; record a new movement instead", original.seq));
+    }
+    // Permission first: someone without the role learns nothing about the entry's corrections.
+    let unit = c.unit_of(if from.is_internal() { from } else { to })?;
+    c.authorize(Op::Correct, &unit)?;
+    if let Some(by) = state.corrected.get(&original.seq) {
+        return refuse("correction.once", format!("entry {} was already corrected by entry {by}", original.seq));
+    }
+    let items: Vec<ItemRef> = lines
+        .iter()
+        .map(|l| match l {
+            Line::Serial { serial, .. } => ItemRef::Serial(serial.clone()),
+            Line::Lot { lot, quantity, .. } => ItemRef::Lot { lot: lot.clone(), quantity: *quantity },
+        })
+        .collect();
+    // The reverse movement must itself be possible now: the stock must still be where the entry put it.
+    let lines = c.take(to, &items)?;
+    c.movement_witness(&unit, &lines, "correction")?;
+    Ok(Decision {
+        events: vec![Event::Movement {
+            kind: MovementKind::Correct,
+            from: to.clone(),
+            to: from.clone(),
+            lines,
+            document: document.clone(),
+        }],
+        corrects: Some(Correction { seq: original.seq, reason: reason.to_string() }),
+    })
 }

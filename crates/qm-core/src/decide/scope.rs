@@ -38,6 +38,7 @@ pub fn op_of(cmd: &Command) -> Op {
         Command::StartCount { .. } | Command::RecordCount { .. } | Command::CloseCount { .. } => Op::Count,
         Command::ResolveDiscrepancy { .. } => Op::Resolve,
         Command::Correct { .. } => Op::Correct,
+        Command::OpenIncident { .. } | Command::UpdateIncident { .. } => Op::Incident,
     }
 }
 
@@ -92,6 +93,8 @@ pub fn units_of(s: &State, cmd: &Command) -> Vec<UnitId> {
             Some(d) => discrepancy_units(s, &d.facts),
             None => vec![],
         },
+        Command::OpenIncident { unit, .. } => vec![Some(unit.clone())],
+        Command::UpdateIncident { incident, .. } => vec![s.incidents.get(incident).map(|i| i.unit.clone())],
         Command::Correct { original, .. } => match &original.event {
             Event::Movement { from, to, .. } => vec![s.account_unit(from), s.account_unit(to)],
             _ => vec![],
@@ -155,6 +158,8 @@ pub fn event_units(s: &State, event: &Event) -> Option<Vec<UnitId>> {
         Event::LotStatusChanged { unit, .. } => vec![unit.clone().or_else(|| s.site.as_ref().map(|x| x.root_unit.clone()))],
         Event::TransferDispatched { from_unit, to_unit, .. } => vec![Some(from_unit.clone()), Some(to_unit.clone())],
         Event::TransferReceived { location, .. } => vec![loc_unit(s, location)],
+        Event::IncidentOpened { unit, .. } => vec![Some(unit.clone())],
+        Event::IncidentUpdated { incident, .. } => vec![s.incidents.get(incident).map(|i| i.unit.clone())],
         _ => vec![s.site.as_ref().map(|x| x.root_unit.clone())],
     };
     Some(units.into_iter().flatten().collect())

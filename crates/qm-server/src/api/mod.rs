@@ -3,6 +3,7 @@
 
 mod books;
 mod counts;
+pub mod incidents;
 mod ledger;
 mod movements;
 pub mod safety;
@@ -10,6 +11,7 @@ mod setup;
 
 use books::*;
 use counts::*;
+use incidents::*;
 use ledger::*;
 use movements::*;
 use safety::*;
@@ -148,7 +150,8 @@ impl utoipa::Modify for Security {
         count_start, count_record, count_close, resolve, counts, count_show, discrepancies,
         stock, where_is, history, custody, transfers, units, locations, item_types, people, permissions,
         log, checkpoints, checkpoint, prove, consistency, verifier_key, verify,
-        api_magazines, api_lots, api_conditions, api_conditions_svg, api_dsmt, api_dsmt_csv, api_qd
+        api_magazines, api_lots, api_conditions, api_conditions_svg, api_dsmt, api_dsmt_csv, api_qd,
+        incident_open, incident_step, incidents_list, incident_show
     ),
     components(schemas(ErrorBody, crate::error::ErrorDetail, WriteOut, EntryOut, WitnessIn))
 )]
@@ -181,6 +184,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/tokens/{id}/revoke", post(token_revoke))
         .route("/api/policies/{unit}", post(policy_set))
         .route("/api/import/{kind}", post(import))
+        .route("/api/incidents", get(incidents_list).post(incident_open))
+        .route("/api/incidents/{id}", get(incident_show))
+        .route("/api/incidents/{id}/{step}", post(incident_step))
         .route("/api/locations/{id}/readings", post(readings))
         .route("/api/receive", post(receive))
         .route("/api/issue", post(issue))

@@ -45,6 +45,10 @@ fn request(op: Op, d: &str, actor: &str, role_tag: &str, movement_seq: u64) -> (
             format!("/api/locations/D{d}-MAG/readings"),
             json!({"readings": [{"at": "2026-01-01T10:00:00Z", "temperature_c": 18.5, "humidity_pct": 40.0}]}),
         ),
+        Op::Incident => (
+            "/api/incidents".into(),
+            json!({"kind": "other", "severity": "low", "unit": format!("D-{d}"), "summary": format!("matrix {tag}")}),
+        ),
         // The witness is the role's person of department `d`; the receipt is into D-11's magazine.
         Op::Witness => (
             "/api/receive".into(),
@@ -520,7 +524,12 @@ async fn a_token_that_may_only_count_cannot_import_lots_or_people() {
     let (s, _) = admin.get("/api/custody/7777").await;
     assert_ne!(s, 200, "the imported person must not exist");
     let after: Vec<Value> = log(&admin, 20).await.into_iter().filter(|l| l["seq"].as_u64().unwrap() > before).collect();
-    assert!(after.iter().all(|l| l["type"] == "access_denied"), "{after:?}");
+    // Each denial, and the incident it opens by itself (an unauthorized access attempt): nothing else.
+    assert!(after.iter().all(|l| l["type"] == "access_denied" || l["type"] == "incident_opened"), "{after:?}");
+    assert!(
+        after.iter().any(|l| l["type"] == "incident_opened" && l["summary"].as_str().unwrap().contains("unauthorized_access")),
+        "{after:?}"
+    );
     assert!(after.iter().filter(|l| l["summary"].as_str().unwrap().contains("counter-hq")).count() >= 2, "{after:?}");
     app.stop().await;
 }

@@ -1,0 +1,173 @@
+//! Incidents by hand: opening one, and each step of its life (docs/incidents.md). The incidents that
+//! open by themselves come from `crate::incidents::follow_ups`, added to every decision in `decide`.
+
+use super::*;
+use crate::incidents::obligations;
+
+pub(super) fn decide_incident(c: &Checker, command: &Command) -> R<Decision> {
+    let state = c.state;
+    let one = |e: Event| Ok(Decision { events: vec![e], corrects: None });
+    match command {
+        Command::OpenIncident { kind, severity, unit, location, objects, summary, discovered_at } => {
+            text("summary", summary, true)?;
+            if !state.units.contains_key(unit) {
+                return not_found("unit", unit);
+            }
+            c.authorize(Op::Incident, unit)?;
+            if let Some(l) = location {
+                let loc = c.location(l)?;
+                if !state.unit_within(&loc.unit, unit) {
+                    return invalid(format!("location {l} belongs to unit {}, not to unit {unit} or below it", loc.unit));
+                }
+            }
+            for s in &objects.serials {
+                if !state.serials.contains_key(s) {
+                    return not_found("serial", s);
+                }
+            }
+            for l in &objects.lots {
+                if !state.lots.contains_key(l) {
+                    return not_found("lot", l);
+                }
+            }
+            for b in &objects.badges {
+                c.person(b)?;
+            }
+            for d in &objects.discrepancies {
+                if !state.discrepancies.contains_key(d) {
+                    return not_found("discrepancy", d);
+                }
+            }
+            if let Some(e) = objects.entries.iter().find(|e| **e >= state.next_seq) {
+                return not_found("entry", e);
+            }
+            let at = discovered_at.unwrap_or(c.ctx.at);
+            if at > c.ctx.at {
+                return invalid(format!("an incident cannot be discovered in the future ({})", c.ctx.zone.show(at)));
+            }
+            let incident = IncidentId::parse(&format!("I-{}", state.incidents.len() + 1)).map_err(|e| Rejection::Invalid(e.to_string()))?;
+            one(Event::IncidentOpened {
+                incident,
+                kind: *kind,
+                severity: *severity,
+                unit: unit.clone(),
+                location: location.clone(),
+                objects: objects.clone(),
+                summary: summary.clone(),
+                discovered_at: at,
+                rule: None,
+            })
+        }
+        Command::UpdateIncident { incident, action } => {
+            let Some(i) = state.incidents.get(incident) else {
+                return not_found("incident", incident);
+            };
+            c.authorize(Op::Incident, &i.unit)?;
+            step(c, incident, i, action)?;
+            one(Event::IncidentUpdated { incident: incident.clone(), action: action.clone() })
+        }
+        other => invalid(format!("{} is not an incident command", other.name())),
+    }
+}
+
+/// Whether `action` may be taken on the incident as it stands, by this actor.
+fn step(c: &Checker, id: &IncidentId, i: &Incident, action: &IncidentAction) -> R<()> {
+    let state = c.state;
+    let closed = i.state == IncidentState::Closed;
+    let refuse_state = |what: &str| refuse("incident.state", format!("incident {id} is {}: it cannot be {what}", i.state));
+    match action {
+        IncidentAction::Acknowledge if closed || i.acknowledged_at.is_some() => refuse_state("acknowledged again"),
+        IncidentAction::Investigate if closed || i.state == IncidentState::Investigating => refuse_state("put under investigation"),
+        IncidentAction::Acknowledge | IncidentAction::Investigate => Ok(()),
+        IncidentAction::Note { text: t } => text("note", t, true),
+        IncidentAction::Escalate { to, reason } => {
+            text("reason", reason, true)?;
+            if closed {
+                return refuse_state("escalated");
+            }
+            if to == &i.responsible || !state.unit_within(&i.responsible, to) {
+                return invalid(format!("unit {to} is not above unit {}, which is responsible for incident {id} now", i.responsible));
+            }
+            Ok(())
+        }
+        IncidentAction::Report { obligation, authority, reference, at } => may_report(c, id, i, obligation, authority, reference, *at),
+        IncidentAction::Close { resolution } => {
+            text("resolution", resolution, true)?;
+            if closed {
+                return refuse_state("closed again");
+            }
+            may_close(c, id, i)
+        }
+        IncidentAction::Reopen { reason } => {
+            text("reason", reason, true)?;
+            if !closed {
+                return refuse_state("reopened");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A report an obligation requires: one that applies, recorded once, made between discovery and now.
+fn may_report(
+    c: &Checker,
+    id: &IncidentId,
+    i: &Incident,
+    obligation: &str,
+    authority: &str,
+    reference: &str,
+    at: time::OffsetDateTime,
+) -> R<()> {
+    let state = c.state;
+    text("authority", authority, true)?;
+    text("reference", reference, true)?;
+    let rules = &state.incident_rules.0;
+    let applies = obligations(state, rules, i);
+    if !applies.iter().any(|o| o.id == obligation) {
+        let ids: Vec<&str> = applies.iter().map(|o| o.id.as_str()).collect();
+        return invalid(format!(
+            "obligation {obligation:?} does not apply to incident {id} ({} involving {:?}); it has: {}",
+            i.kind,
+            crate::incidents::item_kinds(state, &i.objects),
+            if ids.is_empty() { "none".to_string() } else { ids.join(", ") }
+        ));
+    }
+    if i.reports.iter().any(|r| r.obligation == obligation) {
+        return refuse("incident.state", format!("the report for {obligation} on incident {id} is already recorded"));
+    }
+    if at > c.ctx.at || at < i.discovered_at {
+        return invalid(format!("a report is made between the discovery ({}) and now", c.ctx.zone.show(i.discovered_at)));
+    }
+    Ok(())
+}
+
+/// Who may close it (the rules' roles for its severity, a witness where they say so), and only once
+/// the stock question it is about is settled.
+fn may_close(c: &Checker, id: &IncidentId, i: &Incident) -> R<()> {
+    let state = c.state;
+    let rule = state.incident_rules.0.for_severity(i.severity).cloned();
+    let Some(rule) = rule else {
+        return refuse("incident.close_authority", format!("no rule says who closes a {} incident", i.severity));
+    };
+    if !c.actor.roles.iter().any(|r| rule.close_roles.contains(r)) {
+        let roles: Vec<&str> = rule.close_roles.iter().map(|r| r.as_str()).collect();
+        return refuse(
+            "incident.close_authority",
+            format!("badge {} may not close a {} incident ({id}): that needs one of {}", c.ctx.actor, i.severity, roles.join(", ")),
+        );
+    }
+    // The stock question first: a discrepancy it is about must be resolved (found, or
+    // written off with approval) before the incident is closed.
+    if let Some(d) = i.objects.discrepancies.iter().find(|d| state.discrepancies.get(*d).is_some_and(|x| x.resolution.is_none())) {
+        return refuse(
+            "incident.stock_unsettled",
+            format!(
+                "incident {id} is about discrepancy {d}, which is not resolved: resolve it first (found, or written off with approval)"
+            ),
+        );
+    }
+    if rule.close_witness {
+        c.witness(&i.unit, &format!("closing {} incident {id}", i.severity))?;
+    }
+    Ok(())
+}
