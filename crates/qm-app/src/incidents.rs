@@ -4,7 +4,7 @@
 use crate::zone::SiteZone;
 use qm_core::books::{Incident, IncidentReport};
 use qm_core::event::IncidentObjects;
-use qm_core::incidents::{clocks, escalations_due, Clock};
+use qm_core::incidents::{clocks, escalations_due};
 use qm_core::*;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -27,12 +27,29 @@ pub struct IncidentView {
     /// Opened by an incident rule (`open[N] on …`), or by hand (None).
     pub rule: Option<String>,
     pub objects: IncidentObjects,
-    pub clocks: Vec<Clock>,
+    pub clocks: Vec<ClockView>,
     /// Acknowledgment periods passed without one: how many units up it should have gone.
     pub escalations_due: u32,
     pub reports: Vec<IncidentReport>,
     pub resolution: Option<String>,
     pub entries: Vec<u64>,
+}
+
+/// A clock (`qm_core::incidents::Clock`) with its due time in the site's zone.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClockView {
+    /// `acknowledge`, or an obligation's id.
+    pub what: String,
+    pub to: String,
+    /// In the site's zone, for people.
+    pub due: String,
+    /// RFC 3339, for programs.
+    #[serde(with = "time::serde::rfc3339")]
+    pub due_at: OffsetDateTime,
+    /// `met`, `open`, `missed`.
+    pub status: &'static str,
+    pub left_s: i64,
+    pub source: String,
 }
 
 /// What to list.
@@ -61,7 +78,18 @@ pub fn view(state: &State, id: &IncidentId, i: &Incident, now: OffsetDateTime) -
         acknowledged_at: i.acknowledged_at.map(|t| zone.show(t)),
         rule: i.rule.clone(),
         objects: i.objects.clone(),
-        clocks: clocks(state, rules, i, now),
+        clocks: clocks(state, rules, i, now)
+            .into_iter()
+            .map(|c| ClockView {
+                due: zone.show(c.due),
+                due_at: c.due,
+                what: c.what,
+                to: c.to,
+                status: c.status,
+                left_s: c.left_s,
+                source: c.source,
+            })
+            .collect(),
         escalations_due: escalations_due(rules, i, now),
         reports: i.reports.clone(),
         resolution: i.resolution.clone(),
@@ -79,7 +107,8 @@ pub fn list(state: &State, f: &IncidentFilter, now: OffsetDateTime, visible: &dy
         .filter(|(_, i)| f.unit.as_ref().is_none_or(|u| state.unit_within(&i.unit, u)))
         .filter(|(_, i)| f.kind.is_none_or(|k| i.kind == k))
         .collect();
-    out.sort_by(|a, b| b.1.severity.cmp(&a.1.severity).then(b.1.opened_at.cmp(&a.1.opened_at)));
+    // Gravest first, then newest (by its first entry: several can open at the same moment).
+    out.sort_by(|a, b| b.1.severity.cmp(&a.1.severity).then(b.1.entries.first().cmp(&a.1.entries.first())));
     out.into_iter().map(|(id, i)| view(state, id, i, now)).collect()
 }
 

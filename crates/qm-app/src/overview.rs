@@ -19,6 +19,25 @@ pub struct UnitRow {
     pub in_transit: usize,
     pub people: usize,
     pub magazines_near: usize,
+    /// Incidents not closed, by severity (low, medium, high, critical).
+    pub incidents: [usize; 4],
+    /// Clocks of those incidents missed or due within `AT_RISK_H` hours.
+    pub clocks_at_risk: usize,
+}
+
+/// A clock due within this many hours is at risk on the dashboard.
+pub const AT_RISK_H: i64 = 2;
+
+/// Incidents not closed in `within`'s units, by severity, and their clocks missed or at risk.
+fn incident_counts(s: &State, within: &dyn Fn(&UnitId) -> bool, at: time::OffsetDateTime) -> ([usize; 4], usize) {
+    let mut by = [0usize; 4];
+    let mut risk = 0;
+    for i in s.incidents.values().filter(|i| i.state != IncidentState::Closed && within(&i.unit)) {
+        by[i.severity as usize] += 1;
+        let clocks = qm_core::incidents::clocks(s, &s.incident_rules.0, i, at);
+        risk += clocks.iter().filter(|c| c.status == "missed" || (c.status == "open" && c.left_s < AT_RISK_H * 3600)).count();
+    }
+    (by, risk)
 }
 
 pub fn unit_rows(s: &State, scope_unit: &UnitId, at: time::OffsetDateTime) -> Vec<UnitRow> {
@@ -49,7 +68,20 @@ pub fn unit_rows(s: &State, scope_unit: &UnitId, at: time::OffsetDateTime) -> Ve
             s.transfers.values().filter(|t| t.received_at_location.is_none() && (within(&t.from_unit) || within(&t.to_unit))).count();
         let people = s.people.values().filter(|p| p.unit == u).count();
         let magazines_near = magazines_near(s, &u);
-        out.push(UnitRow { unit: u.clone(), name: unit.name.clone(), depth, discrepancies, overdue, in_transit, people, magazines_near });
+        let (incidents, clocks_at_risk) = incident_counts(s, &within, at);
+        let name = unit.name.clone();
+        out.push(UnitRow {
+            unit: u.clone(),
+            name,
+            depth,
+            discrepancies,
+            overdue,
+            in_transit,
+            people,
+            magazines_near,
+            incidents,
+            clocks_at_risk,
+        });
         let mut children: Vec<&UnitId> = s.units.iter().filter(|(_, x)| x.parent.as_ref() == Some(&u)).map(|(k, _)| k).collect();
         children.sort();
         for c in children.into_iter().rev() {

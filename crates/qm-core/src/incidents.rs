@@ -239,8 +239,8 @@ fn trigger(state: &State, event: &Event, seq: u64) -> Option<Triggered> {
                 ..Default::default()
             };
             let what = facts.serial.as_ref().map(|s| format!("serial {s}")).or_else(|| facts.lot.as_ref().map(|l| format!("lot {l}")));
-            let summary = format!("discrepancy {discrepancy}: {} {}", facts.kind.as_str(), what.unwrap_or_default());
-            Some((Trigger::Discrepancy, unit, location, objects, summary.trim().to_string()))
+            let summary = format!("discrepancy {discrepancy} ({}): {}", facts.kind.as_str(), what.unwrap_or_else(|| "an item".into()));
+            Some((Trigger::Discrepancy, unit, location, objects, summary))
         }
         Event::Movement { kind: MovementKind::Lose, from, lines, .. } => {
             let unit = state.account_unit(from);
@@ -264,7 +264,11 @@ fn trigger(state: &State, event: &Event, seq: u64) -> Option<Triggered> {
         Event::ExcursionStarted { excursion, location, measure, direction, peak, limit, lots_exposed, .. } => {
             let unit = state.locations.get(location).map(|l| l.unit.clone());
             let objects = IncidentObjects { lots: lots_exposed.clone(), entries, ..Default::default() };
-            let summary = format!("excursion {excursion} at {location}: {measure:?} {direction:?} the band (peak {peak}, limit {limit})");
+            let side = match direction {
+                crate::conditions::Direction::High => "above",
+                crate::conditions::Direction::Low => "below",
+            };
+            let summary = format!("excursion {excursion} at {location}: {} {side} its band (peak {peak}, limit {limit})", measure.as_str());
             Some((Trigger::Excursion, unit, Some(location.clone()), objects, summary))
         }
         Event::AccessDenied { who, operation, reason } => {

@@ -13,6 +13,7 @@ pub fn page(title: &str, p: Option<&Principal>, active: &str, body: Markup) -> M
         ("/custody", "Custody"),
         ("/transfers", "Transfers"),
         ("/counts", "Counts"),
+        ("/incidents", "Incidents"),
         ("/log", "Log"),
         ("/labels", "Labels"),
         ("/magazines", "Magazines"),

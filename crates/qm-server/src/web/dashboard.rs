@@ -18,7 +18,7 @@ pub(crate) async fn dashboard(Visitor { st, p, .. }: Visitor) -> WebResult {
             @if ls.checkpoint_size < ls.size { span.warn { " · " (ls.size - ls.checkpoint_size) " entries not yet checkpointed" } }
         }
         table #units {
-            thead { tr { th { "Unit" } th.n { "Open discrepancies" } th.n { "Overdue returns (> " (OVERDUE_AFTER_H) " h)" } th.n { "Transfers in transit" } th.n { "Magazines near a limit" } th.n { "Staff" } th { "" } } }
+            thead { tr { th { "Unit" } th.n { "Open discrepancies" } th.n { "Overdue returns (> " (OVERDUE_AFTER_H) " h)" } th.n { "Transfers in transit" } th.n { "Magazines near a limit" } th { "Open incidents (critical/high/medium/low)" } th.n { "Incident clocks at risk" } th.n { "Staff" } th { "" } } }
             tbody {
                 @for r in &rows {
                     tr {
@@ -27,6 +27,9 @@ pub(crate) async fn dashboard(Visitor { st, p, .. }: Visitor) -> WebResult {
                         td.n.(flag(r.overdue)) { (r.overdue) }
                         td.n.(flag(r.in_transit)) { (r.in_transit) }
                         td.n.(flag(r.magazines_near)) { @if r.magazines_near > 0 { a href=(format!("/magazines?unit={}", r.unit)) { (r.magazines_near) } } @else { (r.magazines_near) } }
+                        td.(flag(r.incidents[2] + r.incidents[3])) { a href=(format!("/incidents?unit={}", r.unit)) {
+                            (r.incidents[3]) " / " (r.incidents[2]) " / " (r.incidents[1]) " / " (r.incidents[0]) } }
+                        td.n.(flag(r.clocks_at_risk)) { (r.clocks_at_risk) }
                         td.n { (r.people) }
                         td { a href=(format!("/stock?unit={}", r.unit)) { "stock" } }
                     }

@@ -5,12 +5,14 @@ mod books;
 mod counter;
 mod counts;
 mod dashboard;
+mod incidents;
 mod safety;
 
 use books::*;
 use counter::*;
 use counts::*;
 use dashboard::*;
+use incidents::*;
 
 use crate::auth::{self, same_secret, ClientIp, Principal};
 use crate::error::ApiError;
@@ -229,6 +231,9 @@ pub fn routes() -> Router<AppState> {
         .route("/counts/{id}/record", post(count_record))
         .route("/counts/{id}/close", post(count_close))
         .route("/discrepancies/{id}/resolve", post(resolve_discrepancy))
+        .route("/incidents", get(incidents_page).post(incident_open))
+        .route("/incidents/{id}", get(incident_page))
+        .route("/incidents/{id}/{step}", post(incident_step))
         .route("/log", get(log))
         .route("/log/checkpoint", post(log_checkpoint))
         .route("/labels", get(labels))

@@ -365,6 +365,34 @@ async fn the_web_ui_in_chromium() {
     ready(&b).await;
     assert!(!text(&b, "main").await.contains("555-0100"), "a banner from the URL");
 
+    // Incidents: the region's inspector opens one by hand for D-11, acknowledges it, adds a note;
+    // the list shows it with its clock.
+    b.goto(format!("{url}/incidents")).await.unwrap();
+    ready(&b).await;
+    b.find(By::Css("#open-incident summary")).await.unwrap().click().await.unwrap();
+    let form = b.find(By::Css("#open-incident form")).await.unwrap();
+    form.find(By::Css("select[name=kind]")).await.unwrap().send_keys("other").await.unwrap();
+    let unit = form.find(By::Css("input[name=unit]")).await.unwrap();
+    unit.clear().await.unwrap();
+    unit.send_keys("D-11").await.unwrap();
+    b.find(By::Id("incident-summary")).await.unwrap().send_keys("Armory door of D-11 found unlocked at 02:10").await.unwrap();
+    shot(&b, "20-incident-open-form").await;
+    b.find(By::Id("open-incident-button")).await.unwrap().click().await.unwrap();
+    let title = wait_for(&b, "#incident-title", "Incident I-").await;
+    assert!(title.contains("other") && title.contains("open"), "{title}");
+    assert!(text(&b, "main").await.contains("opened."), "the outcome is shown once");
+    b.find(By::Id("acknowledge")).await.unwrap().click().await.unwrap();
+    wait_for(&b, "#incident-state", "acknowledged").await;
+    assert!(text(&b, "#incident-clocks").await.contains("acknowledge"));
+    b.find(By::Id("note-text")).await.unwrap().send_keys(format!("lock replaced; counted, nothing missing{ENTER}")).await.unwrap();
+    wait_for(&b, "main table.log", "note: lock replaced").await;
+    shot(&b, "21-incident-page").await;
+    b.goto(format!("{url}/incidents")).await.unwrap();
+    ready(&b).await;
+    let list = text(&b, "#incidents").await;
+    assert!(list.contains("Armory door of D-11 found unlocked"), "{list}");
+    shot(&b, "22-incidents").await;
+
     b.quit().await.unwrap();
     drop(driver);
     app.stop().await;

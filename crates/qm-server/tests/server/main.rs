@@ -4,4 +4,5 @@
 mod api;
 mod browser;
 mod hardening;
+mod incidents;
 mod util;
