@@ -118,3 +118,26 @@ pub fn show(state: &State, id: &IncidentId, now: OffsetDateTime) -> crate::Resul
         state.incidents.get(id).ok_or_else(|| crate::AppError::Rejected(Rejection::NotFound { what: "incident", id: id.to_string() }))?;
     Ok(view(state, id, i, now))
 }
+
+impl crate::Site {
+    /// Escalates, as the site itself, every incident nobody acknowledged in time one unit up
+    /// (`qm_core::incidents::escalation_due`); the server's clock calls this now and then. Each
+    /// escalation has its own idempotency key (incident and level), so one is never recorded twice.
+    pub fn escalate_due(&mut self, now: OffsetDateTime) -> crate::Result<Vec<crate::Outcome>> {
+        let site = Badge::parse(qm_core::incidents::SITE_ACTOR).map_err(|e| crate::AppError::Internal(e.to_string()))?;
+        let state = self.state();
+        let reqs: Vec<crate::Request> = qm_core::incidents::overdue(state, now)
+            .into_iter()
+            .map(|incident| {
+                let level =
+                    state.incidents.get(&incident).map(|i| state.unit_ancestors(&i.unit).take_while(|u| *u != &i.responsible).count() + 1);
+                let key = format!("escalate-{incident}-{}", level.unwrap_or(0));
+                crate::Request::new(site.clone(), Command::EscalateOverdue { incident }, key, now)
+            })
+            .collect();
+        if reqs.is_empty() {
+            return Ok(vec![]);
+        }
+        self.execute_batch(reqs).into_iter().collect()
+    }
+}

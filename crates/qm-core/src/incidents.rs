@@ -323,6 +323,29 @@ pub fn escalations_due(rules: &IncidentRules, incident: &Incident, now: OffsetDa
     u32::try_from(late.whole_seconds() / period.whole_seconds().max(1)).unwrap_or(u32::MAX)
 }
 
+/// The actor of the entries the site makes by itself (an overdue incident's escalation): no person.
+pub const SITE_ACTOR: &str = "site";
+
+/// How many units above its own an incident is responsible at now (0: its own unit).
+fn levels_up(state: &State, incident: &Incident) -> u32 {
+    state.unit_ancestors(&incident.unit).take_while(|u| *u != &incident.responsible).count() as u32
+}
+
+/// The unit an overdue incident should be escalated to now, if any: one above the one responsible,
+/// when more acknowledgment periods have passed than it has gone up (and there is a unit above).
+pub fn escalation_due(state: &State, incident: &Incident, now: OffsetDateTime) -> Option<UnitId> {
+    let due = escalations_due(&state.incident_rules.0, incident, now);
+    if due <= levels_up(state, incident) {
+        return None;
+    }
+    state.units.get(&incident.responsible).and_then(|u| u.parent.clone())
+}
+
+/// The incidents the site should escalate at `now`.
+pub fn overdue(state: &State, now: OffsetDateTime) -> Vec<IncidentId> {
+    state.incidents.iter().filter(|(_, i)| escalation_due(state, i, now).is_some()).map(|(k, _)| k.clone()).collect()
+}
+
 /// Every clock of an incident at `now`: computed from the books and the time, never stored.
 pub fn clocks(state: &State, rules: &IncidentRules, incident: &Incident, now: OffsetDateTime) -> Vec<Clock> {
     let mut out = vec![];

@@ -2076,3 +2076,50 @@ fn an_incident_about_a_discrepancy_closes_only_once_the_stock_question_is_settle
     exec(&mut s, "0501", Some("0417"), Command::ResolveDiscrepancy { discrepancy: d, approve: false, note, item_type: None });
     assert!(run(&s, "0501", witness, close()).is_ok());
 }
+
+#[test]
+fn an_incident_nobody_acknowledges_escalates_up_the_tree_one_unit_per_period_as_the_site() {
+    use qm_core::incidents::{escalation_due, overdue, SITE_ACTOR};
+    let mut s = stocked();
+    // High: 4 hours to acknowledge.
+    exec(&mut s, "0417", None, open_incident(IncidentKind::Theft, Severity::High, "D-11"));
+    let id = IncidentId::parse("I-1").unwrap();
+    let opened = s.incidents[&id].opened_at;
+    let at = |h: i64| opened + time::Duration::hours(h) + time::Duration::minutes(1);
+    assert!(overdue(&s, opened + time::Duration::hours(3)).is_empty(), "still within its 4 hours");
+    assert_eq!(escalation_due(&s, &s.incidents[&id], at(4)), Some(u("NORTH")));
+    // Only the site escalates by itself; a person escalates by hand.
+    let cmd = Command::EscalateOverdue { incident: id.clone() };
+    assert_refused(run(&s, "0417", None, cmd.clone()), "incident.state", &["only the site escalates"]);
+    let as_site =
+        |s: &State, t| qm_core::decide(s, &Ctx { actor: b(SITE_ACTOR), witness: None, token: None, at: t, zone: Default::default() }, &cmd);
+    let apply = |s: &mut State, d: Decision, t| {
+        for e in d.events {
+            let env = Envelope {
+                site: "test".into(),
+                seq: s.next_seq,
+                at: t,
+                actor: b(SITE_ACTOR),
+                witness: None,
+                idempotency_key: format!("k{}", s.next_seq),
+                request: None,
+                corrects: None,
+                event: e,
+            };
+            s.apply(&env).unwrap();
+        }
+    };
+    let d = as_site(&s, at(4)).unwrap();
+    apply(&mut s, d, at(4));
+    assert_eq!(s.incidents[&id].responsible, u("NORTH"));
+    // Not again in the same period; one more unit up after the next.
+    assert_refused(as_site(&s, at(5)), "incident.state", &["not overdue"]);
+    let d = as_site(&s, at(8)).unwrap();
+    apply(&mut s, d, at(8));
+    assert_eq!(s.incidents[&id].responsible, u("HQ"));
+    // At the root it stays; acknowledged, it stops.
+    assert!(overdue(&s, at(40)).is_empty(), "HQ has no unit above it");
+    exec(&mut s, "0417", None, open_incident(IncidentKind::Other, Severity::High, "D-11"));
+    exec(&mut s, "0501", None, step("I-2", qm_core::event::IncidentAction::Acknowledge));
+    assert!(overdue(&s, at(40)).is_empty());
+}

@@ -406,3 +406,35 @@ fn an_entry_stamped_before_the_latest_is_refused_and_a_small_skew_is_recorded_at
     assert_eq!(o.entries[0].at, last);
     assert_verifies(&site);
 }
+
+/// The server's clock escalates an incident nobody acknowledged: one unit up per period, recorded
+/// as the site itself, once per level whatever how often it asks, and the auditor replays it.
+#[test]
+fn overdue_incidents_are_escalated_by_the_site_once_per_level_and_verify() {
+    let (dir, mut site) = demo();
+    let at = site.state().last_at.unwrap_or_else(OffsetDateTime::now_utc);
+    let open = Command::OpenIncident {
+        kind: IncidentKind::Theft,
+        severity: Severity::Critical,
+        unit: UnitId::parse("D-11").unwrap(),
+        location: None,
+        objects: Default::default(),
+        summary: "magazine door forced".into(),
+        discovered_at: None,
+    };
+    site.execute(Request::new(Badge::parse("0417").unwrap(), open, "open-theft".into(), at)).unwrap();
+    let id = site.state().incidents.iter().find(|(_, i)| i.summary == "magazine door forced").map(|(k, _)| k.clone()).unwrap();
+    // Critical: one hour. Half an hour later nothing; at 1 h 1 min one level; asked again, nothing more.
+    assert!(site.escalate_due(at + time::Duration::minutes(30)).unwrap().is_empty());
+    let done = site.escalate_due(at + time::Duration::minutes(61)).unwrap();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].entries[0].actor.as_str(), "site");
+    assert!(site.escalate_due(at + time::Duration::minutes(62)).unwrap().is_empty());
+    assert_eq!(site.state().incidents[&id].responsible.as_str(), "NORTH");
+    assert_eq!(site.escalate_due(at + time::Duration::minutes(121)).unwrap().len(), 1);
+    assert_eq!(site.state().incidents[&id].responsible.as_str(), "HQ");
+    site.checkpoint().unwrap();
+    assert_verifies(&site);
+    drop(site);
+    assert_verifies(&open_again(&dir));
+}

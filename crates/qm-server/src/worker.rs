@@ -152,6 +152,25 @@ fn finish(site: &mut Site, (ticket, replies): (Ticket, Replies)) {
     }
 }
 
+/// How often the worker looks for incidents nobody acknowledged in time (docs/incidents.md).
+pub const ESCALATION_CHECK_EVERY: Duration = Duration::from_secs(30);
+
+/// Escalates overdue incidents (as the site itself) once `ESCALATION_CHECK_EVERY` has passed.
+fn escalations_due(site: &mut Site, in_flight: &mut Option<(Ticket, Replies)>, last: &mut Instant) {
+    if last.elapsed() < ESCALATION_CHECK_EVERY {
+        return;
+    }
+    *last = Instant::now();
+    if let Some(fl) = in_flight.take() {
+        finish(site, fl);
+    }
+    match site.escalate_due(time::OffsetDateTime::now_utc()) {
+        Ok(done) if !done.is_empty() => tracing::info!(count = done.len(), "incidents escalated: nobody acknowledged them in time"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("escalating overdue incidents failed (tried again later): {e}"),
+    }
+}
+
 /// Signs a checkpoint once `every` has passed since the last, after answering the batch in flight.
 fn checkpoint_due(site: &mut Site, in_flight: &mut Option<(Ticket, Replies)>, last: &mut Instant, every: Duration) {
     if last.elapsed() >= every {
@@ -163,12 +182,40 @@ fn checkpoint_due(site: &mut Site, in_flight: &mut Option<(Ticket, Replies)>, la
     }
 }
 
+/// What the worker does on a clock: checkpoints at most every `every`, overdue incidents every
+/// `ESCALATION_CHECK_EVERY` (the first look at the first tick after start).
+struct Timers {
+    checkpoint: Instant,
+    escalation: Instant,
+    every: Duration,
+}
+
+impl Timers {
+    fn new(every: Duration) -> Timers {
+        let escalation = Instant::now().checked_sub(ESCALATION_CHECK_EVERY).unwrap_or_else(Instant::now);
+        Timers { checkpoint: Instant::now(), escalation, every }
+    }
+
+    fn checkpoint_due(&mut self, site: &mut Site, in_flight: &mut Option<(Ticket, Replies)>) {
+        checkpoint_due(site, in_flight, &mut self.checkpoint, self.every);
+    }
+
+    /// The ticker (every 200 ms): denials gathered are recorded, overdue incidents escalated, and a
+    /// checkpoint due is signed even when no write follows, so no entry waits longer than
+    /// `checkpoint_every_s` for one.
+    fn tick(&mut self, site: &mut Site, in_flight: &mut Option<(Ticket, Replies)>) {
+        flush_denials(site, false);
+        escalations_due(site, in_flight, &mut self.escalation);
+        self.checkpoint_due(site, in_flight);
+    }
+}
+
 fn run(mut site: Site, mut rx: mpsc::Receiver<Job>, every: Duration) {
     if let Err(e) = site.start_writer() {
         // Without it every batch is committed directly: slower, still correct.
         tracing::warn!("the pipelined writer did not start ({e}); committing batch by batch");
     }
-    let mut last_checkpoint = Instant::now();
+    let mut timers = Timers::new(every);
     let mut pending: Option<Job> = None;
     // The batch being made durable by the writer thread while the next one is gathered and staged.
     let mut in_flight: Option<(Ticket, Replies)> = None;
@@ -194,12 +241,7 @@ fn run(mut site: Site, mut rx: mpsc::Receiver<Job>, every: Duration) {
         match job {
             Job::Peek(f) => call(&mut site, f),
             Job::Denial(d) => deny(&mut site, d),
-            // The ticker (every 200 ms): denials gathered are recorded, and a checkpoint due is signed
-            // even when no write follows, so no entry waits longer than `checkpoint_every_s` for one.
-            Job::FlushDenials => {
-                flush_denials(&mut site, false);
-                checkpoint_due(&mut site, &mut in_flight, &mut last_checkpoint, every);
-            }
+            Job::FlushDenials => timers.tick(&mut site, &mut in_flight),
             Job::Call(f) => {
                 if let Some(fl) = in_flight.take() {
                     finish(&mut site, fl);
@@ -243,7 +285,7 @@ fn run(mut site: Site, mut rx: mpsc::Receiver<Job>, every: Duration) {
                 if let Some(fl) = in_flight.replace((ticket, replies)) {
                     finish(&mut site, fl);
                 }
-                checkpoint_due(&mut site, &mut in_flight, &mut last_checkpoint, every);
+                timers.checkpoint_due(&mut site, &mut in_flight);
             }
         }
     }

@@ -84,6 +84,11 @@ pub enum Command {
         summary: String,
         discovered_at: Option<time::OffsetDateTime>,
     },
+    /// The site itself escalates an incident nobody acknowledged in time one unit up (actor
+    /// [`crate::incidents::SITE_ACTOR`] only; the server's clock asks for it, `Site::escalate_due`).
+    EscalateOverdue {
+        incident: IncidentId,
+    },
     /// A step in an incident's life: acknowledge, investigate, note, escalate, report, close, reopen.
     UpdateIncident {
         incident: IncidentId,
@@ -266,6 +271,7 @@ impl Command {
             Command::ResolveDiscrepancy { .. } => "resolve_discrepancy",
             Command::Correct { .. } => "correct",
             Command::OpenIncident { .. } => "open_incident",
+            Command::EscalateOverdue { .. } => "escalate_overdue_incident",
             Command::UpdateIncident { action, .. } => match action {
                 crate::event::IncidentAction::Acknowledge => "acknowledge_incident",
                 crate::event::IncidentAction::Investigate => "investigate_incident",

@@ -171,3 +171,29 @@ fn may_close(c: &Checker, id: &IncidentId, i: &Incident) -> R<()> {
     }
     Ok(())
 }
+
+/// The site escalates an incident one unit up when its acknowledgment periods passed outnumber the
+/// units it has already gone up (`crate::incidents::escalation_due`); only as the site itself.
+pub(super) fn decide_escalate_overdue(state: &State, ctx: &Ctx, id: &IncidentId) -> R<Decision> {
+    if ctx.actor.as_str() != crate::incidents::SITE_ACTOR {
+        return refuse(
+            "incident.state",
+            format!("only the site escalates an overdue incident by itself; badge {} escalates by hand", ctx.actor),
+        );
+    }
+    let Some(i) = state.incidents.get(id) else {
+        return not_found("incident", id);
+    };
+    let Some(to) = crate::incidents::escalation_due(state, i, ctx.at) else {
+        return refuse(
+            "incident.state",
+            format!("incident {id} is not overdue for escalation (it is {}, responsible: unit {})", i.state, i.responsible),
+        );
+    };
+    let rule = state.incident_rules.0.for_severity(i.severity).map(|r| r.acknowledge_within_h).unwrap_or_default();
+    let reason = format!("not acknowledged within {rule} h ({} incident): escalated by the site", i.severity);
+    Ok(Decision {
+        events: vec![Event::IncidentUpdated { incident: id.clone(), action: IncidentAction::Escalate { to, reason } }],
+        corrects: None,
+    })
+}

@@ -38,7 +38,7 @@ pub fn op_of(cmd: &Command) -> Op {
         Command::StartCount { .. } | Command::RecordCount { .. } | Command::CloseCount { .. } => Op::Count,
         Command::ResolveDiscrepancy { .. } => Op::Resolve,
         Command::Correct { .. } => Op::Correct,
-        Command::OpenIncident { .. } | Command::UpdateIncident { .. } => Op::Incident,
+        Command::OpenIncident { .. } | Command::UpdateIncident { .. } | Command::EscalateOverdue { .. } => Op::Incident,
     }
 }
 
@@ -94,7 +94,9 @@ pub fn units_of(s: &State, cmd: &Command) -> Vec<UnitId> {
             None => vec![],
         },
         Command::OpenIncident { unit, .. } => vec![Some(unit.clone())],
-        Command::UpdateIncident { incident, .. } => vec![s.incidents.get(incident).map(|i| i.unit.clone())],
+        Command::UpdateIncident { incident, .. } | Command::EscalateOverdue { incident } => {
+            vec![s.incidents.get(incident).map(|i| i.unit.clone())]
+        }
         Command::Correct { original, .. } => match &original.event {
             Event::Movement { from, to, .. } => vec![s.account_unit(from), s.account_unit(to)],
             _ => vec![],
