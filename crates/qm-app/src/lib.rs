@@ -205,6 +205,13 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Envelope, String> {
     serde_json::from_slice(bytes).map_err(|e| e.to_string())
 }
 
+/// Reads and validates an organization's incident rules (docs/incidents.md); a wrong file is
+/// refused with file, key and reason.
+pub fn load_incident_rules(path: &Path) -> Result<qm_core::incidents::IncidentRules> {
+    let text = std::fs::read_to_string(path).map_err(|e| AppError::Usage(format!("{}: {e}", path.display())))?;
+    qm_core::incidents::IncidentRules::from_toml_str(&text, &path.display().to_string()).map_err(AppError::Usage)
+}
+
 /// Reads and validates an organization's safety tables; a wrong table is refused with file, key and reason.
 pub fn load_safety_tables(path: &Path) -> Result<qm_safety::SafetyTables> {
     let text = std::fs::read_to_string(path).map_err(|e| AppError::Usage(format!("{}: {e}", path.display())))?;
@@ -347,6 +354,11 @@ impl Site {
         self.state.safety = qm_core::state::Tables(std::sync::Arc::new(tables));
     }
 
+    /// Replaces the incident rules (an organization's own file, `load_incident_rules`).
+    pub fn set_incident_rules(&mut self, rules: qm_core::incidents::IncidentRules) {
+        self.state.incident_rules = qm_core::state::IncidentRulesRef(std::sync::Arc::new(rules));
+    }
+
     pub fn state(&self) -> &State {
         &self.state
     }
@@ -372,7 +384,10 @@ impl Site {
         // what is queued, stops, and later commits are made here until a writer is started again.
         self.writer = None;
         self.unencoded.clear();
-        let (state, frontier) = load(self.store.as_ref())?;
+        let (mut state, frontier) = load(self.store.as_ref())?;
+        // The configuration the books are judged by is not in the store: it stays.
+        state.safety = self.state.safety.clone();
+        state.incident_rules = self.state.incident_rules.clone();
         self.state = state;
         self.frontier = frontier;
         self.stale = None;

@@ -14,6 +14,9 @@ pub struct Cli {
     /// Safety tables (hazard divisions, mixing chart, quantity-distance) replacing the shipped defaults.
     #[arg(long, global = true, env = "QM_SAFETY_TABLES")]
     pub safety_tables: Option<String>,
+    /// Incident rules (severities, what opens an incident, reporting obligations) replacing the shipped ones.
+    #[arg(long, global = true, env = "QM_INCIDENT_RULES")]
+    pub incident_rules: Option<String>,
     /// Print machine-readable JSON.
     #[arg(long, global = true)]
     pub json: bool,

@@ -155,6 +155,8 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
             addr: addr.as_deref(),
             config: config.as_deref(),
             demo: *demo,
+            safety_tables: cli.safety_tables.as_deref(),
+            incident_rules: cli.incident_rules.as_deref(),
         }),
         Cmd::Unit(_) | Cmd::Location(_) | Cmd::ItemType(_) | Cmd::Person(_) | Cmd::Token(_) | Cmd::Policy(_) | Cmd::Import { .. } => {
             setup_cmds::run(cli, out)
@@ -315,13 +317,22 @@ fn tempfile_dir() -> R<PathBuf> {
     Ok(d)
 }
 
-/// Opens the site, with the organization's safety tables when given.
+/// Opens the site, with the organization's safety tables and incident rules when given.
 pub(crate) fn open_site(cli: &Cli) -> R<Site> {
     let mut site = Site::open(qm_backends::open_store, &cli.db, Some(&key_path(cli)?))?;
-    if let Some(t) = &cli.safety_tables {
+    configure(&mut site, cli.safety_tables.as_deref(), cli.incident_rules.as_deref())?;
+    Ok(site)
+}
+
+/// Gives the site the organization's own safety tables and incident rules, when named.
+pub(crate) fn configure(site: &mut Site, safety_tables: Option<&str>, incident_rules: Option<&str>) -> R<()> {
+    if let Some(t) = safety_tables {
         site.set_safety_tables(qm_app::load_safety_tables(std::path::Path::new(t))?);
     }
-    Ok(site)
+    if let Some(r) = incident_rules {
+        site.set_incident_rules(qm_app::load_incident_rules(std::path::Path::new(r))?);
+    }
+    Ok(())
 }
 
 /// The tables to use without a site (for `qm qd`).

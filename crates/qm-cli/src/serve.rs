@@ -14,6 +14,8 @@ pub struct ServeArgs<'a> {
     pub addr: Option<&'a str>,
     pub config: Option<&'a str>,
     pub demo: bool,
+    pub safety_tables: Option<&'a str>,
+    pub incident_rules: Option<&'a str>,
 }
 
 pub fn serve(a: ServeArgs) -> Result<u8, AppError> {
@@ -38,7 +40,7 @@ pub fn serve(a: ServeArgs) -> Result<u8, AppError> {
     if let Some(addr) = a.addr {
         c.addr = addr.to_string();
     }
-    let site = if a.demo {
+    let mut site = if a.demo {
         if qm_backends::is_url(&c.db) {
             eprintln!("opening {} (the demo organization is created there if the database is empty) …", crate::shown_db(&c.db));
         } else if !Path::new(&c.db).exists() {
@@ -48,6 +50,7 @@ pub fn serve(a: ServeArgs) -> Result<u8, AppError> {
     } else {
         Site::open(qm_backends::open_store, &c.db, Some(&c.key_path()))?
     };
+    crate::configure(&mut site, a.safety_tables, a.incident_rules)?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| AppError::Internal(format!("tokio: {e}")))?;
     let demo = a.demo;

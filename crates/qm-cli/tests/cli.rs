@@ -1342,3 +1342,24 @@ fn a_lost_rifle_opens_an_incident_with_its_clocks_and_closes_by_the_rules() {
     let out = e.ok("0417", &["incident", "escalate", "I-2", "--reason", "nobody on duty at D-1 tonight"]);
     assert!(out.contains("incident I-2 escalated to unit HQ"), "{out}");
 }
+
+/// An organization replaces the shipped incident rules with its own file; a wrong file is refused
+/// with the file, the key and the reason, before anything is done.
+#[test]
+fn an_organizations_incident_rules_replace_the_shipped_ones() {
+    let e = Env::new();
+    e.setup();
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../qm-core/data/incidents.toml")).unwrap();
+    // Here a lost weapon is "high", not "critical", and must be reported within 12 hours.
+    let ours =
+        shipped.replace("severity = { weapon = \"critical\"", "severity = { weapon = \"high\"").replace("within_h = 48", "within_h = 12");
+    std::fs::write(e.path("ours.toml"), &ours).unwrap();
+    e.ok("0417", &["--incident-rules", "ours.toml", "report-loss", "--from", "RACK-A", "R-1043"]);
+    let i = &e.json("0417", &["--incident-rules", "ours.toml", "incidents"])[0];
+    assert_eq!(i["severity"], "high", "{i}");
+    assert!(i["clocks"][1]["source"].as_str().unwrap().contains("478.39a"), "{i}");
+    std::fs::write(e.path("bad.toml"), ours.replace("acknowledge_within_h = 72", "acknowledge_within_h = 0")).unwrap();
+    let r = e.qm_as("0417", &["--incident-rules", "bad.toml", "incidents"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("bad.toml: key severity.low.acknowledge_within_h"), "{}", r.stderr);
+}
