@@ -121,8 +121,9 @@ pub fn show(state: &State, id: &IncidentId, now: OffsetDateTime) -> crate::Resul
 
 impl crate::Site {
     /// Escalates, as the site itself, every incident nobody acknowledged in time one unit up
-    /// (`qm_core::incidents::escalation_due`); the server's clock calls this now and then. Each
-    /// escalation has its own idempotency key (incident and level), so one is never recorded twice.
+    /// (`qm_core::incidents::escalation_due`), and records each report not made by its deadline
+    /// (`missed_deadlines`); the server's clock calls this now and then. Each has its own
+    /// idempotency key (incident and level, or incident and obligation): none is recorded twice.
     pub fn escalate_due(&mut self, now: OffsetDateTime) -> crate::Result<Vec<crate::Outcome>> {
         let site = Badge::parse(qm_core::incidents::SITE_ACTOR).map_err(|e| crate::AppError::Internal(e.to_string()))?;
         let state = self.state();
@@ -135,6 +136,13 @@ impl crate::Site {
                 crate::Request::new(site.clone(), Command::EscalateOverdue { incident }, key, now)
             })
             .collect();
+        let mut reqs = reqs;
+        for (id, i) in &state.incidents {
+            for obligation in qm_core::incidents::missed_deadlines(state, i, now) {
+                let key = format!("missed-{id}-{obligation}");
+                reqs.push(crate::Request::new(site.clone(), Command::RecordMissedDeadline { incident: id.clone(), obligation }, key, now));
+            }
+        }
         if reqs.is_empty() {
             return Ok(vec![]);
         }

@@ -263,6 +263,9 @@ fn summarize_incident(event: &Event, zone: &crate::zone::SiteZone) -> String {
             }
             IncidentAction::Close { resolution } => format!("incident {incident} closed: {resolution}"),
             IncidentAction::Reopen { reason } => format!("incident {incident} reopened: {reason}"),
+            IncidentAction::DeadlineMissed { obligation } => {
+                format!("incident {incident}: the report {obligation} was not made by its deadline")
+            }
         },
         other => other.type_name().to_string(),
     }

@@ -115,6 +115,19 @@ fn exec(site: &mut Site, who: &Who, command: Command) -> R<qm_app::Outcome> {
     Ok(outcome)
 }
 
+/// What `qm serve` is given from the command line.
+fn serve_args<'a>(cli: &'a Cli, addr: Option<&'a str>, config: Option<&'a str>, demo: bool) -> serve::ServeArgs<'a> {
+    serve::ServeArgs {
+        db: &cli.db,
+        key: cli.key.as_deref(),
+        addr,
+        config,
+        demo,
+        safety_tables: cli.safety_tables.as_deref(),
+        incident_rules: cli.incident_rules.as_deref(),
+    }
+}
+
 /// `qm where SERIAL`.
 fn where_is(s: &Site, serial: &str, out: &Out) -> R<u8> {
     let w = query::where_is(s.state(), &p(Serial::parse(serial))?)?;
@@ -149,15 +162,7 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
             Ok(0)
         }
         Cmd::Demo { out: path } => output::demo(path, cli.key.as_deref(), out),
-        Cmd::Serve { addr, config, demo } => serve::serve(serve::ServeArgs {
-            db: &cli.db,
-            key: cli.key.as_deref(),
-            addr: addr.as_deref(),
-            config: config.as_deref(),
-            demo: *demo,
-            safety_tables: cli.safety_tables.as_deref(),
-            incident_rules: cli.incident_rules.as_deref(),
-        }),
+        Cmd::Serve { addr, config, demo } => serve::serve(serve_args(cli, addr.as_deref(), config.as_deref(), *demo)),
         Cmd::Unit(_) | Cmd::Location(_) | Cmd::ItemType(_) | Cmd::Person(_) | Cmd::Token(_) | Cmd::Policy(_) | Cmd::Import { .. } => {
             setup_cmds::run(cli, out)
         }

@@ -432,6 +432,10 @@ pub enum IncidentAction {
     Reopen {
         reason: String,
     },
+    /// A report an obligation requires was not recorded by its deadline (recorded by the site).
+    DeadlineMissed {
+        obligation: String,
+    },
 }
 
 impl IncidentAction {
@@ -444,6 +448,7 @@ impl IncidentAction {
             IncidentAction::Report { .. } => "report",
             IncidentAction::Close { .. } => "close",
             IncidentAction::Reopen { .. } => "reopen",
+            IncidentAction::DeadlineMissed { .. } => "deadline_missed",
         }
     }
 }

@@ -341,6 +341,18 @@ pub fn escalation_due(state: &State, incident: &Incident, now: OffsetDateTime) -
     state.units.get(&incident.responsible).and_then(|u| u.parent.clone())
 }
 
+/// The obligations of an incident whose report is past its deadline unmade and not yet recorded as missed.
+pub fn missed_deadlines(state: &State, incident: &Incident, now: OffsetDateTime) -> Vec<String> {
+    obligations(state, &state.incident_rules.0, incident)
+        .into_iter()
+        .filter(|o| {
+            let due = incident.discovered_at + Duration::hours(i64::from(o.within_h));
+            now > due && !incident.reports.iter().any(|r| r.obligation == o.id) && !incident.missed.contains(&o.id)
+        })
+        .map(|o| o.id.clone())
+        .collect()
+}
+
 /// The incidents the site should escalate at `now`.
 pub fn overdue(state: &State, now: OffsetDateTime) -> Vec<IncidentId> {
     state.incidents.iter().filter(|(_, i)| escalation_due(state, i, now).is_some()).map(|(k, _)| k.clone()).collect()

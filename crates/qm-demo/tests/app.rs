@@ -407,8 +407,9 @@ fn an_entry_stamped_before_the_latest_is_refused_and_a_small_skew_is_recorded_at
     assert_verifies(&site);
 }
 
-/// The server's clock escalates an incident nobody acknowledged: one unit up per period, recorded
-/// as the site itself, once per level whatever how often it asks, and the auditor replays it.
+/// The server's clock escalates an incident nobody acknowledged (one unit up per period) and records
+/// a report not made by its deadline, as the site itself, each once however often it asks; the
+/// auditor replays it.
 #[test]
 fn overdue_incidents_are_escalated_by_the_site_once_per_level_and_verify() {
     let (dir, mut site) = demo();
@@ -418,7 +419,7 @@ fn overdue_incidents_are_escalated_by_the_site_once_per_level_and_verify() {
         severity: Severity::Critical,
         unit: UnitId::parse("D-11").unwrap(),
         location: None,
-        objects: Default::default(),
+        objects: qm_core::event::IncidentObjects { serials: vec![Serial::parse("R-1049").unwrap()], ..Default::default() },
         summary: "magazine door forced".into(),
         discovered_at: None,
     };
@@ -433,6 +434,12 @@ fn overdue_incidents_are_escalated_by_the_site_once_per_level_and_verify() {
     assert_eq!(site.state().incidents[&id].responsible.as_str(), "NORTH");
     assert_eq!(site.escalate_due(at + time::Duration::minutes(121)).unwrap().len(), 1);
     assert_eq!(site.state().incidents[&id].responsible.as_str(), "HQ");
+    // A rifle stolen: the 48-hour report to ATF not made is recorded as missed, once.
+    assert!(site.state().incidents[&id].missed.is_empty());
+    let done = site.escalate_due(at + time::Duration::hours(49)).unwrap();
+    assert_eq!(done.len(), 1, "only the missed report: HQ has no unit above it");
+    assert_eq!(site.state().incidents[&id].missed, ["us-firearms-theft-loss"]);
+    assert!(site.escalate_due(at + time::Duration::hours(50)).unwrap().is_empty());
     site.checkpoint().unwrap();
     assert_verifies(&site);
     drop(site);

@@ -449,6 +449,7 @@ impl State {
                     reports: vec![],
                     resolution: None,
                     entries: vec![env.seq],
+                    missed: vec![],
                 };
                 self.incidents.insert(incident.clone(), i);
             }
@@ -478,6 +479,7 @@ impl State {
                         i.state = IncidentState::Open;
                         i.resolution = None;
                     }
+                    IncidentAction::DeadlineMissed { obligation } => i.missed.push(obligation.clone()),
                 }
             }
             other => return Err(format!("{} is not an incident event", other.type_name())),

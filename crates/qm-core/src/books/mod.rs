@@ -251,6 +251,9 @@ pub struct Incident {
     pub resolution: Option<String>,
     /// The entries about it, oldest first.
     pub entries: Vec<u64>,
+    /// Obligations whose report was not recorded by its deadline (as the site recorded them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missed: Vec<String>,
 }
 
 /// A report made to an authority, as recorded (`IncidentAction::Report`).

@@ -89,6 +89,12 @@ pub enum Command {
     EscalateOverdue {
         incident: IncidentId,
     },
+    /// The site records that a report an obligation requires was not made by its deadline (actor
+    /// [`crate::incidents::SITE_ACTOR`] only).
+    RecordMissedDeadline {
+        incident: IncidentId,
+        obligation: String,
+    },
     /// A step in an incident's life: acknowledge, investigate, note, escalate, report, close, reopen.
     UpdateIncident {
         incident: IncidentId,
@@ -272,6 +278,7 @@ impl Command {
             Command::Correct { .. } => "correct",
             Command::OpenIncident { .. } => "open_incident",
             Command::EscalateOverdue { .. } => "escalate_overdue_incident",
+            Command::RecordMissedDeadline { .. } => "record_missed_deadline",
             Command::UpdateIncident { action, .. } => match action {
                 crate::event::IncidentAction::Acknowledge => "acknowledge_incident",
                 crate::event::IncidentAction::Investigate => "investigate_incident",
@@ -280,6 +287,7 @@ impl Command {
                 crate::event::IncidentAction::Report { .. } => "report_incident",
                 crate::event::IncidentAction::Close { .. } => "close_incident",
                 crate::event::IncidentAction::Reopen { .. } => "reopen_incident",
+                crate::event::IncidentAction::DeadlineMissed { .. } => "record_missed_deadline",
             },
         }
     }

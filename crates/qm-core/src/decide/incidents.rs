@@ -105,6 +105,7 @@ fn step(c: &Checker, id: &IncidentId, i: &Incident, action: &IncidentAction) -> 
             }
             Ok(())
         }
+        IncidentAction::DeadlineMissed { .. } => refuse("incident.state", "only the site records a missed deadline, from its clock"),
     }
 }
 
@@ -174,13 +175,32 @@ fn may_close(c: &Checker, id: &IncidentId, i: &Incident) -> R<()> {
 
 /// The site escalates an incident one unit up when its acknowledgment periods passed outnumber the
 /// units it has already gone up (`crate::incidents::escalation_due`); only as the site itself.
-pub(super) fn decide_escalate_overdue(state: &State, ctx: &Ctx, id: &IncidentId) -> R<Decision> {
+fn site_only(ctx: &Ctx, what: &str) -> R<()> {
     if ctx.actor.as_str() != crate::incidents::SITE_ACTOR {
+        return refuse("incident.state", format!("only the site {what} by itself; badge {} may not", ctx.actor));
+    }
+    Ok(())
+}
+
+/// The site records a report's deadline as missed: an obligation that applies, not reported, past
+/// its deadline, not recorded as missed before.
+pub(super) fn decide_missed(state: &State, ctx: &Ctx, id: &IncidentId, obligation: &str) -> R<Decision> {
+    site_only(ctx, "records a missed deadline")?;
+    let Some(i) = state.incidents.get(id) else {
+        return not_found("incident", id);
+    };
+    if !crate::incidents::missed_deadlines(state, i, ctx.at).iter().any(|o| o == obligation) {
         return refuse(
             "incident.state",
-            format!("only the site escalates an overdue incident by itself; badge {} escalates by hand", ctx.actor),
+            format!("the report {obligation} of incident {id} is not past its deadline unmade, or is recorded as missed already"),
         );
     }
+    let action = IncidentAction::DeadlineMissed { obligation: obligation.to_string() };
+    Ok(Decision { events: vec![Event::IncidentUpdated { incident: id.clone(), action }], corrects: None })
+}
+
+pub(super) fn decide_escalate_overdue(state: &State, ctx: &Ctx, id: &IncidentId) -> R<Decision> {
+    site_only(ctx, "escalates an overdue incident (escalate by hand instead)")?;
     let Some(i) = state.incidents.get(id) else {
         return not_found("incident", id);
     };

@@ -442,8 +442,10 @@ pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, R
 
 fn decide_command(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, Rejection> {
     // The one command the site itself gives (no person acts): an overdue incident goes one unit up.
-    if let Command::EscalateOverdue { incident } = command {
-        return incidents::decide_escalate_overdue(state, ctx, incident);
+    match command {
+        Command::EscalateOverdue { incident } => return incidents::decide_escalate_overdue(state, ctx, incident),
+        Command::RecordMissedDeadline { incident, obligation } => return incidents::decide_missed(state, ctx, incident, obligation),
+        _ => {}
     }
     let Some(actor) = state.people.get(&ctx.actor) else {
         return not_found("badge", &ctx.actor);
@@ -479,9 +481,10 @@ fn decide_command(state: &State, ctx: &Ctx, command: &Command) -> Result<Decisio
         Command::ResolveDiscrepancy { discrepancy, approve, note, item_type } => {
             decide_resolve(&c, discrepancy, *approve, note, item_type.as_ref())
         }
-        Command::OpenIncident { .. } | Command::UpdateIncident { .. } | Command::EscalateOverdue { .. } => {
-            incidents::decide_incident(&c, command)
-        }
+        Command::OpenIncident { .. }
+        | Command::UpdateIncident { .. }
+        | Command::EscalateOverdue { .. }
+        | Command::RecordMissedDeadline { .. } => incidents::decide_incident(&c, command),
         Command::Correct { original, reason } => decide_correct(&c, original, reason),
     }
 }

@@ -38,7 +38,10 @@ pub fn op_of(cmd: &Command) -> Op {
         Command::StartCount { .. } | Command::RecordCount { .. } | Command::CloseCount { .. } => Op::Count,
         Command::ResolveDiscrepancy { .. } => Op::Resolve,
         Command::Correct { .. } => Op::Correct,
-        Command::OpenIncident { .. } | Command::UpdateIncident { .. } | Command::EscalateOverdue { .. } => Op::Incident,
+        Command::OpenIncident { .. }
+        | Command::UpdateIncident { .. }
+        | Command::EscalateOverdue { .. }
+        | Command::RecordMissedDeadline { .. } => Op::Incident,
     }
 }
 
@@ -94,7 +97,9 @@ pub fn units_of(s: &State, cmd: &Command) -> Vec<UnitId> {
             None => vec![],
         },
         Command::OpenIncident { unit, .. } => vec![Some(unit.clone())],
-        Command::UpdateIncident { incident, .. } | Command::EscalateOverdue { incident } => {
+        Command::UpdateIncident { incident, .. }
+        | Command::EscalateOverdue { incident }
+        | Command::RecordMissedDeadline { incident, .. } => {
             vec![s.incidents.get(incident).map(|i| i.unit.clone())]
         }
         Command::Correct { original, .. } => match &original.event {
