@@ -178,11 +178,17 @@ pub fn item_kinds(state: &State, objects: &IncidentObjects) -> Vec<ItemKind> {
     out
 }
 
+/// An incident gathering before it is written: its rule, trigger, unit, place, objects and summaries.
+type Opening = (usize, Trigger, UnitId, Option<LocationId>, IncidentObjects, Vec<String>);
+
 /// The incidents that `events` (one decision's, about to be appended at `first_seq` on) open by
-/// themselves under `rules`, numbered after those already in the books.
+/// themselves under `rules`, numbered after those already in the books. The discrepancies one
+/// decision opens in one unit (a count's close, a transfer's receipt) are one incident about all of
+/// them, as grave as the gravest item among them: a count that finds forty differences raises one
+/// alarm, not forty.
 pub fn follow_ups(state: &State, rules: &IncidentRules, events: &[Event], first_seq: u64, at: OffsetDateTime) -> Vec<Event> {
-    let mut out = vec![];
     let root = state.site.as_ref().map(|s| s.root_unit.clone());
+    let mut opened: Vec<Opening> = vec![];
     for (i, event) in events.iter().enumerate() {
         let seq = first_seq + i as u64;
         let Some((on, unit, location, objects, summary)) = trigger(state, event, seq) else { continue };
@@ -193,8 +199,28 @@ pub fn follow_ups(state: &State, rules: &IncidentRules, events: &[Event], first_
             }
         }
         let Some(unit) = unit.or_else(|| root.clone()) else { continue };
+        match opened.iter_mut().find(|o| on == Trigger::Discrepancy && o.1 == on && o.2 == unit) {
+            Some(o) => {
+                o.4.serials.extend(objects.serials);
+                o.4.lots.extend(objects.lots);
+                o.4.discrepancies.extend(objects.discrepancies);
+                o.4.entries.extend(objects.entries);
+                o.5.push(summary);
+            }
+            None => opened.push((n, on, unit, location, objects, vec![summary])),
+        }
+    }
+    let mut out = vec![];
+    for (n, on, unit, location, mut objects, summaries) in opened {
+        let Some(rule) = rules.open.get(n) else { continue };
+        objects.lots.sort();
+        objects.lots.dedup();
         let severity = rule.severity.level(&item_kinds(state, &objects));
         let Ok(incident) = IncidentId::parse(&format!("I-{}", state.incidents.len() + out.len() + 1)) else { continue };
+        let summary = match summaries.len() {
+            1 => summaries.into_iter().next().unwrap_or_default(),
+            k => format!("{k} discrepancies: {}", summaries.iter().take(5).cloned().collect::<Vec<_>>().join("; ")),
+        };
         out.push(Event::IncidentOpened {
             incident,
             kind: rule.kind,
@@ -202,7 +228,7 @@ pub fn follow_ups(state: &State, rules: &IncidentRules, events: &[Event], first_
             unit,
             location,
             objects,
-            summary,
+            summary: summary.chars().take(crate::decide::TEXT_LEN_MAX).collect(),
             discovered_at: at,
             rule: Some(format!("open[{n}] on {}", trigger_name(on))),
         });

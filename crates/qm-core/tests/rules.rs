@@ -2068,12 +2068,18 @@ fn an_incident_about_a_discrepancy_closes_only_once_the_stock_question_is_settle
     exec(&mut s, "0417", None, Command::CloseCount { count: CountId::parse("C-1").unwrap() });
     let (id, i) = s.incidents.iter().next().map(|(k, v)| (k.clone(), v.clone())).expect("the count's discrepancy opened an incident");
     assert_eq!(i.kind, IncidentKind::CountDiscrepancy);
-    let d = i.objects.discrepancies[0].clone();
     let close = || step(id.as_str(), Close { resolution: "found".into() });
     let witness = (i.severity == Severity::Critical).then_some("0417");
-    assert_refused(run(&s, "0501", witness, close()), "incident.stock_unsettled", &[&format!("discrepancy {d}, which is not resolved")]);
-    let note = "rifle found in the cleaning room".to_string();
-    exec(&mut s, "0501", Some("0417"), Command::ResolveDiscrepancy { discrepancy: d, approve: false, note, item_type: None });
+    // Every discrepancy it is about must be settled, one after the other.
+    for d in &i.objects.discrepancies {
+        assert_refused(
+            run(&s, "0501", witness, close()),
+            "incident.stock_unsettled",
+            &[&format!("discrepancy {d}, which is not resolved")],
+        );
+        let note = "found in the cleaning room".to_string();
+        exec(&mut s, "0501", Some("0417"), Command::ResolveDiscrepancy { discrepancy: d.clone(), approve: false, note, item_type: None });
+    }
     assert!(run(&s, "0501", witness, close()).is_ok());
 }
 
@@ -2122,4 +2128,17 @@ fn an_incident_nobody_acknowledges_escalates_up_the_tree_one_unit_per_period_as_
     exec(&mut s, "0417", None, open_incident(IncidentKind::Other, Severity::High, "D-11"));
     exec(&mut s, "0501", None, step("I-2", qm_core::event::IncidentAction::Acknowledge));
     assert!(overdue(&s, at(40)).is_empty());
+}
+
+#[test]
+fn a_count_with_many_discrepancies_opens_one_incident_about_all_of_them() {
+    let s = counted();
+    let d = run(&s, "0501", None, close("C-1")).unwrap();
+    let discrepancies = d.events.iter().filter(|e| matches!(e, Event::DiscrepancyOpened { .. })).count();
+    let opened: Vec<&Event> = d.events.iter().filter(|e| matches!(e, Event::IncidentOpened { .. })).collect();
+    assert_eq!((discrepancies, opened.len()), (5, 1), "{:?}", d.events);
+    let Event::IncidentOpened { kind, objects, summary, .. } = opened[0] else { unreachable!() };
+    assert_eq!(*kind, IncidentKind::CountDiscrepancy);
+    assert_eq!(objects.discrepancies.len(), 5);
+    assert!(summary.starts_with("5 discrepancies: discrepancy D-1 (missing serial): serial K-1"), "{summary}");
 }
