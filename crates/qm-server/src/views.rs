@@ -37,7 +37,7 @@ pub fn page(title: &str, p: Option<&Principal>, active: &str, body: Markup) -> M
                     @if let Some(p) = p {
                         nav {
                             @for (href, label) in nav {
-                                @if label == active { a.active href=(href) aria-current="page" { (label) } } @else { a href=(href) { (label) } }
+                                @if label == active { a.active href=(href) aria-current="page" { (label) (badge(label)) } } @else { a href=(href) { (label) (badge(label)) } }
                             }
                         }
                         div.who {
@@ -53,6 +53,12 @@ pub fn page(title: &str, p: Option<&Principal>, active: &str, body: Markup) -> M
             }
         }
     }
+}
+
+/// The incidents link's badge: filled by the page's script from `/api/incidents/summary` (the
+/// incidents not yet acknowledged in the person's subtree), every 30 s.
+fn badge(label: &str) -> Markup {
+    html! { @if label == "Incidents" { " " span #incident-badge.badge hidden title="incidents not yet acknowledged" {} } }
 }
 
 pub fn ok(message: &str) -> Markup {

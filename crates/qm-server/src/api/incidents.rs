@@ -165,3 +165,29 @@ pub(crate) async fn incident_show(Caller { st, p, .. }: Caller, Path(incident): 
     }
     Ok(Json(crate::error::to_json(v)?))
 }
+
+/// What the signed-in person's incident badge shows (polled by the pages every 30 s).
+#[derive(serde::Serialize, ToSchema, Debug)]
+pub struct IncidentSummary {
+    /// Not closed, in the principal's subtree.
+    pub open: usize,
+    /// Of those, not yet acknowledged.
+    pub unacknowledged: usize,
+    /// Their clocks missed (an acknowledgment or a report).
+    pub clocks_missed: usize,
+}
+
+#[utoipa::path(get, path = "/api/incidents/summary", tag = "incidents", responses((status = 200, body = IncidentSummary), (status = "4XX", body = ErrorBody)))]
+pub(crate) async fn incidents_summary(Caller { st, p, .. }: Caller) -> Result<Json<IncidentSummary>, ApiError> {
+    read(&st, move |site| {
+        let s = site.state();
+        let f = IncidentFilter { open_only: true, ..Default::default() };
+        let open = incidents::list(s, &f, now(), &|u| sees(s, &p, Some(u)));
+        Ok(Json(IncidentSummary {
+            open: open.len(),
+            unacknowledged: open.iter().filter(|v| v.acknowledged_at.is_none()).count(),
+            clocks_missed: open.iter().map(|v| v.clocks.iter().filter(|c| c.status == "missed").count()).sum(),
+        }))
+    })
+    .await
+}

@@ -151,7 +151,7 @@ impl utoipa::Modify for Security {
         stock, where_is, history, custody, transfers, units, locations, item_types, people, permissions,
         log, checkpoints, checkpoint, prove, consistency, verifier_key, verify,
         api_magazines, api_lots, api_conditions, api_conditions_svg, api_dsmt, api_dsmt_csv, api_qd,
-        incident_open, incident_step, incidents_list, incident_show
+        incident_open, incident_step, incidents_list, incident_show, incidents_summary
     ),
     components(schemas(ErrorBody, crate::error::ErrorDetail, WriteOut, EntryOut, WitnessIn))
 )]
@@ -185,6 +185,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/policies/{unit}", post(policy_set))
         .route("/api/import/{kind}", post(import))
         .route("/api/incidents", get(incidents_list).post(incident_open))
+        .route("/api/incidents/summary", get(incidents_summary))
         .route("/api/incidents/{id}", get(incident_show))
         .route("/api/incidents/{id}/{step}", post(incident_step))
         .route("/api/locations/{id}/readings", post(readings))

@@ -41,6 +41,24 @@
     Array.prototype.forEach.call(document.querySelectorAll("button.print"), function (b) {
       b.addEventListener("click", function () { window.print(); });
     });
+    // The incidents badge: how many incidents in the person's subtree nobody has acknowledged yet,
+    // asked for now and every 30 s.
+    var badge = byId("incident-badge");
+    if (badge && window.fetch) {
+      var refresh = function () {
+        fetch("/api/incidents/summary", { credentials: "same-origin" })
+          .then(function (r) { return r.ok ? r.json() : null; })
+          .then(function (s) {
+            if (!s) { return; }
+            badge.textContent = String(s.unacknowledged);
+            badge.hidden = s.unacknowledged === 0;
+            badge.classList.toggle("late", s.clocks_missed > 0);
+          })
+          .catch(function () {});
+      };
+      refresh();
+      setInterval(refresh, 30000);
+    }
     // Tells tests (and anyone curious) that the keyboard helpers are in place.
     document.body.setAttribute("data-ready", "1");
   });

@@ -166,7 +166,7 @@ fn step_forms(p: &crate::auth::Principal, v: &IncidentView) -> Markup {
                     label { "Witness PIN" input type="password" name="witness_pin" autocomplete="off"; }
                     button #close type="submit" { "Close" } }
             }
-            p.hint { "Print this page (Ctrl+P) for the report an authority asks for: the print layout leaves out these forms." }
+            p { button.print type="button" { "Print the report" } " " span.hint { "(the print layout leaves out the navigation and these forms)" } }
         }
     }
 }

@@ -391,6 +391,17 @@ async fn the_web_ui_in_chromium() {
     ready(&b).await;
     let list = text(&b, "#incidents").await;
     assert!(list.contains("Armory door of D-11 found unlocked"), "{list}");
+    // The badge beside "Incidents" counts those nobody has acknowledged yet (filled by the page's script).
+    let mut badge = String::new();
+    for _ in 0..50 {
+        badge = b.find(By::Id("incident-badge")).await.unwrap().text().await.unwrap_or_default();
+        if !badge.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let unacknowledged = list.matches("open").count();
+    assert!(badge.parse::<usize>().is_ok_and(|n| n >= 1 && n <= unacknowledged), "badge {badge:?} for the list {list}");
     shot(&b, "22-incidents").await;
 
     b.quit().await.unwrap();

@@ -15,6 +15,9 @@ async fn incidents_open_by_themselves_and_by_hand_and_are_seen_only_inside_the_s
     let kinds: Vec<(&str, &str)> =
         v.as_array().unwrap().iter().map(|i| (i["kind"].as_str().unwrap(), i["unit"].as_str().unwrap())).collect();
     assert_eq!(kinds, [("count_discrepancy", "D-11"), ("loss", "D-11")], "D-11 sees its own incidents only, gravest and newest first: {v}");
+    // What the badge beside "Incidents" shows: both are still to be acknowledged.
+    let (s, v) = d11.get("/api/incidents/summary").await;
+    assert_eq!((s, &v["open"], &v["unacknowledged"]), (200, &json!(2), &json!(2)), "{v}");
     let (_, v) = d11.get("/api/incidents?kind=count_discrepancy").await;
     let list = v.as_array().unwrap();
     let i = &list[0];
@@ -41,6 +44,7 @@ async fn incidents_open_by_themselves_and_by_hand_and_are_seen_only_inside_the_s
     let officer = sign_in(&app, "1103").await;
     let (s, v) = officer.post(&format!("/api/incidents/{id}/acknowledge"), json!({})).await;
     assert_eq!(s, 200, "{v}");
+    assert_eq!(officer.get("/api/incidents/summary").await.1["unacknowledged"], 1);
     let (_, shown) = officer.get(&format!("/api/incidents/{id}")).await;
     assert_eq!((shown["state"].as_str(), shown["clocks"][0]["status"].as_str()), (Some("acknowledged"), Some("met")), "{shown}");
     // Closing waits for the discrepancy it is about to be resolved.
