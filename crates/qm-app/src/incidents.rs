@@ -130,8 +130,7 @@ impl crate::Site {
         let reqs: Vec<crate::Request> = qm_core::incidents::overdue(state, now)
             .into_iter()
             .map(|incident| {
-                let level =
-                    state.incidents.get(&incident).map(|i| state.unit_ancestors(&i.unit).take_while(|u| *u != &i.responsible).count() + 1);
+                let level = state.incidents.get(&incident).map(|i| qm_core::incidents::levels_up(state, i) + 1);
                 let key = format!("escalate-{incident}-{}", level.unwrap_or(0));
                 crate::Request::new(site.clone(), Command::EscalateOverdue { incident }, key, now)
             })

@@ -7,8 +7,7 @@ use qm_app::incidents::{self, IncidentFilter, IncidentView};
 use qm_core::event::{IncidentAction, IncidentObjects};
 
 fn time_arg(s: &str) -> R<time::OffsetDateTime> {
-    time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
-        .map_err(|e| usage(format!("time {s:?}: {e}; write it as 2026-12-03T06:00:00Z")))
+    parse_time(s).map_err(usage)
 }
 
 fn ids<T>(v: &[String], f: impl Fn(&str) -> Result<T, IdError>) -> R<Vec<T>> {

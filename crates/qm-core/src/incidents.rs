@@ -353,7 +353,7 @@ pub fn escalations_due(rules: &IncidentRules, incident: &Incident, now: OffsetDa
 pub const SITE_ACTOR: &str = "site";
 
 /// How many units above its own an incident is responsible at now (0: its own unit).
-fn levels_up(state: &State, incident: &Incident) -> u32 {
+pub fn levels_up(state: &State, incident: &Incident) -> u32 {
     state.unit_ancestors(&incident.unit).take_while(|u| *u != &incident.responsible).count() as u32
 }
 

@@ -3,7 +3,7 @@
 //! `parse.rs`, for the CLI, the API, the web counter and the imports alike.
 
 mod parse;
-pub use parse::{parse_date, parse_items, parse_range, parse_receipt, ITEMS_MAX};
+pub use parse::{parse_date, parse_items, parse_range, parse_receipt, parse_time, ITEMS_MAX};
 
 use crate::event::Envelope;
 use crate::ids::*;

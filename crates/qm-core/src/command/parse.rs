@@ -74,6 +74,12 @@ pub fn parse_date(s: &str) -> Result<Date, String> {
     Date::parse(s.trim(), &fmt).map_err(|_| format!("{s:?} is not a date like 2027-06-30"))
 }
 
+/// A moment as typed or sent: RFC 3339 (`2026-12-03T06:00:00Z`), for the CLI and the API alike.
+pub fn parse_time(s: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("time {s:?}: {e}; write it as 2026-12-03T06:00:00Z"))
+}
+
 /// A storage range, `MIN:MAX` (finite numbers, MIN not above MAX).
 pub fn parse_range(s: &str) -> Result<Range, String> {
     let (a, b) = s.split_once(':').ok_or_else(|| format!("{s:?}: write MIN:MAX"))?;

@@ -59,8 +59,7 @@ pub struct IncidentsQuery {
 }
 
 pub(crate) fn rfc3339(s: &str) -> Result<time::OffsetDateTime, ApiError> {
-    time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
-        .map_err(|e| ApiError::usage(format!("time {s:?}: {e}; write it as 2026-12-03T06:00:00Z")))
+    id(parse_time(s))
 }
 
 fn list_of<T>(v: &[String], f: impl Fn(&str) -> Result<T, IdError>) -> Result<Vec<T>, ApiError> {

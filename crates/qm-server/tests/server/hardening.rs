@@ -164,17 +164,7 @@ async fn a_shared_lots_history_shows_each_department_only_its_own_entries() {
 
 /// A write with an Idempotency-Key, by a signed-in session.
 async fn keyed(s: &Session, key: &str, path: &str, body: Value) -> (u16, Value) {
-    let r = s
-        .client
-        .post(format!("{}{path}", s.url))
-        .header("x-csrf-token", &s.csrf)
-        .header("idempotency-key", key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    s.post_raw(path, &[("content-type", "application/json"), ("idempotency-key", key)], body.to_string()).await
 }
 
 /// A second issue of a different rifle, a destroy and another department's request all came back
@@ -285,17 +275,7 @@ async fn failed_sign_ins_are_summarized_and_limits_are_separate_per_kind_of_secr
 
 /// A CSV body posted by a signed-in session to `/api/import/{kind}`.
 async fn import_csv(s: &Session, kind: &str, body: String) -> (u16, Value) {
-    let r = s
-        .client
-        .post(format!("{}/api/import/{kind}", s.url))
-        .header("x-csrf-token", &s.csrf)
-        .header("content-type", "text/csv")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    s.post_raw(&format!("/api/import/{kind}"), &[("content-type", "text/csv")], body).await
 }
 
 /// 400s from query, path and form extraction and the 413 were plain text; every API error is the

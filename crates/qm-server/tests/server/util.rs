@@ -311,6 +311,16 @@ impl Session {
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
+    /// A write with extra headers and a raw body (a CSV, an Idempotency-Key), with the CSRF token.
+    pub async fn post_raw(&self, path: &str, headers: &[(&str, &str)], body: String) -> (u16, Value) {
+        let mut r = self.client.post(format!("{}{path}", self.url)).header("x-csrf-token", &self.csrf).body(body);
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        let r = r.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let r = self.client.get(format!("{}{path}", self.url)).send().await.unwrap();
         let status = r.status().as_u16();
