@@ -50,6 +50,8 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
     ("crates/qm-store-sqlite/migrations/0003_credentials.sql", "19e5184b7e456b6bfddf30fa5ac8a3bb8df02f71cb94a2a3f082aa20630d6b73"),
     ("crates/qm-store-postgres/migrations/0004_credentials.sql", "3729e73759f85eb59ef446413376cba96606653b046e68ece39a074efa7b59cb"),
     ("crates/qm-store-sqlite/migrations/0004_no_replace.sql", "6296c3eebe648c6755a7ef8158ff5031561ce9841005a0b2da59ae4f324038f8"),
+    ("crates/qm-store-sqlite/migrations/0005_outbox.sql", "59e45751fd2a8ea002a6499e48e78fd352d04a40631437240ef7bf6a2553e7ea"),
+    ("crates/qm-store-postgres/migrations/0005_outbox.sql", "5291f222afa5cd3f3ce4bac93c6119b140c17d6a49fce668c789fcb1649c9c0e"),
 ];
 
 #[test]

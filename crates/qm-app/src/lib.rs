@@ -10,6 +10,7 @@ pub mod credentials;
 pub mod import;
 pub mod incidents;
 pub mod magazines;
+pub mod notify;
 mod open;
 pub mod overview;
 mod pipeline;

@@ -17,6 +17,9 @@ pub struct Cli {
     /// Incident rules (severities, what opens an incident, reporting obligations) replacing the shipped ones.
     #[arg(long, global = true, env = "QM_INCIDENT_RULES")]
     pub incident_rules: Option<String>,
+    /// Notification rules, channels and addresses (docs/notifications.md), for `qm serve` and `qm notifications`.
+    #[arg(long, global = true, env = "QM_NOTIFICATIONS")]
+    pub notifications: Option<String>,
     /// Print machine-readable JSON.
     #[arg(long, global = true)]
     pub json: bool,
@@ -214,6 +217,9 @@ pub enum Cmd {
     /// One incident: open it by hand, show it, or take a step in its life.
     #[command(subcommand)]
     Incident(IncidentCmd),
+    /// Notifications: the outbox of e-mails and webhooks, and checking a notifications file.
+    #[command(subcommand)]
+    Notifications(NotifyCmd),
     /// Correct an entry by a reverse movement that refers to it.
     Correct {
         seq: u64,
@@ -700,5 +706,26 @@ pub enum IncidentCmd {
         incident: String,
         #[arg(long)]
         reason: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NotifyCmd {
+    /// Messages in the outbox, newest first: delivered, waiting, or failing with the last error.
+    List {
+        /// Only those not delivered yet.
+        #[arg(long)]
+        pending: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Check a notifications file against the books: units, badges, webhooks, addresses, secrets;
+    /// then say who each rule tells of an incident at each unit it covers.
+    Check {
+        file: String,
+    },
+    /// Try an undelivered message again at once (a running server's next round).
+    Retry {
+        id: String,
     },
 }

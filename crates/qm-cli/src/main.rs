@@ -9,6 +9,7 @@ mod args;
 mod custody_cmds;
 mod incident_cmds;
 mod ledger_cmds;
+mod notify_cmds;
 mod output;
 mod safety_cmds;
 mod serve;
@@ -125,6 +126,7 @@ fn serve_args<'a>(cli: &'a Cli, addr: Option<&'a str>, config: Option<&'a str>, 
         demo,
         safety_tables: cli.safety_tables.as_deref(),
         incident_rules: cli.incident_rules.as_deref(),
+        notifications: cli.notifications.as_deref(),
     }
 }
 
@@ -180,6 +182,7 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
         | Cmd::Count(_)
         | Cmd::Correct { .. } => custody_cmds::run(cli, out),
         Cmd::Incidents { .. } | Cmd::Incident(_) => incident_cmds::run(cli, out),
+        Cmd::Notifications(_) => notify_cmds::run(cli, out),
         Cmd::Stock { unit, location, item_type } => {
             let s = open()?;
             let f = StockFilter {

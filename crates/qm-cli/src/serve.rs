@@ -16,6 +16,7 @@ pub struct ServeArgs<'a> {
     pub demo: bool,
     pub safety_tables: Option<&'a str>,
     pub incident_rules: Option<&'a str>,
+    pub notifications: Option<&'a str>,
 }
 
 pub fn serve(a: ServeArgs) -> Result<u8, AppError> {
@@ -36,6 +37,9 @@ pub fn serve(a: ServeArgs) -> Result<u8, AppError> {
         return Err(AppError::Usage(
             "--db is a PostgreSQL URL: pass --key FILE (the site's signing key; it is never kept in the database)".into(),
         ));
+    }
+    if let Some(n) = a.notifications {
+        c.notifications = Some(n.to_string());
     }
     if let Some(addr) = a.addr {
         c.addr = addr.to_string();

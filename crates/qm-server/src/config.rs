@@ -32,6 +32,11 @@ pub struct Config {
     pub checkpoint_every_s: u64,
     /// Set the `Secure` flag on the session cookie (behind TLS).
     pub secure_cookies: bool,
+    /// The notification rules, channels and addresses (docs/notifications.md); without one, each
+    /// unit's duty officers see its incidents in the web UI only.
+    pub notifications: Option<String>,
+    /// How often new entries are read into the outbox and due messages are tried.
+    pub notify_every_ms: u64,
 }
 
 impl Default for Config {
@@ -48,6 +53,8 @@ impl Default for Config {
             sign_in_summary_s: qm_app::act::SIGN_IN_SUMMARY_S,
             checkpoint_every_s: 10,
             secure_cookies: false,
+            notifications: None,
+            notify_every_ms: 2000,
         }
     }
 }
@@ -67,7 +74,7 @@ impl Config {
     }
 
     /// Environment variables win over the file: QM_ADDR, QM_DB, QM_KEY, QM_BODY_LIMIT_BYTES,
-    /// QM_SESSION_IDLE_S, QM_SESSION_MAX_S, QM_SECURE_COOKIES.
+    /// QM_SESSION_IDLE_S, QM_SESSION_MAX_S, QM_SECURE_COOKIES, QM_NOTIFICATIONS, QM_NOTIFY_EVERY_MS.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), String> {
         fn num<T: std::str::FromStr>(name: &str, v: String) -> Result<T, String> {
             v.trim().parse().map_err(|_| format!("environment variable {name}={v:?} is not a number"))
@@ -89,6 +96,12 @@ impl Config {
         }
         if let Some(v) = get("QM_SESSION_MAX_S") {
             self.session_max_s = num("QM_SESSION_MAX_S", v)?;
+        }
+        if let Some(v) = get("QM_NOTIFICATIONS") {
+            self.notifications = Some(v);
+        }
+        if let Some(v) = get("QM_NOTIFY_EVERY_MS") {
+            self.notify_every_ms = num("QM_NOTIFY_EVERY_MS", v)?;
         }
         if let Some(v) = get("QM_SECURE_COOKIES") {
             self.secure_cookies = matches!(v.trim(), "1" | "true" | "yes");

@@ -12,6 +12,7 @@ pub mod counter;
 pub mod edge;
 pub mod error;
 pub mod labels;
+pub mod notify;
 pub mod reads;
 pub mod scope;
 pub mod views;
@@ -95,6 +96,11 @@ pub async fn start_with(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let mut site = site;
     site.set_sign_in_summary(std::time::Duration::from_secs(config.sign_in_summary_s));
+    let notify_cfg = match &config.notifications {
+        Some(p) => qm_app::notify::NotifyConfig::load(std::path::Path::new(p), site.state()).map_err(|e| e.to_string())?,
+        None => qm_app::notify::NotifyConfig::default(),
+    };
+    let notifier = Arc::new(notify::Notifier::new(notify_cfg).map_err(|e| format!("notifications: {e}"))?);
     let (handle, worker) = worker::spawn(site, config.checkpoint_every_s);
     let state = AppState { site: handle.clone(), auth: Arc::new(auth::Auth::new(&config)), config: Arc::new(config) };
     // Checkpoints also when writes stop: the worker signs only after a batch, at most every N seconds.
@@ -129,6 +135,7 @@ pub async fn start_with(
             }
         })
     };
+    let notifications = notify::spawn(handle.clone(), notifier, std::time::Duration::from_millis(state.config.notify_every_ms.max(50)));
     let app = router(state);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -146,6 +153,7 @@ pub async fn start_with(
         // Every request has finished; the worker commits what is queued, checkpoints and exits.
         ticker.abort();
         denials.abort();
+        notifications.abort();
         handle.shutdown().await;
         let joined = tokio::task::spawn_blocking(move || worker.join()).await;
         if !matches!(joined, Ok(Ok(()))) {

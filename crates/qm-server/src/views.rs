@@ -14,6 +14,7 @@ pub fn page(title: &str, p: Option<&Principal>, active: &str, body: Markup) -> M
         ("/transfers", "Transfers"),
         ("/counts", "Counts"),
         ("/incidents", "Incidents"),
+        ("/notifications", "Notifications"),
         ("/log", "Log"),
         ("/labels", "Labels"),
         ("/magazines", "Magazines"),

@@ -15,6 +15,7 @@
 
 mod baseline;
 mod connect;
+mod outbox;
 mod read;
 mod schema;
 pub mod scratch;
@@ -270,5 +271,21 @@ impl qm_store::Store for PostgresStore {
         let mut tx = client.transaction().map_err(be)?;
         write_credentials(&mut tx, changes)?;
         tx.commit().map_err(be)
+    }
+
+    fn outbox_cursor(&self) -> Result<Option<u64>> {
+        self.outbox_cursor_of()
+    }
+
+    fn outbox_put(&mut self, messages: &[qm_store::OutboxMessage], cursor: u64) -> Result<()> {
+        self.outbox_put_all(messages, cursor)
+    }
+
+    fn outbox_update(&mut self, message: &qm_store::OutboxMessage) -> Result<()> {
+        self.outbox_update_one(message)
+    }
+
+    fn outbox(&self, query: &qm_store::OutboxQuery) -> Result<Vec<qm_store::OutboxMessage>> {
+        self.outbox_query(query)
     }
 }

@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0002_readings.sql", include_str!("../migrations/0002_readings.sql")),
     ("0003_tiles.sql", include_str!("../migrations/0003_tiles.sql")),
     ("0004_credentials.sql", include_str!("../migrations/0004_credentials.sql")),
+    ("0005_outbox.sql", include_str!("../migrations/0005_outbox.sql")),
 ];
 
 /// The version table, created with the first migration. It never changes: it is how we recognise our

@@ -66,6 +66,40 @@ pub struct Commit {
     pub credentials: Vec<CredentialChange>,
 }
 
+/// A notification waiting to be delivered, or delivered (the outbox, outside the ledger: see
+/// docs/notifications.md). Derived from ledger entry `seq`; `id` is stable across retries and
+/// re-derivation (a receiver deduplicates by it), so putting the same message twice keeps one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxMessage {
+    pub id: String,
+    pub seq: u64,
+    /// `email`, `webhook` or `web`.
+    pub channel: String,
+    /// An e-mail address, a webhook's name, or a badge (`web`).
+    pub target: String,
+    pub subject: String,
+    /// The text of an e-mail, or the JSON payload of a webhook.
+    pub body: String,
+    pub created_ms: i64,
+    pub attempts: u32,
+    /// When the next attempt is due (milliseconds since the epoch).
+    pub next_ms: i64,
+    pub last_error: Option<String>,
+    pub delivered_ms: Option<i64>,
+}
+
+/// Which outbox messages to read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OutboxQuery {
+    pub channel: Option<String>,
+    pub target: Option<String>,
+    /// Only those not delivered yet.
+    pub pending_only: bool,
+    /// Only those due by this time (and not delivered), soonest first; otherwise newest first.
+    pub due_by_ms: Option<i64>,
+    pub limit: usize,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredCheckpoint {
     pub size: u64,
@@ -183,6 +217,16 @@ pub trait Store: EntrySource + Send {
     fn all_credentials(&self) -> Result<Vec<CredentialChange>>;
     /// Writes credentials on their own (a restore of a backup that holds them), in one transaction.
     fn put_credentials(&mut self, changes: &[CredentialChange]) -> Result<()>;
+    /// How many ledger entries the outbox has been derived from (none yet: `None`).
+    fn outbox_cursor(&self) -> Result<Option<u64>>;
+    /// Adds messages (one already there under the same id is kept as it is) and moves the cursor to
+    /// `cursor`, in one durable transaction: a crash leaves both or neither.
+    fn outbox_put(&mut self, messages: &[OutboxMessage], cursor: u64) -> Result<()>;
+    /// Records an attempt: `attempts`, `next_ms`, `last_error` and `delivered_ms` of the message with
+    /// this id. Durable before it returns (a delivered message is never sent again after a restart).
+    fn outbox_update(&mut self, message: &OutboxMessage) -> Result<()>;
+    /// Messages by the query.
+    fn outbox(&self, query: &OutboxQuery) -> Result<Vec<OutboxMessage>>;
 }
 
 /// How many entries stored projection rows cover, from the value of their `meta/next_seq` row

@@ -4,6 +4,7 @@
 mod books;
 mod counts;
 pub mod incidents;
+pub mod notifications;
 mod ledger;
 mod movements;
 pub mod safety;
@@ -12,6 +13,7 @@ mod setup;
 use books::*;
 use counts::*;
 use incidents::*;
+use notifications::*;
 use ledger::*;
 use movements::*;
 use safety::*;
@@ -151,7 +153,8 @@ impl utoipa::Modify for Security {
         stock, where_is, history, custody, transfers, units, locations, item_types, people, permissions,
         log, checkpoints, checkpoint, prove, consistency, verifier_key, verify,
         api_magazines, api_lots, api_conditions, api_conditions_svg, api_dsmt, api_dsmt_csv, api_qd,
-        incident_open, incident_step, incidents_list, incident_show, incidents_summary
+        incident_open, incident_step, incidents_list, incident_show, incidents_summary,
+        notifications_mine, notifications_outbox, notifications_retry
     ),
     components(schemas(ErrorBody, crate::error::ErrorDetail, WriteOut, EntryOut, WitnessIn))
 )]
@@ -188,6 +191,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/incidents/summary", get(incidents_summary))
         .route("/api/incidents/{id}", get(incident_show))
         .route("/api/incidents/{id}/{step}", post(incident_step))
+        .route("/api/notifications", get(notifications_mine))
+        .route("/api/notifications/outbox", get(notifications_outbox))
+        .route("/api/notifications/outbox/{id}/retry", post(notifications_retry))
         .route("/api/locations/{id}/readings", post(readings))
         .route("/api/receive", post(receive))
         .route("/api/issue", post(issue))

@@ -6,6 +6,7 @@ mod counter;
 mod counts;
 mod dashboard;
 mod incidents;
+mod notifications;
 mod safety;
 
 use books::*;
@@ -13,6 +14,7 @@ use counter::*;
 use counts::*;
 use dashboard::*;
 use incidents::*;
+use notifications::*;
 
 use crate::auth::{self, same_secret, ClientIp, Principal};
 use crate::error::ApiError;
@@ -234,6 +236,8 @@ pub fn routes() -> Router<AppState> {
         .route("/incidents", get(incidents_page).post(incident_open))
         .route("/incidents/{id}", get(incident_page))
         .route("/incidents/{id}/{step}", post(incident_step))
+        .route("/notifications", get(notifications_page))
+        .route("/notifications/outbox/{id}/retry", post(notification_retry))
         .route("/log", get(log))
         .route("/log/checkpoint", post(log_checkpoint))
         .route("/labels", get(labels))
