@@ -361,8 +361,12 @@ pub struct Recipients {
 
 /// The people a rule names: those holding its roles at `unit`, and its badges.
 pub fn rule_people(state: &State, r: &NotifyRule, unit: &UnitId) -> Vec<Badge> {
-    let mut people: Vec<Badge> =
-        state.people.iter().filter(|(_, p)| &p.unit == unit && p.roles.iter().any(|x| r.roles.contains(x))).map(|(b, _)| b.clone()).collect();
+    let mut people: Vec<Badge> = state
+        .people
+        .iter()
+        .filter(|(_, p)| &p.unit == unit && p.roles.iter().any(|x| r.roles.contains(x)))
+        .map(|(b, _)| b.clone())
+        .collect();
     people.extend(r.badges.iter().filter_map(|b| Badge::parse(b).ok()));
     people
 }
@@ -453,7 +457,8 @@ pub fn messages_for(state: &State, cfg: &NotifyConfig, env: &Envelope, now: Offs
 fn email_text(v: &crate::incidents::IncidentView, on: NotifyOn, at: &UnitId, env: &Envelope, public_url: Option<&str>) -> String {
     use std::fmt::Write;
     let mut t = String::new();
-    let _ = writeln!(t, "Incident {} ({}, {}) {}: told to {at}.", v.id, v.kind.replace('_', " "), v.severity, on.as_str().replace('_', " "));
+    let _ =
+        writeln!(t, "Incident {} ({}, {}) {}: told to {at}.", v.id, v.kind.replace('_', " "), v.severity, on.as_str().replace('_', " "));
     let _ = writeln!(t);
     let _ = writeln!(t, "Unit:        {} (responsible now: {})", v.unit, v.responsible);
     if let Some(l) = &v.location {

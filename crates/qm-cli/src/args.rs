@@ -721,11 +721,7 @@ pub enum NotifyCmd {
     },
     /// Check a notifications file against the books: units, badges, webhooks, addresses, secrets;
     /// then say who each rule tells of an incident at each unit it covers.
-    Check {
-        file: String,
-    },
+    Check { file: String },
     /// Try an undelivered message again at once (a running server's next round).
-    Retry {
-        id: String,
-    },
+    Retry { id: String },
 }

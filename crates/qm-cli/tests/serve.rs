@@ -1,6 +1,7 @@
 //! `qm serve` as a user runs it — the binary as a process, the API over HTTP on loopback — under
 //! SIGKILL at random moments, and with a PostgreSQL that goes away in the middle of a request
-//! (issue 5). Every test is bounded in count and time and ends only the processes it started.
+//! (issue 5), and its notifications through a real SMTP server and webhook receiver across a kill
+//! (issue 14). Every test is bounded in count and time and ends only the processes it started.
 
 mod common;
 
@@ -118,9 +119,13 @@ struct Server {
 
 impl Server {
     fn start(site: &Site, db: &str, name: &str) -> Server {
+        Server::start_with(site, db, name, &[])
+    }
+    fn start_with(site: &Site, db: &str, name: &str, env: &[(&str, &str)]) -> Server {
         let stderr = site.dir.path().join(format!("{name}.stderr"));
         let mut child = site
             .command(db)
+            .envs(env.iter().copied())
             .args(["serve", "--addr", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap())
@@ -492,4 +497,264 @@ fn a_password_changed_by_the_cli_ends_the_sessions_on_a_running_server() {
     assert_eq!(with(PASSWORD), 401);
     assert_eq!(with("a second password"), 200);
     server.kill();
+}
+
+/// A free port on loopback (nobody listens on it once this returns).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A webhook receiver on loopback: answers every POST with 204 and keeps its headers and body.
+type Received = Arc<Mutex<Vec<(Vec<(String, String)>, Vec<u8>)>>>;
+
+struct Receiver {
+    got: Received,
+}
+
+impl Receiver {
+    fn start_at(port: u16) -> Receiver {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let got: Received = Arc::default();
+        let keep = got.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(50) {
+                let Ok(stream) = stream else { continue };
+                stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let mut r = BufReader::new(stream);
+                let mut headers = vec![];
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                loop {
+                    line.clear();
+                    if r.read_line(&mut line).unwrap() == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                    let (k, v) = line.trim().split_once(':').unwrap();
+                    headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+                }
+                let len: usize = headers.iter().find(|(k, _)| k == "content-length").map_or(0, |(_, v)| v.parse().unwrap());
+                let mut body = vec![0; len];
+                r.read_exact(&mut body).unwrap();
+                keep.lock().unwrap().push((headers, body));
+                let mut stream = r.into_inner();
+                stream.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+        });
+        Receiver { got }
+    }
+}
+
+/// Debian's aiosmtpd (python3-aiosmtpd), a real SMTP server, on loopback with STARTTLS required,
+/// delivering into a Maildir. Ended (by its PID) when dropped, whatever the test did.
+struct Smtpd(Child);
+
+impl Drop for Smtpd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn smtp_server(dir: &std::path::Path, port: u16, cert: &std::path::Path, key: &std::path::Path) -> Smtpd {
+    let maildir = dir.join("maildir");
+    let child = Command::new("/usr/bin/python3")
+        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+        .arg("--tlscert")
+        .arg(cert)
+        .arg("--tlskey")
+        .arg(key)
+        .args(["-c", "aiosmtpd.handlers.Mailbox"])
+        .arg(&maildir)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("smtpd.stderr")).unwrap())
+        .spawn()
+        .expect("python3-aiosmtpd is needed (scripts/test-all installs it)");
+    let smtpd = Smtpd(child);
+    for _ in 0..200 {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return smtpd;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(smtpd);
+    panic!("aiosmtpd did not start: {}", std::fs::read_to_string(dir.join("smtpd.stderr")).unwrap_or_default());
+}
+
+/// The e-mails in the Maildir, as text.
+fn mails(dir: &std::path::Path) -> Vec<String> {
+    let new = dir.join("maildir").join("new");
+    let Ok(rd) = std::fs::read_dir(new) else { return vec![] };
+    rd.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok()).collect()
+}
+
+const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn outbox(site: &Site) -> Vec<Value> {
+    let out = site.qm(&site.db, &["--json", "notifications", "list"]);
+    serde_json::from_str(&out).unwrap()
+}
+
+/// Issue 14: a reported loss opens an incident; its notifications wait in the outbox while the
+/// SMTP server and the webhook receiver are down (the failures visible to an administrator), survive
+/// a SIGKILL of the server, and arrive once both are up and the server is restarted: the e-mail over
+/// STARTTLS to a real SMTP server, the webhook signed in the Standard Webhooks format.
+#[test]
+fn notifications_wait_in_the_outbox_across_a_kill_and_arrive_by_smtp_and_webhook() {
+    let site = Site::new(false);
+    let dir = site.dir.path().to_path_buf();
+    // A private CA and the SMTP server's certificate signed by it; qm trusts the CA (smtp.ca_file).
+    let (ca, ca_key, cert, key) = (dir.join("ca.pem"), dir.join("ca-key.pem"), dir.join("smtp-cert.pem"), dir.join("smtp-key.pem"));
+    let openssl = |args: &[&str]| {
+        let made = Command::new("openssl").current_dir(&dir).args(args).output().unwrap();
+        assert!(made.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&made.stderr));
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=Test CA",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "smtp-key.pem", "-out", "smtp.csr"]);
+    std::fs::write(dir.join("leaf.ext"), "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "smtp.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "smtp-cert.pem",
+    ]);
+    assert!(ca_key.exists() && key.exists());
+    let (smtp_port, hook_port) = (free_port(), free_port());
+    let file = dir.join("notifications.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"public_url = "https://qm.example.org"
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+tls = "starttls"
+from = "Quartermaster <qm@example.org>"
+ca_file = "{ca}"
+timeout_s = 5
+
+[webhooks.soc]
+url = "http://127.0.0.1:{hook_port}/hook"
+secret = "{WEBHOOK_SECRET}"
+
+[people]
+"0501" = "l.chen@example.org"
+
+[retry]
+first_s = 1
+max_s = 2
+
+[[notify]]
+unit = "*"
+roles = ["duty_officer"]
+
+[[notify]]
+unit = "HQ"
+min_severity = "medium"
+email = ["ops-desk@example.org"]
+webhooks = ["soc"]
+"#,
+            ca = ca.display()
+        ),
+    )
+    .unwrap();
+    // An inline webhook secret makes the file a secret: readable by others, it is refused.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let refused = site.command(&site.db).args(["notifications", "check"]).arg(&file).output().unwrap();
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("chmod 600"), "{refused:?}");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let checked = site.qm(&site.db, &["notifications", "check", file.to_str().unwrap()]);
+    assert!(checked.contains("valid") && checked.contains("0501 <l.chen@example.org>"), "{checked}");
+
+    let env = [("QM_NOTIFICATIONS", file.to_str().unwrap()), ("QM_NOTIFY_EVERY_MS", "200")];
+    let server = Server::start_with(&site, &site.db, "notify-1", &env);
+    // The first round starts the outbox at the end of the ledger: the demo's past is not sent.
+    std::thread::sleep(Duration::from_millis(600));
+    let c = Client::sign_in(&server.url);
+    let (status, v) = c
+        .post("/api/report-loss", json!({"from": "D11-AMMO", "items": ["L556-2024-07:3"], "document": "shift report 12"}), "loss-1")
+        .unwrap();
+    assert_eq!(status, 200, "{v}");
+    // Nothing listens yet: both messages fail, are kept, and say why.
+    let started = Instant::now();
+    let failing = loop {
+        let out = outbox(&site);
+        if out.len() == 3 && out.iter().all(|m| m["status"] == "failing") {
+            break out;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the outbox never showed the failures: {out:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let targets: HashSet<&str> = failing.iter().map(|m| m["target"].as_str().unwrap()).collect();
+    assert_eq!(targets, HashSet::from(["l.chen@example.org", "ops-desk@example.org", "soc"]), "{failing:?}");
+    assert!(failing.iter().all(|m| !m["last_error"].as_str().unwrap_or("").is_empty()), "{failing:?}");
+    let incident = failing[0]["incident"].as_str().expect("the message names its incident").to_string();
+    server.kill();
+
+    // Both come up; the server restarts with the messages still queued.
+    let smtpd = smtp_server(&dir, smtp_port, &cert, &key);
+    let receiver = Receiver::start_at(hook_port);
+    let server = Server::start_with(&site, &site.db, "notify-2", &env);
+    let started = Instant::now();
+    while mails(&dir).len() < 2 || receiver.got.lock().unwrap().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(40), "not delivered: {:?}", outbox(&site));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Let a wrong extra delivery show itself before counting.
+    std::thread::sleep(Duration::from_millis(1000));
+    let out = outbox(&site);
+    assert!(out.iter().all(|m| m["status"] == "delivered"), "{out:?}");
+    server.kill();
+    drop(smtpd);
+
+    let mails = mails(&dir);
+    assert_eq!(mails.len(), 2, "one e-mail per address, once: {mails:?}");
+    for m in &mails {
+        assert!(m.contains(&format!("loss at D-11: {incident} opened")), "{m}");
+        assert!(m.contains("https://qm.example.org/incidents/"), "{m}");
+    }
+    assert!(
+        mails.iter().any(|m| m.contains("To: l.chen@example.org")) && mails.iter().any(|m| m.contains("To: ops-desk@example.org")),
+        "{mails:?}"
+    );
+    let got = receiver.got.lock().unwrap();
+    assert_eq!(got.len(), 1, "one webhook, once");
+    let (headers, body) = &got[0];
+    let h = |k: &str| headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let key = qm_app::notify::webhook_key(WEBHOOK_SECRET).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    qm_server::notify::verify_webhook(&key, &h("webhook-id"), &h("webhook-timestamp"), &h("webhook-signature"), body, now, 300)
+        .expect("the webhook is signed in the Standard Webhooks format");
+    let payload: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(payload["type"], "incident.opened", "{payload}");
+    assert_eq!(payload["data"]["incident"]["id"], incident.as_str(), "{payload}");
+    assert_eq!(payload["data"]["incident"]["kind"], "loss", "{payload}");
+    assert!(out.iter().any(|m| m["id"].as_str() == Some(h("webhook-id").as_str())), "webhook-id is the outbox id");
+    site.verify();
 }

@@ -83,9 +83,7 @@ impl SqliteStore {
                  ORDER BY CASE WHEN ?4 IS NULL THEN -seq ELSE next_ms END, id LIMIT ?5"
             ))
             .map_err(be)?;
-        let rows = st
-            .query_map(params![q.channel, q.target, i64::from(q.pending_only), q.due_by_ms, q.limit as i64], row)
-            .map_err(be)?;
+        let rows = st.query_map(params![q.channel, q.target, i64::from(q.pending_only), q.due_by_ms, q.limit as i64], row).map_err(be)?;
         rows.collect::<std::result::Result<Vec<_>, _>>().map_err(be)
     }
 }

@@ -4,18 +4,18 @@
 mod books;
 mod counts;
 pub mod incidents;
-pub mod notifications;
 mod ledger;
 mod movements;
+pub mod notifications;
 pub mod safety;
 mod setup;
 
 use books::*;
 use counts::*;
 use incidents::*;
-use notifications::*;
 use ledger::*;
 use movements::*;
+use notifications::*;
 use safety::*;
 use setup::*;
 

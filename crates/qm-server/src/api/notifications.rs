@@ -62,7 +62,10 @@ pub(crate) async fn notifications_mine(Caller { st, p, .. }: Caller) -> Result<J
 
 #[utoipa::path(get, path = "/api/notifications/outbox", tag = "notifications", params(OutboxQ),
     responses((status = 200, body = serde_json::Value, description = "e-mails and webhooks with their delivery state"), (status = "4XX", body = ErrorBody)))]
-pub(crate) async fn notifications_outbox(Caller { st, p, .. }: Caller, Query(q): Query<OutboxQ>) -> Result<Json<serde_json::Value>, ApiError> {
+pub(crate) async fn notifications_outbox(
+    Caller { st, p, .. }: Caller,
+    Query(q): Query<OutboxQ>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     require_site_admin(&st, &p, "the outbox").await?;
     Ok(Json(crate::error::to_json(outbox(&st, q.pending.unwrap_or(false)).await?)?))
 }
