@@ -287,6 +287,54 @@ fn store_contract(place: &Place) {
     assert_eq!(rows(store.as_ref()), ["meta/next_seq=8", "serial/R-1=at 8"]);
     assert!(store.catch_up_rows(&[row("meta", "next_seq", Some("10")), row("serial", "R-1", None)], 10).unwrap());
     assert_eq!(rows(store.as_ref()), ["meta/next_seq=10"]);
+    outbox_contract(store.as_mut(), place);
+}
+
+/// The outbox: messages with the cursor in one transaction, a message put twice kept once, attempts
+/// recorded, and the queries (due soonest first, by person, pending only, newest first).
+fn outbox_contract(store: &mut dyn qm_store::Store, place: &Place) {
+    use qm_store::{OutboxMessage, OutboxQuery};
+    let m = |id: &str, seq: u64, channel: &str, target: &str, next_ms: i64| OutboxMessage {
+        id: id.into(),
+        seq,
+        channel: channel.into(),
+        target: target.into(),
+        subject: format!("subject {id}"),
+        body: "body ✓".into(),
+        created_ms: 1_000,
+        attempts: 0,
+        next_ms,
+        last_error: None,
+        delivered_ms: (channel == "web").then_some(1_000),
+    };
+    assert_eq!(store.outbox_cursor().unwrap(), None, "{}", place.backend);
+    store.outbox_put(&[m("a", 3, "email", "x@example.org", 5_000), m("b", 4, "webhook", "soc", 2_000), m("w", 4, "web", "0501", 1_000)], 5).unwrap();
+    assert_eq!(store.outbox_cursor().unwrap(), Some(5));
+    // Derived again (a crash before the cursor moved): the same ids are kept as they were.
+    let mut again = m("a", 3, "email", "x@example.org", 9_999);
+    again.subject = "changed".into();
+    store.outbox_put(&[again], 5).unwrap();
+    let due = store.outbox(&OutboxQuery { due_by_ms: Some(6_000), limit: 10, ..Default::default() }).unwrap();
+    assert_eq!(due.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(), ["b", "a"], "{}: due soonest first, delivered left out", place.backend);
+    assert_eq!(due[1], m("a", 3, "email", "x@example.org", 5_000));
+    let mut failed = due[0].clone();
+    failed.attempts = 1;
+    failed.next_ms = 60_000;
+    failed.last_error = Some("connection refused".into());
+    store.outbox_update(&failed).unwrap();
+    let due = store.outbox(&OutboxQuery { due_by_ms: Some(6_000), limit: 10, ..Default::default() }).unwrap();
+    assert_eq!(due.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(), ["a"]);
+    let mut done = due[0].clone();
+    done.attempts = 1;
+    done.delivered_ms = Some(7_000);
+    store.outbox_update(&done).unwrap();
+    let pending = store.outbox(&OutboxQuery { pending_only: true, limit: 10, ..Default::default() }).unwrap();
+    assert_eq!(pending, vec![failed]);
+    let web = store.outbox(&OutboxQuery { channel: Some("web".into()), target: Some("0501".into()), limit: 10, ..Default::default() }).unwrap();
+    assert_eq!(web.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(), ["w"]);
+    let all = store.outbox(&OutboxQuery { limit: 10, ..Default::default() }).unwrap();
+    assert_eq!(all.iter().map(|x| x.seq).collect::<Vec<_>>(), [4, 4, 3], "newest first");
+    assert_eq!(store.outbox(&OutboxQuery { limit: 1, ..Default::default() }).unwrap().len(), 1);
 }
 
 /// SQL that replaces every stored projection row with `rows` (as a process stopped in the middle of

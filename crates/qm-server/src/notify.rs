@@ -137,13 +137,28 @@ impl Notifier {
             .body(m.body.clone())
             .send()
             .await
-            .map_err(|e| format!("POST {}: {e}", w.url))?;
+            .map_err(|e| format!("POST {}: {}", w.url, causes(&e)))?;
         if r.status().is_success() {
             Ok(())
         } else {
             Err(format!("POST {}: answered {}", w.url, r.status()))
         }
     }
+}
+
+/// An error with its causes (reqwest's own says only "error sending request").
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(c) = next {
+        let c_text = c.to_string();
+        if !text.contains(&c_text) {
+            text.push_str(": ");
+            text.push_str(&c_text);
+        }
+        next = c.source();
+    }
+    text
 }
 
 /// Most messages tried in one round.

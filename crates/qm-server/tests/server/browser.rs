@@ -117,6 +117,23 @@ async fn wait_for(b: &WebDriver, css: &str, needle: &str) -> String {
     panic!("{css} never showed {needle:?}; last: {last:?}");
 }
 
+/// Reloads `page` until `css` shows `needle` (what a background task writes: bounded, 10 s).
+async fn wait_for_reload(b: &WebDriver, page: &str, css: &str, needle: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..50 {
+        b.goto(page).await.unwrap();
+        if let Ok(e) = b.find(By::Css(css)).await {
+            last = e.text().await.unwrap_or_default();
+            if last.contains(needle) {
+                ready(b).await;
+                return last;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{page}: {css} never showed {needle:?}; last: {last:?}");
+}
+
 async fn text(b: &WebDriver, css: &str) -> String {
     b.find(By::Css(css)).await.unwrap().text().await.unwrap()
 }
@@ -182,7 +199,25 @@ async fn the_web_ui_in_chromium() {
     .await
     .unwrap();
     eprintln!("demo organization created in {:?}", started.elapsed());
-    let app = serve(dir, db, site).await;
+    // Notifications: each unit's duty officers in the web UI, and a webhook whose receiver is down
+    // (a port nobody listens on), so the administrator's outbox shows a failing delivery.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let rules = dir.path().join("notifications.toml");
+    std::fs::write(
+        &rules,
+        format!(
+            "[webhooks.soc]\nurl = \"http://127.0.0.1:{closed}/hook\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n\n\
+             [[notify]]\nunit = \"*\"\nroles = [\"duty_officer\"]\n\n[[notify]]\nunit = \"HQ\"\nwebhooks = [\"soc\"]\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&rules, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let rules = rules.display().to_string();
+    let app = serve_with(dir, db, site, move |c| {
+        c.notifications = Some(rules);
+        c.notify_every_ms = 200;
+    })
+    .await;
     let url = app.url.clone();
     let pw = qm_demo::demo_org::DEMO_PASSWORD;
     let b = browser(&driver).await;
@@ -403,6 +438,19 @@ async fn the_web_ui_in_chromium() {
     let unacknowledged = list.matches("open").count();
     assert!(badge.parse::<usize>().is_ok_and(|n| n >= 1 && n <= unacknowledged), "badge {badge:?} for the list {list}");
     shot(&b, "22-incidents").await;
+
+    // The D-11 duty officer was told of it in the web UI; the site's administrator sees the
+    // webhook to the security desk failing, with its error, and may try it again.
+    sign_in_as(&b, &url, "1104", pw).await;
+    b.goto(format!("{url}/notifications")).await.unwrap();
+    let mine = wait_for_reload(&b, &format!("{url}/notifications"), "#my-notifications", "other at D-11").await;
+    assert!(mine.contains("opened"), "{mine}");
+    shot(&b, "23-notifications-officer").await;
+    sign_in_as(&b, &url, "0001", pw).await;
+    let outbox = wait_for_reload(&b, &format!("{url}/notifications"), "#outbox", "failing").await;
+    assert!(outbox.contains("webhook") && outbox.contains("soc"), "{outbox}");
+    assert!(text(&b, "#outbox-failing").await.contains("could not be delivered"));
+    shot(&b, "24-notifications-outbox").await;
 
     b.quit().await.unwrap();
     drop(driver);

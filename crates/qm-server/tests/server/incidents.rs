@@ -66,3 +66,49 @@ async fn incidents_open_by_themselves_and_by_hand_and_are_seen_only_inside_the_s
     assert_eq!(whats, ["acknowledge", "us-firearms-theft-loss"], "{theft}");
     app.stop().await;
 }
+
+/// Notifications in the web channel (docs/notifications.md): with no notifications file, each
+/// unit's duty officers are told of its incidents, in their list; the outbox is for the site's
+/// administrators alone, and a look by anyone else is refused and recorded.
+#[tokio::test]
+async fn duty_officers_are_told_in_their_list_and_only_site_administrators_see_the_outbox() {
+    let app = spawn_app_with(|c| c.notify_every_ms = 50).await;
+    let officer = sign_in(&app, "1103").await;
+    // The first round starts the outbox at the end of the ledger: the fixture's incidents are past.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (s, v) = officer.get("/api/notifications").await;
+    assert_eq!((s, v.as_array().map(Vec::len)), (200, Some(0)), "{v}");
+    let armorer = sign_in(&app, "1101").await;
+    let (s, v) = armorer
+        .post("/api/incidents", json!({"kind": "accident", "severity": "medium", "unit": "D-11", "summary": "round discharged at the clearing barrel"}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let mut mine = json!([]);
+    for _ in 0..100 {
+        mine = officer.get("/api/notifications").await.1;
+        if !mine.as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let list = mine.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{mine}");
+    assert!(list[0]["subject"].as_str().unwrap().contains("MEDIUM accident at D-11"), "{mine}");
+    assert_eq!((list[0]["channel"].as_str(), list[0]["status"].as_str()), (Some("web"), Some("delivered")), "{mine}");
+    // D-12's duty officer is not told of D-11's accident; the armorer (no rule names armorers) neither.
+    assert_eq!(sign_in(&app, "1203").await.get("/api/notifications").await.1, json!([]));
+    assert_eq!(armorer.get("/api/notifications").await.1, json!([]));
+    // The outbox: a department's administrator and an officer are refused, and it is recorded.
+    for badge in ["1106", "1103"] {
+        let (s, v) = sign_in(&app, badge).await.get("/api/notifications/outbox").await;
+        assert_eq!((s, v["error"]["code"].as_str()), (403, Some("permission.role")), "{badge}: {v}");
+    }
+    let hq = sign_in(&app, "0001").await;
+    let (s, v) = hq.get("/api/notifications/outbox").await;
+    assert_eq!((s, v), (200, json!([])), "no e-mail or webhook is configured: the outbox holds none");
+    let (s, v) = hq.post("/api/notifications/outbox/msg_1_email_x/retry", json!({})).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (404, Some("not_found")), "{v}");
+    let (_, log) = hq.get("/api/log?limit=50").await;
+    let denied = log.to_string();
+    assert!(denied.contains("may not see the outbox"), "the refused looks are in the ledger: {denied}");
+}
