@@ -65,6 +65,7 @@ fn print_one(out: &Out, v: &IncidentView) {
 pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
     let now = now();
     match &cli.command {
+        Cmd::Notifications(_) => crate::notify_cmds::run(cli, out),
         Cmd::Incidents { open, unit, kind } => {
             let s = open_site(cli)?;
             let f = IncidentFilter {

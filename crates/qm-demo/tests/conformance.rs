@@ -308,14 +308,21 @@ fn outbox_contract(store: &mut dyn qm_store::Store, place: &Place) {
         delivered_ms: (channel == "web").then_some(1_000),
     };
     assert_eq!(store.outbox_cursor().unwrap(), None, "{}", place.backend);
-    store.outbox_put(&[m("a", 3, "email", "x@example.org", 5_000), m("b", 4, "webhook", "soc", 2_000), m("w", 4, "web", "0501", 1_000)], 5).unwrap();
+    store
+        .outbox_put(&[m("a", 3, "email", "x@example.org", 5_000), m("b", 4, "webhook", "soc", 2_000), m("w", 4, "web", "0501", 1_000)], 5)
+        .unwrap();
     assert_eq!(store.outbox_cursor().unwrap(), Some(5));
     // Derived again (a crash before the cursor moved): the same ids are kept as they were.
     let mut again = m("a", 3, "email", "x@example.org", 9_999);
     again.subject = "changed".into();
     store.outbox_put(&[again], 5).unwrap();
     let due = store.outbox(&OutboxQuery { due_by_ms: Some(6_000), limit: 10, ..Default::default() }).unwrap();
-    assert_eq!(due.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(), ["b", "a"], "{}: due soonest first, delivered left out", place.backend);
+    assert_eq!(
+        due.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(),
+        ["b", "a"],
+        "{}: due soonest first, delivered left out",
+        place.backend
+    );
     assert_eq!(due[1], m("a", 3, "email", "x@example.org", 5_000));
     let mut failed = due[0].clone();
     failed.attempts = 1;
@@ -330,7 +337,8 @@ fn outbox_contract(store: &mut dyn qm_store::Store, place: &Place) {
     store.outbox_update(&done).unwrap();
     let pending = store.outbox(&OutboxQuery { pending_only: true, limit: 10, ..Default::default() }).unwrap();
     assert_eq!(pending, vec![failed]);
-    let web = store.outbox(&OutboxQuery { channel: Some("web".into()), target: Some("0501".into()), limit: 10, ..Default::default() }).unwrap();
+    let web =
+        store.outbox(&OutboxQuery { channel: Some("web".into()), target: Some("0501".into()), limit: 10, ..Default::default() }).unwrap();
     assert_eq!(web.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(), ["w"]);
     let all = store.outbox(&OutboxQuery { limit: 10, ..Default::default() }).unwrap();
     assert_eq!(all.iter().map(|x| x.seq).collect::<Vec<_>>(), [4, 4, 3], "newest first");

@@ -81,6 +81,38 @@ impl Running {
     }
 }
 
+/// Checkpoints also when writes stop: the worker signs only after a batch, at most every N seconds.
+fn checkpoint_ticker(h: SiteHandle, every_s: u64) -> tokio::task::JoinHandle<()> {
+    let every = std::time::Duration::from_secs(every_s.max(1));
+    tokio::spawn(async move {
+        let mut t = tokio::time::interval(every);
+        t.tick().await;
+        loop {
+            t.tick().await;
+            let r = h.call(|site| site.checkpoint_if_grown().map(|c| c.is_some())).await;
+            if let Ok(Err(e)) = &r {
+                tracing::warn!("checkpoint failed: {e}");
+            }
+            if r.is_err() {
+                break;
+            }
+        }
+    })
+}
+
+/// Gathered denials are recorded every DENIALS_EVERY (the worker also records them before reads).
+fn denials_ticker(h: SiteHandle) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut t = tokio::time::interval(worker::DENIALS_EVERY);
+        loop {
+            t.tick().await;
+            if !h.flush_denials().await {
+                break;
+            }
+        }
+    })
+}
+
 /// Binds `config.addr`, starts the site's worker and serves until `stop` (or `shutdown` resolves).
 pub async fn start(config: Config, site: qm_app::Site) -> Result<Running, String> {
     start_with(config, site, std::future::pending::<()>()).await
@@ -96,45 +128,11 @@ pub async fn start_with(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let mut site = site;
     site.set_sign_in_summary(std::time::Duration::from_secs(config.sign_in_summary_s));
-    let notify_cfg = match &config.notifications {
-        Some(p) => qm_app::notify::NotifyConfig::load(std::path::Path::new(p), site.state()).map_err(|e| e.to_string())?,
-        None => qm_app::notify::NotifyConfig::default(),
-    };
-    let notifier = Arc::new(notify::Notifier::new(notify_cfg).map_err(|e| format!("notifications: {e}"))?);
+    let notifier = notify::Notifier::configured(config.notifications.as_deref(), site.state())?;
     let (handle, worker) = worker::spawn(site, config.checkpoint_every_s);
     let state = AppState { site: handle.clone(), auth: Arc::new(auth::Auth::new(&config)), config: Arc::new(config) };
-    // Checkpoints also when writes stop: the worker signs only after a batch, at most every N seconds.
-    let ticker = {
-        let h = handle.clone();
-        let every = std::time::Duration::from_secs(state.config.checkpoint_every_s.max(1));
-        tokio::spawn(async move {
-            let mut t = tokio::time::interval(every);
-            t.tick().await;
-            loop {
-                t.tick().await;
-                let r = h.call(|site| site.checkpoint_if_grown().map(|c| c.is_some())).await;
-                if let Ok(Err(e)) = &r {
-                    tracing::warn!("checkpoint failed: {e}");
-                }
-                if r.is_err() {
-                    break;
-                }
-            }
-        })
-    };
-    // Gathered denials are recorded every DENIALS_EVERY (the worker also records them before reads).
-    let denials = {
-        let h = handle.clone();
-        tokio::spawn(async move {
-            let mut t = tokio::time::interval(worker::DENIALS_EVERY);
-            loop {
-                t.tick().await;
-                if !h.flush_denials().await {
-                    break;
-                }
-            }
-        })
-    };
+    let ticker = checkpoint_ticker(handle.clone(), state.config.checkpoint_every_s);
+    let denials = denials_ticker(handle.clone());
     let notifications = notify::spawn(handle.clone(), notifier, std::time::Duration::from_millis(state.config.notify_every_ms.max(50)));
     let app = router(state);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -67,6 +67,15 @@ pub struct Notifier {
 }
 
 impl Notifier {
+    /// From the notifications file (checked against the books), or the defaults without one.
+    pub fn configured(file: Option<&str>, state: &qm_core::State) -> Result<Arc<Notifier>, String> {
+        let cfg = match file {
+            Some(p) => NotifyConfig::load(std::path::Path::new(p), state).map_err(|e| e.to_string())?,
+            None => NotifyConfig::default(),
+        };
+        Notifier::new(cfg).map(Arc::new).map_err(|e| format!("notifications: {e}"))
+    }
+
     pub fn new(cfg: NotifyConfig) -> Result<Notifier, String> {
         let smtp = match &cfg.smtp {
             None => None,

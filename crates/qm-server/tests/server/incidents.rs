@@ -80,7 +80,10 @@ async fn duty_officers_are_told_in_their_list_and_only_site_administrators_see_t
     assert_eq!((s, v.as_array().map(Vec::len)), (200, Some(0)), "{v}");
     let armorer = sign_in(&app, "1101").await;
     let (s, v) = armorer
-        .post("/api/incidents", json!({"kind": "accident", "severity": "medium", "unit": "D-11", "summary": "round discharged at the clearing barrel"}))
+        .post(
+            "/api/incidents",
+            json!({"kind": "accident", "severity": "medium", "unit": "D-11", "summary": "round discharged at the clearing barrel"}),
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     let mut mine = json!([]);
