@@ -304,7 +304,7 @@ impl Site {
         let mut site = Site::assemble(stores, store, State::new(), Frontier::new(), Some(key), db);
         let verifier = site.key.as_ref().map(SiteKey::verifier_key).unwrap_or_default();
         let events = genesis(g.site, &verifier, g.root_unit, g.root_unit_name, g.admin, g.admin_name);
-        let decision = Decision { events, corrects: None };
+        let decision = Decision { events, corrects: None, opens: vec![] };
         let mut commit = Commit::default();
         let staged =
             site.stage(staging::Origin { actor: g.admin, witness: None, key: "genesis", request: None, at: g.at }, decision, &mut commit)?;

@@ -332,23 +332,28 @@ pub fn webhook_key(secret: &str) -> std::result::Result<Vec<u8>, String> {
     Ok(key)
 }
 
-/// What an entry means for notifications: which incident, what happened, and the unit whose
-/// rules apply (its own; the one it went up to; the one responsible now).
-fn change_of(state: &State, env: &Envelope) -> Option<(IncidentId, NotifyOn, UnitId)> {
-    match &env.event {
-        Event::IncidentOpened { incident, unit, .. } => Some((incident.clone(), NotifyOn::Opened, unit.clone())),
-        Event::IncidentUpdated { incident, action } => {
-            let now = state.incidents.get(incident)?.responsible.clone();
-            match action {
-                IncidentAction::Escalate { to, .. } => Some((incident.clone(), NotifyOn::Escalated, to.clone())),
-                IncidentAction::DeadlineMissed { .. } => Some((incident.clone(), NotifyOn::DeadlineMissed, now)),
-                IncidentAction::Reopen { .. } => Some((incident.clone(), NotifyOn::Reopened, now)),
-                IncidentAction::Close { .. } => Some((incident.clone(), NotifyOn::Closed, now)),
-                _ => None,
+/// What an entry means for notifications: per incident it opened or changed, what happened and the
+/// unit whose rules apply (its own; the one it went up to; the one responsible now).
+fn changes_of(state: &State, env: &Envelope) -> Vec<(IncidentId, NotifyOn, UnitId)> {
+    let mut out: Vec<(IncidentId, NotifyOn, UnitId)> = vec![];
+    for event in std::iter::once(&env.event).chain(&env.opens) {
+        match event {
+            Event::IncidentOpened { incident, unit, .. } => out.push((incident.clone(), NotifyOn::Opened, unit.clone())),
+            Event::IncidentUpdated { incident, action } => {
+                let Some(now) = state.incidents.get(incident).map(|i| i.responsible.clone()) else { continue };
+                let change = match action {
+                    IncidentAction::Escalate { to, .. } => (NotifyOn::Escalated, to.clone()),
+                    IncidentAction::DeadlineMissed { .. } => (NotifyOn::DeadlineMissed, now),
+                    IncidentAction::Reopen { .. } => (NotifyOn::Reopened, now),
+                    IncidentAction::Close { .. } => (NotifyOn::Closed, now),
+                    _ => continue,
+                };
+                out.push((incident.clone(), change.0, change.1));
             }
+            _ => {}
         }
-        _ => None,
     }
+    out
 }
 
 /// Who is told, per channel: badges (web), addresses, webhooks; each once.
@@ -414,10 +419,21 @@ fn message_id(seq: u64, channel: &str, target: &str) -> String {
 
 /// The messages one entry gives rise to under `cfg` (none for most entries).
 pub fn messages_for(state: &State, cfg: &NotifyConfig, env: &Envelope, now: OffsetDateTime) -> Vec<OutboxMessage> {
-    let Some((id, on, at)) = change_of(state, env) else { return vec![] };
-    let Some(incident) = state.incidents.get(&id) else { return vec![] };
-    let who = recipients(state, cfg, incident, on, &at);
-    let view = crate::incidents::view(state, &id, incident, now);
+    changes_of(state, env).into_iter().flat_map(|(id, on, at)| messages_of_change(state, cfg, env, &id, on, &at, now)).collect()
+}
+
+fn messages_of_change(
+    state: &State,
+    cfg: &NotifyConfig,
+    env: &Envelope,
+    id: &IncidentId,
+    on: NotifyOn,
+    at: &UnitId,
+    now: OffsetDateTime,
+) -> Vec<OutboxMessage> {
+    let Some(incident) = state.incidents.get(id) else { return vec![] };
+    let who = recipients(state, cfg, incident, on, at);
+    let view = crate::incidents::view(state, id, incident, now);
     let subject = format!(
         "[Quartermaster] {} {} at {}: {} {}",
         view.severity.to_uppercase(),
@@ -426,16 +442,18 @@ pub fn messages_for(state: &State, cfg: &NotifyConfig, env: &Envelope, now: Offs
         view.id,
         on.as_str().replace('_', " ")
     );
-    let text = email_text(&view, on, &at, env, cfg.public_url.as_deref());
+    let text = email_text(&view, on, at, env, cfg.public_url.as_deref());
     let payload = serde_json::json!({
         "type": format!("incident.{}", on.as_str()),
         "timestamp": env.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
         "data": { "site": env.site, "seq": env.seq, "unit_told": at.to_string(), "actor": env.actor.to_string(), "incident": view },
     })
     .to_string();
-    let ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    let ms = ms_of(now);
+    // One entry can open several incidents: the id names the incident too.
+    let key = |target: &str| format!("{id} {target}");
     let message = |channel: &str, target: String, body: String, delivered: bool| OutboxMessage {
-        id: message_id(env.seq, channel, &target),
+        id: message_id(env.seq, channel, &key(&target)),
         seq: env.seq,
         channel: channel.into(),
         target,

@@ -158,8 +158,18 @@ pub fn summarize(env: &Envelope) -> String {
     summarize_in(env, &crate::zone::SiteZone::utc())
 }
 
-/// [`summarize`] with the times it names in the site's zone.
+/// [`summarize`] with the times it names in the site's zone; the incidents the entry opened by
+/// itself follow its event.
 pub fn summarize_in(env: &Envelope, zone: &crate::zone::SiteZone) -> String {
+    let mut text = event_summary(env, zone);
+    for opened in &env.opens {
+        text.push_str(" — ");
+        text.push_str(&summarize_incident(opened, zone));
+    }
+    text
+}
+
+fn event_summary(env: &Envelope, zone: &crate::zone::SiteZone) -> String {
     let lines = |ls: &[Line]| ls.iter().map(Line::label).collect::<Vec<_>>().join(", ");
     match &env.event {
         Event::Movement { kind, from, to, lines: ls, document } => {

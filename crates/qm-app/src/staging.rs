@@ -13,6 +13,16 @@ pub(crate) struct Origin<'a> {
     pub(crate) at: OffsetDateTime,
 }
 
+/// The incidents a decision opens by itself in the entry of its `i`-th event.
+fn take_opens(opens: &mut Vec<(usize, Event)>, i: usize) -> Vec<Event> {
+    if opens.is_empty() {
+        return vec![];
+    }
+    let (here, rest): (Vec<_>, Vec<_>) = std::mem::take(opens).into_iter().partition(|(at, _)| *at == i);
+    *opens = rest;
+    here.into_iter().map(|(_, e)| e).collect()
+}
+
 impl Site {
     /// The context a request is decided in: who acts (and through which token), who witnesses,
     /// when, and the site's local time then.
@@ -26,10 +36,12 @@ impl Site {
     pub fn preview(&self, req: &Request) -> std::result::Result<Vec<Envelope>, Rejection> {
         let decision = decide(&self.state, &self.ctx(req), &req.command)?;
         let site = self.site_name();
+        let mut opens = decision.opens;
         Ok(decision
             .events
             .into_iter()
-            .map(|event| Envelope {
+            .enumerate()
+            .map(|(i, event)| Envelope {
                 site: site.clone(),
                 seq: 0,
                 at: req.at,
@@ -39,6 +51,7 @@ impl Site {
                 request: None,
                 corrects: None,
                 event,
+                opens: take_opens(&mut opens, i),
             })
             .collect())
     }
@@ -180,12 +193,12 @@ impl Site {
         Ok(outcome)
     }
 
-    /// A denied attempt as a decision: the `access_denied` entry, and the incident it opens under
-    /// the incident rules (`qm_core::incidents::follow_ups`).
+    /// A denied attempt as a decision: the `access_denied` entry, with the incident it opens under
+    /// the incident rules (`qm_core::incidents::openings`).
     pub(crate) fn denial(&self, who: String, operation: String, reason: String, at: OffsetDateTime) -> Decision {
-        let mut events = vec![Event::AccessDenied { who, operation, reason }];
-        events.extend(qm_core::incidents::follow_ups(&self.state, &self.state.incident_rules.0, &events, self.state.next_seq, at));
-        Decision { events, corrects: None }
+        let events = vec![Event::AccessDenied { who, operation, reason }];
+        let opens = qm_core::incidents::openings(&self.state, &events, at);
+        Decision { events, corrects: None, opens }
     }
 
     /// Turns a decision into entries, applies them to the books and adds them to the commit.
@@ -200,6 +213,7 @@ impl Site {
         let first = self.state.next_seq;
         let mut entries = vec![];
         let n = decision.events.len();
+        let mut opens = decision.opens;
         for (i, event) in decision.events.into_iter().enumerate() {
             let env = Envelope {
                 site: site.clone(),
@@ -212,6 +226,7 @@ impl Site {
                 // The correction reference sits on the last entry, the reverse movement itself.
                 corrects: if i + 1 == n { decision.corrects.clone() } else { None }.map(|c: Correction| c),
                 event,
+                opens: take_opens(&mut opens, i),
             };
             self.state.apply(&env).map_err(|e| AppError::Internal(e.to_string()))?;
             entries.push(env);

@@ -310,9 +310,10 @@ fn count_transfer_resolution_and_correction() {
     assert_eq!(t.as_array().unwrap().len(), 1);
     let r = e.json("0710", &["transfer", "receive", "T-1", "--to", "D2-ARM", "L-1:95"]);
     let types: Vec<&str> = r["entries"].as_array().unwrap().iter().map(|x| x["event"]["type"].as_str().unwrap()).collect();
-    // The shortage opens an incident by itself, in the same commit (docs/incidents.md).
-    assert_eq!(types, vec!["movement", "discrepancy_opened", "transfer_received", "incident_opened"]);
-    assert_eq!(r["entries"][3]["event"]["kind"], "count_discrepancy");
+    // The shortage opens an incident by itself, recorded in the discrepancy's own entry (docs/incidents.md).
+    assert_eq!(types, vec!["movement", "discrepancy_opened", "transfer_received"]);
+    assert_eq!(r["entries"][1]["opens"][0]["type"], "incident_opened", "{r}");
+    assert_eq!(r["entries"][1]["opens"][0]["kind"], "count_discrepancy");
     assert_eq!(r["entries"][1]["event"]["facts"]["kind"], "quantity_short");
     assert_eq!(e.json("0611", &["transfers"]).as_array().unwrap().len(), 0);
     // A correction: a mistaken move is reversed by a new entry that refers to it.

@@ -32,6 +32,11 @@ pub struct Envelope {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub corrects: Option<Correction>,
     pub event: Event,
+    /// Incidents this entry's event opened by itself under the incident rules (only
+    /// `Event::IncidentOpened`, applied after `event`): recorded in the entry that gave rise to
+    /// them, not in entries of their own. Absent on most entries, and on those written before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub opens: Vec<Event>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -236,6 +236,23 @@ pub fn follow_ups(state: &State, rules: &IncidentRules, events: &[Event], first_
     out
 }
 
+/// The incidents `events` open by themselves (as `follow_ups`, under the books' rules), each with
+/// the index of the last event that gave rise to it: its opening is recorded in that event's entry
+/// (`Envelope::opens`), so an automatic incident costs no entry of its own.
+pub fn openings(state: &State, events: &[Event], at: OffsetDateTime) -> Vec<(usize, Event)> {
+    let first = state.next_seq;
+    follow_ups(state, &state.incident_rules.0, events, first, at)
+        .into_iter()
+        .map(|e| {
+            let last = match &e {
+                Event::IncidentOpened { objects, .. } => objects.entries.iter().max().copied().unwrap_or(first),
+                _ => first,
+            };
+            ((last.saturating_sub(first) as usize).min(events.len().saturating_sub(1)), e)
+        })
+        .collect()
+}
+
 fn trigger_name(t: Trigger) -> &'static str {
     match t {
         Trigger::Discrepancy => "discrepancy",

@@ -275,6 +275,7 @@ mod tests {
             request: None,
             corrects: None,
             event,
+            opens: vec![],
         }
     }
 

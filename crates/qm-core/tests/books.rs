@@ -80,6 +80,7 @@ fn books() -> State {
             request: None,
             corrects: corrects.map(|seq| qm_core::Correction { seq, reason: "wrong quantity".into() }),
             event,
+            opens: vec![],
         };
         state.apply(&env).unwrap_or_else(|e| panic!("{json}: {e}"));
     }

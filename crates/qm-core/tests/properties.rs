@@ -299,6 +299,7 @@ impl Run {
             request: None,
             corrects,
             event,
+            opens: vec![],
         };
         self.state.apply(&env).map_err(|e| format!("an accepted decision does not apply: {e}; entry {env:?}"))?;
         match &env.event {

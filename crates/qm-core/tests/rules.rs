@@ -77,6 +77,17 @@ fn push(
     corrects: Option<Correction>,
     event: Event,
 ) -> Result<Envelope, ApplyError> {
+    push_opening(state, (at, actor, witness), corrects, event, vec![])
+}
+
+/// As `push`, with the incidents the entry opens by itself.
+fn push_opening(
+    state: &mut State,
+    (at, actor, witness): (OffsetDateTime, &str, Option<&str>),
+    corrects: Option<Correction>,
+    event: Event,
+    opens: Vec<Event>,
+) -> Result<Envelope, ApplyError> {
     let env = Envelope {
         site: "test".into(),
         seq: state.next_seq,
@@ -87,6 +98,7 @@ fn push(
         request: None,
         corrects,
         event,
+        opens,
     };
     state.apply(&env)?;
     Ok(env)
@@ -121,7 +133,8 @@ fn apply_decision(state: &mut State, actor: &str, witness: Option<&str>, decisio
     let mut out = vec![];
     for (i, event) in decision.events.into_iter().enumerate() {
         let corrects = if i + 1 == n { decision.corrects.clone() } else { None };
-        out.push(push(state, NOW, actor, witness, corrects, event)?);
+        let opens = decision.opens.iter().filter(|(at, _)| *at == i).map(|(_, e)| e.clone()).collect();
+        out.push(push_opening(state, (NOW, actor, witness), corrects, event, opens)?);
     }
     Ok(out)
 }
@@ -187,7 +200,8 @@ fn a_loss_and_a_count_discrepancy_open_incidents_by_themselves() {
     let mut s = stocked();
     exec(&mut s, "0417", None, issue("1001", None, vec![ser("R-1")]));
     let d = run(&s, "0417", None, Command::ReportLost { from: person("1001"), items: vec![ser("R-1")], document: None }).unwrap();
-    let opened: Vec<&Event> = d.events.iter().filter(|e| matches!(e, Event::IncidentOpened { .. })).collect();
+    let opened: Vec<&Event> = d.opens.iter().map(|(_, e)| e).collect();
+    assert_eq!(d.opens.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0], "the loss's own entry records the incident");
     assert_eq!(opened.len(), 1, "{:?}", d.events);
     let Event::IncidentOpened { incident, kind, severity, unit, objects, rule, .. } = opened[0] else { unreachable!() };
     assert_eq!((incident.as_str(), *kind, *severity, unit.as_str()), ("I-1", IncidentKind::Loss, Severity::Critical, "D-11"));
@@ -599,7 +613,7 @@ fn receiving_more_of_a_known_lot_only_moves_it() {
             document: Some("DN-77".into()),
         }]
     );
-    apply_decision(&mut s, "0611", None, Decision { events: evs, corrects: None }).unwrap();
+    apply_decision(&mut s, "0611", None, Decision { events: evs, corrects: None, opens: vec![] }).unwrap();
     assert_eq!(s.balance(&at_loc("ARM11"), &lot("A-1")), q(1250));
 }
 
@@ -626,7 +640,7 @@ fn receiving_a_new_serial_registers_it() {
             },
         ]
     );
-    apply_decision(&mut s, "0417", None, Decision { events: evs, corrects: None }).unwrap();
+    apply_decision(&mut s, "0417", None, Decision { events: evs, corrects: None, opens: vec![] }).unwrap();
     assert_eq!(s.serials[&sn("R-10")].account, at_loc("RACK11"));
 }
 
@@ -1083,7 +1097,7 @@ fn a_short_transfer_opens_discrepancies_that_would_move_transit_to_lost() {
             Event::TransferReceived { transfer: tr("T-1"), location: l("ARM12"), discrepancies: vec![did("D-1"), did("D-2")] },
         ]
     );
-    apply_decision(&mut s, "0710", None, Decision { events: evs, corrects: None }).unwrap();
+    apply_decision(&mut s, "0710", None, Decision { events: evs, corrects: None, opens: vec![] }).unwrap();
     assert_eq!(s.balance(&transit, &lot("A-1")), q(10));
     assert_eq!(s.transfers[&tr("T-1")].discrepancies, vec![did("D-1"), did("D-2")]);
     // Approving the shortage writes the rest off from transit to lost.
@@ -1648,7 +1662,7 @@ fn approving_an_unknown_find_needs_its_item_type_and_registers_it() {
             },
         ]
     );
-    apply_decision(&mut s, "0503", Some("0417"), Decision { events: evs, corrects: None }).unwrap();
+    apply_decision(&mut s, "0503", Some("0417"), Decision { events: evs, corrects: None, opens: vec![] }).unwrap();
     assert_eq!(s.serials[&sn("X-99")].account, at_loc("RACK11"));
 }
 
@@ -1701,6 +1715,7 @@ fn a_correction_reverses_a_movement_once() {
         Decision {
             events: vec![movement(MovementKind::Correct, person("1001"), at_loc("RACK11"), vec![serial_line("R-1", "RIFLE")])],
             corrects: Some(Correction { seq: issued.seq, reason: "wrong rifle handed over".into() }),
+            opens: vec![],
         }
     );
     assert_refused(run(&s, "0417", None, correct(&issued, "x")), "permission.role", &["badge 0417", "may not correct"]);
@@ -2111,6 +2126,7 @@ fn an_incident_nobody_acknowledges_escalates_up_the_tree_one_unit_per_period_as_
                 request: None,
                 corrects: None,
                 event: e,
+                opens: vec![],
             };
             s.apply(&env).unwrap();
         }
@@ -2135,8 +2151,9 @@ fn a_count_with_many_discrepancies_opens_one_incident_about_all_of_them() {
     let s = counted();
     let d = run(&s, "0501", None, close("C-1")).unwrap();
     let discrepancies = d.events.iter().filter(|e| matches!(e, Event::DiscrepancyOpened { .. })).count();
-    let opened: Vec<&Event> = d.events.iter().filter(|e| matches!(e, Event::IncidentOpened { .. })).collect();
+    let opened: Vec<&Event> = d.opens.iter().map(|(_, e)| e).collect();
     assert_eq!((discrepancies, opened.len()), (5, 1), "{:?}", d.events);
+    assert_eq!(d.opens[0].0, 4, "the last discrepancy's entry records the incident about all five");
     let Event::IncidentOpened { kind, objects, summary, .. } = opened[0] else { unreachable!() };
     assert_eq!(*kind, IncidentKind::CountDiscrepancy);
     assert_eq!(objects.discrepancies.len(), 5);

@@ -83,6 +83,7 @@ fn main() {
             request: None,
             corrects: None,
             event,
+            opens: vec![],
         };
         state.apply(&env).unwrap();
         seq += 1;

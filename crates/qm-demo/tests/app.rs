@@ -72,6 +72,7 @@ proptest! {
             idempotency_key: doc.clone(), corrects: None,
             request: None,
             event: Event::Movement { kind: MovementKind::Receive, from: Account::Supplier("x".into()), to: Account::Lost, lines: vec![], document: Some(doc.clone()) },
+            opens: vec![],
         };
         prop_assert_eq!(encode(&env).unwrap(), encode_reference(&env).unwrap());
         let env2 = Envelope { event: Event::ItemTypeDefined { item_type: ItemTypeId::parse("T").unwrap(), name: doc, kind: ItemKind::Explosive, tracking: Tracking::Lot, unit_of_measure: "kg".into(), neq_kg_per_unit: neq.abs(), un_code: None, qualification: None }, ..env };
@@ -266,6 +267,7 @@ fn forge(dir: &tempfile::TempDir, events: Vec<(Badge, Event)>) -> u64 {
             request: None,
             corrects: None,
             event,
+            opens: vec![],
         };
         let bytes = encode(&env).unwrap();
         let hashes = frontier.push(qm_ledger::leaf_hash(&bytes));

@@ -67,7 +67,11 @@ fn one_entry_of_every_event_type_encodes_to_the_bytes_checked_in() {
         assert_eq!(String::from_utf8(encode(&env).unwrap()).unwrap(), line, "line {n} ({ty}): the canonical bytes changed");
         assert_eq!(String::from_utf8(encode_reference(&env).unwrap()).unwrap(), line, "line {n} ({ty}): differs from RFC 8785");
         *seen.entry(ty).or_default() += 1;
+        if !env.opens.is_empty() {
+            *seen.entry("entry that opens an incident").or_default() += 1;
+        }
     }
+    assert!(seen.remove("entry that opens an incident").is_some(), "the golden file lacks an entry that opens an incident by itself");
     assert_eq!(seen.len(), ALL_TYPES, "the golden file lacks some event types: has {:?}", seen.keys().collect::<Vec<_>>());
 }
 
@@ -79,8 +83,12 @@ fn bless() {
     let now = time::OffsetDateTime::now_utc();
     let (site, _) = qm_demo::demo::create(&db, &qm_app::default_key_path(std::path::Path::new(&db)), qm_demo::demo::last_day(now)).unwrap();
     let mut first: BTreeMap<&'static str, Vec<u8>> = BTreeMap::new();
+    let mut opening = None;
     for e in site.store().read_entries(0, site.size() as usize).unwrap() {
         let env = decode(&e.bytes).unwrap();
+        if !env.opens.is_empty() && opening.is_none() {
+            opening = Some(e.bytes.clone());
+        }
         first.entry(type_of(&env.event)).or_insert(e.bytes);
     }
     let mut out = String::new();
@@ -93,6 +101,10 @@ fn bless() {
             out.push_str(line);
             out.push('\n');
         }
+    }
+    if !existing.lines().any(|l| decode(l.as_bytes()).is_ok_and(|e| !e.opens.is_empty())) {
+        out.push_str(std::str::from_utf8(&opening.expect("the demo opens an incident by itself")).unwrap());
+        out.push('\n');
     }
     for (ty, bytes) in first {
         if !have.contains_key(ty) {

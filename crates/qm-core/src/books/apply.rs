@@ -48,9 +48,16 @@ impl State {
             | Event::DiscrepancyOpened { .. }
             | Event::CountClosed { .. }
             | Event::DiscrepancyResolved { .. } => self.apply_flows(env),
-            Event::IncidentOpened { .. } | Event::IncidentUpdated { .. } => self.apply_incident(env),
+            Event::IncidentOpened { .. } | Event::IncidentUpdated { .. } => self.apply_incident(env, &env.event),
         };
         applied.map_err(fail)?;
+        // The incidents the event opened by itself, recorded in the same entry.
+        for opened in &env.opens {
+            if !matches!(opened, Event::IncidentOpened { rule: Some(_), .. }) {
+                return Err(fail(format!("an entry may carry only incidents opened by a rule, not {}", opened.type_name())));
+            }
+            self.apply_incident(env, opened).map_err(fail)?;
+        }
         if let Some(c) = &env.corrects {
             self.corrected.insert(c.seq, env.seq);
             self.touch(&CORRECTED, &c.seq);
@@ -426,8 +433,8 @@ impl State {
 
 impl State {
     /// Incidents: opened, then each step; the books keep where each stands and its entries.
-    fn apply_incident(&mut self, env: &Envelope) -> Result<(), String> {
-        match &env.event {
+    fn apply_incident(&mut self, env: &Envelope, event: &Event) -> Result<(), String> {
+        match event {
             Event::IncidentOpened { incident, kind, severity, unit, location, objects, summary, discovered_at, rule } => {
                 if self.incidents.contains_key(incident) {
                     return Err(format!("incident {incident} is already open"));
@@ -484,7 +491,7 @@ impl State {
             }
             other => return Err(format!("{} is not an incident event", other.type_name())),
         }
-        let id = match &env.event {
+        let id = match event {
             Event::IncidentOpened { incident, .. } | Event::IncidentUpdated { incident, .. } => incident.clone(),
             _ => return Ok(()),
         };

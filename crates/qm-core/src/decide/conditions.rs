@@ -95,5 +95,5 @@ pub(super) fn decide_readings(
             }
         }
     }
-    Ok(Decision { events, corrects: None })
+    Ok(Decision { events, corrects: None, opens: vec![] })
 }

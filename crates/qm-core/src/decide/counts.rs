@@ -146,7 +146,7 @@ pub(super) fn decide_close_count(c: &Checker, count: &CountId) -> R<Decision> {
     let mut events: Vec<Event> =
         ids.iter().zip(facts).map(|(id, f)| Event::DiscrepancyOpened { discrepancy: id.clone(), facts: f }).collect();
     events.push(Event::CountClosed { count: count.clone(), discrepancies: ids });
-    Ok(Decision { events, corrects: None })
+    Ok(Decision { events, corrects: None, opens: vec![] })
 }
 
 pub(super) fn decide_resolve(c: &Checker, id: &DiscrepancyId, approve: bool, note: &str, item_type: Option<&ItemTypeId>) -> R<Decision> {
@@ -245,13 +245,13 @@ pub(super) fn decide_resolve(c: &Checker, id: &DiscrepancyId, approve: bool, not
     } else {
         events.push(Event::DiscrepancyResolved { discrepancy: id.clone(), adjusted: false, note: note.to_string() });
     }
-    Ok(Decision { events, corrects: None })
+    Ok(Decision { events, corrects: None, opens: vec![] })
 }
 
 /// Starting a count and recording what was found.
 pub(super) fn decide_count(c: &Checker, command: &Command) -> R<Decision> {
     let (state, ctx) = (c.state, c.ctx);
-    let one = |e: Event| Ok(Decision { events: vec![e], corrects: None });
+    let one = |e: Event| Ok(Decision { events: vec![e], corrects: None, opens: vec![] });
     match command {
         Command::StartCount { root, kind, blind } => {
             let loc = c.location(root)?;

@@ -94,7 +94,7 @@ pub(super) fn decide_receive(c: &Checker, to: &LocationId, from: &str, document:
         lines: out,
         document: Some(document.to_string()),
     });
-    Ok(Decision { events, corrects: None })
+    Ok(Decision { events, corrects: None, opens: vec![] })
 }
 
 pub(super) fn decide_issue(c: &Checker, to: &Badge, from: Option<&LocationId>, items: &[ItemRef]) -> R<Decision> {
@@ -182,13 +182,13 @@ pub(super) fn decide_issue(c: &Checker, to: &Badge, from: Option<&LocationId>, i
             document: None,
         });
     }
-    Ok(Decision { events, corrects: None })
+    Ok(Decision { events, corrects: None, opens: vec![] })
 }
 
 /// Returns, moves within a unit, expenditure, destruction, losses and recoveries, lot status.
 pub(super) fn decide_custody(c: &Checker, command: &Command) -> R<Decision> {
     let (state, ctx, actor) = (c.state, c.ctx, c.actor);
-    let one = |e: Event| Ok(Decision { events: vec![e], corrects: None });
+    let one = |e: Event| Ok(Decision { events: vec![e], corrects: None, opens: vec![] });
     match command {
         Command::Return { from, to, items } => {
             let loc = c.location(to)?;

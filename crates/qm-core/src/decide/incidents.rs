@@ -1,12 +1,12 @@
 //! Incidents by hand: opening one, and each step of its life (docs/incidents.md). The incidents that
-//! open by themselves come from `crate::incidents::follow_ups`, added to every decision in `decide`.
+//! open by themselves come from `crate::incidents::openings`, recorded in the entries that open them (`decide`).
 
 use super::*;
 use crate::incidents::obligations;
 
 pub(super) fn decide_incident(c: &Checker, command: &Command) -> R<Decision> {
     let state = c.state;
-    let one = |e: Event| Ok(Decision { events: vec![e], corrects: None });
+    let one = |e: Event| Ok(Decision { events: vec![e], corrects: None, opens: vec![] });
     match command {
         Command::OpenIncident { kind, severity, unit, location, objects, summary, discovered_at } => {
             text("summary", summary, true)?;
@@ -196,7 +196,7 @@ pub(super) fn decide_missed(state: &State, ctx: &Ctx, id: &IncidentId, obligatio
         );
     }
     let action = IncidentAction::DeadlineMissed { obligation: obligation.to_string() };
-    Ok(Decision { events: vec![Event::IncidentUpdated { incident: id.clone(), action }], corrects: None })
+    Ok(Decision { events: vec![Event::IncidentUpdated { incident: id.clone(), action }], corrects: None, opens: vec![] })
 }
 
 pub(super) fn decide_escalate_overdue(state: &State, ctx: &Ctx, id: &IncidentId) -> R<Decision> {
@@ -215,5 +215,6 @@ pub(super) fn decide_escalate_overdue(state: &State, ctx: &Ctx, id: &IncidentId)
     Ok(Decision {
         events: vec![Event::IncidentUpdated { incident: id.clone(), action: IncidentAction::Escalate { to, reason } }],
         corrects: None,
+        opens: vec![],
     })
 }

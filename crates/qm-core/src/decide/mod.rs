@@ -80,6 +80,16 @@ impl Rejection {
 pub struct Decision {
     pub events: Vec<Event>,
     pub corrects: Option<Correction>,
+    /// Incidents the events open by themselves (`crate::incidents::follow_ups`), each with the
+    /// index of the event whose entry records its opening (`Envelope::opens`).
+    pub opens: Vec<(usize, Event)>,
+}
+
+impl Decision {
+    /// Events that correct nothing and open no incident yet (`decide` adds those).
+    pub fn of(events: Vec<Event>) -> Decision {
+        Decision { events, corrects: None, opens: vec![] }
+    }
 }
 
 pub(crate) type R<T> = Result<T, Rejection>;
@@ -355,7 +365,7 @@ impl<'a> Checker<'a> {
 }
 
 pub(crate) fn single_movement(kind: MovementKind, from: Account, to: Account, lines: Vec<Line>, document: Option<String>) -> Decision {
-    Decision { events: vec![Event::Movement { kind, from, to, lines, document }], corrects: None }
+    Decision { events: vec![Event::Movement { kind, from, to, lines, document }], corrects: None, opens: vec![] }
 }
 
 /// Refusal of a sum that would pass the largest quantity, naming the lot.
@@ -435,8 +445,7 @@ pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, R
     // Storage safety applies to every movement that ends in a magazine or depot, whatever the command.
     storage::check_decision(state, &decision.events)?;
     // The events that mean an incident open one, in the same entries' commit (crate::incidents).
-    let follow = crate::incidents::follow_ups(state, &state.incident_rules.0, &decision.events, state.next_seq, ctx.at);
-    decision.events.extend(follow);
+    decision.opens = crate::incidents::openings(state, &decision.events, ctx.at);
     Ok(decision)
 }
 
@@ -527,5 +536,6 @@ fn decide_correct(c: &Checker, original: &Envelope, reason: &str) -> Result<Deci
             document: document.clone(),
         }],
         corrects: Some(Correction { seq: original.seq, reason: reason.to_string() }),
+        opens: vec![],
     })
 }

@@ -32,7 +32,7 @@ pub fn valid_un_code(code: &str) -> bool {
 /// The setup commands: what the organization, its places, catalog, people and rules are.
 pub(super) fn decide_setup(c: &Checker, command: &Command) -> R<Decision> {
     let (state, ctx, actor) = (c.state, c.ctx, c.actor);
-    let one = |e: Event| Ok(Decision { events: vec![e], corrects: None });
+    let one = |e: Event| Ok(Decision { events: vec![e], corrects: None, opens: vec![] });
     match command {
         Command::CreateUnit { unit, name, parent } => {
             text("unit name", name, true)?;
@@ -136,19 +136,16 @@ pub(super) fn decide_setup(c: &Checker, command: &Command) -> R<Decision> {
                 return invalid("empty credential hash");
             }
             // The ledger records that a PIN was set; its hash goes to the credentials table (qm-app).
-            Ok(Decision {
-                events: vec![
-                    Event::PersonRegistered {
-                        badge: badge.clone(),
-                        name: name.clone(),
-                        unit: unit.clone(),
-                        roles: roles.clone(),
-                        pin_hash: None,
-                    },
-                    Event::CredentialSet { badge: badge.clone(), kind: CredentialKind::Pin, hash: None },
-                ],
-                corrects: None,
-            })
+            Ok(Decision::of(vec![
+                Event::PersonRegistered {
+                    badge: badge.clone(),
+                    name: name.clone(),
+                    unit: unit.clone(),
+                    roles: roles.clone(),
+                    pin_hash: None,
+                },
+                Event::CredentialSet { badge: badge.clone(), kind: CredentialKind::Pin, hash: None },
+            ]))
         }
         Command::GrantQualification { badge, qualification, expires } => {
             text("qualification", qualification, true)?;

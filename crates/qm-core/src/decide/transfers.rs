@@ -174,7 +174,7 @@ pub(super) fn decide_receive_transfer(c: &Checker, transfer: &TransferId, to: &L
         events.push(Event::DiscrepancyOpened { discrepancy: id.clone(), facts: f });
     }
     events.push(Event::TransferReceived { transfer: transfer.clone(), location: to.clone(), discrepancies: ids });
-    Ok(Decision { events, corrects: None })
+    Ok(Decision { events, corrects: None, opens: vec![] })
 }
 
 /// A dispatch to another unit: the stock goes into transit on a new transfer.
@@ -225,6 +225,7 @@ pub(super) fn decide_dispatch(c: &Checker, command: &Command) -> R<Decision> {
                     },
                 ],
                 corrects: None,
+                opens: vec![],
             })
         }
         other => invalid(format!("{} is not a dispatch", other.name())),
