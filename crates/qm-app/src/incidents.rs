@@ -99,6 +99,17 @@ pub fn view(state: &State, id: &IncidentId, i: &Incident, now: OffsetDateTime) -
 
 /// Incidents by the filter, gravest and newest first; `visible` says which units the reader sees.
 pub fn list(state: &State, f: &IncidentFilter, now: OffsetDateTime, visible: &dyn Fn(&UnitId) -> bool) -> Vec<IncidentView> {
+    list_at_most(state, f, now, visible, usize::MAX).0
+}
+
+/// The first `limit` of [`list`] (only those get their clocks computed), and how many there are.
+pub fn list_at_most(
+    state: &State,
+    f: &IncidentFilter,
+    now: OffsetDateTime,
+    visible: &dyn Fn(&UnitId) -> bool,
+    limit: usize,
+) -> (Vec<IncidentView>, usize) {
     let mut out: Vec<(&IncidentId, &Incident)> = state
         .incidents
         .iter()
@@ -109,7 +120,8 @@ pub fn list(state: &State, f: &IncidentFilter, now: OffsetDateTime, visible: &dy
         .collect();
     // Gravest first, then newest (by its first entry: several can open at the same moment).
     out.sort_by(|a, b| b.1.severity.cmp(&a.1.severity).then(b.1.entries.first().cmp(&a.1.entries.first())));
-    out.into_iter().map(|(id, i)| view(state, id, i, now)).collect()
+    let total = out.len();
+    (out.into_iter().take(limit).map(|(id, i)| view(state, id, i, now)).collect(), total)
 }
 
 /// One incident, or not found.

@@ -1,7 +1,7 @@
 //! `cargo bench -p qm-demo --bench incidents`: what opening incidents by themselves adds to the
 //! movements that trigger them (a reported loss opens one), beside an in-run baseline — the same
 //! losses on a site whose rules open no incident — one command per commit as at the counter, and in
-//! batches of 100; and the incidents page's data for a unit with 10,000 closed and 200 open ones.
+//! batches of 100 (250 losses per measurement: the demo's one lot of 5.56 mm lasts nine); and the incidents page's data for a unit with 10,000 closed and 200 open ones.
 
 // The same allocator as the `qm` binary.
 #[global_allocator]
@@ -35,12 +35,25 @@ fn loss(n: usize, at: OffsetDateTime) -> Request {
     Request::new(Badge::parse("0417").unwrap(), cmd, format!("bench-loss-{n}"), at)
 }
 
-/// Seconds for `count` losses on `site`, `batch` per commit.
-fn losses(site: &mut Site, from: usize, count: usize, batch: usize) -> f64 {
+/// Seconds for `count` losses on `site`, `batch` per commit: through the pipelined writer thread as
+/// the server commits (`submit`, then `finish`: durable before the answer), or in place as the CLI.
+fn losses(site: &mut Site, from: usize, count: usize, batch: usize, pipelined: bool) -> f64 {
     let at = site.state().last_at.unwrap_or_else(OffsetDateTime::now_utc) + Duration::seconds(1);
+    if pipelined {
+        site.start_writer().unwrap();
+    } else {
+        site.stop_writer();
+    }
     let t = Instant::now();
     for chunk in (from..from + count).collect::<Vec<_>>().chunks(batch) {
-        for r in site.execute_batch(chunk.iter().map(|n| loss(*n, at)).collect()) {
+        let reqs = chunk.iter().map(|n| loss(*n, at)).collect();
+        let results = if pipelined {
+            let ticket = site.submit(reqs);
+            site.finish(ticket)
+        } else {
+            site.execute_batch(reqs)
+        };
+        for r in results {
             r.unwrap();
         }
     }
@@ -48,17 +61,22 @@ fn losses(site: &mut Site, from: usize, count: usize, batch: usize) -> f64 {
 }
 
 fn main() {
-    let n = std::env::var("QM_BENCH_LOSSES").ok().and_then(|v| v.parse().ok()).unwrap_or(400usize);
+    let n = std::env::var("QM_BENCH_LOSSES").ok().and_then(|v| v.parse().ok()).unwrap_or(250usize);
     let dir = tempfile::tempdir().unwrap();
     let mut with = demo(&dir, "with", true);
     let mut without = demo(&dir, "without", false);
     println!("incidents bench: {n} reported losses per measurement, best of 3 rounds, alternating");
-    for (label, batch) in [("one command per commit (the counter)", 1usize), ("batches of 100", 100)] {
+    let modes = [
+        ("one command per commit, through the server's pipelined writer (the counter)", 1usize, true),
+        ("one command per commit, committed in place (the CLI)", 1, false),
+        ("batches of 100, through the pipelined writer", 100, true),
+    ];
+    for (m, (label, batch, pipelined)) in modes.into_iter().enumerate() {
         let (mut best_with, mut best_without) = (f64::MAX, f64::MAX);
         for round in 0..3 {
-            let from = (round * 2 + usize::from(batch > 1) * 10) * n;
-            best_without = best_without.min(losses(&mut without, from, n, batch));
-            best_with = best_with.min(losses(&mut with, from, n, batch));
+            let from = (m * 3 + round) * n;
+            best_without = best_without.min(losses(&mut without, from, n, batch, pipelined));
+            best_with = best_with.min(losses(&mut with, from, n, batch, pipelined));
         }
         println!(
             "  {label}: with incidents {:.1} µs/loss, without (baseline) {:.1} µs/loss, ratio {:.3}",
@@ -67,6 +85,8 @@ fn main() {
             best_with / best_without
         );
     }
+    with.stop_writer();
+    without.stop_writer();
     // The incidents page's data: 10,000 closed and 200 open incidents in D-11 (on the baseline
     // site, whose losses above opened none; the demo's own two are acknowledged).
     let mut state = without.state().clone();

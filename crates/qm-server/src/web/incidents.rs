@@ -17,6 +17,9 @@ use qm_app::query;
 use qm_core::*;
 use serde::Deserialize;
 
+/// Most incidents one page lists.
+pub const ROWS_MAX: usize = 500;
+
 #[derive(Deserialize, Default)]
 pub(crate) struct IncidentsQ {
     pub(crate) state: Option<String>,
@@ -43,8 +46,10 @@ pub(crate) async fn incidents_page(Visitor { st, p, .. }: Visitor, Query(q): Que
         kind: opt(&q.kind, IncidentKind::parse)?,
     };
     let pp = p.clone();
-    let list = st.site.call(move |site| incidents::list(site.state(), &f, now(), &|u| sees(site.state(), &pp, Some(u)))).await?;
+    let (list, total) =
+        st.site.call(move |site| incidents::list_at_most(site.state(), &f, now(), &|u| sees(site.state(), &pp, Some(u)), ROWS_MAX)).await?;
     let all = q.state.as_deref() == Some("all");
+    // Gravest and newest first: beyond ROWS_MAX the page says how many more a filter would show.
     let body = html! {
         (flash(&st, &p))
         form.filters method="get" action="/incidents" {
@@ -64,6 +69,7 @@ pub(crate) async fn incidents_page(Visitor { st, p, .. }: Visitor, Query(q): Que
                 } } }
             }
         }
+        @if total > list.len() { p.hint #incidents-more { "Showing the " (list.len()) " gravest and newest of " (total) "; filter by kind or unit to see the others." } }
         details.card #open-incident {
             summary { "Open an incident by hand" }
             form method="post" action="/incidents" {
