@@ -2159,3 +2159,48 @@ fn a_count_with_many_discrepancies_opens_one_incident_about_all_of_them() {
     assert_eq!(objects.discrepancies.len(), 5);
     assert!(summary.starts_with("5 discrepancies: discrepancy D-1 (missing serial): serial K-1"), "{summary}");
 }
+
+/// A loss or theft incident about serials closes only once the books tell each serial's fate:
+/// reported lost (or written off), moved since (found and put back), or seen by a count since.
+#[test]
+fn a_theft_incident_closes_only_once_each_serials_fate_is_in_the_books() {
+    use qm_core::event::IncidentAction::*;
+    let theft = Command::OpenIncident {
+        kind: IncidentKind::Theft,
+        severity: Severity::High,
+        unit: u("D-11"),
+        location: Some(l("RACK11")),
+        objects: qm_core::event::IncidentObjects { serials: vec![sn("R-1")], ..Default::default() },
+        summary: "rifle R-1 gone from its rack at the shift change".into(),
+        discovered_at: None,
+    };
+    let close = || step("I-1", Close { resolution: "settled".into() });
+    let base = {
+        let mut s = stocked();
+        exec(&mut s, "0417", None, theft.clone());
+        s
+    };
+    assert_refused(run(&base, "0501", None, close()), "incident.stock_unsettled", &["serial R-1", "location:RACK11", "report it lost"]);
+    // Reported lost: settled.
+    let mut lost = base.clone();
+    exec(&mut lost, "0417", None, Command::ReportLost { from: Account::Location(l("RACK11")), items: vec![ser("R-1")], document: None });
+    assert!(run(&lost, "0501", None, close()).is_ok());
+    // Found where it belongs: a count sees it, and the incident closes with the books unchanged.
+    let mut counted = base.clone();
+    let count = CountId::parse("C-1").unwrap();
+    exec(&mut counted, "0417", None, Command::StartCount { root: l("RACK11"), kind: CountKind::Cycle, blind: false });
+    exec(&mut counted, "0417", None, Command::RecordCount { count: count.clone(), location: l("RACK11"), serials: vec![sn("R-1"), sn("R-2")], lots: vec![] });
+    assert_refused(run(&counted, "0501", None, close()), "incident.stock_unsettled", &["serial R-1"]);
+    exec(&mut counted, "0417", None, Command::CloseCount { count });
+    assert!(run(&counted, "0501", None, close()).is_ok(), "a closed count saw it");
+    // Moved since (taken back to the rack from a person after it turned up): settled.
+    let mut moved = base;
+    exec(&mut moved, "0417", None, issue("1001", None, vec![ser("R-1")]));
+    assert!(run(&moved, "0501", None, close()).is_ok());
+    // Kinds that are not about missing stock close without it.
+    let mut other = stocked();
+    let Command::OpenIncident { severity, unit, location, objects, summary, discovered_at, .. } = theft else { unreachable!() };
+    let accident = Command::OpenIncident { kind: IncidentKind::Accident, severity, unit, location, objects, summary, discovered_at };
+    exec(&mut other, "0417", None, accident);
+    assert!(run(&other, "0501", None, close()).is_ok());
+}

@@ -167,10 +167,37 @@ fn may_close(c: &Checker, id: &IncidentId, i: &Incident) -> R<()> {
             ),
         );
     }
+    if let Some((serial, account)) = unsettled_serial(state, i) {
+        return refuse(
+            "incident.stock_unsettled",
+            format!(
+                "incident {id} ({}) is about serial {serial}, which the books still hold at {account} as when it was opened, \
+                 and no count has seen since: report it lost, or count it where it is found, before closing",
+                i.kind
+            ),
+        );
+    }
     if rule.close_witness {
         c.witness(&i.unit, &format!("closing {} incident {id}", i.severity))?;
     }
     Ok(())
+}
+
+/// A serial a loss or theft incident is about whose fate the books do not yet tell: still at the
+/// account it held when the incident opened (not reported lost, written off or expended, not moved
+/// since — found and put back, or recovered —, and not seen by a count closed since).
+fn unsettled_serial<'a>(state: &State, i: &'a Incident) -> Option<(&'a Serial, String)> {
+    if !matches!(i.kind, IncidentKind::Loss | IncidentKind::Theft) {
+        return None;
+    }
+    let opened = i.entries.first().copied().unwrap_or(0);
+    i.objects.serials.iter().find_map(|s| {
+        let item = state.serials.get(s)?;
+        let settled = matches!(item.account, Account::Lost | Account::Destroyed | Account::Expended)
+            || item.since_seq > opened
+            || state.counts.values().any(|c| c.closed && c.started_at >= i.opened_at && c.serials.values().any(|seen| seen.contains(s)));
+        (!settled).then(|| (s, item.account.to_string()))
+    })
 }
 
 /// The site escalates an incident one unit up when its acknowledgment periods passed outnumber the
