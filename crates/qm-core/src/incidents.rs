@@ -45,6 +45,8 @@ pub enum Trigger {
     Excursion,
     /// A denied attempt (a wrong PIN, an operation outside one's role or unit).
     AccessDenied,
+    /// A report an incident's obligation requires was not made by its deadline (recorded by the site).
+    DeadlineMissed,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -259,6 +261,7 @@ fn trigger_name(t: Trigger) -> &'static str {
         Trigger::Loss => "loss",
         Trigger::Excursion => "excursion",
         Trigger::AccessDenied => "access_denied",
+        Trigger::DeadlineMissed => "deadline_missed",
     }
 }
 
@@ -319,6 +322,16 @@ fn trigger(state: &State, event: &Event, seq: u64) -> Option<Triggered> {
             let unit = badge.as_ref().and_then(|b| state.people.get(b)).map(|p| p.unit.clone());
             let objects = IncidentObjects { badges: badge.into_iter().collect(), entries, ..Default::default() };
             Some((Trigger::AccessDenied, unit, None, objects, format!("denied {operation} for {who}: {reason}")))
+        }
+        Event::IncidentUpdated { incident, action: crate::event::IncidentAction::DeadlineMissed { obligation } } => {
+            let i = state.incidents.get(incident)?;
+            let objects =
+                IncidentObjects { serials: i.objects.serials.clone(), lots: i.objects.lots.clone(), entries, ..Default::default() };
+            let summary = format!(
+                "the report {obligation} that incident {incident} ({} {}) requires was not made by its deadline",
+                i.severity, i.kind
+            );
+            Some((Trigger::DeadlineMissed, Some(i.responsible.clone()), i.location.clone(), objects, summary))
         }
         _ => None,
     }

@@ -2189,7 +2189,12 @@ fn a_theft_incident_closes_only_once_each_serials_fate_is_in_the_books() {
     let mut counted = base.clone();
     let count = CountId::parse("C-1").unwrap();
     exec(&mut counted, "0417", None, Command::StartCount { root: l("RACK11"), kind: CountKind::Cycle, blind: false });
-    exec(&mut counted, "0417", None, Command::RecordCount { count: count.clone(), location: l("RACK11"), serials: vec![sn("R-1"), sn("R-2")], lots: vec![] });
+    exec(
+        &mut counted,
+        "0417",
+        None,
+        Command::RecordCount { count: count.clone(), location: l("RACK11"), serials: vec![sn("R-1"), sn("R-2")], lots: vec![] },
+    );
     assert_refused(run(&counted, "0501", None, close()), "incident.stock_unsettled", &["serial R-1"]);
     exec(&mut counted, "0417", None, Command::CloseCount { count });
     assert!(run(&counted, "0501", None, close()).is_ok(), "a closed count saw it");

@@ -441,6 +441,12 @@ fn overdue_incidents_are_escalated_by_the_site_once_per_level_and_verify() {
     let done = site.escalate_due(at + time::Duration::hours(49)).unwrap();
     assert_eq!(done.len(), 1, "only the missed report: HQ has no unit above it");
     assert_eq!(site.state().incidents[&id].missed, ["us-firearms-theft-loss"]);
+    // The missed report is an incident of its own, for the unit responsible now, in the same entry.
+    let Some(Event::IncidentOpened { kind, unit, summary, .. }) = done[0].entries[0].opens.first() else {
+        panic!("the missed deadline opened no incident: {:?}", done[0].entries)
+    };
+    assert_eq!((*kind, unit.as_str()), (IncidentKind::Other, "HQ"));
+    assert!(summary.contains("us-firearms-theft-loss") && summary.contains(id.as_str()), "{summary}");
     assert!(site.escalate_due(at + time::Duration::hours(50)).unwrap().is_empty());
     site.checkpoint().unwrap();
     assert_verifies(&site);
