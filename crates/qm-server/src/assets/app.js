@@ -59,6 +59,48 @@
       refresh();
       setInterval(refresh, 30000);
     }
+    // The notifications page: the person's list, live. Asked for every 5 s; new ones go on top.
+    var live = byId("my-notifications-live");
+    if (live && window.fetch) {
+      var seen = live.getAttribute("data-newest") || "";
+      var cell = function (tr, text, href) {
+        var td = document.createElement("td");
+        if (href) { var a = document.createElement("a"); a.href = href; a.textContent = text; td.appendChild(a); } else { td.textContent = text; }
+        tr.appendChild(td);
+      };
+      var poll = function () {
+        fetch("/api/notifications", { credentials: "same-origin" })
+          .then(function (r) { return r.ok ? r.json() : null; })
+          .then(function (list) {
+            if (!list || list.length === 0 || list[0].id === seen) { return; }
+            var table = byId("my-notifications");
+            if (!table) {
+              live.textContent = "";
+              table = document.createElement("table");
+              table.id = "my-notifications";
+              var head = document.createElement("thead"), hr = document.createElement("tr");
+              ["When", "Incident", "What"].forEach(function (h) { var th = document.createElement("th"); th.textContent = h; hr.appendChild(th); });
+              head.appendChild(hr); table.appendChild(head); table.appendChild(document.createElement("tbody"));
+              live.appendChild(table);
+            }
+            var body = table.querySelector("tbody");
+            var fresh = [];
+            for (var i = 0; i < list.length && list[i].id !== seen; i++) { fresh.push(list[i]); }
+            fresh.reverse().forEach(function (n) {
+              var tr = document.createElement("tr");
+              tr.className = "fresh";
+              cell(tr, n.created);
+              cell(tr, n.incident || "—", n.incident ? "/incidents/" + encodeURIComponent(n.incident) : null);
+              cell(tr, n.subject);
+              body.insertBefore(tr, body.firstChild);
+            });
+            seen = list[0].id;
+            live.setAttribute("data-newest", seen);
+          })
+          .catch(function () {});
+      };
+      setInterval(poll, 5000);
+    }
     // Tells tests (and anyone curious) that the keyboard helpers are in place.
     document.body.setAttribute("data-ready", "1");
   });

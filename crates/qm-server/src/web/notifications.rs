@@ -49,10 +49,12 @@ pub(crate) async fn notifications_page(Visitor { st, p, .. }: Visitor, Query(q):
     let body = html! {
         (flash(&st, &p))
         h2 { "Told to you" }
-        @if list.is_empty() { p.hint #no-notifications { "Nothing yet. The incidents you are told of appear here, newest first." } } @else {
-            table #my-notifications {
-                thead { tr { th { "When" } th { "Incident" } th { "What" } } }
-                tbody { @for v in &list { tr { td { (v.created) } td { (incident_link(v)) } td { (v.subject) } } } }
+        div #my-notifications-live data-newest=(list.first().map(|v| v.id.as_str()).unwrap_or("")) {
+            @if list.is_empty() { p.hint #no-notifications { "Nothing yet. The incidents you are told of appear here, newest first, as they come." } } @else {
+                table #my-notifications {
+                    thead { tr { th { "When" } th { "Incident" } th { "What" } } }
+                    tbody { @for v in &list { tr { td { (v.created) } td { (incident_link(v)) } td { (v.subject) } } } }
+                }
             }
         }
         @if let Some(out) = &out {

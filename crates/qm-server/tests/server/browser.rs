@@ -446,6 +446,24 @@ async fn the_web_ui_in_chromium() {
     let mine = wait_for_reload(&b, &format!("{url}/notifications"), "#my-notifications", "other at D-11").await;
     assert!(mine.contains("opened"), "{mine}");
     shot(&b, "23-notifications-officer").await;
+    // Live: an armorer opens another incident at D-11 over the API; the officer's open page shows it
+    // without a reload.
+    let armorer = client();
+    let r = armorer.post(format!("{url}/api/session")).json(&serde_json::json!({"badge": "1101", "password": pw})).send().await.unwrap();
+    let csrf = r.json::<serde_json::Value>().await.unwrap()["csrf"].as_str().unwrap().to_string();
+    let body =
+        serde_json::json!({"kind": "accident", "severity": "medium", "unit": "D-11", "summary": "round discharged at the clearing barrel"});
+    let r = armorer.post(format!("{url}/api/incidents")).header("x-csrf-token", csrf).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let mut live = String::new();
+    for _ in 0..150 {
+        live = text(&b, "#my-notifications").await;
+        if live.contains("accident at D-11") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(live.contains("accident at D-11") && live.contains("other at D-11"), "the list did not update by itself: {live}");
     sign_in_as(&b, &url, "0001", pw).await;
     let outbox = wait_for_reload(&b, &format!("{url}/notifications"), "#outbox", "failing").await;
     assert!(outbox.contains("webhook") && outbox.contains("soc"), "{outbox}");
