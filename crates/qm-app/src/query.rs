@@ -197,11 +197,7 @@ fn event_summary(env: &Envelope, zone: &crate::zone::SiteZone) -> String {
             flags.join(", "),
             conditions.map(|c| format!(", conditions {c:?}")).unwrap_or_default()
         ),
-        Event::ItemTypeStorageSet { item_type, temperature_c, humidity_pct } => format!(
-            "storage range of {item_type}: {}{}",
-            temperature_c.map(|r| format!("{}–{} °C ", r.min, r.max)).unwrap_or_default(),
-            humidity_pct.map(|r| format!("{}–{} % RH", r.min, r.max)).unwrap_or_default()
-        ),
+        Event::ItemTypeAttributesSet { .. } | Event::ItemTypeStorageSet { .. } => catalog_summary(&env.event),
         Event::ReadingsRecorded { location, count, first_at, last_at, sha256, .. } => {
             format!(
                 "{count} condition readings at {location} from {} to {} (sha256 {})",
@@ -253,6 +249,21 @@ fn event_summary(env: &Envelope, zone: &crate::zone::SiteZone) -> String {
             format!("discrepancy {discrepancy} {}: {note}", if *adjusted { "approved, books adjusted" } else { "explained, no change" })
         }
         Event::IncidentOpened { .. } | Event::IncidentUpdated { .. } => summarize_incident(&env.event, zone),
+    }
+}
+
+/// What an item type is said to need or be, in words.
+fn catalog_summary(event: &Event) -> String {
+    match event {
+        Event::ItemTypeAttributesSet { item_type, attributes } => {
+            format!("item type {item_type}: attributes {}", if attributes.is_empty() { "none".to_string() } else { attributes.join(", ") })
+        }
+        Event::ItemTypeStorageSet { item_type, temperature_c, humidity_pct } => format!(
+            "storage range of {item_type}: {}{}",
+            temperature_c.map(|r| format!("{}–{} °C ", r.min, r.max)).unwrap_or_default(),
+            humidity_pct.map(|r| format!("{}–{} % RH", r.min, r.max)).unwrap_or_default()
+        ),
+        other => other.type_name().to_string(),
     }
 }
 

@@ -437,6 +437,12 @@ pub enum ItemTypeCmd {
         qualification: Option<String>,
     },
     List,
+    /// What the mixing chart's footnotes are about, for an item type (replacing what it had; none
+    /// clears): detonator, firework, special_handling, substance in the shipped tables (docs/safety.md).
+    Attributes {
+        id: String,
+        attributes: Vec<String>,
+    },
     /// The storage range an item type needs.
     Storage {
         id: String,

@@ -97,14 +97,8 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
             };
             write(&mut s, who, cmd, out)
         }
-        Cmd::ItemType(ItemTypeCmd::Storage { id, temperature_c, humidity_pct }) => {
-            let mut s = open()?;
-            let cmd = Command::SetItemTypeStorage {
-                item_type: p(ItemTypeId::parse(id))?,
-                temperature_c: temperature_c.as_deref().map(safety_cmds::range).transpose()?,
-                humidity_pct: humidity_pct.as_deref().map(safety_cmds::range).transpose()?,
-            };
-            write(&mut s, who, cmd, out)
+        Cmd::ItemType(c @ (ItemTypeCmd::Attributes { .. } | ItemTypeCmd::Storage { .. })) => {
+            write(&mut open()?, who, storage_command(c)?, out)
         }
         Cmd::ItemType(ItemTypeCmd::List) => {
             let s = open()?;
@@ -201,4 +195,20 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
         }
         other => Err(AppError::Internal(format!("{other:?} is not a setup command"))),
     }
+}
+
+/// `qm item-type attributes` and `qm item-type storage`: what an item type is, and needs, in store.
+fn storage_command(c: &ItemTypeCmd) -> R<Command> {
+    Ok(match c {
+        ItemTypeCmd::Attributes { id, attributes } => {
+            let attributes = attributes.iter().flat_map(|a| a.split(',')).map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect();
+            Command::SetItemTypeAttributes { item_type: p(ItemTypeId::parse(id))?, attributes }
+        }
+        ItemTypeCmd::Storage { id, temperature_c, humidity_pct } => Command::SetItemTypeStorage {
+            item_type: p(ItemTypeId::parse(id))?,
+            temperature_c: temperature_c.as_deref().map(safety_cmds::range).transpose()?,
+            humidity_pct: humidity_pct.as_deref().map(safety_cmds::range).transpose()?,
+        },
+        _ => return Err(usage("not an item-type storage command")),
+    })
 }

@@ -618,7 +618,8 @@ fn unsafe_movements_into_a_magazine_are_refused_before_they_happen() {
     let e = Env::new();
     e.magazine();
     let before = e.entries();
-    // Detonators beside high explosive: the mixing chart says no (49 CFR 177.848(f) B/D needs footnote 4).
+    // Detonators beside high explosive: the mixing chart says no (49 CFR 177.848(f) B/D, "X(4)"):
+    // until the catalog says the item type is a detonator, footnote 4's exception concerns neither.
     let r = e.qm_as(
         "0420",
         &[
@@ -638,7 +639,39 @@ fn unsafe_movements_into_a_magazine_are_refused_before_they_happen() {
     );
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(r.stderr.contains("refused: detonators 1.1B (lot DET-77) may not be stored with TNT block 1 kg 1.1D (lot TNT-3) in magazine M2 — mixing chart B/D"), "{}", r.stderr);
-    assert!(r.stderr.contains("rule safety.mixing"), "{}", r.stderr);
+    assert!(r.stderr.contains("never, except as footnote 4") && r.stderr.contains("rule safety.mixing"), "{}", r.stderr);
+    // An attribute the tables do not know is refused; a detonator still needs the location built for it.
+    let bad = e.qm_as("0001", &["item-type", "attributes", "DET", "detonater"]);
+    assert!(
+        bad.code != 0 && bad.stderr.contains("\"detonater\" is not an item attribute") && bad.stderr.contains("detonator, firework"),
+        "{}",
+        bad.stderr
+    );
+    e.ok("0001", &["item-type", "attributes", "DET", "detonator"]);
+    let r = e.qm_as(
+        "0420",
+        &[
+            "receive",
+            "--to",
+            "M2-BAY",
+            "--from",
+            "Explosives Co",
+            "--document",
+            "DN-51",
+            "--item-type",
+            "DET",
+            "--witness",
+            "0501",
+            "DET-77:1000",
+        ],
+    );
+    assert!(
+        r.code == 3
+            && r.stderr
+                .contains("footnote 4 (detonator provisions of 177.835(g)) applies: the location is not flagged detonator_provisions"),
+        "{}",
+        r.stderr
+    );
     // A hazard division the licence does not cover.
     let r = e.qm_as(
         "0420",
@@ -659,7 +692,7 @@ fn unsafe_movements_into_a_magazine_are_refused_before_they_happen() {
         "{}",
         r.stderr
     );
-    assert_eq!(e.entries(), before, "a refused movement appends nothing");
+    assert_eq!(e.entries(), before + 1, "a refused movement appends nothing (the one entry: DET's attributes)");
     // Explosive weight without a UN classification: it cannot be placed in a magazine at all.
     e.ok(
         "0001",
@@ -1363,4 +1396,47 @@ fn an_organizations_incident_rules_replace_the_shipped_ones() {
     let r = e.qm_as("0417", &["--incident-rules", "bad.toml", "incidents"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("bad.toml: key severity.low.acknowledge_within_h"), "{}", r.stderr);
+}
+
+/// Issue 19: small-arms cartridges (1.4S) beside high explosive (1.1D) need no flag; a single L item
+/// type in an empty magazine is not refused as "may not be stored with" itself; a 1.4S firework is
+/// never stored with 1.1D; `qm magazines` says which footnotes are in play.
+#[test]
+fn footnotes_apply_to_what_they_are_about() {
+    let e = Env::new();
+    e.magazine();
+    for (id, name, code, attributes) in
+        [("CART", "Cartridges 5.56", "1.4S", ""), ("GEL", "Water gel", "1.3L", ""), ("FW", "Signal fireworks", "1.4S", "firework")]
+    {
+        e.ok(
+            "0001",
+            &[
+                "item-type",
+                "add",
+                id,
+                "--name",
+                name,
+                "--kind",
+                "explosive",
+                "--tracking",
+                "lot",
+                "--neq-kg-per-unit",
+                "0.001",
+                "--un-code",
+                code,
+            ],
+        );
+        if !attributes.is_empty() {
+            e.ok("0001", &["item-type", "attributes", id, attributes]);
+        }
+    }
+    e.ok("0001", &["location", "add", "M3", "--name", "Empty magazine", "--unit", "D-1", "--kind", "magazine", "--neq-limit-kg", "100"]);
+    e.ok("0420", &["receive", "--to", "M2", "--from", "X", "--document", "DN-60", "--item-type", "CART", "--witness", "0501", "C-1:1000"]);
+    e.ok("0420", &["receive", "--to", "M3", "--from", "X", "--document", "DN-61", "--item-type", "GEL", "--witness", "0501", "G-1:10"]);
+    e.ok("0420", &["receive", "--to", "M3", "--from", "X", "--document", "DN-62", "--item-type", "GEL", "--witness", "0501", "G-2:10"]);
+    let r = e
+        .qm_as("0420", &["receive", "--to", "M2", "--from", "X", "--document", "DN-63", "--item-type", "FW", "--witness", "0501", "F-1:5"]);
+    assert!(r.code == 3 && r.stderr.contains("footnote 5 (no 1.4S fireworks with HD 1.1 or 1.2) applies"), "{}", r.stderr);
+    let m = e.ok("0420", &["magazines"]);
+    assert!(m.contains("M2") && m.contains("M3"), "{m}");
 }

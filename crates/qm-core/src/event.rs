@@ -195,6 +195,11 @@ pub enum Event {
         conditions: Option<LocationConditions>,
     },
     /// The storage range an item type needs.
+    /// What the mixing chart's footnotes may ask of an item type (its attributes, from the tables').
+    ItemTypeAttributesSet {
+        item_type: ItemTypeId,
+        attributes: Vec<String>,
+    },
     ItemTypeStorageSet {
         item_type: ItemTypeId,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -469,6 +474,7 @@ impl Event {
             Event::ItemTypeDefined { .. } => "item_type_defined",
             Event::LocationSafetySet { .. } => "location_safety_set",
             Event::ItemTypeStorageSet { .. } => "item_type_storage_set",
+            Event::ItemTypeAttributesSet { .. } => "item_type_attributes_set",
             Event::ReadingsRecorded { .. } => "readings_recorded",
             Event::ExcursionStarted { .. } => "excursion_started",
             Event::ExcursionEnded { .. } => "excursion_ended",

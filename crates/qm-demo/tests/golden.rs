@@ -23,6 +23,7 @@ fn type_of(e: &Event) -> &'static str {
         Event::LocationCreated { .. } => "location_created",
         Event::LocationSafetySet { .. } => "location_safety_set",
         Event::ItemTypeStorageSet { .. } => "item_type_storage_set",
+        Event::ItemTypeAttributesSet { .. } => "item_type_attributes_set",
         Event::ReadingsRecorded { .. } => "readings_recorded",
         Event::ExcursionStarted { .. } => "excursion_started",
         Event::ExcursionEnded { .. } => "excursion_ended",
@@ -50,7 +51,7 @@ fn type_of(e: &Event) -> &'static str {
     }
 }
 
-const ALL_TYPES: usize = 30;
+const ALL_TYPES: usize = 31;
 
 #[test]
 fn one_entry_of_every_event_type_encodes_to_the_bytes_checked_in() {
@@ -129,6 +130,7 @@ fn bless() {
 }
 
 const HAND_MADE: &[&str] = &[
+    r#"{"type":"item_type_attributes_set","item_type":"TNT-BLOCK","attributes":["substance"]}"#,
     r#"{"type":"location_safety_set","location":"D11-MAG","flags":["separate_room"],"conditions":{"temperature_c":{"min":5.0,"max":30.5},"excursion_minutes":60}}"#,
     r#"{"type":"item_type_storage_set","item_type":"TNT-BLOCK","temperature_c":{"min":-10.0,"max":35.0},"humidity_pct":{"min":10.0,"max":70.0}}"#,
     r#"{"type":"readings_recorded","location":"D11-MAG","count":96,"first_at":"2026-11-22T06:00:00Z","last_at":"2026-11-23T05:45:00Z","temperature_c":{"min":18.0,"max":43.25},"sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}"#,

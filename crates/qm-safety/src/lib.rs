@@ -14,12 +14,14 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod load;
+mod mixing;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::OnceLock;
 
 pub use load::TableError;
+pub use mixing::{Concerns, Condition, Held, ItemMatch, StoreFacts};
 
 /// The shipped default tables (49 CFR 177.848(f) mixing, NSW reg 78
 /// aggregation, FR-1980/Tukes quantity-distance), as TOML text.
@@ -66,8 +68,8 @@ pub struct HazardDivision {
     pub groups: Vec<char>,
 }
 
-/// A footnote of the mixing chart. Its condition is data: either a location
-/// flag the store must carry, or `allowed` when it only relabels the store.
+/// A footnote of the mixing chart: what it is about (`concerns`: which items of a pair; none: every
+/// pair of its cells) and what it then requires, both data (see `mixing`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Footnote {
     /// Footnote id as in the chart, e.g. `"4"`.
@@ -78,10 +80,8 @@ pub struct Footnote {
     pub text: String,
     /// Where it comes from.
     pub source: String,
-    /// Location flag the store must carry for the pair to be allowed.
-    pub requires_flag: Option<String>,
-    /// The footnote sets no condition (it only relabels the mixed store).
-    pub allowed: bool,
+    pub concerns: Option<Concerns>,
+    pub condition: Condition,
 }
 
 /// One cell of the mixing chart.
@@ -91,8 +91,9 @@ pub enum MixingCell {
     Yes,
     /// The groups may never share a store.
     No,
-    /// The groups may share a store only as every footnote says.
-    Footnotes(Vec<Footnote>),
+    /// Allowed, unless a footnote that concerns the pair is not met; with `except` (the chart's
+    /// "X(4)"), never, unless a footnote concerns the pair and is met.
+    Footnotes { notes: Vec<Footnote>, except: bool },
 }
 
 /// Governing division and counted NEQ of a mixed store.
@@ -155,9 +156,11 @@ pub struct SafetyTables {
     /// Chart order of the groups.
     pub(crate) groups: Vec<char>,
     pub(crate) mixing_source: String,
-    /// `cells[i][j]`: footnote ids, or `None` for "no" and `Some(vec![])` for "yes".
+    /// `cells[i][j]`: yes, no, or footnote ids.
     pub(crate) cells: Vec<Vec<CellSpec>>,
     pub(crate) footnotes: BTreeMap<String, Footnote>,
+    /// Item attributes the footnotes may be about (`mixing.attributes`).
+    pub(crate) attributes: Vec<String>,
     pub(crate) aggregation_source: String,
     /// Division codes in precedence-matrix order.
     pub(crate) precedence_divisions: Vec<String>,
@@ -172,7 +175,8 @@ pub struct SafetyTables {
 pub(crate) enum CellSpec {
     Yes,
     No,
-    Footnotes(Vec<String>),
+    /// Footnote ids; `true`: "no, except" (a list that begins with "no").
+    Footnotes(Vec<String>, bool),
 }
 
 static DEFAULT_TABLES: OnceLock<Option<SafetyTables>> = OnceLock::new();
@@ -207,6 +211,7 @@ impl SafetyTables {
             mixing_source: "no tables loaded: everything refused".to_string(),
             cells: vec![vec![CellSpec::No; UN_GROUPS.len()]; UN_GROUPS.len()],
             footnotes: BTreeMap::new(),
+            attributes: Vec::new(),
             aggregation_source: String::new(),
             precedence_divisions: Vec::new(),
             precedence: Vec::new(),
@@ -277,7 +282,14 @@ impl SafetyTables {
 
     /// Location flags the mixing chart's footnotes can ask for, sorted.
     pub fn location_flags(&self) -> Vec<String> {
-        let mut flags: Vec<String> = self.footnotes.values().filter_map(|f| f.requires_flag.clone()).collect();
+        let mut flags: Vec<String> = self
+            .footnotes
+            .values()
+            .filter_map(|f| match &f.condition {
+                Condition::Flag(flag) => Some(flag.clone()),
+                _ => None,
+            })
+            .collect();
         flags.sort();
         flags.dedup();
         flags
@@ -295,42 +307,10 @@ impl SafetyTables {
         };
         match self.cells.get(i).and_then(|row| row.get(j)) {
             Some(CellSpec::Yes) => MixingCell::Yes,
-            Some(CellSpec::Footnotes(ids)) => MixingCell::Footnotes(ids.iter().filter_map(|id| self.footnotes.get(id).cloned()).collect()),
+            Some(CellSpec::Footnotes(ids, except)) => {
+                MixingCell::Footnotes { notes: ids.iter().filter_map(|id| self.footnotes.get(id).cloned()).collect(), except: *except }
+            }
             Some(CellSpec::No) | None => MixingCell::No,
-        }
-    }
-
-    /// May groups `a` and `b` share a store whose location carries `flags`?
-    /// A footnote cell needs the flag of every footnote that names one.
-    pub fn may_mix(&self, a: char, b: char, flags: &[String]) -> Result<(), String> {
-        for group in [a, b] {
-            if self.group_index(group).is_none() {
-                return Err(format!("mixing chart: unknown compatibility group {group:?}"));
-            }
-        }
-        match self.mixing_cell(a, b) {
-            MixingCell::Yes => Ok(()),
-            MixingCell::No => Err(format!("mixing chart {a}/{b}: never")),
-            MixingCell::Footnotes(notes) => {
-                let missing: Vec<&Footnote> = notes
-                    .iter()
-                    .filter(|note| match &note.requires_flag {
-                        Some(flag) => !note.allowed && !flags.iter().any(|f| f == flag),
-                        None => !note.allowed,
-                    })
-                    .collect();
-                if missing.is_empty() {
-                    return Ok(());
-                }
-                let described: Vec<String> = missing.iter().map(|note| format!("{} ({})", note.id, note.label)).collect();
-                let missing_flags: Vec<&str> = missing.iter().filter_map(|note| note.requires_flag.as_deref()).collect();
-                let plural = if described.len() > 1 { "s" } else { "" };
-                Err(format!(
-                    "mixing chart {a}/{b}: only with footnote{plural} {}; the location is not flagged {}",
-                    described.join(" and "),
-                    missing_flags.join(", ")
-                ))
-            }
         }
     }
 

@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use toml::{Table, Value};
 
-use crate::{CellSpec, Footnote, HazardDivision, QdLaw, SafetyTables, StorageConditions, UN_DIVISIONS, UN_GROUPS};
+use crate::{
+    CellSpec, Concerns, Condition, Footnote, HazardDivision, ItemMatch, QdLaw, SafetyTables, StorageConditions, UN_DIVISIONS, UN_GROUPS,
+};
 
 /// A table file that cannot be used. Displays as `"{file}: {key}: {reason}"`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -180,7 +182,7 @@ impl Loader<'_> {
         self.only_keys(&root, "", &["hazard_divisions", "groups", "mixing", "aggregation", "quantity_distance", "storage_conditions"])?;
         let group_meanings = self.groups(&root)?;
         let divisions = self.divisions(&root)?;
-        let (groups, mixing_source, cells, footnotes) = self.mixing(&root)?;
+        let (groups, mixing_source, cells, footnotes, attributes) = self.mixing(&root, &divisions)?;
         let (aggregation_source, precedence_divisions, precedence, exclude_1_4_when_mixed) = self.aggregation(&root)?;
         let quantity_distance = self.quantity_distance(&root)?;
         let storage = self.storage_conditions(&root)?;
@@ -191,6 +193,7 @@ impl Loader<'_> {
             mixing_source,
             cells,
             footnotes,
+            attributes,
             aggregation_source,
             precedence_divisions,
             precedence,
@@ -245,9 +248,13 @@ impl Loader<'_> {
     }
 
     #[allow(clippy::type_complexity)]
-    fn mixing(&self, root: &Table) -> Result<(Vec<char>, String, Vec<Vec<CellSpec>>, BTreeMap<String, Footnote>), TableError> {
+    fn mixing(
+        &self,
+        root: &Table,
+        divisions: &[HazardDivision],
+    ) -> Result<(Vec<char>, String, Vec<Vec<CellSpec>>, BTreeMap<String, Footnote>, Vec<String>), TableError> {
         let table = self.table(root, "", "mixing")?;
-        self.only_keys(table, "mixing", &["source", "groups", "rows", "footnotes"])?;
+        self.only_keys(table, "mixing", &["source", "groups", "attributes", "rows", "footnotes"])?;
         let source = self.string(table, "mixing", "source")?;
 
         let mut groups = Vec::new();
@@ -268,7 +275,9 @@ impl Loader<'_> {
             );
         }
 
-        let footnotes = self.footnotes(table)?;
+        let attributes = self.attributes(table)?;
+        let known = Known { groups: &groups, divisions, attributes: &attributes };
+        let footnotes = self.footnotes(table, &known)?;
 
         let rows = self.array(table, "mixing", "rows")?;
         let size = groups.len();
@@ -291,6 +300,42 @@ impl Loader<'_> {
             cells.push(parsed);
         }
 
+        self.symmetric(&groups, &cells)?;
+        Ok((groups, source, cells, footnotes, attributes))
+    }
+
+    fn footnotes(&self, mixing: &Table, known: &Known) -> Result<BTreeMap<String, Footnote>, TableError> {
+        let mut footnotes = BTreeMap::new();
+        let Some(value) = mixing.get("footnotes") else {
+            return Ok(footnotes);
+        };
+        let Value::Table(table) = value else {
+            return Err(self.error("mixing.footnotes", "must be a table"));
+        };
+        for (id, _) in table {
+            let path = join("mixing.footnotes", id);
+            let entry = self.table(table, "mixing.footnotes", id)?;
+            self.only_keys(
+                entry,
+                &path,
+                &["label", "text", "source", "concerns", "requires_flag", "requires", "requires_absent", "allowed"],
+            )?;
+            let text = self.string(entry, &path, "text")?;
+            let label = self.optional_string(entry, &path, "label")?.unwrap_or_else(|| text.clone());
+            let source = self.string(entry, &path, "source")?;
+            let concerns = match entry.get("concerns") {
+                None => None,
+                Some(_) => Some(self.concerns(self.table(entry, &path, "concerns")?, &join(&path, "concerns"), known)?),
+            };
+            let condition = self.condition(entry, &path, known)?;
+            footnotes.insert(id.clone(), Footnote { id: id.clone(), label, text, source, concerns, condition });
+        }
+        Ok(footnotes)
+    }
+
+    /// The chart must say the same of a/b and b/a.
+    fn symmetric(&self, groups: &[char], cells: &[Vec<CellSpec>]) -> Result<(), TableError> {
+        let size = groups.len();
         for i in 0..size {
             for j in (i + 1)..size {
                 let (a, b) = (&cells[i][j], &cells[j][i]);
@@ -310,39 +355,100 @@ impl Loader<'_> {
                 }
             }
         }
-        Ok((groups, source, cells, footnotes))
+        Ok(())
     }
 
-    fn footnotes(&self, mixing: &Table) -> Result<BTreeMap<String, Footnote>, TableError> {
-        let mut footnotes = BTreeMap::new();
-        let Some(value) = mixing.get("footnotes") else {
-            return Ok(footnotes);
-        };
-        let Value::Table(table) = value else {
-            return Err(self.error("mixing.footnotes", "must be a table"));
-        };
-        for (id, _) in table {
-            let path = join("mixing.footnotes", id);
-            let entry = self.table(table, "mixing.footnotes", id)?;
-            self.only_keys(entry, &path, &["label", "text", "source", "requires_flag", "allowed"])?;
-            let text = self.string(entry, &path, "text")?;
-            let label = self.optional_string(entry, &path, "label")?.unwrap_or_else(|| text.clone());
-            let source = self.string(entry, &path, "source")?;
-            let requires_flag = self.optional_string(entry, &path, "requires_flag")?;
-            let allowed = if entry.contains_key("allowed") { self.boolean(entry, &path, "allowed")? } else { false };
-            match (&requires_flag, allowed) {
-                (Some(_), true) => return Err(self.error(path, "give either requires_flag or allowed = true, not both")),
-                (None, false) => return Err(self.error(path, "must give requires_flag (a location flag) or allowed = true (relabel only)")),
-                (Some(flag), false) if !is_identifier(flag) => {
-                    return Err(
-                        self.error(join(&path, "requires_flag"), format!("{flag:?} is not a flag name (lower case letters, digits, _)"))
-                    )
+    /// `mixing.attributes`: the item attributes footnotes may name, sorted.
+    fn attributes(&self, table: &Table) -> Result<Vec<String>, TableError> {
+        let mut attributes: Vec<String> = Vec::new();
+        if table.contains_key("attributes") {
+            for (i, item) in self.array(table, "mixing", "attributes")?.iter().enumerate() {
+                let key = format!("mixing.attributes[{i}]");
+                match item {
+                    Value::String(a) if is_identifier(a) && !attributes.contains(a) => attributes.push(a.clone()),
+                    Value::String(a) if is_identifier(a) => return Err(self.error(key, format!("{a:?} listed twice"))),
+                    _ => return Err(self.error(key, "must be an attribute name (lower case letters, digits, _)")),
                 }
-                _ => {}
             }
-            footnotes.insert(id.clone(), Footnote { id: id.clone(), label, text, source, requires_flag, allowed });
         }
-        Ok(footnotes)
+        attributes.sort();
+        Ok(attributes)
+    }
+
+    /// Exactly one of: `requires_flag`, `requires` ("identical" or "never"), `requires_absent`
+    /// (an attribute), `allowed = true` (relabel only).
+    fn condition(&self, entry: &Table, path: &str, known: &Known) -> Result<Condition, TableError> {
+        let given: Vec<&str> =
+            ["requires_flag", "requires", "requires_absent", "allowed"].into_iter().filter(|k| entry.contains_key(*k)).collect();
+        if given.len() != 1 {
+            return Err(self.error(
+                path,
+                "must give exactly one of requires_flag (a location flag), requires (\"identical\" or \"never\"), \
+                 requires_absent (an item attribute) or allowed = true (relabel only)",
+            ));
+        }
+        Ok(match given[0] {
+            "requires_flag" => {
+                let flag = self.string(entry, path, "requires_flag")?;
+                if !is_identifier(&flag) {
+                    return Err(
+                        self.error(join(path, "requires_flag"), format!("{flag:?} is not a flag name (lower case letters, digits, _)"))
+                    );
+                }
+                Condition::Flag(flag)
+            }
+            "requires" => match self.string(entry, path, "requires")?.as_str() {
+                "identical" => Condition::Identical,
+                "never" => Condition::Never,
+                other => return Err(self.error(join(path, "requires"), format!("{other:?}: expected \"identical\" or \"never\""))),
+            },
+            "requires_absent" => {
+                Condition::Absent(known.attribute(self, &self.string(entry, path, "requires_absent")?, &join(path, "requires_absent"))?)
+            }
+            _ => {
+                if !self.boolean(entry, path, "allowed")? {
+                    return Err(self.error(join(path, "allowed"), "only allowed = true means anything (relabel only)"));
+                }
+                Condition::Relabel
+            }
+        })
+    }
+
+    fn concerns(&self, t: &Table, path: &str, known: &Known) -> Result<Concerns, TableError> {
+        self.only_keys(t, path, &["attributes", "not_attributes", "division", "group", "other_divisions"])?;
+        let list = |key: &str| -> Result<Vec<String>, TableError> {
+            if !t.contains_key(key) {
+                return Ok(vec![]);
+            }
+            self.array(t, path, key)?
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    _ => Err(self.error(join(path, key), "must be a list of strings")),
+                })
+                .collect()
+        };
+        let mut item = ItemMatch::default();
+        for (key, into) in [("attributes", &mut item.attributes), ("not_attributes", &mut item.not_attributes)] {
+            for a in list(key)? {
+                into.push(known.attribute(self, &a, &join(path, key))?);
+            }
+        }
+        if let Some(d) = self.optional_string(t, path, "division")? {
+            item.division = Some(known.division(self, &d, &join(path, "division"))?);
+        }
+        if let Some(g) = self.optional_string(t, path, "group")? {
+            let letter = self.group_letter(&g, &join(path, "group"))?;
+            if !known.groups.contains(&letter) {
+                return Err(self.error(join(path, "group"), format!("group {letter} is not in the chart")));
+            }
+            item.group = Some(letter);
+        }
+        let mut other_divisions = vec![];
+        for d in list("other_divisions")? {
+            other_divisions.push(known.division(self, &d, &join(path, "other_divisions"))?);
+        }
+        Ok(Concerns { item, other_divisions })
     }
 
     fn cell(&self, cell: &Value, key: &str, footnotes: &BTreeMap<String, Footnote>) -> Result<CellSpec, TableError> {
@@ -350,6 +456,11 @@ impl Loader<'_> {
             Value::String(text) if text == "yes" => Ok(CellSpec::Yes),
             Value::String(text) if text == "no" => Ok(CellSpec::No),
             Value::Array(ids) if !ids.is_empty() => {
+                let except = matches!(ids.first(), Some(Value::String(t)) if t == "no");
+                let ids = if except { &ids[1..] } else { &ids[..] };
+                if ids.is_empty() {
+                    return Err(self.error(key, "[\"no\", …] names the footnotes that make an exception, e.g. [\"no\", \"4\"]"));
+                }
                 let mut parsed: Vec<String> = Vec::new();
                 for id in ids {
                     let Value::String(id) = id else {
@@ -363,12 +474,12 @@ impl Loader<'_> {
                     }
                     parsed.push(id.clone());
                 }
-                Ok(CellSpec::Footnotes(parsed))
+                Ok(CellSpec::Footnotes(parsed, except))
             }
             other => Err(self.error(
                 key,
                 format!(
-                    "expected \"yes\", \"no\" or a list of footnote ids, found {}",
+                    "expected \"yes\", \"no\" or a list of footnote ids (after \"no\" for an exception), found {}",
                     match other {
                         Value::String(text) => format!("{text:?}"),
                         Value::Array(_) => "an empty list".to_string(),
@@ -607,10 +718,37 @@ impl Loader<'_> {
     }
 }
 
+/// What a footnote may name: the chart's groups, the table's divisions, `mixing.attributes`.
+struct Known<'a> {
+    groups: &'a [char],
+    divisions: &'a [HazardDivision],
+    attributes: &'a [String],
+}
+
+impl Known<'_> {
+    fn attribute(&self, p: &Loader, a: &str, key: &str) -> Result<String, TableError> {
+        if self.attributes.iter().any(|x| x == a) {
+            Ok(a.to_string())
+        } else {
+            Err(p.error(key, format!("{a:?} is not in mixing.attributes ({})", self.attributes.join(", "))))
+        }
+    }
+
+    fn division(&self, p: &Loader, d: &str, key: &str) -> Result<String, TableError> {
+        if self.divisions.iter().any(|x| x.code == d) {
+            Ok(d.to_string())
+        } else {
+            Err(p.error(key, format!("{d:?} is not a hazard division of the table")))
+        }
+    }
+}
+
 fn same_cell(a: &CellSpec, b: &CellSpec) -> bool {
     match (a, b) {
         (CellSpec::Yes, CellSpec::Yes) | (CellSpec::No, CellSpec::No) => true,
-        (CellSpec::Footnotes(x), CellSpec::Footnotes(y)) => x.iter().collect::<BTreeSet<_>>() == y.iter().collect::<BTreeSet<_>>(),
+        (CellSpec::Footnotes(x, e), CellSpec::Footnotes(y, f)) => {
+            e == f && x.iter().collect::<BTreeSet<_>>() == y.iter().collect::<BTreeSet<_>>()
+        }
         _ => false,
     }
 }
@@ -619,6 +757,7 @@ fn describe(cell: &CellSpec) -> String {
     match cell {
         CellSpec::Yes => "\"yes\"".to_string(),
         CellSpec::No => "\"no\"".to_string(),
-        CellSpec::Footnotes(ids) => format!("{ids:?}"),
+        CellSpec::Footnotes(ids, false) => format!("{ids:?}"),
+        CellSpec::Footnotes(ids, true) => format!("\"no\" except {ids:?}"),
     }
 }

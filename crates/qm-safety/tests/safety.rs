@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use qm_safety::{parse_un_code, Classification, MixingCell, QdLaw, SafetyTables, TableError, DEFAULT_TABLES_TOML, UN_DIVISIONS, UN_GROUPS};
+use qm_safety::{
+    parse_un_code, Classification, Condition, Held, MixingCell, QdLaw, SafetyTables, TableError, DEFAULT_TABLES_TOML, UN_DIVISIONS,
+    UN_GROUPS,
+};
 use toml::{Table, Value};
 
 /// Copy of shared/reference/explosives.toml, so the tests do not depend on
@@ -82,10 +85,7 @@ fn default_tables_parse_and_never_fail() {
     assert_eq!(parsed.groups(), &UN_GROUPS);
     let divisions: Vec<&str> = parsed.hazard_divisions().iter().map(|d| d.code.as_str()).collect();
     assert_eq!(divisions, UN_DIVISIONS);
-    assert_eq!(
-        parsed.location_flags(),
-        flags(&["detonator_provisions", "l_identical_items", "no_loose_explosives", "s_fireworks_segregated"])
-    );
+    assert_eq!(parsed.location_flags(), flags(&["detonator_provisions"]));
     for division in UN_DIVISIONS {
         let kinds = parsed.exposed_site_kinds(division);
         for kind in ["inhabited_building", "public_traffic_route", "magazine"] {
@@ -141,30 +141,59 @@ fn storage_conditions_follow_the_suggested_thresholds() {
 // Mixing chart
 // ---------------------------------------------------------------------------
 
-/// What each 49 CFR footnote must do in our data: the flag it requires, or
-/// `None` when it only relabels the store and is always allowed.
-fn expected_footnote_flag(id: &str) -> Option<&'static str> {
+/// What each 49 CFR footnote must do in our data.
+fn expected_condition(id: &str) -> Condition {
     match id {
-        "1" => Some("l_identical_items"),
-        "2" | "3" => None,
-        "4" => Some("detonator_provisions"),
-        "5" => Some("s_fireworks_segregated"),
-        "6" => Some("no_loose_explosives"),
+        "1" => Condition::Identical,
+        "2" | "3" => Condition::Relabel,
+        "4" => Condition::Flag("detonator_provisions".into()),
+        "5" => Condition::Never,
+        "6" => Condition::Absent("substance".into()),
         other => panic!("unexpected footnote {other}"),
     }
 }
 
-/// A reference cell: `None` for "no", otherwise the footnote ids ("yes" has none).
-fn reference_cell(text: &str) -> Option<Vec<String>> {
+/// A reference cell: `None` for "no", otherwise the footnote ids ("yes" has none) and whether the
+/// cell is an exception to "no" (the chart's X(4); our reading of the G/C, G/D, G/E cells, note 6).
+fn reference_cell(text: &str, a: char, b: char) -> Option<(Vec<String>, bool)> {
     match text {
-        "yes" => Some(Vec::new()),
+        "yes" => Some((Vec::new(), false)),
         "no" => None,
-        "no (footnote 4)" => Some(vec!["4".to_string()]),
+        "no (footnote 4)" => Some((vec!["4".to_string()], true)),
         other => {
             let ids = other.strip_prefix("footnote ").unwrap_or_else(|| panic!("unknown reference cell {other:?}"));
-            Some(ids.split(',').map(|s| s.trim().to_string()).collect())
+            let ids: Vec<String> = ids.split(',').map(|s| s.trim().to_string()).collect();
+            let g_article = ids == ["6"] && (a == 'G' || b == 'G');
+            Some((ids, g_article))
         }
     }
+}
+
+/// An item of a store for the chart: its type, classification and attributes.
+struct Item {
+    label: String,
+    code: Classification,
+    attributes: Vec<String>,
+}
+
+fn item(label: &str, code: &str, attributes: &[&str]) -> Item {
+    Item { label: label.into(), code: parse_un_code(code).expect(code), attributes: attributes.iter().map(|a| a.to_string()).collect() }
+}
+
+fn held(i: &Item) -> Held<'_> {
+    Held { label: &i.label, item_type: &i.label, classification: &i.code, attributes: &i.attributes }
+}
+
+/// Judges a pair alone in a store with `flags`, the store's attributes being the pair's.
+fn pair(a: &Item, b: &Item, flags: &[String]) -> Result<(), String> {
+    tables().judge_store(&[held(a), held(b)], flags)
+}
+
+/// A plain item of a group (no attributes), of a division valid for the group.
+fn plain(group: char) -> Item {
+    let tables = tables();
+    let division = tables.hazard_divisions().iter().find(|d| d.groups.contains(&group)).expect("a division for every group").code.clone();
+    item(&format!("{division}{group}-item"), &format!("{division}{group}"), &[])
 }
 
 #[test]
@@ -182,83 +211,106 @@ fn mixing_chart_matches_49_cfr_177_848f_for_every_ordered_pair() {
     assert_eq!(tables.groups(), groups.as_slice());
     let all_flags = tables.location_flags();
     let mut checked = 0;
-
     for (i, a) in groups.iter().copied().enumerate() {
         let row = rows[i].as_array().expect("row");
         for (j, b) in groups.iter().copied().enumerate() {
             let text = row[j].as_str().expect("cell text");
             let cell = tables.mixing_cell(a, b);
-            match reference_cell(text) {
+            let (x, y) = (plain(a), plain(b));
+            match reference_cell(text, a, b) {
                 None => {
                     assert_eq!(cell, MixingCell::No, "{a}/{b}");
-                    let why = tables.may_mix(a, b, &all_flags).unwrap_err();
-                    assert_eq!(why, format!("mixing chart {a}/{b}: never"));
+                    if a != b {
+                        assert_eq!(
+                            pair(&x, &y, &all_flags).unwrap_err(),
+                            format!("{} with {}: mixing chart {a}/{b}: never", x.label, y.label)
+                        );
+                    }
                 }
-                Some(ids) if ids.is_empty() => {
+                Some((ids, _)) if ids.is_empty() => {
                     assert_eq!(cell, MixingCell::Yes, "{a}/{b}");
-                    assert_eq!(tables.may_mix(a, b, &[]), Ok(()), "{a}/{b}");
+                    assert_eq!(pair(&x, &y, &[]), Ok(()), "{a}/{b}");
                 }
-                Some(ids) => {
-                    let MixingCell::Footnotes(notes) = &cell else {
+                Some((ids, except_expected)) => {
+                    let MixingCell::Footnotes { notes, except } = &cell else {
                         panic!("{a}/{b}: expected footnotes {ids:?}, got {cell:?}");
                     };
                     let mut ours: Vec<&str> = notes.iter().map(|n| n.id.as_str()).collect();
                     ours.sort();
                     assert_eq!(ours, ids, "{a}/{b}");
-                    let mut needed: Vec<String> = Vec::new();
+                    assert_eq!(*except, except_expected, "{a}/{b}: an exception to \"no\"?");
                     for note in notes {
-                        let expected = expected_footnote_flag(&note.id);
-                        assert_eq!(note.requires_flag.as_deref(), expected, "footnote {}", note.id);
-                        assert_eq!(note.allowed, expected.is_none(), "footnote {}", note.id);
+                        assert_eq!(note.condition, expected_condition(&note.id), "footnote {}", note.id);
                         assert!(note.source.contains("CFR49-177.848"));
-                        needed.extend(expected.map(String::from));
-                    }
-                    if needed.is_empty() {
-                        assert_eq!(tables.may_mix(a, b, &[]), Ok(()), "{a}/{b} relabel only");
-                    } else {
-                        assert!(tables.may_mix(a, b, &[]).is_err(), "{a}/{b} without flags");
-                        assert_eq!(tables.may_mix(a, b, &needed), Ok(()), "{a}/{b} with {needed:?}");
-                        assert_eq!(tables.may_mix(a, b, &all_flags), Ok(()), "{a}/{b}");
-                        for missing in &needed {
-                            let partial: Vec<String> = needed.iter().filter(|f| *f != missing).cloned().collect();
-                            let why = tables.may_mix(a, b, &partial).unwrap_err();
-                            assert!(why.contains(missing.as_str()), "{why}");
-                        }
                     }
                 }
             }
-            // Symmetry: the answer never depends on the order of the pair.
             assert_eq!(cell, tables.mixing_cell(b, a), "{a}/{b} symmetric");
-            for flags in [Vec::new(), all_flags.clone()] {
-                assert_eq!(tables.may_mix(a, b, &flags).is_ok(), tables.may_mix(b, a, &flags).is_ok());
-            }
             checked += 1;
         }
     }
     assert_eq!(checked, 169);
 }
 
+/// Every footnote with its subject present and absent, and the cells it sits in.
+#[test]
+fn each_footnote_is_judged_only_when_its_subject_is_in_the_pair() {
+    let with = |f: &[&str]| flags(f);
+    // Note 1: two L item types are not identical; one L item type is never judged against itself.
+    let (l1, l2) = (item("L-GEL", "1.3L", &[]), item("L-OTHER", "1.3L", &[]));
+    let why = pair(&l1, &l2, &[]).unwrap_err();
+    assert!(why.contains("footnote 1 (identical L items only)") && why.contains("L-GEL and L-OTHER are different item types"), "{why}");
+    assert_eq!(tables().judge_store(&[held(&l1)], &[]), Ok(()), "a single L item type, alone");
+    assert_eq!(tables().judge_store(&[held(&l1), held(&l1)], &[]), Ok(()), "two lots of one L item type are identical");
+    // Note 4 in the S cells: small-arms cartridges (1.4S) with high explosive (1.1D) need no flag.
+    let (cartridges, tnt) = (item("CARTRIDGE", "1.4S", &[]), item("TNT", "1.1D", &["substance"]));
+    assert_eq!(pair(&cartridges, &tnt, &[]), Ok(()));
+    let detonator_s = item("DETONATOR-S", "1.4S", &["detonator"]);
+    let why = pair(&detonator_s, &tnt, &[]).unwrap_err();
+    assert!(why.contains("footnote 4") && why.contains("not flagged detonator_provisions"), "{why}");
+    assert_eq!(pair(&detonator_s, &tnt, &with(&["detonator_provisions"])), Ok(()));
+    // Note 4 in B/D ("X(4)"): never, unless one is a detonator and the location is built for it.
+    let (detonator_b, charge_b, charge_d) =
+        (item("DETONATOR-B", "1.1B", &["detonator"]), item("BOOSTER-B", "1.1B", &[]), item("CHARGE", "1.1D", &[]));
+    let why = pair(&charge_b, &charge_d, &with(&["detonator_provisions"])).unwrap_err();
+    assert!(why.contains("never, except as footnote 4") && why.contains("concerns neither item"), "{why}");
+    assert!(pair(&detonator_b, &charge_d, &[]).unwrap_err().contains("not flagged detonator_provisions"));
+    assert_eq!(pair(&detonator_b, &charge_d, &with(&["detonator_provisions"])), Ok(()));
+    // Note 5: 1.4S fireworks with 1.1 or 1.2, never; with 1.3, or 1.4S cartridges with 1.1, allowed.
+    let firework = item("FIREWORK-S", "1.4S", &["firework"]);
+    let why = pair(&firework, &tnt, &tables().location_flags()).unwrap_err();
+    assert!(why.contains("footnote 5 (no 1.4S fireworks with HD 1.1 or 1.2)") && why.contains("may not share a store"), "{why}");
+    assert!(pair(&firework, &item("PROJECTILE", "1.2D", &[]), &[]).is_err());
+    assert_eq!(pair(&firework, &item("PROPELLANT", "1.3C", &["substance"]), &[]), Ok(()));
+    // Note 6: G articles (not fireworks) with C, D, E only while no loose explosive substance is in the store.
+    let (flare, article_d) = (item("FLARE", "1.4G", &[]), item("SHELL", "1.2D", &[]));
+    assert_eq!(pair(&flare, &article_d, &[]), Ok(()));
+    let why = pair(&flare, &tnt, &[]).unwrap_err();
+    assert!(why.contains("footnote 6") && why.contains("the store holds TNT, which is substance"), "{why}");
+    let why =
+        tables().judge_store(&[held(&flare), held(&article_d), held(&cartridges), held(&item("POWDER", "1.4S", &["substance"]))], &[]);
+    assert!(why.unwrap_err().contains("FLARE with SHELL"), "a substance anywhere in the store");
+    let g_firework = item("ROCKET", "1.3G", &["firework"]);
+    let why = pair(&g_firework, &article_d, &[]).unwrap_err();
+    assert!(why.contains("never, except as footnote 6"), "{why}");
+    // Notes 2 and 3 only relabel.
+    assert_eq!(pair(&item("C", "1.3C", &[]), &item("E", "1.1E", &[]), &[]), Ok(()));
+    assert_eq!(pair(&item("N", "1.6N", &[]), &charge_d, &[]), Ok(()));
+    // Footnotes in play for a pair: only those whose subject is there.
+    let ids = |a: &Item, b: &Item| tables().footnotes_in_play(&held(a), &held(b)).into_iter().map(|n| n.id).collect::<Vec<_>>();
+    assert_eq!(ids(&cartridges, &tnt), Vec::<String>::new());
+    assert_eq!(ids(&detonator_s, &tnt), ["4"]);
+    assert_eq!(ids(&firework, &tnt), ["5"]);
+    assert_eq!(ids(&flare, &article_d), ["6"]);
+}
+
 #[test]
 fn mixing_refusals_explain_themselves() {
     let tables = tables();
-    assert_eq!(
-        tables.may_mix('B', 'D', &[]),
-        Err(
-            "mixing chart B/D: only with footnote 4 (detonator provisions of 177.835(g)); the location is not flagged detonator_provisions"
-                .to_string()
-        )
-    );
-    assert_eq!(tables.may_mix('B', 'D', &flags(&["detonator_provisions"])), Ok(()));
-    assert_eq!(tables.may_mix('A', 'B', &[]), Err("mixing chart A/B: never".to_string()));
-    let why = tables.may_mix('S', 'C', &flags(&["detonator_provisions"])).unwrap_err();
-    assert!(why.contains("s_fireworks_segregated"), "{why}");
-    assert!(!why.contains("the location is not flagged detonator_provisions"), "{why}");
-    // C, D and E only relabel the store.
-    assert_eq!(tables.may_mix('C', 'E', &[]), Ok(()));
-    assert!(tables.may_mix('X', 'D', &[]).is_err());
     assert_eq!(tables.mixing_cell('X', 'D'), MixingCell::No);
-    assert!(tables.may_mix('L', 'L', &[]).is_err());
-    assert_eq!(tables.may_mix('L', 'L', &flags(&["l_identical_items"])), Ok(()));
+    let (a, b) = (plain('A'), plain('B'));
+    assert_eq!(pair(&a, &b, &[]), Err(format!("{} with {}: mixing chart A/B: never", a.label, b.label)));
+    assert_eq!(tables.item_attributes(), ["detonator", "firework", "special_handling", "substance"]);
 }
 
 // ---------------------------------------------------------------------------
@@ -533,7 +585,56 @@ fn footnote_without_condition_is_refused() {
     let mut doc = default_doc();
     at(&mut doc, &["mixing", "footnotes", "4"]).remove("requires_flag");
     let message = refused(&doc);
-    assert!(message.starts_with("tables.toml: mixing.footnotes.4: must give requires_flag"), "{message}");
+    assert!(message.starts_with("tables.toml: mixing.footnotes.4: must give exactly one of requires_flag"), "{message}");
+}
+
+#[test]
+fn footnotes_name_only_what_the_table_knows() {
+    let mut doc = default_doc();
+    at(&mut doc, &["mixing", "footnotes", "6"]).insert("requires_absent".into(), Value::String("loose_powder".into()));
+    at(&mut doc, &["mixing", "footnotes", "6"]).remove("concerns");
+    assert_eq!(
+        refused(&doc),
+        "tables.toml: mixing.footnotes.6.requires_absent: \"loose_powder\" is not in mixing.attributes (detonator, firework, special_handling, substance)"
+    );
+    let mut doc = default_doc();
+    at(&mut doc, &["mixing", "footnotes", "5"]).insert("requires".into(), Value::String("sometimes".into()));
+    assert!(refused(&doc).contains("mixing.footnotes.5.requires: \"sometimes\": expected \"identical\" or \"never\""));
+    let mut doc = default_doc();
+    let concerns = at(&mut doc, &["mixing", "footnotes", "5", "concerns"]);
+    concerns.insert("division".into(), Value::String("1.7".into()));
+    assert!(refused(&doc).contains("mixing.footnotes.5.concerns.division: \"1.7\" is not a hazard division"));
+}
+
+proptest! {
+    /// Adding an item the chart allows beside every item of an allowed store never makes the store a
+    /// refused one, whatever the order the items arrive in; and an item never refuses itself.
+    #[test]
+    fn an_allowed_addition_keeps_the_store_allowed(picks in proptest::collection::vec((0usize..12, 0usize..16), 1..8), flagged in any::<bool>()) {
+        let catalog = [
+            item("CARTRIDGE", "1.4S", &[]), item("TNT", "1.1D", &["substance"]), item("DETONATOR", "1.1B", &["detonator"]),
+            item("DET-S", "1.4S", &["detonator"]), item("FIREWORK", "1.4S", &["firework"]), item("FLARE", "1.4G", &[]),
+            item("ROCKET", "1.3G", &["firework"]), item("SHELL", "1.2D", &[]), item("PROPELLANT", "1.3C", &["substance"]),
+            item("L-GEL", "1.3L", &[]), item("L-OTHER", "1.3L", &[]), item("POWDER", "1.4S", &["substance"]),
+        ];
+        let flags = if flagged { flags(&["detonator_provisions"]) } else { vec![] };
+        let tables = tables();
+        let mut store: Vec<&Item> = vec![];
+        for (i, _) in picks {
+            let x = &catalog[i];
+            prop_assert_eq!(tables.judge_store(&[held(x)], &flags), Ok(()));
+            let mut after: Vec<Held> = store.iter().map(|h| held(h)).collect();
+            after.push(held(x));
+            if tables.judge_store(&after, &flags).is_ok() {
+                store.push(x);
+            }
+            let whole: Vec<Held> = store.iter().map(|h| held(h)).collect();
+            prop_assert_eq!(tables.judge_store(&whole, &flags), Ok(()));
+            let mut reversed = whole.clone();
+            reversed.reverse();
+            prop_assert_eq!(tables.judge_store(&reversed, &flags), Ok(()));
+        }
+    }
 }
 
 #[test]

@@ -35,6 +35,7 @@ impl State {
             | Event::PolicySet { .. } => self.apply_setup(env),
             Event::LocationSafetySet { .. }
             | Event::ItemTypeStorageSet { .. }
+            | Event::ItemTypeAttributesSet { .. }
             | Event::ReadingsRecorded { .. }
             | Event::ExcursionStarted { .. }
             | Event::ExcursionEnded { .. } => self.apply_conditions(env),
@@ -115,14 +116,12 @@ impl State {
                     item_type.clone(),
                     ItemType {
                         name: name.clone(),
-                        kind: *kind,
                         tracking: *tracking,
                         unit_of_measure: unit_of_measure.clone(),
                         neq_kg_per_unit: *neq_kg_per_unit,
                         un_code: un_code.clone(),
                         qualification: qualification.clone(),
-                        temperature_c: None,
-                        humidity_pct: None,
+                        ..ItemType::new(*kind)
                     },
                 );
                 self.touch(&ITEM_TYPES, item_type);
@@ -194,6 +193,11 @@ impl State {
                 l.flags = flags.clone();
                 l.conditions = *conditions;
                 self.touch(&LOCATIONS, location);
+            }
+            Event::ItemTypeAttributesSet { item_type, attributes } => {
+                let t = self.item_types.get_mut(item_type).ok_or_else(|| format!("unknown item type {item_type}"))?;
+                t.attributes = attributes.clone();
+                self.touch(&ITEM_TYPES, item_type);
             }
             Event::ItemTypeStorageSet { item_type, temperature_c, humidity_pct } => {
                 let t = self.item_types.get_mut(item_type).ok_or_else(|| format!("unknown item type {item_type}"))?;

@@ -61,9 +61,29 @@ pub struct ItemType {
     pub temperature_c: Option<Range>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub humidity_pct: Option<Range>,
+    /// What the mixing chart's footnotes may be about (`qm_safety`'s `mixing.attributes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<String>,
 }
 
 impl ItemType {
+    /// An item type of this kind with nothing else known yet: counted by the unit, no explosive
+    /// weight, no classification, no storage range, no attributes.
+    pub fn new(kind: ItemKind) -> ItemType {
+        ItemType {
+            name: String::new(),
+            kind,
+            tracking: Tracking::Lot,
+            unit_of_measure: String::new(),
+            neq_kg_per_unit: 0.0,
+            un_code: None,
+            qualification: None,
+            temperature_c: None,
+            humidity_pct: None,
+            attributes: vec![],
+        }
+    }
+
     /// Explosive for two-person purposes: anything that carries explosive weight.
     pub fn is_explosive(&self) -> bool {
         self.neq_kg_per_unit > 0.0 || matches!(self.kind, ItemKind::Explosive)

@@ -100,6 +100,12 @@ pub enum Command {
         incident: IncidentId,
         action: crate::event::IncidentAction,
     },
+    /// The attributes the mixing chart's footnotes are about (detonator, firework, substance,
+    /// special_handling in the shipped tables): replaces those the item type had.
+    SetItemTypeAttributes {
+        item_type: ItemTypeId,
+        attributes: Vec<String>,
+    },
     SetItemTypeStorage {
         item_type: ItemTypeId,
         temperature_c: Option<crate::conditions::Range>,
@@ -255,6 +261,7 @@ impl Command {
             Command::SetCredential { .. } => "set_credential",
             Command::SetLocationSafety { .. } => "set_location_safety",
             Command::SetItemTypeStorage { .. } => "set_item_type_storage",
+            Command::SetItemTypeAttributes { .. } => "set_item_type_attributes",
             Command::SetTimeZone { .. } => "set_time_zone",
             Command::RecordReadings { .. } => "record_readings",
             Command::IssueToken { .. } => "issue_token",

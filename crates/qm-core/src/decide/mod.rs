@@ -469,6 +469,7 @@ fn decide_command(state: &State, ctx: &Ctx, command: &Command) -> Result<Decisio
         | Command::SetLocationSafety { .. }
         | Command::SetTimeZone { .. }
         | Command::SetItemTypeStorage { .. }
+        | Command::SetItemTypeAttributes { .. }
         | Command::SetCredential { .. }
         | Command::IssueToken { .. }
         | Command::RevokeToken { .. }

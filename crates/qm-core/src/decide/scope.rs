@@ -23,6 +23,7 @@ pub fn op_of(cmd: &Command) -> Op {
         | Command::SetPolicy { .. }
         | Command::SetLocationSafety { .. }
         | Command::SetItemTypeStorage { .. }
+        | Command::SetItemTypeAttributes { .. }
         | Command::SetTimeZone { .. } => Op::Setup,
         Command::RecordReadings { .. } => Op::Conditions,
         Command::Receive { .. } => Op::Receive,
@@ -62,7 +63,10 @@ pub fn units_of(s: &State, cmd: &Command) -> Vec<UnitId> {
         | Command::RegisterPerson { unit, .. }
         | Command::SetPolicy { unit, .. }
         | Command::IssueToken { unit, .. } => vec![Some(unit.clone())],
-        Command::DefineItemType { .. } | Command::SetItemTypeStorage { .. } | Command::SetTimeZone { .. } => vec![root],
+        Command::DefineItemType { .. }
+        | Command::SetItemTypeStorage { .. }
+        | Command::SetItemTypeAttributes { .. }
+        | Command::SetTimeZone { .. } => vec![root],
         Command::SetLocationSafety { location, .. } | Command::RecordReadings { location, .. } => vec![loc_unit(s, location)],
         Command::SetCredential { badge, .. } | Command::GrantQualification { badge, .. } => vec![person_unit(s, badge)],
         Command::RevokeToken { token, .. } => vec![s.tokens.get(token).map(|t| t.unit.clone())],

@@ -181,17 +181,8 @@ pub(super) fn decide_setup(c: &Checker, command: &Command) -> R<Decision> {
             }
             one(Event::SiteTimeZoneSet { zone: zone.clone() })
         }
-        Command::SetItemTypeStorage { item_type, temperature_c, humidity_pct } => {
-            c.item_type(item_type)?;
-            let root = state.site.as_ref().map(|s| s.root_unit.clone()).unwrap_or_else(|| actor.unit.clone());
-            c.authorize(Op::Setup, &root)?;
-            for r in [temperature_c, humidity_pct].into_iter().flatten() {
-                if !(r.min.is_finite() && r.max.is_finite() && r.min <= r.max) {
-                    return invalid(format!("range {}–{} is not a range", r.min, r.max));
-                }
-            }
-            one(Event::ItemTypeStorageSet { item_type: item_type.clone(), temperature_c: *temperature_c, humidity_pct: *humidity_pct })
-        }
+        Command::SetItemTypeAttributes { item_type, attributes } => decide_attributes(c, item_type, attributes),
+        Command::SetItemTypeStorage { item_type, temperature_c, humidity_pct } => decide_storage(c, item_type, temperature_c, humidity_pct),
         Command::SetCredential { badge, kind, hash } => {
             let p = c.person(badge)?;
             if *badge != ctx.actor {
@@ -246,4 +237,43 @@ pub(super) fn decide_setup(c: &Checker, command: &Command) -> R<Decision> {
         }
         other => invalid(format!("{} is not a setup command", other.name())),
     }
+}
+
+/// An item type's attributes, from those the safety tables' footnotes may be about; set at the root.
+fn decide_attributes(c: &Checker, item_type: &ItemTypeId, attributes: &[String]) -> R<Decision> {
+    c.item_type(item_type)?;
+    let state = c.state;
+    let root = state.site.as_ref().map(|s| s.root_unit.clone()).unwrap_or_else(|| c.actor.unit.clone());
+    c.authorize(Op::Setup, &root)?;
+    let known = state.safety.0.item_attributes();
+    if let Some(a) = attributes.iter().find(|a| !known.contains(a)) {
+        return invalid(format!("{a:?} is not an item attribute of the safety tables (known: {})", known.join(", ")));
+    }
+    let mut attributes = attributes.to_vec();
+    attributes.sort();
+    attributes.dedup();
+    Ok(Decision::of(vec![Event::ItemTypeAttributesSet { item_type: item_type.clone(), attributes }]))
+}
+
+/// The storage range an item type needs; set at the root.
+fn decide_storage(
+    c: &Checker,
+    item_type: &ItemTypeId,
+    temperature_c: &Option<crate::conditions::Range>,
+    humidity_pct: &Option<crate::conditions::Range>,
+) -> R<Decision> {
+    c.item_type(item_type)?;
+    let state = c.state;
+    let root = state.site.as_ref().map(|s| s.root_unit.clone()).unwrap_or_else(|| c.actor.unit.clone());
+    c.authorize(Op::Setup, &root)?;
+    for r in [temperature_c, humidity_pct].into_iter().flatten() {
+        if !(r.min.is_finite() && r.max.is_finite() && r.min <= r.max) {
+            return invalid(format!("range {}–{} is not a range", r.min, r.max));
+        }
+    }
+    Ok(Decision::of(vec![Event::ItemTypeStorageSet {
+        item_type: item_type.clone(),
+        temperature_c: *temperature_c,
+        humidity_pct: *humidity_pct,
+    }]))
 }

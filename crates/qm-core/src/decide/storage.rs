@@ -19,6 +19,10 @@ struct Part {
     division: String,
     group: char,
     neq_kg: f64,
+    classification: qm_safety::Classification,
+    attributes: Vec<String>,
+    /// Held before the movement.
+    before: bool,
 }
 
 /// A label for an item type in a store, naming one of its lots there: "TNT-BLOCK 1.1D (lot TNT-3)".
@@ -87,7 +91,11 @@ pub fn check_movement(state: &State, from: &Account, to: &Account, lines: &[Line
             Err(e) => return refuse("safety.classification", format!("item type {t}: {e}")),
         };
         let neq_kg = (q.thousandths() as f64 / 1000.0) * it.neq_kg_per_unit;
-        parts.insert(t.clone(), Part { division: c.division.clone(), group: c.group, neq_kg });
+        let before = state.store_stock.get(store_id).is_some_and(|s| s.get(t).is_some_and(|q| q.is_positive()));
+        parts.insert(
+            t.clone(),
+            Part { division: c.division.clone(), group: c.group, neq_kg, attributes: it.attributes.clone(), classification: c, before },
+        );
     }
     if parts.is_empty() {
         return Ok(());
@@ -122,16 +130,7 @@ pub fn check_movement(state: &State, from: &Account, to: &Account, lines: &[Line
             }
         }
     }
-    // The mixing chart: every arriving group against every group present after the movement.
-    for t in &arriving {
-        let Some(p) = parts.get(t) else { continue };
-        for (u, q) in &parts {
-            if let Err(reason) = tables.may_mix(p.group, q.group, &store.flags) {
-                let (a, b) = (label(state, store_id, t, lines), label(state, store_id, u, lines));
-                return refuse("safety.mixing", format!("{a} may not be stored with {b} in {} {store_id} — {reason}", store.kind));
-            }
-        }
-    }
+    check_mixing(state, store_id, store, &parts, &arriving, lines)?;
     // Aggregated NEQ against the licence and quantity-distance, when the movement adds any.
     let adds: f64 = arriving.iter().filter_map(|t| parts.get(t)).map(|p| p.neq_kg).sum();
     if adds <= 0.0 {
@@ -162,6 +161,56 @@ pub fn check_movement(state: &State, from: &Account, to: &Account, lines: &[Line
         );
     }
     Ok(())
+}
+
+/// The mixing chart, footnotes judged on the items they are about (`qm_safety::SafetyTables::judge_pair`):
+/// every arriving item type against every other in the store after the movement, and every pair of
+/// the store when what arrives brings an attribute a footnote asks to be absent (a loose explosive
+/// substance beside G articles and D). An item type is never judged against itself.
+fn check_mixing(
+    state: &State,
+    store_id: &LocationId,
+    store: &crate::books::Location,
+    parts: &BTreeMap<ItemTypeId, Part>,
+    arriving: &BTreeSet<ItemTypeId>,
+    lines: &[Line],
+) -> Result<(), Rejection> {
+    let tables = &state.safety.0;
+    let name = |t: &ItemTypeId| {
+        let it = state.item_types.get(t);
+        format!("{} {}", it.map(|x| x.name.as_str()).unwrap_or(t.as_str()), it.and_then(|x| x.un_code.as_deref()).unwrap_or(""))
+    };
+    let mut attributes: BTreeMap<String, String> = BTreeMap::new();
+    let mut brings_new = false;
+    for (t, p) in parts {
+        for a in &p.attributes {
+            brings_new |= !p.before && !parts.values().any(|q| q.before && q.attributes.contains(a));
+            attributes.entry(a.clone()).or_insert_with(|| name(t));
+        }
+    }
+    let facts = qm_safety::StoreFacts { flags: &store.flags, attributes: &attributes };
+    let mut pairs: Vec<(&ItemTypeId, &ItemTypeId)> = vec![];
+    for t in arriving {
+        pairs.extend(parts.keys().filter(|u| *u != t).map(|u| (t, u)));
+    }
+    if brings_new {
+        let all: Vec<&ItemTypeId> = parts.keys().collect();
+        for (i, t) in all.iter().enumerate() {
+            pairs.extend(all[i + 1..].iter().map(|u| (*t, *u)));
+        }
+    }
+    for (t, u) in pairs {
+        let (Some(p), Some(q)) = (parts.get(t), parts.get(u)) else { continue };
+        if let Err(reason) = tables.judge_pair(&held(t, p), &held(u, q), &facts) {
+            let (a, b) = (label(state, store_id, t, lines), label(state, store_id, u, lines));
+            return refuse("safety.mixing", format!("{a} may not be stored with {b} in {} {store_id} — {reason}", store.kind));
+        }
+    }
+    Ok(())
+}
+
+fn held<'a>(t: &'a ItemTypeId, p: &'a Part) -> qm_safety::Held<'a> {
+    qm_safety::Held { label: "", item_type: t.as_str(), classification: &p.classification, attributes: &p.attributes }
 }
 
 /// Checks every movement of a decision that ends in a store.
