@@ -31,6 +31,42 @@ pub struct MagazineView {
     /// Held at 90 % or more of the smallest limit.
     pub warning: Option<String>,
     pub flags: Vec<String>,
+    /// The mixing chart's footnotes that concern a pair of what it holds, each with whether it is
+    /// met ("footnote 4 (detonator provisions of 177.835(g)): DET 1.1B with TNT 1.1D — met").
+    pub footnotes: Vec<String>,
+}
+
+/// What the mixing chart's footnotes say of each pair a store holds (the relabelling ones left out).
+fn footnotes_in_play(
+    tables: &qm_safety::SafetyTables,
+    held: &[(String, qm_safety::Classification, Vec<String>)],
+    flags: &[String],
+) -> Vec<String> {
+    let items: Vec<qm_safety::Held> =
+        held.iter().map(|(t, c, a)| qm_safety::Held { label: t, item_type: t, classification: c, attributes: a }).collect();
+    let mut attributes = BTreeMap::new();
+    for h in &items {
+        for a in h.attributes {
+            attributes.entry(a.clone()).or_insert_with(|| h.label.to_string());
+        }
+    }
+    let facts = qm_safety::StoreFacts { flags, attributes: &attributes };
+    let mut out = vec![];
+    for (i, a) in items.iter().enumerate() {
+        for b in &items[i + 1..] {
+            for n in tables.footnotes_in_play(a, b).into_iter().filter(|n| n.condition != qm_safety::Condition::Relabel) {
+                let verdict = match tables.judge_pair(a, b, &facts) {
+                    Ok(()) => "met".to_string(),
+                    Err(e) => format!("NOT MET: {e}"),
+                };
+                out.push(format!(
+                    "footnote {} ({}): {} {} with {} {} — {verdict}",
+                    n.id, n.label, a.item_type, a.classification, b.item_type, b.classification
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// Every magazine and depot: NEQ held by hazard division against its licence and quantity-distance.
@@ -46,11 +82,15 @@ pub fn magazines(state: &State, unit: Option<&UnitId>) -> Vec<MagazineView> {
         }
         let mut by_div: BTreeMap<String, f64> = BTreeMap::new();
         let mut groups: BTreeSet<String> = BTreeSet::new();
+        let mut held = vec![];
         for (t, q) in state.store_stock.get(id).into_iter().flatten() {
             let Some(it) = state.item_types.get(t) else { continue };
             let Some(c) = it.un_code.as_deref().and_then(|code| tables.parse_classification(code).ok()) else { continue };
             *by_div.entry(c.division.clone()).or_default() += (q.thousandths() as f64 / 1000.0) * it.neq_kg_per_unit;
             groups.insert(c.group.to_string());
+            if q.is_positive() {
+                held.push((t.to_string(), c, it.attributes.clone()));
+            }
         }
         let agg = tables.aggregate(&by_div);
         let mut limits = vec![];
@@ -88,6 +128,7 @@ pub fn magazines(state: &State, unit: Option<&UnitId>) -> Vec<MagazineView> {
             headroom_kg: headroom,
             warning,
             flags: loc.flags.clone(),
+            footnotes: footnotes_in_play(tables, &held, &loc.flags),
         });
     }
     out

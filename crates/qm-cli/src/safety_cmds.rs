@@ -72,40 +72,7 @@ pub fn run(cli: &Cli, out: &Out) -> R<u8> {
             let site = crate::open_site(cli)?;
             let unit = unit.as_deref().map(UnitId::parse).transpose().map_err(usage)?;
             let views = magazines::magazines(site.state(), unit.as_ref());
-            out.json_or(&views, || {
-                let mut s = String::new();
-                for v in &views {
-                    let by: Vec<String> = v.neq_kg_by_division.iter().map(|(d, k)| format!("{d}: {} kg", fmt_kg(*k))).collect();
-                    s.push_str(&format!(
-                        "{} ({}, unit {}): {} kg NEQ{} [{}]; groups {}\n",
-                        v.location,
-                        v.kind,
-                        v.unit,
-                        fmt_kg(v.neq_kg),
-                        v.governing_division.as_ref().map(|d| format!(" as HD {d}")).unwrap_or_default(),
-                        by.join(", "),
-                        if v.compatibility_groups.is_empty() { "none".into() } else { v.compatibility_groups.join(",") }
-                    ));
-                    for l in &v.limits {
-                        s.push_str(&format!(
-                            "    limit: {} — {} kg\n",
-                            l.what,
-                            if l.neq_kg.is_finite() { fmt_kg(l.neq_kg) } else { "none".into() }
-                        ));
-                    }
-                    if let Some(h) = v.headroom_kg {
-                        s.push_str(&format!("    headroom: {} kg\n", fmt_kg(h)));
-                    }
-                    if let Some(w) = &v.warning {
-                        s.push_str(&format!("    WARNING: {w}\n"));
-                    }
-                }
-                if s.is_empty() {
-                    "no magazines or depots".into()
-                } else {
-                    s.trim_end().to_string()
-                }
-            });
+            out.json_or(&views, || magazines_text(&views));
             Ok(0)
         }
         Cmd::Lots { expiring, expired, suspended, unit } => {
@@ -291,5 +258,40 @@ fn conditions(cli: &Cli, c: &ConditionsCmd, out: &Out) -> R<u8> {
             });
             Ok(0)
         }
+    }
+}
+
+/// `qm magazines` in words: per store, NEQ by division, footnotes in play, limits.
+fn magazines_text(views: &[magazines::MagazineView]) -> String {
+    let mut s = String::new();
+    for v in views {
+        let by: Vec<String> = v.neq_kg_by_division.iter().map(|(d, k)| format!("{d}: {} kg", fmt_kg(*k))).collect();
+        s.push_str(&format!(
+            "{} ({}, unit {}): {} kg NEQ{} [{}]; groups {}\n",
+            v.location,
+            v.kind,
+            v.unit,
+            fmt_kg(v.neq_kg),
+            v.governing_division.as_ref().map(|d| format!(" as HD {d}")).unwrap_or_default(),
+            by.join(", "),
+            if v.compatibility_groups.is_empty() { "none".into() } else { v.compatibility_groups.join(",") }
+        ));
+        for f in &v.footnotes {
+            s.push_str(&format!("    {f}\n"));
+        }
+        for l in &v.limits {
+            s.push_str(&format!("    limit: {} — {} kg\n", l.what, if l.neq_kg.is_finite() { fmt_kg(l.neq_kg) } else { "none".into() }));
+        }
+        if let Some(h) = v.headroom_kg {
+            s.push_str(&format!("    headroom: {} kg\n", fmt_kg(h)));
+        }
+        if let Some(w) = &v.warning {
+            s.push_str(&format!("    WARNING: {w}\n"));
+        }
+    }
+    if s.is_empty() {
+        "no magazines or depots".into()
+    } else {
+        s.trim_end().to_string()
     }
 }

@@ -1437,6 +1437,13 @@ fn footnotes_apply_to_what_they_are_about() {
     let r = e
         .qm_as("0420", &["receive", "--to", "M2", "--from", "X", "--document", "DN-63", "--item-type", "FW", "--witness", "0501", "F-1:5"]);
     assert!(r.code == 3 && r.stderr.contains("footnote 5 (no 1.4S fireworks with HD 1.1 or 1.2) applies"), "{}", r.stderr);
+    // Detonators, flagged as such, in a magazine built for them: footnote 4 is in play, and met.
+    e.ok("0001", &["item-type", "attributes", "DET", "detonator"]);
+    e.ok("0001", &["location", "safety", "M2", "--flag", "detonator_provisions"]);
+    e.ok("0420", &["receive", "--to", "M2", "--from", "X", "--document", "DN-64", "--item-type", "DET", "--witness", "0501", "DET-1:100"]);
     let m = e.ok("0420", &["magazines"]);
-    assert!(m.contains("M2") && m.contains("M3"), "{m}");
+    assert!(m.contains("footnote 4 (detonator provisions of 177.835(g)): DET 1.1B with TNT 1.1D — met"), "{m}");
+    let v = e.json("0420", &["magazines"]);
+    let m3 = v.as_array().unwrap().iter().find(|x| x["location"] == "M3").unwrap();
+    assert_eq!(m3["footnotes"], serde_json::json!([]), "one L item type: nothing to judge");
 }

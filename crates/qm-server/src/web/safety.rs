@@ -30,7 +30,8 @@ pub(crate) fn magazine_row(m: &MagazineView) -> Markup {
                 @for (hd, kg) in &m.neq_kg_by_division { div { "HD " (hd) ": " (fmt_kg(*kg)) " kg" } }
                 @if let Some(g) = &m.governing_division { div.hint { "governing HD " (g) ", NEQ " (fmt_kg(m.neq_kg)) " kg" } }
             }
-            td { @if m.compatibility_groups.is_empty() { "—" } @else { (m.compatibility_groups.join(", ")) } }
+            td { @if m.compatibility_groups.is_empty() { "—" } @else { (m.compatibility_groups.join(", ")) }
+                @for f in &m.footnotes { div.hint.footnote { (f) } } }
             td.limits {
                 @if m.limits.is_empty() { span.hint { "no limit recorded" } }
                 @for l in &m.limits {
