@@ -68,6 +68,14 @@ pub struct ItemTypeIn {
     pub qualification: Option<String>,
 }
 
+/// What the mixing chart's footnotes are about, for one item type (docs/safety.md).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttributesIn {
+    /// From the safety tables' `mixing.attributes`: detonator, firework, special_handling, substance.
+    pub attributes: Vec<String>,
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PersonIn {
@@ -145,6 +153,18 @@ pub(crate) async fn location_add(Caller { st, p, ip, key }: Caller, JsonBody(b):
             exposed_sites: m.exposed_sites.into_iter().map(|e| ExposedSite { kind: e.kind, distance_m: e.distance_m }).collect(),
         }),
     };
+    done(&st, &p, &ip, key, None, c).await
+}
+
+#[utoipa::path(post, path = "/api/item-types/{id}/attributes", tag = "setup", request_body = AttributesIn,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = WriteOut), (status = "4XX", body = ErrorBody)))]
+pub(crate) async fn item_type_attributes(
+    Caller { st, p, ip, key }: Caller,
+    axum::extract::Path(item_type): axum::extract::Path<String>,
+    JsonBody(b): JsonBody<AttributesIn>,
+) -> Result<Json<WriteOut>, ApiError> {
+    let c = Command::SetItemTypeAttributes { item_type: id(ItemTypeId::parse(&item_type))?, attributes: b.attributes };
     done(&st, &p, &ip, key, None, c).await
 }
 

@@ -5,4 +5,5 @@ mod api;
 mod browser;
 mod hardening;
 mod incidents;
+mod safety;
 mod util;
