@@ -183,6 +183,39 @@ async fn the_web_ui_in_chromium() {
             })
             .unwrap();
             site.record_readings(&keeper, &mag, readings, "browser-readings", now).unwrap();
+            // Detonators (1.4S) in a magazine built under the detonator provisions: footnote 4 in play.
+            let admin = qm_core::Badge::parse("0001").unwrap();
+            let det = qm_core::ItemTypeId::parse("DET-S").unwrap();
+            let setup = [
+                qm_core::Command::DefineItemType {
+                    item_type: det.clone(),
+                    name: "Detonators, non-electric".into(),
+                    kind: qm_core::ItemKind::Component,
+                    tracking: qm_core::Tracking::Lot,
+                    unit_of_measure: "each".into(),
+                    neq_kg_per_unit: 0.001,
+                    un_code: Some("1.4S".into()),
+                    qualification: None,
+                },
+                qm_core::Command::SetItemTypeAttributes { item_type: det.clone(), attributes: vec!["detonator".into()] },
+                qm_core::Command::SetLocationSafety { location: mag.clone(), flags: vec!["detonator_provisions".into()], conditions: None },
+            ];
+            for (i, c) in setup.into_iter().enumerate() {
+                site.execute(qm_app::Request::new(admin.clone(), c, format!("browser-det-{i}"), now)).unwrap();
+            }
+            let lines = vec![qm_core::ReceiptLine {
+                item_type: det,
+                serial: None,
+                lot: Some(qm_core::LotNo::parse("DET-D11-1").unwrap()),
+                quantity: qm_core::Quantity::units(50),
+                manufactured: None,
+                expires: None,
+            }];
+            let receive =
+                qm_core::Command::Receive { to: mag.clone(), from: "Explosives Supply Co.".into(), document: "DN-D11-0100".into(), lines };
+            let mut r = qm_app::Request::new(keeper.clone(), receive, "browser-det-receive".into(), now);
+            r.witness = Some(qm_core::Badge::parse("1104").unwrap());
+            site.execute(r).unwrap();
             // The site's time zone: pages show times in it, with its abbreviation.
             site.execute(qm_app::Request {
                 token: None,
@@ -350,6 +383,11 @@ async fn the_web_ui_in_chromium() {
     ready(&b).await;
     let mags = text(&b, "#magazines").await;
     assert!(mags.contains("D11-MAG") && mags.contains("licence"), "{mags}");
+    assert!(
+        mags.contains("footnote 4 (detonator provisions of 177.835(g)): DET-S 1.4S with TNT-BLOCK 1.1D — met"),
+        "the footnote in play: {mags}"
+    );
+    assert!(!mags.contains("footnote 5"), "cartridges are not fireworks: {mags}");
     assert!(!b.find_all(By::Css("#magazines meter")).await.unwrap().is_empty());
     assert!(text(&b, "#near-limit").await.contains("D11-MAG"), "the warning within 10 % of a limit");
     shot(&b, "15-magazines").await;
