@@ -228,6 +228,20 @@ impl Site {
         self.flush_or_reload(commit)
     }
 
+    /// Records, in a durable commit of its own, what a refused request leaves behind (a safety
+    /// refusal's incident) after the batch it was in was abandoned.
+    pub(crate) fn record_refusal_now(&mut self, req: &crate::Request, refused: qm_core::decide::Decision) -> Result<()> {
+        self.ensure_fresh()?;
+        let mut commit = Commit::default();
+        let key = format!("refused-{}", uuid::Uuid::now_v7());
+        let origin = crate::staging::Origin { actor: &req.actor, witness: None, key: &key, request: None, at: req.at };
+        if let Err(e) = self.stage(origin, refused, &mut commit) {
+            self.resync();
+            return Err(e);
+        }
+        self.flush_or_reload(commit)
+    }
+
     /// Checks a badge and password (web sign-in) against the stored Argon2id hash.
     pub fn authenticate_password(&self, badge: &Badge, password: &str) -> Result<()> {
         self.authenticate_kind(badge, CredentialKind::Password, password)

@@ -33,6 +33,8 @@ pub struct IncidentView {
     pub reports: Vec<IncidentReport>,
     pub resolution: Option<String>,
     pub entries: Vec<u64>,
+    /// Obligations whose report the site recorded as not made by its deadline.
+    pub missed: Vec<String>,
 }
 
 /// A clock (`qm_core::incidents::Clock`) with its due time in the site's zone.
@@ -94,6 +96,7 @@ pub fn view(state: &State, id: &IncidentId, i: &Incident, now: OffsetDateTime) -
         reports: i.reports.clone(),
         resolution: i.resolution.clone(),
         entries: i.entries.clone(),
+        missed: i.missed.clone(),
     }
 }
 
@@ -154,9 +157,22 @@ impl crate::Site {
                 reqs.push(crate::Request::new(site.clone(), Command::RecordMissedDeadline { incident: id.clone(), obligation }, key, now));
             }
         }
+        for (badge, (serials, lots, since)) in qm_core::incidents::overdue_holdings(state, now) {
+            let mut items: Vec<String> = serials.iter().map(|s| s.to_string()).chain(lots.iter().map(|l| l.to_string())).collect();
+            items.push(since.unix_timestamp_nanos().to_string());
+            let key = format!("overdue-{badge}-{}", digest_key(&items));
+            reqs.push(crate::Request::new(site.clone(), Command::RecordOverdueReturn { badge }, key, now));
+        }
         if reqs.is_empty() {
             return Ok(vec![]);
         }
         self.execute_batch(reqs).into_iter().collect()
     }
+}
+
+/// A short key for a set of items (the idempotency key of one overdue-return incident).
+fn digest_key(items: &[String]) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(items.join("\n").as_bytes());
+    d.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }

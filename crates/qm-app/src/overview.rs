@@ -6,9 +6,6 @@ use qm_core::*;
 use serde::Serialize;
 use time::Duration;
 
-/// Custody held longer than this is an overdue return.
-pub const OVERDUE_AFTER_H: i64 = 24;
-
 #[derive(Clone, Debug, Serialize)]
 pub struct UnitRow {
     pub unit: UnitId,
@@ -43,7 +40,7 @@ fn incident_counts(s: &State, within: &dyn Fn(&UnitId) -> bool, at: time::Offset
 pub fn unit_rows(s: &State, scope_unit: &UnitId, at: time::OffsetDateTime) -> Vec<UnitRow> {
     let mut out = vec![];
     let mut stack = vec![(scope_unit.clone(), 0usize)];
-    let overdue_before = at - Duration::hours(OVERDUE_AFTER_H);
+    let overdue_before = at - Duration::hours(i64::from(s.incident_rules.0.overdue_after_h()));
     while let Some((u, depth)) = stack.pop() {
         let Some(unit) = s.units.get(&u) else { continue };
         let within = |x: &UnitId| s.unit_within(x, &u);

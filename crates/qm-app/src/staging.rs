@@ -185,12 +185,27 @@ impl Site {
                 self.stage(origin, denied, commit)?;
                 return Err(r.into());
             }
-            Err(e) => return Err(e.into()),
+            Err(r) => {
+                // A storage-safety refusal is an attempt to store what may not be stored there: the
+                // incident it opens is recorded; the command itself appends nothing.
+                if let Some(refused) = self.refusal_recorded(req, &r) {
+                    let origin = Origin { actor: &req.actor, witness: None, key: &format!("refused-{key}"), request: None, at: req.at };
+                    self.stage(origin, refused, commit)?;
+                }
+                return Err(r.into());
+            }
         };
         let origin = Origin { actor: &req.actor, witness: req.witness.as_ref(), key, request: Some(req.digest()), at: req.at };
         let outcome = self.stage(origin, decision, commit)?;
         commit.credentials.extend(credentials::changes(&req.command, &outcome.entries));
         Ok(outcome)
+    }
+
+    /// What a refusal that is not a denial records: the incident a storage-safety refusal opens
+    /// (`qm_core::decide::refusal_incident`), if the incident rules open one.
+    pub(crate) fn refusal_recorded(&self, req: &Request, r: &Rejection) -> Option<Decision> {
+        let e = qm_core::decide::refusal_incident(&self.state, &self.ctx(req), &req.command, r)?;
+        Some(Decision { events: vec![e], corrects: None, opens: vec![] })
     }
 
     /// A denied attempt as a decision: the `access_denied` entry, with the incident it opens under
@@ -368,6 +383,8 @@ impl Site {
                                 at: req.at,
                             };
                             self.record_denial_now(d).map_err(|e| (i, e))?;
+                        } else if let Some(refused) = self.refusal_recorded(req, r) {
+                            self.record_refusal_now(req, refused).map_err(|e| (i, e))?;
                         }
                     }
                     return Err((i, e));

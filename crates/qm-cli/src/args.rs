@@ -217,6 +217,10 @@ pub enum Cmd {
     /// One incident: open it by hand, show it, or take a step in its life.
     #[command(subcommand)]
     Incident(IncidentCmd),
+    /// Records, as the site itself, what the clock has made due: incidents nobody acknowledged in
+    /// time escalated, reports not made by their deadline, items not returned in time. `qm serve`
+    /// does this every 30 s; a site kept from the command line runs it from cron.
+    Tick,
     /// Notifications: the outbox of e-mails and webhooks, and checking a notifications file.
     #[command(subcommand)]
     Notifications(NotifyCmd),

@@ -81,6 +81,27 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
             print_one(out, &incidents::show(s.state(), &p(IncidentId::parse(incident))?, now)?);
             Ok(0)
         }
+        Cmd::Tick => {
+            let mut s = open_site(cli)?;
+            let done = s.escalate_due(now)?;
+            let zone = qm_app::zone::SiteZone::of(s.state());
+            let lines: Vec<String> = done
+                .iter()
+                .flat_map(|o| o.entries.iter())
+                .map(|e| format!("{:>7}  {}", e.seq, qm_app::query::summarize_in(e, &zone)))
+                .collect();
+            out.json_or(&serde_json::json!({ "recorded": done.iter().map(|o| o.entries.len()).sum::<usize>() }), || {
+                if lines.is_empty() {
+                    "nothing is due".to_string()
+                } else {
+                    lines.join("\n")
+                }
+            });
+            if !done.is_empty() {
+                s.checkpoint()?;
+            }
+            Ok(0)
+        }
         Cmd::Incident(c) => {
             let mut s = open_site(cli)?;
             let command = command_of(&s, c, now)?;

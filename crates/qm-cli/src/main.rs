@@ -181,7 +181,7 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
         | Cmd::Lot(_)
         | Cmd::Count(_)
         | Cmd::Correct { .. } => custody_cmds::run(cli, out),
-        Cmd::Incidents { .. } | Cmd::Incident(_) | Cmd::Notifications(_) => incident_cmds::run(cli, out),
+        Cmd::Incidents { .. } | Cmd::Incident(_) | Cmd::Notifications(_) | Cmd::Tick => incident_cmds::run(cli, out),
         Cmd::Stock { unit, location, item_type } => {
             let s = open()?;
             let f = StockFilter {

@@ -692,7 +692,25 @@ fn unsafe_movements_into_a_magazine_are_refused_before_they_happen() {
         "{}",
         r.stderr
     );
-    assert_eq!(e.entries(), before + 1, "a refused movement appends nothing (the one entry: DET's attributes)");
+    // A refused movement appends nothing of itself; each refusal is an attempt the safety officer
+    // learns of: an incident (safety_refusal) about the store, the lot and the person who tried.
+    let refused = e.json("0420", &["incidents", "--kind", "safety_refusal"]);
+    let refused = refused.as_array().unwrap();
+    assert_eq!(refused.len(), 4, "{refused:?}");
+    assert_eq!(e.entries(), before + 1 + 4, "DET's attributes and the four incidents, nothing else");
+    let det = refused
+        .iter()
+        .find(|i| i["summary"].as_str().unwrap().contains("DET-77") && i["summary"].as_str().unwrap().contains("mixing"))
+        .unwrap();
+    assert_eq!(
+        (det["severity"].as_str(), det["unit"].as_str(), det["location"].as_str()),
+        (Some("medium"), Some("D-1"), Some("M2")),
+        "{det}"
+    );
+    assert!(
+        det["summary"].as_str().unwrap().starts_with("refused: badge 0420 tried to put stock from supplier:Explosives Co into M2"),
+        "{det}"
+    );
     // Explosive weight without a UN classification: it cannot be placed in a magazine at all.
     e.ok(
         "0001",
@@ -1446,4 +1464,94 @@ fn footnotes_apply_to_what_they_are_about() {
     let v = e.json("0420", &["magazines"]);
     let m3 = v.as_array().unwrap().iter().find(|x| x["location"] == "M3").unwrap();
     assert_eq!(m3["footnotes"], serde_json::json!([]), "one L item type: nothing to judge");
+}
+
+/// Every source of automatic incidents as a user meets them: a count that finds the books wrong, an
+/// excursion in a CSV of readings, a wrong PIN, and explosives reported lost with their 24-hour
+/// report clock shown, then met; a report never made is recorded as missed by `qm tick`.
+#[test]
+fn each_source_of_automatic_incidents_opens_one_with_its_clocks() {
+    let e = Env::new();
+    e.magazine();
+    let kinds = |e: &Env| -> Vec<String> {
+        let list = e.json("0001", &["incidents"]);
+        let mut v: Vec<String> = list.as_array().unwrap().iter().map(|i| i["kind"].as_str().unwrap().to_string()).collect();
+        v.sort();
+        v
+    };
+    assert!(kinds(&e).is_empty());
+    // A count: a rifle missing from the rack.
+    e.ok("0502", &["count", "start", "RACK-A", "--blind"]);
+    e.ok("0502", &["count", "record", "C-1", "--location", "RACK-A", "R-1041", "R-1042"]);
+    e.ok("0502", &["count", "close", "C-1"]);
+    let i = e.json("0001", &["incidents", "--kind", "count_discrepancy"]);
+    assert_eq!(i[0]["severity"], "high", "a weapon: {i}");
+    assert!(i[0]["summary"].as_str().unwrap().contains("serial R-1043"), "{i}");
+    // An excursion in a file of readings.
+    let mut csv = String::from("location,at,temperature_c\n");
+    for h in 0..6 {
+        csv.push_str(&format!("M2,2026-07-01T{h:02}:00:00Z,{}\n", if h == 3 { 45.0 } else { 20.0 }));
+    }
+    std::fs::write(e.path("r.csv"), csv).unwrap();
+    e.ok("0420", &["conditions", "import", "r.csv"]);
+    let i = e.json("0001", &["incidents", "--kind", "excursion"]);
+    assert_eq!((i[0]["severity"].as_str(), i[0]["location"].as_str()), (Some("medium"), Some("M2")), "{i}");
+    // A wrong PIN at the counter.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_qm"));
+    let out = cmd.env_clear().env("QM_DB", e.db()).env("QM_ACTOR", "0417").env("QM_PIN", "9999").args(["issue", "--to", "1001", "R-1041"]);
+    assert_eq!(out.output().unwrap().status.code(), Some(3));
+    let i = e.json("0001", &["incidents", "--kind", "unauthorized_access"]);
+    assert!(i[0]["summary"].as_str().unwrap().contains("denied issue for 0417"), "{i}");
+    // Explosives reported lost: critical, with the 24-hour report to ATF running, then met.
+    e.ok("0420", &["report-loss", "--from", "M2", "--witness", "0501", "TNT-3:10"]);
+    let i = e.json("0001", &["incidents", "--kind", "loss"]);
+    let loss = &i[0];
+    assert_eq!(loss["severity"], "critical", "{loss}");
+    let clock = loss["clocks"].as_array().unwrap().iter().find(|c| c["what"] == "us-explosives-theft-loss").unwrap();
+    assert_eq!(clock["status"], "open");
+    let left = clock["left_s"].as_i64().unwrap();
+    assert!((23 * 3600..=24 * 3600).contains(&left), "24 hours from discovery: {clock}");
+    assert!(clock["source"].as_str().unwrap().contains("27 CFR 555.30"), "{clock}");
+    let id = loss["id"].as_str().unwrap().to_string();
+    e.ok(
+        "0420",
+        &["incident", "report", &id, "--obligation", "us-explosives-theft-loss", "--authority", "ATF", "--reference", "5400.5-77"],
+    );
+    let shown = e.json("0001", &["incident", "show", &id]);
+    assert!(shown["clocks"].as_array().unwrap().iter().any(|c| c["what"] == "us-explosives-theft-loss" && c["status"] == "met"), "{shown}");
+    // A theft found 25 hours ago and never reported: the clock is missed, and `qm tick` records it
+    // (once) with an incident of its own.
+    let found =
+        (time::OffsetDateTime::now_utc() - time::Duration::hours(25)).format(&time::format_description::well_known::Rfc3339).unwrap();
+    let opened = e.json(
+        "0420",
+        &[
+            "incident",
+            "open",
+            "--kind",
+            "theft",
+            "--severity",
+            "critical",
+            "--unit",
+            "D-1",
+            "--lot",
+            "TNT-3",
+            "--summary",
+            "a case of TNT gone",
+            "--discovered-at",
+            &found,
+        ],
+    );
+    let theft = opened["entries"][0]["event"]["incident"].as_str().unwrap().to_string();
+    let shown = e.json("0001", &["incident", "show", &theft]);
+    assert!(
+        shown["clocks"].as_array().unwrap().iter().any(|c| c["what"] == "us-explosives-theft-loss" && c["status"] == "missed"),
+        "{shown}"
+    );
+    let ticked = e.ok("0001", &["tick"]);
+    assert!(ticked.contains(theft.as_str()) && ticked.contains("us-explosives-theft-loss"), "{ticked}");
+    assert_eq!(e.ok("0001", &["tick"]).trim(), "nothing is due");
+    assert_eq!(e.json("0001", &["incident", "show", &theft])["missed"][0], "us-explosives-theft-loss");
+    assert_eq!(kinds(&e), ["count_discrepancy", "excursion", "loss", "other", "theft", "unauthorized_access"]);
+    assert!(e.ok("0001", &["verify"]).contains("verify: OK"));
 }

@@ -47,6 +47,10 @@ pub enum Trigger {
     AccessDenied,
     /// A report an incident's obligation requires was not made by its deadline (recorded by the site).
     DeadlineMissed,
+    /// A movement into a magazine or depot refused by the storage-safety rules (someone tried).
+    SafetyRefusal,
+    /// Something issued to a person and not returned within `after_h` (recorded by the site's clock).
+    OverdueReturn,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -58,6 +62,9 @@ pub struct OpenRule {
     /// Denied operations that open no incident (`access_denied` only).
     #[serde(default)]
     pub except_operations: Vec<String>,
+    /// Hours a person may hold an item before it is overdue (`overdue_return` only, required there).
+    #[serde(default)]
+    pub after_h: Option<u32>,
 }
 
 /// A report an authority outside requires: for which kinds of incident and of item, to whom,
@@ -116,6 +123,13 @@ impl IncidentRules {
             if !o.except_operations.is_empty() && o.on != Trigger::AccessDenied {
                 return Err(format!("{file}: key open[{i}].except_operations: only for on = \"access_denied\""));
             }
+            match (o.on, o.after_h) {
+                (Trigger::OverdueReturn, None | Some(0)) => {
+                    return Err(format!("{file}: key open[{i}].after_h: say after how many hours (at least 1) a return is overdue"));
+                }
+                (Trigger::OverdueReturn, _) | (_, None) => {}
+                (_, Some(_)) => return Err(format!("{file}: key open[{i}].after_h: only for on = \"overdue_return\"")),
+            }
         }
         let mut ids = std::collections::BTreeSet::new();
         for (i, o) in rules.report.iter().enumerate() {
@@ -149,6 +163,12 @@ impl IncidentRules {
 
     fn rule_for(&self, on: Trigger) -> Option<(usize, &OpenRule)> {
         self.open.iter().enumerate().find(|(_, r)| r.on == on)
+    }
+
+    /// After how many hours a holding is an overdue return: the `overdue_return` rule's, or a day
+    /// when the rules open no incident for it (the dashboard still counts them).
+    pub fn overdue_after_h(&self) -> u32 {
+        self.rule_for(Trigger::OverdueReturn).and_then(|(_, r)| r.after_h).unwrap_or(24)
     }
 }
 
@@ -213,29 +233,128 @@ pub fn follow_ups(state: &State, rules: &IncidentRules, events: &[Event], first_
         }
     }
     let mut out = vec![];
-    for (n, on, unit, location, mut objects, summaries) in opened {
-        let Some(rule) = rules.open.get(n) else { continue };
-        objects.lots.sort();
-        objects.lots.dedup();
-        let severity = rule.severity.level(&item_kinds(state, &objects));
-        let Ok(incident) = IncidentId::parse(&format!("I-{}", state.incidents.len() + out.len() + 1)) else { continue };
+    for (n, on, unit, location, objects, summaries) in opened {
         let summary = match summaries.len() {
             1 => summaries.into_iter().next().unwrap_or_default(),
             k => format!("{k} discrepancies: {}", summaries.iter().take(5).cloned().collect::<Vec<_>>().join("; ")),
         };
-        out.push(Event::IncidentOpened {
-            incident,
-            kind: rule.kind,
-            severity,
-            unit,
-            location,
-            objects,
-            summary: summary.chars().take(crate::decide::TEXT_LEN_MAX).collect(),
-            discovered_at: at,
-            rule: Some(format!("open[{n}] on {}", trigger_name(on))),
-        });
+        out.extend(opened_by_rule(state, rules, (n, on), (unit, location), (objects, vec![]), &summary, at, out.len()));
     }
     out
+}
+
+/// An incident the rule `open[n]` opens: numbered after the books' and `earlier` ones of the same
+/// decision, as grave as the gravest item among its objects.
+#[allow(clippy::too_many_arguments)]
+fn opened_by_rule(
+    state: &State,
+    rules: &IncidentRules,
+    (n, on): (usize, Trigger),
+    (unit, location): (UnitId, Option<LocationId>),
+    (mut objects, mut kinds): (IncidentObjects, Vec<ItemKind>),
+    summary: &str,
+    at: OffsetDateTime,
+    earlier: usize,
+) -> Option<Event> {
+    let rule = rules.open.get(n)?;
+    objects.lots.sort();
+    objects.lots.dedup();
+    kinds.extend(item_kinds(state, &objects));
+    let severity = rule.severity.level(&kinds);
+    let incident = IncidentId::parse(&format!("I-{}", state.incidents.len() + earlier + 1)).ok()?;
+    Some(Event::IncidentOpened {
+        incident,
+        kind: rule.kind,
+        severity,
+        unit,
+        location,
+        objects,
+        summary: summary.chars().take(crate::decide::TEXT_LEN_MAX).collect(),
+        discovered_at: at,
+        rule: Some(format!("open[{n}] on {}", trigger_name(on))),
+    })
+}
+
+/// The incident a storage-safety refusal opens (trigger `safety_refusal`): `events` are what the
+/// refused command would have recorded; the first movement into a store the safety rules refuse
+/// names the place, its unit and the items. `None` when the rules open no incident for it.
+pub fn safety_refusal(state: &State, events: &[Event], actor: &Badge, rule: &str, message: &str, at: OffsetDateTime) -> Option<Event> {
+    let rules = &state.incident_rules.0;
+    let (n, _) = rules.rule_for(Trigger::SafetyRefusal)?;
+    let (from, to, lines) = events.iter().find_map(|e| match e {
+        Event::Movement { from, to, lines, .. } if crate::decide::storage::check_movement(state, from, to, lines).is_err() => {
+            Some((from, to, lines))
+        }
+        _ => None,
+    })?;
+    let Account::Location(place) = to else { return None };
+    let store = state.enclosing_store(place).cloned().unwrap_or_else(|| place.clone());
+    let unit = state.locations.get(&store).map(|l| l.unit.clone())?;
+    let mut objects = IncidentObjects { badges: vec![actor.clone()], ..Default::default() };
+    // The lots a receipt would bring are not in the books yet: their kinds come from the lines.
+    let kinds: Vec<ItemKind> = lines.iter().filter_map(|l| state.item_types.get(l.item_type()).map(|t| t.kind)).collect();
+    for l in lines {
+        match l {
+            crate::event::Line::Serial { serial, .. } => objects.serials.push(serial.clone()),
+            crate::event::Line::Lot { lot, .. } => objects.lots.push(lot.clone()),
+        }
+    }
+    let summary = format!("refused: badge {actor} tried to put stock from {from} into {store} (rule {rule}): {message}");
+    opened_by_rule(state, rules, (n, Trigger::SafetyRefusal), (unit, Some(store)), (objects, kinds), &summary, at, 0)
+}
+
+/// What people hold past the `overdue_return` rule's hours that no overdue-return incident opened
+/// since they took it already names: per badge, the serials and lots, with the oldest holding's time.
+pub fn overdue_holdings(state: &State, now: OffsetDateTime) -> BTreeMap<Badge, (Vec<Serial>, Vec<LotNo>, OffsetDateTime)> {
+    let mut out: BTreeMap<Badge, (Vec<Serial>, Vec<LotNo>, OffsetDateTime)> = BTreeMap::new();
+    let Some((_, rule)) = state.incident_rules.0.rule_for(Trigger::OverdueReturn) else { return out };
+    let before = now - Duration::hours(i64::from(rule.after_h.unwrap_or(24)));
+    let raised = |badge: &Badge, since: OffsetDateTime, serial: Option<&Serial>, lot: Option<&LotNo>| {
+        state.incidents.values().any(|i| {
+            i.kind == rule.kind
+                && i.opened_at >= since
+                && i.objects.badges.contains(badge)
+                && (serial.is_some_and(|s| i.objects.serials.contains(s)) || lot.is_some_and(|l| i.objects.lots.contains(l)))
+        })
+    };
+    for (serial, si) in &state.serials {
+        if let Account::Person(b) = &si.account {
+            if si.since < before && !raised(b, si.since, Some(serial), None) {
+                let e = out.entry(b.clone()).or_insert((vec![], vec![], si.since));
+                e.0.push(serial.clone());
+                e.2 = e.2.min(si.since);
+            }
+        }
+    }
+    for ((account, lot), bal) in &state.balances {
+        if let Account::Person(b) = account {
+            if bal.quantity.is_positive() && bal.since < before && !raised(b, bal.since, None, Some(lot)) {
+                let e = out.entry(b.clone()).or_insert((vec![], vec![], bal.since));
+                e.1.push(lot.clone());
+                e.2 = e.2.min(bal.since);
+            }
+        }
+    }
+    out
+}
+
+/// The incident the site opens about what `badge` holds overdue and unraised at `now` (rule
+/// `overdue_return`), or `None`.
+pub fn overdue_return(state: &State, badge: &Badge, now: OffsetDateTime) -> Option<Event> {
+    let rules = &state.incident_rules.0;
+    let (n, rule) = rules.rule_for(Trigger::OverdueReturn)?;
+    let (serials, lots, since) = overdue_holdings(state, now).remove(badge)?;
+    let unit = state.people.get(badge).map(|p| p.unit.clone())?;
+    let items: Vec<String> = serials.iter().map(|s| format!("serial {s}")).chain(lots.iter().map(|l| format!("lot {l}"))).collect();
+    let summary = format!(
+        "badge {badge} has held {} past {} h without returning it (the oldest since {}): {}",
+        if items.len() == 1 { "an item".to_string() } else { format!("{} items", items.len()) },
+        rule.after_h.unwrap_or(24),
+        since.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        items.join(", ")
+    );
+    let objects = IncidentObjects { serials, lots, badges: vec![badge.clone()], ..Default::default() };
+    opened_by_rule(state, rules, (n, Trigger::OverdueReturn), (unit, None), (objects, vec![]), &summary, now, 0)
 }
 
 /// The incidents `events` open by themselves (as `follow_ups`, under the books' rules), each with
@@ -262,6 +381,8 @@ fn trigger_name(t: Trigger) -> &'static str {
         Trigger::Excursion => "excursion",
         Trigger::AccessDenied => "access_denied",
         Trigger::DeadlineMissed => "deadline_missed",
+        Trigger::SafetyRefusal => "safety_refusal",
+        Trigger::OverdueReturn => "overdue_return",
     }
 }
 

@@ -453,3 +453,90 @@ fn overdue_incidents_are_escalated_by_the_site_once_per_level_and_verify() {
     drop(site);
     assert_verifies(&open_again(&dir));
 }
+
+/// A rifle not returned within the rules' 24 hours is raised by the site's clock as an overdue
+/// return, once for that holding, and again for a new one; the auditor replays it.
+#[test]
+fn an_item_held_past_its_return_time_opens_an_incident_once_per_holding() {
+    let (dir, mut site) = demo();
+    let now = OffsetDateTime::now_utc();
+    site.execute(issue("0417", "1001", "R-1041", "out-1")).unwrap();
+    let mine = |site: &Site| -> Vec<(IncidentId, Severity, Vec<Serial>)> {
+        site.state()
+            .incidents
+            .iter()
+            .filter(|(_, i)| i.kind == IncidentKind::OverdueReturn && i.objects.badges.iter().any(|b| b.as_str() == "1001"))
+            .map(|(k, i)| (k.clone(), i.severity, i.objects.serials.clone()))
+            .collect()
+    };
+    site.escalate_due(now + time::Duration::hours(23)).unwrap();
+    assert!(mine(&site).is_empty(), "within its 24 hours");
+    let done = site.escalate_due(now + time::Duration::hours(25)).unwrap();
+    assert!(done.iter().all(|o| o.entries[0].actor.as_str() == "site"));
+    let raised = mine(&site);
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert_eq!((raised[0].1, raised[0].2.iter().map(|s| s.as_str()).collect::<Vec<_>>()), (Severity::High, vec!["R-1041"]));
+    let summary = &site.state().incidents[&raised[0].0].summary;
+    assert!(
+        summary.starts_with("badge 1001 has held an item past 24 h without returning it") && summary.contains("serial R-1041"),
+        "{summary}"
+    );
+    // Asked again: nothing more about the same holding.
+    site.escalate_due(now + time::Duration::hours(26)).unwrap();
+    assert_eq!(mine(&site).len(), 1);
+    site.checkpoint().unwrap();
+    assert_verifies(&site);
+    drop(site);
+    assert_verifies(&open_again(&dir));
+}
+
+/// A receipt the storage-safety rules refuse appends no movement, but the attempt opens a
+/// safety-refusal incident about the magazine, the lot and the person who tried.
+#[test]
+fn a_put_away_the_safety_rules_refuse_opens_an_incident_about_the_attempt() {
+    let (_dir, mut site) = demo();
+    let state = site.state();
+    // A magazine of the demo, and an item type whose division its licence does not cover.
+    let (mag, m) = state.locations.iter().find(|(_, l)| l.kind == LocationKind::Magazine && l.magazine.is_some()).unwrap();
+    let licensed = &m.magazine.as_ref().unwrap().hazard_divisions;
+    let keeper = m.keeper.clone().unwrap();
+    let unit = m.unit.clone();
+    let mag = mag.clone();
+    assert!(!licensed.iter().any(|d| d == "1.3"), "{licensed:?}");
+    let code = "1.3C";
+    let define = Command::DefineItemType {
+        item_type: ItemTypeId::parse("ODD").unwrap(),
+        name: "odd charge".into(),
+        kind: ItemKind::Explosive,
+        tracking: Tracking::Lot,
+        unit_of_measure: "each".into(),
+        neq_kg_per_unit: 0.5,
+        un_code: Some(code.into()),
+        qualification: None,
+    };
+    site.execute(Request::new(Badge::parse("0001").unwrap(), define, "define-odd".into(), OffsetDateTime::now_utc())).unwrap();
+    let before = site.size();
+    let receive = Command::Receive {
+        to: mag.clone(),
+        from: "Explosives Co".into(),
+        document: "DN-9".into(),
+        lines: vec![ReceiptLine {
+            item_type: ItemTypeId::parse("ODD").unwrap(),
+            serial: None,
+            lot: Some(LotNo::parse("ODD-1").unwrap()),
+            quantity: qm_core::quantity::Quantity::units(2),
+            manufactured: None,
+            expires: None,
+        }],
+    };
+    let mut req = Request::new(keeper.clone(), receive, "put-odd".into(), OffsetDateTime::now_utc());
+    req.witness = Some(Badge::parse("0501").unwrap());
+    let r = site.execute(req);
+    assert!(matches!(&r, Err(qm_app::AppError::Rejected(x)) if x.code().starts_with("safety.")), "{r:?}");
+    assert_eq!(site.size(), before + 1, "one entry: the incident, no movement");
+    let (_, i) = site.state().incidents.iter().find(|(_, i)| i.kind == IncidentKind::SafetyRefusal).unwrap();
+    assert_eq!((i.unit.clone(), i.location.clone(), i.severity), (unit, Some(mag.clone()), Severity::Medium));
+    assert_eq!(i.discovered_by, keeper);
+    assert!(i.objects.lots.iter().any(|l| l.as_str() == "ODD-1") && i.objects.badges.contains(&keeper), "{i:?}");
+    assert_verifies(&site);
+}

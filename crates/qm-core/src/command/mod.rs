@@ -95,6 +95,11 @@ pub enum Command {
         incident: IncidentId,
         obligation: String,
     },
+    /// The site opens an incident about what `badge` has held past the rules' `after_h` and not yet
+    /// raised (actor [`crate::incidents::SITE_ACTOR`] only; `Site::escalate_due`).
+    RecordOverdueReturn {
+        badge: Badge,
+    },
     /// A step in an incident's life: acknowledge, investigate, note, escalate, report, close, reopen.
     UpdateIncident {
         incident: IncidentId,
@@ -286,6 +291,7 @@ impl Command {
             Command::OpenIncident { .. } => "open_incident",
             Command::EscalateOverdue { .. } => "escalate_overdue_incident",
             Command::RecordMissedDeadline { .. } => "record_missed_deadline",
+            Command::RecordOverdueReturn { .. } => "record_overdue_return",
             Command::UpdateIncident { action, .. } => match action {
                 crate::event::IncidentAction::Acknowledge => "acknowledge_incident",
                 crate::event::IncidentAction::Investigate => "investigate_incident",

@@ -226,6 +226,19 @@ pub(super) fn decide_missed(state: &State, ctx: &Ctx, id: &IncidentId, obligatio
     Ok(Decision { events: vec![Event::IncidentUpdated { incident: id.clone(), action }], corrects: None, opens: vec![] })
 }
 
+/// The site opens an incident about what a person has held past the rules' time and nobody has
+/// raised yet (`crate::incidents::overdue_return`).
+pub(super) fn decide_overdue_return(state: &State, ctx: &Ctx, badge: &Badge) -> R<Decision> {
+    site_only(ctx, "raises an overdue return")?;
+    if !state.people.contains_key(badge) {
+        return not_found("badge", badge);
+    }
+    match crate::incidents::overdue_return(state, badge, ctx.at) {
+        Some(e) => Ok(Decision { events: vec![e], corrects: None, opens: vec![] }),
+        None => refuse("incident.state", format!("badge {badge} holds nothing past its return time that is not raised already")),
+    }
+}
+
 pub(super) fn decide_escalate_overdue(state: &State, ctx: &Ctx, id: &IncidentId) -> R<Decision> {
     site_only(ctx, "escalates an overdue incident (escalate by hand instead)")?;
     let Some(i) = state.incidents.get(id) else {

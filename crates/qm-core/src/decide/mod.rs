@@ -449,11 +449,24 @@ pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, R
     Ok(decision)
 }
 
+/// The incident a storage-safety refusal of `command` opens under the incident rules (trigger
+/// `safety_refusal`), recorded by the edge as a denied attempt is: the command's movements are
+/// decided again without the safety check to find the store it would have put stock into.
+pub fn refusal_incident(state: &State, ctx: &Ctx, command: &Command, refusal: &Rejection) -> Option<Event> {
+    let Rejection::Refused { rule, message } = refusal else { return None };
+    if !rule.starts_with("safety.") {
+        return None;
+    }
+    let decision = decide_command(state, ctx, command).ok()?;
+    crate::incidents::safety_refusal(state, &decision.events, &ctx.actor, rule, message, ctx.at)
+}
+
 fn decide_command(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, Rejection> {
     // The one command the site itself gives (no person acts): an overdue incident goes one unit up.
     match command {
         Command::EscalateOverdue { incident } => return incidents::decide_escalate_overdue(state, ctx, incident),
         Command::RecordMissedDeadline { incident, obligation } => return incidents::decide_missed(state, ctx, incident, obligation),
+        Command::RecordOverdueReturn { badge } => return incidents::decide_overdue_return(state, ctx, badge),
         _ => {}
     }
     let Some(actor) = state.people.get(&ctx.actor) else {
@@ -494,7 +507,8 @@ fn decide_command(state: &State, ctx: &Ctx, command: &Command) -> Result<Decisio
         Command::OpenIncident { .. }
         | Command::UpdateIncident { .. }
         | Command::EscalateOverdue { .. }
-        | Command::RecordMissedDeadline { .. } => incidents::decide_incident(&c, command),
+        | Command::RecordMissedDeadline { .. }
+        | Command::RecordOverdueReturn { .. } => incidents::decide_incident(&c, command),
         Command::Correct { original, reason } => decide_correct(&c, original, reason),
     }
 }

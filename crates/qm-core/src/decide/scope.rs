@@ -42,7 +42,8 @@ pub fn op_of(cmd: &Command) -> Op {
         Command::OpenIncident { .. }
         | Command::UpdateIncident { .. }
         | Command::EscalateOverdue { .. }
-        | Command::RecordMissedDeadline { .. } => Op::Incident,
+        | Command::RecordMissedDeadline { .. }
+        | Command::RecordOverdueReturn { .. } => Op::Incident,
     }
 }
 
@@ -101,6 +102,7 @@ pub fn units_of(s: &State, cmd: &Command) -> Vec<UnitId> {
             None => vec![],
         },
         Command::OpenIncident { unit, .. } => vec![Some(unit.clone())],
+        Command::RecordOverdueReturn { badge } => vec![s.people.get(badge).map(|p| p.unit.clone())],
         Command::UpdateIncident { incident, .. }
         | Command::EscalateOverdue { incident }
         | Command::RecordMissedDeadline { incident, .. } => {

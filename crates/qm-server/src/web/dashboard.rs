@@ -6,11 +6,17 @@ use crate::views::page;
 use crate::web::*;
 use axum::response::IntoResponse;
 use maud::html;
-pub(crate) use qm_app::overview::{ledger_status, unit_rows, OVERDUE_AFTER_H};
+pub(crate) use qm_app::overview::{ledger_status, unit_rows};
 
 pub(crate) async fn dashboard(Visitor { st, p, .. }: Visitor) -> WebResult {
     let pp = p.clone();
-    let (rows, ls) = st.site.call(move |site| (unit_rows(site.state(), &pp.unit, now()), ledger_status(site, now()))).await?;
+    let (rows, ls, overdue_h) = st
+        .site
+        .call(move |site| {
+            let s = site.state();
+            (unit_rows(s, &pp.unit, now()), ledger_status(site, now()), s.incident_rules.0.overdue_after_h())
+        })
+        .await?;
     let body = html! {
         p.lead {
             "Ledger: " strong { (ls.size) " entries" } "; latest signed checkpoint covers " strong #cp-size { (ls.checkpoint_size) }
@@ -18,7 +24,7 @@ pub(crate) async fn dashboard(Visitor { st, p, .. }: Visitor) -> WebResult {
             @if ls.checkpoint_size < ls.size { span.warn { " · " (ls.size - ls.checkpoint_size) " entries not yet checkpointed" } }
         }
         table #units {
-            thead { tr { th { "Unit" } th.n { "Open discrepancies" } th.n { "Overdue returns (> " (OVERDUE_AFTER_H) " h)" } th.n { "Transfers in transit" } th.n { "Magazines near a limit" } th { "Open incidents (critical/high/medium/low)" } th.n { "Incident clocks at risk" } th.n { "Staff" } th { "" } } }
+            thead { tr { th { "Unit" } th.n { "Open discrepancies" } th.n { "Overdue returns (> " (overdue_h) " h)" } th.n { "Transfers in transit" } th.n { "Magazines near a limit" } th { "Open incidents (critical/high/medium/low)" } th.n { "Incident clocks at risk" } th.n { "Staff" } th { "" } } }
             tbody {
                 @for r in &rows {
                     tr {
