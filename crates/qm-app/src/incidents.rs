@@ -137,7 +137,8 @@ pub fn show(state: &State, id: &IncidentId, now: OffsetDateTime) -> crate::Resul
 impl crate::Site {
     /// Escalates, as the site itself, every incident nobody acknowledged in time one unit up
     /// (`qm_core::incidents::escalation_due`), and records each report not made by its deadline
-    /// (`missed_deadlines`); the server's clock calls this now and then. Each has its own
+    /// (`missed_deadlines`), raises overdue returns and records directives' missed deadlines
+    /// (`qm_core::directives::missed`); the server's clock calls this now and then. Each has its own
     /// idempotency key (incident and level, or incident and obligation): none is recorded twice.
     pub fn escalate_due(&mut self, now: OffsetDateTime) -> crate::Result<Vec<crate::Outcome>> {
         let site = Badge::parse(qm_core::incidents::SITE_ACTOR).map_err(|e| crate::AppError::Internal(e.to_string()))?;
@@ -163,6 +164,7 @@ impl crate::Site {
             let key = format!("overdue-{badge}-{}", digest_key(&items));
             reqs.push(crate::Request::new(site.clone(), Command::RecordOverdueReturn { badge }, key, now));
         }
+        reqs.extend(self.directive_misses(now)?);
         if reqs.is_empty() {
             return Ok(vec![]);
         }

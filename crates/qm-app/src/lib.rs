@@ -7,6 +7,7 @@ pub mod backup;
 mod checkpoints;
 pub mod conditions;
 pub mod credentials;
+pub mod directives;
 pub mod import;
 pub mod incidents;
 pub mod magazines;
@@ -389,6 +390,7 @@ impl Site {
         // The configuration the books are judged by is not in the store: it stays.
         state.safety = self.state.safety.clone();
         state.incident_rules = self.state.incident_rules.clone();
+        state.postures = self.state.postures.clone();
         self.state = state;
         self.frontier = frontier;
         self.stale = None;

@@ -249,6 +249,7 @@ fn event_summary(env: &Envelope, zone: &crate::zone::SiteZone) -> String {
             format!("discrepancy {discrepancy} {}: {note}", if *adjusted { "approved, books adjusted" } else { "explained, no change" })
         }
         Event::IncidentOpened { .. } | Event::IncidentUpdated { .. } => summarize_incident(&env.event, zone),
+        Event::DirectiveIssued { .. } | Event::DirectiveUpdated { .. } => summarize_directive(env, zone),
     }
 }
 
@@ -287,6 +288,35 @@ fn summarize_incident(event: &Event, zone: &crate::zone::SiteZone) -> String {
             IncidentAction::DeadlineMissed { obligation } => {
                 format!("incident {incident}: the report {obligation} was not made by its deadline")
             }
+        },
+        other => other.type_name().to_string(),
+    }
+}
+
+/// A directive's entry in words.
+fn summarize_directive(env: &Envelope, zone: &crate::zone::SiteZone) -> String {
+    use qm_core::event::DirectiveAction as A;
+    let list = |ms: &[qm_core::directives::Measure]| ms.iter().map(|m| m.to_string()).collect::<Vec<_>>().join(", ");
+    match &env.event {
+        Event::DirectiveIssued { directive, unit, title, posture, starts_at, ends_at, measures, .. } => format!(
+            "directive {directive} issued at unit {unit}: \"{title}\" ({posture}, {} to {}){}",
+            zone.show(*starts_at),
+            zone.show(*ends_at),
+            if measures.is_empty() { String::new() } else { format!("; measures: {}", list(measures)) }
+        ),
+        Event::DirectiveUpdated { directive, action } => match action {
+            A::Acknowledge { unit } => format!("directive {directive} acknowledged by unit {unit}"),
+            A::Relay { unit, text, measures } => format!(
+                "directive {directive} relayed by unit {unit}: {text}{}",
+                if measures.is_empty() { String::new() } else { format!("; added: {}", list(measures)) }
+            ),
+            A::Brief { unit } => format!("directive {directive}: shift briefing acknowledged by badge {} at unit {unit}", env.actor),
+            A::SignOff { unit, task, reviewed, note } => {
+                format!("directive {directive}: {task} of unit {unit} signed off ({} items reviewed): {note}", reviewed.len())
+            }
+            A::Extend { ends_at, reason } => format!("directive {directive} extended to {}: {reason}", zone.show(*ends_at)),
+            A::Cancel { reason } => format!("directive {directive} cancelled: {reason}"),
+            A::Missed { unit, what } => format!("directive {directive}: {what} of unit {unit} not done by its deadline"),
         },
         other => other.type_name().to_string(),
     }

@@ -17,6 +17,9 @@ pub struct Cli {
     /// Incident rules (severities, what opens an incident, reporting obligations) replacing the shipped ones.
     #[arg(long, global = true, env = "QM_INCIDENT_RULES")]
     pub incident_rules: Option<String>,
+    /// Posture levels directives are issued at (docs/directives.md), replacing the shipped ones.
+    #[arg(long, global = true, env = "QM_POSTURE_LEVELS")]
+    pub posture_levels: Option<String>,
     /// Notification rules, channels and addresses (docs/notifications.md), for `qm serve` and `qm notifications`.
     #[arg(long, global = true, env = "QM_NOTIFICATIONS")]
     pub notifications: Option<String>,
@@ -217,6 +220,29 @@ pub enum Cmd {
     /// One incident: open it by hand, show it, or take a step in its life.
     #[command(subcommand)]
     Incident(IncidentCmd),
+    /// Directives, newest first (docs/directives.md).
+    Directives {
+        /// Only those in force now.
+        #[arg(long)]
+        in_force: bool,
+        /// Those issued at this unit or concerning it.
+        #[arg(long)]
+        unit: Option<String>,
+    },
+    /// One directive: issue it, relay or acknowledge it for a unit, the shift briefing, a review's
+    /// sign-off, extend, cancel, show.
+    #[command(subcommand)]
+    Directive(DirectiveCmd),
+    /// A directive's compliance: per unit acknowledged, relayed, tasks, briefings, incidents, rolled up.
+    Compliance {
+        directive: String,
+        /// As CSV (one line per unit) instead of text.
+        #[arg(long)]
+        csv: bool,
+        /// Only this unit's subtree.
+        #[arg(long)]
+        unit: Option<String>,
+    },
     /// Records, as the site itself, what the clock has made due: incidents nobody acknowledged in
     /// time escalated, reports not made by their deadline, items not returned in time. `qm serve`
     /// does this every 30 s; a site kept from the command line runs it from cron.
@@ -734,4 +760,87 @@ pub enum NotifyCmd {
     Check { file: String },
     /// Try an undelivered message again at once (a running server's next round).
     Retry { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DirectiveCmd {
+    /// Issue a directive at a unit for its subtree (or the parts named by --applies-to).
+    Issue {
+        #[arg(long)]
+        unit: String,
+        #[arg(long)]
+        title: String,
+        /// The order in the issuer's words: the reason and what is expected.
+        #[arg(long)]
+        text: String,
+        /// A posture level of the organization (shipped: normal, heightened, high, maximum).
+        #[arg(long)]
+        posture: String,
+        /// When it starts (RFC 3339; default now).
+        #[arg(long)]
+        start: Option<String>,
+        /// When it ends (RFC 3339), or --days.
+        #[arg(long, conflicts_with = "days")]
+        end: Option<String>,
+        /// How many days it runs from its start.
+        #[arg(long)]
+        days: Option<u32>,
+        #[arg(long = "applies-to")]
+        applies_to: Vec<String>,
+        /// two-person, rounds-cap=N, transfer-freeze=ROLE, issue-hours=HH:MM-HH:MM, counter-not-keeper,
+        /// blind-counts, count=Nh[/Md], transfer-review=Nh/Md, storage-review=Nh/Mh, access-review=Nh
+        #[arg(long = "measure")]
+        measures: Vec<String>,
+    },
+    /// Relay it to the units below, with instructions and measures of your own (tightening only).
+    Relay {
+        directive: String,
+        #[arg(long)]
+        unit: String,
+        #[arg(long)]
+        text: String,
+        #[arg(long = "measure")]
+        measures: Vec<String>,
+    },
+    /// Acknowledge it for a unit (its officer).
+    Ack {
+        directive: String,
+        #[arg(long)]
+        unit: String,
+    },
+    /// The shift briefing: you have read it and answer for the stock in your care.
+    Brief {
+        directive: String,
+        /// Where you are on duty (default: your unit).
+        #[arg(long)]
+        unit: Option<String>,
+    },
+    /// Sign off a review task for a unit (transfer_review, storage_review, access_review).
+    SignOff {
+        directive: String,
+        #[arg(long)]
+        unit: String,
+        #[arg(long)]
+        task: String,
+        #[arg(long)]
+        note: String,
+    },
+    /// Make it run longer (its issuer or above).
+    Extend {
+        directive: String,
+        /// The new end (RFC 3339).
+        #[arg(long)]
+        end: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// End it now (its issuer or above).
+    Cancel {
+        directive: String,
+        #[arg(long)]
+        reason: String,
+    },
+    Show {
+        directive: String,
+    },
 }

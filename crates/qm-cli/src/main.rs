@@ -7,6 +7,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod args;
 mod custody_cmds;
+mod directive_cmds;
 mod incident_cmds;
 mod ledger_cmds;
 mod notify_cmds;
@@ -41,8 +42,14 @@ fn items(v: &[String]) -> R<Vec<ItemRef>> {
     p(parse_items(v))
 }
 
+/// The time commands are made at: the clock, or `QM_TEST_NOW` (RFC 3339) — a simulated clock for
+/// tests and drills on a copy of a site, never on a live one: entries are stamped with it, and a
+/// ledger's time only moves forward (docs/directives.md, "Drills and tests").
 fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
+    match std::env::var("QM_TEST_NOW").ok().and_then(|t| parse_time(&t).ok()) {
+        Some(t) => t,
+        None => OffsetDateTime::now_utc(),
+    }
 }
 
 /// The signing key: --key, or next to a database file. A database URL has no "next to": --key is required.
@@ -126,6 +133,7 @@ fn serve_args<'a>(cli: &'a Cli, addr: Option<&'a str>, config: Option<&'a str>, 
         demo,
         safety_tables: cli.safety_tables.as_deref(),
         incident_rules: cli.incident_rules.as_deref(),
+        posture_levels: cli.posture_levels.as_deref(),
         notifications: cli.notifications.as_deref(),
     }
 }
@@ -182,6 +190,7 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
         | Cmd::Count(_)
         | Cmd::Correct { .. } => custody_cmds::run(cli, out),
         Cmd::Incidents { .. } | Cmd::Incident(_) | Cmd::Notifications(_) | Cmd::Tick => incident_cmds::run(cli, out),
+        Cmd::Directives { .. } | Cmd::Directive(_) | Cmd::Compliance { .. } => directive_cmds::run(cli, out),
         Cmd::Stock { unit, location, item_type } => {
             let s = open()?;
             let f = StockFilter {
@@ -327,12 +336,15 @@ fn tempfile_dir() -> R<PathBuf> {
 /// Opens the site, with the organization's safety tables and incident rules when given.
 pub(crate) fn open_site(cli: &Cli) -> R<Site> {
     let mut site = Site::open(qm_backends::open_store, &cli.db, Some(&key_path(cli)?))?;
-    configure(&mut site, cli.safety_tables.as_deref(), cli.incident_rules.as_deref())?;
+    configure(&mut site, cli.safety_tables.as_deref(), cli.incident_rules.as_deref(), cli.posture_levels.as_deref())?;
     Ok(site)
 }
 
 /// Gives the site the organization's own safety tables and incident rules, when named.
-pub(crate) fn configure(site: &mut Site, safety_tables: Option<&str>, incident_rules: Option<&str>) -> R<()> {
+pub(crate) fn configure(site: &mut Site, safety_tables: Option<&str>, incident_rules: Option<&str>, postures: Option<&str>) -> R<()> {
+    if let Some(p) = postures {
+        site.set_postures(qm_app::directives::load_postures(std::path::Path::new(p))?);
+    }
     if let Some(t) = safety_tables {
         site.set_safety_tables(qm_app::load_safety_tables(std::path::Path::new(t))?);
     }

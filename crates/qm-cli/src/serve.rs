@@ -16,6 +16,7 @@ pub struct ServeArgs<'a> {
     pub demo: bool,
     pub safety_tables: Option<&'a str>,
     pub incident_rules: Option<&'a str>,
+    pub posture_levels: Option<&'a str>,
     pub notifications: Option<&'a str>,
 }
 
@@ -54,7 +55,7 @@ pub fn serve(a: ServeArgs) -> Result<u8, AppError> {
     } else {
         Site::open(qm_backends::open_store, &c.db, Some(&c.key_path()))?
     };
-    crate::configure(&mut site, a.safety_tables, a.incident_rules)?;
+    crate::configure(&mut site, a.safety_tables, a.incident_rules, a.posture_levels)?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| AppError::Internal(format!("tokio: {e}")))?;
     let demo = a.demo;

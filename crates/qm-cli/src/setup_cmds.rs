@@ -180,6 +180,8 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
                 counter_not_keeper: a.counter_not_keeper,
                 counter_not_previous: a.counter_not_previous,
                 max_issue_quantity: a.max_issue_quantity.as_deref().map(Quantity::parse).transpose().map_err(usage)?,
+                // Set by directives for a period (docs/directives.md), not by a standing policy.
+                ..PolicyRules::default()
             };
             write(&mut s, who, Command::SetPolicy { unit: p(UnitId::parse(&a.unit))?, rules }, out)
         }

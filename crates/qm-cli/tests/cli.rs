@@ -15,11 +15,13 @@ struct Env {
     dir: tempfile::TempDir,
     /// A PostgreSQL URL instead of the SQLite file, with its key file.
     url: Option<String>,
+    /// A simulated clock for the commands (`QM_TEST_NOW`), when set.
+    now: std::cell::RefCell<Option<String>>,
 }
 
 impl Env {
     fn new() -> Env {
-        Env { dir: tempfile::tempdir().unwrap(), url: None }
+        Env { dir: tempfile::tempdir().unwrap(), url: None, now: Default::default() }
     }
     fn db(&self) -> PathBuf {
         self.dir.path().join("site.db")
@@ -37,6 +39,9 @@ impl Env {
             cmd.env("QM_DB", self.db());
         }
         cmd.env("QM_ACTOR", actor).env("QM_PIN", "1234").env("QM_WITNESS_PIN", "1234").env("QM_NEW_PIN", "1234").args(args);
+        if let Some(t) = self.now.borrow().as_ref() {
+            cmd.env("QM_TEST_NOW", t);
+        }
         let out = cmd.output().unwrap();
         let run = Run {
             code: out.status.code().unwrap_or(-1),
@@ -1553,5 +1558,136 @@ fn each_source_of_automatic_incidents_opens_one_with_its_clocks() {
     assert_eq!(e.ok("0001", &["tick"]).trim(), "nothing is due");
     assert_eq!(e.json("0001", &["incident", "show", &theft])["missed"][0], "us-explosives-theft-loss");
     assert_eq!(kinds(&e), ["count_discrepancy", "excursion", "loss", "other", "theft", "unauthorized_access"]);
+    assert!(e.ok("0001", &["verify"]).contains("verify: OK"));
+}
+
+/// The real case, at the command line, on the demo organization: HQ orders tighter control for
+/// ten days (two-person rule, a full count within 24 hours, a transfer-records review); the region
+/// relays it with a rounds cap; Riverside (D-11) acknowledges, its armorer is briefed before the
+/// first issue, it counts and reviews; Hilltop (D-12) does neither: the site's clock records the
+/// missed acknowledgment and count, each an incident that escalates to the region; compliance
+/// shows exactly that; at the end of the period the two-person rule stops with nobody acting.
+#[test]
+fn a_directive_is_issued_relayed_acknowledged_briefed_checked_and_ends_by_itself() {
+    let e = Env::new();
+    let db = e.db();
+    e.ok("0001", &["demo", "--out", db.to_str().unwrap()]);
+    let t0 = time::OffsetDateTime::now_utc();
+    let at = |h: i64| (t0 + time::Duration::hours(h)).format(&time::format_description::well_known::Rfc3339).unwrap();
+    let issued = e.json(
+        "0009",
+        &[
+            "directive",
+            "issue",
+            "--unit",
+            "HQ",
+            "--title",
+            "Visit of the head of state",
+            "--text",
+            "Tighten control of weapons, ammunition and explosives so that not a single incident occurs.",
+            "--posture",
+            "high",
+            "--days",
+            "10",
+            "--measure",
+            "two-person",
+            "--measure",
+            "count=24h",
+            "--measure",
+            "transfer-review=24h/30d",
+        ],
+    );
+    let id = issued["entries"][0]["event"]["directive"].as_str().unwrap().to_string();
+    assert_eq!(id, "DIR-2.demo.quartermaster", "the drill of two days ago is DIR-1");
+    // The region relays it and adds a rounds cap; it may not loosen what HQ ordered.
+    let r = e.qm_as("0503", &["directive", "relay", &id, "--unit", "NORTH", "--text", "x", "--measure", "count=48h"]);
+    assert!(r.code == 3 && r.stderr.contains("rule directive.tighten_only") && r.stderr.contains("a later deadline"), "{}", r.stderr);
+    e.ok(
+        "0503",
+        &[
+            "directive",
+            "relay",
+            &id,
+            "--unit",
+            "NORTH",
+            "--text",
+            "Departments: count today, brief every shift.",
+            "--measure",
+            "rounds-cap=30",
+        ],
+    );
+    let r = e.qm_as("0503", &["directive", "cancel", &id, "--reason", "not needed here"]);
+    assert!(r.code == 3 && r.stderr.contains("rule directive.authority"), "{}", r.stderr);
+    e.ok("0501", &["directive", "ack", &id, "--unit", "D-11"]);
+    // The shift briefing before the first issue at the counter.
+    let r = e.qm_as("0417", &["issue", "--to", "1001", "R-1041"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("rule directive.briefing") && r.stderr.contains("Visit of the head of state"), "{}", r.stderr);
+    e.ok("0417", &["directive", "brief", &id]);
+    let r = e.qm_as("0417", &["issue", "--to", "1001", "R-1041"]);
+    assert!(r.code == 3 && r.stderr.contains("two-person posture") && r.stderr.contains(&id), "{}", r.stderr);
+    e.ok("0417", &["issue", "--to", "1001", "R-1041", "--witness", "0610"]);
+    let r = e.qm_as("0417", &["issue", "--to", "1002", "--from", "D11-AMMO", "L556-2024-07:60", "--witness", "0610"]);
+    assert!(r.code == 3 && r.stderr.contains("cap of 30 per issue") && r.stderr.contains(&id), "{}", r.stderr);
+    // Riverside counts both its stores (full, blind) and reviews its transfers.
+    e.ok("0502", &["directive", "brief", &id, "--unit", "D-11"]);
+    for store in ["D11-ARM", "D11-MAG-1"] {
+        let c = e.json("0502", &["count", "start", store, "--blind"]);
+        let count = c["entries"][0]["event"]["count"].as_str().unwrap().to_string();
+        e.ok("0502", &["count", "close", &count]);
+    }
+    let signed = e.ok(
+        "0501",
+        &[
+            "directive",
+            "sign-off",
+            &id,
+            "--unit",
+            "D-11",
+            "--task",
+            "transfer_review",
+            "--note",
+            "every transfer checked against its papers",
+        ],
+    );
+    assert!(signed.contains("transfer_review of unit D-11 signed off"), "{signed}");
+    let c = e.json("0004", &["compliance", &id]);
+    let row = |c: &serde_json::Value, u: &str| c["rows"].as_array().unwrap().iter().find(|r| r["unit"] == u).unwrap().clone();
+    let d11 = row(&c, "D-11");
+    assert_eq!(d11["acknowledged_by"], "0501");
+    assert!(d11["tasks"].as_array().unwrap().iter().all(|t| t["status"] == "done"), "{d11}");
+    assert_eq!(row(&c, "NORTH")["relayed_by"], "0503");
+    // A day and a bit later: Hilltop never acknowledged nor counted. The site's clock records both.
+    *e.now.borrow_mut() = Some(at(25));
+    let ticked = e.ok("0001", &["tick"]);
+    assert!(
+        ticked.contains("acknowledge of unit D-12 not done by its deadline") && ticked.contains("count of unit D-12 not done"),
+        "{ticked}"
+    );
+    let missed = e.json("0001", &["incidents", "--kind", "directive_missed", "--unit", "D-12"]);
+    let what: Vec<&str> = missed.as_array().unwrap().iter().map(|i| i["summary"].as_str().unwrap()).collect();
+    assert_eq!(what.len(), 3, "the acknowledgment, the count and the transfer review: {what:?}");
+    assert!(what.iter().any(|w| w.starts_with("the count that directive")), "{what:?}");
+    // Nobody at Hilltop acknowledges them: 4 hours later (high) they go up to the region.
+    *e.now.borrow_mut() = Some(at(30));
+    e.ok("0001", &["tick"]);
+    let missed = e.json("0001", &["incidents", "--kind", "directive_missed"]);
+    assert!(missed.as_array().unwrap().iter().all(|i| i["responsible"] == "NORTH"), "{missed}");
+    // Headquarters' compliance shows exactly that, slowest unit first.
+    let c = e.json("0004", &["compliance", &id]);
+    let names: Vec<&str> = c["rows"].as_array().unwrap().iter().map(|r| r["unit"].as_str().unwrap()).collect();
+    assert_eq!(names, ["NORTH", "D-12", "D-11"], "{c}");
+    let d12 = row(&c, "D-12");
+    assert!(d12["acknowledged_by"].is_null() && d12["acknowledge_late"] == true, "{d12}");
+    assert_eq!(d12["incidents"].as_array().unwrap().len(), 3, "{d12}");
+    assert_eq!((c["total"]["units"].as_u64(), c["total"]["acknowledged"].as_u64()), (Some(3), Some(2)), "{c}");
+    let csv = e.ok("0004", &["compliance", &id, "--csv"]);
+    assert!(csv.lines().count() == 4 && csv.contains("D-12,Hilltop Department"), "{csv}");
+    // Eleven days on, the directive has ended by itself: one person issues again.
+    *e.now.borrow_mut() = Some(at(24 * 11));
+    e.ok("0417", &["return", "--from", "1001", "R-1041", "--to", "D11-RACK-A"]);
+    e.ok("0417", &["issue", "--to", "1001", "R-1041"]);
+    let list = e.json("0001", &["directives", "--in-force"]);
+    assert!(list.as_array().unwrap().is_empty(), "{list}");
     assert!(e.ok("0001", &["verify"]).contains("verify: OK"));
 }

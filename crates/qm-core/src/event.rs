@@ -393,6 +393,72 @@ pub enum Event {
         incident: IncidentId,
         action: IncidentAction,
     },
+    /// An order from `unit` to its subtree (or the chosen part of it, `applies_to`) for a period,
+    /// at a posture level, with measures (docs/directives.md).
+    DirectiveIssued {
+        directive: DirectiveId,
+        unit: UnitId,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        applies_to: Vec<UnitId>,
+        title: String,
+        text: String,
+        posture: String,
+        #[serde(with = "time::serde::rfc3339")]
+        starts_at: OffsetDateTime,
+        #[serde(with = "time::serde::rfc3339")]
+        ends_at: OffsetDateTime,
+        measures: Vec<crate::directives::Measure>,
+    },
+    /// A step under a directive, by the entry's actor (or the site): nothing is edited.
+    DirectiveUpdated {
+        directive: DirectiveId,
+        action: DirectiveAction,
+    },
+}
+
+/// One step under a directive (`Event::DirectiveUpdated`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DirectiveAction {
+    /// The unit has received and acknowledged it (its officer, badge and PIN).
+    Acknowledge { unit: UnitId },
+    /// An intermediate unit passes it on to its subtree, with its own instructions and measures
+    /// (tightening only).
+    Relay {
+        unit: UnitId,
+        text: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        measures: Vec<crate::directives::Measure>,
+    },
+    /// The shift briefing: the entry's actor, on duty at `unit`, has read it and answers for the
+    /// stock in their care.
+    Brief { unit: UnitId },
+    /// A review task signed off by the unit's officer, with what the books showed to review.
+    SignOff { unit: UnitId, task: String, reviewed: Vec<String>, note: String },
+    /// The period is longer (by the issuer or above).
+    Extend {
+        #[serde(with = "time::serde::rfc3339")]
+        ends_at: OffsetDateTime,
+        reason: String,
+    },
+    /// Ended early (by the issuer or above).
+    Cancel { reason: String },
+    /// A deadline passed unmet, recorded by the site: the acknowledgment or a task (`count#2` …).
+    Missed { unit: UnitId, what: String },
+}
+
+impl DirectiveAction {
+    pub fn name(&self) -> &'static str {
+        match self {
+            DirectiveAction::Acknowledge { .. } => "acknowledge",
+            DirectiveAction::Relay { .. } => "relay",
+            DirectiveAction::Brief { .. } => "brief",
+            DirectiveAction::SignOff { .. } => "sign_off",
+            DirectiveAction::Extend { .. } => "extend",
+            DirectiveAction::Cancel { .. } => "cancel",
+            DirectiveAction::Missed { .. } => "missed",
+        }
+    }
 }
 
 /// What an incident concerns: items, people, discrepancies, and the ledger entries it arose from.
@@ -498,6 +564,8 @@ impl Event {
             Event::DiscrepancyResolved { .. } => "discrepancy_resolved",
             Event::IncidentOpened { .. } => "incident_opened",
             Event::IncidentUpdated { .. } => "incident_updated",
+            Event::DirectiveIssued { .. } => "directive_issued",
+            Event::DirectiveUpdated { .. } => "directive_updated",
         }
     }
 

@@ -120,6 +120,9 @@ id_type!(/// A discrepancy found by a count or a transfer.
     DiscrepancyId, "discrepancy id");
 id_type!(/// An incident: something that went wrong, followed until it is closed.
     IncidentId, "incident id");
+id_type!(/// A directive: an order from a unit to its subtree for a period. Qualified by the issuing
+    /// site (`DIR-3.hq.example`), so that it keeps its name in every ledger it travels to.
+    DirectiveId, "directive id");
 
 #[cfg(test)]
 mod tests {

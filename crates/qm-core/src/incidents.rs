@@ -51,6 +51,8 @@ pub enum Trigger {
     SafetyRefusal,
     /// Something issued to a person and not returned within `after_h` (recorded by the site's clock).
     OverdueReturn,
+    /// A directive's acknowledgment or task not done by its deadline (recorded by the site's clock).
+    DirectiveMissed,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -383,6 +385,7 @@ fn trigger_name(t: Trigger) -> &'static str {
         Trigger::DeadlineMissed => "deadline_missed",
         Trigger::SafetyRefusal => "safety_refusal",
         Trigger::OverdueReturn => "overdue_return",
+        Trigger::DirectiveMissed => "directive_missed",
     }
 }
 
@@ -453,6 +456,15 @@ fn trigger(state: &State, event: &Event, seq: u64) -> Option<Triggered> {
                 i.severity, i.kind
             );
             Some((Trigger::DeadlineMissed, Some(i.responsible.clone()), i.location.clone(), objects, summary))
+        }
+        Event::DirectiveUpdated { directive, action: crate::event::DirectiveAction::Missed { unit, what } } => {
+            let d = state.directives.get(directive)?;
+            let objects = IncidentObjects { entries, ..Default::default() };
+            let summary = match what.as_str() {
+                "acknowledge" => format!("directive {directive} \"{}\" was not acknowledged by unit {unit} by its deadline", d.title),
+                task => format!("the {task} that directive {directive} \"{}\" orders was not done by unit {unit} by its deadline", d.title),
+            };
+            Some((Trigger::DirectiveMissed, Some(unit.clone()), None, objects, summary))
         }
         _ => None,
     }

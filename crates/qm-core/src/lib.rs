@@ -5,6 +5,7 @@ pub mod books;
 pub mod command;
 pub mod conditions;
 pub mod decide;
+pub mod directives;
 pub mod event;
 pub mod ids;
 pub mod incidents;

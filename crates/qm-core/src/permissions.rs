@@ -26,6 +26,10 @@ pub enum Op {
     /// Open an incident, acknowledge, investigate, note, escalate, report and reopen it; closing
     /// also needs a role the incident rules name for its severity.
     Incident,
+    /// Issue, relay, extend and cancel a directive, acknowledge it for a unit, sign off its reviews.
+    Directive,
+    /// Acknowledge a directive's shift briefing for oneself (before the first operation under it).
+    Brief,
 }
 
 impl Op {
@@ -47,6 +51,8 @@ impl Op {
         Op::Witness,
         Op::Conditions,
         Op::Incident,
+        Op::Directive,
+        Op::Brief,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -67,6 +73,8 @@ impl Op {
             Op::Witness => "witness",
             Op::Conditions => "conditions",
             Op::Incident => "incident",
+            Op::Directive => "directive",
+            Op::Brief => "brief",
         }
     }
 }
@@ -74,18 +82,52 @@ impl Op {
 /// Least privilege: each role gets what its job at the counter, the magazine or the office needs.
 /// Book-changing decisions (write-offs, destruction, corrections) sit with the duty officer;
 /// the administrator sets the organization up but moves no stock.
+impl Op {
+    /// Operations at the counter or the door: the first one under a directive needs its shift briefing.
+    pub fn needs_briefing(self) -> bool {
+        matches!(
+            self,
+            Op::Receive
+                | Op::Issue
+                | Op::Return
+                | Op::Move
+                | Op::Transfer
+                | Op::Expend
+                | Op::Destroy
+                | Op::ReportLost
+                | Op::Recover
+                | Op::Count
+        )
+    }
+}
+
 pub fn role_allows(role: Role, op: Op) -> bool {
     use Op::*;
     match role {
-        Role::Armorer => matches!(op, Receive | Issue | Return | Move | Expend | ReportLost | Count | Witness | Conditions | Incident),
+        Role::Armorer => {
+            matches!(op, Receive | Issue | Return | Move | Expend | ReportLost | Count | Witness | Conditions | Incident | Brief)
+        }
         Role::MagazineKeeper => {
-            matches!(op, Receive | Issue | Return | Move | Expend | ReportLost | Count | Witness | Conditions | Incident)
+            matches!(op, Receive | Issue | Return | Move | Expend | ReportLost | Count | Witness | Conditions | Incident | Brief)
         }
-        Role::Logistics => matches!(op, Receive | Move | Transfer | Incident),
-        Role::DutyOfficer => {
-            matches!(op, Issue | Return | Destroy | ReportLost | Recover | LotStatus | Count | Resolve | Correct | Witness | Incident)
-        }
-        Role::Inspector => matches!(op, Count | Witness | Incident),
+        Role::Logistics => matches!(op, Receive | Move | Transfer | Incident | Brief),
+        Role::DutyOfficer => matches!(
+            op,
+            Issue
+                | Return
+                | Destroy
+                | ReportLost
+                | Recover
+                | LotStatus
+                | Count
+                | Resolve
+                | Correct
+                | Witness
+                | Incident
+                | Directive
+                | Brief
+        ),
+        Role::Inspector => matches!(op, Count | Witness | Incident | Brief),
         Role::Admin => matches!(op, Setup),
         // Staff who draw weapons and ammunition: they hold what is issued to them and do nothing else.
         Role::Member => false,

@@ -1,7 +1,28 @@
 //! Policy: what a unit requires, and the effective policy of a unit as the strictest over its ancestors.
 
+use crate::model::Role;
 use crate::quantity::Quantity;
 use serde::{Deserialize, Serialize};
+
+/// Local hours within which issues are allowed, as minutes after midnight (from < until).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueHours {
+    pub from_min: u16,
+    pub until_min: u16,
+}
+
+impl IssueHours {
+    pub fn contains(&self, minute_of_day: u16) -> bool {
+        (self.from_min..self.until_min).contains(&minute_of_day)
+    }
+}
+
+impl std::fmt::Display for IssueHours {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:02}:{:02}-{:02}:{:02}", self.from_min / 60, self.from_min % 60, self.until_min / 60, self.until_min % 60)
+    }
+}
 
 /// What one unit sets for its subtree. A `false` or `None` means "this unit adds nothing",
 /// never "relax": the effective policy takes the strictest value along the path from the root,
@@ -27,6 +48,15 @@ pub struct PolicyRules {
     /// A cap on the quantity of ammunition one issue may carry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_issue_quantity: Option<Quantity>,
+    /// Counts must be blind (a directive's `blind-counts`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub blind_counts_only: bool,
+    /// Transfers out need a witness with this role (a directive's transfer freeze).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_approver: Option<Role>,
+    /// No issue outside these local hours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue_hours: Option<IssueHours>,
 }
 
 impl PolicyRules {
@@ -45,6 +75,17 @@ impl PolicyRules {
             counter_not_previous: self.counter_not_previous || other.counter_not_previous,
             max_issue_quantity: match (self.max_issue_quantity, other.max_issue_quantity) {
                 (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            blind_counts_only: self.blind_counts_only || other.blind_counts_only,
+            // The first freeze (the higher unit's) names the approver.
+            transfer_approver: self.transfer_approver.or(other.transfer_approver),
+            // Both windows apply: their intersection (empty when they do not meet: no issue at all).
+            issue_hours: match (self.issue_hours, other.issue_hours) {
+                (Some(a), Some(b)) => {
+                    let from_min = a.from_min.max(b.from_min);
+                    Some(IssueHours { from_min, until_min: a.until_min.min(b.until_min).max(from_min) })
+                }
                 (a, b) => a.or(b),
             },
         }

@@ -1,6 +1,6 @@
 //! The books' rows, locked: a small ledger that touches every book (site, time zone, units,
 //! locations, item types, people, policies, tokens, serials, lots with their decisions, balances,
-//! transfers, counts, discrepancies, excursions, last counters, corrections) is folded into a `State`,
+//! transfers, counts, discrepancies, excursions, directives, last counters, corrections) is folded into a `State`,
 //! and its rows must be exactly the bytes checked in (`tests/data/books-rows.txt`): stored rows of
 //! every existing database must keep reading back. The rows then load into fresh books that are
 //! equal, row for row. `QM_BLESS=1` writes the file; run it only when a book is added.
@@ -55,6 +55,9 @@ const LEDGER: &str = r#"
 {"type":"readings_recorded","location":"D11-MAG","count":2,"first_at":"2026-11-22T06:00:00Z","last_at":"2026-11-22T06:15:00Z","temperature_c":{"max":43.25,"min":18},"sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}
 {"type":"excursion_started","excursion":"X-1","location":"D11-MAG","measure":"temperature","direction":"high","started_at":"2026-11-22T06:00:00Z","limit":30.5,"peak":43.25,"lots_exposed":["L-1"],"serials_exposed":0}
 {"type":"excursion_ended","excursion":"X-1","ended_at":"2026-11-22T06:15:00Z","peak":43.25}
+{"type":"directive_issued","directive":"DIR-1.test","unit":"HQ","title":"Visit","text":"Tighten control.","posture":"high","starts_at":"2026-11-22T07:00:00Z","ends_at":"2026-12-02T07:00:00Z","measures":[{"measure":"two_person"},{"measure":"count","within_h":24}]}
+{"type":"directive_updated","directive":"DIR-1.test","action":{"action":"relay","unit":"NORTH","text":"Departments: count today.","measures":[{"measure":"rounds_cap","per_issue":30000}]}}
+{"type":"directive_updated","directive":"DIR-1.test","action":{"action":"brief","unit":"D-11"}}
 "#;
 
 fn golden_path() -> PathBuf {
@@ -120,6 +123,7 @@ fn every_book_writes_the_rows_checked_in_and_reads_them_back() {
         "count",
         "discrepancy",
         "excursion",
+        "directive",
         "last_counter",
         "corrected",
     ] {

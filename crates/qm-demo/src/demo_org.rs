@@ -40,7 +40,9 @@ pub fn sign_ins() -> Vec<(&'static str, &'static str)> {
         ("1101", "armorer, D-11 Riverside (the counter)"),
         ("1103", "magazine keeper, D-11 Riverside"),
         ("1104", "duty officer, D-11 Riverside (witness, resolves discrepancies)"),
+        ("0004", "duty officer, HQ (issues directives)"),
         ("0101", "inspector, Northern Region"),
+        ("0103", "duty officer, Northern Region (relays directives)"),
     ]
 }
 
@@ -189,8 +191,10 @@ fn setup(x: &mut Batch, at: OffsetDateTime, pin: &str, password: &str, today: Of
         ("0004".into(), "D. Moreau".into(), "HQ", vec![Role::DutyOfficer]),
         ("0101".into(), "E. Novak".into(), "NORTH", vec![Role::Inspector]),
         ("0102".into(), "F. Haddad".into(), "NORTH", vec![Role::Logistics]),
+        ("0103".into(), "I. Brandt".into(), "NORTH", vec![Role::DutyOfficer]),
         ("0201".into(), "G. Silva".into(), "SOUTH", vec![Role::Inspector]),
         ("0202".into(), "H. Tanaka".into(), "SOUTH", vec![Role::Logistics]),
+        ("0203".into(), "J. Costa".into(), "SOUTH", vec![Role::DutyOfficer]),
     ];
     let surnames = [
         "Abbott", "Bauer", "Castillo", "Dube", "Eriksen", "Fontaine", "Gupta", "Horvat", "Ibrahim", "Jansen", "Kowalski", "Laine",

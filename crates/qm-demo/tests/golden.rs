@@ -48,10 +48,12 @@ fn type_of(e: &Event) -> &'static str {
         Event::DiscrepancyResolved { .. } => "discrepancy_resolved",
         Event::IncidentOpened { .. } => "incident_opened",
         Event::IncidentUpdated { .. } => "incident_updated",
+        Event::DirectiveIssued { .. } => "directive_issued",
+        Event::DirectiveUpdated { .. } => "directive_updated",
     }
 }
 
-const ALL_TYPES: usize = 31;
+const ALL_TYPES: usize = 33;
 
 #[test]
 fn one_entry_of_every_event_type_encodes_to_the_bytes_checked_in() {

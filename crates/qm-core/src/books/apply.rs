@@ -50,6 +50,7 @@ impl State {
             | Event::CountClosed { .. }
             | Event::DiscrepancyResolved { .. } => self.apply_flows(env),
             Event::IncidentOpened { .. } | Event::IncidentUpdated { .. } => self.apply_incident(env, &env.event),
+            Event::DirectiveIssued { .. } | Event::DirectiveUpdated { .. } => self.apply_directive(env),
         };
         applied.map_err(fail)?;
         // The incidents the event opened by itself, recorded in the same entry.
@@ -107,6 +108,7 @@ impl State {
                         magazine: magazine.clone(),
                         flags: vec![],
                         conditions: None,
+                        last_reading_at: None,
                     },
                 );
                 self.touch(&LOCATIONS, location);
@@ -205,7 +207,14 @@ impl State {
                 t.humidity_pct = *humidity_pct;
                 self.touch(&ITEM_TYPES, item_type);
             }
-            Event::ReadingsRecorded { .. } => {}
+            Event::ReadingsRecorded { location, last_at, .. } => {
+                if let Some(l) = self.locations.get_mut(location) {
+                    if l.last_reading_at.is_none_or(|t| t < *last_at) {
+                        l.last_reading_at = Some(*last_at);
+                        self.touch(&LOCATIONS, location);
+                    }
+                }
+            }
             Event::ExcursionStarted { excursion, location, measure, direction, started_at, limit, peak, lots_exposed, serials_exposed } => {
                 self.excursions.insert(
                     excursion.clone(),
@@ -349,6 +358,7 @@ impl State {
                         lots: BTreeMap::new(),
                         closed: false,
                         discrepancies: vec![],
+                        closed_at: None,
                     },
                 );
                 self.touch(&COUNTS, count);
@@ -378,6 +388,7 @@ impl State {
             Event::CountClosed { count, discrepancies } => {
                 let c = self.counts.get_mut(count).ok_or_else(|| format!("unknown count {count}"))?;
                 c.closed = true;
+                c.closed_at = Some(env.at);
                 c.discrepancies = discrepancies.clone();
                 let (root, counter) = (c.root.clone(), c.counter.clone());
                 self.last_counter.insert(root.clone(), counter);
@@ -500,6 +511,75 @@ impl State {
             _ => return Ok(()),
         };
         self.touch(&INCIDENTS, &id);
+        Ok(())
+    }
+}
+
+impl State {
+    /// Directives: issued, then each step under them; the books keep the order, each unit's
+    /// acknowledgment, relay, sign-offs and missed deadlines, and the shift briefings.
+    fn apply_directive(&mut self, env: &Envelope) -> Result<(), String> {
+        let done = |note: &str| Done { at: env.at, by: env.actor.clone(), note: note.to_string() };
+        let id = match &env.event {
+            Event::DirectiveIssued { directive, unit, applies_to, title, text, posture, starts_at, ends_at, measures } => {
+                if self.directives.contains_key(directive) {
+                    return Err(format!("directive {directive} is already issued"));
+                }
+                let d = Directive {
+                    unit: unit.clone(),
+                    applies_to: applies_to.clone(),
+                    title: title.clone(),
+                    text: text.clone(),
+                    posture: posture.clone(),
+                    starts_at: *starts_at,
+                    ends_at: *ends_at,
+                    measures: measures.clone(),
+                    issued_by: env.actor.clone(),
+                    issued_at: env.at,
+                    cancelled: None,
+                    extended: vec![],
+                    units: BTreeMap::new(),
+                    briefed: BTreeMap::new(),
+                    entries: vec![env.seq],
+                };
+                self.directives.insert(directive.clone(), d);
+                self.directive_index.entry(unit.clone()).or_default().insert(directive.clone());
+                directive.clone()
+            }
+            Event::DirectiveUpdated { directive, action } => {
+                let d = self.directives.get_mut(directive).ok_or_else(|| format!("unknown directive {directive}"))?;
+                d.entries.push(env.seq);
+                match action {
+                    DirectiveAction::Acknowledge { unit } => {
+                        d.units.entry(unit.clone()).or_default().acknowledged.get_or_insert(done(""));
+                    }
+                    DirectiveAction::Relay { unit, text, measures } => {
+                        let r = Relay { at: env.at, by: env.actor.clone(), text: text.clone(), measures: measures.clone() };
+                        let u = d.units.entry(unit.clone()).or_default();
+                        // Relaying it is acknowledging it too.
+                        u.acknowledged.get_or_insert(done(""));
+                        u.relayed = Some(r);
+                        self.directive_index.entry(unit.clone()).or_default().insert(directive.clone());
+                    }
+                    DirectiveAction::Brief { .. } => {
+                        d.briefed.entry(env.actor.clone()).or_insert(env.at);
+                    }
+                    DirectiveAction::SignOff { unit, task, reviewed, note } => {
+                        let s = SignOff { at: env.at, by: env.actor.clone(), reviewed: reviewed.clone(), note: note.clone() };
+                        d.units.entry(unit.clone()).or_default().signoffs.insert(task.clone(), s);
+                    }
+                    DirectiveAction::Extend { ends_at, reason } => {
+                        d.ends_at = *ends_at;
+                        d.extended.push(done(reason));
+                    }
+                    DirectiveAction::Cancel { reason } => d.cancelled = Some(done(reason)),
+                    DirectiveAction::Missed { unit, what } => d.units.entry(unit.clone()).or_default().missed.push(what.clone()),
+                }
+                directive.clone()
+            }
+            other => return Err(format!("{} is not a directive event", other.type_name())),
+        };
+        self.touch(&DIRECTIVES, &id);
         Ok(())
     }
 }

@@ -46,6 +46,9 @@ pub struct Location {
     pub flags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<LocationConditions>,
+    /// The time of the latest condition reading recorded for it (a directive's storage review).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub last_reading_at: Option<OffsetDateTime>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -211,6 +214,9 @@ pub struct Count {
     pub lots: BTreeMap<LocationId, BTreeMap<LotNo, Quantity>>,
     pub closed: bool,
     pub discrepancies: Vec<DiscrepancyId>,
+    /// When it closed (counts closed before this was kept have none).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub closed_at: Option<OffsetDateTime>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -287,6 +293,109 @@ pub struct IncidentReport {
     pub by: Badge,
 }
 
+/// A directive as the books keep it: the order, and per unit concerned what it has done under it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Directive {
+    pub unit: UnitId,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applies_to: Vec<UnitId>,
+    pub title: String,
+    pub text: String,
+    pub posture: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub starts_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub ends_at: OffsetDateTime,
+    pub measures: Vec<crate::directives::Measure>,
+    pub issued_by: Badge,
+    #[serde(with = "time::serde::rfc3339")]
+    pub issued_at: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled: Option<Done>,
+    /// Each extension: when, by whom, why (the new end is `ends_at`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extended: Vec<Done>,
+    /// Per unit concerned: what it has done under the directive.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub units: BTreeMap<UnitId, DirectiveUnit>,
+    /// Shift briefings: who acknowledged it, when.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", with = "briefings")]
+    pub briefed: BTreeMap<Badge, OffsetDateTime>,
+    /// The entries about it, oldest first.
+    pub entries: Vec<u64>,
+}
+
+/// Something done by someone at a time, with the reason given.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Done {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub by: Badge,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+/// One unit under a directive.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DirectiveUnit {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<Done>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relayed: Option<Relay>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub signoffs: BTreeMap<String, SignOff>,
+    /// Deadlines the site recorded as missed (`acknowledge`, `count#1` …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missed: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Relay {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub by: Badge,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measures: Vec<crate::directives::Measure>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SignOff {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub by: Badge,
+    pub reviewed: Vec<String>,
+    pub note: String,
+}
+
+/// Briefing times as RFC 3339 text.
+mod briefings {
+    use super::*;
+    pub fn serialize<S: serde::Serializer>(m: &BTreeMap<Badge, OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
+        let text: BTreeMap<&Badge, String> =
+            m.iter().map(|(b, t)| (b, t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default())).collect();
+        text.serialize(s)
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<Badge, OffsetDateTime>, D::Error> {
+        let text = BTreeMap::<Badge, String>::deserialize(d)?;
+        text.into_iter()
+            .map(|(b, t)| {
+                OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).map(|t| (b, t)).map_err(serde::de::Error::custom)
+            })
+            .collect()
+    }
+}
+
+/// The posture levels directives are issued at (configuration, not books: not stored as rows).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PosturesRef(pub std::sync::Arc<crate::directives::Postures>);
+
+impl Default for PosturesRef {
+    fn default() -> PosturesRef {
+        PosturesRef(std::sync::Arc::new(crate::directives::Postures::default_levels()))
+    }
+}
+
 /// The incident rules the books are judged by (configuration, not books: not stored as rows).
 #[derive(Clone, Debug, PartialEq)]
 pub struct IncidentRulesRef(pub std::sync::Arc<crate::incidents::IncidentRules>);
@@ -336,6 +445,11 @@ pub struct State {
     pub excursions: BTreeMap<String, Excursion>,
     pub incidents: BTreeMap<IncidentId, Incident>,
     pub incident_rules: IncidentRulesRef,
+    pub directives: BTreeMap<DirectiveId, Directive>,
+    /// Per unit: the directives issued or relayed there (an index derived from `directives`,
+    /// rebuilt on load), so the policy in force is found along a unit's path.
+    pub directive_index: BTreeMap<UnitId, BTreeSet<DirectiveId>>,
+    pub postures: PosturesRef,
     /// Per magazine or depot: quantity held per item type in its whole subtree. An index derived from
     /// serials and balances (rebuilt on load), so the safety check does not scan every lot.
     pub store_stock: BTreeMap<LocationId, BTreeMap<ItemTypeId, Quantity>>,
@@ -477,12 +591,17 @@ impl State {
         path
     }
 
-    pub fn effective_policy(&self, unit: &UnitId) -> EffectivePolicy {
+    /// The policy in force at `unit` at `at`: the baseline, tightened by every unit's standing
+    /// policy from the root down and by every directive in force over it then.
+    pub fn effective_policy(&self, unit: &UnitId, at: OffsetDateTime) -> EffectivePolicy {
         let mut p = PolicyRules::baseline();
         for u in self.unit_path(unit) {
             if let Some(rules) = self.policies.get(&u) {
                 p = p.tighten(rules);
             }
+        }
+        if let Some(d) = crate::directives::policy_over(self, unit, at) {
+            p = p.tighten(&d);
         }
         EffectivePolicy(p)
     }

@@ -35,7 +35,7 @@ macro_rules! id_keys {
         }
     )+};
 }
-id_keys!(UnitId, LocationId, ItemTypeId, Badge, Serial, LotNo, TransferId, CountId, DiscrepancyId, IncidentId);
+id_keys!(UnitId, LocationId, ItemTypeId, Badge, Serial, LotNo, TransferId, CountId, DiscrepancyId, IncidentId, DirectiveId);
 
 impl RowKeyText for String {
     fn to_key(&self) -> String {
@@ -107,6 +107,8 @@ pub(super) const EXCURSIONS: Book<String, super::Excursion> =
     Book { kind: "excursion", map: |s| &s.excursions, map_mut: |s| &mut s.excursions };
 pub(super) const INCIDENTS: Book<IncidentId, super::Incident> =
     Book { kind: "incident", map: |s| &s.incidents, map_mut: |s| &mut s.incidents };
+pub(super) const DIRECTIVES: Book<DirectiveId, super::Directive> =
+    Book { kind: "directive", map: |s| &s.directives, map_mut: |s| &mut s.directives };
 pub(super) const LAST_COUNTERS: Book<LocationId, Badge> =
     Book { kind: "last_counter", map: |s| &s.last_counter, map_mut: |s| &mut s.last_counter };
 pub(super) const CORRECTED: Book<u64, u64> = Book { kind: "corrected", map: |s| &s.corrected, map_mut: |s| &mut s.corrected };
@@ -177,7 +179,7 @@ impl Rows for Meta {
 }
 
 /// Every book, each once.
-const BOOKS: [&dyn Rows; 17] = [
+const BOOKS: [&dyn Rows; 18] = [
     &Meta,
     &UNITS,
     &LOCATIONS,
@@ -193,6 +195,7 @@ const BOOKS: [&dyn Rows; 17] = [
     &DISCREPANCIES,
     &EXCURSIONS,
     &INCIDENTS,
+    &DIRECTIVES,
     &LAST_COUNTERS,
     &CORRECTED,
 ];
@@ -246,6 +249,13 @@ impl State {
     /// Recomputes the derived indexes after rows were loaded. Fails when the stored rows hold more
     /// of one item type in one store than a quantity can (rows no `decide` could have produced).
     pub fn rebuild_indexes(&mut self) -> Result<(), String> {
+        self.directive_index.clear();
+        for (id, d) in &self.directives {
+            let relays = d.units.iter().filter(|(_, c)| c.relayed.is_some()).map(|(u, _)| u.clone());
+            for u in std::iter::once(d.unit.clone()).chain(relays) {
+                self.directive_index.entry(u).or_default().insert(id.clone());
+            }
+        }
         self.store_stock.clear();
         let serials: Vec<(Account, ItemTypeId)> = self.serials.values().map(|s| (s.account.clone(), s.item_type.clone())).collect();
         for (a, t) in serials {

@@ -95,6 +95,31 @@ pub enum Command {
         incident: IncidentId,
         obligation: String,
     },
+    /// A directive issued at `unit` for its subtree (or the parts named in `applies_to`);
+    /// `starts_at` defaults to now (docs/directives.md).
+    IssueDirective {
+        unit: UnitId,
+        applies_to: Vec<UnitId>,
+        title: String,
+        text: String,
+        posture: String,
+        starts_at: Option<time::OffsetDateTime>,
+        ends_at: time::OffsetDateTime,
+        measures: Vec<crate::directives::Measure>,
+    },
+    /// A step under a directive: acknowledge, relay, brief, sign off (the reviewed list is taken
+    /// from the books when deciding), extend, cancel.
+    UpdateDirective {
+        directive: DirectiveId,
+        action: crate::event::DirectiveAction,
+    },
+    /// The site records a directive's deadline passed unmet for a unit (actor
+    /// [`crate::incidents::SITE_ACTOR`] only; `Site::escalate_due`).
+    RecordDirectiveMissed {
+        directive: DirectiveId,
+        unit: UnitId,
+        what: String,
+    },
     /// The site opens an incident about what `badge` has held past the rules' `after_h` and not yet
     /// raised (actor [`crate::incidents::SITE_ACTOR`] only; `Site::escalate_due`).
     RecordOverdueReturn {
@@ -292,6 +317,12 @@ impl Command {
             Command::EscalateOverdue { .. } => "escalate_overdue_incident",
             Command::RecordMissedDeadline { .. } => "record_missed_deadline",
             Command::RecordOverdueReturn { .. } => "record_overdue_return",
+            Command::IssueDirective { .. } => "issue_directive",
+            Command::UpdateDirective { action, .. } => match action {
+                crate::event::DirectiveAction::Brief { .. } => "brief",
+                _ => "update_directive",
+            },
+            Command::RecordDirectiveMissed { .. } => "record_directive_missed",
             Command::UpdateIncident { action, .. } => match action {
                 crate::event::IncidentAction::Acknowledge => "acknowledge_incident",
                 crate::event::IncidentAction::Investigate => "investigate_incident",

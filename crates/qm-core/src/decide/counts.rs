@@ -187,7 +187,7 @@ pub(super) fn decide_resolve(c: &Checker, id: &DiscrepancyId, approve: bool, not
             );
         }
     }
-    if state.effective_policy(&unit).0.two_person_count_resolution {
+    if state.effective_policy(&unit, c.ctx.at).0.two_person_count_resolution {
         c.witness(&unit, &format!("resolving discrepancy {id}"))?;
     }
     let mut events = vec![];
@@ -256,7 +256,14 @@ pub(super) fn decide_count(c: &Checker, command: &Command) -> R<Decision> {
         Command::StartCount { root, kind, blind } => {
             let loc = c.location(root)?;
             c.authorize(Op::Count, &loc.unit)?;
-            let policy = state.effective_policy(&loc.unit).0;
+            let policy = state.effective_policy(&loc.unit, ctx.at).0;
+            if policy.blind_counts_only && !*blind {
+                let by = crate::directives::ordered_by(state, &loc.unit, ctx.at, "blind_counts_only", &ctx.zone);
+                return refuse(
+                    "directive.blind_counts",
+                    format!("counts at unit {} must be blind{by}; start the count of {root} with --blind", loc.unit),
+                );
+            }
             let subtree = state.location_subtree(root);
             if policy.counter_not_keeper {
                 if let Some(l) = subtree.iter().find(|l| state.locations.get(*l).and_then(|x| x.keeper.as_ref()) == Some(&ctx.actor)) {

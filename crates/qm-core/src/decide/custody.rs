@@ -135,7 +135,18 @@ pub(super) fn decide_issue(c: &Checker, to: &Badge, from: Option<&LocationId>, i
         let loc = c.location(source)?;
         c.authorize(Op::Issue, &loc.unit)?;
         let lines = c.take(&Account::Location(source.clone()), items)?;
-        let policy = state.effective_policy(&loc.unit).0;
+        let policy = state.effective_policy(&loc.unit, c.ctx.at).0;
+        if let Some(hours) = policy.issue_hours {
+            let local = c.ctx.at.to_offset(c.ctx.zone.offset);
+            let minute = u16::from(local.hour()) * 60 + u16::from(local.minute());
+            if !hours.contains(minute) {
+                let by = crate::directives::ordered_by(state, &loc.unit, c.ctx.at, "issue_hours", &c.ctx.zone);
+                return refuse(
+                    "directive.issue_hours",
+                    format!("no issue at unit {} outside {hours}{by}; it is {}", loc.unit, c.ctx.zone.show(c.ctx.at)),
+                );
+            }
+        }
         let mut ammunition = Quantity::ZERO;
         for line in &lines {
             c.issuable(line, &loc.unit)?;
@@ -169,7 +180,11 @@ pub(super) fn decide_issue(c: &Checker, to: &Badge, from: Option<&LocationId>, i
             if ammunition > cap {
                 return refuse(
                     "policy.max_issue_quantity",
-                    format!("issue of {ammunition} rounds to badge {to} exceeds the cap of {cap} per issue in force at unit {}", loc.unit),
+                    format!(
+                        "issue of {ammunition} rounds to badge {to} exceeds the cap of {cap} per issue in force at unit {}{}",
+                        loc.unit,
+                        crate::directives::ordered_by(state, &loc.unit, c.ctx.at, "rounds_cap", &c.ctx.zone)
+                    ),
                 );
             }
         }

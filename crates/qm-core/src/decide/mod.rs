@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 mod conditions;
 mod counts;
 mod custody;
+mod directives;
 mod incidents;
 pub mod scope;
 pub mod setup;
@@ -178,6 +179,21 @@ impl<'a> Checker<'a> {
                 ),
             );
         }
+        if op.needs_briefing() {
+            if let Some((id, d)) = crate::directives::briefing_due(self.state, unit, &self.ctx.actor, self.ctx.at) {
+                return refuse(
+                    "directive.briefing",
+                    format!(
+                        "badge {} has not acknowledged directive {id} \"{}\" ({} posture, in force at unit {unit} until {}): read it and \
+                         acknowledge the briefing (qm directive brief {id}, or at the counter) before the first operation under it",
+                        self.ctx.actor,
+                        d.title,
+                        d.posture,
+                        self.ctx.zone.show(d.stops_at())
+                    ),
+                );
+            }
+        }
         Ok(())
     }
 
@@ -323,9 +339,10 @@ impl<'a> Checker<'a> {
 
     /// Witness if the effective policy wants one for these lines at that unit.
     fn movement_witness(&self, unit: &UnitId, lines: &[Line], what: &str) -> R<()> {
-        let policy = self.state.effective_policy(unit).0;
+        let policy = self.state.effective_policy(unit, self.ctx.at).0;
         if policy.two_person_all_movements {
-            return self.witness(unit, &format!("{what} under a two-person posture"));
+            let by = crate::directives::ordered_by(self.state, unit, self.ctx.at, "two_person", &self.ctx.zone);
+            return self.witness(unit, &format!("{what} under a two-person posture{by}"));
         }
         if policy.two_person_explosives && self.explosive(lines) {
             return self.witness(unit, &format!("{what} of explosives"));
@@ -467,6 +484,7 @@ fn decide_command(state: &State, ctx: &Ctx, command: &Command) -> Result<Decisio
         Command::EscalateOverdue { incident } => return incidents::decide_escalate_overdue(state, ctx, incident),
         Command::RecordMissedDeadline { incident, obligation } => return incidents::decide_missed(state, ctx, incident, obligation),
         Command::RecordOverdueReturn { badge } => return incidents::decide_overdue_return(state, ctx, badge),
+        Command::RecordDirectiveMissed { directive, unit, what } => return directives::decide_missed(state, ctx, directive, unit, what),
         _ => {}
     }
     let Some(actor) = state.people.get(&ctx.actor) else {
@@ -509,6 +527,9 @@ fn decide_command(state: &State, ctx: &Ctx, command: &Command) -> Result<Decisio
         | Command::EscalateOverdue { .. }
         | Command::RecordMissedDeadline { .. }
         | Command::RecordOverdueReturn { .. } => incidents::decide_incident(&c, command),
+        Command::IssueDirective { .. } | Command::UpdateDirective { .. } | Command::RecordDirectiveMissed { .. } => {
+            directives::decide_directive(&c, command)
+        }
         Command::Correct { original, reason } => decide_correct(&c, original, reason),
     }
 }

@@ -44,6 +44,11 @@ pub fn op_of(cmd: &Command) -> Op {
         | Command::EscalateOverdue { .. }
         | Command::RecordMissedDeadline { .. }
         | Command::RecordOverdueReturn { .. } => Op::Incident,
+        Command::IssueDirective { .. } | Command::RecordDirectiveMissed { .. } => Op::Directive,
+        Command::UpdateDirective { action, .. } => match action {
+            crate::event::DirectiveAction::Brief { .. } => Op::Brief,
+            _ => Op::Directive,
+        },
     }
 }
 
@@ -103,6 +108,17 @@ pub fn units_of(s: &State, cmd: &Command) -> Vec<UnitId> {
         },
         Command::OpenIncident { unit, .. } => vec![Some(unit.clone())],
         Command::RecordOverdueReturn { badge } => vec![s.people.get(badge).map(|p| p.unit.clone())],
+        Command::IssueDirective { unit, .. } => vec![Some(unit.clone())],
+        Command::RecordDirectiveMissed { unit, .. } => vec![Some(unit.clone())],
+        Command::UpdateDirective { directive, action } => {
+            use crate::event::DirectiveAction as A;
+            match action {
+                A::Acknowledge { unit } | A::Relay { unit, .. } | A::Brief { unit } | A::SignOff { unit, .. } | A::Missed { unit, .. } => {
+                    vec![Some(unit.clone())]
+                }
+                A::Extend { .. } | A::Cancel { .. } => vec![s.directives.get(directive).map(|d| d.unit.clone())],
+            }
+        }
         Command::UpdateIncident { incident, .. }
         | Command::EscalateOverdue { incident }
         | Command::RecordMissedDeadline { incident, .. } => {

@@ -207,6 +207,16 @@ pub(super) fn decide_dispatch(c: &Checker, command: &Command) -> R<Decision> {
                 }
             }
             c.movement_witness(&fl.unit, &lines, "dispatch")?;
+            if let Some(role) = state.effective_policy(&fl.unit, c.ctx.at).0.transfer_approver {
+                let approved = c.ctx.witness.as_ref().and_then(|w| state.people.get(w)).is_some_and(|w| w.roles.contains(&role));
+                if !approved {
+                    let by = crate::directives::ordered_by(state, &fl.unit, c.ctx.at, "transfer_freeze", &c.ctx.zone);
+                    return refuse(
+                        "directive.transfer_freeze",
+                        format!("transfers from unit {} are frozen{by}; a {role} must approve this one as witness", fl.unit),
+                    );
+                }
+            }
             let transfer = TransferId::parse(&format!("T-{}", state.transfers.len() + 1)).map_err(|e| Rejection::Invalid(e.to_string()))?;
             Ok(Decision {
                 events: vec![

@@ -304,6 +304,8 @@ pub(crate) async fn policy_set(
         counter_not_keeper: b.counter_not_keeper,
         counter_not_previous: b.counter_not_previous,
         max_issue_quantity: opt(&b.max_issue_quantity, Quantity::parse)?,
+        // Set by directives for a period (docs/directives.md), not by a unit's standing policy.
+        ..PolicyRules::default()
     };
     done(&st, &p, &ip, key, None, Command::SetPolicy { unit: id(UnitId::parse(&unit))?, rules }).await
 }

@@ -49,6 +49,12 @@ fn request(op: Op, d: &str, actor: &str, role_tag: &str, movement_seq: u64) -> (
             "/api/incidents".into(),
             json!({"kind": "other", "severity": "low", "unit": format!("D-{d}"), "summary": format!("matrix {tag}")}),
         ),
+        Op::Directive => (
+            "/api/directives".into(),
+            json!({"unit": format!("D-{d}"), "title": format!("matrix {tag}"), "text": "tighten control", "posture": "heightened",
+                   "ends_at": "2099-01-01T00:00:00Z", "measures": []}),
+        ),
+        Op::Brief => ("/api/directives/DIR-9.none/brief".into(), json!({"unit": format!("D-{d}")})),
         // The witness is the role's person of department `d`; the receipt is into D-11's magazine.
         Op::Witness => (
             "/api/receive".into(),

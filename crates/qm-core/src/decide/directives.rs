@@ -1,0 +1,376 @@
+//! Directives (docs/directives.md): issuing one, and each step under it — a unit's
+//! acknowledgment and relay (tightening only), a staff member's shift briefing, a review task's
+//! sign-off with what the books show, an extension or early end by the issuer or above, and the
+//! deadline the site records as missed.
+
+use super::*;
+use crate::books::Directive;
+use crate::directives::{concerns, in_force_over, measures_at, stores_of, tasks_for, Measure};
+use crate::event::DirectiveAction;
+
+/// A directive's text: the order in the issuer's words.
+const ORDER_LEN_MAX: usize = 4000;
+/// The longest period a directive may run (an organization renews it after that).
+const PERIOD_DAYS_MAX: i64 = 366;
+
+fn one(e: Event) -> R<Decision> {
+    Ok(Decision { events: vec![e], corrects: None, opens: vec![] })
+}
+
+pub(super) fn decide_directive(c: &Checker, command: &Command) -> R<Decision> {
+    match command {
+        Command::IssueDirective { unit, applies_to, title, text: order, posture, starts_at, ends_at, measures } => {
+            issue(c, unit, applies_to, (title, order, posture), (*starts_at, *ends_at), measures)
+        }
+        Command::UpdateDirective { directive, action } => {
+            // Authority first: someone without it learns nothing about the directive from the refusal.
+            match action {
+                DirectiveAction::Acknowledge { unit } | DirectiveAction::Relay { unit, .. } | DirectiveAction::SignOff { unit, .. } => {
+                    c.authorize(Op::Directive, unit)?
+                }
+                DirectiveAction::Brief { unit } => c.authorize(Op::Brief, unit)?,
+                DirectiveAction::Extend { .. } | DirectiveAction::Cancel { .. } | DirectiveAction::Missed { .. } => {
+                    c.authorize_role(Op::Directive)?
+                }
+            }
+            let Some(d) = c.state.directives.get(directive) else {
+                return not_found("directive", directive);
+            };
+            step(c, directive, d, action)
+        }
+        other => invalid(format!("{} is not a directive command", other.name())),
+    }
+}
+
+fn check_measures(measures: &[Measure]) -> R<()> {
+    let mut kinds = std::collections::BTreeSet::new();
+    for m in measures {
+        if !kinds.insert(m.kind()) {
+            return invalid(format!("measure {} is given twice", m.kind()));
+        }
+        // A measure built by hand (the API's JSON) passes the same checks as one typed as text.
+        Measure::parse(&m.to_string()).map_err(Rejection::Invalid)?;
+    }
+    Ok(())
+}
+
+fn issue(
+    c: &Checker,
+    unit: &UnitId,
+    applies_to: &[UnitId],
+    (title, order, posture): (&String, &String, &String),
+    (starts_at, ends_at): (Option<time::OffsetDateTime>, time::OffsetDateTime),
+    measures: &[Measure],
+) -> R<Decision> {
+    let state = c.state;
+    if !state.units.contains_key(unit) {
+        return not_found("unit", unit);
+    }
+    c.authorize(Op::Directive, unit)?;
+    text("title", title, true)?;
+    if order.trim().is_empty() || order.chars().count() > ORDER_LEN_MAX {
+        return invalid(format!("the directive's text is required and at most {ORDER_LEN_MAX} characters"));
+    }
+    if order.chars().any(|ch| ch.is_control() && ch != '\n' && ch != '\r' && ch != '\t') {
+        return invalid("the directive's text contains control characters");
+    }
+    let levels = &state.postures.0;
+    if levels.get(posture).is_none() {
+        return refuse(
+            "directive.posture",
+            format!("{posture:?} is not a posture level of this organization ({})", levels.names().join(", ")),
+        );
+    }
+    let start = starts_at.unwrap_or(c.ctx.at);
+    if start < c.ctx.at - time::Duration::minutes(5) {
+        return invalid(format!("a directive cannot start in the past ({})", c.ctx.zone.show(start)));
+    }
+    if ends_at <= start {
+        return invalid(format!("the period ends ({}) before it starts ({})", c.ctx.zone.show(ends_at), c.ctx.zone.show(start)));
+    }
+    if ends_at - start > time::Duration::days(PERIOD_DAYS_MAX) {
+        return invalid(format!("a directive runs at most {PERIOD_DAYS_MAX} days; extend it when the time comes"));
+    }
+    for a in applies_to {
+        if !state.units.contains_key(a) {
+            return not_found("unit", a);
+        }
+        if a == unit || !state.unit_within(a, unit) {
+            return invalid(format!("unit {a} is not below unit {unit}: a directive applies to the issuing unit's subtree"));
+        }
+    }
+    check_measures(measures)?;
+    let site = state.site.as_ref().map(|s| s.site.clone()).unwrap_or_default();
+    let n = state.directives.keys().filter(|k| k.as_str().ends_with(&format!(".{site}"))).count() + 1;
+    let directive = DirectiveId::parse(&format!("DIR-{n}.{site}")).map_err(|e| Rejection::Invalid(e.to_string()))?;
+    one(Event::DirectiveIssued {
+        directive,
+        unit: unit.clone(),
+        applies_to: applies_to.to_vec(),
+        title: title.clone(),
+        text: order.clone(),
+        posture: posture.clone(),
+        starts_at: start,
+        ends_at,
+        measures: measures.to_vec(),
+    })
+}
+
+/// The unit concerned by the directive, and the directive still running (not ended or cancelled).
+fn concerned_and_running(c: &Checker, id: &DirectiveId, d: &Directive, unit: &UnitId, what: &str) -> R<()> {
+    if !c.state.units.contains_key(unit) {
+        return not_found("unit", unit);
+    }
+    if !concerns(c.state, d, unit) {
+        return refuse("directive.scope", format!("directive {id} (issued at unit {}) does not concern unit {unit}", d.unit));
+    }
+    if c.ctx.at >= d.stops_at() {
+        return refuse(
+            "directive.state",
+            format!("directive {id} stopped applying at {}; it can no longer be {what}", c.ctx.zone.show(d.stops_at())),
+        );
+    }
+    Ok(())
+}
+
+/// Extending or ending early is for the issuing unit or a unit above it.
+fn issuer_or_above(c: &Checker, id: &DirectiveId, d: &Directive, what: &str) -> R<()> {
+    c.authorize_role(Op::Directive)?;
+    if !c.state.unit_within(&d.unit, &c.actor.unit) {
+        return refuse(
+            "directive.authority",
+            format!(
+                "badge {} belongs to unit {}, below unit {} which issued directive {id}; only the issuer or a unit above it may {what} it",
+                c.ctx.actor, c.actor.unit, d.unit
+            ),
+        );
+    }
+    c.authorize(Op::Directive, &d.unit)?;
+    if d.cancelled.is_some() || c.ctx.at >= d.stops_at() {
+        return refuse("directive.state", format!("directive {id} stopped applying at {}; issue a new one", c.ctx.zone.show(d.stops_at())));
+    }
+    Ok(())
+}
+
+fn step(c: &Checker, id: &DirectiveId, d: &Directive, action: &DirectiveAction) -> R<Decision> {
+    let state = c.state;
+    let unit_state = |u: &UnitId| d.units.get(u);
+    let action = match action {
+        DirectiveAction::Acknowledge { unit } => {
+            c.authorize(Op::Directive, unit)?;
+            concerned_and_running(c, id, d, unit, "acknowledged")?;
+            if let Some(a) = unit_state(unit).and_then(|u| u.acknowledged.as_ref()) {
+                return refuse(
+                    "directive.state",
+                    format!("unit {unit} acknowledged directive {id} already (badge {}, {})", a.by, c.ctx.zone.show(a.at)),
+                );
+            }
+            action.clone()
+        }
+        DirectiveAction::Relay { unit, text: instructions, measures } => {
+            c.authorize(Op::Directive, unit)?;
+            concerned_and_running(c, id, d, unit, "relayed")?;
+            text("instructions", instructions, true)?;
+            if unit_state(unit).is_some_and(|u| u.relayed.is_some()) {
+                return refuse("directive.state", format!("unit {unit} relayed directive {id} already"));
+            }
+            if !state.units.iter().any(|(k, x)| x.parent.as_ref() == Some(unit) && concerns(state, d, k)) {
+                return refuse(
+                    "directive.scope",
+                    format!("unit {unit} has no unit below it that directive {id} concerns; acknowledge it instead"),
+                );
+            }
+            check_measures(measures)?;
+            // Tighten only: nothing looser than what is ordered above, by the directive or a relay higher up.
+            let above = measures_at(state, d, unit);
+            for m in measures {
+                if let Some(why) = above.iter().find_map(|a| m.loosens(a)) {
+                    return refuse("directive.tighten_only", format!("unit {unit} may only tighten directive {id}: {why}"));
+                }
+            }
+            action.clone()
+        }
+        DirectiveAction::Brief { unit } => {
+            c.authorize(Op::Brief, unit)?;
+            if !in_force_over(state, unit, c.ctx.at).iter().any(|(k, _)| *k == id) {
+                return refuse(
+                    "directive.state",
+                    format!("directive {id} is not in force at unit {unit} now; there is nothing to be briefed on"),
+                );
+            }
+            if let Some(at) = d.briefed.get(&c.ctx.actor) {
+                return refuse(
+                    "directive.state",
+                    format!("badge {} was briefed on directive {id} already ({})", c.ctx.actor, c.ctx.zone.show(*at)),
+                );
+            }
+            action.clone()
+        }
+        DirectiveAction::SignOff { unit, task, note, .. } => {
+            c.authorize(Op::Directive, unit)?;
+            concerned_and_running(c, id, d, unit, "signed off")?;
+            text("note", note, true)?;
+            let tasks = tasks_for(state, d, unit);
+            let Some(m) = tasks.get(task.as_str()) else {
+                let names: Vec<&str> = tasks.keys().copied().collect();
+                return refuse(
+                    "directive.scope",
+                    format!(
+                        "directive {id} sets unit {unit} no task {task:?} (its tasks: {})",
+                        if names.is_empty() { "none".into() } else { names.join(", ") }
+                    ),
+                );
+            };
+            if let Some(s) = unit_state(unit).and_then(|u| u.signoffs.get(task)) {
+                return refuse(
+                    "directive.state",
+                    format!("unit {unit} signed off {task} already (badge {}, {})", s.by, c.ctx.zone.show(s.at)),
+                );
+            }
+            let reviewed = review(c, id, unit, m)?;
+            DirectiveAction::SignOff { unit: unit.clone(), task: task.clone(), reviewed, note: note.clone() }
+        }
+        DirectiveAction::Extend { ends_at, reason } => {
+            issuer_or_above(c, id, d, "extend")?;
+            text("reason", reason, true)?;
+            if *ends_at <= d.ends_at {
+                return refuse(
+                    "directive.tighten_only",
+                    format!(
+                        "directive {id} runs until {}; an extension must end later, not at {}",
+                        c.ctx.zone.show(d.ends_at),
+                        c.ctx.zone.show(*ends_at)
+                    ),
+                );
+            }
+            if *ends_at - d.starts_at > time::Duration::days(PERIOD_DAYS_MAX) {
+                return invalid(format!("a directive runs at most {PERIOD_DAYS_MAX} days; issue a new one"));
+            }
+            action.clone()
+        }
+        DirectiveAction::Cancel { reason } => {
+            issuer_or_above(c, id, d, "cancel")?;
+            text("reason", reason, true)?;
+            action.clone()
+        }
+        DirectiveAction::Missed { .. } => {
+            return refuse("directive.state", "only the site records a missed deadline, by itself");
+        }
+    };
+    one(Event::DirectiveUpdated { directive: id.clone(), action })
+}
+
+/// What a review task covers, from the books; refused while the books show it cannot be signed off.
+fn review(c: &Checker, id: &DirectiveId, unit: &UnitId, m: &Measure) -> R<Vec<String>> {
+    let state = c.state;
+    let zone = &c.ctx.zone;
+    match m {
+        Measure::TransferReview { days, .. } => {
+            let since = c.ctx.at - time::Duration::days(i64::from(*days));
+            Ok(state
+                .transfers
+                .iter()
+                .filter(|(_, t)| &t.from_unit == unit || &t.to_unit == unit)
+                .filter(|(_, t)| t.received_at_location.is_none() || t.dispatched_at >= since)
+                .map(|(k, t)| {
+                    let state_word = match &t.received_at_location {
+                        None => "in transit".to_string(),
+                        Some(l) if t.discrepancies.is_empty() => format!("received at {l}"),
+                        Some(l) => format!(
+                            "received at {l} with discrepancies {}",
+                            t.discrepancies.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
+                        ),
+                    };
+                    format!("transfer {k} {} → {} dispatched {}: {state_word}", t.from_unit, t.to_unit, zone.show(t.dispatched_at))
+                })
+                .collect())
+        }
+        Measure::StorageReview { readings_within_h, .. } => {
+            let since = c.ctx.at - time::Duration::hours(i64::from(*readings_within_h));
+            let mut out = vec![];
+            let mut stale = vec![];
+            for store in stores_of(state, unit) {
+                let Some(l) = state.locations.get(&store) else { continue };
+                if l.kind != LocationKind::Magazine {
+                    continue;
+                }
+                match l.last_reading_at {
+                    Some(t) if t >= since => out.push(format!("{store}: last reading {}", zone.show(t))),
+                    Some(t) => stale.push(format!("{store} (last reading {})", zone.show(t))),
+                    None => stale.push(format!("{store} (no reading ever)")),
+                }
+            }
+            if !stale.is_empty() {
+                return refuse(
+                    "directive.review",
+                    format!("the storage review of directive {id} needs readings within the last {readings_within_h} h for every magazine of unit {unit}: none for {}", stale.join(", ")),
+                );
+            }
+            let places: Vec<&LocationId> = state.locations.iter().filter(|(_, l)| &l.unit == unit).map(|(k, _)| k).collect();
+            let unreviewed: Vec<String> = state
+                .incidents
+                .iter()
+                .filter(|(_, i)| {
+                    i.kind == IncidentKind::Excursion
+                        && i.acknowledged_at.is_none()
+                        && i.location.as_ref().is_some_and(|l| places.contains(&l))
+                })
+                .map(|(k, i)| format!("{k} ({})", i.summary))
+                .collect();
+            if !unreviewed.is_empty() {
+                return refuse(
+                    "directive.review",
+                    format!("the storage review of directive {id} needs every excursion at unit {unit} reviewed (its incident acknowledged): {}", unreviewed.join("; ")),
+                );
+            }
+            out.extend(
+                state
+                    .incidents
+                    .iter()
+                    .filter(|(_, i)| {
+                        i.kind == IncidentKind::Excursion
+                            && i.location.as_ref().is_some_and(|l| places.contains(&l))
+                            && i.state != IncidentState::Closed
+                    })
+                    .map(|(k, _)| format!("excursion incident {k} acknowledged")),
+            );
+            Ok(out)
+        }
+        Measure::AccessReview { .. } => {
+            let mut out: Vec<String> = state
+                .serials
+                .iter()
+                .filter(|(_, s)| state.item_types.get(&s.item_type).is_some_and(|t| t.kind == ItemKind::Key))
+                .filter_map(|(k, s)| match &s.account {
+                    Account::Person(b) if state.people.get(b).is_some_and(|p| &p.unit == unit) => {
+                        Some(format!("key {k} held by badge {b}"))
+                    }
+                    _ => None,
+                })
+                .collect();
+            out.extend(state.people.iter().filter(|(_, p)| &p.unit == unit && p.roles.iter().any(|r| role_allows(*r, Op::Issue))).map(
+                |(b, p)| {
+                    let roles: Vec<&str> = p.roles.iter().map(|r| r.as_str()).collect();
+                    format!("badge {b} ({}) may issue", roles.join(", "))
+                },
+            ));
+            Ok(out)
+        }
+        other => refuse("directive.scope", format!("{} is done in the books (a count is done by counting), not signed off", other.kind())),
+    }
+}
+
+/// The site records a deadline passed unmet: only one `crate::directives::missed` finds now.
+pub(super) fn decide_missed(state: &State, ctx: &Ctx, id: &DirectiveId, unit: &UnitId, what: &str) -> R<Decision> {
+    super::incidents::site_only(ctx, "records a directive's missed deadline")?;
+    if !state.directives.contains_key(id) {
+        return not_found("directive", id);
+    }
+    if !crate::directives::missed(state, ctx.at).iter().any(|(d, u, w)| d == id && u == unit && w == what) {
+        return refuse(
+            "directive.state",
+            format!("{what} of unit {unit} under directive {id} is not past its deadline unmet, or is recorded already"),
+        );
+    }
+    one(Event::DirectiveUpdated { directive: id.clone(), action: DirectiveAction::Missed { unit: unit.clone(), what: what.to_string() } })
+}
