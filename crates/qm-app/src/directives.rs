@@ -7,6 +7,7 @@ use qm_core::books::Directive;
 use qm_core::directives::{self as dir, TaskStatus};
 use qm_core::*;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
 /// A directive as people read it.
@@ -236,82 +237,11 @@ pub fn compliance(state: &State, id: &DirectiveId, now: OffsetDateTime, scope: &
     let d = get(state, id)?;
     let zone = crate::zone::SiteZone::of(state);
     let concerned: Vec<UnitId> = dir::units_concerned(state, d).into_iter().filter(|u| state.unit_within(u, scope)).collect();
-    let ack_due = dir::acknowledge_due(state, d);
-    let incidents_of = |u: &UnitId| -> Vec<String> {
-        state
-            .incidents
-            .iter()
-            .filter(|(_, i)| &i.unit == u && i.entries.first().is_some_and(|e| d.entries.contains(e)))
-            .map(|(k, i)| format!("{k} ({} {}, {})", i.severity, i.kind, i.state))
-            .collect()
-    };
-    let counter_staff = |u: &UnitId| -> Vec<&Badge> {
-        state
-            .people
-            .iter()
-            .filter(|(_, p)| &p.unit == u && p.roles.iter().any(|r| matches!(r, Role::Armorer | Role::MagazineKeeper)))
-            .map(|(b, _)| b)
-            .collect()
-    };
-    let mut own: std::collections::BTreeMap<UnitId, UnitCompliance> = std::collections::BTreeMap::new();
-    for u in &concerned {
-        let c = d.units.get(u);
-        let ack = c.and_then(|c| c.acknowledged.as_ref());
-        let relay = c.and_then(|c| c.relayed.as_ref());
-        let tasks: Vec<TaskStatus> = dir::task_statuses(state, d, u, now);
-        let staff: Vec<&Badge> = counter_staff(u);
-        let briefed = staff.iter().filter(|b| d.briefed.contains_key(**b)).count();
-        let incidents = incidents_of(u);
-        let rollup = Rollup {
-            units: 1,
-            acknowledged: usize::from(ack.is_some()),
-            tasks: tasks.len(),
-            tasks_done: tasks.iter().filter(|t| t.status == "done").count(),
-            tasks_overdue: tasks.iter().filter(|t| t.status == "overdue").count(),
-            staff: staff.len(),
-            briefed,
-            incidents: incidents.len(),
-        };
-        own.insert(
-            u.clone(),
-            UnitCompliance {
-                unit: u.to_string(),
-                name: state.units.get(u).map(|x| x.name.clone()).unwrap_or_default(),
-                depth: 0,
-                received_at: zone.show(d.issued_at.max(d.starts_at.min(d.issued_at))),
-                acknowledged_by: ack.map(|a| a.by.to_string()),
-                acknowledged_at: ack.map(|a| zone.show(a.at)),
-                acknowledge_late: match ack {
-                    Some(a) => a.at > ack_due,
-                    None => now > ack_due,
-                },
-                relayed_by: relay.map(|r| r.by.to_string()),
-                relayed_at: relay.map(|r| zone.show(r.at)),
-                relay_text: relay.map(|r| r.text.clone()),
-                tasks: tasks
-                    .into_iter()
-                    .map(|t| TaskView {
-                        task: t.task.to_string(),
-                        measure: t.measure,
-                        status: t.status.to_string(),
-                        due: zone.show(t.due),
-                        done_at: t.done_at.map(|x| zone.show(x)),
-                        done_by: t.done_by.map(|b| b.to_string()),
-                        missing: t.missing,
-                    })
-                    .collect(),
-                briefed,
-                staff: staff.len(),
-                incidents,
-                missed: c.map(|c| c.missed.clone()).unwrap_or_default(),
-                rollup,
-            },
-        );
-    }
+    let mut own: BTreeMap<UnitId, UnitCompliance> = concerned.iter().map(|u| (u.clone(), unit_row(state, d, u, now, &zone))).collect();
     // Roll up: children before parents (deepest first).
     let parent_of = |u: &UnitId| state.units.get(u).and_then(|x| x.parent.clone());
     let mut by_depth: Vec<(usize, UnitId)> = concerned.iter().map(|u| (state.unit_ancestors(u).count(), u.clone())).collect();
-    by_depth.sort_by(|a, b| b.0.cmp(&a.0));
+    by_depth.sort_by_key(|x| std::cmp::Reverse(x.0));
     for (_, u) in &by_depth {
         let Some(p) = parent_of(u).filter(|p| own.contains_key(p)) else { continue };
         let child = own.get(u).map(|r| r.rollup.clone()).unwrap_or_default();
@@ -319,38 +249,102 @@ pub fn compliance(state: &State, id: &DirectiveId, now: OffsetDateTime, scope: &
             parent.rollup.add(&child);
         }
     }
-    // Tree order, slowest sibling first.
     let tops: Vec<UnitId> = concerned.iter().filter(|u| parent_of(u).is_none_or(|p| !own.contains_key(&p))).cloned().collect();
-    let mut rows = vec![];
     let mut total = Rollup::default();
-    for t in &tops {
-        if let Some(r) = own.get(t) {
-            total.add(&r.rollup);
-        }
+    for r in tops.iter().filter_map(|t| own.get(t)) {
+        total.add(&r.rollup);
     }
-    let order = |v: &mut Vec<UnitId>, own: &std::collections::BTreeMap<UnitId, UnitCompliance>| {
+    let rows = tree_order(&concerned, tops, &mut own, &parent_of);
+    let last_ack = concerned.iter().map(|u| d.units.get(u).and_then(|c| c.acknowledged.as_ref()).map(|a| a.at)).collect::<Option<Vec<_>>>();
+    let all_acknowledged_after = last_ack.and_then(|v| v.into_iter().max()).map(|t| span(t - d.issued_at));
+    Ok(Compliance { directive: view(state, id, d, now), at: zone.show(now), rows, total, all_acknowledged_after })
+}
+
+/// Rows in tree order, the slowest sibling first (by what its subtree has left to do).
+fn tree_order(
+    concerned: &[UnitId],
+    tops: Vec<UnitId>,
+    own: &mut BTreeMap<UnitId, UnitCompliance>,
+    parent_of: &dyn Fn(&UnitId) -> Option<UnitId>,
+) -> Vec<UnitCompliance> {
+    let order = |v: &mut Vec<UnitId>, own: &BTreeMap<UnitId, UnitCompliance>| {
         v.sort_by(|a, b| {
             let (ra, rb) = (own.get(a).map(|r| r.rollup.behind()), own.get(b).map(|r| r.rollup.behind()));
             rb.cmp(&ra).then(a.cmp(b))
         })
     };
-    let mut stack: Vec<(UnitId, usize)> = {
-        let mut t = tops.clone();
-        order(&mut t, &own);
-        t.into_iter().rev().map(|u| (u, 0)).collect()
-    };
+    let mut tops = tops;
+    order(&mut tops, own);
+    let mut stack: Vec<(UnitId, usize)> = tops.into_iter().rev().map(|u| (u, 0)).collect();
+    let mut rows = vec![];
     while let Some((u, depth)) = stack.pop() {
         let mut children: Vec<UnitId> = concerned.iter().filter(|c| parent_of(c).as_ref() == Some(&u)).cloned().collect();
-        order(&mut children, &own);
+        order(&mut children, own);
         stack.extend(children.into_iter().rev().map(|c| (c, depth + 1)));
         if let Some(mut r) = own.remove(&u) {
             r.depth = depth;
             rows.push(r);
         }
     }
-    let last_ack = concerned.iter().map(|u| d.units.get(u).and_then(|c| c.acknowledged.as_ref()).map(|a| a.at)).collect::<Option<Vec<_>>>();
-    let all_acknowledged_after = last_ack.and_then(|v| v.into_iter().max()).map(|t| span(t - d.issued_at));
-    Ok(Compliance { directive: view(state, id, d, now), at: zone.show(now), rows, total, all_acknowledged_after })
+    rows
+}
+
+/// One unit's own row: acknowledgment, relay, tasks, briefings, incidents raised under the directive.
+fn unit_row(state: &State, d: &Directive, u: &UnitId, now: OffsetDateTime, zone: &crate::zone::SiteZone) -> UnitCompliance {
+    let ack_due = dir::acknowledge_due(state, d);
+    let c = d.units.get(u);
+    let ack = c.and_then(|c| c.acknowledged.as_ref());
+    let relay = c.and_then(|c| c.relayed.as_ref());
+    let tasks: Vec<TaskStatus> = dir::task_statuses(state, d, u, now);
+    let counter_role = |p: &qm_core::books::Person| p.roles.iter().any(|r| matches!(r, Role::Armorer | Role::MagazineKeeper));
+    let staff: Vec<&Badge> = state.people.iter().filter(|(_, p)| &p.unit == u && counter_role(p)).map(|(b, _)| b).collect();
+    let briefed = staff.iter().filter(|b| d.briefed.contains_key(**b)).count();
+    let incidents: Vec<String> = state
+        .incidents
+        .iter()
+        .filter(|(_, i)| &i.unit == u && i.entries.first().is_some_and(|e| d.entries.contains(e)))
+        .map(|(k, i)| format!("{k} ({} {}, {})", i.severity, i.kind, i.state))
+        .collect();
+    let rollup = Rollup {
+        units: 1,
+        acknowledged: usize::from(ack.is_some()),
+        tasks: tasks.len(),
+        tasks_done: tasks.iter().filter(|t| t.status == "done").count(),
+        tasks_overdue: tasks.iter().filter(|t| t.status == "overdue").count(),
+        staff: staff.len(),
+        briefed,
+        incidents: incidents.len(),
+    };
+    UnitCompliance {
+        unit: u.to_string(),
+        name: state.units.get(u).map(|x| x.name.clone()).unwrap_or_default(),
+        depth: 0,
+        received_at: zone.show(d.issued_at),
+        acknowledged_by: ack.map(|a| a.by.to_string()),
+        acknowledged_at: ack.map(|a| zone.show(a.at)),
+        acknowledge_late: ack.map_or(now > ack_due, |a| a.at > ack_due),
+        relayed_by: relay.map(|r| r.by.to_string()),
+        relayed_at: relay.map(|r| zone.show(r.at)),
+        relay_text: relay.map(|r| r.text.clone()),
+        tasks: tasks.into_iter().map(|t| task_view(t, zone)).collect(),
+        briefed,
+        staff: staff.len(),
+        incidents,
+        missed: c.map(|c| c.missed.clone()).unwrap_or_default(),
+        rollup,
+    }
+}
+
+fn task_view(t: TaskStatus, zone: &crate::zone::SiteZone) -> TaskView {
+    TaskView {
+        task: t.task.to_string(),
+        measure: t.measure,
+        status: t.status.to_string(),
+        due: zone.show(t.due),
+        done_at: t.done_at.map(|x| zone.show(x)),
+        done_by: t.done_by.map(|b| b.to_string()),
+        missing: t.missing,
+    }
 }
 
 /// The compliance report as CSV: one line per unit.

@@ -248,8 +248,15 @@ fn event_summary(env: &Envelope, zone: &crate::zone::SiteZone) -> String {
         Event::DiscrepancyResolved { discrepancy, adjusted, note } => {
             format!("discrepancy {discrepancy} {}: {note}", if *adjusted { "approved, books adjusted" } else { "explained, no change" })
         }
-        Event::IncidentOpened { .. } | Event::IncidentUpdated { .. } => summarize_incident(&env.event, zone),
+        _ => summarize_record(env, zone),
+    }
+}
+
+/// An incident's or a directive's entry in words.
+fn summarize_record(env: &Envelope, zone: &crate::zone::SiteZone) -> String {
+    match &env.event {
         Event::DirectiveIssued { .. } | Event::DirectiveUpdated { .. } => summarize_directive(env, zone),
+        other => summarize_incident(other, zone),
     }
 }
 

@@ -173,16 +173,7 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
         }
         Cmd::Policy(a) => {
             let mut s = open()?;
-            let rules = PolicyRules {
-                two_person_explosives: a.two_person_explosives,
-                two_person_all_movements: a.two_person_all_movements,
-                two_person_count_resolution: a.two_person_count_resolution,
-                counter_not_keeper: a.counter_not_keeper,
-                counter_not_previous: a.counter_not_previous,
-                max_issue_quantity: a.max_issue_quantity.as_deref().map(Quantity::parse).transpose().map_err(usage)?,
-                // Set by directives for a period (docs/directives.md), not by a standing policy.
-                ..PolicyRules::default()
-            };
+            let rules = policy_rules(a)?;
             write(&mut s, who, Command::SetPolicy { unit: p(UnitId::parse(&a.unit))?, rules }, out)
         }
         Cmd::Import { kind, file } => {
@@ -212,5 +203,19 @@ fn storage_command(c: &ItemTypeCmd) -> R<Command> {
             humidity_pct: humidity_pct.as_deref().map(safety_cmds::range).transpose()?,
         },
         _ => return Err(usage("not an item-type storage command")),
+    })
+}
+
+/// A unit's standing policy from `qm policy set`; the rest is set by directives for a period
+/// (docs/directives.md).
+fn policy_rules(a: &PolicyArgs) -> R<PolicyRules> {
+    Ok(PolicyRules {
+        two_person_explosives: a.two_person_explosives,
+        two_person_all_movements: a.two_person_all_movements,
+        two_person_count_resolution: a.two_person_count_resolution,
+        counter_not_keeper: a.counter_not_keeper,
+        counter_not_previous: a.counter_not_previous,
+        max_issue_quantity: a.max_issue_quantity.as_deref().map(Quantity::parse).transpose().map_err(usage)?,
+        ..PolicyRules::default()
     })
 }

@@ -448,6 +448,18 @@ pub enum DirectiveAction {
 }
 
 impl DirectiveAction {
+    /// The unit the step is taken for (none for an extension or a cancellation: the issuer's).
+    pub fn unit(&self) -> Option<&UnitId> {
+        match self {
+            DirectiveAction::Acknowledge { unit }
+            | DirectiveAction::Relay { unit, .. }
+            | DirectiveAction::Brief { unit }
+            | DirectiveAction::SignOff { unit, .. }
+            | DirectiveAction::Missed { unit, .. } => Some(unit),
+            DirectiveAction::Extend { .. } | DirectiveAction::Cancel { .. } => None,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             DirectiveAction::Acknowledge { .. } => "acknowledge",

@@ -5,7 +5,7 @@
 //! incident's clocks at a given time (`clocks`) — computed from the books and the time, never stored.
 
 use crate::books::{Incident, State};
-use crate::event::{Event, IncidentObjects};
+use crate::event::{DirectiveAction as DA, Event, IncidentObjects};
 use crate::ids::*;
 use crate::model::*;
 use serde::Deserialize;
@@ -457,17 +457,19 @@ fn trigger(state: &State, event: &Event, seq: u64) -> Option<Triggered> {
             );
             Some((Trigger::DeadlineMissed, Some(i.responsible.clone()), i.location.clone(), objects, summary))
         }
-        Event::DirectiveUpdated { directive, action: crate::event::DirectiveAction::Missed { unit, what } } => {
-            let d = state.directives.get(directive)?;
-            let objects = IncidentObjects { entries, ..Default::default() };
-            let summary = match what.as_str() {
-                "acknowledge" => format!("directive {directive} \"{}\" was not acknowledged by unit {unit} by its deadline", d.title),
-                task => format!("the {task} that directive {directive} \"{}\" orders was not done by unit {unit} by its deadline", d.title),
-            };
-            Some((Trigger::DirectiveMissed, Some(unit.clone()), None, objects, summary))
-        }
+        Event::DirectiveUpdated { directive, action: DA::Missed { unit, what } } => directive_missed(state, directive, unit, what, entries),
         _ => None,
     }
+}
+
+/// A directive's deadline passed unmet, as an incident's facts.
+fn directive_missed(state: &State, directive: &DirectiveId, unit: &UnitId, what: &str, entries: Vec<u64>) -> Option<Triggered> {
+    let d = state.directives.get(directive)?;
+    let summary = match what {
+        "acknowledge" => format!("directive {directive} \"{}\" was not acknowledged by unit {unit} by its deadline", d.title),
+        task => format!("the {task} that directive {directive} \"{}\" orders was not done by unit {unit} by its deadline", d.title),
+    };
+    Some((Trigger::DirectiveMissed, Some(unit.clone()), None, IncidentObjects { entries, ..Default::default() }, summary))
 }
 
 /// One clock of an incident at a moment: the acknowledgment, or a report an obligation requires.

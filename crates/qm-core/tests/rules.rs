@@ -1760,9 +1760,9 @@ fn only_movements_are_corrected_and_only_while_the_stock_is_still_there() {
 #[test]
 fn a_child_unit_tightens_policy_for_itself_only() {
     let s = stocked_with(vec![policy_ev("D-11", PolicyRules { two_person_all_movements: true, ..PolicyRules::default() })]);
-    assert!(s.effective_policy(&u("D-11")).0.two_person_all_movements);
-    assert!(!s.effective_policy(&u("D-12")).0.two_person_all_movements);
-    assert!(!s.effective_policy(&u("NORTH")).0.two_person_all_movements);
+    assert!(s.effective_policy(&u("D-11"), NOW).0.two_person_all_movements);
+    assert!(!s.effective_policy(&u("D-12"), NOW).0.two_person_all_movements);
+    assert!(!s.effective_policy(&u("NORTH"), NOW).0.two_person_all_movements);
     let cmd = issue("1001", Some("ARM11"), vec![lots("A-1", 10)]);
     assert_refused(
         run(&s, "0417", None, cmd.clone()),
@@ -1790,7 +1790,7 @@ fn a_child_unit_cannot_relax_what_a_parent_set() {
         // HQ turning the baseline off relaxes nothing either.
         policy_ev("HQ", PolicyRules::default()),
     ]);
-    let eff = s.effective_policy(&u("D-11")).0;
+    let eff = s.effective_policy(&u("D-11"), NOW).0;
     assert!(eff.two_person_all_movements && eff.two_person_explosives && eff.two_person_count_resolution);
     assert_eq!(eff.max_issue_quantity, Some(q(60)));
     assert_refused(run(&s, "0417", None, issue("1001", Some("ARM11"), vec![lots("A-1", 10)])), "two_person", &["two-person posture"]);
@@ -1800,12 +1800,12 @@ fn a_child_unit_cannot_relax_what_a_parent_set() {
         &["cap of 60"],
     );
     // SOUTH is outside NORTH: only the baseline applies there (explosives, resolutions).
-    let south = s.effective_policy(&u("SOUTH")).0;
+    let south = s.effective_policy(&u("SOUTH"), NOW).0;
     assert_eq!(south, PolicyRules::baseline());
     // Setting a unit's policy again replaces that unit's own rules, never a parent's.
     exec(&mut s, "0002", None, Command::SetPolicy { unit: u("D-11"), rules: PolicyRules::default() });
-    assert!(s.effective_policy(&u("D-11")).0.two_person_all_movements);
-    assert_eq!(s.effective_policy(&u("D-11")).0.max_issue_quantity, Some(q(60)));
+    assert!(s.effective_policy(&u("D-11"), NOW).0.two_person_all_movements);
+    assert_eq!(s.effective_policy(&u("D-11"), NOW).0.max_issue_quantity, Some(q(60)));
 }
 
 #[test]
@@ -2208,4 +2208,190 @@ fn a_theft_incident_closes_only_once_each_serials_fate_is_in_the_books() {
     let accident = Command::OpenIncident { kind: IncidentKind::Accident, severity, unit, location, objects, summary, discovered_at };
     exec(&mut other, "0417", None, accident);
     assert!(run(&other, "0501", None, close()).is_ok());
+}
+
+// ---- directives (docs/directives.md) ----------------------------------------------------------
+
+fn measure(s: &str) -> qm_core::directives::Measure {
+    qm_core::directives::Measure::parse(s).unwrap()
+}
+
+/// The stocked organization with an HQ duty officer (0009) and a directive of HQ's for NORTH's
+/// subtree in force from NOW for ten days, with `measures`.
+fn under_directive(measures: &[&str]) -> (State, DirectiveId) {
+    let mut s = stocked();
+    exec(
+        &mut s,
+        "0001",
+        None,
+        Command::RegisterPerson {
+            badge: b("0009"),
+            name: "T. Hale".into(),
+            unit: u("HQ"),
+            roles: vec![Role::DutyOfficer],
+            pin_hash: "x".into(),
+        },
+    );
+    let out = exec(
+        &mut s,
+        "0009",
+        None,
+        Command::IssueDirective {
+            unit: u("HQ"),
+            applies_to: vec![u("NORTH")],
+            title: "Visit".into(),
+            text: "Tighten control so that not a single incident occurs.".into(),
+            posture: "high".into(),
+            starts_at: None,
+            ends_at: NOW + time::Duration::days(10),
+            measures: measures.iter().map(|m| measure(m)).collect(),
+        },
+    );
+    let Event::DirectiveIssued { directive, .. } = &out[0].event else { panic!("not issued") };
+    (s, directive.clone())
+}
+
+fn dstep(d: &DirectiveId, action: qm_core::event::DirectiveAction) -> Command {
+    Command::UpdateDirective { directive: d.clone(), action }
+}
+
+fn at(state: &State, actor: &str, witness: Option<&str>, t: OffsetDateTime, c: &Command) -> Result<Decision, Rejection> {
+    decide(state, &Ctx { token: None, actor: b(actor), witness: witness.map(b), at: t, zone: Default::default() }, c)
+}
+
+/// Tighten only, measure by measure: a relay looser than what HQ ordered is refused, a tighter one
+/// passes; extending and cancelling are for the issuer or above; an extension must end later.
+#[test]
+fn a_lower_unit_may_tighten_a_directive_never_loosen_shorten_or_cancel_it() {
+    use qm_core::event::DirectiveAction::*;
+    let cases = [
+        ("rounds-cap=30", "rounds-cap=60", "rounds-cap=20", "a higher cap"),
+        ("issue-hours=06:00-22:00", "issue-hours=05:00-22:00", "issue-hours=07:00-21:00", "longer hours"),
+        ("transfer-freeze=duty_officer", "transfer-freeze=logistics", "transfer-freeze=duty_officer", "another approver"),
+        ("count=24h", "count=48h", "count=12h", "a later deadline"),
+        ("count=24h/7d", "count=24h/14d", "count=24h/3d", "a longer interval"),
+        ("count=24h/7d", "count=24h", "count=24h/7d", "no repeat"),
+        ("transfer-review=24h/30d", "transfer-review=24h/7d", "transfer-review=12h/60d", "fewer days reviewed"),
+        ("transfer-review=24h/30d", "transfer-review=36h/30d", "transfer-review=24h/30d", "a later deadline"),
+        ("storage-review=24h/24h", "storage-review=24h/48h", "storage-review=24h/12h", "older readings accepted"),
+        ("access-review=48h", "access-review=72h", "access-review=24h", "a later deadline"),
+    ];
+    for (ordered, looser, tighter, why) in cases {
+        let (s, d) = under_directive(&[ordered]);
+        let relay = |m: &str| dstep(&d, Relay { unit: u("NORTH"), text: "count today".into(), measures: vec![measure(m)] });
+        assert_refused(run(&s, "0503", None, relay(looser)), "directive.tighten_only", &[why, looser, ordered]);
+        assert!(run(&s, "0503", None, relay(tighter)).is_ok(), "{ordered}: {tighter} tightens");
+    }
+    // Booleans only ever tighten.
+    let (s, d) = under_directive(&["rounds-cap=30"]);
+    for m in ["two-person", "counter-not-keeper", "blind-counts"] {
+        assert!(run(&s, "0503", None, dstep(&d, Relay { unit: u("NORTH"), text: "x".into(), measures: vec![measure(m)] })).is_ok(), "{m}");
+    }
+    // The region may neither end it early nor extend it; HQ may extend it, only later.
+    let later = NOW + time::Duration::days(12);
+    assert_refused(run(&s, "0503", None, dstep(&d, Cancel { reason: "quiet here".into() })), "directive.authority", &["below unit HQ"]);
+    assert_refused(run(&s, "0503", None, dstep(&d, Extend { ends_at: later, reason: "x".into() })), "directive.authority", &["NORTH"]);
+    let shorter = NOW + time::Duration::days(5);
+    assert_refused(
+        run(&s, "0009", None, dstep(&d, Extend { ends_at: shorter, reason: "x".into() })),
+        "directive.tighten_only",
+        &["must end later"],
+    );
+    assert!(run(&s, "0009", None, dstep(&d, Extend { ends_at: later, reason: "the visit moved".into() })).is_ok());
+    // A unit's officer acknowledges for their own unit only; a department cannot relay (none below it).
+    assert_refused(run(&s, "0501", None, dstep(&d, Acknowledge { unit: u("D-12") })), "permission.subtree", &["D-12"]);
+    assert_refused(
+        run(&s, "0501", None, dstep(&d, Relay { unit: u("D-11"), text: "x".into(), measures: vec![] })),
+        "directive.scope",
+        &["no unit below"],
+    );
+    // Not a measure, or given twice.
+    assert!(qm_core::directives::Measure::parse("rounds-cap=0").is_err() && qm_core::directives::Measure::parse("curfew").is_err());
+    assert!(qm_core::directives::Measure::parse("issue-hours=22:00-06:00").is_err());
+}
+
+/// The tightenings apply while the directive is in force and relax by themselves at its end; the
+/// shift briefing comes before the first operation under it.
+#[test]
+fn a_directive_tightens_the_rules_while_in_force_and_relaxes_by_itself_at_its_end() {
+    use qm_core::event::DirectiveAction::*;
+    let (mut s, d) = under_directive(&["two-person", "issue-hours=06:00-22:00", "blind-counts", "transfer-freeze=duty_officer"]);
+    let give = issue("1001", None, vec![ser("R-1")]);
+    assert_refused(run(&s, "0417", None, give.clone()), "directive.briefing", &["badge 0417", "Visit", "qm directive brief"]);
+    exec(&mut s, "0417", None, dstep(&d, Brief { unit: u("D-11") }));
+    assert_refused(run(&s, "0417", None, dstep(&d, Brief { unit: u("D-11") })), "directive.state", &["briefed on directive"]);
+    assert_refused(run(&s, "0417", None, give.clone()), "two_person", &["two-person posture", d.as_str()]);
+    assert!(run(&s, "0417", Some("1002"), give.clone()).is_ok());
+    // 23:10 is outside the issue hours.
+    let night = datetime!(2025-03-12 23:10 UTC);
+    assert_refused(at(&s, "0417", Some("1002"), night, &give), "directive.issue_hours", &["06:00-22:00", d.as_str()]);
+    // Counts only blind; transfers only with a duty officer's approval.
+    let count = Command::StartCount { root: l("ARM11"), kind: CountKind::Full, blind: false };
+    assert_refused(run(&s, "0417", None, count), "directive.blind_counts", &["must be blind"]);
+    exec(&mut s, "0611", None, dstep(&d, Brief { unit: u("D-11") }));
+    let out = Command::Dispatch { from: l("ARM11"), to_unit: u("D-12"), items: vec![lots("A-1", 10)], document: None };
+    assert_refused(run(&s, "0611", Some("0417"), out.clone()), "directive.transfer_freeze", &["duty_officer must approve"]);
+    assert!(run(&s, "0611", Some("0501"), out).is_ok());
+    // Outside its subtree nothing changes: SOUTH is not concerned.
+    assert!(qm_core::directives::in_force_over(&s, &u("SOUTH"), NOW).is_empty());
+    // Eleven days later it has ended: one person issues again, at any hour.
+    let after = NOW + time::Duration::days(11) + time::Duration::hours(14);
+    assert!(at(&s, "0417", None, after, &give).is_ok(), "the two-person rule stopped with the period");
+    assert!(!s.effective_policy(&u("D-11"), after).0.two_person_all_movements);
+    assert!(s.effective_policy(&u("D-11"), NOW).0.two_person_all_movements);
+}
+
+/// A count task is done from the books; a deadline passed unmet is recorded once by the site and
+/// opens a directive_missed incident for the unit, which the incident rules escalate.
+#[test]
+fn a_missed_directive_deadline_is_recorded_once_and_opens_an_incident() {
+    use qm_core::event::DirectiveAction::*;
+    let (mut s, d) = under_directive(&["count=24h"]);
+    exec(&mut s, "0501", None, dstep(&d, Acknowledge { unit: u("D-11") }));
+    exec(&mut s, "0503", None, dstep(&d, Relay { unit: u("NORTH"), text: "count today".into(), measures: vec![] }));
+    // D-11 counts its armory and its magazine, full and blind.
+    exec(&mut s, "0502", None, dstep(&d, Brief { unit: u("D-11") }));
+    for (n, root) in [(1, "ARM11"), (2, "MAG11")] {
+        exec(&mut s, "0502", None, Command::StartCount { root: l(root), kind: CountKind::Full, blind: true });
+        exec(&mut s, "0502", None, Command::CloseCount { count: CountId::parse(&format!("C-{n}")).unwrap() });
+    }
+    let dir = &s.directives[&d];
+    let tasks = qm_core::directives::task_statuses(&s, dir, &u("D-11"), NOW);
+    assert_eq!((tasks[0].task, tasks[0].status), ("count", "done"), "{tasks:?}");
+    // A day later: D-12 neither acknowledged (12 h at high) nor counted.
+    let later = NOW + time::Duration::hours(25);
+    let mut missed = qm_core::directives::missed(&s, later);
+    missed.sort();
+    let what: Vec<(String, String)> = missed.iter().map(|(_, u, w)| (u.to_string(), w.clone())).collect();
+    assert_eq!(what, [("D-12".to_string(), "acknowledge".to_string()), ("D-12".to_string(), "count".to_string())]);
+    let site = Ctx { token: None, actor: b(qm_core::incidents::SITE_ACTOR), witness: None, at: later, zone: Default::default() };
+    let record = Command::RecordDirectiveMissed { directive: d.clone(), unit: u("D-12"), what: "count".into() };
+    assert_refused(run(&s, "0503", None, record.clone()), "directive.state", &["only the site"]);
+    let decision = decide(&s, &site, &record).unwrap();
+    let Some((_, Event::IncidentOpened { kind, unit, severity, .. })) = decision.opens.first() else { panic!("no incident: {decision:?}") };
+    assert_eq!((*kind, unit.as_str(), *severity), (IncidentKind::DirectiveMissed, "D-12", Severity::High));
+    let mut s2 = s.clone();
+    for (i, e) in decision.events.into_iter().enumerate() {
+        let env = Envelope {
+            site: "test".into(),
+            seq: s2.next_seq,
+            at: later,
+            actor: b(qm_core::incidents::SITE_ACTOR),
+            witness: None,
+            idempotency_key: format!("m{i}"),
+            request: None,
+            corrects: None,
+            event: e,
+            opens: decision.opens.iter().filter(|(k, _)| *k == i).map(|(_, e)| e.clone()).collect(),
+        };
+        s2.apply(&env).unwrap();
+    }
+    assert_refused(decide(&s2, &site, &record), "directive.state", &["recorded already"]);
+    // A storage review needs recent readings for every magazine: MAG11 has none yet.
+    let (s3, d3) = under_directive(&["storage-review=24h/24h"]);
+    let sign = dstep(&d3, SignOff { unit: u("D-11"), task: "storage_review".into(), reviewed: vec![], note: "checked".into() });
+    assert_refused(run(&s3, "0501", None, sign), "directive.review", &["MAG11 (no reading ever)"]);
+    let count = dstep(&d3, SignOff { unit: u("D-11"), task: "count".into(), reviewed: vec![], note: "x".into() });
+    assert_refused(run(&s3, "0501", None, count), "directive.scope", &["no task \"count\""]);
+    assert_eq!(qm_core::directives::missed(&s2, later).len(), 1, "only the acknowledgment is left to record");
 }

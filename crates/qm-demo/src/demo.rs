@@ -87,7 +87,6 @@ pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountI
         ("0420", "K. Baker", "D-11", vec![Role::MagazineKeeper]),
         ("0501", "L. Chen", "D-11", vec![Role::DutyOfficer]),
         ("0502", "M. Diaz", "NORTH", vec![Role::Inspector]),
-        ("0503", "U. Baptiste", "NORTH", vec![Role::DutyOfficer]),
         ("0610", "N. Evans", "D-11", vec![Role::Armorer]),
         ("0611", "O. Fischer", "D-11", vec![Role::Logistics]),
         ("0710", "P. Garcia", "D-12", vec![Role::Logistics, Role::Armorer]),
@@ -201,48 +200,7 @@ pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountI
             expires: day.date() - Duration::days(30),
         },
     )?;
-
-    // Two days ago HQ's duty officer ordered a short stocktaking drill for the Northern Region; the
-    // region relayed it and Riverside acknowledged it. It ended that morning (docs/directives.md).
-    r.run(
-        admin,
-        None,
-        setup_at,
-        Command::RegisterPerson {
-            badge: id(Badge::parse("0009"))?,
-            name: "T. Hale".into(),
-            unit: hq.clone(),
-            roles: vec![Role::DutyOfficer],
-            pin_hash: pin.clone(),
-        },
-    )?;
-    let drill_at = setup_at + Duration::hours(1);
-    let drill = r.run(
-        "0009",
-        None,
-        drill_at,
-        Command::IssueDirective {
-            unit: hq.clone(),
-            applies_to: vec![id(UnitId::parse("NORTH"))?],
-            title: "Stocktaking drill".into(),
-            text: "Check the books against the racks before the new quarter; counts blind.".into(),
-            posture: "heightened".into(),
-            starts_at: None,
-            ends_at: drill_at + Duration::hours(8),
-            measures: vec![qm_core::directives::Measure::BlindCountsOnly],
-        },
-    )?;
-    let directive = match &drill.entries[0].event {
-        Event::DirectiveIssued { directive, .. } => directive.clone(),
-        _ => return Err(AppError::Internal("the drill was not issued".into())),
-    };
-    r.run(
-        "0501",
-        None,
-        drill_at + Duration::minutes(20),
-        Command::UpdateDirective { directive, action: qm_core::event::DirectiveAction::Acknowledge { unit: id(UnitId::parse("D-11"))? } },
-    )?;
-
+    drill(&mut r, setup_at, &hq, &pin)?;
     // The day before: deliveries.
     let before = day - Duration::days(1) + Duration::hours(10);
     let receipt = |t: &str, serial: Option<&str>, lot: Option<&str>, q: i64, exp: Option<time::Date>| -> Result<ReceiptLine> {
@@ -485,4 +443,43 @@ pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountI
     r.acknowledge_incidents("0501", count_at + Duration::hours(1))?;
     site.checkpoint()?;
     Ok((site, count))
+}
+
+/// Two days ago HQ's duty officer ordered a short stocktaking drill for the Northern Region; Riverside
+/// acknowledged it. It ended that morning (docs/directives.md).
+fn drill(r: &mut Runner<'_>, setup_at: OffsetDateTime, hq: &UnitId, pin: &str) -> Result<()> {
+    // HQ's duty officer issues directives; the Northern Region's relays them.
+    for (badge, name, unit) in [("0009", "T. Hale", hq.clone()), ("0503", "U. Baptiste", id(UnitId::parse("NORTH"))?)] {
+        let roles = vec![Role::DutyOfficer];
+        let person = Command::RegisterPerson { badge: id(Badge::parse(badge))?, name: name.into(), unit, roles, pin_hash: pin.to_string() };
+        r.run("0001", None, setup_at, person)?;
+    }
+    let drill_at = setup_at + Duration::hours(1);
+    let drill = r.run(
+        "0009",
+        None,
+        drill_at,
+        Command::IssueDirective {
+            unit: hq.clone(),
+            applies_to: vec![id(UnitId::parse("NORTH"))?],
+            title: "Stocktaking drill".into(),
+            text: "Check the books against the racks before the new quarter; counts blind.".into(),
+            posture: "heightened".into(),
+            starts_at: None,
+            ends_at: drill_at + Duration::hours(8),
+            measures: vec![qm_core::directives::Measure::BlindCountsOnly],
+        },
+    )?;
+    let directive = match &drill.entries[0].event {
+        Event::DirectiveIssued { directive, .. } => directive.clone(),
+        _ => return Err(AppError::Internal("the drill was not issued".into())),
+    };
+    r.run(
+        "0501",
+        None,
+        drill_at + Duration::minutes(20),
+        Command::UpdateDirective { directive, action: qm_core::event::DirectiveAction::Acknowledge { unit: id(UnitId::parse("D-11"))? } },
+    )?;
+
+    Ok(())
 }

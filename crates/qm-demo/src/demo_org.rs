@@ -177,15 +177,9 @@ pub fn create(db: &str, key: &Path, now: OffsetDateTime) -> Result<Site> {
     Ok(site)
 }
 
-fn setup(x: &mut Batch, at: OffsetDateTime, pin: &str, password: &str, today: OffsetDateTime) -> Result<()> {
-    let admin = "0001";
-    for (unit, name, parent) in [("NORTH", "Northern Region", "HQ"), ("SOUTH", "Southern Region", "HQ")] {
-        x.add(admin, None, at, Command::CreateUnit { unit: u(unit)?, name: name.into(), parent: u(parent)? })?;
-    }
-    for (unit, name, region, _, _) in DEPARTMENTS {
-        x.add(admin, None, at, Command::CreateUnit { unit: u(unit)?, name: name.into(), parent: u(region)? })?;
-    }
-    let mut people: Vec<(String, String, &str, Vec<Role>)> = vec![
+/// HQ's and the regions' staff: logistics, inspectors, duty officers (who issue and relay directives).
+fn staff_above_departments() -> Vec<(String, String, &'static str, Vec<Role>)> {
+    vec![
         ("0002".into(), "B. Okafor".into(), "HQ", vec![Role::Logistics]),
         ("0003".into(), "C. Lindqvist".into(), "HQ", vec![Role::Inspector]),
         ("0004".into(), "D. Moreau".into(), "HQ", vec![Role::DutyOfficer]),
@@ -195,7 +189,18 @@ fn setup(x: &mut Batch, at: OffsetDateTime, pin: &str, password: &str, today: Of
         ("0201".into(), "G. Silva".into(), "SOUTH", vec![Role::Inspector]),
         ("0202".into(), "H. Tanaka".into(), "SOUTH", vec![Role::Logistics]),
         ("0203".into(), "J. Costa".into(), "SOUTH", vec![Role::DutyOfficer]),
-    ];
+    ]
+}
+
+fn setup(x: &mut Batch, at: OffsetDateTime, pin: &str, password: &str, today: OffsetDateTime) -> Result<()> {
+    let admin = "0001";
+    for (unit, name, parent) in [("NORTH", "Northern Region", "HQ"), ("SOUTH", "Southern Region", "HQ")] {
+        x.add(admin, None, at, Command::CreateUnit { unit: u(unit)?, name: name.into(), parent: u(parent)? })?;
+    }
+    for (unit, name, region, _, _) in DEPARTMENTS {
+        x.add(admin, None, at, Command::CreateUnit { unit: u(unit)?, name: name.into(), parent: u(region)? })?;
+    }
+    let mut people = staff_above_departments();
     let surnames = [
         "Abbott", "Bauer", "Castillo", "Dube", "Eriksen", "Fontaine", "Gupta", "Horvat", "Ibrahim", "Jansen", "Kowalski", "Laine",
         "Mensah", "Nakamura", "Olsen", "Petrov", "Quinn", "Rossi", "Schmidt", "Tremblay", "Uddin", "Varga", "Weber", "Xu", "Yilmaz",

@@ -14,6 +14,7 @@ pub fn page(title: &str, p: Option<&Principal>, active: &str, body: Markup) -> M
         ("/transfers", "Transfers"),
         ("/counts", "Counts"),
         ("/incidents", "Incidents"),
+        ("/directives", "Directives"),
         ("/notifications", "Notifications"),
         ("/log", "Log"),
         ("/labels", "Labels"),
@@ -50,7 +51,11 @@ pub fn page(title: &str, p: Option<&Principal>, active: &str, body: Markup) -> M
                         }
                     }
                 }
-                main { h1 { (title) } (body) }
+                main {
+                    // Directives in force over the person's unit, filled live by the page's script.
+                    @if p.is_some() { div #directive-banner.noprint hidden role="status" {} }
+                    h1 { (title) } (body)
+                }
             }
         }
     }

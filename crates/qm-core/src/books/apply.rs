@@ -97,20 +97,8 @@ impl State {
                 self.touch(&UNITS, unit);
             }
             Event::LocationCreated { location, name, unit, parent, kind, keeper, magazine } => {
-                self.locations.insert(
-                    location.clone(),
-                    Location {
-                        name: name.clone(),
-                        unit: unit.clone(),
-                        parent: parent.clone(),
-                        kind: *kind,
-                        keeper: keeper.clone(),
-                        magazine: magazine.clone(),
-                        flags: vec![],
-                        conditions: None,
-                        last_reading_at: None,
-                    },
-                );
+                let l = Location::new(name.clone(), unit.clone(), parent.clone(), *kind, keeper.clone(), magazine.clone());
+                self.locations.insert(location.clone(), l);
                 self.touch(&LOCATIONS, location);
             }
             Event::ItemTypeDefined { item_type, name, kind, tracking, unit_of_measure, neq_kg_per_unit, un_code, qualification } => {
@@ -346,21 +334,7 @@ impl State {
                 self.touch(&TRANSFERS, transfer);
             }
             Event::CountStarted { count, root, kind, blind, counter } => {
-                self.counts.insert(
-                    count.clone(),
-                    Count {
-                        root: root.clone(),
-                        kind: *kind,
-                        blind: *blind,
-                        counter: counter.clone(),
-                        started_at: env.at,
-                        serials: BTreeMap::new(),
-                        lots: BTreeMap::new(),
-                        closed: false,
-                        discrepancies: vec![],
-                        closed_at: None,
-                    },
-                );
+                self.counts.insert(count.clone(), Count::started(root.clone(), *kind, *blind, counter.clone(), env.at));
                 self.touch(&COUNTS, count);
             }
             Event::CountRecorded { count, location, serials, lots } => {

@@ -293,6 +293,28 @@ pub struct IncidentReport {
     pub by: Badge,
 }
 
+impl Location {
+    /// A location as it is created: no flags, no conditions, no readings yet.
+    pub fn new(
+        name: String,
+        unit: UnitId,
+        parent: Option<LocationId>,
+        kind: LocationKind,
+        keeper: Option<Badge>,
+        magazine: Option<MagazineLicence>,
+    ) -> Location {
+        Location { name, unit, parent, kind, keeper, magazine, flags: vec![], conditions: None, last_reading_at: None }
+    }
+}
+
+impl Count {
+    /// A count as it starts: nothing recorded, not closed.
+    pub fn started(root: LocationId, kind: CountKind, blind: bool, counter: Badge, at: OffsetDateTime) -> Count {
+        let (serials, lots) = (BTreeMap::new(), BTreeMap::new());
+        Count { root, kind, blind, counter, started_at: at, serials, lots, closed: false, discrepancies: vec![], closed_at: None }
+    }
+}
+
 /// A directive as the books keep it: the order, and per unit concerned what it has done under it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Directive {

@@ -97,6 +97,29 @@ pub(super) fn decide_receive(c: &Checker, to: &LocationId, from: &str, document:
     Ok(Decision { events, corrects: None, opens: vec![] })
 }
 
+/// No issue outside the hours a directive in force sets (in the site's local time).
+fn issue_hours(c: &Checker, policy: &crate::policy::PolicyRules, unit: &UnitId) -> R<()> {
+    let Some(hours) = policy.issue_hours else { return Ok(()) };
+    let local = c.ctx.at.to_offset(c.ctx.zone.offset);
+    if hours.contains(u16::from(local.hour()) * 60 + u16::from(local.minute())) {
+        return Ok(());
+    }
+    let by = crate::directives::ordered_by(c.state, unit, c.ctx.at, "issue_hours", &c.ctx.zone);
+    refuse("directive.issue_hours", format!("no issue at unit {unit} outside {hours}{by}; it is {}", c.ctx.zone.show(c.ctx.at)))
+}
+
+/// At most the rounds per issue the policy in force allows.
+fn rounds_cap(c: &Checker, policy: &crate::policy::PolicyRules, unit: &UnitId, to: &Badge, ammunition: Quantity) -> R<()> {
+    match policy.max_issue_quantity {
+        Some(cap) if ammunition > cap => {
+            let by = crate::directives::ordered_by(c.state, unit, c.ctx.at, "rounds_cap", &c.ctx.zone);
+            let what = format!("issue of {ammunition} rounds to badge {to} exceeds the cap of {cap} per issue in force at unit {unit}{by}");
+            refuse("policy.max_issue_quantity", what)
+        }
+        _ => Ok(()),
+    }
+}
+
 pub(super) fn decide_issue(c: &Checker, to: &Badge, from: Option<&LocationId>, items: &[ItemRef]) -> R<Decision> {
     let state = c.state;
     // Authority before custody: a refusal about where a serial is tells only someone who may issue.
@@ -136,17 +159,7 @@ pub(super) fn decide_issue(c: &Checker, to: &Badge, from: Option<&LocationId>, i
         c.authorize(Op::Issue, &loc.unit)?;
         let lines = c.take(&Account::Location(source.clone()), items)?;
         let policy = state.effective_policy(&loc.unit, c.ctx.at).0;
-        if let Some(hours) = policy.issue_hours {
-            let local = c.ctx.at.to_offset(c.ctx.zone.offset);
-            let minute = u16::from(local.hour()) * 60 + u16::from(local.minute());
-            if !hours.contains(minute) {
-                let by = crate::directives::ordered_by(state, &loc.unit, c.ctx.at, "issue_hours", &c.ctx.zone);
-                return refuse(
-                    "directive.issue_hours",
-                    format!("no issue at unit {} outside {hours}{by}; it is {}", loc.unit, c.ctx.zone.show(c.ctx.at)),
-                );
-            }
-        }
+        issue_hours(c, &policy, &loc.unit)?;
         let mut ammunition = Quantity::ZERO;
         for line in &lines {
             c.issuable(line, &loc.unit)?;
@@ -176,18 +189,7 @@ pub(super) fn decide_issue(c: &Checker, to: &Badge, from: Option<&LocationId>, i
                 ammunition = ammunition.checked_add(line.quantity()).ok_or_else(|| over_limit_text("the ammunition of this issue"))?;
             }
         }
-        if let Some(cap) = policy.max_issue_quantity {
-            if ammunition > cap {
-                return refuse(
-                    "policy.max_issue_quantity",
-                    format!(
-                        "issue of {ammunition} rounds to badge {to} exceeds the cap of {cap} per issue in force at unit {}{}",
-                        loc.unit,
-                        crate::directives::ordered_by(state, &loc.unit, c.ctx.at, "rounds_cap", &c.ctx.zone)
-                    ),
-                );
-            }
-        }
+        rounds_cap(c, &policy, &loc.unit, to, ammunition)?;
         c.movement_witness(&loc.unit, &lines, "issue")?;
         events.push(Event::Movement {
             kind: MovementKind::Issue,

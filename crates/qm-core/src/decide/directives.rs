@@ -154,12 +154,11 @@ fn issuer_or_above(c: &Checker, id: &DirectiveId, d: &Directive, what: &str) -> 
 
 fn step(c: &Checker, id: &DirectiveId, d: &Directive, action: &DirectiveAction) -> R<Decision> {
     let state = c.state;
-    let unit_state = |u: &UnitId| d.units.get(u);
     let action = match action {
         DirectiveAction::Acknowledge { unit } => {
             c.authorize(Op::Directive, unit)?;
             concerned_and_running(c, id, d, unit, "acknowledged")?;
-            if let Some(a) = unit_state(unit).and_then(|u| u.acknowledged.as_ref()) {
+            if let Some(a) = d.units.get(unit).and_then(|u| u.acknowledged.as_ref()) {
                 return refuse(
                     "directive.state",
                     format!("unit {unit} acknowledged directive {id} already (badge {}, {})", a.by, c.ctx.zone.show(a.at)),
@@ -168,26 +167,7 @@ fn step(c: &Checker, id: &DirectiveId, d: &Directive, action: &DirectiveAction) 
             action.clone()
         }
         DirectiveAction::Relay { unit, text: instructions, measures } => {
-            c.authorize(Op::Directive, unit)?;
-            concerned_and_running(c, id, d, unit, "relayed")?;
-            text("instructions", instructions, true)?;
-            if unit_state(unit).is_some_and(|u| u.relayed.is_some()) {
-                return refuse("directive.state", format!("unit {unit} relayed directive {id} already"));
-            }
-            if !state.units.iter().any(|(k, x)| x.parent.as_ref() == Some(unit) && concerns(state, d, k)) {
-                return refuse(
-                    "directive.scope",
-                    format!("unit {unit} has no unit below it that directive {id} concerns; acknowledge it instead"),
-                );
-            }
-            check_measures(measures)?;
-            // Tighten only: nothing looser than what is ordered above, by the directive or a relay higher up.
-            let above = measures_at(state, d, unit);
-            for m in measures {
-                if let Some(why) = above.iter().find_map(|a| m.loosens(a)) {
-                    return refuse("directive.tighten_only", format!("unit {unit} may only tighten directive {id}: {why}"));
-                }
-            }
+            relay(c, id, d, unit, instructions, measures)?;
             action.clone()
         }
         DirectiveAction::Brief { unit } => {
@@ -206,30 +186,7 @@ fn step(c: &Checker, id: &DirectiveId, d: &Directive, action: &DirectiveAction) 
             }
             action.clone()
         }
-        DirectiveAction::SignOff { unit, task, note, .. } => {
-            c.authorize(Op::Directive, unit)?;
-            concerned_and_running(c, id, d, unit, "signed off")?;
-            text("note", note, true)?;
-            let tasks = tasks_for(state, d, unit);
-            let Some(m) = tasks.get(task.as_str()) else {
-                let names: Vec<&str> = tasks.keys().copied().collect();
-                return refuse(
-                    "directive.scope",
-                    format!(
-                        "directive {id} sets unit {unit} no task {task:?} (its tasks: {})",
-                        if names.is_empty() { "none".into() } else { names.join(", ") }
-                    ),
-                );
-            };
-            if let Some(s) = unit_state(unit).and_then(|u| u.signoffs.get(task)) {
-                return refuse(
-                    "directive.state",
-                    format!("unit {unit} signed off {task} already (badge {}, {})", s.by, c.ctx.zone.show(s.at)),
-                );
-            }
-            let reviewed = review(c, id, unit, m)?;
-            DirectiveAction::SignOff { unit: unit.clone(), task: task.clone(), reviewed, note: note.clone() }
-        }
+        DirectiveAction::SignOff { unit, task, note, .. } => sign_off(c, id, d, unit, task, note)?,
         DirectiveAction::Extend { ends_at, reason } => {
             issuer_or_above(c, id, d, "extend")?;
             text("reason", reason, true)?;
@@ -260,109 +217,134 @@ fn step(c: &Checker, id: &DirectiveId, d: &Directive, action: &DirectiveAction) 
     one(Event::DirectiveUpdated { directive: id.clone(), action })
 }
 
+fn relay(c: &Checker, id: &DirectiveId, d: &Directive, unit: &UnitId, instructions: &str, measures: &[Measure]) -> R<()> {
+    let state = c.state;
+    c.authorize(Op::Directive, unit)?;
+    concerned_and_running(c, id, d, unit, "relayed")?;
+    text("instructions", instructions, true)?;
+    if d.units.get(unit).is_some_and(|u| u.relayed.is_some()) {
+        return refuse("directive.state", format!("unit {unit} relayed directive {id} already"));
+    }
+    if !state.units.iter().any(|(k, x)| x.parent.as_ref() == Some(unit) && concerns(state, d, k)) {
+        return refuse("directive.scope", format!("unit {unit} has no unit below it that directive {id} concerns; acknowledge it instead"));
+    }
+    check_measures(measures)?;
+    // Tighten only: nothing looser than what is ordered above, by the directive or a relay higher up.
+    let above = measures_at(state, d, unit);
+    for m in measures {
+        if let Some(why) = above.iter().find_map(|a| m.loosens(a)) {
+            return refuse("directive.tighten_only", format!("unit {unit} may only tighten directive {id}: {why}"));
+        }
+    }
+    Ok(())
+}
+
+fn sign_off(c: &Checker, id: &DirectiveId, d: &Directive, unit: &UnitId, task: &str, note: &str) -> R<DirectiveAction> {
+    c.authorize(Op::Directive, unit)?;
+    concerned_and_running(c, id, d, unit, "signed off")?;
+    text("note", note, true)?;
+    let tasks = tasks_for(c.state, d, unit);
+    let Some(m) = tasks.get(task) else {
+        let names: Vec<&str> = tasks.keys().copied().collect();
+        let names = if names.is_empty() { "none".to_string() } else { names.join(", ") };
+        return refuse("directive.scope", format!("directive {id} sets unit {unit} no task {task:?} (its tasks: {names})"));
+    };
+    if let Some(s) = d.units.get(unit).and_then(|u| u.signoffs.get(task)) {
+        return refuse("directive.state", format!("unit {unit} signed off {task} already (badge {}, {})", s.by, c.ctx.zone.show(s.at)));
+    }
+    let reviewed = review(c, id, unit, m)?;
+    Ok(DirectiveAction::SignOff { unit: unit.clone(), task: task.to_string(), reviewed, note: note.to_string() })
+}
+
 /// What a review task covers, from the books; refused while the books show it cannot be signed off.
 fn review(c: &Checker, id: &DirectiveId, unit: &UnitId, m: &Measure) -> R<Vec<String>> {
-    let state = c.state;
-    let zone = &c.ctx.zone;
     match m {
-        Measure::TransferReview { days, .. } => {
-            let since = c.ctx.at - time::Duration::days(i64::from(*days));
-            Ok(state
-                .transfers
-                .iter()
-                .filter(|(_, t)| &t.from_unit == unit || &t.to_unit == unit)
-                .filter(|(_, t)| t.received_at_location.is_none() || t.dispatched_at >= since)
-                .map(|(k, t)| {
-                    let state_word = match &t.received_at_location {
-                        None => "in transit".to_string(),
-                        Some(l) if t.discrepancies.is_empty() => format!("received at {l}"),
-                        Some(l) => format!(
-                            "received at {l} with discrepancies {}",
-                            t.discrepancies.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
-                        ),
-                    };
-                    format!("transfer {k} {} → {} dispatched {}: {state_word}", t.from_unit, t.to_unit, zone.show(t.dispatched_at))
-                })
-                .collect())
-        }
-        Measure::StorageReview { readings_within_h, .. } => {
-            let since = c.ctx.at - time::Duration::hours(i64::from(*readings_within_h));
-            let mut out = vec![];
-            let mut stale = vec![];
-            for store in stores_of(state, unit) {
-                let Some(l) = state.locations.get(&store) else { continue };
-                if l.kind != LocationKind::Magazine {
-                    continue;
-                }
-                match l.last_reading_at {
-                    Some(t) if t >= since => out.push(format!("{store}: last reading {}", zone.show(t))),
-                    Some(t) => stale.push(format!("{store} (last reading {})", zone.show(t))),
-                    None => stale.push(format!("{store} (no reading ever)")),
-                }
-            }
-            if !stale.is_empty() {
-                return refuse(
-                    "directive.review",
-                    format!("the storage review of directive {id} needs readings within the last {readings_within_h} h for every magazine of unit {unit}: none for {}", stale.join(", ")),
-                );
-            }
-            let places: Vec<&LocationId> = state.locations.iter().filter(|(_, l)| &l.unit == unit).map(|(k, _)| k).collect();
-            let unreviewed: Vec<String> = state
-                .incidents
-                .iter()
-                .filter(|(_, i)| {
-                    i.kind == IncidentKind::Excursion
-                        && i.acknowledged_at.is_none()
-                        && i.location.as_ref().is_some_and(|l| places.contains(&l))
-                })
-                .map(|(k, i)| format!("{k} ({})", i.summary))
-                .collect();
-            if !unreviewed.is_empty() {
-                return refuse(
-                    "directive.review",
-                    format!("the storage review of directive {id} needs every excursion at unit {unit} reviewed (its incident acknowledged): {}", unreviewed.join("; ")),
-                );
-            }
-            out.extend(
-                state
-                    .incidents
-                    .iter()
-                    .filter(|(_, i)| {
-                        i.kind == IncidentKind::Excursion
-                            && i.location.as_ref().is_some_and(|l| places.contains(&l))
-                            && i.state != IncidentState::Closed
-                    })
-                    .map(|(k, _)| format!("excursion incident {k} acknowledged")),
-            );
-            Ok(out)
-        }
-        Measure::AccessReview { .. } => {
-            let mut out: Vec<String> = state
-                .serials
-                .iter()
-                .filter(|(_, s)| state.item_types.get(&s.item_type).is_some_and(|t| t.kind == ItemKind::Key))
-                .filter_map(|(k, s)| match &s.account {
-                    Account::Person(b) if state.people.get(b).is_some_and(|p| &p.unit == unit) => {
-                        Some(format!("key {k} held by badge {b}"))
-                    }
-                    _ => None,
-                })
-                .collect();
-            out.extend(state.people.iter().filter(|(_, p)| &p.unit == unit && p.roles.iter().any(|r| role_allows(*r, Op::Issue))).map(
-                |(b, p)| {
-                    let roles: Vec<&str> = p.roles.iter().map(|r| r.as_str()).collect();
-                    format!("badge {b} ({}) may issue", roles.join(", "))
-                },
-            ));
-            Ok(out)
-        }
+        Measure::TransferReview { days, .. } => Ok(transfer_review(c, unit, *days)),
+        Measure::StorageReview { readings_within_h, .. } => storage_review(c, id, unit, *readings_within_h),
+        Measure::AccessReview { .. } => Ok(access_review(c.state, unit)),
         other => refuse("directive.scope", format!("{} is done in the books (a count is done by counting), not signed off", other.kind())),
     }
 }
 
+/// Every transfer of the unit in transit, and every one dispatched in the last `days` days, with its state.
+fn transfer_review(c: &Checker, unit: &UnitId, days: u32) -> Vec<String> {
+    let since = c.ctx.at - time::Duration::days(i64::from(days));
+    let zone = &c.ctx.zone;
+    c.state
+        .transfers
+        .iter()
+        .filter(|(_, t)| (&t.from_unit == unit || &t.to_unit == unit) && (t.received_at_location.is_none() || t.dispatched_at >= since))
+        .map(|(k, t)| {
+            let state_word = match &t.received_at_location {
+                None => "in transit".to_string(),
+                Some(l) if t.discrepancies.is_empty() => format!("received at {l}"),
+                Some(l) => format!(
+                    "received at {l} with discrepancies {}",
+                    t.discrepancies.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
+                ),
+            };
+            format!("transfer {k} {} → {} dispatched {}: {state_word}", t.from_unit, t.to_unit, zone.show(t.dispatched_at))
+        })
+        .collect()
+}
+
+/// Every magazine of the unit with readings within the last hours asked, and no excursion unacknowledged.
+fn storage_review(c: &Checker, id: &DirectiveId, unit: &UnitId, readings_within_h: u32) -> R<Vec<String>> {
+    let (state, zone) = (c.state, &c.ctx.zone);
+    let since = c.ctx.at - time::Duration::hours(i64::from(readings_within_h));
+    let (mut out, mut stale) = (vec![], vec![]);
+    for store in stores_of(state, unit) {
+        match state.locations.get(&store).filter(|l| l.kind == LocationKind::Magazine).map(|l| l.last_reading_at) {
+            None => {}
+            Some(Some(t)) if t >= since => out.push(format!("{store}: last reading {}", zone.show(t))),
+            Some(Some(t)) => stale.push(format!("{store} (last reading {})", zone.show(t))),
+            Some(None) => stale.push(format!("{store} (no reading ever)")),
+        }
+    }
+    if !stale.is_empty() {
+        let why =
+            format!("readings within the last {readings_within_h} h for every magazine of unit {unit}: none for {}", stale.join(", "));
+        return refuse("directive.review", format!("the storage review of directive {id} needs {why}"));
+    }
+    let places: Vec<&LocationId> = state.locations.iter().filter(|(_, l)| &l.unit == unit).map(|(k, _)| k).collect();
+    let excursions = state
+        .incidents
+        .iter()
+        .filter(|(_, i)| i.kind == IncidentKind::Excursion && i.location.as_ref().is_some_and(|l| places.contains(&l)));
+    let unreviewed: Vec<String> =
+        excursions.clone().filter(|(_, i)| i.acknowledged_at.is_none()).map(|(k, i)| format!("{k} ({})", i.summary)).collect();
+    if !unreviewed.is_empty() {
+        let why = format!("every excursion at unit {unit} reviewed (its incident acknowledged): {}", unreviewed.join("; "));
+        return refuse("directive.review", format!("the storage review of directive {id} needs {why}"));
+    }
+    out.extend(excursions.filter(|(_, i)| i.state != IncidentState::Closed).map(|(k, _)| format!("excursion incident {k} acknowledged")));
+    Ok(out)
+}
+
+/// Who holds the unit's keys and who may issue there.
+fn access_review(state: &State, unit: &UnitId) -> Vec<String> {
+    let keys = state.serials.iter().filter(|(_, s)| state.item_types.get(&s.item_type).is_some_and(|t| t.kind == ItemKind::Key));
+    let mut out: Vec<String> = keys
+        .filter_map(|(k, s)| match &s.account {
+            Account::Person(b) if state.people.get(b).is_some_and(|p| &p.unit == unit) => Some(format!("key {k} held by badge {b}")),
+            _ => None,
+        })
+        .collect();
+    let issuers = state.people.iter().filter(|(_, p)| &p.unit == unit && p.roles.iter().any(|r| role_allows(*r, Op::Issue)));
+    out.extend(
+        issuers.map(|(b, p)| format!("badge {b} ({}) may issue", p.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "))),
+    );
+    out
+}
+
 /// The site records a deadline passed unmet: only one `crate::directives::missed` finds now.
 pub(super) fn decide_missed(state: &State, ctx: &Ctx, id: &DirectiveId, unit: &UnitId, what: &str) -> R<Decision> {
-    super::incidents::site_only(ctx, "records a directive's missed deadline")?;
+    if ctx.actor.as_str() != crate::incidents::SITE_ACTOR {
+        return refuse(
+            "directive.state",
+            format!("only the site records a directive's missed deadline, by itself; badge {} may not", ctx.actor),
+        );
+    }
     if !state.directives.contains_key(id) {
         return not_found("directive", id);
     }

@@ -202,7 +202,7 @@ fn unsettled_serial<'a>(state: &State, i: &'a Incident) -> Option<(&'a Serial, S
 
 /// The site escalates an incident one unit up when its acknowledgment periods passed outnumber the
 /// units it has already gone up (`crate::incidents::escalation_due`); only as the site itself.
-pub(super) fn site_only(ctx: &Ctx, what: &str) -> R<()> {
+fn site_only(ctx: &Ctx, what: &str) -> R<()> {
     if ctx.actor.as_str() != crate::incidents::SITE_ACTOR {
         return refuse("incident.state", format!("only the site {what} by itself; badge {} may not", ctx.actor));
     }

@@ -111,13 +111,7 @@ pub fn units_of(s: &State, cmd: &Command) -> Vec<UnitId> {
         Command::IssueDirective { unit, .. } => vec![Some(unit.clone())],
         Command::RecordDirectiveMissed { unit, .. } => vec![Some(unit.clone())],
         Command::UpdateDirective { directive, action } => {
-            use crate::event::DirectiveAction as A;
-            match action {
-                A::Acknowledge { unit } | A::Relay { unit, .. } | A::Brief { unit } | A::SignOff { unit, .. } | A::Missed { unit, .. } => {
-                    vec![Some(unit.clone())]
-                }
-                A::Extend { .. } | A::Cancel { .. } => vec![s.directives.get(directive).map(|d| d.unit.clone())],
-            }
+            vec![action.unit().or_else(|| s.directives.get(directive).map(|d| &d.unit)).cloned()]
         }
         Command::UpdateIncident { incident, .. }
         | Command::EscalateOverdue { incident }

@@ -3,6 +3,7 @@
 
 mod books;
 mod counts;
+pub mod directives;
 pub mod incidents;
 mod ledger;
 mod movements;
@@ -12,6 +13,7 @@ mod setup;
 
 use books::*;
 use counts::*;
+use directives::*;
 use incidents::*;
 use ledger::*;
 use movements::*;
@@ -154,6 +156,7 @@ impl utoipa::Modify for Security {
         log, checkpoints, checkpoint, prove, consistency, verifier_key, verify,
         api_magazines, api_lots, api_conditions, api_conditions_svg, api_dsmt, api_dsmt_csv, api_qd,
         incident_open, incident_step, incidents_list, incident_show, incidents_summary,
+        directive_issue, directive_step, directives_list, directive_show, directive_compliance, directive_compliance_csv, directives_banner,
         notifications_mine, notifications_outbox, notifications_retry
     ),
     components(schemas(ErrorBody, crate::error::ErrorDetail, WriteOut, EntryOut, WitnessIn))
@@ -192,6 +195,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/incidents/summary", get(incidents_summary))
         .route("/api/incidents/{id}", get(incident_show))
         .route("/api/incidents/{id}/{step}", post(incident_step))
+        .merge(directives::routes())
         .route("/api/notifications", get(notifications_mine))
         .route("/api/notifications/outbox", get(notifications_outbox))
         .route("/api/notifications/outbox/{id}/retry", post(notifications_retry))

@@ -59,6 +59,34 @@
       refresh();
       setInterval(refresh, 30000);
     }
+    // The directives banner: those in force over the person's unit, asked for now and every 30 s.
+    var banner = byId("directive-banner");
+    if (banner && window.fetch) {
+      var show = function () {
+        fetch("/api/directives/banner", { credentials: "same-origin" })
+          .then(function (r) { return r.ok ? r.json() : null; })
+          .then(function (list) {
+            if (!list) { return; }
+            banner.textContent = "";
+            list.forEach(function (d) {
+              var line = document.createElement("div");
+              line.className = "directive " + (d.briefed ? "briefed" : "unbriefed");
+              var a = document.createElement("a");
+              a.href = "/directives/" + encodeURIComponent(d.id);
+              a.textContent = d.id + " — " + d.title;
+              line.appendChild(document.createTextNode("In force (" + d.posture + " posture, until " + d.until + "): "));
+              line.appendChild(a);
+              line.appendChild(document.createTextNode(d.measures.length ? " · " + d.measures.join(", ") : ""));
+              if (!d.briefed) { line.appendChild(document.createTextNode(" · your shift briefing is due")); }
+              banner.appendChild(line);
+            });
+            banner.hidden = list.length === 0;
+          })
+          .catch(function () {});
+      };
+      show();
+      setInterval(show, 30000);
+    }
     // The notifications page: the person's list, live. Asked for every 5 s; new ones go on top.
     var live = byId("my-notifications-live");
     if (live && window.fetch) {

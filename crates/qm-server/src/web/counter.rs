@@ -61,7 +61,10 @@ pub(crate) async fn locations_in_scope(st: &AppState, p: &Principal) -> Result<V
 
 pub(crate) async fn counter(Visitor { st, p, .. }: Visitor, Query(q): Query<CounterQuery>) -> WebResult {
     let locs = locations_in_scope(&st, &p).await?;
-    Ok(page("Counter", Some(&p), "Counter", counter_form(&p, &q, &locs, None)).into_response())
+    // A directive in force over the counter's unit asks each person once for the shift briefing.
+    let briefings = super::directives::counter_briefings(&st, &p).await?;
+    let body = html! { (flash(&st, &p)) (briefings) (counter_form(&p, &q, &locs, None)) };
+    Ok(page("Counter", Some(&p), "Counter", body).into_response())
 }
 
 #[derive(Deserialize)]

@@ -5,6 +5,7 @@ mod books;
 mod counter;
 mod counts;
 mod dashboard;
+pub(crate) mod directives;
 mod incidents;
 mod notifications;
 mod safety;
@@ -13,6 +14,7 @@ use books::*;
 use counter::*;
 use counts::*;
 use dashboard::*;
+use directives::*;
 use incidents::*;
 use notifications::*;
 
@@ -233,6 +235,9 @@ pub fn routes() -> Router<AppState> {
         .route("/counts/{id}/record", post(count_record))
         .route("/counts/{id}/close", post(count_close))
         .route("/discrepancies/{id}/resolve", post(resolve_discrepancy))
+        .route("/directives", get(directives_page).post(directive_issue_form))
+        .route("/directives/{id}", get(directive_page))
+        .route("/directives/{id}/{step}", post(directive_step_form))
         .route("/incidents", get(incidents_page).post(incident_open))
         .route("/incidents/{id}", get(incident_page))
         .route("/incidents/{id}/{step}", post(incident_step))
