@@ -3,6 +3,7 @@
 
 mod api;
 mod browser;
+mod directives;
 mod hardening;
 mod incidents;
 mod safety;

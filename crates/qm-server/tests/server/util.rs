@@ -85,6 +85,16 @@ pub fn fixture(db: &str) -> Site {
     };
     add("0001", None, Command::SetCredential { badge: id(Badge::parse("0001")), kind: CredentialKind::Password, hash: pw.clone() });
     add("0001", None, Command::CreateUnit { unit: id(UnitId::parse("NORTH")), name: "North".into(), parent: id(UnitId::parse("HQ")) });
+    // HQ's duty officer, who issues directives (docs/directives.md).
+    let officer = Command::RegisterPerson {
+        badge: id(Badge::parse("0003")),
+        name: "HQ duty officer".into(),
+        unit: id(UnitId::parse("HQ")),
+        roles: vec![Role::DutyOfficer],
+        pin_hash: pin.clone(),
+    };
+    add("0001", None, officer);
+    add("0001", None, Command::SetCredential { badge: id(Badge::parse("0003")), kind: CredentialKind::Password, hash: pw.clone() });
     for d in ["11", "12"] {
         let unit = id(UnitId::parse(&format!("D-{d}")));
         add("0001", None, Command::CreateUnit { unit: unit.clone(), name: format!("Department {d}"), parent: id(UnitId::parse("NORTH")) });
