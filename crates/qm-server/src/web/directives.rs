@@ -119,7 +119,7 @@ pub(crate) async fn directive_page(Visitor { st, p, .. }: Visitor, Path(id_text)
     let idc = id_text.clone();
     let mine = st
         .site
-        .call(move |site| -> Option<(bool, bool, bool, Vec<String>, bool)> {
+        .call(move |site| -> Option<(bool, bool, bool, Vec<String>, bool, Vec<String>)> {
             let s = site.state();
             let id = DirectiveId::parse(&idc).ok()?;
             let d = s.directives.get(&id)?;
@@ -132,14 +132,16 @@ pub(crate) async fn directive_page(Visitor { st, p, .. }: Visitor, Path(id_text)
             let briefed = d.briefed.contains_key(&pp.badge);
             let tasks: Vec<String> = qm_core::directives::tasks_for(s, d, &pp.unit)
                 .keys()
+                .filter(|_| concerned)
                 .filter(|t| **t != "count" && u.is_none_or(|u| !u.signoffs.contains_key(**t)))
                 .map(|t| t.to_string())
                 .collect();
             let above = s.unit_within(&d.unit, &pp.unit) && d.in_force(now()) || s.unit_within(&d.unit, &pp.unit) && now() < d.starts_at;
-            Some((concerned && !acked, relayable, in_force_here && !briefed, tasks, above))
+            let measures = qm_core::directives::measures_at(s, d, &pp.unit).iter().map(|m| m.to_string()).collect();
+            Some((concerned && !acked, relayable, in_force_here && !briefed, tasks, above, measures))
         })
         .await?;
-    let (ack, relay, brief, tasks, above) = mine.unwrap_or((false, false, false, vec![], false));
+    let (ack, relay, brief, tasks, above, measures) = mine.unwrap_or((false, false, false, vec![], false, vec![]));
     let officer = may(&p, Op::Directive);
     let action = |step: &str| format!("{}/{step}", link(&id_text));
     let body = html! {
@@ -162,7 +164,7 @@ pub(crate) async fn directive_page(Visitor { st, p, .. }: Visitor, Path(id_text)
                         button #relay-button type="submit" { "Relay to the units below" }
                     }
                 }
-                @if brief && may(&p, Op::Brief) { (briefing_form(&p, &c.directive, "")) }
+                @if brief && may(&p, Op::Brief) { (briefing_form(&p, &c.directive, &measures, "")) }
                 @if officer { @for t in &tasks {
                     form.card method="post" action=(action("sign_off")) {
                         (views::csrf(&p)) input type="hidden" name="unit" value=(p.unit); input type="hidden" name="task" value=(t);
@@ -213,13 +215,14 @@ fn order(d: &DirectiveView) -> Markup {
 }
 
 /// The shift briefing: the order's text and the acknowledgment, with the person's PIN.
-fn briefing_form(p: &Principal, d: &DirectiveView, back: &str) -> Markup {
+fn briefing_form(p: &Principal, d: &DirectiveView, measures: &[String], back: &str) -> Markup {
     html! {
         form.card.briefing method="post" action=(format!("{}/brief", link(&d.id))) {
             (views::csrf(p)) input type="hidden" name="unit" value=(p.unit); input type="hidden" name="back" value=(back);
             p { strong { "Shift briefing: directive " (d.id) " — " (d.title) } }
             blockquote { @for l in d.text.lines() { (l) br; } }
-            p { "Measures in force: " code { (d.measures.join(", ")) } }
+            @for r in &d.relays { p { "Relayed by unit " (r.unit) ": " (r.text) } }
+            p { "Measures in force here: " code { (measures.join(", ")) } }
             label { "Your PIN (badge " (p.badge) ")" input.brief-pin type="password" name="pin" autocomplete="off" required; }
             button.brief-button type="submit" { "I have read it and answer for the stock in my care" }
         }
@@ -313,16 +316,19 @@ pub(crate) async fn directive_step_form(
 /// have not acknowledged, with its text and the form (asked once per directive and person).
 pub(crate) async fn counter_briefings(st: &AppState, p: &Principal) -> Result<Markup, WebError> {
     let pp = p.clone();
-    let due: Vec<DirectiveView> = st
+    let due: Vec<(DirectiveView, Vec<String>)> = st
         .site
         .call(move |site| {
             let s = site.state();
             qm_core::directives::in_force_over(s, &pp.unit, now())
                 .into_iter()
                 .filter(|(_, d)| !d.briefed.contains_key(&pp.badge))
-                .map(|(id, d)| dirs::view(s, id, d, now()))
+                .map(|(id, d)| {
+                    let measures = qm_core::directives::measures_at(s, d, &pp.unit).iter().map(|m| m.to_string()).collect();
+                    (dirs::view(s, id, d, now()), measures)
+                })
                 .collect()
         })
         .await?;
-    Ok(html! { @for d in &due { (briefing_form(p, d, "/counter")) } })
+    Ok(html! { @for (d, measures) in &due { (briefing_form(p, d, measures, "/counter")) } })
 }

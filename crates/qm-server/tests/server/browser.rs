@@ -507,8 +507,83 @@ async fn the_web_ui_in_chromium() {
     assert!(outbox.contains("webhook") && outbox.contains("soc"), "{outbox}");
     assert!(text(&b, "#outbox-failing").await.contains("could not be delivered"));
     shot(&b, "24-notifications-outbox").await;
+    a_directive_in_chromium(&b, &url).await;
+    eprintln!("directives in the browser done at {:?}", started.elapsed());
 
     b.quit().await.unwrap();
     drop(driver);
     app.stop().await;
 }
+
+/// The real case in the browser, on the demo organization: HQ's duty officer issues the directive
+/// from the directives page; the Northern Region's officer sees the banner and relays it with a
+/// rounds cap; Riverside's officer acknowledges it; the armorer is asked at the counter for the
+/// shift briefing, reads the order and acknowledges it with their PIN; HQ's compliance page shows
+/// who has done what. (The end of the period under a simulated clock is the CLI test's.)
+/// (A part of `the_web_ui_in_chromium`, on its site and browser: the demo organization is made once.)
+async fn a_directive_in_chromium(b: &WebDriver, url: &str) {
+    let (b, pw) = (b.clone(), qm_demo::demo_org::DEMO_PASSWORD);
+
+    // HQ issues it.
+    sign_in_as(&b, url, "0004", pw).await;
+    b.goto(format!("{url}/directives")).await.unwrap();
+    ready(&b).await;
+    let form = b.find(By::Id("issue")).await.unwrap();
+    form.find(By::Css("input[name=title]")).await.unwrap().send_keys("Visit of the head of state").await.unwrap();
+    let order = "Tighten control of weapons, ammunition and explosives so that not a single incident occurs.";
+    form.find(By::Css("textarea[name=text]")).await.unwrap().send_keys(order).await.unwrap();
+    form.find(By::Css("select[name=posture] option[value=high]")).await.unwrap().click().await.unwrap();
+    form.find(By::Css("textarea[name=measures]")).await.unwrap().send_keys("two-person\ncount=24h\ntransfer-review=24h/30d").await.unwrap();
+    shot(&b, "30-directive-issue-form").await;
+    b.find(By::Id("issue-button")).await.unwrap().click().await.unwrap();
+    let done = wait_for(&b, ".msg.ok", "Issued directive").await;
+    let id = done.split_whitespace().nth(2).unwrap().trim_end_matches(';').to_string();
+    assert!(id.starts_with("DIR-1."), "{done}");
+    assert!(text(&b, "#order-text").await.contains("not a single incident"));
+
+    // The region sees the banner on every page, and relays it with a rounds cap.
+    sign_in_as(&b, url, "0103", pw).await;
+    let banner = wait_for(&b, "#directive-banner", "Visit of the head of state").await;
+    assert!(banner.contains("high posture") && banner.contains("two-person"), "{banner}");
+    shot(&b, "31-directive-banner-region").await;
+    b.goto(format!("{url}/directives/{id}")).await.unwrap();
+    ready(&b).await;
+    b.find(By::Css("form textarea[name=text]")).await.unwrap().send_keys("Departments: count today; brief every shift.").await.unwrap();
+    b.find(By::Css("form textarea[name=measures]")).await.unwrap().send_keys("rounds-cap=30").await.unwrap();
+    b.find(By::Id("relay-button")).await.unwrap().click().await.unwrap();
+    wait_for(&b, ".msg.ok", "relayed by unit NORTH").await;
+
+    // Riverside's duty officer acknowledges it.
+    sign_in_as(&b, url, "1104", pw).await;
+    b.goto(format!("{url}/directives/{id}")).await.unwrap();
+    ready(&b).await;
+    assert!(text(&b, "#order").await.contains("Departments: count today"), "the relay's instructions reach the department");
+    b.find(By::Id("ack-button")).await.unwrap().click().await.unwrap();
+    wait_for(&b, ".msg.ok", "acknowledged by unit D-11").await;
+
+    // The armorer is asked at the counter, once, for the shift briefing.
+    sign_in_as(&b, url, "1101", pw).await;
+    b.goto(format!("{url}/counter")).await.unwrap();
+    ready(&b).await;
+    let card = text(&b, "form.briefing").await;
+    assert!(card.contains("Shift briefing") && card.contains("not a single incident") && card.contains("rounds-cap=30"), "{card}");
+    shot(&b, "32-counter-briefing").await;
+    b.find(By::Css("form.briefing input.brief-pin")).await.unwrap().send_keys(PIN_DEMO).await.unwrap();
+    b.find(By::Css("form.briefing button.brief-button")).await.unwrap().click().await.unwrap();
+    wait_for(&b, ".msg.ok", "shift briefing acknowledged by badge 1101").await;
+    assert!(b.find(By::Css("form.briefing")).await.is_err(), "asked once per directive and person");
+
+    // HQ's compliance page: who has done what, slowest first.
+    sign_in_as(&b, url, "0004", pw).await;
+    b.goto(format!("{url}/directives/{id}")).await.unwrap();
+    ready(&b).await;
+    let table = text(&b, "#compliance").await;
+    assert!(table.contains("NORTH") && table.contains("by 0103") && table.contains("by 1104"), "{table}");
+    let d11 = text(&b, "#compliance tr[data-unit='D-11']").await;
+    assert!(d11.contains("1 / 3") && d11.contains("count: open"), "one of three counter staff briefed, the count still due: {d11}");
+    let summary = text(&b, "#compliance-summary").await;
+    assert!(summary.contains("2 of") && summary.contains("units acknowledged"), "{summary}");
+    shot(&b, "33-directive-compliance").await;
+}
+
+const PIN_DEMO: &str = qm_demo::demo_org::DEMO_PIN;
