@@ -81,10 +81,13 @@ pub enum NotifyOn {
     DeadlineMissed,
     Reopened,
     Closed,
+    /// A directive issued, relayed, extended or cancelled: told to the units it concerns.
+    Directive,
 }
 
 impl NotifyOn {
-    pub const ALL: [NotifyOn; 5] = [NotifyOn::Opened, NotifyOn::Escalated, NotifyOn::DeadlineMissed, NotifyOn::Reopened, NotifyOn::Closed];
+    pub const ALL: [NotifyOn; 6] =
+        [NotifyOn::Opened, NotifyOn::Escalated, NotifyOn::DeadlineMissed, NotifyOn::Reopened, NotifyOn::Closed, NotifyOn::Directive];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -93,6 +96,7 @@ impl NotifyOn {
             NotifyOn::DeadlineMissed => "deadline_missed",
             NotifyOn::Reopened => "reopened",
             NotifyOn::Closed => "closed",
+            NotifyOn::Directive => "directive",
         }
     }
 }
@@ -419,7 +423,112 @@ fn message_id(seq: u64, channel: &str, target: &str) -> String {
 
 /// The messages one entry gives rise to under `cfg` (none for most entries).
 pub fn messages_for(state: &State, cfg: &NotifyConfig, env: &Envelope, now: OffsetDateTime) -> Vec<OutboxMessage> {
-    changes_of(state, env).into_iter().flat_map(|(id, on, at)| messages_of_change(state, cfg, env, &id, on, &at, now)).collect()
+    let mut out: Vec<OutboxMessage> =
+        changes_of(state, env).into_iter().flat_map(|(id, on, at)| messages_of_change(state, cfg, env, &id, on, &at, now)).collect();
+    out.extend(directive_messages(state, cfg, env, now));
+    out
+}
+
+/// The messages to the recipients, one per channel and target: web ones delivered already (the list
+/// is the delivery), e-mails and webhooks waiting in the outbox. `key` makes a target's message id
+/// unique when one entry concerns several incidents.
+fn outbox_messages(
+    env: &Envelope,
+    key: &dyn Fn(&str) -> String,
+    subject: &str,
+    (text, payload): (&str, &str),
+    who: Recipients,
+    now: OffsetDateTime,
+) -> Vec<OutboxMessage> {
+    let ms = ms_of(now);
+    let message = |channel: &str, target: String, body: &str, delivered: bool| OutboxMessage {
+        id: message_id(env.seq, channel, &key(&target)),
+        seq: env.seq,
+        channel: channel.into(),
+        target,
+        subject: subject.to_string(),
+        body: body.to_string(),
+        created_ms: ms,
+        attempts: 0,
+        next_ms: ms,
+        last_error: None,
+        delivered_ms: delivered.then_some(ms),
+    };
+    let mut out = Vec::new();
+    out.extend(who.web.into_iter().map(|b| message("web", b.to_string(), text, true)));
+    out.extend(who.email.into_iter().map(|a| message("email", a, text, false)));
+    out.extend(who.webhooks.into_iter().map(|w| message("webhook", w, payload, false)));
+    out
+}
+
+/// The units a directive's entry reaches: all it concerns when issued, extended or cancelled; those
+/// below the relaying unit when relayed; none for the other steps.
+fn directive_reach(state: &State, env: &Envelope) -> Option<(DirectiveId, &'static str, Vec<UnitId>)> {
+    use qm_core::event::DirectiveAction as A;
+    let (id, what) = match &env.event {
+        Event::DirectiveIssued { directive, .. } => (directive, "issued"),
+        Event::DirectiveUpdated { directive, action: A::Relay { .. } } => (directive, "relayed"),
+        Event::DirectiveUpdated { directive, action: A::Extend { .. } } => (directive, "extended"),
+        Event::DirectiveUpdated { directive, action: A::Cancel { .. } } => (directive, "cancelled"),
+        _ => return None,
+    };
+    let d = state.directives.get(id)?;
+    let mut units = qm_core::directives::units_concerned(state, d);
+    if let Event::DirectiveUpdated { action: A::Relay { unit, .. }, .. } = &env.event {
+        units.retain(|u| u != unit && state.unit_within(u, unit));
+    }
+    Some((id.clone(), what, units))
+}
+
+/// The messages a directive's entry gives rise to: per unit it reaches, the people, addresses and
+/// webhooks of the rules that take directives there (`on` naming `directive`, or a rule with neither
+/// `on` nor `kinds`: the "tell me everything" ones), each once.
+fn directive_messages(state: &State, cfg: &NotifyConfig, env: &Envelope, now: OffsetDateTime) -> Vec<OutboxMessage> {
+    let Some((id, what, units)) = directive_reach(state, env) else { return vec![] };
+    let Some(d) = state.directives.get(&id) else { return vec![] };
+    let mut who = Recipients::default();
+    for at in &units {
+        for r in cfg.notify.iter().filter(|r| r.on.contains(&NotifyOn::Directive) || (r.on.is_empty() && r.kinds.is_empty())) {
+            let rule_unit = match r.unit.as_str() {
+                "*" => at.clone(),
+                u => match UnitId::parse(u) {
+                    Ok(u) if &u == at || (r.subtree && state.unit_within(at, &u)) => u,
+                    _ => continue,
+                },
+            };
+            for b in rule_people(state, r, &rule_unit) {
+                if let (Some(a), Some(_)) = (cfg.people.get(b.as_str()), &cfg.smtp) {
+                    who.email.insert(a.clone());
+                }
+                if r.web {
+                    who.web.insert(b);
+                }
+            }
+            who.email.extend(r.email.iter().cloned());
+            who.webhooks.extend(r.webhooks.iter().cloned());
+        }
+    }
+    let view = crate::directives::view(state, &id, d, now);
+    let subject =
+        format!("[Quartermaster] directive {} {what}: {} ({} posture, until {})", view.id, view.title, view.posture, view.ends_at);
+    let link = cfg.public_url.as_deref().map(|u| format!("\n{}/directives/{}\n", u.trim_end_matches('/'), view.id)).unwrap_or_default();
+    let text = format!(
+        "Directive {} {what} by badge {} ({}).\n\n{}\n\nMeasures: {}\nFrom {} to {}.\nAcknowledge it for your unit and brief every shift.\n{link}",
+        view.id,
+        env.actor,
+        view.unit,
+        view.text,
+        if view.measures.is_empty() { "none".to_string() } else { view.measures.join(", ") },
+        view.starts_at,
+        view.ends_at
+    );
+    let payload = serde_json::json!({
+        "type": format!("directive.{what}"),
+        "timestamp": env.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        "data": { "site": env.site, "seq": env.seq, "actor": env.actor.to_string(), "units": units, "directive": view },
+    })
+    .to_string();
+    outbox_messages(env, &|target: &str| format!("{id} {target}"), &subject, (&text, &payload), who, now)
 }
 
 fn messages_of_change(
@@ -449,27 +558,7 @@ fn messages_of_change(
         "data": { "site": env.site, "seq": env.seq, "unit_told": at.to_string(), "actor": env.actor.to_string(), "incident": view },
     })
     .to_string();
-    let ms = ms_of(now);
-    // One entry can open several incidents: the id names the incident too.
-    let key = |target: &str| format!("{id} {target}");
-    let message = |channel: &str, target: String, body: String, delivered: bool| OutboxMessage {
-        id: message_id(env.seq, channel, &key(&target)),
-        seq: env.seq,
-        channel: channel.into(),
-        target,
-        subject: subject.clone(),
-        body,
-        created_ms: ms,
-        attempts: 0,
-        next_ms: ms,
-        last_error: None,
-        delivered_ms: delivered.then_some(ms),
-    };
-    let mut out = Vec::new();
-    out.extend(who.web.into_iter().map(|b| message("web", b.to_string(), text.clone(), true)));
-    out.extend(who.email.into_iter().map(|a| message("email", a, text.clone(), false)));
-    out.extend(who.webhooks.into_iter().map(|w| message("webhook", w, payload.clone(), false)));
-    out
+    outbox_messages(env, &|target: &str| format!("{id} {target}"), &subject, (&text, &payload), who, now)
 }
 
 fn email_text(v: &crate::incidents::IncidentView, on: NotifyOn, at: &UnitId, env: &Envelope, public_url: Option<&str>) -> String {

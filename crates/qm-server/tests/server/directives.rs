@@ -8,8 +8,10 @@ use serde_json::json;
 
 #[tokio::test]
 async fn a_directive_is_issued_acknowledged_and_briefed_and_each_unit_sees_its_own_compliance() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|c| c.notify_every_ms = 50).await;
     let hq = sign_in(&app, "0003").await;
+    // The first round of notifications starts at the end of the ledger: the fixture's entries are past.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let body = |measures: serde_json::Value, posture: &str| {
         json!({"unit": "HQ", "applies_to": ["NORTH"], "title": "Visit", "text": "Tighten control; not a single incident.",
                "posture": posture, "days": 10, "measures": measures})
@@ -24,8 +26,20 @@ async fn a_directive_is_issued_acknowledged_and_briefed_and_each_unit_sees_its_o
     let (_, list) = hq.get("/api/directives?in_force=true").await;
     let id = list[0]["id"].as_str().unwrap().to_string();
     assert_eq!(list[0]["measures"], json!(["two-person", "count=24h", "rounds-cap=30"]), "{list}");
-    // A department's duty officer acknowledges for D-11; not for D-12, outside its subtree.
+    // Every unit it concerns is told: D-11's duty officer finds it in their list (the shipped rule
+    // tells each unit's duty officers); D-11's armorer is not named by any rule.
     let d11 = sign_in(&app, "1103").await;
+    let mut told = json!([]);
+    for _ in 0..100 {
+        told = d11.get("/api/notifications").await.1;
+        if !told.as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let subject = told[0]["subject"].as_str().unwrap_or_default();
+    assert!(subject.contains(&format!("directive {id} issued: Visit (high posture")), "{told}");
+    // A department's duty officer acknowledges for D-11; not for D-12, outside its subtree.
     let (s, v) = d11.post(&format!("/api/directives/{id}/acknowledge"), json!({"unit": "D-12"})).await;
     assert_eq!((s, v["error"]["code"].as_str()), (403, Some("permission.subtree")), "{v}");
     let (s, v) = d11.post(&format!("/api/directives/{id}/acknowledge"), json!({"unit": "D-11"})).await;
