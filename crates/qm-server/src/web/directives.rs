@@ -112,6 +112,18 @@ pub(crate) async fn directive_issue_form(Visitor { st, p, ip }: Visitor, Form(f)
     }
 }
 
+/// What the reader's unit may still do under a directive, and the measures in force there.
+#[derive(Default)]
+struct Mine {
+    ack: bool,
+    relay: bool,
+    brief: bool,
+    tasks: Vec<String>,
+    /// The reader's unit issued it or is above the issuer: it may extend or cancel it.
+    above: bool,
+    measures: Vec<String>,
+}
+
 /// One directive: the order, what each unit has done, and the forms for the reader's next steps.
 pub(crate) async fn directive_page(Visitor { st, p, .. }: Visitor, Path(id_text): Path<String>) -> WebResult {
     let c = crate::api::directives::compliance_of(&st, &p, &id_text).await?;
@@ -119,7 +131,7 @@ pub(crate) async fn directive_page(Visitor { st, p, .. }: Visitor, Path(id_text)
     let idc = id_text.clone();
     let mine = st
         .site
-        .call(move |site| -> Option<(bool, bool, bool, Vec<String>, bool, Vec<String>)> {
+        .call(move |site| -> Option<Mine> {
             let s = site.state();
             let id = DirectiveId::parse(&idc).ok()?;
             let d = s.directives.get(&id)?;
@@ -138,10 +150,10 @@ pub(crate) async fn directive_page(Visitor { st, p, .. }: Visitor, Path(id_text)
                 .collect();
             let above = s.unit_within(&d.unit, &pp.unit) && d.in_force(now()) || s.unit_within(&d.unit, &pp.unit) && now() < d.starts_at;
             let measures = qm_core::directives::measures_at(s, d, &pp.unit).iter().map(|m| m.to_string()).collect();
-            Some((concerned && !acked, relayable, in_force_here && !briefed, tasks, above, measures))
+            Some(Mine { ack: concerned && !acked, relay: relayable, brief: in_force_here && !briefed, tasks, above, measures })
         })
         .await?;
-    let (ack, relay, brief, tasks, above, measures) = mine.unwrap_or((false, false, false, vec![], false, vec![]));
+    let Mine { ack, relay, brief, tasks, above, measures } = mine.unwrap_or_default();
     let officer = may(&p, Op::Directive);
     let action = |step: &str| format!("{}/{step}", link(&id_text));
     let body = html! {
