@@ -237,7 +237,21 @@ pub fn compliance(state: &State, id: &DirectiveId, now: OffsetDateTime, scope: &
     let d = get(state, id)?;
     let zone = crate::zone::SiteZone::of(state);
     let concerned: Vec<UnitId> = dir::units_concerned(state, d).into_iter().filter(|u| state.unit_within(u, scope)).collect();
-    let mut own: BTreeMap<UnitId, UnitCompliance> = concerned.iter().map(|u| (u.clone(), unit_row(state, d, u, now, &zone))).collect();
+    // What each unit holds and who works there, found in one pass each (not once per unit).
+    let mut by_unit: BTreeMap<&UnitId, Around> = BTreeMap::new();
+    for store in state.locations.keys().filter(|l| dir::stores_of_one(state, l)) {
+        if let Some(l) = state.locations.get(store) {
+            by_unit.entry(&l.unit).or_default().stores.push(store.clone());
+        }
+    }
+    for (b, p) in &state.people {
+        if p.roles.iter().any(|r| matches!(r, Role::Armorer | Role::MagazineKeeper)) {
+            by_unit.entry(&p.unit).or_default().staff.push(b.clone());
+        }
+    }
+    let none = Around::default();
+    let mut own: BTreeMap<UnitId, UnitCompliance> =
+        concerned.iter().map(|u| (u.clone(), unit_row(state, d, u, now, &zone, by_unit.get(u).unwrap_or(&none)))).collect();
     // Roll up: children before parents (deepest first).
     let parent_of = |u: &UnitId| state.units.get(u).and_then(|x| x.parent.clone());
     let mut by_depth: Vec<(usize, UnitId)> = concerned.iter().map(|u| (state.unit_ancestors(u).count(), u.clone())).collect();
@@ -276,9 +290,15 @@ fn tree_order(
     let mut tops = tops;
     order(&mut tops, own);
     let mut stack: Vec<(UnitId, usize)> = tops.into_iter().rev().map(|u| (u, 0)).collect();
+    let mut below: BTreeMap<UnitId, Vec<UnitId>> = BTreeMap::new();
+    for c in concerned {
+        if let Some(p) = parent_of(c) {
+            below.entry(p).or_default().push(c.clone());
+        }
+    }
     let mut rows = vec![];
     while let Some((u, depth)) = stack.pop() {
-        let mut children: Vec<UnitId> = concerned.iter().filter(|c| parent_of(c).as_ref() == Some(&u)).cloned().collect();
+        let mut children: Vec<UnitId> = below.remove(&u).unwrap_or_default();
         order(&mut children, own);
         stack.extend(children.into_iter().rev().map(|c| (c, depth + 1)));
         if let Some(mut r) = own.remove(&u) {
@@ -290,15 +310,28 @@ fn tree_order(
 }
 
 /// One unit's own row: acknowledgment, relay, tasks, briefings, incidents raised under the directive.
-fn unit_row(state: &State, d: &Directive, u: &UnitId, now: OffsetDateTime, zone: &crate::zone::SiteZone) -> UnitCompliance {
+/// A unit's stores and counter staff.
+#[derive(Default)]
+struct Around {
+    stores: Vec<LocationId>,
+    staff: Vec<Badge>,
+}
+
+fn unit_row(
+    state: &State,
+    d: &Directive,
+    u: &UnitId,
+    now: OffsetDateTime,
+    zone: &crate::zone::SiteZone,
+    around: &Around,
+) -> UnitCompliance {
     let ack_due = dir::acknowledge_due(state, d);
     let c = d.units.get(u);
     let ack = c.and_then(|c| c.acknowledged.as_ref());
     let relay = c.and_then(|c| c.relayed.as_ref());
-    let tasks: Vec<TaskStatus> = dir::task_statuses(state, d, u, now);
-    let counter_role = |p: &qm_core::books::Person| p.roles.iter().any(|r| matches!(r, Role::Armorer | Role::MagazineKeeper));
-    let staff: Vec<&Badge> = state.people.iter().filter(|(_, p)| &p.unit == u && counter_role(p)).map(|(b, _)| b).collect();
-    let briefed = staff.iter().filter(|b| d.briefed.contains_key(**b)).count();
+    let tasks: Vec<TaskStatus> = dir::task_statuses_in(state, d, u, now, &around.stores);
+    let staff = &around.staff;
+    let briefed = staff.iter().filter(|b| d.briefed.contains_key(*b)).count();
     let incidents: Vec<String> = state
         .incidents
         .iter()

@@ -353,15 +353,22 @@ pub fn concerns(state: &State, d: &Directive, unit: &UnitId) -> bool {
 
 /// The units a directive concerns, in tree order (parents before children).
 pub fn units_concerned(state: &State, d: &Directive) -> Vec<UnitId> {
+    // Each unit's children, found in one pass over the units.
+    let mut children: BTreeMap<&UnitId, Vec<&UnitId>> = BTreeMap::new();
+    for (k, x) in &state.units {
+        if let Some(p) = &x.parent {
+            children.entry(p).or_default().push(k);
+        }
+    }
     let mut out = vec![];
-    let mut stack = vec![d.unit.clone()];
+    let mut stack = vec![&d.unit];
     while let Some(u) = stack.pop() {
-        if concerns(state, d, &u) {
+        if concerns(state, d, u) {
             out.push(u.clone());
         }
-        let mut children: Vec<&UnitId> = state.units.iter().filter(|(_, x)| x.parent.as_ref() == Some(&u)).map(|(k, _)| k).collect();
-        children.sort();
-        stack.extend(children.into_iter().rev().cloned());
+        if let Some(c) = children.get(u) {
+            stack.extend(c.iter().rev());
+        }
     }
     out
 }
@@ -378,39 +385,107 @@ pub fn measures_at<'a>(state: &State, d: &'a Directive, unit: &UnitId) -> Vec<&'
     out
 }
 
+/// A stretch of time over which the same directives are in force at a unit, and the policy they add.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Period {
+    pub from: OffsetDateTime,
+    pub until: OffsetDateTime,
+    pub rules: PolicyRules,
+    pub directives: Vec<DirectiveId>,
+    /// The people briefed on every one of them (kept as briefings are recorded).
+    pub briefed: std::collections::BTreeSet<Badge>,
+}
+
 /// The directives in force over `unit` at `at` (issued above it and concerning it).
 pub fn in_force_over<'a>(state: &'a State, unit: &UnitId, at: OffsetDateTime) -> Vec<(&'a DirectiveId, &'a Directive)> {
-    let mut out = vec![];
-    for u in state.unit_path(unit) {
-        for id in state.directive_index.get(&u).into_iter().flatten() {
-            if let Some(d) = state.directives.get(id) {
-                if d.unit == u && d.in_force(at) && concerns(state, d, unit) {
-                    out.push((id, d));
-                }
-            }
-        }
-    }
-    out
+    period_at(state, unit, at)
+        .map(|p| p.directives.iter().filter_map(|id| state.directives.get_key_value(id)).collect())
+        .unwrap_or_default()
 }
 
 /// What the directives in force over `unit` at `at` add to its policy.
 pub fn policy_over(state: &State, unit: &UnitId, at: OffsetDateTime) -> Option<PolicyRules> {
-    let mut p: Option<PolicyRules> = None;
-    for (_, d) in in_force_over(state, unit, at) {
-        for m in measures_at(state, d, unit) {
-            if !m.is_task() {
-                p = Some(p.unwrap_or_default().tighten(&m.as_policy()));
+    period_at(state, unit, at).map(|p| p.rules.clone())
+}
+
+fn period_at<'a>(state: &'a State, unit: &UnitId, at: OffsetDateTime) -> Option<&'a Period> {
+    let periods = state.directive_periods.get(unit)?;
+    let i = periods.partition_point(|p| p.until <= at);
+    periods.get(i).filter(|p| p.from <= at)
+}
+
+/// The periods of one unit, from the directives that concern it: each boundary (a start, an end)
+/// begins a new period; a period without any directive is left out.
+fn periods_of(state: &State, unit: &UnitId) -> Vec<Period> {
+    let mut windows: Vec<(OffsetDateTime, OffsetDateTime, PolicyRules, &DirectiveId)> = vec![];
+    for u in state.unit_path(unit) {
+        for id in state.directive_index.get(&u).into_iter().flatten() {
+            let Some(d) = state.directives.get(id).filter(|d| d.unit == u && concerns(state, d, unit)) else { continue };
+            let rules =
+                measures_at(state, d, unit).iter().filter(|m| !m.is_task()).fold(PolicyRules::default(), |p, m| p.tighten(&m.as_policy()));
+            if d.starts_at < d.stops_at() {
+                windows.push((d.starts_at, d.stops_at(), rules, id));
             }
         }
     }
-    p
+    let mut bounds: Vec<OffsetDateTime> = windows.iter().flat_map(|w| [w.0, w.1]).collect();
+    bounds.sort();
+    bounds.dedup();
+    let mut out = vec![];
+    for pair in bounds.windows(2) {
+        let (from, until) = (pair[0], pair[1]);
+        let here: Vec<_> = windows.iter().filter(|w| w.0 <= from && from < w.1).collect();
+        if here.is_empty() {
+            continue;
+        }
+        let rules = here.iter().fold(PolicyRules::default(), |p, w| p.tighten(&w.2));
+        let directives: Vec<DirectiveId> = here.iter().map(|w| w.3.clone()).collect();
+        let briefed = briefed_on_all(state, &directives);
+        out.push(Period { from, until, rules, directives, briefed });
+    }
+    out
+}
+
+/// The people briefed on every one of `directives`.
+fn briefed_on_all(state: &State, directives: &[DirectiveId]) -> std::collections::BTreeSet<Badge> {
+    let mut maps = directives.iter().filter_map(|id| state.directives.get(id)).map(|d| &d.briefed);
+    let Some(first) = maps.next() else { return Default::default() };
+    let rest: Vec<_> = maps.collect();
+    first.keys().filter(|b| rest.iter().all(|m| m.contains_key(*b))).cloned().collect()
+}
+
+/// A briefing recorded: the periods of directive `id` in which `badge` is now briefed on all.
+pub fn briefing_recorded(state: &mut State, id: &DirectiveId, badge: &Badge) {
+    let directives = &state.directives;
+    for periods in state.directive_periods.values_mut() {
+        for p in periods.iter_mut().filter(|p| p.directives.contains(id)) {
+            if p.directives.iter().all(|d| directives.get(d).is_some_and(|d| d.briefed.contains_key(badge))) {
+                p.briefed.insert(badge.clone());
+            }
+        }
+    }
+}
+
+/// Rebuilds every unit's periods (`State::directive_periods`) from the directives in the books.
+pub fn rebuild_periods(state: &mut State) {
+    let periods: BTreeMap<UnitId, Vec<Period>> = if state.directives.is_empty() {
+        BTreeMap::new()
+    } else {
+        state.units.keys().map(|u| (u.clone(), periods_of(state, u))).filter(|(_, p)| !p.is_empty()).collect()
+    };
+    state.directive_periods = periods;
 }
 
 /// The tasks a unit must do under a directive: per task name, the strictest measure ordered on
 /// the path down to it. Only units that hold stores (an armory, depot or magazine) have tasks.
 pub fn tasks_for(state: &State, d: &Directive, unit: &UnitId) -> BTreeMap<&'static str, Measure> {
+    tasks_given(state, d, unit, !stores_of(state, unit).is_empty())
+}
+
+/// As `tasks_for`, told whether the unit holds stores.
+fn tasks_given(state: &State, d: &Directive, unit: &UnitId, has_stores: bool) -> BTreeMap<&'static str, Measure> {
     let mut out: BTreeMap<&'static str, Measure> = BTreeMap::new();
-    if stores_of(state, unit).is_empty() {
+    if !has_stores {
         return out;
     }
     for m in measures_at(state, d, unit) {
@@ -429,18 +504,15 @@ pub fn tasks_for(state: &State, d: &Directive, unit: &UnitId) -> BTreeMap<&'stat
 
 /// A unit's own armories, depots and magazines (top-level stores of its own, not of its children).
 pub fn stores_of(state: &State, unit: &UnitId) -> Vec<LocationId> {
-    state
-        .locations
-        .iter()
-        .filter(|(_, l)| &l.unit == unit && matches!(l.kind, LocationKind::Armory | LocationKind::Depot | LocationKind::Magazine))
-        .filter(|(_, l)| {
-            l.parent
-                .as_ref()
-                .and_then(|p| state.locations.get(p))
-                .is_none_or(|p| p.unit != *unit || !matches!(p.kind, LocationKind::Armory | LocationKind::Depot | LocationKind::Magazine))
-        })
-        .map(|(k, _)| k.clone())
-        .collect()
+    state.locations.iter().filter(|(k, l)| &l.unit == unit && stores_of_one(state, k)).map(|(k, _)| k.clone()).collect()
+}
+
+/// Whether a location is a store of its unit's own: an armory, depot or magazine not inside
+/// another store of the same unit.
+pub fn stores_of_one(state: &State, location: &LocationId) -> bool {
+    let is_store = |k: LocationKind| matches!(k, LocationKind::Armory | LocationKind::Depot | LocationKind::Magazine);
+    let Some(l) = state.locations.get(location) else { return false };
+    is_store(l.kind) && l.parent.as_ref().and_then(|p| state.locations.get(p)).is_none_or(|p| p.unit != l.unit || !is_store(p.kind))
 }
 
 /// Where one task of one unit stands at a time.
@@ -483,20 +555,25 @@ fn rfc3339(t: OffsetDateTime) -> String {
 
 /// Where every task of `unit` stands under directive `d` at `at` (after it stops, as it stood then).
 pub fn task_statuses(state: &State, d: &Directive, unit: &UnitId, at: OffsetDateTime) -> Vec<TaskStatus> {
+    task_statuses_in(state, d, unit, at, &stores_of(state, unit))
+}
+
+/// As `task_statuses`, given the unit's stores (`stores_of`: a report over many units finds them once).
+pub fn task_statuses_in(state: &State, d: &Directive, unit: &UnitId, at: OffsetDateTime, stores: &[LocationId]) -> Vec<TaskStatus> {
     let at = at.min(d.stops_at());
     let compliance = d.units.get(unit);
     let mut out = vec![];
-    for (task, m) in tasks_for(state, d, unit) {
+    for (task, m) in tasks_given(state, d, unit, !stores.is_empty()) {
         let (due, key, done, missing) = match &m {
             Measure::Count { within_h, every_days } => {
                 let (k, from, due) = count_period(d, *within_h, *every_days, at);
                 let mut missing = vec![];
                 let mut last: Option<(OffsetDateTime, Badge)> = None;
-                for store in stores_of(state, unit) {
+                for store in stores {
                     let seen = state
                         .counts
                         .values()
-                        .filter(|c| c.root == store && c.blind && c.kind == CountKind::Full)
+                        .filter(|c| &c.root == store && c.blind && c.kind == CountKind::Full)
                         .filter_map(|c| c.closed_at.filter(|t| *t >= from && *t <= due).map(|t| (t, c.counter.clone())))
                         .max_by_key(|(t, _)| *t);
                     match seen {
@@ -587,7 +664,11 @@ pub fn missed(state: &State, now: OffsetDateTime) -> Vec<(DirectiveId, UnitId, S
 /// Whether `badge` must still acknowledge a shift briefing before working at `unit` at `at`: the
 /// first directive in force over it they have not been briefed on.
 pub fn briefing_due<'a>(state: &'a State, unit: &UnitId, badge: &Badge, at: OffsetDateTime) -> Option<(&'a DirectiveId, &'a Directive)> {
-    in_force_over(state, unit, at).into_iter().find(|(_, d)| !d.briefed.contains_key(badge))
+    let period = period_at(state, unit, at)?;
+    if period.briefed.contains(badge) {
+        return None;
+    }
+    period.directives.iter().filter_map(|id| state.directives.get_key_value(id)).find(|(_, d)| !d.briefed.contains_key(badge))
 }
 
 /// Which directive in force over `unit` at `at` orders a measure of `kind`, as words for a

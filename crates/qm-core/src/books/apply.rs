@@ -94,6 +94,10 @@ impl State {
             }
             Event::UnitCreated { unit, name, parent } => {
                 self.units.insert(unit.clone(), Unit { name: name.clone(), parent: Some(parent.clone()) });
+                // A new unit below a directive in force is under it at once.
+                if !self.directives.is_empty() {
+                    crate::directives::rebuild_periods(self);
+                }
                 self.touch(&UNITS, unit);
             }
             Event::LocationCreated { location, name, unit, parent, kind, keeper, magazine } => {
@@ -493,7 +497,6 @@ impl State {
     /// Directives: issued, then each step under them; the books keep the order, each unit's
     /// acknowledgment, relay, sign-offs and missed deadlines, and the shift briefings.
     fn apply_directive(&mut self, env: &Envelope) -> Result<(), String> {
-        let done = |note: &str| Done { at: env.at, by: env.actor.clone(), note: note.to_string() };
         let id = match &env.event {
             Event::DirectiveIssued { directive, unit, applies_to, title, text, posture, starts_at, ends_at, measures } => {
                 if self.directives.contains_key(directive) {
@@ -523,37 +526,60 @@ impl State {
             Event::DirectiveUpdated { directive, action } => {
                 let d = self.directives.get_mut(directive).ok_or_else(|| format!("unknown directive {directive}"))?;
                 d.entries.push(env.seq);
+                step_directive(d, env, action);
                 match action {
-                    DirectiveAction::Acknowledge { unit } => {
-                        d.units.entry(unit.clone()).or_default().acknowledged.get_or_insert(done(""));
-                    }
-                    DirectiveAction::Relay { unit, text, measures } => {
-                        let r = Relay { at: env.at, by: env.actor.clone(), text: text.clone(), measures: measures.clone() };
-                        let u = d.units.entry(unit.clone()).or_default();
-                        // Relaying it is acknowledging it too.
-                        u.acknowledged.get_or_insert(done(""));
-                        u.relayed = Some(r);
+                    DirectiveAction::Relay { unit, .. } => {
                         self.directive_index.entry(unit.clone()).or_default().insert(directive.clone());
                     }
-                    DirectiveAction::Brief { .. } => {
-                        d.briefed.entry(env.actor.clone()).or_insert(env.at);
-                    }
-                    DirectiveAction::SignOff { unit, task, reviewed, note } => {
-                        let s = SignOff { at: env.at, by: env.actor.clone(), reviewed: reviewed.clone(), note: note.clone() };
-                        d.units.entry(unit.clone()).or_default().signoffs.insert(task.clone(), s);
-                    }
-                    DirectiveAction::Extend { ends_at, reason } => {
-                        d.ends_at = *ends_at;
-                        d.extended.push(done(reason));
-                    }
-                    DirectiveAction::Cancel { reason } => d.cancelled = Some(done(reason)),
-                    DirectiveAction::Missed { unit, what } => d.units.entry(unit.clone()).or_default().missed.push(what.clone()),
+                    DirectiveAction::Brief { .. } => crate::directives::briefing_recorded(self, directive, &env.actor),
+                    _ => {}
                 }
                 directive.clone()
             }
             other => return Err(format!("{} is not a directive event", other.type_name())),
         };
+        // What is in force where changes only with an order, a relay, an extension or a cancellation.
+        if matches!(
+            &env.event,
+            Event::DirectiveIssued { .. }
+                | Event::DirectiveUpdated {
+                    action: DirectiveAction::Relay { .. } | DirectiveAction::Extend { .. } | DirectiveAction::Cancel { .. },
+                    ..
+                }
+        ) {
+            crate::directives::rebuild_periods(self);
+        }
         self.touch(&DIRECTIVES, &id);
         Ok(())
+    }
+}
+
+/// One step under a directive, as the books keep it.
+fn step_directive(d: &mut Directive, env: &Envelope, action: &DirectiveAction) {
+    let done = |note: &str| Done { at: env.at, by: env.actor.clone(), note: note.to_string() };
+    match action {
+        DirectiveAction::Acknowledge { unit } => {
+            d.units.entry(unit.clone()).or_default().acknowledged.get_or_insert(done(""));
+        }
+        DirectiveAction::Relay { unit, text, measures } => {
+            let r = Relay { at: env.at, by: env.actor.clone(), text: text.clone(), measures: measures.clone() };
+            let u = d.units.entry(unit.clone()).or_default();
+            // Relaying it is acknowledging it too.
+            u.acknowledged.get_or_insert(done(""));
+            u.relayed = Some(r);
+        }
+        DirectiveAction::Brief { .. } => {
+            d.briefed.entry(env.actor.clone()).or_insert(env.at);
+        }
+        DirectiveAction::SignOff { unit, task, reviewed, note } => {
+            let s = SignOff { at: env.at, by: env.actor.clone(), reviewed: reviewed.clone(), note: note.clone() };
+            d.units.entry(unit.clone()).or_default().signoffs.insert(task.clone(), s);
+        }
+        DirectiveAction::Extend { ends_at, reason } => {
+            d.ends_at = *ends_at;
+            d.extended.push(done(reason));
+        }
+        DirectiveAction::Cancel { reason } => d.cancelled = Some(done(reason)),
+        DirectiveAction::Missed { unit, what } => d.units.entry(unit.clone()).or_default().missed.push(what.clone()),
     }
 }

@@ -471,6 +471,10 @@ pub struct State {
     /// Per unit: the directives issued or relayed there (an index derived from `directives`,
     /// rebuilt on load), so the policy in force is found along a unit's path.
     pub directive_index: BTreeMap<UnitId, BTreeSet<DirectiveId>>,
+    /// Per unit: the periods over which the same directives are in force there, with the policy
+    /// they add (an index derived from `directives`, rebuilt when one is issued, relayed, extended
+    /// or cancelled, or a unit is created), so a rule check finds what is in force by a binary search.
+    pub directive_periods: BTreeMap<UnitId, Vec<crate::directives::Period>>,
     pub postures: PosturesRef,
     /// Per magazine or depot: quantity held per item type in its whole subtree. An index derived from
     /// serials and balances (rebuilt on load), so the safety check does not scan every lot.

@@ -256,6 +256,7 @@ impl State {
                 self.directive_index.entry(u).or_default().insert(id.clone());
             }
         }
+        crate::directives::rebuild_periods(self);
         self.store_stock.clear();
         let serials: Vec<(Account, ItemTypeId)> = self.serials.values().map(|s| (s.account.clone(), s.item_type.clone())).collect();
         for (a, t) in serials {
