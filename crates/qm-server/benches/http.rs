@@ -176,7 +176,7 @@ fn main() {
     rt.block_on(async {
         // 2. The library through the server's worker (group commit), 16 concurrent tasks, no HTTP.
         let db = dir.path().join("worker.db").display().to_string();
-        let (handle, join) = qm_server::worker::spawn(site(&db), 10);
+        let (handle, join) = qm_server::worker::spawn(site(&db), 10, 30_000);
         let t = Instant::now();
         let mut tasks = vec![];
         for c in 0..CLIENTS {

@@ -341,8 +341,19 @@ impl Principal {
     }
 }
 
+/// A simulated clock's distance from the real one, in seconds (0: the real clock).
+static CLOCK_OFFSET_S: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// The server's time: the clock, moved by `simulate_clock` for drills and tests.
 pub fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
+    OffsetDateTime::now_utc() + time::Duration::seconds(CLOCK_OFFSET_S.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// Moves this process's server clock `offset` from the real one (entries are stamped with it, and
+/// deadlines judged by it): for drills and tests on a throwaway site, never a live one — a ledger's
+/// time only moves forward. Process-wide (docs/testing.md).
+pub fn simulate_clock(offset: time::Duration) {
+    CLOCK_OFFSET_S.store(offset.whole_seconds(), std::sync::atomic::Ordering::Relaxed);
 }
 
 pub fn client_ip(parts: &Parts) -> String {

@@ -37,6 +37,9 @@ pub struct Config {
     pub notifications: Option<String>,
     /// How often new entries are read into the outbox and due messages are tried.
     pub notify_every_ms: u64,
+    /// How often the site's clock looks for what is due (escalations, missed deadlines, overdue
+    /// returns, directives' deadlines).
+    pub due_every_ms: u64,
 }
 
 impl Default for Config {
@@ -55,6 +58,7 @@ impl Default for Config {
             secure_cookies: false,
             notifications: None,
             notify_every_ms: 2000,
+            due_every_ms: 30_000,
         }
     }
 }
@@ -74,7 +78,7 @@ impl Config {
     }
 
     /// Environment variables win over the file: QM_ADDR, QM_DB, QM_KEY, QM_BODY_LIMIT_BYTES,
-    /// QM_SESSION_IDLE_S, QM_SESSION_MAX_S, QM_SECURE_COOKIES, QM_NOTIFICATIONS, QM_NOTIFY_EVERY_MS.
+    /// QM_SESSION_IDLE_S, QM_SESSION_MAX_S, QM_SECURE_COOKIES, QM_NOTIFICATIONS, QM_NOTIFY_EVERY_MS, QM_DUE_EVERY_MS.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), String> {
         fn num<T: std::str::FromStr>(name: &str, v: String) -> Result<T, String> {
             v.trim().parse().map_err(|_| format!("environment variable {name}={v:?} is not a number"))
@@ -99,6 +103,9 @@ impl Config {
         }
         if let Some(v) = get("QM_NOTIFICATIONS") {
             self.notifications = Some(v);
+        }
+        if let Some(v) = get("QM_DUE_EVERY_MS") {
+            self.due_every_ms = num("QM_DUE_EVERY_MS", v)?;
         }
         if let Some(v) = get("QM_NOTIFY_EVERY_MS") {
             self.notify_every_ms = num("QM_NOTIFY_EVERY_MS", v)?;

@@ -129,7 +129,7 @@ pub async fn start_with(
     let mut site = site;
     site.set_sign_in_summary(std::time::Duration::from_secs(config.sign_in_summary_s));
     let notifier = notify::Notifier::configured(config.notifications.as_deref(), site.state())?;
-    let (handle, worker) = worker::spawn(site, config.checkpoint_every_s);
+    let (handle, worker) = worker::spawn(site, config.checkpoint_every_s, config.due_every_ms);
     let state = AppState { site: handle.clone(), auth: Arc::new(auth::Auth::new(&config)), config: Arc::new(config) };
     let ticker = checkpoint_ticker(handle.clone(), state.config.checkpoint_every_s);
     let denials = denials_ticker(handle.clone());

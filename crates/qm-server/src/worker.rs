@@ -111,10 +111,11 @@ impl SiteHandle {
 }
 
 /// Starts the worker thread that owns `site`.
-pub fn spawn(site: Site, checkpoint_every_s: u64) -> (SiteHandle, std::thread::JoinHandle<()>) {
+pub fn spawn(site: Site, checkpoint_every_s: u64, due_every_ms: u64) -> (SiteHandle, std::thread::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(QUEUE_MAX);
     let every = Duration::from_secs(checkpoint_every_s.max(1));
-    let join = std::thread::Builder::new().name("qm-site".into()).spawn(move || run(site, rx, every)).unwrap_or_else(|e| {
+    let due = Duration::from_millis(due_every_ms.max(100));
+    let join = std::thread::Builder::new().name("qm-site".into()).spawn(move || run(site, rx, every, due)).unwrap_or_else(|e| {
         // Without the thread there is no server; the handle then reports "shutting down" to every request.
         tracing::error!("cannot start the site worker thread: {e}");
         std::thread::spawn(|| {})
@@ -152,19 +153,19 @@ fn finish(site: &mut Site, (ticket, replies): (Ticket, Replies)) {
     }
 }
 
-/// How often the worker looks for incidents nobody acknowledged in time (docs/incidents.md).
+/// How often, by default, the worker looks for what is due (docs/incidents.md; `Config::due_every_ms`).
 pub const ESCALATION_CHECK_EVERY: Duration = Duration::from_secs(30);
 
-/// Escalates overdue incidents (as the site itself) once `ESCALATION_CHECK_EVERY` has passed.
-fn escalations_due(site: &mut Site, in_flight: &mut Option<(Ticket, Replies)>, last: &mut Instant) {
-    if last.elapsed() < ESCALATION_CHECK_EVERY {
+/// Records what the site's clock makes due (as the site itself) once `every` has passed.
+fn escalations_due(site: &mut Site, in_flight: &mut Option<(Ticket, Replies)>, last: &mut Instant, every: Duration) {
+    if last.elapsed() < every {
         return;
     }
     *last = Instant::now();
     if let Some(fl) = in_flight.take() {
         finish(site, fl);
     }
-    match site.escalate_due(time::OffsetDateTime::now_utc()) {
+    match site.escalate_due(crate::auth::now()) {
         Ok(done) if !done.is_empty() => tracing::info!(count = done.len(), "incidents escalated: nobody acknowledged them in time"),
         Ok(_) => {}
         Err(e) => tracing::warn!("escalating overdue incidents failed (tried again later): {e}"),
@@ -188,12 +189,13 @@ struct Timers {
     checkpoint: Instant,
     escalation: Instant,
     every: Duration,
+    due: Duration,
 }
 
 impl Timers {
-    fn new(every: Duration) -> Timers {
-        let escalation = Instant::now().checked_sub(ESCALATION_CHECK_EVERY).unwrap_or_else(Instant::now);
-        Timers { checkpoint: Instant::now(), escalation, every }
+    fn new(every: Duration, due: Duration) -> Timers {
+        let escalation = Instant::now().checked_sub(due).unwrap_or_else(Instant::now);
+        Timers { checkpoint: Instant::now(), escalation, every, due }
     }
 
     fn checkpoint_due(&mut self, site: &mut Site, in_flight: &mut Option<(Ticket, Replies)>) {
@@ -205,17 +207,17 @@ impl Timers {
     /// `checkpoint_every_s` for one.
     fn tick(&mut self, site: &mut Site, in_flight: &mut Option<(Ticket, Replies)>) {
         flush_denials(site, false);
-        escalations_due(site, in_flight, &mut self.escalation);
+        escalations_due(site, in_flight, &mut self.escalation, self.due);
         self.checkpoint_due(site, in_flight);
     }
 }
 
-fn run(mut site: Site, mut rx: mpsc::Receiver<Job>, every: Duration) {
+fn run(mut site: Site, mut rx: mpsc::Receiver<Job>, every: Duration, due: Duration) {
     if let Err(e) = site.start_writer() {
         // Without it every batch is committed directly: slower, still correct.
         tracing::warn!("the pipelined writer did not start ({e}); committing batch by batch");
     }
-    let mut timers = Timers::new(every);
+    let mut timers = Timers::new(every, due);
     let mut pending: Option<Job> = None;
     // The batch being made durable by the writer thread while the next one is gathered and staged.
     let mut in_flight: Option<(Ticket, Replies)> = None;

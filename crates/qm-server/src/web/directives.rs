@@ -165,6 +165,7 @@ pub(crate) async fn directive_page(Visitor { st, p, .. }: Visitor, Path(id_text)
                 @if officer && ack {
                     form.card method="post" action=(action("acknowledge")) {
                         (views::csrf(&p)) input type="hidden" name="unit" value=(p.unit);
+                        label { "Your PIN (badge " (p.badge) ")" input #ack-pin type="password" name="pin" autocomplete="off" required; }
                         button #ack-button type="submit" { "Acknowledge for unit " (p.unit) }
                     }
                 }
@@ -173,6 +174,7 @@ pub(crate) async fn directive_page(Visitor { st, p, .. }: Visitor, Path(id_text)
                         (views::csrf(&p)) input type="hidden" name="unit" value=(p.unit);
                         label { "Instructions for the units below" textarea name="text" rows="3" required {} }
                         label { "Measures you add (tightening only), one per line" textarea name="measures" rows="2" {} }
+                        label { "Your PIN (badge " (p.badge) ")" input #relay-pin type="password" name="pin" autocomplete="off" required; }
                         button #relay-button type="submit" { "Relay to the units below" }
                     }
                 }
@@ -311,9 +313,10 @@ pub(crate) async fn directive_step_form(
         reason: f.reason,
     };
     let r = async {
-        // The shift briefing is given with the person's own PIN, as at the counter.
-        if step == "brief" {
-            crate::auth::check_pin(&st, &ip, &p.badge, f.pin.as_deref().unwrap_or(""), "brief").await?;
+        // A unit's acknowledgment, a relay and the shift briefing are given with the person's own
+        // badge and PIN, as at the counter.
+        if matches!(step.as_str(), "brief" | "acknowledge" | "relay") {
+            crate::auth::check_pin(&st, &ip, &p.badge, f.pin.as_deref().unwrap_or(""), &step).await?;
         }
         let c = Command::UpdateDirective { directive: id(DirectiveId::parse(&id_text))?, action: step_action(&step, &b, &p.unit)? };
         perform(&st, &p, &ip, None, None, c).await

@@ -249,6 +249,7 @@ async fn the_web_ui_in_chromium() {
     let app = serve_with(dir, db, site, move |c| {
         c.notifications = Some(rules);
         c.notify_every_ms = 200;
+        c.due_every_ms = 200;
     })
     .await;
     let url = app.url.clone();
@@ -550,6 +551,7 @@ async fn a_directive_in_chromium(b: &WebDriver, url: &str) {
     ready(&b).await;
     b.find(By::Css("form textarea[name=text]")).await.unwrap().send_keys("Departments: count today; brief every shift.").await.unwrap();
     b.find(By::Css("form textarea[name=measures]")).await.unwrap().send_keys("rounds-cap=30").await.unwrap();
+    b.find(By::Id("relay-pin")).await.unwrap().send_keys(PIN_DEMO).await.unwrap();
     b.find(By::Id("relay-button")).await.unwrap().click().await.unwrap();
     wait_for(&b, ".msg.ok", "relayed by unit NORTH").await;
 
@@ -558,6 +560,11 @@ async fn a_directive_in_chromium(b: &WebDriver, url: &str) {
     b.goto(format!("{url}/directives/{id}")).await.unwrap();
     ready(&b).await;
     assert!(text(&b, "#order").await.contains("Departments: count today"), "the relay's instructions reach the department");
+    // A wrong PIN is refused; the right one acknowledges.
+    b.find(By::Id("ack-pin")).await.unwrap().send_keys("0000").await.unwrap();
+    b.find(By::Id("ack-button")).await.unwrap().click().await.unwrap();
+    wait_for(&b, ".msg.err", "not accepted").await;
+    b.find(By::Id("ack-pin")).await.unwrap().send_keys(PIN_DEMO).await.unwrap();
     b.find(By::Id("ack-button")).await.unwrap().click().await.unwrap();
     wait_for(&b, ".msg.ok", "acknowledged by unit D-11").await;
 
@@ -583,7 +590,30 @@ async fn a_directive_in_chromium(b: &WebDriver, url: &str) {
     assert!(d11.contains("1 / 3") && d11.contains("count: open"), "one of three counter staff briefed, the count still due: {d11}");
     let summary = text(&b, "#compliance-summary").await;
     assert!(summary.contains("2 of") && summary.contains("units acknowledged"), "{summary}");
+    b.find(By::Id("compliance")).await.unwrap().scroll_into_view().await.unwrap();
     shot(&b, "33-directive-compliance").await;
+
+    // A simulated clock (the site's clock looks every 200 ms here): a day later, Hilltop (D-12)
+    // has neither acknowledged nor counted, and the site has raised both as incidents.
+    qm_server::auth::simulate_clock(time::Duration::hours(25));
+    let row = wait_for_reload(&b, &format!("{url}/directives/{id}"), "#compliance tr[data-unit='D-12']", "directive_missed").await;
+    assert!(row.contains("not acknowledged — overdue") && row.contains("count: overdue"), "{row}");
+    b.find(By::Id("compliance")).await.unwrap().scroll_into_view().await.unwrap();
+    shot(&b, "34-directive-compliance-a-day-later").await;
+    // Nobody at Hilltop acknowledges them: four hours later they have gone up to the region.
+    let incident = row.split_whitespace().find(|w| w.starts_with("I-")).unwrap().to_string();
+    qm_server::auth::simulate_clock(time::Duration::hours(30));
+    let page = wait_for_reload(&b, &format!("{url}/incidents/{incident}"), "main", "escalated to unit NORTH").await;
+    assert!(page.contains("directive_missed"), "{page}");
+    // At the end of the period it stops applying with nobody acting: no banner, no briefing asked.
+    qm_server::auth::simulate_clock(time::Duration::days(11));
+    wait_for_reload(&b, &format!("{url}/directives/{id}"), "#order", "ended").await;
+    sign_in_as(&b, url, "1102", pw).await;
+    b.goto(format!("{url}/counter")).await.unwrap();
+    ready(&b).await;
+    assert!(b.find(By::Css("form.briefing")).await.is_err(), "no briefing is asked once the directive has ended");
+    assert!(!b.find(By::Id("directive-banner")).await.unwrap().is_displayed().await.unwrap(), "no banner once it has ended");
+    qm_server::auth::simulate_clock(time::Duration::ZERO);
 }
 
 const PIN_DEMO: &str = qm_demo::demo_org::DEMO_PIN;
