@@ -318,7 +318,7 @@ fn summarize_directive(env: &Envelope, zone: &crate::zone::SiteZone) -> String {
                 if measures.is_empty() { String::new() } else { format!("; added: {}", list(measures)) }
             ),
             A::Brief { unit } => format!("directive {directive}: shift briefing acknowledged by badge {} at unit {unit}", env.actor),
-            A::SignOff { unit, task, reviewed, note } => {
+            A::SignOff { unit, task, reviewed, note, .. } => {
                 format!("directive {directive}: {task} of unit {unit} signed off ({} items reviewed): {note}", reviewed.len())
             }
             A::Extend { ends_at, reason } => format!("directive {directive} extended to {}: {reason}", zone.show(*ends_at)),

@@ -824,6 +824,9 @@ pub enum DirectiveCmd {
         task: String,
         #[arg(long)]
         note: String,
+        /// A transfer the review found wrong, raised as a discrepancy: `T-3: why` (repeatable).
+        #[arg(long = "raise")]
+        raise: Vec<String>,
     },
     /// Make it run longer (its issuer or above).
     Extend {

@@ -167,9 +167,10 @@ fn command_of(s: &Site, cli: &Cli, c: &DirectiveCmd, now: OffsetDateTime) -> R<C
             };
             step(directive, DirectiveAction::Brief { unit: u })
         }
-        DirectiveCmd::SignOff { directive, unit: u, task, note } => {
-            step(directive, DirectiveAction::SignOff { unit: unit(u)?, task: task.clone(), reviewed: vec![], note: note.clone() })
-        }
+        DirectiveCmd::SignOff { directive, unit: u, task, note, raise } => step(
+            directive,
+            DirectiveAction::SignOff { unit: unit(u)?, task: task.clone(), reviewed: vec![], note: note.clone(), raised: raise.clone() },
+        ),
         DirectiveCmd::Extend { directive, end, reason } => {
             step(directive, DirectiveAction::Extend { ends_at: time_arg(end)?, reason: reason.clone() })
         }

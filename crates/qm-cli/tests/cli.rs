@@ -1636,21 +1636,27 @@ fn a_directive_is_issued_relayed_acknowledged_briefed_checked_and_ends_by_itself
         let count = c["entries"][0]["event"]["count"].as_str().unwrap().to_string();
         e.ok("0502", &["count", "close", &count]);
     }
-    let signed = e.ok(
+    // The transfer review: a transfer the books do not show for D-11 cannot be raised; the one
+    // found wrong is raised as a discrepancy, an incident in the same decision.
+    let r = e.qm_as(
         "0501",
-        &[
-            "directive",
-            "sign-off",
-            &id,
-            "--unit",
-            "D-11",
-            "--task",
-            "transfer_review",
-            "--note",
-            "every transfer checked against its papers",
-        ],
+        &["directive", "sign-off", &id, "--unit", "D-11", "--task", "transfer_review", "--note", "x", "--raise", "T-9: lost"],
     );
+    assert!(r.code == 3 && r.stderr.contains("transfer T-9 is not among those the review of unit D-11 covers"), "{}", r.stderr);
+    let note = "every transfer checked against its papers";
+    let why = "T-1: the receipt's count is not on the papers";
+    let signed =
+        e.ok("0501", &["directive", "sign-off", &id, "--unit", "D-11", "--task", "transfer_review", "--note", note, "--raise", why]);
     assert!(signed.contains("transfer_review of unit D-11 signed off"), "{signed}");
+    let raised = e.json("0001", &["incidents", "--kind", "count_discrepancy", "--unit", "D-11"]);
+    let raised: Vec<&str> = raised.as_array().unwrap().iter().map(|i| i["summary"].as_str().unwrap()).collect();
+    assert!(raised.iter().any(|s| s.starts_with("transfer T-1 raised as a discrepancy")), "{raised:?}");
+    let d11 = e.json("0004", &["compliance", &id]);
+    let d11 = d11["rows"].as_array().unwrap().iter().find(|r| r["unit"] == "D-11").unwrap().clone();
+    assert!(
+        d11["incidents"].as_array().unwrap().iter().any(|i| i.as_str().unwrap().contains("count_discrepancy")),
+        "raised under it: {d11}"
+    );
     let c = e.json("0004", &["compliance", &id]);
     let row = |c: &serde_json::Value, u: &str| c["rows"].as_array().unwrap().iter().find(|r| r["unit"] == u).unwrap().clone();
     let d11 = row(&c, "D-11");

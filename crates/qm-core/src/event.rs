@@ -434,7 +434,15 @@ pub enum DirectiveAction {
     /// stock in their care.
     Brief { unit: UnitId },
     /// A review task signed off by the unit's officer, with what the books showed to review.
-    SignOff { unit: UnitId, task: String, reviewed: Vec<String>, note: String },
+    SignOff {
+        unit: UnitId,
+        task: String,
+        reviewed: Vec<String>,
+        note: String,
+        /// Transfers the review raised as discrepancies (`T-3: why`), each an incident in the same decision.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        raised: Vec<String>,
+    },
     /// The period is longer (by the issuer or above).
     Extend {
         #[serde(with = "time::serde::rfc3339")]

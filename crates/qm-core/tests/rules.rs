@@ -2389,9 +2389,10 @@ fn a_missed_directive_deadline_is_recorded_once_and_opens_an_incident() {
     assert_refused(decide(&s2, &site, &record), "directive.state", &["recorded already"]);
     // A storage review needs recent readings for every magazine: MAG11 has none yet.
     let (s3, d3) = under_directive(&["storage-review=24h/24h"]);
-    let sign = dstep(&d3, SignOff { unit: u("D-11"), task: "storage_review".into(), reviewed: vec![], note: "checked".into() });
+    let sign =
+        dstep(&d3, SignOff { unit: u("D-11"), task: "storage_review".into(), reviewed: vec![], note: "checked".into(), raised: vec![] });
     assert_refused(run(&s3, "0501", None, sign), "directive.review", &["MAG11 (no reading ever)"]);
-    let count = dstep(&d3, SignOff { unit: u("D-11"), task: "count".into(), reviewed: vec![], note: "x".into() });
+    let count = dstep(&d3, SignOff { unit: u("D-11"), task: "count".into(), reviewed: vec![], note: "x".into(), raised: vec![] });
     assert_refused(run(&s3, "0501", None, count), "directive.scope", &["no task \"count\""]);
     assert_eq!(qm_core::directives::missed(&s2, later).len(), 1, "only the acknowledgment is left to record");
 }

@@ -571,7 +571,7 @@ fn step_directive(d: &mut Directive, env: &Envelope, action: &DirectiveAction) {
         DirectiveAction::Brief { .. } => {
             d.briefed.entry(env.actor.clone()).or_insert(env.at);
         }
-        DirectiveAction::SignOff { unit, task, reviewed, note } => {
+        DirectiveAction::SignOff { unit, task, reviewed, note, .. } => {
             let s = SignOff { at: env.at, by: env.actor.clone(), reviewed: reviewed.clone(), note: note.clone() };
             d.units.entry(unit.clone()).or_default().signoffs.insert(task.clone(), s);
         }

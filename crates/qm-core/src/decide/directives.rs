@@ -186,7 +186,7 @@ fn step(c: &Checker, id: &DirectiveId, d: &Directive, action: &DirectiveAction) 
             }
             action.clone()
         }
-        DirectiveAction::SignOff { unit, task, note, .. } => sign_off(c, id, d, unit, task, note)?,
+        DirectiveAction::SignOff { unit, task, note, raised, .. } => return sign_off(c, id, d, unit, task, note, raised),
         DirectiveAction::Extend { ends_at, reason } => {
             issuer_or_above(c, id, d, "extend")?;
             text("reason", reason, true)?;
@@ -239,7 +239,8 @@ fn relay(c: &Checker, id: &DirectiveId, d: &Directive, unit: &UnitId, instructio
     Ok(())
 }
 
-fn sign_off(c: &Checker, id: &DirectiveId, d: &Directive, unit: &UnitId, task: &str, note: &str) -> R<DirectiveAction> {
+#[allow(clippy::too_many_arguments)]
+fn sign_off(c: &Checker, id: &DirectiveId, d: &Directive, unit: &UnitId, task: &str, note: &str, raised: &[String]) -> R<Decision> {
     c.authorize(Op::Directive, unit)?;
     concerned_and_running(c, id, d, unit, "signed off")?;
     text("note", note, true)?;
@@ -253,7 +254,47 @@ fn sign_off(c: &Checker, id: &DirectiveId, d: &Directive, unit: &UnitId, task: &
         return refuse("directive.state", format!("unit {unit} signed off {task} already (badge {}, {})", s.by, c.ctx.zone.show(s.at)));
     }
     let reviewed = review(c, id, unit, m)?;
-    Ok(DirectiveAction::SignOff { unit: unit.clone(), task: task.to_string(), reviewed, note: note.to_string() })
+    // Each transfer raised opens an incident recorded in the sign-off's own entry.
+    let mut opens = vec![];
+    for (k, r) in raised.iter().enumerate() {
+        opens.push((0, raise_transfer(c, id, unit, task, r, &reviewed, k)?));
+    }
+    let action =
+        DirectiveAction::SignOff { unit: unit.clone(), task: task.to_string(), reviewed, note: note.to_string(), raised: raised.to_vec() };
+    Ok(Decision { events: vec![Event::DirectiveUpdated { directive: id.clone(), action }], corrects: None, opens })
+}
+
+/// A transfer the review found wrong (`T-3: why`): an incident about its items, for the unit.
+fn raise_transfer(c: &Checker, id: &DirectiveId, unit: &UnitId, task: &str, raised: &str, reviewed: &[String], k: usize) -> R<Event> {
+    let (t, why) = raised.split_once(':').map(|(t, w)| (t.trim(), w.trim())).unwrap_or((raised.trim(), ""));
+    if task != "transfer_review" || why.is_empty() {
+        return invalid(format!("raise a transfer as `T-3: why`, in a transfer review only (not {raised:?} in {task})"));
+    }
+    let transfer = TransferId::parse(t).map_err(|e| Rejection::Invalid(e.to_string()))?;
+    let Some(tr) = c.state.transfers.get(&transfer).filter(|_| reviewed.iter().any(|r| r.starts_with(&format!("transfer {transfer} "))))
+    else {
+        return refuse("directive.review", format!("transfer {transfer} is not among those the review of unit {unit} covers"));
+    };
+    let mut objects = crate::event::IncidentObjects::default();
+    for l in &tr.lines {
+        match l {
+            Line::Serial { serial, .. } => objects.serials.push(serial.clone()),
+            Line::Lot { lot, .. } => objects.lots.push(lot.clone()),
+        }
+    }
+    let incident = IncidentId::parse(&format!("I-{}", c.state.incidents.len() + 1 + k)).map_err(|e| Rejection::Invalid(e.to_string()))?;
+    let summary = format!("transfer {transfer} raised as a discrepancy by the transfer review of directive {id}: {why}");
+    Ok(Event::IncidentOpened {
+        incident,
+        kind: IncidentKind::CountDiscrepancy,
+        severity: Severity::Medium,
+        unit: unit.clone(),
+        location: None,
+        objects,
+        summary: summary.chars().take(TEXT_LEN_MAX).collect(),
+        discovered_at: c.ctx.at,
+        rule: Some(format!("the transfer review of directive {id}")),
+    })
 }
 
 /// What a review task covers, from the books; refused while the books show it cannot be signed off.

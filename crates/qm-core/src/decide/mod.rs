@@ -462,7 +462,9 @@ pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, R
     // Storage safety applies to every movement that ends in a magazine or depot, whatever the command.
     storage::check_decision(state, &decision.events)?;
     // The events that mean an incident open one, in the same entries' commit (crate::incidents).
-    decision.opens = crate::incidents::openings(state, &decision.events, ctx.at);
+    // (A decision may already carry incidents of its own: a review's raised transfers.)
+    let automatic = crate::incidents::openings(state, &decision.events, ctx.at);
+    decision.opens.extend(automatic);
     Ok(decision)
 }
 

@@ -51,6 +51,9 @@ pub struct DirectiveStepIn {
     pub measures: Vec<String>,
     pub task: Option<String>,
     pub note: Option<String>,
+    /// Transfers a transfer review raises as discrepancies: `T-3: why` (sign_off).
+    #[serde(default)]
+    pub raise: Vec<String>,
     /// RFC 3339 (extend).
     pub ends_at: Option<String>,
     pub reason: Option<String>,
@@ -102,9 +105,13 @@ pub fn step_action(step: &str, b: &DirectiveStepIn, me: &UnitId) -> Result<Direc
                 None => me.clone(),
             },
         },
-        "sign_off" | "sign-off" => {
-            DirectiveAction::SignOff { unit: unit()?, task: need(&b.task, "task")?, reviewed: vec![], note: need(&b.note, "note")? }
-        }
+        "sign_off" | "sign-off" => DirectiveAction::SignOff {
+            unit: unit()?,
+            task: need(&b.task, "task")?,
+            reviewed: vec![],
+            note: need(&b.note, "note")?,
+            raised: b.raise.clone(),
+        },
         "extend" => DirectiveAction::Extend {
             ends_at: super::incidents::rfc3339(&need(&b.ends_at, "ends_at")?)?,
             reason: need(&b.reason, "reason")?,

@@ -183,6 +183,7 @@ pub(crate) async fn directive_page(Visitor { st, p, .. }: Visitor, Path(id_text)
                     form.card method="post" action=(action("sign_off")) {
                         (views::csrf(&p)) input type="hidden" name="unit" value=(p.unit); input type="hidden" name="task" value=(t);
                         label { "Sign off the " (t.replace('_', " ")) ": what you found" input name="note" required; }
+                        @if t == "transfer_review" { label { "Transfers found wrong, raised as discrepancies (one per line: T-3: why)" textarea name="raise" rows="2" {} } }
                         button.signoff type="submit" { "Sign off " (t.replace('_', " ")) }
                     }
                 } }
@@ -295,6 +296,8 @@ pub(crate) struct StepForm {
     pin: Option<String>,
     /// Where to go afterwards: the counter, when the briefing was asked there.
     back: Option<String>,
+    #[serde(default)]
+    raise: String,
 }
 
 pub(crate) async fn directive_step_form(
@@ -311,6 +314,7 @@ pub(crate) async fn directive_step_form(
         note: f.note,
         ends_at: f.ends_at,
         reason: f.reason,
+        raise: lines(&f.raise),
     };
     let r = async {
         // A unit's acknowledgment, a relay and the shift briefing are given with the person's own
