@@ -50,8 +50,8 @@ impl Postures {
             if !seen.insert(l.name.as_str()) {
                 return Err(format!("{file}: key level[{i}].name: {:?} is named twice", l.name));
             }
-            if l.acknowledge_within_h == 0 {
-                return Err(format!("{file}: key level[{i}].acknowledge_within_h: must be at least 1 hour"));
+            if !(1..=8784).contains(&l.acknowledge_within_h) {
+                return Err(format!("{file}: key level[{i}].acknowledge_within_h: from 1 hour to a year (8784)"));
             }
         }
         Ok(p)

@@ -104,8 +104,8 @@ impl IncidentRules {
             let Some(r) = rules.severity.get(s) else {
                 return Err(format!("{file}: key severity.{s}: missing; every severity needs its rule"));
             };
-            if r.acknowledge_within_h == 0 {
-                return Err(format!("{file}: key severity.{s}.acknowledge_within_h: must be at least 1 hour"));
+            if !(1..=8784).contains(&r.acknowledge_within_h) {
+                return Err(format!("{file}: key severity.{s}.acknowledge_within_h: must be at least 1 hour and at most a year (8784)"));
             }
             if r.close_roles.is_empty() {
                 return Err(format!("{file}: key severity.{s}.close_roles: nobody could close such an incident"));
@@ -126,8 +126,8 @@ impl IncidentRules {
                 return Err(format!("{file}: key open[{i}].except_operations: only for on = \"access_denied\""));
             }
             match (o.on, o.after_h) {
-                (Trigger::OverdueReturn, None | Some(0)) => {
-                    return Err(format!("{file}: key open[{i}].after_h: say after how many hours (at least 1) a return is overdue"));
+                (Trigger::OverdueReturn, None | Some(0)) | (Trigger::OverdueReturn, Some(8785..)) => {
+                    return Err(format!("{file}: key open[{i}].after_h: say after how many hours (1 to 8784) a return is overdue"));
                 }
                 (Trigger::OverdueReturn, _) | (_, None) => {}
                 (_, Some(_)) => return Err(format!("{file}: key open[{i}].after_h: only for on = \"overdue_return\"")),
@@ -141,7 +141,7 @@ impl IncidentRules {
             if o.kinds.is_empty() {
                 return Err(format!("{file}: key report[{i}].kinds: name the kinds of incident it is for"));
             }
-            if o.within_h == 0 || o.source.trim().is_empty() {
+            if !(1..=8784).contains(&o.within_h) || o.source.trim().is_empty() {
                 return Err(format!("{file}: key report[{i}]: within_h must be at least 1 and source must say which rule requires it"));
             }
         }
