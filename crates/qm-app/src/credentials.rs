@@ -204,11 +204,7 @@ impl Site {
     /// Records many denials in one durable commit, one entry each (the server gathers them, so a
     /// flood of bad sign-ins costs one commit per gathering, not one per attempt).
     pub fn record_denials(&mut self, denials: &[Denial]) -> Result<()> {
-        if denials.is_empty() {
-            return Ok(());
-        }
-        self.ensure_fresh()?;
-        let mut commit = Commit::default();
+        let mut decisions = vec![];
         for d in denials {
             let actor = Badge::parse(&d.who).or_else(|_| Badge::parse("unknown")).map_err(|e| AppError::Internal(e.to_string()))?;
             let denied = self.denial(
@@ -217,27 +213,31 @@ impl Site {
                 d.reason.chars().take(qm_core::rules::TEXT_LEN_MAX).collect(),
                 d.at,
             );
-            let key = format!("denied-{}", uuid::Uuid::now_v7());
-            if let Err(e) =
-                self.stage(crate::staging::Origin { actor: &actor, witness: None, key: &key, request: None, at: d.at }, denied, &mut commit)
-            {
-                self.resync();
-                return Err(e);
-            }
+            decisions.push((actor, format!("denied-{}", uuid::Uuid::now_v7()), denied, d.at));
         }
-        self.flush_or_reload(commit)
+        self.record_now(decisions)
     }
 
     /// Records, in a durable commit of its own, what a refused request leaves behind (a safety
     /// refusal's incident) after the batch it was in was abandoned.
     pub(crate) fn record_refusal_now(&mut self, req: &crate::Request, refused: qm_core::decide::Decision) -> Result<()> {
+        self.record_now(vec![(req.actor.clone(), format!("refused-{}", uuid::Uuid::now_v7()), refused, req.at)])
+    }
+
+    /// Records decisions made outside a request (denied attempts, what a refusal leaves behind) in
+    /// one durable commit, each as its actor at its time under its own key; all or none.
+    fn record_now(&mut self, decisions: Vec<(Badge, String, qm_core::decide::Decision, OffsetDateTime)>) -> Result<()> {
+        if decisions.is_empty() {
+            return Ok(());
+        }
         self.ensure_fresh()?;
         let mut commit = Commit::default();
-        let key = format!("refused-{}", uuid::Uuid::now_v7());
-        let origin = crate::staging::Origin { actor: &req.actor, witness: None, key: &key, request: None, at: req.at };
-        if let Err(e) = self.stage(origin, refused, &mut commit) {
-            self.resync();
-            return Err(e);
+        for (actor, key, decision, at) in decisions {
+            let origin = crate::staging::Origin { actor: &actor, witness: None, key: &key, request: None, at };
+            if let Err(e) = self.stage(origin, decision, &mut commit) {
+                self.resync();
+                return Err(e);
+            }
         }
         self.flush_or_reload(commit)
     }

@@ -384,34 +384,40 @@ pub fn rule_people(state: &State, r: &NotifyRule, unit: &UnitId) -> Vec<Badge> {
 pub fn recipients(state: &State, cfg: &NotifyConfig, incident: &books::Incident, on: NotifyOn, at: &UnitId) -> Recipients {
     let mut out = Recipients::default();
     for r in &cfg.notify {
-        let rule_unit = if r.unit == "*" {
-            at.clone()
-        } else {
-            match UnitId::parse(&r.unit) {
-                Ok(u) if &u == at || (r.subtree && state.unit_within(at, &u)) => u,
-                _ => continue,
-            }
-        };
         if (!r.kinds.is_empty() && !r.kinds.contains(&incident.kind))
             || incident.severity < r.min_severity
             || (!r.on.is_empty() && !r.on.contains(&on))
         {
             continue;
         }
-        for b in rule_people(state, r, &rule_unit) {
-            if let Some(a) = cfg.people.get(b.as_str()) {
-                if cfg.smtp.is_some() {
-                    out.email.insert(a.clone());
-                }
-            }
-            if r.web {
-                out.web.insert(b);
-            }
-        }
-        out.email.extend(r.email.iter().cloned());
-        out.webhooks.extend(r.webhooks.iter().cloned());
+        out.add(state, cfg, r, at);
     }
     out
+}
+
+impl Recipients {
+    /// Adds what rule `r` names for a change whose rules are those of `at`: its people (by role at
+    /// the rule's unit, or `at` itself for `*`, and by badge), addresses and webhooks — when the
+    /// rule covers `at` (its unit, or below it with `subtree`).
+    fn add(&mut self, state: &State, cfg: &NotifyConfig, r: &NotifyRule, at: &UnitId) {
+        let rule_unit = match r.unit.as_str() {
+            "*" => at.clone(),
+            u => match UnitId::parse(u) {
+                Ok(u) if &u == at || (r.subtree && state.unit_within(at, &u)) => u,
+                _ => return,
+            },
+        };
+        for b in rule_people(state, r, &rule_unit) {
+            if let (Some(a), Some(_)) = (cfg.people.get(b.as_str()), &cfg.smtp) {
+                self.email.insert(a.clone());
+            }
+            if r.web {
+                self.web.insert(b);
+            }
+        }
+        self.email.extend(r.email.iter().cloned());
+        self.webhooks.extend(r.webhooks.iter().cloned());
+    }
 }
 
 /// A message's stable id: entry, channel and a digest of the target (a receiver deduplicates by it).
@@ -489,23 +495,7 @@ fn directive_messages(state: &State, cfg: &NotifyConfig, env: &Envelope, now: Of
     let mut who = Recipients::default();
     for at in &units {
         for r in cfg.notify.iter().filter(|r| r.on.contains(&NotifyOn::Directive) || (r.on.is_empty() && r.kinds.is_empty())) {
-            let rule_unit = match r.unit.as_str() {
-                "*" => at.clone(),
-                u => match UnitId::parse(u) {
-                    Ok(u) if &u == at || (r.subtree && state.unit_within(at, &u)) => u,
-                    _ => continue,
-                },
-            };
-            for b in rule_people(state, r, &rule_unit) {
-                if let (Some(a), Some(_)) = (cfg.people.get(b.as_str()), &cfg.smtp) {
-                    who.email.insert(a.clone());
-                }
-                if r.web {
-                    who.web.insert(b);
-                }
-            }
-            who.email.extend(r.email.iter().cloned());
-            who.webhooks.extend(r.webhooks.iter().cloned());
+            who.add(state, cfg, r, at);
         }
     }
     let view = crate::directives::view(state, &id, d, now);

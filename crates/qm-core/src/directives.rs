@@ -466,14 +466,27 @@ pub fn briefing_recorded(state: &mut State, id: &DirectiveId, badge: &Badge) {
     }
 }
 
-/// Rebuilds every unit's periods (`State::directive_periods`) from the directives in the books.
+/// Rebuilds every unit's periods (`State::directive_periods`) from the directives in the books (on load).
 pub fn rebuild_periods(state: &mut State) {
-    let periods: BTreeMap<UnitId, Vec<Period>> = if state.directives.is_empty() {
-        BTreeMap::new()
-    } else {
-        state.units.keys().map(|u| (u.clone(), periods_of(state, u))).filter(|(_, p)| !p.is_empty()).collect()
-    };
-    state.directive_periods = periods;
+    let units: Vec<UnitId> = state.units.keys().cloned().collect();
+    state.directive_periods.clear();
+    refresh_periods(state, &units);
+}
+
+/// Recomputes the periods of `units` only: those a directive's order, relay, extension or
+/// cancellation concerns, or a new unit.
+pub fn refresh_periods(state: &mut State, units: &[UnitId]) {
+    if state.directives.is_empty() {
+        return;
+    }
+    for u in units {
+        let p = periods_of(state, u);
+        if p.is_empty() {
+            state.directive_periods.remove(u);
+        } else {
+            state.directive_periods.insert(u.clone(), p);
+        }
+    }
 }
 
 /// The tasks a unit must do under a directive: per task name, the strictest measure ordered on
@@ -624,40 +637,45 @@ pub fn acknowledge_due(state: &State, d: &Directive) -> OffsetDateTime {
 /// acknowledgment (`acknowledge`) and each task's (`count#2`, `transfer_review` …). Only while
 /// the directive is in force, and for what was due before it stopped.
 pub fn missed(state: &State, now: OffsetDateTime) -> Vec<(DirectiveId, UnitId, String)> {
+    let mut out: Vec<(DirectiveId, UnitId, String)> =
+        state.directives.iter().flat_map(|(id, d)| missed_of(state, d, now).into_iter().map(move |(u, w)| (id.clone(), u, w))).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// One directive's deadlines passed at `now` unmet and not yet recorded, per unit it concerns.
+pub fn missed_of(state: &State, d: &Directive, now: OffsetDateTime) -> Vec<(UnitId, String)> {
+    if now < d.starts_at {
+        return vec![];
+    }
+    let (end, ack_due) = (d.stops_at(), acknowledge_due(state, d));
+    let at = now.min(end);
     let mut out = vec![];
-    for (id, d) in &state.directives {
-        if now < d.starts_at {
-            continue;
+    for unit in units_concerned(state, d) {
+        let c = d.units.get(&unit);
+        let recorded = |what: &str| c.is_some_and(|c| c.missed.iter().any(|m| m == what));
+        if now > ack_due && ack_due < end && c.and_then(|c| c.acknowledged.as_ref()).is_none() && !recorded("acknowledge") {
+            out.push((unit.clone(), "acknowledge".to_string()));
         }
-        let end = d.stops_at();
-        for unit in units_concerned(state, d) {
-            let c = d.units.get(&unit);
-            let recorded = |what: &str| c.is_some_and(|c| c.missed.iter().any(|m| m == what));
-            let ack_due = acknowledge_due(state, d);
-            if now > ack_due && ack_due < end && c.and_then(|c| c.acknowledged.as_ref()).is_none() && !recorded("acknowledge") {
-                out.push((id.clone(), unit.clone(), "acknowledge".to_string()));
+        let stores = stores_of(state, &unit);
+        for t in task_statuses_in(state, d, &unit, at, &stores) {
+            if t.status == "overdue" && t.due < end && !recorded(&t.key) {
+                out.push((unit.clone(), t.key.clone()));
             }
-            let at = now.min(end);
-            for t in task_statuses(state, d, &unit, at) {
-                if t.status == "overdue" && t.due < end && !recorded(&t.key) {
-                    out.push((id.clone(), unit.clone(), t.key.clone()));
-                }
-            }
-            // A repeating count: the period before the current one, if it ended unmet.
-            if let Some(Measure::Count { within_h, every_days: Some(e) }) = tasks_for(state, d, &unit).remove("count") {
-                let (j, _, _) = count_period(d, within_h, Some(e), at);
-                if j > 1 {
-                    let prev_due = d.starts_at + Duration::hours(i64::from(within_h)) + Duration::days(i64::from(e)) * (j as i32 - 2);
-                    let earlier = task_statuses(state, d, &unit, prev_due).into_iter().find(|x| x.task == "count");
-                    if let Some(x) = earlier.filter(|x| x.status != "done" && !recorded(&x.key)) {
-                        out.push((id.clone(), unit.clone(), x.key));
-                    }
+        }
+        // A repeating count: the period before the current one, if it ended unmet.
+        if let Some(Measure::Count { within_h, every_days: Some(e) }) = tasks_given(state, d, &unit, !stores.is_empty()).remove("count") {
+            let (j, _, _) = count_period(d, within_h, Some(e), at);
+            if j > 1 {
+                let prev_due = d.starts_at + Duration::hours(i64::from(within_h)) + Duration::days(i64::from(e)) * (j as i32 - 2);
+                let earlier = task_statuses_in(state, d, &unit, prev_due, &stores).into_iter().find(|x| x.task == "count");
+                if let Some(x) = earlier.filter(|x| x.status != "done" && !recorded(&x.key)) {
+                    out.push((unit.clone(), x.key));
                 }
             }
         }
     }
-    out.sort();
-    out.dedup();
     out
 }
 

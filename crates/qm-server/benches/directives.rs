@@ -14,23 +14,18 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use qm_app::{Genesis, Request, Site};
+mod common;
+
+use common::*;
+use qm_app::{Request, Site};
 use qm_core::directives::Measure;
 use qm_core::event::{CredentialKind, DirectiveAction};
 use qm_core::*;
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use time::OffsetDateTime;
 
 const PASSWORD: &str = "bench password";
-
-fn id<T, E: std::fmt::Debug>(r: Result<T, E>) -> T {
-    r.unwrap()
-}
-
-fn req(actor: &str, command: Command, key: String, at: OffsetDateTime) -> Request {
-    Request { token: None, actor: id(Badge::parse(actor)), witness: None, command, idempotency_key: key, at }
-}
 
 fn run(site: &mut Site, reqs: Vec<Request>) {
     for chunk in reqs.chunks(2000) {
@@ -44,18 +39,8 @@ fn run(site: &mut Site, reqs: Vec<Request>) {
 /// each department, an HQ duty officer (`DO`) with a password, each region's duty officer (`RnDO`),
 /// and in department D-1 an armorer (`ARM`), a member (`MEM`) and a lot of 5.56 mm in the armory.
 fn tree(db: &str, regions: usize, departments: usize, at: OffsetDateTime) -> Site {
-    let key = qm_app::default_key_path(std::path::Path::new(db));
     let hq = id(UnitId::parse("HQ"));
-    let g = Genesis {
-        site: "bench",
-        root_unit: &hq,
-        root_unit_name: "HQ",
-        admin: &id(Badge::parse("0001")),
-        admin_name: "Admin",
-        admin_pin: "1234",
-        at,
-    };
-    let mut site = Site::init(qm_backends::open_store, db, &key, &g).unwrap();
+    let mut site = new_site(db, at);
     let pin = qm_app::hash_secret("1234").unwrap();
     let person = |badge: &str, unit: &UnitId, role: Role| Command::RegisterPerson {
         badge: id(Badge::parse(badge)),
@@ -197,21 +182,6 @@ fn rule_check() {
         best_with / n as f64 * 1e6,
         best_with / best_none
     );
-}
-
-/// Best and median of `n` GETs of `path`, and the size of the last answer.
-async fn time_get(client: &reqwest::Client, url: &str, path: &str, n: usize) -> (Duration, Duration, usize) {
-    let mut times = vec![];
-    let mut size = 0;
-    for _ in 0..n {
-        let t = Instant::now();
-        let r = client.get(format!("{url}{path}")).send().await.unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-        size = r.bytes().await.unwrap().len();
-        times.push(t.elapsed());
-    }
-    times.sort();
-    (times[0], times[n / 2], size)
 }
 
 fn compliance_page() {

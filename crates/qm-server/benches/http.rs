@@ -7,7 +7,10 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use qm_app::{Genesis, Request, Site};
+mod common;
+
+use common::{id, new_site};
+use qm_app::{Request, Site};
 use qm_core::event::CredentialKind;
 use qm_core::*;
 use serde_json::json;
@@ -17,30 +20,11 @@ use time::OffsetDateTime;
 const CLIENTS: usize = 16;
 const PASSWORD: &str = "bench password";
 
-fn id<T, E: std::fmt::Debug>(r: Result<T, E>) -> T {
-    r.unwrap()
-}
-
 /// A site with one department, an armorer, one officer and one rifle per client.
 fn site(db: &str) -> Site {
-    let key = qm_app::default_key_path(std::path::Path::new(db));
     let at = OffsetDateTime::now_utc();
     let hq = id(UnitId::parse("HQ"));
-    let mut site = Site::init(
-        qm_backends::open_store,
-        db,
-        &key,
-        &Genesis {
-            site: "bench",
-            root_unit: &hq,
-            root_unit_name: "HQ",
-            admin: &id(Badge::parse("0001")),
-            admin_name: "Admin",
-            admin_pin: "1234",
-            at,
-        },
-    )
-    .unwrap();
+    let mut site = new_site(db, at);
     let pin = qm_app::hash_secret("1234").unwrap();
     let pw = qm_app::hash_secret(PASSWORD).unwrap();
     let mut cmds = vec![

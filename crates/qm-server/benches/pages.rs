@@ -8,40 +8,25 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use qm_app::{Genesis, Request, Site};
+mod common;
+
+use common::*;
+use qm_app::Site;
 use qm_core::event::{CredentialKind, IncidentAction};
 use qm_core::*;
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use time::OffsetDateTime;
 
 const PASSWORD: &str = "bench password";
 const CLOSED: usize = 10_000;
 const OPEN: usize = 200;
 
-fn id<T, E: std::fmt::Debug>(r: Result<T, E>) -> T {
-    r.unwrap()
-}
-
-fn req(actor: &str, command: Command, key: String, at: OffsetDateTime) -> Request {
-    Request { token: None, actor: id(Badge::parse(actor)), witness: None, command, idempotency_key: key, at }
-}
-
 /// A site with one department, its duty officer, and the incidents.
 fn site(db: &str) -> Site {
-    let key = qm_app::default_key_path(std::path::Path::new(db));
     let at = OffsetDateTime::now_utc();
     let hq = id(UnitId::parse("HQ"));
-    let g = Genesis {
-        site: "bench",
-        root_unit: &hq,
-        root_unit_name: "HQ",
-        admin: &id(Badge::parse("0001")),
-        admin_name: "Admin",
-        admin_pin: "1234",
-        at,
-    };
-    let mut site = Site::init(qm_backends::open_store, db, &key, &g).unwrap();
+    let mut site = new_site(db, at);
     let d1 = id(UnitId::parse("D-1"));
     let setup = vec![
         Command::CreateUnit { unit: d1.clone(), name: "D1".into(), parent: hq },
@@ -87,21 +72,6 @@ fn site(db: &str) -> Site {
         }
     }
     site
-}
-
-/// Best and median of `n` GETs of `path`, and the size of the last answer.
-async fn time_get(client: &reqwest::Client, url: &str, path: &str, n: usize) -> (Duration, Duration, usize) {
-    let mut times = vec![];
-    let mut size = 0;
-    for _ in 0..n {
-        let t = Instant::now();
-        let r = client.get(format!("{url}{path}")).send().await.unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-        size = r.bytes().await.unwrap().len();
-        times.push(t.elapsed());
-    }
-    times.sort();
-    (times[0], times[n / 2], size)
 }
 
 fn main() {

@@ -95,9 +95,7 @@ impl State {
             Event::UnitCreated { unit, name, parent } => {
                 self.units.insert(unit.clone(), Unit { name: name.clone(), parent: Some(parent.clone()) });
                 // A new unit below a directive in force is under it at once.
-                if !self.directives.is_empty() {
-                    crate::directives::rebuild_periods(self);
-                }
+                crate::directives::refresh_periods(self, std::slice::from_ref(unit));
                 self.touch(&UNITS, unit);
             }
             Event::LocationCreated { location, name, unit, parent, kind, keeper, magazine } => {
@@ -547,7 +545,8 @@ impl State {
                     ..
                 }
         ) {
-            crate::directives::rebuild_periods(self);
+            let units = self.directives.get(&id).map(|d| crate::directives::units_concerned(self, d)).unwrap_or_default();
+            crate::directives::refresh_periods(self, &units);
         }
         self.touch(&DIRECTIVES, &id);
         Ok(())

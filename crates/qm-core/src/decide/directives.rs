@@ -380,16 +380,11 @@ fn access_review(state: &State, unit: &UnitId) -> Vec<String> {
 
 /// The site records a deadline passed unmet: only one `crate::directives::missed` finds now.
 pub(super) fn decide_missed(state: &State, ctx: &Ctx, id: &DirectiveId, unit: &UnitId, what: &str) -> R<Decision> {
-    if ctx.actor.as_str() != crate::incidents::SITE_ACTOR {
-        return refuse(
-            "directive.state",
-            format!("only the site records a directive's missed deadline, by itself; badge {} may not", ctx.actor),
-        );
-    }
-    if !state.directives.contains_key(id) {
+    super::incidents::site_only(ctx, "directive.state", "records a directive's missed deadline")?;
+    let Some(d) = state.directives.get(id) else {
         return not_found("directive", id);
-    }
-    if !crate::directives::missed(state, ctx.at).iter().any(|(d, u, w)| d == id && u == unit && w == what) {
+    };
+    if !crate::directives::missed_of(state, d, ctx.at).iter().any(|(u, w)| u == unit && w == what) {
         return refuse(
             "directive.state",
             format!("{what} of unit {unit} under directive {id} is not past its deadline unmet, or is recorded already"),

@@ -202,9 +202,9 @@ fn unsettled_serial<'a>(state: &State, i: &'a Incident) -> Option<(&'a Serial, S
 
 /// The site escalates an incident one unit up when its acknowledgment periods passed outnumber the
 /// units it has already gone up (`crate::incidents::escalation_due`); only as the site itself.
-fn site_only(ctx: &Ctx, what: &str) -> R<()> {
+pub(super) fn site_only(ctx: &Ctx, rule: &'static str, what: &str) -> R<()> {
     if ctx.actor.as_str() != crate::incidents::SITE_ACTOR {
-        return refuse("incident.state", format!("only the site {what} by itself; badge {} may not", ctx.actor));
+        return refuse(rule, format!("only the site {what} by itself; badge {} may not", ctx.actor));
     }
     Ok(())
 }
@@ -212,7 +212,7 @@ fn site_only(ctx: &Ctx, what: &str) -> R<()> {
 /// The site records a report's deadline as missed: an obligation that applies, not reported, past
 /// its deadline, not recorded as missed before.
 pub(super) fn decide_missed(state: &State, ctx: &Ctx, id: &IncidentId, obligation: &str) -> R<Decision> {
-    site_only(ctx, "records a missed deadline")?;
+    site_only(ctx, "incident.state", "records a missed deadline")?;
     let Some(i) = state.incidents.get(id) else {
         return not_found("incident", id);
     };
@@ -229,7 +229,7 @@ pub(super) fn decide_missed(state: &State, ctx: &Ctx, id: &IncidentId, obligatio
 /// The site opens an incident about what a person has held past the rules' time and nobody has
 /// raised yet (`crate::incidents::overdue_return`).
 pub(super) fn decide_overdue_return(state: &State, ctx: &Ctx, badge: &Badge) -> R<Decision> {
-    site_only(ctx, "raises an overdue return")?;
+    site_only(ctx, "incident.state", "raises an overdue return")?;
     if !state.people.contains_key(badge) {
         return not_found("badge", badge);
     }
@@ -240,7 +240,7 @@ pub(super) fn decide_overdue_return(state: &State, ctx: &Ctx, badge: &Badge) -> 
 }
 
 pub(super) fn decide_escalate_overdue(state: &State, ctx: &Ctx, id: &IncidentId) -> R<Decision> {
-    site_only(ctx, "escalates an overdue incident (escalate by hand instead)")?;
+    site_only(ctx, "incident.state", "escalates an overdue incident (escalate by hand instead)")?;
     let Some(i) = state.incidents.get(id) else {
         return not_found("incident", id);
     };

@@ -148,7 +148,8 @@ pub(crate) async fn directive_page(Visitor { st, p, .. }: Visitor, Path(id_text)
                 .filter(|t| **t != "count" && u.is_none_or(|u| !u.signoffs.contains_key(**t)))
                 .map(|t| t.to_string())
                 .collect();
-            let above = s.unit_within(&d.unit, &pp.unit) && d.in_force(now()) || s.unit_within(&d.unit, &pp.unit) && now() < d.starts_at;
+            // Issued here or below, and not yet stopped: it may be extended or cancelled from here.
+            let above = s.unit_within(&d.unit, &pp.unit) && now() < d.stops_at();
             let measures = qm_core::directives::measures_at(s, d, &pp.unit).iter().map(|m| m.to_string()).collect();
             Some(Mine { ack: concerned && !acked, relay: relayable, brief: in_force_here && !briefed, tasks, above, measures })
         })
