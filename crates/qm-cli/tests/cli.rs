@@ -1697,3 +1697,50 @@ fn a_directive_is_issued_relayed_acknowledged_briefed_checked_and_ends_by_itself
     assert!(list.as_array().unwrap().is_empty(), "{list}");
     assert!(e.ok("0001", &["verify"]).contains("verify: OK"));
 }
+
+/// A directive's period at the command line: only later is an extension, only the issuer or above
+/// ends it early, and once cancelled it is in force nowhere and says so.
+#[test]
+fn a_directive_is_extended_and_cancelled_by_its_issuer_only() {
+    let e = Env::new();
+    let db = e.db();
+    e.ok("0001", &["demo", "--out", db.to_str().unwrap()]);
+    let at = |d: i64| {
+        (time::OffsetDateTime::now_utc() + time::Duration::days(d)).format(&time::format_description::well_known::Rfc3339).unwrap()
+    };
+    let issued = e.json(
+        "0009",
+        &[
+            "directive",
+            "issue",
+            "--unit",
+            "HQ",
+            "--title",
+            "Audit",
+            "--text",
+            "Count everything.",
+            "--posture",
+            "heightened",
+            "--end",
+            &at(5),
+        ],
+    );
+    let id = issued["entries"][0]["event"]["directive"].as_str().unwrap().to_string();
+    let r = e.qm_as("0009", &["directive", "extend", &id, "--end", &at(3), "--reason", "sooner"]);
+    assert!(
+        r.code == 3 && r.stderr.contains("an extension must end later") && r.stderr.contains("rule directive.tighten_only"),
+        "{}",
+        r.stderr
+    );
+    e.ok("0009", &["directive", "extend", &id, "--end", &at(8), "--reason", "the audit runs longer"]);
+    let r = e.qm_as("0503", &["directive", "extend", &id, "--end", &at(9), "--reason", "x"]);
+    assert!(r.code == 3 && r.stderr.contains("rule directive.authority"), "{}", r.stderr);
+    assert_eq!(e.json("0001", &["directives", "--in-force"]).as_array().unwrap().len(), 1);
+    e.ok("0009", &["directive", "cancel", &id, "--reason", "audit done early"]);
+    assert!(e.json("0001", &["directives", "--in-force"]).as_array().unwrap().is_empty());
+    let shown = e.ok("0001", &["directive", "show", &id]);
+    assert!(shown.contains("cancelled") && shown.contains("audit done early"), "{shown}");
+    let r = e.qm_as("0009", &["directive", "cancel", &id, "--reason", "again"]);
+    assert!(r.code == 3 && r.stderr.contains("rule directive.state"), "{}", r.stderr);
+    assert_eq!(e.qm_as("0001", &["directive", "show", "DIR-99.nowhere"]).code, 4);
+}

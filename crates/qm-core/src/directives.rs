@@ -644,9 +644,15 @@ pub fn missed(state: &State, now: OffsetDateTime) -> Vec<(DirectiveId, UnitId, S
     out
 }
 
+/// How long after a directive stops the site's clock still looks for its unrecorded misses (a
+/// server down over its end records them when it comes back within this time).
+pub const MISSED_LOOK_AFTER_END: Duration = Duration::days(7);
+
 /// One directive's deadlines passed at `now` unmet and not yet recorded, per unit it concerns.
 pub fn missed_of(state: &State, d: &Directive, now: OffsetDateTime) -> Vec<(UnitId, String)> {
-    if now < d.starts_at {
+    // Every deadline falls before the directive stops; the site's clock looks every few seconds, so
+    // a week after the end nothing is left to find, and ended directives cost the clock nothing.
+    if now < d.starts_at || now > d.stops_at() + MISSED_LOOK_AFTER_END {
         return vec![];
     }
     let (end, ack_due) = (d.stops_at(), acknowledge_due(state, d));
