@@ -103,6 +103,15 @@ pub enum Measure {
     StorageReview { within_h: u32, readings_within_h: u32 },
     /// Who holds keys and who may issue, reviewed and signed off.
     AccessReview { within_h: u32 },
+    /// Nobody alone in an armory, depot or magazine: a second person follows within `within_min`.
+    TwoPersonEntry {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        within_min: Option<u16>,
+    },
+    /// No entry to armories, depots and magazines outside these local hours.
+    EntryHours { from: String, until: String },
+    /// Nobody stays inside longer than this.
+    MaxInside { minutes: u32 },
 }
 
 /// The tasks, by name: what a sign-off or a missed deadline names.
@@ -114,6 +123,15 @@ fn hours(text: &str, what: &str) -> Result<u32, String> {
     match n.parse::<u32>() {
         Ok(h) if (1..=24 * 366).contains(&h) => Ok(h),
         _ => Err(format!("{what}: {text:?} is not a number of hours from 1 to 8784 (e.g. 24h)")),
+    }
+}
+
+fn minutes(text: &str, what: &str) -> Result<u32, String> {
+    let t = text.trim();
+    let n = t.strip_suffix("min").or_else(|| t.strip_suffix('m')).unwrap_or(t);
+    match n.parse::<u32>() {
+        Ok(m) if (1..=24 * 60).contains(&m) => Ok(m),
+        _ => Err(format!("{what}: {text:?} is not a number of minutes from 1 to 1440 (e.g. 5m)")),
     }
 }
 
@@ -196,6 +214,17 @@ impl Measure {
                 }
             }
             "access-review" => Measure::AccessReview { within_h: hours(need(&name, arg)?, "measure access-review")? },
+            "two-person-entry" => {
+                Measure::TwoPersonEntry { within_min: arg.map(|a| minutes(a, "measure two-person-entry")).transpose()?.map(|m| m as u16) }
+            }
+            "entry-hours" => {
+                let a = need(&name, arg)?;
+                let (f, u) = a.split_once('-').ok_or_else(|| format!("measure entry-hours: {a:?} is not FROM-UNTIL, e.g. 06:00-20:00"))?;
+                let m = Measure::EntryHours { from: f.trim().to_string(), until: u.trim().to_string() };
+                m.issue_hours().map_err(|e| format!("measure entry-hours: {e}"))?;
+                m
+            }
+            "max-inside" => Measure::MaxInside { minutes: minutes(need(&name, arg)?, "measure max-inside")? },
             other => return Err(format!("{other:?} is not a measure; expected one of: {}", Measure::GRAMMAR)),
         };
         if arg.is_some() && matches!(m, Measure::TwoPerson | Measure::CounterNotKeeper | Measure::BlindCountsOnly) {
@@ -205,7 +234,8 @@ impl Measure {
     }
 
     pub const GRAMMAR: &'static str = "two-person, rounds-cap=N, transfer-freeze=ROLE, issue-hours=HH:MM-HH:MM, counter-not-keeper, \
-        blind-counts, count=Nh[/Md], transfer-review=Nh/Md, storage-review=Nh/Mh, access-review=Nh";
+        blind-counts, count=Nh[/Md], transfer-review=Nh/Md, storage-review=Nh/Mh, access-review=Nh, two-person-entry[=Nm], \
+        entry-hours=HH:MM-HH:MM, max-inside=Nm";
 
     /// The measure's kind, as a word (`rounds_cap`, `count` …): a task's name for tasks.
     pub fn kind(&self) -> &'static str {
@@ -220,6 +250,9 @@ impl Measure {
             Measure::TransferReview { .. } => "transfer_review",
             Measure::StorageReview { .. } => "storage_review",
             Measure::AccessReview { .. } => "access_review",
+            Measure::TwoPersonEntry { .. } => "two_person_entry",
+            Measure::EntryHours { .. } => "entry_hours",
+            Measure::MaxInside { .. } => "max_inside",
         }
     }
 
@@ -239,7 +272,7 @@ impl Measure {
     }
 
     fn issue_hours(&self) -> Result<Option<IssueHours>, String> {
-        let Measure::IssueHours { from, until } = self else { return Ok(None) };
+        let (Measure::IssueHours { from, until } | Measure::EntryHours { from, until }) = self else { return Ok(None) };
         let (f, u) = (clock_minutes(from)?, clock_minutes(until)?);
         if f >= u {
             return Err(format!("{from}-{until}: the window must start before it ends, within one day"));
@@ -257,6 +290,12 @@ impl Measure {
             Measure::IssueHours { .. } => p.issue_hours = self.issue_hours().ok().flatten(),
             Measure::CounterNotKeeper => p.counter_not_keeper = true,
             Measure::BlindCountsOnly => p.blind_counts_only = true,
+            Measure::TwoPersonEntry { within_min } => {
+                p.two_person_entry = true;
+                p.partner_within_min = *within_min;
+            }
+            Measure::EntryHours { .. } => p.entry_hours = self.issue_hours().ok().flatten(),
+            Measure::MaxInside { minutes } => p.max_inside_min = Some(*minutes),
             _ => {}
         }
         p
@@ -271,7 +310,7 @@ impl Measure {
             (Measure::TransferFreeze { approver: a }, Measure::TransferFreeze { approver: b }) if a != b => {
                 worse("another approver: the freeze above names who approves")
             }
-            (Measure::IssueHours { .. }, Measure::IssueHours { .. }) => {
+            (Measure::IssueHours { .. }, Measure::IssueHours { .. }) | (Measure::EntryHours { .. }, Measure::EntryHours { .. }) => {
                 let (Ok(Some(a)), Ok(Some(b))) = (self.issue_hours(), above.issue_hours()) else { return None };
                 (a.from_min < b.from_min || a.until_min > b.until_min)
                     .then(|| format!("{self} is looser than {above} ordered above (longer hours)"))
@@ -308,6 +347,12 @@ impl Measure {
                 }
             }
             (Measure::AccessReview { within_h: a }, Measure::AccessReview { within_h: b }) if a > b => worse("a later deadline"),
+            (Measure::MaxInside { minutes: a }, Measure::MaxInside { minutes: b }) if a > b => worse("a longer stay"),
+            (Measure::TwoPersonEntry { within_min: a }, Measure::TwoPersonEntry { within_min: b })
+                if a.unwrap_or(crate::access::PARTNER_WITHIN_MIN_DEFAULT) > b.unwrap_or(crate::access::PARTNER_WITHIN_MIN_DEFAULT) =>
+            {
+                worse("a longer wait for the second person")
+            }
             _ => None,
         }
     }
@@ -328,6 +373,10 @@ impl std::fmt::Display for Measure {
             Measure::TransferReview { within_h, days } => write!(f, "transfer-review={within_h}h/{days}d"),
             Measure::StorageReview { within_h, readings_within_h } => write!(f, "storage-review={within_h}h/{readings_within_h}h"),
             Measure::AccessReview { within_h } => write!(f, "access-review={within_h}h"),
+            Measure::TwoPersonEntry { within_min: None } => write!(f, "two-person-entry"),
+            Measure::TwoPersonEntry { within_min: Some(m) } => write!(f, "two-person-entry={m}m"),
+            Measure::EntryHours { from, until } => write!(f, "entry-hours={from}-{until}"),
+            Measure::MaxInside { minutes } => write!(f, "max-inside={minutes}m"),
         }
     }
 }

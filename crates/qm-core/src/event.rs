@@ -91,6 +91,8 @@ pub struct LocationConditions {
 pub enum CredentialKind {
     Pin,
     Password,
+    /// A PIN that opens a door terminal as the real one does and silently raises the alarm.
+    Duress,
 }
 
 impl CredentialKind {
@@ -98,6 +100,7 @@ impl CredentialKind {
         match self {
             CredentialKind::Pin => "pin",
             CredentialKind::Password => "password",
+            CredentialKind::Duress => "duress",
         }
     }
 }
@@ -414,6 +417,44 @@ pub enum Event {
         directive: DirectiveId,
         action: DirectiveAction,
     },
+    /// A person put on the roster of an armory, depot or magazine (or their role or hours changed),
+    /// by someone with the authority to, for a reason (docs/access.md).
+    RosterGranted {
+        location: LocationId,
+        badge: Badge,
+        role: Role,
+        hours: crate::access::Hours,
+        reason: String,
+    },
+    RosterRevoked {
+        location: LocationId,
+        badge: Badge,
+        reason: String,
+    },
+    /// A batch of door events from one source (a door terminal, an access-control system): the
+    /// digest of all of them as stored outside the ledger, and the passages that matter for
+    /// accountability (every kind but a door closing), as the rules judged them.
+    DoorEvents {
+        source: String,
+        count: u64,
+        #[serde(with = "time::serde::rfc3339")]
+        first_at: OffsetDateTime,
+        #[serde(with = "time::serde::rfc3339")]
+        last_at: OffsetDateTime,
+        /// SHA-256 (hex) of the batch's events in their canonical line form (docs/access.md).
+        sha256: String,
+        passages: Vec<crate::access::Passage>,
+    },
+    /// The site's clock found one person alone inside under a two-person rule, or a stay too long
+    /// (`alert`: `lone:<badge>` or `overstay:<badge>`).
+    AccessAlert {
+        location: LocationId,
+        alert: String,
+        badge: Badge,
+        #[serde(with = "time::serde::rfc3339")]
+        since: OffsetDateTime,
+        message: String,
+    },
 }
 
 /// One step under a directive (`Event::DirectiveUpdated`).
@@ -586,6 +627,10 @@ impl Event {
             Event::IncidentUpdated { .. } => "incident_updated",
             Event::DirectiveIssued { .. } => "directive_issued",
             Event::DirectiveUpdated { .. } => "directive_updated",
+            Event::RosterGranted { .. } => "roster_granted",
+            Event::RosterRevoked { .. } => "roster_revoked",
+            Event::DoorEvents { .. } => "door_events",
+            Event::AccessAlert { .. } => "access_alert",
         }
     }
 

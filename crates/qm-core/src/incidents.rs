@@ -53,6 +53,22 @@ pub enum Trigger {
     OverdueReturn,
     /// A directive's acknowledgment or task not done by its deadline (recorded by the site's clock).
     DirectiveMissed,
+    /// A door refused a badge (a terminal or the site's access-control system).
+    DoorDenied,
+    /// A door opened without a granted badge.
+    DoorForced,
+    /// A door stayed open past its limit.
+    DoorHeldOpen,
+    /// A reader or a door contact tampered with.
+    DoorTamper,
+    /// A duress PIN or code: access looked granted.
+    Duress,
+    /// An entry the door let through by someone not on the roster, or outside the hours.
+    UnauthorizedEntry,
+    /// One person alone inside under a two-person rule (left alone by an exit, or nobody followed).
+    LonePerson,
+    /// A stay inside longer than the policy allows.
+    Overstay,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -215,23 +231,24 @@ pub fn follow_ups(state: &State, rules: &IncidentRules, events: &[Event], first_
     let mut opened: Vec<Opening> = vec![];
     for (i, event) in events.iter().enumerate() {
         let seq = first_seq + i as u64;
-        let Some((on, unit, location, objects, summary)) = trigger(state, event, seq) else { continue };
-        let Some((n, rule)) = rules.rule_for(on) else { continue };
-        if let Event::AccessDenied { operation, .. } = event {
-            if rule.except_operations.iter().any(|o| o == operation) {
-                continue;
+        for (on, unit, location, objects, summary) in triggers(state, event, seq) {
+            let Some((n, rule)) = rules.rule_for(on) else { continue };
+            if let Event::AccessDenied { operation, .. } = event {
+                if rule.except_operations.iter().any(|o| o == operation) {
+                    continue;
+                }
             }
-        }
-        let Some(unit) = unit.or_else(|| root.clone()) else { continue };
-        match opened.iter_mut().find(|o| on == Trigger::Discrepancy && o.1 == on && o.2 == unit) {
-            Some(o) => {
-                o.4.serials.extend(objects.serials);
-                o.4.lots.extend(objects.lots);
-                o.4.discrepancies.extend(objects.discrepancies);
-                o.4.entries.extend(objects.entries);
-                o.5.push(summary);
+            let Some(unit) = unit.or_else(|| root.clone()) else { continue };
+            match opened.iter_mut().find(|o| on == Trigger::Discrepancy && o.1 == on && o.2 == unit) {
+                Some(o) => {
+                    o.4.serials.extend(objects.serials);
+                    o.4.lots.extend(objects.lots);
+                    o.4.discrepancies.extend(objects.discrepancies);
+                    o.4.entries.extend(objects.entries);
+                    o.5.push(summary);
+                }
+                None => opened.push((n, on, unit, location, objects, vec![summary])),
             }
-            None => opened.push((n, on, unit, location, objects, vec![summary])),
         }
     }
     let mut out = vec![];
@@ -386,10 +403,68 @@ fn trigger_name(t: Trigger) -> &'static str {
         Trigger::SafetyRefusal => "safety_refusal",
         Trigger::OverdueReturn => "overdue_return",
         Trigger::DirectiveMissed => "directive_missed",
+        Trigger::DoorDenied => "door_denied",
+        Trigger::DoorForced => "door_forced",
+        Trigger::DoorHeldOpen => "door_held_open",
+        Trigger::DoorTamper => "door_tamper",
+        Trigger::Duress => "duress",
+        Trigger::UnauthorizedEntry => "unauthorized_entry",
+        Trigger::LonePerson => "lone_person",
+        Trigger::Overstay => "overstay",
     }
 }
 
 type Triggered = (Trigger, Option<UnitId>, Option<LocationId>, IncidentObjects, String);
+
+/// What an event that means incidents says about each: the trigger, the unit and place, the objects.
+/// Most such events mean one; a batch of door events one per passage that is wrong.
+fn triggers(state: &State, event: &Event, seq: u64) -> Vec<Triggered> {
+    match event {
+        Event::DoorEvents { passages, .. } => passages.iter().flat_map(|p| door_triggers(state, p, seq)).collect(),
+        Event::AccessAlert { location, alert, badge, message, .. } => {
+            let on = if alert.starts_with("lone:") { Trigger::LonePerson } else { Trigger::Overstay };
+            let unit = state.locations.get(location).map(|l| l.unit.clone());
+            let objects = IncidentObjects { badges: vec![badge.clone()], entries: vec![seq], ..Default::default() };
+            vec![(on, unit, Some(location.clone()), objects, message.clone())]
+        }
+        _ => trigger(state, event, seq).into_iter().collect(),
+    }
+}
+
+/// The incidents one door passage means: a denial, a forced or held-open door, tamper, duress, an
+/// entry by someone not on the roster or outside the hours, one person left alone.
+fn door_triggers(state: &State, p: &crate::access::Passage, seq: u64) -> Vec<Triggered> {
+    use crate::access::{DoorKind, Finding};
+    let unit = p.location.as_ref().and_then(|l| state.locations.get(l)).map(|l| l.unit.clone());
+    let place = p.location.as_ref().map_or_else(|| format!("door {:?} (not mapped to a place)", p.door), |l| l.to_string());
+    let who = match (&p.badge, &p.card) {
+        (Some(b), _) => format!("badge {b}"),
+        (None, Some(c)) => format!("unknown card {c}"),
+        (None, None) => "nobody badged".to_string(),
+    };
+    let at = p.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    let why = if p.reason.is_empty() { String::new() } else { format!(": {}", p.reason) };
+    let mut out = vec![];
+    let mut add = |on: Trigger, what: String| {
+        let objects = IncidentObjects { badges: p.badge.iter().cloned().collect(), entries: vec![seq], ..Default::default() };
+        out.push((on, unit.clone(), p.location.clone(), objects, format!("{what} at {at} (door event {}){why}", p.id)));
+    };
+    match p.kind {
+        DoorKind::Denied => add(Trigger::DoorDenied, format!("{who} was refused at {place}")),
+        DoorKind::Forced => add(Trigger::DoorForced, format!("the door of {place} was forced open")),
+        DoorKind::HeldOpen => add(Trigger::DoorHeldOpen, format!("the door of {place} was held open")),
+        DoorKind::Tamper => add(Trigger::DoorTamper, format!("tamper at the door of {place}")),
+        _ => {}
+    }
+    for f in &p.findings {
+        match f {
+            Finding::Duress => add(Trigger::Duress, format!("DURESS signalled by {who} at {place}")),
+            Finding::NotOnRoster | Finding::AfterHours => add(Trigger::UnauthorizedEntry, format!("{who} entered {place} {}", f.as_str())),
+            Finding::LeftAlone => add(Trigger::LonePerson, format!("{who} left one person alone inside {place}")),
+        }
+    }
+    out
+}
 
 /// What an event that means an incident says about it: the trigger, the unit and place, the objects.
 fn trigger(state: &State, event: &Event, seq: u64) -> Option<Triggered> {

@@ -1,6 +1,7 @@
 //! Quartermaster's domain core: commands, rules, events and projections. No I/O: clock and ids come in as arguments.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod access;
 pub mod books;
 pub mod command;
 pub mod conditions;

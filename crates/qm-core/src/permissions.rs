@@ -30,6 +30,8 @@ pub enum Op {
     Directive,
     /// Acknowledge a directive's shift briefing for oneself (before the first operation under it).
     Brief,
+    /// Grant and revoke places on the roster of an armory, depot or magazine (docs/access.md).
+    Roster,
 }
 
 impl Op {
@@ -53,6 +55,7 @@ impl Op {
         Op::Incident,
         Op::Directive,
         Op::Brief,
+        Op::Roster,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -75,6 +78,7 @@ impl Op {
             Op::Incident => "incident",
             Op::Directive => "directive",
             Op::Brief => "brief",
+            Op::Roster => "roster",
         }
     }
 }
@@ -126,9 +130,10 @@ pub fn role_allows(role: Role, op: Op) -> bool {
                 | Incident
                 | Directive
                 | Brief
+                | Roster
         ),
         Role::Inspector => matches!(op, Count | Witness | Incident | Brief),
-        Role::Admin => matches!(op, Setup),
+        Role::Admin => matches!(op, Setup | Roster),
         // Staff who draw weapons and ammunition: they hold what is issued to them and do nothing else.
         Role::Member => false,
     }

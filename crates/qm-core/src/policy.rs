@@ -57,6 +57,39 @@ pub struct PolicyRules {
     /// No issue outside these local hours.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issue_hours: Option<IssueHours>,
+    /// Nobody alone inside an armory, depot or magazine: a second roster member follows the first
+    /// within `partner_within_min`, and the last two leave together (docs/access.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub two_person_entry: bool,
+    /// Minutes within which the second person must follow (default
+    /// [`crate::access::PARTNER_WITHIN_MIN_DEFAULT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner_within_min: Option<u16>,
+    /// No entry outside these local hours, whatever the roster says (a directive's `entry-hours`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_hours: Option<IssueHours>,
+    /// The longest anyone may stay inside, in minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_inside_min: Option<u32>,
+}
+
+/// The tighter of two optional limits: the smaller.
+fn least<T: Ord + Copy>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Both windows apply: their intersection (empty when they do not meet: nothing at all).
+fn within(a: Option<IssueHours>, b: Option<IssueHours>) -> Option<IssueHours> {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            let from_min = a.from_min.max(b.from_min);
+            Some(IssueHours { from_min, until_min: a.until_min.min(b.until_min).max(from_min) })
+        }
+        (a, b) => a.or(b),
+    }
 }
 
 impl PolicyRules {
@@ -73,21 +106,15 @@ impl PolicyRules {
             two_person_count_resolution: self.two_person_count_resolution || other.two_person_count_resolution,
             counter_not_keeper: self.counter_not_keeper || other.counter_not_keeper,
             counter_not_previous: self.counter_not_previous || other.counter_not_previous,
-            max_issue_quantity: match (self.max_issue_quantity, other.max_issue_quantity) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            },
+            max_issue_quantity: least(self.max_issue_quantity, other.max_issue_quantity),
             blind_counts_only: self.blind_counts_only || other.blind_counts_only,
             // The first freeze (the higher unit's) names the approver.
             transfer_approver: self.transfer_approver.or(other.transfer_approver),
-            // Both windows apply: their intersection (empty when they do not meet: no issue at all).
-            issue_hours: match (self.issue_hours, other.issue_hours) {
-                (Some(a), Some(b)) => {
-                    let from_min = a.from_min.max(b.from_min);
-                    Some(IssueHours { from_min, until_min: a.until_min.min(b.until_min).max(from_min) })
-                }
-                (a, b) => a.or(b),
-            },
+            issue_hours: within(self.issue_hours, other.issue_hours),
+            two_person_entry: self.two_person_entry || other.two_person_entry,
+            partner_within_min: least(self.partner_within_min, other.partner_within_min),
+            entry_hours: within(self.entry_hours, other.entry_hours),
+            max_inside_min: least(self.max_inside_min, other.max_inside_min),
         }
     }
 }

@@ -51,6 +51,9 @@ impl State {
             | Event::DiscrepancyResolved { .. } => self.apply_flows(env),
             Event::IncidentOpened { .. } | Event::IncidentUpdated { .. } => self.apply_incident(env, &env.event),
             Event::DirectiveIssued { .. } | Event::DirectiveUpdated { .. } => self.apply_directive(env),
+            Event::RosterGranted { .. } | Event::RosterRevoked { .. } | Event::DoorEvents { .. } | Event::AccessAlert { .. } => {
+                self.apply_access(env)
+            }
         };
         applied.map_err(fail)?;
         // The incidents the event opened by itself, recorded in the same entry.
@@ -140,6 +143,8 @@ impl State {
                     // A new credential supersedes one an old entry carried (None on new ledgers).
                     CredentialKind::Pin => p.pin_hash = hash.clone(),
                     CredentialKind::Password => p.password_hash = hash.clone(),
+                    // Never carried by an entry: a duress PIN is only ever in the credentials table.
+                    CredentialKind::Duress => {}
                 }
                 self.touch(&PEOPLE, badge);
             }
@@ -580,5 +585,60 @@ fn step_directive(d: &mut Directive, env: &Envelope, action: &DirectiveAction) {
         }
         DirectiveAction::Cancel { reason } => d.cancelled = Some(done(reason)),
         DirectiveAction::Missed { unit, what } => d.units.entry(unit.clone()).or_default().missed.push(what.clone()),
+    }
+}
+
+impl State {
+    /// Rosters, door events (who is inside) and the alerts about them (docs/access.md).
+    fn apply_access(&mut self, env: &Envelope) -> Result<(), String> {
+        use crate::access::{DoorKind, RosterEntry};
+        match &env.event {
+            Event::RosterGranted { location, badge, role, hours, reason } => {
+                let entry = RosterEntry {
+                    role: *role,
+                    hours: hours.clone(),
+                    granted_by: env.actor.clone(),
+                    granted_at: env.at,
+                    reason: reason.clone(),
+                };
+                self.access.entry(location.clone()).or_default().roster.insert(badge.clone(), entry);
+                self.touch(&ACCESS, location);
+            }
+            Event::RosterRevoked { location, badge, .. } => {
+                let place = self.access.get_mut(location).ok_or_else(|| format!("{location} has no roster"))?;
+                place.roster.remove(badge).ok_or_else(|| format!("badge {badge} is not on the roster of {location}"))?;
+                self.touch(&ACCESS, location);
+            }
+            Event::DoorEvents { passages, .. } => {
+                for p in passages {
+                    let Some(location) = &p.location else { continue };
+                    let place = self.access.entry(location.clone()).or_default();
+                    place.last_event_at = Some(place.last_event_at.map_or(p.at, |t| t.max(p.at)));
+                    match (p.kind, &p.badge) {
+                        (DoorKind::Entry | DoorKind::Duress, Some(b)) => {
+                            place.inside.entry(b.clone()).or_insert(p.at);
+                        }
+                        (DoorKind::Exit, Some(b)) => {
+                            place.inside.remove(b);
+                            let gone = |k: &String| k.rsplit_once(':').is_some_and(|(_, x)| x == b.as_str());
+                            place.alerted.retain(|k| !gone(k));
+                            // Whoever is left alone now starts a new wait for a partner.
+                            if place.inside.len() == 1 {
+                                place.alerted.retain(|k| !k.starts_with("lone:"));
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.touch(&ACCESS, location);
+                }
+            }
+            Event::AccessAlert { location, alert, .. } => {
+                let place = self.access.get_mut(location).ok_or_else(|| format!("{location} has nobody inside"))?;
+                place.alerted.push(alert.clone());
+                self.touch(&ACCESS, location);
+            }
+            other => return Err(format!("{} is not an access event", other.type_name())),
+        }
+        Ok(())
     }
 }

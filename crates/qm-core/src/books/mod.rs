@@ -476,6 +476,8 @@ pub struct State {
     /// or cancelled, or a unit is created), so a rule check finds what is in force by a binary search.
     pub directive_periods: BTreeMap<UnitId, Vec<crate::directives::Period>>,
     pub postures: PosturesRef,
+    /// Per armory, depot or magazine under access control: its roster and who is inside.
+    pub access: BTreeMap<LocationId, crate::access::AccessPlace>,
     /// Per magazine or depot: quantity held per item type in its whole subtree. An index derived from
     /// serials and balances (rebuilt on load), so the safety check does not scan every lot.
     pub store_stock: BTreeMap<LocationId, BTreeMap<ItemTypeId, Quantity>>,

@@ -109,6 +109,8 @@ pub(super) const INCIDENTS: Book<IncidentId, super::Incident> =
     Book { kind: "incident", map: |s| &s.incidents, map_mut: |s| &mut s.incidents };
 pub(super) const DIRECTIVES: Book<DirectiveId, super::Directive> =
     Book { kind: "directive", map: |s| &s.directives, map_mut: |s| &mut s.directives };
+pub(super) const ACCESS: Book<LocationId, crate::access::AccessPlace> =
+    Book { kind: "access", map: |s| &s.access, map_mut: |s| &mut s.access };
 pub(super) const LAST_COUNTERS: Book<LocationId, Badge> =
     Book { kind: "last_counter", map: |s| &s.last_counter, map_mut: |s| &mut s.last_counter };
 pub(super) const CORRECTED: Book<u64, u64> = Book { kind: "corrected", map: |s| &s.corrected, map_mut: |s| &mut s.corrected };
@@ -179,7 +181,7 @@ impl Rows for Meta {
 }
 
 /// Every book, each once.
-const BOOKS: [&dyn Rows; 18] = [
+const BOOKS: [&dyn Rows; 19] = [
     &Meta,
     &UNITS,
     &LOCATIONS,
@@ -196,6 +198,7 @@ const BOOKS: [&dyn Rows; 18] = [
     &EXCURSIONS,
     &INCIDENTS,
     &DIRECTIVES,
+    &ACCESS,
     &LAST_COUNTERS,
     &CORRECTED,
 ];

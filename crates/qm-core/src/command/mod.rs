@@ -257,6 +257,31 @@ pub enum Command {
         note: String,
         item_type: Option<ItemTypeId>,
     },
+    /// Puts a person on the roster of an armory, depot or magazine, or changes their role or hours.
+    GrantAccess {
+        location: LocationId,
+        badge: Badge,
+        role: Role,
+        hours: crate::access::Hours,
+        reason: String,
+    },
+    RevokeAccess {
+        location: LocationId,
+        badge: Badge,
+        reason: String,
+    },
+    /// A batch of door events from one source, already mapped to places and badges at the edge
+    /// (actor [`crate::incidents::SITE_ACTOR`] only: the edge authenticated the source); `sha256`
+    /// is the digest of the whole batch as stored outside the ledger.
+    RecordDoorEvents {
+        source: String,
+        events: Vec<crate::access::DoorInput>,
+        sha256: String,
+    },
+    /// The site raises the alerts its clock finds at a place (actor [`crate::incidents::SITE_ACTOR`] only).
+    RecordAccessAlerts {
+        location: LocationId,
+    },
     /// The app looks up the entry to correct and passes it in, so the core stays free of I/O.
     Correct {
         original: Box<Envelope>,
@@ -313,6 +338,10 @@ impl Command {
             Command::CloseCount { .. } => "close_count",
             Command::ResolveDiscrepancy { .. } => "resolve_discrepancy",
             Command::Correct { .. } => "correct",
+            Command::GrantAccess { .. } => "grant_access",
+            Command::RevokeAccess { .. } => "revoke_access",
+            Command::RecordDoorEvents { .. } => "record_door_events",
+            Command::RecordAccessAlerts { .. } => "record_access_alerts",
             Command::OpenIncident { .. } => "open_incident",
             Command::EscalateOverdue { .. } => "escalate_overdue_incident",
             Command::RecordMissedDeadline { .. } => "record_missed_deadline",

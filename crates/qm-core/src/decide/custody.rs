@@ -190,6 +190,7 @@ pub(super) fn decide_issue(c: &Checker, to: &Badge, from: Option<&LocationId>, i
             }
         }
         rounds_cap(c, &policy, &loc.unit, to, ammunition)?;
+        super::access::check_key_holder(state, to, &lines)?;
         c.movement_witness(&loc.unit, &lines, "issue")?;
         events.push(Event::Movement {
             kind: MovementKind::Issue,

@@ -16,6 +16,7 @@ use crate::state::*;
 use std::collections::{BTreeMap, BTreeSet};
 use time::OffsetDateTime;
 
+mod access;
 mod conditions;
 mod counts;
 mod custody;
@@ -28,6 +29,7 @@ mod transfers;
 
 use conditions::decide_readings;
 
+pub use access::DOOR_EVENTS_MAX;
 pub use conditions::READINGS_MAX;
 use counts::{decide_close_count, decide_resolve};
 use custody::{decide_issue, decide_receive};
@@ -487,6 +489,8 @@ fn decide_command(state: &State, ctx: &Ctx, command: &Command) -> Result<Decisio
         Command::RecordMissedDeadline { incident, obligation } => return incidents::decide_missed(state, ctx, incident, obligation),
         Command::RecordOverdueReturn { badge } => return incidents::decide_overdue_return(state, ctx, badge),
         Command::RecordDirectiveMissed { directive, unit, what } => return directives::decide_missed(state, ctx, directive, unit, what),
+        Command::RecordDoorEvents { source, events, sha256 } => return access::decide_door(state, ctx, source, events, sha256),
+        Command::RecordAccessAlerts { location } => return access::decide_alerts(state, ctx, location),
         _ => {}
     }
     let Some(actor) = state.people.get(&ctx.actor) else {
@@ -533,6 +537,8 @@ fn decide_command(state: &State, ctx: &Ctx, command: &Command) -> Result<Decisio
             directives::decide_directive(&c, command)
         }
         Command::Correct { original, reason } => decide_correct(&c, original, reason),
+        Command::GrantAccess { .. } | Command::RevokeAccess { .. } => access::decide_roster(&c, command),
+        Command::RecordDoorEvents { .. } | Command::RecordAccessAlerts { .. } => invalid("the site's own command"),
     }
 }
 

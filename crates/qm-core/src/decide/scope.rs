@@ -49,6 +49,10 @@ pub fn op_of(cmd: &Command) -> Op {
             crate::event::DirectiveAction::Brief { .. } => Op::Brief,
             _ => Op::Directive,
         },
+        Command::GrantAccess { .. }
+        | Command::RevokeAccess { .. }
+        | Command::RecordDoorEvents { .. }
+        | Command::RecordAccessAlerts { .. } => Op::Roster,
     }
 }
 
@@ -107,6 +111,10 @@ pub fn units_of(s: &State, cmd: &Command) -> Vec<UnitId> {
             None => vec![],
         },
         Command::OpenIncident { unit, .. } => vec![Some(unit.clone())],
+        Command::GrantAccess { location, .. } | Command::RevokeAccess { location, .. } | Command::RecordAccessAlerts { location } => {
+            vec![loc_unit(s, location)]
+        }
+        Command::RecordDoorEvents { events, .. } => events.iter().map(|e| e.location.as_ref().and_then(|l| loc_unit(s, l))).collect(),
         Command::RecordOverdueReturn { badge } => vec![s.people.get(badge).map(|p| p.unit.clone())],
         Command::IssueDirective { unit, .. } => vec![Some(unit.clone())],
         Command::RecordDirectiveMissed { unit, .. } => vec![Some(unit.clone())],

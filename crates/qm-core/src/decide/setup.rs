@@ -241,13 +241,26 @@ pub(super) fn decide_setup(c: &Checker, command: &Command) -> R<Decision> {
 
 /// An item type's attributes, from those the safety tables' footnotes may be about; set at the root.
 fn decide_attributes(c: &Checker, item_type: &ItemTypeId, attributes: &[String]) -> R<Decision> {
-    c.item_type(item_type)?;
+    let t = c.item_type(item_type)?;
     let state = c.state;
     let root = state.site.as_ref().map(|s| s.root_unit.clone()).unwrap_or_else(|| c.actor.unit.clone());
     c.authorize(Op::Setup, &root)?;
     let known = state.safety.0.item_attributes();
-    if let Some(a) = attributes.iter().find(|a| !known.contains(a)) {
-        return invalid(format!("{a:?} is not an item attribute of the safety tables (known: {})", known.join(", ")));
+    for a in attributes.iter().filter(|a| !known.contains(a)) {
+        // A key names the place it opens (docs/access.md): the key register checks its holders.
+        let Some(place) = a.strip_prefix("opens:") else {
+            return invalid(format!(
+                "{a:?} is not an item attribute of the safety tables (known: {}), nor opens:<location> on a key",
+                known.join(", ")
+            ));
+        };
+        if t.kind != ItemKind::Key {
+            return invalid(format!("{a:?}: only a key opens a place; item type {item_type} is a {}", t.kind));
+        }
+        let place = LocationId::parse(place).map_err(|e| Rejection::Invalid(format!("{a:?}: {e}")))?;
+        if !state.locations.get(&place).is_some_and(|l| crate::access::controlled(l.kind)) {
+            return invalid(format!("{a:?}: {place} is not an armory, depot or magazine of these books"));
+        }
     }
     let mut attributes = attributes.to_vec();
     attributes.sort();
