@@ -2396,3 +2396,192 @@ fn a_missed_directive_deadline_is_recorded_once_and_opens_an_incident() {
     assert_refused(run(&s3, "0501", None, count), "directive.scope", &["no task \"count\""]);
     assert_eq!(qm_core::directives::missed(&s2, later).len(), 1, "only the acknowledgment is left to record");
 }
+
+// ---- armory access control (docs/access.md) --------------------------------------------------
+
+fn grant(loc: &str, badge: &str, role: Role, hours: &str) -> Command {
+    let hours = qm_core::access::Hours::parse(hours).unwrap();
+    Command::GrantAccess { location: l(loc), badge: b(badge), role, hours, reason: "shift roster".into() }
+}
+
+/// One door event: a terminal's request when `proof` is given, else an access-control system's.
+fn door(
+    id: &str,
+    at: OffsetDateTime,
+    badge: &str,
+    kind: qm_core::access::DoorKind,
+    proof: Option<qm_core::access::Proof>,
+) -> qm_core::access::DoorInput {
+    qm_core::access::DoorInput {
+        id: id.into(),
+        at,
+        door: "ARM11-main".into(),
+        location: Some(l("ARM11")),
+        card: None,
+        badge: Some(b(badge)),
+        kind,
+        proof,
+        reason: String::new(),
+    }
+}
+
+/// The site records door events (or alerts) at `at`; returns the passages and the incidents opened.
+fn site_records(state: &mut State, at: OffsetDateTime, command: Command) -> Result<(Vec<qm_core::access::Passage>, Vec<Event>), Rejection> {
+    let ctx = Ctx { token: None, actor: b(qm_core::incidents::SITE_ACTOR), witness: None, at, zone: Default::default() };
+    let d = decide(state, &ctx, &command)?;
+    let passages = d.events.iter().flat_map(|e| match e {
+        Event::DoorEvents { passages, .. } => passages.clone(),
+        _ => vec![],
+    });
+    let passages: Vec<_> = passages.collect();
+    let opened: Vec<Event> = d.opens.iter().map(|(_, e)| e.clone()).collect();
+    for (i, event) in d.events.into_iter().enumerate() {
+        let opens = d.opens.iter().filter(|(n, _)| *n == i).map(|(_, e)| e.clone()).collect();
+        push_opening(state, (at, qm_core::incidents::SITE_ACTOR, None), None, event, opens).unwrap();
+    }
+    Ok((passages, opened))
+}
+
+fn doors(events: Vec<qm_core::access::DoorInput>) -> Command {
+    Command::RecordDoorEvents { source: "terminal".into(), events, sha256: "ab".repeat(32) }
+}
+
+fn incident_kinds(opened: &[Event]) -> Vec<(IncidentKind, Severity)> {
+    opened
+        .iter()
+        .filter_map(|e| if let Event::IncidentOpened { kind, severity, .. } = e { Some((*kind, *severity)) } else { None })
+        .collect()
+}
+
+#[test]
+fn rosters_are_kept_by_those_with_authority_for_armories_only() {
+    let mut s = stocked();
+    assert_refused(run(&s, "0417", None, grant("ARM11", "1001", Role::Armorer, "always")), "permission.role", &["roster"]);
+    assert_refused(run(&s, "0720", None, grant("ARM11", "1001", Role::Armorer, "always")), "permission.subtree", &["D-11"]);
+    assert_refused(run(&s, "0501", None, grant("RACK11", "1001", Role::Armorer, "always")), "access.place", &["RACK11", "rack"]);
+    assert_refused(run(&s, "0501", None, grant("ARM11", "1001", Role::DutyOfficer, "always")), "access.role", &["1001", "armorer"]);
+    exec(&mut s, "0501", None, grant("ARM11", "1001", Role::Armorer, "mon-fri 07:00-19:00"));
+    assert_refused(run(&s, "0501", None, grant("ARM11", "1001", Role::Armorer, "mon-fri 07:00-19:00")), "access.unchanged", &["1001"]);
+    let e = &s.access[&l("ARM11")].roster[&b("1001")];
+    assert_eq!((e.role, e.granted_by.as_str(), e.hours.to_string().as_str()), (Role::Armorer, "0501", "mon-fri 07:00-19:00"));
+    let revoke = |who: &str| Command::RevokeAccess { location: l("ARM11"), badge: b(who), reason: "moved".into() };
+    assert_refused(run(&s, "0002", None, revoke("1002")), "access.roster", &["1002", "ARM11"]);
+    exec(&mut s, "0002", None, revoke("1001"));
+    assert!(s.access[&l("ARM11")].roster.is_empty());
+}
+
+#[test]
+fn the_door_grants_roster_members_within_their_hours_and_every_other_attempt_is_an_incident() {
+    use qm_core::access::{DoorKind::*, Finding, Proof};
+    let mut s = stocked();
+    // NOW is Wednesday 2025-03-12 09:30 UTC.
+    exec(&mut s, "0501", None, grant("ARM11", "1001", Role::Armorer, "mon-fri 07:00-19:00"));
+    exec(&mut s, "0501", None, grant("ARM11", "1002", Role::Armorer, "sat 08:00-12:00"));
+    let (p, opened) = site_records(
+        &mut s,
+        NOW,
+        doors(vec![
+            door("t1", NOW, "1001", Entry, Some(Proof::Pin)),
+            door("t2", NOW, "1002", Entry, Some(Proof::Pin)),
+            door("t3", NOW, "1003", Entry, Some(Proof::Pin)),
+            door("t4", NOW, "1003", Entry, Some(Proof::WrongPin)),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(p.iter().map(|p| p.kind).collect::<Vec<_>>(), [Entry, Denied, Denied, Denied]);
+    assert!(p[1].reason.contains("sat 08:00-12:00"), "{}", p[1].reason);
+    assert!(p[2].reason.contains("not on the roster of ARM11"), "{}", p[2].reason);
+    assert!(p[3].reason.contains("wrong PIN"), "{}", p[3].reason);
+    assert_eq!(incident_kinds(&opened), vec![(IncidentKind::UnauthorizedAccess, Severity::Medium); 3]);
+    assert_eq!(s.access[&l("ARM11")].inside.keys().cloned().collect::<Vec<_>>(), [b("1001")]);
+    // A duress PIN opens the door as the real one would, and raises the gravest incident.
+    let later = NOW + time::Duration::minutes(1);
+    let (p, opened) = site_records(
+        &mut s,
+        later,
+        doors(vec![door("t5", later, "1001", Exit, Some(Proof::Pin)), door("t6", later, "1001", Entry, Some(Proof::Duress))]),
+    )
+    .unwrap();
+    assert_eq!((p[1].kind, p[1].findings.clone()), (Entry, vec![Finding::Duress]));
+    assert_eq!(incident_kinds(&opened), [(IncidentKind::Duress, Severity::Critical)]);
+    // The site's access-control system decides by itself: the rules record what was wrong.
+    let (p, opened) = site_records(
+        &mut s,
+        later,
+        doors(vec![
+            door("s1", later, "1002", Entry, None),
+            door("s2", later, "1201", Forced, None),
+            door("s3", later, "1201", HeldOpen, None),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(p[0].findings, [Finding::AfterHours]);
+    let kinds = incident_kinds(&opened);
+    assert_eq!(
+        kinds,
+        [
+            (IncidentKind::UnauthorizedAccess, Severity::High),
+            (IncidentKind::DoorForced, Severity::High),
+            (IncidentKind::DoorHeldOpen, Severity::Medium)
+        ]
+    );
+    // Hours a policy (a directive's entry-hours) sets apply whatever the roster says.
+    let mut s = stocked_with(vec![policy_ev(
+        "D-11",
+        PolicyRules { entry_hours: Some(qm_core::policy::IssueHours { from_min: 600, until_min: 1200 }), ..PolicyRules::default() },
+    )]);
+    exec(&mut s, "0501", None, grant("ARM11", "1001", Role::Armorer, "always"));
+    let (p, _) = site_records(&mut s, NOW, doors(vec![door("t1", NOW, "1001", Entry, Some(Proof::Pin))])).unwrap();
+    assert_eq!(p[0].kind, Denied);
+    assert!(p[0].reason.contains("outside 10:00-20:00"), "{}", p[0].reason);
+    // Only the site records door events.
+    assert_refused(run(&s, "0501", None, doors(vec![door("x", NOW, "1001", Entry, None)])), "access.source", &["0501"]);
+}
+
+#[test]
+fn under_two_person_entry_nobody_stays_alone() {
+    use qm_core::access::{DoorKind::*, Proof};
+    let two = PolicyRules { two_person_entry: true, partner_within_min: Some(5), ..PolicyRules::default() };
+    let mut s = stocked_with(vec![policy_ev("D-11", two)]);
+    for who in ["1001", "1002"] {
+        exec(&mut s, "0501", None, grant("ARM11", who, Role::Armorer, "always"));
+    }
+    let t0 = NOW;
+    site_records(&mut s, t0, doors(vec![door("a", t0, "1001", Entry, Some(Proof::Pin))])).unwrap();
+    let alerts = Command::RecordAccessAlerts { location: l("ARM11") };
+    // Within the partner window nothing is due; and only the site raises alerts.
+    let early = site_records(&mut s, t0 + time::Duration::minutes(4), alerts.clone()).map(|_| ());
+    assert!(matches!(early, Err(Rejection::Refused { rule: "access.alert", .. })), "{early:?}");
+    assert_refused(run(&s, "0501", None, alerts.clone()), "access.source", &["0501"]);
+    let (_, opened) = site_records(&mut s, t0 + time::Duration::minutes(6), alerts.clone()).unwrap();
+    assert_eq!(incident_kinds(&opened), [(IncidentKind::LonePerson, Severity::High)]);
+    assert!(matches!(
+        site_records(&mut s, t0 + time::Duration::minutes(7), alerts.clone()),
+        Err(Rejection::Refused { rule: "access.alert", .. })
+    ));
+    // A partner comes; when one of the two leaves, the other is alone: an incident at once.
+    let t1 = t0 + time::Duration::minutes(8);
+    let (p, opened) = site_records(
+        &mut s,
+        t1,
+        doors(vec![door("b", t1, "1002", Entry, Some(Proof::Pin)), door("c", t1, "1001", Exit, Some(Proof::Pin))]),
+    )
+    .unwrap();
+    assert!(p[1].reason.contains("left badge 1002 alone"), "{}", p[1].reason);
+    assert_eq!(incident_kinds(&opened), [(IncidentKind::LonePerson, Severity::High)]);
+}
+
+#[test]
+fn a_key_goes_only_to_someone_on_the_roster_of_the_place_it_opens() {
+    let mut s = stocked();
+    let attrs = |a: &str| Command::SetItemTypeAttributes { item_type: it("KEY"), attributes: vec![a.into()] };
+    assert_invalid(run(&s, "0001", None, attrs("opens:RACK11")), "not an armory");
+    assert_invalid(
+        run(&s, "0001", None, Command::SetItemTypeAttributes { item_type: it("RIFLE"), attributes: vec!["opens:ARM11".into()] }),
+        "only a key",
+    );
+    exec(&mut s, "0001", None, attrs("opens:ARM11"));
+    assert_refused(run(&s, "0417", None, issue("1001", None, vec![ser("K-1")])), "access.key_roster", &["K-1", "ARM11", "1001"]);
+    exec(&mut s, "0501", None, grant("ARM11", "1001", Role::Armorer, "always"));
+    exec(&mut s, "0417", None, issue("1001", None, vec![ser("K-1")]));
+}
