@@ -80,6 +80,7 @@ pub fn denial_reason(locked: bool, kind: CredentialKind, from: &str) -> String {
         (true, _) => "badge locked",
         (false, CredentialKind::Pin) => "badge or PIN not accepted",
         (false, CredentialKind::Password) => "badge or password not accepted",
+        (false, CredentialKind::Duress) => "badge or PIN not accepted",
     };
     format!("{what}, from {from}")
 }

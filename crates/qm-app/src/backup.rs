@@ -1,8 +1,8 @@
 //! Online backup and restore of a site's ledger, for every backend.
 //!
 //! A backup is a new SQLite file holding the ledger up to the size it saw when it started (entries
-//! with their tree hashes, the checkpoints up to that size, and the condition readings those entries
-//! cover), with projections rebuilt by replay. Writers may go on meanwhile: the backup never reads
+//! with their tree hashes, the checkpoints up to that size, and the condition readings and door events
+//! those entries cover), with projections rebuilt by replay. Writers may go on meanwhile: the backup never reads
 //! past the size it started from, so it is a consistent prefix of the ledger. A restore copies a
 //! backup into a new database (SQLite or PostgreSQL) the same way. Both end with a full verify.
 //! The site's signing key is not in the backup: it is the site's identity; keep it apart. Nor are
@@ -65,7 +65,7 @@ pub fn copy_ledger(
                 return false;
             }
         };
-        if let Event::ReadingsRecorded { .. } = env.event {
+        if let Event::ReadingsRecorded { .. } | Event::DoorEvents { .. } = env.event {
             digests.push(seq);
         }
         if let Err(e) = state.apply(&env) {
@@ -102,7 +102,8 @@ pub fn copy_ledger(
     for seq in digests {
         let rs = src.readings_of_digest(seq)?;
         readings += rs.len();
-        dest.commit(&Commit { readings: rs, ..Commit::default() })?;
+        let door_events = src.door_events_of_digest(seq)?;
+        dest.commit(&Commit { readings: rs, door_events, ..Commit::default() })?;
     }
     let rows: Vec<RowChange> =
         state.all_rows().into_iter().map(|(k, v)| RowChange { kind: k.kind.to_string(), key: k.key, value: Some(v) }).collect();

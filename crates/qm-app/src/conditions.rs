@@ -4,21 +4,21 @@
 use crate::{AppError, Outcome, Request, Result, Site};
 use qm_core::conditions::{Band, Reading};
 use qm_core::{Badge, Command, LocationId, Rejection};
-use qm_store::{Commit, StoredReading};
+use qm_store::StoredReading;
 use serde::Serialize;
 use sha2::Digest;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use time::OffsetDateTime;
 
 /// Most readings read back as the window before new ones (for excursions that span batches).
 const WINDOW_MAX: usize = 50_000;
 
-fn ms(t: OffsetDateTime) -> i64 {
+pub(crate) fn ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-fn from_ms(v: i64) -> OffsetDateTime {
+pub(crate) fn from_ms(v: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(v) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
@@ -80,36 +80,18 @@ impl Site {
         let sha256 = digest(readings.iter().map(|r| digest_line(location.as_str(), ms(r.at), r.temperature_c, r.humidity_pct)));
         let command = Command::RecordReadings { location: location.clone(), readings: readings.clone(), window, sha256 };
         let req = Request::by(&actor.into(), None, command, idempotency_key.to_string(), at);
-        self.ensure_fresh()?;
-        let mut commit = Commit::default();
-        let staged = self.stage_one(&req, &mut commit);
-        if let Err(AppError::Internal(_)) = &staged {
-            self.resync();
-            return staged;
-        }
-        if let Ok(o) = &staged {
-            if !o.replayed {
-                commit.readings = readings
-                    .iter()
-                    .map(|r| StoredReading {
-                        location: location.to_string(),
-                        at_ms: ms(r.at),
-                        temperature_c: r.temperature_c,
-                        humidity_pct: r.humidity_pct,
-                        digest_seq: o.first_seq,
-                    })
-                    .collect();
-            }
-        }
-        if self.has_staged(&commit) {
-            self.flush_or_reload(commit)?;
-        }
-        staged
-    }
-
-    /// Stages one request outside a batch (used by ingest paths that add their own data to the commit).
-    fn stage_one(&mut self, req: &Request, commit: &mut Commit) -> Result<Outcome> {
-        self.stage_request_public(req, commit, &HashMap::new())
+        self.record_with_data(&req, |o, commit| {
+            commit.readings = readings
+                .iter()
+                .map(|r| StoredReading {
+                    location: location.to_string(),
+                    at_ms: ms(r.at),
+                    temperature_c: r.temperature_c,
+                    humidity_pct: r.humidity_pct,
+                    digest_seq: o.first_seq,
+                })
+                .collect();
+        })
     }
 }
 

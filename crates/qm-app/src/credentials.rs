@@ -165,6 +165,7 @@ impl Site {
         let legacy = self.state.people.get(badge).and_then(|p| match kind {
             CredentialKind::Pin => p.pin_hash.clone(),
             CredentialKind::Password => p.password_hash.clone(),
+            CredentialKind::Duress => None,
         });
         Ok(legacy)
     }

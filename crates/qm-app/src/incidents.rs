@@ -165,6 +165,7 @@ impl crate::Site {
             reqs.push(crate::Request::new(site.clone(), Command::RecordOverdueReturn { badge }, key, now));
         }
         reqs.extend(self.directive_misses(now)?);
+        reqs.extend(self.access_alerts(now)?);
         if reqs.is_empty() {
             return Ok(vec![]);
         }

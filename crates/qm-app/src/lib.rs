@@ -2,6 +2,7 @@
 //! resulting events to the ledger through a store (group commit), signs checkpoints and verifies.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod access;
 pub mod act;
 pub mod backup;
 mod checkpoints;

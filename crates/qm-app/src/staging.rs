@@ -333,14 +333,26 @@ impl Site {
         })
     }
 
-    /// Stages one request into `commit` (for ingest paths that add their own data to the commit).
-    pub(crate) fn stage_request_public(
-        &mut self,
-        req: &Request,
-        commit: &mut Commit,
-        in_batch: &HashMap<String, usize>,
-    ) -> Result<Outcome> {
-        self.stage_request(req, commit, in_batch, &[], None)
+    /// Records one request with data kept outside the ledger (readings, door events) in one durable
+    /// transaction: `attach` adds that data to the commit once the request is decided and new (not
+    /// a retry), knowing the entries' sequence numbers.
+    pub(crate) fn record_with_data(&mut self, req: &Request, attach: impl FnOnce(&Outcome, &mut Commit)) -> Result<Outcome> {
+        self.ensure_fresh()?;
+        let mut commit = Commit::default();
+        let staged = self.stage_request(req, &mut commit, &HashMap::new(), &[], None);
+        if let Err(AppError::Internal(_)) = &staged {
+            self.resync();
+            return staged;
+        }
+        if let Ok(o) = &staged {
+            if !o.replayed {
+                attach(o, &mut commit);
+            }
+        }
+        if self.has_staged(&commit) {
+            self.flush_or_reload(commit)?;
+        }
+        staged
     }
 
     /// Commits; if the commit fails, reloads the books and reports the error — or success when

@@ -15,6 +15,7 @@ pub struct VerifyReport {
     pub checkpoints: usize,
     pub projection_rows: usize,
     pub readings_batches: usize,
+    pub door_batches: usize,
     /// False when the events were not replayed (`skip_replay`): only the cryptographic checks ran.
     pub replayed: bool,
     /// Index of the first entry found bad, if any.
@@ -237,7 +238,11 @@ type Rows = Vec<(String, String, String)>;
 
 /// What the replay found: the rows of the fresh books when they had replayed as many entries as the
 /// stored rows cover, readings digests, problems, and whether the whole ledger replayed.
-type Replayed = (Option<Rows>, Vec<(u64, String, u64, String)>, Vec<(u64, String)>, bool);
+type Replayed = (Option<Rows>, Vec<Digest>, Vec<(u64, String)>, bool);
+
+/// A batch kept outside the ledger that an entry's digest covers: `(seq, door events?, location or
+/// source, count, sha256)`.
+type Digest = (u64, bool, String, u64, String);
 
 fn rows_of(state: &State) -> Rows {
     state.all_rows().into_iter().map(|(k, v)| (k.kind.to_string(), k.key, v)).collect()
@@ -249,7 +254,7 @@ fn replay(store: &dyn EntrySource, end: u64, rows_at: u64) -> Replayed {
     let mut state = State::new();
     // The auditor's own fold (qm_core::invariants), independent of `State::apply`.
     let mut audit = qm_core::invariants::Audit::new();
-    let mut digests: Vec<(u64, String, u64, String)> = vec![];
+    let mut digests: Vec<Digest> = vec![];
     let mut problems: Vec<(u64, String)> = vec![];
     let mut ok = true;
     let mut rows = (rows_at == 0).then(|| rows_of(&state));
@@ -263,8 +268,12 @@ fn replay(store: &dyn EntrySource, end: u64, rows_at: u64) -> Replayed {
                 if env.idempotency_key != idem {
                     problems.push((seq, format!("entry {seq}: idempotency key column differs from the entry")));
                 }
-                if let qm_core::Event::ReadingsRecorded { location, count, sha256, .. } = &env.event {
-                    digests.push((seq, location.to_string(), *count, sha256.clone()));
+                match &env.event {
+                    qm_core::Event::ReadingsRecorded { location, count, sha256, .. } => {
+                        digests.push((seq, false, location.to_string(), *count, sha256.clone()))
+                    }
+                    qm_core::Event::DoorEvents { source, count, sha256, .. } => digests.push((seq, true, source.clone(), *count, sha256.clone())),
+                    _ => {}
                 }
                 audit.observe(&env);
                 if let Err(e) = state.apply(&env) {
@@ -321,7 +330,7 @@ pub fn verify_in_chunks(store: &dyn EntrySource, opts: &VerifyOptions, level: u8
     report.checkpoints = checkpoints.len();
     let sizes: BTreeMap<u64, usize> = checkpoints.iter().enumerate().map(|(i, c)| (c.size, i)).collect();
     let mut replay_ok = !opts.skip_replay;
-    let mut digests: Vec<(u64, String, u64, String)> = vec![];
+    let mut digests: Vec<Digest> = vec![];
     // The stored rows are read before the entries are counted: rows are written with or after the
     // entries they cover, so a commit meanwhile cannot make them cover more than the count.
     let mut stored: Rows = vec![];
@@ -494,8 +503,15 @@ pub fn verify_in_chunks(store: &dyn EntrySource, opts: &VerifyOptions, level: u8
         problem(&mut report, None, msg);
     }
 
-    // Condition readings: each batch must still hash to the digest its ledger entry recorded.
-    for (seq, location, count, sha) in &digests {
+    // Condition readings and door events: each batch must still hash to the digest its entry recorded.
+    for (seq, doors, name, count, sha) in &digests {
+        if *doors {
+            if let Some(msg) = crate::access::check_digest(store, *seq, name, *count, sha) {
+                problem(&mut report, Some(*seq), msg);
+            }
+            continue;
+        }
+        let location = name;
         match store.readings_of_digest(*seq) {
             Err(e) => problem(&mut report, Some(*seq), format!("entry {seq}: cannot read its condition readings: {e}")),
             Ok(rows) => {
@@ -512,7 +528,8 @@ pub fn verify_in_chunks(store: &dyn EntrySource, opts: &VerifyOptions, level: u8
             }
         }
     }
-    report.readings_batches = digests.len();
+    report.readings_batches = digests.iter().filter(|d| !d.1).count();
+    report.door_batches = digests.iter().filter(|d| d.1).count();
 
     // Projections: the stored rows must equal a fresh replay up to the entry they cover, row for row.
     if replay_ok {

@@ -23,6 +23,10 @@ pub struct Cli {
     /// Notification rules, channels and addresses (docs/notifications.md), for `qm serve` and `qm notifications`.
     #[arg(long, global = true, env = "QM_NOTIFICATIONS")]
     pub notifications: Option<String>,
+    /// The access-control systems that post door events: secrets, door and card mappings
+    /// (docs/access.md), for `qm serve`.
+    #[arg(long, global = true, env = "QM_ACCESS")]
+    pub access: Option<String>,
     /// Print machine-readable JSON.
     #[arg(long, global = true)]
     pub json: bool,
@@ -250,6 +254,10 @@ pub enum Cmd {
     /// Notifications: the outbox of e-mails and webhooks, and checking a notifications file.
     #[command(subcommand)]
     Notifications(NotifyCmd),
+    /// Armory access control: rosters, who is inside, a place's door log, the door from the command
+    /// line (docs/access.md).
+    #[command(subcommand)]
+    Access(AccessCmd),
     /// Correct an entry by a reverse movement that refers to it.
     Correct {
         seq: u64,
@@ -501,6 +509,13 @@ pub enum PersonCmd {
     },
     /// Set a new PIN (QM_NEW_PIN) for a person: your own, or anyone's in your subtree as administrator.
     Pin {
+        badge: String,
+        #[arg(long, env = "QM_NEW_PIN", hide_env_values = true)]
+        new_pin: String,
+    },
+    /// Set a duress PIN (QM_NEW_PIN) for yourself: at a door terminal it opens the door as your PIN
+    /// does and silently raises the alarm (docs/access.md).
+    DuressPin {
         badge: String,
         #[arg(long, env = "QM_NEW_PIN", hide_env_values = true)]
         new_pin: String,
@@ -845,5 +860,58 @@ pub enum DirectiveCmd {
     },
     Show {
         directive: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AccessCmd {
+    /// Every armory, depot and magazine with who is inside now (or one place's roster).
+    Inside {
+        /// Only this place.
+        location: Option<String>,
+    },
+    /// A place's roster: who may enter, in which role, when.
+    Roster { location: String },
+    /// Put a person on a place's roster (or change their role or hours).
+    Grant {
+        location: String,
+        badge: String,
+        /// The role they enter in (one of theirs).
+        #[arg(long)]
+        role: String,
+        /// `always`, or windows like 'mon-fri 07:00-19:00; sat 08:00-12:00' in the site's zone.
+        #[arg(long)]
+        hours: String,
+        /// A dated exception: 2026-12-25=closed, 2026-12-24=08:00-12:00 (repeatable).
+        #[arg(long = "except")]
+        except: Vec<String>,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Take a person off a place's roster.
+    Revoke {
+        location: String,
+        badge: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// A place's door events of a day (default today), newest first, as the rules judged them.
+    Log {
+        /// A place; or --unmapped for doors mapped to no place.
+        location: Option<String>,
+        #[arg(long)]
+        date: Option<String>,
+        #[arg(long)]
+        unmapped: bool,
+        #[arg(long, default_value_t = 200)]
+        limit: usize,
+    },
+    /// The door terminal from the command line: the person (--actor, PIN in QM_PIN) enters or
+    /// leaves a place, granted or refused by the same rules.
+    Door {
+        location: String,
+        /// Record leaving instead of entering.
+        #[arg(long)]
+        exit: bool,
     },
 }

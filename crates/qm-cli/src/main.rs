@@ -5,6 +5,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod access_cmds;
 mod args;
 mod custody_cmds;
 mod directive_cmds;
@@ -135,6 +136,7 @@ fn serve_args<'a>(cli: &'a Cli, addr: Option<&'a str>, config: Option<&'a str>, 
         incident_rules: cli.incident_rules.as_deref(),
         posture_levels: cli.posture_levels.as_deref(),
         notifications: cli.notifications.as_deref(),
+        access: cli.access.as_deref(),
     }
 }
 

@@ -18,6 +18,7 @@ pub struct ServeArgs<'a> {
     pub incident_rules: Option<&'a str>,
     pub posture_levels: Option<&'a str>,
     pub notifications: Option<&'a str>,
+    pub access: Option<&'a str>,
 }
 
 pub fn serve(a: ServeArgs) -> Result<u8, AppError> {
@@ -41,6 +42,9 @@ pub fn serve(a: ServeArgs) -> Result<u8, AppError> {
     }
     if let Some(n) = a.notifications {
         c.notifications = Some(n.to_string());
+    }
+    if let Some(n) = a.access {
+        c.access = Some(n.to_string());
     }
     if let Some(addr) = a.addr {
         c.addr = addr.to_string();

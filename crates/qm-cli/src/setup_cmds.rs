@@ -126,13 +126,13 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
             };
             write(&mut s, who, cmd, out)
         }
-        Cmd::Person(PersonCmd::Pin { badge, new_pin }) => {
+        Cmd::Person(PersonCmd::Pin { badge, new_pin } | PersonCmd::DuressPin { badge, new_pin }) => {
             let mut s = open()?;
-            let cmd = Command::SetCredential {
-                badge: p(Badge::parse(badge))?,
-                kind: qm_core::event::CredentialKind::Pin,
-                hash: qm_app::hash_secret(new_pin)?,
+            let kind = match &cli.command {
+                Cmd::Person(PersonCmd::DuressPin { .. }) => qm_core::event::CredentialKind::Duress,
+                _ => qm_core::event::CredentialKind::Pin,
             };
+            let cmd = Command::SetCredential { badge: p(Badge::parse(badge))?, kind, hash: qm_app::hash_secret(new_pin)? };
             write(&mut s, who, cmd, out)
         }
         Cmd::Person(PersonCmd::Password { badge, new_password }) => {

@@ -442,7 +442,7 @@ fn door_triggers(state: &State, p: &crate::access::Passage, seq: u64) -> Vec<Tri
         (None, Some(c)) => format!("unknown card {c}"),
         (None, None) => "nobody badged".to_string(),
     };
-    let at = p.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    let at = crate::decide::when(p.at);
     let why = if p.reason.is_empty() { String::new() } else { format!(": {}", p.reason) };
     let mut out = vec![];
     let mut add = |on: Trigger, what: String| {

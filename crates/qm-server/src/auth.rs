@@ -487,7 +487,7 @@ async fn check_credential(st: &AppState, badge: &Badge, kind: CredentialKind, se
     let attempt = st.site.peek(move |site| site.attempt(&b, kind)).await??;
     let gate = match kind {
         CredentialKind::Password => &st.auth.sign_in_gate,
-        CredentialKind::Pin => &st.auth.pin_gate,
+        CredentialKind::Pin | CredentialKind::Duress => &st.auth.pin_gate,
     };
     let matched = gate.verify(secret.to_string(), attempt.hash()).await.ok_or_else(busy)?;
     attempt.settle(matched)?;

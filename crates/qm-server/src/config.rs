@@ -40,6 +40,9 @@ pub struct Config {
     /// How often the site's clock looks for what is due (escalations, missed deadlines, overdue
     /// returns, directives' deadlines).
     pub due_every_ms: u64,
+    /// The access-control systems that post door events, their secrets and door and card mappings
+    /// (docs/access.md).
+    pub access: Option<String>,
 }
 
 impl Default for Config {
@@ -59,6 +62,7 @@ impl Default for Config {
             notifications: None,
             notify_every_ms: 2000,
             due_every_ms: 30_000,
+            access: None,
         }
     }
 }
@@ -78,7 +82,7 @@ impl Config {
     }
 
     /// Environment variables win over the file: QM_ADDR, QM_DB, QM_KEY, QM_BODY_LIMIT_BYTES,
-    /// QM_SESSION_IDLE_S, QM_SESSION_MAX_S, QM_SECURE_COOKIES, QM_NOTIFICATIONS, QM_NOTIFY_EVERY_MS, QM_DUE_EVERY_MS.
+    /// QM_SESSION_IDLE_S, QM_SESSION_MAX_S, QM_SECURE_COOKIES, QM_NOTIFICATIONS, QM_NOTIFY_EVERY_MS, QM_DUE_EVERY_MS, QM_ACCESS.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), String> {
         fn num<T: std::str::FromStr>(name: &str, v: String) -> Result<T, String> {
             v.trim().parse().map_err(|_| format!("environment variable {name}={v:?} is not a number"))
@@ -103,6 +107,9 @@ impl Config {
         }
         if let Some(v) = get("QM_NOTIFICATIONS") {
             self.notifications = Some(v);
+        }
+        if let Some(v) = get("QM_ACCESS") {
+            self.access = Some(v);
         }
         if let Some(v) = get("QM_DUE_EVERY_MS") {
             self.due_every_ms = num("QM_DUE_EVERY_MS", v)?;

@@ -41,6 +41,8 @@ pub struct AppState {
     pub site: SiteHandle,
     pub auth: Arc<auth::Auth>,
     pub config: Arc<Config>,
+    /// The access-control systems that post door events (docs/access.md); none configured: empty.
+    pub access: Arc<qm_app::access::AccessSystems>,
 }
 
 /// The whole application: API, web UI, assets, with the body limit, CSP and request tracing layers.
@@ -129,8 +131,13 @@ pub async fn start_with(
     let mut site = site;
     site.set_sign_in_summary(std::time::Duration::from_secs(config.sign_in_summary_s));
     let notifier = notify::Notifier::configured(config.notifications.as_deref(), site.state())?;
+    let access = match config.access.as_deref() {
+        Some(p) => qm_app::access::AccessSystems::load(std::path::Path::new(p), site.state()).map_err(|e| format!("access systems: {e}"))?,
+        None => Default::default(),
+    };
     let (handle, worker) = worker::spawn(site, config.checkpoint_every_s, config.due_every_ms);
-    let state = AppState { site: handle.clone(), auth: Arc::new(auth::Auth::new(&config)), config: Arc::new(config) };
+    let auth = Arc::new(auth::Auth::new(&config));
+    let state = AppState { site: handle.clone(), auth, config: Arc::new(config), access: Arc::new(access) };
     let ticker = checkpoint_ticker(handle.clone(), state.config.checkpoint_every_s);
     let denials = denials_ticker(handle.clone());
     let notifications = notify::spawn(handle.clone(), notifier, std::time::Duration::from_millis(state.config.notify_every_ms.max(50)));

@@ -32,7 +32,7 @@ use write::*;
 
 use postgres::types::{ToSql, Type};
 use postgres::{Client, Config, NoTls, Row};
-use qm_store::{Commit, CredentialChange, Hash, Result, StoreError, StoredCheckpoint, StoredEntry, StoredReading};
+use qm_store::{Commit, CredentialChange, DoorQuery, Hash, Result, StoreError, StoredCheckpoint, StoredDoorEvent, StoredEntry, StoredReading};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
@@ -245,6 +245,24 @@ impl qm_store::Store for PostgresStore {
             )
             .map_err(be)?;
         rows.iter().map(reading_row).collect()
+    }
+
+    fn door_events(&self, q: &DoorQuery) -> Result<Vec<StoredDoorEvent>> {
+        let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+        let place = if q.location.is_some() { "location = $1" } else { "location IS NULL AND $1::text IS NULL" };
+        let sql = format!(
+            "SELECT {DOOR_COLUMNS} FROM door_events WHERE {place} AND at_ms >= $2 AND at_ms <= $3 ORDER BY at_ms DESC, id DESC LIMIT $4"
+        );
+        let rows = self.client()?.query(&sql, &[&q.location, &q.from_ms, &q.to_ms, &limit]).map_err(be)?;
+        rows.iter().map(door_row).collect()
+    }
+
+    fn door_event_ids(&self, source: &str, ids: &[&str]) -> Result<HashSet<String>> {
+        let rows = self
+            .client()?
+            .query("SELECT event_id FROM door_events WHERE source = $1 AND event_id = ANY($2)", &[&source, &ids])
+            .map_err(be)?;
+        rows.iter().map(|r| r.try_get::<_, String>(0).map_err(be)).collect()
     }
 
     fn credential(&self, subject: &str, kind: &str) -> Result<Option<String>> {

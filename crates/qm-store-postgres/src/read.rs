@@ -76,6 +76,23 @@ pub(crate) fn reading_row(r: &Row) -> Result<StoredReading> {
     })
 }
 
+pub(crate) const DOOR_COLUMNS: &str = "source, event_id, at_ms, door, card, kind, location, badge, proof, digest_seq";
+
+pub(crate) fn door_row(r: &Row) -> Result<StoredDoorEvent> {
+    Ok(StoredDoorEvent {
+        source: r.try_get(0).map_err(be)?,
+        event_id: r.try_get(1).map_err(be)?,
+        at_ms: r.try_get(2).map_err(be)?,
+        door: r.try_get(3).map_err(be)?,
+        card: r.try_get(4).map_err(be)?,
+        kind: r.try_get(5).map_err(be)?,
+        location: r.try_get(6).map_err(be)?,
+        badge: r.try_get(7).map_err(be)?,
+        proof: r.try_get(8).map_err(be)?,
+        digest_seq: seq_of(r.try_get(9).map_err(be)?)?,
+    })
+}
+
 /// A row of (tile, data) as its records, decompressed into `buf` when needed.
 pub(crate) fn tile_row<'a>(r: &'a Row, buf: &'a mut Vec<u8>) -> Result<(u64, &'a [u8])> {
     let tile = seq_of(r.try_get(0).map_err(be)?)?;
@@ -171,6 +188,11 @@ impl qm_store::EntrySource for PostgresStore {
             )
             .map_err(be)?;
         rows.iter().map(reading_row).collect()
+    }
+    fn door_events_of_digest(&self, digest_seq: u64) -> Result<Vec<StoredDoorEvent>> {
+        let sql = format!("SELECT {DOOR_COLUMNS} FROM door_events WHERE digest_seq = $1 ORDER BY id");
+        let rows = self.client()?.query(&sql, &[&seq_param(digest_seq)?]).map_err(be)?;
+        rows.iter().map(door_row).collect()
     }
     fn for_each_row(&self, f: &mut dyn FnMut(&str, &str, &str) -> std::result::Result<(), String>) -> Result<()> {
         self.stream("SELECT kind, key, value FROM projection ORDER BY kind, key", &[], FETCH_ROWS, &mut |r| {

@@ -1,7 +1,7 @@
 //! The SQLite store: one file, WAL mode, `synchronous=FULL`, versioned migrations that run on open.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-use qm_store::{Commit, CredentialChange, Hash, Result, RowChange, StoreError, StoredCheckpoint, StoredEntry, StoredReading};
+use qm_store::{Commit, CredentialChange, DoorQuery, Hash, Result, RowChange, StoreError, StoredCheckpoint, StoredDoorEvent, StoredEntry, StoredReading};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::path::Path;
 
@@ -25,6 +25,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0003_credentials.sql", include_str!("../migrations/0003_credentials.sql")),
     ("0004_no_replace.sql", include_str!("../migrations/0004_no_replace.sql")),
     ("0005_outbox.sql", include_str!("../migrations/0005_outbox.sql")),
+    ("0006_door_events.sql", include_str!("../migrations/0006_door_events.sql")),
 ];
 
 /// A `Connection` is used by one thread at a time (Rust's `Send` without `Sync`), so SQLite need
@@ -203,6 +204,23 @@ fn reading_row(r: &rusqlite::Row) -> rusqlite::Result<StoredReading> {
     })
 }
 
+const DOOR_COLUMNS: &str = "source, event_id, at_ms, door, card, kind, location, badge, proof, digest_seq";
+
+fn door_row(r: &rusqlite::Row) -> rusqlite::Result<StoredDoorEvent> {
+    Ok(StoredDoorEvent {
+        source: r.get(0)?,
+        event_id: r.get(1)?,
+        at_ms: r.get(2)?,
+        door: r.get(3)?,
+        card: r.get(4)?,
+        kind: r.get(5)?,
+        location: r.get(6)?,
+        badge: r.get(7)?,
+        proof: r.get(8)?,
+        digest_seq: r.get::<_, i64>(9)? as u64,
+    })
+}
+
 impl qm_store::EntrySource for SqliteStore {
     fn entry_count(&self) -> Result<u64> {
         let n: Option<i64> = self.conn.query_row("SELECT max(seq) FROM entries", [], |r| r.get(0)).map_err(be)?;
@@ -278,6 +296,12 @@ impl qm_store::EntrySource for SqliteStore {
         let rows = st.query_map(params![digest_seq as i64], reading_row).map_err(be)?;
         rows.collect::<std::result::Result<Vec<_>, _>>().map_err(be)
     }
+    fn door_events_of_digest(&self, digest_seq: u64) -> Result<Vec<StoredDoorEvent>> {
+        let sql = format!("SELECT {DOOR_COLUMNS} FROM door_events WHERE digest_seq = ?1 ORDER BY rowid");
+        let mut st = self.conn.prepare_cached(&sql).map_err(be)?;
+        let rows = st.query_map(params![digest_seq as i64], door_row).map_err(be)?;
+        rows.collect::<std::result::Result<Vec<_>, _>>().map_err(be)
+    }
     fn for_each_row(&self, f: &mut dyn FnMut(&str, &str, &str) -> std::result::Result<(), String>) -> Result<()> {
         let mut st = self.conn.prepare_cached("SELECT kind, key, value FROM projection ORDER BY kind, key").map_err(be)?;
         let mut rows = st.query([]).map_err(be)?;
@@ -317,6 +341,13 @@ impl qm_store::Store for SqliteStore {
                 .map_err(be)?;
             for r in &commit.readings {
                 reading.execute(params![r.location, r.at_ms, r.temperature_c, r.humidity_pct, r.digest_seq as i64]).map_err(be)?;
+            }
+            let mut door = tx
+                .prepare_cached(&format!("INSERT INTO door_events ({DOOR_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"))
+                .map_err(be)?;
+            for d in &commit.door_events {
+                let p = params![d.source, d.event_id, d.at_ms, d.door, d.card, d.kind, d.location, d.badge, d.proof, d.digest_seq as i64];
+                door.execute(p).map_err(be)?;
             }
         }
         write_rows(&tx, &commit.rows)?;
@@ -390,6 +421,25 @@ impl qm_store::Store for SqliteStore {
             .map_err(be)?;
         let rows = st.query_map(params![location, from_ms, to_ms, limit as i64], reading_row).map_err(be)?;
         rows.collect::<std::result::Result<Vec<_>, _>>().map_err(be)
+    }
+
+    fn door_events(&self, q: &DoorQuery) -> Result<Vec<StoredDoorEvent>> {
+        let place = if q.location.is_some() { "location = ?1" } else { "location IS NULL AND ?1 IS NULL" };
+        let sql = format!("SELECT {DOOR_COLUMNS} FROM door_events WHERE {place} AND at_ms >= ?2 AND at_ms <= ?3 ORDER BY at_ms DESC, rowid DESC LIMIT ?4");
+        let mut st = self.conn.prepare_cached(&sql).map_err(be)?;
+        let rows = st.query_map(params![q.location, q.from_ms, q.to_ms, q.limit as i64], door_row).map_err(be)?;
+        rows.collect::<std::result::Result<Vec<_>, _>>().map_err(be)
+    }
+
+    fn door_event_ids(&self, source: &str, ids: &[&str]) -> Result<std::collections::HashSet<String>> {
+        let mut st = self.conn.prepare_cached("SELECT 1 FROM door_events WHERE source = ?1 AND event_id = ?2").map_err(be)?;
+        let mut out = std::collections::HashSet::new();
+        for id in ids {
+            if st.exists(params![source, id]).map_err(be)? {
+                out.insert(id.to_string());
+            }
+        }
+        Ok(out)
     }
 
     fn credential(&self, subject: &str, kind: &str) -> Result<Option<String>> {

@@ -34,6 +34,34 @@ pub struct StoredReading {
     pub digest_seq: u64,
 }
 
+/// One door event as its source reported it (a door terminal, an access-control system), kept
+/// outside the ledger and covered by the digest entry `digest_seq` (docs/access.md). `location` and
+/// `badge` are what the site's configuration mapped the door and the card to, when it knew them;
+/// `proof` how a terminal's user proved who they are (`pin`, `duress`, `wrong_pin`, `unknown`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredDoorEvent {
+    pub source: String,
+    pub event_id: String,
+    pub at_ms: i64,
+    pub door: String,
+    pub card: Option<String>,
+    pub kind: String,
+    pub location: Option<String>,
+    pub badge: Option<String>,
+    pub proof: Option<String>,
+    pub digest_seq: u64,
+}
+
+/// Which door events to read: of one place (`location: Some`), or those whose door no place is
+/// mapped to (`None`), in a time range (milliseconds since the epoch, inclusive), newest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DoorQuery {
+    pub location: Option<String>,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub limit: usize,
+}
+
 /// A credential's Argon2id hash set (`hash: Some`) or removed (`None`), kept outside the ledger in
 /// the store's credentials table. `subject` is `badge:<badge>` or `token:<id>`; `kind` is `pin`,
 /// `password` or `token`; `seq` the ledger entry that recorded the change.
@@ -62,6 +90,7 @@ pub struct Commit {
     pub entries: Vec<StoredEntry>,
     pub rows: Vec<RowChange>,
     pub readings: Vec<StoredReading>,
+    pub door_events: Vec<StoredDoorEvent>,
     /// Credentials the entries record being set or revoked, written with them.
     pub credentials: Vec<CredentialChange>,
 }
@@ -174,6 +203,8 @@ pub trait EntrySource: Send {
     fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>>;
     /// The readings a digest entry covers, in the order they were written.
     fn readings_of_digest(&self, digest_seq: u64) -> Result<Vec<StoredReading>>;
+    /// The door events a digest entry covers, in the order they were written.
+    fn door_events_of_digest(&self, digest_seq: u64) -> Result<Vec<StoredDoorEvent>>;
     /// Calls `f(kind, key, value)` for every stored projection row.
     fn for_each_row(&self, f: &mut dyn FnMut(&str, &str, &str) -> std::result::Result<(), String>) -> Result<()>;
 }
@@ -211,6 +242,10 @@ pub trait Store: EntrySource + Send {
     fn add_checkpoint(&mut self, checkpoint: &StoredCheckpoint) -> Result<()>;
     /// Readings of one place in a time range (milliseconds since the epoch, inclusive), oldest first.
     fn readings(&self, location: &str, from_ms: i64, to_ms: i64, limit: usize) -> Result<Vec<StoredReading>>;
+    /// Door events by the query, newest first.
+    fn door_events(&self, query: &DoorQuery) -> Result<Vec<StoredDoorEvent>>;
+    /// Which of these event ids of `source` are already stored (a source's events are idempotent by id).
+    fn door_event_ids(&self, source: &str, ids: &[&str]) -> Result<std::collections::HashSet<String>>;
     /// The hash of a credential (`subject`, `kind`: see [`CredentialChange`]), if one is set.
     fn credential(&self, subject: &str, kind: &str) -> Result<Option<String>>;
     /// Every credential, for a backup made `--with-credentials` (never for an export).

@@ -1,6 +1,7 @@
 //! The HTTP JSON API: sessions, the OpenAPI document and the routes; the handlers live by domain in
 //! `setup`, `movements`, `counts`, `books` (reads), `ledger` (checkpoints and proofs) and `safety`.
 
+pub mod access;
 mod books;
 mod counts;
 pub mod directives;
@@ -11,6 +12,7 @@ pub mod notifications;
 pub mod safety;
 mod setup;
 
+use access::*;
 use books::*;
 use counts::*;
 use directives::*;
@@ -157,9 +159,10 @@ impl utoipa::Modify for Security {
         api_magazines, api_lots, api_conditions, api_conditions_svg, api_dsmt, api_dsmt_csv, api_qd,
         incident_open, incident_step, incidents_list, incident_show, incidents_summary,
         directive_issue, directive_step, directives_list, directive_show, directive_compliance, directive_compliance_csv, directives_banner,
-        notifications_mine, notifications_outbox, notifications_retry
+        notifications_mine, notifications_outbox, notifications_retry,
+        access_places, access_unmapped, access_roster, access_grant, access_revoke, access_log, access_terminal, access_webhook
     ),
-    components(schemas(ErrorBody, crate::error::ErrorDetail, WriteOut, EntryOut, WitnessIn))
+    components(schemas(ErrorBody, crate::error::ErrorDetail, WriteOut, EntryOut, WitnessIn, GrantIn, TerminalIn))
 )]
 pub struct ApiDoc;
 
@@ -196,6 +199,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/incidents/{id}", get(incident_show))
         .route("/api/incidents/{id}/{step}", post(incident_step))
         .merge(directives::routes())
+        .merge(access::routes())
         .route("/api/notifications", get(notifications_mine))
         .route("/api/notifications/outbox", get(notifications_outbox))
         .route("/api/notifications/outbox/{id}/retry", post(notifications_retry))

@@ -1,0 +1,515 @@
+//! Armory access control at the edge (docs/access.md): door events from a terminal or the site's
+//! access-control system stored outside the ledger under a digest entry (as readings are), the
+//! door terminal's PIN check (with the duress PIN), and the views: the roster, who is inside, a
+//! place's log of the day.
+
+use crate::conditions::{from_ms, ms};
+use crate::{AppError, Outcome, Request, Result, Site};
+use qm_core::access::{DoorInput, DoorKind, Passage, Proof};
+use qm_core::event::CredentialKind;
+use qm_core::{Badge, Command, Event, LocationId, Rejection};
+use qm_store::{DoorQuery, EntrySource, StoredDoorEvent};
+use serde::Serialize;
+use sha2::Digest;
+use std::collections::{BTreeMap, HashMap};
+use time::OffsetDateTime;
+
+fn proof_str(p: Option<Proof>) -> Option<String> {
+    p.map(|p| match p {
+        Proof::Pin => "pin",
+        Proof::Duress => "duress",
+        Proof::WrongPin => "wrong_pin",
+        Proof::Unknown => "unknown",
+    })
+    .map(String::from)
+}
+
+/// The canonical line of one stored door event, as hashed into a batch's digest: its fields
+/// separated by tabs (no field may hold a control character), absent ones empty.
+pub fn door_line(d: &StoredDoorEvent) -> String {
+    let o = |v: &Option<String>| v.clone().unwrap_or_default();
+    format!(
+        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+        d.source,
+        d.event_id,
+        d.at_ms,
+        d.door,
+        o(&d.card),
+        d.kind,
+        o(&d.location),
+        o(&d.badge),
+        o(&d.proof)
+    )
+}
+
+/// SHA-256 (hex) over the canonical lines of door events, in order.
+pub fn door_digest(events: &[StoredDoorEvent]) -> String {
+    let mut h = sha2::Sha256::new();
+    for e in events {
+        h.update(door_line(e).as_bytes());
+    }
+    crate::hex(&h.finalize())
+}
+
+/// The auditor's check of one batch: the stored events of entry `seq` still hash to its digest.
+pub(crate) fn check_digest(store: &dyn EntrySource, seq: u64, source: &str, count: u64, sha: &str) -> Option<String> {
+    match store.door_events_of_digest(seq) {
+        Err(e) => Some(format!("entry {seq}: cannot read its door events: {e}")),
+        Ok(rows) if rows.len() as u64 != count || door_digest(&rows) != sha || rows.iter().any(|r| r.source != source) => Some(format!(
+            "entry {seq}: the {} stored door events of {source} no longer match the digest recorded for {count} events: they were altered",
+            rows.len()
+        )),
+        Ok(_) => None,
+    }
+}
+
+/// What recording a batch of door events did.
+#[derive(Clone, Debug, Serialize)]
+pub struct DoorOutcome {
+    /// Events new to the site, recorded now.
+    pub recorded: usize,
+    /// Events whose ids the source had sent before: stored once, skipped now.
+    pub duplicates: usize,
+    /// How the rules judged the accountable ones.
+    pub passages: Vec<Passage>,
+    /// Incidents opened.
+    pub incidents: Vec<String>,
+    pub seq: Option<u64>,
+}
+
+impl Site {
+    /// Records a batch of door events from one source: the new ones stored outside the ledger, and
+    /// one entry with their digest and the passages as the rules judged them, in one durable
+    /// transaction. Events whose ids the source sent before are skipped (idempotent by event id);
+    /// `key` (default: one made from the batch's digest) is the entry's idempotency key.
+    pub fn record_door_events(&mut self, source: &str, events: Vec<DoorInput>, key: Option<&str>, at: OffsetDateTime) -> Result<DoorOutcome> {
+        let site = Badge::parse(qm_core::incidents::SITE_ACTOR).map_err(|e| AppError::Internal(e.to_string()))?;
+        let mut events: Vec<DoorInput> = events.into_iter().map(|e| DoorInput { at: from_ms(ms(e.at)), ..e }).collect();
+        let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+        let known = self.store().door_event_ids(source, &ids)?;
+        let before = events.len();
+        events.retain(|e| !known.contains(&e.id));
+        let duplicates = before - events.len();
+        if events.is_empty() {
+            return Ok(DoorOutcome { recorded: 0, duplicates, passages: vec![], incidents: vec![], seq: None });
+        }
+        let stored: Vec<StoredDoorEvent> = events
+            .iter()
+            .map(|e| StoredDoorEvent {
+                source: source.to_string(),
+                event_id: e.id.clone(),
+                at_ms: ms(e.at),
+                door: e.door.clone(),
+                card: e.card.clone(),
+                kind: e.kind.as_str().to_string(),
+                location: e.location.as_ref().map(|l| l.to_string()),
+                badge: e.badge.as_ref().map(|b| b.to_string()),
+                proof: proof_str(e.proof),
+                digest_seq: 0,
+            })
+            .collect();
+        let sha256 = door_digest(&stored);
+        let n = events.len();
+        let key = key.map_or_else(|| format!("door-{source}-{sha256}"), str::to_string);
+        let req = Request::new(site, Command::RecordDoorEvents { source: source.to_string(), events, sha256 }, key, at);
+        let o = self.record_with_data(&req, |o, commit| {
+            commit.door_events = stored.into_iter().map(|d| StoredDoorEvent { digest_seq: o.first_seq, ..d }).collect();
+        })?;
+        Ok(door_outcome(&o, n, duplicates))
+    }
+
+    /// How a person at a door terminal proved who they are: the PIN, the duress PIN, a wrong one,
+    /// or an unknown badge; compared here (Argon2id, slow: the server compares on its own pool),
+    /// counted in the badge's lockout (a duress PIN counts as a success: nothing may tell it apart).
+    pub fn door_proof(&self, badge: &Badge, pin: &str) -> Result<Proof> {
+        if !self.state().people.contains_key(badge) {
+            return Ok(Proof::Unknown);
+        }
+        let real = match self.attempt(badge, CredentialKind::Pin) {
+            Ok(a) => a,
+            Err(AppError::Locked { .. }) => return Ok(Proof::WrongPin),
+            Err(e) => return Err(e),
+        };
+        if real.hash().is_none() {
+            return Ok(Proof::Unknown);
+        }
+        let duress = self.attempt(badge, CredentialKind::Duress)?;
+        Ok(terminal_proof(&real, &duress, pin))
+    }
+}
+
+/// The terminal's comparison: the real PIN, else the duress PIN, settled in the lockout as one attempt.
+pub fn terminal_proof(real: &crate::act::Attempt, duress: &crate::act::Attempt, pin: &str) -> Proof {
+    let proof = if real.matches(pin) {
+        Proof::Pin
+    } else if duress.hash().is_some() && duress.matches(pin) {
+        Proof::Duress
+    } else {
+        Proof::WrongPin
+    };
+    let _ = real.settle(proof != Proof::WrongPin);
+    proof
+}
+
+fn door_outcome(o: &Outcome, recorded: usize, duplicates: usize) -> DoorOutcome {
+    let mut passages = vec![];
+    let mut incidents = vec![];
+    for e in o.entries.iter() {
+        if let Event::DoorEvents { passages: p, .. } = &e.event {
+            passages.extend(p.iter().cloned());
+        }
+        for opened in e.opens.iter().chain(std::iter::once(&e.event)) {
+            if let Event::IncidentOpened { incident, .. } = opened {
+                incidents.push(incident.to_string());
+            }
+        }
+    }
+    DoorOutcome { recorded, duplicates, passages, incidents, seq: Some(o.first_seq) }
+}
+
+/// What the door terminal's screen says: granted or refused, and why; the same for a duress PIN as
+/// for the real one (nothing on the screen may show the alarm was raised).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TerminalAnswer {
+    pub granted: bool,
+    pub message: String,
+}
+
+/// The screen's answer to the terminal's one passage.
+pub fn terminal_answer(state: &qm_core::State, p: &Passage) -> TerminalAnswer {
+    let who = p.badge.as_ref().map(|b| state.people.get(b).map_or_else(|| format!("badge {b}"), |x| format!("{} (badge {b})", x.name)));
+    let who = who.unwrap_or_else(|| "unknown badge".into());
+    let place = p.location.as_ref().map_or_else(|| p.door.clone(), |l| l.to_string());
+    match p.kind {
+        DoorKind::Denied => TerminalAnswer { granted: false, message: format!("refused: {}", p.reason) },
+        DoorKind::Exit => TerminalAnswer { granted: true, message: format!("exit recorded: {who} left {place}") },
+        _ => TerminalAnswer { granted: true, message: format!("granted: {who} may enter {place}") },
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct InsidePerson {
+    pub badge: String,
+    pub name: String,
+    pub since: String,
+    /// Outside their roster's hours now (or not on it).
+    pub after_hours: bool,
+}
+
+/// One place under access control: who is inside now, and what the rules in force say.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlaceView {
+    pub location: String,
+    pub name: String,
+    pub unit: String,
+    pub kind: String,
+    pub inside: Vec<InsidePerson>,
+    pub two_person: bool,
+    /// One person inside under a two-person rule.
+    pub alone: bool,
+    pub roster: usize,
+    pub last_event_at: Option<String>,
+}
+
+/// Every armory, depot and magazine in the given units (all: `None`), with who is inside now.
+pub fn places(site: &Site, units: Option<&dyn Fn(&qm_core::UnitId) -> bool>, now: OffsetDateTime) -> Vec<PlaceView> {
+    let state = site.state();
+    let zone = crate::zone::SiteZone::of(state);
+    let local = zone.at(now);
+    let mut out = vec![];
+    for (id, loc) in &state.locations {
+        if !qm_core::access::controlled(loc.kind) || units.is_some_and(|f| !f(&loc.unit)) {
+            continue;
+        }
+        let place = state.access.get(id).cloned().unwrap_or_default();
+        let two_person = qm_core::access::two_person(&state.effective_policy(&loc.unit, now).0);
+        let inside = place
+            .inside
+            .iter()
+            .map(|(b, since)| InsidePerson {
+                badge: b.to_string(),
+                name: state.people.get(b).map(|p| p.name.clone()).unwrap_or_default(),
+                since: zone.show(*since),
+                after_hours: place.roster.get(b).is_none_or(|r| !r.hours.contains_at(now, &local)),
+            })
+            .collect::<Vec<_>>();
+        out.push(PlaceView {
+            location: id.to_string(),
+            name: loc.name.clone(),
+            unit: loc.unit.to_string(),
+            kind: loc.kind.to_string(),
+            alone: two_person && inside.len() == 1,
+            inside,
+            two_person,
+            roster: place.roster.len(),
+            last_event_at: place.last_event_at.map(|t| zone.show(t)),
+        });
+    }
+    out
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RosterRow {
+    pub badge: String,
+    pub name: String,
+    pub role: String,
+    pub hours: String,
+    pub granted_by: String,
+    pub granted_at: String,
+    pub reason: String,
+    pub inside_since: Option<String>,
+}
+
+/// A place's roster.
+pub fn roster(site: &Site, location: &LocationId) -> Result<Vec<RosterRow>> {
+    let state = site.state();
+    let loc = state.locations.get(location).ok_or_else(|| Rejection::NotFound { what: "location", id: location.to_string() })?;
+    if !qm_core::access::controlled(loc.kind) {
+        return Err(AppError::Rejected(Rejection::Refused {
+            rule: "access.place",
+            message: format!("{location} is a {}; rosters are kept for armories, depots and magazines", loc.kind),
+        }));
+    }
+    let zone = crate::zone::SiteZone::of(state);
+    let place = state.access.get(location).cloned().unwrap_or_default();
+    Ok(place
+        .roster
+        .iter()
+        .map(|(b, e)| RosterRow {
+            badge: b.to_string(),
+            name: state.people.get(b).map(|p| p.name.clone()).unwrap_or_default(),
+            role: e.role.to_string(),
+            hours: e.hours.to_string(),
+            granted_by: e.granted_by.to_string(),
+            granted_at: zone.show(e.granted_at),
+            reason: e.reason.clone(),
+            inside_since: place.inside.get(b).map(|t| zone.show(*t)),
+        })
+        .collect())
+}
+
+/// One line of a place's door log: what the source reported and how the rules judged it.
+#[derive(Clone, Debug, Serialize)]
+pub struct LogRow {
+    pub at: String,
+    pub source: String,
+    pub event_id: String,
+    pub door: String,
+    /// As judged (a terminal's refused request is `denied`), or as reported for a door closing.
+    pub kind: String,
+    pub badge: Option<String>,
+    pub name: Option<String>,
+    pub card: Option<String>,
+    pub reason: String,
+    pub findings: Vec<String>,
+    pub seq: u64,
+}
+
+/// The door events of a place (or of doors mapped to no place: `None`) in a time range, newest
+/// first, each with the rules' judgment read from the entry that covers it.
+pub fn log(site: &Site, location: Option<&LocationId>, since: OffsetDateTime, until: OffsetDateTime, limit: usize) -> Result<Vec<LogRow>> {
+    let state = site.state();
+    if let Some(l) = location {
+        if !state.locations.contains_key(l) {
+            return Err(Rejection::NotFound { what: "location", id: l.to_string() }.into());
+        }
+    }
+    let q = DoorQuery { location: location.map(|l| l.to_string()), from_ms: ms(since), to_ms: ms(until), limit };
+    let rows = site.store().door_events(&q)?;
+    let mut judged: HashMap<u64, BTreeMap<String, Passage>> = HashMap::new();
+    for seq in rows.iter().map(|r| r.digest_seq).collect::<std::collections::BTreeSet<_>>() {
+        let entries = site.store().read_entries(seq, 1)?;
+        let passages = entries.first().map(|e| crate::decode(&e.bytes)).transpose().map_err(AppError::Internal)?;
+        let map = match passages.map(|e| e.event) {
+            Some(Event::DoorEvents { passages, .. }) => passages.into_iter().map(|p| (p.id.clone(), p)).collect(),
+            _ => BTreeMap::new(),
+        };
+        judged.insert(seq, map);
+    }
+    let zone = crate::zone::SiteZone::of(state);
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let p = judged.get(&r.digest_seq).and_then(|m| m.get(&r.event_id));
+            let badge = r.badge.clone();
+            LogRow {
+                at: zone.show(from_ms(r.at_ms)),
+                source: r.source,
+                event_id: r.event_id,
+                door: r.door,
+                kind: p.map_or(r.kind, |p| p.kind.as_str().to_string()),
+                name: badge.as_ref().and_then(|b| Badge::parse(b).ok()).and_then(|b| state.people.get(&b)).map(|x| x.name.clone()),
+                badge,
+                card: r.card,
+                reason: p.map(|p| p.reason.clone()).unwrap_or_default(),
+                findings: p.map(|p| p.findings.iter().map(|f| f.as_str().to_string()).collect()).unwrap_or_default(),
+                seq: r.digest_seq,
+            }
+        })
+        .collect())
+}
+
+impl Site {
+    /// The access alerts the site's clock raises now (`Site::escalate_due`): one request per place
+    /// where someone is alone too long under a two-person rule or has stayed too long.
+    pub(crate) fn access_alerts(&self, now: OffsetDateTime) -> Result<Vec<Request>> {
+        let site = Badge::parse(qm_core::incidents::SITE_ACTOR).map_err(|e| AppError::Internal(e.to_string()))?;
+        let state = self.state();
+        Ok(state
+            .access
+            .iter()
+            .filter(|(_, p)| !p.inside.is_empty())
+            .filter_map(|(l, _)| {
+                let due = qm_core::access::alerts_due(state, l, now);
+                (!due.is_empty()).then(|| {
+                    let keys: Vec<String> = due.iter().map(|(k, _, since, _)| format!("{k}@{}", since.unix_timestamp())).collect();
+                    let key = format!("alert-{l}-{}", keys.join(","));
+                    Request::new(site.clone(), Command::RecordAccessAlerts { location: l.clone() }, key, now)
+                })
+            })
+            .collect())
+    }
+}
+
+/// The site's access-control systems that post door events (a TOML file, docs/access.md): per
+/// system its Standard Webhooks secret, the timestamp tolerance, and which of its door ids is which
+/// place and which of its card ids is which badge. Doors and cards it does not map are kept and shown.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessSystems {
+    #[serde(default)]
+    pub systems: BTreeMap<String, AccessSystem>,
+}
+
+#[derive(Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessSystem {
+    /// `whsec_` and base64; or `secret_file`.
+    pub secret: Option<String>,
+    pub secret_file: Option<std::path::PathBuf>,
+    /// How far a message's `webhook-timestamp` may be from now, in seconds (default 300).
+    #[serde(default = "tolerance_default")]
+    pub tolerance_s: i64,
+    #[serde(default)]
+    pub doors: BTreeMap<String, String>,
+    #[serde(default)]
+    pub cards: BTreeMap<String, String>,
+    /// The key bytes, read once when the file is loaded.
+    #[serde(skip)]
+    pub key: Vec<u8>,
+}
+
+impl std::fmt::Debug for AccessSystem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessSystem").field("doors", &self.doors).field("cards", &self.cards).field("key", &"<redacted>").finish()
+    }
+}
+
+fn tolerance_default() -> i64 {
+    300
+}
+
+impl AccessSystems {
+    /// Parses and checks a file against the books: doors map to armories, depots or magazines,
+    /// cards to badges, each system has one secret. A wrong file is refused with file, key and reason.
+    pub fn from_toml_str(text: &str, file: &str, state: &qm_core::State) -> std::result::Result<AccessSystems, String> {
+        let mut c: AccessSystems = toml::from_str(text).map_err(|e| format!("{file}: {}", e.to_string().trim()))?;
+        for (name, s) in c.systems.iter_mut() {
+            if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_') {
+                return Err(format!("{file}: key systems.{name}: a system's name has letters, digits, '-' or '_'"));
+            }
+            let secret = match (&s.secret, &s.secret_file) {
+                (Some(x), None) => x.clone(),
+                (None, Some(p)) => crate::notify::read_secret_file(p, &format!("systems.{name}.secret_file"), file)?,
+                _ => return Err(format!("{file}: key systems.{name}: give exactly one of secret and secret_file")),
+            };
+            s.key = crate::notify::webhook_key(&secret).map_err(|e| format!("{file}: key systems.{name}.secret: {e}"))?;
+            if !(1..=3600).contains(&s.tolerance_s) {
+                return Err(format!("{file}: key systems.{name}.tolerance_s: {} is not from 1 to 3600 seconds", s.tolerance_s));
+            }
+            for (door, loc) in &s.doors {
+                let ok = LocationId::parse(loc).ok().and_then(|l| state.locations.get(&l).map(|x| qm_core::access::controlled(x.kind)));
+                if ok != Some(true) {
+                    return Err(format!("{file}: key systems.{name}.doors.{door}: {loc:?} is not an armory, depot or magazine of these books"));
+                }
+            }
+            for (card, badge) in &s.cards {
+                if Badge::parse(badge).ok().is_none_or(|b| !state.people.contains_key(&b)) {
+                    return Err(format!("{file}: key systems.{name}.cards.{card}: no person has badge {badge:?}"));
+                }
+            }
+        }
+        Ok(c)
+    }
+
+    pub fn load(path: &std::path::Path, state: &qm_core::State) -> Result<AccessSystems> {
+        let text = std::fs::read_to_string(path).map_err(|e| AppError::Usage(format!("{}: {e}", path.display())))?;
+        let shown = path.display().to_string();
+        let c = AccessSystems::from_toml_str(&text, &shown, state).map_err(AppError::Usage)?;
+        if c.systems.values().any(|s| s.secret.is_some()) {
+            crate::notify::read_secret_file(path, "systems.*.secret", &shown).map_err(AppError::Usage)?;
+        }
+        Ok(c)
+    }
+}
+
+/// One event as an access-control system posts it (docs/access.md, "Webhook").
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemEvent {
+    pub id: String,
+    /// granted, denied, forced, held_open, closed, tamper, duress.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// RFC 3339.
+    pub at: String,
+    pub door: String,
+    #[serde(default)]
+    pub card: Option<String>,
+    /// `in` (default) or `out`, for a granted passage.
+    #[serde(default)]
+    pub direction: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl AccessSystem {
+    /// A system's events as door inputs: its door and card ids mapped to places and badges (those it
+    /// does not map kept as they are), its kinds to ours. The first bad event refuses the batch.
+    pub fn inputs(&self, events: &[SystemEvent]) -> std::result::Result<Vec<DoorInput>, String> {
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let n = i + 1;
+                let at = OffsetDateTime::parse(&e.at, &time::format_description::well_known::Rfc3339)
+                    .map_err(|_| format!("event {n}: at {:?} is not an RFC 3339 time", e.at))?;
+                let kind = match (e.kind.as_str(), e.direction.as_deref()) {
+                    ("granted", None | Some("in")) => DoorKind::Entry,
+                    ("granted", Some("out")) => DoorKind::Exit,
+                    ("granted", Some(d)) => return Err(format!("event {n}: direction {d:?} is in or out")),
+                    ("denied", _) => DoorKind::Denied,
+                    ("forced", _) => DoorKind::Forced,
+                    ("held_open", _) => DoorKind::HeldOpen,
+                    ("closed", _) => DoorKind::Closed,
+                    ("tamper", _) => DoorKind::Tamper,
+                    ("duress", _) => DoorKind::Duress,
+                    (k, _) => return Err(format!("event {n}: type {k:?} is one of granted, denied, forced, held_open, closed, tamper, duress")),
+                };
+                let location = self.doors.get(&e.door).and_then(|l| LocationId::parse(l).ok());
+                let badge = e.card.as_ref().and_then(|c| self.cards.get(c)).and_then(|b| Badge::parse(b).ok());
+                Ok(DoorInput {
+                    id: e.id.clone(),
+                    at,
+                    door: e.door.clone(),
+                    location,
+                    card: e.card.clone(),
+                    badge,
+                    kind,
+                    proof: None,
+                    reason: e.reason.clone().unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,339 @@
+//! API: armory access control (docs/access.md) — the places and who is inside, a place's roster
+//! (grant, revoke), its door log, the door terminal (badge and PIN), and the receiver of the site's
+//! access-control system (Standard Webhooks, HMAC-SHA256).
+
+use crate::auth::{now, Principal};
+use crate::edge::*;
+use crate::error::{ApiError, ErrorBody};
+use crate::scope::sees;
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use qm_app::access::{self as acc, DoorOutcome, TerminalAnswer};
+use qm_core::access::{DoorInput, DoorKind, Hours, Proof};
+use qm_core::event::CredentialKind;
+use qm_core::*;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct GrantIn {
+    pub badge: String,
+    /// The role they enter in (one of theirs).
+    pub role: String,
+    /// `always`, or windows like `mon-fri 07:00-19:00; sat 08:00-12:00`, in the site's zone.
+    pub hours: String,
+    /// Dated exceptions: `2026-12-25=closed`, `2026-12-24=08:00-12:00`.
+    #[serde(default)]
+    pub except: Vec<String>,
+    pub reason: String,
+}
+
+/// A badge and PIN at the door terminal; `exit` to record leaving.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TerminalIn {
+    pub badge: String,
+    pub pin: String,
+    #[serde(default)]
+    pub exit: bool,
+}
+
+impl std::fmt::Debug for TerminalIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TerminalIn").field("badge", &self.badge).field("pin", &"<redacted>").field("exit", &self.exit).finish()
+    }
+}
+
+#[derive(Deserialize, IntoParams, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    /// A local day (YYYY-MM-DD); default today.
+    pub date: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// The body an access-control system posts (docs/access.md, "Webhook").
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookIn {
+    pub events: Vec<acc::SystemEvent>,
+}
+
+/// The hours a grant's text and exceptions make.
+pub fn hours_of(text: &str, except: &[String]) -> Result<Hours, ApiError> {
+    let mut h = Hours::parse(text).map_err(ApiError::usage)?;
+    for e in except.iter().filter(|e| !e.trim().is_empty()) {
+        h.add_exception(e.trim()).map_err(ApiError::usage)?;
+    }
+    Ok(h)
+}
+
+fn location_unit(s: &qm_core::State, l: &LocationId) -> Result<UnitId, ApiError> {
+    s.locations.get(l).map(|x| x.unit.clone()).ok_or_else(|| ApiError::not_found("location", l.as_str()))
+}
+
+/// Reads a place's data only within the principal's subtree (else recorded and refused).
+async fn place_read<T: Send + 'static>(
+    st: &AppState,
+    p: &Principal,
+    location: &str,
+    f: impl FnOnce(&qm_app::Site, &LocationId) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let l = id(LocationId::parse(location))?;
+    let pp = p.clone();
+    let (v, ok) = read(st, move |site| {
+        let unit = location_unit(site.state(), &l)?;
+        let ok = sees(site.state(), &pp, Some(&unit));
+        Ok((if ok { Some(f(site, &l)?) } else { None }, ok))
+    })
+    .await?;
+    match v {
+        Some(v) if ok => Ok(v),
+        _ => Err(deny_read(st, p, &format!("location {location}")).await),
+    }
+}
+
+#[utoipa::path(get, path = "/api/access", tag = "access", responses((status = 200, body = serde_json::Value), (status = "4XX", body = ErrorBody)))]
+pub(crate) async fn access_places(Caller { st, p, .. }: Caller) -> Result<Json<serde_json::Value>, ApiError> {
+    read(&st, move |site| {
+        let s = site.state();
+        let mine = |u: &UnitId| sees(s, &p, Some(u));
+        Ok(Json(crate::error::to_json(acc::places(site, Some(&mine), now()))?))
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/api/access/{location}/roster", tag = "access", params(("location" = String, Path)),
+    responses((status = 200, body = serde_json::Value), (status = "4XX", body = ErrorBody)))]
+pub(crate) async fn access_roster(Caller { st, p, .. }: Caller, Path(location): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    let rows = place_read(&st, &p, &location, |site, l| Ok(acc::roster(site, l)?)).await?;
+    Ok(Json(crate::error::to_json(rows)?))
+}
+
+#[utoipa::path(post, path = "/api/access/{location}/roster", tag = "access", request_body = GrantIn,
+    params(("location" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = WriteOut), (status = "4XX", body = ErrorBody)))]
+pub(crate) async fn access_grant(
+    Caller { st, p, ip, key }: Caller,
+    Path(location): Path<String>,
+    JsonBody(b): JsonBody<GrantIn>,
+) -> Result<Json<WriteOut>, ApiError> {
+    let c = Command::GrantAccess {
+        location: id(LocationId::parse(&location))?,
+        badge: id(Badge::parse(&b.badge))?,
+        role: id(Role::parse(&b.role))?,
+        hours: hours_of(&b.hours, &b.except)?,
+        reason: b.reason,
+    };
+    done(&st, &p, &ip, key, None, c).await
+}
+
+#[utoipa::path(post, path = "/api/access/{location}/roster/{badge}/revoke", tag = "access", request_body = ReasonIn,
+    params(("location" = String, Path), ("badge" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = WriteOut), (status = "4XX", body = ErrorBody)))]
+pub(crate) async fn access_revoke(
+    Caller { st, p, ip, key }: Caller,
+    Path((location, badge)): Path<(String, String)>,
+    JsonBody(b): JsonBody<ReasonIn>,
+) -> Result<Json<WriteOut>, ApiError> {
+    let c = Command::RevokeAccess { location: id(LocationId::parse(&location))?, badge: id(Badge::parse(&badge))?, reason: b.reason };
+    done(&st, &p, &ip, key, None, c).await
+}
+
+/// The bounds of a local day in the site's zone (default: today).
+pub fn day_bounds(site: &qm_app::Site, date: Option<&str>) -> Result<(time::OffsetDateTime, time::OffsetDateTime), ApiError> {
+    let zone = qm_app::zone::SiteZone::of(site.state());
+    let offset = zone.at(now()).offset;
+    let day = match date.filter(|d| !d.trim().is_empty()) {
+        Some(d) => crate::edge::date(d)?,
+        None => now().to_offset(offset).date(),
+    };
+    let from = day.midnight().assume_offset(offset);
+    Ok((from, from + time::Duration::days(1) - time::Duration::milliseconds(1)))
+}
+
+#[utoipa::path(get, path = "/api/access/{location}/log", tag = "access", params(("location" = String, Path), LogQuery),
+    responses((status = 200, body = serde_json::Value), (status = "4XX", body = ErrorBody)))]
+pub(crate) async fn access_log(
+    Caller { st, p, .. }: Caller,
+    Path(location): Path<String>,
+    Query(q): Query<LogQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let limit = q.limit.unwrap_or(500).clamp(1, 5000);
+    let rows = place_read(&st, &p, &location, move |site, l| {
+        let (from, until) = day_bounds(site, q.date.as_deref())?;
+        Ok(acc::log(site, Some(l), from, until, limit)?)
+    })
+    .await?;
+    Ok(Json(crate::error::to_json(rows)?))
+}
+
+/// Door events from doors no place is mapped to (kept and shown, never dropped), of a day.
+#[utoipa::path(get, path = "/api/access/unmapped", tag = "access", params(LogQuery),
+    responses((status = 200, body = serde_json::Value), (status = "4XX", body = ErrorBody)))]
+pub(crate) async fn access_unmapped(Caller { st, p, .. }: Caller, Query(q): Query<LogQuery>) -> Result<Json<serde_json::Value>, ApiError> {
+    if !p.at_root {
+        return Err(deny_read(&st, &p, "door events of doors mapped to no place").await);
+    }
+    let limit = q.limit.unwrap_or(500).clamp(1, 5000);
+    let rows = read(&st, move |site| {
+        let (from, until) = day_bounds(site, q.date.as_deref())?;
+        Ok(acc::log(site, None, from, until, limit)?)
+    })
+    .await?;
+    Ok(Json(crate::error::to_json(rows)?))
+}
+
+/// May `p` run the door terminal of a place in `unit` kept by `keeper`: a role that keeps rosters
+/// there, or the place's keeper.
+fn runs_terminal(s: &qm_core::State, p: &Principal, unit: &UnitId, keeper: Option<&Badge>) -> bool {
+    let roster = p.roles.iter().any(|r| qm_core::permissions::role_allows(*r, qm_core::permissions::Op::Roster));
+    sees(s, p, Some(unit)) && (roster || keeper == Some(&p.badge))
+}
+
+/// How the person at the terminal proved who they are: the PIN and the duress PIN compared off the
+/// site's thread, counted as one attempt in the badge's lockout.
+async fn terminal_proof(st: &AppState, badge: &Option<Badge>, pin: String) -> Result<Proof, ApiError> {
+    let Some(b) = badge.clone() else { return Ok(Proof::Unknown) };
+    let attempts = st
+        .site
+        .peek(move |site| {
+            if !site.state().people.contains_key(&b) {
+                return Ok(None);
+            }
+            Ok::<_, qm_app::AppError>(Some((site.attempt(&b, CredentialKind::Pin)?, site.attempt(&b, CredentialKind::Duress)?)))
+        })
+        .await?;
+    let (real, duress) = match attempts {
+        Ok(Some(a)) => a,
+        Ok(None) => return Ok(Proof::Unknown),
+        Err(qm_app::AppError::Locked { .. }) => return Ok(Proof::WrongPin),
+        Err(e) => return Err(e.into()),
+    };
+    if real.hash().is_none() {
+        return Ok(Proof::Unknown);
+    }
+    let gate = &st.auth.pin_gate;
+    let proof = if gate.verify(pin.clone(), real.hash()).await.ok_or_else(crate::auth::busy)? {
+        Proof::Pin
+    } else if duress.hash().is_some() && gate.verify(pin, duress.hash()).await.ok_or_else(crate::auth::busy)? {
+        Proof::Duress
+    } else {
+        Proof::WrongPin
+    };
+    let _ = real.settle(proof != Proof::WrongPin);
+    Ok(proof)
+}
+
+/// One badge at a place's door terminal: granted or refused and why, entry or exit recorded.
+pub async fn terminal(st: &AppState, p: &Principal, location: &str, badge_text: &str, pin: String, exit: bool) -> Result<TerminalAnswer, ApiError> {
+    let l = id(LocationId::parse(location))?;
+    let (pp, ll) = (p.clone(), l.clone());
+    let allowed = read(st, move |site| {
+        let s = site.state();
+        let loc = s.locations.get(&ll).ok_or_else(|| ApiError::not_found("location", ll.as_str()))?;
+        if !qm_core::access::controlled(loc.kind) {
+            return Err(ApiError::usage(format!("{ll} is a {}; door terminals are for armories, depots and magazines", loc.kind)));
+        }
+        Ok(runs_terminal(s, &pp, &loc.unit, loc.keeper.as_ref()))
+    })
+    .await?;
+    if !allowed {
+        let why = format!("badge {} may not run the door terminal of {location}: it takes the place's keeper or a role that keeps its roster", p.badge);
+        crate::auth::record_denial(st, p.badge.as_str(), "door_terminal", &why).await;
+        return Err(ApiError::forbidden("permission.role", format!("refused: {why} (rule permission.role)")));
+    }
+    let badge = Badge::parse(badge_text.trim()).ok();
+    let proof = terminal_proof(st, &badge, pin).await?;
+    let at = now();
+    let input = DoorInput {
+        id: uuid::Uuid::now_v7().to_string(),
+        at,
+        door: format!("terminal:{l}"),
+        location: Some(l.clone()),
+        card: badge.is_none().then(|| badge_text.trim().chars().take(64).collect()),
+        badge,
+        kind: if exit { DoorKind::Exit } else { DoorKind::Entry },
+        proof: Some(proof),
+        reason: String::new(),
+    };
+    let source = format!("terminal-{l}");
+    let out = st
+        .site
+        .call(move |site| {
+            let o = site.record_door_events(&source, vec![input], None, at)?;
+            let p = o.passages.first().ok_or_else(|| qm_app::AppError::Internal("the terminal's event was not judged".into()))?;
+            Ok::<_, qm_app::AppError>(acc::terminal_answer(site.state(), p))
+        })
+        .await??;
+    Ok(out)
+}
+
+#[utoipa::path(post, path = "/api/access/{location}/terminal", tag = "access", request_body = TerminalIn, params(("location" = String, Path)),
+    responses((status = 200, body = serde_json::Value), (status = "4XX", body = ErrorBody)))]
+pub(crate) async fn access_terminal(
+    Caller { st, p, .. }: Caller,
+    Path(location): Path<String>,
+    JsonBody(b): JsonBody<TerminalIn>,
+) -> Result<Json<TerminalAnswer>, ApiError> {
+    Ok(Json(terminal(&st, &p, &location, &b.badge, b.pin, b.exit).await?))
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Result<&'a str, ApiError> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "webhook.headers", format!("the {name} header is missing (Standard Webhooks)")))
+}
+
+/// Receives door events from an access-control system, signed in the Standard Webhooks format.
+/// A bad signature or a stale timestamp (401), a replayed message (409) or a malformed body (400,
+/// 422) is refused and nothing is recorded as a door event.
+#[utoipa::path(post, path = "/api/access/webhooks/{system}", tag = "access", security(()),
+    request_body(content = serde_json::Value, description = "{\"events\": [{\"id\", \"type\", \"at\", \"door\", \"card\", \"direction\", \"reason\"}]}"),
+    params(("system" = String, Path), ("webhook-id" = String, Header), ("webhook-timestamp" = String, Header), ("webhook-signature" = String, Header)),
+    responses((status = 200, body = serde_json::Value), (status = "4XX", body = ErrorBody)))]
+pub(crate) async fn access_webhook(
+    State(st): State<AppState>,
+    crate::auth::ClientIp(ip): crate::auth::ClientIp,
+    Path(system): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<DoorOutcome>, ApiError> {
+    let sys = st
+        .access
+        .systems
+        .get(&system)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "access.system", format!("not found: no access-control system {system:?} is configured")))?;
+    let (msg_id, ts, sig) = (header(&headers, "webhook-id")?, header(&headers, "webhook-timestamp")?, header(&headers, "webhook-signature")?);
+    if let Err(why) = crate::notify::verify_webhook(&sys.key, msg_id, ts, sig, &body, now().unix_timestamp(), sys.tolerance_s) {
+        let reason = format!("webhook of access system {system} from {ip} refused: {why}");
+        crate::auth::record_denial(&st, &format!("webhook:{system}"), "api", &reason).await;
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "webhook.signature", format!("refused: {why}")));
+    }
+    let key = format!("webhook-{system}-{}", msg_id.chars().take(128).collect::<String>());
+    let k = key.clone();
+    if st.site.call(move |site| site.store().used_idempotency_keys(&[k.as_str()]).map(|u| !u.is_empty()).map_err(qm_app::AppError::from)).await?? {
+        return Err(ApiError::new(StatusCode::CONFLICT, "webhook.replayed", format!("refused: message {msg_id} was received before; nothing recorded")));
+    }
+    let b: WebhookIn = serde_json::from_slice(&body).map_err(|e| ApiError::usage(format!("the body is not {{\"events\": [...]}}: {e}")))?;
+    let inputs = sys.inputs(&b.events).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", format!("invalid: {e}")))?;
+    let at = now();
+    let out = st.site.call(move |site| site.record_door_events(&system, inputs, Some(&key), at)).await??;
+    Ok(Json(out))
+}
+
+pub(crate) fn routes() -> axum::Router<AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/api/access", get(access_places))
+        .route("/api/access/unmapped", get(access_unmapped))
+        .route("/api/access/webhooks/{system}", post(access_webhook))
+        .route("/api/access/{location}/roster", get(access_roster).post(access_grant))
+        .route("/api/access/{location}/roster/{badge}/revoke", post(access_revoke))
+        .route("/api/access/{location}/log", get(access_log))
+        .route("/api/access/{location}/terminal", post(access_terminal))
+}
