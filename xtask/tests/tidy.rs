@@ -52,6 +52,8 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
     ("crates/qm-store-sqlite/migrations/0004_no_replace.sql", "6296c3eebe648c6755a7ef8158ff5031561ce9841005a0b2da59ae4f324038f8"),
     ("crates/qm-store-sqlite/migrations/0005_outbox.sql", "59e45751fd2a8ea002a6499e48e78fd352d04a40631437240ef7bf6a2553e7ea"),
     ("crates/qm-store-postgres/migrations/0005_outbox.sql", "5291f222afa5cd3f3ce4bac93c6119b140c17d6a49fce668c789fcb1649c9c0e"),
+    ("crates/qm-store-sqlite/migrations/0006_door_events.sql", "218cbeb6d2f5b9d312b7ae795735549a0317371b9131e60b9dd10c1047613db5"),
+    ("crates/qm-store-postgres/migrations/0006_door_events.sql", "8d81eff63bbd902155c27930ee58b1de31f37b17e08073bf57f3b5c6434e72e9"),
 ];
 
 #[test]

@@ -82,7 +82,13 @@ impl Site {
     /// one entry with their digest and the passages as the rules judged them, in one durable
     /// transaction. Events whose ids the source sent before are skipped (idempotent by event id);
     /// `key` (default: one made from the batch's digest) is the entry's idempotency key.
-    pub fn record_door_events(&mut self, source: &str, events: Vec<DoorInput>, key: Option<&str>, at: OffsetDateTime) -> Result<DoorOutcome> {
+    pub fn record_door_events(
+        &mut self,
+        source: &str,
+        events: Vec<DoorInput>,
+        key: Option<&str>,
+        at: OffsetDateTime,
+    ) -> Result<DoorOutcome> {
         let site = Badge::parse(qm_core::incidents::SITE_ACTOR).map_err(|e| AppError::Internal(e.to_string()))?;
         let mut events: Vec<DoorInput> = events.into_iter().map(|e| DoorInput { at: from_ms(ms(e.at)), ..e }).collect();
         let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
@@ -430,7 +436,9 @@ impl AccessSystems {
             for (door, loc) in &s.doors {
                 let ok = LocationId::parse(loc).ok().and_then(|l| state.locations.get(&l).map(|x| qm_core::access::controlled(x.kind)));
                 if ok != Some(true) {
-                    return Err(format!("{file}: key systems.{name}.doors.{door}: {loc:?} is not an armory, depot or magazine of these books"));
+                    return Err(format!(
+                        "{file}: key systems.{name}.doors.{door}: {loc:?} is not an armory, depot or magazine of these books"
+                    ));
                 }
             }
             for (card, badge) in &s.cards {
@@ -494,7 +502,9 @@ impl AccessSystem {
                     ("closed", _) => DoorKind::Closed,
                     ("tamper", _) => DoorKind::Tamper,
                     ("duress", _) => DoorKind::Duress,
-                    (k, _) => return Err(format!("event {n}: type {k:?} is one of granted, denied, forced, held_open, closed, tamper, duress")),
+                    (k, _) => {
+                        return Err(format!("event {n}: type {k:?} is one of granted, denied, forced, held_open, closed, tamper, duress"))
+                    }
                 };
                 let location = self.doors.get(&e.door).and_then(|l| LocationId::parse(l).ok());
                 let badge = e.card.as_ref().and_then(|c| self.cards.get(c)).and_then(|b| Badge::parse(b).ok());
@@ -512,4 +522,36 @@ impl AccessSystem {
             })
             .collect()
     }
+}
+
+/// What the dashboard shows of access control in a subtree: places with someone inside after hours,
+/// places with one person alone under a two-person rule, and access incidents not closed.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AccessSummary {
+    pub after_hours: Vec<(String, String)>,
+    pub alone: Vec<(String, String)>,
+    pub open_incidents: usize,
+}
+
+/// The kinds of incident that are about access.
+pub const ACCESS_INCIDENTS: [qm_core::IncidentKind; 6] = {
+    use qm_core::IncidentKind::*;
+    [UnauthorizedAccess, DoorForced, DoorHeldOpen, Duress, LonePerson, Overstay]
+};
+
+pub fn summary(site: &Site, within: &dyn Fn(&qm_core::UnitId) -> bool, now: OffsetDateTime) -> AccessSummary {
+    let state = site.state();
+    let mut s = AccessSummary::default();
+    for p in places(site, Some(within), now) {
+        s.after_hours.extend(p.inside.iter().filter(|i| i.after_hours).map(|i| (p.location.clone(), i.badge.clone())));
+        if p.alone {
+            s.alone.extend(p.inside.iter().map(|i| (p.location.clone(), i.badge.clone())));
+        }
+    }
+    s.open_incidents = state
+        .incidents
+        .values()
+        .filter(|i| i.state != qm_core::IncidentState::Closed && ACCESS_INCIDENTS.contains(&i.kind) && within(&i.unit))
+        .count();
+    s
 }

@@ -102,8 +102,7 @@ pub fn copy_ledger(
     for seq in digests {
         let rs = src.readings_of_digest(seq)?;
         readings += rs.len();
-        let door_events = src.door_events_of_digest(seq)?;
-        dest.commit(&Commit { readings: rs, door_events, ..Commit::default() })?;
+        dest.commit(&Commit { readings: rs, door_events: src.door_events_of_digest(seq)?, ..Commit::default() })?;
     }
     let rows: Vec<RowChange> =
         state.all_rows().into_iter().map(|(k, v)| RowChange { kind: k.kind.to_string(), key: k.key, value: Some(v) }).collect();

@@ -185,14 +185,7 @@ fn event_summary(env: &Envelope, zone: &crate::zone::SiteZone) -> String {
         Event::PersonRegistered { badge, name, unit, roles, .. } => {
             format!("badge {badge} {name}, unit {unit}, roles {}", roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "))
         }
-        Event::CredentialSet { badge, kind, .. } => {
-            let what = match kind {
-                qm_core::event::CredentialKind::Pin => "PIN",
-                qm_core::event::CredentialKind::Password => "password",
-                qm_core::event::CredentialKind::Duress => "duress PIN",
-            };
-            format!("new {what} for badge {badge}")
-        }
+        Event::CredentialSet { badge, kind, .. } => format!("new {} for badge {badge}", credential_word(*kind)),
         Event::TokenIssued { token, label, unit, operations, .. } => {
             format!("API token {token} ({label}) for unit {unit}: {}", operations.join(", "))
         }
@@ -261,8 +254,18 @@ fn event_summary(env: &Envelope, zone: &crate::zone::SiteZone) -> String {
 fn summarize_record(env: &Envelope, zone: &crate::zone::SiteZone) -> String {
     match &env.event {
         Event::DirectiveIssued { .. } | Event::DirectiveUpdated { .. } => summarize_directive(env, zone),
-        Event::RosterGranted { .. } | Event::RosterRevoked { .. } | Event::DoorEvents { .. } | Event::AccessAlert { .. } => summarize_access(&env.event),
+        Event::RosterGranted { .. } | Event::RosterRevoked { .. } | Event::DoorEvents { .. } | Event::AccessAlert { .. } => {
+            summarize_access(&env.event)
+        }
         other => summarize_incident(other, zone),
+    }
+}
+
+fn credential_word(kind: qm_core::event::CredentialKind) -> &'static str {
+    match kind {
+        qm_core::event::CredentialKind::Pin => "PIN",
+        qm_core::event::CredentialKind::Password => "password",
+        qm_core::event::CredentialKind::Duress => "duress PIN",
     }
 }
 
@@ -270,13 +273,21 @@ fn summarize_record(env: &Envelope, zone: &crate::zone::SiteZone) -> String {
 fn summarize_access(event: &Event) -> String {
     use qm_core::access::DoorKind;
     match event {
-        Event::RosterGranted { location, badge, role, hours, reason } => format!("badge {badge} on the roster of {location} as {role}, {hours}: {reason}"),
+        Event::RosterGranted { location, badge, role, hours, reason } => {
+            format!("badge {badge} on the roster of {location} as {role}, {hours}: {reason}")
+        }
         Event::RosterRevoked { location, badge, reason } => format!("badge {badge} off the roster of {location}: {reason}"),
         Event::DoorEvents { source, count, passages, .. } => {
             let n = |k: DoorKind| passages.iter().filter(|p| p.kind == k).count();
             let flagged = passages.iter().filter(|p| !p.findings.is_empty()).count();
             let mut parts = vec![format!("{count} door events from {source}")];
-            for (k, what) in [(DoorKind::Entry, "entries"), (DoorKind::Exit, "exits"), (DoorKind::Denied, "denied"), (DoorKind::Forced, "forced"), (DoorKind::HeldOpen, "held open")] {
+            for (k, what) in [
+                (DoorKind::Entry, "entries"),
+                (DoorKind::Exit, "exits"),
+                (DoorKind::Denied, "denied"),
+                (DoorKind::Forced, "forced"),
+                (DoorKind::HeldOpen, "held open"),
+            ] {
                 if n(k) > 0 {
                     parts.push(format!("{} {what}", n(k)));
                 }

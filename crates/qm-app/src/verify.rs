@@ -272,7 +272,9 @@ fn replay(store: &dyn EntrySource, end: u64, rows_at: u64) -> Replayed {
                     qm_core::Event::ReadingsRecorded { location, count, sha256, .. } => {
                         digests.push((seq, false, location.to_string(), *count, sha256.clone()))
                     }
-                    qm_core::Event::DoorEvents { source, count, sha256, .. } => digests.push((seq, true, source.clone(), *count, sha256.clone())),
+                    qm_core::Event::DoorEvents { source, count, sha256, .. } => {
+                        digests.push((seq, true, source.clone(), *count, sha256.clone()))
+                    }
                     _ => {}
                 }
                 audit.observe(&env);
@@ -299,6 +301,45 @@ fn replay(store: &dyn EntrySource, end: u64, rows_at: u64) -> Replayed {
     (rows, digests, problems, ok)
 }
 
+/// Condition readings and door events, kept outside the ledger: each batch must still hash to the
+/// digest its entry recorded.
+fn check_batches(store: &dyn EntrySource, digests: &[Digest], report: &mut VerifyReport) {
+    for (seq, doors, name, count, sha) in digests {
+        if *doors {
+            if let Some(msg) = crate::access::check_digest(store, *seq, name, *count, sha) {
+                problem(report, Some(*seq), msg);
+            }
+            continue;
+        }
+        let location = name;
+        match store.readings_of_digest(*seq) {
+            Err(e) => problem(report, Some(*seq), format!("entry {seq}: cannot read its condition readings: {e}")),
+            Ok(rows) => {
+                let actual = crate::conditions::digest(
+                    rows.iter().map(|r| crate::conditions::digest_line(&r.location, r.at_ms, r.temperature_c, r.humidity_pct)),
+                );
+                if rows.len() as u64 != *count || actual != *sha || rows.iter().any(|r| r.location != *location) {
+                    problem(
+                        report,
+                        Some(*seq),
+                        format!("entry {seq}: the {} stored condition readings of {location} no longer match the digest recorded for {count} readings: the series was altered", rows.len()),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Notes a problem (the first 50), and the first bad entry.
+fn problem(r: &mut VerifyReport, bad: Option<u64>, msg: String) {
+    if let Some(b) = bad {
+        r.first_bad_entry = Some(r.first_bad_entry.map_or(b, |f| f.min(b)));
+    }
+    if r.problems.len() < 50 {
+        r.problems.push(msg);
+    }
+}
+
 /// With `--require-checkpointed`: the entries after the latest signed checkpoint, as a problem.
 fn window_problem(uncheckpointed: u64, entries: u64) -> Option<String> {
     (uncheckpointed > 0).then(|| {
@@ -315,14 +356,6 @@ pub fn verify(store: &dyn EntrySource, opts: &VerifyOptions) -> VerifyReport {
 /// [`verify`] with chunks of `2^level` entries (tests use small ones to cross many chunk edges).
 pub fn verify_in_chunks(store: &dyn EntrySource, opts: &VerifyOptions, level: u8) -> VerifyReport {
     let mut report = VerifyReport { replayed: !opts.skip_replay, ..VerifyReport::default() };
-    let problem = |r: &mut VerifyReport, bad: Option<u64>, msg: String| {
-        if let Some(b) = bad {
-            r.first_bad_entry = Some(r.first_bad_entry.map_or(b, |f| f.min(b)));
-        }
-        if r.problems.len() < 50 {
-            r.problems.push(msg);
-        }
-    };
     let checkpoints = store.checkpoints().unwrap_or_else(|e| {
         problem(&mut report, None, format!("cannot read checkpoints: {e}"));
         vec![]
@@ -503,31 +536,7 @@ pub fn verify_in_chunks(store: &dyn EntrySource, opts: &VerifyOptions, level: u8
         problem(&mut report, None, msg);
     }
 
-    // Condition readings and door events: each batch must still hash to the digest its entry recorded.
-    for (seq, doors, name, count, sha) in &digests {
-        if *doors {
-            if let Some(msg) = crate::access::check_digest(store, *seq, name, *count, sha) {
-                problem(&mut report, Some(*seq), msg);
-            }
-            continue;
-        }
-        let location = name;
-        match store.readings_of_digest(*seq) {
-            Err(e) => problem(&mut report, Some(*seq), format!("entry {seq}: cannot read its condition readings: {e}")),
-            Ok(rows) => {
-                let actual = crate::conditions::digest(
-                    rows.iter().map(|r| crate::conditions::digest_line(&r.location, r.at_ms, r.temperature_c, r.humidity_pct)),
-                );
-                if rows.len() as u64 != *count || actual != *sha || rows.iter().any(|r| r.location != *location) {
-                    problem(
-                        &mut report,
-                        Some(*seq),
-                        format!("entry {seq}: the {} stored condition readings of {location} no longer match the digest recorded for {count} readings: the series was altered", rows.len()),
-                    );
-                }
-            }
-        }
-    }
+    check_batches(store, &digests, &mut report);
     report.readings_batches = digests.iter().filter(|d| !d.1).count();
     report.door_batches = digests.iter().filter(|d| d.1).count();
 

@@ -78,7 +78,10 @@ pub(crate) fn run(cli: &Cli, c: &AccessCmd, out: &Out) -> R<u8> {
                 rows.iter()
                     .map(|r| {
                         let inside = r.inside_since.as_ref().map(|t| format!("; inside since {t}")).unwrap_or_default();
-                        format!("{:<6} {:<20} {:<15} {}  (granted by {} {}: {}){inside}", r.badge, r.name, r.role, r.hours, r.granted_by, r.granted_at, r.reason)
+                        format!(
+                            "{:<6} {:<20} {:<15} {}  (granted by {} {}: {}){inside}",
+                            r.badge, r.name, r.role, r.hours, r.granted_by, r.granted_at, r.reason
+                        )
                     })
                     .collect::<Vec<_>>()
                     .join("\n")
@@ -101,59 +104,67 @@ pub(crate) fn run(cli: &Cli, c: &AccessCmd, out: &Out) -> R<u8> {
             let cmd = Command::RevokeAccess { location: loc(location)?, badge: p(Badge::parse(badge))?, reason: reason.clone() };
             write(&mut s, &cli.who, cmd, out)
         }
-        AccessCmd::Log { location, date, unmapped, limit } => {
-            let s = open_site(cli)?;
-            let place = match (location, unmapped) {
-                (Some(l), false) => Some(loc(l)?),
-                (None, true) => None,
-                _ => return Err(usage("give a place, or --unmapped for doors mapped to no place")),
-            };
-            let (from, until) = day(&s, date.as_deref(), now)?;
-            let rows = acc::log(&s, place.as_ref(), from, until, *limit)?;
-            out.json_or(&rows, || {
-                if rows.is_empty() {
-                    return "no door events that day".to_string();
-                }
-                rows.iter()
-                    .map(|r| {
-                        let who = match (&r.badge, &r.name, &r.card) {
-                            (Some(b), Some(n), _) => format!("{b} {n}"),
-                            (Some(b), None, _) => b.clone(),
-                            (None, _, Some(c)) => format!("card {c} (unknown)"),
-                            _ => "-".into(),
-                        };
-                        let why = if r.reason.is_empty() { String::new() } else { format!(": {}", r.reason) };
-                        let found = if r.findings.is_empty() { String::new() } else { format!(" [{}]", r.findings.join(", ")) };
-                        format!("{}  {:<9} {:<24} door {} via {}{found}{why}", r.at, r.kind, who, r.door, r.source)
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            });
-            Ok(0)
-        }
-        AccessCmd::Door { location, exit } => {
-            let mut s = open_site(cli)?;
-            let l = loc(location)?;
-            let who = &cli.who;
-            let badge = p(Badge::parse(who.actor.as_deref().ok_or_else(|| usage("give --actor BADGE and the PIN in QM_PIN"))?))?;
-            let proof = s.door_proof(&badge, who.pin.as_deref().ok_or_else(|| usage("give the PIN in QM_PIN (or --pin)"))?)?;
-            let input = DoorInput {
-                id: uuid::Uuid::now_v7().to_string(),
-                at: now,
-                door: format!("terminal:{l}"),
-                location: Some(l.clone()),
-                card: None,
-                badge: Some(badge),
-                kind: if *exit { DoorKind::Exit } else { DoorKind::Entry },
-                proof: Some(proof),
-                reason: String::new(),
-            };
-            let o = s.record_door_events(&format!("terminal-{l}"), vec![input], None, now)?;
-            s.checkpoint_if_grown()?;
-            let passage = o.passages.first().ok_or_else(|| AppError::Internal("the door event was not judged".into()))?;
-            let answer = acc::terminal_answer(s.state(), passage);
-            out.json_or(&answer, || answer.message.clone());
-            Ok(if answer.granted { 0 } else { 1 })
-        }
+        AccessCmd::Log { location, date, unmapped, limit } => log(cli, location.as_deref(), date.as_deref(), *unmapped, *limit, out),
+        AccessCmd::Door { location, exit } => door(cli, location, *exit, out),
     }
+}
+
+/// `qm access log`: a place's door events of a day, or those of doors mapped to no place.
+fn log(cli: &Cli, location: Option<&str>, date: Option<&str>, unmapped: bool, limit: usize, out: &Out) -> R<u8> {
+    let now = now();
+    let s = open_site(cli)?;
+    let place = match (location, unmapped) {
+        (Some(l), false) => Some(p(LocationId::parse(l))?),
+        (None, true) => None,
+        _ => return Err(usage("give a place, or --unmapped for doors mapped to no place")),
+    };
+    let (from, until) = day(&s, date, now)?;
+    let rows = acc::log(&s, place.as_ref(), from, until, limit)?;
+    out.json_or(&rows, || {
+        if rows.is_empty() {
+            return "no door events that day".to_string();
+        }
+        rows.iter()
+            .map(|r| {
+                let who = match (&r.badge, &r.name, &r.card) {
+                    (Some(b), Some(n), _) => format!("{b} {n}"),
+                    (Some(b), None, _) => b.clone(),
+                    (None, _, Some(c)) => format!("card {c} (unknown)"),
+                    _ => "-".into(),
+                };
+                let why = if r.reason.is_empty() { String::new() } else { format!(": {}", r.reason) };
+                let found = if r.findings.is_empty() { String::new() } else { format!(" [{}]", r.findings.join(", ")) };
+                format!("{}  {:<9} {:<24} door {} via {}{found}{why}", r.at, r.kind, who, r.door, r.source)
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(0)
+}
+
+/// `qm access door`: the door terminal from the command line.
+fn door(cli: &Cli, location: &str, exit: bool, out: &Out) -> R<u8> {
+    let now = now();
+    let mut s = open_site(cli)?;
+    let l = p(LocationId::parse(location))?;
+    let who = &cli.who;
+    let badge = p(Badge::parse(who.actor.as_deref().ok_or_else(|| usage("give --actor BADGE and the PIN in QM_PIN"))?))?;
+    let proof = s.door_proof(&badge, who.pin.as_deref().ok_or_else(|| usage("give the PIN in QM_PIN (or --pin)"))?)?;
+    let input = DoorInput {
+        id: uuid::Uuid::now_v7().to_string(),
+        at: now,
+        door: format!("terminal:{l}"),
+        location: Some(l.clone()),
+        card: None,
+        badge: Some(badge),
+        kind: if exit { DoorKind::Exit } else { DoorKind::Entry },
+        proof: Some(proof),
+        reason: String::new(),
+    };
+    let o = s.record_door_events(&format!("terminal-{l}"), vec![input], None, now)?;
+    s.checkpoint_if_grown()?;
+    let passage = o.passages.first().ok_or_else(|| AppError::Internal("the door event was not judged".into()))?;
+    let answer = acc::terminal_answer(s.state(), passage);
+    out.json_or(&answer, || answer.message.clone());
+    Ok(if answer.granted { 0 } else { 1 })
 }

@@ -208,6 +208,9 @@ pub struct AccessPlace {
     /// so each is raised once; cleared as they leave.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerted: Vec<String>,
+    /// Since when exactly one person has been inside (their entry, or the exit that left them alone).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub alone_since: Option<OffsetDateTime>,
     /// The last door event recorded here (any kind), for the pages.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
     pub last_event_at: Option<OffsetDateTime>,
@@ -278,8 +281,6 @@ pub enum Finding {
     AfterHours,
     /// A duress code: access looked granted.
     Duress,
-    /// The exit left one person alone inside under a two-person rule.
-    LeftAlone,
 }
 
 impl Finding {
@@ -288,7 +289,6 @@ impl Finding {
             Finding::NotOnRoster => "not on the roster",
             Finding::AfterHours => "outside the hours",
             Finding::Duress => "duress",
-            Finding::LeftAlone => "left one person alone inside",
         }
     }
 }
@@ -395,20 +395,19 @@ pub fn alerts_due(state: &State, location: &LocationId, now: OffsetDateTime) -> 
     let (Some(place), Some(loc)) = (state.access.get(location), state.locations.get(location)) else { return vec![] };
     let policy = state.effective_policy(&loc.unit, now).0;
     let mut out = vec![];
-    if two_person(&policy) && place.inside.len() == 1 {
-        if let Some((badge, since)) = place.inside.iter().next() {
-            let window = Duration::minutes(i64::from(policy.partner_within_min.unwrap_or(PARTNER_WITHIN_MIN_DEFAULT)));
-            // Alone since the later of their entry and the last other person's exit: the books keep
-            // the entry, so a person left alone by an exit is raised at that exit (`Finding::LeftAlone`).
-            if now - *since >= window {
-                let key = format!("lone:{badge}");
-                let msg = format!(
-                    "badge {badge} has been alone inside {location} since {} under a two-person rule (nobody followed within {} min)",
-                    crate::decide::when(*since),
-                    window.whole_minutes()
-                );
-                out.push((key, badge.clone(), *since, msg));
-            }
+    if let (true, Some(badge), Some(since)) =
+        (two_person(&policy) && place.inside.len() == 1, place.inside.keys().next(), place.alone_since)
+    {
+        // Alone since their entry (nobody followed) or since the exit that left them (the last two
+        // did not leave together): either way, a partner window to put it right.
+        let window = Duration::minutes(i64::from(policy.partner_within_min.unwrap_or(PARTNER_WITHIN_MIN_DEFAULT)));
+        if now - since >= window {
+            let msg = format!(
+                "badge {badge} has been alone inside {location} since {} under a two-person rule (nobody with them within {} min)",
+                crate::decide::when(since),
+                window.whole_minutes()
+            );
+            out.push((format!("lone:{badge}"), badge.clone(), since, msg));
         }
     }
     if let Some(max) = policy.max_inside_min {

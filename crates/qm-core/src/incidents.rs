@@ -65,7 +65,8 @@ pub enum Trigger {
     Duress,
     /// An entry the door let through by someone not on the roster, or outside the hours.
     UnauthorizedEntry,
-    /// One person alone inside under a two-person rule (left alone by an exit, or nobody followed).
+    /// One person alone inside under a two-person rule past the partner window (nobody followed,
+    /// or the last two did not leave together): the site's clock raises it.
     LonePerson,
     /// A stay inside longer than the policy allows.
     Overstay,
@@ -460,7 +461,6 @@ fn door_triggers(state: &State, p: &crate::access::Passage, seq: u64) -> Vec<Tri
         match f {
             Finding::Duress => add(Trigger::Duress, format!("DURESS signalled by {who} at {place}")),
             Finding::NotOnRoster | Finding::AfterHours => add(Trigger::UnauthorizedEntry, format!("{who} entered {place} {}", f.as_str())),
-            Finding::LeftAlone => add(Trigger::LonePerson, format!("{who} left one person alone inside {place}")),
         }
     }
     out

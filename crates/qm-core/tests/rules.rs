@@ -2559,16 +2559,41 @@ fn under_two_person_entry_nobody_stays_alone() {
         site_records(&mut s, t0 + time::Duration::minutes(7), alerts.clone()),
         Err(Rejection::Refused { rule: "access.alert", .. })
     ));
-    // A partner comes; when one of the two leaves, the other is alone: an incident at once.
+    // A partner comes; the last two leave together (within the window): nothing more.
     let t1 = t0 + time::Duration::minutes(8);
-    let (p, opened) = site_records(
+    site_records(&mut s, t1, doors(vec![door("b", t1, "1002", Entry, Some(Proof::Pin))])).unwrap();
+    assert!(s.access[&l("ARM11")].alone_since.is_none() && s.access[&l("ARM11")].alerted.is_empty());
+    let t2 = t1 + time::Duration::minutes(30);
+    site_records(&mut s, t2, doors(vec![door("c", t2, "1001", Exit, Some(Proof::Pin))])).unwrap();
+    site_records(
         &mut s,
-        t1,
-        doors(vec![door("b", t1, "1002", Entry, Some(Proof::Pin)), door("c", t1, "1001", Exit, Some(Proof::Pin))]),
+        t2 + time::Duration::minutes(2),
+        doors(vec![door("d", t2 + time::Duration::minutes(2), "1002", Exit, Some(Proof::Pin))]),
     )
     .unwrap();
-    assert!(p[1].reason.contains("left badge 1002 alone"), "{}", p[1].reason);
+    assert!(matches!(
+        site_records(&mut s, t2 + time::Duration::minutes(9), alerts.clone()),
+        Err(Rejection::Refused { rule: "access.alert", .. })
+    ));
+    // One of two leaves and the other stays on alone: raised once the window has passed since the exit.
+    let t3 = t2 + time::Duration::hours(1);
+    site_records(&mut s, t3, doors(vec![door("e", t3, "1001", Entry, Some(Proof::Pin)), door("f", t3, "1002", Entry, Some(Proof::Pin))]))
+        .unwrap();
+    site_records(
+        &mut s,
+        t3 + time::Duration::minutes(20),
+        doors(vec![door("g", t3 + time::Duration::minutes(20), "1001", Exit, Some(Proof::Pin))]),
+    )
+    .unwrap();
+    assert!(matches!(
+        site_records(&mut s, t3 + time::Duration::minutes(24), alerts.clone()),
+        Err(Rejection::Refused { rule: "access.alert", .. })
+    ));
+    let (_, opened) = site_records(&mut s, t3 + time::Duration::minutes(26), alerts).unwrap();
     assert_eq!(incident_kinds(&opened), [(IncidentKind::LonePerson, Severity::High)]);
+    let Event::IncidentOpened { summary, objects, .. } = &opened[0] else { unreachable!() };
+    assert!(summary.contains("badge 1002 has been alone inside ARM11 since"), "{summary}");
+    assert_eq!(objects.badges, [b("1002")]);
 }
 
 #[test]

@@ -19,10 +19,13 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
-    /// Acknowledges every incident not yet acknowledged, as `actor`.
+    /// Acknowledges every incident not yet acknowledged in `actor`'s subtree, as `actor`.
     fn acknowledge_incidents(&mut self, actor: &str, at: OffsetDateTime) -> Result<()> {
+        let s = self.site.state();
+        let unit = s.people.get(&id(Badge::parse(actor))?).map(|p| p.unit.clone());
+        let mine = |i: &qm_core::state::Incident| unit.as_ref().is_some_and(|u| s.unit_within(&i.responsible, u));
         let open: Vec<IncidentId> =
-            self.site.state().incidents.iter().filter(|(_, i)| i.acknowledged_at.is_none()).map(|(k, _)| k.clone()).collect();
+            s.incidents.iter().filter(|(_, i)| i.acknowledged_at.is_none() && mine(i)).map(|(k, _)| k.clone()).collect();
         for incident in open {
             self.run(actor, None, at, Command::UpdateIncident { incident, action: qm_core::event::IncidentAction::Acknowledge })?;
         }
@@ -262,6 +265,8 @@ pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountI
         },
     )?;
 
+    access_setup(&mut r, day + Duration::hours(5))?;
+    doors(&mut r, day, &MORNING)?;
     // Shift start, 06:00: officers draw rifles, pistols and ammunition.
     let shift = day + Duration::hours(6);
     r.run("0417", None, shift, Command::Issue { to: id(Badge::parse("1001"))?, from: None, items: items(&["R-1041", "P-221"])? })?;
@@ -377,6 +382,7 @@ pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountI
     )?;
     // Evening: the regional inspector does a blind full count of the armory. Rifle R-1049 is
     // racked in B instead of A, and the locker holds 20 rounds fewer than the books.
+    access_evening(&mut r, day)?;
     let count_at = day + Duration::hours(19);
     let c = r.run("0502", None, count_at, Command::StartCount { root: loc("D11-ARM")?, kind: CountKind::Full, blind: true })?;
     let count = match c.entries.first().map(|e| &e.event) {
@@ -441,6 +447,7 @@ pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountI
         )?;
     }
     r.acknowledge_incidents("0501", count_at + Duration::hours(1))?;
+
     site.checkpoint()?;
     Ok((site, count))
 }
@@ -481,5 +488,118 @@ fn drill(r: &mut Runner<'_>, setup_at: OffsetDateTime, hq: &UnitId, pin: &str) -
         Command::UpdateDirective { directive, action: qm_core::event::DirectiveAction::Acknowledge { unit: id(UnitId::parse("D-11"))? } },
     )?;
 
+    Ok(())
+}
+
+/// Who may enter Riverside's armory and magazine, and when (docs/access.md): set up before the day's
+/// shift. Nobody is alone in them (two-person entry at D-11); the armory key goes only to
+/// someone on the armory's roster.
+fn access_setup(r: &mut Runner<'_>, at: OffsetDateTime) -> Result<()> {
+    use qm_core::access::Hours;
+    let grant = |location: &str, badge: &str, role: Role, hours: &str, reason: &str| -> Result<Command> {
+        Ok(Command::GrantAccess {
+            location: id(LocationId::parse(location))?,
+            badge: id(Badge::parse(badge))?,
+            role,
+            hours: Hours::parse(hours).map_err(AppError::Internal)?,
+            reason: reason.into(),
+        })
+    };
+    r.run(
+        "0001",
+        None,
+        at,
+        Command::SetItemTypeAttributes { item_type: id(ItemTypeId::parse("KEY-ARM"))?, attributes: vec!["opens:D11-ARM".into()] },
+    )?;
+    let rules = qm_core::policy::PolicyRules { two_person_entry: true, partner_within_min: Some(5), ..Default::default() };
+    r.run("0001", None, at, Command::SetPolicy { unit: id(UnitId::parse("D-11"))?, rules })?;
+    for c in [
+        grant("D11-ARM", "0417", Role::Armorer, "daily 05:30-21:00", "day armorer")?,
+        grant("D11-ARM", "0610", Role::Armorer, "always", "armorer on call")?,
+        grant("D11-ARM", "0501", Role::DutyOfficer, "always", "duty officer: counts, keys, incidents")?,
+        grant("D11-ARM", "0502", Role::Inspector, "mon-fri 08:00-20:00", "regional inspections")?,
+        grant("D11-MAG-1", "0420", Role::MagazineKeeper, "daily 06:00-18:00", "magazine keeper")?,
+        grant("D11-MAG-1", "0610", Role::Armorer, "always", "second person for the magazine this week")?,
+    ] {
+        r.run("0501", None, at, c)?;
+    }
+    Ok(())
+}
+
+/// One door event of the demo: minutes after midnight, source, door, place, badge or card, kind, proof.
+type DoorLine =
+    (i64, &'static str, &'static str, Option<&'static str>, &'static str, qm_core::access::DoorKind, Option<qm_core::access::Proof>);
+
+/// The armory opens before the shift: the armorers badge in at its terminal; the magazine keeper,
+/// not on the armory's roster, is refused. The magazine's door is on the site's access-control
+/// system; the keeper is early, and a delivery holds the door open.
+const MORNING: [DoorLine; 9] = {
+    use qm_core::access::{DoorKind::*, Proof::*};
+    [
+        (5 * 60 + 50, "terminal-D11-ARM", "terminal:D11-ARM", Some("D11-ARM"), "0417", Entry, Some(Pin)),
+        (5 * 60 + 52, "terminal-D11-ARM", "terminal:D11-ARM", Some("D11-ARM"), "0610", Entry, Some(Pin)),
+        (5 * 60 + 54, "terminal-D11-ARM", "terminal:D11-ARM", Some("D11-ARM"), "0420", Entry, Some(Pin)),
+        (5 * 60 + 55, "terminal-D11-ARM", "terminal:D11-ARM", Some("D11-ARM"), "0610", Exit, Some(Pin)),
+        (5 * 60 + 56, "acs-main", "MAG1-DOOR", Some("D11-MAG-1"), "0420", Entry, None),
+        (5 * 60 + 57, "acs-main", "MAG1-DOOR", Some("D11-MAG-1"), "0610", Entry, None),
+        (5 * 60 + 58, "acs-main", "MAG1-DOOR", Some("D11-MAG-1"), "", HeldOpen, None),
+        (5 * 60 + 59, "acs-main", "MAG1-DOOR", Some("D11-MAG-1"), "", Closed, None),
+        (5 * 60 + 59, "terminal-D11-ARM", "terminal:D11-ARM", Some("D11-ARM"), "0501", Entry, Some(Pin)),
+    ]
+};
+
+/// The evening: the magazine keeper leaves the armorer alone in the magazine (the site's clock
+/// raises it) before he leaves too; the day armorer and the duty officer close the armory together.
+const EVENING: [DoorLine; 5] = {
+    use qm_core::access::{DoorKind::*, Proof::*};
+    [
+        (18 * 60 + 20, "acs-main", "MAG1-DOOR", Some("D11-MAG-1"), "0420", Exit, None),
+        (18 * 60 + 30, "terminal-D11-ARM", "terminal:D11-ARM", Some("D11-ARM"), "0417", Exit, Some(Pin)),
+        (18 * 60 + 31, "terminal-D11-ARM", "terminal:D11-ARM", Some("D11-ARM"), "0501", Exit, Some(Pin)),
+        (18 * 60 + 40, "acs-main", "MAG1-DOOR", Some("D11-MAG-1"), "0610", Exit, None),
+        (18 * 60 + 41, "acs-main", "MAG1-DOOR", Some("D11-MAG-1"), "", Closed, None),
+    ]
+};
+
+/// Records the demo's door events, one batch per source and time, as the terminal and the system do.
+fn doors(r: &mut Runner<'_>, day: OffsetDateTime, lines: &[DoorLine]) -> Result<()> {
+    for (i, (min, source, door, place, who, kind, proof)) in lines.iter().enumerate() {
+        let at = day + Duration::minutes(*min);
+        // The terminal knows the badge; the system reports its card, which its configuration maps.
+        let badge = (!who.is_empty()).then(|| Badge::parse(who)).transpose().map_err(|e| AppError::Internal(e.to_string()))?;
+        let card = badge.as_ref().filter(|_| proof.is_none()).map(|b| format!("C{b}"));
+        let input = qm_core::access::DoorInput {
+            id: format!("demo-{}-{i}", min),
+            at,
+            door: door.to_string(),
+            location: place.map(LocationId::parse).transpose().map_err(|e| AppError::Internal(e.to_string()))?,
+            card,
+            badge,
+            kind: *kind,
+            proof: *proof,
+            reason: String::new(),
+        };
+        r.site.record_door_events(source, vec![input], None, at)?;
+    }
+    Ok(())
+}
+
+/// The site's clock finds the armorer alone in the magazine after the keeper left; the temporary
+/// cover ends and comes off the magazine's roster.
+fn access_evening(r: &mut Runner<'_>, day: OffsetDateTime) -> Result<()> {
+    doors(r, day, &EVENING[..1])?;
+    r.run(
+        "site",
+        None,
+        day + Duration::minutes(18 * 60 + 26),
+        Command::RecordAccessAlerts { location: id(LocationId::parse("D11-MAG-1"))? },
+    )?;
+    doors(r, day, &EVENING[1..])?;
+    let revoke = Command::RevokeAccess {
+        location: id(LocationId::parse("D11-MAG-1"))?,
+        badge: id(Badge::parse("0610"))?,
+        reason: "cover for the magazine ended".into(),
+    };
+    r.run("0501", None, day + Duration::minutes(18 * 60 + 45), revoke)?;
     Ok(())
 }

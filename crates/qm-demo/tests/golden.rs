@@ -50,10 +50,14 @@ fn type_of(e: &Event) -> &'static str {
         Event::IncidentUpdated { .. } => "incident_updated",
         Event::DirectiveIssued { .. } => "directive_issued",
         Event::DirectiveUpdated { .. } => "directive_updated",
+        Event::RosterGranted { .. } => "roster_granted",
+        Event::RosterRevoked { .. } => "roster_revoked",
+        Event::DoorEvents { .. } => "door_events",
+        Event::AccessAlert { .. } => "access_alert",
     }
 }
 
-const ALL_TYPES: usize = 33;
+const ALL_TYPES: usize = 37;
 
 #[test]
 fn one_entry_of_every_event_type_encodes_to_the_bytes_checked_in() {

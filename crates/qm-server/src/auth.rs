@@ -64,6 +64,8 @@ pub struct Session {
     pub csrf: String,
     created: Instant,
     last: Instant,
+    /// A door terminal's session (docs/access.md): it reaches that place's terminal page only.
+    pub door: Option<String>,
 }
 
 impl std::fmt::Debug for Session {
@@ -154,6 +156,21 @@ impl Auth {
     /// A new session for a person just signed in with the password whose stored hash is `password`;
     /// returns its id and CSRF token.
     pub fn create(&self, badge: Badge, password: String) -> (String, String) {
+        self.create_for(badge, password, None)
+    }
+
+    /// A session that reaches the door terminal of `door` only, opened by `badge`: a tablet at the
+    /// door signed in by the officer can do nothing else as the officer.
+    pub fn create_door(&self, badge: Badge, password: String, door: &str) -> (String, String) {
+        self.create_for(badge, password, Some(door.to_string()))
+    }
+
+    /// The password hash the session was signed in with.
+    pub fn password_of(&self, id: &str) -> Option<String> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).get(id).map(|s| s.password.clone())
+    }
+
+    fn create_for(&self, badge: Badge, password: String, door: Option<String>) -> (String, String) {
         let id = random_token();
         let csrf = random_token();
         let now = Instant::now();
@@ -167,7 +184,10 @@ impl Auth {
                 }
             }
         }
-        s.insert(id.clone(), Session { badge, flash: None, password, password_checked: now, csrf: csrf.clone(), created: now, last: now });
+        s.insert(
+            id.clone(),
+            Session { badge, flash: None, password, password_checked: now, csrf: csrf.clone(), created: now, last: now, door },
+        );
         (id, csrf)
     }
 
@@ -390,6 +410,13 @@ pub async fn resolve(st: &AppState, parts: &Parts) -> Result<Option<Principal>, 
     }
     let Some(id) = session_id(&parts.headers) else { return Ok(None) };
     let Some(session) = st.auth.get(&id) else { return Ok(None) };
+    if let Some(door) = &session.door {
+        // A door terminal's session: its terminal page, and the ping that keeps it alive.
+        let path = parts.uri.path();
+        if path != format!("/door/{door}") && path != "/api/me" {
+            return Ok(None);
+        }
+    }
     let badge = session.badge;
     if let Some(signed_in_with) = st.auth.password_check_due(&id) {
         let b = badge.clone();

@@ -132,7 +132,9 @@ pub async fn start_with(
     site.set_sign_in_summary(std::time::Duration::from_secs(config.sign_in_summary_s));
     let notifier = notify::Notifier::configured(config.notifications.as_deref(), site.state())?;
     let access = match config.access.as_deref() {
-        Some(p) => qm_app::access::AccessSystems::load(std::path::Path::new(p), site.state()).map_err(|e| format!("access systems: {e}"))?,
+        Some(p) => {
+            qm_app::access::AccessSystems::load(std::path::Path::new(p), site.state()).map_err(|e| format!("access systems: {e}"))?
+        }
         None => Default::default(),
     };
     let (handle, worker) = worker::spawn(site, config.checkpoint_every_s, config.due_every_ms);

@@ -15,6 +15,7 @@ pub fn page(title: &str, p: Option<&Principal>, active: &str, body: Markup) -> M
         ("/counts", "Counts"),
         ("/incidents", "Incidents"),
         ("/directives", "Directives"),
+        ("/access", "Access"),
         ("/notifications", "Notifications"),
         ("/log", "Log"),
         ("/labels", "Labels"),

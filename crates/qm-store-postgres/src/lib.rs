@@ -32,7 +32,9 @@ use write::*;
 
 use postgres::types::{ToSql, Type};
 use postgres::{Client, Config, NoTls, Row};
-use qm_store::{Commit, CredentialChange, DoorQuery, Hash, Result, StoreError, StoredCheckpoint, StoredDoorEvent, StoredEntry, StoredReading};
+use qm_store::{
+    Commit, CredentialChange, DoorQuery, Hash, Result, StoreError, StoredCheckpoint, StoredDoorEvent, StoredEntry, StoredReading,
+};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;

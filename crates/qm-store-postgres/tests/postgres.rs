@@ -218,6 +218,7 @@ fn a_commit_is_all_or_nothing_and_a_taken_seq_is_a_conflict() {
         entries: vec![entry(2, "d")],
         rows: vec![row("R-1", Some("[1]")), row("R-1", None), row("R-3", None), row("R-3", Some("3"))],
         readings: vec![],
+        door_events: vec![],
         credentials: vec![],
     })
     .unwrap();
@@ -233,6 +234,44 @@ fn a_commit_is_all_or_nothing_and_a_taken_seq_is_a_conflict() {
     let used = s.used_idempotency_keys(&["a", "b", "d"]).unwrap();
     assert_eq!(used, ["a".to_string(), "d".to_string()].into_iter().collect());
     assert!(s.used_idempotency_keys(&[]).unwrap().is_empty());
+}
+
+#[test]
+fn door_events_are_kept_in_order_idempotent_by_id_and_never_changed() {
+    use qm_store::{DoorQuery, StoredDoorEvent};
+    let db = scratch();
+    let mut s = PostgresStore::create(db.url()).unwrap();
+    let ev = |id: &str, at_ms: i64, location: Option<&str>, badge: Option<&str>| StoredDoorEvent {
+        source: "acs".into(),
+        event_id: id.into(),
+        at_ms,
+        door: "D-1".into(),
+        card: Some("C1".into()),
+        kind: "entry".into(),
+        location: location.map(String::from),
+        badge: badge.map(String::from),
+        proof: None,
+        digest_seq: 0,
+    };
+    let batch = vec![ev("e2", 20, Some("ARM"), Some("0417")), ev("e1", 10, Some("ARM"), None), ev("e3", 30, None, None)];
+    s.commit(&Commit { entries: vec![entry(0, "a")], door_events: batch.clone(), ..Commit::default() }).unwrap();
+    assert_eq!(s.door_events_of_digest(0).unwrap(), batch, "in the order written");
+    let q = |location: Option<&str>| DoorQuery { location: location.map(String::from), from_ms: 0, to_ms: 100, limit: 10 };
+    let ids = |v: Vec<StoredDoorEvent>| v.into_iter().map(|e| e.event_id).collect::<Vec<_>>();
+    assert_eq!(ids(s.door_events(&q(Some("ARM"))).unwrap()), ["e2", "e1"], "newest first");
+    assert_eq!(ids(s.door_events(&q(None)).unwrap()), ["e3"], "doors mapped to no place");
+    let known = s.door_event_ids("acs", &["e1", "e9"]).unwrap();
+    assert_eq!(known, ["e1".to_string()].into_iter().collect());
+    assert!(s.door_event_ids("other", &["e1"]).unwrap().is_empty());
+    // The same id from the same source twice is refused, and nothing lands.
+    let again = s.commit(&Commit { entries: vec![entry(1, "b")], door_events: vec![ev("e1", 40, None, None)], ..Commit::default() });
+    assert!(again.is_err());
+    assert_eq!(s.entry_count().unwrap(), 1);
+    let mut c = postgres::Client::connect(db.url(), postgres::NoTls).unwrap();
+    let e = c.execute("UPDATE door_events SET badge = '9999'", &[]).unwrap_err();
+    assert!(format!("{e:?}").contains("door events are never updated"), "{e:?}");
+    let e = c.execute("DELETE FROM door_events", &[]).unwrap_err();
+    assert!(format!("{e:?}").contains("door events are never deleted"), "{e:?}");
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! The SQLite store: one file, WAL mode, `synchronous=FULL`, versioned migrations that run on open.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-use qm_store::{Commit, CredentialChange, DoorQuery, Hash, Result, RowChange, StoreError, StoredCheckpoint, StoredDoorEvent, StoredEntry, StoredReading};
+use qm_store::{
+    Commit, CredentialChange, DoorQuery, Hash, Result, RowChange, StoreError, StoredCheckpoint, StoredDoorEvent, StoredEntry, StoredReading,
+};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::path::Path;
 
@@ -425,7 +427,9 @@ impl qm_store::Store for SqliteStore {
 
     fn door_events(&self, q: &DoorQuery) -> Result<Vec<StoredDoorEvent>> {
         let place = if q.location.is_some() { "location = ?1" } else { "location IS NULL AND ?1 IS NULL" };
-        let sql = format!("SELECT {DOOR_COLUMNS} FROM door_events WHERE {place} AND at_ms >= ?2 AND at_ms <= ?3 ORDER BY at_ms DESC, rowid DESC LIMIT ?4");
+        let sql = format!(
+            "SELECT {DOOR_COLUMNS} FROM door_events WHERE {place} AND at_ms >= ?2 AND at_ms <= ?3 ORDER BY at_ms DESC, rowid DESC LIMIT ?4"
+        );
         let mut st = self.conn.prepare_cached(&sql).map_err(be)?;
         let rows = st.query_map(params![q.location, q.from_ms, q.to_ms, q.limit as i64], door_row).map_err(be)?;
         rows.collect::<std::result::Result<Vec<_>, _>>().map_err(be)

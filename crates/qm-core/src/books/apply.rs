@@ -622,12 +622,15 @@ impl State {
                             place.inside.remove(b);
                             let gone = |k: &String| k.rsplit_once(':').is_some_and(|(_, x)| x == b.as_str());
                             place.alerted.retain(|k| !gone(k));
-                            // Whoever is left alone now starts a new wait for a partner.
-                            if place.inside.len() == 1 {
-                                place.alerted.retain(|k| !k.starts_with("lone:"));
-                            }
                         }
                         _ => {}
+                    }
+                    // One person inside starts a wait for a partner; any other number ends it.
+                    if place.inside.len() == 1 {
+                        place.alone_since = Some(place.alone_since.unwrap_or(p.at));
+                    } else {
+                        place.alone_since = None;
+                        place.alerted.retain(|k| !k.starts_with("lone:"));
                     }
                     self.touch(&ACCESS, location);
                 }

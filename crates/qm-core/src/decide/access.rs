@@ -56,8 +56,8 @@ pub(super) fn decide_roster(c: &Checker, command: &Command) -> R<Decision> {
     Ok(Decision::of(vec![event]))
 }
 
-/// What the rules make of door events: each judged in time order against the rosters, the policy in
-/// force and who is inside by then (earlier events of the same batch included).
+/// What the rules make of door events: each judged against the rosters and the policy in force at
+/// its time.
 pub(super) fn decide_door(state: &State, ctx: &Ctx, source: &str, events: &[DoorInput], sha256: &str) -> R<Decision> {
     super::incidents::site_only(ctx, "access.source", "records door events")?;
     text("source", source, true)?;
@@ -88,38 +88,10 @@ pub(super) fn decide_door(state: &State, ctx: &Ctx, source: &str, events: &[Door
             }
         }
     }
-    let mut order: Vec<&DoorInput> = events.iter().collect();
+    // Judged in time order: the books apply them in that order (who is inside after each).
+    let mut order: Vec<&DoorInput> = events.iter().filter(|e| e.kind.accountable()).collect();
     order.sort_by_key(|e| e.at);
-    let mut inside: BTreeMap<LocationId, BTreeSet<Badge>> = BTreeMap::new();
-    let mut passages = vec![];
-    let mut nowhere = BTreeSet::new();
-    for e in order {
-        if !e.kind.accountable() {
-            continue;
-        }
-        let now_inside = match &e.location {
-            Some(l) => inside
-                .entry(l.clone())
-                .or_insert_with(|| state.access.get(l).map(|p| p.inside.keys().cloned().collect()).unwrap_or_default()),
-            None => {
-                nowhere.clear();
-                &mut nowhere
-            }
-        };
-        let p = judge(state, ctx, e, now_inside);
-        if let Some(b) = &p.badge {
-            match p.kind {
-                DoorKind::Entry | DoorKind::Duress => {
-                    now_inside.insert(b.clone());
-                }
-                DoorKind::Exit => {
-                    now_inside.remove(b);
-                }
-                _ => {}
-            }
-        }
-        passages.push(p);
-    }
+    let passages: Vec<Passage> = order.into_iter().map(|e| judge(state, ctx, e)).collect();
     let first_at = events.iter().map(|e| e.at).min().unwrap_or(ctx.at);
     let last_at = events.iter().map(|e| e.at).max().unwrap_or(ctx.at);
     let count = events.len() as u64;
@@ -129,7 +101,7 @@ pub(super) fn decide_door(state: &State, ctx: &Ctx, source: &str, events: &[Door
 
 /// One door event judged: a terminal's request granted or refused (and why), a system's event with
 /// what the rules find wrong about it.
-fn judge(state: &State, ctx: &Ctx, e: &DoorInput, inside: &BTreeSet<Badge>) -> Passage {
+fn judge(state: &State, ctx: &Ctx, e: &DoorInput) -> Passage {
     let mut p = Passage {
         id: e.id.clone(),
         at: e.at,
@@ -177,15 +149,6 @@ fn judge(state: &State, ctx: &Ctx, e: &DoorInput, inside: &BTreeSet<Badge>) -> P
             }
             if proof.is_some() {
                 p.kind = if p.kind == DoorKind::Denied { DoorKind::Denied } else { DoorKind::Entry };
-            }
-        }
-        (DoorKind::Exit, _) => {
-            if let Some(b) = &e.badge {
-                if access::two_person(&policy) && inside.len() == 2 && inside.contains(b) {
-                    let other = inside.iter().find(|x| *x != b).map(|x| x.to_string()).unwrap_or_default();
-                    p.findings.push(Finding::LeftAlone);
-                    p.reason = format!("badge {b} left badge {other} alone inside {location} under a two-person rule");
-                }
             }
         }
         _ => {}

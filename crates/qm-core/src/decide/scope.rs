@@ -111,9 +111,9 @@ pub fn units_of(s: &State, cmd: &Command) -> Vec<UnitId> {
             None => vec![],
         },
         Command::OpenIncident { unit, .. } => vec![Some(unit.clone())],
-        Command::GrantAccess { location, .. } | Command::RevokeAccess { location, .. } | Command::RecordAccessAlerts { location } => {
-            vec![loc_unit(s, location)]
-        }
+        Command::GrantAccess { location: l, .. }
+        | Command::RevokeAccess { location: l, .. }
+        | Command::RecordAccessAlerts { location: l } => vec![loc_unit(s, l)],
         Command::RecordDoorEvents { events, .. } => events.iter().map(|e| e.location.as_ref().and_then(|l| loc_unit(s, l))).collect(),
         Command::RecordOverdueReturn { badge } => vec![s.people.get(badge).map(|p| p.unit.clone())],
         Command::IssueDirective { unit, .. } => vec![Some(unit.clone())],

@@ -190,7 +190,7 @@ pub(crate) async fn access_unmapped(Caller { st, p, .. }: Caller, Query(q): Quer
 
 /// May `p` run the door terminal of a place in `unit` kept by `keeper`: a role that keeps rosters
 /// there, or the place's keeper.
-fn runs_terminal(s: &qm_core::State, p: &Principal, unit: &UnitId, keeper: Option<&Badge>) -> bool {
+pub(crate) fn runs_terminal(s: &qm_core::State, p: &Principal, unit: &UnitId, keeper: Option<&Badge>) -> bool {
     let roster = p.roles.iter().any(|r| qm_core::permissions::role_allows(*r, qm_core::permissions::Op::Roster));
     sees(s, p, Some(unit)) && (roster || keeper == Some(&p.badge))
 }
@@ -230,7 +230,14 @@ async fn terminal_proof(st: &AppState, badge: &Option<Badge>, pin: String) -> Re
 }
 
 /// One badge at a place's door terminal: granted or refused and why, entry or exit recorded.
-pub async fn terminal(st: &AppState, p: &Principal, location: &str, badge_text: &str, pin: String, exit: bool) -> Result<TerminalAnswer, ApiError> {
+pub async fn terminal(
+    st: &AppState,
+    p: &Principal,
+    location: &str,
+    badge_text: &str,
+    pin: String,
+    exit: bool,
+) -> Result<TerminalAnswer, ApiError> {
     let l = id(LocationId::parse(location))?;
     let (pp, ll) = (p.clone(), l.clone());
     let allowed = read(st, move |site| {
@@ -243,7 +250,10 @@ pub async fn terminal(st: &AppState, p: &Principal, location: &str, badge_text: 
     })
     .await?;
     if !allowed {
-        let why = format!("badge {} may not run the door terminal of {location}: it takes the place's keeper or a role that keeps its roster", p.badge);
+        let why = format!(
+            "badge {} may not run the door terminal of {location}: it takes the place's keeper or a role that keeps its roster",
+            p.badge
+        );
         crate::auth::record_denial(st, p.badge.as_str(), "door_terminal", &why).await;
         return Err(ApiError::forbidden("permission.role", format!("refused: {why} (rule permission.role)")));
     }
@@ -284,9 +294,9 @@ pub(crate) async fn access_terminal(
 }
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Result<&'a str, ApiError> {
-    h.get(name)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "webhook.headers", format!("the {name} header is missing (Standard Webhooks)")))
+    h.get(name).and_then(|v| v.to_str().ok()).ok_or_else(|| {
+        ApiError::new(StatusCode::BAD_REQUEST, "webhook.headers", format!("the {name} header is missing (Standard Webhooks)"))
+    })
 }
 
 /// Receives door events from an access-control system, signed in the Standard Webhooks format.
@@ -303,12 +313,11 @@ pub(crate) async fn access_webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<DoorOutcome>, ApiError> {
-    let sys = st
-        .access
-        .systems
-        .get(&system)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "access.system", format!("not found: no access-control system {system:?} is configured")))?;
-    let (msg_id, ts, sig) = (header(&headers, "webhook-id")?, header(&headers, "webhook-timestamp")?, header(&headers, "webhook-signature")?);
+    let sys = st.access.systems.get(&system).ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "access.system", format!("not found: no access-control system {system:?} is configured"))
+    })?;
+    let (msg_id, ts, sig) =
+        (header(&headers, "webhook-id")?, header(&headers, "webhook-timestamp")?, header(&headers, "webhook-signature")?);
     if let Err(why) = crate::notify::verify_webhook(&sys.key, msg_id, ts, sig, &body, now().unix_timestamp(), sys.tolerance_s) {
         let reason = format!("webhook of access system {system} from {ip} refused: {why}");
         crate::auth::record_denial(&st, &format!("webhook:{system}"), "api", &reason).await;
@@ -316,8 +325,16 @@ pub(crate) async fn access_webhook(
     }
     let key = format!("webhook-{system}-{}", msg_id.chars().take(128).collect::<String>());
     let k = key.clone();
-    if st.site.call(move |site| site.store().used_idempotency_keys(&[k.as_str()]).map(|u| !u.is_empty()).map_err(qm_app::AppError::from)).await?? {
-        return Err(ApiError::new(StatusCode::CONFLICT, "webhook.replayed", format!("refused: message {msg_id} was received before; nothing recorded")));
+    if st
+        .site
+        .call(move |site| site.store().used_idempotency_keys(&[k.as_str()]).map(|u| !u.is_empty()).map_err(qm_app::AppError::from))
+        .await??
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "webhook.replayed",
+            format!("refused: message {msg_id} was received before; nothing recorded"),
+        ));
     }
     let b: WebhookIn = serde_json::from_slice(&body).map_err(|e| ApiError::usage(format!("the body is not {{\"events\": [...]}}: {e}")))?;
     let inputs = sys.inputs(&b.events).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", format!("invalid: {e}")))?;

@@ -129,6 +129,19 @@
       };
       setInterval(poll, 5000);
     }
+    // The door terminal: Enter on the badge moves to the PIN (a badge reader ends with Enter); the
+    // answer clears after a few seconds, ready for the next person; the session is kept alive
+    // while the terminal stays open (the server still ends it after its maximum age).
+    var door = byId("door-terminal"), doorBadge = byId("door-badge"), doorPin = byId("door-pin");
+    if (door && doorBadge && doorPin) {
+      doorBadge.addEventListener("keydown", function (e) {
+        if (e.key === "Enter") { e.preventDefault(); if (doorBadge.value.trim() !== "") { doorPin.focus(); } }
+      });
+      var answer = byId("door-answer");
+      if (answer) { setTimeout(function () { answer.remove(); doorBadge.focus(); }, 6000); }
+      doorBadge.focus();
+      setInterval(function () { fetch("/api/me", { credentials: "same-origin" }).catch(function () {}); }, 60000);
+    }
     // Tells tests (and anyone curious) that the keyboard helpers are in place.
     document.body.setAttribute("data-ready", "1");
   });

@@ -10,18 +10,33 @@ pub(crate) use qm_app::overview::{ledger_status, unit_rows};
 
 pub(crate) async fn dashboard(Visitor { st, p, .. }: Visitor) -> WebResult {
     let pp = p.clone();
-    let (rows, ls, overdue_h) = st
+    let (rows, ls, overdue_h, access) = st
         .site
         .call(move |site| {
             let s = site.state();
-            (unit_rows(s, &pp.unit, now()), ledger_status(site, now()), s.incident_rules.0.overdue_after_h())
+            let access = qm_app::access::summary(site, &|u| crate::scope::sees(s, &pp, Some(u)), now());
+            (unit_rows(s, &pp.unit, now()), ledger_status(site, now()), s.incident_rules.0.overdue_after_h(), access)
         })
         .await?;
+    let places = |v: &[(String, String)]| -> maud::Markup {
+        html! { @for (i, (l, b)) in v.iter().enumerate() { @if i > 0 { ", " } a href=(format!("/access/{l}")) { (l) } " (" (b) ")" } }
+    };
     let body = html! {
         p.lead {
             "Ledger: " strong { (ls.size) " entries" } "; latest signed checkpoint covers " strong #cp-size { (ls.checkpoint_size) }
             @if let Some(a) = &ls.checkpoint_age { " (last entry it covers: " (a) " ago)" }
             @if ls.checkpoint_size < ls.size { span.warn { " · " (ls.size - ls.checkpoint_size) " entries not yet checkpointed" } }
+        }
+        p #access-summary {
+            "Access: "
+            span.(flag(access.after_hours.len())) #inside-after-hours { (access.after_hours.len()) " inside after hours" }
+            @if !access.after_hours.is_empty() { " — " (places(&access.after_hours)) }
+            " · "
+            span.(flag(access.alone.len())) #alone-inside { (access.alone.len()) " alone under a two-person rule" }
+            @if !access.alone.is_empty() { " — " (places(&access.alone)) }
+            " · "
+            a.(flag(access.open_incidents)) #access-incidents href="/incidents?kind=unauthorized_access" { (access.open_incidents) " open access incidents" }
+            " · " a href="/access" { "who is inside" }
         }
         table #units {
             thead { tr { th { "Unit" } th.n { "Open discrepancies" } th.n { "Overdue returns (> " (overdue_h) " h)" } th.n { "Transfers in transit" } th.n { "Magazines near a limit" } th { "Open incidents (critical/high/medium/low)" } th.n { "Incident clocks at risk" } th.n { "Staff" } th { "" } } }

@@ -1,6 +1,7 @@
 //! The server-rendered web UI: the signed-in user (`WebUser`), CSRF on every form, sign-in and
 //! out, assets and the routes; the pages live by domain in `dashboard`, `counter`, `books`, `counts` and `safety`.
 
+mod access;
 mod books;
 mod counter;
 mod counts;
@@ -248,5 +249,6 @@ pub fn routes() -> Router<AppState> {
         .route("/labels", get(labels))
         .route("/labels/item/{what}", get(label_item))
         .merge(safety::routes())
+        .merge(access::routes())
         .fallback(not_found)
 }

@@ -55,6 +55,10 @@ fn request(op: Op, d: &str, actor: &str, role_tag: &str, movement_seq: u64) -> (
                    "ends_at": "2099-01-01T00:00:00Z", "measures": []}),
         ),
         Op::Brief => ("/api/directives/DIR-9.none/brief".into(), json!({"unit": format!("D-{d}")})),
+        Op::Roster => (
+            format!("/api/access/D{d}-ARM/roster"),
+            json!({"badge": format!("{d}10"), "role": "armorer", "hours": "always", "reason": format!("matrix {tag}")}),
+        ),
         // The witness is the role's person of department `d`; the receipt is into D-11's magazine.
         Op::Witness => (
             "/api/receive".into(),
