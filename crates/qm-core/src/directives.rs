@@ -214,23 +214,31 @@ impl Measure {
                 }
             }
             "access-review" => Measure::AccessReview { within_h: hours(need(&name, arg)?, "measure access-review")? },
-            "two-person-entry" => {
-                Measure::TwoPersonEntry { within_min: arg.map(|a| minutes(a, "measure two-person-entry")).transpose()?.map(|m| m as u16) }
-            }
-            "entry-hours" => {
-                let a = need(&name, arg)?;
-                let (f, u) = a.split_once('-').ok_or_else(|| format!("measure entry-hours: {a:?} is not FROM-UNTIL, e.g. 06:00-20:00"))?;
-                let m = Measure::EntryHours { from: f.trim().to_string(), until: u.trim().to_string() };
-                m.issue_hours().map_err(|e| format!("measure entry-hours: {e}"))?;
-                m
-            }
-            "max-inside" => Measure::MaxInside { minutes: minutes(need(&name, arg)?, "measure max-inside")? },
+            "two-person-entry" | "entry-hours" | "max-inside" => Measure::parse_access(&name, arg)?,
             other => return Err(format!("{other:?} is not a measure; expected one of: {}", Measure::GRAMMAR)),
         };
         if arg.is_some() && matches!(m, Measure::TwoPerson | Measure::CounterNotKeeper | Measure::BlindCountsOnly) {
             return Err(format!("measure {name} takes no value"));
         }
         Ok(m)
+    }
+
+    /// The measures about entry to armories, depots and magazines (docs/access.md).
+    fn parse_access(name: &str, arg: Option<&str>) -> Result<Measure, String> {
+        let need = || arg.filter(|a| !a.is_empty()).ok_or_else(|| format!("measure {name}: give its value ({})", Measure::GRAMMAR));
+        Ok(match name {
+            "two-person-entry" => {
+                Measure::TwoPersonEntry { within_min: arg.map(|a| minutes(a, "measure two-person-entry")).transpose()?.map(|m| m as u16) }
+            }
+            "entry-hours" => {
+                let a = need()?;
+                let (f, u) = a.split_once('-').ok_or_else(|| format!("measure entry-hours: {a:?} is not FROM-UNTIL, e.g. 06:00-20:00"))?;
+                let m = Measure::EntryHours { from: f.trim().to_string(), until: u.trim().to_string() };
+                m.issue_hours().map_err(|e| format!("measure entry-hours: {e}"))?;
+                m
+            }
+            _ => Measure::MaxInside { minutes: minutes(need()?, "measure max-inside")? },
+        })
     }
 
     pub const GRAMMAR: &'static str = "two-person, rounds-cap=N, transfer-freeze=ROLE, issue-hours=HH:MM-HH:MM, counter-not-keeper, \

@@ -2610,3 +2610,37 @@ fn a_key_goes_only_to_someone_on_the_roster_of_the_place_it_opens() {
     exec(&mut s, "0501", None, grant("ARM11", "1001", Role::Armorer, "always"));
     exec(&mut s, "0417", None, issue("1001", None, vec![ser("K-1")]));
 }
+
+#[test]
+fn entry_measures_read_back_tighten_the_policy_and_never_loosen() {
+    use qm_core::directives::Measure;
+    for text in ["two-person-entry", "two-person-entry=3m", "entry-hours=06:00-20:00", "max-inside=240m"] {
+        assert_eq!(Measure::parse(text).unwrap().to_string(), text);
+    }
+    let p = Measure::parse("two-person-entry=3m").unwrap().as_policy();
+    assert!(p.two_person_entry && p.partner_within_min == Some(3));
+    assert_eq!(Measure::parse("max-inside=90").unwrap().as_policy().max_inside_min, Some(90));
+    let h = Measure::parse("entry-hours=06:00-20:00").unwrap().as_policy().entry_hours.unwrap();
+    assert_eq!((h.from_min, h.until_min), (360, 1200));
+    // Below a stricter order from above, a looser one is refused.
+    let loose = |a: &str, b: &str| Measure::parse(a).unwrap().loosens(&Measure::parse(b).unwrap());
+    assert!(loose("max-inside=300m", "max-inside=240m").is_some() && loose("max-inside=60m", "max-inside=240m").is_none());
+    assert!(loose("two-person-entry=10m", "two-person-entry").is_some());
+    assert!(loose("entry-hours=05:00-20:00", "entry-hours=06:00-20:00").is_some());
+    for bad in ["entry-hours", "entry-hours=20:00-06:00", "max-inside=0m", "max-inside", "two-person-entry=2h"] {
+        assert!(Measure::parse(bad).is_err(), "{bad} should be refused");
+    }
+    // Both windows apply: the tighter policy is their intersection.
+    let a = PolicyRules {
+        entry_hours: Some(qm_core::policy::IssueHours { from_min: 360, until_min: 1200 }),
+        max_inside_min: Some(60),
+        ..Default::default()
+    };
+    let b = PolicyRules {
+        entry_hours: Some(qm_core::policy::IssueHours { from_min: 480, until_min: 1320 }),
+        max_inside_min: Some(30),
+        ..Default::default()
+    };
+    let t = a.tighten(&b);
+    assert_eq!((t.entry_hours.map(|h| (h.from_min, h.until_min)), t.max_inside_min), (Some((480, 1200)), Some(30)));
+}

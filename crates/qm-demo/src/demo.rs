@@ -264,9 +264,7 @@ pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountI
             lines: vec![receipt("TNT-BLOCK", None, Some("TNT-3"), 400, exp)?],
         },
     )?;
-
-    access_setup(&mut r, day + Duration::hours(5))?;
-    doors(&mut r, day, &MORNING)?;
+    access_morning(&mut r, day)?;
     // Shift start, 06:00: officers draw rifles, pistols and ammunition.
     let shift = day + Duration::hours(6);
     r.run("0417", None, shift, Command::Issue { to: id(Badge::parse("1001"))?, from: None, items: items(&["R-1041", "P-221"])? })?;
@@ -380,14 +378,12 @@ pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountI
         end + Duration::minutes(10),
         Command::Return { from: id(Badge::parse("0501"))?, to: loc("D11-KEYS")?, items: items(&["KEY-ARM-1"])? },
     )?;
-    // Evening: the regional inspector does a blind full count of the armory. Rifle R-1049 is
-    // racked in B instead of A, and the locker holds 20 rounds fewer than the books.
+    // Evening: the inspector's blind full count finds R-1049 racked in B, not A, and 20 rounds short.
     access_evening(&mut r, day)?;
     let count_at = day + Duration::hours(19);
     let c = r.run("0502", None, count_at, Command::StartCount { root: loc("D11-ARM")?, kind: CountKind::Full, blind: true })?;
-    let count = match c.entries.first().map(|e| &e.event) {
-        Some(Event::CountStarted { count, .. }) => count.clone(),
-        _ => return Err(AppError::Internal("count did not start".into())),
+    let Some(Event::CountStarted { count, .. }) = c.entries.first().map(|e| e.event.clone()) else {
+        return Err(AppError::Internal("no count".into()));
     };
     let rack_a: Vec<&str> = vec!["R-1041", "R-1042", "R-1043", "R-1044", "R-1045", "R-1046", "R-1047", "R-1048", "R-1050"];
     let serials = |v: &[&str]| -> Result<Vec<Serial>> { v.iter().map(|s| id(Serial::parse(s))).collect() };
@@ -491,11 +487,12 @@ fn drill(r: &mut Runner<'_>, setup_at: OffsetDateTime, hq: &UnitId, pin: &str) -
     Ok(())
 }
 
-/// Who may enter Riverside's armory and magazine, and when (docs/access.md): set up before the day's
-/// shift. Nobody is alone in them (two-person entry at D-11); the armory key goes only to
+/// Who may enter Riverside's armory and magazine, and when (docs/access.md), set up before the day's
+/// shift, and the morning at their doors. Nobody is alone in them (two-person entry at D-11); the armory key goes only to
 /// someone on the armory's roster.
-fn access_setup(r: &mut Runner<'_>, at: OffsetDateTime) -> Result<()> {
+fn access_morning(r: &mut Runner<'_>, day: OffsetDateTime) -> Result<()> {
     use qm_core::access::Hours;
+    let at = day + Duration::hours(5);
     let grant = |location: &str, badge: &str, role: Role, hours: &str, reason: &str| -> Result<Command> {
         Ok(Command::GrantAccess {
             location: id(LocationId::parse(location))?,
@@ -523,7 +520,7 @@ fn access_setup(r: &mut Runner<'_>, at: OffsetDateTime) -> Result<()> {
     ] {
         r.run("0501", None, at, c)?;
     }
-    Ok(())
+    doors(r, day, &MORNING)
 }
 
 /// One door event of the demo: minutes after midnight, source, door, place, badge or card, kind, proof.

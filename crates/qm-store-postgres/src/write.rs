@@ -49,32 +49,7 @@ impl PostgresStore {
             )
             .map_err(be)?;
         }
-        if !commit.door_events.is_empty() {
-            let d = &commit.door_events;
-            let col = |f: fn(&StoredDoorEvent) -> &str| d.iter().map(f).collect::<Vec<&str>>();
-            let opt = |f: fn(&StoredDoorEvent) -> Option<&str>| d.iter().map(f).collect::<Vec<Option<&str>>>();
-            let at: Vec<i64> = d.iter().map(|x| x.at_ms).collect();
-            let seq = d.iter().map(|x| seq_param(x.digest_seq)).collect::<Result<Vec<i64>>>()?;
-            tx.execute(
-                "INSERT INTO door_events (source, event_id, at_ms, door, card, kind, location, badge, proof, digest_seq)
-                 SELECT s, i, a, d, c, k, l, b, p, q FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
-                        $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[])
-                      WITH ORDINALITY AS u(s, i, a, d, c, k, l, b, p, q, n) ORDER BY n",
-                &[
-                    &col(|x| &x.source),
-                    &col(|x| &x.event_id),
-                    &at,
-                    &col(|x| &x.door),
-                    &opt(|x| x.card.as_deref()),
-                    &col(|x| &x.kind),
-                    &opt(|x| x.location.as_deref()),
-                    &opt(|x| x.badge.as_deref()),
-                    &opt(|x| x.proof.as_deref()),
-                    &seq,
-                ],
-            )
-            .map_err(be)?;
-        }
+        write_door_events(&mut tx, &commit.door_events)?;
         if !commit.rows.is_empty() {
             // Every writer of rows locks `meta/next_seq` first (see `catch_up_rows`), so that two
             // of them never wait for each other's rows in opposite orders.
@@ -291,4 +266,35 @@ mod tests {
         assert_eq!(up, vec![("b", Some("2")), ("c", Some("3"))]);
         assert_eq!(del, vec!["a"]);
     }
+}
+
+/// Door events kept outside the ledger, in the order they came (docs/access.md).
+fn write_door_events(tx: &mut postgres::Transaction<'_>, d: &[StoredDoorEvent]) -> Result<()> {
+    if d.is_empty() {
+        return Ok(());
+    }
+    let col = |f: fn(&StoredDoorEvent) -> &str| d.iter().map(f).collect::<Vec<&str>>();
+    let opt = |f: fn(&StoredDoorEvent) -> Option<&str>| d.iter().map(f).collect::<Vec<Option<&str>>>();
+    let at: Vec<i64> = d.iter().map(|x| x.at_ms).collect();
+    let seq = d.iter().map(|x| seq_param(x.digest_seq)).collect::<Result<Vec<i64>>>()?;
+    tx.execute(
+        "INSERT INTO door_events (source, event_id, at_ms, door, card, kind, location, badge, proof, digest_seq)
+             SELECT s, i, a, d, c, k, l, b, p, q FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
+                    $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[])
+                  WITH ORDINALITY AS u(s, i, a, d, c, k, l, b, p, q, n) ORDER BY n",
+        &[
+            &col(|x| &x.source),
+            &col(|x| &x.event_id),
+            &at,
+            &col(|x| &x.door),
+            &opt(|x| x.card.as_deref()),
+            &col(|x| &x.kind),
+            &opt(|x| x.location.as_deref()),
+            &opt(|x| x.badge.as_deref()),
+            &opt(|x| x.proof.as_deref()),
+            &seq,
+        ],
+    )
+    .map_err(be)?;
+    Ok(())
 }

@@ -111,9 +111,8 @@ pub fn units_of(s: &State, cmd: &Command) -> Vec<UnitId> {
             None => vec![],
         },
         Command::OpenIncident { unit, .. } => vec![Some(unit.clone())],
-        Command::GrantAccess { location: l, .. }
-        | Command::RevokeAccess { location: l, .. }
-        | Command::RecordAccessAlerts { location: l } => vec![loc_unit(s, l)],
+        Command::GrantAccess { location: l, .. } | Command::RevokeAccess { location: l, .. } => vec![loc_unit(s, l)],
+        Command::RecordAccessAlerts { location: l } => vec![loc_unit(s, l)],
         Command::RecordDoorEvents { events, .. } => events.iter().map(|e| e.location.as_ref().and_then(|l| loc_unit(s, l))).collect(),
         Command::RecordOverdueReturn { badge } => vec![s.people.get(badge).map(|p| p.unit.clone())],
         Command::IssueDirective { unit, .. } => vec![Some(unit.clone())],
