@@ -550,6 +550,15 @@ pub struct PolicyArgs {
     pub counter_not_previous: bool,
     #[arg(long)]
     pub max_issue_quantity: Option<String>,
+    /// Nobody alone in an armory, depot or magazine: a second person within --partner-within-min (docs/access.md).
+    #[arg(long)]
+    pub two_person_entry: bool,
+    /// Minutes within which the second person must follow under two-person entry (default 5).
+    #[arg(long)]
+    pub partner_within_min: Option<u16>,
+    /// The longest anyone may stay inside an armory, depot or magazine, in minutes.
+    #[arg(long)]
+    pub max_inside_min: Option<u32>,
 }
 
 #[derive(Subcommand, Debug)]

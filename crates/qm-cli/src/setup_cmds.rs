@@ -132,7 +132,14 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
                 Cmd::Person(PersonCmd::DuressPin { .. }) => qm_core::event::CredentialKind::Duress,
                 _ => qm_core::event::CredentialKind::Pin,
             };
-            let cmd = Command::SetCredential { badge: p(Badge::parse(badge))?, kind, hash: qm_app::hash_secret(new_pin)? };
+            let badge = p(Badge::parse(badge))?;
+            if kind == qm_core::event::CredentialKind::Duress {
+                let pin = s.credential_hash(&badge, qm_core::event::CredentialKind::Pin)?;
+                if qm_app::check_secret(new_pin, pin.as_deref()) {
+                    return Err(usage("a duress PIN must differ from the PIN: at the door it must mean something else"));
+                }
+            }
+            let cmd = Command::SetCredential { badge, kind, hash: qm_app::hash_secret(new_pin)? };
             write(&mut s, who, cmd, out)
         }
         Cmd::Person(PersonCmd::Password { badge, new_password }) => {
@@ -216,6 +223,9 @@ fn policy_rules(a: &PolicyArgs) -> R<PolicyRules> {
         counter_not_keeper: a.counter_not_keeper,
         counter_not_previous: a.counter_not_previous,
         max_issue_quantity: a.max_issue_quantity.as_deref().map(Quantity::parse).transpose().map_err(usage)?,
+        two_person_entry: a.two_person_entry,
+        partner_within_min: a.partner_within_min,
+        max_inside_min: a.max_inside_min,
         ..PolicyRules::default()
     })
 }

@@ -1744,3 +1744,142 @@ fn a_directive_is_extended_and_cancelled_by_its_issuer_only() {
     assert!(r.code == 3 && r.stderr.contains("rule directive.state"), "{}", r.stderr);
     assert_eq!(e.qm_as("0001", &["directive", "show", "DIR-99.nowhere"]).code, 4);
 }
+
+/// Armory access control as an armory meets it, from the command line (docs/access.md): the duty
+/// officer keeps the roster, the key register follows it, people badge in at the door (refused when
+/// not on it, outside the hours or with a wrong PIN; a duress PIN looks exactly like the real one and
+/// raises a critical incident), a directive orders two-person entry and entry hours, the site's clock
+/// raises a person left alone, and verify notices a door event altered behind the server's back.
+#[test]
+fn access_control_at_the_armory_door_from_the_command_line() {
+    let e = Env::new();
+    e.setup();
+    e.ok("0001", &["person", "add", "0009", "--name", "T. Hale", "--unit", "HQ", "--roles", "duty_officer"]);
+    // A Monday, in the simulated clock.
+    let at = |hm: &str| format!("2030-01-07T{hm}:00Z");
+    *e.now.borrow_mut() = Some(at("08:00"));
+    // Only someone who keeps rosters grants a place on one, and only for armories, depots, magazines.
+    let r = e.qm_as("0417", &["access", "grant", "ARM", "1001", "--role", "armorer", "--hours", "always", "--reason", "x"]);
+    assert!(r.code != 0 && r.stderr.contains("permission.role"), "{}", r.stderr);
+    let r = e.qm_as("0501", &["access", "grant", "RACK-A", "1001", "--role", "armorer", "--hours", "always", "--reason", "x"]);
+    assert!(r.code != 0 && r.stderr.contains("access.place"), "{}", r.stderr);
+    let r = e.qm_as("0501", &["access", "grant", "ARM", "0417", "--role", "armorer", "--hours", "mon-fri 25:00-19:00", "--reason", "x"]);
+    assert!(r.code != 0 && r.stderr.contains("25:00"), "{}", r.stderr);
+    e.ok(
+        "0501",
+        &[
+            "access",
+            "grant",
+            "ARM",
+            "0417",
+            "--role",
+            "armorer",
+            "--hours",
+            "mon-fri 07:00-19:00",
+            "--except",
+            "2030-01-01=closed",
+            "--reason",
+            "day armorer",
+        ],
+    );
+    e.ok("0501", &["access", "grant", "ARM", "1001", "--role", "armorer", "--hours", "always", "--reason", "armorer on call"]);
+    let roster = e.json("0001", &["access", "roster", "ARM"]);
+    let hours: Vec<&str> = roster.as_array().unwrap().iter().map(|r| r["hours"].as_str().unwrap()).collect();
+    assert_eq!(hours, ["mon-fri 07:00-19:00 (except 2030-01-01=closed)", "always"]);
+    // The key register: the armory's key goes to roster members only.
+    e.ok("0001", &["item-type", "add", "KEY", "--name", "Armory key", "--kind", "key", "--tracking", "serial"]);
+    e.ok("0001", &["item-type", "attributes", "KEY", "opens:ARM"]);
+    e.ok("0417", &["receive", "--to", "ARM", "--from", "Locksmith", "--document", "K-DN", "--item-type", "KEY", "K-1"]);
+    let r = e.qm_as("0417", &["issue", "--to", "0501", "K-1"]);
+    assert!(r.code != 0 && r.stderr.contains("access.key_roster") && r.stderr.contains("opens ARM"), "{}", r.stderr);
+    e.ok("0417", &["issue", "--to", "1001", "K-1"]);
+    // At the door: granted within the hours; refused off the roster, and with a wrong PIN.
+    *e.now.borrow_mut() = Some(at("09:00"));
+    assert_eq!(e.ok("0417", &["access", "door", "ARM"]).trim(), "granted: J. Armstrong (badge 0417) may enter ARM");
+    let r = e.qm_as("0502", &["access", "door", "ARM"]);
+    assert_eq!((r.code, r.stdout.trim()), (1, "refused: badge 0502 is not on the roster of ARM"));
+    let mut wrong = Command::new(env!("CARGO_BIN_EXE_qm"));
+    wrong.env_clear().env("QM_DB", e.db()).env("QM_TEST_NOW", at("09:01")).env("QM_ACTOR", "1001").env("QM_PIN", "9999");
+    let out = wrong.args(["access", "door", "ARM"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "refused: wrong PIN for badge 1001");
+    // A duress PIN (it must differ from the PIN) opens the door exactly as the real one does.
+    let r = e.qm_as("1001", &["person", "duress-pin", "1001"]);
+    assert!(r.code != 0 && r.stderr.contains("must differ"), "{}", r.stderr);
+    let mut set = Command::new(env!("CARGO_BIN_EXE_qm"));
+    set.env_clear().env("QM_DB", e.db()).env("QM_TEST_NOW", at("09:02")).env("QM_ACTOR", "1001").env("QM_PIN", "1234");
+    assert!(set.env("QM_NEW_PIN", "4321").args(["person", "duress-pin", "1001"]).status().unwrap().success());
+    *e.now.borrow_mut() = Some(at("09:03"));
+    let real = e.ok("1001", &["access", "door", "ARM"]);
+    e.ok("1001", &["access", "door", "ARM", "--exit"]);
+    let mut duress = Command::new(env!("CARGO_BIN_EXE_qm"));
+    duress.env_clear().env("QM_DB", e.db()).env("QM_TEST_NOW", at("09:04")).env("QM_ACTOR", "1001").env("QM_PIN", "4321");
+    let out = duress.args(["access", "door", "ARM"]).output().unwrap();
+    assert_eq!(
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string()),
+        (Some(0), real.clone()),
+        "nothing tells duress apart"
+    );
+    let i = e.json("0001", &["incidents", "--kind", "duress"]);
+    assert_eq!((i.as_array().unwrap().len(), i[0]["severity"].as_str()), (1, Some("critical")), "{i}");
+    let i = e.json("0001", &["incidents", "--kind", "unauthorized_access"]);
+    let rules: Vec<&str> = i.as_array().unwrap().iter().map(|x| x["rule"].as_str().unwrap()).collect();
+    assert_eq!(rules.iter().filter(|r| r.ends_with("on door_denied")).count(), 2, "the two refusals at the door: {i}");
+    assert_eq!(rules.iter().filter(|r| r.ends_with("on access_denied")).count(), 1, "the armorer's attempt at the roster: {i}");
+    // Both leave; HQ orders two-person entry and entry hours.
+    *e.now.borrow_mut() = Some(at("09:05"));
+    e.ok("0417", &["access", "door", "ARM", "--exit"]);
+    e.ok("1001", &["access", "door", "ARM", "--exit"]);
+    e.ok(
+        "0009",
+        &[
+            "directive",
+            "issue",
+            "--unit",
+            "HQ",
+            "--title",
+            "Tight control",
+            "--text",
+            "Nobody alone in an armory.",
+            "--posture",
+            "high",
+            "--days",
+            "3",
+            "--measure",
+            "two-person-entry=5m",
+            "--measure",
+            "entry-hours=06:00-20:00",
+        ],
+    );
+    *e.now.borrow_mut() = Some(at("09:20"));
+    e.ok("0417", &["access", "door", "ARM"]);
+    let inside = e.json("0001", &["access", "inside", "ARM"]);
+    assert_eq!((inside[0]["alone"].as_bool(), inside[0]["inside"][0]["badge"].as_str()), (Some(true), Some("0417")), "{inside}");
+    *e.now.borrow_mut() = Some(at("09:24"));
+    e.ok("0001", &["tick"]);
+    assert!(e.json("0001", &["incidents", "--kind", "lone_person"]).as_array().unwrap().is_empty(), "within the partner window");
+    *e.now.borrow_mut() = Some(at("09:26"));
+    assert!(e.ok("0001", &["tick"]).contains("alone inside ARM since"));
+    e.ok("0001", &["tick"]);
+    let i = e.json("0001", &["incidents", "--kind", "lone_person"]);
+    assert_eq!((i.as_array().unwrap().len(), i[0]["severity"].as_str()), (1, Some("high")), "raised once: {i}");
+    // After the directive's hours, even someone rostered always is refused.
+    *e.now.borrow_mut() = Some(at("20:30"));
+    let r = e.qm_as("1001", &["access", "door", "ARM"]);
+    assert!(r.code == 1 && r.stdout.contains("no entry to ARM outside 06:00-20:00") && r.stdout.contains("directive"), "{}", r.stdout);
+    // The day's log, as the rules judged it.
+    let log = e.json("0001", &["access", "log", "ARM", "--date", "2030-01-07"]);
+    let kinds: Vec<&str> = log.as_array().unwrap().iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "denied").count(), 3, "{log}");
+    assert!(log.as_array().unwrap().iter().any(|r| r["findings"][0] == "duress"), "{log}");
+    let text = e.ok("0001", &["access", "log", "ARM", "--date", "2030-01-07"]);
+    assert!(text.contains("not on the roster of ARM"), "{text}");
+    e.ok("0501", &["access", "revoke", "ARM", "1001", "--reason", "moved to D-2"]);
+    assert_eq!(e.json("0001", &["access", "roster", "ARM"]).as_array().unwrap().len(), 1);
+    assert!(e.ok("0001", &["verify"]).contains("verify: OK"));
+    // Someone with the database file alters a door event (the triggers dropped first): verify says which entry.
+    let c = rusqlite::Connection::open(e.db()).unwrap();
+    c.execute_batch("DROP TRIGGER door_events_no_update; UPDATE door_events SET badge = '0501' WHERE badge = '0502';").unwrap();
+    drop(c);
+    let r = e.qm(&["verify"]);
+    assert!(r.code != 0 && r.stdout.contains("door events") && r.stdout.contains("altered"), "{}{}", r.stdout, r.stderr);
+}

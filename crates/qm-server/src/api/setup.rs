@@ -127,6 +127,13 @@ pub struct PolicyIn {
     pub counter_not_keeper: bool,
     pub counter_not_previous: bool,
     pub max_issue_quantity: Option<String>,
+    /// Nobody alone in an armory, depot or magazine (docs/access.md).
+    #[serde(default)]
+    pub two_person_entry: bool,
+    /// Minutes within which the second person must follow (default 5).
+    pub partner_within_min: Option<u16>,
+    /// The longest anyone may stay inside, in minutes.
+    pub max_inside_min: Option<u32>,
 }
 
 #[utoipa::path(post, path = "/api/units", tag = "setup", request_body = UnitIn, params(("Idempotency-Key" = Option<String>, Header)),
@@ -304,6 +311,9 @@ pub(crate) async fn policy_set(
         counter_not_keeper: b.counter_not_keeper,
         counter_not_previous: b.counter_not_previous,
         max_issue_quantity: opt(&b.max_issue_quantity, Quantity::parse)?,
+        two_person_entry: b.two_person_entry,
+        partner_within_min: b.partner_within_min,
+        max_inside_min: b.max_inside_min,
         // Set by directives for a period (docs/directives.md), not by a unit's standing policy.
         ..PolicyRules::default()
     };
