@@ -122,7 +122,7 @@ const SUMMARY_NAMES_MAX: usize = 5;
 
 /// Operations denied before anybody is signed in: summarized (see [`Denials`]).
 fn summarized(operation: &str) -> bool {
-    matches!(operation, "sign_in" | "api")
+    matches!(operation, "sign_in" | "api" | "access_webhook")
 }
 
 fn hms(t: OffsetDateTime) -> String {

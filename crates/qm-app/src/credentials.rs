@@ -205,35 +205,48 @@ impl Site {
     /// Records many denials in one durable commit, one entry each (the server gathers them, so a
     /// flood of bad sign-ins costs one commit per gathering, not one per attempt).
     pub fn record_denials(&mut self, denials: &[Denial]) -> Result<()> {
-        let mut decisions = vec![];
-        for d in denials {
-            let actor = Badge::parse(&d.who).or_else(|_| Badge::parse("unknown")).map_err(|e| AppError::Internal(e.to_string()))?;
-            let denied = self.denial(
+        let unknown = Badge::parse("unknown").map_err(|e| AppError::Internal(e.to_string()))?;
+        // Each decided once those before it are staged, so the incidents they open are numbered apart.
+        self.record_now(denials.len(), |site, i| {
+            let d = &denials[i];
+            let denied = site.denial(
                 d.who.chars().take(64).collect(),
                 d.operation.chars().take(64).collect(),
                 d.reason.chars().take(qm_core::rules::TEXT_LEN_MAX).collect(),
                 d.at,
             );
-            decisions.push((actor, format!("denied-{}", uuid::Uuid::now_v7()), denied, d.at));
-        }
-        self.record_now(decisions)
+            (Badge::parse(&d.who).unwrap_or_else(|_| unknown.clone()), format!("denied-{}", uuid::Uuid::now_v7()), denied, d.at)
+        })
     }
 
     /// Records, in a durable commit of its own, what a refused request leaves behind (a safety
     /// refusal's incident) after the batch it was in was abandoned.
     pub(crate) fn record_refusal_now(&mut self, req: &crate::Request, refused: qm_core::decide::Decision) -> Result<()> {
-        self.record_now(vec![(req.actor.clone(), format!("refused-{}", uuid::Uuid::now_v7()), refused, req.at)])
+        let mut refused = Some(refused);
+        self.record_now(1, |_, _| {
+            let decision = refused.take().unwrap_or_else(|| qm_core::decide::Decision::of(vec![]));
+            (req.actor.clone(), format!("refused-{}", uuid::Uuid::now_v7()), decision, req.at)
+        })
     }
 
-    /// Records decisions made outside a request (denied attempts, what a refusal leaves behind) in
-    /// one durable commit, each as its actor at its time under its own key; all or none.
-    fn record_now(&mut self, decisions: Vec<(Badge, String, qm_core::decide::Decision, OffsetDateTime)>) -> Result<()> {
-        if decisions.is_empty() {
+    /// Records `n` decisions made outside a request (denied attempts, what a refusal leaves behind)
+    /// in one durable commit, each as its actor at its time under its own key; all or none. Each is
+    /// made by `next` once the ones before it are staged in the books.
+    fn record_now(
+        &mut self,
+        n: usize,
+        mut next: impl FnMut(&Site, usize) -> (Badge, String, qm_core::decide::Decision, OffsetDateTime),
+    ) -> Result<()> {
+        if n == 0 {
             return Ok(());
         }
         self.ensure_fresh()?;
         let mut commit = Commit::default();
-        for (actor, key, decision, at) in decisions {
+        for i in 0..n {
+            let (actor, key, decision, at) = next(self, i);
+            // Gathered attempts are recorded after the fact: never stamped before an entry made
+            // meanwhile (the ledger's time only moves forward); their reason keeps their own times.
+            let at = self.state.last_at.map_or(at, |l| at.max(l));
             let origin = crate::staging::Origin { actor: &actor, witness: None, key: &key, request: None, at };
             if let Err(e) = self.stage(origin, decision, &mut commit) {
                 self.resync();

@@ -320,7 +320,7 @@ pub(crate) async fn access_webhook(
         (header(&headers, "webhook-id")?, header(&headers, "webhook-timestamp")?, header(&headers, "webhook-signature")?);
     if let Err(why) = crate::notify::verify_webhook(&sys.key, msg_id, ts, sig, &body, now().unix_timestamp(), sys.tolerance_s) {
         let reason = format!("webhook of access system {system} from {ip} refused: {why}");
-        crate::auth::record_denial(&st, &format!("webhook:{system}"), "api", &reason).await;
+        crate::auth::record_denial(&st, &format!("webhook:{system}"), "access_webhook", &reason).await;
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "webhook.signature", format!("refused: {why}")));
     }
     let key = format!("webhook-{system}-{}", msg_id.chars().take(128).collect::<String>());
@@ -336,7 +336,8 @@ pub(crate) async fn access_webhook(
             format!("refused: message {msg_id} was received before; nothing recorded"),
         ));
     }
-    let b: WebhookIn = serde_json::from_slice(&body).map_err(|e| ApiError::usage(format!("the body is not {{\"events\": [...]}}: {e}")))?;
+    let b: WebhookIn = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid", format!("invalid: the body is not {{\"events\": [...]}}: {e}")))?;
     let inputs = sys.inputs(&b.events).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", format!("invalid: {e}")))?;
     let at = now();
     let out = st.site.call(move |site| site.record_door_events(&system, inputs, Some(&key), at)).await??;
