@@ -2606,6 +2606,10 @@ fn a_key_goes_only_to_someone_on_the_roster_of_the_place_it_opens() {
         "only a key",
     );
     exec(&mut s, "0001", None, attrs("opens:ARM11"));
+    // A duress PIN is its holder's alone.
+    let duress = |who: &str| Command::SetCredential { badge: b(who), kind: CredentialKind::Duress, hash: "$argon2id$x".into() };
+    assert_refused(run(&s, "0002", None, duress("1001")), "credential.own_duress", &["1001"]);
+    assert!(run(&s, "1001", None, duress("1001")).is_ok());
     assert_refused(run(&s, "0417", None, issue("1001", None, vec![ser("K-1")])), "access.key_roster", &["K-1", "ARM11", "1001"]);
     exec(&mut s, "0501", None, grant("ARM11", "1001", Role::Armorer, "always"));
     exec(&mut s, "0417", None, issue("1001", None, vec![ser("K-1")]));

@@ -167,6 +167,7 @@ pub fn create(db: &str, key: &Path, now: OffsetDateTime) -> Result<Site> {
     let password = qm_app::hash_secret(DEMO_PASSWORD)?;
     let mut x = Batch { site: &mut site, reqs: vec![], n: 0 };
     setup(&mut x, start, &pin, &password, today)?;
+    rosters(&mut x, start)?;
     x.flush()?;
     stock_up(&mut x, start + Duration::hours(10), today)?;
     x.flush()?;
@@ -190,6 +191,30 @@ fn staff_above_departments() -> Vec<(String, String, &'static str, Vec<Role>)> {
         ("0202".into(), "H. Tanaka".into(), "SOUTH", vec![Role::Logistics]),
         ("0203".into(), "J. Costa".into(), "SOUTH", vec![Role::DutyOfficer]),
     ]
+}
+
+/// Who may enter each department's armory and magazine, and when (docs/access.md): its armorers
+/// from 06:00 to 22:00, its keeper the magazine by day, its duty officer always.
+fn rosters(x: &mut Batch, at: OffsetDateTime) -> Result<()> {
+    use qm_core::access::Hours;
+    let hours = |h: &str| Hours::parse(h).map_err(AppError::Internal);
+    for (unit, _, _, n, magazine) in DEPARTMENTS {
+        let c = code(unit);
+        let mut grants = vec![
+            (format!("{c}-ARM"), format!("{n}01"), Role::Armorer, hours("daily 06:00-22:00")?),
+            (format!("{c}-ARM"), format!("{n}02"), Role::Armorer, hours("daily 06:00-22:00")?),
+            (format!("{c}-ARM"), format!("{n}04"), Role::DutyOfficer, Hours::always()),
+        ];
+        if magazine {
+            grants.push((format!("{c}-MAG"), format!("{n}03"), Role::MagazineKeeper, hours("daily 06:00-20:00")?));
+            grants.push((format!("{c}-MAG"), format!("{n}04"), Role::DutyOfficer, Hours::always()));
+        }
+        for (place, badge, role, hours) in grants {
+            let reason = format!("{unit} roster");
+            x.add("0001", None, at, Command::GrantAccess { location: l(&place)?, badge: b(&badge)?, role, hours, reason })?;
+        }
+    }
+    Ok(())
 }
 
 fn setup(x: &mut Batch, at: OffsetDateTime, pin: &str, password: &str, today: OffsetDateTime) -> Result<()> {

@@ -185,6 +185,14 @@ pub(super) fn decide_setup(c: &Checker, command: &Command) -> R<Decision> {
         Command::SetItemTypeStorage { item_type, temperature_c, humidity_pct } => decide_storage(c, item_type, temperature_c, humidity_pct),
         Command::SetCredential { badge, kind, hash } => {
             let p = c.person(badge)?;
+            if *kind == crate::event::CredentialKind::Duress && *badge != ctx.actor {
+                // Only its holder may know it: anyone else who set it could open the door as them
+                // and raise a false alarm, or know how to stay silent.
+                return refuse(
+                    "credential.own_duress",
+                    format!("a duress PIN is set by its holder alone; badge {} may not set one for badge {badge}", ctx.actor),
+                );
+            }
             if *badge != ctx.actor {
                 c.authorize(Op::Setup, &p.unit)?;
             }

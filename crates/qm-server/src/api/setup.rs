@@ -237,6 +237,25 @@ pub(crate) async fn person_pin(
     done(&st, &p, &ip, key, None, c).await
 }
 
+/// A duress PIN for oneself (docs/access.md): at a door terminal it opens the door as the PIN does
+/// and silently raises the alarm. It must differ from the PIN.
+#[utoipa::path(post, path = "/api/people/{badge}/duress-pin", tag = "setup", request_body = SecretIn, params(("badge" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = WriteOut), (status = "4XX", body = ErrorBody)))]
+pub(crate) async fn person_duress_pin(
+    Caller { st, p, ip, key }: Caller,
+    Path(badge): Path<String>,
+    JsonBody(b): JsonBody<SecretIn>,
+) -> Result<Json<WriteOut>, ApiError> {
+    let who = id(Badge::parse(&badge))?;
+    let w = who.clone();
+    let pin = st.site.peek(move |site| site.credential_hash(&w, CredentialKind::Pin)).await??;
+    if crate::auth::verify_off_thread(b.secret.clone(), pin).await {
+        return Err(ApiError::usage("a duress PIN must differ from the PIN: at the door it must mean something else"));
+    }
+    let c = Command::SetCredential { badge: who, kind: CredentialKind::Duress, hash: hash(b.secret).await? };
+    done(&st, &p, &ip, key, None, c).await
+}
+
 #[utoipa::path(post, path = "/api/people/{badge}/password", tag = "setup", request_body = SecretIn, params(("badge" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, body = WriteOut), (status = "4XX", body = ErrorBody)))]
 pub(crate) async fn person_password(

@@ -103,7 +103,7 @@ pub(crate) async fn place_page(Visitor { st, p, .. }: Visitor, Path(location): P
                 tbody { @for r in &roster { tr {
                     td { (r.badge) } td { (r.name) } td { (r.role) } td { (r.hours) } td { (r.granted_at) " by " (r.granted_by) } td { (r.reason) }
                     @if grants { td { form.inline method="post" action=(format!("/access/{}/revoke/{}", place.location, r.badge)) {
-                        (views::csrf(&p)) input name="reason" placeholder="reason" required autocomplete="off"; button.link type="submit" { "revoke" } } } }
+                        (views::csrf(&p)) input name="reason" placeholder="reason" required autocomplete="off"; button.small type="submit" { "Revoke" } } } }
                 } } }
             }
         }

@@ -35,7 +35,7 @@ pub(crate) async fn dashboard(Visitor { st, p, .. }: Visitor) -> WebResult {
             span.(flag(access.alone.len())) #alone-inside { (access.alone.len()) " alone under a two-person rule" }
             @if !access.alone.is_empty() { " — " (places(&access.alone)) }
             " · "
-            a.(flag(access.open_incidents)) #access-incidents href="/incidents?kind=unauthorized_access" { (access.open_incidents) " open access incidents" }
+            a.(flag(access.open_incidents)) #access-incidents href="/incidents" { (access.open_incidents) " open access incidents" }
             " · " a href="/access" { "who is inside" }
         }
         table #units {

@@ -508,6 +508,9 @@ async fn the_web_ui_in_chromium() {
     assert!(outbox.contains("webhook") && outbox.contains("soc"), "{outbox}");
     assert!(text(&b, "#outbox-failing").await.contains("could not be delivered"));
     shot(&b, "24-notifications-outbox").await;
+    // Access control first: the directive's part ends under a simulated clock days ahead.
+    access_in_chromium(&b, &url).await;
+    eprintln!("access control in the browser done at {:?}", started.elapsed());
     a_directive_in_chromium(&b, &url).await;
     eprintln!("directives in the browser done at {:?}", started.elapsed());
 
@@ -617,3 +620,95 @@ async fn a_directive_in_chromium(b: &WebDriver, url: &str) {
 }
 
 const PIN_DEMO: &str = qm_demo::demo_org::DEMO_PIN;
+
+/// Armory access control in the browser (docs/access.md): Riverside's duty officer puts an officer
+/// on the armory's roster and makes the browser the armory's door terminal; people badge in from
+/// the keyboard (a badge reader types like one): granted, refused off the roster, and a duress PIN
+/// that looks exactly like the real one; the terminal's session reaches nothing else; the officer
+/// sees who is inside, the day's log and the duress incident.
+async fn access_in_chromium(b: &WebDriver, url: &str) {
+    let (b, pw) = (b.clone(), qm_demo::demo_org::DEMO_PASSWORD);
+    // 1110 sets a duress PIN for themselves (it must differ from their PIN).
+    let officer_api = client();
+    let r =
+        officer_api.post(format!("{url}/api/session")).json(&serde_json::json!({"badge": "1110", "password": pw})).send().await.unwrap();
+    let csrf = r.json::<serde_json::Value>().await.unwrap()["csrf"].as_str().unwrap().to_string();
+    let set = |secret: &str| {
+        officer_api
+            .post(format!("{url}/api/people/1110/duress-pin"))
+            .header("x-csrf-token", csrf.clone())
+            .json(&serde_json::json!({ "secret": secret }))
+            .send()
+    };
+    assert_eq!(set(qm_demo::demo_org::DEMO_PIN).await.unwrap().status(), 422, "the same as the PIN");
+    assert_eq!(set("9876").await.unwrap().status(), 200);
+
+    sign_in_as(&b, url, "1104", pw).await;
+    b.goto(format!("{url}/access")).await.unwrap();
+    wait_for(&b, "#places", "D11-ARM").await;
+    b.goto(format!("{url}/access/D11-ARM")).await.unwrap();
+    wait_for(&b, "#roster", "1101").await;
+    b.find(By::Css("#grant summary")).await.unwrap().click().await.unwrap();
+    b.find(By::Id("grant-badge")).await.unwrap().send_keys("1110").await.unwrap();
+    b.find(By::Css("#grant select[name=role] option[value=member]")).await.unwrap().click().await.unwrap();
+    let hours = b.find(By::Id("grant-hours")).await.unwrap();
+    hours.clear().await.unwrap();
+    hours.send_keys("always").await.unwrap();
+    b.find(By::Id("grant-reason")).await.unwrap().send_keys("escort duty this week").await.unwrap();
+    b.find(By::Id("grant-button")).await.unwrap().click().await.unwrap();
+    let roster = wait_for(&b, "#roster", "1110").await;
+    assert!(roster.contains("escort duty this week"), "{roster}");
+    shot(&b, "40-access-place-roster").await;
+
+    // This browser becomes the armory's door terminal.
+    b.find(By::Id("open-terminal")).await.unwrap().click().await.unwrap();
+    wait_for(&b, "#door-terminal", "Badge").await;
+    shot(&b, "41-door-terminal").await;
+    let badge_in = |badge: &'static str, pin: &'static str| {
+        let b = b.clone();
+        async move {
+            b.find(By::Id("door-badge")).await.unwrap().send_keys(format!("{badge}{ENTER}")).await.unwrap();
+            // Enter after the badge moves to the PIN, as a badge reader's Enter does.
+            let active = b.active_element().await.unwrap();
+            assert_eq!(active.id().await.unwrap().as_deref(), Some("door-pin"), "the PIN takes the focus after the badge");
+            active.send_keys(format!("{pin}{ENTER}")).await.unwrap();
+            let answer = b.find(By::Id("door-answer")).await.unwrap();
+            let class = answer.attr("class").await.unwrap().unwrap_or_default();
+            (answer.text().await.unwrap(), class)
+        }
+    };
+    let (granted, class) = badge_in("1104", qm_demo::demo_org::DEMO_PIN).await;
+    assert!(granted.starts_with("granted:") && class.contains("granted"), "{granted} {class}");
+    shot(&b, "42-door-granted").await;
+    let (refused, class) = badge_in("1103", qm_demo::demo_org::DEMO_PIN).await;
+    assert!(refused.contains("refused: badge 1103 is not on the roster of D11-ARM") && class.contains("refused"), "{refused}");
+    shot(&b, "43-door-refused").await;
+    // The real PIN, out again, then the duress PIN: the same screen, word for word.
+    let (real, real_class) = badge_in("1110", qm_demo::demo_org::DEMO_PIN).await;
+    b.find(By::Id("door-badge")).await.unwrap().send_keys(format!("1110{ENTER}")).await.unwrap();
+    b.active_element().await.unwrap().send_keys(qm_demo::demo_org::DEMO_PIN).await.unwrap();
+    b.find(By::Id("door-leave")).await.unwrap().click().await.unwrap();
+    wait_for(&b, "#door-answer", "exit recorded").await;
+    let (duress, duress_class) = badge_in("1110", "9876").await;
+    assert_eq!((&duress, &duress_class), (&real, &real_class), "nothing on the screen tells a duress PIN apart");
+    shot(&b, "44-door-duress-looks-granted").await;
+    // The terminal's session opens nothing else.
+    b.goto(format!("{url}/counter")).await.unwrap();
+    b.find(By::Id("password")).await.expect("any other page asks for a sign-in");
+
+    // The officer sees who is inside, the day's log and the alarm.
+    sign_in_as(&b, url, "1104", pw).await;
+    b.goto(format!("{url}/access/D11-ARM")).await.unwrap();
+    let inside = wait_for(&b, "#inside", "1110").await;
+    assert!(inside.contains("1104"), "{inside}");
+    let log = text(&b, "#door-log").await;
+    assert!(log.contains("denied") && log.contains("not on the roster") && log.contains("(duress)"), "{log}");
+    shot(&b, "45-access-who-is-inside").await;
+    b.goto(format!("{url}/incidents?kind=duress")).await.unwrap();
+    let duress = wait_for(&b, "#incidents", "DURESS").await;
+    assert!(duress.contains("critical") && duress.contains("1110"), "{duress}");
+    b.goto(format!("{url}/")).await.unwrap();
+    let summary = wait_for(&b, "#access-summary", "open access incidents").await;
+    assert!(summary.contains("who is inside"), "{summary}");
+    shot(&b, "46-dashboard-access").await;
+}
