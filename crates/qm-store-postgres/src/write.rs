@@ -251,23 +251,6 @@ pub(crate) fn write_credentials(tx: &mut postgres::Transaction, changes: &[Crede
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use qm_store::RowChange;
-
-    #[test]
-    fn row_changes_collapse_to_the_last_change_of_each_key() {
-        let c = |k: &str, v: Option<&str>| RowChange { kind: "serial".into(), key: k.into(), value: v.map(String::from) };
-        let rows = vec![c("a", Some("1")), c("b", Some("1")), c("a", None), c("b", Some("2")), c("c", None), c("c", Some("3"))];
-        let (up, del) = collapse_rows(&rows);
-        let up: Vec<(&str, Option<&str>)> = up.iter().map(|r| (r.key.as_str(), r.value.as_deref())).collect();
-        let del: Vec<&str> = del.iter().map(|r| r.key.as_str()).collect();
-        assert_eq!(up, vec![("b", Some("2")), ("c", Some("3"))]);
-        assert_eq!(del, vec!["a"]);
-    }
-}
-
 /// Door events kept outside the ledger, in the order they came (docs/access.md).
 fn write_door_events(tx: &mut postgres::Transaction<'_>, d: &[StoredDoorEvent]) -> Result<()> {
     if d.is_empty() {
@@ -297,4 +280,21 @@ fn write_door_events(tx: &mut postgres::Transaction<'_>, d: &[StoredDoorEvent]) 
     )
     .map_err(be)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qm_store::RowChange;
+
+    #[test]
+    fn row_changes_collapse_to_the_last_change_of_each_key() {
+        let c = |k: &str, v: Option<&str>| RowChange { kind: "serial".into(), key: k.into(), value: v.map(String::from) };
+        let rows = vec![c("a", Some("1")), c("b", Some("1")), c("a", None), c("b", Some("2")), c("c", None), c("c", Some("3"))];
+        let (up, del) = collapse_rows(&rows);
+        let up: Vec<(&str, Option<&str>)> = up.iter().map(|r| (r.key.as_str(), r.value.as_deref())).collect();
+        let del: Vec<&str> = del.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(up, vec![("b", Some("2")), ("c", Some("3"))]);
+        assert_eq!(del, vec!["a"]);
+    }
 }
