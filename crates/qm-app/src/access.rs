@@ -215,6 +215,8 @@ pub struct PlaceView {
     pub alone: bool,
     pub roster: usize,
     pub last_event_at: Option<String>,
+    /// A full count due because the place's key changed hands or was kept past its return.
+    pub count_due: Option<String>,
 }
 
 /// Every armory, depot and magazine in the given units (all: `None`), with who is inside now.
@@ -249,6 +251,15 @@ pub fn places(site: &Site, units: Option<&dyn Fn(&qm_core::UnitId) -> bool>, now
             two_person,
             roster: place.roster.len(),
             last_event_at: place.last_event_at.map(|t| zone.show(t)),
+            count_due: place.count_due.as_ref().map(|d| {
+                let by = state
+                    .incident_rules
+                    .0
+                    .key_count_within_h()
+                    .map(|h| format!(" by {}", zone.show(d.since + time::Duration::hours(i64::from(h)))));
+                let cause = if d.why == "overdue" { "kept past its return by" } else { "to" };
+                format!("a full count{}: key {} {cause} badge {} at {}", by.unwrap_or_default(), d.serial, d.badge, zone.show(d.since))
+            }),
         });
     }
     out
@@ -361,17 +372,20 @@ impl Site {
     pub(crate) fn access_alerts(&self, now: OffsetDateTime) -> Result<Vec<Request>> {
         let site = Badge::parse(qm_core::incidents::SITE_ACTOR).map_err(|e| AppError::Internal(e.to_string()))?;
         let state = self.state();
-        Ok(state
-            .access
-            .iter()
-            .filter(|(_, p)| !p.inside.is_empty())
-            .filter_map(|(l, _)| {
-                let due = qm_core::access::alerts_due(state, l, now);
-                (!due.is_empty()).then(|| {
-                    let keys: Vec<String> = due.iter().map(|(k, _, since, _)| format!("{k}@{}", since.unix_timestamp())).collect();
-                    let key = format!("alert-{l}-{}", keys.join(","));
-                    Request::new(site.clone(), Command::RecordAccessAlerts { location: l.clone() }, key, now)
-                })
+        let mut due: BTreeMap<LocationId, Vec<String>> = BTreeMap::new();
+        for l in state.access.iter().filter(|(_, p)| !p.inside.is_empty()).map(|(l, _)| l) {
+            for (k, _, since, _) in qm_core::access::alerts_due(state, l, now) {
+                due.entry(l.clone()).or_default().push(format!("{k}@{}", since.unix_timestamp()));
+            }
+        }
+        for (l, k, _, since, _) in qm_core::access::key_alerts_due(state, now) {
+            due.entry(l).or_default().push(format!("{k}@{}", since.unix_timestamp()));
+        }
+        Ok(due
+            .into_iter()
+            .map(|(l, keys)| {
+                let key = format!("alert-{l}-{}", keys.join(","));
+                Request::new(site.clone(), Command::RecordAccessAlerts { location: l }, key, now)
             })
             .collect())
     }

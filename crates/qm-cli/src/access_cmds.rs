@@ -42,6 +42,9 @@ fn print_places(out: &Out, places: &[acc::PlaceView]) {
                 format!("inside: {}", names.join(", "))
             };
             lines.push(format!("{:<10} {:<9} unit {:<8} roster {:>3}{rule}: {who}{alone}", p.location, p.kind, p.unit, p.roster));
+            if let Some(c) = &p.count_due {
+                lines.push(format!("{:<10} DUE: {c}", ""));
+            }
         }
         if lines.is_empty() {
             "no armories, depots or magazines".to_string()

@@ -1793,6 +1793,9 @@ fn access_control_at_the_armory_door_from_the_command_line() {
     let r = e.qm_as("0417", &["issue", "--to", "0501", "K-1"]);
     assert!(r.code != 0 && r.stderr.contains("access.key_roster") && r.stderr.contains("opens ARM"), "{}", r.stderr);
     e.ok("0417", &["issue", "--to", "1001", "K-1"]);
+    let arm = e.json("0001", &["access", "inside", "ARM"]);
+    let due = arm[0]["count_due"].as_str().unwrap_or_default();
+    assert!(due.contains("a full count by 2030-01-08 08:00 UTC: key K-1 to badge 1001"), "the key changed hands: {arm}");
     // At the door: granted within the hours; refused off the roster, and with a wrong PIN.
     *e.now.borrow_mut() = Some(at("09:00"));
     assert_eq!(e.ok("0417", &["access", "door", "ARM"]).trim(), "granted: J. Armstrong (badge 0417) may enter ARM");

@@ -211,6 +211,10 @@ pub struct AccessPlace {
     /// Since when exactly one person has been inside (their entry, or the exit that left them alone).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
     pub alone_since: Option<OffsetDateTime>,
+    /// A full count of the place is due: its key changed hands (or was kept past its return) and no
+    /// full count rooted at or above it has started since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count_due: Option<KeyCount>,
     /// The last door event recorded here (any kind), for the pages.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
     pub last_event_at: Option<OffsetDateTime>,
@@ -227,6 +231,18 @@ mod times {
         let text = BTreeMap::<Badge, String>::deserialize(d)?;
         text.into_iter().map(|(b, t)| OffsetDateTime::parse(&t, &RFC).map(|t| (b, t)).map_err(serde::de::Error::custom)).collect()
     }
+}
+
+/// Why a count of a place is due, since when.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyCount {
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    pub serial: Serial,
+    pub badge: Badge,
+    /// `custody` (the key changed hands) or `overdue` (kept past its return).
+    pub why: String,
 }
 
 /// What a door reported.
@@ -419,6 +435,39 @@ pub fn alerts_due(state: &State, location: &LocationId, now: OffsetDateTime) -> 
         }
     }
     out.retain(|(k, ..)| !place.alerted.contains(k));
+    out
+}
+
+/// The key-count alerts due at `now` (for the site's clock): per place, a key overdue in a person's
+/// hands that sets a count due (`key_overdue:<serial>`), and a count due and not started within the
+/// rules' hours (`key_count:<since>`). Each `(place, alert, badge, since, message)`.
+pub fn key_alerts_due(state: &State, now: OffsetDateTime) -> Vec<(LocationId, String, Badge, OffsetDateTime, String)> {
+    let rules = &state.incident_rules.0;
+    let Some(within) = rules.key_count_within_h() else { return vec![] };
+    let mut out = vec![];
+    for (serial, si) in &state.serials {
+        let (Account::Person(holder), Some(place)) = (&si.account, key_opens(state, &si.item_type)) else { continue };
+        let overdue_at = si.since + Duration::hours(i64::from(rules.overdue_after_h()));
+        let due = state.access.get(&place).and_then(|p| p.count_due.as_ref());
+        if now >= overdue_at && due.is_none_or(|d| d.since < si.since) {
+            let msg = format!("key {serial} of {place} is still held by badge {holder} past its return: a count of {place} is due");
+            out.push((place.clone(), format!("key_overdue:{serial}"), holder.clone(), overdue_at, msg));
+        }
+    }
+    for (place, p) in &state.access {
+        let Some(d) = &p.count_due else { continue };
+        let key = format!("key_count:{}", d.since.unix_timestamp());
+        if now >= d.since + Duration::hours(i64::from(within)) && !p.alerted.contains(&key) {
+            let cause = if d.why == "overdue" { "was kept past its return" } else { "changed hands" };
+            let msg = format!(
+                "no full count of {place} within {within} h after its key {} {cause} (badge {}, {})",
+                d.serial,
+                d.badge,
+                crate::decide::when(d.since)
+            );
+            out.push((place.clone(), key, d.badge.clone(), d.since, msg));
+        }
+    }
     out
 }
 

@@ -70,6 +70,9 @@ pub enum Trigger {
     LonePerson,
     /// A stay inside longer than the policy allows.
     Overstay,
+    /// A place's key changed hands (or was kept past its return) and no full count of the place
+    /// followed within `after_h` (recorded by the site's clock).
+    KeyCountMissed,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -142,12 +145,15 @@ impl IncidentRules {
             if !o.except_operations.is_empty() && o.on != Trigger::AccessDenied {
                 return Err(format!("{file}: key open[{i}].except_operations: only for on = \"access_denied\""));
             }
-            match (o.on, o.after_h) {
-                (Trigger::OverdueReturn, None | Some(0)) | (Trigger::OverdueReturn, Some(8785..)) => {
-                    return Err(format!("{file}: key open[{i}].after_h: say after how many hours (1 to 8784) a return is overdue"));
+            let timed = matches!(o.on, Trigger::OverdueReturn | Trigger::KeyCountMissed);
+            match (timed, o.after_h) {
+                (true, None | Some(0)) | (true, Some(8785..)) => {
+                    return Err(format!("{file}: key open[{i}].after_h: say after how many hours (1 to 8784) it is overdue"));
                 }
-                (Trigger::OverdueReturn, _) | (_, None) => {}
-                (_, Some(_)) => return Err(format!("{file}: key open[{i}].after_h: only for on = \"overdue_return\"")),
+                (true, _) | (_, None) => {}
+                (_, Some(_)) => {
+                    return Err(format!("{file}: key open[{i}].after_h: only for on = \"overdue_return\" or \"key_count_missed\""))
+                }
             }
         }
         let mut ids = std::collections::BTreeSet::new();
@@ -182,6 +188,12 @@ impl IncidentRules {
 
     fn rule_for(&self, on: Trigger) -> Option<(usize, &OpenRule)> {
         self.open.iter().enumerate().find(|(_, r)| r.on == on)
+    }
+
+    /// Within how many hours a count must follow a change of a key's custodian (the
+    /// `key_count_missed` rule's; without the rule, no count is asked for).
+    pub fn key_count_within_h(&self) -> Option<u32> {
+        self.rule_for(Trigger::KeyCountMissed).and_then(|(_, r)| r.after_h)
     }
 
     /// After how many hours a holding is an overdue return: the `overdue_return` rule's, or a day
@@ -412,6 +424,7 @@ fn trigger_name(t: Trigger) -> &'static str {
         Trigger::UnauthorizedEntry => "unauthorized_entry",
         Trigger::LonePerson => "lone_person",
         Trigger::Overstay => "overstay",
+        Trigger::KeyCountMissed => "key_count_missed",
     }
 }
 
@@ -423,7 +436,12 @@ fn triggers(state: &State, event: &Event, seq: u64) -> Vec<Triggered> {
     match event {
         Event::DoorEvents { passages, .. } => passages.iter().flat_map(|p| door_triggers(state, p, seq)).collect(),
         Event::AccessAlert { location, alert, badge, message, .. } => {
-            let on = if alert.starts_with("lone:") { Trigger::LonePerson } else { Trigger::Overstay };
+            let on = match alert.split_once(':').map_or("", |(k, _)| k) {
+                "lone" => Trigger::LonePerson,
+                "overstay" => Trigger::Overstay,
+                "key_count" => Trigger::KeyCountMissed,
+                _ => return vec![],
+            };
             let unit = state.locations.get(location).map(|l| l.unit.clone());
             let objects = IncidentObjects { badges: vec![badge.clone()], entries: vec![seq], ..Default::default() };
             vec![(on, unit, Some(location.clone()), objects, message.clone())]

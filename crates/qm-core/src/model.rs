@@ -56,6 +56,7 @@ IncidentKind {
     Duress => "duress",
     LonePerson => "lone_person",
     Overstay => "overstay",
+    CountMissed => "count_missed",
     SafetyRefusal => "safety_refusal",
     OverdueReturn => "overdue_return",
     DirectiveMissed => "directive_missed",

@@ -2648,3 +2648,53 @@ fn entry_measures_read_back_tighten_the_policy_and_never_loosen() {
     let t = a.tighten(&b);
     assert_eq!((t.entry_hours.map(|h| (h.from_min, h.until_min)), t.max_inside_min), (Some((480, 1200)), Some(30)));
 }
+
+/// Decides and applies a command at `at` (the fixture's `exec` stamps NOW).
+fn exec_at(state: &mut State, actor: &str, at: OffsetDateTime, command: Command) -> Vec<Event> {
+    let ctx = Ctx { token: None, actor: b(actor), witness: None, at, zone: Default::default() };
+    let d = decide(state, &ctx, &command).unwrap_or_else(|e| panic!("{} by {actor} was refused: {e}", command.name()));
+    let opened: Vec<Event> = d.opens.iter().map(|(_, e)| e.clone()).collect();
+    for (i, event) in d.events.into_iter().enumerate() {
+        let opens = d.opens.iter().filter(|(n, _)| *n == i).map(|(_, e)| e.clone()).collect();
+        push_opening(state, (at, actor, None), None, event, opens).unwrap();
+    }
+    opened
+}
+
+#[test]
+fn a_key_changing_hands_calls_for_a_full_count_of_its_place() {
+    let mut s = stocked();
+    exec(&mut s, "0001", None, Command::SetItemTypeAttributes { item_type: it("KEY"), attributes: vec!["opens:ARM11".into()] });
+    exec(&mut s, "0501", None, grant("ARM11", "1001", Role::Armorer, "always"));
+    exec(&mut s, "0417", None, issue("1001", None, vec![ser("K-1")]));
+    let due = s.access[&l("ARM11")].count_due.clone().expect("a count is due once the key changed hands");
+    assert_eq!((due.serial.as_str(), due.badge.as_str(), due.why.as_str(), due.since), ("K-1", "1001", "custody", NOW));
+    let h = |n: i64| NOW + time::Duration::hours(n);
+    let alerts = Command::RecordAccessAlerts { location: l("ARM11") };
+    assert!(matches!(site_records(&mut s, h(23), alerts.clone()), Err(Rejection::Refused { rule: "access.alert", .. })), "within 24 h");
+    let (_, opened) = site_records(&mut s, h(25), alerts.clone()).unwrap();
+    assert_eq!(incident_kinds(&opened), [(IncidentKind::CountMissed, Severity::High)]);
+    let Event::IncidentOpened { summary, .. } = &opened[0] else { unreachable!() };
+    assert!(summary.contains("no full count of ARM11 within 24 h after its key K-1 changed hands (badge 1001"), "{summary}");
+    assert!(matches!(site_records(&mut s, h(25), alerts.clone()), Err(Rejection::Refused { .. })), "raised once");
+    // A cycle count does not settle it; a full count of the armory, started since, does.
+    let count = |s: &mut State, at: OffsetDateTime, kind: CountKind| {
+        exec_at(s, "0502", at, Command::StartCount { root: l("ARM11"), kind, blind: false });
+        let id = s.counts.keys().last().unwrap().clone();
+        exec_at(s, "0502", at, Command::CloseCount { count: id });
+    };
+    count(&mut s, h(26), CountKind::Cycle);
+    assert!(s.access[&l("ARM11")].count_due.is_some());
+    count(&mut s, h(27), CountKind::Full);
+    assert!(s.access[&l("ARM11")].count_due.is_none() && s.access[&l("ARM11")].alerted.is_empty());
+    // The key kept past its return (24 h): a count is due again, from then; missed, raised again.
+    let (_, opened) = site_records(&mut s, h(30), alerts.clone()).unwrap();
+    assert!(opened.is_empty(), "keeping it is the overdue return's incident, not this one");
+    let due = s.access[&l("ARM11")].count_due.clone().unwrap();
+    assert_eq!((due.why.as_str(), due.since), ("overdue", h(24)));
+    let (_, opened) = site_records(&mut s, h(49), alerts.clone()).unwrap();
+    assert_eq!(incident_kinds(&opened), [(IncidentKind::CountMissed, Severity::High)]);
+    // Returned: what its keeping raised ends with it.
+    exec_at(&mut s, "0417", h(50), Command::Return { from: b("1001"), to: l("SAFE11"), items: vec![ser("K-1")] });
+    assert!(!s.access[&l("ARM11")].alerted.iter().any(|a| a.starts_with("key_overdue:")));
+}

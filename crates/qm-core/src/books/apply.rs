@@ -67,6 +67,7 @@ impl State {
             self.corrected.insert(c.seq, env.seq);
             self.touch(&CORRECTED, &c.seq);
         }
+        self.key_counts(env);
         #[cfg(debug_assertions)]
         crate::invariants::after_apply(self, env).map_err(|v| fail(v.to_string()))?;
         // Transfers remember what was dispatched, for the receiving count.
@@ -635,13 +636,66 @@ impl State {
                     self.touch(&ACCESS, location);
                 }
             }
-            Event::AccessAlert { location, alert, .. } => {
-                let place = self.access.get_mut(location).ok_or_else(|| format!("{location} has nobody inside"))?;
+            Event::AccessAlert { location, alert, badge, since, .. } => {
+                let place = self.access.entry(location.clone()).or_default();
                 place.alerted.push(alert.clone());
+                // A key kept past its return sets a count of its place due, as a change of hands does.
+                if let (Some(rest), None) = (alert.strip_prefix("key_overdue:"), &place.count_due) {
+                    let serial = Serial::stored(rest.split('@').next().unwrap_or_default()).map_err(|e| e.to_string())?;
+                    place.count_due = Some(crate::access::KeyCount { since: *since, serial, badge: badge.clone(), why: "overdue".into() });
+                }
                 self.touch(&ACCESS, location);
             }
             other => return Err(format!("{} is not an access event", other.type_name())),
         }
         Ok(())
+    }
+}
+
+impl State {
+    /// The key register's part in access control (docs/access.md): a key that opens a place going
+    /// to a person sets a full count of the place due; a full count rooted at or above the place,
+    /// started since, settles it; a key moving on ends what its keeping past its return raised.
+    fn key_counts(&mut self, env: &Envelope) {
+        match &env.event {
+            Event::Movement { from, to, lines, .. } => {
+                for l in lines {
+                    let crate::event::Line::Serial { serial, item_type } = l else { continue };
+                    let Some(place) = crate::access::key_opens(self, item_type) else { continue };
+                    let p = self.access.entry(place.clone()).or_default();
+                    if let Account::Person(_) = from {
+                        p.alerted.retain(|k| !k.strip_prefix("key_overdue:").is_some_and(|r| r.split('@').next() == Some(serial.as_str())));
+                    }
+                    if let (Account::Person(badge), None) = (to, &p.count_due) {
+                        let why = "custody".to_string();
+                        p.count_due = Some(crate::access::KeyCount { since: env.at, serial: serial.clone(), badge: badge.clone(), why });
+                    }
+                    self.touch(&ACCESS, &place);
+                }
+            }
+            Event::CountClosed { count, .. } => {
+                let Some(c) = self.counts.get(count) else { return };
+                if c.kind != CountKind::Full {
+                    return;
+                }
+                let (root, started) = (c.root.clone(), c.started_at);
+                let covered: Vec<LocationId> = self
+                    .access
+                    .iter()
+                    .filter(|(l, p)| {
+                        p.count_due.as_ref().is_some_and(|d| d.since <= started) && self.location_ancestors(l).any(|a| *a == root)
+                    })
+                    .map(|(l, _)| l.clone())
+                    .collect();
+                for l in covered {
+                    if let Some(p) = self.access.get_mut(&l) {
+                        p.count_due = None;
+                        p.alerted.retain(|k| !k.starts_with("key_count:"));
+                    }
+                    self.touch(&ACCESS, &l);
+                }
+            }
+            _ => {}
+        }
     }
 }

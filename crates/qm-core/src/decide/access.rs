@@ -157,11 +157,14 @@ fn judge(state: &State, ctx: &Ctx, e: &DoorInput) -> Passage {
 }
 
 /// The site raises what its clock finds at one place: someone alone too long under a two-person
-/// rule, a stay past the longest allowed.
+/// rule, a stay past the longest allowed, its key kept past its return, a count its key's change
+/// of hands called for and nobody did.
 pub(super) fn decide_alerts(state: &State, ctx: &Ctx, location: &LocationId) -> R<Decision> {
     super::incidents::site_only(ctx, "access.source", "raises access alerts")?;
+    let keys = access::key_alerts_due(state, ctx.at).into_iter().filter(|k| k.0 == *location).map(|(_, a, b, s, m)| (a, b, s, m));
     let events: Vec<Event> = access::alerts_due(state, location, ctx.at)
         .into_iter()
+        .chain(keys)
         .map(|(alert, badge, since, message)| Event::AccessAlert { location: location.clone(), alert, badge, since, message })
         .collect();
     if events.is_empty() {

@@ -45,7 +45,7 @@ pub(crate) async fn access_page(Visitor { st, p, .. }: Visitor) -> WebResult {
                 td { a href=(format!("/access/{}", v.location)) { strong { (v.location) } } " " (v.name) }
                 td { (v.kind) } td { (v.unit) } td { (inside_cell(v)) }
                 td { @if v.two_person { "two-person entry" } @if v.alone { span.bad { " — ONE PERSON ALONE" } } }
-                td.n { (v.roster) } td { (v.last_event_at.as_deref().unwrap_or("-")) }
+                td.n { (v.roster) } td { (v.last_event_at.as_deref().unwrap_or("-")) @if v.count_due.is_some() { br; span.bad { "count due" } } }
             } } }
         }
     };
@@ -94,6 +94,7 @@ pub(crate) async fn place_page(Visitor { st, p, .. }: Visitor, Path(location): P
                 button #open-terminal type="submit" title="This browser then shows the door terminal only; sign in again to leave it." { "Make this browser the door terminal" }
             }
         }
+        @if let Some(c) = &place.count_due { p.msg.err #count-due { "Due: " (c) ". " a href="/counts" { "Start the count" } } }
         h2 { "Inside now" }
         div #inside.card { (inside_cell(&place)) @if place.alone { p.bad { "One person alone under a two-person rule." } } }
         h2 { "Roster" }
