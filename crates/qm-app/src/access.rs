@@ -229,9 +229,11 @@ pub fn places(site: &Site, units: Option<&dyn Fn(&qm_core::UnitId) -> bool>, now
         if !qm_core::access::controlled(loc.kind) || units.is_some_and(|f| !f(&loc.unit)) {
             continue;
         }
-        let place = state.access.get(id).cloned().unwrap_or_default();
+        let (none, nobody) = (Default::default(), Default::default());
+        let place: &qm_core::access::AccessPlace = state.access.get(id).unwrap_or(&none);
+        let presence: &qm_core::access::Presence = state.presence.get(id).unwrap_or(&nobody);
         let two_person = qm_core::access::two_person(&state.effective_policy(&loc.unit, now).0);
-        let inside = place
+        let inside = presence
             .inside
             .iter()
             .map(|(b, since)| InsidePerson {
@@ -250,8 +252,8 @@ pub fn places(site: &Site, units: Option<&dyn Fn(&qm_core::UnitId) -> bool>, now
             inside,
             two_person,
             roster: place.roster.len(),
-            last_event_at: place.last_event_at.map(|t| zone.show(t)),
-            count_due: place.count_due.as_ref().map(|d| {
+            last_event_at: presence.last_event_at.map(|t| zone.show(t)),
+            count_due: presence.count_due.as_ref().map(|d| {
                 let by = state
                     .incident_rules
                     .0
@@ -289,6 +291,7 @@ pub fn roster(site: &Site, location: &LocationId) -> Result<Vec<RosterRow>> {
     }
     let zone = crate::zone::SiteZone::of(state);
     let place = state.access.get(location).cloned().unwrap_or_default();
+    let presence = state.presence.get(location).cloned().unwrap_or_default();
     Ok(place
         .roster
         .iter()
@@ -300,7 +303,7 @@ pub fn roster(site: &Site, location: &LocationId) -> Result<Vec<RosterRow>> {
             granted_by: e.granted_by.to_string(),
             granted_at: zone.show(e.granted_at),
             reason: e.reason.clone(),
-            inside_since: place.inside.get(b).map(|t| zone.show(*t)),
+            inside_since: presence.inside.get(b).map(|t| zone.show(*t)),
         })
         .collect())
 }
@@ -373,7 +376,7 @@ impl Site {
         let site = Badge::parse(qm_core::incidents::SITE_ACTOR).map_err(|e| AppError::Internal(e.to_string()))?;
         let state = self.state();
         let mut due: BTreeMap<LocationId, Vec<String>> = BTreeMap::new();
-        for l in state.access.iter().filter(|(_, p)| !p.inside.is_empty()).map(|(l, _)| l) {
+        for l in state.presence.iter().filter(|(_, p)| !p.inside.is_empty()).map(|(l, _)| l) {
             for (k, _, since, _) in qm_core::access::alerts_due(state, l, now) {
                 due.entry(l.clone()).or_default().push(format!("{k}@{}", since.unix_timestamp()));
             }

@@ -195,17 +195,23 @@ pub struct RosterEntry {
     pub reason: String,
 }
 
-/// A place under access control, as the books keep it: its roster, who is inside and since when,
-/// and the alerts already raised about the people inside now.
+/// A place's roster, as the books keep it (one row per place, changed only by grants and revocations).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessPlace {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub roster: BTreeMap<Badge, RosterEntry>,
+}
+
+/// Who is inside a place and since when, what its clock has raised, and a count its key calls for:
+/// a row of its own, small, that door events change (the roster's row stays as it is).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Presence {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty", with = "times")]
     pub inside: BTreeMap<Badge, OffsetDateTime>,
-    /// Alerts raised while the people concerned are inside (`lone:<badge>`, `overstay:<badge>`),
-    /// so each is raised once; cleared as they leave.
+    /// Alerts raised while the people concerned are inside (`lone:<badge>`, `overstay:<badge>`), and
+    /// about its key (`key_overdue:<serial>@<since>`, `key_count:<since>`), so each is raised once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerted: Vec<String>,
     /// Since when exactly one person has been inside (their entry, or the exit that left them alone).
@@ -381,8 +387,7 @@ pub fn entry_refusal(
     zone: &crate::zone::LocalZone,
     policy: &PolicyRules,
 ) -> Option<(Finding, String)> {
-    let place = state.access.get(location);
-    let Some(entry) = place.and_then(|p| p.roster.get(badge)) else {
+    let Some(entry) = state.access.get(location).and_then(|p| p.roster.get(badge)) else {
         return Some((Finding::NotOnRoster, format!("badge {badge} is not on the roster of {location}")));
     };
     if !entry.hours.contains_at(at, zone) {
@@ -408,7 +413,7 @@ pub fn two_person(policy: &PolicyRules) -> bool {
 /// two-person rule, a stay past the longest allowed. Each `(key, badge, since, message)`; keys
 /// already in `alerted` are left out.
 pub fn alerts_due(state: &State, location: &LocationId, now: OffsetDateTime) -> Vec<(String, Badge, OffsetDateTime, String)> {
-    let (Some(place), Some(loc)) = (state.access.get(location), state.locations.get(location)) else { return vec![] };
+    let (Some(place), Some(loc)) = (state.presence.get(location), state.locations.get(location)) else { return vec![] };
     let policy = state.effective_policy(&loc.unit, now).0;
     let mut out = vec![];
     if let (true, Some(badge), Some(since)) =
@@ -448,13 +453,13 @@ pub fn key_alerts_due(state: &State, now: OffsetDateTime) -> Vec<(LocationId, St
     for (serial, si) in &state.serials {
         let (Account::Person(holder), Some(place)) = (&si.account, key_opens(state, &si.item_type)) else { continue };
         let overdue_at = si.since + Duration::hours(i64::from(rules.overdue_after_h()));
-        let due = state.access.get(&place).and_then(|p| p.count_due.as_ref());
+        let due = state.presence.get(&place).and_then(|p| p.count_due.as_ref());
         if now >= overdue_at && due.is_none_or(|d| d.since < si.since) {
             let msg = format!("key {serial} of {place} is still held by badge {holder} past its return: a count of {place} is due");
             out.push((place.clone(), format!("key_overdue:{serial}"), holder.clone(), overdue_at, msg));
         }
     }
-    for (place, p) in &state.access {
+    for (place, p) in &state.presence {
         let Some(d) = &p.count_due else { continue };
         let key = format!("key_count:{}", d.since.unix_timestamp());
         if now >= d.since + Duration::hours(i64::from(within)) && !p.alerted.contains(&key) {
@@ -474,9 +479,10 @@ pub fn key_alerts_due(state: &State, now: OffsetDateTime) -> Vec<(LocationId, St
 /// Places where someone is inside now outside their roster's hours (for the dashboard).
 pub fn inside_after_hours(state: &State, now: OffsetDateTime, zone: &crate::zone::LocalZone) -> Vec<(LocationId, Badge)> {
     let mut out = vec![];
-    for (loc, place) in &state.access {
+    for (loc, place) in &state.presence {
+        let roster = state.access.get(loc);
         for badge in place.inside.keys() {
-            if place.roster.get(badge).is_none_or(|r| !r.hours.contains_at(now, zone)) {
+            if roster.and_then(|r| r.roster.get(badge)).is_none_or(|r| !r.hours.contains_at(now, zone)) {
                 out.push((loc.clone(), badge.clone()));
             }
         }
@@ -487,7 +493,7 @@ pub fn inside_after_hours(state: &State, now: OffsetDateTime, zone: &crate::zone
 /// Places with one person inside under a two-person rule at `now` (for the dashboard).
 pub fn alone_inside(state: &State, now: OffsetDateTime) -> Vec<(LocationId, Badge)> {
     state
-        .access
+        .presence
         .iter()
         .filter(|(_, p)| p.inside.len() == 1)
         .filter(|(l, _)| state.locations.get(*l).is_some_and(|x| two_person(&state.effective_policy(&x.unit, now).0)))

@@ -2493,7 +2493,7 @@ fn the_door_grants_roster_members_within_their_hours_and_every_other_attempt_is_
     assert!(p[2].reason.contains("not on the roster of ARM11"), "{}", p[2].reason);
     assert!(p[3].reason.contains("wrong PIN"), "{}", p[3].reason);
     assert_eq!(incident_kinds(&opened), vec![(IncidentKind::UnauthorizedAccess, Severity::Medium); 3]);
-    assert_eq!(s.access[&l("ARM11")].inside.keys().cloned().collect::<Vec<_>>(), [b("1001")]);
+    assert_eq!(s.presence[&l("ARM11")].inside.keys().cloned().collect::<Vec<_>>(), [b("1001")]);
     // A duress PIN opens the door as the real one would, and raises the gravest incident.
     let later = NOW + time::Duration::minutes(1);
     let (p, opened) = site_records(
@@ -2562,7 +2562,7 @@ fn under_two_person_entry_nobody_stays_alone() {
     // A partner comes; the last two leave together (within the window): nothing more.
     let t1 = t0 + time::Duration::minutes(8);
     site_records(&mut s, t1, doors(vec![door("b", t1, "1002", Entry, Some(Proof::Pin))])).unwrap();
-    assert!(s.access[&l("ARM11")].alone_since.is_none() && s.access[&l("ARM11")].alerted.is_empty());
+    assert!(s.presence[&l("ARM11")].alone_since.is_none() && s.presence[&l("ARM11")].alerted.is_empty());
     let t2 = t1 + time::Duration::minutes(30);
     site_records(&mut s, t2, doors(vec![door("c", t2, "1001", Exit, Some(Proof::Pin))])).unwrap();
     site_records(
@@ -2667,7 +2667,7 @@ fn a_key_changing_hands_calls_for_a_full_count_of_its_place() {
     exec(&mut s, "0001", None, Command::SetItemTypeAttributes { item_type: it("KEY"), attributes: vec!["opens:ARM11".into()] });
     exec(&mut s, "0501", None, grant("ARM11", "1001", Role::Armorer, "always"));
     exec(&mut s, "0417", None, issue("1001", None, vec![ser("K-1")]));
-    let due = s.access[&l("ARM11")].count_due.clone().expect("a count is due once the key changed hands");
+    let due = s.presence[&l("ARM11")].count_due.clone().expect("a count is due once the key changed hands");
     assert_eq!((due.serial.as_str(), due.badge.as_str(), due.why.as_str(), due.since), ("K-1", "1001", "custody", NOW));
     let h = |n: i64| NOW + time::Duration::hours(n);
     let alerts = Command::RecordAccessAlerts { location: l("ARM11") };
@@ -2684,17 +2684,17 @@ fn a_key_changing_hands_calls_for_a_full_count_of_its_place() {
         exec_at(s, "0502", at, Command::CloseCount { count: id });
     };
     count(&mut s, h(26), CountKind::Cycle);
-    assert!(s.access[&l("ARM11")].count_due.is_some());
+    assert!(s.presence[&l("ARM11")].count_due.is_some());
     count(&mut s, h(27), CountKind::Full);
-    assert!(s.access[&l("ARM11")].count_due.is_none() && s.access[&l("ARM11")].alerted.is_empty());
+    assert!(s.presence[&l("ARM11")].count_due.is_none() && s.presence[&l("ARM11")].alerted.is_empty());
     // The key kept past its return (24 h): a count is due again, from then; missed, raised again.
     let (_, opened) = site_records(&mut s, h(30), alerts.clone()).unwrap();
     assert!(opened.is_empty(), "keeping it is the overdue return's incident, not this one");
-    let due = s.access[&l("ARM11")].count_due.clone().unwrap();
+    let due = s.presence[&l("ARM11")].count_due.clone().unwrap();
     assert_eq!((due.why.as_str(), due.since), ("overdue", h(24)));
     let (_, opened) = site_records(&mut s, h(49), alerts.clone()).unwrap();
     assert_eq!(incident_kinds(&opened), [(IncidentKind::CountMissed, Severity::High)]);
     // Returned: what its keeping raised ends with it.
     exec_at(&mut s, "0417", h(50), Command::Return { from: b("1001"), to: l("SAFE11"), items: vec![ser("K-1")] });
-    assert!(!s.access[&l("ARM11")].alerted.iter().any(|a| a.starts_with("key_overdue:")));
+    assert!(!s.presence[&l("ARM11")].alerted.iter().any(|a| a.starts_with("key_overdue:")));
 }

@@ -436,11 +436,17 @@ impl qm_store::Store for SqliteStore {
     }
 
     fn door_event_ids(&self, source: &str, ids: &[&str]) -> Result<std::collections::HashSet<String>> {
-        let mut st = self.conn.prepare_cached("SELECT 1 FROM door_events WHERE source = ?1 AND event_id = ?2").map_err(be)?;
+        // A few queries for the whole batch: up to 500 ids each, against the unique index.
         let mut out = std::collections::HashSet::new();
-        for id in ids {
-            if st.exists(params![source, id]).map_err(be)? {
-                out.insert(id.to_string());
+        for chunk in ids.chunks(500) {
+            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("?{}", i + 2)).collect();
+            let sql = format!("SELECT event_id FROM door_events WHERE source = ?1 AND event_id IN ({})", marks.join(", "));
+            let mut st = self.conn.prepare_cached(&sql).map_err(be)?;
+            let mut values: Vec<&dyn rusqlite::ToSql> = vec![&source];
+            values.extend(chunk.iter().map(|id| id as &dyn rusqlite::ToSql));
+            let rows = st.query_map(values.as_slice(), |r| r.get::<_, String>(0)).map_err(be)?;
+            for r in rows {
+                out.insert(r.map_err(be)?);
             }
         }
         Ok(out)

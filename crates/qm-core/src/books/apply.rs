@@ -613,7 +613,7 @@ impl State {
             Event::DoorEvents { passages, .. } => {
                 for p in passages {
                     let Some(location) = &p.location else { continue };
-                    let place = self.access.entry(location.clone()).or_default();
+                    let place = self.presence.entry(location.clone()).or_default();
                     place.last_event_at = Some(place.last_event_at.map_or(p.at, |t| t.max(p.at)));
                     match (p.kind, &p.badge) {
                         (DoorKind::Entry | DoorKind::Duress, Some(b)) => {
@@ -633,18 +633,18 @@ impl State {
                         place.alone_since = None;
                         place.alerted.retain(|k| !k.starts_with("lone:"));
                     }
-                    self.touch(&ACCESS, location);
+                    self.touch(&PRESENCE, location);
                 }
             }
             Event::AccessAlert { location, alert, badge, since, .. } => {
-                let place = self.access.entry(location.clone()).or_default();
+                let place = self.presence.entry(location.clone()).or_default();
                 place.alerted.push(alert.clone());
                 // A key kept past its return sets a count of its place due, as a change of hands does.
                 if let (Some(rest), None) = (alert.strip_prefix("key_overdue:"), &place.count_due) {
                     let serial = Serial::stored(rest.split('@').next().unwrap_or_default()).map_err(|e| e.to_string())?;
                     place.count_due = Some(crate::access::KeyCount { since: *since, serial, badge: badge.clone(), why: "overdue".into() });
                 }
-                self.touch(&ACCESS, location);
+                self.touch(&PRESENCE, location);
             }
             other => return Err(format!("{} is not an access event", other.type_name())),
         }
@@ -662,7 +662,7 @@ impl State {
                 for l in lines {
                     let crate::event::Line::Serial { serial, item_type } = l else { continue };
                     let Some(place) = crate::access::key_opens(self, item_type) else { continue };
-                    let p = self.access.entry(place.clone()).or_default();
+                    let p = self.presence.entry(place.clone()).or_default();
                     if let Account::Person(_) = from {
                         p.alerted.retain(|k| !k.strip_prefix("key_overdue:").is_some_and(|r| r.split('@').next() == Some(serial.as_str())));
                     }
@@ -670,7 +670,7 @@ impl State {
                         let why = "custody".to_string();
                         p.count_due = Some(crate::access::KeyCount { since: env.at, serial: serial.clone(), badge: badge.clone(), why });
                     }
-                    self.touch(&ACCESS, &place);
+                    self.touch(&PRESENCE, &place);
                 }
             }
             Event::CountClosed { count, .. } => {
@@ -680,7 +680,7 @@ impl State {
                 }
                 let (root, started) = (c.root.clone(), c.started_at);
                 let covered: Vec<LocationId> = self
-                    .access
+                    .presence
                     .iter()
                     .filter(|(l, p)| {
                         p.count_due.as_ref().is_some_and(|d| d.since <= started) && self.location_ancestors(l).any(|a| *a == root)
@@ -688,11 +688,11 @@ impl State {
                     .map(|(l, _)| l.clone())
                     .collect();
                 for l in covered {
-                    if let Some(p) = self.access.get_mut(&l) {
+                    if let Some(p) = self.presence.get_mut(&l) {
                         p.count_due = None;
                         p.alerted.retain(|k| !k.starts_with("key_count:"));
                     }
-                    self.touch(&ACCESS, &l);
+                    self.touch(&PRESENCE, &l);
                 }
             }
             _ => {}

@@ -476,8 +476,10 @@ pub struct State {
     /// or cancelled, or a unit is created), so a rule check finds what is in force by a binary search.
     pub directive_periods: BTreeMap<UnitId, Vec<crate::directives::Period>>,
     pub postures: PosturesRef,
-    /// Per armory, depot or magazine under access control: its roster and who is inside.
+    /// Per armory, depot or magazine under access control: its roster.
     pub access: BTreeMap<LocationId, crate::access::AccessPlace>,
+    /// Per armory, depot or magazine: who is inside, the clock's alerts, a count its key calls for.
+    pub presence: BTreeMap<LocationId, crate::access::Presence>,
     /// Per magazine or depot: quantity held per item type in its whole subtree. An index derived from
     /// serials and balances (rebuilt on load), so the safety check does not scan every lot.
     pub store_stock: BTreeMap<LocationId, BTreeMap<ItemTypeId, Quantity>>,

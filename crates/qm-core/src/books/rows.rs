@@ -111,6 +111,8 @@ pub(super) const DIRECTIVES: Book<DirectiveId, super::Directive> =
     Book { kind: "directive", map: |s| &s.directives, map_mut: |s| &mut s.directives };
 pub(super) const ACCESS: Book<LocationId, crate::access::AccessPlace> =
     Book { kind: "access", map: |s| &s.access, map_mut: |s| &mut s.access };
+pub(super) const PRESENCE: Book<LocationId, crate::access::Presence> =
+    Book { kind: "presence", map: |s| &s.presence, map_mut: |s| &mut s.presence };
 pub(super) const LAST_COUNTERS: Book<LocationId, Badge> =
     Book { kind: "last_counter", map: |s| &s.last_counter, map_mut: |s| &mut s.last_counter };
 pub(super) const CORRECTED: Book<u64, u64> = Book { kind: "corrected", map: |s| &s.corrected, map_mut: |s| &mut s.corrected };
@@ -181,7 +183,7 @@ impl Rows for Meta {
 }
 
 /// Every book, each once.
-const BOOKS: [&dyn Rows; 19] = [
+const BOOKS: [&dyn Rows; 20] = [
     &Meta,
     &UNITS,
     &LOCATIONS,
@@ -199,6 +201,7 @@ const BOOKS: [&dyn Rows; 19] = [
     &INCIDENTS,
     &DIRECTIVES,
     &ACCESS,
+    &PRESENCE,
     &LAST_COUNTERS,
     &CORRECTED,
 ];

@@ -91,7 +91,17 @@ pub(super) fn decide_door(state: &State, ctx: &Ctx, source: &str, events: &[Door
     // Judged in time order: the books apply them in that order (who is inside after each).
     let mut order: Vec<&DoorInput> = events.iter().filter(|e| e.kind.accountable()).collect();
     order.sort_by_key(|e| e.at);
-    let passages: Vec<Passage> = order.into_iter().map(|e| judge(state, ctx, e)).collect();
+    // The policy in force per unit, once per batch when it does not change within it.
+    let mut policies: BTreeMap<UnitId, Option<crate::policy::PolicyRules>> = BTreeMap::new();
+    let (first, last) = (order.first().map(|e| e.at), order.last().map(|e| e.at));
+    let mut policy = |unit: &UnitId, at: time::OffsetDateTime| -> crate::policy::PolicyRules {
+        let steady = policies.entry(unit.clone()).or_insert_with(|| {
+            let (a, b) = (state.effective_policy(unit, first.unwrap_or(at)).0, state.effective_policy(unit, last.unwrap_or(at)).0);
+            (a == b).then_some(a)
+        });
+        steady.clone().unwrap_or_else(|| state.effective_policy(unit, at).0)
+    };
+    let passages: Vec<Passage> = order.into_iter().map(|e| judge(state, ctx, e, &mut policy)).collect();
     let first_at = events.iter().map(|e| e.at).min().unwrap_or(ctx.at);
     let last_at = events.iter().map(|e| e.at).max().unwrap_or(ctx.at);
     let count = events.len() as u64;
@@ -101,7 +111,12 @@ pub(super) fn decide_door(state: &State, ctx: &Ctx, source: &str, events: &[Door
 
 /// One door event judged: a terminal's request granted or refused (and why), a system's event with
 /// what the rules find wrong about it.
-fn judge(state: &State, ctx: &Ctx, e: &DoorInput) -> Passage {
+fn judge(
+    state: &State,
+    ctx: &Ctx,
+    e: &DoorInput,
+    policy_at: &mut dyn FnMut(&UnitId, time::OffsetDateTime) -> crate::policy::PolicyRules,
+) -> Passage {
     let mut p = Passage {
         id: e.id.clone(),
         at: e.at,
@@ -116,7 +131,7 @@ fn judge(state: &State, ctx: &Ctx, e: &DoorInput) -> Passage {
     let (Some(location), Some(loc)) = (&e.location, e.location.as_ref().and_then(|l| state.locations.get(l))) else {
         return p;
     };
-    let policy = state.effective_policy(&loc.unit, e.at).0;
+    let policy = policy_at(&loc.unit, e.at);
     let who = e.badge.as_ref().map_or_else(|| format!("card {}", e.card.as_deref().unwrap_or("?")), |b| format!("badge {b}"));
     match (e.kind, e.proof) {
         (DoorKind::Entry, Some(Proof::WrongPin | Proof::Unknown)) => {

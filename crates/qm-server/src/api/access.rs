@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use qm_app::access::{self as acc, DoorOutcome, TerminalAnswer};
+use qm_app::access::{self as acc, TerminalAnswer};
 use qm_core::access::{DoorInput, DoorKind, Hours, Proof};
 use qm_core::event::CredentialKind;
 use qm_core::*;
@@ -305,14 +305,14 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Result<&'a str, ApiError> {
 #[utoipa::path(post, path = "/api/access/webhooks/{system}", tag = "access", security(()),
     request_body(content = serde_json::Value, description = "{\"events\": [{\"id\", \"type\", \"at\", \"door\", \"card\", \"direction\", \"reason\"}]}"),
     params(("system" = String, Path), ("webhook-id" = String, Header), ("webhook-timestamp" = String, Header), ("webhook-signature" = String, Header)),
-    responses((status = 200, body = serde_json::Value), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, body = WebhookOut), (status = "4XX", body = ErrorBody)))]
 pub(crate) async fn access_webhook(
     State(st): State<AppState>,
     crate::auth::ClientIp(ip): crate::auth::ClientIp,
     Path(system): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<DoorOutcome>, ApiError> {
+) -> Result<Json<WebhookOut>, ApiError> {
     let sys = st.access.systems.get(&system).ok_or_else(|| {
         ApiError::new(StatusCode::NOT_FOUND, "access.system", format!("not found: no access-control system {system:?} is configured"))
     })?;
@@ -324,24 +324,43 @@ pub(crate) async fn access_webhook(
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "webhook.signature", format!("refused: {why}")));
     }
     let key = format!("webhook-{system}-{}", msg_id.chars().take(128).collect::<String>());
-    let k = key.clone();
-    if st
+    let b: WebhookIn = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid", format!("invalid: the body is not {{\"events\": [...]}}: {e}")))?;
+    let inputs = sys.inputs(&b.events).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", format!("invalid: {e}")))?;
+    let at = now();
+    // The replay check and the recording in one turn of the site's thread.
+    let out = st
         .site
-        .call(move |site| site.store().used_idempotency_keys(&[k.as_str()]).map(|u| !u.is_empty()).map_err(qm_app::AppError::from))
-        .await??
-    {
+        .call(move |site| {
+            if !site.store().used_idempotency_keys(&[key.as_str()])?.is_empty() {
+                return Ok(None);
+            }
+            site.record_door_events(&system, inputs, Some(&key), at).map(Some)
+        })
+        .await?
+        .map_err(|e: qm_app::AppError| ApiError::from(e))?;
+    let Some(out) = out else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "webhook.replayed",
             format!("refused: message {msg_id} was received before; nothing recorded"),
         ));
-    }
-    let b: WebhookIn = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid", format!("invalid: the body is not {{\"events\": [...]}}: {e}")))?;
-    let inputs = sys.inputs(&b.events).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", format!("invalid: {e}")))?;
-    let at = now();
-    let out = st.site.call(move |site| site.record_door_events(&system, inputs, Some(&key), at)).await??;
-    Ok(Json(out))
+    };
+    // What the system needs back: how many were new, and the refusals and alarms they raised.
+    let refused = out.passages.iter().filter(|p| !matches!(p.kind, DoorKind::Entry | DoorKind::Exit) || !p.findings.is_empty()).count();
+    Ok(Json(WebhookOut { recorded: out.recorded, duplicates: out.duplicates, flagged: refused, incidents: out.incidents, seq: out.seq }))
+}
+
+/// A webhook's answer: events new to the site, those sent before, those that are alarms or that the
+/// rules found wrong (refusals, forced or held-open doors, tamper, duress, entries not allowed), the
+/// incidents opened, and the ledger entry.
+#[derive(serde::Serialize, ToSchema, Debug)]
+pub struct WebhookOut {
+    pub recorded: usize,
+    pub duplicates: usize,
+    pub flagged: usize,
+    pub incidents: Vec<String>,
+    pub seq: Option<u64>,
 }
 
 pub(crate) fn routes() -> axum::Router<AppState> {

@@ -89,7 +89,7 @@ async fn an_access_control_system_posts_signed_door_events_and_forgeries_are_ref
     ]));
     let (s, v) = post(&app, "acs", "msg-2", ts, &m2, None).await;
     assert_eq!((s, v["recorded"].as_u64()), (200, Some(5)), "{v}");
-    assert_eq!(v["passages"].as_array().unwrap().len(), 4, "a door closing is kept outside the ledger only: {v}");
+    assert_eq!(v["flagged"].as_u64(), Some(3), "the denial, the forced door, the unknown card: {v}");
     assert_eq!(v["incidents"].as_array().unwrap().len(), 3, "the denial, the forced door, the unknown card: {v}");
     let (_, incidents) = officer.get("/api/incidents?kind=door_forced").await;
     assert_eq!(incidents.as_array().unwrap().len(), 1, "{incidents}");
