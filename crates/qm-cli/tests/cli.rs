@@ -1876,6 +1876,12 @@ fn access_control_at_the_armory_door_from_the_command_line() {
     assert!(log.as_array().unwrap().iter().any(|r| r["findings"][0] == "duress"), "{log}");
     let text = e.ok("0001", &["access", "log", "ARM", "--date", "2030-01-07"]);
     assert!(text.contains("not on the roster of ARM"), "{text}");
+    // The key changed hands at 08:00 and nobody counted the armory: the next morning the clock raises it.
+    *e.now.borrow_mut() = Some("2030-01-08T08:30:00Z".into());
+    e.ok("0001", &["tick"]);
+    let i = e.json("0001", &["incidents", "--kind", "count_missed"]);
+    assert_eq!((i.as_array().unwrap().len(), i[0]["severity"].as_str()), (1, Some("high")), "{i}");
+    assert!(i[0]["summary"].as_str().unwrap().contains("no full count of ARM within 24 h after its key K-1 changed hands"), "{i}");
     e.ok("0501", &["access", "revoke", "ARM", "1001", "--reason", "moved to D-2"]);
     assert_eq!(e.json("0001", &["access", "roster", "ARM"]).as_array().unwrap().len(), 1);
     assert!(e.ok("0001", &["verify"]).contains("verify: OK"));

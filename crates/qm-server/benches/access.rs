@@ -104,7 +104,7 @@ fn site(dir: &std::path::Path, at: OffsetDateTime) -> (String, String) {
 /// Event `i`: person `i % PEOPLE` going in and out of armory `i % PLACES` in turn.
 fn event(i: usize, at: OffsetDateTime) -> serde_json::Value {
     let person = i % PEOPLE;
-    let direction = if (i / PEOPLE) % 2 == 0 { "in" } else { "out" };
+    let direction = if (i / PEOPLE).is_multiple_of(2) { "in" } else { "out" };
     let t = (at + time::Duration::milliseconds(i as i64)).format(&time::format_description::well_known::Rfc3339).unwrap();
     json!({"id": format!("e{i}"), "type": "granted", "at": t, "door": format!("DOOR-{}", person % PLACES), "card": format!("C{}", 1000 + person), "direction": direction})
 }

@@ -664,7 +664,7 @@ impl State {
                     let Some(place) = crate::access::key_opens(self, item_type) else { continue };
                     let p = self.presence.entry(place.clone()).or_default();
                     if let Account::Person(_) = from {
-                        p.alerted.retain(|k| !k.strip_prefix("key_overdue:").is_some_and(|r| r.split('@').next() == Some(serial.as_str())));
+                        p.alerted.retain(|k| k.strip_prefix("key_overdue:").is_none_or(|r| r.split('@').next() != Some(serial.as_str())));
                     }
                     if let (Account::Person(badge), None) = (to, &p.count_due) {
                         let why = "custody".to_string();
