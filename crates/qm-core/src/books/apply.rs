@@ -51,9 +51,8 @@ impl State {
             | Event::DiscrepancyResolved { .. } => self.apply_flows(env),
             Event::IncidentOpened { .. } | Event::IncidentUpdated { .. } => self.apply_incident(env, &env.event),
             Event::DirectiveIssued { .. } | Event::DirectiveUpdated { .. } => self.apply_directive(env),
-            Event::RosterGranted { .. } | Event::RosterRevoked { .. } | Event::DoorEvents { .. } | Event::AccessAlert { .. } => {
-                self.apply_access(env)
-            }
+            // Rosters, door events and access alerts (every other event is named above).
+            _ => self.apply_access(env),
         };
         applied.map_err(fail)?;
         // The incidents the event opened by itself, recorded in the same entry.

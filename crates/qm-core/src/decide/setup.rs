@@ -184,15 +184,7 @@ pub(super) fn decide_setup(c: &Checker, command: &Command) -> R<Decision> {
         Command::SetItemTypeAttributes { item_type, attributes } => decide_attributes(c, item_type, attributes),
         Command::SetItemTypeStorage { item_type, temperature_c, humidity_pct } => decide_storage(c, item_type, temperature_c, humidity_pct),
         Command::SetCredential { badge, kind, hash } => {
-            let p = c.person(badge)?;
-            if *kind == crate::event::CredentialKind::Duress && *badge != ctx.actor {
-                // Only its holder may know it: anyone else who set it could open the door as them
-                // and raise a false alarm, or know how to stay silent.
-                return refuse(
-                    "credential.own_duress",
-                    format!("a duress PIN is set by its holder alone; badge {} may not set one for badge {badge}", ctx.actor),
-                );
-            }
+            let p = own_duress(c, badge, *kind)?;
             if *badge != ctx.actor {
                 c.authorize(Op::Setup, &p.unit)?;
             }
@@ -297,4 +289,18 @@ fn decide_storage(
         temperature_c: *temperature_c,
         humidity_pct: *humidity_pct,
     }]))
+}
+
+/// The person whose credential is set. A duress PIN is set by its holder alone: anyone else who set it could open the door as them and
+/// raise a false alarm, or know how to stay silent (docs/access.md).
+fn own_duress<'a>(c: &Checker<'a>, badge: &Badge, kind: crate::event::CredentialKind) -> R<&'a Person> {
+    let p = c.person(badge)?;
+    if kind == crate::event::CredentialKind::Duress && *badge != c.ctx.actor {
+        let who = &c.ctx.actor;
+        return refuse(
+            "credential.own_duress",
+            format!("a duress PIN is set by its holder alone; badge {who} may not set one for badge {badge}"),
+        );
+    }
+    Ok(p)
 }
