@@ -81,7 +81,7 @@ impl Site {
     /// ledger: the server stores both through its writer thread after a batch is durable, so a test
     /// that cuts "the next COMMIT" must let those writes go first.
     fn wait_for_checkpoint_of_everything(&self) {
-        for _ in 0..200 {
+        for _ in 0..400 {
             let store = qm_backends::open_store(&self.db, false).unwrap();
             let size = store.entry_count().unwrap();
             let mut rows_cover = 0;
@@ -93,9 +93,11 @@ impl Site {
                     Ok(())
                 })
                 .unwrap();
-            // The writer also writes held-back projection rows on their own once idle: that
-            // commit must not be the one the proxy cuts either.
-            if store.checkpoints().unwrap().last().is_some_and(|c| c.size == size) && rows_cover == size {
+            // The writer also writes held-back projection rows on their own once idle, and the
+            // notifications task moves the outbox's cursor (every notify_every_ms): neither commit
+            // may be the one the proxy cuts.
+            let outbox = store.outbox_cursor().unwrap();
+            if store.checkpoints().unwrap().last().is_some_and(|c| c.size == size) && rows_cover == size && outbox == Some(size) {
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(25));
