@@ -90,7 +90,8 @@ impl Site {
         at: OffsetDateTime,
     ) -> Result<DoorOutcome> {
         let site = Badge::parse(qm_core::incidents::SITE_ACTOR).map_err(|e| AppError::Internal(e.to_string()))?;
-        let mut events: Vec<DoorInput> = events.into_iter().map(|e| DoorInput { at: from_ms(ms(e.at)), ..e }).collect();
+        let mut events: Vec<DoorInput> =
+            events.into_iter().map(|e| DoorInput { event: Passage { at: from_ms(ms(e.at)), ..e.event }, proof: e.proof }).collect();
         let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
         let known = self.store().door_event_ids(source, &ids)?;
         let before = events.len();
@@ -525,17 +526,10 @@ impl AccessSystem {
                 };
                 let location = self.doors.get(&e.door).and_then(|l| LocationId::parse(l).ok());
                 let badge = e.card.as_ref().and_then(|c| self.cards.get(c)).and_then(|b| Badge::parse(b).ok());
-                Ok(DoorInput {
-                    id: e.id.clone(),
-                    at,
-                    door: e.door.clone(),
-                    location,
-                    card: e.card.clone(),
-                    badge,
-                    kind,
-                    proof: None,
-                    reason: e.reason.clone().unwrap_or_default(),
-                })
+                let reason = e.reason.clone().unwrap_or_default();
+                let (id, door, card) = (e.id.clone(), e.door.clone(), e.card.clone());
+                let event = Passage { id, at, door, location, card, badge, kind, reason, findings: vec![] };
+                Ok(DoorInput { event, proof: None })
             })
             .collect()
     }

@@ -154,15 +154,18 @@ fn door(cli: &Cli, location: &str, exit: bool, out: &Out) -> R<u8> {
     let badge = p(Badge::parse(who.actor.as_deref().ok_or_else(|| usage("give --actor BADGE and the PIN in QM_PIN"))?))?;
     let proof = s.door_proof(&badge, who.pin.as_deref().ok_or_else(|| usage("give the PIN in QM_PIN (or --pin)"))?)?;
     let input = DoorInput {
-        id: uuid::Uuid::now_v7().to_string(),
-        at: now,
-        door: format!("terminal:{l}"),
-        location: Some(l.clone()),
-        card: None,
-        badge: Some(badge),
-        kind: if exit { DoorKind::Exit } else { DoorKind::Entry },
+        event: qm_core::access::Passage {
+            id: uuid::Uuid::now_v7().to_string(),
+            at: now,
+            door: format!("terminal:{l}"),
+            location: Some(l.clone()),
+            card: None,
+            badge: Some(badge),
+            kind: if exit { DoorKind::Exit } else { DoorKind::Entry },
+            reason: String::new(),
+            findings: vec![],
+        },
         proof: Some(proof),
-        reason: String::new(),
     };
     let o = s.record_door_events(&format!("terminal-{l}"), vec![input], None, now)?;
     s.checkpoint_if_grown()?;

@@ -351,26 +351,22 @@ pub enum Proof {
     Unknown,
 }
 
-/// One door event as a source reports it, before the rules judge it: a terminal's request (`kind`
-/// entry or exit, with `proof`), or an access-control system's event (`proof` None: the system decided).
+/// One door event as a source reports it, before the rules judge it: the passage as reported (no
+/// findings yet), and for a terminal's request (`kind` entry or exit) how the person proved who they
+/// are (`proof` None: an access-control system, which decided by itself). Reads as its passage.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DoorInput {
-    pub id: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub at: OffsetDateTime,
-    pub door: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub location: Option<LocationId>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub card: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub badge: Option<Badge>,
-    pub kind: DoorKind,
+    pub event: Passage,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proof: Option<Proof>,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub reason: String,
+}
+
+impl std::ops::Deref for DoorInput {
+    type Target = Passage;
+    fn deref(&self) -> &Passage {
+        &self.event
+    }
 }
 
 /// Places whose access the books control: armories, depots and magazines.

@@ -2412,7 +2412,7 @@ fn door(
     kind: qm_core::access::DoorKind,
     proof: Option<qm_core::access::Proof>,
 ) -> qm_core::access::DoorInput {
-    qm_core::access::DoorInput {
+    let event = qm_core::access::Passage {
         id: id.into(),
         at,
         door: "ARM11-main".into(),
@@ -2420,9 +2420,10 @@ fn door(
         card: None,
         badge: Some(b(badge)),
         kind,
-        proof,
         reason: String::new(),
-    }
+        findings: vec![],
+    };
+    qm_core::access::DoorInput { event, proof }
 }
 
 /// The site records door events (or alerts) at `at`; returns the passages and the incidents opened.

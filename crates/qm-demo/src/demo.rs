@@ -566,15 +566,18 @@ fn doors(r: &mut Runner<'_>, day: OffsetDateTime, lines: &[DoorLine]) -> Result<
         let badge = (!who.is_empty()).then(|| Badge::parse(who)).transpose().map_err(|e| AppError::Internal(e.to_string()))?;
         let card = badge.as_ref().filter(|_| proof.is_none()).map(|b| format!("C{b}"));
         let input = qm_core::access::DoorInput {
-            id: format!("demo-{}-{i}", min),
-            at,
-            door: door.to_string(),
-            location: place.map(LocationId::parse).transpose().map_err(|e| AppError::Internal(e.to_string()))?,
-            card,
-            badge,
-            kind: *kind,
+            event: qm_core::access::Passage {
+                id: format!("demo-{}-{i}", min),
+                at,
+                door: door.to_string(),
+                location: place.map(LocationId::parse).transpose().map_err(|e| AppError::Internal(e.to_string()))?,
+                card,
+                badge,
+                kind: *kind,
+                reason: String::new(),
+                findings: vec![],
+            },
             proof: *proof,
-            reason: String::new(),
         };
         r.site.record_door_events(source, vec![input], None, at)?;
     }

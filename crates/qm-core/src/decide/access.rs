@@ -117,17 +117,7 @@ fn judge(
     e: &DoorInput,
     policy_at: &mut dyn FnMut(&UnitId, time::OffsetDateTime) -> crate::policy::PolicyRules,
 ) -> Passage {
-    let mut p = Passage {
-        id: e.id.clone(),
-        at: e.at,
-        door: e.door.clone(),
-        location: e.location.clone(),
-        card: e.card.clone(),
-        badge: e.badge.clone(),
-        kind: e.kind,
-        reason: e.reason.clone(),
-        findings: vec![],
-    };
+    let mut p = Passage { findings: vec![], ..e.event.clone() };
     let (Some(location), Some(loc)) = (&e.location, e.location.as_ref().and_then(|l| state.locations.get(l))) else {
         return p;
     };

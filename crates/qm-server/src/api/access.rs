@@ -261,15 +261,18 @@ pub async fn terminal(
     let proof = terminal_proof(st, &badge, pin).await?;
     let at = now();
     let input = DoorInput {
-        id: uuid::Uuid::now_v7().to_string(),
-        at,
-        door: format!("terminal:{l}"),
-        location: Some(l.clone()),
-        card: badge.is_none().then(|| badge_text.trim().chars().take(64).collect()),
-        badge,
-        kind: if exit { DoorKind::Exit } else { DoorKind::Entry },
+        event: qm_core::access::Passage {
+            id: uuid::Uuid::now_v7().to_string(),
+            at,
+            door: format!("terminal:{l}"),
+            location: Some(l.clone()),
+            card: badge.is_none().then(|| badge_text.trim().chars().take(64).collect()),
+            badge,
+            kind: if exit { DoorKind::Exit } else { DoorKind::Entry },
+            reason: String::new(),
+            findings: vec![],
+        },
         proof: Some(proof),
-        reason: String::new(),
     };
     let source = format!("terminal-{l}");
     let out = st
