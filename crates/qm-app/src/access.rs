@@ -309,6 +309,14 @@ pub fn roster(site: &Site, location: &LocationId) -> Result<Vec<RosterRow>> {
         .collect())
 }
 
+/// The bounds of a local day in the site's zone (`date`, default the day of `now`), to the millisecond.
+pub fn day_bounds(site: &Site, date: Option<time::Date>, now: OffsetDateTime) -> (OffsetDateTime, OffsetDateTime) {
+    let offset = crate::zone::SiteZone::of(site.state()).at(now).offset;
+    let day = date.unwrap_or_else(|| now.to_offset(offset).date());
+    let from = day.midnight().assume_offset(offset);
+    (from, from + time::Duration::days(1) - time::Duration::milliseconds(1))
+}
+
 /// One line of a place's door log: what the source reported and how the rules judged it.
 #[derive(Clone, Debug, Serialize)]
 pub struct LogRow {

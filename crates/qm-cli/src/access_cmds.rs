@@ -6,25 +6,6 @@ use crate::args::AccessCmd;
 use qm_app::access as acc;
 use qm_core::access::{DoorInput, DoorKind, Hours};
 
-fn hours(text: &str, except: &[String]) -> R<Hours> {
-    let mut h = Hours::parse(text).map_err(usage)?;
-    for e in except {
-        h.add_exception(e).map_err(usage)?;
-    }
-    Ok(h)
-}
-
-/// The bounds of a local day in the site's zone (default: today).
-fn day(s: &Site, date: Option<&str>, now: OffsetDateTime) -> R<(OffsetDateTime, OffsetDateTime)> {
-    let offset = qm_app::zone::SiteZone::of(s.state()).at(now).offset;
-    let d = match date {
-        Some(d) => qm_core::command::parse_date(d).map_err(usage)?,
-        None => now.to_offset(offset).date(),
-    };
-    let from = d.midnight().assume_offset(offset);
-    Ok((from, from + time::Duration::days(1) - time::Duration::milliseconds(1)))
-}
-
 fn print_places(out: &Out, places: &[acc::PlaceView]) {
     out.json_or(&places, || {
         let mut lines = vec![];
@@ -97,7 +78,7 @@ pub(crate) fn run(cli: &Cli, c: &AccessCmd, out: &Out) -> R<u8> {
                 location: loc(location)?,
                 badge: p(Badge::parse(badge))?,
                 role: Role::parse(role).map_err(usage)?,
-                hours: hours(h, except)?,
+                hours: Hours::parse_with_exceptions(h, except).map_err(usage)?,
                 reason: reason.clone(),
             };
             write(&mut s, &cli.who, cmd, out)
@@ -121,7 +102,8 @@ fn log(cli: &Cli, location: Option<&str>, date: Option<&str>, unmapped: bool, li
         (None, true) => None,
         _ => return Err(usage("give a place, or --unmapped for doors mapped to no place")),
     };
-    let (from, until) = day(&s, date, now)?;
+    let date = date.map(qm_core::command::parse_date).transpose().map_err(usage)?;
+    let (from, until) = acc::day_bounds(&s, date, now);
     let rows = acc::log(&s, place.as_ref(), from, until, limit)?;
     out.json_or(&rows, || {
         if rows.is_empty() {

@@ -135,6 +135,15 @@ impl Hours {
         Ok(Hours { weekly, exceptions: BTreeMap::new() })
     }
 
+    /// Weekly hours and their dated exceptions, as the CLI, the API and the page take them.
+    pub fn parse_with_exceptions(text: &str, exceptions: &[String]) -> Result<Hours, String> {
+        let mut h = Hours::parse(text)?;
+        for e in exceptions.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
+            h.add_exception(e)?;
+        }
+        Ok(h)
+    }
+
     /// Adds an exception: `2026-12-25=closed` or `2026-12-24=08:00-12:00[,14:00-16:00]`.
     pub fn add_exception(&mut self, text: &str) -> Result<(), String> {
         let (d, what) = text.split_once('=').ok_or_else(|| format!("{text:?}: an exception is DATE=closed or DATE=HH:MM-HH:MM"))?;
@@ -446,8 +455,13 @@ pub fn key_alerts_due(state: &State, now: OffsetDateTime) -> Vec<(LocationId, St
     let rules = &state.incident_rules.0;
     let Some(within) = rules.key_count_within_h() else { return vec![] };
     let mut out = vec![];
-    for (serial, si) in &state.serials {
-        let (Account::Person(holder), Some(place)) = (&si.account, key_opens(state, &si.item_type)) else { continue };
+    // The clock runs this often: only the serials of key types that open a place are looked at.
+    let keys: BTreeMap<&ItemTypeId, LocationId> = state.item_types.keys().filter_map(|t| key_opens(state, t).map(|l| (t, l))).collect();
+    if keys.is_empty() && state.presence.values().all(|p| p.count_due.is_none()) {
+        return out;
+    }
+    for (serial, si) in state.serials.iter().filter(|(_, si)| keys.contains_key(&si.item_type)) {
+        let (Account::Person(holder), Some(place)) = (&si.account, keys.get(&si.item_type).cloned()) else { continue };
         let overdue_at = si.since + Duration::hours(i64::from(rules.overdue_after_h()));
         let due = state.presence.get(&place).and_then(|p| p.count_due.as_ref());
         if now >= overdue_at && due.is_none_or(|d| d.since < si.since) {
@@ -470,31 +484,6 @@ pub fn key_alerts_due(state: &State, now: OffsetDateTime) -> Vec<(LocationId, St
         }
     }
     out
-}
-
-/// Places where someone is inside now outside their roster's hours (for the dashboard).
-pub fn inside_after_hours(state: &State, now: OffsetDateTime, zone: &crate::zone::LocalZone) -> Vec<(LocationId, Badge)> {
-    let mut out = vec![];
-    for (loc, place) in &state.presence {
-        let roster = state.access.get(loc);
-        for badge in place.inside.keys() {
-            if roster.and_then(|r| r.roster.get(badge)).is_none_or(|r| !r.hours.contains_at(now, zone)) {
-                out.push((loc.clone(), badge.clone()));
-            }
-        }
-    }
-    out
-}
-
-/// Places with one person inside under a two-person rule at `now` (for the dashboard).
-pub fn alone_inside(state: &State, now: OffsetDateTime) -> Vec<(LocationId, Badge)> {
-    state
-        .presence
-        .iter()
-        .filter(|(_, p)| p.inside.len() == 1)
-        .filter(|(l, _)| state.locations.get(*l).is_some_and(|x| two_person(&state.effective_policy(&x.unit, now).0)))
-        .filter_map(|(l, p)| p.inside.keys().next().map(|b| (l.clone(), b.clone())))
-        .collect()
 }
 
 /// The place a key opens: the key's item type names it with the attribute `opens:<location>`.

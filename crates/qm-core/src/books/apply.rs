@@ -51,8 +51,9 @@ impl State {
             | Event::DiscrepancyResolved { .. } => self.apply_flows(env),
             Event::IncidentOpened { .. } | Event::IncidentUpdated { .. } => self.apply_incident(env, &env.event),
             Event::DirectiveIssued { .. } | Event::DirectiveUpdated { .. } => self.apply_directive(env),
-            // Rosters, door events and access alerts (every other event is named above).
-            _ => self.apply_access(env),
+            Event::RosterGranted { .. } | Event::RosterRevoked { .. } | Event::DoorEvents { .. } | Event::AccessAlert { .. } => {
+                self.apply_access(env)
+            }
         };
         applied.map_err(fail)?;
         // The incidents the event opened by itself, recorded in the same entry.
@@ -69,12 +70,7 @@ impl State {
         self.key_counts(env);
         #[cfg(debug_assertions)]
         crate::invariants::after_apply(self, env).map_err(|v| fail(v.to_string()))?;
-        // Transfers remember what was dispatched, for the receiving count.
-        if let Event::Movement { kind: MovementKind::Dispatch, to: Account::Transit(t), lines, .. } = &env.event {
-            if let Some(tr) = self.transfers.get_mut(t) {
-                tr.lines.extend(lines.iter().cloned());
-            }
-        }
+        self.dispatched_lines(env);
         self.next_seq += 1;
         Ok(())
     }
@@ -695,6 +691,17 @@ impl State {
                 }
             }
             _ => {}
+        }
+    }
+}
+
+impl State {
+    /// Transfers remember what was dispatched, for the receiving count.
+    fn dispatched_lines(&mut self, env: &Envelope) {
+        if let Event::Movement { kind: MovementKind::Dispatch, to: Account::Transit(t), lines, .. } = &env.event {
+            if let Some(tr) = self.transfers.get_mut(t) {
+                tr.lines.extend(lines.iter().cloned());
+            }
         }
     }
 }

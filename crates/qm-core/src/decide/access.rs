@@ -5,7 +5,7 @@
 use super::*;
 use crate::access::{self, DoorInput, DoorKind, Finding, Passage, Proof};
 
-/// Most door events one command may carry; a larger batch is split by the edge.
+/// Most door events one command may carry; a larger batch is refused (`invalid`), the sender splits it.
 pub const DOOR_EVENTS_MAX: usize = 10_000;
 
 pub(super) fn decide_roster(c: &Checker, command: &Command) -> R<Decision> {

@@ -65,11 +65,7 @@ pub struct WebhookIn {
 
 /// The hours a grant's text and exceptions make.
 pub fn hours_of(text: &str, except: &[String]) -> Result<Hours, ApiError> {
-    let mut h = Hours::parse(text).map_err(ApiError::usage)?;
-    for e in except.iter().filter(|e| !e.trim().is_empty()) {
-        h.add_exception(e.trim()).map_err(ApiError::usage)?;
-    }
-    Ok(h)
+    Hours::parse_with_exceptions(text, except).map_err(ApiError::usage)
 }
 
 fn location_unit(s: &qm_core::State, l: &LocationId) -> Result<UnitId, ApiError> {
@@ -146,14 +142,8 @@ pub(crate) async fn access_revoke(
 
 /// The bounds of a local day in the site's zone (default: today).
 pub fn day_bounds(site: &qm_app::Site, date: Option<&str>) -> Result<(time::OffsetDateTime, time::OffsetDateTime), ApiError> {
-    let zone = qm_app::zone::SiteZone::of(site.state());
-    let offset = zone.at(now()).offset;
-    let day = match date.filter(|d| !d.trim().is_empty()) {
-        Some(d) => crate::edge::date(d)?,
-        None => now().to_offset(offset).date(),
-    };
-    let from = day.midnight().assume_offset(offset);
-    Ok((from, from + time::Duration::days(1) - time::Duration::milliseconds(1)))
+    let date = date.filter(|d| !d.trim().is_empty()).map(crate::edge::date).transpose()?;
+    Ok(acc::day_bounds(site, date, now()))
 }
 
 #[utoipa::path(get, path = "/api/access/{location}/log", tag = "access", params(("location" = String, Path), LogQuery),
