@@ -125,6 +125,34 @@ impl Site {
         Ok(door_outcome(&o, n, duplicates))
     }
 
+    /// One person at a place's door terminal (the server's page, its API, `qm access door`): the
+    /// badge (or what was typed, when it is no badge), entering or leaving, how they proved who they
+    /// are; recorded as a batch of one, and the screen's answer.
+    pub fn record_terminal(
+        &mut self,
+        location: &LocationId,
+        typed: &str,
+        exit: bool,
+        proof: Proof,
+        at: OffsetDateTime,
+    ) -> Result<TerminalAnswer> {
+        let badge = Badge::parse(typed.trim()).ok();
+        let event = Passage {
+            id: uuid::Uuid::now_v7().to_string(),
+            at,
+            door: format!("terminal:{location}"),
+            location: Some(location.clone()),
+            card: badge.is_none().then(|| typed.trim().chars().take(64).collect()),
+            badge,
+            kind: if exit { DoorKind::Exit } else { DoorKind::Entry },
+            reason: String::new(),
+            findings: vec![],
+        };
+        let o = self.record_door_events(&format!("terminal-{location}"), vec![DoorInput { event, proof: Some(proof) }], None, at)?;
+        let p = o.passages.first().ok_or_else(|| AppError::Internal("the terminal's event was not judged".into()))?;
+        Ok(terminal_answer(self.state(), p))
+    }
+
     /// How a person at a door terminal proved who they are: the PIN, the duress PIN, a wrong one,
     /// or an unknown badge; compared here (Argon2id, slow: the server compares on its own pool),
     /// counted in the badge's lockout (a duress PIN counts as a success: nothing may tell it apart).

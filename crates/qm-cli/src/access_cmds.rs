@@ -4,7 +4,7 @@
 use super::*;
 use crate::args::AccessCmd;
 use qm_app::access as acc;
-use qm_core::access::{DoorInput, DoorKind, Hours};
+use qm_core::access::Hours;
 
 fn print_places(out: &Out, places: &[acc::PlaceView]) {
     out.json_or(&places, || {
@@ -135,24 +135,8 @@ fn door(cli: &Cli, location: &str, exit: bool, out: &Out) -> R<u8> {
     let who = &cli.who;
     let badge = p(Badge::parse(who.actor.as_deref().ok_or_else(|| usage("give --actor BADGE and the PIN in QM_PIN"))?))?;
     let proof = s.door_proof(&badge, who.pin.as_deref().ok_or_else(|| usage("give the PIN in QM_PIN (or --pin)"))?)?;
-    let input = DoorInput {
-        event: qm_core::access::Passage {
-            id: uuid::Uuid::now_v7().to_string(),
-            at: now,
-            door: format!("terminal:{l}"),
-            location: Some(l.clone()),
-            card: None,
-            badge: Some(badge),
-            kind: if exit { DoorKind::Exit } else { DoorKind::Entry },
-            reason: String::new(),
-            findings: vec![],
-        },
-        proof: Some(proof),
-    };
-    let o = s.record_door_events(&format!("terminal-{l}"), vec![input], None, now)?;
+    let answer = s.record_terminal(&l, badge.as_str(), exit, proof, now)?;
     s.checkpoint_if_grown()?;
-    let passage = o.passages.first().ok_or_else(|| AppError::Internal("the door event was not judged".into()))?;
-    let answer = acc::terminal_answer(s.state(), passage);
     out.json_or(&answer, || answer.message.clone());
     Ok(if answer.granted { 0 } else { 1 })
 }

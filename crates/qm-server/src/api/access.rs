@@ -12,7 +12,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use qm_app::access::{self as acc, TerminalAnswer};
-use qm_core::access::{DoorInput, DoorKind, Hours, Proof};
+use qm_core::access::{DoorKind, Hours, Proof};
 use qm_core::event::CredentialKind;
 use qm_core::*;
 use serde::Deserialize;
@@ -249,30 +249,8 @@ pub async fn terminal(
     }
     let badge = Badge::parse(badge_text.trim()).ok();
     let proof = terminal_proof(st, &badge, pin).await?;
-    let at = now();
-    let input = DoorInput {
-        event: qm_core::access::Passage {
-            id: uuid::Uuid::now_v7().to_string(),
-            at,
-            door: format!("terminal:{l}"),
-            location: Some(l.clone()),
-            card: badge.is_none().then(|| badge_text.trim().chars().take(64).collect()),
-            badge,
-            kind: if exit { DoorKind::Exit } else { DoorKind::Entry },
-            reason: String::new(),
-            findings: vec![],
-        },
-        proof: Some(proof),
-    };
-    let source = format!("terminal-{l}");
-    let out = st
-        .site
-        .call(move |site| {
-            let o = site.record_door_events(&source, vec![input], None, at)?;
-            let p = o.passages.first().ok_or_else(|| qm_app::AppError::Internal("the terminal's event was not judged".into()))?;
-            Ok::<_, qm_app::AppError>(acc::terminal_answer(site.state(), p))
-        })
-        .await??;
+    let (at, typed) = (now(), badge_text.to_string());
+    let out = st.site.call(move |site| site.record_terminal(&l, &typed, exit, proof, at)).await??;
     Ok(out)
 }
 
