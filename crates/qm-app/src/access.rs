@@ -24,29 +24,24 @@ fn proof_str(p: Option<Proof>) -> Option<String> {
     .map(String::from)
 }
 
-/// The canonical line of one stored door event, as hashed into a batch's digest: its fields
-/// separated by tabs (no field may hold a control character), absent ones empty.
-pub fn door_line(d: &StoredDoorEvent) -> String {
-    let o = |v: &Option<String>| v.clone().unwrap_or_default();
-    format!(
-        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
-        d.source,
-        d.event_id,
-        d.at_ms,
-        d.door,
-        o(&d.card),
-        d.kind,
-        o(&d.location),
-        o(&d.badge),
-        o(&d.proof)
-    )
-}
-
-/// SHA-256 (hex) over the canonical lines of door events, in order.
+/// SHA-256 (hex) over the canonical lines of door events, in order. A line is an event's fields
+/// separated by tabs and ended by a newline (no field may hold a control character), absent ones
+/// empty: source, event id, time (ms), door, card, kind, location, badge, proof.
 pub fn door_digest(events: &[StoredDoorEvent]) -> String {
     let mut h = sha2::Sha256::new();
-    for e in events {
-        h.update(door_line(e).as_bytes());
+    let mut at = String::new();
+    for d in events {
+        use std::fmt::Write;
+        at.clear();
+        let _ = write!(at, "{}", d.at_ms);
+        fn o(v: &Option<String>) -> &str {
+            v.as_deref().unwrap_or_default()
+        }
+        let fields = [d.source.as_str(), &d.event_id, &at, &d.door, o(&d.card), &d.kind, o(&d.location), o(&d.badge), o(&d.proof)];
+        for (i, f) in fields.iter().enumerate() {
+            h.update(f.as_bytes());
+            h.update(if i + 1 == fields.len() { b"\n" } else { b"\t" });
+        }
     }
     crate::hex(&h.finalize())
 }
@@ -89,16 +84,33 @@ impl Site {
         key: Option<&str>,
         at: OffsetDateTime,
     ) -> Result<DoorOutcome> {
+        let (ticket, counts) = self.submit_door_events(source, events, key, at)?;
+        let Some(ticket) = ticket else { return Ok(counts.outcome(None)) };
+        let o = self.finish(ticket).pop().unwrap_or_else(|| Err(AppError::Internal("a batch of door events had no result".into())))?;
+        Ok(counts.outcome(Some(&o)))
+    }
+
+    /// [`Site::record_door_events`] pipelined: the batch is checked, judged and handed to the writer,
+    /// and the site is free for the next while it is made durable; `Site::finish` the ticket (in
+    /// order) and give its outcome to `DoorCounts::outcome`. No ticket: every event was a duplicate.
+    pub fn submit_door_events(
+        &mut self,
+        source: &str,
+        events: Vec<DoorInput>,
+        key: Option<&str>,
+        at: OffsetDateTime,
+    ) -> Result<(Option<crate::Ticket>, DoorCounts)> {
         let site = Badge::parse(qm_core::incidents::SITE_ACTOR).map_err(|e| AppError::Internal(e.to_string()))?;
         let mut events: Vec<DoorInput> =
             events.into_iter().map(|e| DoorInput { event: Passage { at: from_ms(ms(e.at)), ..e.event }, proof: e.proof }).collect();
         let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
         let known = self.store().door_event_ids(source, &ids)?;
         let before = events.len();
-        events.retain(|e| !known.contains(&e.id));
-        let duplicates = before - events.len();
+        let in_flight = &self.door_in_flight;
+        events.retain(|e| !known.contains(&e.id) && (in_flight.is_empty() || !in_flight.contains(&(source.to_string(), e.id.clone()))));
+        let counts = DoorCounts { recorded: events.len(), duplicates: before - events.len() };
         if events.is_empty() {
-            return Ok(DoorOutcome { recorded: 0, duplicates, passages: vec![], incidents: vec![], seq: None });
+            return Ok((None, counts));
         }
         let stored: Vec<StoredDoorEvent> = events
             .iter()
@@ -116,13 +128,17 @@ impl Site {
             })
             .collect();
         let sha256 = door_digest(&stored);
-        let n = events.len();
+        let ids: Vec<(String, String)> = stored.iter().map(|d| (d.source.clone(), d.event_id.clone())).collect();
         let key = key.map_or_else(|| format!("door-{source}-{sha256}"), str::to_string);
         let req = Request::new(site, Command::RecordDoorEvents { source: source.to_string(), events, sha256 }, key, at);
-        let o = self.record_with_data(&req, |o, commit| {
+        let mut ticket = self.submit_with_data(&req, |o, commit| {
             commit.door_events = stored.into_iter().map(|d| StoredDoorEvent { digest_seq: o.first_seq, ..d }).collect();
-        })?;
-        Ok(door_outcome(&o, n, duplicates))
+        });
+        if !ticket.accepted.is_empty() && ticket.done.is_some() {
+            self.door_in_flight.extend(ids.iter().cloned());
+            ticket.door_ids = ids;
+        }
+        Ok((Some(ticket), counts))
     }
 
     /// One person at a place's door terminal (the server's page, its API, `qm access door`): the
@@ -186,20 +202,33 @@ pub fn terminal_proof(real: &crate::act::Attempt, duress: &crate::act::Attempt, 
     proof
 }
 
-fn door_outcome(o: &Outcome, recorded: usize, duplicates: usize) -> DoorOutcome {
-    let mut passages = vec![];
-    let mut incidents = vec![];
-    for e in o.entries.iter() {
-        if let Event::DoorEvents { passages: p, .. } = &e.event {
-            passages.extend(p.iter().cloned());
-        }
-        for opened in e.opens.iter().chain(std::iter::once(&e.event)) {
-            if let Event::IncidentOpened { incident, .. } = opened {
-                incidents.push(incident.to_string());
+/// How many events of a batch were new and how many the source had sent before.
+#[derive(Clone, Copy, Debug)]
+pub struct DoorCounts {
+    pub recorded: usize,
+    pub duplicates: usize,
+}
+
+impl DoorCounts {
+    /// What recording the batch did, from its outcome (none: nothing was new).
+    pub fn outcome(self, o: Option<&Outcome>) -> DoorOutcome {
+        let Some(o) = o else {
+            return DoorOutcome { recorded: 0, duplicates: self.duplicates, passages: vec![], incidents: vec![], seq: None };
+        };
+        let mut passages = vec![];
+        let mut incidents = vec![];
+        for e in o.entries.iter() {
+            if let Event::DoorEvents { passages: p, .. } = &e.event {
+                passages.extend(p.iter().cloned());
+            }
+            for opened in e.opens.iter().chain(std::iter::once(&e.event)) {
+                if let Event::IncidentOpened { incident, .. } = opened {
+                    incidents.push(incident.to_string());
+                }
             }
         }
+        DoorOutcome { recorded: self.recorded, duplicates: self.duplicates, passages, incidents, seq: Some(o.first_seq) }
     }
-    DoorOutcome { recorded, duplicates, passages, incidents, seq: Some(o.first_seq) }
 }
 
 /// What the door terminal's screen says: granted or refused, and why; the same for a duress PIN as

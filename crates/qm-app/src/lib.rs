@@ -248,6 +248,9 @@ pub struct Site {
     /// Outcomes of batches handed to the writer and not yet finished, by idempotency key, so a
     /// retry arriving meanwhile gets the first result.
     in_flight: HashMap<String, Outcome>,
+    /// Door events of batches handed to the writer and not yet finished, by source and id: a
+    /// message sent meanwhile that repeats one is told it is a duplicate (the store cannot tell yet).
+    door_in_flight: HashSet<(String, String)>,
     /// Set when a commit failed and the books could not be re-read from the store (the database went
     /// away): the books in memory may hold changes that were never recorded, so nothing is read or
     /// written until `ensure_fresh` re-reads them.
@@ -265,6 +268,30 @@ pub struct Ticket {
     done: Option<std::sync::mpsc::Receiver<Durable>>,
     /// Its number among the tickets handed to the writer (0: nothing was handed over).
     id: u64,
+    /// The door events it stores, by source and id (`Site::door_in_flight` until it is finished).
+    door_ids: Vec<(String, String)>,
+    /// The writer's answer, once `wait` has seen it.
+    answered: Option<Durable>,
+}
+
+impl Ticket {
+    /// Waits at most `timeout` for the writer's answer (durable, or failed); true once it is in, and
+    /// `Site::finish` then does not wait. Lets a caller take new work while the batch is written.
+    pub fn wait(&mut self, timeout: std::time::Duration) -> bool {
+        if self.answered.is_some() {
+            return true;
+        }
+        let Some(rx) = &self.done else { return true };
+        match rx.recv_timeout(timeout) {
+            Ok(d) => {
+                self.answered = Some(d);
+                true
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => false,
+            // The writer is gone: `finish` reports it.
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => true,
+        }
+    }
 }
 
 /// A denied sign-in or request, to be recorded (`Site::record_denials`).
@@ -343,6 +370,7 @@ impl Site {
             db: db.to_string(),
             writer: None,
             in_flight: HashMap::new(),
+            door_in_flight: HashSet::new(),
             stale: None,
             unencoded: vec![],
             last_ticket: 0,

@@ -44,7 +44,36 @@ impl Site {
     /// the writer; returns at once. Call `finish` on tickets in the order they were submitted.
     pub fn submit(&mut self, reqs: Vec<Request>) -> Ticket {
         let (results, accepted, commit) = self.stage_batch(&reqs);
-        let mut ticket = Ticket { results, accepted, done: None, id: 0 };
+        self.ticket(results, accepted, commit)
+    }
+
+    /// [`Site::submit`] for one request with data kept outside the ledger (door events): `attach`
+    /// adds that data to the commit once the request is decided and new (not a retry), knowing the
+    /// entries' sequence numbers. `record_with_data` is this, finished at once.
+    pub(crate) fn submit_with_data(&mut self, req: &Request, attach: impl FnOnce(&Outcome, &mut Commit)) -> Ticket {
+        if let Err(e) = self.ensure_fresh() {
+            return self.ticket(vec![Err(e)], vec![], None);
+        }
+        let mut commit = Commit::default();
+        let staged = self.stage_request(req, &mut commit, &HashMap::new(), &[], None);
+        if let Err(AppError::Internal(_)) = &staged {
+            self.resync();
+            return self.ticket(vec![staged], vec![], None);
+        }
+        let mut accepted = vec![];
+        if let Ok(o) = &staged {
+            if !o.replayed {
+                attach(o, &mut commit);
+                accepted.push(0);
+            }
+        }
+        let commit = self.has_staged(&commit).then_some(commit);
+        self.ticket(vec![staged], accepted, commit)
+    }
+
+    /// A staged batch's ticket: its commit (if anything was staged) handed to the writer.
+    fn ticket(&mut self, results: Vec<Result<Outcome>>, accepted: Vec<usize>, commit: Option<Commit>) -> Ticket {
+        let mut ticket = Ticket { results, accepted, done: None, id: 0, door_ids: vec![], answered: None };
         let Some(commit) = commit else { return ticket };
         let commit = Commit { rows: self.touched_rows(), ..commit };
         for i in &ticket.accepted {
@@ -102,9 +131,10 @@ impl Site {
     /// the commit failed, every accepted request in it fails, the books are reloaded from the store,
     /// and the durable ledger is signed if it outgrew its latest checkpoint.
     pub fn finish(&mut self, mut ticket: Ticket) -> Vec<Result<Outcome>> {
-        let outcome = match ticket.done.take() {
-            None => Ok(None),
-            Some(rx) => rx.recv().unwrap_or_else(|_| Err(writer_stopped())).map(Some),
+        let outcome = match (ticket.answered.take(), ticket.done.take()) {
+            (Some(answer), _) => answer.map(Some),
+            (None, None) => Ok(None),
+            (None, Some(rx)) => rx.recv().unwrap_or_else(|_| Err(writer_stopped())).map(Some),
         };
         for i in &ticket.accepted {
             if let Some(Ok(o)) = ticket.results.get(*i) {
@@ -112,6 +142,9 @@ impl Site {
                     self.in_flight.remove(&e.idempotency_key);
                 }
             }
+        }
+        for id in &ticket.door_ids {
+            self.door_in_flight.remove(id);
         }
         match outcome {
             Ok(edge) => {
@@ -142,6 +175,7 @@ impl Site {
             }
             Err(msg) => {
                 self.in_flight.clear();
+                self.door_in_flight.clear();
                 let first_key = ticket
                     .accepted
                     .first()

@@ -337,22 +337,8 @@ impl Site {
     /// transaction: `attach` adds that data to the commit once the request is decided and new (not
     /// a retry), knowing the entries' sequence numbers.
     pub(crate) fn record_with_data(&mut self, req: &Request, attach: impl FnOnce(&Outcome, &mut Commit)) -> Result<Outcome> {
-        self.ensure_fresh()?;
-        let mut commit = Commit::default();
-        let staged = self.stage_request(req, &mut commit, &HashMap::new(), &[], None);
-        if let Err(AppError::Internal(_)) = &staged {
-            self.resync();
-            return staged;
-        }
-        if let Ok(o) = &staged {
-            if !o.replayed {
-                attach(o, &mut commit);
-            }
-        }
-        if self.has_staged(&commit) {
-            self.flush_or_reload(commit)?;
-        }
-        staged
+        let ticket = self.submit_with_data(req, attach);
+        self.finish(ticket).pop().unwrap_or_else(|| Err(AppError::Internal("a request of one had no result".into())))
     }
 
     /// Commits; if the commit fails, reloads the books and reports the error — or success when

@@ -11,10 +11,19 @@ use tokio::sync::{mpsc, oneshot};
 pub const BATCH_MAX: usize = 256;
 /// Requests waiting for the worker before senders wait too (back-pressure).
 pub const QUEUE_MAX: usize = 4096;
+/// While a batch is being made durable and nothing else is queued, how long the worker waits for
+/// it before looking for new work again.
+const IN_FLIGHT_POLL: Duration = Duration::from_micros(250);
 
 /// A read or other work on the site; given an error instead when the books cannot be trusted yet
 /// (a commit failed and the database is still away, see `Site::ensure_fresh`).
 type Call = Box<dyn FnOnce(Result<&mut Site, AppError>) + Send>;
+
+/// Answers one request of a batch once it is durable.
+type Reply = Box<dyn FnOnce(Result<Outcome, AppError>) + Send>;
+
+/// Stages on the site; a ticket to finish and its caller's answer, or nothing (already answered).
+type Stage = Box<dyn FnOnce(Result<&mut Site, AppError>) -> Option<(Ticket, Reply)> + Send>;
 
 enum Job {
     Execute(Box<Request>, oneshot::Sender<Result<Outcome, AppError>>),
@@ -23,6 +32,9 @@ enum Job {
     /// Runs at once, even while a batch is in flight: for reads whose answer a batch that might
     /// still fail cannot make wrong (who a signed-in person is, a credential's hash).
     Peek(Call),
+    /// Stages a batch of its own and hands it to the writer as `Execute` does (door events): answered
+    /// once durable, while the next one is staged.
+    Submit(Stage),
     /// A denied attempt to record: gathered, and committed with others (see `qm_app::act`).
     Denial(Denial),
     /// Record the denials gathered so far (sent by a ticker).
@@ -75,6 +87,35 @@ impl SiteHandle {
             let _ = tx.send(site.map(f));
         });
         self.tx.send(Job::Call(job)).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// Runs `f` on the worker thread in order with the writes, as a write: `f` stages a batch of its
+    /// own and hands it to the writer (`Site::submit_door_events`), and the site stages the next
+    /// while it is made durable. Returns `f`'s value and the batch's outcome once durable (`None`:
+    /// `f` handed nothing over).
+    pub async fn submit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Site) -> Result<(Option<Ticket>, T), AppError> + Send + 'static,
+    ) -> Result<(Option<Outcome>, T), AppError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Stage = Box::new(move |site| match site.and_then(f) {
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                None
+            }
+            Ok((None, value)) => {
+                let _ = tx.send(Ok((None, value)));
+                None
+            }
+            Ok((Some(ticket), value)) => Some((
+                ticket,
+                Box::new(move |r: Result<Outcome, AppError>| {
+                    let _ = tx.send(r.map(|o| (Some(o), value)));
+                }) as Reply,
+            )),
+        });
+        self.tx.send(Job::Submit(job)).await.map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
     }
 
@@ -138,13 +179,19 @@ fn call(site: &mut Site, f: Call) {
     }
 }
 
-type Replies = Vec<oneshot::Sender<Result<Outcome, AppError>>>;
+type Replies = Vec<Reply>;
+
+fn reply_by(tx: oneshot::Sender<Result<Outcome, AppError>>) -> Reply {
+    Box::new(move |r| {
+        let _ = tx.send(r);
+    })
+}
 
 /// Answers the callers of a batch once it is durable. A failed commit stops the writer thread; it
 /// is started again once the books are re-read.
 fn finish(site: &mut Site, (ticket, replies): (Ticket, Replies)) {
     for (result, reply) in site.finish(ticket).into_iter().zip(replies) {
-        let _ = reply.send(result);
+        reply(result);
     }
     if !site.writer_running() && !site.is_stale() {
         if let Err(e) = site.start_writer() {
@@ -212,6 +259,45 @@ impl Timers {
     }
 }
 
+/// Writes queued behind `first`, up to `BATCH_MAX`, to stage and commit together; the first other
+/// job that would split the batch is left in `pending`.
+fn gather(
+    site: &mut Site,
+    rx: &mut mpsc::Receiver<Job>,
+    (req, reply): (Request, oneshot::Sender<Result<Outcome, AppError>>),
+    pending: &mut Option<Job>,
+) -> (Vec<Request>, Replies) {
+    let mut reqs = vec![req];
+    let mut replies = vec![reply_by(reply)];
+    while reqs.len() < BATCH_MAX {
+        match rx.try_recv() {
+            Ok(Job::Execute(r, tx)) => {
+                reqs.push(*r);
+                replies.push(reply_by(tx));
+            }
+            // A sign-in check that arrived while the batch was gathering is concurrent with it, so
+            // answering it first is a valid order; it then does not split the batch into small commits.
+            Ok(Job::Peek(f)) => call(site, f),
+            Ok(Job::Denial(d)) => deny(site, d),
+            Ok(other) => {
+                *pending = Some(other);
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    (reqs, replies)
+}
+
+/// A batch just handed to the writer goes in flight; the one before it is durable by now or soon,
+/// and is answered.
+fn in_flight_next(site: &mut Site, in_flight: &mut Option<(Ticket, Replies)>, next: (Ticket, Replies), timers: &mut Timers) {
+    if let Some(fl) = in_flight.replace(next) {
+        finish(site, fl);
+    }
+    timers.checkpoint_due(site, in_flight);
+}
+
 fn run(mut site: Site, mut rx: mpsc::Receiver<Job>, every: Duration, due: Duration) {
     if let Err(e) = site.start_writer() {
         // Without it every batch is committed directly: slower, still correct.
@@ -227,9 +313,12 @@ fn run(mut site: Site, mut rx: mpsc::Receiver<Job>, every: Duration, due: Durati
             None if in_flight.is_some() => match rx.try_recv() {
                 Ok(j) => j,
                 Err(mpsc::error::TryRecvError::Empty) => {
-                    // Nothing else to stage: wait for the batch in flight and answer it.
-                    if let Some(f) = in_flight.take() {
-                        finish(&mut site, f);
+                    // Nothing else to stage yet: wait for the batch in flight a little at a time and
+                    // answer it once durable; a job arriving meanwhile is staged while it is written.
+                    if in_flight.as_mut().is_some_and(|f| f.0.wait(IN_FLIGHT_POLL)) {
+                        if let Some(f) = in_flight.take() {
+                            finish(&mut site, f);
+                        }
                     }
                     continue;
                 }
@@ -243,6 +332,15 @@ fn run(mut site: Site, mut rx: mpsc::Receiver<Job>, every: Duration, due: Durati
         match job {
             Job::Peek(f) => call(&mut site, f),
             Job::Denial(d) => deny(&mut site, d),
+            Job::Submit(f) => {
+                let staged = match site.ensure_fresh() {
+                    Ok(()) => f(Ok(&mut site)),
+                    Err(e) => f(Err(e)),
+                };
+                if let Some((ticket, reply)) = staged {
+                    in_flight_next(&mut site, &mut in_flight, (ticket, vec![reply]), &mut timers);
+                }
+            }
             Job::FlushDenials => timers.tick(&mut site, &mut in_flight),
             Job::Call(f) => {
                 if let Some(fl) = in_flight.take() {
@@ -262,32 +360,9 @@ fn run(mut site: Site, mut rx: mpsc::Receiver<Job>, every: Duration, due: Durati
                 return;
             }
             Job::Execute(req, reply) => {
-                let mut reqs = vec![*req];
-                let mut replies = vec![reply];
-                while reqs.len() < BATCH_MAX {
-                    match rx.try_recv() {
-                        Ok(Job::Execute(r, tx)) => {
-                            reqs.push(*r);
-                            replies.push(tx);
-                        }
-                        // A sign-in check that arrived while the batch was gathering is concurrent
-                        // with it, so answering it first is a valid order; it then does not split
-                        // the batch into small commits.
-                        Ok(Job::Peek(f)) => call(&mut site, f),
-                        Ok(Job::Denial(d)) => deny(&mut site, d),
-                        Ok(other) => {
-                            pending = Some(other);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
-                }
+                let (reqs, replies) = gather(&mut site, &mut rx, (*req, reply), &mut pending);
                 let ticket = site.submit(reqs);
-                // The batch before this one is durable by now or soon: answer it, keep this one in flight.
-                if let Some(fl) = in_flight.replace((ticket, replies)) {
-                    finish(&mut site, fl);
-                }
-                timers.checkpoint_due(&mut site, &mut in_flight);
+                in_flight_next(&mut site, &mut in_flight, (ticket, replies), &mut timers);
             }
         }
     }

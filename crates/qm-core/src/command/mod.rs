@@ -294,6 +294,10 @@ impl Command {
     /// hashes made at the edge (new on every try) and what the edge read from the books (a readings
     /// window) left out, so that a retry of the same request matches and a different request does not.
     pub fn fingerprint(&self) -> Command {
+        if let Command::RecordDoorEvents { source, sha256, .. } = self {
+            // Up to 500 events, stood for by their digest (every stored field of each, in order).
+            return Command::RecordDoorEvents { source: source.clone(), events: vec![], sha256: sha256.clone() };
+        }
         let mut c = self.clone();
         match &mut c {
             Command::RegisterPerson { pin_hash: h, .. }

@@ -299,24 +299,27 @@ pub(crate) async fn access_webhook(
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid", format!("invalid: the body is not {{\"events\": [...]}}: {e}")))?;
     let inputs = sys.inputs(&b.events).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", format!("invalid: {e}")))?;
     let at = now();
-    // The replay check and the recording in one turn of the site's thread.
-    let out = st
+    // The replay check and the staging in one turn of the site's thread; the site stages the next
+    // message while this one is made durable.
+    let (outcome, counts) = st
         .site
-        .call(move |site| {
+        .submit(move |site| {
             if !site.store().used_idempotency_keys(&[key.as_str()])?.is_empty() {
-                return Ok(None);
+                return Ok((None, None));
             }
-            site.record_door_events(&system, inputs, Some(&key), at).map(Some)
+            let (ticket, counts) = site.submit_door_events(&system, inputs, Some(&key), at)?;
+            Ok((ticket, Some(counts)))
         })
-        .await?
-        .map_err(|e: qm_app::AppError| ApiError::from(e))?;
-    let Some(out) = out else {
+        .await?;
+    // A message received before: durable, or still with the writer (the same key, replayed).
+    let (Some(counts), false) = (counts, outcome.as_ref().is_some_and(|o| o.replayed)) else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "webhook.replayed",
             format!("refused: message {msg_id} was received before; nothing recorded"),
         ));
     };
+    let out = counts.outcome(outcome.as_ref());
     // What the system needs back: how many were new, and the refusals and alarms they raised.
     let refused = out.passages.iter().filter(|p| !matches!(p.kind, DoorKind::Entry | DoorKind::Exit) || !p.findings.is_empty()).count();
     Ok(Json(WebhookOut { recorded: out.recorded, duplicates: out.duplicates, flagged: refused, incidents: out.incidents, seq: out.seq }))

@@ -163,3 +163,41 @@ async fn an_access_control_system_posts_signed_door_events_and_forgeries_are_ref
 async fn log_of(s: &Session) -> Vec<Value> {
     log(s, 200).await
 }
+
+/// Messages delivered concurrently (as webhook dispatchers do) are staged while the one before is
+/// made durable; an event repeated in a message still in flight is a duplicate, stored once.
+#[tokio::test]
+async fn door_events_sent_concurrently_are_each_stored_once() {
+    let conf = tempfile::tempdir().unwrap();
+    let file = access_file(conf.path());
+    let app = spawn_app_with(|c| c.access = Some(file)).await;
+    let officer = sign_in(&app, "1103").await;
+    let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+    let at = |s: i64| {
+        (time::OffsetDateTime::now_utc() - time::Duration::seconds(s)).format(&time::format_description::well_known::Rfc3339).unwrap()
+    };
+    let closed = |ids: &[&str]| {
+        events(Value::Array(ids.iter().map(|id| json!({"id": id, "type": "closed", "at": at(10), "door": "ARM-DOOR"})).collect()))
+    };
+    let messages = [closed(&["c1", "c2", "c3"]), closed(&["c2", "c3", "c4"]), closed(&["c4", "c5"]), closed(&["c1", "c5", "c6"])];
+    let (a, b, c, d) = tokio::join!(
+        post(&app, "acs", "m-a", ts, &messages[0], None),
+        post(&app, "acs", "m-b", ts, &messages[1], None),
+        post(&app, "acs", "m-c", ts, &messages[2], None),
+        post(&app, "acs", "m-d", ts, &messages[3], None),
+    );
+    let answers = [a, b, c, d];
+    for (s, v) in &answers {
+        assert_eq!(*s, 200, "{v}");
+    }
+    let sum = |k: &str| answers.iter().map(|(_, v)| v[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!((sum("recorded"), sum("duplicates")), (6, 5), "six distinct events in eleven: {answers:?}");
+    let (_, log) = officer.get("/api/access/D11-ARM/log").await;
+    let mut ids: Vec<&str> = log.as_array().unwrap().iter().map(|r| r["event_id"].as_str().unwrap_or_default()).collect();
+    ids.sort();
+    assert_eq!(ids, ["c1", "c2", "c3", "c4", "c5", "c6"], "{log}");
+    let admin = sign_in(&app, "0001").await;
+    let (s, v) = admin.get("/api/verify").await;
+    assert_eq!((s, v["ok"].as_bool()), (200, Some(true)), "{v}");
+    app.stop().await;
+}

@@ -671,7 +671,10 @@ async fn access_in_chromium(b: &WebDriver, url: &str) {
             // Enter after the badge moves to the PIN, as a badge reader's Enter does.
             let active = b.active_element().await.unwrap();
             assert_eq!(active.id().await.unwrap().as_deref(), Some("door-pin"), "the PIN takes the focus after the badge");
+            // The answer on the page the submission loads, not the one on the page it leaves.
+            b.execute("document.body.setAttribute('data-left', '1')", vec![]).await.unwrap();
             active.send_keys(format!("{pin}{ENTER}")).await.unwrap();
+            wait_for(&b, "body:not([data-left]) #door-answer", "").await;
             let answer = b.find(By::Id("door-answer")).await.unwrap();
             let class = answer.attr("class").await.unwrap().unwrap_or_default();
             (answer.text().await.unwrap(), class)
