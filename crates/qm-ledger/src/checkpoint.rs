@@ -49,6 +49,14 @@ impl SiteKey {
         &self.name
     }
 
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.signing
+    }
+
+    pub fn verifying_key(&self) -> ed25519_dalek::VerifyingKey {
+        self.signing.verifying_key()
+    }
+
     /// signed-note encoded public key: 0x01 || Ed25519 public key.
     fn encoded_public(&self) -> Vec<u8> {
         let mut out = vec![ALG_ED25519];

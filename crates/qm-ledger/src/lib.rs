@@ -9,6 +9,7 @@
 pub mod canonical;
 mod checkpoint;
 mod tree;
+pub mod witness;
 
 pub use checkpoint::{open_checkpoint, sign_checkpoint, Checkpoint, CheckpointVerifier, SiteKey};
 pub use tree::{

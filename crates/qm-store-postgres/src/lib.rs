@@ -16,6 +16,7 @@
 mod baseline;
 mod connect;
 mod outbox;
+mod witness;
 mod read;
 mod schema;
 pub mod scratch;
@@ -307,5 +308,33 @@ impl qm_store::Store for PostgresStore {
 
     fn outbox(&self, query: &qm_store::OutboxQuery) -> Result<Vec<qm_store::OutboxMessage>> {
         self.outbox_query(query)
+    }
+
+    fn witnessed(&self, origin: &str) -> Result<Option<qm_store::Witnessed>> {
+        self.witnessed_one(origin)
+    }
+
+    fn witnessed_all(&self) -> Result<Vec<qm_store::Witnessed>> {
+        self.witnessed_every()
+    }
+
+    fn witness_advance(&mut self, old: u64, new: &qm_store::Witnessed) -> Result<bool> {
+        self.witness_advance_to(old, new)
+    }
+
+    fn add_fork_evidence(&mut self, evidence: &qm_store::ForkEvidence) -> Result<()> {
+        self.add_fork_evidence_one(evidence)
+    }
+
+    fn fork_evidence(&self) -> Result<Vec<qm_store::ForkEvidence>> {
+        self.fork_evidence_all()
+    }
+
+    fn add_cosignature(&mut self, cosignature: &qm_store::Cosignature) -> Result<()> {
+        self.add_cosignature_one(cosignature)
+    }
+
+    fn cosignatures(&self) -> Result<Vec<qm_store::Cosignature>> {
+        self.cosignatures_all()
     }
 }

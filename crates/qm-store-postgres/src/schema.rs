@@ -18,6 +18,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0004_credentials.sql", include_str!("../migrations/0004_credentials.sql")),
     ("0005_outbox.sql", include_str!("../migrations/0005_outbox.sql")),
     ("0006_door_events.sql", include_str!("../migrations/0006_door_events.sql")),
+    ("0007_witness.sql", include_str!("../migrations/0007_witness.sql")),
 ];
 
 /// The version table, created with the first migration. It never changes: it is how we recognise our

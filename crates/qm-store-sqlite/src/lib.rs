@@ -8,6 +8,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::path::Path;
 
 mod outbox;
+mod witness;
 
 /// Page size of new databases. The ledger is read front to back by `verify` and backups, and
 /// appended at the end; 16 KiB pages (SQLite's default is 4 KiB) mean a quarter of the reads and
@@ -28,6 +29,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0004_no_replace.sql", include_str!("../migrations/0004_no_replace.sql")),
     ("0005_outbox.sql", include_str!("../migrations/0005_outbox.sql")),
     ("0006_door_events.sql", include_str!("../migrations/0006_door_events.sql")),
+    ("0007_witness.sql", include_str!("../migrations/0007_witness.sql")),
 ];
 
 /// A `Connection` is used by one thread at a time (Rust's `Send` without `Sync`), so SQLite need
@@ -487,6 +489,34 @@ impl qm_store::Store for SqliteStore {
 
     fn outbox(&self, query: &qm_store::OutboxQuery) -> Result<Vec<qm_store::OutboxMessage>> {
         self.outbox_query(query)
+    }
+
+    fn witnessed(&self, origin: &str) -> Result<Option<qm_store::Witnessed>> {
+        self.witnessed_one(origin)
+    }
+
+    fn witnessed_all(&self) -> Result<Vec<qm_store::Witnessed>> {
+        self.witnessed_every()
+    }
+
+    fn witness_advance(&mut self, old: u64, new: &qm_store::Witnessed) -> Result<bool> {
+        self.witness_advance_to(old, new)
+    }
+
+    fn add_fork_evidence(&mut self, evidence: &qm_store::ForkEvidence) -> Result<()> {
+        self.add_fork_evidence_one(evidence)
+    }
+
+    fn fork_evidence(&self) -> Result<Vec<qm_store::ForkEvidence>> {
+        self.fork_evidence_all()
+    }
+
+    fn add_cosignature(&mut self, cosignature: &qm_store::Cosignature) -> Result<()> {
+        self.add_cosignature_one(cosignature)
+    }
+
+    fn cosignatures(&self) -> Result<Vec<qm_store::Cosignature>> {
+        self.cosignatures_all()
     }
 }
 

@@ -262,6 +262,56 @@ pub trait Store: EntrySource + Send {
     fn outbox_update(&mut self, message: &OutboxMessage) -> Result<()>;
     /// Messages by the query.
     fn outbox(&self, query: &OutboxQuery) -> Result<Vec<OutboxMessage>>;
+
+    /// The latest checkpoint this site cosigned for a child's log (it is their witness), by origin.
+    fn witnessed(&self, origin: &str) -> Result<Option<Witnessed>>;
+    /// Every log this site witnesses, with the latest checkpoint it cosigned.
+    fn witnessed_all(&self) -> Result<Vec<Witnessed>>;
+    /// Records `new` as the latest checkpoint cosigned for its origin, if the one held is still of
+    /// size `old` (none held: 0), in one transaction; false (nothing written) if it is not.
+    fn witness_advance(&mut self, old: u64, new: &Witnessed) -> Result<bool>;
+    /// Keeps two signed checkpoints of one log that contradict each other (never updated or deleted).
+    fn add_fork_evidence(&mut self, evidence: &ForkEvidence) -> Result<()>;
+    fn fork_evidence(&self) -> Result<Vec<ForkEvidence>>;
+    /// Keeps a witness's cosignature of this site's checkpoint of size `size` (the note signature line).
+    fn add_cosignature(&mut self, cosignature: &Cosignature) -> Result<()>;
+    /// The cosignatures kept, oldest first.
+    fn cosignatures(&self) -> Result<Vec<Cosignature>>;
+}
+
+/// The latest checkpoint a witness cosigned for a log (docs/sites.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Witnessed {
+    pub origin: String,
+    pub size: u64,
+    pub root: Hash,
+    /// The signed note as the log sent it.
+    pub note: String,
+    /// The cosignature line the witness gave it.
+    pub cosignature: String,
+    pub at_ms: i64,
+}
+
+/// Two signed checkpoints of one log that cannot both be true: the one cosigned before and the
+/// one offered that contradicts it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForkEvidence {
+    pub origin: String,
+    pub held_note: String,
+    pub offered_note: String,
+    pub reason: String,
+    pub at_ms: i64,
+}
+
+/// A witness's cosignature of one of this site's checkpoints.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cosignature {
+    pub size: u64,
+    /// The witness's key name.
+    pub witness: String,
+    /// The note signature line, `— <name> <base64>`.
+    pub line: String,
+    pub at_ms: i64,
 }
 
 /// How many entries stored projection rows cover, from the value of their `meta/next_seq` row
