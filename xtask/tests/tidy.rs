@@ -54,6 +54,8 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
     ("crates/qm-store-postgres/migrations/0005_outbox.sql", "5291f222afa5cd3f3ce4bac93c6119b140c17d6a49fce668c789fcb1649c9c0e"),
     ("crates/qm-store-sqlite/migrations/0006_door_events.sql", "218cbeb6d2f5b9d312b7ae795735549a0317371b9131e60b9dd10c1047613db5"),
     ("crates/qm-store-postgres/migrations/0006_door_events.sql", "8d81eff63bbd902155c27930ee58b1de31f37b17e08073bf57f3b5c6434e72e9"),
+    ("crates/qm-store-sqlite/migrations/0007_witness.sql", "fee7c5803e8bd5c26275d2779257e53823b09bc1cf39cab40d8e06ccaabe061e"),
+    ("crates/qm-store-postgres/migrations/0007_witness.sql", "ed53b7528990af74566bdf5f1088c3bef238a630f81436756d5b451e4b8c8ddf"),
 ];
 
 #[test]

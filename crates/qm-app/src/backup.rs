@@ -114,6 +114,17 @@ pub fn copy_ledger(
     // Credentials set by the entries copied, and only when asked for.
     let creds: Vec<_> = if with_credentials { src.all_credentials()?.into_iter().filter(|c| c.seq < n).collect() } else { vec![] };
     dest.put_credentials(&creds)?;
+    // What this site witnessed of its children, the evidence it keeps, its parent's cosignatures
+    // (docs/sites.md): a witness restored without them would cosign a rewritten child from nothing.
+    for w in src.witnessed_all()? {
+        dest.witness_advance(0, &w)?;
+    }
+    for e in src.fork_evidence()? {
+        dest.add_fork_evidence(&e)?;
+    }
+    for c in src.cosignatures()? {
+        dest.add_cosignature(&c)?;
+    }
     let report = verify(dest, &VerifyOptions::default());
     if !report.ok() {
         return Err(AppError::Internal(format!("the copy does not verify: {}", report.problems.join("; "))));

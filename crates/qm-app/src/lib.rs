@@ -17,6 +17,7 @@ mod open;
 pub mod overview;
 mod pipeline;
 pub mod query;
+pub mod sites;
 mod staging;
 pub mod verify;
 mod writer;

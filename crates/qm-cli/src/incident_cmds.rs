@@ -67,6 +67,7 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
     match &cli.command {
         Cmd::Notifications(_) => crate::notify_cmds::run(cli, out),
         Cmd::Access(c) => crate::access_cmds::run(cli, c, out),
+        Cmd::Sync { .. } | Cmd::Witness(_) => crate::sites_cmds::run(cli, out),
         Cmd::Directive(_) | Cmd::Directives { .. } | Cmd::Compliance { .. } => crate::directive_cmds::run(cli, out),
         Cmd::Incidents { open, unit, kind } => {
             let s = open_site(cli)?;

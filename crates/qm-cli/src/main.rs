@@ -16,6 +16,7 @@ mod output;
 mod safety_cmds;
 mod serve;
 mod setup_cmds;
+mod sites_cmds;
 
 use args::*;
 use clap::Parser;
@@ -137,6 +138,7 @@ fn serve_args<'a>(cli: &'a Cli, addr: Option<&'a str>, config: Option<&'a str>, 
         posture_levels: cli.posture_levels.as_deref(),
         notifications: cli.notifications.as_deref(),
         access: cli.access.as_deref(),
+        children: cli.children.as_deref(),
     }
 }
 

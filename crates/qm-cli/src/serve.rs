@@ -19,6 +19,7 @@ pub struct ServeArgs<'a> {
     pub posture_levels: Option<&'a str>,
     pub notifications: Option<&'a str>,
     pub access: Option<&'a str>,
+    pub children: Option<&'a str>,
 }
 
 pub fn serve(a: ServeArgs) -> Result<u8, AppError> {
@@ -45,6 +46,9 @@ pub fn serve(a: ServeArgs) -> Result<u8, AppError> {
     }
     if let Some(n) = a.access {
         c.access = Some(n.to_string());
+    }
+    if let Some(n) = a.children {
+        c.children = Some(n.to_string());
     }
     if let Some(addr) = a.addr {
         c.addr = addr.to_string();

@@ -60,6 +60,7 @@ IncidentKind {
     SafetyRefusal => "safety_refusal",
     OverdueReturn => "overdue_return",
     DirectiveMissed => "directive_missed",
+    LedgerFork => "ledger_fork",
     Accident => "accident",
     Other => "other",
 });

@@ -155,7 +155,13 @@ impl AddCheckpoint {
             .and_then(|n| n.parse::<u64>().ok())
             .ok_or_else(|| bad("the first line must be `old <size>`".into()))?;
         let proof = lines
-            .map(|l| BASE64_STANDARD.decode(l).ok().and_then(|h| <Hash>::try_from(h).ok()).ok_or_else(|| bad(format!("proof line {l:?} is not a base64 SHA-256 hash"))))
+            .map(|l| {
+                BASE64_STANDARD
+                    .decode(l)
+                    .ok()
+                    .and_then(|h| <Hash>::try_from(h).ok())
+                    .ok_or_else(|| bad(format!("proof line {l:?} is not a base64 SHA-256 hash")))
+            })
             .collect::<Result<Vec<Hash>, Refusal>>()?;
         if proof.len() > PROOF_LINES_MAX {
             return Err(bad(format!("{} proof lines; at most {PROOF_LINES_MAX}", proof.len())));
@@ -212,7 +218,10 @@ pub struct Witnessed {
 /// The origin a checkpoint note names (its first line), before anything is verified: the witness
 /// looks the log's key up by it.
 pub fn origin_of(note: &str) -> Result<&str, Refusal> {
-    note.split_once('\n').map(|(o, _)| o).filter(|o| !o.is_empty()).ok_or_else(|| Refusal::BadRequest("the checkpoint has no origin line".into()))
+    note.split_once('\n')
+        .map(|(o, _)| o)
+        .filter(|o| !o.is_empty())
+        .ok_or_else(|| Refusal::BadRequest("the checkpoint has no origin line".into()))
 }
 
 /// The tlog-witness checks of a request against the log's key and the latest checkpoint cosigned
@@ -233,7 +242,7 @@ pub fn check_add_checkpoint(req: &AddCheckpoint, log: &CheckpointVerifier, lates
         None if !req.proof.is_empty() => Err(Refusal::Inconsistent("from size 0 the proof must be empty".into())),
         None => Ok(cp),
         Some(w) if w.size == cp.size && w.root != cp.root => Err(Refusal::Inconsistent(format!(
-            "size {} was cosigned with root {}; this checkpoint has root {}",
+            "the checkpoint of size {} is not consistent with the one cosigned before: that had root {}, this one has root {}",
             cp.size,
             BASE64_STANDARD.encode(w.root),
             BASE64_STANDARD.encode(cp.root)
@@ -278,11 +287,17 @@ mod tests {
         let message = format!("cosignature/v1\ntime 1679315147\n{body}");
         let sig = ed25519_dalek::Signature::from_slice(&raw[12..]).unwrap();
         witness.verifying_key().verify(message.as_bytes(), &sig).unwrap();
-        let (cp, time) = open_cosigned(&(note.clone() + &line), &CheckpointVerifier::new(&site.verifier_key()).unwrap(), &cosigner_verifier_key(&witness)).unwrap();
+        let (cp, time) = open_cosigned(
+            &(note.clone() + &line),
+            &CheckpointVerifier::new(&site.verifier_key()).unwrap(),
+            &cosigner_verifier_key(&witness),
+        )
+        .unwrap();
         assert_eq!((cp.size, time), (3, 1_679_315_147));
         // Another witness's key does not open it.
         let other = SiteKey::generate("witness.example/w1");
-        assert!(open_cosigned(&(note + &line), &CheckpointVerifier::new(&site.verifier_key()).unwrap(), &cosigner_verifier_key(&other)).is_err());
+        assert!(open_cosigned(&(note + &line), &CheckpointVerifier::new(&site.verifier_key()).unwrap(), &cosigner_verifier_key(&other))
+            .is_err());
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub struct Config {
     /// The access-control systems that post door events, their secrets and door and card mappings
     /// (docs/access.md).
     pub access: Option<String>,
+    /// The child sites this site witnesses: their origins, checkpoint keys and units (docs/sites.md).
+    pub children: Option<String>,
 }
 
 impl Default for Config {
@@ -63,6 +65,7 @@ impl Default for Config {
             notify_every_ms: 2000,
             due_every_ms: 30_000,
             access: None,
+            children: None,
         }
     }
 }
@@ -82,7 +85,7 @@ impl Config {
     }
 
     /// Environment variables win over the file: QM_ADDR, QM_DB, QM_KEY, QM_BODY_LIMIT_BYTES,
-    /// QM_SESSION_IDLE_S, QM_SESSION_MAX_S, QM_SECURE_COOKIES, QM_NOTIFICATIONS, QM_NOTIFY_EVERY_MS, QM_DUE_EVERY_MS, QM_ACCESS.
+    /// QM_SESSION_IDLE_S, QM_SESSION_MAX_S, QM_SECURE_COOKIES, QM_NOTIFICATIONS, QM_NOTIFY_EVERY_MS, QM_DUE_EVERY_MS, QM_ACCESS, QM_CHILDREN.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), String> {
         fn num<T: std::str::FromStr>(name: &str, v: String) -> Result<T, String> {
             v.trim().parse().map_err(|_| format!("environment variable {name}={v:?} is not a number"))
@@ -110,6 +113,9 @@ impl Config {
         }
         if let Some(v) = get("QM_ACCESS") {
             self.access = Some(v);
+        }
+        if let Some(v) = get("QM_CHILDREN") {
+            self.children = Some(v);
         }
         if let Some(v) = get("QM_DUE_EVERY_MS") {
             self.due_every_ms = num("QM_DUE_EVERY_MS", v)?;

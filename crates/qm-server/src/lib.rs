@@ -15,6 +15,7 @@ pub mod labels;
 pub mod notify;
 pub mod reads;
 pub mod scope;
+pub mod sites;
 pub mod views;
 pub mod web;
 pub mod worker;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The access-control systems that post door events (docs/access.md); none configured: empty.
     pub access: Arc<qm_app::access::AccessSystems>,
+    /// The child sites this one witnesses and its witness key (docs/sites.md); none: not a witness.
+    pub witness: Option<Arc<sites::Witness>>,
 }
 
 /// The whole application: API, web UI, assets, with the body limit, CSP and request tracing layers.
@@ -51,6 +54,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api::routes())
         .merge(web::routes())
+        .merge(sites::routes())
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(limit))
         .layer(axum::middleware::from_fn(error::json_errors))
@@ -137,9 +141,13 @@ pub async fn start_with(
         }
         None => Default::default(),
     };
+    let witness = match config.children.as_deref() {
+        Some(p) => Some(sites::witness(p, &config.key_path(), &site.site_name()).map_err(|e| format!("child sites: {e}"))?),
+        None => None,
+    };
     let (handle, worker) = worker::spawn(site, config.checkpoint_every_s, config.due_every_ms);
     let auth = Arc::new(auth::Auth::new(&config));
-    let state = AppState { site: handle.clone(), auth, config: Arc::new(config), access: Arc::new(access) };
+    let state = AppState { site: handle.clone(), auth, config: Arc::new(config), access: Arc::new(access), witness };
     let ticker = checkpoint_ticker(handle.clone(), state.config.checkpoint_every_s);
     let denials = denials_ticker(handle.clone());
     let notifications = notify::spawn(handle.clone(), notifier, std::time::Duration::from_millis(state.config.notify_every_ms.max(50)));

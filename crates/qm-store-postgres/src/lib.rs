@@ -16,11 +16,11 @@
 mod baseline;
 mod connect;
 mod outbox;
-mod witness;
 mod read;
 mod schema;
 pub mod scratch;
 pub mod tiles;
+mod witness;
 mod write;
 
 pub use baseline::raw_insert_rate;

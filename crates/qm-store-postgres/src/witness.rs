@@ -62,8 +62,10 @@ impl PostgresStore {
     }
 
     pub(crate) fn fork_evidence_all(&self) -> Result<Vec<ForkEvidence>> {
-        let rows =
-            self.client()?.query("SELECT origin, held_note, offered_note, reason, at_ms FROM fork_evidence ORDER BY id", &[]).map_err(be)?;
+        let rows = self
+            .client()?
+            .query("SELECT origin, held_note, offered_note, reason, at_ms FROM fork_evidence ORDER BY id", &[])
+            .map_err(be)?;
         rows.iter()
             .map(|r| {
                 Ok(ForkEvidence {

@@ -357,3 +357,37 @@ fn a_tile_completed_by_another_writer_holds_every_entry() {
     let tiles: i64 = admin.query_one("SELECT count(*) FROM tiles", &[]).unwrap().get(0);
     assert_eq!((tiles, open), (2, 600 - 512));
 }
+
+#[test]
+fn a_witness_advances_only_from_the_size_it_holds_and_keeps_evidence_for_good() {
+    use qm_store::{Cosignature, ForkEvidence, Witnessed};
+    let db = scratch();
+    let mut s = PostgresStore::create(db.url()).unwrap();
+    let w = |size: u64| Witnessed {
+        origin: "d11.example".into(),
+        size,
+        root: [size as u8; 32],
+        note: format!("d11.example\n{size}\n…\n"),
+        cosignature: "— hq/witness abc\n".into(),
+        at_ms: size as i64,
+    };
+    assert_eq!(s.witnessed("d11.example").unwrap(), None);
+    assert!(!s.witness_advance(3, &w(5)).unwrap(), "nothing held: only from 0");
+    assert!(s.witness_advance(0, &w(5)).unwrap());
+    assert!(!s.witness_advance(0, &w(7)).unwrap(), "5 is held now");
+    assert!(s.witness_advance(5, &w(7)).unwrap());
+    assert_eq!(s.witnessed("d11.example").unwrap(), Some(w(7)));
+    assert_eq!(s.witnessed_all().unwrap(), vec![w(7)]);
+    let e = ForkEvidence { origin: "d11.example".into(), held_note: "a".into(), offered_note: "b".into(), reason: "r".into(), at_ms: 9 };
+    s.add_fork_evidence(&e).unwrap();
+    assert_eq!(s.fork_evidence().unwrap(), vec![e]);
+    let mut c = postgres::Client::connect(db.url(), postgres::NoTls).unwrap();
+    let err = c.execute("DELETE FROM fork_evidence", &[]).unwrap_err();
+    assert!(format!("{err:?}").contains("evidence is never deleted"), "{err:?}");
+    let err = c.execute("UPDATE fork_evidence SET reason = 'none'", &[]).unwrap_err();
+    assert!(format!("{err:?}").contains("evidence is never updated"), "{err:?}");
+    let cs = Cosignature { size: 7, witness: "hq/witness".into(), line: "— hq/witness abc\n".into(), at_ms: 1 };
+    s.add_cosignature(&cs).unwrap();
+    s.add_cosignature(&cs).unwrap();
+    assert_eq!(s.cosignatures().unwrap(), vec![cs], "kept once");
+}

@@ -33,7 +33,8 @@ impl SqliteStore {
 
     pub(crate) fn witness_advance_to(&mut self, old: u64, new: &Witnessed) -> Result<bool> {
         let tx = self.conn.transaction().map_err(be)?;
-        let held: Option<i64> = tx.query_row("SELECT size FROM witnessed WHERE origin = ?1", params![new.origin], |r| r.get(0)).optional().map_err(be)?;
+        let held: Option<i64> =
+            tx.query_row("SELECT size FROM witnessed WHERE origin = ?1", params![new.origin], |r| r.get(0)).optional().map_err(be)?;
         if held.unwrap_or(0) as u64 != old {
             return Ok(false);
         }
@@ -60,7 +61,8 @@ impl SqliteStore {
     }
 
     pub(crate) fn fork_evidence_all(&self) -> Result<Vec<ForkEvidence>> {
-        let mut st = self.conn.prepare("SELECT origin, held_note, offered_note, reason, at_ms FROM fork_evidence ORDER BY id").map_err(be)?;
+        let mut st =
+            self.conn.prepare("SELECT origin, held_note, offered_note, reason, at_ms FROM fork_evidence ORDER BY id").map_err(be)?;
         let rows = st
             .query_map([], |r| {
                 Ok(ForkEvidence { origin: r.get(0)?, held_note: r.get(1)?, offered_note: r.get(2)?, reason: r.get(3)?, at_ms: r.get(4)? })

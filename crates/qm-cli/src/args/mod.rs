@@ -30,6 +30,9 @@ pub struct Cli {
     /// (docs/access.md), for `qm serve`.
     #[arg(long, global = true, env = "QM_ACCESS")]
     pub access: Option<String>,
+    /// The child sites this site witnesses: origins, checkpoint keys and units (docs/sites.md), for `qm serve`.
+    #[arg(long, global = true, env = "QM_CHILDREN")]
+    pub children: Option<String>,
     /// Print machine-readable JSON.
     #[arg(long, global = true)]
     pub json: bool,
@@ -261,6 +264,19 @@ pub enum Cmd {
     /// line (docs/access.md).
     #[command(subcommand)]
     Access(AccessCmd),
+    /// Ask the parent site to witness this site's ledger: its latest checkpoint, with a consistency
+    /// proof from what the parent holds, for a cosignature kept here (docs/sites.md).
+    Sync {
+        /// The parent's witness URL (its submission prefix), e.g. https://hq.example/witness.
+        #[arg(long, env = "QM_PARENT")]
+        parent: String,
+        /// The parent's witness key (`qm witness key` there).
+        #[arg(long, env = "QM_PARENT_KEY")]
+        parent_key: String,
+    },
+    /// This site as the witness of its child sites (docs/sites.md).
+    #[command(subcommand)]
+    Witness(WitnessCmd),
     /// Correct an entry by a reverse movement that refers to it.
     Correct {
         seq: u64,
@@ -696,4 +712,14 @@ pub enum CountCmd {
         #[arg(long)]
         item_type: Option<String>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WitnessCmd {
+    /// This site's witness key, for its children's `--parent-key` (made the first time).
+    Key,
+    /// The child sites witnessed: the latest checkpoint cosigned for each, and when.
+    Status,
+    /// Signed checkpoints of a child that contradict each other, kept as evidence.
+    Evidence,
 }

@@ -4,11 +4,55 @@
 use super::*;
 use crate::incidents::obligations;
 
+/// The incident opened by a command already checked (by hand, or by the site itself).
+fn opened(state: &State, ctx: &Ctx, command: &Command) -> R<Decision> {
+    let Command::OpenIncident { kind, severity, unit, location, objects, summary, discovered_at } = command else {
+        return invalid("not an incident to open");
+    };
+    let at = discovered_at.unwrap_or(ctx.at);
+    if at > ctx.at {
+        return invalid(format!("an incident cannot be discovered in the future ({})", ctx.zone.show(at)));
+    }
+    let incident = IncidentId::parse(&format!("I-{}", state.incidents.len() + 1)).map_err(|e| Rejection::Invalid(e.to_string()))?;
+    Ok(Decision {
+        events: vec![Event::IncidentOpened {
+            incident,
+            kind: *kind,
+            severity: *severity,
+            unit: unit.clone(),
+            location: location.clone(),
+            objects: objects.clone(),
+            summary: summary.clone(),
+            discovered_at: at,
+            rule: None,
+        }],
+        corrects: None,
+        opens: vec![],
+    })
+}
+
+/// An incident the site itself opens, about what only it can see (a child site's rewritten ledger,
+/// docs/sites.md): at a unit, naming no location or object.
+pub(super) fn decide_site_incident(state: &State, ctx: &Ctx, command: &Command) -> R<Decision> {
+    site_only(ctx, "incident.state", "opens an incident")?;
+    let Command::OpenIncident { unit, location, objects, summary, .. } = command else {
+        return invalid("not an incident to open");
+    };
+    text("summary", summary, true)?;
+    if !state.units.contains_key(unit) {
+        return not_found("unit", unit);
+    }
+    if location.is_some() || *objects != Default::default() {
+        return invalid("an incident the site opens by itself names a unit only");
+    }
+    opened(state, ctx, command)
+}
+
 pub(super) fn decide_incident(c: &Checker, command: &Command) -> R<Decision> {
     let state = c.state;
     let one = |e: Event| Ok(Decision { events: vec![e], corrects: None, opens: vec![] });
     match command {
-        Command::OpenIncident { kind, severity, unit, location, objects, summary, discovered_at } => {
+        Command::OpenIncident { unit, location, objects, summary, .. } => {
             text("summary", summary, true)?;
             if !state.units.contains_key(unit) {
                 return not_found("unit", unit);
@@ -41,22 +85,7 @@ pub(super) fn decide_incident(c: &Checker, command: &Command) -> R<Decision> {
             if let Some(e) = objects.entries.iter().find(|e| **e >= state.next_seq) {
                 return not_found("entry", e);
             }
-            let at = discovered_at.unwrap_or(c.ctx.at);
-            if at > c.ctx.at {
-                return invalid(format!("an incident cannot be discovered in the future ({})", c.ctx.zone.show(at)));
-            }
-            let incident = IncidentId::parse(&format!("I-{}", state.incidents.len() + 1)).map_err(|e| Rejection::Invalid(e.to_string()))?;
-            one(Event::IncidentOpened {
-                incident,
-                kind: *kind,
-                severity: *severity,
-                unit: unit.clone(),
-                location: location.clone(),
-                objects: objects.clone(),
-                summary: summary.clone(),
-                discovered_at: at,
-                rule: None,
-            })
+            opened(state, c.ctx, command)
         }
         Command::UpdateIncident { incident, action } => {
             let Some(i) = state.incidents.get(incident) else {

@@ -491,6 +491,9 @@ fn decide_command(state: &State, ctx: &Ctx, command: &Command) -> Result<Decisio
         Command::RecordDirectiveMissed { directive, unit, what } => return directives::decide_missed(state, ctx, directive, unit, what),
         Command::RecordDoorEvents { source, events, sha256 } => return access::decide_door(state, ctx, source, events, sha256),
         Command::RecordAccessAlerts { location } => return access::decide_alerts(state, ctx, location),
+        Command::OpenIncident { .. } if ctx.actor.as_str() == crate::incidents::SITE_ACTOR => {
+            return incidents::decide_site_incident(state, ctx, command)
+        }
         _ => {}
     }
     let Some(actor) = state.people.get(&ctx.actor) else {

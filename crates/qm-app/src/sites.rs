@@ -1,0 +1,204 @@
+//! Many sites (docs/sites.md): a parent site witnesses its children's ledgers (C2SP tlog-witness:
+//! it cosigns a child's checkpoint only when it extends the one cosigned before), keeps two
+//! contradicting signed checkpoints as evidence and raises a critical incident; a child asks its
+//! parent for a cosignature of its latest checkpoint and keeps it.
+
+use crate::{hex, AppError, Request, Result, Site, StoreHashes};
+use qm_core::{Badge, Command, IncidentKind, Severity, UnitId};
+use qm_ledger::witness::{self, AddCheckpoint};
+pub use qm_ledger::witness::{cosigner_verifier_key, Refusal};
+use qm_ledger::CheckpointVerifier;
+pub use qm_ledger::SiteKey;
+use qm_store::{Cosignature, ForkEvidence, Witnessed};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use time::OffsetDateTime;
+
+/// One child site this site witnesses: its checkpoint key, and the unit its site serves (where an
+/// incident about its ledger is raised).
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Child {
+    /// The child's checkpoint verifier key (`qm checkpoint --verifier-key` there).
+    pub key: String,
+    pub unit: String,
+}
+
+/// The children a site witnesses, by their ledgers' origin (their site names): the `--children`
+/// file, `[children."ORIGIN"]` tables.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Children {
+    #[serde(default)]
+    pub children: BTreeMap<String, Child>,
+}
+
+impl Children {
+    pub fn read(path: &Path) -> Result<Children> {
+        let text = std::fs::read_to_string(path).map_err(|e| AppError::Usage(format!("reading {}: {e}", path.display())))?;
+        let c: Children = toml::from_str(&text).map_err(|e| AppError::Usage(format!("{}: {e}", path.display())))?;
+        for (origin, child) in &c.children {
+            CheckpointVerifier::new(&child.key).map_err(|e| AppError::Usage(format!("{}: child {origin}: {e}", path.display())))?;
+        }
+        Ok(c)
+    }
+}
+
+/// The witness key's file beside the site's signing key: `site.db.key` → `site.db.witness.key`
+/// (its own key, never the site's).
+pub fn witness_key_path(site_key: &Path) -> PathBuf {
+    let text = site_key.as_os_str().to_string_lossy();
+    PathBuf::from(format!("{}.witness.key", text.strip_suffix(".key").unwrap_or(&text)))
+}
+
+/// The site's witness key, made (mode 0600) the first time it is needed; named `<site>/witness`.
+pub fn witness_key(path: &Path, site: &str) -> Result<SiteKey> {
+    if !path.exists() {
+        SiteKey::generate(&format!("{site}/witness")).write_new(path)?;
+    }
+    Ok(SiteKey::read(path)?)
+}
+
+/// What a witness answers a child: the cosignature lines (200), or why not (its tlog-witness status).
+#[derive(Debug)]
+pub enum WitnessAnswer {
+    Cosigned(String),
+    Refused(Refusal),
+}
+
+fn ms(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+impl Site {
+    /// A tlog-witness `add-checkpoint` request from a child: checked against the child's key and the
+    /// checkpoint cosigned before, recorded, cosigned. A checkpoint signed by the child's key that
+    /// contradicts the one cosigned before is kept with it as evidence, and opens a critical incident.
+    pub fn add_checkpoint(&mut self, children: &Children, key: &SiteKey, body: &str, at: OffsetDateTime) -> Result<WitnessAnswer> {
+        let req = match AddCheckpoint::parse(body) {
+            Ok(r) => r,
+            Err(refusal) => return Ok(WitnessAnswer::Refused(refusal)),
+        };
+        let origin = match witness::origin_of(&req.note) {
+            Ok(o) => o.to_string(),
+            Err(refusal) => return Ok(WitnessAnswer::Refused(refusal)),
+        };
+        let Some(child) = children.children.get(&origin) else {
+            return Ok(WitnessAnswer::Refused(Refusal::UnknownLog(format!("no child site with the origin {origin:?} is witnessed here"))));
+        };
+        let log = CheckpointVerifier::new(&child.key)?;
+        let held = self.store.witnessed(&origin)?;
+        let latest = held.as_ref().map(|w| witness::Witnessed { size: w.size, root: w.root, note: w.note.clone() });
+        let cp = match witness::check_add_checkpoint(&req, &log, latest.as_ref()) {
+            Ok(cp) => cp,
+            Err(Refusal::Inconsistent(why)) => {
+                if let Some(w) = &held {
+                    self.fork_found(&origin, child, w, &req.note, &why, at)?;
+                }
+                return Ok(WitnessAnswer::Refused(Refusal::Inconsistent(why)));
+            }
+            Err(refusal) => return Ok(WitnessAnswer::Refused(refusal)),
+        };
+        let line = witness::cosign(key, &req.note, at.unix_timestamp().max(0) as u64)?;
+        let new = Witnessed { origin, size: cp.size, root: cp.root, note: req.note, cosignature: line.clone(), at_ms: ms(at) };
+        if !self.store.witness_advance(req.old, &new)? {
+            let latest = self.store.witnessed(&new.origin)?.map_or(0, |w| w.size);
+            return Ok(WitnessAnswer::Refused(Refusal::Conflict { latest }));
+        }
+        Ok(WitnessAnswer::Cosigned(line))
+    }
+
+    /// Two signed checkpoints of a child that cannot both be true: both kept, and a critical
+    /// incident at the child's unit, raised by the site itself.
+    fn fork_found(&mut self, origin: &str, child: &Child, held: &Witnessed, offered: &str, why: &str, at: OffsetDateTime) -> Result<()> {
+        let offered_size = offered.lines().nth(1).unwrap_or("?").to_string();
+        self.store.add_fork_evidence(&ForkEvidence {
+            origin: origin.to_string(),
+            held_note: held.note.clone(),
+            offered_note: offered.to_string(),
+            reason: why.to_string(),
+            at_ms: ms(at),
+        })?;
+        let summary = format!(
+            "the ledger of site {origin} was rewritten: its checkpoint of size {offered_size} signed with its key contradicts the checkpoint of size {} (root {}) cosigned here on {}; {why}. Both signed checkpoints are kept (qm witness evidence)",
+            held.size,
+            hex(&held.root),
+            crate::conditions::from_ms(held.at_ms).format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        );
+        let unit = UnitId::parse(&child.unit).map_err(|e| AppError::Usage(format!("child {origin}: unit: {e}")))?;
+        let site = Badge::parse(qm_core::incidents::SITE_ACTOR).map_err(|e| AppError::Internal(e.to_string()))?;
+        let command = Command::OpenIncident {
+            kind: IncidentKind::LedgerFork,
+            severity: Severity::Critical,
+            unit,
+            location: None,
+            objects: Default::default(),
+            summary,
+            discovered_at: None,
+        };
+        let key = format!(
+            "fork-{origin}-{}-{}",
+            held.size,
+            hex(&sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(offered)))
+        );
+        self.execute(Request::new(site, command, key, at))?;
+        Ok(())
+    }
+
+    /// What a child sends its parent: the latest checkpoint (signed now if the ledger grew) with a
+    /// consistency proof from the size the parent holds.
+    pub fn add_checkpoint_request(&mut self, parent_holds: u64) -> Result<AddCheckpoint> {
+        self.checkpoint_if_grown()?;
+        let latest = self
+            .store
+            .checkpoints()?
+            .pop()
+            .ok_or_else(|| AppError::Usage("this site has no checkpoint yet; run `qm checkpoint`".into()))?;
+        if parent_holds > latest.size {
+            return Err(AppError::Usage(format!(
+                "the parent holds size {parent_holds} of this site's ledger, which has {} entries: this database is older than what the parent saw (a restored backup?)",
+                latest.size
+            )));
+        }
+        let proof = if parent_holds == 0 || parent_holds == latest.size {
+            vec![]
+        } else {
+            qm_ledger::prove_consistency(parent_holds, latest.size, &StoreHashes(self.store.as_ref()))?
+        };
+        Ok(AddCheckpoint { old: parent_holds, proof, note: latest.note })
+    }
+
+    /// Keeps the parent's cosignature of this site's checkpoint, once it verifies against the
+    /// parent's witness key.
+    pub fn keep_cosignature(&mut self, note: &str, lines: &str, witness_vkey: &str, at: OffsetDateTime) -> Result<Cosignature> {
+        let verifier = self.state.site.as_ref().map(|s| s.verifier_key.clone()).unwrap_or_default();
+        let log = CheckpointVerifier::new(&verifier)?;
+        for line in lines.lines().filter(|l| !l.is_empty()) {
+            let line = format!("{line}\n");
+            if let Ok((cp, _)) = witness::open_cosigned(&format!("{note}{line}"), &log, witness_vkey) {
+                let name = line.trim_start_matches('—').trim().split(' ').next().unwrap_or_default().to_string();
+                let c = Cosignature { size: cp.size, witness: name, line, at_ms: ms(at) };
+                self.store.add_cosignature(&c)?;
+                return Ok(c);
+            }
+        }
+        Err(AppError::Usage(format!("the parent's answer holds no cosignature that verifies with its key {witness_vkey}")))
+    }
+
+    /// The size the parent was last seen to hold (its latest cosignature here), 0 if none.
+    pub fn cosigned_size(&self) -> Result<u64> {
+        Ok(self.store.cosignatures()?.iter().map(|c| c.size).max().unwrap_or(0))
+    }
+
+    pub fn cosignatures(&self) -> Result<Vec<Cosignature>> {
+        Ok(self.store.cosignatures()?)
+    }
+
+    pub fn witnessed(&self) -> Result<Vec<Witnessed>> {
+        Ok(self.store.witnessed_all()?)
+    }
+
+    pub fn fork_evidence(&self) -> Result<Vec<ForkEvidence>> {
+        Ok(self.store.fork_evidence()?)
+    }
+}

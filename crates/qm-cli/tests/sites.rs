@@ -1,0 +1,194 @@
+//! Many sites (issue 17, docs/sites.md) as their operators run them: headquarters on PostgreSQL
+//! serves as the witness of a department's SQLite site; the department asks for cosignatures with
+//! `qm sync`; an administrator who rewrites the department's history, rebuilds its tree and
+//! re-signs it with the site's key is refused at the next sync, and headquarters keeps both signed
+//! checkpoints and raises a critical incident. Processes on loopback, ended by this test.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+fn qm(dir: &Path, db: &str, key: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_qm"))
+        .current_dir(dir)
+        .env_clear()
+        .env("QM_DB", db)
+        .env("QM_KEY", key)
+        .env("QM_ACTOR", "0001")
+        .env("QM_PIN", "1234")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(dir: &Path, db: &str, key: &Path, args: &[&str]) -> String {
+    let out = qm(dir, db, key, args);
+    let (o, e) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "qm {args:?}: {o}{e}");
+    o.into_owned()
+}
+
+fn json(dir: &Path, db: &str, key: &Path, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    serde_json::from_str(&ok(dir, db, key, &all)).unwrap()
+}
+
+/// `qm serve` for headquarters, ended by its PID when dropped.
+struct Server(Child, String);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(dir: &Path, db: &str, key: &Path, children: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_qm"))
+        .current_dir(dir)
+        .env_clear()
+        .env("QM_DB", db)
+        .env("QM_KEY", key)
+        .args(["serve", "--addr", "127.0.0.1:0", "--children", children.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(dir.join("hq.stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        match lines.next() {
+            Some(Ok(l)) if l.contains("is serving ") => {
+                break l.split("is serving ").nth(1).unwrap().split_whitespace().next().unwrap().trim_end_matches('/').to_string()
+            }
+            Some(Ok(_)) => {}
+            _ => panic!("qm serve ended: {}", std::fs::read_to_string(dir.join("hq.stderr")).unwrap_or_default()),
+        }
+    };
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    Server(child, url)
+}
+
+/// What an administrator with the database and the key file can do: change an entry's bytes, rebuild
+/// every tree hash stored with the entries, and sign a checkpoint of the rewritten tree.
+fn rewrite_history(db: &str, key: &Path, seq: u64, from: &str, to: &str) {
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.execute_batch("DROP TRIGGER entries_no_update;").unwrap();
+    let bytes: Vec<u8> = c.query_row("SELECT bytes FROM entries WHERE seq = ?1", [seq as i64], |r| r.get(0)).unwrap();
+    let text = String::from_utf8(bytes).unwrap();
+    assert!(text.contains(from), "entry {seq} does not say {from:?}: {text}");
+    c.execute("UPDATE entries SET bytes = ?1 WHERE seq = ?2", rusqlite::params![text.replace(from, to).into_bytes(), seq as i64]).unwrap();
+    let mut tree = qm_ledger::Frontier::new();
+    let all: Vec<(i64, Vec<u8>)> = c
+        .prepare("SELECT seq, bytes FROM entries ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (s, b) in &all {
+        let hashes = tree.push(qm_ledger::leaf_hash(b));
+        c.execute("UPDATE entries SET hashes = ?1 WHERE seq = ?2", rusqlite::params![qm_store::hashes_to_blob(&hashes), s]).unwrap();
+    }
+    let key = qm_ledger::SiteKey::read(key).unwrap();
+    let note = qm_ledger::sign_checkpoint(&key, &qm_ledger::Checkpoint { origin: key.name().into(), size: tree.size(), root: tree.root() })
+        .unwrap();
+    c.execute("DELETE FROM checkpoints", []).unwrap();
+    c.execute("INSERT INTO checkpoints (size, note) VALUES (?1, ?2)", rusqlite::params![tree.size() as i64, note]).unwrap();
+}
+
+#[test]
+fn headquarters_witnesses_a_department_and_catches_a_rewritten_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let admin = std::env::var(qm_store_postgres::scratch::TEST_URL_VAR).expect(qm_store_postgres::scratch::HOW_TO_RUN);
+    let scratch = qm_store_postgres::scratch::ScratchDatabase::create(&admin).unwrap();
+    let (hq, hq_key) = (scratch.url().to_string(), d.join("hq.key"));
+    let (dep, dep_key) = (d.join("d11.db").display().to_string(), d.join("d11.key"));
+    let init = |db: &str, key: &Path, site: &str, unit: &str| {
+        ok(
+            d,
+            db,
+            key,
+            &[
+                "init",
+                "--site",
+                site,
+                "--root-unit",
+                unit,
+                "--root-unit-name",
+                unit,
+                "--admin-badge",
+                "0001",
+                "--admin-name",
+                "Admin",
+                "--admin-pin",
+                "1234",
+            ],
+        );
+    };
+    init(&hq, &hq_key, "hq.example", "HQ");
+    init(&dep, &dep_key, "d11.example", "D-11");
+    ok(d, &dep, &dep_key, &["unit", "add", "D-11-A", "--name", "Armory section", "--parent", "D-11"]);
+    // Headquarters lists the department's site: its origin, its checkpoint key, the unit it serves.
+    let dep_vkey = json(d, &dep, &dep_key, &["verifier-key"])["verifier_key"].as_str().unwrap().to_string();
+    let children = d.join("children.toml");
+    std::fs::write(&children, format!("[children.\"d11.example\"]\nkey = \"{dep_vkey}\"\nunit = \"HQ\"\n")).unwrap();
+    let witness_key = json(d, &hq, &hq_key, &["witness", "key"])["witness_key"].as_str().unwrap().to_string();
+    assert!(witness_key.starts_with("hq.example/witness+"), "{witness_key}");
+    let mode = std::fs::metadata(qm_app::sites::witness_key_path(&hq_key)).unwrap();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777, 0o600, "the witness key is the owner's only");
+    let server = serve(d, &hq, &hq_key, &children);
+    let parent = format!("{}/witness", server.1);
+    let sync = |db: &str, key: &Path| qm(d, db, key, &["sync", "--parent", &parent, "--parent-key", &witness_key, "--json"]);
+    let synced = |db: &str, key: &Path| -> Value {
+        let out = sync(db, key);
+        assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    // First sync: from nothing; the cosignature is kept at the department.
+    let first = synced(&dep, &dep_key);
+    assert_eq!((first["cosigned_size"].as_str(), first["parent_held"].as_str()), (Some("4"), Some("0")), "{first}");
+    // The department goes on; the next sync proves its new checkpoint extends the one cosigned.
+    ok(d, &dep, &dep_key, &["unit", "add", "D-11-B", "--name", "Magazine section", "--parent", "D-11"]);
+    let second = synced(&dep, &dep_key);
+    assert_eq!((second["cosigned_size"].as_str(), second["parent_held"].as_str()), (Some("5"), Some("4")), "{second}");
+    let status = json(d, &hq, &hq_key, &["witness", "status"]);
+    assert_eq!((status[0]["origin"].as_str(), status[0]["size"].as_u64()), (Some("d11.example"), Some(5)), "{status}");
+    // A copy of the department's database whose administrator renames a unit in its history,
+    // rebuilds the tree and signs it with the site's own key.
+    let forged = d.join("forged.db").display().to_string();
+    std::fs::copy(&dep, &forged).unwrap();
+    rewrite_history(&forged, &dep_key, 3, "Armory section", "Armory sectiom");
+    let out = sync(&forged, &dep_key);
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success() && said.contains("(422)") && said.contains("not consistent"), "{said}");
+    // Headquarters kept both signed checkpoints and raised a critical incident that names them.
+    let evidence = json(d, &hq, &hq_key, &["witness", "evidence"]);
+    assert_eq!(evidence.as_array().unwrap().len(), 1, "{evidence}");
+    assert!(evidence[0]["held"].as_str().unwrap().starts_with("d11.example\n5\n"), "{evidence}");
+    assert!(evidence[0]["offered"].as_str().unwrap().starts_with("d11.example\n5\n"), "{evidence}");
+    let incidents = json(d, &hq, &hq_key, &["incidents"]);
+    let fork = incidents.as_array().unwrap().iter().find(|i| i["kind"] == "ledger_fork").unwrap_or_else(|| panic!("{incidents}"));
+    assert_eq!(fork["severity"], "critical", "{fork}");
+    let summary = fork["summary"].as_str().unwrap();
+    assert!(summary.contains("d11.example") && summary.contains("size 5"), "{summary}");
+    // The honest department is not affected: its next checkpoint is cosigned.
+    ok(d, &dep, &dep_key, &["unit", "add", "D-11-C", "--name", "Store", "--parent", "D-11"]);
+    assert_eq!(synced(&dep, &dep_key)["cosigned_size"].as_str(), Some("6"));
+    // A site headquarters does not witness is told so (404), and nothing is kept for it.
+    let (other, other_key) = (d.join("d12.db").display().to_string(), d.join("d12.key"));
+    init(&other, &other_key, "d12.example", "D-12");
+    let out = sync(&other, &other_key);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("(404)"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(json(d, &hq, &hq_key, &["witness", "status"]).as_array().unwrap().len(), 1);
+    let v = ok(d, &hq, &hq_key, &["verify"]);
+    assert!(v.contains("verify: OK"), "{v}");
+    // A backup of headquarters keeps what it witnessed and the evidence.
+    let backup = d.join("hq.qmbackup").display().to_string();
+    ok(d, &hq, &hq_key, &["backup", &backup]);
+    assert_eq!(json(d, &backup, &hq_key, &["witness", "evidence"]).as_array().unwrap().len(), 1);
+    assert_eq!(json(d, &backup, &hq_key, &["witness", "status"])[0]["size"].as_u64(), Some(6));
+    drop(server);
+}

@@ -1,0 +1,88 @@
+//! Many sites (docs/sites.md): the C2SP tlog-witness `add-checkpoint` endpoint a parent serves its
+//! children at `POST /witness/add-checkpoint`, and the client a child uses to ask for a cosignature.
+
+use crate::{auth::now, AppState};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use qm_app::sites::{Children, Refusal, WitnessAnswer};
+use std::sync::Arc;
+
+/// What a parent needs to witness its children: who they are, and its own witness key.
+pub struct Witness {
+    pub children: Children,
+    pub key: qm_app::sites::SiteKey,
+}
+
+/// `POST /witness/add-checkpoint` (C2SP tlog-witness): 200 with the cosignature line; 400, 403,
+/// 404, 409 (with the size held, `text/x.tlog.size`) or 422 with the reason as text.
+pub(crate) async fn add_checkpoint(State(st): State<AppState>, body: Bytes) -> Response {
+    let Some(witness) = st.witness.clone() else {
+        return (StatusCode::NOT_FOUND, "this site witnesses no child sites (no --children file)\n").into_response();
+    };
+    let Ok(body) = String::from_utf8(body.to_vec()) else {
+        return (StatusCode::BAD_REQUEST, "the request is not UTF-8 text\n").into_response();
+    };
+    let at = now();
+    let answer = st.site.call(move |site| site.add_checkpoint(&witness.children, &witness.key, &body, at)).await;
+    match answer {
+        Ok(Ok(WitnessAnswer::Cosigned(line))) => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], line).into_response()
+        }
+        Ok(Ok(WitnessAnswer::Refused(Refusal::Conflict { latest }))) => {
+            (StatusCode::CONFLICT, [(header::CONTENT_TYPE, "text/x.tlog.size")], format!("{latest}\n")).into_response()
+        }
+        Ok(Ok(WitnessAnswer::Refused(r))) => {
+            let status = StatusCode::from_u16(r.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("refused: {r}\n")).into_response()
+        }
+        Ok(Err(e)) | Err(e) => {
+            tracing::error!("witnessing a checkpoint: {e}");
+            (StatusCode::SERVICE_UNAVAILABLE, format!("the witness could not record this checkpoint: {e}\n")).into_response()
+        }
+    }
+}
+
+pub(crate) fn routes() -> axum::Router<AppState> {
+    axum::Router::new().route("/witness/add-checkpoint", axum::routing::post(add_checkpoint))
+}
+
+/// Loads the children file and the witness key (made beside the site's key the first time).
+pub fn witness(children: &str, site_key: &std::path::Path, site: &str) -> Result<Arc<Witness>, String> {
+    let children = Children::read(std::path::Path::new(children)).map_err(|e| e.to_string())?;
+    let key = qm_app::sites::witness_key(&qm_app::sites::witness_key_path(site_key), site).map_err(|e| e.to_string())?;
+    Ok(Arc::new(Witness { children, key }))
+}
+
+/// The HTTP client a child asks its parent with (a minute at most per request).
+pub fn parent_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder().timeout(std::time::Duration::from_secs(60)).build().map_err(|e| e.to_string())
+}
+
+/// What a parent answered an add-checkpoint request.
+pub enum ParentAnswer {
+    /// The cosignature lines.
+    Cosigned(String),
+    /// 409: the size of this site's ledger the parent holds.
+    Holds(u64),
+    Refused(u16, String),
+}
+
+/// Asks the parent at `url` (its submission prefix, e.g. `https://hq.example/witness`) to cosign.
+pub async fn ask_parent(client: &reqwest::Client, url: &str, body: String) -> Result<ParentAnswer, String> {
+    let r = client
+        .post(format!("{}/add-checkpoint", url.trim_end_matches('/')))
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("the parent at {url} cannot be reached: {e}"))?;
+    let status = r.status().as_u16();
+    let text = r.text().await.map_err(|e| format!("reading the parent's answer: {e}"))?;
+    Ok(match status {
+        200 => ParentAnswer::Cosigned(text),
+        409 => ParentAnswer::Holds(text.trim().parse().map_err(|_| format!("the parent answered 409 with {text:?}, not a size"))?),
+        s => ParentAnswer::Refused(s, text.trim().to_string()),
+    })
+}
