@@ -111,11 +111,21 @@ pub fn copy_ledger(
     for cp in &cps {
         dest.add_checkpoint(cp)?;
     }
-    // Credentials set by the entries copied, and only when asked for.
+    let credentials = copy_beside(src, dest, n, with_credentials)?;
+    let report = verify(dest, &VerifyOptions::default());
+    if !report.ok() {
+        return Err(AppError::Internal(format!("the copy does not verify: {}", report.problems.join("; "))));
+    }
+    Ok(CopyReport { entries: copied, checkpoints: cps.len(), readings, credentials, root: report.root, verified: true })
+}
+
+/// What is kept beside the ledger and copied with it: the credentials set by the `n` entries copied
+/// (only when asked for; how many), what this site witnessed of its children, the evidence it keeps
+/// and its parent's cosignatures (docs/sites.md: a witness restored without them would cosign a
+/// rewritten child from nothing).
+fn copy_beside(src: &dyn Store, dest: &mut dyn Store, n: u64, with_credentials: bool) -> Result<usize> {
     let creds: Vec<_> = if with_credentials { src.all_credentials()?.into_iter().filter(|c| c.seq < n).collect() } else { vec![] };
     dest.put_credentials(&creds)?;
-    // What this site witnessed of its children, the evidence it keeps, its parent's cosignatures
-    // (docs/sites.md): a witness restored without them would cosign a rewritten child from nothing.
     for w in src.witnessed_all()? {
         dest.witness_advance(0, &w)?;
     }
@@ -125,11 +135,7 @@ pub fn copy_ledger(
     for c in src.cosignatures()? {
         dest.add_cosignature(&c)?;
     }
-    let report = verify(dest, &VerifyOptions::default());
-    if !report.ok() {
-        return Err(AppError::Internal(format!("the copy does not verify: {}", report.problems.join("; "))));
-    }
-    Ok(CopyReport { entries: copied, checkpoints: cps.len(), readings, credentials: creds.len(), root: report.root, verified: true })
+    Ok(creds.len())
 }
 
 /// `qm backup FILE`: an online backup of the database `db` into a new SQLite file.
