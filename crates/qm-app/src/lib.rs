@@ -435,6 +435,21 @@ impl Site {
         }
     }
 
+    /// Re-reads the books when another process (the CLI, a second server on the same database)
+    /// appended entries since they were read, so that what is shown and sent (pages, previews, the
+    /// checkpoint a parent is asked to cosign) is the books as they are. Not while batches are in
+    /// flight. True if the books were re-read.
+    pub fn catch_up_external(&mut self) -> Result<bool> {
+        if !self.unencoded.is_empty() || !self.in_flight.is_empty() || self.stale.is_some() {
+            return Ok(false);
+        }
+        if self.store.entry_count()? <= self.frontier.size() {
+            return Ok(false);
+        }
+        self.reload()?;
+        Ok(true)
+    }
+
     /// Replaces the store's connection with a fresh one; keeps the old one when none can be opened
     /// (the reload through it then tells whether the database is back).
     fn reconnect(&mut self) {

@@ -6,7 +6,7 @@
 use crate::{hex, AppError, Request, Result, Site, StoreHashes};
 use qm_core::{Badge, Command, IncidentKind, Severity, UnitId};
 use qm_ledger::witness::{self, AddCheckpoint};
-pub use qm_ledger::witness::{cosigner_verifier_key, Refusal};
+pub use qm_ledger::witness::{cosigner_verifier_key, CosignatureVerifier, Refusal};
 use qm_ledger::CheckpointVerifier;
 pub use qm_ledger::SiteKey;
 use qm_store::{Cosignature, ForkEvidence, Witnessed};

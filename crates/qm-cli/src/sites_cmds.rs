@@ -4,32 +4,31 @@
 use super::*;
 use crate::args::WitnessCmd;
 use qm_app::conditions::from_ms;
-use qm_server::sites::{ask_parent, ParentAnswer};
+use qm_server::sites::{sync_once, Parent};
 
-/// `qm sync`: the latest checkpoint with a proof from the size the parent holds; once more from the
-/// size it says it holds (409); the cosignature kept once it verifies with the parent's key.
+/// `qm sync`: one exchange with the parent, as the server's sync task makes them
+/// (`qm_server::sites::sync_once`), through the site's worker started for it.
 fn sync(cli: &Cli, parent: &str, parent_key: &str, out: &Out) -> R<u8> {
-    let mut site = open_site(cli)?;
+    let site = open_site(cli)?;
+    qm_app::sites::CosignatureVerifier::new(parent_key).map_err(|e| AppError::Usage(format!("--parent-key: {e}")))?;
+    let parent = Parent { url: parent.to_string(), key: parent_key.to_string() };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| AppError::Internal(e.to_string()))?;
     let client = qm_server::sites::parent_client().map_err(AppError::Internal)?;
-    let mut holds = site.cosigned_size()?;
-    for _ in 0..2 {
-        let req = site.add_checkpoint_request(holds)?;
-        let note = req.note.clone();
-        match rt.block_on(ask_parent(&client, parent, req.body())).map_err(AppError::Usage)? {
-            ParentAnswer::Cosigned(lines) => {
-                let c = site.keep_cosignature(&note, &lines, parent_key, now())?;
-                out.kv(&[("cosigned_size", c.size.to_string()), ("witness", c.witness), ("parent_held", holds.to_string())]);
-                return Ok(0);
-            }
-            ParentAnswer::Holds(n) if n != holds => holds = n,
-            ParentAnswer::Holds(n) => return Err(AppError::Usage(format!("the parent holds size {n} and refused it again"))),
-            ParentAnswer::Refused(status, why) => {
-                return Err(AppError::Usage(format!("the parent refused this site's checkpoint ({status}): {why}")));
-            }
-        }
+    let r = rt.block_on(async {
+        let (handle, worker) = qm_server::worker::spawn(site, u64::MAX / 4, u64::MAX / 4);
+        let r = sync_once(&handle, &client, &parent, true).await;
+        handle.shutdown().await;
+        let _ = worker.join();
+        r
+    });
+    match r.map_err(AppError::Usage)? {
+        Some(s) => out.kv(&[("cosigned_size", s.size.to_string()), ("witness", s.witness), ("parent_held", s.held.to_string())]),
+        None => out.kv(&[
+            ("cosigned_size", open_site(cli)?.cosigned_size()?.to_string()),
+            ("note", "the parent holds the whole ledger already".into()),
+        ]),
     }
-    Err(AppError::Usage("the parent's size kept changing; try again".into()))
+    Ok(0)
 }
 
 pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {

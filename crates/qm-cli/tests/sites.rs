@@ -45,15 +45,18 @@ impl Drop for Server {
     }
 }
 
-fn serve(dir: &Path, db: &str, key: &Path, children: &Path) -> Server {
+/// `qm serve` at `addr` with `env` (the children file, or the parent to sync with).
+fn serve(dir: &Path, db: &str, key: &Path, addr: &str, env: &[(&str, &str)], name: &str) -> Server {
+    let stderr = dir.join(format!("{name}.stderr"));
     let mut child = Command::new(env!("CARGO_BIN_EXE_qm"))
         .current_dir(dir)
         .env_clear()
         .env("QM_DB", db)
         .env("QM_KEY", key)
-        .args(["serve", "--addr", "127.0.0.1:0", "--children", children.to_str().unwrap()])
+        .envs(env.iter().copied())
+        .args(["serve", "--addr", addr])
         .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(dir.join("hq.stderr")).unwrap())
+        .stderr(std::fs::File::create(&stderr).unwrap())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -63,7 +66,7 @@ fn serve(dir: &Path, db: &str, key: &Path, children: &Path) -> Server {
                 break l.split("is serving ").nth(1).unwrap().split_whitespace().next().unwrap().trim_end_matches('/').to_string()
             }
             Some(Ok(_)) => {}
-            _ => panic!("qm serve ended: {}", std::fs::read_to_string(dir.join("hq.stderr")).unwrap_or_default()),
+            _ => panic!("qm serve ended: {}", std::fs::read_to_string(&stderr).unwrap_or_default()),
         }
     };
     std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
@@ -139,7 +142,10 @@ fn headquarters_witnesses_a_department_and_catches_a_rewritten_history() {
     assert!(witness_key.starts_with("hq.example/witness+"), "{witness_key}");
     let mode = std::fs::metadata(qm_app::sites::witness_key_path(&hq_key)).unwrap();
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777, 0o600, "the witness key is the owner's only");
-    let server = serve(d, &hq, &hq_key, &children);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let hq_addr = format!("127.0.0.1:{port}");
+    let hq_env = [("QM_CHILDREN", children.to_str().unwrap())];
+    let server = serve(d, &hq, &hq_key, &hq_addr, &hq_env, "hq");
     let parent = format!("{}/witness", server.1);
     let sync = |db: &str, key: &Path| qm(d, db, key, &["sync", "--parent", &parent, "--parent-key", &witness_key, "--json"]);
     let synced = |db: &str, key: &Path| -> Value {
@@ -185,10 +191,38 @@ fn headquarters_witnesses_a_department_and_catches_a_rewritten_history() {
     assert_eq!(json(d, &hq, &hq_key, &["witness", "status"]).as_array().unwrap().len(), 1);
     let v = ok(d, &hq, &hq_key, &["verify"]);
     assert!(v.contains("verify: OK"), "{v}");
+    // The department's own server syncs by itself: a write is cosigned within seconds; with
+    // headquarters down it works on, and catches up once headquarters is back.
+    let dep_server = serve(
+        d,
+        &dep,
+        &dep_key,
+        "127.0.0.1:0",
+        &[("QM_PARENT", &parent), ("QM_PARENT_KEY", &witness_key), ("QM_SYNC_EVERY_S", "1")],
+        "d11",
+    );
+    let held = |want: u64| {
+        for _ in 0..150 {
+            if json(d, &hq, &hq_key, &["witness", "status"])[0]["size"].as_u64() == Some(want) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        panic!("headquarters never cosigned size {want}: {}", json(d, &hq, &hq_key, &["witness", "status"]));
+    };
+    ok(d, &dep, &dep_key, &["unit", "add", "D-11-D", "--name", "Vault", "--parent", "D-11"]);
+    held(7);
+    drop(server);
+    ok(d, &dep, &dep_key, &["unit", "add", "D-11-E", "--name", "Range", "--parent", "D-11"]);
+    ok(d, &dep, &dep_key, &["unit", "add", "D-11-F", "--name", "Workshop", "--parent", "D-11"]);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let server = serve(d, &hq, &hq_key, &hq_addr, &hq_env, "hq-again");
+    held(9);
+    drop(dep_server);
     // A backup of headquarters keeps what it witnessed and the evidence.
     let backup = d.join("hq.qmbackup").display().to_string();
     ok(d, &hq, &hq_key, &["backup", &backup]);
     assert_eq!(json(d, &backup, &hq_key, &["witness", "evidence"]).as_array().unwrap().len(), 1);
-    assert_eq!(json(d, &backup, &hq_key, &["witness", "status"])[0]["size"].as_u64(), Some(6));
+    assert_eq!(json(d, &backup, &hq_key, &["witness", "status"])[0]["size"].as_u64(), Some(9));
     drop(server);
 }

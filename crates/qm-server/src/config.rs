@@ -45,6 +45,11 @@ pub struct Config {
     pub access: Option<String>,
     /// The child sites this site witnesses: their origins, checkpoint keys and units (docs/sites.md).
     pub children: Option<String>,
+    /// This site's parent, which witnesses its ledger: its witness URL and key (docs/sites.md).
+    pub parent: Option<String>,
+    pub parent_key: Option<String>,
+    /// How often the ledger's new checkpoint goes to the parent (when it can be reached).
+    pub sync_every_s: u64,
 }
 
 impl Default for Config {
@@ -66,6 +71,9 @@ impl Default for Config {
             due_every_ms: 30_000,
             access: None,
             children: None,
+            parent: None,
+            parent_key: None,
+            sync_every_s: 30,
         }
     }
 }
@@ -85,7 +93,7 @@ impl Config {
     }
 
     /// Environment variables win over the file: QM_ADDR, QM_DB, QM_KEY, QM_BODY_LIMIT_BYTES,
-    /// QM_SESSION_IDLE_S, QM_SESSION_MAX_S, QM_SECURE_COOKIES, QM_NOTIFICATIONS, QM_NOTIFY_EVERY_MS, QM_DUE_EVERY_MS, QM_ACCESS, QM_CHILDREN.
+    /// QM_SESSION_IDLE_S, QM_SESSION_MAX_S, QM_SECURE_COOKIES, QM_NOTIFICATIONS, QM_NOTIFY_EVERY_MS, QM_DUE_EVERY_MS, QM_ACCESS, QM_CHILDREN, QM_PARENT, QM_PARENT_KEY, QM_SYNC_EVERY_S.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), String> {
         fn num<T: std::str::FromStr>(name: &str, v: String) -> Result<T, String> {
             v.trim().parse().map_err(|_| format!("environment variable {name}={v:?} is not a number"))
@@ -116,6 +124,15 @@ impl Config {
         }
         if let Some(v) = get("QM_CHILDREN") {
             self.children = Some(v);
+        }
+        if let Some(v) = get("QM_PARENT") {
+            self.parent = Some(v);
+        }
+        if let Some(v) = get("QM_PARENT_KEY") {
+            self.parent_key = Some(v);
+        }
+        if let Some(v) = get("QM_SYNC_EVERY_S") {
+            self.sync_every_s = num("QM_SYNC_EVERY_S", v)?;
         }
         if let Some(v) = get("QM_DUE_EVERY_MS") {
             self.due_every_ms = num("QM_DUE_EVERY_MS", v)?;

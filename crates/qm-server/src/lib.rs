@@ -145,11 +145,20 @@ pub async fn start_with(
         Some(p) => Some(sites::witness(p, &config.key_path(), &site.site_name()).map_err(|e| format!("child sites: {e}"))?),
         None => None,
     };
+    let parent = match (&config.parent, &config.parent_key) {
+        (Some(url), Some(key)) => {
+            qm_app::sites::CosignatureVerifier::new(key).map_err(|e| format!("the parent's witness key (QM_PARENT_KEY): {e}"))?;
+            Some(sites::Parent { url: url.clone(), key: key.clone() })
+        }
+        (None, None) => None,
+        _ => return Err("a parent needs both its URL (QM_PARENT) and its witness key (QM_PARENT_KEY)".into()),
+    };
     let (handle, worker) = worker::spawn(site, config.checkpoint_every_s, config.due_every_ms);
     let auth = Arc::new(auth::Auth::new(&config));
     let state = AppState { site: handle.clone(), auth, config: Arc::new(config), access: Arc::new(access), witness };
     let ticker = checkpoint_ticker(handle.clone(), state.config.checkpoint_every_s);
     let denials = denials_ticker(handle.clone());
+    let sync = parent.map(|p| sites::spawn_sync(handle.clone(), p, std::time::Duration::from_secs(state.config.sync_every_s.max(1))));
     let notifications = notify::spawn(handle.clone(), notifier, std::time::Duration::from_millis(state.config.notify_every_ms.max(50)));
     let app = router(state);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -169,6 +178,9 @@ pub async fn start_with(
         ticker.abort();
         denials.abort();
         notifications.abort();
+        if let Some(s) = &sync {
+            s.abort();
+        }
         handle.shutdown().await;
         let joined = tokio::task::spawn_blocking(move || worker.join()).await;
         if !matches!(joined, Ok(Ok(()))) {

@@ -86,3 +86,82 @@ pub async fn ask_parent(client: &reqwest::Client, url: &str, body: String) -> Re
         s => ParentAnswer::Refused(s, text.trim().to_string()),
     })
 }
+
+/// A child's parent: its witness URL (submission prefix) and witness key (docs/sites.md).
+#[derive(Clone, Debug)]
+pub struct Parent {
+    pub url: String,
+    pub key: String,
+}
+
+/// The parent cosigned this site's checkpoint of `size`; `held`: the size it held before.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Synced {
+    pub size: u64,
+    pub witness: String,
+    pub held: u64,
+}
+
+/// One exchange with the parent (`qm sync`, and the server's sync task): the latest checkpoint with
+/// a proof from the size the parent last cosigned here; once more from the size a 409 names; the
+/// cosignature kept once it verifies. `None`: the parent already holds the whole ledger (asked
+/// again anyway when `always`: `qm sync` by hand shows what the parent says of it now).
+pub async fn sync_once(
+    site: &crate::worker::SiteHandle,
+    client: &reqwest::Client,
+    parent: &Parent,
+    always: bool,
+) -> Result<Option<Synced>, String> {
+    let err = |e: qm_app::AppError| e.to_string();
+    let (size, mut holds) = site.call(|s| Ok::<_, qm_app::AppError>((s.size(), s.cosigned_size()?))).await.map_err(err)?.map_err(err)?;
+    if size == holds && !always {
+        return Ok(None);
+    }
+    for _ in 0..2 {
+        let req = site.call(move |s| s.add_checkpoint_request(holds)).await.map_err(err)?.map_err(err)?;
+        let note = req.note.clone();
+        match ask_parent(client, &parent.url, req.body()).await? {
+            ParentAnswer::Cosigned(lines) => {
+                let key = parent.key.clone();
+                let at = now();
+                let c = site.call(move |s| s.keep_cosignature(&note, &lines, &key, at)).await.map_err(err)?.map_err(err)?;
+                return Ok(Some(Synced { size: c.size, witness: c.witness, held: holds }));
+            }
+            ParentAnswer::Holds(n) if n != holds => holds = n,
+            ParentAnswer::Holds(n) => return Err(format!("the parent holds size {n} and refused it again")),
+            ParentAnswer::Refused(status, why) => return Err(format!("the parent refused this site's checkpoint ({status}): {why}")),
+        }
+    }
+    Err("the parent's size kept changing; try again".into())
+}
+
+/// The longest wait between two tries while the parent cannot be reached or refuses.
+pub const SYNC_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The server's sync task: every `every`, the ledger's new checkpoint to the parent; while that
+/// fails (the line is down, the parent refuses), tries again after 1 s, 2 s, 4 s … up to
+/// `SYNC_BACKOFF_MAX`. The site works on meanwhile; a later exchange carries everything since.
+pub(crate) fn spawn_sync(site: crate::worker::SiteHandle, parent: Parent, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let client = match parent_client() {
+            Ok(c) => c,
+            Err(e) => return tracing::error!("no HTTP client for the parent: {e}"),
+        };
+        let mut failing = std::time::Duration::ZERO;
+        loop {
+            let wait = if failing.is_zero() { every } else { failing };
+            tokio::time::sleep(wait).await;
+            match sync_once(&site, &client, &parent, false).await {
+                Ok(Some(s)) => {
+                    tracing::info!(size = s.size, witness = %s.witness, "the parent cosigned this site's checkpoint");
+                    failing = std::time::Duration::ZERO;
+                }
+                Ok(None) => failing = std::time::Duration::ZERO,
+                Err(e) => {
+                    failing = (failing * 2).clamp(std::time::Duration::from_secs(1), SYNC_BACKOFF_MAX);
+                    tracing::warn!("sync with the parent failed, trying again in {} s: {e}", failing.as_secs());
+                }
+            }
+        }
+    })
+}

@@ -173,6 +173,9 @@ fn checkpoint(site: &mut Site) {
 }
 
 fn call(site: &mut Site, f: Call) {
+    if let Err(e) = site.catch_up_external() {
+        tracing::warn!("reading entries another process appended: {e}");
+    }
     match site.ensure_fresh() {
         Ok(()) => f(Ok(site)),
         Err(e) => f(Err(e)),
