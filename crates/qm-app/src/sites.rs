@@ -202,3 +202,56 @@ impl Site {
         Ok(self.store.fork_evidence()?)
     }
 }
+
+/// A child site not heard from for longer than this is shown as silent (docs/sites.md).
+pub const SILENT_AFTER_H: i64 = 24;
+
+/// One child site as headquarters sees it: the latest checkpoint cosigned for it and when, and
+/// whether it stands (`consistent`), has not been heard from for a day (`silent`), never asked
+/// (`never`), or offered a checkpoint that contradicts one cosigned before (`rewritten`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SiteView {
+    pub origin: String,
+    pub unit: String,
+    pub size: Option<u64>,
+    pub cosigned_at: Option<String>,
+    pub age_h: Option<i64>,
+    pub evidence: usize,
+    pub state: &'static str,
+}
+
+/// Every child site in the children file, rewritten ones first, then the silent, the never heard
+/// from, and the consistent.
+pub fn sites_view(site: &Site, children: &Children, now: OffsetDateTime) -> Result<Vec<SiteView>> {
+    let witnessed: BTreeMap<String, Witnessed> = site.witnessed()?.into_iter().map(|w| (w.origin.clone(), w)).collect();
+    let evidence = site.fork_evidence()?;
+    let zone = crate::zone::SiteZone::of(site.state());
+    let mut out: Vec<SiteView> = children
+        .children
+        .iter()
+        .map(|(origin, child)| {
+            let w = witnessed.get(origin);
+            let at = w.map(|w| crate::conditions::from_ms(w.at_ms));
+            let age_h = at.map(|a| (now - a).whole_hours());
+            let evidence = evidence.iter().filter(|e| e.origin == *origin).count();
+            let state = match (evidence, age_h) {
+                (1.., _) => "rewritten",
+                (0, None) => "never",
+                (0, Some(h)) if h >= SILENT_AFTER_H => "silent",
+                _ => "consistent",
+            };
+            SiteView {
+                origin: origin.clone(),
+                unit: child.unit.clone(),
+                size: w.map(|w| w.size),
+                cosigned_at: at.map(|a| zone.show(a)),
+                age_h,
+                evidence,
+                state,
+            }
+        })
+        .collect();
+    let rank = |s: &str| ["rewritten", "silent", "never", "consistent"].iter().position(|x| *x == s).unwrap_or(4);
+    out.sort_by_key(|v| rank(v.state));
+    Ok(out)
+}

@@ -44,8 +44,30 @@ pub(crate) async fn add_checkpoint(State(st): State<AppState>, body: Bytes) -> R
     }
 }
 
+/// The child sites this site witnesses, as headquarters sees them; for staff of the root unit only
+/// (a denial is recorded). None configured: an empty list.
+pub(crate) async fn sites(st: &AppState, p: &crate::auth::Principal) -> Result<Vec<qm_app::sites::SiteView>, crate::error::ApiError> {
+    if !p.at_root {
+        let why = format!("badge {} (unit {}) may not see the child sites: only staff of the site's root unit may", p.badge, p.unit);
+        crate::auth::record_denial(st, p.badge.as_str(), "read", &why).await;
+        return Err(crate::error::ApiError::forbidden("permission.scope", format!("refused: {why} (rule permission.scope)")));
+    }
+    let Some(w) = st.witness.clone() else { return Ok(vec![]) };
+    Ok(st.site.call(move |site| qm_app::sites::sites_view(site, &w.children, now())).await??)
+}
+
+#[utoipa::path(get, path = "/api/sites", tag = "sites",
+    responses((status = 200, body = serde_json::Value, description = "each child site: origin, unit, size, cosigned_at, age_h, evidence, state"), (status = "4XX", body = crate::error::ErrorBody)))]
+pub(crate) async fn sites_api(
+    crate::edge::Caller { st, p, .. }: crate::edge::Caller,
+) -> Result<axum::Json<Vec<qm_app::sites::SiteView>>, crate::error::ApiError> {
+    Ok(axum::Json(sites(&st, &p).await?))
+}
+
 pub(crate) fn routes() -> axum::Router<AppState> {
-    axum::Router::new().route("/witness/add-checkpoint", axum::routing::post(add_checkpoint))
+    axum::Router::new()
+        .route("/witness/add-checkpoint", axum::routing::post(add_checkpoint))
+        .route("/api/sites", axum::routing::get(sites_api))
 }
 
 /// Loads the children file and the witness key (made beside the site's key the first time).

@@ -10,14 +10,17 @@ pub(crate) use qm_app::overview::{ledger_status, unit_rows};
 
 pub(crate) async fn dashboard(Visitor { st, p, .. }: Visitor) -> WebResult {
     let pp = p.clone();
-    let (rows, ls, overdue_h, access) = st
+    let witness = st.witness.clone().filter(|_| p.at_root);
+    let (rows, ls, overdue_h, access, sites) = st
         .site
         .call(move |site| {
             let s = site.state();
             let access = qm_app::access::summary(site, &|u| crate::scope::sees(s, &pp, Some(u)), now());
-            (unit_rows(s, &pp.unit, now()), ledger_status(site, now()), s.incident_rules.0.overdue_after_h(), access)
+            let sites = witness.map(|w| qm_app::sites::sites_view(site, &w.children, now()).unwrap_or_default());
+            (unit_rows(s, &pp.unit, now()), ledger_status(site, now()), s.incident_rules.0.overdue_after_h(), access, sites)
         })
         .await?;
+    let count = |v: &[qm_app::sites::SiteView], state: &str| v.iter().filter(|x| x.state == state).count();
     let places = |v: &[(String, String)]| -> maud::Markup {
         html! { @for (i, (l, b)) in v.iter().enumerate() { @if i > 0 { ", " } a href=(format!("/access/{l}")) { (l) } " (" (b) ")" } }
     };
@@ -37,6 +40,13 @@ pub(crate) async fn dashboard(Visitor { st, p, .. }: Visitor) -> WebResult {
             " · "
             a.(flag(access.open_incidents)) #access-incidents href="/incidents" { (access.open_incidents) " open access incidents" }
             " · " a href="/access" { "who is inside" }
+        }
+        @if let Some(v) = &sites {
+            p #sites-summary {
+                "Sites: " a href="/sites" { (v.len()) " witnessed" } " · "
+                span.(flag(count(v, "rewritten"))) #sites-rewritten { (count(v, "rewritten")) " rewritten" } " · "
+                span.(flag(count(v, "silent") + count(v, "never"))) #sites-silent { (count(v, "silent")) " silent for a day, " (count(v, "never")) " never synced" }
+            }
         }
         table #units {
             thead { tr { th { "Unit" } th.n { "Open discrepancies" } th.n { "Overdue returns (> " (overdue_h) " h)" } th.n { "Transfers in transit" } th.n { "Magazines near a limit" } th { "Open incidents (critical/high/medium/low)" } th.n { "Incident clocks at risk" } th.n { "Staff" } th { "" } } }

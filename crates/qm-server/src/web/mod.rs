@@ -10,6 +10,7 @@ pub(crate) mod directives;
 mod incidents;
 mod notifications;
 mod safety;
+mod sites;
 
 use books::*;
 use counter::*;
@@ -18,6 +19,7 @@ use dashboard::*;
 use directives::*;
 use incidents::*;
 use notifications::*;
+use sites::sites_page;
 
 use crate::auth::{self, same_secret, ClientIp, Principal};
 use crate::error::ApiError;
@@ -243,6 +245,7 @@ pub fn routes() -> Router<AppState> {
         .route("/incidents/{id}", get(incident_page))
         .route("/incidents/{id}/{step}", post(incident_step))
         .route("/notifications", get(notifications_page))
+        .route("/sites", get(sites_page))
         .route("/notifications/outbox/{id}/retry", post(notification_retry))
         .route("/log", get(log))
         .route("/log/checkpoint", post(log_checkpoint))

@@ -246,7 +246,11 @@ async fn the_web_ui_in_chromium() {
     .unwrap();
     std::fs::set_permissions(&rules, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let rules = rules.display().to_string();
+    // Headquarters witnesses three departments' sites (docs/sites.md).
+    let kids = crate::sites::children(dir.path());
+    let kids_file = kids.file.clone();
     let app = serve_with(dir, db, site, move |c| {
+        c.children = Some(kids_file);
         c.notifications = Some(rules);
         c.notify_every_ms = 200;
         c.due_every_ms = 200;
@@ -508,6 +512,8 @@ async fn the_web_ui_in_chromium() {
     assert!(outbox.contains("webhook") && outbox.contains("soc"), "{outbox}");
     assert!(text(&b, "#outbox-failing").await.contains("could not be delivered"));
     shot(&b, "24-notifications-outbox").await;
+    crate::sites::sync_children(&kids, &url, &app.db).await;
+    sites_in_chromium(&b, &url).await;
     // Access control first: the directive's part ends under a simulated clock days ahead.
     access_in_chromium(&b, &url).await;
     eprintln!("access control in the browser done at {:?}", started.elapsed());
@@ -714,4 +720,18 @@ async fn access_in_chromium(b: &WebDriver, url: &str) {
     let summary = wait_for(&b, "#access-summary", "open access incidents").await;
     assert!(summary.contains("who is inside"), "{summary}");
     shot(&b, "46-dashboard-access").await;
+}
+
+/// Headquarters' administrator sees on the dashboard that one child site was rewritten and one never
+/// synced, and the child sites page says which (docs/sites.md).
+async fn sites_in_chromium(b: &WebDriver, url: &str) {
+    b.goto(format!("{url}/")).await.unwrap();
+    let summary = wait_for(b, "#sites-summary", "witnessed").await;
+    assert!(summary.contains("3 witnessed") && summary.contains("1 rewritten") && summary.contains("1 never synced"), "{summary}");
+    b.find(By::Css("#sites-summary a")).await.unwrap().click().await.unwrap();
+    let table = wait_for(b, "#sites", "d11.example").await;
+    assert!(table.contains("REWRITTEN") && table.contains("never synced") && table.contains("consistent"), "{table}");
+    let first = text(b, "#sites tbody tr:first-child").await;
+    assert!(first.starts_with("d13.example"), "the rewritten site comes first: {first}");
+    shot(b, "47-child-sites").await;
 }

@@ -8,4 +8,5 @@ mod directives;
 mod hardening;
 mod incidents;
 mod safety;
+mod sites;
 mod util;
