@@ -203,6 +203,16 @@ impl Site {
     }
 }
 
+/// A cosigned checkpoint brought back on media, split into the note as `site` signed it and the
+/// other signature lines (the witness's cosignatures).
+pub fn split_cosigned(text: &str, site: &str) -> (String, String) {
+    let (body, sigs) = text.split_once("\n\n").unwrap_or((text, ""));
+    let own = format!("— {site} ");
+    let (mine, others): (Vec<&str>, Vec<&str>) = sigs.lines().filter(|l| !l.is_empty()).partition(|l| l.starts_with(&own));
+    let note = format!("{body}\n\n{}", mine.iter().map(|l| format!("{l}\n")).collect::<String>());
+    (note, others.iter().map(|l| format!("{l}\n")).collect())
+}
+
 /// A child site not heard from for longer than this is shown as silent (docs/sites.md).
 pub const SILENT_AFTER_H: i64 = 24;
 

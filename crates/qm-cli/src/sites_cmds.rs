@@ -2,7 +2,7 @@
 //! the witness of its children), docs/sites.md.
 
 use super::*;
-use crate::args::WitnessCmd;
+use crate::args::{SyncMedia, WitnessCmd};
 use qm_app::conditions::from_ms;
 use qm_server::sites::{sync_once, Parent};
 
@@ -31,55 +31,111 @@ fn sync(cli: &Cli, parent: &str, parent_key: &str, out: &Out) -> R<u8> {
     Ok(0)
 }
 
+/// `qm sync export`: what `qm sync` would send, in a file for removable media.
+fn export(cli: &Cli, file: &str, parent_held: Option<u64>, out: &Out) -> R<u8> {
+    let mut site = open_site(cli)?;
+    let held = match parent_held {
+        Some(n) => n,
+        None => site.cosigned_size()?,
+    };
+    let req = site.add_checkpoint_request(held)?;
+    std::fs::write(file, req.body()).map_err(|e| AppError::Usage(format!("writing {file}: {e}")))?;
+    let size = req.note.lines().nth(1).unwrap_or("?").to_string();
+    out.kv(&[("file", file.to_string()), ("checkpoint_size", size), ("parent_held", held.to_string())]);
+    Ok(0)
+}
+
+/// `qm sync import`: the parent's answer brought back, kept once it verifies.
+fn import_answer(cli: &Cli, file: &str, parent_key: Option<&str>, out: &Out) -> R<u8> {
+    let key = parent_key.ok_or_else(|| AppError::Usage("give --parent-key KEY (or QM_PARENT_KEY)".into()))?;
+    let text = std::fs::read_to_string(file).map_err(|e| AppError::Usage(format!("reading {file}: {e}")))?;
+    let mut site = open_site(cli)?;
+    let (note, lines) = qm_app::sites::split_cosigned(&text, &site.site_name());
+    let c = site.keep_cosignature(&note, &lines, key, now())?;
+    out.kv(&[("cosigned_size", c.size.to_string()), ("witness", c.witness)]);
+    Ok(0)
+}
+
+/// `qm witness import`: a child's request brought on media, checked as a push is; the cosigned
+/// checkpoint written to `answer`.
+fn witness_import(cli: &Cli, file: &str, answer: &str, out: &Out) -> R<u8> {
+    let mut site = open_site(cli)?;
+    let children = cli
+        .children
+        .as_deref()
+        .ok_or_else(|| AppError::Usage("give --children FILE (or QM_CHILDREN): the sites this one witnesses".into()))?;
+    let children = qm_app::sites::Children::read(std::path::Path::new(children))?;
+    let key = qm_app::sites::witness_key(&qm_app::sites::witness_key_path(&key_path(cli)?), &site.site_name())?;
+    let body = std::fs::read_to_string(file).map_err(|e| AppError::Usage(format!("reading {file}: {e}")))?;
+    match site.add_checkpoint(&children, &key, &body, now())? {
+        qm_app::sites::WitnessAnswer::Cosigned(line) => {
+            let note = body.split_once("\n\n").map_or("", |(_, n)| n);
+            std::fs::write(answer, format!("{note}{line}")).map_err(|e| AppError::Usage(format!("writing {answer}: {e}")))?;
+            out.kv(&[("answer", answer.to_string()), ("cosigned", note.lines().take(2).collect::<Vec<_>>().join(" size "))]);
+            Ok(0)
+        }
+        qm_app::sites::WitnessAnswer::Refused(qm_app::sites::Refusal::Conflict { latest }) => {
+            Err(AppError::Usage(format!("this site holds size {latest} of that ledger: export again there with --parent-held {latest}")))
+        }
+        qm_app::sites::WitnessAnswer::Refused(r) => Err(AppError::Usage(format!("refused ({}): {r}", r.status()))),
+    }
+}
+
+fn witness_status(cli: &Cli, out: &Out) -> R<u8> {
+    let site = open_site(cli)?;
+    let list = site.witnessed()?;
+    let rows: Vec<serde_json::Value> = list
+        .iter()
+        .map(|w| serde_json::json!({"origin": w.origin, "size": w.size, "root": qm_app::hex(&w.root), "cosigned_at_ms": w.at_ms}))
+        .collect();
+    out.json_or(&rows, || {
+        let lines: Vec<String> =
+            list.iter().map(|w| format!("{:<32} size {:>8}  cosigned {}", w.origin, w.size, from_ms(w.at_ms))).collect();
+        if lines.is_empty() {
+            "no child site has asked for a cosignature yet".into()
+        } else {
+            lines.join("\n")
+        }
+    });
+    Ok(0)
+}
+
+fn witness_evidence(cli: &Cli, out: &Out) -> R<u8> {
+    let site = open_site(cli)?;
+    let ev = site.fork_evidence()?;
+    let rows: Vec<serde_json::Value> = ev
+        .iter()
+        .map(|e| serde_json::json!({"origin": e.origin, "reason": e.reason, "held": e.held_note, "offered": e.offered_note, "at_ms": e.at_ms}))
+        .collect();
+    out.json_or(&rows, || {
+        if ev.is_empty() {
+            return "no contradicting checkpoints".into();
+        }
+        ev.iter()
+            .map(|e| format!("{}: {}\n-- cosigned before:\n{}-- offered:\n{}", e.origin, e.reason, e.held_note, e.offered_note))
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(0)
+}
+
 pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
     match &cli.command {
-        Cmd::Sync { parent, parent_key } => sync(cli, parent, parent_key, out),
+        Cmd::Sync { media: None, parent, parent_key } => {
+            let need = |v: &Option<String>, what: &str| v.clone().ok_or_else(|| AppError::Usage(format!("give {what}")));
+            sync(cli, &need(parent, "--parent URL (or QM_PARENT)")?, &need(parent_key, "--parent-key KEY (or QM_PARENT_KEY)")?, out)
+        }
+        Cmd::Sync { media: Some(SyncMedia::Export { file, parent_held }), .. } => export(cli, file, *parent_held, out),
+        Cmd::Sync { media: Some(SyncMedia::Import { file }), parent_key, .. } => import_answer(cli, file, parent_key.as_deref(), out),
+        Cmd::Witness(WitnessCmd::Import { file, answer }) => witness_import(cli, file, answer, out),
         Cmd::Witness(WitnessCmd::Key) => {
             let site = open_site(cli)?;
             let key = qm_app::sites::witness_key(&qm_app::sites::witness_key_path(&key_path(cli)?), &site.site_name())?;
             out.kv(&[("witness_key", qm_app::sites::cosigner_verifier_key(&key))]);
             Ok(0)
         }
-        Cmd::Witness(WitnessCmd::Status) => {
-            let site = open_site(cli)?;
-            let rows: Vec<serde_json::Value> = site
-                .witnessed()?
-                .iter()
-                .map(|w| serde_json::json!({"origin": w.origin, "size": w.size, "root": qm_app::hex(&w.root), "cosigned_at_ms": w.at_ms}))
-                .collect();
-            out.json_or(&rows, || {
-                let lines: Vec<String> = site
-                    .witnessed()
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|w| format!("{:<32} size {:>8}  cosigned {}", w.origin, w.size, from_ms(w.at_ms)))
-                    .collect();
-                if lines.is_empty() {
-                    "no child site has asked for a cosignature yet".into()
-                } else {
-                    lines.join("\n")
-                }
-            });
-            Ok(0)
-        }
-        Cmd::Witness(WitnessCmd::Evidence) => {
-            let site = open_site(cli)?;
-            let ev = site.fork_evidence()?;
-            let rows: Vec<serde_json::Value> = ev
-                .iter()
-                .map(|e| serde_json::json!({"origin": e.origin, "reason": e.reason, "held": e.held_note, "offered": e.offered_note, "at_ms": e.at_ms}))
-                .collect();
-            out.json_or(&rows, || {
-                if ev.is_empty() {
-                    return "no contradicting checkpoints".into();
-                }
-                ev.iter()
-                    .map(|e| format!("{}: {}\n-- cosigned before:\n{}-- offered:\n{}", e.origin, e.reason, e.held_note, e.offered_note))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            });
-            Ok(0)
-        }
+        Cmd::Witness(WitnessCmd::Status) => witness_status(cli, out),
+        Cmd::Witness(WitnessCmd::Evidence) => witness_evidence(cli, out),
         _ => Err(AppError::Internal("not a sites command".into())),
     }
 }

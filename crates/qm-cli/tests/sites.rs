@@ -219,10 +219,25 @@ fn headquarters_witnesses_a_department_and_catches_a_rewritten_history() {
     let server = serve(d, &hq, &hq_key, &hq_addr, &hq_env, "hq-again");
     held(9);
     drop(dep_server);
+    // No line at all: the request and the answer go on removable media.
+    ok(d, &dep, &dep_key, &["unit", "add", "D-11-G", "--name", "Annex", "--parent", "D-11"]);
+    let media = d.join("usb");
+    std::fs::create_dir(&media).unwrap();
+    let (request, answer) = (media.join("d11.request").display().to_string(), media.join("d11.answer").display().to_string());
+    let out = json(d, &dep, &dep_key, &["sync", "export", &request]);
+    assert_eq!((out["checkpoint_size"].as_str(), out["parent_held"].as_str()), (Some("10"), Some("9")), "{out}");
+    let children_arg = children.to_str().unwrap();
+    ok(d, &hq, &hq_key, &["--children", children_arg, "witness", "import", &request, "--answer", &answer]);
+    let out = json(d, &dep, &dep_key, &["sync", "import", &answer, "--parent-key", &witness_key]);
+    assert_eq!(out["cosigned_size"].as_str(), Some("10"), "{out}");
+    held(10);
+    // The same request carried twice is answered from what headquarters holds now (409): nothing changes.
+    let again = qm(d, &hq, &hq_key, &["--children", children_arg, "witness", "import", &request, "--answer", &answer]);
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("--parent-held 10"), "{again:?}");
     // A backup of headquarters keeps what it witnessed and the evidence.
     let backup = d.join("hq.qmbackup").display().to_string();
     ok(d, &hq, &hq_key, &["backup", &backup]);
     assert_eq!(json(d, &backup, &hq_key, &["witness", "evidence"]).as_array().unwrap().len(), 1);
-    assert_eq!(json(d, &backup, &hq_key, &["witness", "status"])[0]["size"].as_u64(), Some(9));
+    assert_eq!(json(d, &backup, &hq_key, &["witness", "status"])[0]["size"].as_u64(), Some(10));
     drop(server);
 }

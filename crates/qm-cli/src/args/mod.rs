@@ -267,12 +267,15 @@ pub enum Cmd {
     /// Ask the parent site to witness this site's ledger: its latest checkpoint, with a consistency
     /// proof from what the parent holds, for a cosignature kept here (docs/sites.md).
     Sync {
+        /// Without a line to the parent: carry the request and the answer on removable media.
+        #[command(subcommand)]
+        media: Option<SyncMedia>,
         /// The parent's witness URL (its submission prefix), e.g. https://hq.example/witness.
         #[arg(long, env = "QM_PARENT")]
-        parent: String,
+        parent: Option<String>,
         /// The parent's witness key (`qm witness key` there).
-        #[arg(long, env = "QM_PARENT_KEY")]
-        parent_key: String,
+        #[arg(long, env = "QM_PARENT_KEY", global = true)]
+        parent_key: Option<String>,
     },
     /// This site as the witness of its child sites (docs/sites.md).
     #[command(subcommand)]
@@ -718,8 +721,31 @@ pub enum CountCmd {
 pub enum WitnessCmd {
     /// This site's witness key, for its children's `--parent-key` (made the first time).
     Key,
+    /// A child's request brought on removable media (`qm sync export` there): checked as a push
+    /// is; the answer, the cosigned checkpoint, written to ANSWER for the way back.
+    Import {
+        /// The request file.
+        file: String,
+        /// Where the answer is written.
+        #[arg(long)]
+        answer: String,
+    },
     /// The child sites witnessed: the latest checkpoint cosigned for each, and when.
     Status,
     /// Signed checkpoints of a child that contradict each other, kept as evidence.
     Evidence,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SyncMedia {
+    /// Write what `qm sync` would send (the latest checkpoint, a consistency proof) to FILE.
+    Export {
+        file: String,
+        /// The size the parent holds, when its answer to an earlier import said so (409).
+        #[arg(long)]
+        parent_held: Option<u64>,
+    },
+    /// Keep the parent's answer brought back (`qm witness import --answer` there), once its
+    /// cosignature verifies with --parent-key.
+    Import { file: String },
 }
