@@ -265,3 +265,69 @@ pub fn sites_view(site: &Site, children: &Children, now: OffsetDateTime) -> Resu
     out.sort_by_key(|v| rank(v.state));
     Ok(out)
 }
+
+/// A tile the ledger is served as (C2SP tlog-tiles, docs/sites.md): a hash tile, or an entry bundle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TileAt {
+    /// `None`: the entry bundle; otherwise the hash tile's level.
+    pub level: Option<u8>,
+    pub index: u64,
+    /// How many hashes or entries (256 for a full tile).
+    pub width: u32,
+}
+
+/// Reads a tlog-tiles path after `tile/`: `<L>/<N>[.p/<W>]` or `entries/<N>[.p/<W>]`, N in groups
+/// of three digits (`x001/234`). None: not a tile path.
+pub fn tile_at(path: &str) -> Option<TileAt> {
+    let go = match path.strip_prefix("entries/") {
+        Some(rest) => format!("tile/8/data/{rest}"),
+        None => format!("tile/8/{path}"),
+    };
+    let t = qm_ledger::Tile::from_path(&go).ok()?;
+    Some(TileAt { level: (!t.is_data()).then_some(t.level()), index: t.level_index(), width: t.width() })
+}
+
+impl Site {
+    /// The latest checkpoint, with the parent's cosignatures of it attached (the note a tlog-tiles
+    /// client starts from).
+    pub fn served_checkpoint(&self) -> Result<String> {
+        let latest = self.store.checkpoints()?.pop().ok_or_else(|| AppError::Usage("no checkpoint yet".into()))?;
+        let cosigs: String = self.store.cosignatures()?.into_iter().filter(|c| c.size == latest.size).map(|c| c.line).collect();
+        Ok(format!("{}{cosigs}", latest.note))
+    }
+
+    /// A tile of the ledger as it is now: hash tiles from the stored tree hashes; an entry bundle is
+    /// each entry with its length in two bytes (tlog-tiles), refused if an entry is longer.
+    pub fn tile(&self, t: TileAt) -> Result<Vec<u8>> {
+        let size = self.size();
+        let Some(level) = t.level else {
+            let have = qm_ledger::tile_width(0, t.index, size);
+            if t.width == 0 || t.width > have {
+                return Err(AppError::Rejected(qm_core::Rejection::NotFound {
+                    what: "tile",
+                    id: format!("entries/{} ({} entries)", t.index, t.width),
+                }));
+            }
+            let mut out = vec![];
+            for e in self.store.read_entries(t.index * 256, t.width as usize)? {
+                let n = u16::try_from(e.bytes.len()).map_err(|_| {
+                    AppError::Usage(format!(
+                        "entry {} is {} bytes, more than a tlog-tiles bundle carries (65,535); see docs/sites.md",
+                        e.seq,
+                        e.bytes.len()
+                    ))
+                })?;
+                out.extend_from_slice(&n.to_be_bytes());
+                out.extend_from_slice(&e.bytes);
+            }
+            return Ok(out);
+        };
+        if t.width == 0 || t.width > qm_ledger::tile_width(level, t.index, size) {
+            return Err(AppError::Rejected(qm_core::Rejection::NotFound {
+                what: "tile",
+                id: format!("{level}/{} ({} hashes)", t.index, t.width),
+            }));
+        }
+        Ok(qm_ledger::hash_tile(level, t.index, t.width, size, &StoreHashes(self.store.as_ref()))?)
+    }
+}

@@ -12,10 +12,13 @@ mod tree;
 pub mod witness;
 
 pub use checkpoint::{open_checkpoint, sign_checkpoint, Checkpoint, CheckpointVerifier, SiteKey};
+/// Tile paths as tlog_tiles parses them (`tile/H/L/N[.p/W]`, `data` for entries).
+pub use tlog_tiles::Tile;
 pub use tree::{
     check_consistency, check_inclusion, empty_root, leaf_hash, locate_stored_hash, node_hash, prove_consistency, prove_inclusion,
     stored_hash_index, tree_root, Frontier, HashReader,
 };
+pub use tree::{hash_tile, tile_width, TILE_HEIGHT};
 
 /// A SHA-256 digest: a leaf hash, an interior node hash, or a tree root.
 pub type Hash = [u8; 32];

@@ -64,10 +64,56 @@ pub(crate) async fn sites_api(
     Ok(axum::Json(sites(&st, &p).await?))
 }
 
+/// `GET /ledger/checkpoint`: the latest checkpoint with the parent's cosignatures (C2SP tlog-tiles).
+pub(crate) async fn ledger_checkpoint(State(st): State<AppState>) -> Response {
+    match st.site.call(|s| s.served_checkpoint()).await {
+        Ok(Ok(note)) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], note).into_response(),
+        Ok(Err(e)) | Err(e) => (StatusCode::NOT_FOUND, format!("{e}\n")).into_response(),
+    }
+}
+
+async fn tile_response(st: &AppState, path: &str) -> Response {
+    let Some(t) = qm_app::sites::tile_at(path) else {
+        return (StatusCode::NOT_FOUND, format!("not a tile path: {path}\n")).into_response();
+    };
+    match st.site.call(move |s| s.tile(t)).await {
+        Ok(Ok(data)) => {
+            // A full tile never changes; a partial one grows.
+            let cache = if t.width == 256 { "public, max-age=31536000, immutable" } else { "no-cache" };
+            ([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, cache)], data).into_response()
+        }
+        Ok(Err(qm_app::AppError::Rejected(r))) => (StatusCode::NOT_FOUND, format!("{r}\n")).into_response(),
+        Ok(Err(e)) | Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
+}
+
+/// `GET /ledger/tile/<L>/<N>[.p/<W>]`: a hash tile (hashes only; anyone who can reach the server).
+pub(crate) async fn ledger_tile(State(st): State<AppState>, axum::extract::Path(path): axum::extract::Path<String>) -> Response {
+    tile_response(&st, &path).await
+}
+
+/// `GET /ledger/tile/entries/<N>[.p/<W>]`: an entry bundle; the entries are the books themselves,
+/// so only for staff of the root unit (a session or a bearer token; a denial is recorded).
+pub(crate) async fn ledger_entries(
+    crate::edge::Caller { st, p, .. }: crate::edge::Caller,
+    axum::extract::Path(rest): axum::extract::Path<String>,
+) -> Response {
+    if !p.at_root {
+        let why = format!("badge {} (unit {}) may not read the whole ledger: only staff of the site's root unit may", p.badge, p.unit);
+        crate::auth::record_denial(&st, p.badge.as_str(), "read", &why).await;
+        return (StatusCode::FORBIDDEN, format!("refused: {why}\n")).into_response();
+    }
+    tile_response(&st, &format!("entries/{rest}")).await
+}
+
 pub(crate) fn routes() -> axum::Router<AppState> {
+    use axum::routing::{get, post};
     axum::Router::new()
-        .route("/witness/add-checkpoint", axum::routing::post(add_checkpoint))
-        .route("/api/sites", axum::routing::get(sites_api))
+        .route("/witness/add-checkpoint", post(add_checkpoint))
+        .route("/api/sites", get(sites_api))
+        .route("/ledger/checkpoint", get(ledger_checkpoint))
+        .route("/ledger/tile/entries/{*rest}", get(ledger_entries))
+        .route("/ledger/tile/{*path}", get(ledger_tile))
 }
 
 /// Loads the children file and the witness key (made beside the site's key the first time).

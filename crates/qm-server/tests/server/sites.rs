@@ -89,3 +89,134 @@ async fn headquarters_lists_its_child_sites_and_only_to_its_own_staff() {
     assert_eq!((s, v["error"]["code"].as_str()), (403, Some("permission.scope")), "{v}");
     app.stop().await;
 }
+
+/// Tiles fetched beforehand over HTTP, presented to tlog_tiles at their C2SP paths.
+struct Fetched(std::collections::HashMap<String, Vec<u8>>);
+
+impl tlog_tiles::TileReader for Fetched {
+    fn height(&self) -> u8 {
+        8
+    }
+    fn read_tiles(&self, tiles: &[tlog_tiles::Tile]) -> Result<Vec<Vec<u8>>, tlog_tiles::Error> {
+        // tlog_tiles names a tile `tile/8/L/N`; C2SP tlog-tiles serves it at `tile/L/N`.
+        tiles
+            .iter()
+            .map(|t| self.0.get(&t.path().replacen("tile/8/", "tile/", 1)).cloned().ok_or(tlog_tiles::Error::IndexesNotInTree))
+            .collect()
+    }
+    fn save_tiles(&self, _: &[tlog_tiles::Tile], _: &[Vec<u8>]) {}
+}
+
+/// The ledger as C2SP tlog-tiles, checked by implementations that are not ours: the checkpoint by
+/// `signed_note`'s verifier, the hash tiles by `tlog_tiles`' authenticating tile reader (it rebuilds
+/// the root from them), an entry from its bundle by `tlog_tiles::check_record`.
+#[tokio::test]
+async fn the_ledger_is_served_as_tiles_that_independent_verifiers_accept() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("site.db").display().to_string();
+    let site = tokio::task::spawn_blocking({
+        let db = db.clone();
+        move || {
+            let mut site = fixture(&db);
+            let admin = qm_core::Badge::parse("0001").unwrap();
+            let reqs: Vec<qm_app::Request> = (0..300)
+                .map(|i| {
+                    let c = qm_core::Command::CreateUnit {
+                        unit: qm_core::UnitId::parse(&format!("T-{i}")).unwrap(),
+                        name: format!("Tile unit {i}"),
+                        parent: qm_core::UnitId::parse("HQ").unwrap(),
+                    };
+                    qm_app::Request::new(admin.clone(), c, format!("tiles-{i}"), time::OffsetDateTime::now_utc())
+                })
+                .collect();
+            for r in site.execute_batch(reqs) {
+                r.unwrap();
+            }
+            site.checkpoint().unwrap();
+            site
+        }
+    })
+    .await
+    .unwrap();
+    let vkey = site.state().site.as_ref().unwrap().verifier_key.clone();
+    let app = serve(dir, db, site).await;
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let (http, url) = (http.clone(), app.url.clone());
+        async move {
+            let r = http.get(format!("{url}{path}")).send().await.unwrap();
+            (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+        }
+    };
+    let (s, note) = get("/ledger/checkpoint".into()).await;
+    assert_eq!(s, 200);
+    let parsed = signed_note::Note::from_bytes(&note).unwrap();
+    let verifier = signed_note::StandardVerifier::new(&vkey).unwrap();
+    parsed.verify(&signed_note::VerifierList::new(vec![Box::new(verifier)])).unwrap();
+    let cp = tlog_tiles::Checkpoint::from_bytes(parsed.text()).unwrap();
+    let size = cp.size();
+    assert!(size > 300, "{size}");
+    // Every hash tile of the tree, as a client downloads them.
+    let mut tiles = std::collections::HashMap::new();
+    for level in 0..3u8 {
+        for index in 0..=(size >> (8 * u32::from(level))) / 256 {
+            let width = qm_ledger::tile_width(level, index, size);
+            if width == 0 {
+                continue;
+            }
+            let t = tlog_tiles::Tile::new(8, level, index, width, false);
+            let path = t.path().replacen("tile/8/", "tile/", 1);
+            let (s, data) = get(format!("/ledger/{path}")).await;
+            assert_eq!((s, data.len()), (200, width as usize * 32), "{path}");
+            tiles.insert(path, data);
+        }
+    }
+    let fetched = Fetched(tiles);
+    let reader = tlog_tiles::TileHashReader::new(size, *cp.hash(), &fetched);
+    // Entry 271 from its bundle (the second, partial one), proved included by tlog_tiles.
+    let i = 271u64;
+    let width = qm_ledger::tile_width(0, 1, size);
+    let session = sign_in(&app, "0001").await;
+    let r = session.client.get(format!("{}/ledger/tile/entries/001.p/{width}", app.url)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let bundle = r.bytes().await.unwrap().to_vec();
+    let mut at = 0;
+    let mut entries = vec![];
+    while at < bundle.len() {
+        let n = u16::from_be_bytes([bundle[at], bundle[at + 1]]) as usize;
+        entries.push(bundle[at + 2..at + 2 + n].to_vec());
+        at += 2 + n;
+    }
+    assert_eq!(entries.len(), width as usize);
+    let entry = &entries[(i - 256) as usize];
+    assert!(String::from_utf8_lossy(entry).contains("unit_created"), "{}", String::from_utf8_lossy(entry));
+    let proof = tlog_tiles::prove_record(size, i, &reader).unwrap();
+    tlog_tiles::check_record(&proof, size, *cp.hash(), i, tlog_tiles::record_hash(entry)).unwrap();
+    // A tile altered on the way yields no proof that checks.
+    let mut bad = fetched.0.clone();
+    bad.get_mut("tile/0/000").unwrap()[2 * 32 + 5] ^= 1;
+    let bad = Fetched(bad);
+    let leaf3 = tlog_tiles::record_hash(&{
+        let r = session.client.get(format!("{}/ledger/tile/entries/000", app.url)).send().await.unwrap();
+        let b = r.bytes().await.unwrap().to_vec();
+        let (n0, rest) = (u16::from_be_bytes([b[0], b[1]]) as usize, &b[2..]);
+        let mut rest = &rest[n0..];
+        for _ in 0..2 {
+            let n = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+            rest = &rest[2 + n..];
+        }
+        let n = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+        rest[2..2 + n].to_vec()
+    });
+    let honest = tlog_tiles::prove_record(size, 3, &reader).unwrap();
+    tlog_tiles::check_record(&honest, size, *cp.hash(), 3, leaf3).unwrap();
+    let altered = tlog_tiles::prove_record(size, 3, &tlog_tiles::TileHashReader::new(size, *cp.hash(), &bad));
+    assert!(altered.is_err() || tlog_tiles::check_record(&altered.unwrap(), size, *cp.hash(), 3, leaf3).is_err());
+    // A tile beyond the tree is not there; the entries are for headquarters' staff only.
+    assert_eq!(get("/ledger/tile/0/005".into()).await.0, 404);
+    assert_eq!(get("/ledger/tile/entries/000".into()).await.0, 401);
+    let officer = sign_in(&app, "1103").await;
+    let r = officer.client.get(format!("{}/ledger/tile/entries/000", app.url)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    app.stop().await;
+}
