@@ -280,6 +280,29 @@ pub fn check_consistency(proof: &[Hash], old_size: u64, old_root: &Hash, new_siz
     tlog::check_tree(&to_tlog(proof), new_size, tlog::Hash(*new_root), old_size, tlog::Hash(*old_root)).map_err(from_tlog)
 }
 
+/// The height of C2SP tlog-tiles: 256 hashes (or entries) per tile.
+pub const TILE_HEIGHT: u8 = 8;
+
+/// How many hashes the tile at `level`, `index` holds in a tree of `size` (0: the tile does not exist).
+pub fn tile_width(level: u8, index: u64, size: u64) -> u32 {
+    let count = if u32::from(level) * u32::from(TILE_HEIGHT) >= 64 { 0 } else { size >> (u32::from(level) * u32::from(TILE_HEIGHT)) };
+    let start = index.saturating_mul(1 << TILE_HEIGHT);
+    count.saturating_sub(start).min(1 << TILE_HEIGHT) as u32
+}
+
+/// The C2SP tlog-tiles hash tile at `level`, `index` of a tree of `size`, `width` hashes wide
+/// (256 for a full tile), read from the stored hashes. A tile wider than the tree holds is refused.
+pub fn hash_tile(level: u8, index: u64, width: u32, size: u64, reader: &impl HashReader) -> Result<Vec<u8>, LedgerError> {
+    let have = tile_width(level, index, size);
+    if width == 0 || width > have {
+        return Err(LedgerError::InvalidInput(format!("tile {level}/{index} holds {have} hashes in a tree of {size}; {width} asked")));
+    }
+    let tile = tlog::Tile::new(TILE_HEIGHT, level, index, width, false);
+    let adapter = Adapter::new(reader);
+    let data = tile.read_data(&adapter);
+    adapter.finish(data)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,27 +372,4 @@ mod tests {
             }
         }
     }
-}
-
-/// The height of C2SP tlog-tiles: 256 hashes (or entries) per tile.
-pub const TILE_HEIGHT: u8 = 8;
-
-/// How many hashes the tile at `level`, `index` holds in a tree of `size` (0: the tile does not exist).
-pub fn tile_width(level: u8, index: u64, size: u64) -> u32 {
-    let count = if u32::from(level) * u32::from(TILE_HEIGHT) >= 64 { 0 } else { size >> (u32::from(level) * u32::from(TILE_HEIGHT)) };
-    let start = index.saturating_mul(1 << TILE_HEIGHT);
-    count.saturating_sub(start).min(1 << TILE_HEIGHT) as u32
-}
-
-/// The C2SP tlog-tiles hash tile at `level`, `index` of a tree of `size`, `width` hashes wide
-/// (256 for a full tile), read from the stored hashes. A tile wider than the tree holds is refused.
-pub fn hash_tile(level: u8, index: u64, width: u32, size: u64, reader: &impl HashReader) -> Result<Vec<u8>, LedgerError> {
-    let have = tile_width(level, index, size);
-    if width == 0 || width > have {
-        return Err(LedgerError::InvalidInput(format!("tile {level}/{index} holds {have} hashes in a tree of {size}; {width} asked")));
-    }
-    let tile = tlog::Tile::new(TILE_HEIGHT, level, index, width, false);
-    let adapter = Adapter::new(reader);
-    let data = tile.read_data(&adapter);
-    adapter.finish(data)
 }
