@@ -10,12 +10,8 @@ use serde_json::json;
 async fn attributes_bring_a_footnote_into_play_for_the_items_it_is_about() {
     // The fixture, with a magazine D11-MAGB licensed for B and D and built under the detonator
     // provisions (a location flag).
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("site.db").display().to_string();
-    let site = tokio::task::spawn_blocking({
-        let db = db.clone();
-        move || {
-            let mut site = fixture(&db);
+    let app = spawn_app_prepared(
+        |site| {
             let at = time::OffsetDateTime::now_utc();
             let mag = LocationId::parse("D11-MAGB").unwrap();
             let licence = MagazineLicence {
@@ -39,12 +35,10 @@ async fn attributes_bring_a_footnote_into_play_for_the_items_it_is_about() {
             for (i, c) in setup.into_iter().enumerate() {
                 site.execute(qm_app::Request::new(Badge::parse("0001").unwrap(), c, format!("mag-{i}"), at)).unwrap();
             }
-            site
-        }
-    })
-    .await
-    .unwrap();
-    let app = serve(dir, db, site).await;
+        },
+        |_| {},
+    )
+    .await;
     let admin = sign_in(&app, "0001").await;
     let armorer = sign_in(&app, "1101").await;
     let witness = json!({"badge": "1103", "pin": PIN});

@@ -112,12 +112,8 @@ impl tlog_tiles::TileReader for Fetched {
 /// the root from them), an entry from its bundle by `tlog_tiles::check_record`.
 #[tokio::test]
 async fn the_ledger_is_served_as_tiles_that_independent_verifiers_accept() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("site.db").display().to_string();
-    let site = tokio::task::spawn_blocking({
-        let db = db.clone();
-        move || {
-            let mut site = fixture(&db);
+    let app = spawn_app_prepared(
+        |site| {
             let admin = qm_core::Badge::parse("0001").unwrap();
             let reqs: Vec<qm_app::Request> = (0..300)
                 .map(|i| {
@@ -133,13 +129,13 @@ async fn the_ledger_is_served_as_tiles_that_independent_verifiers_accept() {
                 r.unwrap();
             }
             site.checkpoint().unwrap();
-            site
-        }
-    })
-    .await
-    .unwrap();
-    let vkey = site.state().site.as_ref().unwrap().verifier_key.clone();
-    let app = serve(dir, db, site).await;
+        },
+        |_| {},
+    )
+    .await;
+    let session = sign_in(&app, "0001").await;
+    let (_, v) = session.get("/api/verifier-key").await;
+    let vkey = v["verifier_key"].as_str().unwrap_or_else(|| panic!("{v}")).to_string();
     let http = reqwest::Client::new();
     let get = |path: String| {
         let (http, url) = (http.clone(), app.url.clone());
@@ -176,7 +172,6 @@ async fn the_ledger_is_served_as_tiles_that_independent_verifiers_accept() {
     // Entry 271 from its bundle (the second, partial one), proved included by tlog_tiles.
     let i = 271u64;
     let width = qm_ledger::tile_width(0, 1, size);
-    let session = sign_in(&app, "0001").await;
     let r = session.client.get(format!("{}/ledger/tile/entries/001.p/{width}", app.url)).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let bundle = r.bytes().await.unwrap().to_vec();

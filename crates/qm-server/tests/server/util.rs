@@ -280,11 +280,20 @@ pub async fn spawn_app() -> App {
 
 /// As `spawn_app`, with the test's changes to the configuration.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut qm_server::Config)) -> App {
+    spawn_app_prepared(|_| {}, configure).await
+}
+
+/// The fixture site after `prepare` (run on a blocking thread: it may record much), served.
+pub async fn spawn_app_prepared(prepare: impl FnOnce(&mut Site) + Send + 'static, configure: impl FnOnce(&mut qm_server::Config)) -> App {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("site.db").display().to_string();
     let site = tokio::task::spawn_blocking({
         let db = db.clone();
-        move || fixture(&db)
+        move || {
+            let mut site = fixture(&db);
+            prepare(&mut site);
+            site
+        }
     })
     .await
     .unwrap();
