@@ -331,3 +331,32 @@ impl Site {
         Ok(qm_ledger::hash_tile(level, t.index, t.width, size, &StoreHashes(self.store.as_ref()))?)
     }
 }
+
+impl Site {
+    /// Entry `seq` as a C2SP tlog-proof (docs/sites.md): its canonical bytes as the `extra` data, its
+    /// inclusion proof in the largest checkpoint that covers it and that the parent cosigned (the
+    /// latest that covers it when none was cosigned), and that checkpoint with its cosignatures.
+    pub fn tlog_proof(&self, seq: u64) -> Result<String> {
+        let cosigs = self.store.cosignatures()?;
+        let covering: Vec<_> = self.store.checkpoints()?.into_iter().filter(|c| c.size > seq).collect();
+        let cp = covering
+            .iter()
+            .rev()
+            .find(|c| cosigs.iter().any(|s| s.size == c.size))
+            .or(covering.last())
+            .ok_or_else(|| AppError::Usage(format!("no checkpoint covers entry {seq} yet; run `qm checkpoint`")))?;
+        let lines: String = cosigs.iter().filter(|s| s.size == cp.size).map(|s| s.line.clone()).collect();
+        let entry = self
+            .store
+            .read_entries(seq, 1)?
+            .pop()
+            .ok_or_else(|| AppError::Rejected(qm_core::Rejection::NotFound { what: "entry", id: seq.to_string() }))?;
+        let proof = qm_ledger::prove_inclusion(seq, cp.size, &StoreHashes(self.store.as_ref()))?;
+        let p = qm_ledger::proof::TlogProof { extra: Some(entry.bytes), index: seq, proof, note: format!("{}{lines}", cp.note) };
+        // Checked before it leaves: the site's key, and the inclusion against the signed root.
+        let verifier = self.state.site.as_ref().map(|s| s.verifier_key.clone()).unwrap_or_default();
+        let entry = p.extra.clone().unwrap_or_default();
+        p.verify(&entry, &CheckpointVerifier::new(&verifier)?, &[])?;
+        Ok(p.text())
+    }
+}

@@ -25,7 +25,11 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
             out.json_or(&rows, || cps.iter().map(|c| c.note.clone()).collect::<Vec<_>>().join("\n"));
             Ok(0)
         }
-        Cmd::Prove { seq } => {
+        Cmd::Prove { seq, tlog_proof: true } => {
+            print!("{}", open()?.tlog_proof(*seq)?);
+            Ok(0)
+        }
+        Cmd::Prove { seq, tlog_proof: false } => {
             let s = open()?;
             let pr = s.prove(*seq)?;
             out.json_or(&pr, || {

@@ -234,6 +234,19 @@ fn headquarters_witnesses_a_department_and_catches_a_rewritten_history() {
     // The same request carried twice is answered from what headquarters holds now (409): nothing changes.
     let again = qm(d, &hq, &hq_key, &["--children", children_arg, "witness", "import", &request, "--answer", &answer]);
     assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("--parent-held 10"), "{again:?}");
+    // One entry as a C2SP tlog-proof: the entry, its inclusion proof, the checkpoint headquarters
+    // cosigned; checked offline with the department's and headquarters' keys, and by tlog_tiles.
+    let text = ok(d, &dep, &dep_key, &["prove", "3", "--tlog-proof"]);
+    assert!(text.starts_with("c2sp.org/tlog-proof@v1\nextra "), "{text}");
+    let proof = qm_ledger::proof::TlogProof::parse(&text).unwrap();
+    let entry = proof.extra.clone().unwrap();
+    assert!(String::from_utf8_lossy(&entry).contains("Armory section"));
+    let log = qm_ledger::CheckpointVerifier::new(&dep_vkey).unwrap();
+    let cp = proof.verify(&entry, &log, &[&witness_key]).unwrap();
+    assert_eq!((proof.index, cp.size), (3, 10));
+    let tiles_proof: Vec<tlog_tiles::Hash> = proof.proof.iter().map(|h| tlog_tiles::Hash(*h)).collect();
+    tlog_tiles::check_record(&tiles_proof, cp.size, tlog_tiles::Hash(cp.root), 3, tlog_tiles::record_hash(&entry)).unwrap();
+    assert!(proof.verify(b"another entry", &log, &[&witness_key]).is_err(), "another entry is not proved by it");
     // A backup of headquarters keeps what it witnessed and the evidence.
     let backup = d.join("hq.qmbackup").display().to_string();
     ok(d, &hq, &hq_key, &["backup", &backup]);

@@ -8,6 +8,7 @@
 
 pub mod canonical;
 mod checkpoint;
+pub mod proof;
 mod tree;
 pub mod witness;
 

@@ -311,7 +311,13 @@ pub enum Cmd {
     /// List stored checkpoints.
     Checkpoints,
     /// Inclusion proof of an entry against the latest checkpoint.
-    Prove { seq: u64 },
+    Prove {
+        seq: u64,
+        /// Print a C2SP tlog-proof instead (the entry, its inclusion proof, the checkpoint with the
+        /// parent's cosignatures): one file an auditor verifies offline (docs/sites.md).
+        #[arg(long)]
+        tlog_proof: bool,
+    },
     /// Consistency proof between two checkpoints.
     Consistency { old: u64, new: u64 },
     /// The signed-note verifier key an auditor uses to check checkpoints.
