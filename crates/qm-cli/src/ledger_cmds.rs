@@ -25,26 +25,7 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
             out.json_or(&rows, || cps.iter().map(|c| c.note.clone()).collect::<Vec<_>>().join("\n"));
             Ok(0)
         }
-        Cmd::Prove { seq, tlog_proof: true } => {
-            print!("{}", open()?.tlog_proof(*seq)?);
-            Ok(0)
-        }
-        Cmd::Prove { seq, tlog_proof: false } => {
-            let s = open()?;
-            let pr = s.prove(*seq)?;
-            out.json_or(&pr, || {
-                format!(
-                    "entry {} in tree of size {}\nleaf hash {}\nproof:\n{}\ncheckpoint:\n{}\nentry:\n{}",
-                    pr.seq,
-                    pr.tree_size,
-                    pr.leaf_hash,
-                    pr.proof.iter().map(|h| format!("  {h}")).collect::<Vec<_>>().join("\n"),
-                    pr.checkpoint,
-                    pr.entry
-                )
-            });
-            Ok(0)
-        }
+        Cmd::Prove { seq, tlog_proof } => prove(&open()?, *seq, *tlog_proof, out),
         Cmd::Consistency { old, new } => {
             let s = open()?;
             let pr = s.prove_consistency(*old, *new)?;
@@ -95,4 +76,25 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
         }
         other => Err(AppError::Internal(format!("{other:?} is not a ledger command"))),
     }
+}
+
+/// `qm prove SEQ [--tlog-proof]`: entry SEQ's inclusion proof, or the same as a C2SP tlog-proof.
+fn prove(s: &Site, seq: u64, tlog_proof: bool, out: &Out) -> R<u8> {
+    if tlog_proof {
+        print!("{}", s.tlog_proof(seq)?);
+        return Ok(0);
+    }
+    let pr = s.prove(seq)?;
+    out.json_or(&pr, || {
+        format!(
+            "entry {} in tree of size {}\nleaf hash {}\nproof:\n{}\ncheckpoint:\n{}\nentry:\n{}",
+            pr.seq,
+            pr.tree_size,
+            pr.leaf_hash,
+            pr.proof.iter().map(|h| format!("  {h}")).collect::<Vec<_>>().join("\n"),
+            pr.checkpoint,
+            pr.entry
+        )
+    });
+    Ok(0)
 }
