@@ -112,6 +112,10 @@ impl Site {
     /// incident at the child's unit, raised by the site itself.
     fn fork_found(&mut self, origin: &str, child: &Child, held: &Witnessed, offered: &str, why: &str, at: OffsetDateTime) -> Result<()> {
         let offered_size = offered.lines().nth(1).unwrap_or("?").to_string();
+        // The same contradicting checkpoint offered again is the same evidence, and the same incident.
+        if self.store.fork_evidence()?.iter().any(|e| e.origin == origin && e.offered_note == offered) {
+            return Ok(());
+        }
         self.store.add_fork_evidence(&ForkEvidence {
             origin: origin.to_string(),
             held_note: held.note.clone(),

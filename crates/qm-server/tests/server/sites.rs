@@ -59,9 +59,12 @@ pub async fn sync_children(c: &Children, url: &str, hq_db: &str) {
             let note =
                 qm_ledger::sign_checkpoint(&k, &qm_ledger::Checkpoint { origin: origin.to_string(), size: 3, root: [9; 32] }).unwrap();
             let body = qm_ledger::witness::AddCheckpoint { old: 3, proof: vec![], note }.body();
-            match ask_parent(&client, &parent.url, body).await.unwrap() {
-                ParentAnswer::Refused(422, why) => assert!(why.contains("not consistent"), "{why}"),
-                _ => panic!("a contradicting checkpoint was not refused with 422"),
+            // Offered twice: refused twice, kept once.
+            for _ in 0..2 {
+                match ask_parent(&client, &parent.url, body.clone()).await.unwrap() {
+                    ParentAnswer::Refused(422, why) => assert!(why.contains("not consistent"), "{why}"),
+                    _ => panic!("a contradicting checkpoint was not refused with 422"),
+                }
             }
         }
     }
@@ -81,6 +84,7 @@ async fn headquarters_lists_its_child_sites_and_only_to_its_own_staff() {
         v.as_array().unwrap().iter().map(|x| (x["origin"].as_str().unwrap(), x["state"].as_str().unwrap())).collect();
     assert_eq!(states, [("d13.example", "rewritten"), ("d12.example", "never"), ("d11.example", "consistent")], "{v}");
     assert_eq!(v[2]["size"].as_u64(), Some(3), "{v}");
+    assert_eq!(v[0]["evidence"].as_u64(), Some(1), "the same contradicting checkpoint twice is kept once: {v}");
     let (_, incidents) = admin.get("/api/incidents?kind=ledger_fork").await;
     assert_eq!(incidents.as_array().unwrap().len(), 1, "{incidents}");
     // A department's officer may not see them; the attempt is recorded.
