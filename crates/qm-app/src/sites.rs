@@ -364,3 +364,31 @@ impl Site {
         Ok(p.text())
     }
 }
+
+/// Where this site stands with its parent: the largest size it cosigned, when, and how many entries
+/// wait to be (the next sync carries them all).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ParentStatus {
+    pub size: u64,
+    pub cosigned_size: u64,
+    pub cosigned_at: Option<String>,
+    pub age_h: Option<i64>,
+    pub waiting: u64,
+    pub witness: Option<String>,
+}
+
+impl Site {
+    pub fn parent_status(&self, now: OffsetDateTime) -> Result<ParentStatus> {
+        let latest = self.store.cosignatures()?.into_iter().max_by_key(|c| (c.size, c.at_ms));
+        let at = latest.as_ref().map(|c| crate::conditions::from_ms(c.at_ms));
+        let cosigned_size = latest.as_ref().map_or(0, |c| c.size);
+        Ok(ParentStatus {
+            size: self.size(),
+            cosigned_size,
+            cosigned_at: at.map(|a| crate::zone::SiteZone::of(self.state()).show(a)),
+            age_h: at.map(|a| (now - a).whole_hours()),
+            waiting: self.size().saturating_sub(cosigned_size),
+            witness: latest.map(|c| c.witness),
+        })
+    }
+}

@@ -128,6 +128,21 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
         Cmd::Sync { media: Some(SyncMedia::Export { file, parent_held }), .. } => export(cli, file, *parent_held, out),
         Cmd::Sync { media: Some(SyncMedia::Import { file }), parent_key, .. } => import_answer(cli, file, parent_key.as_deref(), out),
         Cmd::Witness(WitnessCmd::Import { file, answer }) => witness_import(cli, file, answer, out),
+        Cmd::Sync { media: Some(SyncMedia::Status), .. } => {
+            let s = open_site(cli)?.parent_status(now())?;
+            out.json_or(&s, || match &s.cosigned_at {
+                None => format!("{} entries; no checkpoint of this site was cosigned by a parent yet", s.size),
+                Some(at) => format!(
+                    "{} entries; the parent ({}) cosigned {} of them on {at} ({} h ago); {} waiting",
+                    s.size,
+                    s.witness.as_deref().unwrap_or("?"),
+                    s.cosigned_size,
+                    s.age_h.unwrap_or(0),
+                    s.waiting
+                ),
+            });
+            Ok(0)
+        }
         Cmd::Witness(WitnessCmd::Key) => {
             let site = open_site(cli)?;
             let key = qm_app::sites::witness_key(&qm_app::sites::witness_key_path(&key_path(cli)?), &site.site_name())?;

@@ -231,6 +231,11 @@ fn headquarters_witnesses_a_department_and_catches_a_rewritten_history() {
     let out = json(d, &dep, &dep_key, &["sync", "import", &answer, "--parent-key", &witness_key]);
     assert_eq!(out["cosigned_size"].as_str(), Some("10"), "{out}");
     held(10);
+    let status = json(d, &dep, &dep_key, &["sync", "status"]);
+    assert_eq!((status["cosigned_size"].as_u64(), status["waiting"].as_u64()), (Some(10), Some(0)), "{status}");
+    ok(d, &dep, &dep_key, &["unit", "add", "D-11-H", "--name", "Depot", "--parent", "D-11"]);
+    let status = json(d, &dep, &dep_key, &["sync", "status"]);
+    assert_eq!((status["size"].as_u64(), status["waiting"].as_u64()), (Some(11), Some(1)), "one entry waits for the next sync: {status}");
     // The same request carried twice is answered from what headquarters holds now (409): nothing changes.
     let again = qm(d, &hq, &hq_key, &["--children", children_arg, "witness", "import", &request, "--answer", &answer]);
     assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("--parent-held 10"), "{again:?}");

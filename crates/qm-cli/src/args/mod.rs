@@ -754,4 +754,6 @@ pub enum SyncMedia {
     /// Keep the parent's answer brought back (`qm witness import --answer` there), once its
     /// cosignature verifies with --parent-key.
     Import { file: String },
+    /// Where this site stands with its parent: entries cosigned, when, how many wait.
+    Status,
 }

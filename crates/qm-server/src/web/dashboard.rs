@@ -11,13 +11,15 @@ pub(crate) use qm_app::overview::{ledger_status, unit_rows};
 pub(crate) async fn dashboard(Visitor { st, p, .. }: Visitor) -> WebResult {
     let pp = p.clone();
     let witness = st.witness.clone().filter(|_| p.at_root);
-    let (rows, ls, overdue_h, access, sites) = st
+    let has_parent = st.config.parent.is_some();
+    let (rows, ls, overdue_h, access, (sites, parent)) = st
         .site
         .call(move |site| {
             let s = site.state();
             let access = qm_app::access::summary(site, &|u| crate::scope::sees(s, &pp, Some(u)), now());
             let sites = witness.map(|w| qm_app::sites::sites_view(site, &w.children, now()).unwrap_or_default());
-            (unit_rows(s, &pp.unit, now()), ledger_status(site, now()), s.incident_rules.0.overdue_after_h(), access, sites)
+            let parent = if has_parent { site.parent_status(now()).ok() } else { None };
+            (unit_rows(s, &pp.unit, now()), ledger_status(site, now()), s.incident_rules.0.overdue_after_h(), access, (sites, parent))
         })
         .await?;
     let count = |v: &[qm_app::sites::SiteView], state: &str| v.iter().filter(|x| x.state == state).count();
@@ -40,6 +42,18 @@ pub(crate) async fn dashboard(Visitor { st, p, .. }: Visitor) -> WebResult {
             " · "
             a.(flag(access.open_incidents)) #access-incidents href="/incidents" { (access.open_incidents) " open access incidents" }
             " · " a href="/access" { "who is inside" }
+        }
+        @if let Some(ps) = &parent {
+            // Late: nothing cosigned for a day while entries wait (the line may be down; docs/sites.md).
+            @let late = ps.waiting > 0 && ps.age_h.is_none_or(|h| h >= qm_app::sites::SILENT_AFTER_H);
+            p #parent-status {
+                "Parent: "
+                @match &ps.cosigned_at {
+                    Some(at) => { "cosigned " strong { (ps.cosigned_size) } " of " (ps.size) " entries on " (at) },
+                    None => { "no checkpoint of this site cosigned yet" },
+                }
+                " · " span.(flag(usize::from(late))) #parent-waiting { (ps.waiting) " entries waiting" }
+            }
         }
         @if let Some(v) = &sites {
             p #sites-summary {

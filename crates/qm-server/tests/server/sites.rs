@@ -219,3 +219,35 @@ async fn the_ledger_is_served_as_tiles_that_independent_verifiers_accept() {
     assert_eq!(r.status().as_u16(), 403);
     app.stop().await;
 }
+
+/// A department whose headquarters cannot be reached works on; its dashboard says how many entries
+/// wait for the parent's cosignature.
+#[tokio::test]
+async fn a_child_shows_what_waits_for_its_parent() {
+    let witness = qm_app::sites::SiteKey::generate("hq.example/witness");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let app = spawn_app_with(|c| {
+        c.parent = Some(format!("http://127.0.0.1:{closed}/witness"));
+        c.parent_key = Some(qm_app::sites::cosigner_verifier_key(&witness));
+        c.sync_every_s = 1;
+    })
+    .await;
+    let admin = sign_in(&app, "0001").await;
+    let html = admin.client.get(format!("{}/", app.url)).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("id=\"parent-status\"") && html.contains("no checkpoint of this site cosigned yet"), "{html}");
+    assert!(html.contains("entries waiting"), "{html}");
+    // A parent key that is not a witness key stops the server at start.
+    let r = qm_server::start(
+        qm_server::Config {
+            addr: "127.0.0.1:0".into(),
+            db: app.db.clone(),
+            parent: Some("http://127.0.0.1:1/witness".into()),
+            parent_key: Some(witness.verifier_key()),
+            ..qm_server::Config::default()
+        },
+        qm_app::Site::open(qm_backends::open_store, &app.db, None).unwrap(),
+    )
+    .await;
+    assert!(r.err().is_some_and(|e| e.contains("QM_PARENT_KEY")));
+    app.stop().await;
+}
