@@ -22,18 +22,12 @@ impl TlogProof {
     /// The text form: header, optional `extra`, `index`, one base64 hash per line, an empty line,
     /// the checkpoint.
     pub fn text(&self) -> String {
-        let mut out = format!("{HEADER}\n");
+        let mut head = format!("{HEADER}\n");
         if let Some(e) = &self.extra {
-            out.push_str(&format!("extra {}\n", BASE64_STANDARD.encode(e)));
+            head.push_str(&format!("extra {}\n", BASE64_STANDARD.encode(e)));
         }
-        out.push_str(&format!("index {}\n", self.index));
-        for h in &self.proof {
-            out.push_str(&BASE64_STANDARD.encode(h));
-            out.push('\n');
-        }
-        out.push('\n');
-        out.push_str(&self.note);
-        out
+        head.push_str(&format!("index {}\n", self.index));
+        crate::witness::hashes_then_note(&head, &self.proof, &self.note)
     }
 
     pub fn parse(text: &str) -> Result<TlogProof, LedgerError> {
@@ -57,11 +51,7 @@ impl TlogProof {
             .filter(|n| *n == "0" || !n.starts_with('0'))
             .and_then(|n| n.parse().ok())
             .ok_or_else(|| bad("no `index N` line"))?;
-        let proof = lines
-            .map(|l| {
-                BASE64_STANDARD.decode(l).ok().and_then(|h| Hash::try_from(h).ok()).ok_or_else(|| bad("a proof line is not a base64 hash"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let proof = crate::witness::parse_hash_lines(lines).map_err(|e| LedgerError::InvalidInput(format!("not a tlog-proof: {e}")))?;
         Ok(TlogProof { extra, index, proof, note: note.to_owned() })
     }
 

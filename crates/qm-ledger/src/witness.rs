@@ -130,17 +130,36 @@ pub struct AddCheckpoint {
     pub note: String,
 }
 
+/// The text shape C2SP's proof-carrying messages share (tlog-witness requests, tlog-proof):
+/// `head` lines, one base64 hash per line, an empty line, the checkpoint note.
+pub(crate) fn hashes_then_note(head: &str, hashes: &[Hash], note: &str) -> String {
+    let mut out = head.to_owned();
+    for h in hashes {
+        out.push_str(&BASE64_STANDARD.encode(h));
+        out.push('\n');
+    }
+    out.push('\n');
+    out.push_str(note);
+    out
+}
+
+/// The hash lines of such a message, each a base64 SHA-256 hash; the first line that is not, named.
+pub(crate) fn parse_hash_lines<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Vec<Hash>, String> {
+    lines
+        .map(|l| {
+            BASE64_STANDARD
+                .decode(l)
+                .ok()
+                .and_then(|h| <Hash>::try_from(h).ok())
+                .ok_or_else(|| format!("line {l:?} is not a base64 SHA-256 hash"))
+        })
+        .collect()
+}
+
 impl AddCheckpoint {
     /// The request body: `old N`, one base64 hash per line, an empty line, the checkpoint.
     pub fn body(&self) -> String {
-        let mut out = format!("old {}\n", self.old);
-        for h in &self.proof {
-            out.push_str(&BASE64_STANDARD.encode(h));
-            out.push('\n');
-        }
-        out.push('\n');
-        out.push_str(&self.note);
-        out
+        hashes_then_note(&format!("old {}\n", self.old), &self.proof, &self.note)
     }
 
     /// Parses a request body; a malformed one is a 400.
@@ -154,15 +173,7 @@ impl AddCheckpoint {
             .filter(|n| *n == "0" || (!n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit())))
             .and_then(|n| n.parse::<u64>().ok())
             .ok_or_else(|| bad("the first line must be `old <size>`".into()))?;
-        let proof = lines
-            .map(|l| {
-                BASE64_STANDARD
-                    .decode(l)
-                    .ok()
-                    .and_then(|h| <Hash>::try_from(h).ok())
-                    .ok_or_else(|| bad(format!("proof line {l:?} is not a base64 SHA-256 hash")))
-            })
-            .collect::<Result<Vec<Hash>, Refusal>>()?;
+        let proof = parse_hash_lines(lines).map_err(|e| bad(format!("proof {e}")))?;
         if proof.len() > PROOF_LINES_MAX {
             return Err(bad(format!("{} proof lines; at most {PROOF_LINES_MAX}", proof.len())));
         }
