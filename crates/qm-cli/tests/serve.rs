@@ -133,21 +133,7 @@ impl Server {
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let url = loop {
-            match lines.next() {
-                Some(Ok(l)) => {
-                    if let Some(rest) = l.split("is serving ").nth(1) {
-                        break rest.split_whitespace().next().unwrap().trim_end_matches('/').to_string();
-                    }
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("qm serve ended before serving: {}", std::fs::read_to_string(&stderr).unwrap_or_default());
-                }
-            }
-        };
+        let (url, lines) = common::served_url(&mut child, &stderr);
         // Keep reading stdout so the server never blocks on a full pipe.
         let stdout: Arc<Mutex<String>> = Arc::default();
         let out = stdout.clone();

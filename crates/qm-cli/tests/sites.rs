@@ -4,8 +4,9 @@
 //! re-signs it with the site's key is refused at the next sync, and headquarters keeps both signed
 //! checkpoints and raises a critical incident. Processes on loopback, ended by this test.
 
+mod common;
+
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -59,16 +60,7 @@ fn serve(dir: &Path, db: &str, key: &Path, addr: &str, env: &[(&str, &str)], nam
         .stderr(std::fs::File::create(&stderr).unwrap())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        match lines.next() {
-            Some(Ok(l)) if l.contains("is serving ") => {
-                break l.split("is serving ").nth(1).unwrap().split_whitespace().next().unwrap().trim_end_matches('/').to_string()
-            }
-            Some(Ok(_)) => {}
-            _ => panic!("qm serve ended: {}", std::fs::read_to_string(&stderr).unwrap_or_default()),
-        }
-    };
+    let (url, lines) = common::served_url(&mut child, &stderr);
     std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
     Server(child, url)
 }
