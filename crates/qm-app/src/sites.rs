@@ -326,13 +326,11 @@ impl Site {
             }
             return Ok(out);
         };
-        if t.width == 0 || t.width > qm_ledger::tile_width(level, t.index, size) {
-            return Err(AppError::Rejected(qm_core::Rejection::NotFound {
-                what: "tile",
-                id: format!("{level}/{} ({} hashes)", t.index, t.width),
-            }));
-        }
-        Ok(qm_ledger::hash_tile(level, t.index, t.width, size, &StoreHashes(self.store.as_ref()))?)
+        // A tile wider than the tree holds is the ledger's refusal, and a 404 to the client.
+        qm_ledger::hash_tile(level, t.index, t.width, size, &StoreHashes(self.store.as_ref())).map_err(|e| match e {
+            qm_ledger::LedgerError::InvalidInput(m) => AppError::Rejected(qm_core::Rejection::NotFound { what: "tile", id: m }),
+            other => other.into(),
+        })
     }
 }
 

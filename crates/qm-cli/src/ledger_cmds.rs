@@ -81,7 +81,8 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
 /// `qm prove SEQ [--tlog-proof]`: entry SEQ's inclusion proof, or the same as a C2SP tlog-proof.
 fn prove(s: &Site, seq: u64, tlog_proof: bool, out: &Out) -> R<u8> {
     if tlog_proof {
-        print!("{}", s.tlog_proof(seq)?);
+        let text = s.tlog_proof(seq)?;
+        out.json_or(&serde_json::json!({ "seq": seq, "tlog_proof": text }), || text.trim_end().to_string());
         return Ok(0);
     }
     let pr = s.prove(seq)?;

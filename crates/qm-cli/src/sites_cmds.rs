@@ -89,8 +89,9 @@ fn witness_status(cli: &Cli, out: &Out) -> R<u8> {
         .map(|w| serde_json::json!({"origin": w.origin, "size": w.size, "root": qm_app::hex(&w.root), "cosigned_at_ms": w.at_ms}))
         .collect();
     out.json_or(&rows, || {
+        let zone = qm_app::zone::SiteZone::of(site.state());
         let lines: Vec<String> =
-            list.iter().map(|w| format!("{:<32} size {:>8}  cosigned {}", w.origin, w.size, from_ms(w.at_ms))).collect();
+            list.iter().map(|w| format!("{:<32} size {:>8}  cosigned {}", w.origin, w.size, zone.show(from_ms(w.at_ms)))).collect();
         if lines.is_empty() {
             "no child site has asked for a cosignature yet".into()
         } else {

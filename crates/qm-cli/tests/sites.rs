@@ -236,6 +236,8 @@ fn headquarters_witnesses_a_department_and_catches_a_rewritten_history() {
     let text = ok(d, &dep, &dep_key, &["prove", "3", "--tlog-proof"]);
     assert!(text.starts_with("c2sp.org/tlog-proof@v1\nextra "), "{text}");
     let proof = qm_ledger::proof::TlogProof::parse(&text).unwrap();
+    let as_json = json(d, &dep, &dep_key, &["prove", "3", "--tlog-proof"]);
+    assert_eq!(as_json["tlog_proof"].as_str(), Some(text.as_str()), "--json carries the same proof");
     let entry = proof.extra.clone().unwrap();
     assert!(String::from_utf8_lossy(&entry).contains("Armory section"));
     let log = qm_ledger::CheckpointVerifier::new(&dep_vkey).unwrap();

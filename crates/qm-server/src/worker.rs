@@ -173,9 +173,6 @@ fn checkpoint(site: &mut Site) {
 }
 
 fn call(site: &mut Site, f: Call) {
-    if let Err(e) = site.catch_up_external() {
-        tracing::warn!("reading entries another process appended: {e}");
-    }
     match site.ensure_fresh() {
         Ok(()) => f(Ok(site)),
         Err(e) => f(Err(e)),
@@ -350,6 +347,11 @@ fn run(mut site: Site, mut rx: mpsc::Receiver<Job>, every: Duration, due: Durati
                     finish(&mut site, fl);
                 }
                 flush_denials(&mut site, false);
+                // Reads that wait for what is recorded also see what another process appended (not
+                // peeks: sign-in checks stay one lookup).
+                if let Err(e) = site.catch_up_external() {
+                    tracing::warn!("reading entries another process appended: {e}");
+                }
                 call(&mut site, f)
             }
             Job::Shutdown(done) => {
