@@ -106,8 +106,8 @@ impl Site {
         let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
         let known = self.store().door_event_ids(source, &ids)?;
         let before = events.len();
-        let in_flight = &self.door_in_flight;
-        events.retain(|e| !known.contains(&e.id) && (in_flight.is_empty() || !in_flight.contains(&(source.to_string(), e.id.clone()))));
+        let in_flight = self.door_in_flight.get(source);
+        events.retain(|e| !known.contains(&e.id) && !in_flight.is_some_and(|ids| ids.contains(&e.id)));
         let counts = DoorCounts { recorded: events.len(), duplicates: before - events.len() };
         if events.is_empty() {
             return Ok((None, counts));
@@ -128,17 +128,30 @@ impl Site {
             })
             .collect();
         let sha256 = door_digest(&stored);
-        let ids: Vec<(String, String)> = stored.iter().map(|d| (d.source.clone(), d.event_id.clone())).collect();
+        let ids: Vec<String> = stored.iter().map(|d| d.event_id.clone()).collect();
         let key = key.map_or_else(|| format!("door-{source}-{sha256}"), str::to_string);
         let req = Request::new(site, Command::RecordDoorEvents { source: source.to_string(), events, sha256 }, key, at);
         let mut ticket = self.submit_with_data(&req, |o, commit| {
             commit.door_events = stored.into_iter().map(|d| StoredDoorEvent { digest_seq: o.first_seq, ..d }).collect();
         });
         if !ticket.accepted.is_empty() && ticket.done.is_some() {
-            self.door_in_flight.extend(ids.iter().cloned());
-            ticket.door_ids = ids;
+            self.door_in_flight.entry(source.to_string()).or_default().extend(ids.iter().cloned());
+            ticket.door_ids = Some((source.to_string(), ids));
         }
         Ok((Some(ticket), counts))
+    }
+
+    /// A batch's door events are durable (or failed): no longer in flight.
+    pub(crate) fn doors_landed(&mut self, ids: Option<(String, Vec<String>)>) {
+        let Some((source, ids)) = ids else { return };
+        if let Some(held) = self.door_in_flight.get_mut(&source) {
+            for id in &ids {
+                held.remove(id);
+            }
+            if held.is_empty() {
+                self.door_in_flight.remove(&source);
+            }
+        }
     }
 
     /// One person at a place's door terminal (the server's page, its API, `qm access door`): the

@@ -251,7 +251,7 @@ pub struct Site {
     in_flight: HashMap<String, Outcome>,
     /// Door events of batches handed to the writer and not yet finished, by source and id: a
     /// message sent meanwhile that repeats one is told it is a duplicate (the store cannot tell yet).
-    door_in_flight: HashSet<(String, String)>,
+    door_in_flight: HashMap<String, HashSet<String>>,
     /// Set when a commit failed and the books could not be re-read from the store (the database went
     /// away): the books in memory may hold changes that were never recorded, so nothing is read or
     /// written until `ensure_fresh` re-reads them.
@@ -269,8 +269,8 @@ pub struct Ticket {
     done: Option<std::sync::mpsc::Receiver<Durable>>,
     /// Its number among the tickets handed to the writer (0: nothing was handed over).
     id: u64,
-    /// The door events it stores, by source and id (`Site::door_in_flight` until it is finished).
-    door_ids: Vec<(String, String)>,
+    /// The door events it stores: their source and ids (`Site::door_in_flight` until it is finished).
+    door_ids: Option<(String, Vec<String>)>,
     /// The writer's answer, once `wait` has seen it.
     answered: Option<Durable>,
 }
@@ -371,7 +371,7 @@ impl Site {
             db: db.to_string(),
             writer: None,
             in_flight: HashMap::new(),
-            door_in_flight: HashSet::new(),
+            door_in_flight: HashMap::new(),
             stale: None,
             unencoded: vec![],
             last_ticket: 0,

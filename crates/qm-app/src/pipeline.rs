@@ -73,7 +73,7 @@ impl Site {
 
     /// A staged batch's ticket: its commit (if anything was staged) handed to the writer.
     fn ticket(&mut self, results: Vec<Result<Outcome>>, accepted: Vec<usize>, commit: Option<Commit>) -> Ticket {
-        let mut ticket = Ticket { results, accepted, done: None, id: 0, door_ids: vec![], answered: None };
+        let mut ticket = Ticket { results, accepted, done: None, id: 0, door_ids: None, answered: None };
         let Some(commit) = commit else { return ticket };
         let commit = Commit { rows: self.touched_rows(), ..commit };
         for i in &ticket.accepted {
@@ -143,9 +143,7 @@ impl Site {
                 }
             }
         }
-        for id in &ticket.door_ids {
-            self.door_in_flight.remove(id);
-        }
+        self.doors_landed(ticket.door_ids.take());
         match outcome {
             Ok(edge) => {
                 let edge_moved = edge.is_some();
