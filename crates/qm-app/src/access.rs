@@ -4,14 +4,14 @@
 //! place's log of the day.
 
 use crate::conditions::{from_ms, ms};
-use crate::{AppError, Outcome, Request, Result, Site};
+use crate::{AppError, Outcome, Request, Result, Site, IDEMPOTENCY_KEY_LEN_MAX};
 use qm_core::access::{DoorInput, DoorKind, Passage, Proof};
 use qm_core::event::CredentialKind;
 use qm_core::{Badge, Command, Event, LocationId, Rejection};
 use qm_store::{DoorQuery, EntrySource, StoredDoorEvent};
 use serde::Serialize;
 use sha2::Digest;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use time::OffsetDateTime;
 
 fn proof_str(p: Option<Proof>) -> Option<String> {
@@ -112,6 +112,9 @@ impl Site {
         if events.is_empty() {
             return Ok((None, counts));
         }
+        if events.len() > qm_core::decide::DOOR_EVENTS_MAX {
+            return Err(invalid(format!("from 1 to {} door events per batch", qm_core::decide::DOOR_EVENTS_MAX)));
+        }
         let stored: Vec<StoredDoorEvent> = events
             .iter()
             .map(|e| StoredDoorEvent {
@@ -127,12 +130,11 @@ impl Site {
                 digest_seq: 0,
             })
             .collect();
-        let sha256 = door_digest(&stored);
         let ids: Vec<String> = stored.iter().map(|d| d.event_id.clone()).collect();
-        let key = key.map_or_else(|| format!("door-{source}-{sha256}"), str::to_string);
-        let req = Request::new(site, Command::RecordDoorEvents { source: source.to_string(), events, sha256 }, key, at);
-        let mut ticket = self.submit_with_data(&req, |o, commit| {
-            commit.door_events = stored.into_iter().map(|d| StoredDoorEvent { digest_seq: o.first_seq, ..d }).collect();
+        let (reqs, mut rows) = door_requests(&site, source, key, at, events, stored)?;
+        let mut ticket = self.submit_parts(&reqs, |i, o, commit| {
+            let part = rows.get_mut(i).map(std::mem::take).unwrap_or_default();
+            commit.door_events.extend(part.into_iter().map(|d| StoredDoorEvent { digest_seq: o.first_seq, ..d }));
         });
         if !ticket.accepted.is_empty() && ticket.done.is_some() {
             self.door_in_flight.entry(source.to_string()).or_default().extend(ids.iter().cloned());
@@ -213,6 +215,79 @@ pub fn terminal_proof(real: &crate::act::Attempt, duress: &crate::act::Attempt, 
     };
     let _ = real.settle(proof != Proof::WrongPin);
     proof
+}
+
+fn invalid(message: String) -> AppError {
+    AppError::Rejected(Rejection::Invalid(message))
+}
+
+/// How much of the ledger's entry budget a door event's passage may take, judged and with the
+/// incident it may open: its texts, and a fixed share for its time, kind, findings and reason.
+fn door_event_bytes(e: &DoorInput) -> usize {
+    let texts = [Some(e.id.as_str()), Some(e.door.as_str()), e.card.as_deref(), Some(e.reason.as_str())];
+    let ids = e.location.as_ref().map_or(0, |l| l.as_str().len()) + e.badge.as_ref().map_or(0, |b| b.as_str().len());
+    texts.iter().flatten().map(|t| t.len()).sum::<usize>() + ids + 200
+}
+
+/// The most one part of a batch of door events may take by [`door_event_bytes`]: with an incident of
+/// at most 600 bytes opened for every event in it, a part stays within an entry (`EVENT_BYTES_MAX`).
+const DOOR_PART_BYTES: usize = 24_000;
+/// The most events one part holds (a part of short events, every one opening an incident).
+const DOOR_PART_EVENTS: usize = 60;
+
+/// How many events each part of a batch holds, in order: each within the entry's budget.
+pub(crate) fn door_parts(events: &[DoorInput]) -> Vec<usize> {
+    let mut parts = vec![];
+    let (mut n, mut bytes) = (0, 0);
+    for e in events {
+        let b = door_event_bytes(e);
+        if n > 0 && (n == DOOR_PART_EVENTS || bytes + b > DOOR_PART_BYTES) {
+            parts.push(n);
+            (n, bytes) = (0, 0);
+        }
+        n += 1;
+        bytes += b;
+    }
+    if n > 0 {
+        parts.push(n);
+    }
+    parts
+}
+
+/// A batch of door events as the requests that record it, one per part (the ledger's entries are at
+/// most 64 KiB), committed together; each part's rows are digested in its own entry, and the first
+/// part keeps the batch's idempotency key.
+fn door_requests(
+    site: &Badge,
+    source: &str,
+    key: Option<&str>,
+    at: OffsetDateTime,
+    mut events: Vec<DoorInput>,
+    mut stored: Vec<StoredDoorEvent>,
+) -> Result<(Vec<Request>, Vec<Vec<StoredDoorEvent>>)> {
+    let bounds = door_parts(&events);
+    if bounds.len() > 1 {
+        // Each part is checked on its own by the rules: an id twice in the message is found here.
+        let mut seen = HashSet::with_capacity(stored.len());
+        if let Some((n, d)) = stored.iter().enumerate().find(|(_, d)| !seen.insert(d.event_id.as_str())) {
+            return Err(invalid(format!("door event {}: id {:?} appears twice in the batch", n + 1, d.event_id)));
+        }
+    }
+    let (mut reqs, mut rows) = (vec![], vec![]);
+    for (i, n) in bounds.into_iter().enumerate() {
+        let part_events: Vec<DoorInput> = events.drain(..n).collect();
+        let part_rows: Vec<StoredDoorEvent> = stored.drain(..n).collect();
+        let sha256 = door_digest(&part_rows);
+        let part_key = match (key, i) {
+            (Some(k), 0) => k.to_string(),
+            (Some(k), i) => format!("{}#{}", k.chars().take(IDEMPOTENCY_KEY_LEN_MAX - 8).collect::<String>(), i + 1),
+            (None, _) => format!("door-{source}-{sha256}").chars().take(IDEMPOTENCY_KEY_LEN_MAX).collect(),
+        };
+        let command = Command::RecordDoorEvents { source: source.to_string(), events: part_events, sha256 };
+        reqs.push(Request::new(site.clone(), command, part_key, at));
+        rows.push(part_rows);
+    }
+    Ok((reqs, rows))
 }
 
 /// How many events of a batch were new and how many the source had sent before.

@@ -189,6 +189,22 @@ pub struct Outcome {
     pub entries: std::sync::Arc<[Envelope]>,
 }
 
+impl Outcome {
+    /// One outcome for the parts of one request, committed together (`Site::submit_parts`).
+    pub(crate) fn spanning(mut parts: Vec<Outcome>) -> Outcome {
+        if parts.len() == 1 {
+            if let Some(o) = parts.pop() {
+                return o;
+            }
+        }
+        let first_seq = parts.first().map_or(0, |o| o.first_seq);
+        let last_seq = parts.last().map_or(0, |o| o.last_seq);
+        let replayed = parts.iter().all(|o| o.replayed);
+        let entries: Vec<Envelope> = parts.iter().flat_map(|o| o.entries.iter().cloned()).collect();
+        Outcome { first_seq, last_seq, replayed, entries: entries.into() }
+    }
+}
+
 /// The canonical bytes of an entry (RFC 8785 JSON): exactly what is hashed and stored.
 ///
 /// Written straight from the types by [`qm_ledger::canonical`]: object keys sorted by their UTF-16 code units,

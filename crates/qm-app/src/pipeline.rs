@@ -51,24 +51,45 @@ impl Site {
     /// adds that data to the commit once the request is decided and new (not a retry), knowing the
     /// entries' sequence numbers. `record_with_data` is this, finished at once.
     pub(crate) fn submit_with_data(&mut self, req: &Request, attach: impl FnOnce(&Outcome, &mut Commit)) -> Ticket {
+        let mut attach = Some(attach);
+        self.submit_parts(std::slice::from_ref(req), |_, o, commit| {
+            if let Some(f) = attach.take() {
+                f(o, commit)
+            }
+        })
+    }
+
+    /// Several requests that are one (the parts of a batch too large for one ledger entry), staged
+    /// into one commit, all or nothing: a part refused discards the parts staged before it. The
+    /// ticket's result is one outcome spanning every part. `attach` is told which part it is given.
+    pub(crate) fn submit_parts(&mut self, parts: &[Request], mut attach: impl FnMut(usize, &Outcome, &mut Commit)) -> Ticket {
         if let Err(e) = self.ensure_fresh() {
             return self.ticket(vec![Err(e)], vec![], None);
         }
         let mut commit = Commit::default();
-        let staged = self.stage_request(req, &mut commit, &HashMap::new(), &[], None);
-        if let Err(AppError::Internal(_)) = &staged {
-            self.resync();
-            return self.ticket(vec![staged], vec![], None);
-        }
-        let mut accepted = vec![];
-        if let Ok(o) = &staged {
-            if !o.replayed {
-                attach(o, &mut commit);
-                accepted.push(0);
+        let mut outcomes: Vec<Outcome> = Vec::with_capacity(parts.len());
+        for (i, req) in parts.iter().enumerate() {
+            let staged = self.stage_request(req, &mut commit, &HashMap::new(), &[], None);
+            match staged {
+                Ok(o) => {
+                    if !o.replayed {
+                        attach(i, &o, &mut commit);
+                    }
+                    outcomes.push(o);
+                }
+                Err(e) => {
+                    // Parts staged before it are in the books: read them again without those.
+                    if i > 0 || matches!(e, AppError::Internal(_)) {
+                        self.resync();
+                    }
+                    return self.ticket(vec![Err(e)], vec![], None);
+                }
             }
         }
+        let merged = Outcome::spanning(outcomes);
+        let accepted = if merged.replayed { vec![] } else { vec![0] };
         let commit = self.has_staged(&commit).then_some(commit);
-        self.ticket(vec![staged], accepted, commit)
+        self.ticket(vec![Ok(merged)], accepted, commit)
     }
 
     /// A staged batch's ticket: its commit (if anything was staged) handed to the writer.

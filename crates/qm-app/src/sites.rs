@@ -316,7 +316,8 @@ impl Site {
             for e in self.store.read_entries(t.index * 256, t.width as usize)? {
                 let n = u16::try_from(e.bytes.len()).map_err(|_| {
                     AppError::Usage(format!(
-                        "entry {} is {} bytes, more than a tlog-tiles bundle carries (65,535); see docs/sites.md",
+                        "entry {} is {} bytes, more than a tlog-tiles bundle carries (65,535): it was written before entries were \
+                         limited to that size (docs/sites.md)",
                         e.seq,
                         e.bytes.len()
                     ))

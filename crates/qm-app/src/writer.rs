@@ -25,6 +25,17 @@ pub(crate) fn append_entries(
             AppError::Internal(m) => m,
             other => other.to_string(),
         })?;
+        // The rules split what may be split (qm_core::decide::fit); this is the last guard: an entry
+        // a tlog-tiles bundle cannot carry is never written, and the whole commit with it.
+        if bytes.len() > qm_core::decide::fit::ENTRY_BYTES_MAX {
+            return Err(format!(
+                "entry {} ({}) encodes to {} bytes, more than a ledger entry may hold ({}); nothing was recorded",
+                env.seq,
+                env.event.type_name(),
+                bytes.len(),
+                qm_core::decide::fit::ENTRY_BYTES_MAX
+            ));
+        }
         let hashes = frontier.push(leaf_hash(&bytes));
         entries.push(StoredEntry { seq: env.seq, idempotency_key: env.idempotency_key.clone(), bytes, hashes });
     }

@@ -540,3 +540,54 @@ fn a_put_away_the_safety_rules_refuse_opens_an_incident_about_the_attempt() {
     assert!(i.objects.lots.iter().any(|l| l.as_str() == "ODD-1") && i.objects.badges.contains(&keeper), "{i:?}");
     assert_verifies(&site);
 }
+
+/// No entry is larger than a C2SP tlog-tiles bundle carries (65,535 bytes): a receipt of 3,000
+/// rifles with serials of 60 characters is recorded as several movement entries committed
+/// together, the books hold every rifle once, and the ledger verifies after opening again.
+#[test]
+fn a_receipt_too_large_for_one_entry_becomes_several_that_each_fit() {
+    let (dir, mut site) = demo();
+    let before = site.size();
+    let rack = LocationId::parse("D11-RACK-A").unwrap();
+    let serials: Vec<Serial> = (0..3_000).map(|i| Serial::parse(&format!("R-{i:0>58}")).unwrap()).collect();
+    let lines = serials
+        .iter()
+        .map(|s| ReceiptLine {
+            item_type: ItemTypeId::parse("RIFLE-G36").unwrap(),
+            serial: Some(s.clone()),
+            lot: None,
+            quantity: qm_core::quantity::Quantity::units(1),
+            manufactured: None,
+            expires: None,
+        })
+        .collect();
+    let receive = Command::Receive { to: rack.clone(), from: "National Arms Depot".into(), document: "DN-BIG".into(), lines };
+    let req = Request::new(Badge::parse("0417").unwrap(), receive, "big-receipt".into(), OffsetDateTime::now_utc());
+    let o = site.execute(req.clone()).unwrap();
+    let movements: Vec<usize> = o
+        .entries
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::Movement { lines, .. } => Some(lines.len()),
+            _ => None,
+        })
+        .collect();
+    assert!(movements.len() >= 3, "one movement per part: {movements:?}");
+    assert_eq!(movements.iter().sum::<usize>(), 3_000);
+    let stored = site.store().read_entries(before, (site.size() - before) as usize).unwrap();
+    assert_eq!(stored.len() as u64, site.size() - before);
+    let largest = stored.iter().map(|e| e.bytes.len()).max().unwrap();
+    assert!(largest <= qm_core::decide::fit::ENTRY_BYTES_MAX, "an entry of {largest} bytes");
+    assert!(largest > 40_000, "the parts are filled, not cut small: the largest is {largest} bytes");
+    // The same request again is the same outcome, every part replayed, nothing appended.
+    let size = site.size();
+    let again = site.execute(req).unwrap();
+    assert!(again.replayed);
+    assert_eq!((again.first_seq, again.last_seq, site.size()), (o.first_seq, o.last_seq, size));
+    drop(site);
+    let site = open_again(&dir);
+    let at_rack =
+        serials.iter().filter(|s| site.state().serials.get(*s).is_some_and(|x| x.account == Account::Location(rack.clone()))).count();
+    assert_eq!(at_rack, 3_000);
+    assert_verifies(&site);
+}

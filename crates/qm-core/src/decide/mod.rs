@@ -21,6 +21,7 @@ mod conditions;
 mod counts;
 mod custody;
 mod directives;
+pub mod fit;
 mod incidents;
 pub mod scope;
 pub mod setup;
@@ -467,7 +468,8 @@ pub fn decide(state: &State, ctx: &Ctx, command: &Command) -> Result<Decision, R
     // (A decision may already carry incidents of its own: a review's raised transfers.)
     let automatic = crate::incidents::openings(state, &decision.events, ctx.at);
     decision.opens.extend(automatic);
-    Ok(decision)
+    // Every entry fits the ledger's limit: a large movement or count record becomes several entries.
+    fit::fit(decision)
 }
 
 /// The incident a storage-safety refusal of `command` opens under the incident rules (trigger

@@ -201,3 +201,56 @@ async fn door_events_sent_concurrently_are_each_stored_once() {
     assert_eq!((s, v["ok"].as_bool()), (200, Some(true)), "{v}");
     app.stop().await;
 }
+
+/// A message too large for one ledger entry (500 forced doors with the longest ids, each opening
+/// an incident) is recorded as several entries committed together, each within the 65,535 bytes a
+/// C2SP tlog-tiles bundle carries; every event is stored once, the ledger verifies, and the same
+/// message again is a replay.
+#[tokio::test]
+async fn a_door_message_too_large_for_one_entry_is_recorded_in_parts_that_each_fit() {
+    let conf = tempfile::tempdir().unwrap();
+    let file = access_file(conf.path());
+    let app = spawn_app_with(|c| {
+        c.access = Some(file);
+        c.body_limit_bytes = qm_server::config::BODY_LIMIT_BYTES_DEFAULT;
+    })
+    .await;
+    let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+    let at =
+        (time::OffsetDateTime::now_utc() - time::Duration::seconds(30)).format(&time::format_description::well_known::Rfc3339).unwrap();
+    let forced: Vec<Value> = (0..500).map(|i| json!({"id": format!("{i:0>64}"), "type": "forced", "at": at, "door": "ARM-DOOR"})).collect();
+    let body = events(Value::Array(forced));
+    let (s, v) = post(&app, "acs", "m-big", ts, &body, None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!((v["recorded"].as_u64(), v["incidents"].as_array().map(Vec::len)), (Some(500), Some(500)), "{v}");
+    let admin = sign_in(&app, "0001").await;
+    // Every entry of the ledger in its tlog-tiles bundle: a bundle cannot be served with a larger one.
+    let cp = admin.client.get(format!("{}/ledger/checkpoint", app.url)).send().await.unwrap().text().await.unwrap();
+    let size: u64 = cp.lines().nth(1).unwrap().parse().unwrap();
+    let (mut parts, mut largest) = (0, 0);
+    for index in 0..size.div_ceil(256) {
+        let width = qm_ledger::tile_width(0, index, size);
+        let path =
+            if width == 256 { format!("/ledger/tile/entries/{index:03}") } else { format!("/ledger/tile/entries/{index:03}.p/{width}") };
+        let r = admin.client.get(format!("{}{path}", app.url)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        let bundle = r.bytes().await.unwrap();
+        let mut rest = &bundle[..];
+        while rest.len() >= 2 {
+            let n = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+            let entry: Value = serde_json::from_slice(&rest[2..2 + n]).unwrap();
+            if entry["event"]["type"] == "door_events" {
+                parts += 1;
+                largest = largest.max(n);
+            }
+            rest = &rest[2 + n..];
+        }
+    }
+    assert!(parts >= 2, "the message was recorded in {parts} entries");
+    assert!(largest > 20_000, "the parts are filled, not cut small: the largest is {largest} bytes");
+    let (s, v) = admin.get("/api/verify").await;
+    assert_eq!((s, v["ok"].as_bool()), (200, Some(true)), "{v}");
+    let (s, v) = post(&app, "acs", "m-big", ts, &body, None).await;
+    assert_eq!(s, 409, "the same message again: {v}");
+    app.stop().await;
+}
