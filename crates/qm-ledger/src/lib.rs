@@ -9,6 +9,7 @@
 pub mod canonical;
 mod checkpoint;
 pub mod proof;
+pub mod subtree;
 mod tree;
 pub mod witness;
 

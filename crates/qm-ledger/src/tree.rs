@@ -163,7 +163,7 @@ impl Frontier {
 }
 
 /// Reads and insists on one hash per index: a short read must never become a wrong root.
-fn read_exact(reader: &impl HashReader, indexes: &[u64]) -> Result<Vec<Hash>, LedgerError> {
+pub(crate) fn read_exact(reader: &impl HashReader, indexes: &[u64]) -> Result<Vec<Hash>, LedgerError> {
     if indexes.is_empty() {
         return Ok(Vec::new());
     }
