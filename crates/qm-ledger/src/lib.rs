@@ -8,6 +8,7 @@
 
 pub mod canonical;
 mod checkpoint;
+pub mod mirror;
 pub mod proof;
 pub mod subtree;
 mod tree;

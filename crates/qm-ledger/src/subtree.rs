@@ -116,27 +116,11 @@ pub fn check_subtree_consistency(proof: &[Hash], start: u64, end: u64, size: u64
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tree::{leaf_hash, prove_consistency, tree_root, Frontier};
+    use crate::tree::{leaf_hash, prove_consistency, tree_root, MemTree};
 
-    /// A tree kept in memory as the store keeps it: the hashes each append created.
-    struct Mem(Vec<Vec<Hash>>);
-
-    impl HashReader for Mem {
-        fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, LedgerError> {
-            indexes
-                .iter()
-                .map(|i| {
-                    let (entry, pos) = crate::tree::locate_stored_hash(*i);
-                    self.0.get(entry as usize).and_then(|h| h.get(pos)).copied().ok_or(LedgerError::InvalidProof)
-                })
-                .collect()
-        }
-    }
-
-    fn tree(n: u64) -> (Mem, Vec<Hash>) {
-        let mut f = Frontier::new();
+    fn tree(n: u64) -> (MemTree, Vec<Hash>) {
         let leaves: Vec<Hash> = (0..n).map(|i| leaf_hash(format!("leaf{i}").as_bytes())).collect();
-        (Mem(leaves.iter().map(|l| f.push(*l)).collect()), leaves)
+        (MemTree::of(&leaves), leaves)
     }
 
     /// MTH by the RFC's definition, from the leaves alone.
