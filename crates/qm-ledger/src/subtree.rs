@@ -13,7 +13,7 @@ use crate::{Hash, LedgerError};
 /// Whether `[start, end)` is a subtree: not empty, and `start` a multiple of the smallest power of
 /// two at least `end - start` (section 4.1).
 pub fn is_valid_subtree(start: u64, end: u64) -> bool {
-    start < end && (end - start).checked_next_power_of_two().is_some_and(|w| start % w == 0)
+    start < end && (end - start).checked_next_power_of_two().is_some_and(|w| start.is_multiple_of(w))
 }
 
 /// The hash of the entries `[lo, hi)` as the tree hashes them (RFC 9162's MTH), from stored hashes.
