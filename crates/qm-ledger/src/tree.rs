@@ -303,6 +303,32 @@ pub fn hash_tile(level: u8, index: u64, width: u32, size: u64, reader: &impl Has
     adapter.finish(data)
 }
 
+/// A tree kept in memory as the store keeps it (the hashes each append created), for tests.
+#[cfg(test)]
+pub(crate) struct MemTree(pub(crate) Vec<Vec<Hash>>);
+
+#[cfg(test)]
+impl MemTree {
+    /// The tree of these leaves.
+    pub(crate) fn of(leaves: &[Hash]) -> MemTree {
+        let mut f = Frontier::new();
+        MemTree(leaves.iter().map(|l| f.push(*l)).collect())
+    }
+}
+
+#[cfg(test)]
+impl HashReader for MemTree {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, LedgerError> {
+        indexes
+            .iter()
+            .map(|i| {
+                let (entry, pos) = locate_stored_hash(*i);
+                self.0.get(entry as usize).and_then(|h| h.get(pos)).copied().ok_or(LedgerError::InvalidProof)
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,28 +400,3 @@ mod tests {
     }
 }
 
-/// A tree kept in memory as the store keeps it (the hashes each append created), for tests.
-#[cfg(test)]
-pub(crate) struct MemTree(pub(crate) Vec<Vec<Hash>>);
-
-#[cfg(test)]
-impl MemTree {
-    /// The tree of these leaves.
-    pub(crate) fn of(leaves: &[Hash]) -> MemTree {
-        let mut f = Frontier::new();
-        MemTree(leaves.iter().map(|l| f.push(*l)).collect())
-    }
-}
-
-#[cfg(test)]
-impl HashReader for MemTree {
-    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, LedgerError> {
-        indexes
-            .iter()
-            .map(|i| {
-                let (entry, pos) = locate_stored_hash(*i);
-                self.0.get(entry as usize).and_then(|h| h.get(pos)).copied().ok_or(LedgerError::InvalidProof)
-            })
-            .collect()
-    }
-}
