@@ -56,6 +56,8 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
     ("crates/qm-store-postgres/migrations/0006_door_events.sql", "8d81eff63bbd902155c27930ee58b1de31f37b17e08073bf57f3b5c6434e72e9"),
     ("crates/qm-store-sqlite/migrations/0007_witness.sql", "fee7c5803e8bd5c26275d2779257e53823b09bc1cf39cab40d8e06ccaabe061e"),
     ("crates/qm-store-postgres/migrations/0007_witness.sql", "ed53b7528990af74566bdf5f1088c3bef238a630f81436756d5b451e4b8c8ddf"),
+    ("crates/qm-store-sqlite/migrations/0008_mirror.sql", "cc2fdea17509d20eb996d89a04649fb63463bc1c3e2e9c50fc2255bb21b6d43c"),
+    ("crates/qm-store-postgres/migrations/0008_mirror.sql", "0fee7ad52e6e073a82988c7a0e9216340e17c601abddb9774dcfb3d2336b6f97"),
 ];
 
 #[test]

@@ -121,8 +121,8 @@ pub fn copy_ledger(
 
 /// What is kept beside the ledger and copied with it: the credentials set by the `n` entries copied
 /// (only when asked for; how many), what this site witnessed of its children, the evidence it keeps
-/// and its parent's cosignatures (docs/sites.md: a witness restored without them would cosign a
-/// rewritten child from nothing).
+/// and its parent's cosignatures, and the children's ledgers it mirrors (docs/sites.md: a witness
+/// restored without them would cosign a rewritten child from nothing).
 fn copy_beside(src: &dyn Store, dest: &mut dyn Store, n: u64, with_credentials: bool) -> Result<usize> {
     let creds: Vec<_> = if with_credentials { src.all_credentials()?.into_iter().filter(|c| c.seq < n).collect() } else { vec![] };
     dest.put_credentials(&creds)?;
@@ -134,6 +134,19 @@ fn copy_beside(src: &dyn Store, dest: &mut dyn Store, n: u64, with_credentials: 
     }
     for c in src.cosignatures()? {
         dest.add_cosignature(&c)?;
+    }
+    // The children's ledgers this site mirrors, 4,096 entries at a time, then their checkpoints.
+    for m in src.mirrored_all()? {
+        let next = src.mirror_next(&m.origin)?;
+        let mut at = 0;
+        while at < next {
+            let bytes = src.mirror_entries(&m.origin, at, 4_096)?;
+            let leaves = src.mirror_leaves(&m.origin, at, at + bytes.len() as u64)?;
+            let n = bytes.len() as u64;
+            dest.mirror_add(&m.origin, at, &bytes.into_iter().zip(leaves).collect::<Vec<_>>())?;
+            at += n.max(1);
+        }
+        dest.mirror_advance(&m)?;
     }
     Ok(creds.len())
 }

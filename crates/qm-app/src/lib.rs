@@ -12,6 +12,7 @@ pub mod directives;
 pub mod import;
 pub mod incidents;
 pub mod magazines;
+pub mod mirror;
 pub mod notify;
 mod open;
 pub mod overview;
@@ -268,6 +269,8 @@ pub struct Site {
     /// Door events of batches handed to the writer and not yet finished, by source and id: a
     /// message sent meanwhile that repeats one is told it is a duplicate (the store cannot tell yet).
     door_in_flight: HashMap<String, HashSet<String>>,
+    /// Children's mirrored ledgers as last replayed by the auditor, by origin (`Site::add_entries`).
+    mirror_replays: HashMap<String, verify::Replay>,
     /// Set when a commit failed and the books could not be re-read from the store (the database went
     /// away): the books in memory may hold changes that were never recorded, so nothing is read or
     /// written until `ensure_fresh` re-reads them.
@@ -388,6 +391,7 @@ impl Site {
             writer: None,
             in_flight: HashMap::new(),
             door_in_flight: HashMap::new(),
+            mirror_replays: HashMap::new(),
             stale: None,
             unencoded: vec![],
             last_ticket: 0,

@@ -248,57 +248,104 @@ fn rows_of(state: &State) -> Rows {
     state.all_rows().into_iter().map(|(k, v)| (k.kind.to_string(), k.key, v)).collect()
 }
 
+/// The auditor's replay, entry by entry: the books rebuilt by `State::apply`, and beside them the
+/// auditor's own fold (`qm_core::invariants`), independent of `State::apply`. `qm verify` replays a
+/// site's ledger with it; a parent replays each child's mirrored ledger with it (docs/sites.md).
+pub struct Replay {
+    state: State,
+    audit: qm_core::invariants::Audit,
+    problems: Vec<(u64, String)>,
+    ok: bool,
+}
+
+impl Default for Replay {
+    fn default() -> Self {
+        Replay { state: State::new(), audit: qm_core::invariants::Audit::new(), problems: vec![], ok: true }
+    }
+}
+
+impl Replay {
+    /// How many entries have been folded in.
+    pub fn size(&self) -> u64 {
+        self.state.next_seq
+    }
+
+    /// Whether every entry so far was read and applied.
+    pub fn ok(&self) -> bool {
+        self.ok
+    }
+
+    /// Folds entry `seq` in; its event, or `None` once the replay cannot go on (an entry that cannot
+    /// be read, or that the books refuse: the problem is noted).
+    pub fn feed(&mut self, seq: u64, bytes: &[u8]) -> Option<qm_core::Envelope> {
+        if !self.ok {
+            return None;
+        }
+        match decode(bytes) {
+            Err(e) => {
+                self.problems.push((seq, format!("entry {seq}: not a readable event: {e}")));
+                self.ok = false;
+                None
+            }
+            Ok(env) => {
+                self.audit.observe(&env);
+                if let Err(e) = self.state.apply(&env) {
+                    self.problems.push((seq, format!("entry {seq}: replay fails: {}", e.reason)));
+                    self.ok = false;
+                }
+                Some(env)
+            }
+        }
+    }
+
+    /// Every problem found so far, the auditor's comparison with the books included (made now, when
+    /// every entry replayed).
+    pub fn problems(&mut self) -> Vec<(u64, String)> {
+        if self.ok {
+            self.audit.compare(&self.state);
+        }
+        let mut out = self.problems.clone();
+        for v in self.audit.violations() {
+            out.push((v.seq, format!("entry {}: impossible books: {} (rule {})", v.seq, v.message, v.rule)));
+        }
+        out
+    }
+}
+
 /// Decodes every entry below `end` into fresh books, rows read in place without copies, and takes
 /// their rows at `rows_at` entries (the stored rows may lag the ledger: see `Site::start_writer`).
 fn replay(store: &dyn EntrySource, end: u64, rows_at: u64) -> Replayed {
-    let mut state = State::new();
-    // The auditor's own fold (qm_core::invariants), independent of `State::apply`.
-    let mut audit = qm_core::invariants::Audit::new();
+    let mut r = Replay::default();
     let mut digests: Vec<Digest> = vec![];
-    let mut problems: Vec<(u64, String)> = vec![];
-    let mut ok = true;
-    let mut rows = (rows_at == 0).then(|| rows_of(&state));
+    let mut idem_problems: Vec<(u64, String)> = vec![];
+    let mut rows = (rows_at == 0).then(|| rows_of(&r.state));
     let scanned = store.scan_range(0, end, &mut |seq, idem, bytes, _| {
-        match decode(bytes) {
-            Err(e) => {
-                problems.push((seq, format!("entry {seq}: not a readable event: {e}")));
-                ok = false;
+        if let Some(env) = r.feed(seq, bytes) {
+            if env.idempotency_key != idem {
+                idem_problems.push((seq, format!("entry {seq}: idempotency key column differs from the entry")));
             }
-            Ok(env) => {
-                if env.idempotency_key != idem {
-                    problems.push((seq, format!("entry {seq}: idempotency key column differs from the entry")));
+            match &env.event {
+                qm_core::Event::ReadingsRecorded { location, count, sha256, .. } => {
+                    digests.push((seq, false, location.to_string(), *count, sha256.clone()))
                 }
-                match &env.event {
-                    qm_core::Event::ReadingsRecorded { location, count, sha256, .. } => {
-                        digests.push((seq, false, location.to_string(), *count, sha256.clone()))
-                    }
-                    qm_core::Event::DoorEvents { source, count, sha256, .. } => {
-                        digests.push((seq, true, source.clone(), *count, sha256.clone()))
-                    }
-                    _ => {}
+                qm_core::Event::DoorEvents { source, count, sha256, .. } => {
+                    digests.push((seq, true, source.clone(), *count, sha256.clone()))
                 }
-                audit.observe(&env);
-                if let Err(e) = state.apply(&env) {
-                    problems.push((seq, format!("entry {seq}: replay fails: {}", e.reason)));
-                    ok = false;
-                } else if state.next_seq == rows_at {
-                    rows = Some(rows_of(&state));
-                }
+                _ => {}
+            }
+            if r.ok && r.state.next_seq == rows_at {
+                rows = Some(rows_of(&r.state));
             }
         }
-        ok
+        r.ok
     });
     if let Err(e) = scanned {
-        problems.push((state.next_seq, format!("entry {}: cannot be read for the replay: {e}", state.next_seq)));
-        ok = false;
+        r.problems.push((r.state.next_seq, format!("entry {}: cannot be read for the replay: {e}", r.state.next_seq)));
+        r.ok = false;
     }
-    if ok {
-        audit.compare(&state);
-    }
-    for v in audit.violations() {
-        problems.push((v.seq, format!("entry {}: impossible books: {} (rule {})", v.seq, v.message, v.rule)));
-    }
-    (rows, digests, problems, ok)
+    let mut problems = idem_problems;
+    problems.extend(r.problems());
+    (rows, digests, problems, r.ok)
 }
 
 /// Condition readings and door events, kept outside the ledger: each batch must still hash to the

@@ -19,6 +19,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0005_outbox.sql", include_str!("../migrations/0005_outbox.sql")),
     ("0006_door_events.sql", include_str!("../migrations/0006_door_events.sql")),
     ("0007_witness.sql", include_str!("../migrations/0007_witness.sql")),
+    ("0008_mirror.sql", include_str!("../migrations/0008_mirror.sql")),
 ];
 
 /// The version table, created with the first migration. It never changes: it is how we recognise our

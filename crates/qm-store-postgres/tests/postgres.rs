@@ -391,3 +391,37 @@ fn a_witness_advances_only_from_the_size_it_holds_and_keeps_evidence_for_good() 
     s.add_cosignature(&cs).unwrap();
     assert_eq!(s.cosignatures().unwrap(), vec![cs], "kept once");
 }
+
+#[test]
+fn a_mirror_holds_a_childs_entries_without_gaps_for_good_and_never_goes_back() {
+    use qm_store::Mirrored;
+    let db = scratch();
+    let mut s = PostgresStore::create(db.url()).unwrap();
+    let entry = |i: u64| (format!("{{\"entry\":{i}}}").into_bytes(), qm_ledger::leaf_hash(format!("{{\"entry\":{i}}}").as_bytes()));
+    assert_eq!(s.mirror_next("d11.example").unwrap(), 0);
+    s.mirror_add("d11.example", 0, &(0..300).map(entry).collect::<Vec<_>>()).unwrap();
+    // Sent again in part, overlapping: the entries held are kept, the new ones added.
+    s.mirror_add("d11.example", 250, &(250..400).map(entry).collect::<Vec<_>>()).unwrap();
+    assert_eq!(s.mirror_next("d11.example").unwrap(), 400);
+    assert!(s.mirror_add("d11.example", 401, &[entry(401)]).is_err(), "a gap is refused");
+    assert_eq!(s.mirror_leaves("d11.example", 298, 302).unwrap(), (298..302).map(|i| entry(i).1).collect::<Vec<_>>());
+    assert_eq!(s.mirror_entries("d11.example", 398, 10).unwrap(), vec![entry(398).0, entry(399).0]);
+    assert_eq!(s.mirror_next("d12.example").unwrap(), 0, "per origin");
+    let m = |size: u64| Mirrored {
+        origin: "d11.example".into(),
+        size,
+        note: format!("n{size}"),
+        cosignature: "— hq/mirror x\n".into(),
+        at_ms: 1,
+    };
+    assert!(s.mirror_advance(&m(300)).unwrap());
+    assert!(!s.mirror_advance(&m(200)).unwrap(), "a mirror checkpoint never goes back");
+    assert!(s.mirror_advance(&m(400)).unwrap());
+    assert_eq!(s.mirrored("d11.example").unwrap(), Some(m(400)));
+    assert_eq!(s.mirrored_all().unwrap(), vec![m(400)]);
+    let mut c = postgres::Client::connect(db.url(), postgres::NoTls).unwrap();
+    let err = c.execute("DELETE FROM mirror_entries WHERE seq = 3", &[]).unwrap_err();
+    assert!(format!("{err:?}").contains("mirrored entries are never deleted"), "{err:?}");
+    let err = c.execute("UPDATE mirror_entries SET bytes = 'x' WHERE seq = 3", &[]).unwrap_err();
+    assert!(format!("{err:?}").contains("mirrored entries are never updated"), "{err:?}");
+}

@@ -7,6 +7,7 @@ use qm_store::{
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::path::Path;
 
+mod mirror;
 mod outbox;
 mod witness;
 
@@ -30,6 +31,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0005_outbox.sql", include_str!("../migrations/0005_outbox.sql")),
     ("0006_door_events.sql", include_str!("../migrations/0006_door_events.sql")),
     ("0007_witness.sql", include_str!("../migrations/0007_witness.sql")),
+    ("0008_mirror.sql", include_str!("../migrations/0008_mirror.sql")),
 ];
 
 /// A `Connection` is used by one thread at a time (Rust's `Send` without `Sync`), so SQLite need
@@ -489,6 +491,34 @@ impl qm_store::Store for SqliteStore {
 
     fn outbox(&self, query: &qm_store::OutboxQuery) -> Result<Vec<qm_store::OutboxMessage>> {
         self.outbox_query(query)
+    }
+
+    fn mirror_next(&self, origin: &str) -> Result<u64> {
+        self.mirror_next_of(origin)
+    }
+
+    fn mirror_leaves(&self, origin: &str, from: u64, to: u64) -> Result<Vec<qm_store::Hash>> {
+        self.mirror_leaves_of(origin, from, to)
+    }
+
+    fn mirror_add(&mut self, origin: &str, start: u64, entries: &[(Vec<u8>, qm_store::Hash)]) -> Result<()> {
+        self.mirror_add_to(origin, start, entries)
+    }
+
+    fn mirror_entries(&self, origin: &str, from: u64, n: usize) -> Result<Vec<Vec<u8>>> {
+        self.mirror_entries_of(origin, from, n)
+    }
+
+    fn mirrored(&self, origin: &str) -> Result<Option<qm_store::Mirrored>> {
+        self.mirrored_one(origin)
+    }
+
+    fn mirrored_all(&self) -> Result<Vec<qm_store::Mirrored>> {
+        self.mirrored_every()
+    }
+
+    fn mirror_advance(&mut self, new: &qm_store::Mirrored) -> Result<bool> {
+        self.mirror_advance_to(new)
     }
 
     fn witnessed(&self, origin: &str) -> Result<Option<qm_store::Witnessed>> {

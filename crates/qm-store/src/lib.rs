@@ -277,6 +277,35 @@ pub trait Store: EntrySource + Send {
     fn add_cosignature(&mut self, cosignature: &Cosignature) -> Result<()>;
     /// The cosignatures kept, oldest first.
     fn cosignatures(&self) -> Result<Vec<Cosignature>>;
+
+    /// How many of a child's entries this site holds as its mirror (held from 0, without gaps).
+    fn mirror_next(&self, origin: &str) -> Result<u64>;
+    /// The leaf hashes of a child's mirrored entries `[from, to)`.
+    fn mirror_leaves(&self, origin: &str, from: u64, to: u64) -> Result<Vec<Hash>>;
+    /// Adds a child's entries from `start` (bytes and leaf hash), durably and in one transaction;
+    /// those already held are skipped. Refused if `start` is past the next entry held.
+    fn mirror_add(&mut self, origin: &str, start: u64, entries: &[(Vec<u8>, Hash)]) -> Result<()>;
+    /// The bytes of a child's mirrored entries `[from, from + n)` (fewer at the end).
+    fn mirror_entries(&self, origin: &str, from: u64, n: usize) -> Result<Vec<Vec<u8>>>;
+    /// The latest checkpoint of a child mirrored whole (entries stored and verified).
+    fn mirrored(&self, origin: &str) -> Result<Option<Mirrored>>;
+    fn mirrored_all(&self) -> Result<Vec<Mirrored>>;
+    /// Records `new` as its origin's mirror checkpoint if it is larger than the one held (a mirror
+    /// checkpoint never goes back); false (nothing written) if it is not.
+    fn mirror_advance(&mut self, new: &Mirrored) -> Result<bool>;
+}
+
+/// The latest checkpoint of a child's log that this site holds every entry of, verified, and
+/// cosigned as its mirror (docs/sites.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mirrored {
+    pub origin: String,
+    pub size: u64,
+    /// The child's signed checkpoint of that size.
+    pub note: String,
+    /// The cosignature line this site gave it as mirror.
+    pub cosignature: String,
+    pub at_ms: i64,
 }
 
 /// The latest checkpoint a witness cosigned for a log (docs/sites.md).

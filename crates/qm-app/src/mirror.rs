@@ -1,0 +1,238 @@
+//! Many sites (docs/sites.md): a parent keeps a verified mirror of each child's ledger (C2SP
+//! tlog-mirror `add-entries`). It takes a child's entries in packages of up to 256, each proved
+//! against the child's signed checkpoint that the parent holds pending (the one its witness last
+//! cosigned), stores them durably, replays the whole ledger with the auditor of `qm verify`, and
+//! only then cosigns the checkpoint with its *mirror* key (a cosigner distinct from its witness).
+//! A child uploads its entries from the parent's next entry and keeps the mirror's cosignature.
+
+use crate::sites::{Children, SiteKey};
+use crate::{hex, AppError, Request, Result, Site, StoreHashes};
+use qm_core::{Badge, Command, IncidentKind, Severity, UnitId};
+use qm_ledger::mirror::{check_package, package_ranges, AddEntries, MirrorInfo, Package, PACKAGES_PER_REQUEST, PACKAGE_ENTRIES};
+use qm_ledger::{leaf_hash, witness};
+use qm_store::Mirrored;
+use std::path::{Path, PathBuf};
+use time::OffsetDateTime;
+
+/// The mirror key's file beside the site's signing key: `site.db.key` → `site.db.mirror.key`.
+pub fn mirror_key_path(site_key: &Path) -> PathBuf {
+    let text = site_key.as_os_str().to_string_lossy();
+    PathBuf::from(format!("{}.mirror.key", text.strip_suffix(".key").unwrap_or(&text)))
+}
+
+/// The site's mirror key, made (mode 0600) the first time it is needed; named `<site>/mirror`.
+pub fn mirror_key(path: &Path, site: &str) -> Result<SiteKey> {
+    if !path.exists() {
+        SiteKey::generate(&format!("{site}/mirror")).write_new(path)?;
+    }
+    Ok(SiteKey::read(path)?)
+}
+
+/// What a mirror answers an `add-entries` request (its tlog-mirror status).
+#[derive(Debug)]
+pub enum MirrorAnswer {
+    /// 200: every entry up to the checkpoint is stored and verified; the mirror's cosignature line.
+    Cosigned(String),
+    /// 202: packages were stored, more are needed from `next_entry`.
+    Partial(MirrorInfo),
+    /// 409: the interval does not fit what the mirror holds.
+    Conflict(MirrorInfo),
+    /// 400, 404 or 422, and why.
+    Refused(u16, String),
+}
+
+/// The most entries an upload may send again that the mirror already holds.
+const EXCESS_MAX: u64 = 8 * PACKAGE_ENTRIES;
+/// Replays of children's ledgers kept between requests, at most (then all are dropped).
+const REPLAYS_KEPT: usize = 64;
+/// An upload request's entries, at most (bytes; it stops after the package that passes it).
+const REQUEST_BYTES: usize = 4 << 20;
+
+fn ms(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+impl Site {
+    /// A tlog-mirror `add-entries` request from a child: each package checked against the child's
+    /// pending checkpoint and stored; once every entry up to it is held, the ledger replayed by the
+    /// auditor and the checkpoint cosigned with the mirror key.
+    pub fn add_entries(&mut self, children: &Children, key: &SiteKey, body: &[u8], at: OffsetDateTime) -> Result<MirrorAnswer> {
+        let req = match AddEntries::parse(body) {
+            Ok(r) => r,
+            Err(e) => return Ok(MirrorAnswer::Refused(400, e.to_string())),
+        };
+        let origin = req.origin.clone();
+        let Some(child) = children.children.get(&origin) else {
+            return Ok(MirrorAnswer::Refused(404, format!("no child site with the origin {origin:?} is mirrored here")));
+        };
+        let Some(pending) = self.store.witnessed(&origin)? else {
+            return Ok(MirrorAnswer::Refused(422, format!("site {origin} has sent no checkpoint yet: add-checkpoint first")));
+        };
+        let mirrored = self.store.mirrored(&origin)?;
+        let mirror_size = mirrored.as_ref().map_or(0, |m| m.size);
+        let mut next = self.store.mirror_next(&origin)?;
+        let info = |next| MirrorInfo { pending_size: pending.size, next_entry: next, ticket: vec![] };
+        if let Some(m) = mirrored.as_ref().filter(|m| m.size == req.upload_end && m.size > 0) {
+            return Ok(MirrorAnswer::Cosigned(m.cosignature.clone()));
+        }
+        if req.upload_end != pending.size || req.upload_end < mirror_size || req.upload_start > next {
+            return Ok(MirrorAnswer::Conflict(info(next)));
+        }
+        if next.min(req.upload_end).saturating_sub(req.upload_start) > EXCESS_MAX {
+            return Ok(MirrorAnswer::Conflict(info(next)));
+        }
+        if req.packages.is_empty() && req.upload_start < req.upload_end {
+            return Ok(MirrorAnswer::Refused(400, "add-entries: the body holds no complete entry package".into()));
+        }
+        for p in &req.packages {
+            if p.end() <= next {
+                continue;
+            }
+            if p.start > next {
+                return Ok(MirrorAnswer::Conflict(info(next)));
+            }
+            let block = p.start - p.start % PACKAGE_ENTRIES;
+            let held = self.store.mirror_leaves(&origin, block, p.start)?;
+            if let Err(e) = check_package(p, &held, pending.size, &pending.root) {
+                return Ok(MirrorAnswer::Refused(
+                    422,
+                    format!(
+                        "entries {} to {} do not hash into the checkpoint of size {} (root {}) that site {origin} signed: {e}",
+                        p.start,
+                        p.end() - 1,
+                        pending.size,
+                        hex(&pending.root)
+                    ),
+                ));
+            }
+            let entries: Vec<(Vec<u8>, qm_ledger::Hash)> = p.entries.iter().map(|e| (e.clone(), leaf_hash(e))).collect();
+            self.store.mirror_add(&origin, p.start, &entries)?;
+            next = next.max(p.end());
+        }
+        if next < req.upload_end {
+            return Ok(MirrorAnswer::Partial(info(next)));
+        }
+        let problems = self.replay_mirror(&origin, req.upload_end)?;
+        if !problems.is_empty() {
+            self.mirror_does_not_replay(&origin, child, &pending.note, &problems, at)?;
+            return Ok(MirrorAnswer::Refused(422, format!("the ledger of site {origin} does not replay: {}", problems.join("; "))));
+        }
+        let line = witness::cosign(key, &pending.note, at.unix_timestamp().max(0) as u64)?;
+        let new = Mirrored { origin, size: req.upload_end, note: pending.note.clone(), cosignature: line.clone(), at_ms: ms(at) };
+        if !self.store.mirror_advance(&new)? {
+            let next = self.store.mirror_next(&new.origin)?;
+            return Ok(MirrorAnswer::Conflict(info(next)));
+        }
+        Ok(MirrorAnswer::Cosigned(line))
+    }
+
+    /// Replays a child's mirrored entries up to `end` with the auditor, going on from the replay kept
+    /// from the last request when there is one; the problems found (none: it stands).
+    fn replay_mirror(&mut self, origin: &str, end: u64) -> Result<Vec<String>> {
+        let mut replay = self.mirror_replays.remove(origin).filter(|r| r.ok() && r.size() <= end).unwrap_or_default();
+        while replay.size() < end {
+            let from = replay.size();
+            let batch = self.store.mirror_entries(origin, from, 4_096.min((end - from) as usize))?;
+            if batch.is_empty() {
+                return Err(AppError::Internal(format!("the mirror of {origin} holds no entry {from}")));
+            }
+            for (i, bytes) in batch.iter().enumerate() {
+                if replay.feed(from + i as u64, bytes).is_none() || !replay.ok() {
+                    break;
+                }
+            }
+            if !replay.ok() {
+                break;
+            }
+        }
+        let problems: Vec<String> = replay.problems().into_iter().map(|(_, p)| p).take(5).collect();
+        if problems.is_empty() {
+            if self.mirror_replays.len() >= REPLAYS_KEPT {
+                self.mirror_replays.clear();
+            }
+            self.mirror_replays.insert(origin.to_string(), replay);
+        }
+        Ok(problems)
+    }
+
+    /// A child's own signed ledger whose entries hash to its checkpoint but break the books: a
+    /// critical incident at its unit, once per checkpoint.
+    fn mirror_does_not_replay(
+        &mut self,
+        origin: &str,
+        child: &crate::sites::Child,
+        note: &str,
+        problems: &[String],
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        let size = note.lines().nth(1).unwrap_or("?");
+        let summary = format!(
+            "the ledger of site {origin}, as signed in its checkpoint of size {size}, does not replay on the books: {}. Its entries are kept here (the mirror); nothing of it was cosigned",
+            problems.join("; ")
+        );
+        let unit = UnitId::parse(&child.unit).map_err(|e| AppError::Usage(format!("child {origin}: unit: {e}")))?;
+        let site = Badge::parse(qm_core::incidents::SITE_ACTOR).map_err(|e| AppError::Internal(e.to_string()))?;
+        let command = Command::OpenIncident {
+            kind: IncidentKind::LedgerFork,
+            severity: Severity::Critical,
+            unit,
+            location: None,
+            objects: Default::default(),
+            summary: summary.chars().take(qm_core::decide::TEXT_LEN_MAX).collect(),
+            discovered_at: None,
+        };
+        let key = format!("mirror-replay-{origin}-{size}");
+        self.execute(Request::new(site, command, key, at))?;
+        Ok(())
+    }
+
+    /// The `add-entries` request that uploads this site's entries from `from` up to `end` (the size
+    /// of the checkpoint the parent holds pending); see [`upload_request`].
+    pub fn add_entries_request(&self, from: u64, end: u64) -> Result<AddEntries> {
+        upload_request(self.store.as_ref(), &self.site_name(), from, end)
+    }
+
+    /// The largest checkpoint of this site its parent's mirror cosigned (its key name ends `/mirror`
+    /// when it is a Quartermaster site; `mirror` names it otherwise), 0 if none.
+    pub fn mirrored_size(&self, mirror: &str) -> Result<u64> {
+        Ok(self.store.cosignatures()?.iter().filter(|c| c.witness == mirror).map(|c| c.size).max().unwrap_or(0))
+    }
+
+    /// Every child's mirror checkpoint held here.
+    pub fn mirrored(&self) -> Result<Vec<Mirrored>> {
+        Ok(self.store.mirrored_all()?)
+    }
+}
+
+/// The `add-entries` request that uploads the entries of the ledger `store` (of the site `origin`)
+/// from `from` up to `end`: as many packages as fit about 4 MiB, at most 32 (tlog-mirror).
+pub fn upload_request(store: &dyn qm_store::EntrySource, origin: &str, from: u64, end: u64) -> Result<AddEntries> {
+    let size = store.entry_count()?;
+    if end > size || from > end {
+        return Err(AppError::Usage(format!("entries {from} to {end} are not in this ledger of {size} entries")));
+    }
+    let hashes = StoreHashes(store);
+    let mut packages = vec![];
+    let mut bytes = 0;
+    for (start, stop) in package_ranges(from, end).into_iter().take(PACKAGES_PER_REQUEST) {
+        let entries: Vec<Vec<u8>> = store.read_entries(start, (stop - start) as usize)?.into_iter().map(|e| e.bytes).collect();
+        let proof = qm_ledger::subtree::prove_subtree_consistency(start - start % PACKAGE_ENTRIES, stop, end, &hashes)?;
+        bytes += entries.iter().map(Vec::len).sum::<usize>();
+        packages.push(Package { start, entries, proof });
+        if bytes > REQUEST_BYTES {
+            break;
+        }
+    }
+    Ok(AddEntries { origin: origin.to_string(), upload_start: from, upload_end: end, ticket: vec![], packages })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mirror_key_sits_beside_the_site_key() {
+        assert_eq!(mirror_key_path(Path::new("/d/site.db.key")), PathBuf::from("/d/site.db.mirror.key"));
+        assert_eq!(mirror_key_path(Path::new("/d/k")), PathBuf::from("/d/k.mirror.key"));
+    }
+}
