@@ -8,7 +8,8 @@
 use crate::sites::{Children, SiteKey};
 use crate::{hex, AppError, Request, Result, Site, StoreHashes};
 use qm_core::{Badge, Command, IncidentKind, Severity, UnitId};
-use qm_ledger::mirror::{check_package, package_ranges, AddEntries, MirrorInfo, Package, PACKAGES_PER_REQUEST, PACKAGE_ENTRIES};
+use qm_ledger::mirror::{check_package, package_ranges, Package, PACKAGES_PER_REQUEST, PACKAGE_ENTRIES};
+pub use qm_ledger::mirror::{AddEntries, MirrorInfo};
 use qm_ledger::{leaf_hash, witness};
 use qm_store::Mirrored;
 use std::path::{Path, PathBuf};

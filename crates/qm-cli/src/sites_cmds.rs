@@ -8,10 +8,14 @@ use qm_server::sites::{sync_once, Parent};
 
 /// `qm sync`: one exchange with the parent, as the server's sync task makes them
 /// (`qm_server::sites::sync_once`), through the site's worker started for it.
-fn sync(cli: &Cli, parent: &str, parent_key: &str, out: &Out) -> R<u8> {
+fn sync(cli: &Cli, parent: &str, parent_key: &str, mirror: (Option<&str>, Option<&str>), out: &Out) -> R<u8> {
     let site = open_site(cli)?;
     qm_app::sites::CosignatureVerifier::new(parent_key).map_err(|e| AppError::Usage(format!("--parent-key: {e}")))?;
-    let parent = Parent { url: parent.to_string(), key: parent_key.to_string() };
+    let mirror = match mirror {
+        (Some(key), url) => Some(qm_server::mirror::parent_mirror(parent, url, key).map_err(AppError::Usage)?),
+        (None, _) => None,
+    };
+    let parent = Parent { url: parent.to_string(), key: parent_key.to_string(), mirror };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| AppError::Internal(e.to_string()))?;
     let client = qm_server::sites::parent_client().map_err(AppError::Internal)?;
     let r = rt.block_on(async {
@@ -22,7 +26,11 @@ fn sync(cli: &Cli, parent: &str, parent_key: &str, out: &Out) -> R<u8> {
         r
     });
     match r.map_err(AppError::Usage)? {
-        Some(s) => out.kv(&[("cosigned_size", s.size.to_string()), ("witness", s.witness), ("parent_held", s.held.to_string())]),
+        Some(s) => {
+            let mut kv = vec![("cosigned_size", s.size.to_string()), ("witness", s.witness), ("parent_held", s.held.to_string())];
+            kv.extend(s.mirrored.map(|m| ("mirrored_size", m.to_string())));
+            out.kv(&kv)
+        }
         None => out.kv(&[
             ("cosigned_size", open_site(cli)?.cosigned_size()?.to_string()),
             ("note", "the parent holds the whole ledger already".into()),
@@ -84,14 +92,21 @@ fn witness_import(cli: &Cli, file: &str, answer: &str, out: &Out) -> R<u8> {
 fn witness_status(cli: &Cli, out: &Out) -> R<u8> {
     let site = open_site(cli)?;
     let list = site.witnessed()?;
+    let mirrored: std::collections::BTreeMap<String, u64> = site.mirrored()?.into_iter().map(|m| (m.origin, m.size)).collect();
+    let held = |o: &str| mirrored.get(o).copied().unwrap_or(0);
     let rows: Vec<serde_json::Value> = list
         .iter()
-        .map(|w| serde_json::json!({"origin": w.origin, "size": w.size, "root": qm_app::hex(&w.root), "cosigned_at_ms": w.at_ms}))
+        .map(|w| {
+            serde_json::json!({"origin": w.origin, "size": w.size, "root": qm_app::hex(&w.root), "cosigned_at_ms": w.at_ms,
+                "mirrored_size": held(&w.origin)})
+        })
         .collect();
     out.json_or(&rows, || {
         let zone = qm_app::zone::SiteZone::of(site.state());
-        let lines: Vec<String> =
-            list.iter().map(|w| format!("{:<32} size {:>8}  cosigned {}", w.origin, w.size, zone.show(from_ms(w.at_ms)))).collect();
+        let lines: Vec<String> = list
+            .iter()
+            .map(|w| format!("{:<32} size {:>8}  cosigned {}  mirrored {}", w.origin, w.size, zone.show(from_ms(w.at_ms)), held(&w.origin)))
+            .collect();
         if lines.is_empty() {
             "no child site has asked for a cosignature yet".into()
         } else {
@@ -122,9 +137,10 @@ fn witness_evidence(cli: &Cli, out: &Out) -> R<u8> {
 
 pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
     match &cli.command {
-        Cmd::Sync { media: None, parent, parent_key } => {
+        Cmd::Sync { media: None, parent, parent_key, parent_mirror_key, parent_mirror } => {
             let need = |v: &Option<String>, what: &str| v.clone().ok_or_else(|| AppError::Usage(format!("give {what}")));
-            sync(cli, &need(parent, "--parent URL (or QM_PARENT)")?, &need(parent_key, "--parent-key KEY (or QM_PARENT_KEY)")?, out)
+            let mirror = (parent_mirror_key.as_deref(), parent_mirror.as_deref());
+            sync(cli, &need(parent, "--parent URL (or QM_PARENT)")?, &need(parent_key, "--parent-key KEY (or QM_PARENT_KEY)")?, mirror, out)
         }
         Cmd::Sync { media: Some(SyncMedia::Export { file, parent_held }), .. } => export(cli, file, *parent_held, out),
         Cmd::Sync { media: Some(SyncMedia::Import { file }), parent_key, .. } => import_answer(cli, file, parent_key.as_deref(), out),
@@ -147,7 +163,11 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
         Cmd::Witness(WitnessCmd::Key) => {
             let site = open_site(cli)?;
             let key = qm_app::sites::witness_key(&qm_app::sites::witness_key_path(&key_path(cli)?), &site.site_name())?;
-            out.kv(&[("witness_key", qm_app::sites::cosigner_verifier_key(&key))]);
+            let mirror = qm_app::mirror::mirror_key(&qm_app::mirror::mirror_key_path(&key_path(cli)?), &site.site_name())?;
+            out.kv(&[
+                ("witness_key", qm_app::sites::cosigner_verifier_key(&key)),
+                ("mirror_key", qm_app::sites::cosigner_verifier_key(&mirror)),
+            ]);
             Ok(0)
         }
         Cmd::Witness(WitnessCmd::Status) => witness_status(cli, out),

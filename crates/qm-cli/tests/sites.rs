@@ -253,3 +253,69 @@ fn headquarters_witnesses_a_department_and_catches_a_rewritten_history() {
     assert_eq!(json(d, &backup, &hq_key, &["witness", "status"])[0]["size"].as_u64(), Some(10));
     drop(server);
 }
+
+/// Headquarters keeps a verified mirror of a department's ledger (C2SP tlog-mirror): `qm sync` with
+/// the mirror's key uploads the entries after the witness cosigns, the mirror cosigns once it holds
+/// and has replayed them all; the department's server then keeps the mirror up to date by itself;
+/// the department serves both cosignatures with its checkpoint; a backup of headquarters keeps the
+/// mirror.
+#[test]
+fn headquarters_mirrors_a_departments_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let admin = std::env::var(qm_store_postgres::scratch::TEST_URL_VAR).expect(qm_store_postgres::scratch::HOW_TO_RUN);
+    let scratch = qm_store_postgres::scratch::ScratchDatabase::create(&admin).unwrap();
+    let (hq, hq_key) = (scratch.url().to_string(), d.join("hq.key"));
+    let (dep, dep_key) = (d.join("d11.db").display().to_string(), d.join("d11.key"));
+    for (db, key, site, unit) in [(&hq, &hq_key, "hq.example", "HQ"), (&dep, &dep_key, "d11.example", "D-11")] {
+        let args =
+            ["init", "--site", site, "--root-unit", unit, "--root-unit-name", unit, "--admin-badge", "0001", "--admin-name", "Admin"];
+        ok(d, db, key, &[&args[..], &["--admin-pin", "1234"]].concat());
+    }
+    ok(d, &dep, &dep_key, &["unit", "add", "D-11-A", "--name", "Armory section", "--parent", "D-11"]);
+    let dep_vkey = json(d, &dep, &dep_key, &["verifier-key"])["verifier_key"].as_str().unwrap().to_string();
+    let children = d.join("children.toml");
+    std::fs::write(&children, format!("[children.\"d11.example\"]\nkey = \"{dep_vkey}\"\nunit = \"HQ\"\n")).unwrap();
+    let keys = json(d, &hq, &hq_key, &["witness", "key"]);
+    let (witness_key, mirror_key) = (keys["witness_key"].as_str().unwrap().to_string(), keys["mirror_key"].as_str().unwrap().to_string());
+    assert!(mirror_key.starts_with("hq.example/mirror+") && mirror_key != witness_key, "{keys}");
+    let mode = std::fs::metadata(qm_app::mirror::mirror_key_path(&hq_key)).unwrap();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777, 0o600, "the mirror key is the owner's only");
+    let server = serve(d, &hq, &hq_key, "127.0.0.1:0", &[("QM_CHILDREN", children.to_str().unwrap())], "hq");
+    let parent = format!("{}/witness", server.1);
+    let first = json(d, &dep, &dep_key, &["sync", "--parent", &parent, "--parent-key", &witness_key, "--parent-mirror-key", &mirror_key]);
+    assert_eq!((first["cosigned_size"].as_str(), first["mirrored_size"].as_str()), (Some("4"), Some("4")), "{first}");
+    let status = json(d, &hq, &hq_key, &["witness", "status"]);
+    assert_eq!((status[0]["size"].as_u64(), status[0]["mirrored_size"].as_u64()), (Some(4), Some(4)), "{status}");
+    // The department's server keeps the mirror up to date by itself.
+    let dep_server = serve(
+        d,
+        &dep,
+        &dep_key,
+        "127.0.0.1:0",
+        &[("QM_PARENT", &parent), ("QM_PARENT_KEY", &witness_key), ("QM_PARENT_MIRROR_KEY", &mirror_key), ("QM_SYNC_EVERY_S", "1")],
+        "d11",
+    );
+    ok(d, &dep, &dep_key, &["unit", "add", "D-11-B", "--name", "Magazine section", "--parent", "D-11"]);
+    let mut mirrored = None;
+    for _ in 0..150 {
+        mirrored = json(d, &hq, &hq_key, &["witness", "status"])[0]["mirrored_size"].as_u64();
+        if mirrored == Some(5) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(mirrored, Some(5), "the department's server did not bring the mirror to its 5 entries");
+    // Its checkpoint is served with both cosignatures: the witness's and the mirror's.
+    let note = reqwest::blocking::get(format!("{}/ledger/checkpoint", dep_server.1)).unwrap().text().unwrap();
+    assert!(note.starts_with("d11.example\n5\n"), "{note}");
+    assert!(note.contains("— hq.example/witness ") && note.contains("— hq.example/mirror "), "{note}");
+    let log = qm_ledger::CheckpointVerifier::new(&dep_vkey).unwrap();
+    qm_ledger::witness::open_cosigned(&note, &log, &mirror_key).unwrap();
+    drop(dep_server);
+    // A backup of headquarters keeps the mirror: the entries and the checkpoint they make.
+    let backup = d.join("hq.qmbackup").display().to_string();
+    ok(d, &hq, &hq_key, &["backup", &backup]);
+    assert_eq!(json(d, &backup, &hq_key, &["witness", "status"])[0]["mirrored_size"].as_u64(), Some(5));
+    drop(server);
+}

@@ -48,6 +48,10 @@ pub struct Config {
     /// This site's parent, which witnesses its ledger: its witness URL and key (docs/sites.md).
     pub parent: Option<String>,
     pub parent_key: Option<String>,
+    /// The parent's mirror, which keeps this site's entries: its key (`qm witness key` there) and,
+    /// when it is not beside the witness URL (`…/witness` → `…/mirror`), its URL.
+    pub parent_mirror_key: Option<String>,
+    pub parent_mirror: Option<String>,
     /// How often the ledger's new checkpoint goes to the parent (when it can be reached).
     pub sync_every_s: u64,
 }
@@ -73,6 +77,8 @@ impl Default for Config {
             children: None,
             parent: None,
             parent_key: None,
+            parent_mirror_key: None,
+            parent_mirror: None,
             sync_every_s: 30,
         }
     }
@@ -130,6 +136,12 @@ impl Config {
         }
         if let Some(v) = get("QM_PARENT_KEY") {
             self.parent_key = Some(v);
+        }
+        if let Some(v) = get("QM_PARENT_MIRROR_KEY") {
+            self.parent_mirror_key = Some(v);
+        }
+        if let Some(v) = get("QM_PARENT_MIRROR") {
+            self.parent_mirror = Some(v);
         }
         if let Some(v) = get("QM_SYNC_EVERY_S") {
             self.sync_every_s = num("QM_SYNC_EVERY_S", v)?;

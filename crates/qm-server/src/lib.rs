@@ -12,6 +12,7 @@ pub mod counter;
 pub mod edge;
 pub mod error;
 pub mod labels;
+pub mod mirror;
 pub mod notify;
 pub mod reads;
 pub mod scope;
@@ -55,8 +56,10 @@ pub fn router(state: AppState) -> Router {
         .merge(api::routes())
         .merge(web::routes())
         .merge(sites::routes())
-        .with_state(state)
         .layer(RequestBodyLimitLayer::new(limit))
+        // The mirror's uploads have a limit of their own (and may come gzipped).
+        .merge(mirror::routes())
+        .with_state(state)
         .layer(axum::middleware::from_fn(error::json_errors))
         .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
@@ -148,7 +151,9 @@ pub async fn start_with(
     let parent = match (&config.parent, &config.parent_key) {
         (Some(url), Some(key)) => {
             qm_app::sites::CosignatureVerifier::new(key).map_err(|e| format!("the parent's witness key (QM_PARENT_KEY): {e}"))?;
-            Some(sites::Parent { url: url.clone(), key: key.clone() })
+            let mirror =
+                config.parent_mirror_key.as_ref().map(|k| mirror::parent_mirror(url, config.parent_mirror.as_deref(), k)).transpose()?;
+            Some(sites::Parent { url: url.clone(), key: key.clone(), mirror })
         }
         (None, None) => None,
         _ => return Err("a parent needs both its URL (QM_PARENT) and its witness key (QM_PARENT_KEY)".into()),

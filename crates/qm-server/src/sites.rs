@@ -9,10 +9,12 @@ use axum::response::{IntoResponse, Response};
 use qm_app::sites::{Children, Refusal, WitnessAnswer};
 use std::sync::Arc;
 
-/// What a parent needs to witness its children: who they are, and its own witness key.
+/// What a parent needs to witness and mirror its children: who they are, and its own witness and
+/// mirror keys (two cosigners, as tlog-mirror asks).
 pub struct Witness {
     pub children: Children,
     pub key: qm_app::sites::SiteKey,
+    pub mirror: qm_app::sites::SiteKey,
 }
 
 /// `POST /witness/add-checkpoint` (C2SP tlog-witness): 200 with the cosignature line; 400, 403,
@@ -116,11 +118,12 @@ pub(crate) fn routes() -> axum::Router<AppState> {
         .route("/ledger/tile/{*path}", get(ledger_tile))
 }
 
-/// Loads the children file and the witness key (made beside the site's key the first time).
+/// Loads the children file and the witness and mirror keys (made beside the site's key the first time).
 pub fn witness(children: &str, site_key: &std::path::Path, site: &str) -> Result<Arc<Witness>, String> {
     let children = Children::read(std::path::Path::new(children)).map_err(|e| e.to_string())?;
     let key = qm_app::sites::witness_key(&qm_app::sites::witness_key_path(site_key), site).map_err(|e| e.to_string())?;
-    Ok(Arc::new(Witness { children, key }))
+    let mirror = qm_app::mirror::mirror_key(&qm_app::mirror::mirror_key_path(site_key), site).map_err(|e| e.to_string())?;
+    Ok(Arc::new(Witness { children, key, mirror }))
 }
 
 /// The HTTP client a child asks its parent with (a minute at most per request).
@@ -155,24 +158,29 @@ pub async fn ask_parent(client: &reqwest::Client, url: &str, body: String) -> Re
     })
 }
 
-/// A child's parent: its witness URL (submission prefix) and witness key (docs/sites.md).
+/// A child's parent: its witness URL (submission prefix) and witness key, and its mirror when the
+/// child's entries are to be kept there (docs/sites.md).
 #[derive(Clone, Debug)]
 pub struct Parent {
     pub url: String,
     pub key: String,
+    pub mirror: Option<crate::mirror::MirrorParent>,
 }
 
-/// The parent cosigned this site's checkpoint of `size`; `held`: the size it held before.
+/// The parent cosigned this site's checkpoint of `size`; `held`: the size it held before;
+/// `mirrored`: the size its mirror holds, verified and cosigned (with a mirror).
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Synced {
     pub size: u64,
     pub witness: String,
     pub held: u64,
+    pub mirrored: Option<u64>,
 }
 
 /// One exchange with the parent (`qm sync`, and the server's sync task): the latest checkpoint with
 /// a proof from the size the parent last cosigned here; once more from the size a 409 names; the
-/// cosignature kept once it verifies. `None`: the parent already holds the whole ledger (asked
+/// cosignature kept once it verifies. Then, with a mirror, the entries up to that checkpoint
+/// uploaded until the mirror cosigns it. `None`: the parent already holds the whole ledger (asked
 /// again anyway when `always`: `qm sync` by hand shows what the parent says of it now).
 pub async fn sync_once(
     site: &crate::worker::SiteHandle,
@@ -181,10 +189,40 @@ pub async fn sync_once(
     always: bool,
 ) -> Result<Option<Synced>, String> {
     let err = |e: qm_app::AppError| e.to_string();
-    let (size, mut holds) = site.call(|s| Ok::<_, qm_app::AppError>((s.size(), s.cosigned_size()?))).await.map_err(err)?.map_err(err)?;
-    if size == holds && !always {
+    let mirror_name = parent.mirror.as_ref().map(|m| m.name().to_string());
+    let (size, holds, mirrored) = site
+        .call(move |s| {
+            let mirrored = mirror_name.map(|n| s.mirrored_size(&n)).transpose()?;
+            Ok::<_, qm_app::AppError>((s.size(), s.cosigned_size()?, mirrored))
+        })
+        .await
+        .map_err(err)?
+        .map_err(err)?;
+    let mirror_behind = mirrored.is_some_and(|m| m < holds);
+    if size == holds && !mirror_behind && !always {
         return Ok(None);
     }
+    let (witnessed, note) = if size == holds && !always {
+        let req = site.call(move |s| s.add_checkpoint_request(holds)).await.map_err(err)?.map_err(err)?;
+        (Synced { size: holds, witness: String::new(), held: holds, mirrored }, req.note)
+    } else {
+        witness_exchange(site, client, parent, holds).await?
+    };
+    let mirrored = match &parent.mirror {
+        Some(m) if mirrored.is_none_or(|n| n < witnessed.size) => Some(crate::mirror::upload(site, client, m, note, witnessed.size).await?),
+        _ => mirrored,
+    };
+    Ok(Some(Synced { mirrored, ..witnessed }))
+}
+
+/// The witness part of a sync: the latest checkpoint cosigned, and its note.
+async fn witness_exchange(
+    site: &crate::worker::SiteHandle,
+    client: &reqwest::Client,
+    parent: &Parent,
+    mut holds: u64,
+) -> Result<(Synced, String), String> {
+    let err = |e: qm_app::AppError| e.to_string();
     for _ in 0..2 {
         let req = site.call(move |s| s.add_checkpoint_request(holds)).await.map_err(err)?.map_err(err)?;
         let note = req.note.clone();
@@ -192,8 +230,9 @@ pub async fn sync_once(
             ParentAnswer::Cosigned(lines) => {
                 let key = parent.key.clone();
                 let at = now();
-                let c = site.call(move |s| s.keep_cosignature(&note, &lines, &key, at)).await.map_err(err)?.map_err(err)?;
-                return Ok(Some(Synced { size: c.size, witness: c.witness, held: holds }));
+                let kept = note.clone();
+                let c = site.call(move |s| s.keep_cosignature(&kept, &lines, &key, at)).await.map_err(err)?.map_err(err)?;
+                return Ok((Synced { size: c.size, witness: c.witness, held: holds, mirrored: None }, note));
             }
             ParentAnswer::Holds(n) if n != holds => holds = n,
             ParentAnswer::Holds(n) => return Err(format!("the parent holds size {n} and refused it again")),
@@ -221,7 +260,7 @@ pub(crate) fn spawn_sync(site: crate::worker::SiteHandle, parent: Parent, every:
             tokio::time::sleep(wait).await;
             match sync_once(&site, &client, &parent, false).await {
                 Ok(Some(s)) => {
-                    tracing::info!(size = s.size, witness = %s.witness, "the parent cosigned this site's checkpoint");
+                    tracing::info!(size = s.size, witness = %s.witness, mirrored = ?s.mirrored, "the parent cosigned this site's checkpoint");
                     failing = std::time::Duration::ZERO;
                 }
                 Ok(None) => failing = std::time::Duration::ZERO,

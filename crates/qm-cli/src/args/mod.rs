@@ -276,6 +276,13 @@ pub enum Cmd {
         /// The parent's witness key (`qm witness key` there).
         #[arg(long, env = "QM_PARENT_KEY", global = true)]
         parent_key: Option<String>,
+        /// The parent's mirror key (`qm witness key` there): this site's entries are then uploaded
+        /// to the parent's mirror after the witness cosigns (C2SP tlog-mirror).
+        #[arg(long, env = "QM_PARENT_MIRROR_KEY")]
+        parent_mirror_key: Option<String>,
+        /// The mirror's URL, when it is not beside the witness's (`…/witness` → `…/mirror`).
+        #[arg(long, env = "QM_PARENT_MIRROR")]
+        parent_mirror: Option<String>,
     },
     /// This site as the witness of its child sites (docs/sites.md).
     #[command(subcommand)]
@@ -725,7 +732,8 @@ pub enum CountCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum WitnessCmd {
-    /// This site's witness key, for its children's `--parent-key` (made the first time).
+    /// This site's witness and mirror keys, for its children's `--parent-key` and
+    /// `--parent-mirror-key` (made the first time).
     Key,
     /// A child's request brought on removable media (`qm sync export` there): checked as a push
     /// is; the answer, the cosigned checkpoint, written to ANSWER for the way back.
@@ -736,7 +744,8 @@ pub enum WitnessCmd {
         #[arg(long)]
         answer: String,
     },
-    /// The child sites witnessed: the latest checkpoint cosigned for each, and when.
+    /// The child sites witnessed: the latest checkpoint cosigned for each and when, and how much of
+    /// each ledger the mirror holds, verified.
     Status,
     /// Signed checkpoints of a child that contradict each other, kept as evidence.
     Evidence,

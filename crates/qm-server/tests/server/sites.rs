@@ -42,7 +42,7 @@ pub fn children(dir: &std::path::Path) -> Children {
 pub async fn sync_children(c: &Children, url: &str, hq_db: &str) {
     let witness =
         qm_app::sites::witness_key(&qm_app::sites::witness_key_path(&qm_app::default_key_path(std::path::Path::new(hq_db))), "x").unwrap();
-    let parent = Parent { url: format!("{url}/witness"), key: qm_app::sites::cosigner_verifier_key(&witness) };
+    let parent = Parent { url: format!("{url}/witness"), key: qm_app::sites::cosigner_verifier_key(&witness), mirror: None };
     let client = qm_server::sites::parent_client().unwrap();
     for (db, key, origin) in &c.sites {
         if *origin == "d12.example" {
