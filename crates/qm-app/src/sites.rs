@@ -232,6 +232,10 @@ pub struct SiteView {
     pub age_h: Option<i64>,
     pub evidence: usize,
     pub state: &'static str,
+    /// Entries held here as the site's mirror, stored, replayed and cosigned.
+    pub mirrored: u64,
+    /// Entries witnessed but not yet mirrored (the site's upload is behind, or refused).
+    pub backlog: u64,
 }
 
 /// Every child site in the children file, rewritten ones first, then the silent, the never heard
@@ -239,6 +243,7 @@ pub struct SiteView {
 pub fn sites_view(site: &Site, children: &Children, now: OffsetDateTime) -> Result<Vec<SiteView>> {
     let witnessed: BTreeMap<String, Witnessed> = site.witnessed()?.into_iter().map(|w| (w.origin.clone(), w)).collect();
     let evidence = site.fork_evidence()?;
+    let mirrored: BTreeMap<String, u64> = site.mirrored()?.into_iter().map(|m| (m.origin, m.size)).collect();
     let zone = crate::zone::SiteZone::of(site.state());
     let mut out: Vec<SiteView> = children
         .children
@@ -254,6 +259,7 @@ pub fn sites_view(site: &Site, children: &Children, now: OffsetDateTime) -> Resu
                 (0, Some(h)) if h >= SILENT_AFTER_H => "silent",
                 _ => "consistent",
             };
+            let held = mirrored.get(origin).copied().unwrap_or(0);
             SiteView {
                 origin: origin.clone(),
                 unit: child.unit.clone(),
@@ -262,6 +268,8 @@ pub fn sites_view(site: &Site, children: &Children, now: OffsetDateTime) -> Resu
                 age_h,
                 evidence,
                 state,
+                mirrored: held,
+                backlog: w.map_or(0, |w| w.size.saturating_sub(held)),
             }
         })
         .collect();

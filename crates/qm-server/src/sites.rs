@@ -59,7 +59,7 @@ pub(crate) async fn sites(st: &AppState, p: &crate::auth::Principal) -> Result<V
 }
 
 #[utoipa::path(get, path = "/api/sites", tag = "sites",
-    responses((status = 200, body = serde_json::Value, description = "each child site: origin, unit, size, cosigned_at, age_h, evidence, state"), (status = "4XX", body = crate::error::ErrorBody)))]
+    responses((status = 200, body = serde_json::Value, description = "each child site: origin, unit, size, cosigned_at, age_h, evidence, state, mirrored, backlog"), (status = "4XX", body = crate::error::ErrorBody)))]
 pub(crate) async fn sites_api(
     crate::edge::Caller { st, p, .. }: crate::edge::Caller,
 ) -> Result<axum::Json<Vec<qm_app::sites::SiteView>>, crate::error::ApiError> {

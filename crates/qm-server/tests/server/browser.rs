@@ -733,5 +733,9 @@ async fn sites_in_chromium(b: &WebDriver, url: &str) {
     assert!(table.contains("REWRITTEN") && table.contains("never synced") && table.contains("consistent"), "{table}");
     let first = text(b, "#sites tbody tr:first-child").await;
     assert!(first.starts_with("d13.example"), "the rewritten site comes first: {first}");
+    let header = text(b, "#sites thead").await;
+    assert!(header.contains("Entries mirrored") && header.contains("Backlog"), "{header}");
+    let d11 = text(b, "#sites tbody tr.site-consistent").await;
+    assert!(d11.starts_with("d11.example") && d11.ends_with("3 0"), "d11 mirrored whole, nothing waiting: {d11}");
     shot(b, "47-child-sites").await;
 }

@@ -37,12 +37,15 @@ pub fn children(dir: &std::path::Path) -> Children {
     Children { file: file.display().to_string(), sites }
 }
 
-/// d11 and d13 sync with headquarters at `url`; then d13's key signs a checkpoint of the same size
-/// with another root (a rewritten history), which headquarters refuses and keeps.
+/// d11 and d13 sync with headquarters at `url` (d11's entries mirrored there too, its gzipped);
+/// then d13's key signs a checkpoint of the same size with another root (a rewritten history),
+/// which headquarters refuses and keeps.
 pub async fn sync_children(c: &Children, url: &str, hq_db: &str) {
-    let witness =
-        qm_app::sites::witness_key(&qm_app::sites::witness_key_path(&qm_app::default_key_path(std::path::Path::new(hq_db))), "x").unwrap();
-    let parent = Parent { url: format!("{url}/witness"), key: qm_app::sites::cosigner_verifier_key(&witness), mirror: None };
+    let hq_key = qm_app::default_key_path(std::path::Path::new(hq_db));
+    let witness = qm_app::sites::witness_key(&qm_app::sites::witness_key_path(&hq_key), "x").unwrap();
+    let mirror = qm_app::mirror::mirror_key(&qm_app::mirror::mirror_key_path(&hq_key), "x").unwrap();
+    let mirror = qm_server::mirror::MirrorParent { url: format!("{url}/mirror"), key: qm_app::sites::cosigner_verifier_key(&mirror) };
+    let witness_only = Parent { url: format!("{url}/witness"), key: qm_app::sites::cosigner_verifier_key(&witness), mirror: None };
     let client = qm_server::sites::parent_client().unwrap();
     for (db, key, origin) in &c.sites {
         if *origin == "d12.example" {
@@ -50,8 +53,9 @@ pub async fn sync_children(c: &Children, url: &str, hq_db: &str) {
         }
         let site = qm_app::Site::open(qm_backends::open_store, db, Some(key)).unwrap();
         let (handle, worker) = qm_server::worker::spawn(site, 3600, 3_600_000);
+        let parent = Parent { mirror: (*origin == "d11.example").then(|| mirror.clone()), ..witness_only.clone() };
         let synced = sync_once(&handle, &client, &parent, true).await.unwrap().unwrap();
-        assert_eq!(synced.size, 3, "{origin}");
+        assert_eq!((synced.size, synced.mirrored), (3, parent.mirror.as_ref().map(|_| 3)), "{origin}");
         handle.shutdown().await;
         tokio::task::spawn_blocking(move || worker.join().unwrap()).await.unwrap();
         if *origin == "d13.example" {
@@ -61,7 +65,7 @@ pub async fn sync_children(c: &Children, url: &str, hq_db: &str) {
             let body = qm_ledger::witness::AddCheckpoint { old: 3, proof: vec![], note }.body();
             // Offered twice: refused twice, kept once.
             for _ in 0..2 {
-                match ask_parent(&client, &parent.url, body.clone()).await.unwrap() {
+                match ask_parent(&client, &witness_only.url, body.clone()).await.unwrap() {
                     ParentAnswer::Refused(422, why) => assert!(why.contains("not consistent"), "{why}"),
                     _ => panic!("a contradicting checkpoint was not refused with 422"),
                 }
@@ -84,14 +88,58 @@ async fn headquarters_lists_its_child_sites_and_only_to_its_own_staff() {
         v.as_array().unwrap().iter().map(|x| (x["origin"].as_str().unwrap(), x["state"].as_str().unwrap())).collect();
     assert_eq!(states, [("d13.example", "rewritten"), ("d12.example", "never"), ("d11.example", "consistent")], "{v}");
     assert_eq!(v[2]["size"].as_u64(), Some(3), "{v}");
+    let mirrors: Vec<(u64, u64)> =
+        v.as_array().unwrap().iter().map(|x| (x["mirrored"].as_u64().unwrap(), x["backlog"].as_u64().unwrap())).collect();
+    assert_eq!(mirrors, [(0, 3), (0, 0), (3, 0)], "d11 mirrored whole, d13 witnessed only: {v}");
     assert_eq!(v[0]["evidence"].as_u64(), Some(1), "the same contradicting checkpoint twice is kept once: {v}");
     let (_, incidents) = admin.get("/api/incidents?kind=ledger_fork").await;
     assert_eq!(incidents.as_array().unwrap().len(), 1, "{incidents}");
+    mirror_over_http(&c, &app.url).await;
     // A department's officer may not see them; the attempt is recorded.
     let officer = sign_in(&app, "1103").await;
     let (s, v) = officer.get("/api/sites").await;
     assert_eq!((s, v["error"]["code"].as_str()), (403, Some("permission.scope")), "{v}");
     app.stop().await;
+}
+
+/// The mirror's answers over HTTP, as tlog-mirror has them: a gzipped upload of what it holds is
+/// answered with its cosignature; a body that is no request 400; an unknown log 404; a site it
+/// holds no checkpoint of 422; an upload that ends elsewhere than the pending checkpoint 409 with
+/// the mirror-info.
+async fn mirror_over_http(c: &Children, url: &str) {
+    use std::io::Write;
+    let post = |body: Vec<u8>, gzip: bool| {
+        let mut r = reqwest::Client::new().post(format!("{url}/mirror/add-entries")).header("content-type", "application/octet-stream");
+        if gzip {
+            r = r.header("content-encoding", "gzip");
+        }
+        async move {
+            let r = r.body(body).send().await.unwrap();
+            let accept = r.headers().get("accept-encoding").map(|v| v.to_str().unwrap().to_string());
+            (r.status().as_u16(), r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()), accept, r.text().await.unwrap())
+        }
+    };
+    let store = |origin: &str| {
+        let (db, _, _) = c.sites.iter().find(|s| s.2 == origin).unwrap();
+        qm_backends::open_store(db, false).unwrap()
+    };
+    let d11 = store("d11.example");
+    let again = qm_app::mirror::upload_request(d11.as_ref(), "d11.example", 0, 3).unwrap().to_bytes().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&again).unwrap();
+    let (s, _, accept, text) = post(gz.finish().unwrap(), true).await;
+    assert_eq!((s, accept.as_deref()), (200, Some("gzip")), "{text}");
+    assert!(text.starts_with("— ") && text.contains("/mirror "), "the mirror key's cosignature: {text}");
+    let (s, _, _, text) = post(b"nonsense".to_vec(), false).await;
+    assert_eq!(s, 400, "{text}");
+    let mut stranger = qm_app::mirror::upload_request(d11.as_ref(), "d11.example", 0, 3).unwrap();
+    stranger.origin = "elsewhere.example".into();
+    assert_eq!(post(stranger.to_bytes().unwrap(), false).await.0, 404);
+    let d12 = qm_app::mirror::upload_request(store("d12.example").as_ref(), "d12.example", 0, 3).unwrap();
+    assert_eq!(post(d12.to_bytes().unwrap(), false).await.0, 422, "d12 never sent a checkpoint");
+    let short = qm_app::mirror::upload_request(d11.as_ref(), "d11.example", 0, 2).unwrap();
+    let (s, ctype, _, text) = post(short.to_bytes().unwrap(), false).await;
+    assert_eq!((s, ctype.as_deref(), text.as_str()), (409, Some("text/x.tlog.mirror-info"), "3\n3\n\n"));
 }
 
 /// Tiles fetched beforehand over HTTP, presented to tlog_tiles at their C2SP paths.
