@@ -60,6 +60,8 @@ pub(crate) async fn dashboard(Visitor { st, p, .. }: Visitor) -> WebResult {
                 "Sites: " a href="/sites" { (v.len()) " witnessed" } " · "
                 span.(flag(count(v, "rewritten"))) #sites-rewritten { (count(v, "rewritten")) " rewritten" } " · "
                 span.(flag(count(v, "silent") + count(v, "never"))) #sites-silent { (count(v, "silent")) " silent for a day, " (count(v, "never")) " never synced" }
+                @let backlog: u64 = v.iter().map(|x| x.backlog).sum();
+                " · " span.(if backlog > 0 { "warn" } else { "" }) #sites-backlog { (backlog) " entries witnessed, not yet mirrored" }
             }
         }
         table #units {

@@ -728,6 +728,7 @@ async fn sites_in_chromium(b: &WebDriver, url: &str) {
     b.goto(format!("{url}/")).await.unwrap();
     let summary = wait_for(b, "#sites-summary", "witnessed").await;
     assert!(summary.contains("3 witnessed") && summary.contains("1 rewritten") && summary.contains("1 never synced"), "{summary}");
+    assert!(summary.contains("3 entries witnessed, not yet mirrored"), "d13's entries wait for its mirror upload: {summary}");
     b.find(By::Css("#sites-summary a")).await.unwrap().click().await.unwrap();
     let table = wait_for(b, "#sites", "d11.example").await;
     assert!(table.contains("REWRITTEN") && table.contains("never synced") && table.contains("consistent"), "{table}");
