@@ -6,8 +6,7 @@
 //! A child uploads its entries from the parent's next entry and keeps the mirror's cosignature.
 
 use crate::sites::{Children, SiteKey};
-use crate::{hex, AppError, Request, Result, Site, StoreHashes};
-use qm_core::{Badge, Command, IncidentKind, Severity, UnitId};
+use crate::{hex, AppError, Result, Site, StoreHashes};
 use qm_ledger::mirror::{check_package, package_ranges, Package, PACKAGES_PER_REQUEST, PACKAGE_ENTRIES};
 pub use qm_ledger::mirror::{AddEntries, MirrorInfo};
 use qm_ledger::{leaf_hash, witness};
@@ -69,9 +68,12 @@ impl Site {
         let Some(pending) = self.store.witnessed(&origin)? else {
             return Ok(MirrorAnswer::Refused(422, format!("site {origin} has sent no checkpoint yet: add-checkpoint first")));
         };
+        if req.ticket.len() == 32 {
+            return self.compare_with_evidence(&req, child, at);
+        }
         let mirrored = self.store.mirrored(&origin)?;
         let mirror_size = mirrored.as_ref().map_or(0, |m| m.size);
-        let mut next = self.store.mirror_next(&origin)?;
+        let next = self.store.mirror_next(&origin)?;
         let info = |next| MirrorInfo { pending_size: pending.size, next_entry: next, ticket: vec![] };
         if let Some(m) = mirrored.as_ref().filter(|m| m.size == req.upload_end && m.size > 0) {
             return Ok(MirrorAnswer::Cosigned(m.cosignature.clone()));
@@ -85,31 +87,10 @@ impl Site {
         if req.packages.is_empty() && req.upload_start < req.upload_end {
             return Ok(MirrorAnswer::Refused(400, "add-entries: the body holds no complete entry package".into()));
         }
-        for p in &req.packages {
-            if p.end() <= next {
-                continue;
-            }
-            if p.start > next {
-                return Ok(MirrorAnswer::Conflict(info(next)));
-            }
-            let block = p.start - p.start % PACKAGE_ENTRIES;
-            let held = self.store.mirror_leaves(&origin, block, p.start)?;
-            if let Err(e) = check_package(p, &held, pending.size, &pending.root) {
-                return Ok(MirrorAnswer::Refused(
-                    422,
-                    format!(
-                        "entries {} to {} do not hash into the checkpoint of size {} (root {}) that site {origin} signed: {e}",
-                        p.start,
-                        p.end() - 1,
-                        pending.size,
-                        hex(&pending.root)
-                    ),
-                ));
-            }
-            let entries: Vec<(Vec<u8>, qm_ledger::Hash)> = p.entries.iter().map(|e| (e.clone(), leaf_hash(e))).collect();
-            self.store.mirror_add(&origin, p.start, &entries)?;
-            next = next.max(p.end());
-        }
+        let next = match self.store_packages(&req, &pending, next)? {
+            Ok(next) => next,
+            Err(answer) => return Ok(answer),
+        };
         if next < req.upload_end {
             return Ok(MirrorAnswer::Partial(info(next)));
         }
@@ -125,6 +106,113 @@ impl Site {
             return Ok(MirrorAnswer::Conflict(info(next)));
         }
         Ok(MirrorAnswer::Cosigned(line))
+    }
+
+    /// Checks each package of an upload against the pending checkpoint and stores it; the mirror's
+    /// next entry after them, or the answer that stops the upload.
+    fn store_packages(
+        &mut self,
+        req: &AddEntries,
+        pending: &qm_store::Witnessed,
+        mut next: u64,
+    ) -> Result<std::result::Result<u64, MirrorAnswer>> {
+        let origin = &req.origin;
+        for p in &req.packages {
+            if p.end() <= next {
+                continue;
+            }
+            if p.start > next {
+                return Ok(Err(MirrorAnswer::Conflict(MirrorInfo { pending_size: pending.size, next_entry: next, ticket: vec![] })));
+            }
+            let block = p.start - p.start % PACKAGE_ENTRIES;
+            let held = self.store.mirror_leaves(origin, block, p.start)?;
+            if let Err(e) = check_package(p, &held, pending.size, &pending.root) {
+                let why = format!(
+                    "entries {} to {} do not hash into the checkpoint of size {} (root {}) that site {origin} signed: {e}",
+                    p.start,
+                    p.end() - 1,
+                    pending.size,
+                    hex(&pending.root)
+                );
+                return Ok(Err(MirrorAnswer::Refused(422, why)));
+            }
+            let entries: Vec<(Vec<u8>, qm_ledger::Hash)> = p.entries.iter().map(|e| (e.clone(), leaf_hash(e))).collect();
+            self.store.mirror_add(origin, p.start, &entries)?;
+            next = next.max(p.end());
+        }
+        Ok(Ok(next))
+    }
+
+    /// Entries of a history the witness refused, named by its root in the ticket: compared with the
+    /// mirror, to name the entry that was changed (they are proved against the contradicting
+    /// checkpoint, signed with the child's key and kept as evidence; nothing of them is stored).
+    fn compare_with_evidence(&mut self, req: &AddEntries, child: &crate::sites::Child, at: OffsetDateTime) -> Result<MirrorAnswer> {
+        let offered = self.store.fork_evidence()?.into_iter().find(|e| {
+            e.origin == req.origin
+                && qm_ledger::open_checkpoint(&e.offered_note, &child.key)
+                    .is_ok_and(|cp| cp.size == req.upload_end && cp.root[..] == req.ticket[..])
+        });
+        match offered {
+            Some(e) => self.compare_with_mirror(req, child, &e, at),
+            None => Ok(MirrorAnswer::Refused(
+                422,
+                format!("no checkpoint of site {} with that root and size {} is kept as evidence here", req.origin, req.upload_end),
+            )),
+        }
+    }
+
+    /// An upload of the entries of a checkpoint the witness refused as contradicting the one it
+    /// cosigned: each package proved against that checkpoint, its entries compared with the ones
+    /// the mirror holds. The first that differs is named, in the answer and in a critical incident.
+    fn compare_with_mirror(
+        &mut self,
+        req: &AddEntries,
+        child: &crate::sites::Child,
+        e: &qm_store::ForkEvidence,
+        at: OffsetDateTime,
+    ) -> Result<MirrorAnswer> {
+        let origin = &req.origin;
+        let cp = qm_ledger::open_checkpoint(&e.offered_note, &child.key)?;
+        if !req.upload_start.is_multiple_of(PACKAGE_ENTRIES) {
+            return Ok(MirrorAnswer::Refused(400, "entries of a contradicting checkpoint are sent from a multiple of 256".into()));
+        }
+        let next = self.store.mirror_next(origin)?;
+        let mut checked = req.upload_start;
+        for p in &req.packages {
+            if let Err(why) = check_package(p, &[], cp.size, &cp.root) {
+                return Ok(MirrorAnswer::Refused(
+                    422,
+                    format!(
+                        "entries {} to {} do not hash into the checkpoint of size {} site {origin} signed: {why}",
+                        p.start,
+                        p.end() - 1,
+                        cp.size
+                    ),
+                ));
+            }
+            let held = self.store.mirror_leaves(origin, p.start, p.end().min(next).max(p.start))?;
+            let theirs = p.entries.iter().map(|b| leaf_hash(b));
+            if let Some((i, (mine, theirs))) = held.iter().zip(theirs).enumerate().find(|(_, (m, t))| *m != t) {
+                let seq = p.start + i as u64;
+                let why = format!(
+                    "entry {seq} of site {origin} was rewritten: its checkpoint of size {} signed with its key holds an entry {seq} (leaf {}) other than the one mirrored here (leaf {}); entries before it are the same",
+                    cp.size,
+                    &hex(&theirs)[..16],
+                    &hex(mine)[..16]
+                );
+                let summary = format!("{why}. Both checkpoints are kept (qm witness evidence)");
+                self.child_incident(origin, child, &summary, format!("rewritten-{origin}-{}-{seq}", cp.size), at)?;
+                return Ok(MirrorAnswer::Refused(422, why));
+            }
+            checked = p.end();
+            if checked >= next {
+                return Ok(MirrorAnswer::Refused(
+                    422,
+                    format!("the {next} entries mirrored here are the same in the checkpoint of size {} site {origin} signed: what changed came after them", cp.size),
+                ));
+            }
+        }
+        Ok(MirrorAnswer::Partial(MirrorInfo { pending_size: req.upload_end, next_entry: checked, ticket: vec![] }))
     }
 
     /// Replays a child's mirrored entries up to `end` with the auditor, going on from the replay kept
@@ -171,20 +259,7 @@ impl Site {
             "the ledger of site {origin}, as signed in its checkpoint of size {size}, does not replay on the books: {}. Its entries are kept here (the mirror); nothing of it was cosigned",
             problems.join("; ")
         );
-        let unit = UnitId::parse(&child.unit).map_err(|e| AppError::Usage(format!("child {origin}: unit: {e}")))?;
-        let site = Badge::parse(qm_core::incidents::SITE_ACTOR).map_err(|e| AppError::Internal(e.to_string()))?;
-        let command = Command::OpenIncident {
-            kind: IncidentKind::LedgerFork,
-            severity: Severity::Critical,
-            unit,
-            location: None,
-            objects: Default::default(),
-            summary: summary.chars().take(qm_core::decide::TEXT_LEN_MAX).collect(),
-            discovered_at: None,
-        };
-        let key = format!("mirror-replay-{origin}-{size}");
-        self.execute(Request::new(site, command, key, at))?;
-        Ok(())
+        self.child_incident(origin, child, &summary, format!("mirror-replay-{origin}-{size}"), at)
     }
 
     /// The `add-entries` request that uploads this site's entries from `from` up to `end` (the size

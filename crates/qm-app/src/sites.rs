@@ -129,8 +129,25 @@ impl Site {
             hex(&held.root),
             crate::conditions::from_ms(held.at_ms).format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
         );
+        let key = format!(
+            "fork-{origin}-{}-{}",
+            held.size,
+            hex(&sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(offered)))
+        );
+        self.child_incident(origin, child, &summary, key, at)
+    }
+
+    /// A critical `ledger_fork` incident about a child's ledger at the child's unit, opened by the
+    /// site itself; once per idempotency key. The summary is cut to what an incident holds.
+    pub(crate) fn child_incident(&mut self, origin: &str, child: &Child, summary: &str, key: String, at: OffsetDateTime) -> Result<()> {
         let unit = UnitId::parse(&child.unit).map_err(|e| AppError::Usage(format!("child {origin}: unit: {e}")))?;
         let site = Badge::parse(qm_core::incidents::SITE_ACTOR).map_err(|e| AppError::Internal(e.to_string()))?;
+        let max = qm_core::decide::TEXT_LEN_MAX;
+        let summary = if summary.chars().count() > max {
+            format!("{}…", summary.chars().take(max - 1).collect::<String>())
+        } else {
+            summary.to_string()
+        };
         let command = Command::OpenIncident {
             kind: IncidentKind::LedgerFork,
             severity: Severity::Critical,
@@ -140,11 +157,6 @@ impl Site {
             summary,
             discovered_at: None,
         };
-        let key = format!(
-            "fork-{origin}-{}-{}",
-            held.size,
-            hex(&sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(offered)))
-        );
         self.execute(Request::new(site, command, key, at))?;
         Ok(())
     }

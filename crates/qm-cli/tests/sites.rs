@@ -257,8 +257,8 @@ fn headquarters_witnesses_a_department_and_catches_a_rewritten_history() {
 /// Headquarters keeps a verified mirror of a department's ledger (C2SP tlog-mirror): `qm sync` with
 /// the mirror's key uploads the entries after the witness cosigns, the mirror cosigns once it holds
 /// and has replayed them all; the department's server then keeps the mirror up to date by itself;
-/// the department serves both cosignatures with its checkpoint; a backup of headquarters keeps the
-/// mirror.
+/// the department serves both cosignatures with its checkpoint; a copy rewritten and re-signed is
+/// refused, and the mirror names the entry changed; a backup of headquarters keeps the mirror.
 #[test]
 fn headquarters_mirrors_a_departments_ledger() {
     let dir = tempfile::tempdir().unwrap();
@@ -313,6 +313,23 @@ fn headquarters_mirrors_a_departments_ledger() {
     let log = qm_ledger::CheckpointVerifier::new(&dep_vkey).unwrap();
     qm_ledger::witness::open_cosigned(&note, &log, &mirror_key).unwrap();
     drop(dep_server);
+    // A copy whose administrator renames a unit in entry 3, rebuilds the tree and signs it with
+    // the site key: the witness refuses it, and the mirror names the entry that was changed.
+    // (The server was killed: its last entries may still be in the write-ahead log, copied too.)
+    let forged = d.join("forged.db").display().to_string();
+    std::fs::copy(&dep, &forged).unwrap();
+    if Path::new(&format!("{dep}-wal")).exists() {
+        std::fs::copy(format!("{dep}-wal"), format!("{forged}-wal")).unwrap();
+    }
+    rewrite_history(&forged, &dep_key, 3, "Armory section", "Armory sectiom");
+    let out = qm(d, &forged, &dep_key, &["sync", "--parent", &parent, "--parent-key", &witness_key, "--parent-mirror-key", &mirror_key]);
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success() && said.contains("(422)") && said.contains("entry 3 of site d11.example was rewritten"), "{said}");
+    let incidents = json(d, &hq, &hq_key, &["incidents"]);
+    let named: Vec<&Value> = incidents.as_array().unwrap().iter().filter(|i| i["kind"] == "ledger_fork").collect();
+    assert!(named.iter().any(|i| i["summary"].as_str().unwrap().contains("entry 3 of site d11.example was rewritten")), "{incidents}");
+    assert!(named.iter().all(|i| i["severity"] == "critical"), "{incidents}");
+    assert_eq!(json(d, &hq, &hq_key, &["witness", "status"])[0]["mirrored_size"].as_u64(), Some(5), "the mirror is unchanged");
     // A backup of headquarters keeps the mirror: the entries and the checkpoint they make.
     let backup = d.join("hq.qmbackup").display().to_string();
     ok(d, &hq, &hq_key, &["backup", &backup]);

@@ -741,3 +741,76 @@ fn a_childs_signed_ledger_that_does_not_replay_is_refused_by_the_mirror() {
     assert_eq!(forks[0].severity, Severity::Critical);
     assert!(forks[0].summary.contains("does not replay"), "{}", forks[0].summary);
 }
+
+/// A child's history rewritten past the first package (entry 300 changed, the tree rebuilt and
+/// signed with the site key): the witness refuses its checkpoint; its entries, sent against that
+/// checkpoint (its root as the ticket), are compared with the mirror package by package, and the
+/// mirror names entry 300, once, in a critical incident; the mirror itself is unchanged.
+#[test]
+fn the_mirror_names_the_entry_a_child_rewrote() {
+    use qm_app::mirror::{upload_request, MirrorAnswer};
+    let (_hq_dir, mut hq, d_dir, dept, children, wkey, mkey) = parent_and_child();
+    let now = OffsetDateTime::now_utc();
+    let size = dept.size();
+    let mut from = 0;
+    loop {
+        match hq.add_entries(&children, &mkey, &dept.add_entries_request(from, size).unwrap().to_bytes().unwrap(), now).unwrap() {
+            MirrorAnswer::Partial(i) => from = i.next_entry,
+            MirrorAnswer::Cosigned(_) => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    drop(dept);
+    // The administrator's rewrite: entry 300's bytes, every tree hash, a checkpoint signed anew.
+    let db = d_dir.path().join("demo.db");
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute_batch("DROP TRIGGER entries_no_update;").unwrap();
+    let bytes: Vec<u8> = c.query_row("SELECT bytes FROM entries WHERE seq = 300", [], |r| r.get(0)).unwrap();
+    let text = String::from_utf8(bytes).unwrap().replacen("Unit ", "Unit-", 1);
+    c.execute("UPDATE entries SET bytes = ?1 WHERE seq = 300", [text.into_bytes()]).unwrap();
+    let mut tree = qm_ledger::Frontier::new();
+    let all: Vec<(i64, Vec<u8>)> = c
+        .prepare("SELECT seq, bytes FROM entries ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (s, b) in &all {
+        let hashes = tree.push(qm_ledger::leaf_hash(b));
+        c.execute("UPDATE entries SET hashes = ?1 WHERE seq = ?2", rusqlite::params![qm_store::hashes_to_blob(&hashes), s]).unwrap();
+    }
+    let key = qm_ledger::SiteKey::read(&d_dir.path().join("demo.key")).unwrap();
+    let note = qm_ledger::sign_checkpoint(&key, &qm_ledger::Checkpoint { origin: key.name().into(), size: tree.size(), root: tree.root() })
+        .unwrap();
+    drop(c);
+    let req = qm_ledger::witness::AddCheckpoint { old: size, proof: vec![], note: note.clone() };
+    match hq.add_checkpoint(&children, &wkey, &req.body(), now).unwrap() {
+        qm_app::sites::WitnessAnswer::Refused(r) => assert_eq!(r.status(), 422, "{r}"),
+        other => panic!("{other:?}"),
+    }
+    let store = qm_backends::open_store(db.to_str().unwrap(), false).unwrap();
+    let origin = key.name().to_string();
+    let mut from = 0;
+    let why = loop {
+        let mut up = upload_request(store.as_ref(), &origin, from, size).unwrap();
+        up.packages.truncate(1);
+        up.ticket = tree.root().to_vec();
+        match hq.add_entries(&children, &mkey, &up.to_bytes().unwrap(), now).unwrap() {
+            MirrorAnswer::Partial(i) => from = i.next_entry,
+            MirrorAnswer::Refused(422, why) => break why,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(from, 256, "the first package is the same as the mirror's");
+    assert!(why.contains(&format!("entry 300 of site {origin} was rewritten")), "{why}");
+    // Another root in the ticket is no evidence kept here.
+    let mut up = upload_request(store.as_ref(), &origin, 0, size).unwrap();
+    up.ticket = vec![7; 32];
+    assert!(
+        matches!(hq.add_entries(&children, &mkey, &up.to_bytes().unwrap(), now).unwrap(), MirrorAnswer::Refused(422, w) if w.contains("no checkpoint"))
+    );
+    let named: Vec<_> = hq.state().incidents.values().filter(|i| i.summary.contains("entry 300")).collect();
+    assert_eq!((named.len(), named[0].severity), (1, Severity::Critical), "{named:?}");
+    assert_eq!(hq.mirrored().unwrap()[0].size, size, "the mirror is unchanged");
+}

@@ -108,24 +108,39 @@ async fn ask_mirror(client: &reqwest::Client, url: &str, body: Vec<u8>) -> Resul
     })
 }
 
+/// The root hash of a checkpoint note (its third line, base64).
+fn note_root(note: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine;
+    let line = note.lines().nth(2).unwrap_or_default();
+    base64::engine::general_purpose::STANDARD.decode(line).map_err(|_| format!("not a checkpoint note: {line:?}"))
+}
+
 /// The most requests one upload makes (each carries up to 8,192 entries or about 4 MiB).
 const UPLOAD_ROUNDS_MAX: usize = 1_000;
 
 /// Uploads this site's entries to its parent's mirror up to `end` (the size of the checkpoint
-/// `note`, which the parent's witness has just cosigned), from the mirror's next entry, until the
-/// mirror cosigns it; the cosignature is kept once it verifies. Returns the size mirrored.
+/// `note`, which the parent's witness has just cosigned), from the size the mirror last cosigned here
+/// (the mirror names its next entry if it differs), until the mirror cosigns it; the cosignature is
+/// kept once it verifies. Returns the size mirrored.
+///
+/// `contradicting`: the witness refused `note` as contradicting what it cosigned before; the
+/// entries are then sent from 0 with the note's root as the ticket, for the mirror to compare with
+/// what it holds (it names the first entry that differs; docs/sites.md).
 pub async fn upload(
     site: &crate::worker::SiteHandle,
     client: &reqwest::Client,
     mirror: &MirrorParent,
     note: String,
     end: u64,
+    contradicting: bool,
 ) -> Result<u64, String> {
     let err = |e: qm_app::AppError| e.to_string();
     let name = mirror.name().to_string();
-    let mut from = site.call(move |s| s.mirrored_size(&name)).await.map_err(err)?.map_err(err)?.min(end);
+    let ticket = if contradicting { note_root(&note)? } else { vec![] };
+    let mut from = if contradicting { 0 } else { site.call(move |s| s.mirrored_size(&name)).await.map_err(err)?.map_err(err)?.min(end) };
     for _ in 0..UPLOAD_ROUNDS_MAX {
-        let req = site.call(move |s| s.add_entries_request(from, end)).await.map_err(err)?.map_err(err)?;
+        let mut req = site.call(move |s| s.add_entries_request(from, end)).await.map_err(err)?.map_err(err)?;
+        req.ticket = ticket.clone();
         let body = req.to_bytes().map_err(|e| e.to_string())?;
         match ask_mirror(client, &mirror.url, body).await? {
             Reply::Cosigned(lines) => {

@@ -209,7 +209,9 @@ pub async fn sync_once(
         witness_exchange(site, client, parent, holds).await?
     };
     let mirrored = match &parent.mirror {
-        Some(m) if mirrored.is_none_or(|n| n < witnessed.size) => Some(crate::mirror::upload(site, client, m, note, witnessed.size).await?),
+        Some(m) if mirrored.is_none_or(|n| n < witnessed.size) => {
+            Some(crate::mirror::upload(site, client, m, note, witnessed.size, false).await?)
+        }
         _ => mirrored,
     };
     Ok(Some(Synced { mirrored, ..witnessed }))
@@ -236,7 +238,19 @@ async fn witness_exchange(
             }
             ParentAnswer::Holds(n) if n != holds => holds = n,
             ParentAnswer::Holds(n) => return Err(format!("the parent holds size {n} and refused it again")),
-            ParentAnswer::Refused(status, why) => return Err(format!("the parent refused this site's checkpoint ({status}): {why}")),
+            ParentAnswer::Refused(status, why) => {
+                let mut said = format!("the parent refused this site's checkpoint ({status}): {why}");
+                if let (422, Some(mirror)) = (status, &parent.mirror) {
+                    // A history the witness finds contradicting: the entries go to the mirror, which
+                    // names the first one that differs from what it holds.
+                    let size = note.lines().nth(1).and_then(|l| l.parse().ok()).unwrap_or(0);
+                    match crate::mirror::upload(site, client, mirror, note, size, true).await {
+                        Ok(n) => said.push_str(&format!("; the mirror cosigned {n}")),
+                        Err(e) => said.push_str(&format!("; {e}")),
+                    }
+                }
+                return Err(said);
+            }
         }
     }
     Err("the parent's size kept changing; try again".into())
