@@ -226,7 +226,14 @@ impl Site {
                 return Err(AppError::Internal(format!("the mirror of {origin} holds no entry {from}")));
             }
             for (i, bytes) in batch.iter().enumerate() {
-                if replay.feed(from + i as u64, bytes).is_none() || !replay.ok() {
+                let seq = from + i as u64;
+                match replay.feed(seq, bytes) {
+                    // A child's ledger holds its own entries only.
+                    Some(env) if env.site != origin => replay.refuse(seq, format!("entry {seq} is of site {}, not of {origin}", env.site)),
+                    Some(_) => {}
+                    None => break,
+                }
+                if !replay.ok() {
                     break;
                 }
             }

@@ -298,6 +298,12 @@ impl Replay {
         }
     }
 
+    /// Notes a problem found outside the replay (the entry `seq` is not what it must be) and stops it.
+    pub fn refuse(&mut self, seq: u64, why: String) {
+        self.problems.push((seq, why));
+        self.ok = false;
+    }
+
     /// Every problem found so far, the auditor's comparison with the books included (made now, when
     /// every entry replayed).
     pub fn problems(&mut self) -> Vec<(u64, String)> {
