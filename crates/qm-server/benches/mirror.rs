@@ -17,6 +17,9 @@ use common::*;
 use std::time::Instant;
 use time::OffsetDateTime;
 
+/// One batch of rows as the baseline inserts them: (entry bytes, leaf hash).
+type Rows = Vec<(Vec<u8>, [u8; 32])>;
+
 const SITES: usize = 100;
 const IN_FLIGHT: usize = 8;
 
@@ -78,7 +81,7 @@ fn main() {
     eprintln!("{SITES} department sites of {per_site} entries made in {:.1} s", t.elapsed().as_secs_f64());
     let mut children = String::new();
     // What each site sends: its checkpoint (add-checkpoint from nothing), then its entries.
-    let mut work: Vec<(String, Vec<Vec<u8>>, Vec<Vec<(Vec<u8>, [u8; 32])>>)> = vec![];
+    let mut work: Vec<(String, Vec<Vec<u8>>, Vec<Rows>)> = vec![];
     for (origin, sdb, skey) in &sites {
         let mut site = qm_app::Site::open(qm_backends::open_store, sdb, Some(skey)).unwrap();
         let vkey = site.state().site.as_ref().unwrap().verifier_key.clone();
@@ -99,7 +102,7 @@ fn main() {
     let file = dir.path().join("children.toml");
     std::fs::write(&file, children).unwrap();
     let entries: usize = work.iter().map(|w| w.2.iter().map(Vec::len).sum::<usize>()).sum();
-    let batches: Vec<(String, Vec<(Vec<u8>, [u8; 32])>)> =
+    let batches: Vec<(String, Rows)> =
         work.iter().zip(&sites).flat_map(|(w, s)| w.2.iter().map(|r| (s.0.clone(), r.clone()))).collect();
     let base = baseline(&db, &batches);
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -148,7 +151,7 @@ fn main() {
 }
 
 /// Raw inserts of the same rows into a table shaped like the mirror's, in the same batches.
-fn baseline(db: &str, batches: &[(String, Vec<(Vec<u8>, [u8; 32])>)]) -> f64 {
+fn baseline(db: &str, batches: &[(String, Rows)]) -> f64 {
     let n: usize = batches.iter().map(|b| b.1.len()).sum();
     if db.starts_with("postgres") {
         let mut c = postgres::Client::connect(db, postgres::NoTls).unwrap();
