@@ -309,6 +309,64 @@ pub fn upload_request(store: &dyn qm_store::EntrySource, origin: &str, from: u64
     Ok(AddEntries { origin: origin.to_string(), upload_start: from, upload_end: end, ticket: vec![], packages })
 }
 
+/// The entries file that goes on removable media beside a checkpoint request (docs/sites.md, "No
+/// line at all"): every `add-entries` request from `from` up to `end`, each after its length in
+/// four big-endian bytes. At least one request, so that a mirror holding every entry already
+/// still cosigns the new checkpoint.
+pub fn media_requests(store: &dyn qm_store::EntrySource, origin: &str, mut from: u64, end: u64) -> Result<Vec<u8>> {
+    let mut out = vec![];
+    loop {
+        let req = upload_request(store, origin, from, end)?;
+        from = req.packages.last().map_or(end, Package::end);
+        let body = req.to_bytes()?;
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        out.extend_from_slice(&body);
+        if from >= end {
+            return Ok(out);
+        }
+    }
+}
+
+/// The requests of an entries file, in order; `Err` names what is wrong with the framing.
+fn media_bodies(mut bytes: &[u8]) -> std::result::Result<Vec<&[u8]>, String> {
+    let mut bodies = vec![];
+    while !bytes.is_empty() {
+        let Some((len, rest)) = bytes.split_first_chunk::<4>() else {
+            return Err(format!("the entries file ends inside a length, after {} requests", bodies.len()));
+        };
+        let len = u32::from_be_bytes(*len) as usize;
+        if rest.len() < len {
+            return Err(format!("the entries file is cut short: request {} needs {len} bytes, {} are left", bodies.len() + 1, rest.len()));
+        }
+        let (body, rest) = rest.split_at(len);
+        bodies.push(body);
+        bytes = rest;
+    }
+    if bodies.is_empty() {
+        return Err("the entries file holds no request".into());
+    }
+    Ok(bodies)
+}
+
+impl Site {
+    /// An entries file brought on media: its requests taken in order as if they were pushed; the
+    /// answer is the first that is not a 202 (a cosignature, a conflict, a refusal).
+    pub fn add_entries_from_media(&mut self, children: &Children, key: &SiteKey, bytes: &[u8], at: OffsetDateTime) -> Result<MirrorAnswer> {
+        let bodies = match media_bodies(bytes) {
+            Ok(b) => b,
+            Err(e) => return Ok(MirrorAnswer::Refused(400, e)),
+        };
+        let mut last = None;
+        for body in bodies {
+            match self.add_entries(children, key, body, at)? {
+                MirrorAnswer::Partial(info) => last = Some(MirrorAnswer::Partial(info)),
+                other => return Ok(other),
+            }
+        }
+        Ok(last.expect("at least one request"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,5 +375,13 @@ mod tests {
     fn the_mirror_key_sits_beside_the_site_key() {
         assert_eq!(mirror_key_path(Path::new("/d/site.db.key")), PathBuf::from("/d/site.db.mirror.key"));
         assert_eq!(mirror_key_path(Path::new("/d/k")), PathBuf::from("/d/k.mirror.key"));
+    }
+
+    #[test]
+    fn an_entries_file_that_is_cut_or_empty_is_named_so() {
+        assert_eq!(media_bodies(&[0, 0, 0, 2, 7, 7, 0, 0, 0, 1, 9]).unwrap(), vec![&[7u8, 7][..], &[9u8][..]]);
+        assert!(media_bodies(&[]).unwrap_err().contains("no request"));
+        assert!(media_bodies(&[0, 0]).unwrap_err().contains("inside a length"));
+        assert!(media_bodies(&[0, 0, 0, 9, 1]).unwrap_err().contains("request 1 needs 9 bytes, 1 are left"));
     }
 }

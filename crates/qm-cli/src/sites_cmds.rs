@@ -39,33 +39,64 @@ fn sync(cli: &Cli, parent: &str, parent_key: &str, mirror: (Option<&str>, Option
     Ok(0)
 }
 
-/// `qm sync export`: what `qm sync` would send, in a file for removable media.
-fn export(cli: &Cli, file: &str, parent_held: Option<u64>, out: &Out) -> R<u8> {
+/// The entries file carried beside a request on media: `d11.request` → `d11.request.entries`.
+fn entries_file(request: &str) -> String {
+    format!("{request}.entries")
+}
+
+/// `qm sync export`: what `qm sync` would send, in a file for removable media; with the parent's
+/// mirror key, the entries the mirror lacks in a second file beside it.
+fn export(cli: &Cli, file: &str, held: (Option<u64>, Option<u64>), mirror_key: Option<&str>, out: &Out) -> R<u8> {
     let mut site = open_site(cli)?;
-    let held = match parent_held {
+    let parent_held = match held.0 {
         Some(n) => n,
         None => site.cosigned_size()?,
     };
-    let req = site.add_checkpoint_request(held)?;
-    std::fs::write(file, req.body()).map_err(|e| AppError::Usage(format!("writing {file}: {e}")))?;
-    let size = req.note.lines().nth(1).unwrap_or("?").to_string();
-    out.kv(&[("file", file.to_string()), ("checkpoint_size", size), ("parent_held", held.to_string())]);
+    let req = site.add_checkpoint_request(parent_held)?;
+    let write = |f: &str, b: &[u8]| std::fs::write(f, b).map_err(|e| AppError::Usage(format!("writing {f}: {e}")));
+    write(file, req.body().as_bytes())?;
+    let size: u64 = req.note.lines().nth(1).and_then(|l| l.parse().ok()).unwrap_or(0);
+    let mut kv = vec![("file", file.to_string()), ("checkpoint_size", size.to_string()), ("parent_held", parent_held.to_string())];
+    match (mirror_key, held.1) {
+        (Some(key), mirrored) => {
+            let name = key.split_once('+').map_or(key, |(n, _)| n);
+            let from = match mirrored {
+                Some(n) => n,
+                None => site.mirrored_size(name)?,
+            };
+            let bytes = qm_app::mirror::media_requests(site.store(), &site.site_name(), from.min(size), size)?;
+            write(&entries_file(file), &bytes)?;
+            kv.extend([("entries_file", entries_file(file)), ("entries_from", from.min(size).to_string())]);
+        }
+        (None, Some(_)) => return Err(AppError::Usage("--mirrored goes with --parent-mirror-key (the entries for the mirror)".into())),
+        (None, None) => {}
+    }
+    out.kv(&kv);
     Ok(0)
 }
 
-/// `qm sync import`: the parent's answer brought back, kept once it verifies.
-fn import_answer(cli: &Cli, file: &str, parent_key: Option<&str>, out: &Out) -> R<u8> {
-    let key = parent_key.ok_or_else(|| AppError::Usage("give --parent-key KEY (or QM_PARENT_KEY)".into()))?;
+/// `qm sync import`: the parent's answer brought back, kept once it verifies (the mirror's
+/// cosignature too, with --parent-mirror-key).
+fn import_answer(cli: &Cli, file: &str, keys: (Option<&str>, Option<&str>), out: &Out) -> R<u8> {
+    let key = keys.0.ok_or_else(|| AppError::Usage("give --parent-key KEY (or QM_PARENT_KEY)".into()))?;
     let text = std::fs::read_to_string(file).map_err(|e| AppError::Usage(format!("reading {file}: {e}")))?;
     let mut site = open_site(cli)?;
     let (note, lines) = qm_app::sites::split_cosigned(&text, &site.site_name());
     let c = site.keep_cosignature(&note, &lines, key, now())?;
-    out.kv(&[("cosigned_size", c.size.to_string()), ("witness", c.witness)]);
+    let mut kv = vec![("cosigned_size", c.size.to_string()), ("witness", c.witness)];
+    if let Some(mirror) = keys.1 {
+        let m = site
+            .keep_cosignature(&note, &lines, mirror, now())
+            .map_err(|e| AppError::Usage(format!("the witness's cosignature of size {} is kept; the mirror's is missing: {e}", c.size)))?;
+        kv.push(("mirrored_size", m.size.to_string()));
+    }
+    out.kv(&kv);
     Ok(0)
 }
 
 /// `qm witness import`: a child's request brought on media, checked as a push is; the cosigned
-/// checkpoint written to `answer`.
+/// checkpoint written to `answer`. An entries file beside the request goes to the mirror, whose
+/// cosignature is added to the answer.
 fn witness_import(cli: &Cli, file: &str, answer: &str, out: &Out) -> R<u8> {
     let mut site = open_site(cli)?;
     let children = cli
@@ -75,17 +106,44 @@ fn witness_import(cli: &Cli, file: &str, answer: &str, out: &Out) -> R<u8> {
     let children = qm_app::sites::Children::read(std::path::Path::new(children))?;
     let key = qm_app::sites::witness_key(&qm_app::sites::witness_key_path(&key_path(cli)?), &site.site_name())?;
     let body = std::fs::read_to_string(file).map_err(|e| AppError::Usage(format!("reading {file}: {e}")))?;
-    match site.add_checkpoint(&children, &key, &body, now())? {
-        qm_app::sites::WitnessAnswer::Cosigned(line) => {
-            let note = body.split_once("\n\n").map_or("", |(_, n)| n);
-            std::fs::write(answer, format!("{note}{line}")).map_err(|e| AppError::Usage(format!("writing {answer}: {e}")))?;
-            out.kv(&[("answer", answer.to_string()), ("cosigned", note.lines().take(2).collect::<Vec<_>>().join(" size "))]);
-            Ok(0)
-        }
+    let line = match site.add_checkpoint(&children, &key, &body, now())? {
+        qm_app::sites::WitnessAnswer::Cosigned(line) => line,
         qm_app::sites::WitnessAnswer::Refused(qm_app::sites::Refusal::Conflict { latest }) => {
-            Err(AppError::Usage(format!("this site holds size {latest} of that ledger: export again there with --parent-held {latest}")))
+            return Err(AppError::Usage(format!(
+                "this site holds size {latest} of that ledger: export again there with --parent-held {latest}"
+            )))
         }
-        qm_app::sites::WitnessAnswer::Refused(r) => Err(AppError::Usage(format!("refused ({}): {r}", r.status()))),
+        qm_app::sites::WitnessAnswer::Refused(r) => return Err(AppError::Usage(format!("refused ({}): {r}", r.status()))),
+    };
+    let note = body.split_once("\n\n").map_or("", |(_, n)| n);
+    let mut kv = vec![("answer", answer.to_string()), ("cosigned", note.lines().take(2).collect::<Vec<_>>().join(" size "))];
+    let write = |text: String| std::fs::write(answer, text).map_err(|e| AppError::Usage(format!("writing {answer}: {e}")));
+    write(format!("{note}{line}"))?;
+    match std::fs::read(entries_file(file)) {
+        Ok(bytes) => {
+            let mirror_line = mirror_import(cli, &mut site, &children, &bytes)
+                .map_err(|e| AppError::Usage(format!("{answer} holds the witness's cosignature; {e}")))?;
+            write(format!("{note}{line}{mirror_line}"))?;
+            kv.push(("mirrored", "yes".into()));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(AppError::Usage(format!("reading {}: {e}", entries_file(file)))),
+    }
+    out.kv(&kv);
+    Ok(0)
+}
+
+/// The entries file of a request, taken by this site's mirror: its cosignature line.
+fn mirror_import(cli: &Cli, site: &mut qm_app::Site, children: &qm_app::sites::Children, bytes: &[u8]) -> R<String> {
+    use qm_app::mirror::MirrorAnswer;
+    let key = qm_app::mirror::mirror_key(&qm_app::mirror::mirror_key_path(&key_path(cli)?), &site.site_name())?;
+    match site.add_entries_from_media(children, &key, bytes, now())? {
+        MirrorAnswer::Cosigned(line) => Ok(line),
+        MirrorAnswer::Partial(info) | MirrorAnswer::Conflict(info) => Err(AppError::Usage(format!(
+            "the checkpoint is cosigned by the witness, but the mirror holds {} entries of that ledger and the file does not follow on: export again there with --mirrored {}",
+            info.next_entry, info.next_entry
+        ))),
+        MirrorAnswer::Refused(status, why) => Err(AppError::Usage(format!("the mirror refused the entries ({status}): {why}"))),
     }
 }
 
@@ -142,8 +200,12 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
             let mirror = (parent_mirror_key.as_deref(), parent_mirror.as_deref());
             sync(cli, &need(parent, "--parent URL (or QM_PARENT)")?, &need(parent_key, "--parent-key KEY (or QM_PARENT_KEY)")?, mirror, out)
         }
-        Cmd::Sync { media: Some(SyncMedia::Export { file, parent_held }), .. } => export(cli, file, *parent_held, out),
-        Cmd::Sync { media: Some(SyncMedia::Import { file }), parent_key, .. } => import_answer(cli, file, parent_key.as_deref(), out),
+        Cmd::Sync { media: Some(SyncMedia::Export { file, parent_held, mirrored }), parent_mirror_key, .. } => {
+            export(cli, file, (*parent_held, *mirrored), parent_mirror_key.as_deref(), out)
+        }
+        Cmd::Sync { media: Some(SyncMedia::Import { file }), parent_key, parent_mirror_key, .. } => {
+            import_answer(cli, file, (parent_key.as_deref(), parent_mirror_key.as_deref()), out)
+        }
         Cmd::Witness(WitnessCmd::Import { file, answer }) => witness_import(cli, file, answer, out),
         Cmd::Sync { media: Some(SyncMedia::Status), .. } => {
             let s = open_site(cli)?.parent_status(now())?;

@@ -313,6 +313,9 @@ fn headquarters_mirrors_a_departments_ledger() {
     let log = qm_ledger::CheckpointVerifier::new(&dep_vkey).unwrap();
     qm_ledger::witness::open_cosigned(&note, &log, &mirror_key).unwrap();
     drop(dep_server);
+    // No line at all: the entries go on removable media beside the checkpoint request.
+    let (dep_for_media, mirror_kv) = (dep.clone(), format!("--parent-mirror-key={mirror_key}"));
+    media_round(d, (&dep_for_media, &dep_key), (&hq, &hq_key), &children, (&witness_key, &mirror_kv));
     // A copy whose administrator renames a unit in entry 3, rebuilds the tree and signs it with
     // the site key: the witness refuses it, and the mirror names the entry that was changed.
     // (The server was killed: its last entries may still be in the write-ahead log, copied too.)
@@ -329,10 +332,55 @@ fn headquarters_mirrors_a_departments_ledger() {
     let named: Vec<&Value> = incidents.as_array().unwrap().iter().filter(|i| i["kind"] == "ledger_fork").collect();
     assert!(named.iter().any(|i| i["summary"].as_str().unwrap().contains("entry 3 of site d11.example was rewritten")), "{incidents}");
     assert!(named.iter().all(|i| i["severity"] == "critical"), "{incidents}");
-    assert_eq!(json(d, &hq, &hq_key, &["witness", "status"])[0]["mirrored_size"].as_u64(), Some(5), "the mirror is unchanged");
+    assert_eq!(json(d, &hq, &hq_key, &["witness", "status"])[0]["mirrored_size"].as_u64(), Some(8), "the mirror is unchanged");
     // A backup of headquarters keeps the mirror: the entries and the checkpoint they make.
     let backup = d.join("hq.qmbackup").display().to_string();
     ok(d, &hq, &hq_key, &["backup", &backup]);
-    assert_eq!(json(d, &backup, &hq_key, &["witness", "status"])[0]["mirrored_size"].as_u64(), Some(5));
+    assert_eq!(json(d, &backup, &hq_key, &["witness", "status"])[0]["mirrored_size"].as_u64(), Some(8));
     drop(server);
+}
+
+/// The department, offline, writes three entries and carries its checkpoint request and the
+/// entries the mirror lacks on media; an entries file altered on the way is refused by the mirror
+/// (the witness's cosignature stands); exported again, the mirror takes it and both cosignatures
+/// come back.
+fn media_round(d: &Path, dep: (&str, &Path), hq: (&str, &Path), children: &Path, keys: (&str, &str)) {
+    let ((dep, dep_key), (hq, hq_key), (witness_key, mirror_kv)) = (dep, hq, keys);
+    for (unit, name) in [("D-11-C", "Store room"), ("D-11-D", "Vault"), ("D-11-E", "Range")] {
+        ok(d, dep, dep_key, &["unit", "add", unit, "--name", name, "--parent", "D-11"]);
+    }
+    let media = d.join("usb");
+    std::fs::create_dir_all(&media).unwrap();
+    let (request, answer) = (media.join("d11.request").display().to_string(), media.join("d11.answer").display().to_string());
+    let out = json(d, dep, dep_key, &["sync", mirror_kv, "export", &request]);
+    assert_eq!((out["checkpoint_size"].as_str(), out["entries_from"].as_str()), (Some("8"), Some("5")), "{out}");
+    let entries = format!("{request}.entries");
+    let good = std::fs::read(&entries).unwrap();
+    let pos = good.windows(10).position(|w| w == b"Store room").expect("the entry's text is in the file");
+    let mut bad = good.clone();
+    bad[pos + 9] = b'n';
+    std::fs::write(&entries, &bad).unwrap();
+    let children = children.to_str().unwrap();
+    let out = qm(d, hq, hq_key, &["--children", children, "witness", "import", &request, "--answer", &answer]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("holds the witness's cosignature") && said.contains("mirror refused the entries (422)"),
+        "{said}"
+    );
+    let status = json(d, hq, hq_key, &["witness", "status"]);
+    assert_eq!((status[0]["size"].as_u64(), status[0]["mirrored_size"].as_u64()), (Some(8), Some(5)), "{status}");
+    let kept = json(d, dep, dep_key, &["sync", "import", &answer, "--parent-key", witness_key]);
+    assert_eq!(kept["cosigned_size"].as_str(), Some("8"), "{kept}");
+    let missing = qm(d, dep, dep_key, &["sync", mirror_kv, "import", &answer, "--parent-key", witness_key]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("the mirror's is missing"), "{missing:?}");
+    // Exported again (the witness holds 8 now): the mirror checks, stores, replays and cosigns.
+    let out = json(d, dep, dep_key, &["sync", mirror_kv, "export", &request]);
+    assert_eq!((out["parent_held"].as_str(), out["entries_from"].as_str()), (Some("8"), Some("5")), "{out}");
+    assert_eq!(std::fs::read(&entries).unwrap(), good, "the same entries, proved against the same checkpoint");
+    let out = json(d, hq, hq_key, &["--children", children, "witness", "import", &request, "--answer", &answer]);
+    assert_eq!(out["mirrored"].as_str(), Some("yes"), "{out}");
+    let back = json(d, dep, dep_key, &["sync", mirror_kv, "import", &answer, "--parent-key", witness_key]);
+    assert_eq!((back["cosigned_size"].as_str(), back["mirrored_size"].as_str()), (Some("8"), Some("8")), "{back}");
+    let status = json(d, hq, hq_key, &["witness", "status"]);
+    assert_eq!((status[0]["size"].as_u64(), status[0]["mirrored_size"].as_u64()), (Some(8), Some(8)), "{status}");
 }

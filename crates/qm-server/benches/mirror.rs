@@ -102,8 +102,7 @@ fn main() {
     let file = dir.path().join("children.toml");
     std::fs::write(&file, children).unwrap();
     let entries: usize = work.iter().map(|w| w.2.iter().map(Vec::len).sum::<usize>()).sum();
-    let batches: Vec<(String, Rows)> =
-        work.iter().zip(&sites).flat_map(|(w, s)| w.2.iter().map(|r| (s.0.clone(), r.clone()))).collect();
+    let batches: Vec<(String, Rows)> = work.iter().zip(&sites).flat_map(|(w, s)| w.2.iter().map(|r| (s.0.clone(), r.clone()))).collect();
     let base = baseline(&db, &batches);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {

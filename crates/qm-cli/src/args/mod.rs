@@ -278,7 +278,9 @@ pub enum Cmd {
         parent_key: Option<String>,
         /// The parent's mirror key (`qm witness key` there): this site's entries are then uploaded
         /// to the parent's mirror after the witness cosigns (C2SP tlog-mirror).
-        #[arg(long, env = "QM_PARENT_MIRROR_KEY")]
+        /// With `sync export`: the entries the mirror lacks go on the media too, and `sync import`
+        /// keeps the mirror's cosignature.
+        #[arg(long, env = "QM_PARENT_MIRROR_KEY", global = true)]
         parent_mirror_key: Option<String>,
         /// The mirror's URL, when it is not beside the witness's (`…/witness` → `…/mirror`).
         #[arg(long, env = "QM_PARENT_MIRROR")]
@@ -759,6 +761,10 @@ pub enum SyncMedia {
         /// The size the parent holds, when its answer to an earlier import said so (409).
         #[arg(long)]
         parent_held: Option<u64>,
+        /// The size the parent's mirror holds, when its answer to an earlier import said so; by
+        /// default the size it last cosigned here. Only with --parent-mirror-key.
+        #[arg(long)]
+        mirrored: Option<u64>,
     },
     /// Keep the parent's answer brought back (`qm witness import --answer` there), once its
     /// cosignature verifies with --parent-key.
