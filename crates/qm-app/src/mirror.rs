@@ -363,7 +363,7 @@ impl Site {
                 other => return Ok(other),
             }
         }
-        Ok(last.expect("at least one request"))
+        Ok(last.unwrap_or_else(|| MirrorAnswer::Refused(400, "the entries file holds no request".into())))
     }
 }
 
