@@ -19,6 +19,7 @@ pub mod overview;
 mod pipeline;
 pub mod query;
 pub mod sites;
+pub mod span;
 mod staging;
 pub mod verify;
 mod writer;
@@ -271,6 +272,8 @@ pub struct Site {
     door_in_flight: HashMap<String, HashSet<String>>,
     /// Children's mirrored ledgers as last replayed by the auditor, by origin (`Site::add_entries`).
     mirror_replays: HashMap<String, verify::Replay>,
+    /// Each mirrored child's books in brief, at the size its mirror last cosigned (`span`).
+    child_summaries: HashMap<String, span::ChildSummary>,
     /// Set when a commit failed and the books could not be re-read from the store (the database went
     /// away): the books in memory may hold changes that were never recorded, so nothing is read or
     /// written until `ensure_fresh` re-reads them.
@@ -392,6 +395,7 @@ impl Site {
             in_flight: HashMap::new(),
             door_in_flight: HashMap::new(),
             mirror_replays: HashMap::new(),
+            child_summaries: HashMap::new(),
             stale: None,
             unencoded: vec![],
             last_ticket: 0,

@@ -105,6 +105,7 @@ impl Site {
             let next = self.store.mirror_next(&new.origin)?;
             return Ok(MirrorAnswer::Conflict(info(next)));
         }
+        self.child_summary(&new.origin, &child.unit, at)?;
         Ok(MirrorAnswer::Cosigned(line))
     }
 
@@ -217,7 +218,7 @@ impl Site {
 
     /// Replays a child's mirrored entries up to `end` with the auditor, going on from the replay kept
     /// from the last request when there is one; the problems found (none: it stands).
-    fn replay_mirror(&mut self, origin: &str, end: u64) -> Result<Vec<String>> {
+    pub(crate) fn replay_mirror(&mut self, origin: &str, end: u64) -> Result<Vec<String>> {
         let mut replay = self.mirror_replays.remove(origin).filter(|r| r.ok() && r.size() <= end).unwrap_or_default();
         while replay.size() < end {
             let from = replay.size();

@@ -270,6 +270,11 @@ impl Replay {
         self.state.next_seq
     }
 
+    /// The books as replayed so far.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
     /// Whether every entry so far was read and applied.
     pub fn ok(&self) -> bool {
         self.ok
