@@ -21,7 +21,9 @@ pub struct ChildRow {
     pub unit: String,
     /// Entries mirrored and replayed, and when the mirror cosigned them (ms since the epoch).
     pub mirrored: u64,
-    pub mirrored_at_ms: Option<i64>,
+    pub mirrored_at_ms: i64,
+    /// The same, shown in the child's time zone.
+    pub mirrored_at: String,
     /// The child's own root unit and its number of units.
     pub root_unit: Option<String>,
     pub units: usize,
@@ -66,7 +68,8 @@ fn row(origin: &str, unit: &str, mirrored: &qm_store::Mirrored, s: &State, now: 
         origin: origin.to_string(),
         unit: unit.to_string(),
         mirrored: mirrored.size,
-        mirrored_at_ms: Some(mirrored.at_ms),
+        mirrored_at_ms: mirrored.at_ms,
+        mirrored_at: crate::zone::SiteZone::of(s).show(crate::conditions::from_ms(mirrored.at_ms)),
         root_unit: s.units.iter().find(|(_, u)| u.parent.is_none()).map(|(id, _)| id.to_string()),
         units: s.units.len(),
         incidents_critical: open.iter().filter(|i| i.severity == "critical").count(),
@@ -156,14 +159,15 @@ pub fn span(site: &mut Site, children: &Children, now: OffsetDateTime) -> Result
     Ok(Span { sites, totals })
 }
 
-/// One child's books in full, as its mirror holds them; a usage error names a site not witnessed
-/// here or not mirrored yet.
+/// One child's books in full, as its mirror holds them; not found: a site not witnessed here or
+/// not mirrored yet.
 pub fn child_books(site: &mut Site, children: &Children, origin: &str, now: OffsetDateTime) -> Result<ChildBooks> {
     let Some(child) = children.children.get(origin) else {
-        return Err(AppError::Usage(format!("not found: site {origin:?} is not a child site of this one")));
+        return Err(AppError::Rejected(qm_core::Rejection::NotFound { what: "child site", id: origin.to_string() }));
     };
     let Some((m, s)) = site.child_state(origin)? else {
-        return Err(AppError::Usage(format!("not found: nothing of site {origin} is mirrored here yet (its sync sends the entries)")));
+        let id = format!("{origin} (nothing of it is mirrored here yet: its sync with the parent's mirror key sends the entries)");
+        return Err(AppError::Rejected(qm_core::Rejection::NotFound { what: "mirrored ledger of site", id }));
     };
     Ok(ChildBooks {
         row: row(origin, &child.unit, &m, s, now),

@@ -99,11 +99,7 @@ fn import_answer(cli: &Cli, file: &str, keys: (Option<&str>, Option<&str>), out:
 /// cosignature is added to the answer.
 fn witness_import(cli: &Cli, file: &str, answer: &str, out: &Out) -> R<u8> {
     let mut site = open_site(cli)?;
-    let children = cli
-        .children
-        .as_deref()
-        .ok_or_else(|| AppError::Usage("give --children FILE (or QM_CHILDREN): the sites this one witnesses".into()))?;
-    let children = qm_app::sites::Children::read(std::path::Path::new(children))?;
+    let children = children_file(cli)?;
     let key = qm_app::sites::witness_key(&qm_app::sites::witness_key_path(&key_path(cli)?), &site.site_name())?;
     let body = std::fs::read_to_string(file).map_err(|e| AppError::Usage(format!("reading {file}: {e}")))?;
     let line = match site.add_checkpoint(&children, &key, &body, now())? {
@@ -193,6 +189,68 @@ fn witness_evidence(cli: &Cli, out: &Out) -> R<u8> {
     Ok(0)
 }
 
+/// The children file given with --children (or QM_CHILDREN).
+fn children_file(cli: &Cli) -> R<qm_app::sites::Children> {
+    let file = cli
+        .children
+        .as_deref()
+        .ok_or_else(|| AppError::Usage("give --children FILE (or QM_CHILDREN): the sites this one witnesses".into()))?;
+    qm_app::sites::Children::read(std::path::Path::new(file))
+}
+
+/// `qm witness books [ORIGIN]`: headquarters' read model over its children's mirrors.
+fn witness_books(cli: &Cli, origin: Option<&str>, out: &Out) -> R<u8> {
+    let mut site = open_site(cli)?;
+    let children = children_file(cli)?;
+    let Some(origin) = origin else {
+        let span = qm_app::span::span(&mut site, &children, now())?;
+        out.json_or(&span, || {
+            let sites = span.sites.iter().map(|r| {
+                let n = |x: usize| x.to_string();
+                vec![
+                    r.origin.clone(),
+                    n(r.mirrored as usize),
+                    n(r.units),
+                    n(r.incidents_open),
+                    n(r.incidents_critical),
+                    n(r.in_transit),
+                    n(r.issued),
+                ]
+            });
+            let totals = span
+                .totals
+                .iter()
+                .map(|t| vec![t.item_type.clone(), format!("{} {}", t.total, t.unit_of_measure), t.per_site.len().to_string()]);
+            let head = ["site", "mirrored", "units", "open incidents", "critical", "in transit", "issued"];
+            format!(
+                "{}\n\nstock over every site:\n{}",
+                crate::output::table(&head, sites.collect()),
+                crate::output::table(&["item type", "total", "sites"], totals.collect())
+            )
+        });
+        return Ok(0);
+    };
+    let b = qm_app::span::child_books(&mut site, &children, origin, now())?;
+    out.json_or(&b, || {
+        let stock = b.stock.iter().map(|l| {
+            vec![l.unit.clone(), l.account.clone(), l.item_type.clone(), l.lot.clone().unwrap_or_default(), format!("{} {}", l.quantity, l.unit_of_measure)]
+        });
+        let incidents = b.incidents.iter().map(|i| format!("{} {} {} at {}: {}", i.id, i.severity, i.kind, i.unit, i.summary));
+        format!(
+            "site {} as its {} mirrored entries replay (cosigned {}):\n{}\nopen incidents: {}\n{}\ntransfers in transit: {}; directives in force: {}",
+            b.row.origin,
+            b.row.mirrored,
+            b.row.mirrored_at,
+            crate::output::table(&["unit", "held at / by", "item type", "lot", "quantity"], stock.collect()),
+            b.incidents.len(),
+            incidents.collect::<Vec<_>>().join("\n"),
+            b.transfers.len(),
+            b.directives.len()
+        )
+    });
+    Ok(0)
+}
+
 pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
     match &cli.command {
         Cmd::Sync { media: None, parent, parent_key, parent_mirror_key, parent_mirror } => {
@@ -234,6 +292,7 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
         }
         Cmd::Witness(WitnessCmd::Status) => witness_status(cli, out),
         Cmd::Witness(WitnessCmd::Evidence) => witness_evidence(cli, out),
+        Cmd::Witness(WitnessCmd::Books { origin }) => witness_books(cli, origin.as_deref(), out),
         _ => Err(AppError::Internal("not a sites command".into())),
     }
 }

@@ -384,3 +384,63 @@ fn media_round(d: &Path, dep: (&str, &Path), hq: (&str, &Path), children: &Path,
     let status = json(d, hq, hq_key, &["witness", "status"]);
     assert_eq!((status[0]["size"].as_u64(), status[0]["mirrored_size"].as_u64()), (Some(8), Some(8)), "{status}");
 }
+
+/// Headquarters (on PostgreSQL) reads a department's books from its mirror: the demo organization's
+/// site syncs with the mirror's key; `qm witness books` gives the site in brief and the stock of each
+/// item type over every site, equal to the department's own `qm stock`; with the site's origin, its
+/// stock lines; a rifle issued at the department shows at headquarters after the next sync only.
+#[test]
+fn headquarters_reads_a_departments_books_from_its_mirror() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let admin = std::env::var(qm_store_postgres::scratch::TEST_URL_VAR).expect(qm_store_postgres::scratch::HOW_TO_RUN);
+    let scratch = qm_store_postgres::scratch::ScratchDatabase::create(&admin).unwrap();
+    let (hq, hq_key) = (scratch.url().to_string(), d.join("hq.key"));
+    let (dep, dep_key) = (d.join("dep.db").display().to_string(), d.join("dep.key"));
+    let args = ["init", "--site", "hq.example", "--root-unit", "NHQ", "--root-unit-name", "Headquarters", "--admin-badge", "0001"];
+    ok(d, &hq, &hq_key, &[&args[..], &["--admin-name", "Admin", "--admin-pin", "1234"]].concat());
+    ok(d, &dep, &dep_key, &["demo", "--out", &dep]);
+    let dep_vkey = json(d, &dep, &dep_key, &["verifier-key"])["verifier_key"].as_str().unwrap().to_string();
+    let children = d.join("children.toml");
+    std::fs::write(&children, format!("[children.\"demo.quartermaster\"]\nkey = \"{dep_vkey}\"\nunit = \"NHQ\"\n")).unwrap();
+    let children = children.to_str().unwrap();
+    let keys = json(d, &hq, &hq_key, &["witness", "key"]);
+    let (witness_key, mirror_key) = (keys["witness_key"].as_str().unwrap().to_string(), keys["mirror_key"].as_str().unwrap().to_string());
+    let server = serve(d, &hq, &hq_key, "127.0.0.1:0", &[("QM_CHILDREN", children)], "hq-books");
+    let parent = format!("{}/witness", server.1);
+    let sync = || json(d, &dep, &dep_key, &["sync", "--parent", &parent, "--parent-key", &witness_key, "--parent-mirror-key", &mirror_key]);
+    let first = sync();
+    let size = first["mirrored_size"].as_str().unwrap().parse::<u64>().unwrap();
+    let books = json(d, &hq, &hq_key, &["--children", children, "witness", "books"]);
+    let row = &books["sites"][0];
+    assert_eq!(
+        (row["origin"].as_str(), row["mirrored"].as_u64(), row["root_unit"].as_str()),
+        (Some("demo.quartermaster"), Some(size), Some("HQ")),
+        "{books}"
+    );
+    // The totals are the department's own stock, summed per item type.
+    let own = json(d, &dep, &dep_key, &["stock"]);
+    let rifles: u64 =
+        own.as_array().unwrap().iter().filter(|l| l["item_type"] == "RIFLE-G36").map(|l| l["serials"].as_u64().unwrap()).sum();
+    let total = |b: &Value, t: &str| {
+        b["totals"].as_array().unwrap().iter().find(|x| x["item_type"] == t).map(|x| x["total"].as_str().unwrap().to_string())
+    };
+    assert_eq!(total(&books, "RIFLE-G36"), Some(rifles.to_string()), "{books}");
+    let issued = row["issued"].as_u64().unwrap();
+    let site = json(d, &hq, &hq_key, &["--children", children, "witness", "books", "demo.quartermaster"]);
+    assert_eq!(site["stock"], own, "line for line the department's own stock");
+    let text = ok(d, &hq, &hq_key, &["--children", children, "witness", "books"]);
+    assert!(text.contains("demo.quartermaster") && text.contains("stock over every site") && text.contains("RIFLE-G36"), "{text}");
+    // A rifle issued at the department: seen at headquarters once synced, not before.
+    let w = json(d, &dep, &dep_key, &["where", "R-1044"]);
+    assert!(w["account"].as_str().unwrap().starts_with("location:"), "{w}");
+    ok(d, &dep, &dep_key, &["--actor", "0417", "issue", "--to", "1001", "R-1044"]);
+    let before = json(d, &hq, &hq_key, &["--children", children, "witness", "books"]);
+    assert_eq!(before["sites"][0]["issued"].as_u64(), Some(issued), "not synced yet");
+    sync();
+    let after = json(d, &hq, &hq_key, &["--children", children, "witness", "books"]);
+    assert_eq!(after["sites"][0]["issued"].as_u64(), Some(issued + 1), "{after}");
+    let missing = qm(d, &hq, &hq_key, &["--children", children, "witness", "books", "elsewhere.example"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found: child site elsewhere.example"), "{missing:?}");
+    drop(server);
+}

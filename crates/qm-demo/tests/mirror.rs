@@ -275,7 +275,7 @@ fn headquarters_sees_each_childs_books_from_its_mirror() {
     assert_eq!(books.stock, qm_app::query::stock(dept.state(), &Default::default()));
     assert_eq!(books.incidents.len(), books.row.incidents_open);
     let e = child_books(&mut hq, &children, "elsewhere.example", now).unwrap_err().to_string();
-    assert!(e.contains("not a child site"), "{e}");
+    assert!(e.contains("not found: child site elsewhere.example"), "{e}");
     // A restart: the same, replayed from the mirror.
     drop(hq);
     let mut hq = open_again(&hq_dir);

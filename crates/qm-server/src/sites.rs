@@ -46,16 +46,40 @@ pub(crate) async fn add_checkpoint(State(st): State<AppState>, body: Bytes) -> R
     }
 }
 
+/// Only staff of the site's root unit see its children; a denial is recorded.
+async fn root_only(st: &AppState, p: &crate::auth::Principal) -> Result<(), crate::error::ApiError> {
+    if p.at_root {
+        return Ok(());
+    }
+    let why = format!("badge {} (unit {}) may not see the child sites: only staff of the site's root unit may", p.badge, p.unit);
+    crate::auth::record_denial(st, p.badge.as_str(), "read", &why).await;
+    Err(crate::error::ApiError::forbidden("permission.scope", format!("refused: {why} (rule permission.scope)")))
+}
+
 /// The child sites this site witnesses, as headquarters sees them; for staff of the root unit only
 /// (a denial is recorded). None configured: an empty list.
 pub(crate) async fn sites(st: &AppState, p: &crate::auth::Principal) -> Result<Vec<qm_app::sites::SiteView>, crate::error::ApiError> {
-    if !p.at_root {
-        let why = format!("badge {} (unit {}) may not see the child sites: only staff of the site's root unit may", p.badge, p.unit);
-        crate::auth::record_denial(st, p.badge.as_str(), "read", &why).await;
-        return Err(crate::error::ApiError::forbidden("permission.scope", format!("refused: {why} (rule permission.scope)")));
-    }
+    root_only(st, p).await?;
     let Some(w) = st.witness.clone() else { return Ok(vec![]) };
     Ok(st.site.call(move |site| qm_app::sites::sites_view(site, &w.children, now())).await??)
+}
+
+/// Headquarters' read model over its children's mirrored ledgers (root staff only).
+pub(crate) async fn span(st: &AppState, p: &crate::auth::Principal) -> Result<qm_app::span::Span, crate::error::ApiError> {
+    root_only(st, p).await?;
+    let Some(w) = st.witness.clone() else { return Ok(qm_app::span::Span { sites: vec![], totals: vec![] }) };
+    Ok(st.site.call(move |site| qm_app::span::span(site, &w.children, now())).await??)
+}
+
+/// One child's books in full, from its mirror (root staff only).
+pub(crate) async fn child_books(
+    st: &AppState,
+    p: &crate::auth::Principal,
+    origin: String,
+) -> Result<qm_app::span::ChildBooks, crate::error::ApiError> {
+    root_only(st, p).await?;
+    let Some(w) = st.witness.clone() else { return Err(crate::error::ApiError::not_found("child site", &origin)) };
+    Ok(st.site.call(move |site| qm_app::span::child_books(site, &w.children, &origin, now())).await??)
 }
 
 #[utoipa::path(get, path = "/api/sites", tag = "sites",
@@ -64,6 +88,23 @@ pub(crate) async fn sites_api(
     crate::edge::Caller { st, p, .. }: crate::edge::Caller,
 ) -> Result<axum::Json<Vec<qm_app::sites::SiteView>>, crate::error::ApiError> {
     Ok(axum::Json(sites(&st, &p).await?))
+}
+
+#[utoipa::path(get, path = "/api/sites/books", tag = "sites",
+    responses((status = 200, body = serde_json::Value, description = "sites: each mirrored child's books in brief (origin, unit, mirrored, units, incidents_open, incidents_critical, in_transit, issued, directives_in_force); totals: stock per item type, per site and in all"), (status = "4XX", body = crate::error::ErrorBody)))]
+pub(crate) async fn span_api(
+    crate::edge::Caller { st, p, .. }: crate::edge::Caller,
+) -> Result<axum::Json<qm_app::span::Span>, crate::error::ApiError> {
+    Ok(axum::Json(span(&st, &p).await?))
+}
+
+#[utoipa::path(get, path = "/api/sites/{origin}/books", tag = "sites", params(("origin" = String, Path, description = "the child site's origin (its name)")),
+    responses((status = 200, body = serde_json::Value, description = "row, stock, incidents (open), transfers (in transit), directives (in force), as the child's mirrored ledger replays"), (status = "4XX", body = crate::error::ErrorBody)))]
+pub(crate) async fn child_books_api(
+    crate::edge::Caller { st, p, .. }: crate::edge::Caller,
+    axum::extract::Path(origin): axum::extract::Path<String>,
+) -> Result<axum::Json<qm_app::span::ChildBooks>, crate::error::ApiError> {
+    Ok(axum::Json(child_books(&st, &p, origin).await?))
 }
 
 /// `GET /ledger/checkpoint`: the latest checkpoint with the parent's cosignatures (C2SP tlog-tiles).
@@ -113,6 +154,8 @@ pub(crate) fn routes() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/witness/add-checkpoint", post(add_checkpoint))
         .route("/api/sites", get(sites_api))
+        .route("/api/sites/books", get(span_api))
+        .route("/api/sites/{origin}/books", get(child_books_api))
         .route("/ledger/checkpoint", get(ledger_checkpoint))
         .route("/ledger/tile/entries/{*rest}", get(ledger_entries))
         .route("/ledger/tile/{*path}", get(ledger_tile))

@@ -751,6 +751,13 @@ pub enum WitnessCmd {
     Status,
     /// Signed checkpoints of a child that contradict each other, kept as evidence.
     Evidence,
+    /// The children's books as their mirrored ledgers replay them: each site in brief and the stock
+    /// of each item type over all sites; with ORIGIN, that site's stock, open incidents, transfers
+    /// in transit and directives in force.
+    Books {
+        /// A child site's origin (its name).
+        origin: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -19,7 +19,7 @@ use dashboard::*;
 use directives::*;
 use incidents::*;
 use notifications::*;
-use sites::sites_page;
+use sites::{site_books_page, sites_page};
 
 use crate::auth::{self, same_secret, ClientIp, Principal};
 use crate::error::ApiError;
@@ -246,6 +246,7 @@ pub fn routes() -> Router<AppState> {
         .route("/incidents/{id}/{step}", post(incident_step))
         .route("/notifications", get(notifications_page))
         .route("/sites", get(sites_page))
+        .route("/sites/{origin}", get(site_books_page))
         .route("/notifications/outbox/{id}/retry", post(notification_retry))
         .route("/log", get(log))
         .route("/log/checkpoint", post(log_checkpoint))

@@ -737,6 +737,13 @@ async fn sites_in_chromium(b: &WebDriver, url: &str) {
     let header = text(b, "#sites thead").await;
     assert!(header.contains("Entries mirrored") && header.contains("Backlog"), "{header}");
     let d11 = text(b, "#sites tbody tr.site-consistent").await;
-    assert!(d11.starts_with("d11.example") && d11.ends_with("3 0"), "d11 mirrored whole, nothing waiting: {d11}");
+    assert!(header.contains("Units") && header.contains("Open incidents") && header.contains("Issued"), "{header}");
+    assert!(d11.starts_with("d11.example") && d11.ends_with("3 0 1 0 0 0"), "d11 mirrored whole, nothing waiting, its one unit: {d11}");
+    assert!(text(b, "#no-span-stock").await.contains("No site's stock"));
     shot(b, "47-child-sites").await;
+    // d11's books, as its mirrored entries replay them.
+    b.find(By::Css("#sites tbody tr.site-consistent a")).await.unwrap().click().await.unwrap();
+    let as_of = wait_for(b, "#site-books-as-of", "mirrored entries").await;
+    assert!(as_of.contains("d11.example") && as_of.contains("root unit D-11") && as_of.contains("3 mirrored entries"), "{as_of}");
+    shot(b, "48-child-site-books").await;
 }

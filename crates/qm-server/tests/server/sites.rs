@@ -95,10 +95,33 @@ async fn headquarters_lists_its_child_sites_and_only_to_its_own_staff() {
     let (_, incidents) = admin.get("/api/incidents?kind=ledger_fork").await;
     assert_eq!(incidents.as_array().unwrap().len(), 1, "{incidents}");
     mirror_over_http(&c, &app.url).await;
-    // A department's officer may not see them; the attempt is recorded.
+    // Headquarters' read model: d11's books as its mirrored entries replay them; d12 (never
+    // synced) and d13 (witnessed, not mirrored) are not in it.
+    let (s, v) = admin.get("/api/sites/books").await;
+    assert_eq!(s, 200, "{v}");
+    let rows: Vec<(&str, u64, &str, u64)> = v["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (r["origin"].as_str().unwrap(), r["mirrored"].as_u64().unwrap(), r["root_unit"].as_str().unwrap(), r["units"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(rows, [("d11.example", 3, "D-11", 1)], "{v}");
+    let (s, v) = admin.get("/api/sites/d11.example/books").await;
+    assert_eq!((s, v["row"]["origin"].as_str(), v["stock"].as_array().map(Vec::len)), (200, Some("d11.example"), Some(0)), "{v}");
+    for (path, code) in [("/api/sites/d13.example/books", "not_found"), ("/api/sites/elsewhere.example/books", "not_found")] {
+        let (s, v) = admin.get(path).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (404, Some(code)), "{path}: {v}");
+    }
+    // A department's officer may not see them; the attempts are recorded.
     let officer = sign_in(&app, "1103").await;
     let (s, v) = officer.get("/api/sites").await;
     assert_eq!((s, v["error"]["code"].as_str()), (403, Some("permission.scope")), "{v}");
+    for path in ["/api/sites/books", "/api/sites/d11.example/books"] {
+        let (s, v) = officer.get(path).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (403, Some("permission.scope")), "{path}: {v}");
+    }
     app.stop().await;
 }
 
