@@ -18,6 +18,7 @@ mod open;
 pub mod overview;
 mod pipeline;
 pub mod query;
+pub mod relay;
 pub mod sites;
 pub mod span;
 mod staging;

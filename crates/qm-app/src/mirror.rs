@@ -295,12 +295,27 @@ pub fn upload_request(store: &dyn qm_store::EntrySource, origin: &str, from: u64
     if end > size || from > end {
         return Err(AppError::Usage(format!("entries {from} to {end} are not in this ledger of {size} entries")));
     }
-    let hashes = StoreHashes(store);
+    let read = |start, n| Ok(store.read_entries(start, n)?.into_iter().map(|e| e.bytes).collect());
+    packages_of(origin, from, end, &StoreHashes(store), read)
+}
+
+/// An `add-entries` request of the entries `[from, end)` of the ledger `origin`, read with `read`
+/// (start, count) and proved with the tree `hashes` of `end` entries.
+pub(crate) fn packages_of(
+    origin: &str,
+    from: u64,
+    end: u64,
+    hashes: &impl qm_ledger::HashReader,
+    read: impl Fn(u64, usize) -> Result<Vec<Vec<u8>>>,
+) -> Result<AddEntries> {
     let mut packages = vec![];
     let mut bytes = 0;
     for (start, stop) in package_ranges(from, end).into_iter().take(PACKAGES_PER_REQUEST) {
-        let entries: Vec<Vec<u8>> = store.read_entries(start, (stop - start) as usize)?.into_iter().map(|e| e.bytes).collect();
-        let proof = qm_ledger::subtree::prove_subtree_consistency(start - start % PACKAGE_ENTRIES, stop, end, &hashes)?;
+        let entries = read(start, (stop - start) as usize)?;
+        if entries.len() as u64 != stop - start {
+            return Err(AppError::Internal(format!("entries {start} to {stop} of {origin} are not all held here")));
+        }
+        let proof = qm_ledger::subtree::prove_subtree_consistency(start - start % PACKAGE_ENTRIES, stop, end, hashes)?;
         bytes += entries.iter().map(Vec::len).sum::<usize>();
         packages.push(Package { start, entries, proof });
         if bytes > REQUEST_BYTES {

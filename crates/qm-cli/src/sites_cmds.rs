@@ -18,25 +18,42 @@ fn sync(cli: &Cli, parent: &str, parent_key: &str, mirror: (Option<&str>, Option
     let parent = Parent { url: parent.to_string(), key: parent_key.to_string(), mirror };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| AppError::Internal(e.to_string()))?;
     let client = qm_server::sites::parent_client().map_err(AppError::Internal)?;
-    let r = rt.block_on(async {
+    let (r, relayed) = rt.block_on(async {
         let (handle, worker) = qm_server::worker::spawn(site, u64::MAX / 4, u64::MAX / 4);
         let r = sync_once(&handle, &client, &parent, true).await;
+        // The child ledgers this site mirrors go up too (docs/sites.md, "A grandparent").
+        let relayed = match &r {
+            Ok(_) => qm_server::relay::relay_children(&handle, &client, &parent, &mut Default::default()).await,
+            Err(_) => Ok(vec![]),
+        };
         handle.shutdown().await;
         let _ = worker.join();
-        r
+        (r, relayed)
     });
-    match r.map_err(AppError::Usage)? {
+    let mut kv = match r.map_err(AppError::Usage)? {
         Some(s) => {
             let mut kv = vec![("cosigned_size", s.size.to_string()), ("witness", s.witness), ("parent_held", s.held.to_string())];
             kv.extend(s.mirrored.map(|m| ("mirrored_size", m.to_string())));
-            out.kv(&kv)
+            kv
         }
-        None => out.kv(&[
+        None => vec![
             ("cosigned_size", open_site(cli)?.cosigned_size()?.to_string()),
             ("note", "the parent holds the whole ledger already".into()),
-        ]),
+        ],
+    };
+    match relayed {
+        Ok(list) => {
+            if !list.is_empty() {
+                kv.push(("relayed", list.iter().map(|c| format!("{} {}", c.origin, c.size)).collect::<Vec<_>>().join(", ")));
+            }
+            out.kv(&kv);
+            Ok(0)
+        }
+        Err(e) => {
+            out.kv(&kv);
+            Err(AppError::Usage(e))
+        }
     }
-    Ok(0)
 }
 
 /// The entries file carried beside a request on media: `d11.request` → `d11.request.entries`.

@@ -444,3 +444,79 @@ fn headquarters_reads_a_departments_books_from_its_mirror() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not found: child site elsewhere.example"), "{missing:?}");
     drop(server);
 }
+
+/// Three levels: a department syncs with its region, the region relays the department's ledger to
+/// headquarters (on PostgreSQL), which witnesses and mirrors it as it does the region's own — first
+/// with `qm sync` by hand at the region, then by the region's server on its own; headquarters reads
+/// the department's books from its mirror.
+#[test]
+fn headquarters_holds_a_grandchilds_ledger_relayed_by_its_region() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let admin = std::env::var(qm_store_postgres::scratch::TEST_URL_VAR).expect(qm_store_postgres::scratch::HOW_TO_RUN);
+    let scratch = qm_store_postgres::scratch::ScratchDatabase::create(&admin).unwrap();
+    let (hq, hq_key) = (scratch.url().to_string(), d.join("hq.key"));
+    let (region, region_key) = (d.join("r1.db").display().to_string(), d.join("r1.key"));
+    let (dep, dep_key) = (d.join("d11.db").display().to_string(), d.join("d11.key"));
+    let mut vkeys = vec![];
+    for (db, key, site, unit) in
+        [(&hq, &hq_key, "hq.example", "NHQ"), (&region, &region_key, "r1.example", "R-1"), (&dep, &dep_key, "d11.example", "D-11")]
+    {
+        let args =
+            ["init", "--site", site, "--root-unit", unit, "--root-unit-name", unit, "--admin-badge", "0001", "--admin-name", "Admin"];
+        ok(d, db, key, &[&args[..], &["--admin-pin", "1234"]].concat());
+        vkeys.push(json(d, db, key, &["verifier-key"])["verifier_key"].as_str().unwrap().to_string());
+    }
+    ok(d, &dep, &dep_key, &["unit", "add", "D-11-A", "--name", "Armory section", "--parent", "D-11"]);
+    let child = |origin: &str, vkey: &str, unit: &str| format!("[children.\"{origin}\"]\nkey = \"{vkey}\"\nunit = \"{unit}\"\n");
+    let (hq_children, region_children) = (d.join("hq-children.toml"), d.join("r1-children.toml"));
+    std::fs::write(&hq_children, child("r1.example", &vkeys[1], "NHQ") + &child("d11.example", &vkeys[2], "NHQ")).unwrap();
+    std::fs::write(&region_children, child("d11.example", &vkeys[2], "R-1")).unwrap();
+    let keys = |db: &str, key: &Path| {
+        let k = json(d, db, key, &["witness", "key"]);
+        (k["witness_key"].as_str().unwrap().to_string(), k["mirror_key"].as_str().unwrap().to_string())
+    };
+    let ((hq_wk, hq_mk), (r_wk, r_mk)) = (keys(&hq, &hq_key), keys(&region, &region_key));
+    let hq_server = serve(d, &hq, &hq_key, "127.0.0.1:0", &[("QM_CHILDREN", hq_children.to_str().unwrap())], "hq-3");
+    let hq_parent = format!("{}/witness", hq_server.1);
+    // The department syncs with its region's server (which does not sync with headquarters yet).
+    let region_server = serve(d, &region, &region_key, "127.0.0.1:0", &[("QM_CHILDREN", region_children.to_str().unwrap())], "r1-a");
+    let (r_addr, r_parent) = (region_server.1.trim_start_matches("http://").to_string(), format!("{}/witness", region_server.1));
+    let dep_sync = || json(d, &dep, &dep_key, &["sync", "--parent", &r_parent, "--parent-key", &r_wk, "--parent-mirror-key", &r_mk]);
+    assert_eq!(dep_sync()["mirrored_size"].as_str(), Some("4"));
+    drop(region_server);
+    // `qm sync` at the region: its own ledger, then the department's, relayed.
+    let out = json(d, &region, &region_key, &["sync", "--parent", &hq_parent, "--parent-key", &hq_wk, "--parent-mirror-key", &hq_mk]);
+    assert_eq!((out["mirrored_size"].as_str(), out["relayed"].as_str()), (Some("3"), Some("d11.example 4")), "{out}");
+    let held = |origin: &str| {
+        let status = json(d, &hq, &hq_key, &["witness", "status"]);
+        let row = status.as_array().unwrap().iter().find(|w| w["origin"] == origin).cloned();
+        row.map(|w| (w["size"].as_u64().unwrap(), w["mirrored_size"].as_u64().unwrap()))
+    };
+    assert_eq!((held("r1.example"), held("d11.example")), (Some((3, 3)), Some((4, 4))));
+    // Now the region's server relays by itself: the department writes on and syncs with it.
+    let region_env = [
+        ("QM_CHILDREN", region_children.to_str().unwrap()),
+        ("QM_PARENT", hq_parent.as_str()),
+        ("QM_PARENT_KEY", hq_wk.as_str()),
+        ("QM_PARENT_MIRROR_KEY", hq_mk.as_str()),
+        ("QM_SYNC_EVERY_S", "1"),
+    ];
+    let region_server = serve(d, &region, &region_key, &r_addr, &region_env, "r1-b");
+    ok(d, &dep, &dep_key, &["unit", "add", "D-11-B", "--name", "Magazine section", "--parent", "D-11"]);
+    ok(d, &dep, &dep_key, &["unit", "add", "D-11-C", "--name", "Store room", "--parent", "D-11"]);
+    assert_eq!(dep_sync()["mirrored_size"].as_str(), Some("6"));
+    let mut seen = None;
+    for _ in 0..150 {
+        seen = held("d11.example");
+        if seen == Some((6, 6)) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(seen, Some((6, 6)), "the region's server did not relay the department's new entries");
+    let books = json(d, &hq, &hq_key, &["--children", hq_children.to_str().unwrap(), "witness", "books", "d11.example"]);
+    assert_eq!((books["row"]["mirrored"].as_u64(), books["row"]["units"].as_u64()), (Some(6), Some(4)), "{books}");
+    drop(region_server);
+    drop(hq_server);
+}

@@ -282,3 +282,61 @@ fn headquarters_sees_each_childs_books_from_its_mirror() {
     let again = span(&mut hq, &children, now).unwrap();
     assert_eq!((again.sites[0].issued, again.totals.len()), (issued(&dept), second.totals.len()));
 }
+
+/// A region relays its department's ledger to headquarters exactly as the department sent it: the
+/// department's own signed checkpoint with a consistency proof from what headquarters holds, then
+/// the entries in packages proved against it from the region's mirror; headquarters witnesses and
+/// mirrors it with the department's key alone, across several packages and a second round that
+/// starts inside a package, and reads the department's books from it.
+#[test]
+fn a_region_relays_its_departments_ledger_to_headquarters() {
+    use qm_app::mirror::MirrorAnswer;
+    use qm_app::sites::WitnessAnswer;
+    let (_r_dir, mut region, _d_dir, mut dept, children, wkey, mkey) = parent_and_child();
+    mirror_from(&mut region, &dept, &children, &mkey, 0);
+    let (hq_dir, mut hq) = demo();
+    let hq_wkey = qm_app::sites::witness_key(&hq_dir.path().join("hq.witness.key"), "hq.example").unwrap();
+    let hq_mkey = qm_app::mirror::mirror_key(&hq_dir.path().join("hq.mirror.key"), "hq.example").unwrap();
+    let origin = dept.site_name();
+    let relay = |hq: &mut Site, region: &Site, held: u64, size: u64| {
+        let now = OffsetDateTime::now_utc();
+        let req = region.relay_checkpoint_request(&origin, held).unwrap().expect("something to relay");
+        assert_eq!((req.old, req.note.lines().nth(1)), (held, Some(size.to_string().as_str())));
+        assert!(matches!(hq.add_checkpoint(&children, &hq_wkey, &req.body(), now).unwrap(), WitnessAnswer::Cosigned(_)));
+        let mut from = held;
+        loop {
+            let up = region.relay_entries_request(&origin, from, size).unwrap();
+            match hq.add_entries(&children, &hq_mkey, &up.to_bytes().unwrap(), now).unwrap() {
+                MirrorAnswer::Partial(i) => from = i.next_entry,
+                MirrorAnswer::Cosigned(_) => break,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(region.relay_checkpoint_request(&origin, size).unwrap().is_none(), "nothing more to relay");
+    };
+    let first = dept.size();
+    relay(&mut hq, &region, 0, first);
+    assert_eq!(hq.mirrored().unwrap()[0].size, first);
+    // The department writes on (more than a package), syncs with its region, which relays again.
+    let admin = Badge::parse("0001").unwrap();
+    let more = (0..300).map(|i| {
+        let c = Command::CreateUnit {
+            unit: UnitId::parse(&format!("V-{i}")).unwrap(),
+            name: format!("More {i}"),
+            parent: UnitId::parse("HQ").unwrap(),
+        };
+        Request::new(admin.clone(), c, format!("more-{i}"), OffsetDateTime::now_utc())
+    });
+    for r in dept.execute_batch(more.collect()) {
+        r.unwrap();
+    }
+    dept.checkpoint().unwrap();
+    let req = dept.add_checkpoint_request(first).unwrap();
+    let now = OffsetDateTime::now_utc();
+    assert!(matches!(region.add_checkpoint(&children, &wkey, &req.body(), now).unwrap(), qm_app::sites::WitnessAnswer::Cosigned(_)));
+    mirror_from(&mut region, &dept, &children, &mkey, first);
+    relay(&mut hq, &region, first, dept.size());
+    let books = qm_app::span::child_books(&mut hq, &children, &origin, now).unwrap();
+    assert_eq!((books.row.mirrored, books.row.units), (dept.size(), dept.state().units.len()));
+    assert_eq!(books.stock, qm_app::query::stock(dept.state(), &Default::default()));
+}

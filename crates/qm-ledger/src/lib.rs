@@ -19,7 +19,7 @@ pub use checkpoint::{open_checkpoint, sign_checkpoint, Checkpoint, CheckpointVer
 pub use tlog_tiles::Tile;
 pub use tree::{
     check_consistency, check_inclusion, empty_root, leaf_hash, locate_stored_hash, node_hash, prove_consistency, prove_inclusion,
-    stored_hash_index, tree_root, Frontier, HashReader,
+    stored_hash_index, tree_root, Frontier, HashReader, MemTree,
 };
 pub use tree::{hash_tile, tile_width, TILE_HEIGHT};
 

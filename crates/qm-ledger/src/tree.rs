@@ -303,20 +303,19 @@ pub fn hash_tile(level: u8, index: u64, width: u32, size: u64, reader: &impl Has
     adapter.finish(data)
 }
 
-/// A tree kept in memory as the store keeps it (the hashes each append created), for tests.
-#[cfg(test)]
-pub(crate) struct MemTree(pub(crate) Vec<Vec<Hash>>);
+/// A tree kept in memory as the store keeps it (the hashes each append created), built from its
+/// leaf hashes: proofs over a ledger of which only the leaves are at hand (a parent's mirror of a
+/// child's ledger, relayed to its own parent; tests).
+pub struct MemTree(pub(crate) Vec<Vec<Hash>>);
 
-#[cfg(test)]
 impl MemTree {
     /// The tree of these leaves.
-    pub(crate) fn of(leaves: &[Hash]) -> MemTree {
+    pub fn of(leaves: &[Hash]) -> MemTree {
         let mut f = Frontier::new();
         MemTree(leaves.iter().map(|l| f.push(*l)).collect())
     }
 }
 
-#[cfg(test)]
 impl HashReader for MemTree {
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, LedgerError> {
         indexes

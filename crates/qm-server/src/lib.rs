@@ -15,6 +15,7 @@ pub mod labels;
 pub mod mirror;
 pub mod notify;
 pub mod reads;
+pub mod relay;
 pub mod scope;
 pub mod sites;
 pub mod views;
@@ -163,7 +164,9 @@ pub async fn start_with(
     let state = AppState { site: handle.clone(), auth, config: Arc::new(config), access: Arc::new(access), witness };
     let ticker = checkpoint_ticker(handle.clone(), state.config.checkpoint_every_s);
     let denials = denials_ticker(handle.clone());
-    let sync = parent.map(|p| sites::spawn_sync(handle.clone(), p, std::time::Duration::from_secs(state.config.sync_every_s.max(1))));
+    let sync = parent.map(|p| {
+        sites::spawn_sync(handle.clone(), p, std::time::Duration::from_secs(state.config.sync_every_s.max(1)), state.witness.is_some())
+    });
     let notifications = notify::spawn(handle.clone(), notifier, std::time::Duration::from_millis(state.config.notify_every_ms.max(50)));
     let app = router(state);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -137,18 +137,44 @@ pub async fn upload(
     let err = |e: qm_app::AppError| e.to_string();
     let name = mirror.name().to_string();
     let ticket = if contradicting { note_root(&note)? } else { vec![] };
-    let mut from = if contradicting { 0 } else { site.call(move |s| s.mirrored_size(&name)).await.map_err(err)?.map_err(err)?.min(end) };
+    let from = if contradicting { 0 } else { site.call(move |s| s.mirrored_size(&name)).await.map_err(err)?.map_err(err)?.min(end) };
+    let lines = push_entries(site, client, &mirror.url, (from, end), &Entries::Own { ticket }).await?;
+    let (key, at) = (mirror.key.clone(), now());
+    let c = site.call(move |s| s.keep_cosignature(&note, &lines, &key, at)).await.map_err(err)?.map_err(err)?;
+    Ok(c.size)
+}
+
+/// Whose entries an upload sends: this site's own (with a ticket), or a child's it mirrors and
+/// relays to its own parent.
+pub(crate) enum Entries {
+    Own { ticket: Vec<u8> },
+    Relayed { origin: String },
+}
+
+/// Posts `add-entries` requests of `source`'s entries, from `from` and then from the entry the
+/// mirror names, until the mirror cosigns the checkpoint of size `end`: its cosignature lines.
+pub(crate) async fn push_entries(
+    site: &crate::worker::SiteHandle,
+    client: &reqwest::Client,
+    url: &str,
+    (mut from, end): (u64, u64),
+    source: &Entries,
+) -> Result<String, String> {
+    let err = |e: qm_app::AppError| e.to_string();
     for _ in 0..UPLOAD_ROUNDS_MAX {
-        let mut req = site.call(move |s| s.add_entries_request(from, end)).await.map_err(err)?.map_err(err)?;
-        req.ticket = ticket.clone();
-        let body = req.to_bytes().map_err(|e| e.to_string())?;
-        match ask_mirror(client, &mirror.url, body).await? {
-            Reply::Cosigned(lines) => {
-                let (key, note) = (mirror.key.clone(), note.clone());
-                let at = now();
-                let c = site.call(move |s| s.keep_cosignature(&note, &lines, &key, at)).await.map_err(err)?.map_err(err)?;
-                return Ok(c.size);
+        let req = match source {
+            Entries::Own { ticket } => {
+                let ticket = ticket.clone();
+                site.call(move |s| s.add_entries_request(from, end).map(|r| qm_app::mirror::AddEntries { ticket, ..r })).await
             }
+            Entries::Relayed { origin } => {
+                let origin = origin.clone();
+                site.call(move |s| s.relay_entries_request(&origin, from, end)).await
+            }
+        };
+        let body = req.map_err(err)?.map_err(err)?.to_bytes().map_err(|e| e.to_string())?;
+        match ask_mirror(client, url, body).await? {
+            Reply::Cosigned(lines) => return Ok(lines),
             Reply::Info(status, info) => {
                 if info.pending_size != end {
                     return Err(format!(
@@ -161,7 +187,7 @@ pub async fn upload(
                 }
                 from = info.next_entry.min(end);
             }
-            Reply::Refused(status, why) => return Err(format!("the parent's mirror refused this site's entries ({status}): {why}")),
+            Reply::Refused(status, why) => return Err(format!("the parent's mirror refused the entries ({status}): {why}")),
         }
     }
     Err(format!("the upload to the parent's mirror took more than {UPLOAD_ROUNDS_MAX} requests"))

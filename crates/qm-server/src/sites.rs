@@ -302,25 +302,41 @@ async fn witness_exchange(
 /// The longest wait between two tries while the parent cannot be reached or refuses.
 pub const SYNC_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// The server's sync task: every `every`, the ledger's new checkpoint to the parent; while that
-/// fails (the line is down, the parent refuses), tries again after 1 s, 2 s, 4 s … up to
-/// `SYNC_BACKOFF_MAX`. The site works on meanwhile; a later exchange carries everything since.
-pub(crate) fn spawn_sync(site: crate::worker::SiteHandle, parent: Parent, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+/// The server's sync task: every `every`, the ledger's new checkpoint to the parent, and (`relay`:
+/// this site mirrors child sites) each child ledger mirrored here relayed to it
+/// (`crate::relay`); while that fails (the line is down, the parent refuses), tries again after
+/// 1 s, 2 s, 4 s … up to `SYNC_BACKOFF_MAX`. The site works on meanwhile; a later exchange carries
+/// everything since.
+pub(crate) fn spawn_sync(
+    site: crate::worker::SiteHandle,
+    parent: Parent,
+    every: std::time::Duration,
+    relay: bool,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let client = match parent_client() {
             Ok(c) => c,
             Err(e) => return tracing::error!("no HTTP client for the parent: {e}"),
         };
         let mut failing = std::time::Duration::ZERO;
+        let mut relayed = crate::relay::Relayed::default();
         loop {
             let wait = if failing.is_zero() { every } else { failing };
             tokio::time::sleep(wait).await;
-            match sync_once(&site, &client, &parent, false).await {
-                Ok(Some(s)) => {
+            let mut r = sync_once(&site, &client, &parent, false).await.map(|s| {
+                if let Some(s) = s {
                     tracing::info!(size = s.size, witness = %s.witness, mirrored = ?s.mirrored, "the parent cosigned this site's checkpoint");
-                    failing = std::time::Duration::ZERO;
                 }
-                Ok(None) => failing = std::time::Duration::ZERO,
+            });
+            if relay && r.is_ok() {
+                r = crate::relay::relay_children(&site, &client, &parent, &mut relayed).await.map(|list| {
+                    for c in list {
+                        tracing::info!(origin = %c.origin, size = c.size, mirrored = ?c.mirrored, "a child's ledger relayed to the parent");
+                    }
+                });
+            }
+            match r {
+                Ok(()) => failing = std::time::Duration::ZERO,
                 Err(e) => {
                     failing = (failing * 2).clamp(std::time::Duration::from_secs(1), SYNC_BACKOFF_MAX);
                     tracing::warn!("sync with the parent failed, trying again in {} s: {e}", failing.as_secs());
