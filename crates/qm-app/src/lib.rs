@@ -9,6 +9,7 @@ mod checkpoints;
 pub mod conditions;
 pub mod credentials;
 pub mod directives;
+pub mod down;
 pub mod import;
 pub mod incidents;
 pub mod magazines;
@@ -502,6 +503,19 @@ impl Site {
 
 pub fn hex(h: &[u8]) -> String {
     h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A SHA-256 hash from its 64 hex digits.
+pub fn parse_hash(text: &str) -> Result<qm_ledger::Hash> {
+    let bad = || AppError::Usage(format!("not a SHA-256 hash in hex: {text:?}"));
+    if text.len() != 64 || !text.is_ascii() {
+        return Err(bad());
+    }
+    let mut h = [0u8; 32];
+    for (i, b) in h.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(h)
 }
 
 /// The same error for every request of a failed batch (errors are not `Clone`): the kinds a caller

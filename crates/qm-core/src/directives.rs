@@ -762,3 +762,26 @@ pub fn ordered_by(state: &State, unit: &UnitId, at: OffsetDateTime, kind: &str, 
     }
     String::new()
 }
+
+/// An entry of the parent site's ledger as `Event::FromParent` carries it (its canonical JSON).
+pub fn parent_entry(entry: &str) -> Result<crate::Envelope, String> {
+    serde_json::from_str(entry).map_err(|e| format!("the parent's entry does not read as an entry: {e}"))
+}
+
+/// The entry a parent's entry carries in the end: itself, or — when the parent received it from its
+/// own parent (a region relaying headquarters' directive) — the entry it received, and so on up.
+pub fn decided_entry(entry: &str) -> Result<crate::Envelope, String> {
+    let mut env = parent_entry(entry)?;
+    for _ in 0..16 {
+        match &env.event {
+            crate::Event::FromParent { entry, .. } => env = parent_entry(entry)?,
+            _ => return Ok(env),
+        }
+    }
+    Err("the parent's entry is received through more than 16 sites".into())
+}
+
+/// Where entry `seq` of site `origin` was recorded here, if it was.
+pub fn received<'a>(state: &'a State, origin: &str, seq: u64) -> Option<&'a crate::books::Received> {
+    state.directives.values().flat_map(|d| d.received.iter()).find(|r| r.origin == origin && r.seq == seq)
+}

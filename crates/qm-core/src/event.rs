@@ -445,6 +445,18 @@ pub enum Event {
         sha256: String,
         passages: Vec<crate::access::Passage>,
     },
+    /// What a higher unit's site decided, received from this site's parent (docs/sites.md, "Down
+    /// the tree"): the parent's entry exactly as its ledger holds it (canonical JSON), its place in
+    /// that ledger, and its inclusion proof (hex hashes) in the parent's signed checkpoint — so that
+    /// this site can prove what it was told and when. The books take a directive issued, extended
+    /// or cancelled from it.
+    FromParent {
+        origin: String,
+        seq: u64,
+        entry: String,
+        proof: Vec<String>,
+        checkpoint: String,
+    },
     /// The site's clock found one person alone inside under a two-person rule, or a stay too long
     /// (`alert`: `lone:<badge>` or `overstay:<badge>`).
     AccessAlert {
@@ -631,6 +643,7 @@ impl Event {
             Event::RosterRevoked { .. } => "roster_revoked",
             Event::DoorEvents { .. } => "door_events",
             Event::AccessAlert { .. } => "access_alert",
+            Event::FromParent { .. } => "from_parent",
         }
     }
 

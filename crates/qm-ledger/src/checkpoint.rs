@@ -199,6 +199,21 @@ pub fn sign_checkpoint(key: &SiteKey, cp: &Checkpoint) -> Result<String, LedgerE
     String::from_utf8(note.to_bytes()).map_err(|_| LedgerError::Note("note is not UTF-8".into()))
 }
 
+/// Signs any text as a signed note (a site's request of its parent, docs/sites.md): the note's text.
+pub fn sign_note(key: &SiteKey, text: &str) -> Result<String, LedgerError> {
+    let mut note = Note::new(text.as_bytes(), &[]).map_err(|e| LedgerError::Note(e.to_string()))?;
+    note.add_sigs(&[key]).map_err(|e| LedgerError::Note(e.to_string()))?;
+    String::from_utf8(note.to_bytes()).map_err(|_| LedgerError::Note("note is not UTF-8".into()))
+}
+
+/// Verifies a signed note with `verifier_key`: its text.
+pub fn open_note(note: &str, verifier_key: &str) -> Result<String, LedgerError> {
+    let verifier = StandardVerifier::new(verifier_key).map_err(|e| LedgerError::MalformedVerifierKey(e.to_string()))?;
+    let parsed = Note::from_bytes(note.as_bytes()).map_err(|e| LedgerError::Note(e.to_string()))?;
+    parsed.verify(&VerifierList::new(vec![Box::new(verifier)])).map_err(|e| LedgerError::Note(e.to_string()))?;
+    String::from_utf8(parsed.text().to_vec()).map_err(|_| LedgerError::Note("note text is not UTF-8".into()))
+}
+
 /// Parse and verify a signed checkpoint note against a verifier key string; returns the checkpoint.
 ///
 /// Signatures by other keys (e.g. witness cosignatures) are tolerated, but the note must carry a

@@ -14,7 +14,7 @@ pub mod subtree;
 mod tree;
 pub mod witness;
 
-pub use checkpoint::{open_checkpoint, sign_checkpoint, Checkpoint, CheckpointVerifier, SiteKey};
+pub use checkpoint::{open_checkpoint, open_note, sign_checkpoint, sign_note, Checkpoint, CheckpointVerifier, SiteKey};
 /// Tile paths as tlog_tiles parses them (`tile/H/L/N[.p/W]`, `data` for entries).
 pub use tlog_tiles::Tile;
 pub use tree::{

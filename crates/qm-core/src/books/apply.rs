@@ -51,6 +51,7 @@ impl State {
             | Event::DiscrepancyResolved { .. } => self.apply_flows(env),
             Event::IncidentOpened { .. } | Event::IncidentUpdated { .. } => self.apply_incident(env, &env.event),
             Event::DirectiveIssued { .. } | Event::DirectiveUpdated { .. } => self.apply_directive(env),
+            Event::FromParent { .. } => self.apply_from_parent(env),
             Event::RosterGranted { .. } | Event::RosterRevoked { .. } | Event::DoorEvents { .. } | Event::AccessAlert { .. } => {
                 self.apply_access(env)
             }
@@ -517,6 +518,7 @@ impl State {
                     units: BTreeMap::new(),
                     briefed: BTreeMap::new(),
                     entries: vec![env.seq],
+                    received: vec![],
                 };
                 self.directives.insert(directive.clone(), d);
                 self.directive_index.entry(unit.clone()).or_default().insert(directive.clone());
@@ -550,6 +552,44 @@ impl State {
             crate::directives::refresh_periods(self, &units);
         }
         self.touch(&DIRECTIVES, &id);
+        Ok(())
+    }
+}
+
+impl State {
+    /// An entry of the parent site's ledger taken into these books: a directive issued there becomes
+    /// one of this site's root unit, for the units it names that are here (else the whole tree); an
+    /// extension or cancellation steps the directive received before. Times and actors are the
+    /// parent's; the entries listed are this site's.
+    fn apply_from_parent(&mut self, env: &Envelope) -> Result<(), String> {
+        let Event::FromParent { origin, seq, entry, .. } = &env.event else {
+            return Err(format!("{} is not an entry of the parent", env.event.type_name()));
+        };
+        let parent = crate::directives::decided_entry(entry)?;
+        let (event, unit) = match parent.event.clone() {
+            Event::DirectiveIssued { directive, unit, applies_to, title, text, posture, starts_at, ends_at, measures } => {
+                let root =
+                    self.units.iter().find(|(_, u)| u.parent.is_none()).map(|(id, _)| id.clone()).ok_or("these books have no root unit")?;
+                let here: Vec<UnitId> = applies_to.into_iter().filter(|u| self.units.contains_key(u) && *u != root).collect();
+                let local =
+                    Event::DirectiveIssued { directive, unit: root, applies_to: here, title, text, posture, starts_at, ends_at, measures };
+                (local, unit)
+            }
+            Event::DirectiveUpdated { directive, action } => {
+                let unit = self.directives.get(&directive).and_then(|d| d.received.first()).map(|r| r.unit.clone());
+                let unit = unit.ok_or_else(|| format!("directive {directive} was not received from a parent"))?;
+                (Event::DirectiveUpdated { directive, action }, unit)
+            }
+            other => return Err(format!("a {} entry of the parent does not flow down", other.type_name())),
+        };
+        let id = match &event {
+            Event::DirectiveIssued { directive, .. } | Event::DirectiveUpdated { directive, .. } => directive.clone(),
+            _ => return Err("not a directive".into()),
+        };
+        self.apply_directive(&Envelope { seq: env.seq, event, ..parent })?;
+        if let Some(d) = self.directives.get_mut(&id) {
+            d.received.push(Received { origin: origin.clone(), seq: *seq, unit, entry: env.seq });
+        }
         Ok(())
     }
 }

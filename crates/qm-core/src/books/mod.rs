@@ -345,6 +345,21 @@ pub struct Directive {
     pub briefed: BTreeMap<Badge, OffsetDateTime>,
     /// The entries about it, oldest first.
     pub entries: Vec<u64>,
+    /// Received from the parent site: where each of its entries about it is in the parent's ledger
+    /// (the issue first), and the unit that issued it there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub received: Vec<Received>,
+}
+
+/// An entry of the parent site's ledger that this site's books took (`Event::FromParent`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Received {
+    pub origin: String,
+    pub seq: u64,
+    /// The unit it was decided at, in the parent's books.
+    pub unit: UnitId,
+    /// This site's entry that recorded it.
+    pub entry: u64,
 }
 
 /// Something done by someone at a time, with the reason given.

@@ -113,6 +113,16 @@ pub enum Command {
         directive: DirectiveId,
         action: crate::event::DirectiveAction,
     },
+    /// The site records an entry of its parent's ledger that concerns it (actor
+    /// [`crate::incidents::SITE_ACTOR`] only; the application checks the parent's signature and the
+    /// inclusion proof before): `Event::FromParent`.
+    ReceiveFromParent {
+        origin: String,
+        seq: u64,
+        entry: String,
+        proof: Vec<String>,
+        checkpoint: String,
+    },
     /// The site records a directive's deadline passed unmet for a unit (actor
     /// [`crate::incidents::SITE_ACTOR`] only; `Site::escalate_due`).
     RecordDirectiveMissed {
@@ -351,6 +361,7 @@ impl Command {
             Command::RecordMissedDeadline { .. } => "record_missed_deadline",
             Command::RecordOverdueReturn { .. } => "record_overdue_return",
             Command::IssueDirective { .. } => "issue_directive",
+            Command::ReceiveFromParent { .. } => "receive_from_parent",
             Command::UpdateDirective { action, .. } => match action {
                 crate::event::DirectiveAction::Brief { .. } => "brief",
                 _ => "update_directive",

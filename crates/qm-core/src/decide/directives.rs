@@ -392,3 +392,43 @@ pub(super) fn decide_missed(state: &State, ctx: &Ctx, id: &DirectiveId, unit: &U
     }
     one(Event::DirectiveUpdated { directive: id.clone(), action: DirectiveAction::Missed { unit: unit.clone(), what: what.to_string() } })
 }
+
+/// An entry of the parent site's ledger, received by the site itself: a directive issued there
+/// (not known here yet), or its extension or cancellation (of one received before). The parent's
+/// signature and the inclusion proof are checked by the application before it asks.
+pub(super) fn decide_received(state: &State, ctx: &Ctx, command: &Command) -> R<Decision> {
+    super::incidents::site_only(ctx, "directive.received", "records what the parent site decided")?;
+    let Command::ReceiveFromParent { origin, seq, entry, proof, checkpoint } = command else {
+        return invalid("not an entry of the parent");
+    };
+    let env = crate::directives::parent_entry(entry).map_err(Rejection::Invalid)?;
+    if env.site != *origin || env.seq != *seq {
+        return invalid(format!("the entry is entry {} of site {}, not entry {seq} of {origin}", env.seq, env.site));
+    }
+    if state.site.as_ref().is_some_and(|s| s.site == *origin) {
+        return invalid("an entry of this site's own ledger is not received from a parent");
+    }
+    if let Some(r) = crate::directives::received(state, origin, *seq) {
+        return refuse("directive.received", format!("entry {seq} of site {origin} is recorded here already (entry {})", r.entry));
+    }
+    let env = crate::directives::decided_entry(entry).map_err(Rejection::Invalid)?;
+    match &env.event {
+        Event::DirectiveIssued { directive, .. } if state.directives.contains_key(directive) => {
+            refuse("directive.received", format!("directive {directive} is known here already"))
+        }
+        Event::DirectiveIssued { .. } => Ok(()),
+        Event::DirectiveUpdated { directive, action: DirectiveAction::Extend { .. } | DirectiveAction::Cancel { .. } } => {
+            match state.directives.get(directive) {
+                Some(d) if d.received.first().is_some_and(|r| r.origin == *origin) => Ok(()),
+                Some(_) => invalid(format!("directive {directive} was not received from site {origin}")),
+                None => not_found("directive", directive),
+            }
+        }
+        other => {
+            invalid(format!("a {} entry of the parent does not flow down (directives issued, extended, cancelled do)", other.type_name()))
+        }
+    }?;
+    let event =
+        Event::FromParent { origin: origin.clone(), seq: *seq, entry: entry.clone(), proof: proof.clone(), checkpoint: checkpoint.clone() };
+    one(event)
+}

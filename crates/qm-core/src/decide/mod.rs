@@ -491,6 +491,7 @@ fn decide_command(state: &State, ctx: &Ctx, command: &Command) -> Result<Decisio
         Command::RecordMissedDeadline { incident, obligation } => return incidents::decide_missed(state, ctx, incident, obligation),
         Command::RecordOverdueReturn { badge } => return incidents::decide_overdue_return(state, ctx, badge),
         Command::RecordDirectiveMissed { directive, unit, what } => return directives::decide_missed(state, ctx, directive, unit, what),
+        Command::ReceiveFromParent { .. } => return directives::decide_received(state, ctx, command),
         Command::RecordDoorEvents { source, events, sha256 } => return access::decide_door(state, ctx, source, events, sha256),
         Command::RecordAccessAlerts { location } => return access::decide_alerts(state, ctx, location),
         Command::OpenIncident { .. } if ctx.actor.as_str() == crate::incidents::SITE_ACTOR => {
@@ -543,7 +544,9 @@ fn decide_command(state: &State, ctx: &Ctx, command: &Command) -> Result<Decisio
         }
         Command::Correct { original, reason } => decide_correct(&c, original, reason),
         Command::GrantAccess { .. } | Command::RevokeAccess { .. } => access::decide_roster(&c, command),
-        Command::RecordDoorEvents { .. } | Command::RecordAccessAlerts { .. } => invalid("the site's own command"),
+        Command::RecordDoorEvents { .. } | Command::RecordAccessAlerts { .. } | Command::ReceiveFromParent { .. } => {
+            invalid("the site's own command")
+        }
     }
 }
 

@@ -44,7 +44,7 @@ pub fn op_of(cmd: &Command) -> Op {
         | Command::EscalateOverdue { .. }
         | Command::RecordMissedDeadline { .. }
         | Command::RecordOverdueReturn { .. } => Op::Incident,
-        Command::IssueDirective { .. } | Command::RecordDirectiveMissed { .. } => Op::Directive,
+        Command::IssueDirective { .. } | Command::RecordDirectiveMissed { .. } | Command::ReceiveFromParent { .. } => Op::Directive,
         Command::UpdateDirective { action, .. } => match action {
             crate::event::DirectiveAction::Brief { .. } => Op::Brief,
             _ => Op::Directive,
@@ -117,6 +117,7 @@ pub fn units_of(s: &State, cmd: &Command) -> Vec<UnitId> {
         Command::RecordOverdueReturn { badge } => vec![s.people.get(badge).map(|p| p.unit.clone())],
         Command::IssueDirective { unit, .. } => vec![Some(unit.clone())],
         Command::RecordDirectiveMissed { unit, .. } => vec![Some(unit.clone())],
+        Command::ReceiveFromParent { .. } => vec![],
         Command::UpdateDirective { directive, action } => {
             vec![action.unit().or_else(|| s.directives.get(directive).map(|d| &d.unit)).cloned()]
         }
