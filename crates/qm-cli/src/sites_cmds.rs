@@ -8,14 +8,17 @@ use qm_server::sites::{sync_once, Parent};
 
 /// `qm sync`: one exchange with the parent, as the server's sync task makes them
 /// (`qm_server::sites::sync_once`), through the site's worker started for it.
-fn sync(cli: &Cli, parent: &str, parent_key: &str, mirror: (Option<&str>, Option<&str>), out: &Out) -> R<u8> {
+fn sync(cli: &Cli, parent: &str, parent_key: &str, mirror: (Option<&str>, Option<&str>), log_key: Option<&str>, out: &Out) -> R<u8> {
     let site = open_site(cli)?;
     qm_app::sites::CosignatureVerifier::new(parent_key).map_err(|e| AppError::Usage(format!("--parent-key: {e}")))?;
     let mirror = match mirror {
         (Some(key), url) => Some(qm_server::mirror::parent_mirror(parent, url, key).map_err(AppError::Usage)?),
         (None, _) => None,
     };
-    let parent = Parent { url: parent.to_string(), key: parent_key.to_string(), mirror };
+    if let Some(k) = log_key {
+        qm_app::sites::CheckpointVerifier::new(k).map_err(|e| AppError::Usage(format!("--parent-log-key: {e}")))?;
+    }
+    let parent = Parent { url: parent.to_string(), key: parent_key.to_string(), mirror, log_key: log_key.map(str::to_string) };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| AppError::Internal(e.to_string()))?;
     let client = qm_server::sites::parent_client().map_err(AppError::Internal)?;
     let (r, relayed) = rt.block_on(async {
@@ -26,9 +29,14 @@ fn sync(cli: &Cli, parent: &str, parent_key: &str, mirror: (Option<&str>, Option
             Ok(_) => qm_server::relay::relay_children(&handle, &client, &parent, &mut Default::default()).await,
             Err(_) => Ok(vec![]),
         };
+        // What the parent decided for this site comes down.
+        let received = match (&r, &relayed) {
+            (Ok(_), Ok(_)) => qm_server::down::pull_down(&handle, &client, &parent).await,
+            _ => Ok(0),
+        };
         handle.shutdown().await;
         let _ = worker.join();
-        (r, relayed)
+        (r, relayed.and_then(|list| received.map(|n| (list, n))))
     });
     let mut kv = match r.map_err(AppError::Usage)? {
         Some(s) => {
@@ -42,7 +50,10 @@ fn sync(cli: &Cli, parent: &str, parent_key: &str, mirror: (Option<&str>, Option
         ],
     };
     match relayed {
-        Ok(list) => {
+        Ok((list, received)) => {
+            if parent.log_key.is_some() {
+                kv.push(("received", received.to_string()));
+            }
             if !list.is_empty() {
                 kv.push(("relayed", list.iter().map(|c| format!("{} {}", c.origin, c.size)).collect::<Vec<_>>().join(", ")));
             }
@@ -270,10 +281,11 @@ fn witness_books(cli: &Cli, origin: Option<&str>, out: &Out) -> R<u8> {
 
 pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
     match &cli.command {
-        Cmd::Sync { media: None, parent, parent_key, parent_mirror_key, parent_mirror } => {
+        Cmd::Sync { media: None, parent, parent_key, parent_mirror_key, parent_mirror, parent_log_key } => {
             let need = |v: &Option<String>, what: &str| v.clone().ok_or_else(|| AppError::Usage(format!("give {what}")));
             let mirror = (parent_mirror_key.as_deref(), parent_mirror.as_deref());
-            sync(cli, &need(parent, "--parent URL (or QM_PARENT)")?, &need(parent_key, "--parent-key KEY (or QM_PARENT_KEY)")?, mirror, out)
+            let (url, key) = (need(parent, "--parent URL (or QM_PARENT)")?, need(parent_key, "--parent-key KEY (or QM_PARENT_KEY)")?);
+            sync(cli, &url, &key, mirror, parent_log_key.as_deref(), out)
         }
         Cmd::Sync { media: Some(SyncMedia::Export { file, parent_held, mirrored }), parent_mirror_key, .. } => {
             export(cli, file, (*parent_held, *mirrored), parent_mirror_key.as_deref(), out)

@@ -520,3 +520,90 @@ fn headquarters_holds_a_grandchilds_ledger_relayed_by_its_region() {
     drop(region_server);
     drop(hq_server);
 }
+
+/// Down and back up: headquarters (the demo organization, on PostgreSQL) orders every unit to a
+/// heightened guard; the department's own site, at its next `qm sync` with headquarters' checkpoint
+/// key, records the order with its proof and shows it in force; the department's duty officer
+/// acknowledges it; the next sync carries the acknowledgment up in the department's ledger, and
+/// headquarters reads it from its mirror.
+#[test]
+fn a_directive_from_headquarters_is_acknowledged_at_a_department_and_seen_at_headquarters() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let admin = std::env::var(qm_store_postgres::scratch::TEST_URL_VAR).expect(qm_store_postgres::scratch::HOW_TO_RUN);
+    let scratch = qm_store_postgres::scratch::ScratchDatabase::create(&admin).unwrap();
+    let (hq, hq_key) = (scratch.url().to_string(), d.join("hq.key"));
+    let (dep, dep_key) = (d.join("d11.db").display().to_string(), d.join("d11.key"));
+    ok(d, &hq, &hq_key, &["demo", "--out", &hq, "--key", hq_key.to_str().unwrap()]);
+    let args = ["init", "--site", "d11.example", "--root-unit", "D-11", "--root-unit-name", "Riverside", "--admin-badge", "0001"];
+    ok(d, &dep, &dep_key, &[&args[..], &["--admin-name", "Admin", "--admin-pin", "1234"]].concat());
+    ok(
+        d,
+        &dep,
+        &dep_key,
+        &["person", "add", "0501", "--name", "L. Chen", "--unit", "D-11", "--roles", "duty_officer", "--new-pin", "1234"],
+    );
+    let vkey = |db: &str, key: &Path| json(d, db, key, &["verifier-key"])["verifier_key"].as_str().unwrap().to_string();
+    let (hq_vkey, dep_vkey) = (vkey(&hq, &hq_key), vkey(&dep, &dep_key));
+    let children = d.join("children.toml");
+    std::fs::write(&children, format!("[children.\"d11.example\"]\nkey = \"{dep_vkey}\"\nunit = \"D-11\"\n")).unwrap();
+    let children = children.to_str().unwrap();
+    let keys = json(d, &hq, &hq_key, &["witness", "key"]);
+    let (wk, mk) = (keys["witness_key"].as_str().unwrap().to_string(), keys["mirror_key"].as_str().unwrap().to_string());
+    let server = serve(d, &hq, &hq_key, "127.0.0.1:0", &[("QM_CHILDREN", children)], "hq-down");
+    let parent = format!("{}/witness", server.1);
+    let issued = json(
+        d,
+        &hq,
+        &hq_key,
+        &[
+            "--actor",
+            "0009",
+            "directive",
+            "issue",
+            "--unit",
+            "HQ",
+            "--title",
+            "Heightened guard",
+            "--text",
+            "Two guards at every armory door.",
+            "--posture",
+            "high",
+            "--days",
+            "2",
+        ],
+    );
+    let id = issued["entries"][0]["event"]["directive"].as_str().unwrap().to_string();
+    let sync = || {
+        json(
+            d,
+            &dep,
+            &dep_key,
+            &["sync", "--parent", &parent, "--parent-key", &wk, "--parent-mirror-key", &mk, "--parent-log-key", &hq_vkey],
+        )
+    };
+    let first = sync();
+    assert!(first["received"].as_str().unwrap().parse::<u32>().unwrap() >= 1, "{first}");
+    let here = json(d, &dep, &dep_key, &["directives"]);
+    let ours =
+        here.as_array().unwrap().iter().find(|x| x["id"] == id.as_str()).unwrap_or_else(|| panic!("{id} not at the department: {here}"));
+    assert_eq!(
+        (ours["unit"].as_str(), ours["status"].as_str(), ours["issued_by"].as_str()),
+        (Some("D-11"), Some("in_force"), Some("0009")),
+        "{ours}"
+    );
+    let log = ok(d, &dep, &dep_key, &["log", "--limit", "5"]);
+    assert!(log.contains("received from site demo.quartermaster"), "{log}");
+    // The same sync again receives nothing new.
+    assert_eq!(sync()["received"].as_str(), Some("0"));
+    // The department's duty officer acknowledges; the next sync carries it up.
+    ok(d, &dep, &dep_key, &["--actor", "0501", "directive", "ack", &id, "--unit", "D-11"]);
+    let up = sync();
+    let size = json(d, &dep, &dep_key, &["sync", "status"])["size"].as_u64().unwrap();
+    assert_eq!(up["mirrored_size"].as_str(), Some(size.to_string().as_str()), "{up}");
+    let books = json(d, &hq, &hq_key, &["--children", children, "witness", "books", "d11.example"]);
+    let seen = books["directives"].as_array().unwrap().iter().find(|x| x["id"] == id.as_str()).cloned();
+    let seen = seen.unwrap_or_else(|| panic!("{id} not in the department's books at headquarters: {books}"));
+    assert_eq!((seen["units_acknowledged"].as_u64(), seen["units_concerned"].as_u64()), (Some(1), Some(1)), "{seen}");
+    drop(server);
+}

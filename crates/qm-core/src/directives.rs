@@ -403,7 +403,8 @@ impl Directive {
 
 /// Whether `unit` is one the directive concerns: below its issuing unit, within the chosen part.
 pub fn concerns(state: &State, d: &Directive, unit: &UnitId) -> bool {
-    unit != &d.unit
+    // One received from the parent site was issued above this site's root: the root is concerned.
+    (unit != &d.unit || !d.received.is_empty())
         && state.unit_within(unit, &d.unit)
         && (d.applies_to.is_empty() || d.applies_to.iter().any(|a| state.unit_within(unit, a)))
 }

@@ -79,6 +79,7 @@ fn a_directive_issued_at_headquarters_reaches_a_department_site_with_its_proof()
     let d = &dept.state().directives[id];
     assert_eq!((d.unit.as_str(), d.issued_by.as_str(), d.title.as_str()), ("D-11", "0009", "Heightened guard"));
     assert_eq!((d.received[0].origin.as_str(), d.received[0].seq, d.received[0].unit.as_str()), ("demo.quartermaster", o.first_seq, "HQ"));
+    assert_eq!(qm_core::directives::units_concerned(dept.state(), d), vec![UnitId::parse("D-11").unwrap()], "its root is concerned");
     let in_force =
         qm_app::directives::list(dept.state(), &qm_app::directives::DirectiveFilter { in_force: true, unit: None }, now, &|_| true);
     assert!(in_force.iter().any(|v| v.id == id.as_str()), "{in_force:?}");

@@ -52,6 +52,8 @@ pub struct Config {
     /// when it is not beside the witness URL (`…/witness` → `…/mirror`), its URL.
     pub parent_mirror_key: Option<String>,
     pub parent_mirror: Option<String>,
+    /// The parent's own checkpoint key (`qm verifier-key` there): directives decided above come down.
+    pub parent_log_key: Option<String>,
     /// How often the ledger's new checkpoint goes to the parent (when it can be reached).
     pub sync_every_s: u64,
 }
@@ -79,6 +81,7 @@ impl Default for Config {
             parent_key: None,
             parent_mirror_key: None,
             parent_mirror: None,
+            parent_log_key: None,
             sync_every_s: 30,
         }
     }
@@ -142,6 +145,9 @@ impl Config {
         }
         if let Some(v) = get("QM_PARENT_MIRROR") {
             self.parent_mirror = Some(v);
+        }
+        if let Some(v) = get("QM_PARENT_LOG_KEY") {
+            self.parent_log_key = Some(v);
         }
         if let Some(v) = get("QM_SYNC_EVERY_S") {
             self.sync_every_s = num("QM_SYNC_EVERY_S", v)?;

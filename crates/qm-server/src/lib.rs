@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod counter;
+pub mod down;
 pub mod edge;
 pub mod error;
 pub mod labels;
@@ -149,16 +150,7 @@ pub async fn start_with(
         Some(p) => Some(sites::witness(p, &config.key_path(), &site.site_name()).map_err(|e| format!("child sites: {e}"))?),
         None => None,
     };
-    let parent = match (&config.parent, &config.parent_key) {
-        (Some(url), Some(key)) => {
-            qm_app::sites::CosignatureVerifier::new(key).map_err(|e| format!("the parent's witness key (QM_PARENT_KEY): {e}"))?;
-            let mirror =
-                config.parent_mirror_key.as_ref().map(|k| mirror::parent_mirror(url, config.parent_mirror.as_deref(), k)).transpose()?;
-            Some(sites::Parent { url: url.clone(), key: key.clone(), mirror })
-        }
-        (None, None) => None,
-        _ => return Err("a parent needs both its URL (QM_PARENT) and its witness key (QM_PARENT_KEY)".into()),
-    };
+    let parent = parent_of(&config)?;
     let (handle, worker) = worker::spawn(site, config.checkpoint_every_s, config.due_every_ms);
     let auth = Arc::new(auth::Auth::new(&config));
     let state = AppState { site: handle.clone(), auth, config: Arc::new(config), access: Arc::new(access), witness };
@@ -198,4 +190,21 @@ pub async fn start_with(
         served
     });
     Ok(Running { addr, shutdown: Some(tx), task })
+}
+
+/// The parent configured (QM_PARENT and its keys, docs/sites.md), its keys checked; none: no parent.
+fn parent_of(config: &Config) -> Result<Option<sites::Parent>, String> {
+    Ok(match (&config.parent, &config.parent_key) {
+        (Some(url), Some(key)) => {
+            qm_app::sites::CosignatureVerifier::new(key).map_err(|e| format!("the parent's witness key (QM_PARENT_KEY): {e}"))?;
+            let mirror =
+                config.parent_mirror_key.as_ref().map(|k| mirror::parent_mirror(url, config.parent_mirror.as_deref(), k)).transpose()?;
+            if let Some(k) = &config.parent_log_key {
+                qm_app::sites::CheckpointVerifier::new(k).map_err(|e| format!("the parent's checkpoint key (QM_PARENT_LOG_KEY): {e}"))?;
+            }
+            Some(sites::Parent { url: url.clone(), key: key.clone(), mirror, log_key: config.parent_log_key.clone() })
+        }
+        (None, None) => None,
+        _ => return Err("a parent needs both its URL (QM_PARENT) and its witness key (QM_PARENT_KEY)".into()),
+    })
 }

@@ -153,6 +153,7 @@ pub(crate) fn routes() -> axum::Router<AppState> {
     use axum::routing::{get, post};
     axum::Router::new()
         .route("/witness/add-checkpoint", post(add_checkpoint))
+        .route("/down", post(crate::down::down))
         .route("/api/sites", get(sites_api))
         .route("/api/sites/books", get(span_api))
         .route("/api/sites/{origin}/books", get(child_books_api))
@@ -208,6 +209,9 @@ pub struct Parent {
     pub url: String,
     pub key: String,
     pub mirror: Option<crate::mirror::MirrorParent>,
+    /// The parent's own checkpoint key (`qm verifier-key` there): with it, what the parent decides
+    /// for this site flows down here (`crate::down`).
+    pub log_key: Option<String>,
 }
 
 /// The parent cosigned this site's checkpoint of `size`; `held`: the size it held before;
@@ -328,6 +332,13 @@ pub(crate) fn spawn_sync(
                     tracing::info!(size = s.size, witness = %s.witness, mirrored = ?s.mirrored, "the parent cosigned this site's checkpoint");
                 }
             });
+            if r.is_ok() {
+                r = crate::down::pull_down(&site, &client, &parent).await.map(|n| {
+                    if n > 0 {
+                        tracing::info!(entries = n, "what the parent decided for this site is recorded here");
+                    }
+                });
+            }
             if relay && r.is_ok() {
                 r = crate::relay::relay_children(&site, &client, &parent, &mut relayed).await.map(|list| {
                     for c in list {

@@ -285,6 +285,10 @@ pub enum Cmd {
         /// The mirror's URL, when it is not beside the witness's (`…/witness` → `…/mirror`).
         #[arg(long, env = "QM_PARENT_MIRROR")]
         parent_mirror: Option<String>,
+        /// The parent's own checkpoint key (`qm verifier-key` there): what it decided for this
+        /// site (directives) comes down and is recorded here, each with its proof.
+        #[arg(long, env = "QM_PARENT_LOG_KEY")]
+        parent_log_key: Option<String>,
     },
     /// This site as the witness of its child sites (docs/sites.md).
     #[command(subcommand)]

@@ -115,8 +115,7 @@ pub fn units_of(s: &State, cmd: &Command) -> Vec<UnitId> {
         Command::RecordAccessAlerts { location: l } => vec![loc_unit(s, l)],
         Command::RecordDoorEvents { events, .. } => events.iter().map(|e| e.location.as_ref().and_then(|l| loc_unit(s, l))).collect(),
         Command::RecordOverdueReturn { badge } => vec![s.people.get(badge).map(|p| p.unit.clone())],
-        Command::IssueDirective { unit, .. } => vec![Some(unit.clone())],
-        Command::RecordDirectiveMissed { unit, .. } => vec![Some(unit.clone())],
+        Command::IssueDirective { unit, .. } | Command::RecordDirectiveMissed { unit, .. } => vec![Some(unit.clone())],
         Command::ReceiveFromParent { .. } => vec![],
         Command::UpdateDirective { directive, action } => {
             vec![action.unit().or_else(|| s.directives.get(directive).map(|d| &d.unit)).cloned()]

@@ -45,7 +45,8 @@ pub async fn sync_children(c: &Children, url: &str, hq_db: &str) {
     let witness = qm_app::sites::witness_key(&qm_app::sites::witness_key_path(&hq_key), "x").unwrap();
     let mirror = qm_app::mirror::mirror_key(&qm_app::mirror::mirror_key_path(&hq_key), "x").unwrap();
     let mirror = qm_server::mirror::MirrorParent { url: format!("{url}/mirror"), key: qm_app::sites::cosigner_verifier_key(&mirror) };
-    let witness_only = Parent { url: format!("{url}/witness"), key: qm_app::sites::cosigner_verifier_key(&witness), mirror: None };
+    let witness_only =
+        Parent { url: format!("{url}/witness"), key: qm_app::sites::cosigner_verifier_key(&witness), mirror: None, log_key: None };
     let client = qm_server::sites::parent_client().unwrap();
     for (db, key, origin) in &c.sites {
         if *origin == "d12.example" {
@@ -114,6 +115,27 @@ async fn headquarters_lists_its_child_sites_and_only_to_its_own_staff() {
         let (s, v) = admin.get(path).await;
         assert_eq!((s, v["error"]["code"].as_str()), (404, Some(code)), "{path}: {v}");
     }
+    // What flows down is asked for with a request signed by the child's key (docs/sites.md).
+    let down = |body: String| {
+        let url = format!("{}/down", app.url);
+        async move {
+            let r = reqwest::Client::new().post(url).body(body).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(down("nonsense".into()).await.0, 400);
+    let at = time::OffsetDateTime::now_utc().unix_timestamp();
+    let stranger = qm_ledger::sign_note(&qm_ledger::SiteKey::generate("x.example"), &format!("qm-down/v1\nx.example\n-\n{at}\n")).unwrap();
+    assert_eq!(down(stranger).await.0, 404);
+    let forged =
+        qm_ledger::sign_note(&qm_ledger::SiteKey::generate("d11.example"), &format!("qm-down/v1\nd11.example\n-\n{at}\n")).unwrap();
+    let (s, text) = down(forged).await;
+    assert!(s == 403 && text.contains("not signed by site d11.example's key"), "{s} {text}");
+    let d11_key = qm_ledger::SiteKey::read(&c.sites.iter().find(|s| s.2 == "d11.example").unwrap().1).unwrap();
+    let signed = qm_ledger::sign_note(&d11_key, &format!("qm-down/v1\nd11.example\n-\n{at}\n")).unwrap();
+    let (s, text) = down(signed).await;
+    let answer: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{s} {text}"));
+    assert_eq!((s, answer["entries"].as_array().map(Vec::len)), (200, Some(0)), "no directive concerns it: {text}");
     // A department's officer may not see them; the attempts are recorded.
     let officer = sign_in(&app, "1103").await;
     let (s, v) = officer.get("/api/sites").await;
