@@ -1,6 +1,8 @@
 //! Helpers shared by the CLI's test binaries; each uses what it needs of them.
 #![allow(dead_code)]
 
+pub mod sites;
+
 /// Idempotency keys of every stored entry, read straight from the store (SQLite file or PostgreSQL URL).
 pub fn stored_keys(db: &str) -> std::collections::HashSet<String> {
     let store = qm_backends::open_store(db, false).unwrap();
