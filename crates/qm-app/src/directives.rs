@@ -33,6 +33,9 @@ pub struct DirectiveView {
     pub units_acknowledged: usize,
     pub briefed: usize,
     pub entries: Vec<u64>,
+    /// Received from the parent site: `site hq.example, its entry 57, issued at unit NHQ`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub received_from: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -90,6 +93,7 @@ pub fn view(state: &State, id: &DirectiveId, d: &Directive, now: OffsetDateTime)
         units_acknowledged: concerned.iter().filter(|u| d.units.get(*u).is_some_and(|c| c.acknowledged.is_some())).count(),
         briefed: d.briefed.len(),
         entries: d.entries.clone(),
+        received_from: d.received.first().map(|r| format!("site {}, its entry {}, issued at unit {}", r.origin, r.seq, r.unit)),
     }
 }
 

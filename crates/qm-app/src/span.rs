@@ -112,6 +112,8 @@ impl Site {
 pub struct ChildSummary {
     row: ChildRow,
     stock: Vec<StockLine>,
+    /// Every directive in its books (its own and those received), as of then.
+    directives: Vec<crate::directives::DirectiveView>,
 }
 
 impl Site {
@@ -121,7 +123,11 @@ impl Site {
         let Some(m) = self.store.mirrored(origin)? else { return Ok(None) };
         if self.child_summaries.get(origin).is_none_or(|c| c.row.mirrored != m.size) {
             let Some((m, s)) = self.child_state(origin)? else { return Ok(None) };
-            let summary = ChildSummary { row: row(origin, unit, &m, s, now), stock: crate::query::stock(s, &StockFilter::default()) };
+            let summary = ChildSummary {
+                row: row(origin, unit, &m, s, now),
+                stock: crate::query::stock(s, &StockFilter::default()),
+                directives: crate::directives::list(s, &DirectiveFilter::default(), now, &|_| true),
+            };
             self.child_summaries.insert(origin.to_string(), summary);
         }
         Ok(self.child_summaries.get(origin))
@@ -176,4 +182,42 @@ pub fn child_books(site: &mut Site, children: &Children, origin: &str, now: Offs
         transfers: crate::query::transfers(s, false),
         directives: crate::directives::list(s, &DirectiveFilter { in_force: true, unit: None }, now, &|_| true),
     })
+}
+
+/// One directive as one child site's books hold it (docs/sites.md, "Down the tree").
+#[derive(Clone, Debug, Serialize)]
+pub struct SiteCompliance {
+    pub origin: String,
+    pub unit: String,
+    /// Entries of the child mirrored here, and when the mirror cosigned them.
+    pub mirrored: u64,
+    pub mirrored_at: String,
+    /// Whether the directive is in the child's books (received from above) as of then.
+    pub recorded: bool,
+    pub status: Option<&'static str>,
+    pub units_concerned: usize,
+    pub units_acknowledged: usize,
+    pub briefed: usize,
+}
+
+/// A directive's compliance at every child site mirrored here: whether each has it, and how many
+/// of its units acknowledged it and people were briefed, as its mirrored ledger says.
+pub fn directive_across(site: &mut Site, children: &Children, id: &str, now: OffsetDateTime) -> Result<Vec<SiteCompliance>> {
+    let mut out = vec![];
+    for (origin, child) in &children.children {
+        let Some(c) = site.child_summary(origin, &child.unit, now)? else { continue };
+        let d = c.directives.iter().find(|d| d.id == id);
+        out.push(SiteCompliance {
+            origin: origin.clone(),
+            unit: child.unit.clone(),
+            mirrored: c.row.mirrored,
+            mirrored_at: c.row.mirrored_at.clone(),
+            recorded: d.is_some(),
+            status: d.map(|d| d.status),
+            units_concerned: d.map_or(0, |d| d.units_concerned),
+            units_acknowledged: d.map_or(0, |d| d.units_acknowledged),
+            briefed: d.map_or(0, |d| d.briefed),
+        });
+    }
+    Ok(out)
 }

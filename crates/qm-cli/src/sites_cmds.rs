@@ -279,6 +279,26 @@ fn witness_books(cli: &Cli, origin: Option<&str>, out: &Out) -> R<u8> {
     Ok(0)
 }
 
+/// `qm witness compliance ID`: a directive at every child site, from the mirrors.
+fn witness_compliance(cli: &Cli, id: &str, out: &Out) -> R<u8> {
+    let mut site = open_site(cli)?;
+    let rows = qm_app::span::directive_across(&mut site, &children_file(cli)?, id, now())?;
+    out.json_or(&rows, || {
+        let lines = rows.iter().map(|r| {
+            let got = if r.recorded { r.status.unwrap_or("recorded").replace('_', " ") } else { "not received yet".into() };
+            vec![
+                r.origin.clone(),
+                got,
+                format!("{} of {}", r.units_acknowledged, r.units_concerned),
+                r.briefed.to_string(),
+                format!("{} entries, {}", r.mirrored, r.mirrored_at),
+            ]
+        });
+        crate::output::table(&["site", "there", "units acknowledged", "briefed", "as of"], lines.collect())
+    });
+    Ok(0)
+}
+
 pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
     match &cli.command {
         Cmd::Sync { media: None, parent, parent_key, parent_mirror_key, parent_mirror, parent_log_key } => {
@@ -322,6 +342,7 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
         Cmd::Witness(WitnessCmd::Status) => witness_status(cli, out),
         Cmd::Witness(WitnessCmd::Evidence) => witness_evidence(cli, out),
         Cmd::Witness(WitnessCmd::Books { origin }) => witness_books(cli, origin.as_deref(), out),
+        Cmd::Witness(WitnessCmd::Compliance { directive }) => witness_compliance(cli, directive, out),
         _ => Err(AppError::Internal("not a sites command".into())),
     }
 }

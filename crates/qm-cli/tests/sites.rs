@@ -522,5 +522,16 @@ fn a_directive_from_headquarters_is_acknowledged_at_a_department_and_seen_at_hea
     let seen = books["directives"].as_array().unwrap().iter().find(|x| x["id"] == id.as_str()).cloned();
     let seen = seen.unwrap_or_else(|| panic!("{id} not in the department's books at headquarters: {books}"));
     assert_eq!((seen["units_acknowledged"].as_u64(), seen["units_concerned"].as_u64()), (Some(1), Some(1)), "{seen}");
+    assert!(seen["received_from"].as_str().unwrap().starts_with("site demo.quartermaster, its entry "), "{seen}");
+    // The directive across the sites below headquarters, from their mirrors.
+    let across = json(d, &hq, &hq_key, &["--children", children, "witness", "compliance", &id]);
+    assert_eq!(across[0]["origin"].as_str(), Some("d11.example"), "{across}");
+    assert_eq!((across[0]["recorded"].as_bool(), across[0]["units_acknowledged"].as_u64()), (Some(true), Some(1)), "{across}");
+    let (s, v) = {
+        let c = reqwest::blocking::Client::builder().cookie_store(true).build().unwrap();
+        let r = c.get(format!("{}/api/directives/{id}/sites", server.1)).send().unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    assert_eq!(s, 401, "the API asks who is asking: {v}");
     drop(server);
 }

@@ -82,6 +82,26 @@ pub(crate) async fn child_books(
     Ok(st.site.call(move |site| qm_app::span::child_books(site, &w.children, &origin, now())).await??)
 }
 
+/// A directive's compliance at each child site, from the mirrors (root staff only; no children: none).
+pub(crate) async fn directive_sites(
+    st: &AppState,
+    p: &crate::auth::Principal,
+    id: String,
+) -> Result<Vec<qm_app::span::SiteCompliance>, crate::error::ApiError> {
+    root_only(st, p).await?;
+    let Some(w) = st.witness.clone() else { return Ok(vec![]) };
+    Ok(st.site.call(move |site| qm_app::span::directive_across(site, &w.children, &id, now())).await??)
+}
+
+#[utoipa::path(get, path = "/api/directives/{id}/sites", tag = "sites", params(("id" = String, Path, description = "the directive")),
+    responses((status = 200, body = serde_json::Value, description = "per child site mirrored here: origin, unit, mirrored, mirrored_at, recorded, status, units_concerned, units_acknowledged, briefed"), (status = "4XX", body = crate::error::ErrorBody)))]
+pub(crate) async fn directive_sites_api(
+    crate::edge::Caller { st, p, .. }: crate::edge::Caller,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<axum::Json<Vec<qm_app::span::SiteCompliance>>, crate::error::ApiError> {
+    Ok(axum::Json(directive_sites(&st, &p, id).await?))
+}
+
 #[utoipa::path(get, path = "/api/sites", tag = "sites",
     responses((status = 200, body = serde_json::Value, description = "each child site: origin, unit, size, cosigned_at, age_h, evidence, state, mirrored, backlog"), (status = "4XX", body = crate::error::ErrorBody)))]
 pub(crate) async fn sites_api(
@@ -157,6 +177,7 @@ pub(crate) fn routes() -> axum::Router<AppState> {
         .route("/api/sites", get(sites_api))
         .route("/api/sites/books", get(span_api))
         .route("/api/sites/{origin}/books", get(child_books_api))
+        .route("/api/directives/{id}/sites", get(directive_sites_api))
         .route("/ledger/checkpoint", get(ledger_checkpoint))
         .route("/ledger/tile/entries/{*rest}", get(ledger_entries))
         .route("/ledger/tile/{*path}", get(ledger_tile))

@@ -762,6 +762,12 @@ pub enum WitnessCmd {
         /// A child site's origin (its name).
         origin: Option<String>,
     },
+    /// A directive at every child site, from their mirrored ledgers: received or not, its units
+    /// acknowledged, people briefed.
+    Compliance {
+        /// The directive, e.g. DIR-3.hq.example.
+        directive: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -155,6 +155,11 @@ pub(crate) async fn directive_page(Visitor { st, p, .. }: Visitor, Path(id_text)
         })
         .await?;
     let Mine { ack, relay, brief, tasks, above, measures } = mine.unwrap_or_default();
+    // Headquarters' staff see it at the sites below too, from their mirrored ledgers.
+    let sites = match (p.at_root, st.witness.is_some()) {
+        (true, true) => crate::sites::directive_sites(&st, &p, id_text.clone()).await?,
+        _ => vec![],
+    };
     let officer = may(&p, Op::Directive);
     let action = |step: &str| format!("{}/{step}", link(&id_text));
     let body = html! {
@@ -204,6 +209,7 @@ pub(crate) async fn directive_page(Visitor { st, p, .. }: Visitor, Path(id_text)
             }
         }
         (compliance_table(&c))
+        @if !sites.is_empty() { (sites_table(&sites)) }
         p.noprint {
             a href=(format!("/api/directives/{}/compliance.csv", urlencode(&id_text))) { "CSV" } " · "
             a href=(format!("/api/directives/{}/compliance", urlencode(&id_text))) { "JSON" } " · "
@@ -211,6 +217,27 @@ pub(crate) async fn directive_page(Visitor { st, p, .. }: Visitor, Path(id_text)
         }
     };
     Ok(page(&format!("Directive {id_text}"), Some(&p), "Directives", body).into_response())
+}
+
+/// A directive at each child site, as its mirrored ledger says (docs/sites.md).
+fn sites_table(sites: &[qm_app::span::SiteCompliance]) -> Markup {
+    html! {
+        section #at-sites {
+            h2 { "At the sites below" }
+            table #directive-sites {
+                thead { tr { th { "Site" } th { "Unit" } th { "Received" } th { "Status there" } th.n { "Units acknowledged" } th.n { "Briefed" } th { "As of" } } }
+                tbody { @for s in sites { tr {
+                    td { a href=(format!("/sites/{}", s.origin)) { (s.origin) } } td { (s.unit) }
+                    td { @if s.recorded { "yes" } @else { span.warn { "not yet" } } }
+                    td { (s.status.unwrap_or("—").replace('_', " ")) }
+                    td.n { @if s.recorded && s.units_acknowledged < s.units_concerned { span.warn { (s.units_acknowledged) " of " (s.units_concerned) } } @else { (s.units_acknowledged) " of " (s.units_concerned) } }
+                    td.n { (s.briefed) }
+                    td { (s.mirrored) " entries, " (s.mirrored_at) }
+                } } }
+            }
+            p.hint { "Each site's own books as its entries mirrored here replay them: an acknowledgment made there shows once its next sync has reached this site's mirror." }
+        }
+    }
 }
 
 fn order(d: &DirectiveView) -> Markup {
@@ -226,6 +253,7 @@ fn order(d: &DirectiveView) -> Markup {
                     @if !r.measures.is_empty() { " — added " code { (r.measures.join(", ")) } } }
             }
             @if let Some(c) = &d.cancelled { p.warn { "Cancelled " (c) } }
+            @if let Some(r) = &d.received_from { p #received-from { "Received from the parent site: " (r) } }
         }
     }
 }

@@ -550,6 +550,10 @@ async fn a_directive_in_chromium(b: &WebDriver, url: &str) {
     let id = done.split_whitespace().nth(2).unwrap().trim_end_matches(';').to_string();
     assert!(id.starts_with("DIR-1."), "{done}");
     assert!(text(&b, "#order-text").await.contains("not a single incident"));
+    // At headquarters it shows at the sites below too, from their mirrors: not received yet.
+    let at_sites = wait_for(&b, "#directive-sites", "d11.example").await;
+    assert!(at_sites.contains("not yet") && at_sites.contains("0 of 0"), "d11 takes no directive from here yet: {at_sites}");
+    shot(&b, "49-directive-at-sites").await;
 
     // The region sees the banner on every page, and relays it with a rounds cap.
     sign_in_as(&b, url, "0103", pw).await;
