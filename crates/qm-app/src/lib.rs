@@ -3,6 +3,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod access;
+pub mod across;
 pub mod act;
 pub mod backup;
 mod checkpoints;
@@ -276,6 +277,8 @@ pub struct Site {
     mirror_replays: HashMap<String, verify::Replay>,
     /// Each mirrored child's books in brief, at the size its mirror last cosigned (`span`).
     child_summaries: HashMap<String, span::ChildSummary>,
+    /// Receipts from other sites' transfers in each child's mirrored ledger (`across`).
+    site_receipts: HashMap<String, Vec<across::SiteReceipt>>,
     /// Set when a commit failed and the books could not be re-read from the store (the database went
     /// away): the books in memory may hold changes that were never recorded, so nothing is read or
     /// written until `ensure_fresh` re-reads them.
@@ -398,6 +401,7 @@ impl Site {
             door_in_flight: HashMap::new(),
             mirror_replays: HashMap::new(),
             child_summaries: HashMap::new(),
+            site_receipts: HashMap::new(),
             stale: None,
             unencoded: vec![],
             last_ticket: 0,

@@ -220,6 +220,9 @@ impl Site {
     /// from the last request when there is one; the problems found (none: it stands).
     pub(crate) fn replay_mirror(&mut self, origin: &str, end: u64) -> Result<Vec<String>> {
         let mut replay = self.mirror_replays.remove(origin).filter(|r| r.ok() && r.size() <= end).unwrap_or_default();
+        if replay.size() == 0 {
+            self.site_receipts.remove(origin);
+        }
         while replay.size() < end {
             let from = replay.size();
             let batch = self.store.mirror_entries(origin, from, 4_096.min((end - from) as usize))?;
@@ -231,7 +234,11 @@ impl Site {
                 match replay.feed(seq, bytes) {
                     // A child's ledger holds its own entries only.
                     Some(env) if env.site != origin => replay.refuse(seq, format!("entry {seq} is of site {}, not of {origin}", env.site)),
-                    Some(_) => {}
+                    Some(env) => {
+                        if let Some(r) = crate::across::receipt_of(seq, &env) {
+                            self.site_receipts.entry(origin.to_string()).or_default().push(r);
+                        }
+                    }
                     None => break,
                 }
                 if !replay.ok() {

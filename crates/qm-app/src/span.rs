@@ -110,10 +110,13 @@ impl Site {
 /// reads, kept per child so that a page over thousands of sites replays none of them.
 #[derive(Clone, Debug)]
 pub struct ChildSummary {
-    row: ChildRow,
+    pub(crate) row: ChildRow,
     stock: Vec<StockLine>,
     /// Every directive in its books (its own and those received), as of then.
     directives: Vec<crate::directives::DirectiveView>,
+    /// Its transfers in transit, and its receipts from other sites' transfers (`across`).
+    pub(crate) transfers: Vec<crate::across::SentTransfer>,
+    pub(crate) receipts: Vec<crate::across::SiteReceipt>,
 }
 
 impl Site {
@@ -127,8 +130,11 @@ impl Site {
                 row: row(origin, unit, &m, s, now),
                 stock: crate::query::stock(s, &StockFilter::default()),
                 directives: crate::directives::list(s, &DirectiveFilter::default(), now, &|_| true),
+                transfers: crate::across::in_transit(s),
+                receipts: vec![],
             };
-            self.child_summaries.insert(origin.to_string(), summary);
+            let receipts = self.site_receipts.get(origin).cloned().unwrap_or_default();
+            self.child_summaries.insert(origin.to_string(), ChildSummary { receipts, ..summary });
         }
         Ok(self.child_summaries.get(origin))
     }

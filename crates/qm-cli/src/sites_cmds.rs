@@ -279,6 +279,20 @@ fn witness_books(cli: &Cli, origin: Option<&str>, out: &Out) -> R<u8> {
     Ok(0)
 }
 
+/// `qm witness transfers`: transfers between the child sites, matched from their mirrors.
+fn witness_transfers(cli: &Cli, out: &Out) -> R<u8> {
+    let mut site = open_site(cli)?;
+    let rows = qm_app::across::transfers_across(&mut site, &children_file(cli)?, now())?;
+    out.json_or(&rows, || {
+        let lines = rows.iter().map(|t| {
+            let what = if t.differences.is_empty() { t.lines.join(", ") } else { t.differences.join("; ") };
+            vec![t.id.clone(), t.to_site.clone(), t.status.to_string(), format!("{} h", t.hours), what]
+        });
+        crate::output::table(&["transfer", "to site", "status", "since dispatch", "lines / differences"], lines.collect())
+    });
+    Ok(0)
+}
+
 /// `qm witness compliance ID`: a directive at every child site, from the mirrors.
 fn witness_compliance(cli: &Cli, id: &str, out: &Out) -> R<u8> {
     let mut site = open_site(cli)?;
@@ -343,6 +357,7 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
         Cmd::Witness(WitnessCmd::Evidence) => witness_evidence(cli, out),
         Cmd::Witness(WitnessCmd::Books { origin }) => witness_books(cli, origin.as_deref(), out),
         Cmd::Witness(WitnessCmd::Compliance { directive }) => witness_compliance(cli, directive, out),
+        Cmd::Witness(WitnessCmd::Transfers) => witness_transfers(cli, out),
         _ => Err(AppError::Internal("not a sites command".into())),
     }
 }

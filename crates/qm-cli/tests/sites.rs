@@ -535,3 +535,86 @@ fn a_directive_from_headquarters_is_acknowledged_at_a_department_and_seen_at_hea
     assert_eq!(s, 401, "the API asks who is asking: {v}");
     drop(server);
 }
+
+/// A transfer between two sites, matched by headquarters (on PostgreSQL) from both ledgers: the
+/// demo organization's site dispatches rifles to unit D-12, which its own site serves; that site
+/// records the receipts from `demo.quartermaster/T-n`; once both have synced, headquarters sees one
+/// transfer received as sent, one received with a rifle missing, one still awaited.
+#[test]
+fn headquarters_matches_a_transfer_between_two_sites_from_both_ledgers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let admin = std::env::var(qm_store_postgres::scratch::TEST_URL_VAR).expect(qm_store_postgres::scratch::HOW_TO_RUN);
+    let scratch = qm_store_postgres::scratch::ScratchDatabase::create(&admin).unwrap();
+    let (hq, hq_key) = (scratch.url().to_string(), d.join("hq.key"));
+    let (a, a_key) = (d.join("a.db").display().to_string(), d.join("a.key"));
+    let (b, b_key) = (d.join("d12.db").display().to_string(), d.join("d12.key"));
+    let init = |db: &str, key: &Path, site: &str, unit: &str| {
+        let args = ["init", "--site", site, "--root-unit", unit, "--root-unit-name", unit, "--admin-badge", "0001", "--admin-name", "Admin"];
+        ok(d, db, key, &[&args[..], &["--admin-pin", "1234"]].concat());
+    };
+    init(&hq, &hq_key, "hq.example", "NHQ");
+    init(&b, &b_key, "d12.example", "D-12");
+    ok(d, &a, &a_key, &["demo", "--out", &a]);
+    ok(d, &b, &b_key, &["item-type", "add", "RIFLE-G36", "--name", "Rifle G36", "--kind", "weapon", "--tracking", "serial"]);
+    ok(d, &b, &b_key, &["location", "add", "D12-ARM", "--name", "Armory", "--unit", "D-12", "--kind", "armory"]);
+    ok(d, &b, &b_key, &["person", "add", "0417", "--name", "K. Osei", "--unit", "D-12", "--roles", "armorer", "--new-pin", "1234"]);
+    // Four rifles racked at one place of the department D-11 in the demo organization.
+    let mut at: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for n in 1040..1080 {
+        let out = qm(d, &a, &a_key, &["where", &format!("R-{n}"), "--json"]);
+        if let Ok(w) = serde_json::from_slice::<Value>(&out.stdout) {
+            if let (Some(acc), Some("D-11")) = (w["account"].as_str(), w["unit"].as_str()) {
+                if let Some(loc) = acc.strip_prefix("location:") {
+                    at.entry(loc.to_string()).or_default().push(format!("R-{n}"));
+                }
+            }
+        }
+    }
+    let (rack, rifles) = at.into_iter().find(|(_, v)| v.len() >= 4).expect("four rifles racked together at D-11");
+    let dispatch = |items: &[&str], doc: &str| {
+        let args = [&["--actor", "0611", "transfer", "dispatch", "--from", &rack, "--to-unit", "D-12", "--document", doc][..], items].concat();
+        json(d, &a, &a_key, &args)["entries"][0]["event"]["transfer"].as_str().unwrap().to_string()
+    };
+    let whole = dispatch(&[&rifles[0]], "TR-71");
+    let short = dispatch(&[&rifles[1], &rifles[2]], "TR-72");
+    let pending = dispatch(&[&rifles[3]], "TR-73");
+    let receive = |from: &str, doc: &str, items: &[&str]| {
+        let from = format!("demo.quartermaster/{from}");
+        let args = [&["--actor", "0417", "receive", "--to", "D12-ARM", "--from", &from, "--document", doc, "--item-type", "RIFLE-G36"][..], items].concat();
+        ok(d, &b, &b_key, &args);
+    };
+    receive(&whole, "TR-71", &[&rifles[0]]);
+    receive(&short, "TR-72", &[&rifles[1]]);
+    // Both sites sync with headquarters, which mirrors them.
+    let vkey = |db: &str, key: &Path| json(d, db, key, &["verifier-key"])["verifier_key"].as_str().unwrap().to_string();
+    let children = d.join("children.toml");
+    let text = format!(
+        "[children.\"demo.quartermaster\"]\nkey = \"{}\"\nunit = \"NHQ\"\n[children.\"d12.example\"]\nkey = \"{}\"\nunit = \"D-12\"\n",
+        vkey(&a, &a_key),
+        vkey(&b, &b_key)
+    );
+    std::fs::write(&children, text).unwrap();
+    let children = children.to_str().unwrap();
+    let keys = json(d, &hq, &hq_key, &["witness", "key"]);
+    let (wk, mk) = (keys["witness_key"].as_str().unwrap().to_string(), keys["mirror_key"].as_str().unwrap().to_string());
+    let server = serve(d, &hq, &hq_key, "127.0.0.1:0", &[("QM_CHILDREN", children)], "hq-transfers");
+    let parent = format!("{}/witness", server.1);
+    for (db, key) in [(&a, &a_key), (&b, &b_key)] {
+        json(d, db, key, &["sync", "--parent", &parent, "--parent-key", &wk, "--parent-mirror-key", &mk]);
+    }
+    let matched = json(d, &hq, &hq_key, &["--children", children, "witness", "transfers"]);
+    let row = |t: &str| {
+        let id = format!("demo.quartermaster/{t}");
+        matched.as_array().unwrap().iter().find(|x| x["id"] == id.as_str()).cloned().unwrap_or_else(|| panic!("{id} not matched: {matched}"))
+    };
+    assert_eq!((row(&whole)["status"].as_str(), row(&whole)["to_site"].as_str()), (Some("received"), Some("d12.example")));
+    let s = row(&short);
+    assert_eq!(s["status"].as_str(), Some("mismatch"), "{s}");
+    assert!(s["differences"][0].as_str().unwrap().contains(&format!("serial {}", rifles[2])), "{s}");
+    assert_eq!(row(&pending)["status"].as_str(), Some("awaited"));
+    assert_eq!(matched[0]["id"].as_str(), Some(format!("demo.quartermaster/{short}").as_str()), "mismatches first: {matched}");
+    let text = ok(d, &hq, &hq_key, &["--children", children, "witness", "transfers"]);
+    assert!(text.contains("mismatch") && text.contains("awaited"), "{text}");
+    drop(server);
+}

@@ -768,6 +768,9 @@ pub enum WitnessCmd {
         /// The directive, e.g. DIR-3.hq.example.
         directive: String,
     },
+    /// Transfers between the child sites, matched from both ledgers: received as sent, with
+    /// differences, awaited or overdue.
+    Transfers,
 }
 
 #[derive(Subcommand, Debug)]
