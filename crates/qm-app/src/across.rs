@@ -96,7 +96,8 @@ fn differences(sent: &[String], received: &[String]) -> Vec<String> {
         m
     }
     let (s, r) = (count(sent), count(received));
-    let mut out: Vec<String> = s.iter().filter(|(l, n)| r.get(*l) != Some(n)).map(|(l, _)| format!("sent {l}, not received as such")).collect();
+    let mut out: Vec<String> =
+        s.iter().filter(|(l, n)| r.get(*l) != Some(n)).map(|(l, _)| format!("sent {l}, not received as such")).collect();
     out.extend(r.iter().filter(|(l, n)| s.get(*l) != Some(n)).map(|(l, _)| format!("received {l}, not sent as such")));
     out
 }
@@ -151,6 +152,36 @@ pub fn transfers_across(site: &mut Site, children: &Children, now: OffsetDateTim
     let rank = |s: &str| ["mismatch", "overdue", "awaited", "received"].iter().position(|x| *x == s).unwrap_or(4);
     out.sort_by(|a, b| (rank(a.status), &a.id).cmp(&(rank(b.status), &b.id)));
     Ok(out)
+}
+
+impl Site {
+    /// Opens, once each, an incident for every transfer between the child sites received with
+    /// differences (high) or overdue (medium), at the unit the sending site serves here: it sent
+    /// the stock and accounts for it. Called when a mirror cosigns a child's new entries; returns
+    /// how many it recorded or found recorded already.
+    pub fn transfer_incidents(&mut self, children: &Children, now: OffsetDateTime) -> Result<usize> {
+        let mut opened = 0;
+        for t in transfers_across(self, children, now)? {
+            let Some(child) = children.children.get(&t.from_site) else { continue };
+            let (severity, what) = match t.status {
+                "mismatch" => (qm_core::Severity::High, format!("was received with differences: {}", t.differences.join("; "))),
+                "overdue" => {
+                    (qm_core::Severity::Medium, format!("dispatched {} is not received there after {RECEIPT_DUE_H} hours", t.dispatched_at))
+                }
+                _ => continue,
+            };
+            let summary = format!("transfer {} from site {} to site {} (unit {}) {what}", t.id, t.from_site, t.to_site, t.to_unit);
+            let key = format!("site-transfer-{}-{}", t.id, t.status);
+            let kind = (qm_core::IncidentKind::CountDiscrepancy, severity);
+            match self.child_incident_of(&t.from_site, child, kind, &summary, key, now) {
+                Ok(()) => opened += 1,
+                // Opened before with other facts (the same key): it stands as it is.
+                Err(crate::AppError::Rejected(qm_core::Rejection::Refused { rule: "idempotency.mismatch", .. })) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(opened)
+    }
 }
 
 #[cfg(test)]

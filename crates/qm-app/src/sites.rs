@@ -139,6 +139,20 @@ impl Site {
     /// A critical `ledger_fork` incident about a child's ledger at the child's unit, opened by the
     /// site itself; once per idempotency key. The summary is cut to what an incident holds.
     pub(crate) fn child_incident(&mut self, origin: &str, child: &Child, summary: &str, key: String, at: OffsetDateTime) -> Result<()> {
+        self.child_incident_of(origin, child, (IncidentKind::LedgerFork, Severity::Critical), summary, key, at)
+    }
+
+    /// An incident at the unit a child serves here, of `kind` and severity, opened by the site
+    /// itself once per `key`.
+    pub(crate) fn child_incident_of(
+        &mut self,
+        origin: &str,
+        child: &Child,
+        (kind, severity): (IncidentKind, Severity),
+        summary: &str,
+        key: String,
+        at: OffsetDateTime,
+    ) -> Result<()> {
         let unit = UnitId::parse(&child.unit).map_err(|e| AppError::Usage(format!("child {origin}: unit: {e}")))?;
         let site = Badge::parse(qm_core::incidents::SITE_ACTOR).map_err(|e| AppError::Internal(e.to_string()))?;
         let max = qm_core::decide::TEXT_LEN_MAX;
@@ -147,15 +161,8 @@ impl Site {
         } else {
             summary.to_string()
         };
-        let command = Command::OpenIncident {
-            kind: IncidentKind::LedgerFork,
-            severity: Severity::Critical,
-            unit,
-            location: None,
-            objects: Default::default(),
-            summary,
-            discovered_at: None,
-        };
+        let command =
+            Command::OpenIncident { kind, severity, unit, location: None, objects: Default::default(), summary, discovered_at: None };
         self.execute(Request::new(site, command, key, at))?;
         Ok(())
     }

@@ -550,7 +550,8 @@ fn headquarters_matches_a_transfer_between_two_sites_from_both_ledgers() {
     let (a, a_key) = (d.join("a.db").display().to_string(), d.join("a.key"));
     let (b, b_key) = (d.join("d12.db").display().to_string(), d.join("d12.key"));
     let init = |db: &str, key: &Path, site: &str, unit: &str| {
-        let args = ["init", "--site", site, "--root-unit", unit, "--root-unit-name", unit, "--admin-badge", "0001", "--admin-name", "Admin"];
+        let args =
+            ["init", "--site", site, "--root-unit", unit, "--root-unit-name", unit, "--admin-badge", "0001", "--admin-name", "Admin"];
         ok(d, db, key, &[&args[..], &["--admin-pin", "1234"]].concat());
     };
     init(&hq, &hq_key, "hq.example", "NHQ");
@@ -573,7 +574,8 @@ fn headquarters_matches_a_transfer_between_two_sites_from_both_ledgers() {
     }
     let (rack, rifles) = at.into_iter().find(|(_, v)| v.len() >= 4).expect("four rifles racked together at D-11");
     let dispatch = |items: &[&str], doc: &str| {
-        let args = [&["--actor", "0611", "transfer", "dispatch", "--from", &rack, "--to-unit", "D-12", "--document", doc][..], items].concat();
+        let args =
+            [&["--actor", "0611", "transfer", "dispatch", "--from", &rack, "--to-unit", "D-12", "--document", doc][..], items].concat();
         json(d, &a, &a_key, &args)["entries"][0]["event"]["transfer"].as_str().unwrap().to_string()
     };
     let whole = dispatch(&[&rifles[0]], "TR-71");
@@ -581,7 +583,9 @@ fn headquarters_matches_a_transfer_between_two_sites_from_both_ledgers() {
     let pending = dispatch(&[&rifles[3]], "TR-73");
     let receive = |from: &str, doc: &str, items: &[&str]| {
         let from = format!("demo.quartermaster/{from}");
-        let args = [&["--actor", "0417", "receive", "--to", "D12-ARM", "--from", &from, "--document", doc, "--item-type", "RIFLE-G36"][..], items].concat();
+        let args =
+            [&["--actor", "0417", "receive", "--to", "D12-ARM", "--from", &from, "--document", doc, "--item-type", "RIFLE-G36"][..], items]
+                .concat();
         ok(d, &b, &b_key, &args);
     };
     receive(&whole, "TR-71", &[&rifles[0]]);
@@ -606,7 +610,13 @@ fn headquarters_matches_a_transfer_between_two_sites_from_both_ledgers() {
     let matched = json(d, &hq, &hq_key, &["--children", children, "witness", "transfers"]);
     let row = |t: &str| {
         let id = format!("demo.quartermaster/{t}");
-        matched.as_array().unwrap().iter().find(|x| x["id"] == id.as_str()).cloned().unwrap_or_else(|| panic!("{id} not matched: {matched}"))
+        matched
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == id.as_str())
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} not matched: {matched}"))
     };
     assert_eq!((row(&whole)["status"].as_str(), row(&whole)["to_site"].as_str()), (Some("received"), Some("d12.example")));
     let s = row(&short);
@@ -616,5 +626,16 @@ fn headquarters_matches_a_transfer_between_two_sites_from_both_ledgers() {
     assert_eq!(matched[0]["id"].as_str(), Some(format!("demo.quartermaster/{short}").as_str()), "mismatches first: {matched}");
     let text = ok(d, &hq, &hq_key, &["--children", children, "witness", "transfers"]);
     assert!(text.contains("mismatch") && text.contains("awaited"), "{text}");
+    // The mismatch is a discrepancy incident at headquarters, at the unit the sending site serves, once.
+    let incidents = json(d, &hq, &hq_key, &["incidents", "--kind", "count_discrepancy"]);
+    let about: Vec<&Value> = incidents
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["summary"].as_str().unwrap().contains(&format!("demo.quartermaster/{short}")))
+        .collect();
+    assert_eq!(about.len(), 1, "{incidents}");
+    assert_eq!((about[0]["unit"].as_str(), about[0]["severity"].as_str()), (Some("NHQ"), Some("high")), "{incidents}");
+    assert!(about[0]["summary"].as_str().unwrap().contains("received with differences"), "{incidents}");
     drop(server);
 }

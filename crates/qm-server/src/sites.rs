@@ -82,6 +82,24 @@ pub(crate) async fn child_books(
     Ok(st.site.call(move |site| qm_app::span::child_books(site, &w.children, &origin, now())).await??)
 }
 
+/// Transfers between the child sites, matched from their mirrors (root staff only).
+pub(crate) async fn site_transfers(
+    st: &AppState,
+    p: &crate::auth::Principal,
+) -> Result<Vec<qm_app::across::SiteTransfer>, crate::error::ApiError> {
+    root_only(st, p).await?;
+    let Some(w) = st.witness.clone() else { return Ok(vec![]) };
+    Ok(st.site.call(move |site| qm_app::across::transfers_across(site, &w.children, now())).await??)
+}
+
+#[utoipa::path(get, path = "/api/sites/transfers", tag = "sites",
+    responses((status = 200, body = serde_json::Value, description = "each transfer between child sites: id (origin/transfer), from_site, to_site, to_unit, document, dispatched_at, lines, status (received, mismatch, awaited, overdue), receipt_seq, differences, hours"), (status = "4XX", body = crate::error::ErrorBody)))]
+pub(crate) async fn site_transfers_api(
+    crate::edge::Caller { st, p, .. }: crate::edge::Caller,
+) -> Result<axum::Json<Vec<qm_app::across::SiteTransfer>>, crate::error::ApiError> {
+    Ok(axum::Json(site_transfers(&st, &p).await?))
+}
+
 /// A directive's compliance at each child site, from the mirrors (root staff only; no children: none).
 pub(crate) async fn directive_sites(
     st: &AppState,
@@ -176,6 +194,7 @@ pub(crate) fn routes() -> axum::Router<AppState> {
         .route("/down", post(crate::down::down))
         .route("/api/sites", get(sites_api))
         .route("/api/sites/books", get(span_api))
+        .route("/api/sites/transfers", get(site_transfers_api))
         .route("/api/sites/{origin}/books", get(child_books_api))
         .route("/api/directives/{id}/sites", get(directive_sites_api))
         .route("/ledger/checkpoint", get(ledger_checkpoint))

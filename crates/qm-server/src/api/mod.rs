@@ -161,7 +161,7 @@ impl utoipa::Modify for Security {
         directive_issue, directive_step, directives_list, directive_show, directive_compliance, directive_compliance_csv, directives_banner,
         notifications_mine, notifications_outbox, notifications_retry,
         access_places, access_unmapped, access_roster, access_grant, access_revoke, access_log, access_terminal, access_webhook,
-        crate::sites::sites_api, crate::sites::span_api, crate::sites::child_books_api, crate::sites::directive_sites_api
+        crate::sites::sites_api, crate::sites::span_api, crate::sites::child_books_api, crate::sites::directive_sites_api, crate::sites::site_transfers_api
     ),
     components(schemas(ErrorBody, crate::error::ErrorDetail, WriteOut, EntryOut, WitnessIn, GrantIn, TerminalIn))
 )]

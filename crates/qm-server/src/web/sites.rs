@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 pub(crate) async fn sites_page(Visitor { st, p, .. }: Visitor) -> WebResult {
     let list = crate::sites::sites(&st, &p).await?;
     let span = crate::sites::span(&st, &p).await?;
+    let transfers = crate::sites::site_transfers(&st, &p).await?;
     let books: BTreeMap<&str, &qm_app::span::ChildRow> = span.sites.iter().map(|r| (r.origin.as_str(), r)).collect();
     let body = html! {
         @if st.witness.is_none() { p.hint #no-children { "This site witnesses no child sites (qm serve --children FILE, docs/sites.md)." } }
@@ -42,6 +43,20 @@ pub(crate) async fn sites_page(Visitor { st, p, .. }: Visitor) -> WebResult {
                 } } }
             }
             p.hint { "A site is silent when no checkpoint of it was cosigned for " (qm_app::sites::SILENT_AFTER_H) " hours; rewritten when it offered a checkpoint signed with its key that contradicts one cosigned before (qm witness evidence). Entries mirrored: the site's entries held here, replayed and cosigned by this site's mirror; the backlog is what was witnessed and not yet mirrored. Units, incidents, transfers and items issued are the site's own books as its mirrored entries replay them." }
+            h2 { "Transfers between sites" }
+            @if transfers.is_empty() { p.hint #no-site-transfers { "No transfer between the sites below is in transit or received." } }
+            @else {
+                table #site-transfers-across {
+                    thead { tr { th { "Transfer" } th { "To site" } th { "Status" } th.n { "Hours since dispatch" } th { "Lines, or what differs" } } }
+                    tbody { @for t in &transfers { tr.(format!("transfer-{}", t.status)) {
+                        td { (t.id) } td { (t.to_site) " (" (t.to_unit) ")" }
+                        td { @match t.status { "mismatch" => span.bad { "received with differences" }, "overdue" => span.bad { "overdue" }, "awaited" => span.warn { "awaited" }, _ => span.good { "received as sent" } } }
+                        td.n { (t.hours) }
+                        td { @if t.differences.is_empty() { (t.lines.join(", ")) } @else { (t.differences.join("; ")) } }
+                    } } }
+                }
+                p.hint { "Matched from both sites' mirrored ledgers: a transfer in transit at one site to a unit another site serves, and that site's receipt from origin/transfer. Overdue: not received " (qm_app::across::RECEIPT_DUE_H) " hours after its dispatch." }
+            }
             h2 { "Stock over every site" }
             @if span.totals.is_empty() { p.hint #no-span-stock { "No site's stock is mirrored here yet." } }
             @else {

@@ -744,6 +744,7 @@ async fn sites_in_chromium(b: &WebDriver, url: &str) {
     assert!(header.contains("Units") && header.contains("Open incidents") && header.contains("Issued"), "{header}");
     assert!(d11.starts_with("d11.example") && d11.ends_with("3 0 1 0 0 0"), "d11 mirrored whole, nothing waiting, its one unit: {d11}");
     assert!(text(b, "#no-span-stock").await.contains("No site's stock"));
+    assert!(text(b, "#no-site-transfers").await.contains("No transfer between the sites"));
     shot(b, "47-child-sites").await;
     // d11's books, as its mirrored entries replay them.
     b.find(By::Css("#sites tbody tr.site-consistent a")).await.unwrap().click().await.unwrap();

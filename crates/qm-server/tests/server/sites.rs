@@ -140,7 +140,9 @@ async fn headquarters_lists_its_child_sites_and_only_to_its_own_staff() {
     let officer = sign_in(&app, "1103").await;
     let (s, v) = officer.get("/api/sites").await;
     assert_eq!((s, v["error"]["code"].as_str()), (403, Some("permission.scope")), "{v}");
-    for path in ["/api/sites/books", "/api/sites/d11.example/books"] {
+    let (s, v) = admin.get("/api/sites/transfers").await;
+    assert_eq!((s, v.as_array().map(Vec::len)), (200, Some(0)), "no transfer between these sites: {v}");
+    for path in ["/api/sites/books", "/api/sites/d11.example/books", "/api/sites/transfers"] {
         let (s, v) = officer.get(path).await;
         assert_eq!((s, v["error"]["code"].as_str()), (403, Some("permission.scope")), "{path}: {v}");
     }
