@@ -90,14 +90,12 @@ struct SiteDb {
 fn site(d: &Path, origin: &str, root: &str, on_postgres: bool) -> SiteDb {
     let key = d.join(format!("{origin}.key"));
     let (db, scratch) = if on_postgres {
-        let admin = std::env::var(qm_store_postgres::scratch::TEST_URL_VAR).expect(qm_store_postgres::scratch::HOW_TO_RUN);
-        let s = qm_store_postgres::scratch::ScratchDatabase::create(&admin).unwrap();
+        let s = postgres();
         (s.url().to_string(), Some(s))
     } else {
         (d.join(format!("{origin}.db")).display().to_string(), None)
     };
-    let args = ["init", "--site", origin, "--root-unit", root, "--root-unit-name", root, "--admin-badge", "0001", "--admin-name", "Admin"];
-    ok(d, &db, &key, &[&args[..], &["--admin-pin", "1234"]].concat());
+    init(d, &db, &key, origin, root);
     SiteDb { origin: origin.to_string(), db, key, _scratch: scratch }
 }
 
@@ -109,20 +107,20 @@ impl SiteDb {
         json(d, &self.db, &self.key, args)
     }
     fn vkey(&self, d: &Path) -> String {
-        self.json(d, &["verifier-key"])["verifier_key"].as_str().unwrap().to_string()
+        verifier_key(d, &self.db, &self.key)
     }
     /// Its witness and mirror keys, as a parent.
     fn parent_keys(&self, d: &Path) -> (String, String) {
-        let k = self.json(d, &["witness", "key"]);
-        (k["witness_key"].as_str().unwrap().to_string(), k["mirror_key"].as_str().unwrap().to_string())
+        parent_keys(d, &self.db, &self.key)
     }
     fn serve(&self, d: &Path, env: &[(&str, &str)]) -> Server {
         serve(d, &self.db, &self.key, "127.0.0.1:0", env, &self.origin)
     }
 }
 
-/// Waits (at most 60 s) until `done` holds; says what was awaited if it never does.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+/// Waits (at most 60 s) until `done` holds; says what was awaited if it never does, with the end
+/// of every server's log in `d`.
+fn wait_until(d: &Path, what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(60) {
         if done() {
@@ -130,7 +128,13 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    panic!("after 60 s: {what}");
+    let mut logs = String::new();
+    for e in std::fs::read_dir(d).unwrap().flatten().filter(|e| e.path().extension().is_some_and(|x| x == "stderr" || x == "log")) {
+        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(12).collect();
+        logs.push_str(&format!("\n--- {}:\n{}", e.path().display(), tail.into_iter().rev().collect::<Vec<_>>().join("\n")));
+    }
+    panic!("after 60 s: {what}{logs}");
 }
 
 /// The children file of a parent: each child's origin, key and the unit it serves there.
@@ -248,7 +252,7 @@ fn nine_sites_a_directive_down_and_its_acknowledgments_up_through_a_cut_line_and
     );
     let id = issued["entries"][0]["event"]["directive"].as_str().unwrap().to_string();
     for dept in &depts {
-        wait_until(&format!("{id} in force at {}", dept.origin), || {
+        wait_until(d, &format!("{id} in force at {}", dept.origin), || {
             dept.json(d, &["directives"]).as_array().unwrap().iter().any(|x| x["id"] == id.as_str() && x["status"] == "in_force")
         });
     }
@@ -259,7 +263,7 @@ fn nine_sites_a_directive_down_and_its_acknowledgments_up_through_a_cut_line_and
     }
     depts[1].ok(d, &["unit", "add", "D-2-A", "--name", "Armory", "--parent", "D-2"]);
     for dept in depts.iter().filter(|s| s.origin != "d2.example") {
-        wait_until(&format!("{}'s acknowledgment at headquarters", dept.origin), || {
+        wait_until(d, &format!("{}'s acknowledgment at headquarters", dept.origin), || {
             acknowledged_at_hq(d, &hq, &hq_children, &dept.origin, &id)
         });
     }
@@ -267,9 +271,9 @@ fn nine_sites_a_directive_down_and_its_acknowledgments_up_through_a_cut_line_and
     assert!(depts[1].json(d, &["sync", "status"])["waiting"].as_u64().unwrap() >= 2, "d2's entries wait for the line");
     // The line is back: d2 catches up, nothing lost or twice.
     lines[0].restore();
-    wait_until("d2's acknowledgment at headquarters", || acknowledged_at_hq(d, &hq, &hq_children, "d2.example", &id));
+    wait_until(d, "d2's acknowledgment at headquarters", || acknowledged_at_hq(d, &hq, &hq_children, "d2.example", &id));
     let d2_size = depts[1].json(d, &["sync", "status"])["size"].as_u64().unwrap();
-    wait_until("d2's whole ledger mirrored at headquarters", || {
+    wait_until(d, "d2's whole ledger mirrored at headquarters", || {
         let status = hq.json(d, &["witness", "status"]);
         status.as_array().unwrap().iter().any(|w| w["origin"] == "d2.example" && w["mirrored_size"] == d2_size)
     });

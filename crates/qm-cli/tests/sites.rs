@@ -14,8 +14,7 @@ use std::path::Path;
 fn headquarters_witnesses_a_department_and_catches_a_rewritten_history() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let admin = std::env::var(qm_store_postgres::scratch::TEST_URL_VAR).expect(qm_store_postgres::scratch::HOW_TO_RUN);
-    let scratch = qm_store_postgres::scratch::ScratchDatabase::create(&admin).unwrap();
+    let scratch = postgres();
     let (hq, hq_key) = (scratch.url().to_string(), d.join("hq.key"));
     let (dep, dep_key) = (d.join("d11.db").display().to_string(), d.join("d11.key"));
     let init = |db: &str, key: &Path, site: &str, unit: &str| {
@@ -44,7 +43,7 @@ fn headquarters_witnesses_a_department_and_catches_a_rewritten_history() {
     init(&dep, &dep_key, "d11.example", "D-11");
     ok(d, &dep, &dep_key, &["unit", "add", "D-11-A", "--name", "Armory section", "--parent", "D-11"]);
     // Headquarters lists the department's site: its origin, its checkpoint key, the unit it serves.
-    let dep_vkey = json(d, &dep, &dep_key, &["verifier-key"])["verifier_key"].as_str().unwrap().to_string();
+    let dep_vkey = verifier_key(d, &dep, &dep_key);
     let children = d.join("children.toml");
     std::fs::write(&children, format!("[children.\"d11.example\"]\nkey = \"{dep_vkey}\"\nunit = \"HQ\"\n")).unwrap();
     let witness_key = json(d, &hq, &hq_key, &["witness", "key"])["witness_key"].as_str().unwrap().to_string();
@@ -180,17 +179,14 @@ fn headquarters_witnesses_a_department_and_catches_a_rewritten_history() {
 fn headquarters_mirrors_a_departments_ledger() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let admin = std::env::var(qm_store_postgres::scratch::TEST_URL_VAR).expect(qm_store_postgres::scratch::HOW_TO_RUN);
-    let scratch = qm_store_postgres::scratch::ScratchDatabase::create(&admin).unwrap();
+    let scratch = postgres();
     let (hq, hq_key) = (scratch.url().to_string(), d.join("hq.key"));
     let (dep, dep_key) = (d.join("d11.db").display().to_string(), d.join("d11.key"));
     for (db, key, site, unit) in [(&hq, &hq_key, "hq.example", "HQ"), (&dep, &dep_key, "d11.example", "D-11")] {
-        let args =
-            ["init", "--site", site, "--root-unit", unit, "--root-unit-name", unit, "--admin-badge", "0001", "--admin-name", "Admin"];
-        ok(d, db, key, &[&args[..], &["--admin-pin", "1234"]].concat());
+        init(d, db, key, site, unit);
     }
     ok(d, &dep, &dep_key, &["unit", "add", "D-11-A", "--name", "Armory section", "--parent", "D-11"]);
-    let dep_vkey = json(d, &dep, &dep_key, &["verifier-key"])["verifier_key"].as_str().unwrap().to_string();
+    let dep_vkey = verifier_key(d, &dep, &dep_key);
     let children = d.join("children.toml");
     std::fs::write(&children, format!("[children.\"d11.example\"]\nkey = \"{dep_vkey}\"\nunit = \"HQ\"\n")).unwrap();
     let keys = json(d, &hq, &hq_key, &["witness", "key"]);
@@ -310,14 +306,12 @@ fn media_round(d: &Path, dep: (&str, &Path), hq: (&str, &Path), children: &Path,
 fn headquarters_reads_a_departments_books_from_its_mirror() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let admin = std::env::var(qm_store_postgres::scratch::TEST_URL_VAR).expect(qm_store_postgres::scratch::HOW_TO_RUN);
-    let scratch = qm_store_postgres::scratch::ScratchDatabase::create(&admin).unwrap();
+    let scratch = postgres();
     let (hq, hq_key) = (scratch.url().to_string(), d.join("hq.key"));
     let (dep, dep_key) = (d.join("dep.db").display().to_string(), d.join("dep.key"));
-    let args = ["init", "--site", "hq.example", "--root-unit", "NHQ", "--root-unit-name", "Headquarters", "--admin-badge", "0001"];
-    ok(d, &hq, &hq_key, &[&args[..], &["--admin-name", "Admin", "--admin-pin", "1234"]].concat());
+    init(d, &hq, &hq_key, "hq.example", "NHQ");
     ok(d, &dep, &dep_key, &["demo", "--out", &dep]);
-    let dep_vkey = json(d, &dep, &dep_key, &["verifier-key"])["verifier_key"].as_str().unwrap().to_string();
+    let dep_vkey = verifier_key(d, &dep, &dep_key);
     let children = d.join("children.toml");
     std::fs::write(&children, format!("[children.\"demo.quartermaster\"]\nkey = \"{dep_vkey}\"\nunit = \"NHQ\"\n")).unwrap();
     let children = children.to_str().unwrap();
@@ -370,8 +364,7 @@ fn headquarters_reads_a_departments_books_from_its_mirror() {
 fn headquarters_holds_a_grandchilds_ledger_relayed_by_its_region() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let admin = std::env::var(qm_store_postgres::scratch::TEST_URL_VAR).expect(qm_store_postgres::scratch::HOW_TO_RUN);
-    let scratch = qm_store_postgres::scratch::ScratchDatabase::create(&admin).unwrap();
+    let scratch = postgres();
     let (hq, hq_key) = (scratch.url().to_string(), d.join("hq.key"));
     let (region, region_key) = (d.join("r1.db").display().to_string(), d.join("r1.key"));
     let (dep, dep_key) = (d.join("d11.db").display().to_string(), d.join("d11.key"));
@@ -379,20 +372,15 @@ fn headquarters_holds_a_grandchilds_ledger_relayed_by_its_region() {
     for (db, key, site, unit) in
         [(&hq, &hq_key, "hq.example", "NHQ"), (&region, &region_key, "r1.example", "R-1"), (&dep, &dep_key, "d11.example", "D-11")]
     {
-        let args =
-            ["init", "--site", site, "--root-unit", unit, "--root-unit-name", unit, "--admin-badge", "0001", "--admin-name", "Admin"];
-        ok(d, db, key, &[&args[..], &["--admin-pin", "1234"]].concat());
-        vkeys.push(json(d, db, key, &["verifier-key"])["verifier_key"].as_str().unwrap().to_string());
+        init(d, db, key, site, unit);
+        vkeys.push(verifier_key(d, db, key));
     }
     ok(d, &dep, &dep_key, &["unit", "add", "D-11-A", "--name", "Armory section", "--parent", "D-11"]);
     let child = |origin: &str, vkey: &str, unit: &str| format!("[children.\"{origin}\"]\nkey = \"{vkey}\"\nunit = \"{unit}\"\n");
     let (hq_children, region_children) = (d.join("hq-children.toml"), d.join("r1-children.toml"));
     std::fs::write(&hq_children, child("r1.example", &vkeys[1], "NHQ") + &child("d11.example", &vkeys[2], "NHQ")).unwrap();
     std::fs::write(&region_children, child("d11.example", &vkeys[2], "R-1")).unwrap();
-    let keys = |db: &str, key: &Path| {
-        let k = json(d, db, key, &["witness", "key"]);
-        (k["witness_key"].as_str().unwrap().to_string(), k["mirror_key"].as_str().unwrap().to_string())
-    };
+    let keys = |db: &str, key: &Path| parent_keys(d, db, key);
     let ((hq_wk, hq_mk), (r_wk, r_mk)) = (keys(&hq, &hq_key), keys(&region, &region_key));
     let hq_server = serve(d, &hq, &hq_key, "127.0.0.1:0", &[("QM_CHILDREN", hq_children.to_str().unwrap())], "hq-3");
     let hq_parent = format!("{}/witness", hq_server.1);
@@ -447,26 +435,23 @@ fn headquarters_holds_a_grandchilds_ledger_relayed_by_its_region() {
 fn a_directive_from_headquarters_is_acknowledged_at_a_department_and_seen_at_headquarters() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let admin = std::env::var(qm_store_postgres::scratch::TEST_URL_VAR).expect(qm_store_postgres::scratch::HOW_TO_RUN);
-    let scratch = qm_store_postgres::scratch::ScratchDatabase::create(&admin).unwrap();
+    let scratch = postgres();
     let (hq, hq_key) = (scratch.url().to_string(), d.join("hq.key"));
     let (dep, dep_key) = (d.join("d11.db").display().to_string(), d.join("d11.key"));
     ok(d, &hq, &hq_key, &["demo", "--out", &hq, "--key", hq_key.to_str().unwrap()]);
-    let args = ["init", "--site", "d11.example", "--root-unit", "D-11", "--root-unit-name", "Riverside", "--admin-badge", "0001"];
-    ok(d, &dep, &dep_key, &[&args[..], &["--admin-name", "Admin", "--admin-pin", "1234"]].concat());
+    init(d, &dep, &dep_key, "d11.example", "D-11");
     ok(
         d,
         &dep,
         &dep_key,
         &["person", "add", "0501", "--name", "L. Chen", "--unit", "D-11", "--roles", "duty_officer", "--new-pin", "1234"],
     );
-    let vkey = |db: &str, key: &Path| json(d, db, key, &["verifier-key"])["verifier_key"].as_str().unwrap().to_string();
+    let vkey = |db: &str, key: &Path| verifier_key(d, db, key);
     let (hq_vkey, dep_vkey) = (vkey(&hq, &hq_key), vkey(&dep, &dep_key));
     let children = d.join("children.toml");
     std::fs::write(&children, format!("[children.\"d11.example\"]\nkey = \"{dep_vkey}\"\nunit = \"D-11\"\n")).unwrap();
     let children = children.to_str().unwrap();
-    let keys = json(d, &hq, &hq_key, &["witness", "key"]);
-    let (wk, mk) = (keys["witness_key"].as_str().unwrap().to_string(), keys["mirror_key"].as_str().unwrap().to_string());
+    let (wk, mk) = parent_keys(d, &hq, &hq_key);
     let server = serve(d, &hq, &hq_key, "127.0.0.1:0", &[("QM_CHILDREN", children)], "hq-down");
     let parent = format!("{}/witness", server.1);
     let issued = json(
@@ -544,15 +529,12 @@ fn a_directive_from_headquarters_is_acknowledged_at_a_department_and_seen_at_hea
 fn headquarters_matches_a_transfer_between_two_sites_from_both_ledgers() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let admin = std::env::var(qm_store_postgres::scratch::TEST_URL_VAR).expect(qm_store_postgres::scratch::HOW_TO_RUN);
-    let scratch = qm_store_postgres::scratch::ScratchDatabase::create(&admin).unwrap();
+    let scratch = postgres();
     let (hq, hq_key) = (scratch.url().to_string(), d.join("hq.key"));
     let (a, a_key) = (d.join("a.db").display().to_string(), d.join("a.key"));
     let (b, b_key) = (d.join("d12.db").display().to_string(), d.join("d12.key"));
     let init = |db: &str, key: &Path, site: &str, unit: &str| {
-        let args =
-            ["init", "--site", site, "--root-unit", unit, "--root-unit-name", unit, "--admin-badge", "0001", "--admin-name", "Admin"];
-        ok(d, db, key, &[&args[..], &["--admin-pin", "1234"]].concat());
+        init(d, db, key, site, unit);
     };
     init(&hq, &hq_key, "hq.example", "NHQ");
     init(&b, &b_key, "d12.example", "D-12");
@@ -591,7 +573,7 @@ fn headquarters_matches_a_transfer_between_two_sites_from_both_ledgers() {
     receive(&whole, "TR-71", &[&rifles[0]]);
     receive(&short, "TR-72", &[&rifles[1]]);
     // Both sites sync with headquarters, which mirrors them.
-    let vkey = |db: &str, key: &Path| json(d, db, key, &["verifier-key"])["verifier_key"].as_str().unwrap().to_string();
+    let vkey = |db: &str, key: &Path| verifier_key(d, db, key);
     let children = d.join("children.toml");
     let text = format!(
         "[children.\"demo.quartermaster\"]\nkey = \"{}\"\nunit = \"NHQ\"\n[children.\"d12.example\"]\nkey = \"{}\"\nunit = \"D-12\"\n",
@@ -600,8 +582,7 @@ fn headquarters_matches_a_transfer_between_two_sites_from_both_ledgers() {
     );
     std::fs::write(&children, text).unwrap();
     let children = children.to_str().unwrap();
-    let keys = json(d, &hq, &hq_key, &["witness", "key"]);
-    let (wk, mk) = (keys["witness_key"].as_str().unwrap().to_string(), keys["mirror_key"].as_str().unwrap().to_string());
+    let (wk, mk) = parent_keys(d, &hq, &hq_key);
     let server = serve(d, &hq, &hq_key, "127.0.0.1:0", &[("QM_CHILDREN", children)], "hq-transfers");
     let parent = format!("{}/witness", server.1);
     for (db, key) in [(&a, &a_key), (&b, &b_key)] {

@@ -41,7 +41,10 @@ pub async fn relay_children(
         }
         match relay_one(site, client, parent, &m.origin, m.size, known).await {
             Ok(r) => {
-                relayed.0.insert(m.origin.clone(), r.size);
+                // Known whole only once the parent's mirror holds it (or it has none here).
+                if r.mirrored.is_some() || parent.mirror.is_none() {
+                    relayed.0.insert(m.origin.clone(), r.size);
+                }
                 done.push(r);
             }
             Err(e) => failed.push(format!("{}: {e}", m.origin)),
@@ -65,10 +68,12 @@ async fn relay_one(
     mut held: u64,
 ) -> Result<RelayedChild, String> {
     let err = |e: qm_app::AppError| e.to_string();
-    let from = held;
+    let (from, mut size) = (held, size);
     for _ in 0..3 {
         let o = origin.to_string();
         let Some(req) = site.call(move |s| s.relay_checkpoint_request(&o, held)).await.map_err(err)?.map_err(err)? else { break };
+        // The mirror here may have grown since the list was read: this request is for its latest.
+        size = req.note.lines().nth(1).and_then(|l| l.parse().ok()).unwrap_or(size);
         match ask_parent(client, &parent.url, req.body()).await? {
             ParentAnswer::Cosigned(_) => held = size,
             ParentAnswer::Holds(n) if n != held => held = n,

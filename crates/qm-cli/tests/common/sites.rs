@@ -56,7 +56,14 @@ pub fn serve(dir: &Path, db: &str, key: &Path, addr: &str, env: &[(&str, &str)],
         .spawn()
         .unwrap();
     let (url, lines) = super::served_url(&mut child, &stderr);
-    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    // The rest of its output goes to NAME.log beside the stderr file, for a test to show when it fails.
+    let mut log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        for l in lines.map_while(Result::ok) {
+            let _ = writeln!(log, "{l}");
+        }
+    });
     Server(child, url)
 }
 
@@ -86,4 +93,28 @@ pub fn rewrite_history(db: &str, key: &Path, seq: u64, from: &str, to: &str) {
         .unwrap();
     c.execute("DELETE FROM checkpoints", []).unwrap();
     c.execute("INSERT INTO checkpoints (size, note) VALUES (?1, ?2)", rusqlite::params![tree.size() as i64, note]).unwrap();
+}
+
+/// A new PostgreSQL database for one site (QM_TEST_POSTGRES_URL), dropped with the handle.
+pub fn postgres() -> qm_store_postgres::scratch::ScratchDatabase {
+    let admin = std::env::var(qm_store_postgres::scratch::TEST_URL_VAR).expect(qm_store_postgres::scratch::HOW_TO_RUN);
+    qm_store_postgres::scratch::ScratchDatabase::create(&admin).unwrap()
+}
+
+/// `qm init` of a site whose root unit is `unit` (named the same) and whose administrator is 0001
+/// with PIN 1234.
+pub fn init(d: &Path, db: &str, key: &Path, site: &str, unit: &str) {
+    let args = ["init", "--site", site, "--root-unit", unit, "--root-unit-name", unit, "--admin-badge", "0001", "--admin-name", "Admin"];
+    ok(d, db, key, &[&args[..], &["--admin-pin", "1234"]].concat());
+}
+
+/// The site's checkpoint verifier key (`qm verifier-key`).
+pub fn verifier_key(d: &Path, db: &str, key: &Path) -> String {
+    json(d, db, key, &["verifier-key"])["verifier_key"].as_str().unwrap().to_string()
+}
+
+/// A parent's witness and mirror keys (`qm witness key`).
+pub fn parent_keys(d: &Path, db: &str, key: &Path) -> (String, String) {
+    let k = json(d, db, key, &["witness", "key"]);
+    (k["witness_key"].as_str().unwrap().to_string(), k["mirror_key"].as_str().unwrap().to_string())
 }
