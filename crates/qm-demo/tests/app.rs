@@ -223,25 +223,10 @@ fn pipelined_group_commit_acknowledges_after_durability_and_honours_retries_in_f
 #[test]
 fn a_signed_ledger_that_issues_a_serial_twice_is_reported_by_verify() {
     let (dir, site) = demo();
-    // A serial on a rack, and two people to issue it to.
-    let (serial, item) =
-        site.state().serials.iter().find(|(_, s)| matches!(s.account, Account::Location(_))).map(|(k, v)| (k.clone(), v.clone())).unwrap();
-    let people: Vec<Badge> = site.state().people.keys().take(2).cloned().collect();
+    // A serial on a rack issued to one person, then again from the rack it already left, to another.
+    let (serial, events) = double_issue(&site);
     drop(site);
-    let issue_to = |who: &Badge| {
-        (
-            Badge::parse("0417").unwrap(),
-            Event::Movement {
-                kind: MovementKind::Issue,
-                from: item.account.clone(),
-                to: Account::Person(who.clone()),
-                lines: vec![Line::Serial { serial: serial.clone(), item_type: item.item_type.clone() }],
-                document: None,
-            },
-        )
-    };
-    // Issued to the first person, then issued again from the rack it already left, to the second.
-    let first = forge(&dir, vec![issue_to(&people[0]), issue_to(&people[1])]);
+    let first = forge(&dir, events);
     let report =
         verify(qm_backends::open_store(dir.path().join("demo.db").to_str().unwrap(), false).unwrap().as_ref(), &VerifyOptions::default());
     assert!(!report.ok(), "a ledger that issues serial {serial} twice verified");

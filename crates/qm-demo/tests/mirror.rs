@@ -127,23 +127,9 @@ fn a_childs_signed_ledger_that_does_not_replay_is_refused_by_the_mirror() {
     let (_hq_dir, mut hq, d_dir, dept, children, wkey, mkey) = parent_and_child();
     let size = dept.size();
     let origin = dept.site_name();
-    let (serial, item) =
-        dept.state().serials.iter().find(|(_, s)| matches!(s.account, Account::Location(_))).map(|(k, v)| (k.clone(), v.clone())).unwrap();
-    let people: Vec<Badge> = dept.state().people.keys().take(2).cloned().collect();
+    let (serial, events) = double_issue(&dept);
     drop(dept);
-    let issue_to = |who: &Badge| {
-        (
-            Badge::parse("0417").unwrap(),
-            Event::Movement {
-                kind: MovementKind::Issue,
-                from: item.account.clone(),
-                to: Account::Person(who.clone()),
-                lines: vec![Line::Serial { serial: serial.clone(), item_type: item.item_type.clone() }],
-                document: None,
-            },
-        )
-    };
-    forge(&d_dir, vec![issue_to(&people[0]), issue_to(&people[1])]);
+    forge(&d_dir, events);
     // The forged ledger no longer opens as a site: its requests are made from its store.
     let store = qm_backends::open_store(d_dir.path().join("demo.db").to_str().unwrap(), false).unwrap();
     let end = store.entry_count().unwrap();

@@ -70,3 +70,21 @@ pub fn forge(dir: &tempfile::TempDir, events: Vec<(Badge, Event)>) -> u64 {
     store.add_checkpoint(&qm_store::StoredCheckpoint { size: cp.size, note }).unwrap();
     size
 }
+
+/// The events of a serial on a rack issued twice, to two people, written around the rules (for
+/// `forge`): the serial, and the two movements (the second from the rack it already left).
+pub fn double_issue(site: &Site) -> (Serial, Vec<(Badge, Event)>) {
+    let (serial, item) =
+        site.state().serials.iter().find(|(_, s)| matches!(s.account, Account::Location(_))).map(|(k, v)| (k.clone(), v.clone())).unwrap();
+    let people: Vec<Badge> = site.state().people.keys().take(2).cloned().collect();
+    let issue_to = |who: &Badge| {
+        let line = Line::Serial { serial: serial.clone(), item_type: item.item_type.clone() };
+        let to = Account::Person(who.clone());
+        (
+            Badge::parse("0417").unwrap(),
+            Event::Movement { kind: MovementKind::Issue, from: item.account.clone(), to, lines: vec![line], document: None },
+        )
+    };
+    let events = vec![issue_to(&people[0]), issue_to(&people[1])];
+    (serial, events)
+}
