@@ -467,10 +467,19 @@ fn outbox_messages(
     out
 }
 
-/// The units a directive's entry reaches: all it concerns when issued, extended or cancelled; those
-/// below the relaying unit when relayed; none for the other steps.
-fn directive_reach(state: &State, env: &Envelope) -> Option<(DirectiveId, &'static str, Vec<UnitId>)> {
+/// The units a directive's entry reaches: all it concerns when issued, extended or cancelled (here,
+/// or above and received from the parent site); those below the relaying unit when relayed; none for
+/// the other steps. With the badge that decided it.
+fn directive_reach(state: &State, env: &Envelope) -> Option<(DirectiveId, &'static str, Vec<UnitId>, Badge)> {
     use qm_core::event::DirectiveAction as A;
+    let decided;
+    let env = match &env.event {
+        Event::FromParent { entry, .. } => {
+            decided = qm_core::directives::decided_entry(entry).ok()?;
+            &decided
+        }
+        _ => env,
+    };
     let (id, what) = match &env.event {
         Event::DirectiveIssued { directive, .. } => (directive, "issued"),
         Event::DirectiveUpdated { directive, action: A::Relay { .. } } => (directive, "relayed"),
@@ -483,14 +492,14 @@ fn directive_reach(state: &State, env: &Envelope) -> Option<(DirectiveId, &'stat
     if let Event::DirectiveUpdated { action: A::Relay { unit, .. }, .. } = &env.event {
         units.retain(|u| u != unit && state.unit_within(u, unit));
     }
-    Some((id.clone(), what, units))
+    Some((id.clone(), what, units, env.actor.clone()))
 }
 
 /// The messages a directive's entry gives rise to: per unit it reaches, the people, addresses and
 /// webhooks of the rules that take directives there (`on` naming `directive`, or a rule with neither
 /// `on` nor `kinds`: the "tell me everything" ones), each once.
 fn directive_messages(state: &State, cfg: &NotifyConfig, env: &Envelope, now: OffsetDateTime) -> Vec<OutboxMessage> {
-    let Some((id, what, units)) = directive_reach(state, env) else { return vec![] };
+    let Some((id, what, units, by)) = directive_reach(state, env) else { return vec![] };
     let Some(d) = state.directives.get(&id) else { return vec![] };
     let mut who = Recipients::default();
     for at in &units {
@@ -505,7 +514,7 @@ fn directive_messages(state: &State, cfg: &NotifyConfig, env: &Envelope, now: Of
     let text = format!(
         "Directive {} {what} by badge {} ({}).\n\n{}\n\nMeasures: {}\nFrom {} to {}.\nAcknowledge it for your unit and brief every shift.\n{link}",
         view.id,
-        env.actor,
+        by,
         view.unit,
         view.text,
         if view.measures.is_empty() { "none".to_string() } else { view.measures.join(", ") },
@@ -515,7 +524,7 @@ fn directive_messages(state: &State, cfg: &NotifyConfig, env: &Envelope, now: Of
     let payload = serde_json::json!({
         "type": format!("directive.{what}"),
         "timestamp": env.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-        "data": { "site": env.site, "seq": env.seq, "actor": env.actor.to_string(), "units": units, "directive": view },
+        "data": { "site": env.site, "seq": env.seq, "actor": by.to_string(), "units": units, "directive": view },
     })
     .to_string();
     outbox_messages(env, &|target: &str| format!("{id} {target}"), &subject, (&text, &payload), who, now)

@@ -107,6 +107,14 @@ fn a_directive_issued_at_headquarters_reaches_a_department_site_with_its_proof()
     assert_eq!(dept.take_down(&next, &hq_vkey, later).unwrap(), 1);
     assert!(dept.state().directives[id].cancelled.is_some());
     assert_verifies(&dept);
+    // The department's notification rules tell its duty officers of it, as of a directive issued there.
+    let cfg =
+        qm_app::notify::NotifyConfig::from_toml_str("[[notify]]\nunit = \"*\"\nroles = [\"admin\"]\n", "n.toml", dept.state()).unwrap();
+    let received = dept.store().read_entries(dept.state().directives[id].received[0].entry, 1).unwrap();
+    let env = qm_app::decode(&received[0].bytes).unwrap();
+    let told = qm_app::notify::messages_for(dept.state(), &cfg, &env, now);
+    assert!(told.iter().any(|m| m.channel == "web" && m.target == "0001"), "{told:?}");
+    assert!(told[0].subject.contains(&format!("directive {id} issued")) && told[0].body.contains("by badge 0009"), "{told:?}");
     // Its summary in the department's log names where it came from.
     let log = qm_app::query::log(&dept, 3).unwrap();
     assert!(log.iter().any(|l| l.summary.contains("received from site demo.quartermaster")), "{log:?}");
