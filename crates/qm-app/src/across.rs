@@ -103,13 +103,22 @@ fn differences(sent: &[String], received: &[String]) -> Vec<String> {
 }
 
 /// Every transfer in transit at a child site to a unit another child serves, matched with the
-/// receipts recorded there; mismatches and overdue ones first.
+/// receipts recorded there; mismatches and overdue ones first. Each child's summary is made if it
+/// is not yet (after a restart, a replay of its mirror).
 pub fn transfers_across(site: &mut Site, children: &Children, now: OffsetDateTime) -> Result<Vec<SiteTransfer>> {
+    for (origin, child) in &children.children {
+        site.child_summary(origin, &child.unit, now)?;
+    }
+    Ok(matched(site, children, now))
+}
+
+/// The transfers between the children whose summaries are made, matched.
+fn matched(site: &Site, children: &Children, now: OffsetDateTime) -> Vec<SiteTransfer> {
     let mut serves: BTreeMap<String, String> = BTreeMap::new();
     let mut sent = vec![];
     let mut receipts: BTreeMap<String, (String, SiteReceipt)> = BTreeMap::new();
     for (origin, child) in &children.children {
-        let Some(c) = site.child_summary(origin, &child.unit, now)? else { continue };
+        let Some(c) = site.child_summaries.get(origin) else { continue };
         serves.insert(child.unit.clone(), origin.clone());
         if let Some(root) = &c.row.root_unit {
             serves.insert(root.clone(), origin.clone());
@@ -151,17 +160,19 @@ pub fn transfers_across(site: &mut Site, children: &Children, now: OffsetDateTim
         .collect();
     let rank = |s: &str| ["mismatch", "overdue", "awaited", "received"].iter().position(|x| *x == s).unwrap_or(4);
     out.sort_by(|a, b| (rank(a.status), &a.id).cmp(&(rank(b.status), &b.id)));
-    Ok(out)
+    out
 }
 
 impl Site {
     /// Opens, once each, an incident for every transfer between the child sites received with
     /// differences (high) or overdue (medium), at the unit the sending site serves here: it sent
-    /// the stock and accounts for it. Called when a mirror cosigns a child's new entries; returns
-    /// how many it recorded or found recorded already.
-    pub fn transfer_incidents(&mut self, children: &Children, now: OffsetDateTime) -> Result<usize> {
+    /// the stock and accounts for it. Called when a mirror cosigns the new entries of `origin`:
+    /// only the transfers it sent or received are looked at, among the summaries already made (no
+    /// child's ledger is replayed on the way); returns how many it recorded or found recorded.
+    pub fn transfer_incidents(&mut self, children: &Children, origin: &str, now: OffsetDateTime) -> Result<usize> {
         let mut opened = 0;
-        for t in transfers_across(self, children, now)? {
+        let concerned = matched(self, children, now).into_iter().filter(|t| t.from_site == origin || t.to_site == origin);
+        for t in concerned.collect::<Vec<_>>() {
             let Some(child) = children.children.get(&t.from_site) else { continue };
             let (severity, what) = match t.status {
                 "mismatch" => (qm_core::Severity::High, format!("was received with differences: {}", t.differences.join("; "))),

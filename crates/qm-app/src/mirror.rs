@@ -106,7 +106,7 @@ impl Site {
             return Ok(MirrorAnswer::Conflict(info(next)));
         }
         self.child_summary(&new.origin, &child.unit, at)?;
-        self.transfer_incidents(children, at)?;
+        self.transfer_incidents(children, &new.origin, at)?;
         Ok(MirrorAnswer::Cosigned(line))
     }
 

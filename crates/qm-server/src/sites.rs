@@ -56,40 +56,55 @@ async fn root_only(st: &AppState, p: &crate::auth::Principal) -> Result<(), crat
     Err(crate::error::ApiError::forbidden("permission.scope", format!("refused: {why} (rule permission.scope)")))
 }
 
-/// The child sites this site witnesses, as headquarters sees them; for staff of the root unit only
-/// (a denial is recorded). None configured: an empty list.
+/// A read of the children's books, for staff of the root unit only (a denial is recorded): `f`
+/// with the site and its children file, on the site's thread; `none` when it witnesses no child.
+async fn read_children<T: Send + 'static>(
+    st: &AppState,
+    p: &crate::auth::Principal,
+    none: impl FnOnce() -> Result<T, crate::error::ApiError>,
+    f: impl FnOnce(&mut qm_app::Site, &Children, time::OffsetDateTime) -> qm_app::Result<T> + Send + 'static,
+) -> Result<T, crate::error::ApiError> {
+    root_only(st, p).await?;
+    let Some(w) = st.witness.clone() else { return none() };
+    Ok(st.site.call(move |site| f(site, &w.children, now())).await??)
+}
+
+/// The child sites this site witnesses, as headquarters sees them. None configured: an empty list.
 pub(crate) async fn sites(st: &AppState, p: &crate::auth::Principal) -> Result<Vec<qm_app::sites::SiteView>, crate::error::ApiError> {
-    root_only(st, p).await?;
-    let Some(w) = st.witness.clone() else { return Ok(vec![]) };
-    Ok(st.site.call(move |site| qm_app::sites::sites_view(site, &w.children, now())).await??)
+    read_children(st, p, || Ok(vec![]), |site, c, now| qm_app::sites::sites_view(site, c, now)).await
 }
 
-/// Headquarters' read model over its children's mirrored ledgers (root staff only).
+/// Headquarters' read model over its children's mirrored ledgers.
 pub(crate) async fn span(st: &AppState, p: &crate::auth::Principal) -> Result<qm_app::span::Span, crate::error::ApiError> {
-    root_only(st, p).await?;
-    let Some(w) = st.witness.clone() else { return Ok(qm_app::span::Span { sites: vec![], totals: vec![] }) };
-    Ok(st.site.call(move |site| qm_app::span::span(site, &w.children, now())).await??)
+    read_children(st, p, || Ok(qm_app::span::Span { sites: vec![], totals: vec![] }), qm_app::span::span).await
 }
 
-/// One child's books in full, from its mirror (root staff only).
+/// One child's books in full, from its mirror.
 pub(crate) async fn child_books(
     st: &AppState,
     p: &crate::auth::Principal,
     origin: String,
 ) -> Result<qm_app::span::ChildBooks, crate::error::ApiError> {
-    root_only(st, p).await?;
-    let Some(w) = st.witness.clone() else { return Err(crate::error::ApiError::not_found("child site", &origin)) };
-    Ok(st.site.call(move |site| qm_app::span::child_books(site, &w.children, &origin, now())).await??)
+    let none = || Err(crate::error::ApiError::not_found("child site", &origin));
+    let o = origin.clone();
+    read_children(st, p, none, move |site, c, now| qm_app::span::child_books(site, c, &o, now)).await
 }
 
-/// Transfers between the child sites, matched from their mirrors (root staff only).
+/// Transfers between the child sites, matched from their mirrors.
 pub(crate) async fn site_transfers(
     st: &AppState,
     p: &crate::auth::Principal,
 ) -> Result<Vec<qm_app::across::SiteTransfer>, crate::error::ApiError> {
-    root_only(st, p).await?;
-    let Some(w) = st.witness.clone() else { return Ok(vec![]) };
-    Ok(st.site.call(move |site| qm_app::across::transfers_across(site, &w.children, now())).await??)
+    read_children(st, p, || Ok(vec![]), qm_app::across::transfers_across).await
+}
+
+/// A directive's compliance at each child site, from the mirrors (no children: none).
+pub(crate) async fn directive_sites(
+    st: &AppState,
+    p: &crate::auth::Principal,
+    id: String,
+) -> Result<Vec<qm_app::span::SiteCompliance>, crate::error::ApiError> {
+    read_children(st, p, || Ok(vec![]), move |site, c, now| qm_app::span::directive_across(site, c, &id, now)).await
 }
 
 #[utoipa::path(get, path = "/api/sites/transfers", tag = "sites",
@@ -98,17 +113,6 @@ pub(crate) async fn site_transfers_api(
     crate::edge::Caller { st, p, .. }: crate::edge::Caller,
 ) -> Result<axum::Json<Vec<qm_app::across::SiteTransfer>>, crate::error::ApiError> {
     Ok(axum::Json(site_transfers(&st, &p).await?))
-}
-
-/// A directive's compliance at each child site, from the mirrors (root staff only; no children: none).
-pub(crate) async fn directive_sites(
-    st: &AppState,
-    p: &crate::auth::Principal,
-    id: String,
-) -> Result<Vec<qm_app::span::SiteCompliance>, crate::error::ApiError> {
-    root_only(st, p).await?;
-    let Some(w) = st.witness.clone() else { return Ok(vec![]) };
-    Ok(st.site.call(move |site| qm_app::span::directive_across(site, &w.children, &id, now())).await??)
 }
 
 #[utoipa::path(get, path = "/api/directives/{id}/sites", tag = "sites", params(("id" = String, Path, description = "the directive")),
