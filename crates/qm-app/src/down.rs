@@ -70,11 +70,12 @@ fn flows_down(env: &qm_core::Envelope) -> bool {
         },
         e => e.clone(),
     };
-    matches!(
-        decided,
-        Event::DirectiveIssued { .. }
-            | Event::DirectiveUpdated { action: DirectiveAction::Extend { .. } | DirectiveAction::Cancel { .. }, .. }
-    )
+    qm_core::down::takes(&decided)
+        || matches!(
+            decided,
+            Event::DirectiveIssued { .. }
+                | Event::DirectiveUpdated { action: DirectiveAction::Extend { .. } | DirectiveAction::Cancel { .. }, .. }
+        )
 }
 
 impl Site {
@@ -84,13 +85,16 @@ impl Site {
         let Some(key) = &self.key else {
             return Err(AppError::Usage("the site's signing key is not available here; give --key".into()));
         };
-        let after = self.state.directives.values().flat_map(|d| d.received.iter()).filter(|r| r.origin == parent).map(|r| r.seq).max();
+        let from = qm_core::down::received_key(parent, 0);
+        let after = self.state.received.range(from..).take_while(|(k, _)| k.split_once('|').is_some_and(|(o, _)| o == parent)).last();
+        let after = after.and_then(|(k, _)| k.rsplit_once('|')?.1.parse::<u64>().ok());
         Ok(qm_ledger::sign_note(key, &request_text(&self.site_name(), after, at))?)
     }
 
     /// The parent's answer to a child's signed request: the child known here and its signature
-    /// good, the request fresh; the entries of directives that concern the unit it serves, after the
-    /// one it names, proved in a checkpoint signed now if the latest does not cover them.
+    /// good, the request fresh; the entries of directives and of other decisions that concern the
+    /// unit it serves (`qm_core::down`), after the one it names, proved in a checkpoint signed now if
+    /// the latest does not cover them.
     pub fn down_for(&mut self, children: &Children, request: &str, now: OffsetDateTime) -> Result<DownAnswer> {
         let text = request.split_once("\n\n").map_or(request, |(t, _)| t);
         let Some((origin, after, at)) = parse_request(&format!("{text}\n")) else {
@@ -115,9 +119,11 @@ impl Site {
             .values()
             .filter(|d| qm_core::directives::units_concerned(state, d).contains(&unit))
             .flat_map(|d| d.entries.iter().copied())
+            .chain(state.down.iter().filter(|(_, r)| qm_core::down::concerns(state, r, &unit)).map(|(s, _)| *s))
             .filter(|s| after.is_none_or(|a| *s > a))
             .collect();
         seqs.sort_unstable();
+        seqs.dedup();
         let mut entries = vec![];
         for seq in seqs {
             let bytes = self.store.read_entries(seq, 1)?.pop().map(|e| e.bytes).unwrap_or_default();
@@ -183,7 +189,7 @@ impl Site {
             match r {
                 Ok(o) if !o.replayed => recorded += 1,
                 Ok(_) => {}
-                Err(AppError::Rejected(qm_core::Rejection::Refused { rule: "directive.received", .. })) => {}
+                Err(AppError::Rejected(qm_core::Rejection::Refused { rule: "parent.received", .. })) => {}
                 Err(e) => return Err(e),
             }
         }

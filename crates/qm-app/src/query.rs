@@ -255,7 +255,7 @@ fn summarize_record(env: &Envelope, zone: &crate::zone::SiteZone) -> String {
     match &env.event {
         Event::DirectiveIssued { .. } | Event::DirectiveUpdated { .. } => summarize_directive(env, zone),
         Event::FromParent { origin, seq, entry, .. } => match qm_core::directives::decided_entry(entry) {
-            Ok(parent) => format!("received from site {origin} (its entry {seq}): {}", summarize_directive(&parent, zone)),
+            Ok(parent) => format!("received from site {origin} (its entry {seq}): {}", summarize_in(&parent, zone)),
             Err(e) => format!("received from site {origin} (its entry {seq}): {e}"),
         },
         Event::RosterGranted { .. } | Event::RosterRevoked { .. } | Event::DoorEvents { .. } | Event::AccessAlert { .. } => {

@@ -400,6 +400,10 @@ pub struct ParentStatus {
     pub age_h: Option<i64>,
     pub waiting: u64,
     pub witness: Option<String>,
+    /// Entries of the parent's ledger recorded here (docs/sites.md, "Down the tree").
+    pub received: usize,
+    /// Those the books here could not take: `entry 12 of hq.example (item_type_defined): why`.
+    pub not_taken: Vec<String>,
 }
 
 impl Site {
@@ -414,6 +418,17 @@ impl Site {
             age_h: at.map(|a| (now - a).whole_hours()),
             waiting: self.size().saturating_sub(cosigned_size),
             witness: latest.map(|c| c.witness),
+            received: self.state.received.len(),
+            not_taken: self
+                .state
+                .received
+                .iter()
+                .filter(|(_, t)| !t.note.is_empty())
+                .map(|(k, t)| {
+                    let (origin, seq) = k.rsplit_once('|').unwrap_or((k, "?"));
+                    format!("entry {} of {origin} ({}): {}", seq.parse::<u64>().unwrap_or_default(), t.what, t.note)
+                })
+                .collect(),
         })
     }
 }

@@ -330,16 +330,21 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
         Cmd::Witness(WitnessCmd::Import { file, answer }) => witness_import(cli, file, answer, out),
         Cmd::Sync { media: Some(SyncMedia::Status), .. } => {
             let s = open_site(cli)?.parent_status(now())?;
-            out.json_or(&s, || match &s.cosigned_at {
-                None => format!("{} entries; no checkpoint of this site was cosigned by a parent yet", s.size),
-                Some(at) => format!(
-                    "{} entries; the parent ({}) cosigned {} of them on {at} ({} h ago); {} waiting",
-                    s.size,
-                    s.witness.as_deref().unwrap_or("?"),
-                    s.cosigned_size,
-                    s.age_h.unwrap_or(0),
-                    s.waiting
-                ),
+            out.json_or(&s, || {
+                let up = match &s.cosigned_at {
+                    None => format!("{} entries; no checkpoint of this site was cosigned by a parent yet", s.size),
+                    Some(at) => format!(
+                        "{} entries; the parent ({}) cosigned {} of them on {at} ({} h ago); {} waiting",
+                        s.size,
+                        s.witness.as_deref().unwrap_or("?"),
+                        s.cosigned_size,
+                        s.age_h.unwrap_or(0),
+                        s.waiting
+                    ),
+                };
+                let down = format!("\n{} entries of the parent recorded here; {} not taken", s.received, s.not_taken.len());
+                let why: String = s.not_taken.iter().map(|n| format!("\n  {n}")).collect();
+                format!("{up}{down}{why}")
             });
             Ok(0)
         }

@@ -781,8 +781,3 @@ pub fn decided_entry(entry: &str) -> Result<crate::Envelope, String> {
     }
     Err("the parent's entry is received through more than 16 sites".into())
 }
-
-/// Where entry `seq` of site `origin` was recorded here, if it was.
-pub fn received<'a>(state: &'a State, origin: &str, seq: u64) -> Option<&'a crate::books::Received> {
-    state.directives.values().flat_map(|d| d.received.iter()).find(|r| r.origin == origin && r.seq == seq)
-}

@@ -7,6 +7,7 @@ pub mod command;
 pub mod conditions;
 pub mod decide;
 pub mod directives;
+pub mod down;
 pub mod event;
 pub mod ids;
 pub mod incidents;

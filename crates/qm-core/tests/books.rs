@@ -1,6 +1,7 @@
 //! The books' rows, locked: a small ledger that touches every book (site, time zone, units,
 //! locations, item types, people, policies, tokens, serials, lots with their decisions, balances,
-//! transfers, counts, discrepancies, excursions, directives, last counters, corrections) is folded into a `State`,
+//! transfers, counts, discrepancies, excursions, directives, last counters, corrections, what the
+//! parent site decided and the entries that flow down) is folded into a `State`,
 //! and its rows must be exactly the bytes checked in (`tests/data/books-rows.txt`): stored rows of
 //! every existing database must keep reading back. The rows then load into fresh books that are
 //! equal, row for row. `QM_BLESS=1` writes the file; run it only when a book is added.
@@ -58,6 +59,8 @@ const LEDGER: &str = r#"
 {"type":"directive_issued","directive":"DIR-1.test","unit":"HQ","title":"Visit","text":"Tighten control.","posture":"high","starts_at":"2026-11-22T07:00:00Z","ends_at":"2026-12-02T07:00:00Z","measures":[{"measure":"two_person"},{"measure":"count","within_h":24}]}
 {"type":"directive_updated","directive":"DIR-1.test","action":{"action":"relay","unit":"NORTH","text":"Departments: count today.","measures":[{"measure":"rounds_cap","per_issue":30000}]}}
 {"type":"directive_updated","directive":"DIR-1.test","action":{"action":"brief","unit":"D-11"}}
+{"type":"from_parent","origin":"nat.test","seq":5,"entry":"{\"site\":\"nat.test\",\"seq\":5,\"at\":\"2026-11-21T07:00:00Z\",\"actor\":\"0001\",\"idempotency_key\":\"p-5\",\"event\":{\"type\":\"policy_set\",\"unit\":\"NATIONAL\",\"rules\":{\"two_person_all_movements\":true}}}","proof":["abababababababababababababababababababababababababababababababab"],"checkpoint":"nat.test\n8\nAAAA\n"}
+{"type":"from_parent","origin":"nat.test","seq":6,"entry":"{\"site\":\"nat.test\",\"seq\":6,\"at\":\"2026-11-21T07:00:00Z\",\"actor\":\"0001\",\"idempotency_key\":\"p-6\",\"event\":{\"type\":\"lot_status_changed\",\"lot\":\"L-1\",\"status\":\"unserviceable\",\"reason\":\"recall\"}}","proof":["abababababababababababababababababababababababababababababababab"],"checkpoint":"nat.test\n8\nAAAA\n"}
 "#;
 
 fn golden_path() -> PathBuf {

@@ -119,3 +119,116 @@ fn a_directive_issued_at_headquarters_reaches_a_department_site_with_its_proof()
     let log = qm_app::query::log(&dept, 3).unwrap();
     assert!(log.iter().any(|l| l.summary.contains("received from site demo.quartermaster")), "{log:?}");
 }
+
+fn run(site: &mut Site, actor: &str, command: Command, key: &str, at: OffsetDateTime) -> qm_app::Outcome {
+    site.execute(Request::new(Badge::parse(actor).unwrap(), command, key.into(), at)).unwrap_or_else(|e| panic!("{key}: {e}"))
+}
+
+/// Everything headquarters sends the department, taken until nothing new comes.
+fn take_all(hq: &mut Site, dept: &mut Site, children: &qm_app::sites::Children, at: OffsetDateTime) -> usize {
+    let hq_vkey = hq.state().site.as_ref().unwrap().verifier_key.clone();
+    let mut taken = 0;
+    loop {
+        let d = down(hq, dept, children, at);
+        if d.entries.is_empty() {
+            return taken;
+        }
+        taken += dept.take_down(&d, &hq_vkey, at).unwrap();
+    }
+}
+
+/// Besides directives, what headquarters decides for the department reaches its own site and takes
+/// effect there: the catalog (an item type the department tracks otherwise is recorded, not taken,
+/// with the reason); the staff of D-11 and their qualifications (no other department's, and no
+/// secret: the person sets a PIN there); a lot suspended for the whole organization, which the
+/// department then may not issue once it holds it; the standing policies of D-11 and of headquarters
+/// above it (not D-12's). Each is recorded once with its place in headquarters' ledger.
+#[test]
+fn the_catalog_staff_lots_and_policies_decided_above_reach_a_department_site() {
+    let (hq_dir, mut hq) = demo();
+    let (_d_dir, mut dept, children) = department(&hq_dir);
+    let now = OffsetDateTime::now_utc();
+    let (lot, ammo) = {
+        let s = hq.state();
+        let (lot, l) = s.lots.iter().find(|(_, l)| s.item_types[&l.item_type].tracking == Tracking::Lot).unwrap();
+        (lot.clone(), l.item_type.clone())
+    };
+    let weapon = hq.state().item_types.iter().find(|(_, t)| t.tracking == Tracking::Serial).map(|(id, _)| id.clone()).unwrap();
+    // The department had defined that weapon's id as a lot-tracked accessory before.
+    let own = Command::DefineItemType {
+        item_type: weapon.clone(),
+        name: "Slings".into(),
+        kind: ItemKind::Accessory,
+        tracking: Tracking::Lot,
+        unit_of_measure: "each".into(),
+        neq_kg_per_unit: 0.0,
+        un_code: None,
+        qualification: None,
+    };
+    run(&mut dept, "0001", own, "own-type", now);
+    let suspend = Command::SetLotStatus { lot: lot.clone(), status: LotStatus::Suspended, reason: "misfires reported".into(), unit: None };
+    let suspended = run(&mut hq, "0009", suspend, "suspend", now).first_seq;
+    let pin = qm_app::credentials::hash_secret("9876").unwrap();
+    let person = |badge: &str, unit: &str| Command::RegisterPerson {
+        badge: Badge::parse(badge).unwrap(),
+        name: format!("Officer {badge}"),
+        unit: UnitId::parse(unit).unwrap(),
+        roles: vec![Role::Armorer],
+        pin_hash: pin.clone(),
+    };
+    run(&mut hq, "0001", person("1199", "D-11"), "p1199", now);
+    run(&mut hq, "0001", person("1299", "D-12"), "p1299", now);
+    let qual = Command::GrantQualification {
+        badge: Badge::parse("1199").unwrap(),
+        qualification: "G36".into(),
+        expires: now.date() + Duration::days(365),
+    };
+    run(&mut hq, "0001", qual, "q1199", now);
+    let cap = policy::PolicyRules { max_issue_quantity: Some(quantity::Quantity::units(30)), ..Default::default() };
+    run(&mut hq, "0001", Command::SetPolicy { unit: UnitId::parse("HQ").unwrap(), rules: cap }, "cap", now);
+    let night = policy::PolicyRules { counter_not_keeper: true, ..Default::default() };
+    run(&mut hq, "0001", Command::SetPolicy { unit: UnitId::parse("D-12").unwrap(), rules: night }, "d12", now);
+
+    assert!(take_all(&mut hq, &mut dept, &children, now) > 10);
+    assert_eq!(take_all(&mut hq, &mut dept, &children, now), 0, "each is taken once");
+    let (h, d) = (hq.state(), dept.state());
+    // The catalog, but the department's own type of that id is left as it was, with the reason kept.
+    assert_eq!(d.item_types[&ammo].name, h.item_types[&ammo].name);
+    assert_eq!(d.item_types[&weapon].name, "Slings");
+    let not_taken: Vec<&str> = d.received.values().filter(|t| !t.note.is_empty()).map(|t| t.note.as_str()).collect();
+    assert!(not_taken.iter().any(|n| n.contains(&format!("item type {weapon} is"))), "{not_taken:?}");
+    // D-11's staff, with roles and qualification; not D-12's; no PIN came with them.
+    for (b, p) in h.people.iter().filter(|(_, p)| p.unit.as_str() == "D-11") {
+        assert_eq!(d.people.get(b).map(|x| &x.roles), Some(&p.roles), "badge {b}");
+    }
+    assert!(d.people[&Badge::parse("1199").unwrap()].qualifications.contains_key("G36"));
+    assert!(!d.people.contains_key(&Badge::parse("1299").unwrap()) && d.people.values().all(|p| p.pin_hash.is_none() || p.name == "Admin"));
+    // Policies of D-11 and above it; not D-12's.
+    let eff = d.effective_policy(&UnitId::parse("D-11").unwrap(), now).0;
+    assert!(eff.two_person_entry && eff.max_issue_quantity == Some(quantity::Quantity::units(30)), "{eff:?}");
+    assert!(!eff.counter_not_keeper && !d.above_policies.contains_key(&UnitId::parse("D-12").unwrap()));
+    assert_eq!(d.received[&qm_core::down::received_key("demo.quartermaster", suspended)].what, "lot_status_changed");
+    // The department receives that lot: it may not issue it.
+    let rack = LocationId::parse("D11-AMMO").unwrap();
+    let place = Command::CreateLocation {
+        location: rack.clone(),
+        name: "Ammunition locker".into(),
+        unit: UnitId::parse("D-11").unwrap(),
+        parent: None,
+        kind: LocationKind::Locker,
+        keeper: None,
+        magazine: None,
+    };
+    run(&mut dept, "0001", place, "locker", now);
+    let q = quantity::Quantity::units(100);
+    let line = ReceiptLine { item_type: ammo, serial: None, lot: Some(lot.clone()), quantity: q, manufactured: None, expires: None };
+    let receive = Command::Receive { to: rack.clone(), from: "HQ depot".into(), document: "T-1".into(), lines: vec![line] };
+    run(&mut dept, "1199", receive, "in", now);
+    assert_eq!(dept.state().lot_status_at(&lot, &UnitId::parse("D-11").unwrap()).map(|s| s.0), Some(LotStatus::Suspended));
+    let items = vec![ItemRef::Lot { lot: lot.clone(), quantity: quantity::Quantity::units(10) }];
+    let to = dept.state().people.iter().find(|(b, p)| p.unit.as_str() == "D-11" && b.as_str() != "1199").map(|(b, _)| b.clone());
+    let issue = Command::Issue { to: to.unwrap(), from: Some(rack), items };
+    let e = dept.execute(Request::new(Badge::parse("1199").unwrap(), issue, "out".into(), now)).unwrap_err().to_string();
+    assert!(e.contains(&format!("lot {lot}")) && e.contains("suspended"), "{e}");
+    assert_verifies(&dept);
+}

@@ -57,6 +57,10 @@ impl State {
             }
         };
         applied.map_err(fail)?;
+        if let Some(reach) = crate::down::own_reach(self, &env.event) {
+            self.down.insert(env.seq, reach);
+            self.touch(&DOWN, &env.seq);
+        }
         // The incidents the event opened by itself, recorded in the same entry.
         for opened in &env.opens {
             if !matches!(opened, Event::IncidentOpened { rule: Some(_), .. }) {
@@ -77,7 +81,7 @@ impl State {
     }
 
     /// The site, its units, places, catalog, people, credentials, tokens and policies.
-    fn apply_setup(&mut self, env: &Envelope) -> Result<(), String> {
+    pub(super) fn apply_setup(&mut self, env: &Envelope) -> Result<(), String> {
         match &env.event {
             Event::SiteInitialized { site, verifier_key, root_unit, root_unit_name } => {
                 if self.site.is_some() {
@@ -180,7 +184,7 @@ impl State {
     }
 
     /// Storage safety and conditions: flags, ranges, readings, excursions.
-    fn apply_conditions(&mut self, env: &Envelope) -> Result<(), String> {
+    pub(super) fn apply_conditions(&mut self, env: &Envelope) -> Result<(), String> {
         match &env.event {
             Event::LocationSafetySet { location, flags, conditions } => {
                 let l = self.locations.get_mut(location).ok_or_else(|| format!("unknown location {location}"))?;
@@ -496,7 +500,7 @@ impl State {
 impl State {
     /// Directives: issued, then each step under them; the books keep the order, each unit's
     /// acknowledgment, relay, sign-offs and missed deadlines, and the shift briefings.
-    fn apply_directive(&mut self, env: &Envelope) -> Result<(), String> {
+    pub(super) fn apply_directive(&mut self, env: &Envelope) -> Result<(), String> {
         let id = match &env.event {
             Event::DirectiveIssued { directive, unit, applies_to, title, text, posture, starts_at, ends_at, measures } => {
                 if self.directives.contains_key(directive) {
@@ -552,44 +556,6 @@ impl State {
             crate::directives::refresh_periods(self, &units);
         }
         self.touch(&DIRECTIVES, &id);
-        Ok(())
-    }
-}
-
-impl State {
-    /// An entry of the parent site's ledger taken into these books: a directive issued there becomes
-    /// one of this site's root unit, for the units it names that are here (else the whole tree); an
-    /// extension or cancellation steps the directive received before. Times and actors are the
-    /// parent's; the entries listed are this site's.
-    fn apply_from_parent(&mut self, env: &Envelope) -> Result<(), String> {
-        let Event::FromParent { origin, seq, entry, .. } = &env.event else {
-            return Err(format!("{} is not an entry of the parent", env.event.type_name()));
-        };
-        let parent = crate::directives::decided_entry(entry)?;
-        let (event, unit) = match parent.event.clone() {
-            Event::DirectiveIssued { directive, unit, applies_to, title, text, posture, starts_at, ends_at, measures } => {
-                let root =
-                    self.units.iter().find(|(_, u)| u.parent.is_none()).map(|(id, _)| id.clone()).ok_or("these books have no root unit")?;
-                let here: Vec<UnitId> = applies_to.into_iter().filter(|u| self.units.contains_key(u) && *u != root).collect();
-                let local =
-                    Event::DirectiveIssued { directive, unit: root, applies_to: here, title, text, posture, starts_at, ends_at, measures };
-                (local, unit)
-            }
-            Event::DirectiveUpdated { directive, action } => {
-                let unit = self.directives.get(&directive).and_then(|d| d.received.first()).map(|r| r.unit.clone());
-                let unit = unit.ok_or_else(|| format!("directive {directive} was not received from a parent"))?;
-                (Event::DirectiveUpdated { directive, action }, unit)
-            }
-            other => return Err(format!("a {} entry of the parent does not flow down", other.type_name())),
-        };
-        let id = match &event {
-            Event::DirectiveIssued { directive, .. } | Event::DirectiveUpdated { directive, .. } => directive.clone(),
-            _ => return Err("not a directive".into()),
-        };
-        self.apply_directive(&Envelope { seq: env.seq, event, ..parent })?;
-        if let Some(d) = self.directives.get_mut(&id) {
-            d.received.push(Received { origin: origin.clone(), seq: *seq, unit, entry: env.seq });
-        }
         Ok(())
     }
 }

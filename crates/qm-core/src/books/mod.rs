@@ -7,6 +7,7 @@
 //! walked upwards by one function, `ancestors`.
 
 mod apply;
+mod parent;
 mod rows;
 
 pub use rows::RowKey;
@@ -362,6 +363,19 @@ pub struct Received {
     pub entry: u64,
 }
 
+/// An entry of the parent site's ledger this site recorded (`Event::FromParent`), and how its books
+/// took it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Taken {
+    /// This site's entry that recorded it.
+    pub entry: u64,
+    /// What the parent decided (its event's type).
+    pub what: String,
+    /// Why the books here could not take it, when they could not (it is recorded all the same).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
 /// Something done by someone at a time, with the reason given.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Done {
@@ -503,6 +517,15 @@ pub struct State {
     pub last_counter: BTreeMap<LocationId, Badge>,
     /// Entries already corrected, so that nothing is corrected twice.
     pub corrected: BTreeMap<u64, u64>,
+    /// What this site took from its parent site's ledger, by `down::received_key` (origin, seq).
+    pub received: BTreeMap<String, Taken>,
+    /// The entries of this site's ledger that flow down to the sites below it, with whom they reach.
+    pub down: BTreeMap<u64, crate::down::Reach>,
+    /// Standing policies the parent site set for a unit: this site's root or one above it
+    /// (received; they tighten every policy below them as a unit's own does).
+    pub above_policies: BTreeMap<UnitId, PolicyRules>,
+    /// A lot's status decided at the parent site, per deciding unit there (received).
+    pub above_lots: BTreeMap<LotNo, BTreeMap<UnitId, LotDecision>>,
     /// The time of the latest entry applied: no later entry may be stamped before it
     /// (`Site` refuses one at append). Not a row: opening a site reads it from the last entry.
     pub last_at: Option<OffsetDateTime>,
@@ -540,11 +563,18 @@ impl State {
     pub fn lot_status_at(&self, lot: &LotNo, unit: &UnitId) -> Option<(LotStatus, Option<UnitId>)> {
         let l = self.lots.get(lot)?;
         let mut best = (l.status, None);
-        for u in self.unit_path(unit) {
-            if let Some(d) = l.decisions.get(&u) {
+        let path = self.unit_path(unit);
+        for u in &path {
+            if let Some(d) = l.decisions.get(u) {
                 if severity(d.status) > severity(best.0) {
                     best = (d.status, Some(u.clone()));
                 }
+            }
+        }
+        // Decided at the parent site: for a unit above this site's tree, or on the path here.
+        for (u, d) in self.above_lots.get(lot).into_iter().flatten() {
+            if (!self.units.contains_key(u) || path.contains(u)) && severity(d.status) > severity(best.0) {
+                best = (d.status, Some(u.clone()));
             }
         }
         Some(best)
@@ -640,7 +670,13 @@ impl State {
     /// policy from the root down and by every directive in force over it then.
     pub fn effective_policy(&self, unit: &UnitId, at: OffsetDateTime) -> EffectivePolicy {
         let mut p = PolicyRules::baseline();
-        for u in self.unit_path(unit) {
+        let path = self.unit_path(unit);
+        for (u, rules) in &self.above_policies {
+            if !self.units.contains_key(u) || path.contains(u) {
+                p = p.tighten(rules);
+            }
+        }
+        for u in path {
             if let Some(rules) = self.policies.get(&u) {
                 p = p.tighten(rules);
             }

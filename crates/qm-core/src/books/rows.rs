@@ -115,6 +115,12 @@ pub(super) const PRESENCE: Book<LocationId, crate::access::Presence> =
     Book { kind: "presence", map: |s| &s.presence, map_mut: |s| &mut s.presence };
 pub(super) const LAST_COUNTERS: Book<LocationId, Badge> =
     Book { kind: "last_counter", map: |s| &s.last_counter, map_mut: |s| &mut s.last_counter };
+pub(super) const RECEIVED: Book<String, super::Taken> = Book { kind: "received", map: |s| &s.received, map_mut: |s| &mut s.received };
+pub(super) const DOWN: Book<u64, crate::down::Reach> = Book { kind: "down", map: |s| &s.down, map_mut: |s| &mut s.down };
+pub(super) const ABOVE_POLICIES: Book<UnitId, crate::policy::PolicyRules> =
+    Book { kind: "above_policy", map: |s| &s.above_policies, map_mut: |s| &mut s.above_policies };
+pub(super) const ABOVE_LOTS: Book<LotNo, BTreeMap<UnitId, super::LotDecision>> =
+    Book { kind: "above_lot", map: |s| &s.above_lots, map_mut: |s| &mut s.above_lots };
 pub(super) const CORRECTED: Book<u64, u64> = Book { kind: "corrected", map: |s| &s.corrected, map_mut: |s| &mut s.corrected };
 
 /// The site's single values, each one row of kind `meta`.
@@ -183,7 +189,7 @@ impl Rows for Meta {
 }
 
 /// Every book, each once.
-const BOOKS: [&dyn Rows; 20] = [
+const BOOKS: [&dyn Rows; 24] = [
     &Meta,
     &UNITS,
     &LOCATIONS,
@@ -204,6 +210,10 @@ const BOOKS: [&dyn Rows; 20] = [
     &PRESENCE,
     &LAST_COUNTERS,
     &CORRECTED,
+    &RECEIVED,
+    &DOWN,
+    &ABOVE_POLICIES,
+    &ABOVE_LOTS,
 ];
 
 fn book(kind: &str) -> Option<&'static dyn Rows> {

@@ -394,10 +394,11 @@ pub(super) fn decide_missed(state: &State, ctx: &Ctx, id: &DirectiveId, unit: &U
 }
 
 /// An entry of the parent site's ledger, received by the site itself: a directive issued there
-/// (not known here yet), or its extension or cancellation (of one received before). The parent's
-/// signature and the inclusion proof are checked by the application before it asks.
+/// (not known here yet), or its extension or cancellation (of one received before); an item type, a
+/// lot's status, a person, a qualification or a policy decided there (`crate::down::takes`). The
+/// parent's signature and the inclusion proof are checked by the application before it asks.
 pub(super) fn decide_received(state: &State, ctx: &Ctx, command: &Command) -> R<Decision> {
-    super::incidents::site_only(ctx, "directive.received", "records what the parent site decided")?;
+    super::incidents::site_only(ctx, "parent.received", "records what the parent site decided")?;
     let Command::ReceiveFromParent { origin, seq, entry, proof, checkpoint } = command else {
         return invalid("not an entry of the parent");
     };
@@ -408,13 +409,13 @@ pub(super) fn decide_received(state: &State, ctx: &Ctx, command: &Command) -> R<
     if state.site.as_ref().is_some_and(|s| s.site == *origin) {
         return invalid("an entry of this site's own ledger is not received from a parent");
     }
-    if let Some(r) = crate::directives::received(state, origin, *seq) {
-        return refuse("directive.received", format!("entry {seq} of site {origin} is recorded here already (entry {})", r.entry));
+    if let Some(t) = state.received.get(&crate::down::received_key(origin, *seq)) {
+        return refuse("parent.received", format!("entry {seq} of site {origin} is recorded here already (entry {})", t.entry));
     }
     let env = crate::directives::decided_entry(entry).map_err(Rejection::Invalid)?;
     match &env.event {
         Event::DirectiveIssued { directive, .. } if state.directives.contains_key(directive) => {
-            refuse("directive.received", format!("directive {directive} is known here already"))
+            refuse("parent.received", format!("directive {directive} is known here already"))
         }
         Event::DirectiveIssued { .. } => Ok(()),
         Event::DirectiveUpdated { directive, action: DirectiveAction::Extend { .. } | DirectiveAction::Cancel { .. } } => {
@@ -424,9 +425,11 @@ pub(super) fn decide_received(state: &State, ctx: &Ctx, command: &Command) -> R<
                 None => not_found("directive", directive),
             }
         }
-        other => {
-            invalid(format!("a {} entry of the parent does not flow down (directives issued, extended, cancelled do)", other.type_name()))
-        }
+        e if crate::down::takes(e) => Ok(()),
+        other => invalid(format!(
+            "a {} entry of the parent does not flow down (directives, the catalog, lots' status, staff, qualifications and policies do)",
+            other.type_name()
+        )),
     }?;
     let event =
         Event::FromParent { origin: origin.clone(), seq: *seq, entry: entry.clone(), proof: proof.clone(), checkpoint: checkpoint.clone() };

@@ -1,0 +1,74 @@
+//! What a higher unit decides for the sites below it, besides directives (docs/sites.md, "Down the
+//! tree"): its catalog, the status of its lots, its staff and their qualifications, its standing
+//! policies. A parent keeps the entries of its ledger that flow down with whom they reach
+//! (`State::down`); a child asks for those that reach the unit it serves, and records each as
+//! `Event::FromParent`, which its books take into their own (`books/parent.rs`).
+
+use crate::books::State;
+use crate::event::Event;
+use crate::ids::UnitId;
+use serde::{Deserialize, Serialize};
+
+/// Whom an entry that flows down reaches, in the books of the site that sends it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reach", content = "unit", rename_all = "snake_case")]
+pub enum Reach {
+    /// Every site below (the catalog; a lot decided for the whole site).
+    Every,
+    /// A decision for a unit's subtree (a policy, a lot's status there): the sites serving that unit
+    /// or one below it, and the sites serving a unit above it (whose tree holds it).
+    Line(UnitId),
+    /// A person of a unit: the sites serving that unit or one above it.
+    Staff(UnitId),
+}
+
+/// Whom an entry of this site's own ledger reaches below, if it flows down at all.
+pub fn own_reach(state: &State, event: &Event) -> Option<Reach> {
+    match event {
+        Event::ItemTypeDefined { .. } | Event::ItemTypeAttributesSet { .. } | Event::ItemTypeStorageSet { .. } => Some(Reach::Every),
+        Event::LotStatusChanged { unit: None, .. } => Some(Reach::Every),
+        Event::LotStatusChanged { unit: Some(u), .. } | Event::PolicySet { unit: u, .. } => Some(Reach::Line(u.clone())),
+        Event::PersonRegistered { unit, .. } => Some(Reach::Staff(unit.clone())),
+        Event::QualificationGranted { badge, .. } => state.people.get(badge).map(|p| Reach::Staff(p.unit.clone())),
+        _ => None,
+    }
+}
+
+/// Whom an entry received from the parent reaches below this site in turn (a region passing on what
+/// headquarters decided): a decision for a unit this site does not know is above it, so it reaches
+/// every site below; a person of a unit this site does not know reaches none.
+pub fn received_reach(state: &State, decided: &Event) -> Option<Reach> {
+    match own_reach(state, decided)? {
+        Reach::Line(u) if !state.units.contains_key(&u) => Some(Reach::Every),
+        Reach::Staff(u) if !state.units.contains_key(&u) => None,
+        r => Some(r),
+    }
+}
+
+/// Whether an entry that reaches `reach` concerns the child site serving `child`.
+pub fn concerns(state: &State, reach: &Reach, child: &UnitId) -> bool {
+    match reach {
+        Reach::Every => true,
+        Reach::Line(u) => !state.units.contains_key(u) || state.unit_within(child, u) || state.unit_within(u, child),
+        Reach::Staff(u) => state.unit_within(u, child),
+    }
+}
+
+/// Whether a parent's decided entry is one the books below take (directives aside).
+pub fn takes(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::ItemTypeDefined { .. }
+            | Event::ItemTypeAttributesSet { .. }
+            | Event::ItemTypeStorageSet { .. }
+            | Event::LotStatusChanged { .. }
+            | Event::PersonRegistered { .. }
+            | Event::QualificationGranted { .. }
+            | Event::PolicySet { .. }
+    )
+}
+
+/// The key an entry of site `origin` is kept under in `State::received`: sorted by seq within a site.
+pub fn received_key(origin: &str, seq: u64) -> String {
+    format!("{origin}|{seq:020}")
+}
