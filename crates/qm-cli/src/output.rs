@@ -233,12 +233,16 @@ impl Out {
     }
 
     pub fn units(&self, s: &State) {
-        let rows: Vec<Vec<String>> = s
-            .units
-            .iter()
-            .map(|(id, u)| vec![id.to_string(), u.name.clone(), u.parent.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "-".into())])
+        // This site's tree, then the organization's other units its parent made known (docs/sites.md).
+        let here = s.units.iter().map(|u| (u, "here"));
+        let rows: Vec<Vec<String>> = here
+            .chain(s.elsewhere.iter().map(|u| (u, "another site")))
+            .map(|((id, u), at)| {
+                let parent = u.parent.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+                vec![id.to_string(), u.name.clone(), parent, at.to_string()]
+            })
             .collect();
-        self.json_or(&rows, || table(&["unit", "name", "parent"], rows.clone()));
+        self.json_or(&rows, || table(&["unit", "name", "parent", "site"], rows.clone()));
     }
 
     pub fn locations(&self, s: &State) {

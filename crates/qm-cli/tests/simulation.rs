@@ -4,8 +4,10 @@
 //! directive issued at headquarters comes down through the regions to every department, is
 //! acknowledged at each, and the acknowledgments go up through the regions' mirrors to
 //! headquarters; one department's line is cut (a proxy this test owns) while it acknowledges, and
-//! it catches up when the line is back; one department's history is rewritten and its region
-//! refuses it. Every process is ended by this test.
+//! it catches up when the line is back; headquarters' catalog, armorers and unit tree come down,
+//! and a transfer from one department to another under the other region is matched at
+//! headquarters; one department's history is rewritten and its region refuses it. Every process
+//! is ended by this test.
 
 mod common;
 
@@ -190,6 +192,12 @@ fn nine_sites_a_directive_down_and_its_acknowledgments_up_through_a_cut_line_and
         }
     }
     hq.ok(d, &["person", "add", "0009", "--name", "T. Hale", "--unit", "NHQ", "--roles", "duty_officer", "--new-pin", "1234"]);
+    // Headquarters' catalog and the armorers it appoints to two departments come down with the tree.
+    hq.ok(d, &["item-type", "add", "RIFLE-G36", "--name", "Rifle G36", "--kind", "weapon", "--tracking", "serial"]);
+    for (badge, unit) in [("0611", "D-1"), ("0417", "D-4")] {
+        let roles = "armorer,logistics";
+        hq.ok(d, &["person", "add", badge, "--name", &format!("Armorer {unit}"), "--unit", unit, "--roles", roles, "--new-pin", "1234"]);
+    }
     for (i, dept) in depts.iter().enumerate() {
         dept.ok(
             d,
@@ -280,6 +288,7 @@ fn nine_sites_a_directive_down_and_its_acknowledgments_up_through_a_cut_line_and
     let status = hq.json(d, &["witness", "status"]);
     assert_eq!(status.as_array().unwrap().len(), 8, "headquarters holds the regions and every department: {status}");
     assert!(status.as_array().unwrap().iter().all(|w| w["mirrored_size"].as_u64().unwrap() > 0), "{status}");
+    transfer_between_departments(d, (&hq, &hq_children), &depts[0], &depts[3], &id);
     let d5 = servers.iter().position(|(o, _)| o == "d5.example").unwrap();
     drop(servers.remove(d5));
     let south_url = servers.iter().find(|(o, _)| o == "south.example").unwrap().1 .1.clone();
@@ -308,4 +317,38 @@ fn rewritten_department(d: &Path, d5: &SiteDb, south: &SiteDb, south_url: &str) 
     let forks = south.json(d, &["incidents", "--kind", "ledger_fork"]);
     let forks = forks.as_array().unwrap();
     assert!(forks.iter().any(|i| i["severity"] == "critical" && i["summary"].as_str().unwrap().contains("d5.example")), "{forks:?}");
+}
+
+/// A transfer between two departments under different regions, matched at headquarters: d1's
+/// armorer (appointed at headquarters, given a PIN and briefed there) receives two rifles of headquarters' catalog and dispatches
+/// them to unit D-4, known at d1 from the tree that came down; d4's armorer records them received
+/// from `d1.example/T-1`; headquarters, from both mirrors (each relayed by its region), sees the
+/// transfer received as sent.
+fn transfer_between_departments(d: &Path, (hq, hq_children): (&SiteDb, &str), d1: &SiteDb, d4: &SiteDb, directive: &str) {
+    wait_until(d, "headquarters' armorers, catalog and units at d1 and d4", || {
+        let units = d1.json(d, &["unit", "list"]);
+        let known = units.as_array().unwrap().iter().any(|u| u[0] == "D-4" && u[3] == "another site");
+        let typed = |s: &SiteDb| s.json(d, &["item-type", "list"]).as_array().unwrap().iter().any(|t| t[0] == "RIFLE-G36");
+        let staffed = |s: &SiteDb, b: &str| s.json(d, &["person", "list"]).as_array().unwrap().iter().any(|p| p[0] == b);
+        known && typed(d1) && typed(d4) && staffed(d1, "0611") && staffed(d4, "0417")
+    });
+    // No secret came down: each site's administrator gives the armorer a PIN there.
+    for (s, place, unit, badge) in [(d1, "D1-ARM", "D-1", "0611"), (d4, "D4-ARM", "D-4", "0417")] {
+        s.ok(d, &["location", "add", place, "--name", "Armory", "--unit", unit, "--kind", "armory"]);
+        s.ok(d, &["person", "pin", badge, "--new-pin", "1234"]);
+        // Headquarters' alert is in force there: the armorer is briefed before the first operation.
+        s.ok(d, &["--actor", badge, "directive", "brief", directive]);
+    }
+    let rifles = ["--item-type", "RIFLE-G36", "G36-0001", "G36-0002"];
+    d1.ok(d, &[&["--actor", "0611", "receive", "--to", "D1-ARM", "--from", "factory", "--document", "DN-1"][..], &rifles].concat());
+    let sent = d1.json(d, &["--actor", "0611", "transfer", "dispatch", "--from", "D1-ARM", "--to-unit", "D-4", "G36-0001", "G36-0002"]);
+    let t = sent["entries"][0]["event"]["transfer"].as_str().unwrap().to_string();
+    let from = format!("d1.example/{t}");
+    d4.ok(d, &[&["--actor", "0417", "receive", "--to", "D4-ARM", "--from", &from, "--document", "TR-1"][..], &rifles].concat());
+    wait_until(d, &format!("{from} matched at headquarters"), || {
+        let out = qm(d, &hq.db, &hq.key, &["--children", hq_children, "witness", "transfers", "--json"]);
+        let Ok(rows) = serde_json::from_slice::<Value>(&out.stdout) else { return false };
+        rows.as_array()
+            .is_some_and(|r| r.iter().any(|x| x["id"] == from.as_str() && x["status"] == "received" && x["to_site"] == "d4.example"))
+    });
 }

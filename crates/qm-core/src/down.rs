@@ -1,5 +1,5 @@
 //! What a higher unit decides for the sites below it, besides directives (docs/sites.md, "Down the
-//! tree"): its catalog, the status of its lots, its staff and their qualifications, its standing
+//! tree"): its units, its catalog, the status of its lots, its staff and their qualifications, its standing
 //! policies. A parent keeps the entries of its ledger that flow down with whom they reach
 //! (`State::down`); a child asks for those that reach the unit it serves, and records each as
 //! `Event::FromParent`, which its books take into their own (`books/parent.rs`).
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reach", content = "unit", rename_all = "snake_case")]
 pub enum Reach {
-    /// Every site below (the catalog; a lot decided for the whole site).
+    /// Every site below (the unit tree; the catalog; a lot decided for the whole site).
     Every,
     /// A decision for a unit's subtree (a policy, a lot's status there): the sites serving that unit
     /// or one below it, and the sites serving a unit above it (whose tree holds it).
@@ -25,7 +25,10 @@ pub enum Reach {
 /// Whom an entry of this site's own ledger reaches below, if it flows down at all.
 pub fn own_reach(state: &State, event: &Event) -> Option<Reach> {
     match event {
-        Event::ItemTypeDefined { .. } | Event::ItemTypeAttributesSet { .. } | Event::ItemTypeStorageSet { .. } => Some(Reach::Every),
+        Event::UnitCreated { .. }
+        | Event::ItemTypeDefined { .. }
+        | Event::ItemTypeAttributesSet { .. }
+        | Event::ItemTypeStorageSet { .. } => Some(Reach::Every),
         Event::LotStatusChanged { unit: None, .. } => Some(Reach::Every),
         Event::LotStatusChanged { unit: Some(u), .. } | Event::PolicySet { unit: u, .. } => Some(Reach::Line(u.clone())),
         Event::PersonRegistered { unit, .. } => Some(Reach::Staff(unit.clone())),
@@ -58,7 +61,8 @@ pub fn concerns(state: &State, reach: &Reach, child: &UnitId) -> bool {
 pub fn takes(event: &Event) -> bool {
     matches!(
         event,
-        Event::ItemTypeDefined { .. }
+        Event::UnitCreated { .. }
+            | Event::ItemTypeDefined { .. }
             | Event::ItemTypeAttributesSet { .. }
             | Event::ItemTypeStorageSet { .. }
             | Event::LotStatusChanged { .. }

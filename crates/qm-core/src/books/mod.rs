@@ -521,6 +521,9 @@ pub struct State {
     pub received: BTreeMap<String, Taken>,
     /// The entries of this site's ledger that flow down to the sites below it, with whom they reach.
     pub down: BTreeMap<u64, crate::down::Reach>,
+    /// Units of the organization outside this site's tree, as the parent site made them known
+    /// (received): where a transfer may be addressed to another site.
+    pub elsewhere: BTreeMap<UnitId, Unit>,
     /// Standing policies the parent site set for a unit: this site's root or one above it
     /// (received; they tighten every policy below them as a unit's own does).
     pub above_policies: BTreeMap<UnitId, PolicyRules>,

@@ -1,5 +1,5 @@
 //! Entries of the parent site's ledger taken into these books (`Event::FromParent`, docs/sites.md,
-//! "Down the tree"): a directive; an item type of the catalog; a lot's status; a person of a unit
+//! "Down the tree"): a directive; a unit; an item type of the catalog; a lot's status; a person of a unit
 //! here and their qualifications; a standing policy. Each is kept in `received` with how it was
 //! taken; what cannot be taken here (an item type tracked otherwise here, a qualification of a
 //! person unknown here) is recorded all the same, with the reason, so the child can show it.
@@ -72,6 +72,14 @@ impl State {
     fn take_decision(&mut self, seq: u64, parent: &Envelope) -> Result<String, String> {
         let local = |event: Event| Envelope { seq, event, ..parent.clone() };
         match parent.event.clone() {
+            // A unit below one here joins the tree; one elsewhere in the organization is kept in the
+            // directory, so a transfer may be addressed to it.
+            Event::UnitCreated { unit, .. } if self.units.contains_key(&unit) => {}
+            Event::UnitCreated { parent: up, .. } if self.units.contains_key(&up) => self.apply_setup(&local(parent.event.clone()))?,
+            Event::UnitCreated { unit, name, parent: up } => {
+                self.elsewhere.insert(unit.clone(), Unit { name, parent: Some(up) });
+                self.touch(&ELSEWHERE, &unit);
+            }
             Event::ItemTypeDefined { item_type, kind, tracking, .. } => {
                 if let Some(t) = self.item_types.get(&item_type).filter(|t| t.kind != kind || t.tracking != tracking) {
                     return Ok(format!(

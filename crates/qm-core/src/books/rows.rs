@@ -117,6 +117,7 @@ pub(super) const LAST_COUNTERS: Book<LocationId, Badge> =
     Book { kind: "last_counter", map: |s| &s.last_counter, map_mut: |s| &mut s.last_counter };
 pub(super) const RECEIVED: Book<String, super::Taken> = Book { kind: "received", map: |s| &s.received, map_mut: |s| &mut s.received };
 pub(super) const DOWN: Book<u64, crate::down::Reach> = Book { kind: "down", map: |s| &s.down, map_mut: |s| &mut s.down };
+pub(super) const ELSEWHERE: Book<UnitId, super::Unit> = Book { kind: "elsewhere", map: |s| &s.elsewhere, map_mut: |s| &mut s.elsewhere };
 pub(super) const ABOVE_POLICIES: Book<UnitId, crate::policy::PolicyRules> =
     Book { kind: "above_policy", map: |s| &s.above_policies, map_mut: |s| &mut s.above_policies };
 pub(super) const ABOVE_LOTS: Book<LotNo, BTreeMap<UnitId, super::LotDecision>> =
@@ -189,7 +190,7 @@ impl Rows for Meta {
 }
 
 /// Every book, each once.
-const BOOKS: [&dyn Rows; 24] = [
+const BOOKS: [&dyn Rows; 25] = [
     &Meta,
     &UNITS,
     &LOCATIONS,
@@ -212,6 +213,7 @@ const BOOKS: [&dyn Rows; 24] = [
     &CORRECTED,
     &RECEIVED,
     &DOWN,
+    &ELSEWHERE,
     &ABOVE_POLICIES,
     &ABOVE_LOTS,
 ];

@@ -187,7 +187,8 @@ pub(super) fn decide_dispatch(c: &Checker, command: &Command) -> R<Decision> {
             }
             let fl = c.location(from)?;
             c.authorize(Op::Transfer, &fl.unit)?;
-            if !state.units.contains_key(to_unit) {
+            // A unit of another site, known from the parent, receives at its own site (docs/sites.md).
+            if !state.units.contains_key(to_unit) && !state.elsewhere.contains_key(to_unit) {
                 return not_found("unit", to_unit);
             }
             if *to_unit == fl.unit {
