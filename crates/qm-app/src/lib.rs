@@ -411,14 +411,36 @@ impl Site {
         }
     }
 
-    /// Replaces the safety tables the rules read (an organization's national tables).
-    pub fn set_safety_tables(&mut self, tables: qm_safety::SafetyTables) {
+    /// Replaces the safety tables the rules read (an organization's national tables) — unless the
+    /// ledger adopted tables (here or above: docs/sites.md), which stay; then says so.
+    pub fn set_safety_tables(&mut self, tables: qm_safety::SafetyTables) -> Option<String> {
+        if let Some(why) = self.adopted_instead(qm_core::event::RulesKind::SafetyTables) {
+            return Some(why);
+        }
         self.state.safety = qm_core::state::Tables(std::sync::Arc::new(tables));
+        None
     }
 
-    /// Replaces the incident rules (an organization's own file, `load_incident_rules`).
-    pub fn set_incident_rules(&mut self, rules: qm_core::incidents::IncidentRules) {
+    /// Replaces the incident rules (an organization's own file, `load_incident_rules`) — unless the
+    /// ledger adopted incident rules, which stay; then says so.
+    pub fn set_incident_rules(&mut self, rules: qm_core::incidents::IncidentRules) -> Option<String> {
+        if let Some(why) = self.adopted_instead(qm_core::event::RulesKind::IncidentRules) {
+            return Some(why);
+        }
         self.state.incident_rules = qm_core::state::IncidentRulesRef(std::sync::Arc::new(rules));
+        None
+    }
+
+    /// Why a configured rules file of `kind` is not used: the ledger adopted one (entry, site).
+    fn adopted_instead(&self, kind: qm_core::event::RulesKind) -> Option<String> {
+        let a = self.state.adopted.get(&kind)?;
+        let by = a.from.as_deref().map_or("this site".to_string(), |s| format!("site {s}"));
+        Some(format!(
+            "the {} adopted in the ledger (entry {}, by {by}, sha256 {}) are in force; the configured file is not used",
+            kind.words(),
+            a.entry,
+            &sha256_hex(a.text.as_bytes())[..16]
+        ))
     }
 
     pub fn state(&self) -> &State {
@@ -507,6 +529,12 @@ impl Site {
 
 pub fn hex(h: &[u8]) -> String {
     h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 of some bytes, in hex (what `sha256sum` prints).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex(&sha2::Sha256::digest(bytes))
 }
 
 /// A SHA-256 hash from its 64 hex digits.

@@ -195,7 +195,7 @@ fn event_summary(env: &Envelope, zone: &crate::zone::SiteZone) -> String {
             flags.join(", "),
             conditions.map(|c| format!(", conditions {c:?}")).unwrap_or_default()
         ),
-        Event::ItemTypeAttributesSet { .. } | Event::ItemTypeStorageSet { .. } => catalog_summary(&env.event),
+        Event::ItemTypeAttributesSet { .. } | Event::ItemTypeStorageSet { .. } | Event::RulesAdopted { .. } => catalog_summary(&env.event),
         Event::ReadingsRecorded { location, count, first_at, last_at, sha256, .. } => {
             format!(
                 "{count} condition readings at {location} from {} to {} (sha256 {})",
@@ -317,6 +317,9 @@ fn catalog_summary(event: &Event) -> String {
             temperature_c.map(|r| format!("{}–{} °C ", r.min, r.max)).unwrap_or_default(),
             humidity_pct.map(|r| format!("{}–{} % RH", r.min, r.max)).unwrap_or_default()
         ),
+        Event::RulesAdopted { rules, text } => {
+            format!("{} adopted ({} bytes, sha256 {})", rules.words(), text.len(), &crate::sha256_hex(text.as_bytes())[..16])
+        }
         other => other.type_name().to_string(),
     }
 }

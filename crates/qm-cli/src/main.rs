@@ -153,7 +153,6 @@ fn where_is(s: &Site, serial: &str, out: &Out) -> R<u8> {
 }
 
 fn run(cli: &Cli, out: &Out) -> R<u8> {
-    let who = &cli.who;
     let open = || open_site(cli);
     match &cli.command {
         Cmd::Init { site, root_unit, root_unit_name, admin_badge, admin_name, admin_pin } => {
@@ -177,9 +176,15 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
         }
         Cmd::Demo { out: path } => output::demo(path, cli.key.as_deref(), out),
         Cmd::Serve { addr, config, demo } => serve::serve(serve_args(cli, addr.as_deref(), config.as_deref(), *demo)),
-        Cmd::Unit(_) | Cmd::Location(_) | Cmd::ItemType(_) | Cmd::Person(_) | Cmd::Token(_) | Cmd::Policy(_) | Cmd::Import { .. } => {
-            setup_cmds::run(cli, out)
-        }
+        Cmd::Unit(_)
+        | Cmd::Location(_)
+        | Cmd::ItemType(_)
+        | Cmd::Person(_)
+        | Cmd::Token(_)
+        | Cmd::Policy(_)
+        | Cmd::Rules(_)
+        | Cmd::TimeZone { .. }
+        | Cmd::Import { .. } => setup_cmds::run(cli, out),
         Cmd::Receive { .. }
         | Cmd::Issue { .. }
         | Cmd::Return { .. }
@@ -223,17 +228,6 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
         | Cmd::Verify { .. }
         | Cmd::Backup { .. }
         | Cmd::Restore { .. } => ledger_cmds::run(cli, out),
-        Cmd::TimeZone { zone: None } => {
-            let s = open()?;
-            let z = qm_app::zone::SiteZone::of(s.state());
-            let now = time::OffsetDateTime::now_utc();
-            out.json_or(&serde_json::json!({ "time_zone": z.name, "now": z.show(now) }), || format!("{} (now {})", z.name, z.show(now)));
-            Ok(0)
-        }
-        Cmd::TimeZone { zone: Some(zone) } => {
-            let mut s = open()?;
-            write(&mut s, who, Command::SetTimeZone { zone: zone.clone() }, out)
-        }
         Cmd::Permissions => {
             out.json_or(&serde_json::json!({ "table": qm_core::permissions::markdown_table() }), qm_core::permissions::markdown_table);
             Ok(0)
@@ -348,11 +342,15 @@ pub(crate) fn configure(site: &mut Site, safety_tables: Option<&str>, incident_r
     if let Some(p) = postures {
         site.set_postures(qm_app::directives::load_postures(std::path::Path::new(p))?);
     }
+    let mut ignored = vec![];
     if let Some(t) = safety_tables {
-        site.set_safety_tables(qm_app::load_safety_tables(std::path::Path::new(t))?);
+        ignored.extend(site.set_safety_tables(qm_app::load_safety_tables(std::path::Path::new(t))?));
     }
     if let Some(r) = incident_rules {
-        site.set_incident_rules(qm_app::load_incident_rules(std::path::Path::new(r))?);
+        ignored.extend(site.set_incident_rules(qm_app::load_incident_rules(std::path::Path::new(r))?));
+    }
+    for why in ignored {
+        eprintln!("note: {why}");
     }
     Ok(())
 }

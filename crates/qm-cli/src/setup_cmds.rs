@@ -15,11 +15,7 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
                 out,
             )
         }
-        Cmd::Unit(UnitCmd::List) => {
-            let s = open()?;
-            out.units(s.state());
-            Ok(0)
-        }
+        Cmd::Unit(UnitCmd::List) => show(open(), |s| out.units(s)),
         Cmd::Location(LocationCmd::Add {
             id,
             name,
@@ -78,11 +74,7 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
             };
             write(&mut s, who, Command::SetLocationSafety { location: p(LocationId::parse(id))?, flags: flag.clone(), conditions }, out)
         }
-        Cmd::Location(LocationCmd::List) => {
-            let s = open()?;
-            out.locations(s.state());
-            Ok(0)
-        }
+        Cmd::Location(LocationCmd::List) => show(open(), |s| out.locations(s)),
         Cmd::ItemType(ItemTypeCmd::Add { id, name, kind, tracking, unit_of_measure, neq_kg_per_unit, un_code, qualification }) => {
             let mut s = open()?;
             let cmd = Command::DefineItemType {
@@ -100,11 +92,7 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
         Cmd::ItemType(c @ (ItemTypeCmd::Attributes { .. } | ItemTypeCmd::Storage { .. })) => {
             write(&mut open()?, who, storage_command(c)?, out)
         }
-        Cmd::ItemType(ItemTypeCmd::List) => {
-            let s = open()?;
-            out.item_types(s.state());
-            Ok(0)
-        }
+        Cmd::ItemType(ItemTypeCmd::List) => show(open(), |s| out.item_types(s)),
         Cmd::Person(PersonCmd::Add { badge, name, unit, roles, new_pin }) => {
             let mut s = open()?;
             let roles = roles.iter().map(|r| Role::parse(r)).collect::<Result<Vec<_>, _>>().map_err(usage)?;
@@ -173,16 +161,14 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
             let mut s = open()?;
             write(&mut s, who, Command::RevokeToken { token: id.clone(), reason: reason.clone() }, out)
         }
-        Cmd::Person(PersonCmd::List) => {
-            let s = open()?;
-            out.people(s.state());
-            Ok(0)
-        }
+        Cmd::Person(PersonCmd::List) => show(open(), |s| out.people(s)),
         Cmd::Policy(a) => {
             let mut s = open()?;
             let rules = policy_rules(a)?;
             write(&mut s, who, Command::SetPolicy { unit: p(UnitId::parse(&a.unit))?, rules }, out)
         }
+        Cmd::Rules(c) => rules(cli, c, out),
+        Cmd::TimeZone { zone } => time_zone(cli, zone.as_deref(), out),
         Cmd::Import { kind, file } => {
             let kind = p(qm_app::import::ImportKind::parse(kind))?;
             let mut s = open()?;
@@ -228,4 +214,49 @@ fn policy_rules(a: &PolicyArgs) -> R<PolicyRules> {
         max_inside_min: a.max_inside_min,
         ..PolicyRules::default()
     })
+}
+
+/// `qm rules adopt KIND FILE` and `qm rules list`: the organization's rules adopted in the ledger.
+fn rules(cli: &Cli, c: &RulesCmd, out: &Out) -> R<u8> {
+    match c {
+        RulesCmd::Adopt { kind, file } => {
+            let rules = p(qm_core::event::RulesKind::parse(kind))?;
+            let text = std::fs::read_to_string(file).map_err(|e| usage(format!("{file}: {e}")))?;
+            write(&mut open_site(cli)?, &cli.who, Command::AdoptRules { rules, text }, out)
+        }
+        RulesCmd::List => {
+            let s = open_site(cli)?;
+            let rows: Vec<Vec<String>> = s
+                .state()
+                .adopted
+                .iter()
+                .map(|(k, a)| {
+                    let by = a.from.clone().unwrap_or_else(|| "this site".into());
+                    vec![k.as_str().to_string(), a.entry.to_string(), by, a.text.len().to_string(), qm_app::sha256_hex(a.text.as_bytes())]
+                })
+                .collect();
+            out.json_or(&rows, || output::table(&["rules", "entry", "adopted by", "bytes", "sha256"], rows.clone()));
+            Ok(0)
+        }
+    }
+}
+
+/// `qm time-zone [ZONE]`: the site's time zone, or set it.
+fn time_zone(cli: &Cli, zone: Option<&str>, out: &Out) -> R<u8> {
+    let mut s = open_site(cli)?;
+    match zone {
+        None => {
+            let z = qm_app::zone::SiteZone::of(s.state());
+            let now = time::OffsetDateTime::now_utc();
+            out.json_or(&serde_json::json!({ "time_zone": z.name, "now": z.show(now) }), || format!("{} (now {})", z.name, z.show(now)));
+            Ok(0)
+        }
+        Some(zone) => write(&mut s, &cli.who, Command::SetTimeZone { zone: zone.to_string() }, out),
+    }
+}
+
+/// A listing of the books: printed, exit 0.
+fn show(site: R<Site>, print: impl FnOnce(&qm_core::State)) -> R<u8> {
+    print(site?.state());
+    Ok(0)
 }

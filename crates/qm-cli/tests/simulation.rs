@@ -194,6 +194,11 @@ fn nine_sites_a_directive_down_and_its_acknowledgments_up_through_a_cut_line_and
     hq.ok(d, &["person", "add", "0009", "--name", "T. Hale", "--unit", "NHQ", "--roles", "duty_officer", "--new-pin", "1234"]);
     // Headquarters' catalog and the armorers it appoints to two departments come down with the tree.
     hq.ok(d, &["item-type", "add", "RIFLE-G36", "--name", "Rifle G36", "--kind", "weapon", "--tracking", "serial"]);
+    // And its own incident rules, adopted in its ledger.
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../qm-core/data/incidents.toml")).unwrap();
+    let rules = d.join("hq-incidents.toml");
+    std::fs::write(&rules, shipped.replacen("acknowledge_within_h = 4", "acknowledge_within_h = 2", 1)).unwrap();
+    hq.ok(d, &["rules", "adopt", "incident-rules", rules.to_str().unwrap()]);
     for (badge, unit) in [("0611", "D-1"), ("0417", "D-4")] {
         let roles = "armorer,logistics";
         hq.ok(d, &["person", "add", badge, "--name", &format!("Armorer {unit}"), "--unit", unit, "--roles", roles, "--new-pin", "1234"]);
@@ -325,12 +330,13 @@ fn rewritten_department(d: &Path, d5: &SiteDb, south: &SiteDb, south_url: &str) 
 /// from `d1.example/T-1`; headquarters, from both mirrors (each relayed by its region), sees the
 /// transfer received as sent.
 fn transfer_between_departments(d: &Path, (hq, hq_children): (&SiteDb, &str), d1: &SiteDb, d4: &SiteDb, directive: &str) {
-    wait_until(d, "headquarters' armorers, catalog and units at d1 and d4", || {
+    wait_until(d, "headquarters' armorers, catalog, units and incident rules at d1 and d4", || {
         let units = d1.json(d, &["unit", "list"]);
         let known = units.as_array().unwrap().iter().any(|u| u[0] == "D-4" && u[3] == "another site");
         let typed = |s: &SiteDb| s.json(d, &["item-type", "list"]).as_array().unwrap().iter().any(|t| t[0] == "RIFLE-G36");
         let staffed = |s: &SiteDb, b: &str| s.json(d, &["person", "list"]).as_array().unwrap().iter().any(|p| p[0] == b);
-        known && typed(d1) && typed(d4) && staffed(d1, "0611") && staffed(d4, "0417")
+        let ruled = d4.json(d, &["rules", "list"]).as_array().unwrap().iter().any(|r| r[0] == "incident_rules" && r[2] == "hq.example");
+        known && typed(d1) && typed(d4) && staffed(d1, "0611") && staffed(d4, "0417") && ruled
     });
     // No secret came down: each site's administrator gives the armorer a PIN there.
     for (s, place, unit, badge) in [(d1, "D1-ARM", "D-1", "0611"), (d4, "D4-ARM", "D-4", "0417")] {

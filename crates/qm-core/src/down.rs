@@ -1,11 +1,11 @@
 //! What a higher unit decides for the sites below it, besides directives (docs/sites.md, "Down the
-//! tree"): its units, its catalog, the status of its lots, its staff and their qualifications, its standing
+//! tree"): its units, its catalog, its incident rules and safety tables, the status of its lots, its staff and their qualifications, its standing
 //! policies. A parent keeps the entries of its ledger that flow down with whom they reach
 //! (`State::down`); a child asks for those that reach the unit it serves, and records each as
 //! `Event::FromParent`, which its books take into their own (`books/parent.rs`).
 
 use crate::books::State;
-use crate::event::Event;
+use crate::event::{Event, RulesKind};
 use crate::ids::UnitId;
 use serde::{Deserialize, Serialize};
 
@@ -28,7 +28,8 @@ pub fn own_reach(state: &State, event: &Event) -> Option<Reach> {
         Event::UnitCreated { .. }
         | Event::ItemTypeDefined { .. }
         | Event::ItemTypeAttributesSet { .. }
-        | Event::ItemTypeStorageSet { .. } => Some(Reach::Every),
+        | Event::ItemTypeStorageSet { .. }
+        | Event::RulesAdopted { .. } => Some(Reach::Every),
         Event::LotStatusChanged { unit: None, .. } => Some(Reach::Every),
         Event::LotStatusChanged { unit: Some(u), .. } | Event::PolicySet { unit: u, .. } => Some(Reach::Line(u.clone())),
         Event::PersonRegistered { unit, .. } => Some(Reach::Staff(unit.clone())),
@@ -62,6 +63,7 @@ pub fn takes(event: &Event) -> bool {
     matches!(
         event,
         Event::UnitCreated { .. }
+            | Event::RulesAdopted { .. }
             | Event::ItemTypeDefined { .. }
             | Event::ItemTypeAttributesSet { .. }
             | Event::ItemTypeStorageSet { .. }
@@ -75,4 +77,34 @@ pub fn takes(event: &Event) -> bool {
 /// The key an entry of site `origin` is kept under in `State::received`: sorted by seq within a site.
 pub fn received_key(origin: &str, seq: u64) -> String {
     format!("{origin}|{seq:020}")
+}
+
+/// Incident rules or safety tables adopted in the ledger (`Event::RulesAdopted`): the text as
+/// adopted, where, and from which site when received from above.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adopted {
+    pub entry: u64,
+    pub text: String,
+    /// The site that adopted them, when it is not this one (received from the parent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+}
+
+/// Rules read from an adopted text.
+pub enum Rules {
+    Incidents(crate::incidents::IncidentRules),
+    Tables(Box<qm_safety::SafetyTables>),
+}
+
+impl Adopted {
+    /// Reads the text as the rules it is adopted as.
+    pub fn read(kind: RulesKind, text: &str) -> Result<Rules, String> {
+        let file = format!("the {} adopted", kind.words());
+        match kind {
+            RulesKind::IncidentRules => crate::incidents::IncidentRules::from_toml_str(text, &file).map(Rules::Incidents),
+            RulesKind::SafetyTables => {
+                qm_safety::SafetyTables::from_toml_str(text, &file).map(|t| Rules::Tables(Box::new(t))).map_err(|e| e.to_string())
+            }
+        }
+    }
 }

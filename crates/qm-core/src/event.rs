@@ -105,6 +105,37 @@ impl CredentialKind {
     }
 }
 
+/// Which of the organization's rule files an adoption replaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RulesKind {
+    IncidentRules,
+    SafetyTables,
+}
+
+impl RulesKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RulesKind::IncidentRules => "incident_rules",
+            RulesKind::SafetyTables => "safety_tables",
+        }
+    }
+    /// As people write it: `incident-rules` (or `incidents`), `safety-tables` (or `tables`).
+    pub fn parse(s: &str) -> Result<RulesKind, String> {
+        match s.replace('_', "-").as_str() {
+            "incident-rules" | "incidents" => Ok(RulesKind::IncidentRules),
+            "safety-tables" | "tables" => Ok(RulesKind::SafetyTables),
+            other => Err(format!("{other:?} is not a rules file (incident-rules, safety-tables)")),
+        }
+    }
+    pub fn words(self) -> &'static str {
+        match self {
+            RulesKind::IncidentRules => "incident rules",
+            RulesKind::SafetyTables => "safety tables",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DiscrepancyKind {
@@ -457,6 +488,13 @@ pub enum Event {
         proof: Vec<String>,
         checkpoint: String,
     },
+    /// The organization's incident rules or safety tables, adopted from a TOML file's text: from this
+    /// entry on, the rules read them instead of the built-in ones or a configured file, and the
+    /// sites below take them too (docs/sites.md, "Down the tree").
+    RulesAdopted {
+        rules: RulesKind,
+        text: String,
+    },
     /// The site's clock found one person alone inside under a two-person rule, or a stay too long
     /// (`alert`: `lone:<badge>` or `overstay:<badge>`).
     AccessAlert {
@@ -644,6 +682,7 @@ impl Event {
             Event::DoorEvents { .. } => "door_events",
             Event::AccessAlert { .. } => "access_alert",
             Event::FromParent { .. } => "from_parent",
+            Event::RulesAdopted { .. } => "rules_adopted",
         }
     }
 

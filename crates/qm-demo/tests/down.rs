@@ -232,3 +232,43 @@ fn the_catalog_staff_lots_and_policies_decided_above_reach_a_department_site() {
     assert!(e.contains(&format!("lot {lot}")) && e.contains("suspended"), "{e}");
     assert_verifies(&dept);
 }
+
+/// Headquarters adopts its own incident rules (high incidents acknowledged within 2 h, not 4) and
+/// safety tables in its ledger: they are in force there at once, refused when they do not read as
+/// such or change nothing, and by an administrator only; the department takes both from above,
+/// and keeps them over a configured file and after opening again; its ledger verifies.
+#[test]
+fn incident_rules_and_safety_tables_adopted_at_headquarters_are_in_force_below() {
+    let (hq_dir, mut hq) = demo();
+    let (d_dir, mut dept, children) = department(&hq_dir);
+    let now = OffsetDateTime::now_utc();
+    let shipped = include_str!("../../qm-core/data/incidents.toml");
+    let ours = shipped.replacen("[severity.high]\nacknowledge_within_h = 4", "[severity.high]\nacknowledge_within_h = 2", 1);
+    assert_ne!(ours, shipped);
+    let adopt = |rules: &str, text: &str| Command::AdoptRules { rules: event::RulesKind::parse(rules).unwrap(), text: text.into() };
+    let refused = |site: &mut Site, actor: &str, c: Command| {
+        site.execute(Request::new(Badge::parse(actor).unwrap(), c, format!("r-{actor}"), now)).unwrap_err().to_string()
+    };
+    assert!(refused(&mut hq, "0001", adopt("incident-rules", "[severity.high]\nacknowledge_within_h = \"soon\"\n")).contains("invalid"));
+    assert!(refused(&mut hq, "0009", adopt("incident-rules", &ours)).contains("permission.role"));
+    run(&mut hq, "0001", adopt("incident-rules", &ours), "rules", now);
+    assert!(refused(&mut hq, "0001", adopt("incidents", &ours)).contains("rules.unchanged"));
+    let tables = include_str!("../../qm-safety/data/default.toml");
+    run(&mut hq, "0001", adopt("safety-tables", tables), "tables", now);
+    let high = |s: &Site| s.state().incident_rules.0.severity[&Severity::High].acknowledge_within_h;
+    assert_eq!(high(&hq), 2);
+    take_all(&mut hq, &mut dept, &children, now);
+    assert_eq!(high(&dept), 2, "in force at the department");
+    let a = &dept.state().adopted[&event::RulesKind::IncidentRules];
+    assert_eq!((a.from.as_deref(), a.text.as_str()), (Some("demo.quartermaster"), ours.as_str()));
+    assert!(dept.state().adopted.contains_key(&event::RulesKind::SafetyTables));
+    // A configured file does not replace what the ledger adopted; opening again keeps them.
+    let why = dept.set_incident_rules(incidents::IncidentRules::default_rules()).expect("the adopted rules stay");
+    assert!(why.contains("adopted in the ledger") && why.contains("site demo.quartermaster"), "{why}");
+    assert_eq!(high(&dept), 2);
+    assert_verifies(&dept);
+    drop(dept);
+    let db = d_dir.path().join("d11.db");
+    let again = Site::open(qm_backends::open_store, db.to_str().unwrap(), None).unwrap();
+    assert_eq!(high(&again), 2, "after opening again");
+}

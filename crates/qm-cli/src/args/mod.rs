@@ -113,6 +113,10 @@ pub enum Cmd {
     Person(PersonCmd),
     /// Policy a unit sets for its subtree (tightens, never relaxes).
     Policy(PolicyArgs),
+    /// The organization's incident rules and safety tables, adopted in the ledger: in force here
+    /// and at every site below (docs/sites.md, "Down the tree").
+    #[command(subcommand)]
+    Rules(RulesCmd),
     /// Import a CSV file (item-types, people, serials, lots): all rows or none.
     Import { kind: String, file: String },
     /// Receive stock from a supplier or outside unit.
@@ -573,6 +577,19 @@ pub enum PersonCmd {
         #[arg(long)]
         expires: String,
     },
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RulesCmd {
+    /// Adopt a TOML file (read as such first) as the organization's rules of that kind.
+    Adopt {
+        /// incident-rules or safety-tables.
+        kind: String,
+        /// The TOML file (the format of `--incident-rules` or `--safety-tables`).
+        file: String,
+    },
+    /// The rules adopted in the ledger: which, when, from which site, their SHA-256.
     List,
 }
 

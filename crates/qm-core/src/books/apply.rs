@@ -32,6 +32,7 @@ impl State {
             | Event::TokenRevoked { .. }
             | Event::AccessDenied { .. }
             | Event::QualificationGranted { .. }
+            | Event::RulesAdopted { .. }
             | Event::PolicySet { .. } => self.apply_setup(env),
             Event::LocationSafetySet { .. }
             | Event::ItemTypeStorageSet { .. }
@@ -57,10 +58,7 @@ impl State {
             }
         };
         applied.map_err(fail)?;
-        if let Some(reach) = crate::down::own_reach(self, &env.event) {
-            self.down.insert(env.seq, reach);
-            self.touch(&DOWN, &env.seq);
-        }
+        self.index_down(env);
         // The incidents the event opened by itself, recorded in the same entry.
         for opened in &env.opens {
             if !matches!(opened, Event::IncidentOpened { rule: Some(_), .. }) {
@@ -169,6 +167,7 @@ impl State {
                 self.touch(&TOKENS, token);
             }
             Event::AccessDenied { .. } => {}
+            Event::RulesAdopted { rules, text } => self.adopt(*rules, text, env.seq, None)?,
             Event::QualificationGranted { badge, qualification, expires } => {
                 let p = self.people.get_mut(badge).ok_or_else(|| format!("unknown badge {badge}"))?;
                 p.qualifications.insert(qualification.clone(), *expires);

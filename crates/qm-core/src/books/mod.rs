@@ -521,6 +521,9 @@ pub struct State {
     pub received: BTreeMap<String, Taken>,
     /// The entries of this site's ledger that flow down to the sites below it, with whom they reach.
     pub down: BTreeMap<u64, crate::down::Reach>,
+    /// The organization's incident rules and safety tables adopted in the ledger (here, or received
+    /// from the parent): they replace the configured ones in `incident_rules` and `safety`.
+    pub adopted: BTreeMap<crate::event::RulesKind, crate::down::Adopted>,
     /// Units of the organization outside this site's tree, as the parent site made them known
     /// (received): where a transfer may be addressed to another site.
     pub elsewhere: BTreeMap<UnitId, Unit>,

@@ -1,5 +1,5 @@
 //! Entries of the parent site's ledger taken into these books (`Event::FromParent`, docs/sites.md,
-//! "Down the tree"): a directive; a unit; an item type of the catalog; a lot's status; a person of a unit
+//! "Down the tree"): a directive; a unit; the incident rules or safety tables; an item type of the catalog; a lot's status; a person of a unit
 //! here and their qualifications; a standing policy. Each is kept in `received` with how it was
 //! taken; what cannot be taken here (an item type tracked otherwise here, a qualification of a
 //! person unknown here) is recorded all the same, with the reason, so the child can show it.
@@ -108,6 +108,7 @@ impl State {
                 }
                 self.touch(&ABOVE_LOTS, &lot);
             }
+            Event::RulesAdopted { rules, text } => self.adopt(rules, &text, seq, Some(parent.site.clone()))?,
             Event::PolicySet { unit, rules } => {
                 self.above_policies.insert(unit.clone(), rules);
                 self.touch(&ABOVE_POLICIES, &unit);
@@ -126,6 +127,33 @@ impl State {
             other => return Err(format!("a {} entry of the parent does not flow down", other.type_name())),
         }
         Ok(String::new())
+    }
+
+    /// Incident rules or safety tables adopted (here, or above when `from` names the site): they are
+    /// what the rules read from now on.
+    pub(super) fn adopt(&mut self, kind: RulesKind, text: &str, entry: u64, from: Option<String>) -> Result<(), String> {
+        self.put_rules(kind, text)?;
+        let a = crate::down::Adopted { entry, text: text.to_string(), from };
+        self.adopted.insert(kind, a);
+        self.touch(&ADOPTED, &kind);
+        Ok(())
+    }
+
+    /// Puts rules read from an adopted text in force.
+    pub(super) fn put_rules(&mut self, kind: RulesKind, text: &str) -> Result<(), String> {
+        match crate::down::Adopted::read(kind, text)? {
+            crate::down::Rules::Incidents(r) => self.incident_rules = IncidentRulesRef(std::sync::Arc::new(r)),
+            crate::down::Rules::Tables(t) => self.safety = Tables(std::sync::Arc::new(*t)),
+        }
+        Ok(())
+    }
+
+    /// Keeps an entry of this site's own that flows down to the sites below, with whom it reaches.
+    pub(super) fn index_down(&mut self, env: &Envelope) {
+        if let Some(reach) = crate::down::own_reach(self, &env.event) {
+            self.down.insert(env.seq, reach);
+            self.touch(&DOWN, &env.seq);
+        }
     }
 
     /// The unit at the top of these books.

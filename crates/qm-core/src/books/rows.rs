@@ -46,6 +46,16 @@ impl RowKeyText for String {
     }
 }
 
+/// Adopted rules, by kind.
+impl RowKeyText for crate::event::RulesKind {
+    fn to_key(&self) -> String {
+        self.as_str().to_string()
+    }
+    fn from_key(key: &str) -> Result<Self, String> {
+        crate::event::RulesKind::parse(key)
+    }
+}
+
 /// Entry sequence numbers (corrections).
 impl RowKeyText for u64 {
     fn to_key(&self) -> String {
@@ -117,6 +127,8 @@ pub(super) const LAST_COUNTERS: Book<LocationId, Badge> =
     Book { kind: "last_counter", map: |s| &s.last_counter, map_mut: |s| &mut s.last_counter };
 pub(super) const RECEIVED: Book<String, super::Taken> = Book { kind: "received", map: |s| &s.received, map_mut: |s| &mut s.received };
 pub(super) const DOWN: Book<u64, crate::down::Reach> = Book { kind: "down", map: |s| &s.down, map_mut: |s| &mut s.down };
+pub(super) const ADOPTED: Book<crate::event::RulesKind, crate::down::Adopted> =
+    Book { kind: "adopted", map: |s| &s.adopted, map_mut: |s| &mut s.adopted };
 pub(super) const ELSEWHERE: Book<UnitId, super::Unit> = Book { kind: "elsewhere", map: |s| &s.elsewhere, map_mut: |s| &mut s.elsewhere };
 pub(super) const ABOVE_POLICIES: Book<UnitId, crate::policy::PolicyRules> =
     Book { kind: "above_policy", map: |s| &s.above_policies, map_mut: |s| &mut s.above_policies };
@@ -190,7 +202,7 @@ impl Rows for Meta {
 }
 
 /// Every book, each once.
-const BOOKS: [&dyn Rows; 25] = [
+const BOOKS: [&dyn Rows; 26] = [
     &Meta,
     &UNITS,
     &LOCATIONS,
@@ -214,6 +226,7 @@ const BOOKS: [&dyn Rows; 25] = [
     &RECEIVED,
     &DOWN,
     &ELSEWHERE,
+    &ADOPTED,
     &ABOVE_POLICIES,
     &ABOVE_LOTS,
 ];
@@ -267,6 +280,9 @@ impl State {
     /// Recomputes the derived indexes after rows were loaded. Fails when the stored rows hold more
     /// of one item type in one store than a quantity can (rows no `decide` could have produced).
     pub fn rebuild_indexes(&mut self) -> Result<(), String> {
+        for (kind, a) in self.adopted.clone() {
+            self.put_rules(kind, &a.text)?;
+        }
         self.directive_index.clear();
         for (id, d) in &self.directives {
             let relays = d.units.iter().filter(|(_, c)| c.relayed.is_some()).map(|(u, _)| u.clone());

@@ -186,6 +186,11 @@ pub enum Command {
         unit: UnitId,
         rules: PolicyRules,
     },
+    /// The organization's incident rules or safety tables, from a TOML file's text (at the root).
+    AdoptRules {
+        rules: crate::event::RulesKind,
+        text: String,
+    },
     Receive {
         to: LocationId,
         from: String,
@@ -336,6 +341,7 @@ impl Command {
             Command::IssueToken { .. } => "issue_token",
             Command::RevokeToken { .. } => "revoke_token",
             Command::SetPolicy { .. } => "set_policy",
+            Command::AdoptRules { .. } => "adopt_rules",
             Command::Receive { .. } => "receive",
             Command::Issue { .. } => "issue",
             Command::Return { .. } => "return",

@@ -517,6 +517,7 @@ fn decide_command(state: &State, ctx: &Ctx, command: &Command) -> Result<Decisio
         | Command::IssueToken { .. }
         | Command::RevokeToken { .. }
         | Command::SetPolicy { .. } => setup::decide_setup(&c, command),
+        Command::AdoptRules { rules, text } => setup::decide_rules(&c, *rules, text),
         Command::RecordReadings { location, readings, window, sha256 } => decide_readings(&c, location, readings, window, sha256),
         Command::Receive { to, from, document, lines } => decide_receive(&c, to, from, document, lines),
         Command::Issue { to, from, items } => decide_issue(&c, to, from.as_ref(), items),

@@ -21,6 +21,7 @@ pub fn op_of(cmd: &Command) -> Op {
         | Command::RevokeToken { .. }
         | Command::GrantQualification { .. }
         | Command::SetPolicy { .. }
+        | Command::AdoptRules { .. }
         | Command::SetLocationSafety { .. }
         | Command::SetItemTypeStorage { .. }
         | Command::SetItemTypeAttributes { .. }
@@ -74,6 +75,7 @@ pub fn units_of(s: &State, cmd: &Command) -> Vec<UnitId> {
         | Command::SetPolicy { unit, .. }
         | Command::IssueToken { unit, .. } => vec![Some(unit.clone())],
         Command::DefineItemType { .. }
+        | Command::AdoptRules { .. }
         | Command::SetItemTypeStorage { .. }
         | Command::SetItemTypeAttributes { .. }
         | Command::SetTimeZone { .. } => vec![root],
@@ -103,14 +105,13 @@ pub fn units_of(s: &State, cmd: &Command) -> Vec<UnitId> {
             v.extend(s.serials.values().filter(|si| si.lot.as_ref() == Some(lot)).map(|si| s.account_unit(&si.account)));
             v
         }
-        Command::StartCount { root, .. } => vec![loc_unit(s, root)],
-        Command::RecordCount { location, .. } => vec![loc_unit(s, location)],
+        Command::StartCount { root: l, .. } | Command::RecordCount { location: l, .. } => vec![loc_unit(s, l)],
         Command::CloseCount { count } => vec![s.counts.get(count).and_then(|c| loc_unit(s, &c.root))],
+        Command::OpenIncident { unit, .. } => vec![Some(unit.clone())],
         Command::ResolveDiscrepancy { discrepancy, .. } => match s.discrepancies.get(discrepancy) {
             Some(d) => discrepancy_units(s, &d.facts),
             None => vec![],
         },
-        Command::OpenIncident { unit, .. } => vec![Some(unit.clone())],
         Command::GrantAccess { location: l, .. } | Command::RevokeAccess { location: l, .. } => vec![loc_unit(s, l)],
         Command::RecordAccessAlerts { location: l } => vec![loc_unit(s, l)],
         Command::RecordDoorEvents { events, .. } => events.iter().map(|e| e.location.as_ref().and_then(|l| loc_unit(s, l))).collect(),

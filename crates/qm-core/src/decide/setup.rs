@@ -239,6 +239,25 @@ pub(super) fn decide_setup(c: &Checker, command: &Command) -> R<Decision> {
     }
 }
 
+/// The most text of a rules file one entry carries (an entry holds at most 65,535 bytes).
+const RULES_TEXT_MAX: usize = 48_000;
+
+/// The organization's incident rules or safety tables, adopted at the root from a file's text that
+/// reads as such; the same text adopted again changes nothing and is refused.
+pub(super) fn decide_rules(c: &Checker, rules: crate::event::RulesKind, text: &str) -> R<Decision> {
+    let state = c.state;
+    let root = state.site.as_ref().map(|s| s.root_unit.clone()).unwrap_or_else(|| c.actor.unit.clone());
+    c.authorize(Op::Setup, &root)?;
+    if text.len() > RULES_TEXT_MAX {
+        return invalid(format!("the {} are {} bytes; at most {RULES_TEXT_MAX} fit in one entry", rules.words(), text.len()));
+    }
+    crate::down::Adopted::read(rules, text).map_err(Rejection::Invalid)?;
+    if let Some(a) = state.adopted.get(&rules).filter(|a| a.text == text) {
+        return refuse("rules.unchanged", format!("these {} are in force already (entry {})", rules.words(), a.entry));
+    }
+    Ok(Decision { events: vec![Event::RulesAdopted { rules, text: text.to_string() }], corrects: None, opens: vec![] })
+}
+
 /// An item type's attributes, from those the safety tables' footnotes may be about; set at the root.
 fn decide_attributes(c: &Checker, item_type: &ItemTypeId, attributes: &[String]) -> R<Decision> {
     let t = c.item_type(item_type)?;

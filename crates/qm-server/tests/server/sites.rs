@@ -135,7 +135,15 @@ async fn headquarters_lists_its_child_sites_and_only_to_its_own_staff() {
     let signed = qm_ledger::sign_note(&d11_key, &format!("qm-down/v1\nd11.example\n-\n{at}\n")).unwrap();
     let (s, text) = down(signed).await;
     let answer: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{s} {text}"));
-    assert_eq!((s, answer["entries"].as_array().map(Vec::len)), (200, Some(0)), "no directive concerns it: {text}");
+    // No directive yet: the unit tree, the catalog and the staff of the unit it serves come down,
+    // and nothing else (no credential, no stock).
+    let entries = answer["entries"].as_array().unwrap_or_else(|| panic!("{s} {text}"));
+    let types: std::collections::BTreeSet<String> = entries
+        .iter()
+        .map(|e| serde_json::from_str::<serde_json::Value>(e["entry"].as_str().unwrap()).unwrap()["event"]["type"].as_str().unwrap().into())
+        .collect();
+    let flows = ["unit_created", "item_type_defined", "person_registered"];
+    assert!(s == 200 && types.iter().eq(flows.iter().copied().collect::<std::collections::BTreeSet<_>>().iter()), "{types:?}");
     // A department's officer may not see them; the attempts are recorded.
     let officer = sign_in(&app, "1103").await;
     let (s, v) = officer.get("/api/sites").await;
