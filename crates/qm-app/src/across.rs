@@ -168,10 +168,22 @@ impl Site {
     /// differences (high) or overdue (medium), at the unit the sending site serves here: it sent
     /// the stock and accounts for it. Called when a mirror cosigns the new entries of `origin`:
     /// only the transfers it sent or received are looked at, among the summaries already made (no
-    /// child's ledger is replayed on the way); returns how many it recorded or found recorded.
+    /// child's ledger is replayed on the way); returns how many it opened now.
     pub fn transfer_incidents(&mut self, children: &Children, origin: &str, now: OffsetDateTime) -> Result<usize> {
+        self.open_transfer_incidents(children, Some(origin), now)
+    }
+
+    /// What headquarters' clock finds due between its children (the server every
+    /// `due_every_ms`, `qm tick`): every transfer received with differences or overdue, among the
+    /// summaries already made, opened once each — so a receipt that never comes is raised after 72
+    /// hours even when neither site sends anything new.
+    pub fn transfers_due(&mut self, children: &Children, now: OffsetDateTime) -> Result<usize> {
+        self.open_transfer_incidents(children, None, now)
+    }
+
+    fn open_transfer_incidents(&mut self, children: &Children, origin: Option<&str>, now: OffsetDateTime) -> Result<usize> {
         let mut opened = 0;
-        let concerned = matched(self, children, now).into_iter().filter(|t| t.from_site == origin || t.to_site == origin);
+        let concerned = matched(self, children, now).into_iter().filter(|t| origin.is_none_or(|o| t.from_site == o || t.to_site == o));
         for t in concerned.collect::<Vec<_>>() {
             let Some(child) = children.children.get(&t.from_site) else { continue };
             let (severity, what) = match t.status {
@@ -185,7 +197,7 @@ impl Site {
             let key = format!("site-transfer-{}-{}", t.id, t.status);
             let kind = (qm_core::IncidentKind::CountDiscrepancy, severity);
             match self.child_incident_of(&t.from_site, child, kind, &summary, key, now) {
-                Ok(()) => opened += 1,
+                Ok(new) => opened += usize::from(new),
                 // Opened before with other facts (the same key): it stands as it is.
                 Err(crate::AppError::Rejected(qm_core::Rejection::Refused { rule: "idempotency.mismatch", .. })) => {}
                 Err(e) => return Err(e),

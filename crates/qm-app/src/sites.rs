@@ -139,11 +139,11 @@ impl Site {
     /// A critical `ledger_fork` incident about a child's ledger at the child's unit, opened by the
     /// site itself; once per idempotency key. The summary is cut to what an incident holds.
     pub(crate) fn child_incident(&mut self, origin: &str, child: &Child, summary: &str, key: String, at: OffsetDateTime) -> Result<()> {
-        self.child_incident_of(origin, child, (IncidentKind::LedgerFork, Severity::Critical), summary, key, at)
+        self.child_incident_of(origin, child, (IncidentKind::LedgerFork, Severity::Critical), summary, key, at).map(|_| ())
     }
 
     /// An incident at the unit a child serves here, of `kind` and severity, opened by the site
-    /// itself once per `key`.
+    /// itself once per `key`; whether it was opened now (not before).
     pub(crate) fn child_incident_of(
         &mut self,
         origin: &str,
@@ -152,7 +152,7 @@ impl Site {
         summary: &str,
         key: String,
         at: OffsetDateTime,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let unit = UnitId::parse(&child.unit).map_err(|e| AppError::Usage(format!("child {origin}: unit: {e}")))?;
         let site = Badge::parse(qm_core::incidents::SITE_ACTOR).map_err(|e| AppError::Internal(e.to_string()))?;
         let max = qm_core::decide::TEXT_LEN_MAX;
@@ -163,8 +163,7 @@ impl Site {
         };
         let command =
             Command::OpenIncident { kind, severity, unit, location: None, objects: Default::default(), summary, discovered_at: None };
-        self.execute(Request::new(site, command, key, at))?;
-        Ok(())
+        Ok(!self.execute(Request::new(site, command, key, at))?.replayed)
     }
 
     /// What a child sends its parent: the latest checkpoint (signed now if the ledger grew) with a

@@ -87,20 +87,30 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
         Cmd::Tick => {
             let mut s = open_site(cli)?;
             let done = s.escalate_due(now)?;
+            // At a parent, the transfers between its children too (docs/sites.md).
+            let across = match cli.children.as_deref() {
+                Some(f) => {
+                    let children = qm_app::sites::Children::read(std::path::Path::new(f))?;
+                    qm_app::across::transfers_across(&mut s, &children, now)?;
+                    s.transfers_due(&children, now)?
+                }
+                None => 0,
+            };
             let zone = qm_app::zone::SiteZone::of(s.state());
             let lines: Vec<String> = done
                 .iter()
                 .flat_map(|o| o.entries.iter())
                 .map(|e| format!("{:>7}  {}", e.seq, qm_app::query::summarize_in(e, &zone)))
                 .collect();
-            out.json_or(&serde_json::json!({ "recorded": done.iter().map(|o| o.entries.len()).sum::<usize>() }), || {
-                if lines.is_empty() {
-                    "nothing is due".to_string()
-                } else {
-                    lines.join("\n")
+            let recorded = done.iter().map(|o| o.entries.len()).sum::<usize>();
+            out.json_or(&serde_json::json!({ "recorded": recorded, "transfers_across": across }), || {
+                let across = (across > 0).then(|| format!("{across} transfers between child sites overdue or received with differences"));
+                match (lines.is_empty(), across) {
+                    (true, None) => "nothing is due".to_string(),
+                    (_, across) => lines.into_iter().chain(across).collect::<Vec<_>>().join("\n"),
                 }
             });
-            if !done.is_empty() {
+            if !done.is_empty() || across > 0 {
                 s.checkpoint()?;
             }
             Ok(0)

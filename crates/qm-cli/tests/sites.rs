@@ -618,5 +618,32 @@ fn headquarters_matches_a_transfer_between_two_sites_from_both_ledgers() {
     assert_eq!(about.len(), 1, "{incidents}");
     assert_eq!((about[0]["unit"].as_str(), about[0]["severity"].as_str()), (Some("NHQ"), Some("high")), "{incidents}");
     assert!(about[0]["summary"].as_str().unwrap().contains("received with differences"), "{incidents}");
+    // Headquarters' clock, 73 hours on, with nothing new from either site: the transfer still
+    // awaited is overdue, a medium incident once; the next tick finds nothing new.
     drop(server);
+    let later =
+        (time::OffsetDateTime::now_utc() + time::Duration::hours(73)).format(&time::format_description::well_known::Rfc3339).unwrap();
+    let tick = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_qm"))
+            .current_dir(d)
+            .env_clear()
+            .envs([("QM_DB", hq.as_str()), ("QM_KEY", hq_key.to_str().unwrap()), ("QM_TEST_NOW", later.as_str())])
+            .args(["--children", children, "tick", "--json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["transfers_across"].as_u64()
+    };
+    assert_eq!(tick(), Some(1));
+    assert_eq!(tick(), Some(0), "once");
+    let incidents = json(d, &hq, &hq_key, &["incidents", "--kind", "count_discrepancy"]);
+    let overdue: Vec<&Value> = incidents
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["summary"].as_str().unwrap().contains(&format!("demo.quartermaster/{pending} ")))
+        .collect();
+    assert_eq!(overdue.len(), 1, "{incidents}");
+    assert_eq!(overdue[0]["severity"].as_str(), Some("medium"), "{incidents}");
+    assert!(overdue[0]["summary"].as_str().unwrap().contains("is not received there after 72 hours"), "{incidents}");
 }

@@ -111,6 +111,24 @@ fn checkpoint_ticker(h: SiteHandle, every_s: u64) -> tokio::task::JoinHandle<()>
     })
 }
 
+/// Headquarters' clock over the transfers between its children (docs/sites.md): every
+/// `due_every_ms`, those overdue or received with differences become incidents, once each.
+fn transfers_ticker(h: SiteHandle, witness: Arc<sites::Witness>, every_ms: u64) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut t = tokio::time::interval(std::time::Duration::from_millis(every_ms.max(100)));
+        loop {
+            t.tick().await;
+            let w = witness.clone();
+            match h.call(move |site| site.transfers_due(&w.children, auth::now())).await {
+                Ok(Ok(n)) if n > 0 => tracing::info!(count = n, "transfers between child sites overdue or received with differences"),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!("transfers between child sites: {e} (looked at again later)"),
+                Err(_) => break,
+            }
+        }
+    })
+}
+
 /// Gathered denials are recorded every DENIALS_EVERY (the worker also records them before reads).
 fn denials_ticker(h: SiteHandle) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -159,6 +177,7 @@ pub async fn start_with(
     let sync = parent.map(|p| {
         sites::spawn_sync(handle.clone(), p, std::time::Duration::from_secs(state.config.sync_every_s.max(1)), state.witness.is_some())
     });
+    let due = state.witness.clone().map(|w| transfers_ticker(handle.clone(), w, state.config.due_every_ms));
     let notifications = notify::spawn(handle.clone(), notifier, std::time::Duration::from_millis(state.config.notify_every_ms.max(50)));
     let app = router(state);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -178,8 +197,8 @@ pub async fn start_with(
         ticker.abort();
         denials.abort();
         notifications.abort();
-        if let Some(s) = &sync {
-            s.abort();
+        for t in sync.iter().chain(due.iter()) {
+            t.abort();
         }
         handle.shutdown().await;
         let joined = tokio::task::spawn_blocking(move || worker.join()).await;
