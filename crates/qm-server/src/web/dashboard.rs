@@ -53,6 +53,11 @@ pub(crate) async fn dashboard(Visitor { st, p, .. }: Visitor) -> WebResult {
                     None => { "no checkpoint of this site cosigned yet" },
                 }
                 " · " span.(flag(usize::from(late))) #parent-waiting { (ps.waiting) " entries waiting" }
+                // What came down (docs/sites.md, "Down the tree"), and what the books here could not take.
+                " · " span #parent-received { (ps.received) " decisions received from above" }
+                @if !ps.not_taken.is_empty() {
+                    " · " span.warn #parent-not-taken title=(ps.not_taken.join("\n")) { (ps.not_taken.len()) " not taken here" }
+                }
             }
         }
         @if let Some(v) = &sites {

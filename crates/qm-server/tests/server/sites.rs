@@ -339,6 +339,7 @@ async fn a_child_shows_what_waits_for_its_parent() {
     let html = admin.client.get(format!("{}/", app.url)).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("id=\"parent-status\"") && html.contains("no checkpoint of this site cosigned yet"), "{html}");
     assert!(html.contains("entries waiting"), "{html}");
+    assert!(html.contains("id=\"parent-received\"") && html.contains("0 decisions received from above"), "{html}");
     // A parent key that is not a witness key stops the server at start.
     let r = qm_server::start(
         qm_server::Config {
