@@ -3,7 +3,8 @@
 //! and witnesses and mirrors a department (the demo site, on SQLite) that keeps writing and whose
 //! own server syncs every second. In the middle of an upload (headquarters has stored entries that
 //! its mirror has not cosigned yet) the primary's machine is lost: its keeper and its postmaster
-//! are killed (SIGKILL). The replica is promoted, the department's sync resumes against the same
+//! are killed (SIGKILL). While the replica is promoted the department records a large delivery, so
+//! the upload that resumes carries requests of about 4 MiB. The sync resumes against the same
 //! headquarters process, and at the end headquarters' mirror holds exactly the department's ledger:
 //! the same entries byte for byte, none lost, none twice, the last checkpoint cosigned by both of
 //! headquarters' keys and its root the one the witness holds.
@@ -11,9 +12,9 @@
 //! The failover is pg_auto_failover's (`pg_autoctl`: a monitor and two keepers replicating
 //! synchronously), the setup documented for production, rather than the test promoting the replica
 //! itself: it is what decides when to promote in production, and with the monitor's health checks
-//! tuned (every second, a node failed after 3 s) it promotes about 3 s after the kill, reliably
-//! (its defaults take about 30 s). Every process here is started by this test in its own process group and ended by it;
-//! the data directories are removed.
+//! tuned (every second, a node failed after 3 s) it promotes about 4 s after the kill, reliably
+//! (its defaults take about 30 s). Every process here is started by this test in its own process
+//! group and ended by it; the data directories are removed.
 
 mod common;
 
@@ -23,7 +24,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long any one wait may take before the test fails with every log.
@@ -200,6 +201,13 @@ impl Keeper {
         format!("-{}", self.child.id())
     }
 
+    /// Asks pg_autoctl to stop its Postgres at once (an immediate shutdown), if it still runs.
+    fn quit(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            signal(&self.group(), "QUIT");
+        }
+    }
+
     /// The node's machine is lost: pg_autoctl and its postmaster killed at once (SIGKILL to the
     /// group, so that the keeper cannot start Postgres again), and the postmaster by its PID.
     fn kill(&mut self) -> u32 {
@@ -217,7 +225,7 @@ impl Drop for Keeper {
         if !matches!(self.child.try_wait(), Ok(None)) {
             return;
         }
-        signal(&self.group(), "QUIT");
+        self.quit();
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(15) {
             std::thread::sleep(Duration::from_millis(50));
@@ -232,7 +240,8 @@ impl Drop for Keeper {
 }
 
 /// pg_auto_failover on loopback: a monitor and two Postgres nodes, node1 the primary and node2 its
-/// synchronous standby. Dropped in this order: the nodes, the monitor, the directory.
+/// synchronous standby. Dropped: all asked to stop at once, the monitor first (stopped after the
+/// nodes, it sometimes took 10 s), then each waited for; the directory removed last.
 struct Ha {
     nodes: Vec<Keeper>,
     monitor: Keeper,
@@ -244,7 +253,10 @@ impl Ha {
     fn start() -> Ha {
         let dir = tempfile::Builder::new().prefix("qm-failover-pg.").tempdir().unwrap();
         let d = dir.path();
-        std::fs::create_dir_all(d.join("sock")).unwrap();
+        // pg_autoctl keeps its PID files in XDG_RUNTIME_DIR when it exists, else in /tmp.
+        for sub in ["sock", "xdg/run"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
         let pg = PgTools::find(d);
         initdb(&pg, &d.join("monitor"));
         let monitor = Keeper::start(&pg, d, "monitor", &["create", "monitor"]);
@@ -312,6 +324,13 @@ impl Ha {
     }
 }
 
+impl Drop for Ha {
+    fn drop(&mut self) {
+        self.monitor.quit();
+        self.nodes.iter_mut().for_each(Keeper::quit);
+    }
+}
+
 /// A new cluster in `pgdata` (UTF8, trust on loopback) whose sockets are in the directory's `sock`
 /// and whose shared buffers are small (pg_autoctl would size them for a whole machine); a base
 /// backup of it (the standby) does not wait for a spread checkpoint.
@@ -326,22 +345,27 @@ fn initdb(pg: &PgTools, pgdata: &Path) {
 
 /// The department's staff at work: `qm load` (issues and returns of the demo's rifles, pipelined)
 /// run again and again until stopped. What it acknowledged, and how each run that failed said so.
+/// Each run holds `turn`: another writer at the department takes it (two appending at once: one
+/// is refused).
 struct Writer {
     stop: Arc<AtomicBool>,
+    turn: Arc<Mutex<()>>,
     thread: Option<std::thread::JoinHandle<(Vec<String>, Vec<String>)>>,
 }
 
 impl Writer {
     fn start(d: &Path, db: &str, key: &Path) -> Writer {
         let (d, db, key) = (d.to_path_buf(), db.to_string(), key.to_path_buf());
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
+        let (stop, turn) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(())));
+        let (stopped, mine) = (stop.clone(), turn.clone());
         let thread = std::thread::spawn(move || {
             let (mut acked, mut failed) = (vec![], vec![]);
             let mut run = 0;
             while !stopped.load(Ordering::SeqCst) {
                 run += 1;
+                let held = mine.lock().unwrap();
                 let out = qm(&d, &db, &key, &["--actor", "0417", "load", "--batch", "20", "--batches", "5", "--run", &format!("w{run}")]);
+                drop(held);
                 let text = String::from_utf8_lossy(&out.stdout);
                 acked.extend(text.lines().filter(|l| !l.is_empty()).map(String::from));
                 if !out.status.success() {
@@ -351,7 +375,12 @@ impl Writer {
             }
             (acked, failed)
         });
-        Writer { stop, thread: Some(thread) }
+        Writer { stop, turn, thread: Some(thread) }
+    }
+
+    /// Holds the writer between two runs.
+    fn pause(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.turn.lock().unwrap()
     }
 
     /// Stops after the run under way; every key acknowledged. Every run succeeded.
@@ -465,6 +494,13 @@ fn headquarters_mirror_survives_a_postgresql_failover_in_the_middle_of_a_sync() 
     let postmaster = ha.nodes[0].kill();
     let primary = format!("127.0.0.1:{}", ha.nodes[0].port);
     wait_until(&format!("node1's postmaster {postmaster} gone"), &logs, || std::net::TcpStream::connect(&primary).is_err());
+    // Meanwhile a delivery of 12,000 rifles is recorded at the department: the upload that resumes
+    // carries requests of about 4 MiB (8,192 entries of 238 bytes and more each, at least 2 MiB).
+    let delivery = delivery(&s.d, 12_000);
+    let paused = writer.pause();
+    let imported = ok(&s.d, &s.dep, &s.dep_key, &["--actor", "0417", "import", "serials", &delivery]);
+    drop(paused);
+    assert!(imported.contains("imported 12000 rows"), "{imported}");
     // pg_auto_failover promotes node2; the same headquarters process goes on with it.
     ha.wait("node2 promoted, accepting writes", |ha| {
         ha.pg.psql(ha.nodes[1].port, "qm", "SELECT pg_is_in_recovery()::text || ' ' || current_setting('transaction_read_only')").as_deref()
@@ -487,6 +523,18 @@ fn headquarters_mirror_survives_a_postgresql_failover_in_the_middle_of_a_sync() 
     check_interrupted_and_resumed(&mut s);
     check_mirror(&ha, &s, n, &acked);
     check_cosigned(&s, n);
+}
+
+/// A supplier's delivery of `n` rifles to the department's rack B, a thousand to a document (so a
+/// receipt of a thousand serials, about 59 KB, and an entry for each serial), as a CSV file.
+fn delivery(d: &Path, n: usize) -> String {
+    let mut csv = String::from("serial,item_type,lot,location,supplier,document\n");
+    for i in 0..n {
+        csv.push_str(&format!("X-{i:06},RIFLE-G36,,D11-RACK-B,Heckler,DOC-{}\n", i / 1000));
+    }
+    let file = d.join("delivery.csv");
+    std::fs::write(&file, csv).unwrap();
+    file.display().to_string()
 }
 
 /// The sync failed while the primary was gone and went on afterwards: the department's server said

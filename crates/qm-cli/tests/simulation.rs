@@ -6,8 +6,8 @@
 //! headquarters; one department's line is cut (a proxy this test owns) while it acknowledges, and
 //! it catches up when the line is back; headquarters' catalog, armorers and unit tree come down,
 //! and a transfer from one department to another under the other region is matched at
-//! headquarters; one department's history is rewritten and its region refuses it. Every process
-//! is ended by this test.
+//! headquarters; one department's history is rewritten, its region refuses it and headquarters
+//! sees the region's incident. Every process is ended by this test.
 
 mod common;
 
@@ -298,12 +298,20 @@ fn nine_sites_a_directive_down_and_its_acknowledgments_up_through_a_cut_line_and
     drop(servers.remove(d5));
     let south_url = servers.iter().find(|(o, _)| o == "south.example").unwrap().1 .1.clone();
     rewritten_department(d, &depts[4], &regions[1], &south_url);
+    // The region's incident is in its own ledger: headquarters reads it from its mirror of the region.
+    wait_until(d, "the region's ledger_fork incident about d5 at headquarters", || {
+        let out = qm(d, &hq.db, &hq.key, &["--children", &hq_children, "witness", "books", "south.example", "--json"]);
+        let Ok(books) = serde_json::from_slice::<Value>(&out.stdout) else { return false };
+        let forks = |i: &Value| i["kind"] == "ledger_fork" && i["summary"].as_str().is_some_and(|s| s.contains("d5.example"));
+        books["row"]["incidents_critical"].as_u64() >= Some(1) && books["incidents"].as_array().is_some_and(|is| is.iter().any(forks))
+    });
     drop(servers);
     drop(hq_server);
 }
 
 /// d5's administrator (its server stopped) rewrites its history and signs it with the site key:
-/// its region refuses the next sync and raises a critical incident naming the site.
+/// its region refuses the next sync and raises a critical incident naming the site (which goes up
+/// to headquarters in the region's own ledger).
 fn rewritten_department(d: &Path, d5: &SiteDb, south: &SiteDb, south_url: &str) {
     let log = d5.json(d, &["log", "--limit", "50"]);
     let seq = log.as_array().unwrap().iter().find(|l| l["summary"].as_str().unwrap().contains("L. Chen")).unwrap()["seq"].as_u64().unwrap();

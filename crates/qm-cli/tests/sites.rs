@@ -608,13 +608,14 @@ fn headquarters_matches_a_transfer_between_two_sites_from_both_ledgers() {
     let text = ok(d, &hq, &hq_key, &["--children", children, "witness", "transfers"]);
     assert!(text.contains("mismatch") && text.contains("awaited"), "{text}");
     // The mismatch is a discrepancy incident at headquarters, at the unit the sending site serves, once.
-    let incidents = json(d, &hq, &hq_key, &["incidents", "--kind", "count_discrepancy"]);
-    let about: Vec<&Value> = incidents
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| i["summary"].as_str().unwrap().contains(&format!("demo.quartermaster/{short}")))
-        .collect();
+    // The discrepancy incidents at headquarters about one transfer.
+    let incidents_about = |t: &str| -> Vec<Value> {
+        let all = json(d, &hq, &hq_key, &["incidents", "--kind", "count_discrepancy"]);
+        let about = |i: &&Value| i["summary"].as_str().unwrap().contains(&format!("demo.quartermaster/{t} "));
+        all.as_array().unwrap().iter().filter(about).cloned().collect()
+    };
+    let about = incidents_about(&short);
+    let incidents = Value::from(about.clone());
     assert_eq!(about.len(), 1, "{incidents}");
     assert_eq!((about[0]["unit"].as_str(), about[0]["severity"].as_str()), (Some("NHQ"), Some("high")), "{incidents}");
     assert!(about[0]["summary"].as_str().unwrap().contains("received with differences"), "{incidents}");
@@ -636,13 +637,8 @@ fn headquarters_matches_a_transfer_between_two_sites_from_both_ledgers() {
     };
     assert_eq!(tick(), Some(1));
     assert_eq!(tick(), Some(0), "once");
-    let incidents = json(d, &hq, &hq_key, &["incidents", "--kind", "count_discrepancy"]);
-    let overdue: Vec<&Value> = incidents
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| i["summary"].as_str().unwrap().contains(&format!("demo.quartermaster/{pending} ")))
-        .collect();
+    let overdue = incidents_about(&pending);
+    let incidents = Value::from(overdue.clone());
     assert_eq!(overdue.len(), 1, "{incidents}");
     assert_eq!(overdue[0]["severity"].as_str(), Some("medium"), "{incidents}");
     assert!(overdue[0]["summary"].as_str().unwrap().contains("is not received there after 72 hours"), "{incidents}");

@@ -59,6 +59,9 @@ pub fn router(state: AppState) -> Router {
         .merge(web::routes())
         .merge(sites::routes())
         .layer(RequestBodyLimitLayer::new(limit))
+        // Extractors that read the whole body (`Bytes`, `Json`, forms) stop at axum's own 2 MiB
+        // unless told: the configured limit is the one in force.
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
         // The mirror's uploads have a limit of their own (and may come gzipped).
         .merge(mirror::routes())
         .with_state(state)

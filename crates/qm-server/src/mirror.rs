@@ -48,6 +48,9 @@ pub(crate) fn routes() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/mirror/add-entries", axum::routing::post(add_entries))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(MIRROR_BODY_LIMIT))
+        // The body is read as `Bytes`, which axum caps at 2 MiB unless told otherwise: a child's
+        // request of about 4 MiB (a backlog after an outage) was refused with 413, every time.
+        .layer(axum::extract::DefaultBodyLimit::max(MIRROR_BODY_LIMIT))
         .layer(tower_http::decompression::RequestDecompressionLayer::new())
 }
 
