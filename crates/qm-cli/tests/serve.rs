@@ -487,6 +487,30 @@ fn a_password_changed_by_the_cli_ends_the_sessions_on_a_running_server() {
     server.kill();
 }
 
+/// A policy set with `qm policy` beside a running server is in the counter's very next preview: the
+/// server re-reads its books when another process appended entries, before a read or a preview —
+/// not only after its own next write, as the first users saw (issue 18).
+#[test]
+fn the_counters_preview_sees_a_policy_the_cli_set_beside_a_running_server() {
+    let site = Site::new(false);
+    let server = Server::start(&site, &site.db, "preview");
+    let client = Client::sign_in(&server.url);
+    let preview = || {
+        let (s, v) = client.post("/api/preview", json!({"mode": "issue", "badge": "1001", "items": ["R-1041"]}), "preview").unwrap();
+        assert_eq!(s, 200, "{v}");
+        v
+    };
+    let before = preview();
+    assert!(before["ok"] == true && before["needs_witness"] == false, "{before}");
+    site.qm(&site.db, &["policy", "D-11", "--two-person-all-movements"]);
+    let after = preview();
+    assert!(after["ok"] == false && after["needs_witness"] == true, "the CLI's policy is in force at once: {after}");
+    // And nothing was recorded by previewing: the rifle is still on its rack.
+    let (s, v) = client.get("/api/where/R-1041");
+    assert!(s == 200 && v["account"].as_str().is_some_and(|a| a.starts_with("location:")), "{v}");
+    server.kill();
+}
+
 /// A free port on loopback (nobody listens on it once this returns).
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
