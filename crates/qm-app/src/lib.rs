@@ -8,6 +8,7 @@ pub mod act;
 pub mod backup;
 mod checkpoints;
 pub mod conditions;
+pub mod counts;
 pub mod credentials;
 pub mod directives;
 pub mod down;

@@ -71,6 +71,10 @@ pub struct PolicyRules {
     /// The longest anyone may stay inside, in minutes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_inside_min: Option<u32>,
+    /// Every armory, depot and magazine of the unit's subtree has a full count at least this often
+    /// (days): the count schedule the counts page and the dashboard keep (docs/counts.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_count_every_days: Option<u16>,
 }
 
 /// The tighter of two optional limits: the smaller.
@@ -115,6 +119,7 @@ impl PolicyRules {
             partner_within_min: least(self.partner_within_min, other.partner_within_min),
             entry_hours: within(self.entry_hours, other.entry_hours),
             max_inside_min: least(self.max_inside_min, other.max_inside_min),
+            full_count_every_days: least(self.full_count_every_days, other.full_count_every_days),
         }
     }
 }

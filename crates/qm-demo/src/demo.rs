@@ -508,7 +508,13 @@ fn access_morning(r: &mut Runner<'_>, day: OffsetDateTime) -> Result<()> {
         at,
         Command::SetItemTypeAttributes { item_type: id(ItemTypeId::parse("KEY-ARM"))?, attributes: vec!["opens:D11-ARM".into()] },
     )?;
-    let rules = qm_core::policy::PolicyRules { two_person_entry: true, partner_within_min: Some(5), ..Default::default() };
+    // Nobody alone inside; every armory, depot and magazine counted in full at least weekly.
+    let rules = qm_core::policy::PolicyRules {
+        two_person_entry: true,
+        partner_within_min: Some(5),
+        full_count_every_days: Some(7),
+        ..Default::default()
+    };
     r.run("0001", None, at, Command::SetPolicy { unit: id(UnitId::parse("D-11"))?, rules })?;
     for c in [
         grant("D11-ARM", "0417", Role::Armorer, "daily 05:30-21:00", "day armorer")?,

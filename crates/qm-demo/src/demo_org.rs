@@ -225,6 +225,9 @@ fn setup(x: &mut Batch, at: OffsetDateTime, pin: &str, password: &str, today: Of
     for (unit, name, region, _, _) in DEPARTMENTS {
         x.add(admin, None, at, Command::CreateUnit { unit: u(unit)?, name: name.into(), parent: u(region)? })?;
     }
+    // The count schedule: every armory, depot and magazine counted in full at least every week.
+    let weekly = qm_core::policy::PolicyRules { full_count_every_days: Some(7), ..Default::default() };
+    x.add(admin, None, at, Command::SetPolicy { unit: u("HQ")?, rules: weekly })?;
     let mut people = staff_above_departments();
     let surnames = [
         "Abbott", "Bauer", "Castillo", "Dube", "Eriksen", "Fontaine", "Gupta", "Horvat", "Ibrahim", "Jansen", "Kowalski", "Laine",

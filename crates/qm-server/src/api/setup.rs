@@ -134,6 +134,8 @@ pub struct PolicyIn {
     pub partner_within_min: Option<u16>,
     /// The longest anyone may stay inside, in minutes.
     pub max_inside_min: Option<u32>,
+    /// A full count of every armory, depot and magazine below at least this often, in days.
+    pub full_count_every_days: Option<u16>,
 }
 
 #[utoipa::path(post, path = "/api/units", tag = "setup", request_body = UnitIn, params(("Idempotency-Key" = Option<String>, Header)),
@@ -333,6 +335,7 @@ pub(crate) async fn policy_set(
         two_person_entry: b.two_person_entry,
         partner_within_min: b.partner_within_min,
         max_inside_min: b.max_inside_min,
+        full_count_every_days: b.full_count_every_days,
         // Set by directives for a period (docs/directives.md), not by a unit's standing policy.
         ..PolicyRules::default()
     };

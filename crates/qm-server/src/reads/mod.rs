@@ -64,6 +64,19 @@ pub fn counts_for(s: &qm_core::State, p: &Principal) -> Vec<query::CountView> {
         .collect()
 }
 
+/// The counts this person may see, newest first, and the count schedule of the places they see.
+pub fn count_list_for(s: &qm_core::State, p: &Principal, now: time::OffsetDateTime) -> CountList {
+    let unit = |u: &str| qm_core::UnitId::parse(u).ok();
+    let counts = qm_app::counts::list(s).into_iter().filter(|c| sees(s, p, unit(&c.unit).as_ref())).collect();
+    let schedule = qm_app::counts::schedule(s, now).into_iter().filter(|c| sees(s, p, unit(&c.unit).as_ref())).collect();
+    CountList { counts, schedule }
+}
+
+pub struct CountList {
+    pub counts: Vec<qm_app::counts::CountRow>,
+    pub schedule: Vec<qm_app::counts::PlaceDue>,
+}
+
 pub fn discrepancies_for(s: &qm_core::State, p: &Principal, all: bool) -> Vec<query::DiscrepancyView> {
     s.discrepancies
         .iter()

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 pub(crate) async fn counts(Visitor { st, p, .. }: Visitor) -> WebResult {
     let pp = p.clone();
-    let list = st.site.call(move |site| counts_for(site.state(), &pp)).await?;
+    let CountList { counts: list, schedule } = st.site.call(move |site| count_list_for(site.state(), &pp, crate::auth::now())).await?;
     let locs = locations_in_scope(&st, &p).await?;
     let body = html! {
         form #count-start.card method="post" action="/counts/start" {
@@ -27,11 +27,24 @@ pub(crate) async fn counts(Visitor { st, p, .. }: Visitor) -> WebResult {
             label.inline { input type="checkbox" name="cycle" value="1"; " Cycle count (only the places recorded)" }
             button #start type="submit" { "Start count" }
         }
+        h2 { "Counts, newest first" }
         table #counts {
-            thead { tr { th { "Count" } th { "Root" } th { "Kind" } th { "Counter" } th { "Started" } th { "State" } th.n { "Discrepancies" } } }
-            tbody { @for c in list.iter().rev() { tr {
-                td { a href=(format!("/counts/{}", c.count)) { (c.count) } } td { (c.root) } td { (c.kind) @if c.blind { " (blind)" } }
-                td { (c.counter) } td { (c.started_at) } td { (if c.closed { "closed" } else { "open" }) } td.n { (c.discrepancies.len()) }
+            thead { tr { th { "Count" } th { "Unit" } th { "Place" } th { "Kind" } th { "Counter" } th { "Opened" } th { "Closed" } th { "Result" } } }
+            tbody { @for c in &list { tr {
+                td { a href=(format!("/counts/{}", c.count)) { (c.count) } } td { (c.unit) } td { (c.place) " " span.hint { (c.place_name) } }
+                td { (c.kind) @if c.blind { " (blind)" } } td { (c.counter) } td { (c.opened) } td { (c.closed.as_deref().unwrap_or("—")) }
+                td.(if c.result.contains("open") && c.result != "open" { "warn" } else { "" }) { (c.result) }
+            } } }
+        }
+        h2 #schedule { "Full counts by place" }
+        p.hint { "Each armory, depot and magazine: its last full count, and when the next is due under the unit's policy (full_count_every_days)." }
+        table #count-schedule {
+            thead { tr { th { "Place" } th { "Unit" } th { "Last full count" } th.n { "Every" } th { "Next due" } } }
+            tbody { @for d in &schedule { tr.(if d.overdue { "near" } else { "" }) {
+                td { (d.place) " " span.hint { (d.name) } } td { (d.unit) }
+                td { @match (&d.last_full, &d.last_full_at) { (Some(c), Some(at)) => { a href=(format!("/counts/{c}")) { (c) } " " (at) }, _ => { "never" } } }
+                td.n { @match d.every_days { Some(n) => { (n) " days" }, None => { "—" } } }
+                td.(if d.overdue { "bad" } else { "" }) { @match &d.next_due { Some(t) => { (t) @if d.overdue { " — overdue" } }, None => { "no schedule" } } }
             } } }
         }
     };

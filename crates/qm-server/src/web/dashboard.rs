@@ -12,14 +12,15 @@ pub(crate) async fn dashboard(Visitor { st, p, .. }: Visitor) -> WebResult {
     let pp = p.clone();
     let witness = st.witness.clone().filter(|_| p.at_root);
     let has_parent = st.config.parent.is_some();
-    let (rows, ls, overdue_h, access, (sites, parent)) = st
+    let (rows, ls, overdue_h, access, (sites, parent, due)) = st
         .site
         .call(move |site| {
             let s = site.state();
             let access = qm_app::access::summary(site, &|u| crate::scope::sees(s, &pp, Some(u)), now());
             let sites = witness.map(|w| qm_app::sites::sites_view(site, &w.children, now()).unwrap_or_default());
             let parent = if has_parent { site.parent_status(now()).ok() } else { None };
-            (unit_rows(s, &pp.unit, now()), ledger_status(site, now()), s.incident_rules.0.overdue_after_h(), access, (sites, parent))
+            let due: Vec<_> = crate::reads::count_list_for(s, &pp, now()).schedule.into_iter().filter(|d| d.overdue).collect();
+            (unit_rows(s, &pp.unit, now()), ledger_status(site, now()), s.incident_rules.0.overdue_after_h(), access, (sites, parent, due))
         })
         .await?;
     let count = |v: &[qm_app::sites::SiteView], state: &str| v.iter().filter(|x| x.state == state).count();
@@ -42,6 +43,11 @@ pub(crate) async fn dashboard(Visitor { st, p, .. }: Visitor) -> WebResult {
             " · "
             a.(flag(access.open_incidents)) #access-incidents href="/incidents" { (access.open_incidents) " open access incidents" }
             " · " a href="/access" { "who is inside" }
+        }
+        p #counts-due {
+            "Full counts: "
+            a.(flag(due.len())) href="/counts#schedule" { (due.len()) " places overdue" }
+            @if !due.is_empty() { " — " @for (i, d) in due.iter().enumerate() { @if i > 0 { ", " } (d.place) } }
         }
         @if let Some(ps) = &parent {
             // Late: nothing cosigned for a day while entries wait (the line may be down; docs/sites.md).

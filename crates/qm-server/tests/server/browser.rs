@@ -378,6 +378,28 @@ async fn the_web_ui_in_chromium() {
     assert!(b.find_all(By::Css("#units td.bad")).await.unwrap().len() >= 3, "{units}");
     assert!(units.contains("Magazines near a limit"), "{units}");
     shot(&b, "13-dashboard-hq").await;
+    // Counts newest first (C-13 no longer between C-1 and C-2), each with its unit, place, times and
+    // result; the schedule of full counts per place, overdue ones first and on the dashboard.
+    let due = text(&b, "#counts-due").await;
+    assert!(due.contains("places overdue"), "{due}");
+    b.goto(format!("{url}/counts")).await.unwrap();
+    let opened: Vec<String> = {
+        let mut v = vec![];
+        for c in b.find_all(By::Css("#counts tbody td:nth-child(6)")).await.unwrap() {
+            v.push(c.text().await.unwrap());
+        }
+        v
+    };
+    assert!(opened.len() >= 10 && opened.windows(2).all(|w| w[0] >= w[1]), "newest first: {opened:?}");
+    let head = text(&b, "#counts thead").await;
+    for col in ["Unit", "Place", "Kind", "Counter", "Opened", "Closed", "Result"] {
+        assert!(head.contains(col), "{head}");
+    }
+    let schedule = text(&b, "#count-schedule").await;
+    assert!(schedule.contains("7 days") && schedule.contains("D12-ARM") && schedule.contains("never"), "{schedule}");
+    let first_due = text(&b, "#count-schedule tbody tr:first-child").await;
+    assert!(due.contains("0 places overdue") || first_due.contains("overdue"), "overdue first: {first_due}");
+    shot(&b, "50-counts-newest-first-and-schedule").await;
     b.goto(format!("{url}/transfers")).await.unwrap();
     assert!(text(&b, "#transfers").await.contains("D-22"));
     shot(&b, "14-transfers").await;
