@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use maud::html;
 use qm_app::query::{self};
+use qm_core::permissions::Op;
 use qm_core::*;
 use serde::Deserialize;
 
@@ -71,7 +72,13 @@ pub(crate) async fn count_start(Visitor { st, p, ip }: Visitor, Form(f): Form<Co
     Ok(Redirect::to(&format!("/counts/{}", count.unwrap_or_default())).into_response())
 }
 
-pub(crate) async fn count_page(Visitor { st, p, .. }: Visitor, Path(cid): Path<String>) -> WebResult {
+/// The place a count's page keeps selected (the one just recorded).
+#[derive(Deserialize)]
+pub(crate) struct AtQ {
+    pub(crate) at: Option<String>,
+}
+
+pub(crate) async fn count_page(Visitor { st, p, .. }: Visitor, Path(cid): Path<String>, Query(q): Query<AtQ>) -> WebResult {
     let c = id(CountId::parse(&cid))?;
     let pp = p.clone();
     let (view, visible, locs) = st
@@ -95,11 +102,14 @@ pub(crate) async fn count_page(Visitor { st, p, .. }: Visitor, Path(cid): Path<S
         (flash(&st, &p))
         p.lead { (view.kind) " count of " strong { (view.root) } @if view.blind { " (blind)" } " by badge " (view.counter) ", started " (view.started_at) " — "
             strong #count-state { (if view.closed { "closed" } else { "open" }) } }
-        @if !view.closed {
+        @if !view.closed && may(&p, Op::Count) {
             form #count-record.card method="post" action=(format!("/counts/{cid}/record")) {
                 (views::csrf(&p))
-                label { "Location counted" select #record-location name="location" { @for l in &locs { option value=(l) { (l) } } } }
-                label { "Scan an item (serial, or LOT:QTY), then Enter" input #scan autocomplete="off" data-target="items"; }
+                // The place stays the one just recorded, and the scan field keeps the focus.
+                label { "Location counted" select #record-location name="location" {
+                    @for l in &locs { option value=(l) selected[q.at.as_deref() == Some(l.as_str())] { (l) } }
+                } }
+                label { "Scan an item (serial, or LOT:QTY), then Enter" input #scan autocomplete="off" autofocus data-target="items"; }
                 label { "Items seen, one per line" textarea #items name="items" rows="5" {} }
                 button #record type="submit" { "Record" }
             }
@@ -119,11 +129,14 @@ pub(crate) async fn count_page(Visitor { st, p, .. }: Visitor, Path(cid): Path<S
                     h3 { (d.id) ": " (d.kind) }
                     p { (d.description) }
                     p.hint { "If approved: " (d.proposed_adjustment) }
-                    @if let Some(r) = &d.resolution { p.resolved { "Resolved: " (r) } } @else {
+                    @if let Some(r) = &d.resolution { p.resolved { "Resolved: " (r) } } @else if !may(&p, Op::Resolve) {
+                        p.hint.unresolved { "Open: a duty officer of the unit resolves it." }
+                    } @else {
                         form.resolve method="post" action=(format!("/discrepancies/{}/resolve?count={cid}", d.id)) {
                             (views::csrf(&p))
                             label { "Note" input name="note" required; }
-                            label.inline { input type="radio" name="decision" value="approve" checked; " Approve (adjust the books)" }
+                            // Nothing chosen for them: approving a missing weapon writes it off the books.
+                            label.inline { input type="radio" name="decision" value="approve" required; " Approve (adjust the books)" }
                             label.inline { input type="radio" name="decision" value="explain"; " Explain (no change)" }
                             label { "Item type (only for a find the catalog does not know)" input name="item_type"; }
                             label { "Witness badge" input name="witness_badge" autocomplete="off"; }
@@ -150,7 +163,8 @@ pub(crate) async fn count_record(Visitor { st, p, ip }: Visitor, Path(cid): Path
     let list = items(&lines(&f.items))?;
     let (serials, lots) = split_items(list);
     let c = Command::RecordCount { count: id(CountId::parse(&cid))?, location: id(LocationId::parse(&f.location))?, serials, lots };
-    Ok(back_to_count(&st, &p, &cid, perform(&st, &p, &ip, None, None, c).await.map(|_| format!("Recorded at {}.", f.location))))
+    let r = perform(&st, &p, &ip, None, None, c).await.map(|_| format!("Recorded at {}.", f.location));
+    Ok(redirect_with(&st, &p, &format!("/counts/{}?at={}", urlencode(&cid), urlencode(&f.location)), r))
 }
 
 pub(crate) fn back_to_count(st: &AppState, p: &Principal, cid: &str, r: Result<String, ApiError>) -> Response {

@@ -14,13 +14,9 @@ use axum::Form;
 use maud::{html, Markup};
 use qm_app::directives::{self as dirs, Compliance, DirectiveFilter, DirectiveView};
 use qm_app::query;
-use qm_core::permissions::{role_allows, Op};
+use qm_core::permissions::Op;
 use qm_core::*;
 use serde::Deserialize;
-
-fn may(p: &Principal, op: Op) -> bool {
-    p.roles.iter().any(|r| role_allows(*r, op))
-}
 
 fn link(id: &str) -> String {
     format!("/directives/{}", urlencode(id))

@@ -192,6 +192,11 @@ pub fn urlencode(s: &str) -> String {
 }
 
 /// Leaves the outcome of a form for the page it redirects to (`auth::Flash`), then redirects there.
+/// Whether one of the person's roles allows `op` (which forms a page shows; deciding checks again).
+pub(crate) fn may(p: &Principal, op: qm_core::permissions::Op) -> bool {
+    p.roles.iter().any(|r| qm_core::permissions::role_allows(*r, op))
+}
+
 pub(crate) fn redirect_with(st: &AppState, p: &Principal, to: &str, outcome: Result<String, ApiError>) -> Response {
     if let Some(id) = p.session_id() {
         let flash = match outcome {

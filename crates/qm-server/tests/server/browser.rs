@@ -347,17 +347,29 @@ async fn the_web_ui_in_chromium() {
     scan.send_keys(ENTER).await.unwrap();
     wait_for(&b, ".msg.ok", "Recorded").await;
     ready(&b).await;
+    // The place stays the one recorded and the scan field has the focus for the next item.
+    let at = b.find(By::Id("record-location")).await.unwrap().prop("value").await.unwrap();
+    assert_eq!(at.as_deref(), Some("D12-KEYS"));
+    let focused = b.active_element().await.unwrap().id().await.unwrap();
+    assert_eq!(focused.as_deref(), Some("scan"), "the focus stays in the scan field");
     shot(&b, "11-count-recorded").await;
     b.find(By::Id("close")).await.unwrap().click().await.unwrap();
     wait_for(&b, "#count-state", "closed").await;
     let disc = text(&b, ".discrepancy").await;
     assert!(disc.contains("missing serial") && disc.contains("KEY-D12-2"), "{disc}");
+    // The inspector counts; resolving is a duty officer's: no form for them.
+    assert!(b.find_all(By::Css("form.resolve")).await.unwrap().is_empty(), "{disc}");
+    assert!(text(&b, ".unresolved").await.contains("a duty officer of the unit resolves it"));
     shot(&b, "12-count-reconciled").await;
     let count_url = b.current_url().await.unwrap().to_string();
 
     // The department's duty officer explains it, witnessed by an armorer.
     sign_in_as(&b, &url, "1204", pw).await;
     b.goto(count_url).await.unwrap();
+    // Nothing is chosen for them: approving a missing key would write it off the books.
+    for radio in b.find_all(By::Css("form.resolve input[name=decision]")).await.unwrap() {
+        assert!(radio.prop("checked").await.unwrap().as_deref() != Some("true"), "a decision is preselected");
+    }
     b.find(By::Css("form.resolve input[name=note]")).await.unwrap().send_keys("key with the locksmith for repair").await.unwrap();
     b.find(By::Css("form.resolve input[value=explain]")).await.unwrap().click().await.unwrap();
     b.find(By::Css("form.resolve input[name=witness_badge]")).await.unwrap().send_keys("1201").await.unwrap();
