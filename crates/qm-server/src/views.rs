@@ -3,6 +3,23 @@
 use crate::auth::Principal;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
+/// Whether the person is staff of the armory (any role beyond drawing weapons): they see the
+/// books, the log and the safety pages; an officer who only draws (`member`) sees what they hold.
+pub fn staff(p: &Principal) -> bool {
+    p.roles.iter().any(|r| *r != qm_core::Role::Member)
+}
+
+/// Whether the menu shows a page to this person: what their roles can use (issue 18).
+fn shown(p: &Principal, href: &str) -> bool {
+    use qm_core::permissions::Op;
+    let may = |op: Op| crate::web::may(p, op);
+    match href {
+        "/" | "/custody" | "/directives" => true,
+        "/counter" => may(Op::Issue) || may(Op::Return),
+        _ => staff(p),
+    }
+}
+
 /// A whole page: header with navigation and the signed-in person, then `body`.
 pub fn page(title: &str, p: Option<&Principal>, active: &str, body: Markup) -> Markup {
     let nav = [
@@ -23,6 +40,7 @@ pub fn page(title: &str, p: Option<&Principal>, active: &str, body: Markup) -> M
         ("/lots", "Lots"),
         ("/conditions", "Conditions"),
         ("/dsmt", "Daily summary"),
+        ("/qd", "QD calculator"),
     ];
     html! {
         (DOCTYPE)
@@ -39,7 +57,7 @@ pub fn page(title: &str, p: Option<&Principal>, active: &str, body: Markup) -> M
                     a.brand href="/" { "Quartermaster" }
                     @if let Some(p) = p {
                         nav {
-                            @for (href, label) in nav {
+                            @for (href, label) in nav.into_iter().filter(|(h, _)| shown(p, h)) {
                                 @if label == active { a.active href=(href) aria-current="page" { (label) (badge(label)) } } @else { a href=(href) { (label) (badge(label)) } }
                             }
                         }

@@ -199,6 +199,9 @@ pub(crate) struct LogQ {
 }
 
 pub(crate) async fn log(Visitor { st, p, .. }: Visitor, Query(q): Query<LogQ>) -> WebResult {
+    if let Some(refused) = staff_only(&st, &p, "the unit's log").await {
+        return Ok(refused);
+    }
     let limit = q.limit.unwrap_or(200).min(LOG_LIMIT_MAX);
     let pp = p.clone();
     let (mut lines, ls) =
@@ -211,7 +214,7 @@ pub(crate) async fn log(Visitor { st, p, .. }: Visitor, Query(q): Query<LogQ>) -
                 @if let Some(a) = &ls.checkpoint_age { " (its last entry " (a) " ago)" } "." }
             @if ls.checkpoint_size < ls.size { p.warn { (ls.size - ls.checkpoint_size) " newer entries are durable but not yet covered by a signed checkpoint." } }
             @else { p.good { "Every entry is covered by a signed checkpoint." } }
-            form method="post" action="/log/checkpoint" { (views::csrf(&p)) button type="submit" { "Sign a checkpoint now" } }
+            @if views::staff(&p) { form method="post" action="/log/checkpoint" { (views::csrf(&p)) button type="submit" { "Sign a checkpoint now" } } }
         }
         p.hint { "Newest first. Denied attempts are highlighted. " @if !p.at_root { "Entries by staff of your subtree only." } }
         (log_table(&lines))
@@ -221,6 +224,9 @@ pub(crate) async fn log(Visitor { st, p, .. }: Visitor, Query(q): Query<LogQ>) -
 
 pub(crate) async fn log_checkpoint(Visitor { st, p, .. }: Visitor, Form(f): Form<CsrfForm>) -> WebResult {
     check_csrf(&p, &f.csrf)?;
+    if let Some(refused) = staff_only(&st, &p, "signing a checkpoint").await {
+        return Ok(refused);
+    }
     let size = st.site.call(|site| site.checkpoint().map(|_| site.size())).await??;
     Ok(redirect_with(&st, &p, "/log", Ok(format!("Checkpoint signed at size {size}."))))
 }
@@ -320,4 +326,16 @@ pub(crate) async fn label_item(Visitor { st, p, .. }: Visitor, Path(what): Path<
     let Some(label) = label else { return Err(WebError(ApiError::not_found("serial or lot in your subtree", &what))) };
     let body = html! { div.noprint { button.print type="button" { "Print" } } div.labels { (label_card(&label)) } };
     Ok(page(&format!("Label {what}"), Some(&p), "Labels", body).into_response())
+}
+
+/// Refuses what only the armory's staff use to an officer who only draws weapons (403, on a page
+/// that keeps their menu and a way back); the attempt is recorded. None: they may.
+async fn staff_only(st: &AppState, p: &Principal, what: &str) -> Option<Response> {
+    if views::staff(p) {
+        return None;
+    }
+    let why = format!("badge {} (member) may not see {what}: it is for the armory's staff", p.badge);
+    auth::record_denial(st, p.badge.as_str(), "read", &why).await;
+    let body = html! { (views::err(&format!("refused: {why} (rule permission.role)"))) p { a href="/" { "Back to the dashboard" } } };
+    Some((StatusCode::FORBIDDEN, page("Refused", Some(p), "", body)).into_response())
 }

@@ -250,4 +250,47 @@ pub fn routes() -> Router<AppState> {
         .route("/lots", get(lots_page))
         .route("/conditions", get(conditions_page))
         .route("/dsmt", get(dsmt_page))
+        .route("/qd", get(qd_page))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct QdQ {
+    hd: Option<String>,
+    neq_kg: Option<String>,
+}
+
+/// The quantity-distance calculator: the distances a hazard division and NEQ require to every kind
+/// of exposed site, from the site's safety tables (the same figures as `qm qd` and `/api/qd`).
+pub(crate) async fn qd_page(Visitor { st, p, .. }: Visitor, Query(q): Query<QdQ>) -> WebResult {
+    let hd = q.hd.clone().unwrap_or_else(|| "1.1".into());
+    let neq = q.neq_kg.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(|s| s.parse::<f64>());
+    let (hd2, answer) = (hd.clone(), neq.clone());
+    let lines = st
+        .site
+        .call(move |site| match answer {
+            Some(Ok(n)) if n > 0.0 && n.is_finite() => magazines::qd_distances(&site.state().safety.0, hd2.trim(), n).map(Some),
+            Some(_) => Err(qm_app::AppError::Usage("NEQ: give a positive number of kilograms".into())),
+            None => Ok(None),
+        })
+        .await?;
+    let body = html! {
+        form #qd.card method="get" action="/qd" {
+            label { "Hazard division" select #qd-hd name="hd" {
+                @for d in ["1.1", "1.2", "1.3", "1.4", "1.5", "1.6"] { option value=(d) selected[d == hd.as_str()] { (d) } }
+            } }
+            label { "Net explosive quantity (kg)" input #qd-neq name="neq_kg" inputmode="decimal" value=(q.neq_kg.clone().unwrap_or_default()) required; }
+            button #qd-go type="submit" { "Distances" }
+        }
+        @match &lines {
+            Err(e) => { (views::err(&e.to_string())) }
+            Ok(None) => { p.hint { "The distances the site's safety tables require from a magazine holding this NEQ of this division." } }
+            Ok(Some(lines)) => {
+                table #qd-distances {
+                    thead { tr { th { "Exposed site" } th.n { "Distance (m)" } th { "Formula" } th { "Source" } } }
+                    tbody { @for l in lines { tr { td { (l.exposed_site) } td.n { (format!("{:.0}", l.value)) } td { (l.formula) } td.hint { (l.source) } } } }
+                }
+            }
+        }
+    };
+    Ok(page("Quantity-distance", Some(&p), "QD calculator", body).into_response())
 }

@@ -412,6 +412,24 @@ async fn the_web_ui_in_chromium() {
     let first_due = text(&b, "#count-schedule tbody tr:first-child").await;
     assert!(due.contains("0 places overdue") || first_due.contains("overdue"), "overdue first: {first_due}");
     shot(&b, "50-counts-newest-first-and-schedule").await;
+    // The menu fits the role: HQ logistics has no counter it cannot use; the QD calculator has a page.
+    let menu = text(&b, "header nav").await;
+    assert!(!menu.contains("Counter") && menu.contains("Counts") && menu.contains("QD calculator"), "{menu}");
+    b.goto(format!("{url}/qd?hd=1.1&neq_kg=1000")).await.unwrap();
+    let qd = text(&b, "#qd-distances").await;
+    assert!(qd.contains("Exposed site") && qd.lines().count() >= 3, "{qd}");
+    shot(&b, "51-qd-calculator").await;
+    // An officer who only draws weapons sees what they hold, the directives and the dashboard; not
+    // the unit's log, nor a button to sign checkpoints (the log is refused, and the attempt recorded).
+    sign_in_as(&b, &url, "1110", pw).await;
+    let menu = text(&b, "header nav").await;
+    assert_eq!(menu.split_whitespace().collect::<Vec<_>>(), ["Dashboard", "Custody", "Directives"], "{menu}");
+    b.goto(format!("{url}/log")).await.unwrap();
+    let refused = text(&b, "main").await;
+    assert!(refused.contains("may not see the unit's log") && refused.contains("permission.role"), "{refused}");
+    assert!(b.find_all(By::Css("form[action='/log/checkpoint']")).await.unwrap().is_empty());
+    shot(&b, "52-member-menu-and-log-refused").await;
+    sign_in_as(&b, &url, "0002", pw).await;
     b.goto(format!("{url}/transfers")).await.unwrap();
     assert!(text(&b, "#transfers").await.contains("D-22"));
     shot(&b, "14-transfers").await;
