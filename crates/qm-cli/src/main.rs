@@ -19,7 +19,6 @@ mod setup_cmds;
 mod sites_cmds;
 
 use args::*;
-use clap::Parser;
 use output::{fail, Out};
 use qm_app::query::{self, StockFilter};
 use qm_app::{AppError, Request, Site};
@@ -66,7 +65,7 @@ fn key_path(cli: &Cli) -> R<PathBuf> {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::parse_args(std::env::args_os()) {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
@@ -175,7 +174,7 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
             Ok(0)
         }
         Cmd::Demo { out: path } => output::demo(path, cli.key.as_deref(), out),
-        Cmd::Serve { addr, config, demo } => serve::serve(serve_args(cli, addr.as_deref(), config.as_deref(), *demo)),
+        Cmd::Serve { addr, config, demo, .. } => serve::serve(serve_args(cli, addr.as_deref(), config.as_deref(), *demo)),
         Cmd::Unit(_)
         | Cmd::Location(_)
         | Cmd::ItemType(_)
@@ -350,7 +349,7 @@ pub(crate) fn configure(site: &mut Site, safety_tables: Option<&str>, incident_r
         ignored.extend(site.set_incident_rules(qm_app::load_incident_rules(std::path::Path::new(r))?));
     }
     for why in ignored {
-        eprintln!("note: {why}");
+        eprintln!("note: {}", output::printable(&why, true));
     }
     Ok(())
 }

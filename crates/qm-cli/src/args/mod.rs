@@ -1,12 +1,22 @@
-//! Command-line arguments: parsing only checks shapes; the rules live in the core.
+//! Command-line arguments: parsing only checks shapes; the rules live in the core. The top level
+//! here; each domain's subcommands in a module of their own.
 
 use clap::{Args, Parser, Subcommand};
 
+mod custody;
 mod duty;
+mod safety;
+mod setup;
+mod sites;
+pub use custody::*;
 pub use duty::*;
+pub use safety::*;
+pub use setup::*;
+pub use sites::*;
 
 #[derive(Parser, Debug)]
 #[command(name = "qm", version, about = "Quartermaster: the system of record for weapons, ammunition and explosives")]
+#[command(next_help_heading = "Global options")]
 pub struct Cli {
     /// The database: a SQLite file, or a postgres:// (postgresql://) URL of an existing database.
     #[arg(long, global = true, env = "QM_DB", default_value = "quartermaster.db")]
@@ -42,8 +52,35 @@ pub struct Cli {
     pub command: Cmd,
 }
 
+impl Cli {
+    /// Parses a command line as clap does, and refuses the flags people try that `qm` has under
+    /// another name with an error that names the right one: `qm serve --listen` (or `--bind`) is
+    /// `--addr HOST:PORT`.
+    pub fn parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let cli = Cli::try_parse_from(&args)?;
+        if let Cmd::Serve { listen: Some(_), .. } = &cli.command {
+            let tried = if args.iter().any(|a| a.to_string_lossy().starts_with("--bind")) { "--bind" } else { "--listen" };
+            let mut qm = <Cli as clap::CommandFactory>::command();
+            qm.build(); // so that the usage shown is `qm serve`
+            let why = format!("`qm serve` has no {tried}: give the address to listen on with --addr HOST:PORT (e.g. --addr 0.0.0.0:8080)");
+            let kind = clap::error::ErrorKind::UnknownArgument;
+            return Err(match qm.find_subcommand_mut("serve") {
+                Some(serve) => serve.error(kind, why),
+                None => qm.error(kind, why),
+            });
+        }
+        Ok(cli)
+    }
+}
+
 /// Who acts, who witnesses; PINs come from the environment so they stay out of shell history.
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Who acts (global options)")]
 pub struct Who {
     /// Badge of the person acting.
     #[arg(long, global = true, env = "QM_ACTOR")]
@@ -66,14 +103,20 @@ pub struct Who {
 pub enum Cmd {
     /// Create a database and the site's signing key (owner-only); refuses to overwrite either.
     Init {
+        /// The site's name, e.g. riverside.police: the origin its checkpoints are signed under, as its
+        /// parent and auditors know it.
         #[arg(long)]
         site: String,
+        /// The id of the organization tree's root unit.
         #[arg(long, default_value = "HQ")]
         root_unit: String,
+        /// The root unit's name.
         #[arg(long, default_value = "Headquarters")]
         root_unit_name: String,
+        /// Badge number of the first administrator (at the root unit).
         #[arg(long, default_value = "0001")]
         admin_badge: String,
+        /// The first administrator's name.
         #[arg(long, default_value = "Administrator")]
         admin_name: String,
         /// The first administrator's PIN (prefer QM_ADMIN_PIN).
@@ -82,9 +125,12 @@ pub enum Cmd {
     },
     /// Run the server: JSON API and web UI (see docs/server.md).
     Serve {
-        /// Address to listen on (default 127.0.0.1:8080, or QM_ADDR, or the config file's `addr`).
+        /// Address to listen on, HOST:PORT (default 127.0.0.1:8080, or QM_ADDR, or the config file's `addr`).
         #[arg(long)]
         addr: Option<String>,
+        /// Not an option of `qm serve` (nor --bind): refused with a pointer to --addr HOST:PORT.
+        #[arg(long, alias = "bind", hide = true, num_args = 0..=1, value_name = "ADDR")]
+        listen: Option<Option<String>>,
         /// A TOML configuration file.
         #[arg(long)]
         config: Option<String>,
@@ -111,28 +157,38 @@ pub enum Cmd {
     /// Staff.
     #[command(subcommand)]
     Person(PersonCmd),
-    /// Policy a unit sets for its subtree (tightens, never relaxes).
+    /// Policy a unit sets for its subtree (tightens, never relaxes). Each time, the whole of it: a
+    /// requirement left out is no longer this unit's (a unit above may still make it).
     Policy(PolicyArgs),
     /// The organization's incident rules and safety tables, adopted in the ledger: in force here
     /// and at every site below (docs/sites.md, "Down the tree").
     #[command(subcommand)]
     Rules(RulesCmd),
     /// Import a CSV file (item-types, people, serials, lots): all rows or none.
-    Import { kind: String, file: String },
+    Import {
+        /// What the file holds: item-types, people, serials or lots (columns in docs/operations.md).
+        kind: String,
+        /// The CSV file, with a header row.
+        file: String,
+    },
     /// Receive stock from a supplier or outside unit.
     Receive {
+        /// The location id where the items are put.
         #[arg(long)]
         to: String,
+        /// Who they come from: the supplier's or outside unit's name, e.g. "National Arms Depot".
         #[arg(long)]
         from: String,
+        /// The delivery document's reference, e.g. DN-0871.
         #[arg(long)]
         document: String,
+        /// The item type of everything received (one type per receipt).
         #[arg(long)]
         item_type: String,
-        /// For lots: manufacture date.
+        /// For lots: manufacture date, YYYY-MM-DD.
         #[arg(long)]
         manufactured: Option<String>,
-        /// For lots: expiry or next inspection date.
+        /// For lots: expiry or next inspection date, YYYY-MM-DD.
         #[arg(long)]
         expires: Option<String>,
         /// Items: SERIAL, LOT:QTY, or SERIAL@LOT for items tracked by both.
@@ -141,29 +197,37 @@ pub enum Cmd {
     },
     /// Issue to a person.
     Issue {
+        /// Badge number of the person who takes them.
         #[arg(long)]
         to: String,
         /// Where lots are drawn from (serials are taken from their rack).
         #[arg(long)]
         from: Option<String>,
+        /// Items: SERIAL, or LOT:QTY for a quantity of a lot (e.g. R-1042 L556-07:60).
         #[arg(required = true)]
         items: Vec<String>,
     },
     /// Take back from a person.
     Return {
+        /// Badge number of the person who hands them back.
         #[arg(long)]
         from: String,
+        /// The location id they go back to.
         #[arg(long)]
         to: String,
+        /// Items: SERIAL, or LOT:QTY for a quantity of a lot; only what that person holds.
         #[arg(required = true)]
         items: Vec<String>,
     },
     /// Move within a unit.
     Move {
+        /// The location id they leave.
         #[arg(long)]
         from: String,
+        /// The location id they go to, in the same unit.
         #[arg(long)]
         to: String,
+        /// Items: SERIAL, or LOT:QTY for a quantity of a lot (e.g. R-1042 L556-07:60).
         #[arg(required = true)]
         items: Vec<String>,
     },
@@ -180,17 +244,22 @@ pub enum Cmd {
     Expend {
         #[command(flatten)]
         from: FromAccount,
+        /// The document that records the use, e.g. a range log's reference.
         #[arg(long)]
         document: String,
+        /// Items: SERIAL, or LOT:QTY for a quantity of a lot (e.g. R-1042 L556-07:60).
         #[arg(required = true)]
         items: Vec<String>,
     },
     /// Destroy with a document reference.
     Destroy {
+        /// The location id they are taken from.
         #[arg(long)]
         from: String,
+        /// The destruction record's reference.
         #[arg(long)]
         document: String,
+        /// Items: SERIAL, or LOT:QTY for a quantity of a lot (e.g. R-1042 L556-07:60).
         #[arg(required = true)]
         items: Vec<String>,
     },
@@ -198,17 +267,22 @@ pub enum Cmd {
     ReportLoss {
         #[command(flatten)]
         from: FromAccount,
+        /// The loss report's reference.
         #[arg(long)]
         document: Option<String>,
+        /// Items: SERIAL, or LOT:QTY for a quantity of a lot (e.g. R-1042 L556-07:60).
         #[arg(required = true)]
         items: Vec<String>,
     },
     /// Bring lost items back onto the books.
     Recover {
+        /// The location id where they are put back.
         #[arg(long)]
         to: String,
+        /// The reference of the record of their finding.
         #[arg(long)]
         document: Option<String>,
+        /// Items reported lost: SERIAL, or LOT:QTY for a quantity of a lot.
         #[arg(required = true)]
         items: Vec<String>,
     },
@@ -226,8 +300,10 @@ pub enum Cmd {
         /// Only those not closed.
         #[arg(long)]
         open: bool,
+        /// Only those of this unit's subtree.
         #[arg(long)]
         unit: Option<String>,
+        /// Only those of this kind, e.g. theft (the kinds: `qm incident open --help`).
         #[arg(long)]
         kind: Option<String>,
     },
@@ -249,6 +325,7 @@ pub enum Cmd {
     Directive(DirectiveCmd),
     /// A directive's compliance: per unit acknowledged, relayed, tasks, briefings, incidents, rolled up.
     Compliance {
+        /// The directive's id, e.g. DIR-2.hq.example.
         directive: String,
         /// As CSV (one line per unit) instead of text.
         #[arg(long)]
@@ -299,27 +376,42 @@ pub enum Cmd {
     Witness(WitnessCmd),
     /// Correct an entry by a reverse movement that refers to it.
     Correct {
+        /// The entry's sequence number (`qm log`, `qm history`).
         seq: u64,
+        /// Why it is corrected (recorded).
         #[arg(long)]
         reason: String,
     },
     /// Balances by unit, location, item type.
     Stock {
+        /// Only this unit's subtree.
         #[arg(long)]
         unit: Option<String>,
+        /// Only this location and the places inside it.
         #[arg(long)]
         location: Option<String>,
+        /// Only this item type.
         #[arg(long)]
         item_type: Option<String>,
     },
     /// Where a serial is now.
-    Where { serial: String },
+    Where {
+        /// The serial number, e.g. R-1042.
+        serial: String,
+    },
     /// Every event for a serial or lot, with actor and witness.
-    History { item: String },
+    History {
+        /// A serial number or a lot number.
+        item: String,
+    },
     /// What a person holds now, and since when.
-    Custody { badge: String },
+    Custody {
+        /// The person's badge number.
+        badge: String,
+    },
     /// Recent ledger entries.
     Log {
+        /// How many of the latest entries (at most 10,000).
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
@@ -329,6 +421,7 @@ pub enum Cmd {
     Checkpoints,
     /// Inclusion proof of an entry against the latest checkpoint.
     Prove {
+        /// The entry's sequence number.
         seq: u64,
         /// Print a C2SP tlog-proof instead (the entry, its inclusion proof, the checkpoint with the
         /// parent's cosignatures): one file an auditor verifies offline (docs/sites.md).
@@ -336,7 +429,12 @@ pub enum Cmd {
         tlog_proof: bool,
     },
     /// Consistency proof between two checkpoints.
-    Consistency { old: u64, new: u64 },
+    Consistency {
+        /// The older checkpoint's tree size (entries), as `qm checkpoints` lists it.
+        old: u64,
+        /// The newer checkpoint's tree size.
+        new: u64,
+    },
     /// The signed-note verifier key an auditor uses to check checkpoints.
     VerifierKey,
     /// Re-hash every entry, check checkpoints, replay and compare projections.
@@ -356,39 +454,53 @@ pub enum Cmd {
     Permissions,
     /// Show the site's time zone, or set it (a tz database name such as Europe/Paris; administrators at
     /// the root). Times shown to people are in it, with its abbreviation.
-    TimeZone { zone: Option<String> },
+    TimeZone {
+        /// The new time zone, e.g. Europe/Paris; without it, the zone is shown.
+        zone: Option<String>,
+    },
     /// Benchmark: a synthetic organization, a standard mix, figures beside in-run baselines.
     Bench {
         /// Where to build it: a new SQLite file, or a postgres:// URL of an empty database (default: a temporary file).
         #[arg(long = "target")]
         target: Option<String>,
+        /// Units in the synthetic organization.
         #[arg(long, default_value_t = 100)]
         units: usize,
+        /// Serial-numbered items on its books.
         #[arg(long, default_value_t = 200_000)]
         serials: usize,
+        /// Lots on its books.
         #[arg(long, default_value_t = 20_000)]
         lots: usize,
+        /// People on its staff.
         #[arg(long, default_value_t = 5_000)]
         staff: usize,
+        /// Issues and returns in the measured shift-change bursts.
         #[arg(long, default_value_t = 100_000)]
         movements: usize,
     },
     /// Online backup of the ledger into a new SQLite file (verified); the signing key is not included,
     /// nor the credentials (PIN, password and token hashes) unless --with-credentials.
     Backup {
+        /// The new SQLite file (a backup never overwrites a file).
         file: String,
         /// Copy the credentials too (the file is then written owner-only): a restore keeps sign-ins.
         #[arg(long)]
         with_credentials: bool,
     },
     /// Restore a backup into the database given by --db (which must not exist yet).
-    Restore { file: String },
+    Restore {
+        /// The backup file (`qm backup`).
+        file: String,
+    },
     /// A load of issues and returns on a demo site, printing each acknowledged idempotency key:
     /// used by the crash tests (kill it at any moment; every printed key must survive).
     #[command(hide = true)]
     Load {
+        /// Movements per batch.
         #[arg(long, default_value_t = 100)]
         batch: usize,
+        /// How many batches (the crash tests kill it long before the end).
         #[arg(long, default_value_t = 1_000_000)]
         batches: usize,
         /// Prefix of the idempotency keys, so that restarts do not reuse them.
@@ -409,6 +521,7 @@ pub enum Cmd {
     },
     /// Magazines and depots: NEQ by hazard division against licence and quantity-distance.
     Magazines {
+        /// Only those of this unit's subtree.
         #[arg(long)]
         unit: Option<String>,
     },
@@ -417,10 +530,14 @@ pub enum Cmd {
         /// e.g. 90d: lots whose expiry or inspection date falls within that many days (or is past).
         #[arg(long)]
         expiring: Option<String>,
+        /// Only lots held past their expiry or inspection date.
         #[arg(long)]
         expired: bool,
+        /// Only lots held where they are suspended or unserviceable (the lot's status or a unit's
+        /// decision).
         #[arg(long)]
         suspended: bool,
+        /// Only where this unit's subtree holds them.
         #[arg(long)]
         unit: Option<String>,
     },
@@ -432,313 +549,42 @@ pub enum Cmd {
     Report(ReportCmd),
 }
 
-#[derive(Args, Debug)]
-pub struct FromAccount {
-    /// A location.
-    #[arg(long, conflicts_with = "from_person", required_unless_present = "from_person")]
-    pub from: Option<String>,
-    /// A person's custody.
-    #[arg(long)]
-    pub from_person: Option<String>,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum UnitCmd {
-    Add {
-        id: String,
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        parent: String,
-    },
-    /// The unit tree.
-    List,
-}
-
-#[derive(Subcommand, Debug)]
-#[allow(clippy::large_enum_variant)] // parsed once per process; boxing would only add noise
-pub enum LocationCmd {
-    Add {
-        id: String,
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        unit: String,
-        #[arg(long)]
-        kind: String,
-        #[arg(long)]
-        parent: Option<String>,
-        #[arg(long)]
-        keeper: Option<String>,
-        /// Magazines: licensed NEQ limit in kg.
-        #[arg(long)]
-        neq_limit_kg: Option<f64>,
-        /// Magazines: hazard divisions allowed, e.g. 1.1,1.4.
-        #[arg(long, value_delimiter = ',')]
-        hazard_divisions: Vec<String>,
-        /// Magazines: compatibility groups allowed, e.g. D,S.
-        #[arg(long, value_delimiter = ',')]
-        compatibility_groups: Vec<String>,
-        /// Magazines: distance to an exposed site, KIND=METRES (repeatable).
-        #[arg(long)]
-        distance: Vec<String>,
-    },
-    List,
-    /// Safety settings: condition flags for the mixing chart's footnotes, and the storage band.
-    Safety {
-        id: String,
-        #[arg(long)]
-        flag: Vec<String>,
-        /// MIN:MAX in °C.
-        #[arg(long)]
-        temperature_c: Option<String>,
-        /// MIN:MAX in % RH.
-        #[arg(long)]
-        humidity_pct: Option<String>,
-        #[arg(long)]
-        excursion_minutes: Option<i64>,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum ItemTypeCmd {
-    Add {
-        id: String,
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        kind: String,
-        #[arg(long)]
-        tracking: String,
-        #[arg(long, default_value = "each")]
-        unit_of_measure: String,
-        #[arg(long, default_value_t = 0.0)]
-        neq_kg_per_unit: f64,
-        #[arg(long)]
-        un_code: Option<String>,
-        #[arg(long)]
-        qualification: Option<String>,
-    },
-    List,
-    /// What the mixing chart's footnotes are about, for an item type (replacing what it had; none
-    /// clears): detonator, firework, special_handling, substance in the shipped tables (docs/safety.md).
-    Attributes {
-        id: String,
-        attributes: Vec<String>,
-    },
-    /// The storage range an item type needs.
-    Storage {
-        id: String,
-        /// MIN:MAX in °C.
-        #[arg(long)]
-        temperature_c: Option<String>,
-        /// MIN:MAX in % RH.
-        #[arg(long)]
-        humidity_pct: Option<String>,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum PersonCmd {
-    Add {
-        badge: String,
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        unit: String,
-        #[arg(long, value_delimiter = ',', required = true)]
-        roles: Vec<String>,
-        /// The new person's PIN (prefer QM_NEW_PIN).
-        #[arg(long, env = "QM_NEW_PIN", hide_env_values = true)]
-        new_pin: String,
-    },
-    /// Set a new PIN (QM_NEW_PIN) for a person: your own, or anyone's in your subtree as administrator.
-    Pin {
-        badge: String,
-        #[arg(long, env = "QM_NEW_PIN", hide_env_values = true)]
-        new_pin: String,
-    },
-    /// Set a duress PIN (QM_NEW_PIN) for yourself: at a door terminal it opens the door as your PIN
-    /// does and silently raises the alarm (docs/access.md).
-    DuressPin {
-        badge: String,
-        #[arg(long, env = "QM_NEW_PIN", hide_env_values = true)]
-        new_pin: String,
-    },
-    /// Set a web sign-in password (QM_NEW_PASSWORD) for a person.
-    Password {
-        badge: String,
-        #[arg(long, env = "QM_NEW_PASSWORD", hide_env_values = true)]
-        new_password: String,
-    },
-    Qualify {
-        badge: String,
-        qualification: String,
-        #[arg(long)]
-        expires: String,
-    },
-    List,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum RulesCmd {
-    /// Adopt a TOML file (read as such first) as the organization's rules of that kind.
-    Adopt {
-        /// incident-rules or safety-tables.
-        kind: String,
-        /// The TOML file (the format of `--incident-rules` or `--safety-tables`).
-        file: String,
-    },
-    /// The rules adopted in the ledger: which, when, from which site, their SHA-256.
-    List,
-}
-
-#[derive(Args, Debug)]
-pub struct PolicyArgs {
-    pub unit: String,
-    #[arg(long)]
-    pub two_person_explosives: bool,
-    #[arg(long)]
-    pub two_person_all_movements: bool,
-    #[arg(long)]
-    pub two_person_count_resolution: bool,
-    #[arg(long)]
-    pub counter_not_keeper: bool,
-    #[arg(long)]
-    pub counter_not_previous: bool,
-    #[arg(long)]
-    pub max_issue_quantity: Option<String>,
-    /// Nobody alone in an armory, depot or magazine: a second person within --partner-within-min (docs/access.md).
-    #[arg(long)]
-    pub two_person_entry: bool,
-    /// Minutes within which the second person must follow under two-person entry (default 5).
-    #[arg(long)]
-    pub partner_within_min: Option<u16>,
-    /// The longest anyone may stay inside an armory, depot or magazine, in minutes.
-    #[arg(long)]
-    pub max_inside_min: Option<u32>,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum TransferCmd {
-    Dispatch {
-        #[arg(long)]
-        from: String,
-        #[arg(long)]
-        to_unit: String,
-        #[arg(long)]
-        document: Option<String>,
-        #[arg(required = true)]
-        items: Vec<String>,
-    },
-    /// Receive a transfer, with the quantities actually received.
-    Receive {
-        transfer: String,
-        #[arg(long)]
-        to: String,
-        items: Vec<String>,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum ConditionsCmd {
-    /// Record one reading.
-    Record {
-        location: String,
-        #[arg(long)]
-        temperature_c: Option<f64>,
-        #[arg(long)]
-        humidity_pct: Option<f64>,
-        /// When it was read (RFC 3339); default now.
-        #[arg(long)]
-        at: Option<String>,
-    },
-    /// Import readings from CSV: location,at,temperature_c,humidity_pct.
-    Import { file: String },
-    /// A place's series, band and excursions; with --svg, a chart.
-    Show {
-        location: String,
-        /// YYYY-MM-DD or RFC 3339.
-        #[arg(long)]
-        since: String,
-        #[arg(long)]
-        until: Option<String>,
-        #[arg(long)]
-        svg: Option<String>,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum ReportCmd {
-    /// Daily summary of magazine transactions (27 CFR 555.127).
-    Dsmt {
-        #[arg(long)]
-        magazine: String,
-        /// YYYY-MM-DD (UTC day).
-        #[arg(long)]
-        date: String,
-        /// text, csv or json.
-        #[arg(long, default_value = "text")]
-        format: String,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum TokenCmd {
-    /// Issue a token scoped to a unit subtree and operations; prints the secret once.
-    Issue {
-        id: String,
-        #[arg(long)]
-        label: String,
-        #[arg(long)]
-        unit: String,
-        /// Operations the token may perform (see `qm permissions`), comma-separated.
-        #[arg(long, value_delimiter = ',', required = true)]
-        operations: Vec<String>,
-    },
-    Revoke {
-        id: String,
-        #[arg(long)]
-        reason: String,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum LotCmd {
-    /// Suspend, reinstate or condemn a lot for a unit's subtree (default: your unit).
-    Status {
-        lot: String,
-        status: String,
-        #[arg(long)]
-        reason: String,
-        #[arg(long)]
-        unit: Option<String>,
-    },
-}
-
 #[derive(Subcommand, Debug)]
 pub enum CountCmd {
+    /// Start a count of a location and every place inside it.
     Start {
+        /// The location id where the count starts (its whole subtree is counted).
         location: String,
+        /// A cycle count: only the places recorded are compared with the books (default: full).
         #[arg(long)]
         cycle: bool,
+        /// A blind count: the book figures stay hidden until it closes.
         #[arg(long)]
         blind: bool,
     },
+    /// Record what was seen at one place of an open count (the counter alone).
     Record {
+        /// The count's id, e.g. C-1.
         count: String,
+        /// The location id where these items were seen.
         #[arg(long)]
         location: String,
         /// Serials seen and LOT:QTY counted.
         items: Vec<String>,
     },
+    /// Close a count: the books are compared with what was recorded, one discrepancy per difference.
     Close {
+        /// The count's id, e.g. C-1.
         count: String,
     },
+    /// A count: what was recorded, the book (hidden while a blind count is open), the discrepancies.
     Show {
+        /// The count's id, e.g. C-1.
         count: String,
     },
+    /// Resolve a discrepancy: approve it (the books follow the count) or explain it (no change).
     Resolve {
+        /// The discrepancy's id, e.g. D-3.
         discrepancy: String,
         /// Approve: the books follow the count.
         #[arg(long, conflicts_with = "explain", required_unless_present = "explain")]
@@ -746,66 +592,60 @@ pub enum CountCmd {
         /// Explain: no book change.
         #[arg(long)]
         explain: bool,
+        /// Why: what was found or explains the difference (recorded).
         #[arg(long)]
         note: String,
+        /// The item type of a find the catalog does not know (needed to approve it).
         #[arg(long)]
         item_type: Option<String>,
     },
 }
 
-#[derive(Subcommand, Debug)]
-pub enum WitnessCmd {
-    /// This site's witness and mirror keys, for its children's `--parent-key` and
-    /// `--parent-mirror-key` (made the first time).
-    Key,
-    /// A child's request brought on removable media (`qm sync export` there): checked as a push
-    /// is; the answer, the cosigned checkpoint, written to ANSWER for the way back.
-    Import {
-        /// The request file.
-        file: String,
-        /// Where the answer is written.
-        #[arg(long)]
-        answer: String,
-    },
-    /// The child sites witnessed: the latest checkpoint cosigned for each and when, and how much of
-    /// each ledger the mirror holds, verified.
-    Status,
-    /// Signed checkpoints of a child that contradict each other, kept as evidence.
-    Evidence,
-    /// The children's books as their mirrored ledgers replay them: each site in brief and the stock
-    /// of each item type over all sites; with ORIGIN, that site's stock, open incidents, transfers
-    /// in transit and directives in force.
-    Books {
-        /// A child site's origin (its name).
-        origin: Option<String>,
-    },
-    /// A directive at every child site, from their mirrored ledgers: received or not, its units
-    /// acknowledged, people briefed.
-    Compliance {
-        /// The directive, e.g. DIR-3.hq.example.
-        directive: String,
-    },
-    /// Transfers between the child sites, matched from both ledgers: received as sent, with
-    /// differences, awaited or overdue.
-    Transfers,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
 
-#[derive(Subcommand, Debug)]
-pub enum SyncMedia {
-    /// Write what `qm sync` would send (the latest checkpoint, a consistency proof) to FILE.
-    Export {
-        file: String,
-        /// The size the parent holds, when its answer to an earlier import said so (409).
-        #[arg(long)]
-        parent_held: Option<u64>,
-        /// The size the parent's mirror holds, when its answer to an earlier import said so; by
-        /// default the size it last cosigned here. Only with --parent-mirror-key.
-        #[arg(long)]
-        mirrored: Option<u64>,
-    },
-    /// Keep the parent's answer brought back (`qm witness import --answer` there), once its
-    /// cosignature verifies with --parent-key.
-    Import { file: String },
-    /// Where this site stands with its parent: entries cosigned, when, how many wait.
-    Status,
+    /// Every command and every option of `qm` says what it is for in `--help` (issue 18).
+    #[test]
+    fn every_command_and_option_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments().filter(|a| !matches!(a.get_id().as_str(), "help" | "version")) {
+                if a.get_help().is_none() && a.get_long_help().is_none() {
+                    missing.push(format!("{path} {}", a.get_long().map_or(a.get_id().to_string(), |l| format!("--{l}"))));
+                }
+            }
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                let here = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                    missing.push(format!("{here} (the command)"));
+                }
+                walk(sub, &here, missing);
+            }
+        }
+        let mut missing = vec![];
+        walk(&Cli::command(), "qm", &mut missing);
+        assert!(missing.is_empty(), "{} without help text:\n{}", missing.len(), missing.join("\n"));
+    }
+
+    /// `qm serve --listen` (and `--bind`), in any spelling, is refused with a pointer to `--addr`.
+    #[test]
+    fn serve_listen_and_bind_point_to_addr() {
+        for args in [
+            &["qm", "serve", "--listen", "0.0.0.0:8080"][..],
+            &["qm", "serve", "--listen=0.0.0.0:8080"],
+            &["qm", "serve", "--listen"],
+            &["qm", "--db", "x.db", "serve", "--bind", "0.0.0.0:8080"],
+        ] {
+            let e = Cli::parse_args(args).map(|_| ()).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument, "{args:?}");
+            let text = e.to_string();
+            assert!(text.contains("--addr HOST:PORT") && text.contains("Usage: qm serve"), "{args:?}: {text}");
+            assert!(text.contains(if args.contains(&"--bind") { "no --bind" } else { "no --listen" }), "{text}");
+        }
+        assert!(Cli::parse_args(["qm", "serve", "--addr", "0.0.0.0:8080"]).is_ok());
+        // Elsewhere --listen is not known at all: clap's own error.
+        let e = Cli::parse_args(["qm", "stock", "--listen", "x"]).map(|_| ()).unwrap_err();
+        assert!(!e.to_string().contains("--addr"), "{e}");
+    }
 }
