@@ -28,6 +28,18 @@ pub fn printable(text: &str, keep_newlines: bool) -> String {
     out
 }
 
+/// Whether colours (ANSI escape codes) may be written to `stream`: only to a terminal, and never
+/// with NO_COLOR set (https://no-color.org) or TERM=dumb. A pipe, a file or a test's capture gets
+/// plain text. clap's help and errors (anstream) and indicatif's bars (hidden off a terminal)
+/// decide this for themselves; `qm serve`'s log asks here.
+pub fn colour(stream: &impl std::io::IsTerminal) -> bool {
+    colour_allowed(stream.is_terminal(), std::env::var_os("NO_COLOR").as_deref(), std::env::var_os("TERM").as_deref())
+}
+
+fn colour_allowed(terminal: bool, no_color: Option<&std::ffi::OsStr>, term: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty()) && term.is_none_or(|t| t != "dumb")
+}
+
 pub(crate) fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     let rows: Vec<Vec<String>> = rows.into_iter().map(|r| r.iter().map(|c| printable(c, false)).collect()).collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
@@ -305,7 +317,7 @@ pub fn fail(out: &Out, e: &AppError) -> ExitCode {
     if out.json {
         println!("{}", serde_json::json!({"error": {"code": e.code(), "message": e.to_string()}}));
     }
-    eprintln!("{e}");
+    eprintln!("{}", printable(&e.to_string(), true));
     ExitCode::from(e.exit_code() as u8)
 }
 
@@ -441,6 +453,17 @@ pub fn with_progress<T>(out: &Out, f: impl FnOnce(&mut dyn FnMut(u64, u64)) -> T
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colours_only_on_a_terminal_and_never_with_no_color() {
+        let os = |s: &'static str| Some(std::ffi::OsStr::new(s));
+        assert!(colour_allowed(true, None, os("xterm-256color")));
+        assert!(colour_allowed(true, os(""), None), "an empty NO_COLOR is unset (no-color.org)");
+        assert!(!colour_allowed(false, None, os("xterm-256color")), "a pipe or a file");
+        assert!(!colour_allowed(true, os("1"), os("xterm-256color")));
+        assert!(!colour_allowed(true, os("false"), None), "NO_COLOR set to anything");
+        assert!(!colour_allowed(true, None, os("dumb")));
+    }
 
     #[test]
     fn stored_text_is_printed_escaped_never_as_terminal_control() {

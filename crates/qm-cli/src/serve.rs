@@ -24,7 +24,9 @@ pub struct ServeArgs<'a> {
 
 pub fn serve(a: ServeArgs) -> Result<u8, AppError> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("QM_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    // The log goes to stdout; coloured only when that is a terminal and NO_COLOR is not set.
+    let ansi = crate::output::colour(&std::io::stdout());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi).try_init();
     let mut c = Config::load(a.config.map(Path::new)).map_err(AppError::Usage)?;
     // clap fills --db with its default; only a --db flag or QM_DB overrides the configuration file.
     let db_given = std::env::var_os("QM_DB").is_some() || std::env::args().any(|x| x == "--db" || x.starts_with("--db="));

@@ -1,6 +1,8 @@
 //! CLI tests: run the real `qm` binary as a process on a temporary database and check outputs and exit codes.
 
 mod common;
+#[path = "cli/terminal.rs"]
+mod terminal;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -31,6 +33,10 @@ impl Env {
     }
     /// Runs qm as `actor` (PIN 1234) with the given arguments.
     fn qm_as(&self, actor: &str, args: &[&str]) -> Run {
+        self.qm_env(actor, &[], args)
+    }
+    /// Runs qm as `actor` with the given arguments and these environment variables besides.
+    fn qm_env(&self, actor: &str, env: &[(&str, &str)], args: &[&str]) -> Run {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_qm"));
         cmd.current_dir(self.dir.path()).env_clear();
         if let Some(url) = &self.url {
@@ -38,7 +44,12 @@ impl Env {
         } else {
             cmd.env("QM_DB", self.db());
         }
-        cmd.env("QM_ACTOR", actor).env("QM_PIN", "1234").env("QM_WITNESS_PIN", "1234").env("QM_NEW_PIN", "1234").args(args);
+        cmd.env("QM_ACTOR", actor)
+            .env("QM_PIN", "1234")
+            .env("QM_WITNESS_PIN", "1234")
+            .env("QM_NEW_PIN", "1234")
+            .envs(env.iter().copied())
+            .args(args);
         if let Some(t) = self.now.borrow().as_ref() {
             cmd.env("QM_TEST_NOW", t);
         }
