@@ -62,7 +62,7 @@ pub fn list(state: &State) -> Vec<CountRow> {
         })
         .collect();
     let number = |id: &str| id.rsplit('-').next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
-    rows.sort_by(|a, b| (b.opened_at, number(&b.count)).cmp(&(a.opened_at, number(&a.count))));
+    rows.sort_by_key(|r| std::cmp::Reverse((r.opened_at, number(&r.count))));
     rows
 }
 

@@ -63,7 +63,8 @@ pub fn unit_rows(s: &State, scope_unit: &UnitId, at: time::OffsetDateTime) -> Ve
                 .count();
         let in_transit =
             s.transfers.values().filter(|t| t.received_at_location.is_none() && (within(&t.from_unit) || within(&t.to_unit))).count();
-        let people = s.people.values().filter(|p| p.unit == u).count();
+        // Like every column, over the whole subtree (the dashboard's hint says so).
+        let people = s.people.values().filter(|p| within(&p.unit)).count();
         let magazines_near = magazines_near(s, &u);
         let (incidents, clocks_at_risk) = incident_counts(s, &within, at);
         let name = unit.name.clone();

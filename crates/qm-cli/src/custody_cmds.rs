@@ -103,3 +103,32 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
         other => Err(AppError::Internal(format!("{other:?} is not a custody command"))),
     }
 }
+
+/// `qm counts [--schedule]` (docs/counts.md).
+pub(crate) fn counts(site: &Site, schedule: bool, out: &Out) -> R<u8> {
+    let s = site.state();
+    if schedule {
+        let due = qm_app::counts::schedule(s, now());
+        out.json_or(&due, || {
+            let rows = due.iter().map(|d| {
+                let last =
+                    d.last_full.as_ref().map_or("never".to_string(), |c| format!("{c} {}", d.last_full_at.clone().unwrap_or_default()));
+                let every = d.every_days.map_or("-".to_string(), |n| format!("{n} days"));
+                let next = d.next_due.clone().map_or("no schedule".to_string(), |t| if d.overdue { format!("{t} OVERDUE") } else { t });
+                vec![d.place.clone(), d.kind.clone(), d.unit.clone(), last, every, next]
+            });
+            crate::output::table(&["place", "kind", "unit", "last full count", "every", "next due"], rows.collect())
+        });
+        return Ok(0);
+    }
+    let list = qm_app::counts::list(s);
+    out.json_or(&list, || {
+        let rows = list.iter().map(|c| {
+            let kind = if c.blind { format!("{} (blind)", c.kind) } else { c.kind.clone() };
+            let closed = c.closed.clone().unwrap_or_else(|| "-".into());
+            vec![c.count.clone(), c.unit.clone(), c.place.clone(), kind, c.counter.clone(), c.opened.clone(), closed, c.result.clone()]
+        });
+        crate::output::table(&["count", "unit", "place", "kind", "counter", "opened", "closed", "result"], rows.collect())
+    });
+    Ok(0)
+}

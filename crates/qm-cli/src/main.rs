@@ -208,6 +208,7 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
             Ok(0)
         }
         Cmd::Where { serial } => where_is(&open()?, serial, out),
+        Cmd::Counts { schedule } => custody_cmds::counts(&open()?, *schedule, out),
         Cmd::History { item: what } => {
             let s = open()?;
             out.log(&query::history(&s, what)?);

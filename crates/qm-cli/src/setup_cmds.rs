@@ -212,6 +212,7 @@ fn policy_rules(a: &PolicyArgs) -> R<PolicyRules> {
         two_person_entry: a.two_person_entry,
         partner_within_min: a.partner_within_min,
         max_inside_min: a.max_inside_min,
+        full_count_every_days: a.full_count_every_days,
         ..PolicyRules::default()
     })
 }

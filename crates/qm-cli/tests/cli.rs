@@ -1903,3 +1903,37 @@ fn access_control_at_the_armory_door_from_the_command_line() {
     let r = e.qm(&["verify"]);
     assert!(r.code != 0 && r.stdout.contains("door events") && r.stdout.contains("altered"), "{}{}", r.stdout, r.stderr);
 }
+
+/// `qm counts`: every count newest first (C-12 before C-2, not between C-1 and C-2), with its unit,
+/// place, kind, counter, times and result; `--schedule`: each armory, depot and magazine with its
+/// last full count and the next one due under `full_count_every_days`, set with `qm policy`.
+#[test]
+fn counts_are_listed_newest_first_and_scheduled_by_policy() {
+    let e = Env::new();
+    e.ok("0001", &["demo", "--out", "site.db"]);
+    for _ in 0..11 {
+        let started = e.json("0417", &["count", "start", "D11-RACK-A", "--cycle"]);
+        let id = started["entries"][0]["event"]["count"].as_str().unwrap().to_string();
+        e.ok("0417", &["count", "close", &id]);
+    }
+    let list = e.json("0417", &["counts"]);
+    let numbers: Vec<u64> =
+        list.as_array().unwrap().iter().map(|c| c["count"].as_str().unwrap().trim_start_matches("C-").parse().unwrap()).collect();
+    assert!(numbers.len() >= 11 && numbers.windows(2).all(|w| w[0] > w[1]), "newest first: {numbers:?}");
+    let first = &list[0];
+    assert_eq!(
+        (first["unit"].as_str(), first["place"].as_str(), first["kind"].as_str()),
+        (Some("D-11"), Some("D11-RACK-A"), Some("cycle"))
+    );
+    assert!(first["closed"].is_string() && first["result"].as_str().is_some_and(|r| !r.is_empty()), "{first}");
+    let text = e.ok("0417", &["counts"]);
+    assert!(text.contains("opened") && text.contains("result"), "{text}");
+    // D-11 counts weekly under the demo's policy; set here to every 3 days.
+    e.ok("0001", &["policy", "D-11", "--full-count-every-days", "3", "--two-person-entry"]);
+    let schedule = e.json("0417", &["counts", "--schedule"]);
+    let places = schedule.as_array().unwrap();
+    assert!(!places.is_empty() && places.iter().all(|p| p["unit"] != "D-11" || p["every_days"] == 3), "{schedule}");
+    let never = places.iter().find(|p| p["last_full"].is_null() && p["every_days"] == 3).expect("a place never counted in full");
+    assert_eq!(never["overdue"], true, "due at once: {never}");
+    assert!(e.ok("0417", &["counts", "--schedule"]).contains("OVERDUE"));
+}

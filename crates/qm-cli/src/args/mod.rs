@@ -295,6 +295,13 @@ pub enum Cmd {
     /// Inventory counts.
     #[command(subcommand)]
     Count(CountCmd),
+    /// Every count, newest first, with its unit, place, kind, counter, times and result; or, with
+    /// --schedule, each armory, depot and magazine with its last full count and when the next is due.
+    Counts {
+        /// The schedule of full counts per place instead of the list (overdue places first).
+        #[arg(long)]
+        schedule: bool,
+    },
     /// Incidents, gravest and newest first, with their clocks (docs/incidents.md).
     Incidents {
         /// Only those not closed.

@@ -236,6 +236,10 @@ pub struct PolicyArgs {
     /// The longest anyone may stay inside an armory, depot or magazine, in minutes.
     #[arg(long)]
     pub max_inside_min: Option<u32>,
+    /// Every armory, depot and magazine below the unit counted in full at least this often, in
+    /// days (the count schedule of `qm counts --schedule` and the dashboard; docs/counts.md).
+    #[arg(long)]
+    pub full_count_every_days: Option<u16>,
 }
 
 #[derive(Subcommand, Debug)]

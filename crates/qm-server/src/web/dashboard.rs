@@ -12,7 +12,7 @@ pub(crate) async fn dashboard(Visitor { st, p, .. }: Visitor) -> WebResult {
     let pp = p.clone();
     let witness = st.witness.clone().filter(|_| p.at_root);
     let has_parent = st.config.parent.is_some();
-    let (rows, ls, overdue_h, access, (sites, parent, due)) = st
+    let (rows, ls, overdue_h, access, (sites, parent, due, excursions)) = st
         .site
         .call(move |site| {
             let s = site.state();
@@ -20,7 +20,12 @@ pub(crate) async fn dashboard(Visitor { st, p, .. }: Visitor) -> WebResult {
             let sites = witness.map(|w| qm_app::sites::sites_view(site, &w.children, now()).unwrap_or_default());
             let parent = if has_parent { site.parent_status(now()).ok() } else { None };
             let due: Vec<_> = crate::reads::count_list_for(s, &pp, now()).schedule.into_iter().filter(|d| d.overdue).collect();
-            (unit_rows(s, &pp.unit, now()), ledger_status(site, now()), s.incident_rules.0.overdue_after_h(), access, (sites, parent, due))
+            // Storage conditions out of band now, at the places this person sees.
+            let seen = |l: &qm_core::LocationId| crate::scope::sees(s, &pp, s.locations.get(l).map(|x| &x.unit));
+            let excursions: Vec<String> =
+                s.excursions.values().filter(|x| x.ended_at.is_none() && seen(&x.location)).map(|x| x.location.to_string()).collect();
+            let more = (sites, parent, due, excursions);
+            (unit_rows(s, &pp.unit, now()), ledger_status(site, now()), s.incident_rules.0.overdue_after_h(), access, more)
         })
         .await?;
     let count = |v: &[qm_app::sites::SiteView], state: &str| v.iter().filter(|x| x.state == state).count();
@@ -43,6 +48,11 @@ pub(crate) async fn dashboard(Visitor { st, p, .. }: Visitor) -> WebResult {
             " · "
             a.(flag(access.open_incidents)) #access-incidents href="/incidents" { (access.open_incidents) " open access incidents" }
             " · " a href="/access" { "who is inside" }
+        }
+        p #excursions-open {
+            "Storage: "
+            a.(flag(excursions.len())) href="/conditions" { (excursions.len()) " open excursions" }
+            @if !excursions.is_empty() { " — " (excursions.join(", ")) }
         }
         p #counts-due {
             "Full counts: "
@@ -81,13 +91,14 @@ pub(crate) async fn dashboard(Visitor { st, p, .. }: Visitor) -> WebResult {
                 @for r in &rows {
                     tr {
                         td { span class=(format!("d{}", r.depth.min(4))) { strong { (r.unit) } " " (r.name) } }
-                        td.n.(flag(r.discrepancies)) { (r.discrepancies) }
-                        td.n.(flag(r.overdue)) { (r.overdue) }
-                        td.n.(flag(r.in_transit)) { (r.in_transit) }
+                        // Each number links to the list behind it.
+                        td.n.(flag(r.discrepancies)) { a href="/counts" { (r.discrepancies) } }
+                        td.n.(flag(r.overdue)) { a href="/custody" { (r.overdue) } }
+                        td.n.(flag(r.in_transit)) { a href="/transfers" { (r.in_transit) } }
                         td.n.(flag(r.magazines_near)) { @if r.magazines_near > 0 { a href=(format!("/magazines?unit={}", r.unit)) { (r.magazines_near) } } @else { (r.magazines_near) } }
                         td.(flag(r.incidents[2] + r.incidents[3])) { a href=(format!("/incidents?unit={}", r.unit)) {
                             (r.incidents[3]) " / " (r.incidents[2]) " / " (r.incidents[1]) " / " (r.incidents[0]) } }
-                        td.n.(flag(r.clocks_at_risk)) { (r.clocks_at_risk) }
+                        td.n.(flag(r.clocks_at_risk)) { a href=(format!("/incidents?unit={}", r.unit)) { (r.clocks_at_risk) } }
                         td.n { (r.people) }
                         td { a href=(format!("/stock?unit={}", r.unit)) { "stock" } }
                     }
