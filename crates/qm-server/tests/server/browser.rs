@@ -394,6 +394,15 @@ async fn the_web_ui_in_chromium() {
     // result; the schedule of full counts per place, overdue ones first and on the dashboard.
     let due = text(&b, "#counts-due").await;
     assert!(due.contains("places overdue"), "{due}");
+    assert!(text(&b, "#excursions-open").await.contains("open excursions"));
+    // Staff over the whole subtree: headquarters' row counts everyone (more than a department's).
+    let mut staff = vec![];
+    for row in [1, 2] {
+        staff.push(text(&b, &format!("#units tbody tr:nth-child({row}) td:nth-child(8)")).await.trim().parse::<usize>().unwrap());
+    }
+    let (hq_staff, next) = (staff[0], staff[1]);
+    assert!(hq_staff > next && hq_staff >= 40, "HQ {hq_staff}, the next row {next}");
+    assert!(b.find_all(By::Css("#units tbody td.n a")).await.unwrap().len() >= 20, "every number links to its list");
     b.goto(format!("{url}/counts")).await.unwrap();
     let opened: Vec<String> = {
         let mut v = vec![];
