@@ -259,18 +259,33 @@ impl Auth {
         format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
     }
 
-    /// True when `key` (a badge or an address) has failed too often lately.
+    /// True when `key` (a badge) has failed `failures_max` times lately.
     pub fn limited(&self, key: &str) -> bool {
+        self.failed_at_least(key, self.failures_max as usize)
+    }
+
+    /// True when an address has failed `ADDRESS_FACTOR` times as often as one badge may: a sweep
+    /// over several badges, not one person mistyping at a shared terminal (issue 18).
+    pub fn address_limited(&self, key: &str) -> bool {
+        self.failed_at_least(key, (self.failures_max * ADDRESS_FACTOR) as usize)
+    }
+
+    fn failed_at_least(&self, key: &str, max: usize) -> bool {
         let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         match f.get_mut(key) {
             Some(q) => {
                 while q.front().is_some_and(|t| t.elapsed() >= self.window) {
                     q.pop_front();
                 }
-                q.len() >= self.failures_max as usize
+                q.len() >= max
             }
             None => false,
         }
+    }
+
+    /// How many failures one badge may have in the window before it waits.
+    pub fn failures_max(&self) -> u32 {
+        self.failures_max
     }
 
     pub fn fail(&self, key: &str) {
@@ -281,7 +296,7 @@ impl Auth {
         }
         let q = f.entry(key.to_string()).or_default();
         q.push_back(Instant::now());
-        while q.len() > self.failures_max as usize + 1 {
+        while q.len() > (self.failures_max * ADDRESS_FACTOR) as usize + 1 {
             q.pop_front();
         }
     }
@@ -447,7 +462,7 @@ async fn token(st: &AppState, parts: &Parts, presented: String) -> Result<Princi
     // Its own count: a valid token is not refused because someone at the address mistyped a password.
     let ip_key = format!("token-ip:{ip}");
     if st.auth.limited(&ip_key) {
-        return Err(too_many(&st.auth));
+        return Err(too_many(&st.auth, TooMany::Address(st.auth.failures_max())));
     }
     let id = presented.split_once('.').map(|(i, _)| i.chars().take(64).collect::<String>()).unwrap_or_default();
     let cached = st.auth.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&id).is_some_and(|known| same_secret(known, &presented));
@@ -521,12 +536,28 @@ async fn check_credential(st: &AppState, badge: &Badge, kind: CredentialKind, se
     Ok(attempt.hash())
 }
 
-pub fn too_many(auth: &Auth) -> ApiError {
-    ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "auth.rate_limited",
-        format!("refused: too many failed sign-in attempts; wait {} minutes (rule auth.rate_limited)", auth.window_s().div_ceil(60)),
-    )
+/// How many times one badge's failures an address may fail before every badge from it waits.
+pub const ADDRESS_FACTOR: u32 = 4;
+
+/// Who waits after too many failures: one badge, or everyone at one address.
+pub enum TooMany<'a> {
+    Badge(&'a str),
+    /// With how many failures the address waits.
+    Address(u32),
+}
+
+/// 429 naming the cause: the badge that failed too often (others at the same terminal go on), or
+/// the address from which many badges failed.
+pub fn too_many(auth: &Auth, who: TooMany) -> ApiError {
+    let (n, wait) = (auth.failures_max(), auth.window_s().div_ceil(60));
+    let what = match who {
+        TooMany::Badge(b) => format!(
+            "{n} failed attempts for badge {} within {wait} minutes; that badge waits {wait} minutes (others may sign in)",
+            b.chars().take(64).collect::<String>()
+        ),
+        TooMany::Address(m) => format!("{m} failed attempts from this address within {wait} minutes; wait {wait} minutes"),
+    };
+    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "auth.rate_limited", format!("refused: {what} (rule auth.rate_limited)"))
 }
 
 /// Checks a badge and password (web sign-in), with the limiter, recording failures in the ledger.
@@ -535,8 +566,11 @@ pub async fn sign_in(st: &AppState, ip: &str, badge: &str, password: &str) -> Re
     let badge_key = format!("badge:{}", badge.trim());
     let ip_key = format!("password-ip:{ip}");
     // Rate-limited attempts write nothing: the failures that led here are recorded already.
-    if st.auth.limited(&badge_key) || st.auth.limited(&ip_key) {
-        return Err(too_many(&st.auth));
+    if st.auth.limited(&badge_key) {
+        return Err(too_many(&st.auth, TooMany::Badge(badge.trim())));
+    }
+    if st.auth.address_limited(&ip_key) {
+        return Err(too_many(&st.auth, TooMany::Address(st.auth.failures_max() * ADDRESS_FACTOR)));
     }
     let parsed = Badge::parse(badge);
     let mut hash = None;
@@ -574,9 +608,12 @@ pub async fn sign_in(st: &AppState, ip: &str, badge: &str, password: &str) -> Re
 
 /// Checks a witness's (or counter person's) badge and PIN, with the limiter; failures are recorded.
 pub async fn check_pin(st: &AppState, ip: &str, badge: &Badge, pin: &str, operation: &str) -> Result<(), ApiError> {
-    let key = format!("pin:{badge}");
+    let (key, ip_key) = (format!("pin:{badge}"), format!("pin-ip:{ip}"));
     if st.auth.limited(&key) {
-        return Err(too_many(&st.auth));
+        return Err(too_many(&st.auth, TooMany::Badge(badge.as_str())));
+    }
+    if st.auth.address_limited(&ip_key) {
+        return Err(too_many(&st.auth, TooMany::Address(st.auth.failures_max() * ADDRESS_FACTOR)));
     }
     match check_credential(st, badge, CredentialKind::Pin, pin).await {
         Ok(_) => {
@@ -586,6 +623,7 @@ pub async fn check_pin(st: &AppState, ip: &str, badge: &Badge, pin: &str, operat
         Err(e) if e.code == "auth.busy" => Err(e),
         Err(e) => {
             st.auth.fail(&key);
+            st.auth.fail(&ip_key);
             record_denial(st, badge.as_str(), operation, &denial_reason(e.code == "auth.locked", CredentialKind::Pin, ip)).await;
             Err(e)
         }

@@ -268,6 +268,20 @@ async fn the_web_ui_in_chromium() {
     shot(&b, "01b-signin-refused").await;
     let refused = wait_for(&b, ".msg.err", "not accepted").await;
     assert!(refused.contains("badge or password not accepted"), "{refused}");
+    // Five wrong passwords by one person at the armory terminal lock that badge only, and the
+    // message says so; the next person at the same terminal signs in (below, 1101).
+    for i in 0..5 {
+        b.goto(format!("{url}/signin")).await.unwrap();
+        b.find(By::Id("badge")).await.unwrap().send_keys("1105").await.unwrap();
+        b.find(By::Id("password")).await.unwrap().send_keys(format!("wrong-{i}{ENTER}")).await.unwrap();
+        wait_for(&b, ".msg.err", "refused").await;
+    }
+    b.goto(format!("{url}/signin")).await.unwrap();
+    b.find(By::Id("badge")).await.unwrap().send_keys("1105").await.unwrap();
+    b.find(By::Id("password")).await.unwrap().send_keys(format!("{pw}{ENTER}")).await.unwrap();
+    let locked = wait_for(&b, ".msg.err", "failed attempts").await;
+    assert!(locked.contains("for badge 1105") && locked.contains("others may sign in"), "{locked}");
+    shot(&b, "01c-signin-one-badge-waits").await;
     eprintln!("signed-in page checks at {:?}", started.elapsed());
     sign_in_as(&b, &url, "1101", pw).await;
     assert!(text(&b, "h1").await.contains("Dashboard"));
