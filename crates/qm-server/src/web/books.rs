@@ -29,7 +29,8 @@ pub(crate) async fn stock(Visitor { st, p, .. }: Visitor, Query(q): Query<StockQ
         item_type: opt(&q.item_type, ItemTypeId::parse)?,
     };
     let pp = p.clone();
-    let lines = match st.site.call(move |site| stock_for(site.state(), &pp, f)).await? {
+    let read = st.site.call(move |site| stock_for(site.state(), &pp, f).map(|l| (holder_names(site.state(), &l), l))).await?;
+    let (names, lines) = match read {
         Ok(l) => l,
         Err(what) => {
             let why = scope::outside(&p, &what);
@@ -49,7 +50,7 @@ pub(crate) async fn stock(Visitor { st, p, .. }: Visitor, Query(q): Query<StockQ
             tbody {
                 @for l in &lines {
                     tr {
-                        td { (l.unit) } td { (l.account) } td { (l.item_type) }
+                        td { (l.unit) } td { (l.account) @if let Some(n) = names.get(&l.account) { " " span.hint { (n) } } } td { (l.item_type) }
                         td { @if let Some(lot) = &l.lot { a href=(format!("/items/{lot}")) { (lot) } } }
                         td { (l.status.as_deref().unwrap_or("")) }
                         td.n { (l.quantity) " " (l.unit_of_measure) }
@@ -59,8 +60,39 @@ pub(crate) async fn stock(Visitor { st, p, .. }: Visitor, Query(q): Query<StockQ
             }
         }
         @if lines.is_empty() { p.hint { "Nothing held here." } }
+        @else {
+            h2 { "Totals per item type" }
+            table #stock-totals {
+                thead { tr { th { "Item type" } th.n { "Quantity" } th.n { "Lines" } } }
+                tbody { @for (t, (q, uom, n)) in totals(&lines) { tr { td { (t) } td.n { (q) " " (uom) } td.n { (n) } } } }
+            }
+        }
     };
     Ok(page("Stock", Some(&p), "Stock", body).into_response())
+}
+
+/// Who or what each account of the lines is, by name: `person:1210` → the officer's name,
+/// `location:D11-RACK-A` → the place's name.
+fn holder_names(s: &qm_core::State, lines: &[query::StockLine]) -> std::collections::BTreeMap<String, String> {
+    let name = |account: &str| -> Option<String> {
+        if let Some(b) = account.strip_prefix("person:") {
+            return s.people.get(&Badge::parse(b).ok()?).map(|p| p.name.clone());
+        }
+        let l = account.strip_prefix("location:")?;
+        s.locations.get(&LocationId::parse(l).ok()?).map(|x| x.name.clone())
+    };
+    lines.iter().filter_map(|l| Some((l.account.clone(), name(&l.account)?))).collect()
+}
+
+/// The lines summed per item type: quantity, unit of measure, how many lines.
+fn totals(lines: &[query::StockLine]) -> std::collections::BTreeMap<String, (String, String, usize)> {
+    let mut sums: std::collections::BTreeMap<String, (Option<Quantity>, String, usize)> = Default::default();
+    for l in lines {
+        let e = sums.entry(l.item_type.clone()).or_insert((Some(Quantity::default()), l.unit_of_measure.clone(), 0));
+        e.0 = e.0.zip(Quantity::parse(&l.quantity).ok()).and_then(|(a, b)| a.checked_add(b));
+        e.2 += 1;
+    }
+    sums.into_iter().map(|(t, (q, u, n))| (t, (q.map_or("—".to_string(), |q| q.to_string()), u, n))).collect()
 }
 
 #[derive(Deserialize)]

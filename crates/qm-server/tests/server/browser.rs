@@ -336,6 +336,11 @@ async fn the_web_ui_in_chromium() {
 
     // Stock, an item's history, the event log, labels.
     b.goto(format!("{url}/stock")).await.unwrap();
+    // Names beside ids (the officer who holds a rifle, the rack), and totals per item type.
+    let stock = text(&b, "#stock").await;
+    assert!(stock.contains("person:1110 Officer") && stock.contains("location:D11-AMMO Ammunition locker"), "{stock}");
+    let totals = text(&b, "#stock-totals").await;
+    assert!(totals.contains("Item type") && totals.lines().count() >= 3, "{totals}");
     shot(&b, "07-stock").await;
     b.goto(format!("{url}/items/G36-D11-040")).await.unwrap();
     assert!(text(&b, "#where").await.contains("location:D11-RACK-A"));
