@@ -143,6 +143,7 @@ pub(crate) async fn conditions_page(Visitor { st, p, .. }: Visitor, Query(q): Qu
         None => None,
     };
     let body = html! {
+        (flash(&st, &p))
         form.filters method="get" action="/conditions" {
             label { "Location" select #cond-location name="location" {
                 option value="" { "— choose —" }
@@ -151,6 +152,16 @@ pub(crate) async fn conditions_page(Visitor { st, p, .. }: Visitor, Query(q): Qu
             label { "From" input type="date" name="since" value=(since); }
             label { "To (included)" input type="date" name="until" value=(until); }
             button #cond-show type="submit" { "Show" }
+        }
+        @if let (Some(l), true) = (&chosen, may(&p, qm_core::permissions::Op::Conditions)) {
+            // For sites without sensors: the keeper reads the thermometer and hygrometer now.
+            form #reading.card method="post" action="/conditions/readings" {
+                (views::csrf(&p))
+                input type="hidden" name="location" value=(l);
+                label { "Temperature now (°C)" input #reading-temp name="temperature_c" inputmode="decimal" autocomplete="off"; }
+                label { "Humidity now (% RH)" input #reading-hum name="humidity_pct" inputmode="decimal" autocomplete="off"; }
+                button #reading-record type="submit" { "Record the reading" }
+            }
         }
         @if let Some((view, _)) = &read {
             @let b = &view.band;
@@ -251,6 +262,7 @@ pub fn routes() -> Router<AppState> {
         .route("/conditions", get(conditions_page))
         .route("/dsmt", get(dsmt_page))
         .route("/qd", get(qd_page))
+        .route("/conditions/readings", axum::routing::post(reading_record))
 }
 
 #[derive(Deserialize)]
@@ -293,4 +305,45 @@ pub(crate) async fn qd_page(Visitor { st, p, .. }: Visitor, Query(q): Query<QdQ>
         }
     };
     Ok(page("Quantity-distance", Some(&p), "QD calculator", body).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ReadingForm {
+    csrf: String,
+    location: String,
+    temperature_c: Option<String>,
+    humidity_pct: Option<String>,
+}
+
+/// A reading entered by hand (a keeper's thermometer, a site without sensors): recorded, digested
+/// into the ledger and checked for excursions like a sensor's, at the time it is entered.
+pub(crate) async fn reading_record(Visitor { st, p, .. }: Visitor, axum::Form(f): axum::Form<ReadingForm>) -> WebResult {
+    check_csrf(&p, &f.csrf)?;
+    let number = |v: &Option<String>, what: &str| -> Result<Option<f64>, crate::error::ApiError> {
+        match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(s) => s
+                .replace(',', ".")
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .map(Some)
+                .ok_or_else(|| crate::error::ApiError::usage(format!("{what} {s:?} is not a number"))),
+        }
+    };
+    let back = format!("/conditions?location={}", urlencode(&f.location));
+    let (t, h) = match (number(&f.temperature_c, "temperature"), number(&f.humidity_pct, "humidity")) {
+        (Ok(None), Ok(None)) => {
+            return Ok(redirect_with(&st, &p, &back, Err(crate::error::ApiError::usage("give a temperature, a humidity or both"))))
+        }
+        (Ok(t), Ok(h)) => (t, h),
+        (Err(e), _) | (_, Err(e)) => return Ok(redirect_with(&st, &p, &back, Err(e))),
+    };
+    let location = qm_core::LocationId::parse(&f.location).map_err(crate::error::ApiError::usage)?;
+    let (actor, at) = (p.actor(), crate::auth::now());
+    let reading = qm_core::conditions::Reading { at, temperature_c: t, humidity_pct: h };
+    let key = uuid::Uuid::now_v7().to_string();
+    let r = st.site.call(move |site| site.record_readings(actor, &location, vec![reading], &key, at)).await?;
+    let done = r.map(|_| "Reading recorded.".to_string()).map_err(crate::error::ApiError::from);
+    Ok(redirect_with(&st, &p, &back, done))
 }

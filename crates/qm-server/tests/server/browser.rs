@@ -496,6 +496,19 @@ async fn the_web_ui_in_chromium() {
     shot(&b, "16-conditions").await;
     b.find(By::Id("excursions")).await.unwrap().scroll_into_view().await.unwrap();
     shot(&b, "16b-conditions-excursions").await;
+    // HQ logistics does not record readings; D-11's keeper enters one by hand (no sensor there).
+    assert!(b.find_all(By::Id("reading")).await.unwrap().is_empty(), "no reading form for logistics");
+    sign_in_as(&b, &url, "1103", pw).await;
+    b.goto(format!("{url}/conditions?location=D11-MAG")).await.unwrap();
+    ready(&b).await;
+    b.find(By::Id("reading-temp")).await.unwrap().send_keys("21,5").await.unwrap();
+    b.find(By::Id("reading-hum")).await.unwrap().send_keys("55").await.unwrap();
+    b.find(By::Id("reading-record")).await.unwrap().click().await.unwrap();
+    wait_for(&b, ".msg.ok", "Reading recorded").await;
+    shot(&b, "53-reading-entered-by-hand").await;
+    b.goto(format!("{url}/log")).await.unwrap();
+    assert!(text(&b, "main").await.contains("D11-MAG"), "the reading's digest is in the ledger");
+    sign_in_as(&b, &url, "0002", pw).await;
     b.goto(format!("{url}/lots?filter=expiring&days=365")).await.unwrap();
     ready(&b).await;
     shot(&b, "17-lots").await;
