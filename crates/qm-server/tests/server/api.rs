@@ -232,6 +232,7 @@ async fn sign_in_is_rate_limited_and_recorded() {
     assert_eq!(s, 429, "even the right password waits after five failures");
     let msg = v["error"]["message"].as_str().unwrap();
     assert!(msg.contains("5 failed attempts for badge 1101") && msg.contains("others may sign in"), "{msg}");
+    assert_eq!(v["error"]["code"], "auth.rate_limited");
     // One person's mistakes do not lock the others out of a shared terminal (the same address).
     assert_eq!(sign_in("0001", PASSWORD.into()).await.0, 200, "another badge from the same address");
     // A sweep over badges from one address does: 20 failures (4 × 5), then every badge waits.
