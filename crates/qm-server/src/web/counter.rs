@@ -103,13 +103,14 @@ pub(crate) async fn counter_preview(Visitor { st, p, .. }: Visitor, Form(f): For
     let op = if f.mode == "return" { qm_core::permissions::Op::Return } else { qm_core::permissions::Op::Issue };
     let may_serve = p.roles.iter().any(|r| qm_core::permissions::role_allows(*r, op));
     let pp = p.clone();
-    let person = st
+    let (scanned, loc) = (list.clone(), f.location.clone().filter(|l| !l.trim().is_empty()));
+    let (person, lines) = st
         .site
         .call(move |site| {
             let s = site.state();
             let unit = b.as_ref().and_then(|b| s.people.get(b)).map(|x| x.unit.clone());
             let visible = may_serve && unit.is_some() && crate::scope::sees(s, &pp, unit.as_ref());
-            b.filter(|_| visible).and_then(|b| query::custody(s, &b).ok())
+            (b.filter(|_| visible).and_then(|b| query::custody(s, &b).ok()), scanned_lines(s, &scanned, loc.as_deref()))
         })
         .await?;
     let pv = preview_all(&st, &p, None, commands).await?;
@@ -123,8 +124,14 @@ pub(crate) async fn counter_preview(Visitor { st, p, .. }: Visitor, Form(f): For
                     p { "This will be recorded:" }
                     ul #will { @for s in &pv.summaries { li { (s) } } }
                 } @else {
-                    @if let Some(e) = &pv.error { div.msg.warn #refusal role="alert" { (e.message) } }
-                    p { "A witness confirms with their own badge and PIN:" }
+                    // A request for a second person, not a refusal: what they confirm, in full.
+                    div #witness-step {
+                        p { "A second person confirms this with their own badge and PIN:" }
+                        ul #will { @for l in &lines { li { (l) } } }
+                        @if let Some(e) = &pv.error {
+                            p.hint #witness-why { "Why: " (e.message.strip_prefix("refused: ").unwrap_or(&e.message)) }
+                        }
+                    }
                 }
                 form #confirm method="post" action="/counter/confirm" {
                     (views::csrf(&p))
@@ -223,4 +230,24 @@ pub(crate) async fn counter_confirm(Visitor { st, p, ip }: Visitor, Form(f): For
         )
             .into_response()),
     }
+}
+
+/// The items scanned, as the witness reads them: each serial with its type and where it is now;
+/// each lot quantity with the place it comes from (or goes back to).
+fn scanned_lines(s: &qm_core::State, scanned: &[String], location: Option<&str>) -> Vec<String> {
+    let at = location.map(|l| format!(" at {l}")).unwrap_or_default();
+    scanned
+        .iter()
+        .map(|text| match qm_core::parse_items(std::slice::from_ref(text)).ok().and_then(|v| v.into_iter().next()) {
+            Some(ItemRef::Serial(serial)) => match s.serials.get(&serial) {
+                Some(si) => format!("serial {serial} ({}), now at {}", si.item_type, si.account),
+                None => format!("serial {serial}"),
+            },
+            Some(ItemRef::Lot { lot, quantity }) => {
+                let t = s.lots.get(&lot).map(|l| format!(" ({})", l.item_type)).unwrap_or_default();
+                format!("{quantity} of lot {lot}{t}{at}")
+            }
+            None => text.clone(),
+        })
+        .collect()
 }

@@ -334,6 +334,21 @@ async fn the_web_ui_in_chromium() {
     assert!(b.find(By::Id("confirm-button")).await.is_err(), "a refused issue offers no confirmation");
     shot(&b, "06-counter-refusal").await;
 
+    // Explosives need a second person: the witness sees what they confirm, in full and calmly (a
+    // request, not a refusal: no "refused", no warning colour). Nothing is recorded here.
+    b.goto(format!("{url}/counter")).await.unwrap();
+    b.find(By::Id("location")).await.unwrap().send_keys("D11-MAG").await.unwrap();
+    b.find(By::Id("badge")).await.unwrap().send_keys(format!("1104{ENTER}")).await.unwrap();
+    let scan = b.active_element().await.unwrap();
+    scan.send_keys(format!("TNT-D11-1:2{ENTER}")).await.unwrap();
+    scan.send_keys(ENTER).await.unwrap();
+    let step = wait_for(&b, "#witness-step", "second person").await;
+    assert!(step.contains("2 of lot TNT-D11-1 (TNT-BLOCK) at D11-MAG") && step.contains("Why:"), "{step}");
+    assert!(!step.to_lowercase().contains("refused") && b.find_all(By::Css("#refusal, .msg.warn, .msg.err")).await.unwrap().is_empty());
+    assert!(text(&b, "#preview-card h2").await.contains("1104"));
+    assert!(b.find(By::Id("witness_badge")).await.is_ok());
+    shot(&b, "06b-counter-witness-step").await;
+
     // Stock, an item's history, the event log, labels.
     b.goto(format!("{url}/stock")).await.unwrap();
     // Names beside ids (the officer who holds a rifle, the rack), and totals per item type.
