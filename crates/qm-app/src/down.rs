@@ -85,9 +85,7 @@ impl Site {
         let Some(key) = &self.key else {
             return Err(AppError::Usage("the site's signing key is not available here; give --key".into()));
         };
-        let from = qm_core::down::received_key(parent, 0);
-        let after = self.state.received.range(from..).take_while(|(k, _)| k.split_once('|').is_some_and(|(o, _)| o == parent)).last();
-        let after = after.and_then(|(k, _)| k.rsplit_once('|')?.1.parse::<u64>().ok());
+        let after = qm_core::down::last_taken(&self.state, parent);
         Ok(qm_ledger::sign_note(key, &request_text(&self.site_name(), after, at))?)
     }
 

@@ -423,9 +423,9 @@ impl Site {
                 .received
                 .iter()
                 .filter(|(_, t)| !t.note.is_empty())
-                .map(|(k, t)| {
-                    let (origin, seq) = k.rsplit_once('|').unwrap_or((k, "?"));
-                    format!("entry {} of {origin} ({}): {}", seq.parse::<u64>().unwrap_or_default(), t.what, t.note)
+                .map(|(k, t)| match qm_core::down::parse_received_key(k) {
+                    Some((origin, seq)) => format!("entry {seq} of {origin} ({}): {}", t.what, t.note),
+                    None => format!("{k} ({}): {}", t.what, t.note),
                 })
                 .collect(),
         })

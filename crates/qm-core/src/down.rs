@@ -79,6 +79,18 @@ pub fn received_key(origin: &str, seq: u64) -> String {
     format!("{origin}|{seq:020}")
 }
 
+/// The site and entry a `received` key names (the opposite of [`received_key`]).
+pub fn parse_received_key(key: &str) -> Option<(&str, u64)> {
+    let (origin, seq) = key.rsplit_once('|')?;
+    Some((origin, seq.parse().ok()?))
+}
+
+/// The last entry of site `origin` these books took, if any (a child asks its parent for those after it).
+pub fn last_taken(state: &State, origin: &str) -> Option<u64> {
+    let ours = |k: &&String| parse_received_key(k).is_some_and(|(o, _)| o == origin);
+    state.received.range(received_key(origin, 0)..).map(|(k, _)| k).take_while(ours).last().and_then(|k| Some(parse_received_key(k)?.1))
+}
+
 /// Incident rules or safety tables adopted in the ledger (`Event::RulesAdopted`): the text as
 /// adopted, where, and from which site when received from above.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,5 +118,17 @@ impl Adopted {
                 qm_safety::SafetyTables::from_toml_str(text, &file).map(|t| Rules::Tables(Box::new(t))).map_err(|e| e.to_string())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_received_key_reads_back_and_sorts_by_entry_within_a_site() {
+        assert_eq!(parse_received_key(&received_key("hq.example", 57)), Some(("hq.example", 57)));
+        assert!(received_key("hq.example", 9) < received_key("hq.example", 10));
+        assert_eq!(parse_received_key("no separator"), None);
     }
 }

@@ -66,10 +66,17 @@ pub fn counts_for(s: &qm_core::State, p: &Principal) -> Vec<query::CountView> {
 
 /// The counts this person may see, newest first, and the count schedule of the places they see.
 pub fn count_list_for(s: &qm_core::State, p: &Principal, now: time::OffsetDateTime) -> CountList {
-    let unit = |u: &str| qm_core::UnitId::parse(u).ok();
-    let counts = qm_app::counts::list(s).into_iter().filter(|c| sees(s, p, unit(&c.unit).as_ref())).collect();
-    let schedule = qm_app::counts::schedule(s, now).into_iter().filter(|c| sees(s, p, unit(&c.unit).as_ref())).collect();
-    CountList { counts, schedule }
+    let counts = qm_app::counts::list(s).into_iter().filter(|c| sees_unit(s, p, &c.unit)).collect();
+    CountList { counts, schedule: schedule_for(s, p, now) }
+}
+
+/// The count schedule of the places this person sees (the dashboard needs only this).
+pub fn schedule_for(s: &qm_core::State, p: &Principal, now: time::OffsetDateTime) -> Vec<qm_app::counts::PlaceDue> {
+    qm_app::counts::schedule(s, now).into_iter().filter(|c| sees_unit(s, p, &c.unit)).collect()
+}
+
+fn sees_unit(s: &qm_core::State, p: &Principal, unit: &str) -> bool {
+    sees(s, p, qm_core::UnitId::parse(unit).ok().as_ref())
 }
 
 pub struct CountList {

@@ -101,7 +101,7 @@ pub(crate) async fn counter_preview(Visitor { st, p, .. }: Visitor, Form(f): For
     // issues or returns, and the person inside the principal's subtree.
     let b = Badge::parse(&f.badge).ok();
     let op = if f.mode == "return" { qm_core::permissions::Op::Return } else { qm_core::permissions::Op::Issue };
-    let may_serve = p.roles.iter().any(|r| qm_core::permissions::role_allows(*r, op));
+    let may_serve = may(&p, op);
     let pp = p.clone();
     let (scanned, loc) = (list.clone(), f.location.clone().filter(|l| !l.trim().is_empty()));
     let (person, lines) = st

@@ -19,7 +19,7 @@ pub(crate) async fn dashboard(Visitor { st, p, .. }: Visitor) -> WebResult {
             let access = qm_app::access::summary(site, &|u| crate::scope::sees(s, &pp, Some(u)), now());
             let sites = witness.map(|w| qm_app::sites::sites_view(site, &w.children, now()).unwrap_or_default());
             let parent = if has_parent { site.parent_status(now()).ok() } else { None };
-            let due: Vec<_> = crate::reads::count_list_for(s, &pp, now()).schedule.into_iter().filter(|d| d.overdue).collect();
+            let due: Vec<_> = crate::reads::schedule_for(s, &pp, now()).into_iter().filter(|d| d.overdue).collect();
             // Storage conditions out of band now, at the places this person sees.
             let seen = |l: &qm_core::LocationId| crate::scope::sees(s, &pp, s.locations.get(l).map(|x| &x.unit));
             let excursions: Vec<String> =
