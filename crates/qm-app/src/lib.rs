@@ -22,6 +22,7 @@ pub mod overview;
 mod pipeline;
 pub mod query;
 pub mod relay;
+pub mod returns;
 pub mod sites;
 pub mod span;
 mod staging;

@@ -24,9 +24,15 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
             let from = from.as_deref().map(LocationId::parse).transpose().map_err(usage)?;
             write(&mut s, who, Command::Issue { to: p(Badge::parse(to))?, from, items: items(list)? }, out)
         }
-        Cmd::Return { from, to, items: list } => {
+        Cmd::Return { from, to: Some(to), items: list } => {
             let mut s = open()?;
-            write(&mut s, who, Command::Return { from: p(Badge::parse(from))?, to: p(LocationId::parse(to))?, items: items(list)? }, out)
+            write(&mut s, who, Command::return_to(p(Badge::parse(from))?, p(LocationId::parse(to))?, items(list)?), out)
+        }
+        Cmd::Return { from, to: None, items: list } => {
+            let mut s = open()?;
+            let lines = parse_return_lines(list).map_err(usage)?;
+            let command = qm_app::returns::plan_return(&s, &p(Badge::parse(from))?, &lines, None)?;
+            write(&mut s, who, command, out)
         }
         Cmd::Move { from, to, items: list } => {
             let mut s = open()?;

@@ -282,7 +282,7 @@ fn load(cli: &Cli, batch: usize, batches: usize, run: &str) -> R<u8> {
             let serial = rifles[n % rifles.len().max(1)].clone();
             let at_person = site.state().serials.get(&serial).map(|s| s.account.clone());
             let command = match at_person {
-                Some(Account::Person(b)) => Command::Return { from: b, to: rack.clone(), items: vec![ItemRef::Serial(serial)] },
+                Some(Account::Person(b)) => Command::return_to(b, rack.clone(), vec![ItemRef::Serial(serial)]),
                 _ => Command::Issue { to: officers[n % officers.len().max(1)].clone(), from: None, items: vec![ItemRef::Serial(serial)] },
             };
             reqs.push(Request {

@@ -20,7 +20,10 @@ pub mod zone;
 
 /// The former name of `books`, kept for the paths other crates use.
 pub use books as state;
-pub use command::{parse_date, parse_items, parse_range, parse_receipt, parse_time, Command, ItemRef, ReceiptLine, ITEMS_MAX};
+pub use command::{
+    parse_date, parse_items, parse_range, parse_receipt, parse_return_line, parse_return_lines, parse_time, Command, ItemRef, ReceiptLine,
+    ReturnTo, ITEMS_MAX,
+};
 /// The former name of `decide`, kept for the paths other crates use.
 pub use decide as rules;
 /// Storage safety, now `decide::storage`.

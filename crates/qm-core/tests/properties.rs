@@ -499,7 +499,7 @@ impl Run {
                 };
                 let to = own.get(to % own.len().max(1)).cloned().unwrap_or_else(|| loc(*to));
                 let u = self.unit_of(&Account::Location(to.clone()));
-                let cmd = Command::Return { from: who.clone(), to, items: self.items(items, &Account::Person(who)) };
+                let cmd = Command::return_to(who.clone(), to, self.items(items, &Account::Person(who)));
                 (armorer(&u), u, cmd)
             }
             Op::Move { from, to, items } => {

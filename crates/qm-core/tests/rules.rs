@@ -909,7 +909,7 @@ fn returning_what_was_issued() {
     let mut s = stocked();
     exec(&mut s, "0417", None, issue("1001", None, vec![ser("R-1")]));
     exec(&mut s, "0417", None, issue("1001", Some("ARM11"), vec![lots("A-1", 30)]));
-    let ret = |items| Command::Return { from: b("1001"), to: l("ARM11"), items };
+    let ret = |items| Command::return_to(b("1001"), l("ARM11"), items);
     assert_eq!(
         events(run(&s, "0417", None, ret(vec![ser("R-1"), lots("A-1", 30)]))),
         vec![movement(
@@ -925,14 +925,54 @@ fn returning_what_was_issued() {
         &["serial R-2", "is at location RACK11", "a return must match what badge 1001 holds"],
     );
     assert_refused(run(&s, "0417", None, ret(vec![lots("A-1", 31)])), "balance.not_negative", &["badge 1001 holds 30 of lot A-1, not 31"]);
-    assert_not_found(run(&s, "0417", None, Command::Return { from: b("7777"), to: l("ARM11"), items: vec![ser("R-1")] }), "badge", "7777");
+    assert_not_found(run(&s, "0417", None, Command::return_to(b("7777"), l("ARM11"), vec![ser("R-1")])), "badge", "7777");
     assert_refused(run(&s, "0502", None, ret(vec![ser("R-1")])), "permission.role", &["may not return"]);
     // An armorer of the sibling unit may not take back what a D-11 officer holds.
     assert_refused(
-        run(&s, "0710", None, Command::Return { from: b("1001"), to: l("ARM12"), items: vec![ser("R-1")] }),
+        run(&s, "0710", None, Command::return_to(b("1001"), l("ARM12"), vec![ser("R-1")])),
         "permission.subtree",
         &["badge 1001 belongs to unit D-11", "outside the subtree of badge 0710"],
     );
+}
+
+/// A rifle and its ammunition handed back together: the rifle to its rack, the rounds to the
+/// armory's store, in one decision (one movement per place), or nothing at all.
+#[test]
+fn a_mixed_return_sends_each_item_to_its_own_place_or_nothing() {
+    let mut s = stocked();
+    exec(&mut s, "0417", None, issue("1001", None, vec![ser("R-1")]));
+    exec(&mut s, "0417", None, issue("1001", Some("ARM11"), vec![lots("A-1", 30)]));
+    let mixed = |rounds: i64, extra: Vec<ItemRef>| Command::Return {
+        from: b("1001"),
+        to: l("RACK11"),
+        items: [vec![ser("R-1")], extra].concat(),
+        elsewhere: vec![ReturnTo { to: l("ARM11"), items: vec![lots("A-1", rounds)] }],
+    };
+    assert_eq!(
+        events(run(&s, "0417", None, mixed(30, vec![]))),
+        vec![
+            movement(MovementKind::Return, person("1001"), at_loc("RACK11"), vec![serial_line("R-1", "RIFLE")]),
+            movement(MovementKind::Return, person("1001"), at_loc("ARM11"), vec![lot_line("A-1", "AMMO", 30)]),
+        ]
+    );
+    // One line wrong refuses the whole return: the rifle is not booked in while the rounds are refused.
+    assert_refused(run(&s, "0417", None, mixed(31, vec![])), "balance.not_negative", &["badge 1001 holds 30 of lot A-1, not 31"]);
+    // The same serial in two groups is named twice.
+    let twice = Command::Return {
+        from: b("1001"),
+        to: l("RACK11"),
+        items: vec![ser("R-1")],
+        elsewhere: vec![ReturnTo { to: l("ARM11"), items: vec![ser("R-1")] }],
+    };
+    assert_invalid(run(&s, "0417", None, twice), "serial R-1 is named twice");
+    // Every place is checked: an armorer of D-11 may not send a line into the sibling unit's armory.
+    let sibling = Command::Return {
+        from: b("1001"),
+        to: l("RACK11"),
+        items: vec![ser("R-1")],
+        elsewhere: vec![ReturnTo { to: l("ARM12"), items: vec![lots("A-1", 30)] }],
+    };
+    assert_refused(run(&s, "0417", None, sibling), "permission.subtree", &["may not return at unit D-12"]);
 }
 
 // ---- move ------------------------------------------------------------------------------------
@@ -1747,7 +1787,7 @@ fn only_movements_are_corrected_and_only_while_the_stock_is_still_there() {
         &[&format!("entry {} is a lot_status_changed", status.seq)],
     );
     let issued = exec(&mut s, "0417", None, issue("1001", None, vec![ser("R-1")])).remove(0);
-    exec(&mut s, "0417", None, Command::Return { from: b("1001"), to: l("SAFE11"), items: vec![ser("R-1")] });
+    exec(&mut s, "0417", None, Command::return_to(b("1001"), l("SAFE11"), vec![ser("R-1")]));
     assert_refused(
         run(&s, "0501", None, Command::Correct { original: Box::new(issued), reason: "oops".into() }),
         "custody.one_account",
@@ -2696,6 +2736,6 @@ fn a_key_changing_hands_calls_for_a_full_count_of_its_place() {
     let (_, opened) = site_records(&mut s, h(49), alerts.clone()).unwrap();
     assert_eq!(incident_kinds(&opened), [(IncidentKind::CountMissed, Severity::High)]);
     // Returned: what its keeping raised ends with it.
-    exec_at(&mut s, "0417", h(50), Command::Return { from: b("1001"), to: l("SAFE11"), items: vec![ser("K-1")] });
+    exec_at(&mut s, "0417", h(50), Command::return_to(b("1001"), l("SAFE11"), vec![ser("K-1")]));
     assert!(!s.presence[&l("ARM11")].alerted.iter().any(|a| a.starts_with("key_overdue:")));
 }

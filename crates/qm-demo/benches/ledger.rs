@@ -133,7 +133,7 @@ fn main() {
                 let command = if round.is_multiple_of(2) {
                     Command::Issue { to: person, from: None, items: vec![ItemRef::Serial(serial)] }
                 } else {
-                    Command::Return { from: person, to: LocationId::parse("RACK").unwrap(), items: vec![ItemRef::Serial(serial)] }
+                    Command::return_to(person, LocationId::parse("RACK").unwrap(), vec![ItemRef::Serial(serial)])
                 };
                 req("0417", format!("m-{i}"), command)
             })

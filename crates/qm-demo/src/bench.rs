@@ -290,11 +290,11 @@ pub fn run(db: &str, key: &Path, cfg: &BenchConfig, scratch: &Path, progress: &m
             for (d, s, m) in issued.drain(..) {
                 batch.push(Request::new(
                     armorer(d)?,
-                    Command::Return {
-                        from: id(Badge::parse(&format!("P{:05}", d + m * depts)))?,
-                        to: id(LocationId::parse(&format!("RACK-{d:03}")))?,
-                        items: vec![ItemRef::Serial(id(Serial::parse(&format!("S{d:03}-{s:05}")))?)],
-                    },
+                    Command::return_to(
+                        id(Badge::parse(&format!("P{:05}", d + m * depts)))?,
+                        id(LocationId::parse(&format!("RACK-{d:03}")))?,
+                        vec![ItemRef::Serial(id(Serial::parse(&format!("S{d:03}-{s:05}")))?)],
+                    ),
                     next_key(),
                     now,
                 ));

@@ -330,26 +330,21 @@ pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountI
     )?;
     // Shift end, 18:00: returns; Officer Ito fired 12 rounds on the range, recorded as expended.
     let end = day + Duration::hours(18);
-    r.run("0610", None, end, Command::Return { from: id(Badge::parse("1001"))?, to: loc("D11-RACK-A")?, items: items(&["R-1041"])? })?;
-    r.run("0610", None, end, Command::Return { from: id(Badge::parse("1001"))?, to: loc("D11-RACK-B")?, items: items(&["P-221"])? })?;
+    r.run("0610", None, end, Command::return_to(id(Badge::parse("1001"))?, loc("D11-RACK-A")?, items(&["R-1041"])?))?;
+    r.run("0610", None, end, Command::return_to(id(Badge::parse("1001"))?, loc("D11-RACK-B")?, items(&["P-221"])?))?;
     r.run(
         "0610",
         None,
         end,
-        Command::Return { from: id(Badge::parse("1001"))?, to: loc("D11-AMMO")?, items: items(&["L556-2024-07:60", "L9-2025-02:30"])? },
+        Command::return_to(id(Badge::parse("1001"))?, loc("D11-AMMO")?, items(&["L556-2024-07:60", "L9-2025-02:30"])?),
     )?;
     r.run(
         "0610",
         None,
         end + Duration::minutes(3),
-        Command::Return { from: id(Badge::parse("1002"))?, to: loc("D11-RACK-A")?, items: items(&["R-1042"])? },
+        Command::return_to(id(Badge::parse("1002"))?, loc("D11-RACK-A")?, items(&["R-1042"])?),
     )?;
-    r.run(
-        "0610",
-        None,
-        end + Duration::minutes(3),
-        Command::Return { from: id(Badge::parse("1002"))?, to: loc("D11-RACK-B")?, items: items(&["P-222"])? },
-    )?;
+    r.run("0610", None, end + Duration::minutes(3), Command::return_to(id(Badge::parse("1002"))?, loc("D11-RACK-B")?, items(&["P-222"])?))?;
     r.run(
         "0610",
         None,
@@ -364,19 +359,14 @@ pub fn create(db: &str, key: &Path, day: OffsetDateTime) -> Result<(Site, CountI
         "0610",
         None,
         end + Duration::minutes(4),
-        Command::Return { from: id(Badge::parse("1002"))?, to: loc("D11-AMMO")?, items: items(&["L556-2024-07:48"])? },
+        Command::return_to(id(Badge::parse("1002"))?, loc("D11-AMMO")?, items(&["L556-2024-07:48"])?),
     )?;
-    r.run(
-        "0610",
-        None,
-        end + Duration::minutes(5),
-        Command::Return { from: id(Badge::parse("1003"))?, to: loc("D11-RACK-B")?, items: items(&["P-223"])? },
-    )?;
+    r.run("0610", None, end + Duration::minutes(5), Command::return_to(id(Badge::parse("1003"))?, loc("D11-RACK-B")?, items(&["P-223"])?))?;
     r.run(
         "0501",
         None,
         end + Duration::minutes(10),
-        Command::Return { from: id(Badge::parse("0501"))?, to: loc("D11-KEYS")?, items: items(&["KEY-ARM-1"])? },
+        Command::return_to(id(Badge::parse("0501"))?, loc("D11-KEYS")?, items(&["KEY-ARM-1"])?),
     )?;
     // Evening: the inspector's blind full count finds R-1049 racked in B, not A, and 20 rounds short.
     access_evening(&mut r, day)?;

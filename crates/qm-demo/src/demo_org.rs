@@ -517,12 +517,12 @@ fn day(x: &mut Batch, date: OffsetDateTime, d: i64) -> Result<()> {
             }
             let back = evening + Duration::minutes(2 * s as i64);
             let spent = if d % 7 == 3 { 20 } else { 0 };
-            x.add(&armorer, None, back, Command::Return { from: b(&officer)?, to: l(&format!("{c}-RACK-B"))?, items: it(&[pistol])? })?;
+            x.add(&armorer, None, back, Command::return_to(b(&officer)?, l(&format!("{c}-RACK-B"))?, it(&[pistol])?))?;
             if o + 1 != OFFICERS {
-                x.add(&armorer, None, back, Command::Return { from: b(&officer)?, to: l(&format!("{c}-RACK-A"))?, items: it(&[rifle])? })?;
+                x.add(&armorer, None, back, Command::return_to(b(&officer)?, l(&format!("{c}-RACK-A"))?, it(&[rifle])?))?;
             }
             let returned = vec![format!("L9-{c}-A:30"), format!("L556-{c}-A:{}", 60 - spent)];
-            x.add(&armorer, None, back, Command::Return { from: b(&officer)?, to: l(&format!("{c}-AMMO"))?, items: it(&returned)? })?;
+            x.add(&armorer, None, back, Command::return_to(b(&officer)?, l(&format!("{c}-AMMO"))?, it(&returned)?))?;
             if spent > 0 {
                 x.add(
                     &armorer,

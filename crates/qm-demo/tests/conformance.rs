@@ -114,8 +114,8 @@ fn story(place: &Place) -> Vec<String> {
 
     // A batch with a refusal in the middle; the others commit together.
     let results = site.execute_batch(vec![
-        req("0610", Command::Return { from: badge("1001"), to: loc("D11-RACK-A"), items: vec![serial("R-1043")] }, "c-ret-1", evening),
-        req("0610", Command::Return { from: badge("1002"), to: loc("D11-RACK-A"), items: vec![serial("R-1043")] }, "c-ret-2", evening),
+        req("0610", Command::return_to(badge("1001"), loc("D11-RACK-A"), vec![serial("R-1043")]), "c-ret-1", evening),
+        req("0610", Command::return_to(badge("1002"), loc("D11-RACK-A"), vec![serial("R-1043")]), "c-ret-2", evening),
         req("0417", Command::Issue { to: badge("1002"), from: None, items: vec![serial("R-1045")] }, "c-issue-4", evening),
     ]);
     assert!(results[0].is_ok() && results[1].is_err() && results[2].is_ok(), "{results:?}");
@@ -134,12 +134,8 @@ fn story(place: &Place) -> Vec<String> {
         "c-dispatch",
         evening,
     )]);
-    let t2 = site.submit(vec![req(
-        "0610",
-        Command::Return { from: badge("1002"), to: loc("D11-RACK-A"), items: vec![serial("R-1045")] },
-        "c-ret-3",
-        evening,
-    )]);
+    let t2 =
+        site.submit(vec![req("0610", Command::return_to(badge("1002"), loc("D11-RACK-A"), vec![serial("R-1045")]), "c-ret-3", evening)]);
     for r in site.finish(t1).into_iter().chain(site.finish(t2)) {
         r.unwrap();
     }
@@ -399,13 +395,7 @@ fn lagging_rows(place: &Place) {
     assert_eq!(stored_rows(site.store()).iter().find(|r| r.0 == "meta").map(|r| r.2.clone()), Some(old_size.to_string()));
 
     // The next commit writes the tail's rows with its own: the stored rows equal a full replay.
-    site.execute(req(
-        "0417",
-        Command::Return { from: badge("1002"), to: loc("D11-RACK-A"), items: vec![serial("R-1045")] },
-        "l-3",
-        evening,
-    ))
-    .unwrap();
+    site.execute(req("0417", Command::return_to(badge("1002"), loc("D11-RACK-A"), vec![serial("R-1045")]), "l-3", evening)).unwrap();
     let now: Vec<(String, String, String)> = site.state().all_rows().into_iter().map(|(k, v)| (k.kind.to_string(), k.key, v)).collect();
     assert_eq!(stored_rows(site.store()), now);
 
@@ -484,12 +474,7 @@ fn altered_tiles_are_named_by_verify_on_postgres() {
         .flat_map(|i| {
             [
                 req("0417", Command::Issue { to: badge("1001"), from: None, items: vec![serial("R-1043")] }, &format!("t-i{i}"), evening),
-                req(
-                    "0610",
-                    Command::Return { from: badge("1001"), to: loc("D11-RACK-A"), items: vec![serial("R-1043")] },
-                    &format!("t-r{i}"),
-                    evening,
-                ),
+                req("0610", Command::return_to(badge("1001"), loc("D11-RACK-A"), vec![serial("R-1043")]), &format!("t-r{i}"), evening),
             ]
         })
         .collect();

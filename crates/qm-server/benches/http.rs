@@ -119,11 +119,11 @@ fn issue(c: usize, serial: usize) -> Command {
     }
 }
 fn ret(c: usize, serial: usize) -> Command {
-    Command::Return {
-        from: id(Badge::parse(&format!("O{c}"))),
-        to: id(LocationId::parse("RACK")),
-        items: vec![ItemRef::Serial(id(Serial::parse(&format!("R{serial}"))))],
-    }
+    Command::return_to(
+        id(Badge::parse(&format!("O{c}"))),
+        id(LocationId::parse("RACK")),
+        vec![ItemRef::Serial(id(Serial::parse(&format!("R{serial}"))))],
+    )
 }
 
 fn main() {

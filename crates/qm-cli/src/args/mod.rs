@@ -212,10 +212,12 @@ pub enum Cmd {
         /// Badge number of the person who hands them back.
         #[arg(long)]
         from: String,
-        /// The location id they go back to.
+        /// The location id they all go back to; without it each goes back to its home (a serial to
+        /// the place it was issued from, a lot to the store of the person's unit holding most of it).
         #[arg(long)]
-        to: String,
-        /// Items: SERIAL, or LOT:QTY for a quantity of a lot; only what that person holds.
+        to: Option<String>,
+        /// Items: SERIAL, or LOT:QTY for a quantity of a lot; only what that person holds. Without
+        /// --to, 'SERIAL > LOCATION' sends one item elsewhere than its home.
         #[arg(required = true)]
         items: Vec<String>,
     },

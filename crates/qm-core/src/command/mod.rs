@@ -3,7 +3,7 @@
 //! `parse.rs`, for the CLI, the API, the web counter and the imports alike.
 
 mod parse;
-pub use parse::{parse_date, parse_items, parse_range, parse_receipt, parse_time, ITEMS_MAX};
+pub use parse::{parse_date, parse_items, parse_range, parse_receipt, parse_return_line, parse_return_lines, parse_time, ITEMS_MAX};
 
 use crate::event::Envelope;
 use crate::ids::*;
@@ -17,6 +17,20 @@ use time::Date;
 pub enum ItemRef {
     Serial(Serial),
     Lot { lot: LotNo, quantity: Quantity },
+}
+
+/// Items of a return that go back to a place of their own.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ReturnTo {
+    pub to: LocationId,
+    pub items: Vec<ItemRef>,
+}
+
+impl Command {
+    /// A return of every item to one place.
+    pub fn return_to(from: Badge, to: LocationId, items: Vec<ItemRef>) -> Command {
+        Command::Return { from, to, items, elsewhere: vec![] }
+    }
 }
 
 /// One line of a receipt, which may bring a new serial or lot onto the books.
@@ -203,10 +217,15 @@ pub enum Command {
         from: Option<LocationId>,
         items: Vec<ItemRef>,
     },
+    /// Items a person gives back: `items` to `to`, and each group in `elsewhere` to its own place
+    /// (the counter sends each serial back to its rack and each lot to its store, in one entry).
     Return {
         from: Badge,
         to: LocationId,
         items: Vec<ItemRef>,
+        /// Left out of the fingerprint when empty, so a plain return's fingerprint is what it was.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        elsewhere: Vec<ReturnTo>,
     },
     Move {
         from: LocationId,

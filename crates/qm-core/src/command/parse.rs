@@ -3,6 +3,7 @@
 //! * an item moved: `SERIAL` or `LOT:QUANTITY` ([`ItemRef::parse`], lists by [`parse_items`]);
 //! * an item received: `SERIAL`, `SERIAL@LOT` (a serial that belongs to a lot) or `LOT:QUANTITY`
 //!   ([`ReceiptLine::parse`]);
+//! * a returned item with the place it goes back to: `SERIAL > LOCATION` ([`parse_return_line`]);
 //! * a date: `YYYY-MM-DD` ([`parse_date`]);
 //! * a storage range: `MIN:MAX` ([`parse_range`]).
 //!
@@ -30,6 +31,20 @@ impl ItemRef {
             None => Ok(ItemRef::Serial(text(Serial::parse(t))?)),
         }
     }
+}
+
+/// A line of a return: an item, and after `>` the place it goes back to when not its home
+/// (`R-1042 > D11-RACK-B`).
+pub fn parse_return_line(text_in: &str) -> Result<(ItemRef, Option<LocationId>), String> {
+    match text_in.split_once('>') {
+        Some((item, place)) => Ok((ItemRef::parse(item)?, Some(text(LocationId::parse(place))?))),
+        None => Ok((ItemRef::parse(text_in)?, None)),
+    }
+}
+
+/// A return's list, as [`parse_items`] reads a list of items moved, each line with its own place if typed.
+pub fn parse_return_lines<S: AsRef<str>>(list: &[S]) -> Result<Vec<(ItemRef, Option<LocationId>)>, String> {
+    listed(list)?.map(parse_return_line).collect()
 }
 
 /// The entries of a list worth parsing: blanks skipped, more than [`ITEMS_MAX`] refused first.

@@ -203,32 +203,56 @@ pub(super) fn decide_issue(c: &Checker, to: &Badge, from: Option<&LocationId>, i
     Ok(Decision { events, corrects: None, opens: vec![] })
 }
 
+/// A return: every item must be what the person holds; each group of items goes back to its own
+/// place (one movement per place, all in one entry, so a mixed return is recorded whole or not at all).
+fn decide_return(c: &Checker, from: &Badge, to: &LocationId, items: &[ItemRef], elsewhere: &[ReturnTo]) -> R<Decision> {
+    let groups: Vec<(&LocationId, &[ItemRef])> =
+        std::iter::once((to, items)).chain(elsewhere.iter().map(|e| (&e.to, e.items.as_slice()))).collect();
+    let mut places = Vec::with_capacity(groups.len());
+    for (place, _) in &groups {
+        let loc = c.location(place)?;
+        c.authorize(Op::Return, &loc.unit)?;
+        places.push(loc.unit.clone());
+    }
+    let p = c.person(from)?;
+    if !c.state.unit_within(&p.unit, &c.actor.unit) {
+        return refuse(
+            "permission.subtree",
+            format!("badge {from} belongs to unit {}, outside the subtree of badge {}", p.unit, c.ctx.actor),
+        );
+    }
+    let account = Account::Person(from.clone());
+    let matches = |e: Rejection| match e {
+        Rejection::Refused { rule: "custody.one_account", message } => Rejection::Refused {
+            rule: "custody.return_matches",
+            message: format!("{message}; a return must match what badge {from} holds"),
+        },
+        other => other,
+    };
+    // Every line at once first: a serial named in two groups, or more of a lot than is held, is refused.
+    let all: Vec<ItemRef> = items.iter().chain(elsewhere.iter().flat_map(|e| e.items.iter())).cloned().collect();
+    c.take(&account, &all).map_err(matches)?;
+    let mut events = vec![];
+    for ((place, group), unit) in groups.into_iter().zip(places).filter(|((_, g), _)| !g.is_empty()) {
+        let lines = c.take(&account, group).map_err(matches)?;
+        c.movement_witness(&unit, &lines, "return")?;
+        events.push(Event::Movement {
+            kind: MovementKind::Return,
+            from: account.clone(),
+            to: Account::Location(place.clone()),
+            lines,
+            document: None,
+        });
+    }
+    Ok(Decision { events, corrects: None, opens: vec![] })
+}
+
 /// Returns, moves within a unit, expenditure, destruction, losses and recoveries, lot status.
 pub(super) fn decide_custody(c: &Checker, command: &Command) -> R<Decision> {
-    let (state, ctx, actor) = (c.state, c.ctx, c.actor);
+    let (state, actor) = (c.state, c.actor);
     let one = |e: Event| Ok(Decision { events: vec![e], corrects: None, opens: vec![] });
     match command {
-        Command::Return { from, to, items } => {
-            let loc = c.location(to)?;
-            c.authorize(Op::Return, &loc.unit)?;
-            let p = c.person(from)?;
-            if !state.unit_within(&p.unit, &actor.unit) {
-                return refuse(
-                    "permission.subtree",
-                    format!("badge {from} belongs to unit {}, outside the subtree of badge {}", p.unit, ctx.actor),
-                );
-            }
-            let account = Account::Person(from.clone());
-            let lines = c.take(&account, items).map_err(|e| match e {
-                Rejection::Refused { rule: "custody.one_account", message } => Rejection::Refused {
-                    rule: "custody.return_matches",
-                    message: format!("{message}; a return must match what badge {from} holds"),
-                },
-                other => other,
-            })?;
-            c.movement_witness(&loc.unit, &lines, "return")?;
-            Ok(single_movement(MovementKind::Return, account, Account::Location(to.clone()), lines, None))
-        }
+        Command::Return { from, to, items, elsewhere } => decide_return(c, from, to, items, elsewhere),
         Command::Move { from, to, items } => {
             let (fl, tl) = (c.location(from)?, c.location(to)?);
             c.authorize(Op::Move, &fl.unit)?;

@@ -94,7 +94,11 @@ pub fn units_of(s: &State, cmd: &Command) -> Vec<UnitId> {
             }
             v
         }
-        Command::Return { from, to, .. } => vec![person_unit(s, from), loc_unit(s, to)],
+        Command::Return { from, to, elsewhere, .. } => {
+            let mut v = vec![person_unit(s, from), loc_unit(s, to)];
+            v.extend(elsewhere.iter().map(|e| loc_unit(s, &e.to)));
+            v
+        }
         Command::Move { from, to, .. } => vec![loc_unit(s, from), loc_unit(s, to)],
         Command::Dispatch { from, .. } | Command::Destroy { from, .. } => vec![loc_unit(s, from)],
         Command::ReceiveTransfer { to, .. } => vec![loc_unit(s, to)],

@@ -39,7 +39,10 @@ pub struct IssueIn {
 #[serde(deny_unknown_fields)]
 pub struct ReturnIn {
     pub from: String,
-    pub to: String,
+    /// Where every item goes back to. Without it each goes back to its home (a serial to the place
+    /// it was issued from, a lot to the store of the person's unit holding most of it), and an item
+    /// may name its own place: `R-1042 > D11-RACK-B`.
+    pub to: Option<String>,
     pub items: Vec<String>,
     pub witness: Option<WitnessIn>,
 }
@@ -130,7 +133,14 @@ pub(crate) async fn issue(Caller { st, p, ip, key }: Caller, JsonBody(b): JsonBo
 #[utoipa::path(post, path = "/api/return", tag = "movements", request_body = ReturnIn, params(("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, body = WriteOut), (status = "4XX", body = ErrorBody)))]
 pub(crate) async fn return_(Caller { st, p, ip, key }: Caller, JsonBody(b): JsonBody<ReturnIn>) -> Result<Json<WriteOut>, ApiError> {
-    let c = Command::Return { from: id(Badge::parse(&b.from))?, to: id(LocationId::parse(&b.to))?, items: items(&b.items)? };
+    let from = id(Badge::parse(&b.from))?;
+    let c = match &b.to {
+        Some(to) => Command::return_to(from, id(LocationId::parse(to))?, items(&b.items)?),
+        None => {
+            let lines = parse_return_lines(&b.items).map_err(ApiError::usage)?;
+            st.site.call(move |site| qm_app::returns::plan_return(site, &from, &lines, None)).await??
+        }
+    };
     done(&st, &p, &ip, key, b.witness, c).await
 }
 
@@ -236,7 +246,7 @@ pub struct PreviewIn {
 /// The counter's preview of an issue or a return.
 #[utoipa::path(post, path = "/api/preview", tag = "movements", request_body = PreviewIn, responses((status = 200, body = PreviewOut), (status = "4XX", body = ErrorBody)))]
 pub(crate) async fn preview_api(Caller { st, p, .. }: Caller, JsonBody(b): JsonBody<PreviewIn>) -> Result<Json<PreviewOut>, ApiError> {
-    let c = counter_commands(&b.mode, &b.badge, &b.location, &b.items)?;
+    let c = counter_commands(&st, &b.mode, &b.badge, &b.location, &b.items).await?.commands;
     let w = opt(&b.witness, Badge::parse)?;
     Ok(Json(preview_all(&st, &p, w, c).await?))
 }

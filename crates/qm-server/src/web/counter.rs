@@ -36,12 +36,12 @@ pub(crate) fn counter_form(p: &Principal, q: &CounterQuery, locations: &[(String
             }
             label { "Badge (scan or type, then Enter)"
                 input #badge name="badge" value=(q.badge.as_deref().unwrap_or("")) autofocus autocomplete="off" required; }
-            label { "Location (lots are drawn from it on issue; everything goes back to it on return)"
+            label { "Location (lots are drawn from it on issue; on return each item goes back to its own rack or store, and here only if it has none)"
                 input #location name="location" list="locations" value=(q.location.as_deref().unwrap_or("")) autocomplete="off"; }
             datalist #locations { @for (l, name) in locations { option value=(l) { (name) } } }
             label { "Scan an item (serial, or LOT:QTY), then Enter; Enter on an empty field shows the preview"
                 input #scan autocomplete="off" data-target="items"; }
-            label { "Items, one per line"
+            label { "Items, one per line (on return, R-1042 > D11-RACK-B sends a line elsewhere than its home)"
                 textarea #items name="items" rows="6" { (q.items.as_deref().unwrap_or("")) } }
             button #preview type="submit" { "Preview" }
         }
@@ -88,7 +88,7 @@ pub(crate) async fn counter_preview(Visitor { st, p, .. }: Visitor, Form(f): For
         location: f.location.clone(),
         items: Some(f.items.clone()),
     };
-    let commands = match counter_commands(&f.mode, &f.badge, &f.location, &list) {
+    let plan = match counter_commands(&st, &f.mode, &f.badge, &f.location, &list).await {
         Ok(c) => c,
         Err(e) => {
             let locs = locations_in_scope(&st, &p).await?;
@@ -103,14 +103,15 @@ pub(crate) async fn counter_preview(Visitor { st, p, .. }: Visitor, Form(f): For
     let op = if f.mode == "return" { qm_core::permissions::Op::Return } else { qm_core::permissions::Op::Issue };
     let may_serve = may(&p, op);
     let pp = p.clone();
-    let (scanned, loc) = (list.clone(), f.location.clone().filter(|l| !l.trim().is_empty()));
+    let commands = plan.commands;
+    let planned = commands.clone();
     let (person, lines) = st
         .site
         .call(move |site| {
             let s = site.state();
             let unit = b.as_ref().and_then(|b| s.people.get(b)).map(|x| x.unit.clone());
             let visible = may_serve && unit.is_some() && crate::scope::sees(s, &pp, unit.as_ref());
-            (b.filter(|_| visible).and_then(|b| query::custody(s, &b).ok()), scanned_lines(s, &scanned, loc.as_deref()))
+            (b.filter(|_| visible).and_then(|b| query::custody(s, &b).ok()), witness_lines(s, &planned))
         })
         .await?;
     let pv = preview_all(&st, &p, None, commands).await?;
@@ -118,11 +119,13 @@ pub(crate) async fn counter_preview(Visitor { st, p, .. }: Visitor, Form(f): For
     let verb = if f.mode == "return" { "Return from" } else { "Issue to" };
     let body = html! {
         div.card #preview-card {
+            @for n in &plan.notices { div.msg.note.scan-notice role="status" { (n) } }
             h2 { (verb) " " @if let Some(c) = &person { (c.name) " · badge " (c.badge) " · unit " (c.unit) } @else { "badge " (f.badge) } }
             @if pv.ok || pv.needs_witness {
                 @if pv.ok {
                     p { "This will be recorded:" }
                     ul #will { @for s in &pv.summaries { li { (s) } } }
+                    @if f.mode == "return" { ul #where-to { @for l in &lines { li { (l) } } } }
                 } @else {
                     // A request for a second person, not a refusal: what they confirm, in full.
                     div #witness-step {
@@ -195,7 +198,7 @@ pub(crate) async fn counter_confirm(Visitor { st, p, ip }: Visitor, Form(f): For
     let key = f.key.clone().filter(|k| !k.is_empty()).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let result: Result<Vec<qm_app::Outcome>, ApiError> = async {
         let mut done = vec![];
-        for (i, c) in counter_commands(&f.mode, &f.badge, &f.location, &list)?.into_iter().enumerate() {
+        for (i, c) in counter_commands(&st, &f.mode, &f.badge, &f.location, &list).await?.commands.into_iter().enumerate() {
             let w = witness.as_ref().map(|w| WitnessIn { badge: w.badge.clone(), pin: w.pin.clone() });
             match perform(&st, &p, &ip, w, Some(format!("{key}-{i}")), c).await {
                 Ok(o) => done.push(o),
@@ -232,22 +235,39 @@ pub(crate) async fn counter_confirm(Visitor { st, p, ip }: Visitor, Form(f): For
     }
 }
 
-/// The items scanned, as the witness reads them: each serial with its type and where it is now;
-/// each lot quantity with the place it comes from (or goes back to).
-fn scanned_lines(s: &qm_core::State, scanned: &[String], location: Option<&str>) -> Vec<String> {
-    let at = location.map(|l| format!(" at {l}")).unwrap_or_default();
-    scanned
-        .iter()
-        .map(|text| match qm_core::parse_items(std::slice::from_ref(text)).ok().and_then(|v| v.into_iter().next()) {
-            Some(ItemRef::Serial(serial)) => match s.serials.get(&serial) {
-                Some(si) => format!("serial {serial} ({}), now at {}", si.item_type, si.account),
-                None => format!("serial {serial}"),
-            },
-            Some(ItemRef::Lot { lot, quantity }) => {
-                let t = s.lots.get(&lot).map(|l| format!(" ({})", l.item_type)).unwrap_or_default();
-                format!("{quantity} of lot {lot}{t}{at}")
+/// What the commands move, line by line, as the witness reads them: each serial with its type and
+/// where it is now, each lot quantity with its type and the place it comes from; on a return, the
+/// place each goes back to.
+fn witness_lines(s: &qm_core::State, commands: &[Command]) -> Vec<String> {
+    let item = |i: &ItemRef| match i {
+        ItemRef::Serial(serial) => match s.serials.get(serial) {
+            Some(si) => format!("serial {serial} ({}), now at {}", si.item_type, si.account),
+            None => format!("serial {serial}"),
+        },
+        ItemRef::Lot { lot, quantity } => {
+            let t = s.lots.get(lot).map(|l| format!(" ({})", l.item_type)).unwrap_or_default();
+            format!("{quantity} of lot {lot}{t}")
+        }
+    };
+    let place = |l: &LocationId| match s.locations.get(l) {
+        Some(x) => format!("{l} {}", x.name),
+        None => l.to_string(),
+    };
+    let mut out = vec![];
+    for c in commands {
+        match c {
+            Command::Issue { from, items, .. } => {
+                let at = from.as_ref().map(|f| format!(" from {}", place(f))).unwrap_or_default();
+                out.extend(items.iter().map(|i| format!("{}{}", item(i), if matches!(i, ItemRef::Lot { .. }) { at.as_str() } else { "" })));
             }
-            None => text.clone(),
-        })
-        .collect()
+            Command::Return { to, items, elsewhere, .. } => {
+                let groups = std::iter::once((to, items)).chain(elsewhere.iter().map(|e| (&e.to, &e.items)));
+                for (to, items) in groups {
+                    out.extend(items.iter().map(|i| format!("{} → back to {}", item(i), place(to))));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
