@@ -458,9 +458,15 @@ pub struct Custody {
     pub name: String,
     pub unit: String,
     pub holds: Vec<CustodyLine>,
+    /// Each qualification and the day it expires.
+    pub qualifications: BTreeMap<String, time::Date>,
+    /// What the counter should know before scanning items for this person, on `today`: the
+    /// qualifications that have expired.
+    pub notes: Vec<String>,
 }
 
-pub fn custody(state: &State, badge: &Badge) -> Result<Custody> {
+/// What a person holds, their qualifications, and what would stop items going out to them on `today`.
+pub fn custody(state: &State, badge: &Badge, today: time::Date) -> Result<Custody> {
     let zone = crate::zone::SiteZone::of(state);
     let p = state.people.get(badge).ok_or_else(|| AppError::Rejected(Rejection::NotFound { what: "badge", id: badge.to_string() }))?;
     let (serials, lots) = state.custody(badge);
@@ -479,7 +485,14 @@ pub fn custody(state: &State, badge: &Badge) -> Result<Custody> {
         quantity: b.quantity.to_string(),
         since: zone.show(b.since),
     }));
-    Ok(Custody { badge: badge.to_string(), name: p.name.clone(), unit: p.unit.to_string(), holds })
+    // Only what lapsed: a qualification the person never held is not news at their counter.
+    let notes = p
+        .qualifications
+        .iter()
+        .filter(|(_, d)| **d < today)
+        .map(|(q, d)| format!("qualification {q} expired on {d}: items that need it will be refused"))
+        .collect();
+    Ok(Custody { badge: badge.to_string(), name: p.name.clone(), unit: p.unit.to_string(), holds, qualifications: p.qualifications.clone(), notes })
 }
 
 #[derive(Clone, Debug, Serialize)]

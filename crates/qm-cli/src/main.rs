@@ -216,7 +216,7 @@ fn run(cli: &Cli, out: &Out) -> R<u8> {
         }
         Cmd::Custody { badge } => {
             let s = open()?;
-            out.custody(&query::custody(s.state(), &p(Badge::parse(badge))?)?);
+            out.custody(&query::custody(s.state(), &p(Badge::parse(badge))?, time::OffsetDateTime::now_utc().date())?);
             Ok(0)
         }
         Cmd::Log { .. }

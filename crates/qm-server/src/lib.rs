@@ -64,6 +64,8 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(limit))
         // The mirror's uploads have a limit of their own (and may come gzipped).
         .merge(mirror::routes())
+        // A refusal shown as a page keeps the person's menu and a way back.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), web::keep_navigation))
         .with_state(state)
         .layer(axum::middleware::from_fn(error::json_errors))
         .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))

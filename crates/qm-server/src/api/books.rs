@@ -72,7 +72,7 @@ pub(crate) async fn custody(Caller { st, p, .. }: Caller, Path(badge): Path<Stri
     let pp = p.clone();
     let (c, visible) = read(&st, move |site| {
         let s = site.state();
-        let c = query::custody(s, &b)?;
+        let c = query::custody(s, &b, crate::auth::now().date())?;
         let unit = s.people.get(&b).map(|x| x.unit.clone());
         Ok((c, sees(s, &pp, unit.as_ref()) || pp.badge == b))
     })

@@ -4,29 +4,152 @@
   "use strict";
   function byId(id) { return document.getElementById(id); }
 
-  document.addEventListener("DOMContentLoaded", function () {
-    // Badge field: Enter moves on to the scan field instead of submitting.
-    var badge = byId("badge"), scan = byId("scan");
-    if (badge && scan) {
-      badge.addEventListener("keydown", function (e) {
+  function say(el, text, kind) {
+    if (!el) { return; }
+    el.textContent = text;
+    el.className = text ? "msg tight " + (kind || "note") : "";
+    if (kind === "err") { el.setAttribute("role", "alert"); } else { el.removeAttribute("role"); }
+  }
+
+  // What is being scanned at the counter, kept in this tab until it is recorded.
+  var DRAFT = "qm.counter.draft";
+  function saveDraft(d) {
+    try { if (d) { sessionStorage.setItem(DRAFT, JSON.stringify(d)); } else { sessionStorage.removeItem(DRAFT); } } catch (e) {}
+  }
+  function loadDraft() {
+    try { return JSON.parse(sessionStorage.getItem(DRAFT) || "null"); } catch (e) { return null; }
+  }
+  function fromSignIn() {
+    try { return new URL(document.referrer).pathname === "/signin"; } catch (e) { return false; }
+  }
+  // The preview keeps the draft too: a session that ends before the confirmation loses nothing.
+  function previewDraft() {
+    var c = byId("confirm");
+    if (!c) { return; }
+    var v = function (n) { var e = c.querySelector("input[name=" + n + "]"); return e ? e.value : ""; };
+    saveDraft({ mode: v("mode"), badge: v("badge"), location: v("location"), items: v("items") });
+  }
+
+  // The counter, worked from a scanner: the badge is checked as soon as it is scanned, the focus
+  // goes where the next scan belongs, a lot label without a quantity asks for one, a serial scanned
+  // twice is kept once, and what was scanned survives an expired session (kept in this tab until
+  // it is recorded).
+  function counter() {
+    var form = byId("counter"), badge = byId("badge"), scan = byId("scan"), items = byId("items");
+    if (!form || !badge || !scan || !items) { return false; }
+    var place = byId("location"), check = byId("badge-check"), notice = byId("scan-notice");
+    var qtyRow = byId("qty-row"), qty = byId("qty"), qtyLot = byId("qty-lot");
+    var lots = {};
+    Array.prototype.forEach.call(document.querySelectorAll("#lot-numbers option"), function (o) { lots[o.value] = true; });
+    var mode = function () { var m = form.querySelector("input[name=mode]:checked"); return m ? m.value : "issue"; };
+    var save = function () {
+      saveDraft({ mode: mode(), badge: badge.value, location: place ? place.value : "", items: items.value });
+    };
+    // Back from signing in again (the session ended in the middle): what was scanned comes back.
+    var d = loadDraft();
+    if (byId("done")) {
+      saveDraft(null);
+    } else if (d && fromSignIn() && items.value.trim() === "" && (d.items || "").trim() !== "") {
+      badge.value = d.badge || ""; items.value = d.items; if (place && d.location) { place.value = d.location; }
+      var r = form.querySelector("input[name=mode][value=" + (d.mode === "return" ? "return" : "issue") + "]");
+      if (r) { r.checked = true; }
+      say(notice, "Restored what was scanned before signing in again: check it and show the preview.", "note");
+      scan.focus();
+    }
+    form.addEventListener("input", save);
+    form.addEventListener("change", save);
+    var next = function () {
+      if (place && mode() === "issue" && place.value.trim() === "") { place.focus(); } else { scan.focus(); }
+    };
+    var lookup = function () {
+      var b = badge.value.trim();
+      if (b === "" || !window.fetch) { next(); return; }
+      fetch("/api/custody/" + encodeURIComponent(b), { credentials: "same-origin" })
+        .then(function (r) { return r.json().then(function (j) { return { ok: r.ok, body: j }; }); })
+        .then(function (res) {
+          if (!res.ok) {
+            say(check, (res.body && res.body.error && res.body.error.message) || "This badge is not known here.", "err");
+            badge.select();
+            return;
+          }
+          var c = res.body, held = (c.holds || []).length;
+          var text = c.name + " · badge " + c.badge + " · unit " + c.unit + " · holds " + (held === 0 ? "nothing" : held + (held === 1 ? " item" : " items"));
+          var notes = c.notes || [];
+          say(check, notes.length ? text + " — " + notes.join("; ") : text, notes.length ? "warn" : "ok");
+          next();
+        })
+        .catch(function () { next(); });
+    };
+    badge.addEventListener("keydown", function (e) {
+      if (e.key === "Enter") { e.preventDefault(); lookup(); }
+    });
+    if (place) {
+      place.addEventListener("keydown", function (e) {
         if (e.key === "Enter") { e.preventDefault(); scan.focus(); }
       });
     }
-    // Scan field: Enter appends the scanned item to the list; Enter on an empty field submits.
-    if (scan) {
-      var target = byId(scan.getAttribute("data-target") || "items");
-      scan.addEventListener("keydown", function (e) {
+    var add = function (line) {
+      var text = items.value.replace(/\s+$/, "");
+      items.value = (text === "" ? "" : text + "\n") + line + "\n";
+      save();
+    };
+    var listed = function (line) {
+      return items.value.split("\n").some(function (l) { return l.trim() === line; });
+    };
+    scan.addEventListener("keydown", function (e) {
+      if (e.key !== "Enter") { return; }
+      e.preventDefault();
+      var v = scan.value.trim();
+      if (v === "") { if (form.requestSubmit) { form.requestSubmit(); } else { form.submit(); } return; }
+      scan.value = "";
+      if (v.indexOf(":") < 0 && v.indexOf(">") < 0 && lots[v] && qtyRow && qty) {
+        qtyLot.textContent = v; qtyRow.hidden = false; qty.value = ""; qty.focus();
+        say(notice, "Lot " + v + " is counted by quantity: how many?", "note");
+        return;
+      }
+      if (v.indexOf(":") < 0 && listed(v)) {
+        say(notice, v + " is already on the list; it is kept once.", "warn");
+        return;
+      }
+      say(notice, "", "");
+      add(v);
+    });
+    if (qty) {
+      qty.addEventListener("keydown", function (e) {
+        if (e.key === "Escape") { qtyRow.hidden = true; say(notice, "", ""); scan.focus(); return; }
         if (e.key !== "Enter") { return; }
         e.preventDefault();
-        var v = scan.value.trim();
-        if (v === "") { if (scan.form) { scan.form.requestSubmit ? scan.form.requestSubmit() : scan.form.submit(); } return; }
-        if (target) {
-          var text = target.value.replace(/\s+$/, "");
-          target.value = (text === "" ? "" : text + "\n") + v + "\n";
-        }
-        scan.value = "";
+        var n = qty.value.trim();
+        if (!/^[0-9]+$/.test(n) || n === "0" || /^0+$/.test(n)) { say(notice, "Type a whole number above zero for lot " + qtyLot.textContent + ".", "err"); return; }
+        add(qtyLot.textContent + ":" + n);
+        qtyRow.hidden = true; say(notice, "", ""); scan.focus();
       });
     }
+    return true;
+  }
+
+  // Any other scan field (a count's): Enter appends the scanned item to its list; Enter on an empty
+  // field submits.
+  function listScan() {
+    var scan = byId("scan");
+    if (!scan) { return; }
+    var target = byId(scan.getAttribute("data-target") || "items");
+    scan.addEventListener("keydown", function (e) {
+      if (e.key !== "Enter") { return; }
+      e.preventDefault();
+      var v = scan.value.trim();
+      if (v === "") { if (scan.form) { if (scan.form.requestSubmit) { scan.form.requestSubmit(); } else { scan.form.submit(); } } return; }
+      if (target) {
+        var text = target.value.replace(/\s+$/, "");
+        target.value = (text === "" ? "" : text + "\n") + v + "\n";
+      }
+      scan.value = "";
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    if (!counter()) { listScan(); }
+    previewDraft();
     // The preview's confirm button (or the witness's badge) takes the focus, so Enter confirms.
     var first = byId("witness_badge") || byId("confirm-button");
     if (first) { first.focus(); }

@@ -170,7 +170,7 @@ pub(crate) async fn custody(Visitor { st, p, .. }: Visitor, Query(q): Query<Badg
             let s = site.state();
             let one = match &b {
                 Some(b) => {
-                    let c = query::custody(s, b)?;
+                    let c = query::custody(s, b, crate::auth::now().date())?;
                     let unit = s.people.get(b).map(|x| x.unit.clone());
                     Some((c, sees(s, &pp, unit.as_ref())))
                 }

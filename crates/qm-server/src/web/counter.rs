@@ -23,8 +23,9 @@ pub(crate) struct CounterQuery {
     pub(crate) items: Option<String>,
 }
 
-pub(crate) fn counter_form(p: &Principal, q: &CounterQuery, locations: &[(String, String)], message: Option<Markup>) -> Markup {
+pub(crate) fn counter_form(p: &Principal, q: &CounterQuery, places: &Places, message: Option<Markup>) -> Markup {
     let mode = q.mode.as_deref().unwrap_or("issue");
+    let locations = &places.locations;
     html! {
         @if let Some(m) = message { (m) }
         form #counter.card method="post" action="/counter/preview" {
@@ -36,11 +37,20 @@ pub(crate) fn counter_form(p: &Principal, q: &CounterQuery, locations: &[(String
             }
             label { "Badge (scan or type, then Enter)"
                 input #badge name="badge" value=(q.badge.as_deref().unwrap_or("")) autofocus autocomplete="off" required; }
+            // Who the badge is, or why it will not do, as soon as it is scanned (app.js asks /api/custody).
+            div #badge-check aria-live="polite" {}
             label { "Location (lots are drawn from it on issue; on return each item goes back to its own rack or store, and here only if it has none)"
                 input #location name="location" list="locations" value=(q.location.as_deref().unwrap_or("")) autocomplete="off"; }
             datalist #locations { @for (l, name) in locations { option value=(l) { (name) } } }
+            // The lots held in this subtree: a lot label scanned without a quantity asks for one.
+            datalist #lot-numbers { @for l in &places.lots { option value=(l) {} } }
             label { "Scan an item (serial, or LOT:QTY), then Enter; Enter on an empty field shows the preview"
-                input #scan autocomplete="off" data-target="items"; }
+                input #scan autocomplete="off"; }
+            div #qty-row hidden {
+                label { "Quantity of lot " strong #qty-lot {} " (type it, then Enter)"
+                    input #qty inputmode="numeric" autocomplete="off"; }
+            }
+            div #scan-notice.hint aria-live="polite" {}
             label { "Items, one per line (on return, R-1042 > D11-RACK-B sends a line elsewhere than its home)"
                 textarea #items name="items" rows="6" { (q.items.as_deref().unwrap_or("")) } }
             button #preview type="submit" { "Preview" }
@@ -48,13 +58,28 @@ pub(crate) fn counter_form(p: &Principal, q: &CounterQuery, locations: &[(String
     }
 }
 
-pub(crate) async fn locations_in_scope(st: &AppState, p: &Principal) -> Result<Vec<(String, String)>, WebError> {
+/// The places and lots the counter offers: locations in the principal's subtree, and the lots held there.
+pub(crate) struct Places {
+    pub(crate) locations: Vec<(String, String)>,
+    pub(crate) lots: Vec<String>,
+}
+
+pub(crate) async fn locations_in_scope(st: &AppState, p: &Principal) -> Result<Places, WebError> {
     let unit = p.unit.clone();
     Ok(st
         .site
         .call(move |site| {
             let s = site.state();
-            s.locations.iter().filter(|(_, l)| s.unit_within(&l.unit, &unit)).map(|(k, l)| (k.to_string(), l.name.clone())).collect()
+            let mine = |l: &LocationId| s.locations.get(l).is_some_and(|x| s.unit_within(&x.unit, &unit));
+            let locations =
+                s.locations.iter().filter(|(k, _)| mine(k)).map(|(k, l)| (k.to_string(), l.name.clone())).collect();
+            let lots: std::collections::BTreeSet<String> = s
+                .balances
+                .iter()
+                .filter(|((a, _), b)| b.quantity.is_positive() && matches!(a, Account::Location(l) if mine(l)))
+                .map(|((_, lot), _)| lot.to_string())
+                .collect();
+            Places { locations, lots: lots.into_iter().collect() }
         })
         .await?)
 }
@@ -111,7 +136,7 @@ pub(crate) async fn counter_preview(Visitor { st, p, .. }: Visitor, Form(f): For
             let s = site.state();
             let unit = b.as_ref().and_then(|b| s.people.get(b)).map(|x| x.unit.clone());
             let visible = may_serve && unit.is_some() && crate::scope::sees(s, &pp, unit.as_ref());
-            (b.filter(|_| visible).and_then(|b| query::custody(s, &b).ok()), witness_lines(s, &planned))
+            (b.filter(|_| visible).and_then(|b| query::custody(s, &b, crate::auth::now().date()).ok()), witness_lines(s, &planned))
         })
         .await?;
     let pv = preview_all(&st, &p, None, commands).await?;

@@ -18,7 +18,7 @@ use serde::Deserialize;
 pub(crate) async fn counts(Visitor { st, p, .. }: Visitor) -> WebResult {
     let pp = p.clone();
     let CountList { counts: list, schedule } = st.site.call(move |site| count_list_for(site.state(), &pp, crate::auth::now())).await?;
-    let locs = locations_in_scope(&st, &p).await?;
+    let locs = locations_in_scope(&st, &p).await?.locations;
     let body = html! {
         form #count-start.card method="post" action="/counts/start" {
             (views::csrf(&p))

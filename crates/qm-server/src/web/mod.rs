@@ -25,7 +25,7 @@ use crate::auth::{self, same_secret, ClientIp, Principal};
 use crate::error::ApiError;
 use crate::views::{self, page};
 use crate::AppState;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -46,10 +46,42 @@ impl FromRequestParts<AppState> for WebUser {
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<WebUser, Response> {
         match auth::resolve(st, parts).await {
             Ok(Some(p)) => Ok(WebUser(p)),
-            Ok(None) => Err(Redirect::to("/signin").into_response()),
+            Ok(None) => Err(Redirect::to(&signin_then(parts)).into_response()),
             Err(e) => Err(WebError(e).into_response()),
         }
     }
+}
+
+/// The sign-in page, then back to where the person was: the page asked for, or for a form posted
+/// after the session ended, the page the form was on (its `Referer`). What was scanned at the
+/// counter is kept by the page itself (app.js), so an expired session loses nothing.
+fn signin_then(parts: &Parts) -> String {
+    let here = if parts.method == axum::http::Method::GET {
+        parts.uri.path_and_query().map(|p| p.as_str().to_string())
+    } else {
+        let referer = parts.headers.get(header::REFERER).and_then(|v| v.to_str().ok()).and_then(|r| r.parse::<axum::http::Uri>().ok());
+        referer.and_then(|u| u.path_and_query().map(|p| p.as_str().to_string()))
+    };
+    // The counter's preview and confirmation are forms' answers: back to the counter, where the page
+    // has kept the scans.
+    let here = here.map(|h| if h.starts_with("/counter/") { "/counter".to_string() } else { h });
+    match here.as_deref().and_then(local_path) {
+        Some(p) if p != "/" => format!("/signin?next={}", urlencode(p)),
+        _ => "/signin".into(),
+    }
+}
+
+/// A path on this site to go back to after signing in; anything else (another host, `//host`, a
+/// backslash trick, the sign-in page itself) is not followed.
+pub(crate) fn local_path(p: &str) -> Option<&str> {
+    let ok = p.starts_with('/')
+        && !p.starts_with("//")
+        && !p.contains('\\')
+        && !p.chars().any(char::is_control)
+        && p.len() <= 2048
+        && !p.starts_with("/signin")
+        && !p.starts_with("/api/");
+    ok.then_some(p)
 }
 
 /// Who is looking at a page, extracted once for every page handler: the site, the signed-in
@@ -85,9 +117,52 @@ impl From<qm_app::AppError> for WebError {
 
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
-        let body = html! { (views::err(&self.0.message)) p { a href="/" { "Back to the dashboard" } } };
-        (self.0.status, page("Something went wrong", None, "", body)).into_response()
+        let mut r = (self.0.status, page("Something went wrong", None, "", error_body(&self.0.message, None))).into_response();
+        r.extensions_mut().insert(Refused(self.0.message));
+        r
     }
+}
+
+/// A refusal or error shown as a page, remembered on the response so that `keep_navigation` can
+/// show it again inside the person's menu.
+#[derive(Clone)]
+struct Refused(String);
+
+fn error_body(message: &str, back: Option<&str>) -> Markup {
+    html! {
+        (views::err(message))
+        p.back {
+            @if let Some(b) = back { a #go-back href=(b) { "Back to the page before" } " · " }
+            a href="/" { "Back to the dashboard" }
+        }
+    }
+}
+
+/// Every refusal keeps the page's navigation and a way back: an error page rendered without the
+/// signed-in person (a handler's `?`) is drawn again with their menu and a link to the page they
+/// came from (a path on this site only).
+pub(crate) async fn keep_navigation(State(st): State<AppState>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if req.uri().path().starts_with("/api/") {
+        return next.run(req).await;
+    }
+    let (headers, uri) = (req.headers().clone(), req.uri().clone());
+    let response = next.run(req).await;
+    let Some(Refused(message)) = response.extensions().get::<Refused>().cloned() else { return response };
+    let mut probe = axum::http::Request::new(());
+    *probe.headers_mut() = headers.clone();
+    *probe.uri_mut() = uri;
+    let (parts, ()) = probe.into_parts();
+    let Ok(Some(p)) = auth::resolve(&st, &parts).await else { return response };
+    let referer = headers.get(header::REFERER).and_then(|v| v.to_str().ok()).and_then(|r| r.parse::<axum::http::Uri>().ok());
+    let back = referer.and_then(|u| u.path_and_query().map(|x| x.as_str().to_string()));
+    let back = back.as_deref().and_then(local_path).filter(|b| *b != parts.uri.path());
+    let title = match response.status() {
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED | StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY => "Refused",
+        StatusCode::BAD_REQUEST => "Not accepted",
+        _ => "Something went wrong",
+    };
+    (response.status(), page(title, Some(&p), "", error_body(&message, back))).into_response()
 }
 
 pub(crate) type WebResult = Result<Response, WebError>;
@@ -115,7 +190,7 @@ pub(crate) async fn assets_js() -> Response {
     ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")], JS).into_response()
 }
 
-pub(crate) fn signin_page(csrf: &str, badge: &str, error: Option<&str>) -> Markup {
+pub(crate) fn signin_page(csrf: &str, badge: &str, next: &str, error: Option<&str>) -> Markup {
     page(
         "Sign in",
         None,
@@ -124,6 +199,7 @@ pub(crate) fn signin_page(csrf: &str, badge: &str, error: Option<&str>) -> Marku
             @if let Some(e) = error { (views::err(e)) }
             form.card method="post" action="/signin" {
                 input type="hidden" name="csrf" value=(csrf);
+                @if local_path(next).is_some() { input type="hidden" name="next" value=(next); }
                 label { "Badge" input #badge name="badge" value=(badge) autofocus autocomplete="username" required; }
                 label { "Password" input #password type="password" name="password" autocomplete="current-password" required; }
                 button #signin type="submit" { "Sign in" }
@@ -135,10 +211,16 @@ pub(crate) fn signin_page(csrf: &str, badge: &str, error: Option<&str>) -> Marku
 /// The sign-in form keeps no state on the server: its CSRF token is a random value set as a cookie
 /// and repeated in the form (a double submit), compared when the form is posted. A flood of
 /// `GET /signin` costs the server nothing it keeps, and evicts no signed-in session.
-pub(crate) async fn signin_get(State(st): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+pub(crate) async fn signin_get(State(st): State<AppState>, headers: axum::http::HeaderMap, Query(q): Query<NextQuery>) -> Response {
     // A form already on screen in another tab keeps working: the cookie it was given is reused.
     let csrf = auth::signin_token(&headers).unwrap_or_else(auth::random_token);
-    ([(header::SET_COOKIE, st.auth.signin_cookie(&csrf))], signin_page(&csrf, "", None)).into_response()
+    let next = q.next.unwrap_or_default();
+    ([(header::SET_COOKIE, st.auth.signin_cookie(&csrf))], signin_page(&csrf, "", &next, None)).into_response()
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct NextQuery {
+    pub(crate) next: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -146,6 +228,8 @@ pub(crate) struct SignInForm {
     pub(crate) csrf: String,
     pub(crate) badge: String,
     pub(crate) password: String,
+    #[serde(default)]
+    pub(crate) next: String,
 }
 
 pub(crate) async fn signin_post(
@@ -156,15 +240,15 @@ pub(crate) async fn signin_post(
 ) -> Response {
     let Some(csrf) = auth::signin_token(&headers).filter(|c| same_secret(&f.csrf, c)) else {
         let csrf = auth::random_token();
-        let page = signin_page(&csrf, &f.badge, Some("This sign-in form expired; please sign in again."));
+        let page = signin_page(&csrf, &f.badge, &f.next, Some("This sign-in form expired; please sign in again."));
         return (StatusCode::FORBIDDEN, [(header::SET_COOKIE, st.auth.signin_cookie(&csrf))], page).into_response();
     };
     match auth::sign_in(&st, &ip, &f.badge, &f.password).await {
         Ok((sid, _)) => {
             let cookies = [(header::SET_COOKIE, st.auth.cookie(&sid)), (header::SET_COOKIE, auth::SIGNIN_COOKIE_CLEAR.to_string())];
-            (axum::response::AppendHeaders(cookies), Redirect::to("/")).into_response()
+            (axum::response::AppendHeaders(cookies), Redirect::to(local_path(&f.next).unwrap_or("/"))).into_response()
         }
-        Err(e) => (e.status, signin_page(&csrf, &f.badge, Some(&e.message))).into_response(),
+        Err(e) => (e.status, signin_page(&csrf, &f.badge, &f.next, Some(&e.message))).into_response(),
     }
 }
 

@@ -134,6 +134,27 @@ async fn wait_for_reload(b: &WebDriver, page: &str, css: &str, needle: &str) -> 
     panic!("{page}: {css} never showed {needle:?}; last: {last:?}");
 }
 
+/// Waits (up to 5 s) until the element with `id` has the focus (the badge is checked over the
+/// network before the focus moves on), and returns it.
+async fn focused(b: &WebDriver, id: &str) -> WebElement {
+    let mut last = None;
+    for _ in 0..50 {
+        let e = b.active_element().await.unwrap();
+        last = e.id().await.unwrap();
+        if last.as_deref() == Some(id) {
+            return e;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shot(b, &format!("failed-focus-{id}")).await;
+    let check = b.find(By::Id("badge-check")).await.ok();
+    let said = match check {
+        Some(c) => c.text().await.unwrap_or_default(),
+        None => String::new(),
+    };
+    panic!("the focus never reached #{id}; it is on {last:?} (badge check: {said:?})");
+}
+
 async fn text(b: &WebDriver, css: &str) -> String {
     b.find(By::Css(css)).await.unwrap().text().await.unwrap()
 }
@@ -291,8 +312,9 @@ async fn the_web_ui_in_chromium() {
     b.goto(format!("{url}/counter")).await.unwrap();
     b.find(By::Id("location")).await.unwrap().send_keys("D11-AMMO").await.unwrap();
     b.find(By::Id("badge")).await.unwrap().send_keys(format!("1110{ENTER}")).await.unwrap();
-    let scan = b.active_element().await.unwrap();
-    assert_eq!(scan.id().await.unwrap().as_deref(), Some("scan"), "Enter after the badge moves to the scan field");
+    // Enter after the badge shows who it is and moves to the scan field (the location is given).
+    let scan = focused(&b, "scan").await;
+    assert!(text(&b, "#badge-check").await.contains("Officer"), "the badge is named as soon as it is scanned");
     for item in ["G36-D11-040", "L9-D11-A:30"] {
         scan.send_keys(format!("{item}{ENTER}")).await.unwrap();
     }
@@ -315,7 +337,7 @@ async fn the_web_ui_in_chromium() {
     loc.clear().await.unwrap();
     loc.send_keys("D11-RACK-A").await.unwrap();
     b.find(By::Id("badge")).await.unwrap().send_keys(format!("1110{ENTER}")).await.unwrap();
-    let scan = b.active_element().await.unwrap();
+    let scan = focused(&b, "scan").await;
     scan.send_keys(format!("G36-D11-040{ENTER}")).await.unwrap();
     scan.send_keys(ENTER).await.unwrap();
     wait_for(&b, "#will", "return: serial G36-D11-040").await;
@@ -326,7 +348,11 @@ async fn the_web_ui_in_chromium() {
     // A refusal explained before confirming: officer 1117's rifle qualification has lapsed.
     b.goto(format!("{url}/counter")).await.unwrap();
     b.find(By::Id("badge")).await.unwrap().send_keys(format!("1117{ENTER}")).await.unwrap();
-    let scan = b.active_element().await.unwrap();
+    // Said as soon as the badge is scanned; an issue without a location asks for the place next.
+    let warned = wait_for(&b, "#badge-check", "expired").await;
+    assert!(warned.contains("qualification") && warned.contains("will be refused"), "{warned}");
+    focused(&b, "location").await.send_keys(ENTER).await.unwrap();
+    let scan = focused(&b, "scan").await;
     scan.send_keys(format!("G36-D11-039{ENTER}")).await.unwrap();
     scan.send_keys(ENTER).await.unwrap();
     let refusal = wait_for(&b, "#refusal", "rule").await;
@@ -339,15 +365,16 @@ async fn the_web_ui_in_chromium() {
     b.goto(format!("{url}/counter")).await.unwrap();
     b.find(By::Id("location")).await.unwrap().send_keys("D11-MAG").await.unwrap();
     b.find(By::Id("badge")).await.unwrap().send_keys(format!("1104{ENTER}")).await.unwrap();
-    let scan = b.active_element().await.unwrap();
+    let scan = focused(&b, "scan").await;
     scan.send_keys(format!("TNT-D11-1:2{ENTER}")).await.unwrap();
     scan.send_keys(ENTER).await.unwrap();
     let step = wait_for(&b, "#witness-step", "second person").await;
-    assert!(step.contains("2 of lot TNT-D11-1 (TNT-BLOCK) at D11-MAG") && step.contains("Why:"), "{step}");
+    assert!(step.contains("2 of lot TNT-D11-1 (TNT-BLOCK) from D11-MAG D-11 explosives magazine") && step.contains("Why:"), "{step}");
     assert!(!step.to_lowercase().contains("refused") && b.find_all(By::Css("#refusal, .msg.warn, .msg.err")).await.unwrap().is_empty());
     assert!(text(&b, "#preview-card h2").await.contains("1104"));
     assert!(b.find(By::Id("witness_badge")).await.is_ok());
     shot(&b, "06b-counter-witness-step").await;
+    the_counter_from_a_scanner(&b, &url).await;
 
     // Stock, an item's history, the event log, labels.
     b.goto(format!("{url}/stock")).await.unwrap();
@@ -384,8 +411,7 @@ async fn the_web_ui_in_chromium() {
     // The place stays the one recorded and the scan field has the focus for the next item.
     let at = b.find(By::Id("record-location")).await.unwrap().prop("value").await.unwrap();
     assert_eq!(at.as_deref(), Some("D12-KEYS"));
-    let focused = b.active_element().await.unwrap().id().await.unwrap();
-    assert_eq!(focused.as_deref(), Some("scan"), "the focus stays in the scan field");
+    focused(&b, "scan").await;
     shot(&b, "11-count-recorded").await;
     b.find(By::Id("close")).await.unwrap().click().await.unwrap();
     wait_for(&b, "#count-state", "closed").await;
@@ -538,7 +564,8 @@ async fn the_web_ui_in_chromium() {
     b.goto(format!("{url}/counter")).await.unwrap();
     ready(&b).await;
     b.find(By::Id("badge")).await.unwrap().send_keys(format!("1110{ENTER}")).await.unwrap();
-    let scan = b.active_element().await.unwrap();
+    focused(&b, "location").await.send_keys(ENTER).await.unwrap();
+    let scan = focused(&b, "scan").await;
     scan.send_keys(format!("G36-D11-039{ENTER}")).await.unwrap();
     scan.send_keys(ENTER).await.unwrap();
     let refusal = wait_for(&b, "#refusal", "rule").await;
@@ -631,6 +658,95 @@ async fn the_web_ui_in_chromium() {
     b.quit().await.unwrap();
     drop(driver);
     app.stop().await;
+}
+
+/// The counter as a scanner works it (signed in as D-11's armorer): an unknown badge said at once, a
+/// serial scanned twice kept once, a lot label asking for its quantity, every bad line named, a mixed
+/// return sending the rifle to its rack and the rounds to the locker, the scans kept across an
+/// expired session, and a refusal page that keeps the menu.
+async fn the_counter_from_a_scanner(b: &WebDriver, url: &str) {
+    b.goto(format!("{url}/counter")).await.unwrap();
+    ready(b).await;
+    let badge = b.find(By::Id("badge")).await.unwrap();
+    badge.send_keys(format!("9999{ENTER}")).await.unwrap();
+    let unknown = wait_for(b, "#badge-check", "9999").await;
+    assert!(unknown.contains("not found"), "{unknown}");
+    assert_eq!(focused(b, "badge").await.id().await.unwrap().as_deref(), Some("badge"), "an unknown badge keeps the focus");
+    shot(b, "06c-counter-unknown-badge").await;
+    badge.clear().await.unwrap();
+    badge.send_keys(format!("1110{ENTER}")).await.unwrap();
+    focused(b, "location").await.send_keys(format!("D11-AMMO{ENTER}")).await.unwrap();
+    let scan = focused(b, "scan").await;
+    scan.send_keys(format!("G36-D11-040{ENTER}")).await.unwrap();
+    scan.send_keys(format!("G36-D11-040{ENTER}")).await.unwrap();
+    assert!(text(b, "#scan-notice").await.contains("already on the list; it is kept once"));
+    scan.send_keys(format!("L9-D11-A{ENTER}")).await.unwrap();
+    assert!(text(b, "#qty-row").await.contains("L9-D11-A"), "a lot label asks for its quantity");
+    focused(b, "qty").await.send_keys(format!("30{ENTER}")).await.unwrap();
+    let scan = focused(b, "scan").await;
+    let items = b.find(By::Id("items")).await.unwrap().value().await.unwrap().unwrap_or_default();
+    assert_eq!(items.lines().collect::<Vec<_>>(), ["G36-D11-040", "L9-D11-A:30"]);
+    shot(b, "06d-counter-scanner").await;
+    // Typed lines with two mistakes: both are named, not only the first.
+    let list = b.find(By::Id("items")).await.unwrap();
+    list.send_keys("NOPE-1\nL9-D11-A:x\n").await.unwrap();
+    scan.send_keys(ENTER).await.unwrap();
+    let wrong = wait_for(b, ".msg.err", "line 3").await;
+    assert!(wrong.contains("line 3 \"NOPE-1\"") && wrong.contains("line 4 \"L9-D11-A:x\""), "{wrong}");
+    shot(b, "06e-counter-every-error").await;
+    let list = b.find(By::Id("items")).await.unwrap();
+    list.clear().await.unwrap();
+    list.send_keys("G36-D11-040\nL9-D11-A:30\n").await.unwrap();
+    b.find(By::Id("preview")).await.unwrap().click().await.unwrap();
+    wait_for(b, "#will", "issue: serial G36-D11-040").await;
+    b.find(By::Id("confirm-button")).await.unwrap().send_keys(ENTER).await.unwrap();
+    wait_for(b, "#done", "Issued").await;
+
+    // The rifle and its rounds come back together, nothing chosen: each goes home.
+    b.find(By::Css("input[name=mode][value=return]")).await.unwrap().click().await.unwrap();
+    b.find(By::Id("location")).await.unwrap().clear().await.unwrap();
+    b.find(By::Id("badge")).await.unwrap().send_keys(format!("1110{ENTER}")).await.unwrap();
+    let scan = focused(b, "scan").await;
+    for item in ["G36-D11-040", "L9-D11-A:30"] {
+        scan.send_keys(format!("{item}{ENTER}")).await.unwrap();
+    }
+    scan.send_keys(ENTER).await.unwrap();
+    let to = wait_for(b, "#where-to", "back to").await;
+    assert!(to.contains("serial G36-D11-040 (RIFLE-G36), now at person:1110 → back to D11-RACK-A"), "{to}");
+    assert!(to.contains("30 of lot L9-D11-A") && to.contains("→ back to D11-AMMO"), "{to}");
+    shot(b, "06f-counter-mixed-return").await;
+    b.find(By::Id("confirm-button")).await.unwrap().send_keys(ENTER).await.unwrap();
+    wait_for(b, "#done", "Returned").await;
+    b.goto(format!("{url}/items/G36-D11-040")).await.unwrap();
+    assert!(text(b, "#where").await.contains("location:D11-RACK-A"), "the rifle is on its rack, not in the ammunition locker");
+
+    // The session ends in the middle of an issue: the scans wait in the page, and come back after
+    // signing in again.
+    b.goto(format!("{url}/counter")).await.unwrap();
+    ready(b).await;
+    b.find(By::Id("location")).await.unwrap().send_keys("D11-AMMO").await.unwrap();
+    b.find(By::Id("badge")).await.unwrap().send_keys(format!("1110{ENTER}")).await.unwrap();
+    let scan = focused(b, "scan").await;
+    scan.send_keys(format!("G36-D11-040{ENTER}")).await.unwrap();
+    b.delete_cookie("qm_session").await.unwrap();
+    scan.send_keys(ENTER).await.unwrap();
+    b.find(By::Id("password")).await.unwrap();
+    assert!(b.current_url().await.unwrap().as_str().contains("next=%2Fcounter"), "{}", b.current_url().await.unwrap());
+    b.find(By::Id("badge")).await.unwrap().send_keys("1101").await.unwrap();
+    b.find(By::Id("password")).await.unwrap().send_keys(format!("{}{ENTER}", qm_demo::demo_org::DEMO_PASSWORD)).await.unwrap();
+    let restored = wait_for(b, "#scan-notice", "Restored").await;
+    assert!(restored.contains("before signing in again"), "{restored}");
+    assert_eq!(b.find(By::Id("items")).await.unwrap().value().await.unwrap().unwrap_or_default().trim(), "G36-D11-040");
+    assert_eq!(b.find(By::Id("badge")).await.unwrap().value().await.unwrap().as_deref(), Some("1110"));
+    shot(b, "06g-counter-restored-after-signin").await;
+    b.find(By::Id("items")).await.unwrap().clear().await.unwrap();
+
+    // A refusal keeps the menu and a way back.
+    b.goto(format!("{url}/counts/C-999")).await.unwrap();
+    let refused = wait_for(b, "main", "C-999").await;
+    assert!(refused.contains("Back to the dashboard"), "{refused}");
+    assert!(text(b, "header nav").await.contains("Counter"), "the refusal page keeps the menu");
+    shot(b, "06h-refusal-keeps-the-menu").await;
 }
 
 /// The real case in the browser, on the demo organization: HQ's duty officer issues the directive
