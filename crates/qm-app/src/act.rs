@@ -54,6 +54,8 @@ pub struct Attempt {
     pub kind: CredentialKind,
     hash: Option<String>,
     lockout: Arc<crate::credentials::Lockout>,
+    /// Why the person may not act now (suspended), said only to one who presented the right secret.
+    suspended: Option<String>,
 }
 
 impl Attempt {
@@ -70,7 +72,11 @@ impl Attempt {
     /// Counts the comparison in the badge's lockout: a success clears its failures, a failure
     /// counts one and may lock it (`auth.locked`). Returns the answer to give.
     pub fn settle(&self, matched: bool) -> Result<()> {
-        self.lockout.settle(&self.badge, matched, OffsetDateTime::now_utc(), self.kind)
+        self.lockout.settle(&self.badge, matched, OffsetDateTime::now_utc(), self.kind)?;
+        match &self.suspended {
+            Some(message) if matched => Err(AppError::Rejected(Rejection::Refused { rule: "person.suspended", message: message.clone() })),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -215,6 +221,9 @@ impl Site {
         let Some(p) = s.people.get(witness) else {
             return refuse(format!("badge {witness} is not authorized to witness: no such person"));
         };
+        if let Some(sus) = &p.suspended {
+            return refuse(format!("badge {witness} is suspended since {} and may not witness", sus.since.date()));
+        }
         if !p.roles.iter().any(|r| role_allows(*r, Op::Witness)) {
             return refuse(format!("badge {witness} is not authorized to witness: no role of theirs allows it"));
         }
@@ -228,20 +237,28 @@ impl Site {
     /// hash the secret is compared with.
     pub fn attempt(&self, badge: &Badge, kind: CredentialKind) -> Result<Attempt> {
         self.lockout.check(badge, OffsetDateTime::now_utc())?;
-        Ok(Attempt { badge: badge.clone(), kind, hash: self.credential_hash(badge, kind)?, lockout: self.lockout.clone() })
+        let suspended = self
+            .state()
+            .people
+            .get(badge)
+            .and_then(|p| p.suspended.as_ref())
+            .map(|s| format!("badge {badge} is suspended since {}: {}; ask an administrator of the unit", s.since.date(), s.reason));
+        Ok(Attempt { badge: badge.clone(), kind, hash: self.credential_hash(badge, kind)?, lockout: self.lockout.clone(), suspended })
     }
 
     /// Step 2 on this thread: a presented secret is checked, and a refusal gathered as a denial of
     /// `operation`. Returns the refusal.
     pub fn check_presented(&mut self, p: &Presented, kind: CredentialKind, operation: &str, from: &str) -> Result<()> {
         let r = self.attempt(&p.badge, kind).and_then(|a| a.settle(a.matches(&p.secret)));
-        if let Err(e @ (AppError::BadCredentials { .. } | AppError::Locked { .. })) = &r {
-            self.deny(Denial {
-                who: p.badge.to_string(),
-                operation: operation.to_string(),
-                reason: denial_reason(matches!(e, AppError::Locked { .. }), kind, from),
-                at: OffsetDateTime::now_utc(),
-            })?;
+        let reason = match &r {
+            Err(e @ (AppError::BadCredentials { .. } | AppError::Locked { .. })) => {
+                Some(denial_reason(matches!(e, AppError::Locked { .. }), kind, from))
+            }
+            Err(e @ AppError::Rejected(_)) => Some(format!("{e}, from {from}")),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            self.deny(Denial { who: p.badge.to_string(), operation: operation.to_string(), reason, at: OffsetDateTime::now_utc() })?;
         }
         r
     }

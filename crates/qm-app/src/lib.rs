@@ -19,6 +19,7 @@ pub mod mirror;
 pub mod notify;
 mod open;
 pub mod overview;
+pub mod people;
 mod pipeline;
 pub mod query;
 pub mod relay;

@@ -222,6 +222,13 @@ fn event_summary(env: &Envelope, zone: &crate::zone::SiteZone) -> String {
             format!("badge {badge} qualified on {qualification} until {expires}")
         }
         Event::PolicySet { unit, .. } => format!("policy set at unit {unit}"),
+        Event::PersonChanged { badge, change } => match change {
+            qm_core::event::PersonChange::Suspended { reason } => format!("badge {badge} suspended: {reason}"),
+            qm_core::event::PersonChange::Restored { reason } => format!("badge {badge} restored: {reason}"),
+            qm_core::event::PersonChange::Roles { roles } => {
+                format!("badge {badge} now holds the roles {}", roles.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", "))
+            }
+        },
         Event::SerialRegistered { serial, item_type, .. } => format!("serial {serial} registered as {item_type}"),
         Event::LotRegistered { lot, item_type, expires, .. } => {
             format!("lot {lot} registered as {item_type}{}", expires.map(|e| format!(", expires {e}")).unwrap_or_default())
@@ -492,7 +499,14 @@ pub fn custody(state: &State, badge: &Badge, today: time::Date) -> Result<Custod
         .filter(|(_, d)| **d < today)
         .map(|(q, d)| format!("qualification {q} expired on {d}: items that need it will be refused"))
         .collect();
-    Ok(Custody { badge: badge.to_string(), name: p.name.clone(), unit: p.unit.to_string(), holds, qualifications: p.qualifications.clone(), notes })
+    Ok(Custody {
+        badge: badge.to_string(),
+        name: p.name.clone(),
+        unit: p.unit.to_string(),
+        holds,
+        qualifications: p.qualifications.clone(),
+        notes,
+    })
 }
 
 #[derive(Clone, Debug, Serialize)]

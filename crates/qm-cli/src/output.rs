@@ -294,21 +294,29 @@ impl Out {
         self.json_or(&rows, || table(&["item type", "kind", "tracking", "uom", "NEQ kg", "UN", "name"], rows.clone()));
     }
 
-    pub fn people(&self, s: &State) {
-        let rows: Vec<Vec<String>> = s
-            .people
+    pub fn people(&self, s: &State, unit: Option<&qm_core::UnitId>) {
+        let list = qm_app::people::list(s, unit, time::OffsetDateTime::now_utc().date());
+        let rows: Vec<Vec<String>> = list
             .iter()
-            .map(|(b, p)| {
+            .map(|v| {
+                let quals = v
+                    .qualifications
+                    .iter()
+                    .map(|q| format!("{} until {}{}", q.qualification, q.expires, if q.expired { " (expired)" } else { "" }));
                 vec![
-                    b.to_string(),
-                    p.name.clone(),
-                    p.unit.to_string(),
-                    p.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(","),
-                    p.qualifications.iter().map(|(q, d)| format!("{q} until {d}")).collect::<Vec<_>>().join(", "),
+                    v.badge.clone(),
+                    v.name.clone(),
+                    v.unit.clone(),
+                    v.roles.join(","),
+                    quals.collect::<Vec<_>>().join(", "),
+                    v.suspended.as_ref().map(|x| format!("suspended {x}")).unwrap_or_else(|| "active".into()),
+                    v.holds.to_string(),
+                    v.keys.join(", "),
                 ]
             })
             .collect();
-        self.json_or(&rows, || table(&["badge", "name", "unit", "roles", "qualifications"], rows.clone()));
+        let head = ["badge", "name", "unit", "roles", "qualifications", "status", "holds", "keys"];
+        self.json_or(&list, || table(&head, rows));
     }
 }
 

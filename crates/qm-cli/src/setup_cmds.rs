@@ -161,7 +161,23 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
             let mut s = open()?;
             write(&mut s, who, Command::RevokeToken { token: id.clone(), reason: reason.clone() }, out)
         }
-        Cmd::Person(PersonCmd::List) => show(open(), |s| out.people(s)),
+        Cmd::Person(PersonCmd::List { unit }) => {
+            let unit = unit.as_deref().map(UnitId::parse).transpose().map_err(usage)?;
+            show(open(), |s| out.people(s, unit.as_ref()))
+        }
+        Cmd::Person(PersonCmd::Suspend { badge, reason }) => {
+            let change = qm_core::event::PersonChange::Suspended { reason: reason.clone() };
+            write(&mut open()?, who, Command::ChangePerson { badge: p(Badge::parse(badge))?, change }, out)
+        }
+        Cmd::Person(PersonCmd::Restore { badge, reason }) => {
+            let change = qm_core::event::PersonChange::Restored { reason: reason.clone() };
+            write(&mut open()?, who, Command::ChangePerson { badge: p(Badge::parse(badge))?, change }, out)
+        }
+        Cmd::Person(PersonCmd::Roles { badge, roles }) => {
+            let roles = roles.iter().map(|r| Role::parse(r)).collect::<Result<Vec<_>, _>>().map_err(usage)?;
+            let change = qm_core::event::PersonChange::Roles { roles };
+            write(&mut open()?, who, Command::ChangePerson { badge: p(Badge::parse(badge))?, change }, out)
+        }
         Cmd::Policy(a) => {
             let mut s = open()?;
             let rules = policy_rules(a)?;

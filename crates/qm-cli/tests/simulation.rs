@@ -342,7 +342,7 @@ fn transfer_between_departments(d: &Path, (hq, hq_children): (&SiteDb, &str), d1
         let units = d1.json(d, &["unit", "list"]);
         let known = units.as_array().unwrap().iter().any(|u| u[0] == "D-4" && u[3] == "another site");
         let typed = |s: &SiteDb| s.json(d, &["item-type", "list"]).as_array().unwrap().iter().any(|t| t[0] == "RIFLE-G36");
-        let staffed = |s: &SiteDb, b: &str| s.json(d, &["person", "list"]).as_array().unwrap().iter().any(|p| p[0] == b);
+        let staffed = |s: &SiteDb, b: &str| s.json(d, &["person", "list"]).as_array().unwrap().iter().any(|p| p["badge"] == b);
         let ruled = d4.json(d, &["rules", "list"]).as_array().unwrap().iter().any(|r| r[0] == "incident_rules" && r[2] == "hq.example");
         known && typed(d1) && typed(d4) && staffed(d1, "0611") && staffed(d4, "0417") && ruled
     });

@@ -33,7 +33,9 @@ pub fn own_reach(state: &State, event: &Event) -> Option<Reach> {
         Event::LotStatusChanged { unit: None, .. } => Some(Reach::Every),
         Event::LotStatusChanged { unit: Some(u), .. } | Event::PolicySet { unit: u, .. } => Some(Reach::Line(u.clone())),
         Event::PersonRegistered { unit, .. } => Some(Reach::Staff(unit.clone())),
-        Event::QualificationGranted { badge, .. } => state.people.get(badge).map(|p| Reach::Staff(p.unit.clone())),
+        Event::QualificationGranted { badge, .. } | Event::PersonChanged { badge, .. } => {
+            state.people.get(badge).map(|p| Reach::Staff(p.unit.clone()))
+        }
         _ => None,
     }
 }
@@ -70,6 +72,7 @@ pub fn takes(event: &Event) -> bool {
             | Event::LotStatusChanged { .. }
             | Event::PersonRegistered { .. }
             | Event::QualificationGranted { .. }
+            | Event::PersonChanged { .. }
             | Event::PolicySet { .. }
     )
 }

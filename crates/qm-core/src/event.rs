@@ -189,6 +189,23 @@ pub struct DiscrepancyFacts {
     pub adjust_quantity: Quantity,
 }
 
+/// What changed about a person (`Event::PersonChanged`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PersonChange {
+    /// May not sign in, act, witness or be issued anything until restored; what they hold stays theirs.
+    Suspended {
+        reason: String,
+    },
+    Restored {
+        reason: String,
+    },
+    /// The roles they hold from now on (all of them).
+    Roles {
+        roles: Vec<Role>,
+    },
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Event {
@@ -332,6 +349,12 @@ pub enum Event {
         badge: Badge,
         qualification: String,
         expires: Date,
+    },
+    /// A registered person suspended, restored or given other roles, by the entry's actor (an
+    /// administrator of their unit). Flows down like `PersonRegistered`.
+    PersonChanged {
+        badge: Badge,
+        change: PersonChange,
     },
     PolicySet {
         unit: UnitId,
@@ -657,6 +680,7 @@ impl Event {
             Event::ExcursionEnded { .. } => "excursion_ended",
             Event::PersonRegistered { .. } => "person_registered",
             Event::QualificationGranted { .. } => "qualification_granted",
+            Event::PersonChanged { .. } => "person_changed",
             Event::CredentialSet { .. } => "credential_set",
             Event::TokenIssued { .. } => "token_issued",
             Event::TokenRevoked { .. } => "token_revoked",

@@ -61,6 +61,9 @@ const LEDGER: &str = r#"
 {"type":"directive_updated","directive":"DIR-1.test","action":{"action":"brief","unit":"D-11"}}
 {"type":"from_parent","origin":"nat.test","seq":5,"entry":"{\"site\":\"nat.test\",\"seq\":5,\"at\":\"2026-11-21T07:00:00Z\",\"actor\":\"0001\",\"idempotency_key\":\"p-5\",\"event\":{\"type\":\"policy_set\",\"unit\":\"NATIONAL\",\"rules\":{\"two_person_all_movements\":true}}}","proof":["abababababababababababababababababababababababababababababababab"],"checkpoint":"nat.test\n8\nAAAA\n"}
 {"type":"from_parent","origin":"nat.test","seq":6,"entry":"{\"site\":\"nat.test\",\"seq\":6,\"at\":\"2026-11-21T07:00:00Z\",\"actor\":\"0001\",\"idempotency_key\":\"p-6\",\"event\":{\"type\":\"lot_status_changed\",\"lot\":\"L-1\",\"status\":\"unserviceable\",\"reason\":\"recall\"}}","proof":["abababababababababababababababababababababababababababababababab"],"checkpoint":"nat.test\n8\nAAAA\n"}
+{"type":"person_registered","badge":"0303","name":"C. Away","unit":"D-11","roles":["armorer"]}
+{"type":"person_changed","badge":"0303","change":{"kind":"suspended","reason":"on leave pending an inquiry"}}
+{"type":"person_changed","badge":"0202","change":{"kind":"roles","roles":["member","armorer"]}}
 "#;
 
 fn golden_path() -> PathBuf {

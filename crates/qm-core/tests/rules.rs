@@ -7,6 +7,9 @@ use qm_core::*;
 use time::macros::{date, datetime};
 use time::OffsetDateTime;
 
+#[path = "rules/people.rs"]
+mod people;
+
 /// When the fixture's books were written.
 const T0: OffsetDateTime = datetime!(2025-03-10 08:00 UTC);
 /// When the commands under test are decided.

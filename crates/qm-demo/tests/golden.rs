@@ -56,10 +56,11 @@ fn type_of(e: &Event) -> &'static str {
         Event::AccessAlert { .. } => "access_alert",
         Event::FromParent { .. } => "from_parent",
         Event::RulesAdopted { .. } => "rules_adopted",
+        Event::PersonChanged { .. } => "person_changed",
     }
 }
 
-const ALL_TYPES: usize = 39;
+const ALL_TYPES: usize = 40;
 
 #[test]
 fn one_entry_of_every_event_type_encodes_to_the_bytes_checked_in() {
@@ -150,6 +151,7 @@ const HAND_MADE: &[&str] = &[
     r#"{"type":"policy_set","unit":"D-11","rules":{"two_person_explosives":true,"two_person_all_movements":false,"two_person_count_resolution":true,"counter_not_keeper":true,"counter_not_previous":false,"max_issue_quantity":120000}}"#,
     r#"{"type":"lot_status_changed","lot":"L556-D11-A","status":"suspended","reason":"misfires reported","unit":"NORTH"}"#,
     r#"{"type":"discrepancy_resolved","discrepancy":"D-1","adjusted":true,"note":"pistol found in the armorer's safe"}"#,
+    r#"{"type":"person_changed","badge":"1117","change":{"kind":"suspended","reason":"on leave pending an inquiry"}}"#,
     r#"{"type":"rules_adopted","rules":"incident_rules","text":"[severity]\nledger_fork = \"critical\"\n"}"#,
     r#"{"type":"from_parent","origin":"hq.example","seq":57,"entry":"{\"actor\":\"0001\",\"at\":\"2026-11-23T05:00:00Z\",\"event\":{\"directive\":\"DIR-1.hq.example\",\"ends_at\":\"2026-11-30T05:00:00Z\",\"measures\":[],\"posture\":\"heightened\",\"starts_at\":\"2026-11-23T05:00:00Z\",\"text\":\"Double the guard.\",\"title\":\"Threat\",\"type\":\"directive_issued\",\"unit\":\"NHQ\"},\"idempotency_key\":\"dir-1\",\"seq\":57,\"site\":\"hq.example\"}","proof":["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"],"checkpoint":"hq.example\n58\nn4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=\n\n— hq.example AAAAAA==\n"}"#,
 ];

@@ -447,7 +447,11 @@ pub async fn resolve(st: &AppState, parts: &Parts) -> Result<Option<Principal>, 
         .peek(move |site| {
             let s = site.state();
             let root = s.site.as_ref().map(|x| x.root_unit.clone());
-            s.people.get(&b).map(|p| (p.name.clone(), p.unit.clone(), p.roles.clone(), root.as_ref() == Some(&p.unit)))
+            // A person suspended since signing in is signed out at their next request.
+            s.people
+                .get(&b)
+                .filter(|p| p.suspended.is_none())
+                .map(|p| (p.name.clone(), p.unit.clone(), p.roles.clone(), root.as_ref() == Some(&p.unit)))
         })
         .await?;
     let Some((name, unit, roles, at_root)) = found else {
@@ -585,6 +589,10 @@ pub async fn sign_in(st: &AppState, ip: &str, badge: &str, password: &str) -> Re
                 return Err(e);
             }
             Err(e) if e.code == "auth.pin" => false,
+            Err(e) if e.code == "person.suspended" => {
+                record_denial(st, badge.trim(), "sign_in", &format!("{}, from {ip}", e.message)).await;
+                return Err(e);
+            }
             Err(e) => return Err(e),
         },
         Err(_) => false,

@@ -28,6 +28,7 @@ pub fn page(title: &str, p: Option<&Principal>, active: &str, body: Markup) -> M
         ("/stock", "Stock"),
         ("/items", "Items"),
         ("/custody", "Custody"),
+        ("/people", "People"),
         ("/transfers", "Transfers"),
         ("/counts", "Counts"),
         ("/incidents", "Incidents"),

@@ -188,8 +188,37 @@ pub enum PersonCmd {
         #[arg(long)]
         expires: String,
     },
-    /// Staff: badge, name, unit, roles and qualifications.
-    List,
+    /// Suspend a person: they may not sign in, act, witness or be issued anything until restored;
+    /// what they hold stays on their name.
+    Suspend {
+        /// The person's badge number.
+        badge: String,
+        /// Why, recorded in the ledger.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Restore a suspended person.
+    Restore {
+        /// The person's badge number.
+        badge: String,
+        /// Why, recorded in the ledger.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Give a person other roles: every role they hold from now on.
+    Roles {
+        /// The person's badge number.
+        badge: String,
+        /// Roles, comma-separated (docs/permissions.md).
+        #[arg(long, value_delimiter = ',', required = true)]
+        roles: Vec<String>,
+    },
+    /// Staff: badge, name, unit, roles, qualifications and their expiry, suspension, holdings, keys.
+    List {
+        /// Only this unit and the units under it.
+        #[arg(long)]
+        unit: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

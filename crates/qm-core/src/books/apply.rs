@@ -32,6 +32,7 @@ impl State {
             | Event::TokenRevoked { .. }
             | Event::AccessDenied { .. }
             | Event::QualificationGranted { .. }
+            | Event::PersonChanged { .. }
             | Event::RulesAdopted { .. }
             | Event::PolicySet { .. } => self.apply_setup(env),
             Event::LocationSafetySet { .. }
@@ -123,6 +124,7 @@ impl State {
             Event::PersonRegistered { badge, name, unit, roles, pin_hash } => {
                 let qualifications = self.people.get(badge).map(|p| p.qualifications.clone()).unwrap_or_default();
                 let password_hash = self.people.get(badge).and_then(|p| p.password_hash.clone());
+                let suspended = self.people.get(badge).and_then(|p| p.suspended.clone());
                 self.people.insert(
                     badge.clone(),
                     Person {
@@ -132,6 +134,7 @@ impl State {
                         pin_hash: pin_hash.clone(),
                         password_hash,
                         qualifications,
+                        suspended,
                     },
                 );
                 self.touch(&PEOPLE, badge);
@@ -176,6 +179,17 @@ impl State {
             Event::PolicySet { unit, rules } => {
                 self.policies.insert(unit.clone(), rules.clone());
                 self.touch(&POLICIES, unit);
+            }
+            Event::PersonChanged { badge, change } => {
+                let p = self.people.get_mut(badge).ok_or_else(|| format!("unknown badge {badge}"))?;
+                match change {
+                    PersonChange::Suspended { reason } => {
+                        p.suspended = Some(Suspension { since: env.at, reason: reason.clone(), by: env.actor.clone() })
+                    }
+                    PersonChange::Restored { .. } => p.suspended = None,
+                    PersonChange::Roles { roles } => p.roles = roles.clone(),
+                }
+                self.touch(&PEOPLE, badge);
             }
             other => return Err(format!("{} reached the wrong fold (a broken build)", other.type_name())),
         }

@@ -107,6 +107,18 @@ pub struct Person {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_hash: Option<String>,
     pub qualifications: BTreeMap<String, Date>,
+    /// Set while the person is suspended (`PersonChange::Suspended`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<Suspension>,
+}
+
+/// Why and since when a person is suspended, and by whom.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Suspension {
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    pub reason: String,
+    pub by: Badge,
 }
 
 /// An API token's scope; the secret is kept only as a hash.
@@ -142,6 +154,7 @@ impl std::fmt::Debug for Person {
             .field("pin_hash", &"<redacted>")
             .field("password_hash", &self.password_hash.as_ref().map(|_| "<redacted>"))
             .field("qualifications", &self.qualifications)
+            .field("suspended", &self.suspended)
             .finish()
     }
 }

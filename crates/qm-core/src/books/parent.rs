@@ -118,7 +118,7 @@ impl State {
                 // No secret travels: the person sets a PIN and password here.
                 self.apply_setup(&local(Event::PersonRegistered { badge, name, unit, roles, pin_hash: None }))?;
             }
-            Event::QualificationGranted { badge, .. } => {
+            Event::QualificationGranted { badge, .. } | Event::PersonChanged { badge, .. } => {
                 if !self.people.contains_key(&badge) {
                     return Ok(format!("badge {badge} is not registered here"));
                 }

@@ -196,6 +196,11 @@ pub enum Command {
         qualification: String,
         expires: Date,
     },
+    /// Suspend, restore or change the roles of a registered person.
+    ChangePerson {
+        badge: Badge,
+        change: crate::event::PersonChange,
+    },
     SetPolicy {
         unit: UnitId,
         rules: PolicyRules,
@@ -351,6 +356,7 @@ impl Command {
             Command::DefineItemType { .. } => "define_item_type",
             Command::RegisterPerson { .. } => "register_person",
             Command::GrantQualification { .. } => "grant_qualification",
+            Command::ChangePerson { .. } => "change_person",
             Command::SetCredential { .. } => "set_credential",
             Command::SetLocationSafety { .. } => "set_location_safety",
             Command::SetItemTypeStorage { .. } => "set_item_type_storage",

@@ -131,6 +131,12 @@ pub(super) fn decide_issue(c: &Checker, to: &Badge, from: Option<&LocationId>, i
             format!("badge {to} belongs to unit {}, outside the subtree of badge {}", person.unit, c.ctx.actor),
         );
     }
+    if let Some(s) = &person.suspended {
+        return refuse(
+            "person.suspended",
+            format!("badge {to} ({}) is suspended since {}: {}; nothing is issued to them", person.name, s.since.date(), s.reason),
+        );
+    }
     if items.is_empty() {
         return invalid("no items given");
     }

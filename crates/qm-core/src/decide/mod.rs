@@ -67,7 +67,7 @@ impl Rejection {
     /// A refusal of authority (who may do what, and where: `permission.*`, `token.scope`) rather
     /// than of the facts. The site records it as a denied attempt; HTTP answers it with 403.
     pub fn is_denial(&self) -> bool {
-        matches!(self, Rejection::Refused { rule, .. } if rule.starts_with("permission.") || *rule == "token.scope")
+        matches!(self, Rejection::Refused { rule, .. } if rule.starts_with("permission.") || *rule == "token.scope" || *rule == "person.suspended")
     }
 
     pub fn code(&self) -> &'static str {
@@ -269,6 +269,9 @@ impl<'a> Checker<'a> {
             return refuse("two_person", format!("{why}: the witness must be a different person from badge {}", self.ctx.actor));
         }
         let p = self.person(w)?;
+        if let Some(s) = &p.suspended {
+            return refuse("person.suspended", format!("{why}: badge {w} is suspended since {} and may not witness", s.since.date()));
+        }
         if !p.roles.iter().any(|r| role_allows(*r, Op::Witness)) || !self.state.unit_within(unit, &p.unit) {
             return refuse("two_person", format!("{why}: badge {w} is not authorized to witness at unit {unit}"));
         }
@@ -502,6 +505,9 @@ fn decide_command(state: &State, ctx: &Ctx, command: &Command) -> Result<Decisio
     let Some(actor) = state.people.get(&ctx.actor) else {
         return not_found("badge", &ctx.actor);
     };
+    if let Some(s) = &actor.suspended {
+        return refuse("person.suspended", format!("badge {} is suspended since {}: {}", ctx.actor, s.since.date(), s.reason));
+    }
     let c = Checker { state, ctx, actor };
     match command {
         Command::CreateUnit { .. }
@@ -509,6 +515,7 @@ fn decide_command(state: &State, ctx: &Ctx, command: &Command) -> Result<Decisio
         | Command::DefineItemType { .. }
         | Command::RegisterPerson { .. }
         | Command::GrantQualification { .. }
+        | Command::ChangePerson { .. }
         | Command::SetLocationSafety { .. }
         | Command::SetTimeZone { .. }
         | Command::SetItemTypeStorage { .. }

@@ -20,6 +20,7 @@ pub fn op_of(cmd: &Command) -> Op {
         | Command::IssueToken { .. }
         | Command::RevokeToken { .. }
         | Command::GrantQualification { .. }
+        | Command::ChangePerson { .. }
         | Command::SetPolicy { .. }
         | Command::AdoptRules { .. }
         | Command::SetLocationSafety { .. }
@@ -80,7 +81,9 @@ pub fn units_of(s: &State, cmd: &Command) -> Vec<UnitId> {
         | Command::SetItemTypeAttributes { .. }
         | Command::SetTimeZone { .. } => vec![root],
         Command::SetLocationSafety { location, .. } | Command::RecordReadings { location, .. } => vec![loc_unit(s, location)],
-        Command::SetCredential { badge, .. } | Command::GrantQualification { badge, .. } => vec![person_unit(s, badge)],
+        Command::SetCredential { badge, .. } | Command::GrantQualification { badge, .. } | Command::ChangePerson { badge, .. } => {
+            vec![person_unit(s, badge)]
+        }
         Command::RevokeToken { token, .. } => vec![s.tokens.get(token).map(|t| t.unit.clone())],
         Command::Receive { to, .. } | Command::Recover { to, .. } => vec![loc_unit(s, to)],
         Command::Issue { to, from, items } => {

@@ -147,6 +147,7 @@ pub(super) fn decide_setup(c: &Checker, command: &Command) -> R<Decision> {
                 Event::CredentialSet { badge: badge.clone(), kind: CredentialKind::Pin, hash: None },
             ]))
         }
+        Command::ChangePerson { badge, change } => decide_person_change(c, badge, change),
         Command::GrantQualification { badge, qualification, expires } => {
             text("qualification", qualification, true)?;
             let p = c.person(badge)?;
@@ -322,4 +323,39 @@ fn own_duress<'a>(c: &Checker<'a>, badge: &Badge, kind: crate::event::Credential
         );
     }
     Ok(p)
+}
+
+/// Suspending, restoring or changing the roles of a person: an administrator of their unit, never
+/// about themselves (`person.self`), and only a change that changes something (`person.unchanged`).
+fn decide_person_change(c: &Checker, badge: &Badge, change: &PersonChange) -> R<Decision> {
+    let p = c.person(badge)?;
+    c.authorize(Op::Setup, &p.unit)?;
+    if *badge == c.ctx.actor {
+        return refuse(
+            "person.self",
+            format!("badge {badge} may not suspend, restore or change the roles of themselves; ask another administrator"),
+        );
+    }
+    match change {
+        PersonChange::Suspended { reason } | PersonChange::Restored { reason } => text("reason", reason, true)?,
+        PersonChange::Roles { roles } if roles.is_empty() => return invalid("a person needs at least one role"),
+        PersonChange::Roles { .. } => {}
+    }
+    let unchanged = match change {
+        PersonChange::Suspended { .. } => {
+            p.suspended.as_ref().map(|s| format!("badge {badge} is already suspended since {}", s.since.date()))
+        }
+        PersonChange::Restored { .. } => p.suspended.is_none().then(|| format!("badge {badge} is not suspended")),
+        PersonChange::Roles { roles } => {
+            let (mut now, mut asked) = (p.roles.clone(), roles.clone());
+            now.sort();
+            asked.sort();
+            asked.dedup();
+            (now == asked).then(|| format!("badge {badge} already holds exactly these roles"))
+        }
+    };
+    if let Some(m) = unchanged {
+        return refuse("person.unchanged", m);
+    }
+    Ok(Decision::of(vec![Event::PersonChanged { badge: badge.clone(), change: change.clone() }]))
 }

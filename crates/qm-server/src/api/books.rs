@@ -159,6 +159,12 @@ pub struct PersonOut {
     pub unit: String,
     pub roles: Vec<String>,
     pub qualifications: Vec<String>,
+    /// "since DATE by BADGE: reason", while suspended.
+    pub suspended: Option<String>,
+    /// How many serials and lots they hold now.
+    pub holds: usize,
+    /// The keys among what they hold, with the place each opens.
+    pub keys: Vec<String>,
 }
 
 #[utoipa::path(get, path = "/api/people", tag = "reads", responses((status = 200, body = Vec<PersonOut>)))]
@@ -166,15 +172,17 @@ pub(crate) async fn people(Caller { st, p, .. }: Caller) -> Result<Json<Vec<Pers
     read(&st, move |site| {
         let s = site.state();
         Ok(Json(
-            s.people
-                .iter()
-                .filter(|(_, x)| s.unit_within(&x.unit, &p.unit))
-                .map(|(b, x)| PersonOut {
-                    badge: b.to_string(),
-                    name: x.name.clone(),
-                    unit: x.unit.to_string(),
-                    roles: x.roles.iter().map(|r| r.to_string()).collect(),
-                    qualifications: x.qualifications.iter().map(|(q, d)| format!("{q} until {d}")).collect(),
+            qm_app::people::list(s, Some(&p.unit), crate::auth::now().date())
+                .into_iter()
+                .map(|v| PersonOut {
+                    badge: v.badge,
+                    name: v.name,
+                    unit: v.unit,
+                    roles: v.roles,
+                    qualifications: v.qualifications.iter().map(|q| format!("{} until {}", q.qualification, q.expires)).collect(),
+                    suspended: v.suspended,
+                    holds: v.holds,
+                    keys: v.keys,
                 })
                 .collect(),
         ))

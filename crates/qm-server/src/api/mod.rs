@@ -10,7 +10,7 @@ mod ledger;
 mod movements;
 pub mod notifications;
 pub mod safety;
-mod setup;
+pub(crate) mod setup;
 
 use access::*;
 use books::*;
@@ -151,7 +151,7 @@ impl utoipa::Modify for Security {
     security(("bearer" = []), ("session" = [])),
     paths(
         session_create, session_delete, me,
-        unit_add, location_add, item_type_add, item_type_attributes, person_add, person_qualify, person_pin, person_duress_pin, person_password, token_issue, token_revoke, policy_set, import,
+        unit_add, location_add, item_type_add, item_type_attributes, person_add, person_qualify, person_suspend, person_restore, person_roles, person_pin, person_duress_pin, person_password, token_issue, token_revoke, policy_set, import,
         readings, receive, issue, return_, move_, dispatch, transfer_receive, expend, destroy, report_loss, recover, lot_status, correct, preview_api,
         count_start, count_record, count_close, resolve, counts, count_show, discrepancies,
         stock, where_is, history, custody, transfers, units, locations, item_types, people, permissions,
@@ -189,6 +189,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/item-types/{id}/attributes", post(item_type_attributes))
         .route("/api/people", get(people).post(person_add))
         .route("/api/people/{badge}/qualifications", post(person_qualify))
+        .route("/api/people/{badge}/suspend", post(person_suspend))
+        .route("/api/people/{badge}/restore", post(person_restore))
+        .route("/api/people/{badge}/roles", post(person_roles))
         .route("/api/people/{badge}/pin", post(person_pin))
         .route("/api/people/{badge}/duress-pin", post(person_duress_pin))
         .route("/api/people/{badge}/password", post(person_password))

@@ -228,6 +228,48 @@ pub(crate) async fn person_qualify(
     done(&st, &p, &ip, key, None, c).await
 }
 
+#[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct RolesIn {
+    /// Every role the person holds from now on (docs/permissions.md).
+    pub roles: Vec<String>,
+}
+
+/// Suspends a person: they may not sign in, act, witness or be issued anything until restored.
+#[utoipa::path(post, path = "/api/people/{badge}/suspend", tag = "setup", request_body = ReasonIn, params(("badge" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = WriteOut), (status = "4XX", body = ErrorBody)))]
+pub(crate) async fn person_suspend(
+    Caller { st, p, ip, key }: Caller,
+    Path(badge): Path<String>,
+    JsonBody(b): JsonBody<ReasonIn>,
+) -> Result<Json<WriteOut>, ApiError> {
+    let change = qm_core::event::PersonChange::Suspended { reason: b.reason };
+    done(&st, &p, &ip, key, None, Command::ChangePerson { badge: id(Badge::parse(&badge))?, change }).await
+}
+
+#[utoipa::path(post, path = "/api/people/{badge}/restore", tag = "setup", request_body = ReasonIn, params(("badge" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = WriteOut), (status = "4XX", body = ErrorBody)))]
+pub(crate) async fn person_restore(
+    Caller { st, p, ip, key }: Caller,
+    Path(badge): Path<String>,
+    JsonBody(b): JsonBody<ReasonIn>,
+) -> Result<Json<WriteOut>, ApiError> {
+    let change = qm_core::event::PersonChange::Restored { reason: b.reason };
+    done(&st, &p, &ip, key, None, Command::ChangePerson { badge: id(Badge::parse(&badge))?, change }).await
+}
+
+#[utoipa::path(post, path = "/api/people/{badge}/roles", tag = "setup", request_body = RolesIn, params(("badge" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = WriteOut), (status = "4XX", body = ErrorBody)))]
+pub(crate) async fn person_roles(
+    Caller { st, p, ip, key }: Caller,
+    Path(badge): Path<String>,
+    JsonBody(b): JsonBody<RolesIn>,
+) -> Result<Json<WriteOut>, ApiError> {
+    let roles = b.roles.iter().map(|r| Role::parse(r)).collect::<Result<Vec<_>, _>>().map_err(ApiError::usage)?;
+    let change = qm_core::event::PersonChange::Roles { roles };
+    done(&st, &p, &ip, key, None, Command::ChangePerson { badge: id(Badge::parse(&badge))?, change }).await
+}
+
 #[utoipa::path(post, path = "/api/people/{badge}/pin", tag = "setup", request_body = SecretIn, params(("badge" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, body = WriteOut), (status = "4XX", body = ErrorBody)))]
 pub(crate) async fn person_pin(

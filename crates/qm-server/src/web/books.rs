@@ -362,7 +362,7 @@ pub(crate) async fn label_item(Visitor { st, p, .. }: Visitor, Path(what): Path<
 
 /// Refuses what only the armory's staff use to an officer who only draws weapons (403, on a page
 /// that keeps their menu and a way back); the attempt is recorded. None: they may.
-async fn staff_only(st: &AppState, p: &Principal, what: &str) -> Option<Response> {
+pub(crate) async fn staff_only(st: &AppState, p: &Principal, what: &str) -> Option<Response> {
     if views::staff(p) {
         return None;
     }

@@ -71,8 +71,7 @@ pub(crate) async fn locations_in_scope(st: &AppState, p: &Principal) -> Result<P
         .call(move |site| {
             let s = site.state();
             let mine = |l: &LocationId| s.locations.get(l).is_some_and(|x| s.unit_within(&x.unit, &unit));
-            let locations =
-                s.locations.iter().filter(|(k, _)| mine(k)).map(|(k, l)| (k.to_string(), l.name.clone())).collect();
+            let locations = s.locations.iter().filter(|(k, _)| mine(k)).map(|(k, l)| (k.to_string(), l.name.clone())).collect();
             let lots: std::collections::BTreeSet<String> = s
                 .balances
                 .iter()

@@ -99,7 +99,7 @@ pub(crate) async fn dashboard(Visitor { st, p, .. }: Visitor) -> WebResult {
                         td.(flag(r.incidents[2] + r.incidents[3])) { a href=(format!("/incidents?unit={}", r.unit)) {
                             (r.incidents[3]) " / " (r.incidents[2]) " / " (r.incidents[1]) " / " (r.incidents[0]) } }
                         td.n.(flag(r.clocks_at_risk)) { a href=(format!("/incidents?unit={}", r.unit)) { (r.clocks_at_risk) } }
-                        td.n { (r.people) }
+                        td.n { a href=(format!("/people?unit={}", urlencode(&r.unit.to_string()))) { (r.people) } }
                         td { a href=(format!("/stock?unit={}", r.unit)) { "stock" } }
                     }
                 }

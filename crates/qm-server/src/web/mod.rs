@@ -9,6 +9,7 @@ mod dashboard;
 pub(crate) mod directives;
 mod incidents;
 mod notifications;
+mod people;
 mod safety;
 mod sites;
 
@@ -337,6 +338,10 @@ pub fn routes() -> Router<AppState> {
         .route("/sites", get(sites_page))
         .route("/sites/{origin}", get(site_books_page))
         .route("/notifications/outbox/{id}/retry", post(notification_retry))
+        .route("/people", get(people::people_page))
+        .route("/people/add", post(people::person_add))
+        .route("/people/{badge}", get(people::person_page))
+        .route("/people/{badge}/{step}", post(people::person_step))
         .route("/log", get(log))
         .route("/log/checkpoint", post(log_checkpoint))
         .route("/labels", get(labels))
