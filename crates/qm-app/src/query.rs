@@ -222,13 +222,7 @@ fn event_summary(env: &Envelope, zone: &crate::zone::SiteZone) -> String {
             format!("badge {badge} qualified on {qualification} until {expires}")
         }
         Event::PolicySet { unit, .. } => format!("policy set at unit {unit}"),
-        Event::PersonChanged { badge, change } => match change {
-            qm_core::event::PersonChange::Suspended { reason } => format!("badge {badge} suspended: {reason}"),
-            qm_core::event::PersonChange::Restored { reason } => format!("badge {badge} restored: {reason}"),
-            qm_core::event::PersonChange::Roles { roles } => {
-                format!("badge {badge} now holds the roles {}", roles.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", "))
-            }
-        },
+        Event::PersonChanged { badge, change } => person_change(badge, change),
         Event::SerialRegistered { serial, item_type, .. } => format!("serial {serial} registered as {item_type}"),
         Event::LotRegistered { lot, item_type, expires, .. } => {
             format!("lot {lot} registered as {item_type}{}", expires.map(|e| format!(", expires {e}")).unwrap_or_default())
@@ -621,4 +615,15 @@ pub fn count_view(state: &State, id: &CountId) -> Result<CountView> {
         book,
         discrepancies: c.discrepancies.iter().filter_map(|d| discrepancy_view(state, d)).collect(),
     })
+}
+
+fn person_change(badge: &Badge, change: &qm_core::event::PersonChange) -> String {
+    use qm_core::event::PersonChange;
+    match change {
+        PersonChange::Suspended { reason } => format!("badge {badge} suspended: {reason}"),
+        PersonChange::Restored { reason } => format!("badge {badge} restored: {reason}"),
+        PersonChange::Roles { roles } => {
+            format!("badge {badge} now holds the roles {}", roles.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", "))
+        }
+    }
 }

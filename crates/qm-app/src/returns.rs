@@ -1,4 +1,4 @@
-//! Where returned items go back to (docs/custody.md, "Returns"): each serial to the place it was
+//! Where returned items go back to (docs/operations.md, "Returns"): each serial to the place it was
 //! issued from, each lot to the store of the person's unit that holds most of it, unless the line
 //! names a place (`R-1042 > D11-RACK-B`). A return of a rifle and its ammunition is one entry with a
 //! movement to the rack and one to the ammunition locker.

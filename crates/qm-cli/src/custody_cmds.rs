@@ -24,16 +24,7 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
             let from = from.as_deref().map(LocationId::parse).transpose().map_err(usage)?;
             write(&mut s, who, Command::Issue { to: p(Badge::parse(to))?, from, items: items(list)? }, out)
         }
-        Cmd::Return { from, to: Some(to), items: list } => {
-            let mut s = open()?;
-            write(&mut s, who, Command::return_to(p(Badge::parse(from))?, p(LocationId::parse(to))?, items(list)?), out)
-        }
-        Cmd::Return { from, to: None, items: list } => {
-            let mut s = open()?;
-            let lines = parse_return_lines(list).map_err(usage)?;
-            let command = qm_app::returns::plan_return(&s, &p(Badge::parse(from))?, &lines, None)?;
-            write(&mut s, who, command, out)
-        }
+        Cmd::Return { from, to, items: list } => return_items(&mut open()?, who, from, to.as_deref(), list, out),
         Cmd::Move { from, to, items: list } => {
             let mut s = open()?;
             write(&mut s, who, Command::Move { from: p(LocationId::parse(from))?, to: p(LocationId::parse(to))?, items: items(list)? }, out)
@@ -137,4 +128,14 @@ pub(crate) fn counts(site: &Site, schedule: bool, out: &Out) -> R<u8> {
         crate::output::table(&["count", "unit", "place", "kind", "counter", "opened", "closed", "result"], rows.collect())
     });
     Ok(0)
+}
+
+/// A return to `to`, or without it each item back to its home (docs/operations.md, "Returns").
+fn return_items(s: &mut Site, who: &Who, from: &str, to: Option<&str>, list: &[String], out: &Out) -> R<u8> {
+    let from = p(Badge::parse(from))?;
+    let command = match to {
+        Some(to) => Command::return_to(from, p(LocationId::parse(to))?, items(list)?),
+        None => qm_app::returns::plan_return(s, &from, &parse_return_lines(list).map_err(usage)?, None)?,
+    };
+    write(s, who, command, out)
 }

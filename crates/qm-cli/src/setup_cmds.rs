@@ -161,22 +161,8 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
             let mut s = open()?;
             write(&mut s, who, Command::RevokeToken { token: id.clone(), reason: reason.clone() }, out)
         }
-        Cmd::Person(PersonCmd::List { unit }) => {
-            let unit = unit.as_deref().map(UnitId::parse).transpose().map_err(usage)?;
-            show(open(), |s| out.people(s, unit.as_ref()))
-        }
-        Cmd::Person(PersonCmd::Suspend { badge, reason }) => {
-            let change = qm_core::event::PersonChange::Suspended { reason: reason.clone() };
-            write(&mut open()?, who, Command::ChangePerson { badge: p(Badge::parse(badge))?, change }, out)
-        }
-        Cmd::Person(PersonCmd::Restore { badge, reason }) => {
-            let change = qm_core::event::PersonChange::Restored { reason: reason.clone() };
-            write(&mut open()?, who, Command::ChangePerson { badge: p(Badge::parse(badge))?, change }, out)
-        }
-        Cmd::Person(PersonCmd::Roles { badge, roles }) => {
-            let roles = roles.iter().map(|r| Role::parse(r)).collect::<Result<Vec<_>, _>>().map_err(usage)?;
-            let change = qm_core::event::PersonChange::Roles { roles };
-            write(&mut open()?, who, Command::ChangePerson { badge: p(Badge::parse(badge))?, change }, out)
+        Cmd::Person(c @ (PersonCmd::List { .. } | PersonCmd::Suspend { .. } | PersonCmd::Restore { .. } | PersonCmd::Roles { .. })) => {
+            people(cli, c, out)
         }
         Cmd::Policy(a) => {
             let mut s = open()?;
@@ -276,4 +262,24 @@ fn time_zone(cli: &Cli, zone: Option<&str>, out: &Out) -> R<u8> {
 fn show(site: R<Site>, print: impl FnOnce(&qm_core::State)) -> R<u8> {
     print(site?.state());
     Ok(0)
+}
+
+/// The staff list, and people suspended, restored or given other roles (docs/permissions.md, "People").
+fn people(cli: &Cli, c: &PersonCmd, out: &Out) -> R<u8> {
+    use qm_core::event::PersonChange;
+    let (who, open) = (&cli.who, || open_site(cli));
+    let (badge, change) = match c {
+        PersonCmd::List { unit } => {
+            let unit = unit.as_deref().map(UnitId::parse).transpose().map_err(usage)?;
+            return show(open(), |s| out.people(s, unit.as_ref()));
+        }
+        PersonCmd::Suspend { badge, reason } => (badge, PersonChange::Suspended { reason: reason.clone() }),
+        PersonCmd::Restore { badge, reason } => (badge, PersonChange::Restored { reason: reason.clone() }),
+        PersonCmd::Roles { badge, roles } => {
+            let roles = roles.iter().map(|r| Role::parse(r)).collect::<Result<Vec<_>, _>>().map_err(usage)?;
+            (badge, PersonChange::Roles { roles })
+        }
+        _ => return Err(usage("not a change of a person")),
+    };
+    write(&mut open()?, who, Command::ChangePerson { badge: p(Badge::parse(badge))?, change }, out)
 }

@@ -1,6 +1,8 @@
 //! CLI tests: run the real `qm` binary as a process on a temporary database and check outputs and exit codes.
 
 mod common;
+#[path = "cli/people.rs"]
+mod people;
 #[path = "cli/returns.rs"]
 mod returns;
 #[path = "cli/terminal.rs"]

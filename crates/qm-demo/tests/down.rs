@@ -3,6 +3,7 @@
 
 use qm_app::down::DownAnswer;
 use qm_app::{Request, Site};
+use qm_core::event::PersonChange;
 use qm_core::*;
 use time::{Duration, OffsetDateTime};
 
@@ -230,6 +231,21 @@ fn the_catalog_staff_lots_and_policies_decided_above_reach_a_department_site() {
     let issue = Command::Issue { to: to.unwrap(), from: Some(rack), items };
     let e = dept.execute(Request::new(Badge::parse("1199").unwrap(), issue, "out".into(), now)).unwrap_err().to_string();
     assert!(e.contains(&format!("lot {lot}")) && e.contains("suspended"), "{e}");
+    // Headquarters suspends the armorer and gives them other roles: both come down; a suspended
+    // person may not act at the department either.
+    let officer = Badge::parse("1199").unwrap();
+    let change = |c: PersonChange| Command::ChangePerson { badge: officer.clone(), change: c };
+    run(&mut hq, "0001", change(PersonChange::Roles { roles: vec![Role::Armorer, Role::DutyOfficer] }), "roles-1199", now);
+    run(&mut hq, "0001", change(PersonChange::Suspended { reason: "inquiry".into() }), "suspend-1199", now);
+    assert_eq!(take_all(&mut hq, &mut dept, &children, now), 2);
+    let p = &dept.state().people[&officer];
+    assert_eq!(
+        (p.roles.clone(), p.suspended.as_ref().map(|s| s.reason.clone())),
+        (vec![Role::Armorer, Role::DutyOfficer], Some("inquiry".into()))
+    );
+    let again = Command::StartCount { root: LocationId::parse("D11-AMMO").unwrap(), kind: CountKind::Full, blind: false };
+    let e = dept.execute(Request::new(officer.clone(), again, "count".into(), now)).unwrap_err();
+    assert_eq!(e.code(), "person.suspended", "{e}");
     assert_verifies(&dept);
 }
 

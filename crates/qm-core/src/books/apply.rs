@@ -180,19 +180,23 @@ impl State {
                 self.policies.insert(unit.clone(), rules.clone());
                 self.touch(&POLICIES, unit);
             }
-            Event::PersonChanged { badge, change } => {
-                let p = self.people.get_mut(badge).ok_or_else(|| format!("unknown badge {badge}"))?;
-                match change {
-                    PersonChange::Suspended { reason } => {
-                        p.suspended = Some(Suspension { since: env.at, reason: reason.clone(), by: env.actor.clone() })
-                    }
-                    PersonChange::Restored { .. } => p.suspended = None,
-                    PersonChange::Roles { roles } => p.roles = roles.clone(),
-                }
-                self.touch(&PEOPLE, badge);
-            }
+            Event::PersonChanged { badge, change } => self.change_person(env, badge, change)?,
             other => return Err(format!("{} reached the wrong fold (a broken build)", other.type_name())),
         }
+        Ok(())
+    }
+
+    /// A person suspended, restored or given other roles.
+    fn change_person(&mut self, env: &Envelope, badge: &Badge, change: &PersonChange) -> Result<(), String> {
+        let p = self.people.get_mut(badge).ok_or_else(|| format!("unknown badge {badge}"))?;
+        match change {
+            PersonChange::Suspended { reason } => {
+                p.suspended = Some(Suspension { since: env.at, reason: reason.clone(), by: env.actor.clone() })
+            }
+            PersonChange::Restored { .. } => p.suspended = None,
+            PersonChange::Roles { roles } => p.roles = roles.clone(),
+        }
+        self.touch(&PEOPLE, badge);
         Ok(())
     }
 

@@ -120,6 +120,17 @@ fn rounds_cap(c: &Checker, policy: &crate::policy::PolicyRules, unit: &UnitId, t
     }
 }
 
+/// Nothing goes out to a suspended person.
+fn not_suspended(badge: &Badge, person: &Person) -> R<()> {
+    match &person.suspended {
+        Some(s) => refuse(
+            "person.suspended",
+            format!("badge {badge} ({}) is suspended since {}: {}; nothing is issued to them", person.name, s.since.date(), s.reason),
+        ),
+        None => Ok(()),
+    }
+}
+
 pub(super) fn decide_issue(c: &Checker, to: &Badge, from: Option<&LocationId>, items: &[ItemRef]) -> R<Decision> {
     let state = c.state;
     // Authority before custody: a refusal about where a serial is tells only someone who may issue.
@@ -131,12 +142,7 @@ pub(super) fn decide_issue(c: &Checker, to: &Badge, from: Option<&LocationId>, i
             format!("badge {to} belongs to unit {}, outside the subtree of badge {}", person.unit, c.ctx.actor),
         );
     }
-    if let Some(s) = &person.suspended {
-        return refuse(
-            "person.suspended",
-            format!("badge {to} ({}) is suspended since {}: {}; nothing is issued to them", person.name, s.since.date(), s.reason),
-        );
-    }
+    not_suspended(to, person)?;
     if items.is_empty() {
         return invalid("no items given");
     }

@@ -515,7 +515,6 @@ fn decide_command(state: &State, ctx: &Ctx, command: &Command) -> Result<Decisio
         | Command::DefineItemType { .. }
         | Command::RegisterPerson { .. }
         | Command::GrantQualification { .. }
-        | Command::ChangePerson { .. }
         | Command::SetLocationSafety { .. }
         | Command::SetTimeZone { .. }
         | Command::SetItemTypeStorage { .. }
@@ -525,6 +524,7 @@ fn decide_command(state: &State, ctx: &Ctx, command: &Command) -> Result<Decisio
         | Command::RevokeToken { .. }
         | Command::SetPolicy { .. } => setup::decide_setup(&c, command),
         Command::AdoptRules { rules, text } => setup::decide_rules(&c, *rules, text),
+        Command::ChangePerson { badge, change } => setup::decide_person_change(&c, badge, change),
         Command::RecordReadings { location, readings, window, sha256 } => decide_readings(&c, location, readings, window, sha256),
         Command::Receive { to, from, document, lines } => decide_receive(&c, to, from, document, lines),
         Command::Issue { to, from, items } => decide_issue(&c, to, from.as_ref(), items),

@@ -81,26 +81,13 @@ pub fn units_of(s: &State, cmd: &Command) -> Vec<UnitId> {
         | Command::SetItemTypeAttributes { .. }
         | Command::SetTimeZone { .. } => vec![root],
         Command::SetLocationSafety { location, .. } | Command::RecordReadings { location, .. } => vec![loc_unit(s, location)],
-        Command::SetCredential { badge, .. } | Command::GrantQualification { badge, .. } | Command::ChangePerson { badge, .. } => {
-            vec![person_unit(s, badge)]
-        }
+        Command::SetCredential { badge, .. } | Command::GrantQualification { badge, .. } => vec![person_unit(s, badge)],
+        Command::ChangePerson { badge, .. } => vec![person_unit(s, badge)],
         Command::RevokeToken { token, .. } => vec![s.tokens.get(token).map(|t| t.unit.clone())],
         Command::Receive { to, .. } | Command::Recover { to, .. } => vec![loc_unit(s, to)],
-        Command::Issue { to, from, items } => {
-            let mut v = vec![person_unit(s, to)];
-            match from {
-                Some(f) => v.push(loc_unit(s, f)),
-                None => v.extend(items.iter().filter_map(|i| match i {
-                    crate::command::ItemRef::Serial(x) => Some(s.serials.get(x).and_then(|si| s.account_unit(&si.account))),
-                    crate::command::ItemRef::Lot { .. } => None,
-                })),
-            }
-            v
-        }
+        Command::Issue { to, from, items } => issue_units(s, to, from.as_ref(), items),
         Command::Return { from, to, elsewhere, .. } => {
-            let mut v = vec![person_unit(s, from), loc_unit(s, to)];
-            v.extend(elsewhere.iter().map(|e| loc_unit(s, &e.to)));
-            v
+            [person_unit(s, from), loc_unit(s, to)].into_iter().chain(elsewhere.iter().map(|e| loc_unit(s, &e.to))).collect()
         }
         Command::Move { from, to, .. } => vec![loc_unit(s, from), loc_unit(s, to)],
         Command::Dispatch { from, .. } | Command::Destroy { from, .. } => vec![loc_unit(s, from)],
@@ -142,6 +129,19 @@ pub fn units_of(s: &State, cmd: &Command) -> Vec<UnitId> {
     units.sort();
     units.dedup();
     units
+}
+
+/// An issue's units: the person's, and the place lots come from or where each serial is racked.
+fn issue_units(s: &State, to: &Badge, from: Option<&LocationId>, items: &[crate::command::ItemRef]) -> Vec<Option<UnitId>> {
+    let mut v = vec![person_unit(s, to)];
+    match from {
+        Some(f) => v.push(loc_unit(s, f)),
+        None => v.extend(items.iter().filter_map(|i| match i {
+            crate::command::ItemRef::Serial(x) => Some(s.serials.get(x).and_then(|si| s.account_unit(&si.account))),
+            crate::command::ItemRef::Lot { .. } => None,
+        })),
+    }
+    v
 }
 
 /// The units a discrepancy concerns: the accounts it would adjust, and where it was found.

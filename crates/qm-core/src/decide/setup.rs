@@ -147,7 +147,6 @@ pub(super) fn decide_setup(c: &Checker, command: &Command) -> R<Decision> {
                 Event::CredentialSet { badge: badge.clone(), kind: CredentialKind::Pin, hash: None },
             ]))
         }
-        Command::ChangePerson { badge, change } => decide_person_change(c, badge, change),
         Command::GrantQualification { badge, qualification, expires } => {
             text("qualification", qualification, true)?;
             let p = c.person(badge)?;
@@ -327,7 +326,7 @@ fn own_duress<'a>(c: &Checker<'a>, badge: &Badge, kind: crate::event::Credential
 
 /// Suspending, restoring or changing the roles of a person: an administrator of their unit, never
 /// about themselves (`person.self`), and only a change that changes something (`person.unchanged`).
-fn decide_person_change(c: &Checker, badge: &Badge, change: &PersonChange) -> R<Decision> {
+pub(super) fn decide_person_change(c: &Checker, badge: &Badge, change: &PersonChange) -> R<Decision> {
     let p = c.person(badge)?;
     c.authorize(Op::Setup, &p.unit)?;
     if *badge == c.ctx.actor {

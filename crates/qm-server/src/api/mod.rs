@@ -178,6 +178,19 @@ pub(crate) async fn api_not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "not found: no such API endpoint; see /api/openapi.json")
 }
 
+/// People: registered, qualified, given credentials, suspended, restored, given other roles.
+fn people_routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/people", get(people).post(person_add))
+        .route("/api/people/{badge}/qualifications", post(person_qualify))
+        .route("/api/people/{badge}/suspend", post(person_suspend))
+        .route("/api/people/{badge}/restore", post(person_restore))
+        .route("/api/people/{badge}/roles", post(person_roles))
+        .route("/api/people/{badge}/pin", post(person_pin))
+        .route("/api/people/{badge}/duress-pin", post(person_duress_pin))
+        .route("/api/people/{badge}/password", post(person_password))
+}
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/openapi.json", get(openapi))
@@ -187,14 +200,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/locations", get(locations).post(location_add))
         .route("/api/item-types", get(item_types).post(item_type_add))
         .route("/api/item-types/{id}/attributes", post(item_type_attributes))
-        .route("/api/people", get(people).post(person_add))
-        .route("/api/people/{badge}/qualifications", post(person_qualify))
-        .route("/api/people/{badge}/suspend", post(person_suspend))
-        .route("/api/people/{badge}/restore", post(person_restore))
-        .route("/api/people/{badge}/roles", post(person_roles))
-        .route("/api/people/{badge}/pin", post(person_pin))
-        .route("/api/people/{badge}/duress-pin", post(person_duress_pin))
-        .route("/api/people/{badge}/password", post(person_password))
         .route("/api/tokens", post(token_issue))
         .route("/api/tokens/{id}/revoke", post(token_revoke))
         .route("/api/policies/{unit}", post(policy_set))
@@ -247,5 +252,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/magazines/{id}/dsmt", get(api_dsmt))
         .route("/api/magazines/{id}/dsmt.csv", get(api_dsmt_csv))
         .route("/api/qd", get(api_qd))
+        .merge(people_routes())
         .route("/api/{*rest}", axum::routing::any(api_not_found))
 }

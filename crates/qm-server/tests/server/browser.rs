@@ -647,6 +647,7 @@ async fn the_web_ui_in_chromium() {
     assert!(outbox.contains("webhook") && outbox.contains("soc"), "{outbox}");
     assert!(text(&b, "#outbox-failing").await.contains("could not be delivered"));
     shot(&b, "24-notifications-outbox").await;
+    people_in_chromium(&b, &url).await;
     crate::sites::sync_children(&kids, &url, &app.db).await;
     sites_in_chromium(&b, &url).await;
     // Access control first: the directive's part ends under a simulated clock days ahead.
@@ -658,6 +659,58 @@ async fn the_web_ui_in_chromium() {
     b.quit().await.unwrap();
     drop(driver);
     app.stop().await;
+}
+
+/// The people page as headquarters' administrator uses it (signed in as 0001): D-11's staff with
+/// roles, qualifications and their expiry, holdings; a clerk added and given another role; an
+/// officer suspended (and refused at sign-in) and restored — each recorded.
+async fn people_in_chromium(b: &WebDriver, url: &str) {
+    b.goto(format!("{url}/people?unit=D-11")).await.unwrap();
+    let staff = wait_for(b, "#people", "1110").await;
+    assert!(staff.contains("G36 until") && staff.contains("(expired)"), "1117's lapsed G36 is marked: {staff}");
+    assert!(!staff.contains("D-12"), "only D-11 and below: {staff}");
+    shot(b, "54-people").await;
+    // A new armorer, added from the page.
+    let form = b.find(By::Id("person-add")).await.unwrap();
+    form.find(By::Css("input[name=badge]")).await.unwrap().send_keys("1190").await.unwrap();
+    form.find(By::Css("input[name=name]")).await.unwrap().send_keys("Clerk Novak").await.unwrap();
+    form.find(By::Css("select[name=unit] option[value='D-11']")).await.unwrap().click().await.unwrap();
+    form.find(By::Css("input[name=role][value=logistics]")).await.unwrap().click().await.unwrap();
+    form.find(By::Css("input[name=pin]")).await.unwrap().send_keys("4826").await.unwrap();
+    form.find(By::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_for(b, ".msg.ok", "Badge 1190 registered").await;
+    assert!(text(b, "#people").await.contains("Clerk Novak"));
+    // Another role for the new clerk.
+    b.find(By::Css("#person-roles input[name=role][value=inspector]")).await.unwrap().click().await.unwrap();
+    b.find(By::Css("#person-roles button")).await.unwrap().click().await.unwrap();
+    wait_for(b, ".msg.ok", "given the roles chosen").await;
+    assert!(text(b, "#people").await.contains("inspector, logistics") || text(b, "#people").await.contains("logistics, inspector"));
+    // Suspended: the page says so, and the person's sign-in is refused with the reason.
+    b.goto(format!("{url}/people/1117")).await.unwrap();
+    ready(b).await;
+    b.find(By::Css("#person-suspend input[name=reason]"))
+        .await
+        .unwrap()
+        .send_keys(format!("weapon handling inquiry{ENTER}"))
+        .await
+        .unwrap();
+    let status = wait_for(b, "#people", "suspended").await;
+    assert!(status.contains("by 0001: weapon handling inquiry"), "{status}");
+    assert!(b.find(By::Id("person-restore")).await.is_ok() && b.find(By::Id("person-suspend")).await.is_err());
+    shot(b, "55-person-suspended").await;
+    let r = client()
+        .post(format!("{url}/api/session"))
+        .json(&serde_json::json!({"badge": "1117", "password": qm_demo::demo_org::DEMO_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a suspended person may not sign in");
+    // Restored.
+    b.find(By::Css("#person-restore input[name=reason]")).await.unwrap().send_keys(format!("inquiry closed{ENTER}")).await.unwrap();
+    wait_for(b, ".msg.ok", "restored").await;
+    b.goto(format!("{url}/log")).await.unwrap();
+    let log = wait_for(b, "table", "badge 1117 restored").await;
+    assert!(log.contains("badge 1117 suspended: weapon handling inquiry") && log.contains("badge 1190 now holds the roles"), "{log}");
 }
 
 /// The counter as a scanner works it (signed in as D-11's armorer): an unknown badge said at once, a

@@ -7,6 +7,7 @@ mod browser;
 mod directives;
 mod hardening;
 mod incidents;
+mod people;
 mod safety;
 mod sites;
 mod util;

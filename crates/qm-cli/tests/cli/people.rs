@@ -1,0 +1,29 @@
+//! `qm person suspend|restore|roles|list`: each change recorded, a suspended person may not act.
+
+use super::Env;
+
+#[test]
+fn an_administrator_suspends_restores_and_changes_roles_from_the_cli() {
+    let e = Env::new();
+    e.setup();
+    let out = e.ok("0001", &["person", "suspend", "0417", "--reason", "on leave pending an inquiry"]);
+    assert!(out.contains("badge 0417 suspended: on leave pending an inquiry"), "{out}");
+    // A suspended armorer may not issue: refused, exit 3, the rule named.
+    let r = e.qm_as("0417", &["issue", "--to", "1001", "R-1042"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("badge 0417 is suspended since") && r.stderr.contains("person.suspended"), "{}", r.stderr);
+    // Nor suspend themselves back, nor anyone; the same suspension twice changes nothing.
+    let r = e.qm_as("0001", &["person", "suspend", "0417", "--reason", "again"]);
+    assert!(r.code == 3 && r.stderr.contains("person.unchanged"), "{}", r.stderr);
+    let r = e.qm_as("0001", &["person", "roles", "0001", "--roles", "admin,inspector"]);
+    assert!(r.code == 3 && r.stderr.contains("person.self"), "{}", r.stderr);
+    let list = e.json("0001", &["person", "list", "--unit", "D-1"]);
+    let row = list.as_array().unwrap().iter().find(|p| p["badge"] == "0417").unwrap().clone();
+    assert!(row["suspended"].as_str().unwrap().contains("by 0001: on leave pending an inquiry"), "{row}");
+    assert!(list.as_array().unwrap().iter().all(|p| p["unit"] != "HQ"), "--unit D-1 lists D-1 only: {list}");
+    e.ok("0001", &["person", "restore", "0417", "--reason", "inquiry closed"]);
+    e.ok("0417", &["issue", "--to", "1001", "R-1042"]);
+    e.ok("0001", &["person", "roles", "1001", "--roles", "armorer,duty_officer"]);
+    let table = e.ok("0001", &["person", "list"]);
+    assert!(table.contains("armorer,duty_officer") && table.contains("active"), "{table}");
+}
