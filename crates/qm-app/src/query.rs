@@ -186,8 +186,9 @@ fn event_summary(env: &Envelope, zone: &crate::zone::SiteZone) -> String {
             format!("badge {badge} {name}, unit {unit}, roles {}", roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "))
         }
         Event::CredentialSet { badge, kind, .. } => format!("new {} for badge {badge}", credential_word(*kind)),
-        Event::TokenIssued { token, label, unit, operations, .. } => {
-            format!("API token {token} ({label}) for unit {unit}: {}", operations.join(", "))
+        Event::TokenIssued { token, label, unit, operations, acts_as, .. } => {
+            let who = acts_as.as_ref().map(|b| format!(", acting as badge {b}")).unwrap_or_default();
+            format!("API token {token} ({label}) for unit {unit}{who}: {}", operations.join(", "))
         }
         Event::TokenRevoked { token, reason } => format!("API token {token} revoked: {reason}"),
         Event::LocationSafetySet { location, flags, conditions } => format!(

@@ -140,7 +140,7 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
             };
             write(&mut s, who, cmd, out)
         }
-        Cmd::Token(TokenCmd::Issue { id, label, unit, operations }) => {
+        Cmd::Token(TokenCmd::Issue { id, label, unit, operations, acts_as }) => {
             let mut s = open()?;
             let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
             let cmd = Command::IssueToken {
@@ -149,6 +149,7 @@ pub(crate) fn run(cli: &Cli, out: &Out) -> R<u8> {
                 unit: p(UnitId::parse(unit))?,
                 operations: operations.clone(),
                 secret_hash: qm_app::hash_secret(&secret)?,
+                acts_as: acts_as.as_deref().map(Badge::parse).transpose().map_err(usage)?,
             };
             let outcome = exec(&mut s, who, cmd)?;
             let token = format!("{id}.{secret}");

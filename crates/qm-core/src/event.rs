@@ -330,6 +330,9 @@ pub enum Event {
         label: String,
         unit: UnitId,
         operations: Vec<String>,
+        /// Whom the token acts as, when not its issuer (the entry's actor).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        acts_as: Option<Badge>,
         /// Old ledgers only: the Argon2id hash of the token's secret (now in the credentials table).
         /// The secret itself is shown once and never stored.
         #[serde(default, skip_serializing_if = "Option::is_none")]

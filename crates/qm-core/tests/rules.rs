@@ -1973,6 +1973,7 @@ fn a_token_is_held_to_its_operations_and_unit_whatever_its_issuer_may_do() {
         unit: u(unit),
         operations: ops.iter().map(|o| o.to_string()).collect(),
         secret_hash: None,
+        acts_as: None,
     };
     let mut s = stocked();
     for t in [token("count-only", "D-11", &["count"]), token("recv-11", "D-11", &["receive"])] {
@@ -2000,6 +2001,44 @@ fn a_token_is_held_to_its_operations_and_unit_whatever_its_issuer_may_do() {
     assert!(decide(&s, &by("recv-11", "0417"), &rx()).unwrap_err().is_denial());
 }
 
+/// A token issued for another badge (a person, or a device registered as staff with the roles it
+/// needs) acts as that badge: an administrator, who may not move stock, gives a counter tablet a
+/// token that may; it acts for nobody else, reaches no unit outside the badge's, and is held to its
+/// operations.
+#[test]
+fn a_token_issued_for_a_badge_acts_as_that_badge() {
+    let mut s = stocked();
+    let mint = |id: &str, unit: &str, acts_as: &str| Command::IssueToken {
+        token: id.into(),
+        label: "counter tablet".into(),
+        unit: u(unit),
+        operations: vec!["issue".into(), "return".into()],
+        secret_hash: "$argon2id$x".into(),
+        acts_as: Some(b(acts_as)),
+    };
+    assert_refused(run(&s, "0002", None, mint("t-12", "D-12", "1201")), "permission.subtree", &["D-12"]);
+    assert_refused(run(&s, "0001", None, mint("t-wide", "NORTH", "0417")), "token.scope", &["may not reach unit NORTH"]);
+    let issued = events(run(&s, "0002", None, mint("tablet", "D-11", "0417")));
+    assert!(matches!(&issued[0], Event::TokenIssued { acts_as: Some(a), .. } if a.as_str() == "0417"), "{issued:?}");
+    exec(&mut s, "0002", None, mint("tablet", "D-11", "0417"));
+    let by = |actor: &str| Ctx { token: Some("tablet".into()), ..ctx(actor, None) };
+    // As the armorer: an issue goes through; the administrator who issued it cannot use it.
+    assert!(decide(&s, &by("0417"), &issue("1001", None, vec![ser("R-1")])).is_ok());
+    let (rule, msg) = refused(decide(&s, &by("0002"), &issue("1001", None, vec![ser("R-1")])));
+    assert_eq!((rule, msg.contains("may not act for badge 0002")), ("token.scope", true), "{msg}");
+    // Its operations only.
+    let count = Command::StartCount { root: l("ARM11"), kind: CountKind::Full, blind: false };
+    assert_refused(decide(&s, &by("0417"), &count), "token.scope", &["may not count (it allows: issue, return)"]);
+    // Not for a suspended badge.
+    exec(
+        &mut s,
+        "0002",
+        None,
+        Command::ChangePerson { badge: b("0420"), change: qm_core::event::PersonChange::Suspended { reason: "leave".into() } },
+    );
+    assert_refused(run(&s, "0002", None, mint("t-0420", "D-11", "0420")), "person.suspended", &["no token acts for them"]);
+}
+
 #[test]
 fn a_token_mints_no_token_wider_than_itself() {
     let mut s = stocked();
@@ -2009,6 +2048,7 @@ fn a_token_mints_no_token_wider_than_itself() {
         unit: u("HQ"),
         operations: vec!["setup".into()],
         secret_hash: None,
+        acts_as: None,
     };
     push(&mut s, NOW, "0001", None, None, setup_only).unwrap();
     let by = Ctx { token: Some("setup-hq".into()), ..ctx("0001", None) };
@@ -2018,6 +2058,7 @@ fn a_token_mints_no_token_wider_than_itself() {
         unit: u("D-11"),
         operations: ops.iter().map(|o| o.to_string()).collect(),
         secret_hash: "$argon2id$x".into(),
+        acts_as: None,
     };
     // The probe's case: a setup-only token minted one allowed to issue, which then issued a rifle.
     let (rule, msg) = refused(decide(&s, &by, &mint("wide", &["setup", "issue"])));

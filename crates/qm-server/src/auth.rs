@@ -489,10 +489,12 @@ async fn token(st: &AppState, parts: &Parts, presented: String) -> Result<Princi
                 let s = site.state();
                 let t =
                     s.tokens.get(&id).filter(|t| !t.revoked).ok_or_else(|| AppError::BadCredentials { badge: format!("token {id}") })?;
-                let issuer = s.people.get(&t.issued_by).ok_or_else(|| AppError::BadCredentials { badge: format!("token {id}") })?;
+                // The badge it acts as (issued for a person or a device, else its issuer); not while suspended.
+                let actor = s.people.get(t.actor()).filter(|p| p.suspended.is_none());
+                let issuer = actor.ok_or_else(|| AppError::BadCredentials { badge: format!("token {id}") })?;
                 let root = s.site.as_ref().map(|x| x.root_unit.clone());
                 Ok(Principal {
-                    badge: t.issued_by.clone(),
+                    badge: t.actor().clone(),
                     name: issuer.name.clone(),
                     unit: t.unit.clone(),
                     roles: issuer.roles.clone(),

@@ -286,6 +286,10 @@ pub enum TokenCmd {
         /// Operations the token may perform (see `qm permissions`), comma-separated.
         #[arg(long, value_delimiter = ',', required = true)]
         operations: Vec<String>,
+        /// The badge it acts as (a person, or a device registered as staff with the roles it needs);
+        /// without it, the token acts as you.
+        #[arg(long = "for", value_name = "BADGE")]
+        acts_as: Option<String>,
     },
     /// Revoke a token: it is refused from then on.
     Revoke {

@@ -24,6 +24,14 @@ fn an_administrator_suspends_restores_and_changes_roles_from_the_cli() {
     e.ok("0001", &["person", "restore", "0417", "--reason", "inquiry closed"]);
     e.ok("0417", &["issue", "--to", "1001", "R-1042"]);
     e.ok("0001", &["person", "roles", "1001", "--roles", "armorer,duty_officer"]);
+    // A token for the armorer's counter script acts as them, not as the administrator who made it.
+    let out = e.ok(
+        "0001",
+        &["token", "issue", "script-d1", "--label", "counter script", "--unit", "D-1", "--operations", "issue,return", "--for", "0417"],
+    );
+    assert!(out.contains("token (shown once"), "{out}");
+    let log = e.ok("0001", &["log"]);
+    assert!(log.contains("API token script-d1 (counter script) for unit D-1, acting as badge 0417: issue, return"), "{log}");
     let table = e.ok("0001", &["person", "list"]);
     assert!(table.contains("armorer,duty_officer") && table.contains("active"), "{table}");
 }

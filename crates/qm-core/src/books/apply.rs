@@ -150,7 +150,7 @@ impl State {
                 }
                 self.touch(&PEOPLE, badge);
             }
-            Event::TokenIssued { token, label, unit, operations, secret_hash } => {
+            Event::TokenIssued { token, label, unit, operations, secret_hash, acts_as } => {
                 self.tokens.insert(
                     token.clone(),
                     ApiToken {
@@ -160,6 +160,7 @@ impl State {
                         secret_hash: secret_hash.clone(),
                         issued_by: env.actor.clone(),
                         revoked: false,
+                        acts_as: acts_as.clone(),
                     },
                 );
                 self.touch(&TOKENS, token);

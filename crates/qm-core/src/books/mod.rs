@@ -132,6 +132,16 @@ pub struct ApiToken {
     pub secret_hash: Option<String>,
     pub issued_by: Badge,
     pub revoked: bool,
+    /// Whom the token acts as, when not its issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acts_as: Option<Badge>,
+}
+
+impl ApiToken {
+    /// The badge the token acts as: the one it was issued for, else its issuer.
+    pub fn actor(&self) -> &Badge {
+        self.acts_as.as_ref().unwrap_or(&self.issued_by)
+    }
 }
 
 impl std::fmt::Debug for ApiToken {

@@ -180,12 +180,17 @@ pub enum Command {
         hash: String,
     },
     /// `secret_hash` is made at the edge; the secret is shown once to the administrator.
+    /// An API token acting as `acts_as` (a person, or a device registered as staff with the roles
+    /// it needs), else as its issuer; narrowed to `unit` and `operations`.
     IssueToken {
         token: String,
         label: String,
         unit: UnitId,
         operations: Vec<String>,
         secret_hash: String,
+        /// Left out of the fingerprint when empty, so a plain token's fingerprint is what it was.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        acts_as: Option<Badge>,
     },
     RevokeToken {
         token: String,

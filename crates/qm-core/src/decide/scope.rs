@@ -160,7 +160,7 @@ pub fn discrepancy_units(s: &State, f: &DiscrepancyFacts) -> Vec<Option<UnitId>>
 /// subtree, only while it is not revoked, and may issue no token wider than itself (rule `token.scope`). The books are the truth: a token
 /// revoked a moment ago is refused even if an edge still holds it in a cache.
 pub fn check_token(s: &State, token: &str, actor: &Badge, cmd: &Command) -> R<()> {
-    let Some(t) = s.tokens.get(token).filter(|t| !t.revoked && t.issued_by == *actor) else {
+    let Some(t) = s.tokens.get(token).filter(|t| !t.revoked && t.actor() == actor) else {
         return refuse("token.scope", format!("API token {token} is unknown or revoked and may not act for badge {actor}"));
     };
     let op = op_of(cmd);

@@ -193,32 +193,7 @@ pub(super) fn decide_setup(c: &Checker, command: &Command) -> R<Decision> {
             }
             one(Event::CredentialSet { badge: badge.clone(), kind: *kind, hash: None })
         }
-        Command::IssueToken { token, label, unit, operations, secret_hash } => {
-            text("token label", label, true)?;
-            if !state.units.contains_key(unit) {
-                return not_found("unit", unit);
-            }
-            c.authorize(Op::Setup, unit)?;
-            if token.is_empty() || token.len() > 64 || !token.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-') {
-                return invalid("a token id has 1 to 64 letters, digits or '-'");
-            }
-            if state.tokens.contains_key(token) {
-                return refuse("unique", format!("token {token} already exists"));
-            }
-            if operations.is_empty() {
-                return invalid("a token needs at least one operation");
-            }
-            if secret_hash.is_empty() {
-                return invalid("empty credential hash");
-            }
-            one(Event::TokenIssued {
-                token: token.clone(),
-                label: label.clone(),
-                unit: unit.clone(),
-                operations: operations.clone(),
-                secret_hash: None,
-            })
-        }
+        Command::IssueToken { .. } => decide_token(c, command),
         Command::RevokeToken { token, reason } => {
             text("reason", reason, true)?;
             let Some(t) = state.tokens.get(token) else { return not_found("token", token) };
@@ -357,4 +332,53 @@ pub(super) fn decide_person_change(c: &Checker, badge: &Badge, change: &PersonCh
         return refuse("person.unchanged", m);
     }
     Ok(Decision::of(vec![Event::PersonChanged { badge: badge.clone(), change: change.clone() }]))
+}
+
+/// A token for another badge (a person, or a device registered as staff): an administrator of their
+/// unit issues it, never for a suspended badge, and its unit lies within theirs (`token.scope`).
+fn token_for(c: &Checker, unit: &UnitId, acts_as: Option<&Badge>) -> R<()> {
+    let Some(b) = acts_as else { return Ok(()) };
+    let p = c.person(b)?;
+    c.authorize(Op::Setup, &p.unit)?;
+    if let Some(s) = &p.suspended {
+        return refuse("person.suspended", format!("badge {b} is suspended since {}: no token acts for them", s.since.date()));
+    }
+    if !c.state.unit_within(unit, &p.unit) {
+        return refuse("token.scope", format!("a token for badge {b} (unit {}) may not reach unit {unit}, outside it", p.unit));
+    }
+    Ok(())
+}
+
+/// An API token: its id, label, unit and operations, and whom it acts as.
+fn decide_token(c: &Checker, command: &Command) -> R<Decision> {
+    let Command::IssueToken { token, label, unit, operations, secret_hash, acts_as } = command else {
+        return invalid("not a token");
+    };
+    let (state, one) = (c.state, |e: Event| Ok(Decision { events: vec![e], corrects: None, opens: vec![] }));
+    text("token label", label, true)?;
+    if !state.units.contains_key(unit) {
+        return not_found("unit", unit);
+    }
+    c.authorize(Op::Setup, unit)?;
+    token_for(c, unit, acts_as.as_ref())?;
+    if token.is_empty() || token.len() > 64 || !token.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-') {
+        return invalid("a token id has 1 to 64 letters, digits or '-'");
+    }
+    if state.tokens.contains_key(token) {
+        return refuse("unique", format!("token {token} already exists"));
+    }
+    if operations.is_empty() {
+        return invalid("a token needs at least one operation");
+    }
+    if secret_hash.is_empty() {
+        return invalid("empty credential hash");
+    }
+    one(Event::TokenIssued {
+        token: token.clone(),
+        label: label.clone(),
+        unit: unit.clone(),
+        operations: operations.clone(),
+        acts_as: acts_as.clone(),
+        secret_hash: None,
+    })
 }

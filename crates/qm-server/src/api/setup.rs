@@ -109,6 +109,9 @@ pub struct TokenIn {
     pub unit: String,
     /// Operation names from docs/permissions.md (issue, return, count …).
     pub operations: Vec<String>,
+    /// The badge the token acts as: a person, or a device registered as staff with the roles it
+    /// needs (a counter tablet, a script). Without it the token acts as the caller.
+    pub acts_as: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -338,6 +341,7 @@ pub(crate) async fn token_issue(Caller { st, p, ip, key }: Caller, JsonBody(b): 
         unit: id(UnitId::parse(&b.unit))?,
         operations: b.operations,
         secret_hash: hash(secret.clone()).await?,
+        acts_as: opt(&b.acts_as, Badge::parse)?,
     };
     let o = perform(&st, &p, &ip, None, key, c).await?;
     if o.replayed {

@@ -64,3 +64,50 @@ async fn an_administrator_suspends_restores_and_changes_roles_over_the_api() {
     assert!(said("badge 1101 restored: inquiry closed", "1106"), "{lines:?}");
     drop(dir);
 }
+
+/// A counter tablet gets a token of its own: registered as staff with the one role it needs, it is
+/// given a token that acts as it, so a script records movements the administrator who set it up
+/// could not (an administrator may not move stock). The token does only what it lists.
+#[tokio::test]
+async fn a_token_for_a_device_records_movements_as_the_device() {
+    let app = spawn_app().await;
+    let admin = sign_in(&app, "1106").await;
+    let device = json!({"badge": "TAB-D11", "name": "Counter tablet, D-11", "unit": "D-11", "roles": ["armorer"], "pin": "739184"});
+    let (status, v) = admin.post("/api/people", device).await;
+    assert_eq!(status, 200, "{v}");
+    // A token acting as the administrator cannot issue: their role may not.
+    let (_, v) = admin.post("/api/tokens", json!({"id": "admin-script", "label": "script", "unit": "D-11", "operations": ["issue"]})).await;
+    let own = v["token"].as_str().unwrap().to_string();
+    let body = json!({"to": "1110", "from": "D11-ARM", "items": ["A11:10"]});
+    let r = app.client.post(format!("{}/api/issue", app.url)).bearer_auth(&own).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    // Not for a badge outside the administrator's unit.
+    let other = json!({"id": "t-12", "label": "tablet", "unit": "D-12", "operations": ["issue"], "acts_as": "1201"});
+    let (status, v) = admin.post("/api/tokens", other).await;
+    assert_eq!((status, v["error"]["code"].as_str()), (403, Some("permission.subtree")), "{v}");
+    let (status, v) = admin
+        .post(
+            "/api/tokens",
+            json!({"id": "tablet-d11", "label": "Counter tablet", "unit": "D-11", "operations": ["issue", "return"], "acts_as": "TAB-D11"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let token = v["token"].as_str().unwrap().to_string();
+    let bearer = |path: &str, body: serde_json::Value| app.client.post(format!("{}{path}", app.url)).bearer_auth(&token).json(&body).send();
+    let r = bearer("/api/issue", body.clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["entries"][0]["actor"], "TAB-D11", "{v}");
+    let r = bearer("/api/return", json!({"from": "1110", "items": ["A11:10"]})).await.unwrap();
+    assert_eq!(r.status(), 200, "without a place, the rounds go back to their store");
+    // Only what it lists.
+    let r = bearer("/api/counts", json!({"location": "D11-ARM"})).await.unwrap();
+    assert_eq!(r.status(), 403);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "token.scope", "{v}");
+    // The device suspended: its token is refused.
+    let (status, _) = admin.post("/api/people/TAB-D11/suspend", json!({"reason": "tablet lost"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(bearer("/api/issue", body).await.unwrap().status(), 401);
+    app.stop().await;
+}
