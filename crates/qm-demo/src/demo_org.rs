@@ -629,5 +629,39 @@ fn day(x: &mut Batch, date: OffsetDateTime, d: i64) -> Result<()> {
         }
         x.acknowledge_incidents("D-11", "1104", date + Duration::hours(23) + Duration::minutes(59))?;
     }
+    readings(x, date, d)
+}
+
+/// Every magazine's temperature and humidity that day, every 30 minutes, recorded by its keeper at
+/// the end of the day: a mild daily swing, and yesterday evening the Harbour magazine's ventilation
+/// failed (above the 37.8 °C alarm from 19:00 on: an excursion still open, its incident unacknowledged).
+fn readings(x: &mut Batch, date: OffsetDateTime, d: i64) -> Result<()> {
+    for (unit, _, _, n, magazine) in DEPARTMENTS {
+        if !magazine {
+            continue;
+        }
+        let failed = d == 1 && unit == "D-21";
+        let list = (0..48)
+            .map(|i: i64| {
+                let hour = i as f64 / 2.0;
+                let warm = 5.0 * (1.0 - (hour - 14.0).abs() / 7.0).max(0.0);
+                let hot = failed && hour >= 19.0;
+                qm_core::conditions::Reading {
+                    at: date + Duration::minutes(30 * i),
+                    temperature_c: Some(if hot { 38.5 + (hour - 19.0) / 2.0 } else { 14.0 + warm + (i % 3) as f64 * 0.2 }),
+                    humidity_pct: Some(48.0 + (i % 5) as f64),
+                }
+            })
+            .collect();
+        let keeper = b(&format!("{n}03"))?;
+        let mag = l(&format!("{}-MAG", code(unit)))?;
+        x.site.record_readings(
+            &keeper,
+            &mag,
+            list,
+            &format!("demo-org-readings-{unit}-{d}"),
+            date + Duration::hours(23) + Duration::minutes(59) + Duration::seconds(50),
+        )?;
+    }
     Ok(())
 }
