@@ -19,7 +19,7 @@ pub(crate) async fn dashboard(Visitor { st, p, .. }: Visitor) -> WebResult {
             let access = qm_app::access::summary(site, &|u| crate::scope::sees(s, &pp, Some(u)), now());
             let sites = witness.map(|w| qm_app::sites::sites_view(site, &w.children, now()).unwrap_or_default());
             let parent = if has_parent { site.parent_status(now()).ok() } else { None };
-            let due: Vec<_> = crate::reads::schedule_for(s, &pp, now()).into_iter().filter(|d| d.overdue).collect();
+            let due = crate::reads::schedule_for(s, &pp, now());
             // Storage conditions out of band now, at the places this person sees.
             let seen = |l: &qm_core::LocationId| crate::scope::sees(s, &pp, s.locations.get(l).map(|x| &x.unit));
             let excursions: Vec<String> =
@@ -54,10 +54,11 @@ pub(crate) async fn dashboard(Visitor { st, p, .. }: Visitor) -> WebResult {
             a.(flag(excursions.len())) href="/conditions" { (excursions.len()) " open excursions" }
             @if !excursions.is_empty() { " — " (excursions.join(", ")) }
         }
+        @let overdue: Vec<&qm_app::counts::PlaceDue> = due.iter().filter(|d| d.overdue).collect();
         p #counts-due {
             "Full counts: "
-            a.(flag(due.len())) href="/counts#schedule" { (due.len()) " places overdue" }
-            @if !due.is_empty() { " — " @for (i, d) in due.iter().enumerate() { @if i > 0 { ", " } (d.place) } }
+            a.(flag(overdue.len())) href="/counts#schedule" { (overdue.len()) " places overdue" }
+            @if !overdue.is_empty() { " — " @for (i, d) in overdue.iter().enumerate() { @if i > 0 { ", " } (d.place) } }
         }
         @if let Some(ps) = &parent {
             // Late: nothing cosigned for a day while entries wait (the line may be down; docs/sites.md).
@@ -106,8 +107,27 @@ pub(crate) async fn dashboard(Visitor { st, p, .. }: Visitor) -> WebResult {
             }
         }
         p.hint { "Each row counts its whole subtree. Checkpoints are signed for the whole site (one ledger)." }
+        (last_counts(&due))
     };
     Ok(page("Dashboard", Some(&p), "Dashboard", body).into_response())
+}
+
+/// The last full count of each armory, depot and magazine the person sees, and when the next is due.
+fn last_counts(due: &[qm_app::counts::PlaceDue]) -> maud::Markup {
+    html! {
+        @if !due.is_empty() {
+            h2 { "Last full count per place" }
+            table #last-counts {
+                thead { tr { th { "Place" } th { "Unit" } th { "Last full count" } th { "Next due" } } }
+                tbody { @for d in due { tr {
+                    td { a href="/counts#schedule" { (d.place) } " " (d.name) }
+                    td { (d.unit) }
+                    td { @match (&d.last_full, &d.last_full_at) { (Some(c), Some(at)) => { (c) ", " (at) }, _ => span.warn { "never" } } }
+                    td.(if d.overdue { "bad" } else { "" }) { (d.next_due.as_deref().unwrap_or("no schedule")) @if d.overdue { " (overdue)" } }
+                } } }
+            }
+        }
+    }
 }
 
 pub(crate) fn flag(n: usize) -> &'static str {

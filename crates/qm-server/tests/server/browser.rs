@@ -449,7 +449,14 @@ async fn the_web_ui_in_chromium() {
     }
     assert!(b.find_all(By::Css("#units td.bad")).await.unwrap().len() >= 3, "{units}");
     assert!(units.contains("Magazines near a limit"), "{units}");
+    // The last full count of every place, and the next due; the magazines were never counted.
+    let last = text(&b, "#last-counts").await;
+    assert!(last.contains("D11-ARM") && last.contains("C-") && last.contains("D21-MAG") && last.contains("never"), "{last}");
+    // The demo's open excursion: the Harbour magazine.
+    assert!(text(&b, "#excursions-open").await.contains("D21-MAG"));
     shot(&b, "13-dashboard-hq").await;
+    b.find(By::Id("last-counts")).await.unwrap().scroll_into_view().await.unwrap();
+    shot(&b, "13b-dashboard-last-counts").await;
     // Counts newest first (C-13 no longer between C-1 and C-2), each with its unit, place, times and
     // result; the schedule of full counts per place, overdue ones first and on the dashboard.
     let due = text(&b, "#counts-due").await;
