@@ -143,27 +143,59 @@ fn error_body(message: &str, back: Option<&str>) -> Markup {
 /// signed-in person (a handler's `?`) is drawn again with their menu and a link to the page they
 /// came from (a path on this site only).
 pub(crate) async fn keep_navigation(State(st): State<AppState>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    if req.uri().path().starts_with("/api/") {
+    // Machines' routes (the API, the tiles, the mirror, the witness, the feed down) answer as they do.
+    const MACHINES: [&str; 6] = ["/api/", "/ledger/", "/mirror/", "/witness/", "/down", "/assets/"];
+    if MACHINES.iter().any(|m| req.uri().path().starts_with(m)) {
         return next.run(req).await;
     }
     let (headers, uri) = (req.headers().clone(), req.uri().clone());
     let response = next.run(req).await;
-    let Some(Refused(message)) = response.extensions().get::<Refused>().cloned() else { return response };
+    let status = response.status();
+    let plain = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/plain"));
+    let message = match response.extensions().get::<Refused>().cloned() {
+        Some(Refused(m)) => m,
+        // axum's own answers to a form or a query that does not read (plain text): said on a page.
+        None if plain && (status.is_client_error() || status.is_server_error()) => {
+            let body = axum::body::to_bytes(response.into_body(), 16 * 1024).await.unwrap_or_default();
+            let text = String::from_utf8_lossy(&body).trim().to_string();
+            let m = if status.is_server_error() {
+                "internal error; the server's log has the details".to_string()
+            } else {
+                format!("not accepted: {text}")
+            };
+            let back = html! { p { a href="/" { "Back to the dashboard" } } };
+            let fallback = (status, page("Not accepted", None, "", html! { (views::err(&m)) (back) })).into_response();
+            return with_menu(&st, &headers, uri, status, m, fallback).await;
+        }
+        None => return response,
+    };
+    with_menu(&st, &headers, uri, status, message, response).await
+}
+
+/// The error page `message` drawn again inside the signed-in person's menu (else `response` as it is).
+async fn with_menu(
+    st: &AppState,
+    headers: &axum::http::HeaderMap,
+    uri: axum::http::Uri,
+    status: StatusCode,
+    message: String,
+    response: Response,
+) -> Response {
     let mut probe = axum::http::Request::new(());
     *probe.headers_mut() = headers.clone();
     *probe.uri_mut() = uri;
     let (parts, ()) = probe.into_parts();
-    let Ok(Some(p)) = auth::resolve(&st, &parts).await else { return response };
+    let Ok(Some(p)) = auth::resolve(st, &parts).await else { return response };
     let referer = headers.get(header::REFERER).and_then(|v| v.to_str().ok()).and_then(|r| r.parse::<axum::http::Uri>().ok());
     let back = referer.and_then(|u| u.path_and_query().map(|x| x.as_str().to_string()));
     let back = back.as_deref().and_then(local_path).filter(|b| *b != parts.uri.path());
-    let title = match response.status() {
+    let title = match status {
         StatusCode::NOT_FOUND => "Not found",
         StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED | StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY => "Refused",
         StatusCode::BAD_REQUEST => "Not accepted",
         _ => "Something went wrong",
     };
-    (response.status(), page(title, Some(&p), "", error_body(&message, back))).into_response()
+    (status, page(title, Some(&p), "", error_body(&message, back))).into_response()
 }
 
 pub(crate) type WebResult = Result<Response, WebError>;

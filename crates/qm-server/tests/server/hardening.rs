@@ -442,3 +442,41 @@ async fn sql_and_markup_in_requests_are_refused_or_shown_as_text() {
     assert!(page.contains("&lt;img src=x onerror=alert(1)&gt;") && !page.contains("<img src=x"), "escaped on the page");
     app.stop().await;
 }
+
+/// A refusal anywhere keeps the page's menu and a way back: a handler's refusal (a count that does
+/// not exist) and axum's own answer to a form that does not read (plain text before) are pages with
+/// the signed-in person's navigation; machines' routes keep answering as they do.
+#[tokio::test]
+async fn refusal_pages_keep_the_menu_and_a_way_back() {
+    let app = spawn_app().await;
+    let s = sign_in(&app, "1101").await;
+    let page = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        let kind = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        (status, kind, r.text().await.unwrap())
+    };
+    let (status, kind, body) = page(s.client.get(format!("{}/counts/C-999", app.url)).send().await.unwrap()).await;
+    assert_eq!(status, 404);
+    assert!(kind.starts_with("text/html") && body.contains("not found: count C-999") && body.contains("<nav"), "{body}");
+    assert!(body.contains("Back to the dashboard") && body.contains("Not found"), "{body}");
+    // A form missing its fields, posted from the counter page: a page, with the way back to it.
+    let r = s
+        .client
+        .post(format!("{}/counter/preview", app.url))
+        .header("referer", format!("{}/counter?mode=return", app.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("mode=issue")
+        .send()
+        .await
+        .unwrap();
+    let (status, kind, body) = page(r).await;
+    assert_eq!(status, 422);
+    assert!(kind.starts_with("text/html") && body.contains("not accepted:") && body.contains("<nav"), "{kind} {body}");
+    assert!(body.contains("href=\"/counter?mode=return\""), "a way back to the page before: {body}");
+    // Signed out, the same is a plain page without a menu; the API stays JSON.
+    let (_, kind, body) = page(client().post(format!("{}/signin", app.url)).body("x").send().await.unwrap()).await;
+    assert!(kind.starts_with("text/html") && !body.contains("<nav"), "{kind} {body}");
+    let r = s.client.post(format!("{}/api/issue", app.url)).header("x-csrf-token", &s.csrf).body("{").send().await.unwrap();
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    app.stop().await;
+}
