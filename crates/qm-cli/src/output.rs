@@ -139,11 +139,13 @@ impl Out {
 
     pub fn custody(&self, c: &Custody) {
         self.json_or(c, || {
+            // What would stop items going out to them (a lapsed qualification), said first.
+            let notes: String = c.notes.iter().map(|n| format!("note: {n}\n")).collect();
             if c.holds.is_empty() {
-                return format!("badge {} ({}, unit {}) holds nothing", c.badge, c.name, c.unit);
+                return format!("{notes}badge {} ({}, unit {}) holds nothing", c.badge, c.name, c.unit);
             }
             format!(
-                "badge {} ({}, unit {}) holds:\n{}",
+                "{notes}badge {} ({}, unit {}) holds:\n{}",
                 c.badge,
                 c.name,
                 c.unit,

@@ -32,6 +32,13 @@ fn an_administrator_suspends_restores_and_changes_roles_from_the_cli() {
     assert!(out.contains("token (shown once"), "{out}");
     let log = e.ok("0001", &["log"]);
     assert!(log.contains("API token script-d1 (counter script) for unit D-1, acting as badge 0417: issue, return"), "{log}");
+    // A lapsed qualification is said where the counter looks first.
+    e.ok("0001", &["person", "qualify", "1001", "G36", "--expires", "2020-01-31"]);
+    let held = e.ok("0417", &["custody", "1001"]);
+    assert!(held.starts_with("note: qualification G36 expired on 2020-01-31: items that need it will be refused"), "{held}");
     let table = e.ok("0001", &["person", "list"]);
-    assert!(table.contains("armorer,duty_officer") && table.contains("active"), "{table}");
+    assert!(
+        table.contains("armorer,duty_officer") && table.contains("active") && table.contains("G36 until 2020-01-31 (expired)"),
+        "{table}"
+    );
 }
