@@ -247,7 +247,7 @@ impl Site {
             // Gathered attempts are recorded after the fact: never stamped before an entry made
             // meanwhile (the ledger's time only moves forward); their reason keeps their own times.
             let at = self.state.last_at.map_or(at, |l| at.max(l));
-            let origin = crate::staging::Origin { actor: &actor, witness: None, key: &key, request: None, at };
+            let origin = crate::staging::Origin { actor: &actor, witness: None, token: None, key: &key, request: None, at };
             if let Err(e) = self.stage(origin, decision, &mut commit) {
                 self.resync();
                 return Err(e);

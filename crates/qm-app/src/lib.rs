@@ -366,8 +366,11 @@ impl Site {
         let events = genesis(g.site, &verifier, g.root_unit, g.root_unit_name, g.admin, g.admin_name);
         let decision = Decision { events, corrects: None, opens: vec![] };
         let mut commit = Commit::default();
-        let staged =
-            site.stage(staging::Origin { actor: g.admin, witness: None, key: "genesis", request: None, at: g.at }, decision, &mut commit)?;
+        let staged = site.stage(
+            staging::Origin { actor: g.admin, witness: None, token: None, key: "genesis", request: None, at: g.at },
+            decision,
+            &mut commit,
+        )?;
         commit.credentials.push(qm_store::CredentialChange {
             subject: credentials::badge_subject(g.admin),
             kind: "pin".into(),

@@ -149,6 +149,8 @@ pub struct LogLine {
     pub at: String,
     pub actor: String,
     pub witness: Option<String>,
+    /// The API token the actor acted through, if any.
+    pub token: Option<String>,
     pub r#type: String,
     pub summary: String,
     pub corrects: Option<u64>,
@@ -402,6 +404,7 @@ pub fn log_line_in(env: &Envelope, zone: &crate::zone::SiteZone) -> LogLine {
         at: zone.show(env.at),
         actor: env.actor.to_string(),
         witness: env.witness.as_ref().map(|w| w.to_string()),
+        token: env.token.clone(),
         r#type: env.event.type_name().to_string(),
         summary: summarize_in(env, zone),
         corrects: env.corrects.as_ref().map(|c| c.seq),

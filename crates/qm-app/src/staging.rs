@@ -8,6 +8,8 @@ use crate::*;
 pub(crate) struct Origin<'a> {
     pub(crate) actor: &'a Badge,
     pub(crate) witness: Option<&'a Badge>,
+    /// The API token the request came through, if any (recorded on its entries).
+    pub(crate) token: Option<&'a str>,
     pub(crate) key: &'a str,
     pub(crate) request: Option<String>,
     pub(crate) at: OffsetDateTime,
@@ -47,6 +49,7 @@ impl Site {
                 at: req.at,
                 actor: req.actor.clone(),
                 witness: req.witness.clone(),
+                token: req.token.clone(),
                 idempotency_key: String::new(),
                 request: None,
                 corrects: None,
@@ -181,7 +184,8 @@ impl Site {
                     other => other.to_string(),
                 };
                 let denied = self.denial(req.actor.to_string(), req.command.name().to_string(), reason, req.at);
-                let origin = Origin { actor: &req.actor, witness: None, key: &format!("denied-{key}"), request: None, at: req.at };
+                let token = req.token.as_deref();
+                let origin = Origin { actor: &req.actor, witness: None, token, key: &format!("denied-{key}"), request: None, at: req.at };
                 self.stage(origin, denied, commit)?;
                 return Err(r.into());
             }
@@ -189,13 +193,22 @@ impl Site {
                 // A storage-safety refusal is an attempt to store what may not be stored there: the
                 // incident it opens is recorded; the command itself appends nothing.
                 if let Some(refused) = self.refusal_recorded(req, &r) {
-                    let origin = Origin { actor: &req.actor, witness: None, key: &format!("refused-{key}"), request: None, at: req.at };
+                    let token = req.token.as_deref();
+                    let origin =
+                        Origin { actor: &req.actor, witness: None, token, key: &format!("refused-{key}"), request: None, at: req.at };
                     self.stage(origin, refused, commit)?;
                 }
                 return Err(r.into());
             }
         };
-        let origin = Origin { actor: &req.actor, witness: req.witness.as_ref(), key, request: Some(req.digest()), at: req.at };
+        let origin = Origin {
+            actor: &req.actor,
+            witness: req.witness.as_ref(),
+            token: req.token.as_deref(),
+            key,
+            request: Some(req.digest()),
+            at: req.at,
+        };
         let outcome = self.stage(origin, decision, commit)?;
         commit.credentials.extend(credentials::changes(&req.command, &outcome.entries));
         Ok(outcome)
@@ -218,7 +231,7 @@ impl Site {
 
     /// Turns a decision into entries, applies them to the books and adds them to the commit.
     pub(crate) fn stage(&mut self, origin: Origin, decision: Decision, commit: &mut Commit) -> Result<Outcome> {
-        let Origin { actor, witness, key, request, at } = origin;
+        let Origin { actor, witness, token, key, request, at } = origin;
         let site = match (&self.state.site, decision.events.first()) {
             (Some(s), _) => s.site.clone(),
             (None, Some(Event::SiteInitialized { site, .. })) => site.clone(),
@@ -236,6 +249,7 @@ impl Site {
                 at,
                 actor: actor.clone(),
                 witness: witness.cloned(),
+                token: token.map(str::to_string),
                 idempotency_key: key.to_string(),
                 request: if i == 0 { request.clone() } else { None },
                 // The correction reference sits on the last entry, the reverse movement itself.

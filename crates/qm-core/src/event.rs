@@ -21,6 +21,11 @@ pub struct Envelope {
     pub actor: Badge,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub witness: Option<Badge>,
+    /// The API token the actor acted through, when one was used: a token an administrator issued
+    /// for this badge acts without the badge's own credentials, and the entry says so. Absent on
+    /// entries made otherwise, and on those written before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
     pub idempotency_key: String,
     /// On the first entry of a command's entries: the SHA-256 (hex) of the request the idempotency
     /// key was first given with (who asked, through which token, and the command's fingerprint), so

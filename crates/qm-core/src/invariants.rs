@@ -271,6 +271,7 @@ mod tests {
             at: datetime!(2026-11-23 06:00 UTC) + time::Duration::minutes(minute),
             actor: Badge::parse("0001").unwrap(),
             witness: None,
+            token: None,
             idempotency_key: format!("k{seq}"),
             request: None,
             corrects: None,

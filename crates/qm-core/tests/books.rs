@@ -85,6 +85,7 @@ fn books() -> State {
             at,
             actor: qm_core::Badge::parse("0101").unwrap(),
             witness: None,
+            token: None,
             idempotency_key: format!("k-{}", state.next_seq),
             request: None,
             corrects: corrects.map(|seq| qm_core::Correction { seq, reason: "wrong quantity".into() }),

@@ -295,6 +295,7 @@ impl Run {
             at: self.clock,
             actor: actor.clone(),
             witness: witness.cloned(),
+            token: None,
             idempotency_key: format!("k-{}", self.state.next_seq),
             request: None,
             corrects,

@@ -99,6 +99,7 @@ fn main() {
             at,
             actor: Badge::parse("0417").unwrap(),
             witness: None,
+            token: None,
             idempotency_key: format!("p{seq}"),
             request: None,
             corrects: None,

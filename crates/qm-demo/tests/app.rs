@@ -43,6 +43,7 @@ proptest! {
     fn encode_matches_the_reference_on_any_text(doc in "\\PC{0,40}|[\\x00-\\x1f\"\\\\/\u{7f}-\u{10ffff}]{0,10}", neq in proptest::num::f64::NORMAL, n in 0u64..(1u64 << 53)) {
         let env = Envelope {
             site: "s".into(), seq: n, at: OffsetDateTime::UNIX_EPOCH, actor: Badge::parse("1").unwrap(), witness: None,
+            token: None,
             idempotency_key: doc.clone(), corrects: None,
             request: None,
             event: Event::Movement { kind: MovementKind::Receive, from: Account::Supplier("x".into()), to: Account::Lost, lines: vec![], document: Some(doc.clone()) },

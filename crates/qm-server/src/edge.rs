@@ -111,6 +111,8 @@ pub struct EntryOut {
     pub at: String,
     pub actor: String,
     pub witness: Option<String>,
+    /// The API token the actor acted through, if any.
+    pub token: Option<String>,
     #[serde(rename = "type")]
     pub r#type: String,
     pub summary: String,
@@ -127,7 +129,15 @@ impl From<&Outcome> for WriteOut {
                 .iter()
                 .map(|e| {
                     let l = query::log_line(e);
-                    EntryOut { seq: l.seq, at: l.at, actor: l.actor, witness: l.witness, r#type: l.r#type, summary: l.summary }
+                    EntryOut {
+                        seq: l.seq,
+                        at: l.at,
+                        actor: l.actor,
+                        witness: l.witness,
+                        token: l.token,
+                        r#type: l.r#type,
+                        summary: l.summary,
+                    }
                 })
                 .collect(),
         }

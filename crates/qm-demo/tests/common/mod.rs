@@ -53,6 +53,7 @@ pub fn forge(dir: &tempfile::TempDir, events: Vec<(Badge, Event)>) -> u64 {
             at: last.at,
             actor,
             witness: None,
+            token: None,
             idempotency_key: format!("forged-{i}"),
             request: None,
             corrects: None,

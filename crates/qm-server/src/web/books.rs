@@ -147,7 +147,7 @@ pub(crate) fn log_table(lines: &[query::LogLine]) -> Markup {
             tbody {
                 @for l in lines {
                     tr.(if l.r#type == "access_denied" { "denied" } else { "" }) {
-                        td.n { (l.seq) } td { (l.at) } td { (l.actor) } td { (l.witness.as_deref().unwrap_or("")) } td { (l.summary) }
+                        td.n { (l.seq) } td { (l.at) } td { (l.actor) @if let Some(t) = &l.token { span.hint { " via token " (t) } } } td { (l.witness.as_deref().unwrap_or("")) } td { (l.summary) }
                     }
                 }
             }

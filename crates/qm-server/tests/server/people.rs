@@ -98,6 +98,8 @@ async fn a_token_for_a_device_records_movements_as_the_device() {
     assert_eq!(r.status(), 200);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["entries"][0]["actor"], "TAB-D11", "{v}");
+    // The entry says which token acted: a token issued for a badge acts without its credentials.
+    assert_eq!(v["entries"][0]["token"], "tablet-d11", "{v}");
     let r = bearer("/api/return", json!({"from": "1110", "items": ["A11:10"]})).await.unwrap();
     assert_eq!(r.status(), 200, "without a place, the rounds go back to their store");
     // Only what it lists.
