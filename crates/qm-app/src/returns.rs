@@ -9,7 +9,8 @@ use qm_core::{Account, ItemRef, LocationId, ReturnTo};
 /// The place a returned item belongs, when the books say.
 ///
 /// A serial: the place the entry that gave it to the person took it from (its `since_seq`). A lot:
-/// the place in the person's unit (or above it) holding the most of the lot, ties by name.
+/// the place of the person's own unit holding the most of the lot, ties by name (never a depot of a
+/// unit above: rounds drawn at a department go back to the department's store).
 pub fn home_of(site: &Site, person: &Badge, item: &ItemRef) -> Option<LocationId> {
     let s = site.state();
     match item {
@@ -36,7 +37,7 @@ pub fn home_of(site: &Site, person: &Badge, item: &ItemRef) -> Option<LocationId
                     Account::Location(loc) if l == lot && b.quantity.is_positive() => Some((loc, b.quantity)),
                     _ => None,
                 })
-                .filter(|(loc, _)| s.locations.get(*loc).is_some_and(|x| s.unit_within(&unit, &x.unit)))
+                .filter(|(loc, _)| s.locations.get(*loc).is_some_and(|x| x.unit == unit))
                 .max_by(|(la, qa), (lb, qb)| qa.cmp(qb).then_with(|| lb.cmp(la)))
                 .map(|(loc, _)| loc.clone())
         }

@@ -392,6 +392,10 @@ pub fn entry_refusal(
     zone: &crate::zone::LocalZone,
     policy: &PolicyRules,
 ) -> Option<(Finding, String)> {
+    // A suspended person is on no roster until restored (docs/permissions.md, "People").
+    if let Some(s) = state.people.get(badge).and_then(|p| p.suspended.as_ref()) {
+        return Some((Finding::NotOnRoster, format!("badge {badge} is suspended since {} and may not enter {location}", s.since.date())));
+    }
     let Some(entry) = state.access.get(location).and_then(|p| p.roster.get(badge)) else {
         return Some((Finding::NotOnRoster, format!("badge {badge} is not on the roster of {location}")));
     };

@@ -2031,13 +2031,25 @@ fn a_token_issued_for_a_badge_acts_as_that_badge() {
     let count = Command::StartCount { root: l("ARM11"), kind: CountKind::Full, blind: false };
     assert_refused(decide(&s, &by("0417"), &count), "token.scope", &["may not count (it allows: issue, return)"]);
     // Not for a suspended badge.
-    exec(
-        &mut s,
-        "0002",
-        None,
-        Command::ChangePerson { badge: b("0420"), change: qm_core::event::PersonChange::Suspended { reason: "leave".into() } },
-    );
+    let suspend =
+        |who: &str| Command::ChangePerson { badge: b(who), change: qm_core::event::PersonChange::Suspended { reason: "leave".into() } };
+    exec(&mut s, "0002", None, suspend("0420"));
     assert_refused(run(&s, "0002", None, mint("t-0420", "D-11", "0420")), "person.suspended", &["no token acts for them"]);
+    // A device's work only: never setup (the administrator would act as a peer), whatever the badge's roles.
+    let wider = match mint("t-wide", "D-11", "0417") {
+        Command::IssueToken { token, label, unit, secret_hash, acts_as, .. } => {
+            Command::IssueToken { token, label, unit, secret_hash, acts_as, operations: vec!["issue".into(), "setup".into()] }
+        }
+        other => other,
+    };
+    assert_refused(run(&s, "0002", None, wider), "token.scope", &["does a device's work only", "not setup"]);
+    // The token holds only while its issuer may still issue it: suspended, the issuer's tokens stop.
+    exec(&mut s, "0001", None, suspend("0002"));
+    assert_refused(
+        decide(&s, &by("0417"), &issue("1001", None, vec![ser("R-1")])),
+        "token.scope",
+        &["issued by badge 0002, who may no longer"],
+    );
 }
 
 #[test]

@@ -490,7 +490,8 @@ async fn token(st: &AppState, parts: &Parts, presented: String) -> Result<Princi
                 let t =
                     s.tokens.get(&id).filter(|t| !t.revoked).ok_or_else(|| AppError::BadCredentials { badge: format!("token {id}") })?;
                 // The badge it acts as (issued for a person or a device, else its issuer); not while suspended.
-                let actor = s.people.get(t.actor()).filter(|p| p.suspended.is_none());
+                let standing = t.acts_as.is_none() || qm_core::decide::scope::issuer_stands(s, t, t.actor());
+                let actor = s.people.get(t.actor()).filter(|p| p.suspended.is_none() && standing);
                 let issuer = actor.ok_or_else(|| AppError::BadCredentials { badge: format!("token {id}") })?;
                 let root = s.site.as_ref().map(|x| x.root_unit.clone());
                 Ok(Principal {

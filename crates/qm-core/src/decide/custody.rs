@@ -124,7 +124,7 @@ fn rounds_cap(c: &Checker, policy: &crate::policy::PolicyRules, unit: &UnitId, t
 fn not_suspended(badge: &Badge, person: &Person) -> R<()> {
     match &person.suspended {
         Some(s) => refuse(
-            "person.suspended",
+            "issue.suspended",
             format!("badge {badge} ({}) is suspended since {}: {}; nothing is issued to them", person.name, s.since.date(), s.reason),
         ),
         None => Ok(()),

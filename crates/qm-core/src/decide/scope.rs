@@ -159,10 +159,20 @@ pub fn discrepancy_units(s: &State, f: &DiscrepancyFacts) -> Vec<Option<UnitId>>
 /// An API token acting for its issuer may run only its listed operations, only inside its unit's
 /// subtree, only while it is not revoked, and may issue no token wider than itself (rule `token.scope`). The books are the truth: a token
 /// revoked a moment ago is refused even if an edge still holds it in a cache.
+/// The operations a token issued for another badge may list: a device's work.
+pub const DEVICE_WORK: [&str; 9] = ["receive", "issue", "return", "move", "transfer", "expend", "report_lost", "count", "conditions"];
+
 pub fn check_token(s: &State, token: &str, actor: &Badge, cmd: &Command) -> R<()> {
     let Some(t) = s.tokens.get(token).filter(|t| !t.revoked && t.actor() == actor) else {
         return refuse("token.scope", format!("API token {token} is unknown or revoked and may not act for badge {actor}"));
     };
+    // A token issued for another badge holds only while its issuer still may issue it.
+    if t.acts_as.is_some() && !issuer_stands(s, t, actor) {
+        return refuse(
+            "token.scope",
+            format!("API token {token} was issued by badge {}, who may no longer issue a token for badge {actor}", t.issued_by),
+        );
+    }
     let op = op_of(cmd);
     if !t.operations.iter().any(|o| o == op.as_str()) {
         return refuse("token.scope", format!("API token {token} may not {} (it allows: {})", op.as_str(), t.operations.join(", ")));
@@ -182,6 +192,15 @@ pub fn check_token(s: &State, token: &str, actor: &Badge, cmd: &Command) -> R<()
         }
         None => Ok(()),
     }
+}
+
+/// Whether the issuer of a token for `actor` still stands: registered, not suspended, an
+/// administrator of a unit holding `actor`'s.
+pub fn issuer_stands(s: &State, t: &crate::state::ApiToken, actor: &Badge) -> bool {
+    let (Some(issuer), Some(p)) = (s.people.get(&t.issued_by), s.people.get(actor)) else { return false };
+    issuer.suspended.is_none()
+        && issuer.roles.iter().any(|r| crate::permissions::role_allows(*r, Op::Setup))
+        && s.unit_within(&p.unit, &issuer.unit)
 }
 
 /// The units an entry of the books concerns, for reading it: the accounts a movement touches, the

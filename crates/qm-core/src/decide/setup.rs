@@ -331,12 +331,23 @@ pub(super) fn decide_person_change(c: &Checker, badge: &Badge, change: &PersonCh
     if let Some(m) = unchanged {
         return refuse("person.unchanged", m);
     }
-    Ok(Decision::of(vec![Event::PersonChanged { badge: badge.clone(), change: change.clone() }]))
+    let change = match change {
+        PersonChange::Roles { roles } => {
+            let mut roles = roles.clone();
+            roles.sort();
+            roles.dedup();
+            PersonChange::Roles { roles }
+        }
+        other => other.clone(),
+    };
+    Ok(Decision::of(vec![Event::PersonChanged { badge: badge.clone(), change }]))
 }
 
 /// A token for another badge (a person, or a device registered as staff): an administrator of their
-/// unit issues it, never for a suspended badge, and its unit lies within theirs (`token.scope`).
-fn token_for(c: &Checker, unit: &UnitId, acts_as: Option<&Badge>) -> R<()> {
+/// unit issues it, never for a suspended badge; its unit lies within theirs, and it does a device's
+/// work only — moving and counting stock, recording conditions — never setup, resolutions,
+/// corrections or directives, whatever roles the badge holds (`token.scope`).
+fn token_for(c: &Checker, unit: &UnitId, operations: &[String], acts_as: Option<&Badge>) -> R<()> {
     let Some(b) = acts_as else { return Ok(()) };
     let p = c.person(b)?;
     c.authorize(Op::Setup, &p.unit)?;
@@ -345,6 +356,12 @@ fn token_for(c: &Checker, unit: &UnitId, acts_as: Option<&Badge>) -> R<()> {
     }
     if !c.state.unit_within(unit, &p.unit) {
         return refuse("token.scope", format!("a token for badge {b} (unit {}) may not reach unit {unit}, outside it", p.unit));
+    }
+    if let Some(op) = operations.iter().find(|o| !super::scope::DEVICE_WORK.contains(&o.as_str())) {
+        return refuse(
+            "token.scope",
+            format!("a token acting for badge {b} does a device's work only ({}), not {op}", super::scope::DEVICE_WORK.join(", ")),
+        );
     }
     Ok(())
 }
@@ -360,7 +377,7 @@ fn decide_token(c: &Checker, command: &Command) -> R<Decision> {
         return not_found("unit", unit);
     }
     c.authorize(Op::Setup, unit)?;
-    token_for(c, unit, acts_as.as_ref())?;
+    token_for(c, unit, operations, acts_as.as_ref())?;
     if token.is_empty() || token.len() > 64 || !token.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-') {
         return invalid("a token id has 1 to 64 letters, digits or '-'");
     }

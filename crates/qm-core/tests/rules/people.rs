@@ -51,7 +51,7 @@ fn a_suspended_person_may_not_act_witness_or_be_issued_anything() {
     assert_eq!(s.serials[&Serial::parse("R-1").unwrap()].account, person("1001"));
     // Nothing goes out to them.
     let (rule, message) = refused(run(&s, "0417", None, issue("1001", Some("ARM11"), vec![lots("A-1", 5)])));
-    assert_eq!(rule, "person.suspended");
+    assert_eq!(rule, "issue.suspended", "the armorer is not denied anything: the recipient may not receive");
     assert!(message.contains("badge 1001 (Officer Q. Hughes) is suspended since") && message.contains("on leave"), "{message}");
     // They may not act (a denial, recorded by the edge), nor witness.
     let r = run(&s, "1001", None, issue("1002", None, vec![ser("R-2")]));
@@ -73,4 +73,17 @@ fn a_suspended_person_may_not_act_witness_or_be_issued_anything() {
         "two_person",
         &["requires a witness"],
     );
+}
+
+/// A suspended person on a roster is turned away at the door like anyone not on it (the terminal, the
+/// CLI and an access-control system's events are all judged by the same rule).
+#[test]
+fn a_suspended_person_is_turned_away_at_the_door() {
+    use qm_core::access::{DoorKind::*, Proof};
+    let mut s = stocked();
+    exec(&mut s, "0501", None, grant("ARM11", "1001", Role::Armorer, "mon-fri 07:00-19:00"));
+    exec(&mut s, "0002", None, suspend("1001"));
+    let (p, _) = site_records(&mut s, NOW, doors(vec![door("t1", NOW, "1001", Entry, Some(Proof::Pin))])).unwrap();
+    assert_eq!(p[0].kind, Denied);
+    assert!(p[0].reason.contains("badge 1001 is suspended since") && p[0].reason.contains("may not enter ARM11"), "{}", p[0].reason);
 }

@@ -27,7 +27,7 @@
     var c = byId("confirm");
     if (!c) { return; }
     var v = function (n) { var e = c.querySelector("input[name=" + n + "]"); return e ? e.value : ""; };
-    saveDraft({ mode: v("mode"), badge: v("badge"), location: v("location"), items: v("items") });
+    saveDraft({ by: c.getAttribute("data-by") || "", mode: v("mode"), badge: v("badge"), location: v("location"), items: v("items") });
   }
 
   // The counter, worked from a scanner: the badge is checked as soon as it is scanned, the focus
@@ -42,14 +42,16 @@
     var lots = {};
     Array.prototype.forEach.call(document.querySelectorAll("#lot-numbers option"), function (o) { lots[o.value] = true; });
     var mode = function () { var m = form.querySelector("input[name=mode]:checked"); return m ? m.value : "issue"; };
+    // The draft is the signed-in armorer's: another person signing in at the same terminal does not get it.
+    var by = form.getAttribute("data-by") || "";
     var save = function () {
-      saveDraft({ mode: mode(), badge: badge.value, location: place ? place.value : "", items: items.value });
+      saveDraft({ by: by, mode: mode(), badge: badge.value, location: place ? place.value : "", items: items.value });
     };
     // Back from signing in again (the session ended in the middle): what was scanned comes back.
     var d = loadDraft();
     if (byId("done")) {
       saveDraft(null);
-    } else if (d && fromSignIn() && items.value.trim() === "" && (d.items || "").trim() !== "") {
+    } else if (d && d.by === by && fromSignIn() && items.value.trim() === "" && (d.items || "").trim() !== "") {
       badge.value = d.badge || ""; items.value = d.items; if (place && d.location) { place.value = d.location; }
       var r = form.querySelector("input[name=mode][value=" + (d.mode === "return" ? "return" : "issue") + "]");
       if (r) { r.checked = true; }
@@ -64,21 +66,25 @@
     var lookup = function () {
       var b = badge.value.trim();
       if (b === "" || !window.fetch) { next(); return; }
+      // An answer for a badge since changed is not shown, and the focus moves only if still on the badge.
+      var stale = function () { return badge.value.trim() !== b; };
+      var onward = function () { if (document.activeElement === badge) { next(); } };
       fetch("/api/custody/" + encodeURIComponent(b), { credentials: "same-origin" })
         .then(function (r) { return r.json().then(function (j) { return { ok: r.ok, body: j }; }); })
         .then(function (res) {
+          if (stale()) { return; }
           if (!res.ok) {
             say(check, (res.body && res.body.error && res.body.error.message) || "This badge is not known here.", "err");
-            badge.select();
+            if (document.activeElement === badge) { badge.select(); }
             return;
           }
           var c = res.body, held = (c.holds || []).length;
           var text = c.name + " · badge " + c.badge + " · unit " + c.unit + " · holds " + (held === 0 ? "nothing" : held + (held === 1 ? " item" : " items"));
           var notes = c.notes || [];
           say(check, notes.length ? text + " — " + notes.join("; ") : text, notes.length ? "warn" : "ok");
-          next();
+          onward();
         })
-        .catch(function () { next(); });
+        .catch(function () { onward(); });
     };
     badge.addEventListener("keydown", function (e) {
       if (e.key === "Enter") { e.preventDefault(); lookup(); }
@@ -150,6 +156,10 @@
   document.addEventListener("DOMContentLoaded", function () {
     if (!counter()) { listScan(); }
     previewDraft();
+    // Signing out leaves no scans behind for the next person at this terminal.
+    Array.prototype.forEach.call(document.querySelectorAll("form[action='/signout']"), function (f) {
+      f.addEventListener("submit", function () { saveDraft(null); });
+    });
     // The preview's confirm button (or the witness's badge) takes the focus, so Enter confirms.
     var first = byId("witness_badge") || byId("confirm-button");
     if (first) { first.focus(); }

@@ -28,7 +28,7 @@ pub(crate) fn counter_form(p: &Principal, q: &CounterQuery, places: &Places, mes
     let locations = &places.locations;
     html! {
         @if let Some(m) = message { (m) }
-        form #counter.card method="post" action="/counter/preview" {
+        form #counter.card method="post" action="/counter/preview" data-by=(p.badge) {
             (views::csrf(p))
             fieldset.modes {
                 legend { "Operation" }
@@ -129,6 +129,9 @@ pub(crate) async fn counter_preview(Visitor { st, p, .. }: Visitor, Form(f): For
     let pp = p.clone();
     let commands = plan.commands;
     let planned = commands.clone();
+    // What is confirmed is what was previewed: on a return, each line with the place it goes to, so
+    // the confirmation (and a retry of it) records exactly this, whatever the books say by then.
+    let confirmed = resolved_lines(&planned).unwrap_or_else(|| f.items.clone());
     let (person, lines) = st
         .site
         .call(move |site| {
@@ -160,12 +163,12 @@ pub(crate) async fn counter_preview(Visitor { st, p, .. }: Visitor, Form(f): For
                         }
                     }
                 }
-                form #confirm method="post" action="/counter/confirm" {
+                form #confirm method="post" action="/counter/confirm" data-by=(p.badge) {
                     (views::csrf(&p))
                     input type="hidden" name="mode" value=(f.mode);
                     input type="hidden" name="badge" value=(f.badge);
                     input type="hidden" name="location" value=(f.location.as_deref().unwrap_or(""));
-                    input type="hidden" name="items" value=(f.items);
+                    input type="hidden" name="items" value=(confirmed);
                     input type="hidden" name="key" value=(key);
                     @if pv.needs_witness {
                         label { "Witness badge" input #witness_badge name="witness_badge" autofocus autocomplete="off" required; }
@@ -294,4 +297,20 @@ fn witness_lines(s: &qm_core::State, commands: &[Command]) -> Vec<String> {
         }
     }
     out
+}
+
+/// A return's lines with the place each goes back to (`R-1042 > D11-RACK-A`), as the confirm form
+/// carries them; `None` for an issue.
+fn resolved_lines(commands: &[Command]) -> Option<String> {
+    let text = |i: &ItemRef| match i {
+        ItemRef::Serial(s) => s.to_string(),
+        ItemRef::Lot { lot, quantity } => format!("{lot}:{quantity}"),
+    };
+    commands.iter().find_map(|c| match c {
+        Command::Return { to, items, elsewhere, .. } => {
+            let groups = std::iter::once((to, items)).chain(elsewhere.iter().map(|e| (&e.to, &e.items)));
+            Some(groups.flat_map(|(to, items)| items.iter().map(move |i| format!("{} > {to}", text(i)))).collect::<Vec<_>>().join("\n"))
+        }
+        _ => None,
+    })
 }

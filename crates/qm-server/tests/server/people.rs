@@ -50,6 +50,12 @@ async fn an_administrator_suspends_restores_and_changes_roles_over_the_api() {
     assert_eq!(find("1110")["roles"], json!(["armorer", "duty_officer"]));
     assert!(find("1102")["suspended"].is_null());
 
+    // A member (an officer who only draws weapons) may not read the staff list: who holds which key.
+    let member = json!({"badge": "1150", "name": "Officer Member", "unit": "D-11", "roles": ["member"], "pin": "739184"});
+    assert_eq!(admin.post("/api/people", member).await.0, 200);
+    assert_eq!(admin.post("/api/people/1150/password", json!({"secret": PASSWORD})).await.0, 200);
+    let (status, v) = sign_in(&app, "1150").await.get("/api/people").await;
+    assert_eq!((status, v["error"]["code"].as_str()), (403, Some("permission.role")), "{v}");
     let (status, v) = admin.post("/api/people/1101/restore", json!({"reason": "inquiry closed"})).await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(sign_in(&app, "1101").await.get("/api/me").await.0, 200);
