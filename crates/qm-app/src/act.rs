@@ -221,9 +221,7 @@ impl Site {
         let Some(p) = s.people.get(witness) else {
             return refuse(format!("badge {witness} is not authorized to witness: no such person"));
         };
-        if let Some(sus) = &p.suspended {
-            return refuse(format!("badge {witness} is suspended since {} and may not witness", sus.since.date()));
-        }
+        // A suspension is said only after the witness's PIN matched (deciding refuses `person.suspended`).
         if !p.roles.iter().any(|r| role_allows(*r, Op::Witness)) {
             return refuse(format!("badge {witness} is not authorized to witness: no role of theirs allows it"));
         }

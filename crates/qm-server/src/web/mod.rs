@@ -382,3 +382,19 @@ pub fn routes() -> Router<AppState> {
         .merge(access::routes())
         .fallback(not_found)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+
+    #[test]
+    fn only_a_path_on_this_site_is_followed_after_signing_in() {
+        for ok in ["/counter", "/counter?mode=return&badge=1110", "/people/1117"] {
+            assert_eq!(local_path(ok), Some(ok));
+        }
+        for bad in ["//evil.example/x", "https://evil.example/", "/\\evil.example", "evil", "", "/signin?next=/x", "/api/me", "/a\u{7}b"] {
+            assert_eq!(local_path(bad), None, "{bad:?}");
+        }
+        assert_eq!(local_path(&format!("/{}", "a".repeat(3000))), None);
+    }
+}
