@@ -224,6 +224,16 @@ pub(crate) async fn read<T: Send + 'static>(
 }
 
 /// A read outside the principal's subtree: recorded in the ledger, then 403.
+/// What is for the armory's staff only (the log, the staff list): a member is refused, and the attempt recorded.
+pub async fn staff_only(st: &AppState, p: &Principal, what: &str) -> Result<(), ApiError> {
+    if crate::views::staff(p) {
+        return Ok(());
+    }
+    let why = format!("badge {} (member) may not see {what}: it is for the armory's staff", p.badge);
+    record_denial(st, p.badge.as_str(), "read", &why).await;
+    Err(ApiError::forbidden("permission.role", format!("refused: {why} (rule permission.role)")))
+}
+
 pub async fn deny_read(st: &AppState, p: &Principal, what: &str) -> ApiError {
     let why = scope::outside(p, what);
     record_denial(st, p.badge.as_str(), "read", &why).await;

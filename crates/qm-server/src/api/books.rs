@@ -170,11 +170,7 @@ pub struct PersonOut {
 #[utoipa::path(get, path = "/api/people", tag = "reads", responses((status = 200, body = Vec<PersonOut>)))]
 pub(crate) async fn people(Caller { st, p, .. }: Caller) -> Result<Json<Vec<PersonOut>>, ApiError> {
     // Who holds which key is for the armory's staff, as the people page is.
-    if !crate::views::staff(&p) {
-        let why = format!("badge {} (member) may not see the staff list: it is for the armory's staff", p.badge);
-        crate::auth::record_denial(&st, p.badge.as_str(), "read", &why).await;
-        return Err(ApiError::forbidden("permission.role", format!("refused: {why} (rule permission.role)")));
-    }
+    crate::edge::staff_only(&st, &p, "the staff list").await?;
     read(&st, move |site| {
         let s = site.state();
         Ok(Json(

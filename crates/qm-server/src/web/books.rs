@@ -363,11 +363,7 @@ pub(crate) async fn label_item(Visitor { st, p, .. }: Visitor, Path(what): Path<
 /// Refuses what only the armory's staff use to an officer who only draws weapons (403, on a page
 /// that keeps their menu and a way back); the attempt is recorded. None: they may.
 pub(crate) async fn staff_only(st: &AppState, p: &Principal, what: &str) -> Option<Response> {
-    if views::staff(p) {
-        return None;
-    }
-    let why = format!("badge {} (member) may not see {what}: it is for the armory's staff", p.badge);
-    auth::record_denial(st, p.badge.as_str(), "read", &why).await;
-    let body = html! { (views::err(&format!("refused: {why} (rule permission.role)"))) p { a href="/" { "Back to the dashboard" } } };
+    let e = crate::edge::staff_only(st, p, what).await.err()?;
+    let body = html! { (views::err(&e.message)) p { a href="/" { "Back to the dashboard" } } };
     Some((StatusCode::FORBIDDEN, page("Refused", Some(p), "", body)).into_response())
 }
