@@ -246,6 +246,14 @@ fn the_catalog_staff_lots_and_policies_decided_above_reach_a_department_site() {
     let again = Command::StartCount { root: LocationId::parse("D11-AMMO").unwrap(), kind: CountKind::Full, blind: false };
     let e = dept.execute(Request::new(officer.clone(), again, "count".into(), now)).unwrap_err();
     assert_eq!(e.code(), "person.suspended", "{e}");
+    // Only headquarters lifts it: the department's administrator may not; headquarters' restoration comes down.
+    let restore = Command::ChangePerson { badge: officer.clone(), change: PersonChange::Restored { reason: "inquiry closed".into() } };
+    let e = dept.execute(Request::new(Badge::parse("0001").unwrap(), restore.clone(), "local-restore".into(), now)).unwrap_err();
+    assert_eq!(e.code(), "person.suspended_above", "{e}");
+    assert!(e.to_string().contains("was suspended by site demo.quartermaster, above this one"), "{e}");
+    run(&mut hq, "0001", restore, "restore-1199", now);
+    assert_eq!(take_all(&mut hq, &mut dept, &children, now), 1);
+    assert!(dept.state().people[&officer].suspended.is_none());
     assert_verifies(&dept);
 }
 

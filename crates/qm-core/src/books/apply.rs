@@ -192,7 +192,7 @@ impl State {
         let p = self.people.get_mut(badge).ok_or_else(|| format!("unknown badge {badge}"))?;
         match change {
             PersonChange::Suspended { reason } => {
-                p.suspended = Some(Suspension { since: env.at, reason: reason.clone(), by: env.actor.clone() })
+                p.suspended = Some(Suspension { since: env.at, reason: reason.clone(), by: env.actor.clone(), from: None })
             }
             PersonChange::Restored { .. } => p.suspended = None,
             PersonChange::Roles { roles } => p.roles = roles.clone(),

@@ -119,6 +119,9 @@ pub struct Suspension {
     pub since: OffsetDateTime,
     pub reason: String,
     pub by: Badge,
+    /// The site above that suspended them, when received from it: only it restores them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 /// An API token's scope; the secret is kept only as a hash.

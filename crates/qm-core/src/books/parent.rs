@@ -123,6 +123,12 @@ impl State {
                     return Ok(format!("badge {badge} is not registered here"));
                 }
                 self.apply_setup(&local(parent.event.clone()))?;
+                // A suspension decided above is kept as such: the site's own administrators may not lift it.
+                if let (Event::PersonChanged { .. }, Some(p)) = (&parent.event, self.people.get_mut(&badge)) {
+                    if let Some(s) = p.suspended.as_mut() {
+                        s.from = Some(parent.site.clone());
+                    }
+                }
             }
             other => return Err(format!("a {} entry of the parent does not flow down", other.type_name())),
         }

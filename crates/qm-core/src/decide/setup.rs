@@ -315,6 +315,12 @@ pub(super) fn decide_person_change(c: &Checker, badge: &Badge, change: &PersonCh
         PersonChange::Roles { roles } if roles.is_empty() => return invalid("a person needs at least one role"),
         PersonChange::Roles { .. } => {}
     }
+    if let (PersonChange::Restored { .. }, Some(from)) = (change, p.suspended.as_ref().and_then(|s| s.from.as_ref())) {
+        return refuse(
+            "person.suspended_above",
+            format!("badge {badge} was suspended by site {from}, above this one: only it restores them"),
+        );
+    }
     let unchanged = match change {
         PersonChange::Suspended { .. } => {
             p.suspended.as_ref().map(|s| format!("badge {badge} is already suspended since {}", s.since.date()))
