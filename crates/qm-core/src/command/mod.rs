@@ -31,6 +31,33 @@ impl Command {
     pub fn return_to(from: Badge, to: LocationId, items: Vec<ItemRef>) -> Command {
         Command::Return { from, to, items, elsewhere: vec![] }
     }
+
+    /// A return's groups, each place with the items going back to it; none for another command.
+    pub fn return_groups(&self) -> Vec<(&LocationId, &[ItemRef])> {
+        match self {
+            Command::Return { to, items, elsewhere, .. } => return_groups(to, items, elsewhere).collect(),
+            _ => vec![],
+        }
+    }
+}
+
+/// The groups of a return: `to` with `items` first, then each of `elsewhere`.
+pub fn return_groups<'a>(
+    to: &'a LocationId,
+    items: &'a [ItemRef],
+    elsewhere: &'a [ReturnTo],
+) -> impl Iterator<Item = (&'a LocationId, &'a [ItemRef])> {
+    std::iter::once((to, items)).chain(elsewhere.iter().map(|e| (&e.to, e.items.as_slice())))
+}
+
+/// An item as typed: `SERIAL` or `LOT:QUANTITY` (what [`ItemRef::parse`] reads).
+impl std::fmt::Display for ItemRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ItemRef::Serial(s) => write!(f, "{s}"),
+            ItemRef::Lot { lot, quantity } => write!(f, "{lot}:{quantity}"),
+        }
+    }
 }
 
 /// One line of a receipt, which may bring a new serial or lot onto the books.

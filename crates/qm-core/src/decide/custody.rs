@@ -218,8 +218,7 @@ pub(super) fn decide_issue(c: &Checker, to: &Badge, from: Option<&LocationId>, i
 /// A return: every item must be what the person holds; each group of items goes back to its own
 /// place (one movement per place, all in one entry, so a mixed return is recorded whole or not at all).
 fn decide_return(c: &Checker, from: &Badge, to: &LocationId, items: &[ItemRef], elsewhere: &[ReturnTo]) -> R<Decision> {
-    let groups: Vec<(&LocationId, &[ItemRef])> =
-        std::iter::once((to, items)).chain(elsewhere.iter().map(|e| (&e.to, e.items.as_slice()))).collect();
+    let groups: Vec<(&LocationId, &[ItemRef])> = crate::command::return_groups(to, items, elsewhere).collect();
     let mut places = Vec::with_capacity(groups.len());
     for (place, _) in &groups {
         let loc = c.location(place)?;

@@ -86,9 +86,9 @@ pub fn units_of(s: &State, cmd: &Command) -> Vec<UnitId> {
         Command::RevokeToken { token, .. } => vec![s.tokens.get(token).map(|t| t.unit.clone())],
         Command::Receive { to, .. } | Command::Recover { to, .. } => vec![loc_unit(s, to)],
         Command::Issue { to, from, items } => issue_units(s, to, from.as_ref(), items),
-        Command::Return { from, to, elsewhere, .. } => {
-            [person_unit(s, from), loc_unit(s, to)].into_iter().chain(elsewhere.iter().map(|e| loc_unit(s, &e.to))).collect()
-        }
+        Command::Return { from, to, items, elsewhere } => std::iter::once(person_unit(s, from))
+            .chain(crate::command::return_groups(to, items, elsewhere).map(|(l, _)| loc_unit(s, l)))
+            .collect(),
         Command::Move { from, to, .. } => vec![loc_unit(s, from), loc_unit(s, to)],
         Command::Dispatch { from, .. } | Command::Destroy { from, .. } => vec![loc_unit(s, from)],
         Command::ReceiveTransfer { to, .. } => vec![loc_unit(s, to)],

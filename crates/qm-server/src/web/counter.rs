@@ -287,9 +287,8 @@ fn witness_lines(s: &qm_core::State, commands: &[Command]) -> Vec<String> {
                 let at = from.as_ref().map(|f| format!(" from {}", place(f))).unwrap_or_default();
                 out.extend(items.iter().map(|i| format!("{}{}", item(i), if matches!(i, ItemRef::Lot { .. }) { at.as_str() } else { "" })));
             }
-            Command::Return { to, items, elsewhere, .. } => {
-                let groups = std::iter::once((to, items)).chain(elsewhere.iter().map(|e| (&e.to, &e.items)));
-                for (to, items) in groups {
+            Command::Return { .. } => {
+                for (to, items) in c.return_groups() {
                     out.extend(items.iter().map(|i| format!("{} → back to {}", item(i), place(to))));
                 }
             }
@@ -302,15 +301,12 @@ fn witness_lines(s: &qm_core::State, commands: &[Command]) -> Vec<String> {
 /// A return's lines with the place each goes back to (`R-1042 > D11-RACK-A`), as the confirm form
 /// carries them; `None` for an issue.
 fn resolved_lines(commands: &[Command]) -> Option<String> {
-    let text = |i: &ItemRef| match i {
-        ItemRef::Serial(s) => s.to_string(),
-        ItemRef::Lot { lot, quantity } => format!("{lot}:{quantity}"),
-    };
-    commands.iter().find_map(|c| match c {
-        Command::Return { to, items, elsewhere, .. } => {
-            let groups = std::iter::once((to, items)).chain(elsewhere.iter().map(|e| (&e.to, &e.items)));
-            Some(groups.flat_map(|(to, items)| items.iter().map(move |i| format!("{} > {to}", text(i)))).collect::<Vec<_>>().join("\n"))
-        }
-        _ => None,
-    })
+    let c = commands.iter().find(|c| matches!(c, Command::Return { .. }))?;
+    Some(
+        c.return_groups()
+            .into_iter()
+            .flat_map(|(to, items)| items.iter().map(move |i| format!("{i} > {to}")))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
 }
